@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+// The binary is a thin shell: it hands argv and the process streams to the CLI library.
+import { run } from "../dist/src/cli/main.js";
+
+const io = {
+  out: (text) => process.stdout.write(text + "\n"),
+  err: (text) => process.stderr.write(text + "\n"),
+};
+try {
+  process.exitCode = await run(process.argv.slice(2), io);
+} catch (e) {
+  // A bug, not bad input: say so in one line; MESHPLAN_DEBUG=1 shows the stack.
+  io.err(`meshplan: internal error: ${e instanceof Error ? e.message : String(e)} (please report; MESHPLAN_DEBUG=1 shows details)`);
+  if (process.env.MESHPLAN_DEBUG === "1" && e instanceof Error) io.err(e.stack ?? "");
+  process.exitCode = 70;
+}

@@ -1,0 +1,119 @@
+import { InputError } from "../spec/errors.js";
+
+/** The command line's vocabulary (design brief section 5). Adding is fine; renaming is not. */
+type FlagType = "int" | "string" | "bool" | "list";
+
+interface FlagSpec {
+  readonly type: FlagType;
+  readonly help: string;
+  readonly valueName?: string;
+}
+
+export const FLAGS = {
+  model: { type: "string", help: "built-in model name, a meshplan model JSON or a Hugging Face config.json (default llama3-70b)", valueName: "NAME|FILE" },
+  gpus: { type: "int", help: "total GPUs (default 64)", valueName: "N" },
+  cluster: { type: "string", help: "built-in cluster or cluster JSON (default dgx-h100)", valueName: "NAME|FILE" },
+  gpu: { type: "string", help: "swap the cluster's GPU, keeping its topology", valueName: "NAME|FILE" },
+  "gpus-per-node": { type: "int", help: "override the cluster's GPUs per node", valueName: "N" },
+  seq: { type: "int", help: "sequence length in tokens (default: the model's)", valueName: "N" },
+  "global-batch": { type: "int", help: "sequences per step (default: the model's, else 4M tokens)", valueName: "N" },
+  precision: { type: "string", help: "bf16 | fp16 | fp8 (default bf16)", valueName: "P" },
+  json: { type: "bool", help: "machine output on stdout (the JSON contract)" },
+  tp: { type: "int", help: "tensor-parallel degree", valueName: "N" },
+  pp: { type: "int", help: "pipeline stages", valueName: "N" },
+  dp: { type: "int", help: "data-parallel degree (default: gpus / (tp*pp*cp))", valueName: "N" },
+  cp: { type: "int", help: "context-parallel degree", valueName: "N" },
+  ep: { type: "int", help: "expert-parallel degree (MoE)", valueName: "N" },
+  vpp: { type: "int", help: "virtual stages per pipeline stage (interleaved schedule)", valueName: "N" },
+  "micro-batch": { type: "int", help: "sequences per micro-batch (default 1)", valueName: "N" },
+  sp: { type: "bool", help: "Megatron sequence parallel (default on when tp > 1); --no-sp turns it off" },
+  schedule: { type: "string", help: "naive | gpipe | 1f1b | interleaved | zb-h1", valueName: "S" },
+  zero: { type: "int", help: "ZeRO stage 0-3", valueName: "Z" },
+  recompute: { type: "string", help: "none | selective | full", valueName: "R" },
+  "layers-per-stage": { type: "list", help: "uneven layer split, e.g. 19,21,21,19", valueName: "L,L,..." },
+  "recompute-layers": { type: "list", help: "fully recomputed layers per stage, e.g. 4,2,0,0", valueName: "R,R,..." },
+  ps: { type: "int", help: "parameter servers (data parallel through K servers)", valueName: "K" },
+  async: { type: "bool", help: "asynchronous parameter-server updates" },
+  staleness: { type: "int", help: "staleness bound for --async (default 1)", valueName: "K" },
+  flash: { type: "bool", help: "fused (flash) attention (default on); --no-flash stores the score matrix" },
+  "fp32-grads": { type: "bool", help: "fp32 gradient accumulation (default on for bf16/fp8)" },
+  trace: { type: "string", help: "write a Chrome trace-event JSON (simulate)", valueName: "FILE" },
+  top: { type: "int", help: "plans to show (plan; default 5)", valueName: "K" },
+  help: { type: "bool", help: "show help" },
+} as const satisfies Record<string, FlagSpec>;
+
+export type FlagName = keyof typeof FLAGS;
+export type FlagValue = string | number | boolean | number[];
+
+export interface ParsedArgs {
+  readonly command: string | undefined;
+  readonly flags: Partial<Record<FlagName, FlagValue>>;
+}
+
+function isFlag(name: string): name is FlagName {
+  return Object.hasOwn(FLAGS, name);
+}
+
+function parseInt10(flag: string, text: string): number {
+  if (!/^-?\d+$/.test(text)) throw new InputError({ code: "bad-flag", field: `--${flag}`, value: text, valid: "an integer" });
+  return Number(text);
+}
+
+/** Parses `meshplan COMMAND [--flag value | --flag=value | --bool | --no-bool]...`. */
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const flags: Partial<Record<FlagName, FlagValue>> = {};
+  let command: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) {
+      if (command !== undefined) throw new InputError({ code: "bad-flag", field: "argument", value: arg, valid: "flags of the form --name value" });
+      command = arg;
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    let name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    let negated = false;
+    if (!isFlag(name) && name.startsWith("no-") && isFlag(name.slice(3))) {
+      name = name.slice(3);
+      negated = true;
+    }
+    if (!isFlag(name)) {
+      throw new InputError({ code: "bad-flag", field: "flag", value: arg, valid: Object.keys(FLAGS).map((f) => `--${f}`).join(" ") });
+    }
+    const spec: FlagSpec = FLAGS[name];
+    if (spec.type === "bool") {
+      if (eq >= 0) throw new InputError({ code: "bad-flag", field: `--${name}`, value: arg.slice(eq + 1), valid: `--${name} or --no-${name} without a value` });
+      flags[name] = !negated;
+      continue;
+    }
+    if (negated) throw new InputError({ code: "bad-flag", field: "flag", value: arg, valid: `--${name} ${spec.valueName ?? "VALUE"}` });
+    const text = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
+    if (text === undefined || (eq < 0 && text.startsWith("--"))) {
+      throw new InputError({ code: "bad-flag", field: `--${name}`, value: undefined, valid: spec.valueName ?? "a value" });
+    }
+    flags[name] = spec.type === "int" ? parseInt10(name, text) : spec.type === "list" ? text.split(",").map((t) => parseInt10(name, t.trim())) : text;
+  }
+  return { command, flags };
+}
+
+export function helpText(): string {
+  const rows = Object.entries(FLAGS).map(([name, spec]) => {
+    const left = `  --${name}${"valueName" in spec ? ` ${spec.valueName}` : ""}`;
+    return `${left.padEnd(30)}${spec.help}`;
+  });
+  return [
+    "meshplan: plan, explain and check how to split transformer training across a GPU cluster",
+    "",
+    "usage: meshplan COMMAND [flags]",
+    "",
+    "commands:",
+    "  plan       search every hybrid split and rank the plans that fit",
+    "  simulate   estimate one plan (memory, time, communication, throughput)",
+    "  models     list built-in models, GPUs and clusters",
+    "",
+    "flags:",
+    ...rows,
+    "",
+    "exit codes: 0 success, 1 no feasible plan or a failed check, 2 bad input",
+  ].join("\n");
+}

@@ -1,0 +1,82 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { InputError } from "../spec/errors.js";
+import { assembleCluster, parseClusterFile, parseGpu } from "../spec/hardware.js";
+import { fromHuggingFaceConfig, isHuggingFaceConfig } from "../spec/huggingface.js";
+import { parseModel } from "../spec/model.js";
+import type { ClusterSpec, GpuSpec, ModelSpec } from "../spec/types.js";
+
+/** Built-in data lives in models/ at the package root (one folder above src/ or dist/src/). */
+function findDataRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, "models", "models"))) return join(dir, "models");
+    dir = dirname(dir);
+  }
+  throw new Error("meshplan: cannot find the built-in models/ folder next to the package");
+}
+
+const ROOT = findDataRoot();
+const FOLDERS = { model: join(ROOT, "models"), gpu: join(ROOT, "hardware", "gpus"), cluster: join(ROOT, "hardware", "clusters") } as const;
+type Kind = keyof typeof FOLDERS;
+
+export function builtinNames(kind: Kind): string[] {
+  return readdirSync(FOLDERS[kind])
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => f.slice(0, -".json".length))
+    .sort();
+}
+
+function looksLikePath(arg: string): boolean {
+  return arg.endsWith(".json") || arg.includes("/") || arg.includes("\\");
+}
+
+/** Reads and parses a JSON file; errors name the file and what went wrong, never a stack trace. */
+export function readJson(file: string, field: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? "unreadable";
+    throw new InputError({ code: "bad-flag", field, value: file, valid: "a readable JSON file or a built-in name", reason: code === "ENOENT" ? "no such file" : code });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new InputError({ code: "bad-json", file, field: "(file)", value: basename(file), valid: "well-formed JSON", reason: (e as Error).message });
+  }
+}
+
+function resolveFile(kind: Kind, arg: string, field: string): { file: string; name: string } {
+  if (looksLikePath(arg)) {
+    const file = resolve(arg);
+    const base = basename(file, ".json");
+    // A Hugging Face config.json is named after its folder (e.g. .../Meta-Llama-3-8B/config.json).
+    const name = base === "config" ? basename(dirname(file)) : base;
+    return { file, name };
+  }
+  const names = builtinNames(kind);
+  if (!names.includes(arg)) {
+    throw new InputError({ code: "unknown-name", field, value: arg, valid: `${names.join(", ")}${kind === "model" ? ", or a path to a model JSON or Hugging Face config.json" : ", or a path to a JSON file"}` });
+  }
+  return { file: join(FOLDERS[kind], `${arg}.json`), name: arg };
+}
+
+export function loadModel(arg: string): ModelSpec {
+  const { file, name } = resolveFile("model", arg, "--model");
+  const json = readJson(file, "--model");
+  return isHuggingFaceConfig(json) ? fromHuggingFaceConfig(json, file, name) : parseModel(json, file, name);
+}
+
+export function loadGpu(arg: string): GpuSpec {
+  const { file, name } = resolveFile("gpu", arg, "--gpu");
+  return parseGpu(readJson(file, "--gpu"), file, name);
+}
+
+/** A cluster with its own GPU, or with `gpuOverride` swapped in (the topology is kept). */
+export function loadCluster(arg: string, gpuOverride?: string): ClusterSpec {
+  const { file, name } = resolveFile("cluster", arg, "--cluster");
+  const parsed = parseClusterFile(readJson(file, "--cluster"), file, name);
+  return assembleCluster(parsed, loadGpu(gpuOverride ?? parsed.gpuName));
+}

@@ -1,0 +1,98 @@
+import { InputError } from "../spec/errors.js";
+import type { PlanInput } from "../spec/plan.js";
+import {
+  RECOMPUTES, SCHEDULES, TRAINING_PRECISIONS,
+  type ClusterShape, type ModelSpec, type Precision, type Recompute, type Schedule,
+} from "../spec/types.js";
+import type { FlagName, FlagValue } from "./args.js";
+import { loadCluster, loadModel } from "./catalog.js";
+
+export const DEFAULT_MODEL = "llama3-70b";
+export const DEFAULT_GPUS = 64;
+export const DEFAULT_CLUSTER = "dgx-h100";
+
+type Flags = Partial<Record<FlagName, FlagValue>>;
+
+function str(flags: Flags, name: FlagName): string | undefined {
+  const v = flags[name];
+  return typeof v === "string" ? v : undefined;
+}
+function int(flags: Flags, name: FlagName): number | undefined {
+  const v = flags[name];
+  return typeof v === "number" ? v : undefined;
+}
+function bool(flags: Flags, name: FlagName): boolean | undefined {
+  const v = flags[name];
+  return typeof v === "boolean" ? v : undefined;
+}
+function list(flags: Flags, name: FlagName): number[] | undefined {
+  const v = flags[name];
+  return Array.isArray(v) ? v : undefined;
+}
+
+function choice<T extends string>(flags: Flags, name: FlagName, options: readonly T[]): T | undefined {
+  const v = str(flags, name);
+  if (v === undefined) return undefined;
+  if (!(options as readonly string[]).includes(v)) throw new InputError({ code: "bad-flag", field: `--${name}`, value: v, valid: options.join(", ") });
+  return v as T;
+}
+
+function positive(flags: Flags, name: FlagName): number | undefined {
+  const v = int(flags, name);
+  if (v !== undefined && v < 1) throw new InputError({ code: "out-of-range", field: `--${name}`, value: v, valid: "an integer >= 1" });
+  return v;
+}
+
+export interface Context {
+  readonly model: ModelSpec;
+  readonly shape: ClusterShape;
+}
+
+/** Loads the model and cluster that the common flags name. */
+export function loadContext(flags: Flags): Context {
+  const gpus = positive(flags, "gpus") ?? DEFAULT_GPUS;
+  const model = loadModel(str(flags, "model") ?? DEFAULT_MODEL);
+  const spec = loadCluster(str(flags, "cluster") ?? DEFAULT_CLUSTER, str(flags, "gpu"));
+  const gpusPerNode = positive(flags, "gpus-per-node") ?? spec.gpusPerNode;
+  if (gpus > gpusPerNode && gpus % gpusPerNode !== 0) {
+    throw new InputError({
+      code: "not-divisible", field: "--gpus", value: gpus,
+      valid: `at most ${gpusPerNode} or a multiple of ${gpusPerNode} (GPUs per node on ${spec.name})`,
+    });
+  }
+  return { model, shape: { spec, gpus, gpusPerNode } };
+}
+
+/** The plan knobs the flags pin; the rest stay undefined for defaults (simulate) or search (plan). */
+export function planInputFrom(flags: Flags): PlanInput {
+  const input: PlanInput = {};
+  const set = <K extends keyof PlanInput>(key: K, value: PlanInput[K] | undefined) => {
+    if (value !== undefined) input[key] = value;
+  };
+  set("tp", positive(flags, "tp"));
+  set("pp", positive(flags, "pp"));
+  set("dp", positive(flags, "dp"));
+  set("cp", positive(flags, "cp"));
+  set("ep", positive(flags, "ep"));
+  set("virtualStages", positive(flags, "vpp"));
+  set("microBatch", positive(flags, "micro-batch"));
+  set("globalBatch", positive(flags, "global-batch"));
+  set("seqLen", positive(flags, "seq"));
+  set("sequenceParallel", bool(flags, "sp"));
+  set("schedule", choice<Schedule>(flags, "schedule", SCHEDULES));
+  const zero = int(flags, "zero");
+  if (zero !== undefined && ![0, 1, 2, 3].includes(zero)) throw new InputError({ code: "bad-flag", field: "--zero", value: zero, valid: "0, 1, 2, 3" });
+  set("zero", zero);
+  set("recompute", choice<Recompute>(flags, "recompute", RECOMPUTES));
+  set("precision", choice<Precision>(flags, "precision", TRAINING_PRECISIONS));
+  set("layersPerStage", list(flags, "layers-per-stage"));
+  set("recomputeLayersPerStage", list(flags, "recompute-layers"));
+  const ps = int(flags, "ps");
+  if (ps !== undefined && ps < 0) throw new InputError({ code: "out-of-range", field: "--ps", value: ps, valid: "an integer >= 0" });
+  set("parameterServers", ps);
+  set("asynchronous", bool(flags, "async"));
+  set("staleness", int(flags, "staleness"));
+  set("flashAttention", bool(flags, "flash"));
+  set("fp32Gradients", bool(flags, "fp32-grads"));
+  return input;
+}

@@ -1,0 +1,91 @@
+import type { Estimate } from "../planner/cost/types.js";
+
+export const GIB = 2 ** 30;
+
+export function gib(bytes: number): string {
+  return `${(bytes / GIB).toFixed(1)} GiB`;
+}
+
+export function seconds(s: number): string {
+  if (s >= 1) return `${s.toFixed(2)} s`;
+  if (s >= 1e-3) return `${(s * 1e3).toFixed(1)} ms`;
+  return `${(s * 1e6).toFixed(1)} us`;
+}
+
+export function bytesHuman(b: number): string {
+  if (b >= 1e9) return `${(b / 1e9).toFixed(2)} GB`;
+  if (b >= 1e6) return `${(b / 1e6).toFixed(1)} MB`;
+  if (b >= 1e3) return `${(b / 1e3).toFixed(1)} kB`;
+  return `${b.toFixed(0)} B`;
+}
+
+export function pct(x: number): string {
+  return `${(100 * x).toFixed(1)}%`;
+}
+
+function bar(fraction: number, width: number): string {
+  const filled = Math.max(0, Math.min(width, Math.round(fraction * width)));
+  return "#".repeat(filled) + ".".repeat(width - filled);
+}
+
+export function planSummary(e: Estimate): string {
+  const p = e.plan;
+  const degrees = `dp ${p.dp} x tp ${p.tp} x pp ${p.pp} x cp ${p.cp}${p.ep > 1 ? ` (ep ${p.ep})` : ""}`;
+  const sched = p.schedule === "interleaved" ? `interleaved (v=${p.virtualStages})` : p.schedule;
+  const ps = p.parameterServers > 0 ? `, ${p.parameterServers} parameter servers${p.asynchronous ? ` async (staleness ${p.staleness})` : " sync"}` : "";
+  return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${p.zero}, recompute ${p.recompute}${ps}`;
+}
+
+/** The human view of one estimate: memory against capacity, time breakdown, throughput. */
+export function formatEstimate(e: Estimate): string {
+  const p = e.plan;
+  const lines: string[] = [];
+  lines.push(`${e.model} on ${e.cluster.gpus} x ${e.cluster.gpu} (${e.cluster.name}, ${e.cluster.gpusPerNode} per node)`);
+  lines.push(`plan: ${planSummary(e)}`);
+  lines.push(`      global batch ${p.globalBatch} x ${p.seqLen} tokens, ${e.pipeline.microBatches} micro-batches per replica, ${p.precision}` +
+    `${p.flashAttention ? ", flash attention" : ""}, layers per stage ${p.layersPerStage.join("/")}`);
+  lines.push("");
+
+  const m = e.memory;
+  const free = m.capacityBytes - m.peakBytesPerGpu;
+  lines.push(`Memory per GPU (worst: stage ${m.worstStage})   ${gib(m.peakBytesPerGpu)} of ${gib(m.capacityBytes)}  ` +
+    (m.fits ? `fits, ${gib(free)} free` : `DOES NOT FIT: over by ${gib(-free)}`));
+  const mem: [string, number][] = [
+    ["parameters", m.breakdown.parametersBytes],
+    ["gradients", m.breakdown.gradientsBytes],
+    ["optimizer", m.breakdown.optimizerBytes],
+    ["activations", m.breakdown.activationsBytes],
+    ["other", m.breakdown.otherBytes],
+  ];
+  for (const [name, bytes] of mem) {
+    lines.push(`  ${name.padEnd(12)} ${bar(bytes / m.capacityBytes, 30)} ${gib(bytes).padStart(10)}`);
+  }
+  lines.push("");
+
+  const t = e.time;
+  lines.push(`Time per step   ${seconds(t.stepSeconds)}`);
+  const time: [string, number][] = [
+    ["compute", t.breakdown.computeSeconds],
+    ["bubble", t.breakdown.bubbleSeconds],
+    ["tp comm", t.breakdown.tpCommSeconds],
+    ["cp comm", t.breakdown.cpCommSeconds],
+    ["ep comm", t.breakdown.epCommSeconds],
+    ["pp comm", t.breakdown.ppCommSeconds],
+    ["dp comm", t.breakdown.dpCommSeconds],
+    ["optimizer", t.breakdown.optimizerSeconds],
+  ];
+  for (const [name, s] of time) {
+    if (s === 0 && name !== "compute") continue;
+    lines.push(`  ${name.padEnd(12)} ${bar(s / t.stepSeconds, 30)} ${seconds(s).padStart(10)} ${pct(s / t.stepSeconds).padStart(7)}`);
+  }
+  lines.push("");
+
+  const th = e.throughput;
+  lines.push(`Throughput      ${Math.round(th.tokensPerSecond).toLocaleString("en-US")} tokens/s, ` +
+    `${th.modelTflopsPerGpu.toFixed(0)} model TFLOP/s per GPU, MFU ${pct(th.mfu)}, HFU ${pct(th.hfu)}`);
+  if (p.pp > 1) lines.push(`Pipeline        bubble ${pct(e.pipeline.bubbleFraction)} of the pipelined time`);
+  const c = e.communication.bytesPerGpuPerStep;
+  const comm = (["tp", "cp", "ep", "pp", "dp"] as const).filter((k) => c[k] > 0).map((k) => `${k} ${bytesHuman(c[k])}`);
+  lines.push(`Sent per GPU    ${comm.length === 0 ? "nothing" : comm.join(", ")} per step`);
+  return lines.join("\n");
+}

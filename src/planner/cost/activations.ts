@@ -1,0 +1,91 @@
+import type { ModelSpec, Plan } from "../../spec/types.js";
+
+/**
+ * Activation memory that one transformer layer keeps for its backward pass, for one micro-batch on one
+ * GPU, counted tensor by tensor as Korthikanti et al. 2022 (section 4.1) do: 16-bit tensors take 2 bytes
+ * per element, dropout masks 1 byte. For a GPT (MHA, 4h GeLU MLP, dropout, no flash attention) the sum is
+ * exactly their s*b*h*(34 + 5*a*s/h) and its tensor-parallel and sequence-parallel forms (eq. 1-4;
+ * test/planner/activations.test.ts). The counting generalises to GQA (smaller K and V), SwiGLU (two saved
+ * projections), MoE (topK routed copies), context parallel (sequence split over cp) and flash attention
+ * (no s x s tensors; the fp32 log-sum-exp per row instead, Dao et al. 2022, algorithm 2).
+ */
+export interface LayerActivationBytes {
+  /** Everything kept when nothing is recomputed. */
+  readonly none: number;
+  /** Attention core recomputed (Korthikanti et al. 2022, section 4.2): the s x s tensors are dropped. */
+  readonly selective: number;
+  /** Only the layer's input is kept (Chen et al. 2016 checkpointing; Korthikanti et al. 2022, Table 2). */
+  readonly full: number;
+}
+
+const BYTES_16 = 2;
+const BYTES_MASK = 1;
+const BYTES_FP32 = 4;
+
+/** KV heads a tensor-parallel rank holds: split when there are enough, else one replicated head. */
+export function kvHeadsPerRank(model: ModelSpec, tp: number): number {
+  return model.kvHeads >= tp ? model.kvHeads / tp : 1;
+}
+
+export function layerActivationBytes(model: ModelSpec, plan: Plan): LayerActivationBytes {
+  const t = plan.tp;
+  const r = plan.sequenceParallel ? t : 1; // regions outside tensor parallel are split only with SP
+  const x = (plan.microBatch * plan.seqLen) / plan.cp; // tokens of one micro-batch on this rank
+  const s = plan.seqLen;
+  const h = model.hiddenSize;
+  const q = (model.attentionHeads * model.headDim) / t;
+  const kv = kvHeadsPerRank(model, t) * model.headDim;
+  const headsPerRank = model.attentionHeads / t;
+  const drop = model.dropout;
+  const k = model.moe?.topK ?? 1;
+  const f = model.ffnHiddenSize / t;
+
+  // Attention block: norm input, QKV input, Q, K, V, output-projection input, dropout mask.
+  const attnLinear =
+    BYTES_16 * x * h / r + BYTES_16 * x * h / r + BYTES_16 * x * (q + 2 * kv) + BYTES_16 * x * q + (drop ? BYTES_MASK * x * h / r : 0);
+  // Scores: softmax output, and with dropout its mask and output (the 5*a*s^2*b of Korthikanti et al.).
+  const scores = headsPerRank * x * s * (BYTES_16 + (drop ? BYTES_MASK + BYTES_16 : 0));
+  const core = plan.flashAttention ? BYTES_FP32 * headsPerRank * x : scores;
+  // MLP block: norm input, FC1 input (routed copies for MoE), FC1 output(s), FC2 input, dropout mask.
+  const fc1Outputs = model.mlp === "swiglu" ? 2 : 1;
+  const router = model.moe === undefined ? 0 : BYTES_FP32 * x * model.moe.experts / r;
+  const mlp =
+    BYTES_16 * x * h / r + BYTES_16 * x * k * h / r + BYTES_16 * x * k * f * fc1Outputs + BYTES_16 * x * k * f +
+    (drop ? BYTES_MASK * x * h / r : 0) + router;
+
+  const none = attnLinear + core + mlp;
+  const selective = plan.flashAttention ? none : none - scores;
+  return { none, selective, full: BYTES_16 * x * h / r };
+}
+
+/** Bytes one layer keeps under a recompute mode that is not `full`. */
+export function keptBytes(a: LayerActivationBytes, plan: Plan): number {
+  return plan.recompute === "selective" ? a.selective : a.none;
+}
+
+/**
+ * Micro-batches whose activations stage `stage` holds at its peak, by schedule. Counts are in units of
+ * one micro-batch through the whole stage (interleaved chunks are converted).
+ * - 1F1B and ZB-H1: min(p - i, m) (Narayanan et al. 2021, section 2.2.1; Qi et al. 2023 keep 1F1B's peak for ZB-H1).
+ * - Interleaved: stage i runs 2(p - i - 1) + (v - 1)p warm-up chunks plus one (Megatron-LM schedules.py),
+ *   each holding 1/v of the stage; for i = 0 this is p(1 + (p - 1)/(p v)) micro-batches (Korthikanti et al., eq. 5 note).
+ * - GPipe: all m; naive model parallel: one.
+ */
+export function inFlightMicroBatches(plan: Plan, stage: number, microBatches: number): number {
+  const p = plan.pp;
+  const m = microBatches;
+  switch (plan.schedule) {
+    case "naive":
+      return 1;
+    case "gpipe":
+      return m;
+    case "1f1b":
+    case "zb-h1":
+      return Math.min(p - stage, m);
+    case "interleaved": {
+      const v = plan.virtualStages;
+      const chunks = Math.min(2 * (p - stage - 1) + (v - 1) * p + 1, m * v);
+      return chunks / v;
+    }
+  }
+}

@@ -1,0 +1,165 @@
+import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
+import { kvHeadsPerRank } from "./activations.js";
+import { collective, FREE, plus, times, type CollectiveCost } from "./collectives.js";
+import { gradientBytesPerParam, PARAM_BYTES, type RankParams } from "./memory.js";
+import { effectiveLink, groupPlacement, type EffectiveLink, type GroupKind } from "./placement.js";
+
+/** The link each group's collectives cross, resolved once per plan. */
+export interface Links {
+  readonly tp: EffectiveLink;
+  readonly cp: EffectiveLink;
+  readonly dp: EffectiveLink;
+  readonly edp: EffectiveLink;
+  readonly ep: EffectiveLink;
+  readonly pp: EffectiveLink;
+}
+
+export function resolveLinks(plan: Plan, shape: ClusterShape): Links {
+  const link = (kind: GroupKind) => effectiveLink(groupPlacement(kind, plan, shape.gpusPerNode), shape);
+  return { tp: link("tp"), cp: link("cp"), dp: link("dp"), edp: link("edp"), ep: link("ep"), pp: link("pp") };
+}
+
+function tokensPerRank(plan: Plan): number {
+  return (plan.microBatch * plan.seqLen) / plan.cp;
+}
+
+/**
+ * Megatron tensor parallel (Shoeybi et al. 2019, section 3): per layer two all-reduces forward and two
+ * backward of the b*s*h activation; with sequence parallel each all-reduce becomes an all-gather plus a
+ * reduce-scatter of the same total volume (Korthikanti et al. 2022, section 4.2.2). A fully recomputed
+ * layer repeats its forward collectives. The vocabulary-parallel embedding reduces its output forward; the
+ * output layer gathers its input (SP) or reduces its input gradient.
+ */
+export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, stage: number): CollectiveCost {
+  const t = plan.tp;
+  if (t <= 1) return FREE;
+  const bytes = 2 * tokensPerRank(plan) * model.hiddenSize;
+  const ar = collective("all-reduce", t, bytes, links.tp);
+  const ag = collective("all-gather", t, bytes, links.tp);
+  const rs = collective("reduce-scatter", t, bytes, links.tp);
+  const fwdPerLayer = plan.sequenceParallel ? plus(times(ag, 2), times(rs, 2)) : times(ar, 2);
+  const layers = plan.layersPerStage[stage] ?? 0;
+  const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
+  let cost = times(fwdPerLayer, 2 * layers + recomputed);
+  if (stage === 0) cost = plus(cost, plan.sequenceParallel ? plus(rs, ag) : ar);
+  if (stage === plan.pp - 1) cost = plus(cost, plan.sequenceParallel ? plus(ag, rs) : ar);
+  return cost;
+}
+
+export interface OverlappedCost {
+  readonly bytes: number;
+  readonly exposedSeconds: number;
+}
+
+/**
+ * Context parallel as ring attention (Liu et al. 2023; Megatron-LM's CP): each layer passes K and V chunks
+ * round the ring in cp-1 hops, each hop hidden behind the attention of one block; the backward passes
+ * K, V and their gradients. Exposed time is what a hop takes beyond its block's compute.
+ */
+export function cpCostPerMicroBatch(
+  model: ModelSpec, plan: Plan, links: Links, stage: number, coreForwardSeconds: number, coreBackwardSeconds: number,
+): OverlappedCost {
+  const c = plan.cp;
+  if (c <= 1) return { bytes: 0, exposedSeconds: 0 };
+  const chunk = 2 * 2 * tokensPerRank(plan) * kvHeadsPerRank(model, plan.tp) * model.headDim; // K and V, 16-bit
+  const fwdHop = collective("send", 2, chunk, links.cp);
+  const bwdHop = collective("send", 2, 2 * chunk, links.cp);
+  const fwdExposed = (c - 1) * Math.max(0, fwdHop.seconds - coreForwardSeconds / c);
+  const bwdExposed = (c - 1) * Math.max(0, bwdHop.seconds - coreBackwardSeconds / c);
+  const layers = plan.layersPerStage[stage] ?? 0;
+  const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
+  return {
+    bytes: (c - 1) * ((layers + recomputed) * fwdHop.bytes + layers * bwdHop.bytes),
+    exposedSeconds: (layers + recomputed) * fwdExposed + layers * bwdExposed,
+  };
+}
+
+/**
+ * Expert parallel (Lepikhin et al. 2020, GShard): each MoE layer dispatches its tokens' topK copies to the
+ * experts' ranks and combines the results with two all-to-alls forward and two backward.
+ */
+export function epCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, stage: number): CollectiveCost {
+  if (plan.ep <= 1 || model.moe === undefined) return FREE;
+  const r = plan.sequenceParallel ? plan.tp : 1;
+  const bytes = (2 * tokensPerRank(plan) * model.moe.topK * model.hiddenSize) / r;
+  const a2a = collective("all-to-all", plan.ep, bytes, links.ep);
+  const layers = plan.layersPerStage[stage] ?? 0;
+  const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
+  return times(a2a, 2 * (2 * layers + recomputed));
+}
+
+/** One activation (or its gradient) crossing a stage boundary. */
+export function ppTransfer(model: ModelSpec, plan: Plan, links: Links): CollectiveCost {
+  if (plan.pp <= 1) return FREE;
+  const r = plan.sequenceParallel ? plan.tp : 1;
+  return collective("send", 2, (2 * tokensPerRank(plan) * model.hiddenSize) / r, links.pp);
+}
+
+/** Sends per micro-batch by the busiest stage: v forward (none out of the last chunk) and v backward (none out of the first). */
+export function ppSendsPerMicroBatch(plan: Plan): number {
+  if (plan.pp <= 1) return 0;
+  const v = plan.virtualStages;
+  let most = 0;
+  for (let i = 0; i < plan.pp; i++) most = Math.max(most, v - (i === plan.pp - 1 ? 1 : 0) + v - (i === 0 ? 1 : 0));
+  return most;
+}
+
+/** Data-parallel traffic of one GPU, grouped by what it can hide behind. */
+export interface DpCosts {
+  /** Once per step, behind the last micro-batch's backward (gradient all-reduce or reduce-scatter). */
+  readonly reduceOnce: CollectiveCost;
+  /** Once per step, behind the next step's first forward (ZeRO-1/2 parameter all-gather). */
+  readonly gatherOnce: CollectiveCost;
+  /** Every micro-batch, behind its forward (ZeRO-3 parameter gather with prefetch). */
+  readonly perMicroBatchForward: CollectiveCost;
+  /** Every micro-batch, behind its backward (ZeRO-2 gradient reduce-scatter; ZeRO-3 gather and reduce-scatter). */
+  readonly perMicroBatchBackward: CollectiveCost;
+}
+
+const NO_DP: DpCosts = { reduceOnce: FREE, gatherOnce: FREE, perMicroBatchForward: FREE, perMicroBatchBackward: FREE };
+
+/**
+ * Gradient reduction and, under ZeRO, parameter gathering (Rajbhandari et al. 2020, section 7: stage 1 and
+ * 2 move 2x the parameters per step like an all-reduce, stage 3 1.5x). Stage 2 and 3 reduce every
+ * micro-batch, since a sharded gradient cannot accumulate locally. Dense weights reduce over dp*cp, expert
+ * weights over dp*cp/ep.
+ */
+export function dpCosts(plan: Plan, links: Links, params: RankParams): DpCosts {
+  if (plan.parameterServers > 0) return NO_DP;
+  const g = gradientBytesPerParam(plan);
+  const groups: [number, number, EffectiveLink][] = [
+    [plan.dp * plan.cp, params.dense, links.dp],
+    [(plan.dp * plan.cp) / plan.ep, params.expert, links.edp],
+  ];
+  let out = NO_DP;
+  for (const [n, count, link] of groups) {
+    if (n <= 1 || count === 0) continue;
+    const rs = collective("reduce-scatter", n, g * count, link);
+    const ag = collective("all-gather", n, PARAM_BYTES * count, link);
+    const next: DpCosts =
+      plan.zero === 0 ? { ...NO_DP, reduceOnce: collective("all-reduce", n, g * count, link) }
+      : plan.zero === 1 ? { ...NO_DP, reduceOnce: rs, gatherOnce: ag }
+      : plan.zero === 2 ? { ...NO_DP, gatherOnce: ag, perMicroBatchBackward: rs }
+      : { ...NO_DP, perMicroBatchForward: ag, perMicroBatchBackward: plus(ag, rs) };
+    out = {
+      reduceOnce: plus(out.reduceOnce, next.reduceOnce),
+      gatherOnce: plus(out.gatherOnce, next.gatherOnce),
+      perMicroBatchForward: plus(out.perMicroBatchForward, next.perMicroBatchForward),
+      perMicroBatchBackward: plus(out.perMicroBatchBackward, next.perMicroBatchBackward),
+    };
+  }
+  return out;
+}
+
+export function dpExposedSeconds(c: DpCosts, microBatches: number, forwardSeconds: number, backwardSeconds: number): number {
+  const hide = (cost: CollectiveCost, window: number) => Math.max(0, cost.seconds - window);
+  return (
+    hide(c.reduceOnce, backwardSeconds) +
+    hide(c.gatherOnce, forwardSeconds) +
+    microBatches * (hide(c.perMicroBatchForward, forwardSeconds) + hide(c.perMicroBatchBackward, backwardSeconds))
+  );
+}
+
+export function dpBytes(c: DpCosts, microBatches: number): number {
+  return c.reduceOnce.bytes + c.gatherOnce.bytes + microBatches * (c.perMicroBatchForward.bytes + c.perMicroBatchBackward.bytes);
+}

@@ -1,0 +1,132 @@
+import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
+import { kvHeadsPerRank } from "./activations.js";
+
+/**
+ * Time of one layer's forward and backward on one GPU for one micro-batch, from a roofline per kernel:
+ * a GEMM takes max(flops / (peak * matmulMax) + overhead, bytes / (HBM * memoryBandwidth)); fused
+ * attention runs at attentionMax of the peak; element-wise kernels (norms, residual adds, activation
+ * functions, dropout, rotary embedding, unfused softmax) are bound by HBM traffic. The efficiency
+ * constants are per GPU, with their sources, in models/hardware/gpus/*.json.
+ */
+export interface LayerTimes {
+  readonly forwardSeconds: number;
+  /** Input-gradient part of the backward (ZB-H1's B). */
+  readonly backwardInputSeconds: number;
+  /** Weight-gradient part of the backward (ZB-H1's W). */
+  readonly backwardWeightSeconds: number;
+  /** Extra forward work for selective recomputation (attention core), per layer. */
+  readonly selectiveRecomputeSeconds: number;
+  /** The attention core's forward alone (for context-parallel overlap). */
+  readonly attentionCoreForwardSeconds: number;
+}
+
+export interface HeadTimes {
+  readonly forwardSeconds: number;
+  readonly backwardSeconds: number;
+}
+
+const BYTES_16 = 2;
+/**
+ * Backward of an element-wise kernel reads the saved input and the incoming gradient and writes one
+ * gradient (three passes) where the forward reads one tensor and writes one (two passes): 1.5x the traffic.
+ */
+const ELEMENTWISE_BACKWARD_RATIO = 1.5;
+/**
+ * Flash attention's backward does 5 matrix products against the forward's 2, recomputing the scores
+ * (Dao 2023, FlashAttention-2, section 3.1.2): 2.5x the forward FLOPs.
+ */
+const FLASH_BACKWARD_RATIO = 2.5;
+/**
+ * With a causal mask a fused kernel skips the blocks above the diagonal, about half the square
+ * (Dao 2023, FlashAttention-2, section 3.1.1, "causal masking").
+ */
+const CAUSAL_FRACTION = 0.5;
+
+export function peakFlops(gpu: GpuSpec, plan: Plan): number {
+  const peak = gpu.peakFlopsPerSecond[plan.precision];
+  if (peak === undefined) throw new Error(`internal: ${gpu.name} has no ${plan.precision} peak (resolvePlan checks this)`);
+  return peak;
+}
+
+function gemmSeconds(gpu: GpuSpec, peak: number, m: number, k: number, n: number): number {
+  const flops = 2 * m * k * n;
+  const bytes = BYTES_16 * (m * k + k * n + m * n);
+  const e = gpu.efficiency;
+  return Math.max(flops / (peak * e.matmulMax) + e.matmulOverheadSeconds, bytes / (gpu.hbmBytesPerSecond * e.memoryBandwidth));
+}
+
+function streamSeconds(gpu: GpuSpec, bytes: number): number {
+  return bytes / (gpu.hbmBytesPerSecond * gpu.efficiency.memoryBandwidth);
+}
+
+export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTimes {
+  const peak = peakFlops(gpu, plan);
+  const t = plan.tp;
+  const r = plan.sequenceParallel ? t : 1;
+  const x = (plan.microBatch * plan.seqLen) / plan.cp;
+  const h = model.hiddenSize;
+  const q = (model.attentionHeads * model.headDim) / t;
+  const kv = kvHeadsPerRank(model, t) * model.headDim;
+  const f = model.ffnHiddenSize / t;
+  const heads = model.attentionHeads / t;
+  const moe = model.moe;
+  const k = moe?.topK ?? 1;
+  const up = model.mlp === "swiglu" ? 2 : 1;
+
+  // Linear layers (forward). MoE: each of E/ep local experts gets x*k*ep/E tokens on average.
+  let linear = gemmSeconds(gpu, peak, x, h, q + 2 * kv) + gemmSeconds(gpu, peak, x, q, h);
+  if (moe === undefined) {
+    linear += gemmSeconds(gpu, peak, x, h, up * f) + gemmSeconds(gpu, peak, x, f, h);
+  } else {
+    const local = moe.experts / plan.ep;
+    const tokens = (x * k * plan.ep) / moe.experts;
+    linear += local * (gemmSeconds(gpu, peak, tokens, h, up * f) + gemmSeconds(gpu, peak, tokens, f, h));
+    linear += gemmSeconds(gpu, peak, x, h, moe.experts);
+  }
+
+  // Attention core: Q K^T and P V over the full key length (keys arrive over the cp ring).
+  const coreFlops = 2 * 2 * x * plan.seqLen * q;
+  let coreForward: number;
+  let coreBackward: number;
+  let softmaxElements = 0;
+  if (plan.flashAttention) {
+    coreForward = (coreFlops * CAUSAL_FRACTION) / (peak * gpu.efficiency.attentionMax);
+    coreBackward = FLASH_BACKWARD_RATIO * coreForward;
+  } else {
+    coreForward = (2 * gemmSeconds(gpu, peak, x * heads, plan.seqLen, model.headDim));
+    coreBackward = 2 * coreForward;
+    // scale + mask + softmax read and write the scores; dropout reads, writes and writes its mask.
+    softmaxElements = heads * x * plan.seqLen * (2 + (model.dropout ? 2.5 : 0));
+  }
+
+  // Element-wise traffic per token (elements): two norms (read+write h), two residual adds (2 reads, 1 write),
+  // activation function (GeLU: f in, f out; SwiGLU: 2f in, f out), dropout on two branches, rotary on q and k.
+  const perToken =
+    (2 * 2 * h + 2 * 3 * h + (model.dropout ? 2 * 2.5 * h : 0)) / r +
+    k * (up + 1) * f +
+    (model.positionEmbedding === "rope" ? 2 * (q + kv) : 0);
+  const elementwise = streamSeconds(gpu, BYTES_16 * (x * perToken + softmaxElements));
+
+  const forwardSeconds = linear + coreForward + elementwise;
+  return {
+    forwardSeconds,
+    backwardInputSeconds: linear + coreBackward + ELEMENTWISE_BACKWARD_RATIO * elementwise,
+    backwardWeightSeconds: linear,
+    selectiveRecomputeSeconds: plan.recompute === "selective" && !plan.flashAttention ? coreForward : 0,
+    attentionCoreForwardSeconds: coreForward,
+  };
+}
+
+/**
+ * The output layer and the loss on the last stage: the h x V/tp projection (forward, then input and weight
+ * gradients) and the vocabulary-parallel cross-entropy, which reads the 16-bit logits and makes fp32
+ * copies: read 2 + write 4 + read 4 + write 4 bytes per logit forward, the same again backward.
+ */
+export function headTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): HeadTimes {
+  const peak = peakFlops(gpu, plan);
+  const x = (plan.microBatch * plan.seqLen) / plan.cp;
+  const vocab = model.vocabSize / plan.tp;
+  const proj = gemmSeconds(gpu, peak, x, model.hiddenSize, vocab);
+  const loss = streamSeconds(gpu, 14 * x * vocab);
+  return { forwardSeconds: proj + loss, backwardSeconds: 2 * proj + loss };
+}

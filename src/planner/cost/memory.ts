@@ -1,0 +1,110 @@
+import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
+import { inFlightMicroBatches, keptBytes, kvHeadsPerRank, type LayerActivationBytes } from "./activations.js";
+import { layerParams, normParams } from "./params.js";
+
+/** Parameters one GPU holds, split by how they are sharded for ZeRO (dense over dp*cp, experts over dp*cp/ep). */
+export interface RankParams {
+  readonly dense: number;
+  readonly expert: number;
+}
+
+/** Bytes per parameter for mixed-precision Adam (Rajbhandari et al. 2020, ZeRO, section 3.1). */
+export const PARAM_BYTES = 2; // 16-bit weights
+export const OPTIMIZER_BYTES = 12; // fp32 master weights, momentum and variance ("K = 12")
+export function gradientBytesPerParam(plan: Plan): number {
+  return plan.fp32Gradients ? 4 : 2; // Megatron keeps fp32 main grads under bf16; ZeRO's recipe 16-bit
+}
+
+/** One transformer layer's parameters on one tensor-parallel rank. */
+export function layerParamsPerRank(model: ModelSpec, plan: Plan): RankParams {
+  const t = plan.tp;
+  const lp = layerParams(model);
+  const h = model.hiddenSize;
+  const qDim = model.attentionHeads * model.headDim;
+  const kvRank = kvHeadsPerRank(model, t) * model.headDim;
+  const qkvBias = model.linearBias || model.qkvBias ? qDim / t + 2 * kvRank : 0;
+  const outBias = model.linearBias ? h : 0; // row-parallel bias is replicated
+  const attention = (2 * h * qDim) / t + 2 * h * kvRank + qkvBias + outBias;
+  const mlp = lp.mlpPerExpert / t;
+  const replicated = lp.norms + lp.router;
+  if (model.moe === undefined) return { dense: attention + mlp + replicated, expert: 0 };
+  return { dense: attention + replicated, expert: (mlp * model.moe.experts) / plan.ep };
+}
+
+/** Parameters on one GPU of pipeline stage `stage` (embedding on the first, output layer and final norm on the last). */
+export function stageParams(model: ModelSpec, plan: Plan, stage: number, perLayer: RankParams): RankParams {
+  const layers = plan.layersPerStage[stage] ?? 0;
+  let dense = layers * perLayer.dense;
+  const h = model.hiddenSize;
+  if (stage === 0) {
+    dense += (model.vocabSize * h) / plan.tp + (model.positionEmbedding === "learned" ? model.seqLen * h : 0);
+  }
+  if (stage === plan.pp - 1) {
+    // A tied output layer still needs its own copy when it sits on another stage than the embedding
+    // (Megatron-LM keeps a copy on the last stage and all-reduces the two gradients).
+    const needsCopy = !model.tiedEmbeddings || plan.pp > 1;
+    dense += (needsCopy ? (model.vocabSize * h) / plan.tp : 0) + normParams(model);
+  }
+  return { dense, expert: layers * perLayer.expert };
+}
+
+export interface MemoryBreakdown {
+  readonly parametersBytes: number;
+  readonly gradientsBytes: number;
+  readonly optimizerBytes: number;
+  readonly activationsBytes: number;
+  readonly otherBytes: number;
+}
+
+export function totalBytes(m: MemoryBreakdown): number {
+  return m.parametersBytes + m.gradientsBytes + m.optimizerBytes + m.activationsBytes + m.otherBytes;
+}
+
+/** Model states on one GPU: ZeRO stage 1 shards optimizer states, 2 also gradients, 3 also parameters. */
+export function modelStateBytes(plan: Plan, params: RankParams): Pick<MemoryBreakdown, "parametersBytes" | "gradientsBytes" | "optimizerBytes"> {
+  const denseShard = plan.dp * plan.cp;
+  const expertShard = denseShard / plan.ep;
+  const sharded = (stage: number) => (stage <= plan.zero ? params.dense / denseShard + params.expert / expertShard : params.dense + params.expert);
+  const all = params.dense + params.expert;
+  return {
+    parametersBytes: PARAM_BYTES * (plan.zero >= 3 ? sharded(3) : all),
+    gradientsBytes: gradientBytesPerParam(plan) * (plan.zero >= 2 ? sharded(2) : all),
+    // With parameter servers the optimizer lives on the servers, not on the workers.
+    optimizerBytes: plan.parameterServers > 0 ? 0 : OPTIMIZER_BYTES * (plan.zero >= 1 ? sharded(1) : all),
+  };
+}
+
+/** Activation bytes of stage `stage` at its peak. */
+export function stageActivationBytes(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes): number {
+  const layers = plan.layersPerStage[stage] ?? 0;
+  const full = plan.recomputeLayersPerStage[stage] ?? 0;
+  const perMicroBatch = full * a.full + (layers - full) * keptBytes(a, plan);
+  let bytes = inFlightMicroBatches(plan, stage, microBatches) * perMicroBatch;
+  // Backward through a fully recomputed layer rebuilds that one layer's activations.
+  if (full > 0) bytes += a.none;
+  if (stage === plan.pp - 1) bytes += lossBytes(model, plan);
+  return bytes;
+}
+
+/**
+ * The last stage's output for one micro-batch: the final norm's input and output (16-bit) and the
+ * logits, 16-bit from the output layer plus the fp32 copy that vocabulary-parallel cross-entropy
+ * keeps for its backward (Megatron-LM cross_entropy.py): 2 + 4 bytes per logit.
+ */
+export function lossBytes(model: ModelSpec, plan: Plan): number {
+  const x = (plan.microBatch * plan.seqLen) / plan.cp;
+  const r = plan.sequenceParallel ? plan.tp : 1;
+  return (2 * 2 * x * model.hiddenSize) / r + (6 * x * model.vocabSize) / plan.tp;
+}
+
+/**
+ * Memory outside model states and saved activations: the runtime's reserve (context, BLAS workspace,
+ * communication buffers; per GPU file), ZeRO-3's gathered weights of the current and the prefetched
+ * layer, and the sequence-parallel all-gather buffer of one layer input.
+ */
+export function otherBytes(model: ModelSpec, gpu: GpuSpec, plan: Plan, perLayer: RankParams): number {
+  let bytes = gpu.runtimeReserveBytes;
+  if (plan.zero >= 3) bytes += 2 * PARAM_BYTES * (perLayer.dense + perLayer.expert);
+  if (plan.sequenceParallel) bytes += (2 * plan.microBatch * plan.seqLen * model.hiddenSize) / plan.cp;
+  return bytes;
+}

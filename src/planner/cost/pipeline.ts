@@ -1,0 +1,55 @@
+import type { Plan } from "../../spec/types.js";
+
+/** One stage's time for one micro-batch, split as the zero-bubble schedules need it. */
+export interface StageTime {
+  /** Forward, backward and recomputation together, with the exposed tp/cp/ep communication inside them. */
+  readonly totalSeconds: number;
+  /** The weight-gradient part (W of Qi et al. 2023). */
+  readonly weightGradSeconds: number;
+}
+
+/**
+ * Wall time of the pipelined part of a step for m micro-batches over p stages, analytically:
+ * - GPipe and 1F1B: (m - 1) * T_max + sum_i T_i; uniform stages give (m + p - 1) T, idle share (p-1)/(m+p-1)
+ *   (Huang et al. 2019; Narayanan et al. 2021, section 2.2.1).
+ * - Interleaved with v chunks: m T_max + (sum_i T_i - T_max) / v; uniform: bubble (p-1)T/v, which is
+ *   (p-1)/(v m) of the ideal m T (Narayanan et al. 2021, section 2.2.2).
+ * - ZB-H1: m T_max + sum over the other stages of (F + B - W); uniform: bubble (p-1)(F + B - W)
+ *   (Qi et al. 2023, section 3.1, Table 1).
+ * - Naive model parallel: one micro-batch in flight, each traverses every stage: m * sum_i T_i.
+ * The event simulator derives these from the schedule itself; these formulas are its tests.
+ */
+export function pipelineSeconds(plan: Plan, stages: readonly StageTime[], microBatches: number): { seconds: number; critical: number } {
+  const m = microBatches;
+  let critical = 0;
+  let sum = 0;
+  for (let i = 0; i < stages.length; i++) {
+    const t = stages[i]!.totalSeconds;
+    sum += t;
+    if (t > stages[critical]!.totalSeconds) critical = i;
+  }
+  const tMax = stages[critical]!.totalSeconds;
+  switch (plan.schedule) {
+    case "naive":
+      return { seconds: m * sum, critical };
+    case "gpipe":
+    case "1f1b":
+      return { seconds: (m - 1) * tMax + sum, critical };
+    case "interleaved":
+      return { seconds: m * tMax + (sum - tMax) / plan.virtualStages, critical };
+    case "zb-h1": {
+      let fill = 0;
+      stages.forEach((s, i) => {
+        if (i !== critical) fill += s.totalSeconds - 2 * s.weightGradSeconds;
+      });
+      return { seconds: m * tMax + Math.max(0, fill), critical };
+    }
+  }
+}
+
+/** Transfers of one activation on the critical path: the fill and drain chains, or every hop for naive. */
+export function ppCriticalTransfers(plan: Plan, microBatches: number): number {
+  if (plan.pp <= 1) return 0;
+  if (plan.schedule === "naive") return 2 * microBatches * (plan.pp - 1);
+  return 2 * (plan.pp * plan.virtualStages - 1);
+}

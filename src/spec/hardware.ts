@@ -1,0 +1,92 @@
+import { InputError } from "./errors.js";
+import { FieldReader, FRACTION, POSITIVE, POSITIVE_INT } from "./read.js";
+import { PRECISIONS, type ClusterSpec, type GpuSpec, type LinkSpec, type Precision } from "./types.js";
+
+export function parseGpu(json: unknown, file: string, fallbackName: string): GpuSpec {
+  const r = FieldReader.of(json, file);
+  const name = r.optionalString("name") ?? fallbackName;
+  const peaksReader = r.child("peakFlopsPerSecond");
+  const peakFlopsPerSecond: Partial<Record<Precision, number>> = {};
+  for (const precision of PRECISIONS) {
+    const value = peaksReader.optionalNumber(precision, POSITIVE);
+    if (value !== undefined) peakFlopsPerSecond[precision] = value;
+  }
+  if (Object.keys(peakFlopsPerSecond).length === 0) {
+    throw new InputError({
+      code: "missing-field", file, field: "peakFlopsPerSecond", value: r.raw("peakFlopsPerSecond"),
+      valid: `at least one of ${PRECISIONS.join(", ")}`,
+    });
+  }
+  const eff = r.child("efficiency");
+  return {
+    name,
+    displayName: r.optionalString("displayName") ?? name,
+    memoryBytes: r.number("memoryBytes", POSITIVE),
+    hbmBytesPerSecond: r.number("hbmBytesPerSecond", POSITIVE),
+    peakFlopsPerSecond,
+    nvlinkBytesPerSecond: r.number("nvlinkBytesPerSecond", { min: 0 }),
+    efficiency: {
+      matmulMax: eff.number("matmulMax", FRACTION),
+      matmulOverheadSeconds: eff.number("matmulOverheadSeconds", { min: 0 }),
+      attentionMax: eff.number("attentionMax", FRACTION),
+      memoryBandwidth: eff.number("memoryBandwidth", FRACTION),
+    },
+    runtimeReserveBytes: r.number("runtimeReserveBytes", { min: 0 }),
+    sources: parseSources(r),
+  };
+}
+
+/** A cluster file names its GPU; the caller resolves that name (or a `--gpu` override) to a GpuSpec. */
+export interface ClusterFile {
+  readonly name: string;
+  readonly displayName: string;
+  readonly gpuName: string;
+  readonly gpusPerNode: number;
+  readonly intraNode: LinkSpec;
+  readonly interNode: LinkSpec;
+  readonly sources: Readonly<Record<string, string>>;
+}
+
+export function parseClusterFile(json: unknown, file: string, fallbackName: string): ClusterFile {
+  const r = FieldReader.of(json, file);
+  const name = r.optionalString("name") ?? fallbackName;
+  return {
+    name,
+    displayName: r.optionalString("displayName") ?? name,
+    gpuName: r.string("gpu"),
+    gpusPerNode: r.number("gpusPerNode", POSITIVE_INT),
+    intraNode: parseLink(r.child("intraNode")),
+    interNode: parseLink(r.child("interNode")),
+    sources: parseSources(r),
+  };
+}
+
+export function assembleCluster(file: ClusterFile, gpu: GpuSpec): ClusterSpec {
+  return {
+    name: file.name,
+    displayName: file.displayName,
+    gpu,
+    gpusPerNode: file.gpusPerNode,
+    intraNode: file.intraNode,
+    interNode: file.interNode,
+    sources: file.sources,
+  };
+}
+
+function parseLink(r: FieldReader): LinkSpec {
+  return {
+    link: r.string("link"),
+    bytesPerSecondPerGpu: r.number("bytesPerSecondPerGpu", POSITIVE),
+    latencySeconds: r.number("latencySeconds", { min: 0 }),
+    busBandwidthEfficiency: r.number("busBandwidthEfficiency", FRACTION),
+  };
+}
+
+function parseSources(r: FieldReader): Record<string, string> {
+  if (!r.has("sources")) return {};
+  const s = r.child("sources");
+  const out: Record<string, string> = {};
+  const raw = r.raw("sources") as Record<string, unknown>;
+  for (const key of Object.keys(raw)) out[key] = s.string(key);
+  return out;
+}

@@ -1,0 +1,132 @@
+import { InputError } from "./errors.js";
+import { FieldReader, POSITIVE_INT } from "./read.js";
+import type { ModelSpec } from "./types.js";
+
+/** Hugging Face `model_type` values whose config.json field names this importer knows. */
+export const HF_MODEL_TYPES = ["llama", "mistral", "mixtral", "qwen2", "gpt2", "gpt_neox"] as const;
+type HfModelType = (typeof HF_MODEL_TYPES)[number];
+
+/**
+ * The default training length for an imported config: its max_position_embeddings, capped at
+ * 8192 because long-context models are mostly pre-trained shorter and extended later
+ * (Llama 3 paper, section 3.4.2: pre-training at 8K, long-context stage after). Override with --seq.
+ */
+const DEFAULT_SEQ_CAP = 8192;
+
+export function isHuggingFaceConfig(json: unknown): boolean {
+  return typeof json === "object" && json !== null && "model_type" in json;
+}
+
+/** Converts a Hugging Face config.json (parsed) into a meshplan model. */
+export function fromHuggingFaceConfig(json: unknown, file: string, fallbackName: string): ModelSpec {
+  const r = FieldReader.of(json, file);
+  const modelType = r.oneOf<HfModelType>("model_type", HF_MODEL_TYPES);
+  const name = fallbackName;
+  const source = `Hugging Face config.json (${modelType}) at ${file}`;
+  if (modelType === "gpt2") return fromGpt2(r, name, source);
+  if (modelType === "gpt_neox") return fromNeox(r, name, source);
+  return fromLlamaFamily(r, modelType, name, source);
+}
+
+function fromLlamaFamily(r: FieldReader, modelType: HfModelType, name: string, source: string): ModelSpec {
+  const hiddenSize = r.number("hidden_size", POSITIVE_INT);
+  const attentionHeads = r.number("num_attention_heads", POSITIVE_INT);
+  const kvHeads = r.optionalNumber("num_key_value_heads", POSITIVE_INT) ?? attentionHeads;
+  const headDim = r.optionalNumber("head_dim", POSITIVE_INT) ?? exactDiv(r, hiddenSize, attentionHeads);
+  const act = r.optionalString("hidden_act") ?? "silu";
+  if (act !== "silu" && act !== "swish") {
+    throw new InputError({ code: "unsupported", file: r.file, field: "hidden_act", value: act, valid: "silu (a gated SwiGLU MLP)" });
+  }
+  const experts = modelType === "mixtral" ? r.number("num_local_experts", POSITIVE_INT) : undefined;
+  return {
+    name,
+    displayName: name,
+    layers: r.number("num_hidden_layers", POSITIVE_INT),
+    hiddenSize,
+    attentionHeads,
+    kvHeads,
+    headDim,
+    ffnHiddenSize: r.number("intermediate_size", POSITIVE_INT),
+    mlp: "swiglu",
+    norm: "rmsnorm",
+    vocabSize: r.number("vocab_size", POSITIVE_INT),
+    tiedEmbeddings: r.boolean("tie_word_embeddings", false),
+    positionEmbedding: "rope",
+    linearBias: false,
+    qkvBias: modelType === "qwen2",
+    dropout: (r.optionalNumber("attention_dropout", { min: 0 }) ?? 0) > 0,
+    seqLen: Math.min(r.number("max_position_embeddings", POSITIVE_INT), DEFAULT_SEQ_CAP),
+    globalBatch: undefined,
+    moe: experts === undefined ? undefined : { experts, topK: r.number("num_experts_per_tok", { integer: true, min: 1, max: experts }) },
+    publishedParameters: undefined,
+    source,
+  };
+}
+
+function fromGpt2(r: FieldReader, name: string, source: string): ModelSpec {
+  const hiddenSize = r.number("n_embd", POSITIVE_INT);
+  const attentionHeads = r.number("n_head", POSITIVE_INT);
+  const positions = r.number("n_positions", POSITIVE_INT);
+  return {
+    name,
+    displayName: name,
+    layers: r.number("n_layer", POSITIVE_INT),
+    hiddenSize,
+    attentionHeads,
+    kvHeads: attentionHeads,
+    headDim: exactDiv(r, hiddenSize, attentionHeads),
+    // GPT-2's n_inner is null for the default 4 x n_embd (transformers GPT2Config docs).
+    ffnHiddenSize: r.optionalNumber("n_inner", POSITIVE_INT) ?? 4 * hiddenSize,
+    mlp: "gelu",
+    norm: "layernorm",
+    vocabSize: r.number("vocab_size", POSITIVE_INT),
+    tiedEmbeddings: r.boolean("tie_word_embeddings", true),
+    positionEmbedding: "learned",
+    linearBias: true,
+    qkvBias: false,
+    dropout: (r.optionalNumber("resid_pdrop", { min: 0 }) ?? 0) > 0,
+    seqLen: Math.min(positions, DEFAULT_SEQ_CAP),
+    globalBatch: undefined,
+    moe: undefined,
+    publishedParameters: undefined,
+    source,
+  };
+}
+
+function fromNeox(r: FieldReader, name: string, source: string): ModelSpec {
+  const hiddenSize = r.number("hidden_size", POSITIVE_INT);
+  const attentionHeads = r.number("num_attention_heads", POSITIVE_INT);
+  return {
+    name,
+    displayName: name,
+    layers: r.number("num_hidden_layers", POSITIVE_INT),
+    hiddenSize,
+    attentionHeads,
+    kvHeads: attentionHeads,
+    headDim: exactDiv(r, hiddenSize, attentionHeads),
+    ffnHiddenSize: r.number("intermediate_size", POSITIVE_INT),
+    mlp: "gelu",
+    norm: "layernorm",
+    vocabSize: r.number("vocab_size", POSITIVE_INT),
+    tiedEmbeddings: r.boolean("tie_word_embeddings", false),
+    positionEmbedding: "rope",
+    linearBias: true,
+    qkvBias: false,
+    dropout: (r.optionalNumber("hidden_dropout", { min: 0 }) ?? 0) > 0,
+    seqLen: Math.min(r.number("max_position_embeddings", POSITIVE_INT), DEFAULT_SEQ_CAP),
+    globalBatch: undefined,
+    moe: undefined,
+    publishedParameters: undefined,
+    source,
+  };
+}
+
+function exactDiv(r: FieldReader, hidden: number, heads: number): number {
+  if (hidden % heads !== 0) {
+    throw new InputError({
+      code: "not-divisible", file: r.file, field: "num_attention_heads", value: heads,
+      valid: `a divisor of the hidden size (${hidden})`,
+    });
+  }
+  return hidden / heads;
+}

@@ -1,0 +1,54 @@
+import { InputError } from "./errors.js";
+import { FieldReader, POSITIVE_INT } from "./read.js";
+import type { ModelSpec, MoeSpec } from "./types.js";
+
+/** Validates a meshplan model JSON (already parsed). `file` names where it came from, for errors. */
+export function parseModel(json: unknown, file: string, fallbackName: string): ModelSpec {
+  const r = FieldReader.of(json, file);
+  const name = r.optionalString("name") ?? fallbackName;
+  const hiddenSize = r.number("hiddenSize", POSITIVE_INT);
+  const attentionHeads = r.number("attentionHeads", POSITIVE_INT);
+  const kvHeads = r.optionalNumber("kvHeads", POSITIVE_INT) ?? attentionHeads;
+  if (attentionHeads % kvHeads !== 0) {
+    throw new InputError({
+      code: "not-divisible", file, field: "kvHeads", value: kvHeads,
+      valid: `a divisor of attentionHeads (${attentionHeads})`,
+    });
+  }
+  const headDim = r.optionalNumber("headDim", POSITIVE_INT) ?? hiddenSize / attentionHeads;
+  if (!Number.isInteger(headDim)) {
+    throw new InputError({
+      code: "not-divisible", file, field: "attentionHeads", value: attentionHeads,
+      valid: `a divisor of hiddenSize (${hiddenSize}), or give headDim`,
+    });
+  }
+  return {
+    name,
+    displayName: r.optionalString("displayName") ?? name,
+    layers: r.number("layers", POSITIVE_INT),
+    hiddenSize,
+    attentionHeads,
+    kvHeads,
+    headDim,
+    ffnHiddenSize: r.number("ffnHiddenSize", POSITIVE_INT),
+    mlp: r.oneOf("mlp", ["swiglu", "gelu"]),
+    norm: r.oneOf("norm", ["rmsnorm", "layernorm"], "layernorm"),
+    vocabSize: r.number("vocabSize", POSITIVE_INT),
+    tiedEmbeddings: r.boolean("tiedEmbeddings", false),
+    positionEmbedding: r.oneOf("positionEmbedding", ["rope", "learned"], "rope"),
+    linearBias: r.boolean("linearBias", false),
+    qkvBias: r.boolean("qkvBias", false),
+    dropout: r.boolean("dropout", false),
+    seqLen: r.number("seqLen", POSITIVE_INT),
+    globalBatch: r.optionalNumber("globalBatch", POSITIVE_INT),
+    moe: r.has("moe") ? parseMoe(r.child("moe")) : undefined,
+    publishedParameters: r.optionalNumber("publishedParameters", { above: 0 }),
+    source: r.optionalString("source") ?? "(no source given)",
+  };
+}
+
+function parseMoe(r: FieldReader): MoeSpec {
+  const experts = r.number("experts", POSITIVE_INT);
+  const topK = r.number("topK", { integer: true, min: 1, max: experts });
+  return { experts, topK };
+}

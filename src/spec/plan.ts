@@ -1,0 +1,206 @@
+import { InputError } from "./errors.js";
+import {
+  RECOMPUTES, SCHEDULES, TRAINING_PRECISIONS,
+  type ClusterShape, type ModelSpec, type Plan, type Precision, type Recompute, type Schedule, type ZeroStage,
+} from "./types.js";
+
+/** Knobs as a user gives them: anything left out gets a default. Field names follow the contract's plan object. */
+export interface PlanInput {
+  dp?: number;
+  tp?: number;
+  pp?: number;
+  cp?: number;
+  ep?: number;
+  sequenceParallel?: boolean;
+  virtualStages?: number;
+  microBatch?: number;
+  globalBatch?: number;
+  seqLen?: number;
+  schedule?: Schedule;
+  zero?: number;
+  recompute?: Recompute;
+  precision?: Precision;
+  layersPerStage?: readonly number[];
+  recomputeLayersPerStage?: readonly number[];
+  parameterServers?: number;
+  asynchronous?: boolean;
+  staleness?: number;
+  flashAttention?: boolean;
+  fp32Gradients?: boolean;
+}
+
+/**
+ * Tokens per global batch when neither the user nor the model file gives a batch:
+ * 4M tokens, the batch of Llama 2's pre-training (Touvron et al. 2023, section 2.2).
+ */
+export const DEFAULT_BATCH_TOKENS = 4 * 1024 * 1024;
+
+function bad(field: string, value: unknown, valid: string, reason?: string): never {
+  throw new InputError({ code: "out-of-range", field, value, valid, ...(reason === undefined ? {} : { reason }) });
+}
+
+function notDivisible(field: string, value: unknown, valid: string, reason: string): never {
+  throw new InputError({ code: "not-divisible", field, value, valid, reason });
+}
+
+function positiveInt(field: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < 1) bad(field, v, "an integer >= 1");
+  return v;
+}
+
+function divisors(n: number): number[] {
+  const out: number[] = [];
+  for (let d = 1; d <= n; d++) if (n % d === 0) out.push(d);
+  return out;
+}
+
+function listDivisors(n: number): string {
+  const ds = divisors(n);
+  return ds.length > 12 ? `${ds.slice(0, 12).join(", ")}, ... (divisors of ${n})` : ds.join(", ");
+}
+
+/** Resolves and validates a plan for a model on a cluster shape. Throws InputError naming the field. */
+export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanInput): Plan {
+  const gpus = shape.gpus;
+  const tp = positiveInt("tp", input.tp, 1);
+  const pp = positiveInt("pp", input.pp, 1);
+  const cp = positiveInt("cp", input.cp, 1);
+  const ep = positiveInt("ep", input.ep, 1);
+  const model3 = tp * pp * cp;
+  if (gpus % model3 !== 0) {
+    notDivisible("gpus", gpus, `a multiple of tp * pp * cp = ${model3}`, `tp(${tp}) * pp(${pp}) * cp(${cp}) must divide gpus(${gpus})`);
+  }
+  const dp = positiveInt("dp", input.dp, gpus / model3);
+  if (dp * model3 !== gpus) {
+    notDivisible("dp", dp, `${gpus / model3}`, `dp(${dp}) * tp(${tp}) * pp(${pp}) * cp(${cp}) = ${dp * model3} != gpus(${gpus})`);
+  }
+
+  if (model.attentionHeads % tp !== 0) {
+    notDivisible("tp", tp, listDivisors(model.attentionHeads), `attention heads (${model.attentionHeads}) must split evenly over tp`);
+  }
+  if (model.kvHeads % tp !== 0 && tp % model.kvHeads !== 0) {
+    notDivisible("tp", tp, `a divisor or multiple of the ${model.kvHeads} KV heads`, "KV heads are split or replicated across tp");
+  }
+  if (model.ffnHiddenSize % tp !== 0) {
+    notDivisible("tp", tp, listDivisors(model.ffnHiddenSize), `the MLP hidden size (${model.ffnHiddenSize}) must split evenly over tp`);
+  }
+
+  const seqLen = positiveInt("seqLen", input.seqLen, model.seqLen);
+  if (seqLen % cp !== 0) notDivisible("cp", cp, listDivisors(seqLen), `the sequence (${seqLen} tokens) is split over cp`);
+
+  if (ep > 1 && model.moe === undefined) bad("ep", ep, "1", `${model.name} has no experts`);
+  if (model.moe !== undefined && model.moe.experts % ep !== 0) {
+    notDivisible("ep", ep, listDivisors(model.moe.experts), `${model.moe.experts} experts are split over ep`);
+  }
+  if ((dp * cp) % ep !== 0) notDivisible("ep", ep, listDivisors(dp * cp), `ep is carved out of dp * cp = ${dp * cp}`);
+
+  const virtualStages = positiveInt("virtualStages", input.virtualStages, 1);
+  const schedule = input.schedule ?? (pp > 1 && virtualStages > 1 ? "interleaved" : "1f1b");
+  if (!SCHEDULES.includes(schedule)) bad("schedule", schedule, SCHEDULES.join(", "));
+  if (schedule === "interleaved" && (virtualStages < 2 || pp < 2)) {
+    bad("virtualStages", virtualStages, "2 or more, with pp >= 2", "the interleaved schedule needs virtual stages");
+  }
+  if (schedule !== "interleaved" && virtualStages !== 1) {
+    bad("virtualStages", virtualStages, "1", `virtual stages need --schedule interleaved (got ${schedule})`);
+  }
+
+  const layersPerStage = resolveLayers(model, pp, virtualStages, input.layersPerStage);
+
+  const microBatch = positiveInt("microBatch", input.microBatch, 1);
+  const perStep = dp * microBatch;
+  const globalBatch = input.globalBatch ?? roundUp(model.globalBatch ?? Math.max(1, Math.round(DEFAULT_BATCH_TOKENS / seqLen)), perStep);
+  positiveInt("globalBatch", globalBatch, 1);
+  if (globalBatch % perStep !== 0) {
+    notDivisible("globalBatch", globalBatch, `a multiple of dp * microBatch = ${perStep}`, `dp(${dp}) * microBatch(${microBatch}) must divide it`);
+  }
+  const microBatches = globalBatch / perStep;
+  if (schedule === "interleaved" && microBatches % pp !== 0) {
+    notDivisible("globalBatch", globalBatch, `a multiple of dp * microBatch * pp = ${perStep * pp}`,
+      `the interleaved schedule needs micro-batches (${microBatches}) to be a multiple of pp (${pp})`);
+  }
+
+  const zeroRaw = input.zero ?? 0;
+  if (![0, 1, 2, 3].includes(zeroRaw)) bad("zero", zeroRaw, "0, 1, 2, 3");
+  const zero = zeroRaw as ZeroStage;
+
+  const recompute = input.recompute ?? "none";
+  if (!RECOMPUTES.includes(recompute)) bad("recompute", recompute, RECOMPUTES.join(", "));
+  const recomputeLayersPerStage = resolveRecompute(recompute, layersPerStage, input.recomputeLayersPerStage);
+
+  const precision = input.precision ?? "bf16";
+  if (!TRAINING_PRECISIONS.includes(precision)) bad("precision", precision, TRAINING_PRECISIONS.join(", "));
+  const gpu = shape.spec.gpu;
+  if (gpu.peakFlopsPerSecond[precision] === undefined) {
+    const valid = TRAINING_PRECISIONS.filter((p) => gpu.peakFlopsPerSecond[p] !== undefined);
+    bad("precision", precision, valid.join(", "), `${gpu.name} has no ${precision} tensor cores`);
+  }
+
+  const parameterServers = input.parameterServers ?? 0;
+  if (!Number.isInteger(parameterServers) || parameterServers < 0) bad("parameterServers", parameterServers, "an integer >= 0");
+  if (parameterServers > 0 && (tp > 1 || pp > 1 || cp > 1 || ep > 1)) {
+    bad("parameterServers", parameterServers, "0 when tp, pp, cp or ep > 1", "parameter servers serve pure data parallel workers");
+  }
+  if (parameterServers > 0 && zero !== 0) bad("zero", zero, "0 with parameter servers", "the servers hold the optimizer");
+  const asynchronous = input.asynchronous ?? false;
+  if (asynchronous && parameterServers === 0) bad("asynchronous", true, "false without --ps", "asynchronous updates need parameter servers");
+  const staleness = input.staleness ?? (asynchronous ? 1 : 0);
+  if (!Number.isInteger(staleness) || staleness < 0) bad("staleness", staleness, "an integer >= 0");
+  if (!asynchronous && staleness !== 0) bad("staleness", staleness, "0 without --async", "synchronous updates are never stale");
+
+  return {
+    dp, tp, pp, cp, ep,
+    sequenceParallel: tp > 1 && (input.sequenceParallel ?? true),
+    virtualStages,
+    microBatch,
+    globalBatch,
+    seqLen,
+    schedule,
+    zero,
+    recompute,
+    precision,
+    layersPerStage,
+    recomputeLayersPerStage,
+    parameterServers,
+    asynchronous,
+    staleness,
+    flashAttention: input.flashAttention ?? true,
+    // Megatron-LM accumulates and reduces gradients in fp32 under bf16 (arguments.py: bf16 implies
+    // accumulate_allreduce_grads_in_fp32); the ZeRO paper's fp16 recipe keeps 2-byte gradients.
+    fp32Gradients: input.fp32Gradients ?? precision !== "fp16",
+  };
+}
+
+function roundUp(value: number, multiple: number): number {
+  return Math.ceil(value / multiple) * multiple;
+}
+
+function resolveLayers(model: ModelSpec, pp: number, v: number, given: readonly number[] | undefined): number[] {
+  if (given !== undefined) {
+    const sum = given.reduce((a, b) => a + b, 0);
+    if (given.length !== pp || sum !== model.layers || given.some((n) => !Number.isInteger(n) || n < v || n % v !== 0)) {
+      bad("layersPerStage", given, `${pp} multiples of virtualStages (${v}), each >= ${v}, adding up to ${model.layers} layers`);
+    }
+    return [...given];
+  }
+  if (pp * v > model.layers) bad("pp", pp, `at most ${Math.floor(model.layers / v)}`, `${model.layers} layers cannot fill ${pp * v} stages`);
+  if (model.layers % (pp * v) !== 0) {
+    notDivisible("pp", pp, `a divisor of ${model.layers} / virtualStages`, `${model.layers} layers do not split evenly into pp(${pp}) * virtualStages(${v}) chunks; give layersPerStage for an uneven split`);
+  }
+  return new Array<number>(pp).fill(model.layers / pp);
+}
+
+function resolveRecompute(recompute: Recompute, layers: readonly number[], given: readonly number[] | undefined): number[] {
+  if (given !== undefined) {
+    if (given.length !== layers.length || given.some((n, i) => !Number.isInteger(n) || n < 0 || n > (layers[i] ?? 0))) {
+      bad("recomputeLayersPerStage", given, `${layers.length} integers, each between 0 and that stage's layers (${layers.join(", ")})`);
+    }
+    return [...given];
+  }
+  return layers.map((n) => (recompute === "full" ? n : 0));
+}
+
+/** Micro-batches per data-parallel replica per step (gradient-accumulation steps). */
+export function microBatchCount(plan: Plan): number {
+  return plan.globalBatch / (plan.dp * plan.microBatch);
+}

@@ -1,0 +1,128 @@
+/** The three kinds of data meshplan reads: a model (shapes only), hardware (peaks and links), a plan (degrees and knobs). */
+
+export type MlpKind = "swiglu" | "gelu";
+export type NormKind = "rmsnorm" | "layernorm";
+export type PositionEmbedding = "rope" | "learned";
+
+export interface MoeSpec {
+  readonly experts: number;
+  readonly topK: number;
+}
+
+export interface ModelSpec {
+  readonly name: string;
+  readonly displayName: string;
+  readonly layers: number;
+  readonly hiddenSize: number;
+  readonly attentionHeads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly ffnHiddenSize: number;
+  readonly mlp: MlpKind;
+  readonly norm: NormKind;
+  readonly vocabSize: number;
+  readonly tiedEmbeddings: boolean;
+  readonly positionEmbedding: PositionEmbedding;
+  readonly linearBias: boolean;
+  readonly qkvBias: boolean;
+  readonly dropout: boolean;
+  /** Training context length (tokens per sequence) of the published run; the default `--seq`. */
+  readonly seqLen: number;
+  /** Published global batch in sequences, when known; the default `--global-batch`. */
+  readonly globalBatch: number | undefined;
+  readonly moe: MoeSpec | undefined;
+  readonly publishedParameters: number | undefined;
+  readonly source: string;
+}
+
+export type Precision = "fp32" | "tf32" | "fp16" | "bf16" | "fp8";
+export const PRECISIONS: readonly Precision[] = ["fp32", "tf32", "fp16", "bf16", "fp8"];
+/** Precisions a training run may choose with --precision (fp32/tf32 master weights are always kept for Adam). */
+export const TRAINING_PRECISIONS: readonly Precision[] = ["bf16", "fp16", "fp8"];
+
+export interface GpuEfficiency {
+  /** Fraction of the dense peak that a large GEMM reaches. */
+  readonly matmulMax: number;
+  /** Fixed time per GEMM kernel (launch and tail). */
+  readonly matmulOverheadSeconds: number;
+  /** Fraction of the 16-bit peak that fused (flash) attention reaches, forward and backward. */
+  readonly attentionMax: number;
+  /** Achieved fraction of HBM bandwidth for streaming (element-wise) kernels. */
+  readonly memoryBandwidth: number;
+}
+
+export interface GpuSpec {
+  readonly name: string;
+  readonly displayName: string;
+  readonly memoryBytes: number;
+  readonly hbmBytesPerSecond: number;
+  readonly peakFlopsPerSecond: Partial<Record<Precision, number>>;
+  /** GPU-to-GPU fabric bandwidth per direction per GPU; 0 when the GPU has none. */
+  readonly nvlinkBytesPerSecond: number;
+  readonly efficiency: GpuEfficiency;
+  /** CUDA/ROCm context, BLAS workspace and communication buffers that the framework allocator never sees. */
+  readonly runtimeReserveBytes: number;
+  readonly sources: Readonly<Record<string, string>>;
+}
+
+export interface LinkSpec {
+  readonly link: string;
+  /** Per direction, per GPU. */
+  readonly bytesPerSecondPerGpu: number;
+  /** The alpha of the alpha-beta model: fixed cost of one step of a collective. */
+  readonly latencySeconds: number;
+  /** Achieved NCCL bus bandwidth divided by bytesPerSecondPerGpu. */
+  readonly busBandwidthEfficiency: number;
+}
+
+export interface ClusterSpec {
+  readonly name: string;
+  readonly displayName: string;
+  readonly gpu: GpuSpec;
+  readonly gpusPerNode: number;
+  readonly intraNode: LinkSpec;
+  readonly interNode: LinkSpec;
+  readonly sources: Readonly<Record<string, string>>;
+}
+
+export type Schedule = "naive" | "gpipe" | "1f1b" | "interleaved" | "zb-h1";
+export const SCHEDULES: readonly Schedule[] = ["naive", "gpipe", "1f1b", "interleaved", "zb-h1"];
+export type Recompute = "none" | "selective" | "full";
+export const RECOMPUTES: readonly Recompute[] = ["none", "selective", "full"];
+export type ZeroStage = 0 | 1 | 2 | 3;
+
+/** A fully resolved plan: the `plan` object of the JSON contract, plus extensions. */
+export interface Plan {
+  readonly dp: number;
+  readonly tp: number;
+  readonly pp: number;
+  readonly cp: number;
+  readonly ep: number;
+  readonly sequenceParallel: boolean;
+  readonly virtualStages: number;
+  readonly microBatch: number;
+  readonly globalBatch: number;
+  readonly seqLen: number;
+  readonly schedule: Schedule;
+  readonly zero: ZeroStage;
+  readonly recompute: Recompute;
+  readonly precision: Precision;
+  readonly layersPerStage: readonly number[];
+  /** Layers per stage that are fully recomputed (the rest follow `recompute` for none/selective). */
+  readonly recomputeLayersPerStage: readonly number[];
+  readonly parameterServers: number;
+  readonly asynchronous: boolean;
+  /** Extension: bound on how many steps a worker's weights may lag (asynchronous parameter servers). */
+  readonly staleness: number;
+  /** Extension: fused (flash) attention, which never stores the s x s score matrix. */
+  readonly flashAttention: boolean;
+  /** Extension: gradients accumulated and reduced in fp32 (Megatron does this for bf16). */
+  readonly fp32Gradients: boolean;
+}
+
+/** A cluster of a given size: the topology with the number of GPUs in use. */
+export interface ClusterShape {
+  readonly spec: ClusterSpec;
+  readonly gpus: number;
+  readonly gpusPerNode: number;
+}

@@ -1,0 +1,114 @@
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const BIN = join(import.meta.dirname, "..", "..", "bin", "meshplan.js");
+
+function meshplan(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Bad input: one clear line on stderr naming the field, the value and what is valid; exit code 2; no stack trace. */
+function expectBadInput(r: ReturnType<typeof meshplan>, ...mentions: string[]) {
+  expect(r.code).toBe(2);
+  expect(r.stdout).toBe("");
+  const lines = r.stderr.trim().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+  for (const m of mentions) expect(r.stderr).toContain(m);
+}
+
+const dir = mkdtempSync(join(tmpdir(), "meshplan-cli-"));
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe("meshplan simulate", () => {
+  it("--json prints one Estimate with every field of the contract", () => {
+    const r = meshplan("simulate", "--model", "llama3-70b", "--gpus", "64", "--tp", "8", "--pp", "4", "--zero", "1", "--recompute", "selective", "--json");
+    expect(r.code).toBe(0);
+    const e = JSON.parse(r.stdout);
+    expect(Object.keys(e).sort()).toEqual(["cluster", "communication", "memory", "model", "pipeline", "plan", "throughput", "time"]);
+    expect(e.cluster).toEqual({ name: "dgx-h100", gpu: "h100-sxm", gpus: 64, gpusPerNode: 8 });
+    for (const k of ["dp", "tp", "pp", "cp", "ep", "sequenceParallel", "virtualStages", "microBatch", "globalBatch", "seqLen", "schedule", "zero", "recompute", "precision", "layersPerStage", "recomputeLayersPerStage", "parameterServers", "asynchronous"]) {
+      expect(e.plan).toHaveProperty(k);
+    }
+    expect(e.plan).toMatchObject({ dp: 2, tp: 8, pp: 4, cp: 1, ep: 1, zero: 1, recompute: "selective", layersPerStage: [20, 20, 20, 20] });
+    for (const k of ["parametersBytes", "gradientsBytes", "optimizerBytes", "activationsBytes", "otherBytes"]) expect(e.memory.breakdown[k]).toBeGreaterThan(0);
+    const b = e.time.breakdown;
+    const sum = Object.values(b as Record<string, number>).reduce((x, y) => x + y, 0);
+    expect(sum).toBeCloseTo(e.time.stepSeconds, 9);
+    for (const k of ["computeSeconds", "tpCommSeconds", "cpCommSeconds", "ppCommSeconds", "dpCommSeconds", "bubbleSeconds", "optimizerSeconds"]) expect(b).toHaveProperty(k);
+    for (const k of ["tokensPerSecond", "modelTflopsPerGpu", "hardwareTflopsPerGpu", "mfu", "hfu"]) expect(e.throughput[k]).toBeGreaterThan(0);
+    expect(e.pipeline.microBatches).toBe(e.plan.globalBatch / (e.plan.dp * e.plan.microBatch));
+    expect(Object.keys(e.communication.bytesPerGpuPerStep).sort()).toEqual(["cp", "dp", "ep", "pp", "tp"]);
+  });
+
+  it("prints a readable view without --json", () => {
+    const r = meshplan("simulate", "--model", "llama3-8b", "--gpus", "8");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Memory per GPU");
+    expect(r.stdout).toContain("Time per step");
+    expect(r.stdout).toMatch(/MFU \d+\.\d%/);
+  });
+
+  it("accepts a Hugging Face config.json as --model", () => {
+    const r = meshplan("simulate", "--model", join(import.meta.dirname, "..", "fixtures", "hf", "mixtral-8x7b", "config.json"), "--gpus", "64", "--ep", "8", "--json");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).model).toBe("mixtral-8x7b");
+  });
+});
+
+describe("meshplan models", () => {
+  it("lists every built-in name of the contract", () => {
+    const r = meshplan("models", "--json");
+    expect(r.code).toBe(0);
+    const all = JSON.parse(r.stdout);
+    const names = (xs: { name: string }[]) => xs.map((x) => x.name);
+    expect(names(all.models)).toEqual(expect.arrayContaining(["tiny-gpt", "gpt3-175b", "llama2-7b", "llama2-13b", "llama2-70b", "llama3-8b", "llama3-70b", "llama3-405b", "mixtral-8x7b"]));
+    expect(names(all.gpus)).toEqual(expect.arrayContaining(["v100-sxm-32gb", "a100-sxm-40gb", "a100-sxm-80gb", "h100-sxm", "h100-pcie", "h200-sxm", "b200", "mi300x"]));
+    expect(names(all.clusters)).toEqual(expect.arrayContaining(["dgx-a100-40gb", "dgx-a100-80gb", "dgx-h100", "dgx-h200", "dgx-b200", "pcie-h100"]));
+  });
+});
+
+describe("bad input", () => {
+  it("unknown model, GPU or cluster lists the valid names", () => {
+    expectBadInput(meshplan("simulate", "--model", "llama9"), "--model", '"llama9"', "llama3-70b", "tiny-gpt");
+    expectBadInput(meshplan("simulate", "--gpu", "h900"), "--gpu", '"h900"', "h100-sxm", "mi300x");
+    expectBadInput(meshplan("simulate", "--cluster", "dgx-z"), "--cluster", '"dgx-z"', "dgx-h100", "pcie-h100");
+  });
+
+  it("a degree that does not divide: gpus, heads, layers, sequence", () => {
+    expectBadInput(meshplan("simulate", "--gpus", "64", "--tp", "3"), "gpus", "64", "tp(3)");
+    expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "48", "--tp", "3"), "tp", "3", "attention heads");
+    expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "24", "--pp", "3"), "pp", "32 layers");
+    expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--cp", "8", "--seq", "1001"), "cp", "8", "1001 tokens");
+    expectBadInput(meshplan("simulate", "--gpus", "64", "--dp", "4", "--tp", "8"), "dp(4) * tp(8) * pp(1) * cp(1) = 32 != gpus(64)");
+  });
+
+  it("malformed JSON or a missing field in a model file names the file and the field", () => {
+    expectBadInput(meshplan("simulate", "--model", file("broken.json", "{ \"layers\": 2,")), "broken.json", "well-formed JSON");
+    expectBadInput(meshplan("simulate", "--model", file("nohidden.json", JSON.stringify({ layers: 2, attentionHeads: 4, ffnHiddenSize: 256, mlp: "gelu", vocabSize: 256, seqLen: 32 }))), "nohidden.json", "hiddenSize", "(missing)");
+    expectBadInput(meshplan("simulate", "--model", join(dir, "absent.json")), "--model", "no such file");
+  });
+
+  it("negative or zero sizes", () => {
+    expectBadInput(meshplan("simulate", "--gpus", "0"), "--gpus", "0", ">= 1");
+    expectBadInput(meshplan("simulate", "--gpus", "-8"), "--gpus", "-8");
+    expectBadInput(meshplan("simulate", "--model", file("neg.json", JSON.stringify({ layers: -2, hiddenSize: 64, attentionHeads: 4, ffnHiddenSize: 256, mlp: "gelu", vocabSize: 256, seqLen: 32 }))), "neg.json", "layers", "-2", ">= 1");
+    expectBadInput(meshplan("simulate", "--micro-batch", "0"), "--micro-batch", "0");
+  });
+
+  it("unknown flags, bad enum values and non-numbers", () => {
+    expectBadInput(meshplan("simulate", "--tpp", "2"), "--tpp", "--tp");
+    expectBadInput(meshplan("simulate", "--schedule", "zigzag"), "--schedule", "1f1b", "zb-h1");
+    expectBadInput(meshplan("simulate", "--tp", "eight"), "--tp", '"eight"', "an integer");
+    expectBadInput(meshplan("simulate", "--gpu", "v100-sxm-32gb", "--precision", "bf16"), "precision", "fp16");
+    expectBadInput(meshplan("frobnicate"), "command", "plan, simulate, models");
+  });
+});

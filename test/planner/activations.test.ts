@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { inFlightMicroBatches, layerActivationBytes } from "../../src/planner/cost/activations.js";
+import { stageActivationBytes } from "../../src/planner/cost/memory.js";
+import { gptModel, planFor, relErr, shapeOf } from "../helpers.js";
+
+/**
+ * Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models", section 4:
+ * bytes per layer in 16-bit with dropout and no flash attention, s = sequence, b = micro-batch, h = hidden,
+ * a = heads, t = tensor-parallel size.
+ */
+const korthikanti = {
+  none: (s: number, b: number, h: number, a: number) => s * b * h * (34 + (5 * a * s) / h), // eq. 1
+  tp: (s: number, b: number, h: number, a: number, t: number) => s * b * h * (10 + 24 / t + (5 * a * s) / (h * t)), // eq. 2
+  tpSp: (s: number, b: number, h: number, a: number, t: number) => ((s * b * h) / t) * (34 + (5 * a * s) / h), // eq. 4
+  selectiveSp: (s: number, b: number, h: number, t: number) => ((s * b * h) / t) * 34, // eq. 6
+  full: (s: number, b: number, h: number) => 2 * s * b * h, // Table 2, full recomputation
+};
+
+const shape = shapeOf("dgx-a100-80gb", 512);
+// The GPT-3 175B configuration of the paper's Table 3 (s = 2048, h = 12288, a = 96).
+const gpt175 = gptModel({ layers: 96, hidden: 12288, heads: 96, vocab: 51200, seq: 2048 });
+
+function layerBytes(input: Parameters<typeof planFor>[2], model = gpt175) {
+  const { plan } = planFor(model, shape, { flashAttention: false, ...input });
+  return layerActivationBytes(model, plan);
+}
+
+describe("activation memory per layer (Korthikanti et al. 2022)", () => {
+  const [s, h, a] = [2048, 12288, 96];
+
+  it("no parallelism, nothing recomputed: s*b*h*(34 + 5as/h)", () => {
+    for (const b of [1, 2, 4]) expect(layerBytes({ microBatch: b }).none).toBe(korthikanti.none(s, b, h, a));
+  });
+
+  it("tensor parallel without sequence parallel: s*b*h*(10 + 24/t + 5as/(ht))", () => {
+    for (const t of [2, 4, 8]) {
+      expect(layerBytes({ tp: t, sequenceParallel: false }).none).toBeCloseTo(korthikanti.tp(s, 1, h, a, t), 0);
+    }
+  });
+
+  it("tensor plus sequence parallel: s*b*h/t*(34 + 5as/h)", () => {
+    for (const t of [2, 4, 8]) expect(layerBytes({ tp: t, sequenceParallel: true }).none).toBeCloseTo(korthikanti.tpSp(s, 1, h, a, t), 0);
+  });
+
+  it("selective recomputation with sequence parallel: 34*s*b*h/t", () => {
+    for (const t of [1, 2, 8]) {
+      expect(layerBytes({ tp: t, recompute: "selective" }).selective).toBeCloseTo(korthikanti.selectiveSp(s, 1, h, t), 0);
+    }
+  });
+
+  it("full recomputation keeps the layer input: 2*s*b*h", () => {
+    expect(layerBytes({ recompute: "full" }).full).toBe(korthikanti.full(s, 1, h));
+    expect(layerBytes({ tp: 8, recompute: "full" }).full).toBe(korthikanti.full(s, 1, h) / 8); // SP shards it
+  });
+
+  it("first pipeline stage of 1F1B holds p micro-batches: total s*b*h*L/t*(34 + 5as/h), independent of p (eq. 5)", () => {
+    for (const p of [2, 4, 8]) {
+      const { model, plan } = planFor(gpt175, shape, { tp: 8, pp: p, flashAttention: false, globalBatch: 512 });
+      const act = layerActivationBytes(model, plan);
+      const layers = plan.layersPerStage[0]!;
+      const perLayer = act.none;
+      expect(inFlightMicroBatches(plan, 0, 512 / (plan.dp * plan.microBatch)) * layers * perLayer).toBeCloseTo(96 * korthikanti.tpSp(s, 1, h, a, 8), 0);
+    }
+  });
+
+  it("flash attention removes the s^2 term, keeping only an fp32 log-sum-exp per row", () => {
+    const flash = layerBytes({ tp: 8, flashAttention: true }).none;
+    const lse = (4 * a * s) / 8;
+    expect(flash).toBeCloseTo(korthikanti.selectiveSp(s, 1, h, 8) + lse, 0);
+  });
+
+  it("the generalised count agrees with eq. 1 on random GPT shapes (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(8, 16, 32), fc.integer({ min: 1, max: 8 }), fc.constantFrom(512, 1024, 2048, 4096), fc.integer({ min: 1, max: 4 }),
+        (heads, dimMul, seq, b) => {
+          const hidden = heads * 64 * dimMul;
+          const model = gptModel({ layers: 8, hidden, heads, vocab: 32000, seq });
+          const got = layerBytes({ microBatch: b }, model).none;
+          expect(relErr(got, korthikanti.none(seq, b, hidden, heads))).toBeLessThan(1e-12);
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
+  it("interleaving multiplies the first stage's activations by 1 + (p-1)/(p v) (Korthikanti et al. 2022, section 4.2.3)", () => {
+    const model = gptModel({ layers: 96, hidden: 12288, heads: 96, vocab: 51200, seq: 2048 });
+    for (const [p, v] of [[4, 2], [8, 3], [8, 4]] as const) {
+      const { plan } = planFor(model, shape, { tp: 8, pp: p, virtualStages: v, globalBatch: 64 * p, flashAttention: false });
+      const m = 64 * p / plan.dp;
+      expect(inFlightMicroBatches(plan, 0, m)).toBeCloseTo(p * (1 + (p - 1) / (p * v)), 12);
+      const layers = plan.layersPerStage[0]!;
+      const act = layerActivationBytes(model, plan);
+      const stage0 = stageActivationBytes(model, plan, 0, m, act);
+      expect(stage0).toBeCloseTo(p * (1 + (p - 1) / (p * v)) * layers * act.none, -3);
+    }
+  });
+});
