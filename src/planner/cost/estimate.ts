@@ -9,7 +9,7 @@ import { headTimes, layerTimes, peakFlops } from "./compute.js";
 import { stepFlops } from "./flops.js";
 import {
   gradientBytesPerParam, layerParamsPerRank, modelStateBytes, OPTIMIZER_BYTES, otherBytes, PARAM_BYTES,
-  stageActivationBytes, stageParams, totalBytes, type MemoryBreakdown,
+  stageActivationBytes, stageParams, type MemoryBreakdown,
 } from "./memory.js";
 import { parameterServerCost, parameterServerStepSeconds } from "./parameter-server.js";
 import { pipelineSeconds, ppCriticalTransfers, type StageTime } from "./pipeline.js";
@@ -33,7 +33,7 @@ interface StageResult {
   readonly dpExposedSeconds: number;
   readonly dpBytes: number;
   readonly optimizerSeconds: number;
-  readonly memory: MemoryBreakdown;
+  readonly states: Pick<MemoryBreakdown, "parametersBytes" | "gradientsBytes" | "optimizerBytes">;
   readonly params: number;
 }
 
@@ -49,8 +49,17 @@ export function estimate(model: ModelSpec, shape: ClusterShape, plan: Plan): Est
   const other = otherBytes(model, gpu, plan, perLayer);
   const memEff = gpu.hbmBytesPerSecond * gpu.efficiency.memoryBandwidth;
 
+  // Stages differ only by their layer counts and by being first or last: a middle stage like the one
+  // before it is not evaluated again.
   const stages: StageResult[] = [];
   for (let i = 0; i < plan.pp; i++) {
+    const prev = i - 1;
+    const same = prev > 0 && i < plan.pp - 1 &&
+      plan.layersPerStage[i] === plan.layersPerStage[prev] && plan.recomputeLayersPerStage[i] === plan.recomputeLayersPerStage[prev];
+    stages.push(same ? stages[prev]! : evaluateStage(i));
+  }
+
+  function evaluateStage(i: number): StageResult {
     const n = plan.layersPerStage[i] ?? 0;
     const r = plan.recomputeLayersPerStage[i] ?? 0;
     const last = i === plan.pp - 1;
@@ -67,16 +76,16 @@ export function estimate(model: ModelSpec, shape: ClusterShape, plan: Plan): Est
     const dp = dpCosts(plan, links, params);
     const states = modelStateBytes(plan, params);
     const optimizerShard = states.optimizerBytes / OPTIMIZER_BYTES;
-    stages.push({
+    return {
       time: { totalSeconds: compute + tp.seconds + cp.exposedSeconds + ep.seconds, weightGradSeconds: backwardWeight },
       computeSeconds: compute,
       tp, cp, ep,
       dpExposedSeconds: dpExposedSeconds(dp, m, forward, backward),
       dpBytes: dpBytes(dp, m),
       optimizerSeconds: optimizerSeconds(plan, optimizerShard, memEff),
-      memory: { ...states, activationsBytes: stageActivationBytes(model, plan, i, m, acts), otherBytes: other },
+      states,
       params: params.dense + params.expert,
-    });
+    };
   }
 
   const pipe = pipelineSeconds(plan, stages.map((s) => s.time), m);
@@ -96,12 +105,18 @@ export function estimate(model: ModelSpec, shape: ClusterShape, plan: Plan): Est
   }
   const stepSeconds = pipe.seconds + ppCommSeconds + dpCommSeconds + optimizer;
 
+  // Memory differs per stage even where time does not: 1F1B stage i holds min(p - i, m) micro-batches.
   let worst = 0;
-  stages.forEach((s, i) => {
-    if (totalBytes(s.memory) > totalBytes(stages[worst]!.memory)) worst = i;
-  });
-  const worstMemory = stages[worst]!.memory;
-  const peakBytesPerGpu = totalBytes(worstMemory);
+  let peakBytesPerGpu = -1;
+  for (let i = 0; i < plan.pp; i++) {
+    const s = stages[i]!.states;
+    const bytes = s.parametersBytes + s.gradientsBytes + s.optimizerBytes + stageActivationBytes(model, plan, i, m, acts) + other;
+    if (bytes > peakBytesPerGpu) {
+      peakBytesPerGpu = bytes;
+      worst = i;
+    }
+  }
+  const worstMemory: MemoryBreakdown = { ...stages[worst]!.states, activationsBytes: stageActivationBytes(model, plan, worst, m, acts), otherBytes: other };
 
   const flops = stepFlops(model, plan);
   const workers = shape.gpus;

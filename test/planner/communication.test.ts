@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import { collective } from "../../src/planner/cost/collectives.js";
+import { dpCosts, resolveLinks, tpCostPerMicroBatch } from "../../src/planner/cost/communication.js";
+import { estimate } from "../../src/planner/cost/estimate.js";
+import { effectiveLink, groupPlacement } from "../../src/planner/cost/placement.js";
+import { planFor, shapeOf } from "../helpers.js";
+
+const h100 = shapeOf("dgx-h100", 64);
+const link = { name: "test", bytesPerSecond: 100e9, latencySeconds: 1e-5, crossesNodes: false };
+
+describe("collectives in the alpha-beta model (NCCL bus-bandwidth convention)", () => {
+  it("all-reduce sends 2(n-1)/n of the buffer in 2(n-1) steps; all-gather and reduce-scatter (n-1)/n", () => {
+    const ar = collective("all-reduce", 8, 1e9, link);
+    expect(ar.bytes).toBeCloseTo((2 * 7 * 1e9) / 8, 3);
+    expect(ar.seconds).toBeCloseTo(14 * 1e-5 + ar.bytes / 100e9, 12);
+    for (const kind of ["all-gather", "reduce-scatter", "all-to-all"] as const) {
+      const c = collective(kind, 8, 1e9, link);
+      expect(c.bytes).toBeCloseTo((7 * 1e9) / 8, 3);
+      expect(c.seconds).toBeCloseTo(7 * 1e-5 + c.bytes / 100e9, 12);
+    }
+    expect(collective("all-reduce", 1, 1e9, link)).toEqual({ bytes: 0, seconds: 0 });
+  });
+});
+
+describe("rank placement: tp fastest, then cp, dp, pp (Megatron order)", () => {
+  it("a tp group of 8 stays in a node and uses NVLink; the dp group across nodes uses the network", () => {
+    const { plan } = planFor("llama3-70b", h100, { tp: 8, pp: 2 });
+    expect(groupPlacement("tp", plan, 8)).toMatchObject({ nodes: 1, membersPerNode: 8 });
+    expect(groupPlacement("dp", plan, 8)).toMatchObject({ degree: 4, stride: 8, nodes: 4, membersPerNode: 1 });
+    expect(groupPlacement("pp", plan, 8)).toMatchObject({ degree: 2, stride: 32, nodes: 2 });
+    const links = resolveLinks(plan, h100);
+    expect(links.tp.crossesNodes).toBe(false);
+    expect(links.tp.name).toBe(h100.spec.intraNode.link);
+    expect(links.dp.crossesNodes).toBe(true);
+    expect(links.dp.name).toBe(h100.spec.interNode.link);
+    expect(links.dp.bytesPerSecond).toBeCloseTo(h100.spec.interNode.bytesPerSecondPerGpu * h100.spec.interNode.busBandwidthEfficiency, 0);
+  });
+
+  it("a tp group of 16 spans two nodes and is limited by the network", () => {
+    const shape = shapeOf("dgx-h100", 16);
+    const { plan } = planFor("llama3-405b", shape, { tp: 16 });
+    const p = groupPlacement("tp", plan, 8);
+    expect(p).toMatchObject({ nodes: 2, membersPerNode: 8 });
+    const l = effectiveLink(p, shape);
+    expect(l.crossesNodes).toBe(true);
+    expect(l.bytesPerSecond).toBeLessThanOrEqual(shape.spec.intraNode.bytesPerSecondPerGpu);
+  });
+
+  it("with a pcie box there is no NVLink: even a tp group inside the node uses PCIe", () => {
+    const shape = shapeOf("pcie-h100", 8);
+    const { plan } = planFor("llama3-8b", shape, { tp: 8 });
+    expect(resolveLinks(plan, shape).tp.name).toBe(shape.spec.intraNode.link);
+    expect(resolveLinks(plan, shape).tp.bytesPerSecond).toBeLessThan(100e9);
+  });
+});
+
+describe("communication volumes per GPU per step", () => {
+  it("Megatron tp: 4 all-reduces of b*s*h per layer per micro-batch (2 forward, 2 backward), the same with SP as all-gathers and reduce-scatters", () => {
+    const base = { tp: 8, pp: 2, globalBatch: 64 };
+    for (const sequenceParallel of [true, false]) {
+      const { model, plan } = planFor("llama3-70b", h100, { ...base, sequenceParallel });
+      const links = resolveLinks(plan, h100);
+      const middle = tpCostPerMicroBatch(model, plan, links, 0);
+      const bytes = 2 * plan.seqLen * plan.microBatch * model.hiddenSize;
+      const layer = 4 * ((2 * 7) / 8) * bytes;
+      // stage 0 also reduces the embedding output once (an all-reduce, or with SP a reduce-scatter plus its backward all-gather)
+      expect(middle.bytes).toBeCloseTo(40 * layer + ((2 * 7) / 8) * bytes, -2);
+    }
+  });
+
+  it("ZeRO-1 and 2 move as much as an all-reduce per step; ZeRO-3 1.5x (Rajbhandari et al. 2020, section 7)", () => {
+    const dpOnly = shapeOf("dgx-h100", 64);
+    const bytes = (zero: number) => {
+      const { model, plan } = planFor("llama3-8b", dpOnly, { zero, precision: "fp16", globalBatch: 64 }); // one micro-batch per replica
+      return estimate(model, dpOnly, plan).communication.bytesPerGpuPerStep.dp;
+    };
+    const ar = bytes(0);
+    expect(bytes(1)).toBeCloseTo(ar, -3);
+    expect(bytes(2)).toBeCloseTo(ar, -3);
+    expect(bytes(3)).toBeCloseTo(1.5 * ar, -3);
+  });
+
+  it("ZeRO-2 and 3 reduce every micro-batch; ZeRO-0 and 1 once per step", () => {
+    const { plan } = planFor("llama3-8b", h100, { zero: 1, globalBatch: 256 });
+    const once = dpCosts(plan, resolveLinks(plan, h100), { dense: 1e9, expert: 0 });
+    expect(once.perMicroBatchBackward.bytes).toBe(0);
+    expect(once.reduceOnce.bytes).toBeGreaterThan(0);
+    const { plan: z2 } = planFor("llama3-8b", h100, { zero: 2, globalBatch: 256 });
+    expect(dpCosts(z2, resolveLinks(z2, h100), { dense: 1e9, expert: 0 }).perMicroBatchBackward.bytes).toBeGreaterThan(0);
+  });
+
+  it("context parallel sends K and V round the ring; expert parallel all-to-alls only with experts", () => {
+    const { model, plan } = planFor("llama3-8b", h100, { tp: 2, cp: 4, seqLen: 32768 });
+    const e = estimate(model, h100, plan);
+    expect(e.communication.bytesPerGpuPerStep.cp).toBeGreaterThan(0);
+    expect(e.communication.bytesPerGpuPerStep.ep).toBe(0);
+    const moe = planFor("mixtral-8x7b", h100, { ep: 8, tp: 1 });
+    expect(estimate(moe.model, h100, moe.plan).communication.bytesPerGpuPerStep.ep).toBeGreaterThan(0);
+  });
+});

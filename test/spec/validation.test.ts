@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import { InputError } from "../../src/spec/errors.js";
+import { parseGpu } from "../../src/spec/hardware.js";
+import { fromHuggingFaceConfig } from "../../src/spec/huggingface.js";
+import { parseModel } from "../../src/spec/model.js";
+import { resolvePlan } from "../../src/spec/plan.js";
+import { planFor, shapeOf } from "../helpers.js";
+
+const good = { layers: 2, hiddenSize: 64, attentionHeads: 4, ffnHiddenSize: 256, mlp: "gelu", vocabSize: 256, seqLen: 32 };
+
+function rejection(fn: () => unknown): InputError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof InputError) return e;
+    throw e;
+  }
+  throw new Error("expected an InputError");
+}
+
+describe("model file validation", () => {
+  it("accepts a minimal model and fills the defaults", () => {
+    const m = parseModel(good, "m.json", "m");
+    expect(m).toMatchObject({ name: "m", kvHeads: 4, headDim: 16, norm: "layernorm", tiedEmbeddings: false });
+  });
+
+  it.each([
+    [{ ...good, hiddenSize: 0 }, "hiddenSize", "out-of-range"],
+    [{ ...good, layers: 2.5 }, "layers", "out-of-range"],
+    [{ ...good, mlp: "relu" }, "mlp", "out-of-range"],
+    [{ ...good, kvHeads: 3 }, "kvHeads", "not-divisible"],
+    [{ ...good, attentionHeads: 5 }, "attentionHeads", "not-divisible"],
+    [{ ...good, vocabSize: "big" }, "vocabSize", "bad-type"],
+    [{ ...good, moe: { experts: 8, topK: 9 } }, "moe.topK", "out-of-range"],
+    [[1, 2], "(top level)", "bad-type"],
+  ])("rejects %j at %s", (json, field, code) => {
+    const e = rejection(() => parseModel(json, "bad.json", "bad"));
+    expect(e.field).toBe(field);
+    expect(e.code).toBe(code);
+    expect(e.message).toContain("bad.json");
+    expect(e.message).toContain("valid:");
+  });
+
+  it("rejects an unknown Hugging Face model_type, naming the ones it knows", () => {
+    const e = rejection(() => fromHuggingFaceConfig({ model_type: "t5" }, "config.json", "x"));
+    expect(e.message).toContain("model_type");
+    expect(e.message).toContain("llama, mistral, mixtral, qwen2, gpt2, gpt_neox");
+  });
+
+  it("rejects a GPU without any peak", () => {
+    const e = rejection(() => parseGpu({ memoryBytes: 1, hbmBytesPerSecond: 1, peakFlopsPerSecond: {}, nvlinkBytesPerSecond: 0, efficiency: { matmulMax: 0.8, matmulOverheadSeconds: 0, attentionMax: 0.5, memoryBandwidth: 0.9 }, runtimeReserveBytes: 0 }, "g.json", "g"));
+    expect(e.field).toBe("peakFlopsPerSecond");
+  });
+});
+
+describe("plan resolution", () => {
+  const shape = shapeOf("dgx-h100", 64);
+
+  it("fills dp from the GPU count and defaults the rest", () => {
+    const { plan } = planFor("llama3-70b", shape, { tp: 8, pp: 4 });
+    expect(plan).toMatchObject({ dp: 2, cp: 1, ep: 1, sequenceParallel: true, microBatch: 1, schedule: "1f1b", zero: 0, recompute: "none", precision: "bf16", layersPerStage: [20, 20, 20, 20] });
+  });
+
+  it("accepts an uneven layer split and per-stage recompute counts", () => {
+    const { plan } = planFor("llama3-70b", shape, { tp: 8, pp: 4, layersPerStage: [18, 21, 21, 20], recomputeLayersPerStage: [4, 0, 0, 0] });
+    expect(plan.layersPerStage).toEqual([18, 21, 21, 20]);
+    expect(plan.recomputeLayersPerStage).toEqual([4, 0, 0, 0]);
+  });
+
+  it.each([
+    [{ tp: 8, pp: 4, layersPerStage: [20, 20, 20] }, "layersPerStage"],
+    [{ tp: 8, pp: 4, layersPerStage: [20, 20, 20, 21] }, "layersPerStage"],
+    [{ tp: 8, pp: 4, recomputeLayersPerStage: [30, 0, 0, 0] }, "recomputeLayersPerStage"],
+    [{ tp: 8, pp: 4, virtualStages: 2, schedule: "1f1b" as const }, "virtualStages"],
+    [{ tp: 8, pp: 4, schedule: "interleaved" as const }, "virtualStages"],
+    [{ ep: 2 }, "ep"],
+    [{ microBatch: 3, globalBatch: 512 }, "globalBatch"],
+    [{ zero: 1, parameterServers: 2 }, "zero"],
+    [{ tp: 2, parameterServers: 2 }, "parameterServers"],
+    [{ asynchronous: true }, "asynchronous"],
+    [{ staleness: 2 }, "staleness"],
+    [{ precision: "fp32" as const }, "precision"],
+  ])("rejects %j at %s", (input, field) => {
+    const e = rejection(() => planFor("llama3-70b", shape, input));
+    expect(e.field).toBe(field);
+    expect(e.message).toContain("valid:");
+  });
+
+  it("fp8 needs a GPU with fp8 tensor cores", () => {
+    const a100 = shapeOf("dgx-a100-80gb", 8);
+    const e = rejection(() => resolvePlan(planFor("llama3-8b", a100, {}).model, a100, { precision: "fp8" }));
+    expect(e.message).toContain("a100-sxm-80gb has no fp8");
+    expect(e.valid).toBe("bf16, fp16");
+  });
+});
