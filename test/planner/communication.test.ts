@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { collective } from "../../src/planner/cost/collectives.js";
-import { dpCosts, resolveLinks, tpCostPerMicroBatch } from "../../src/planner/cost/communication.js";
+import { dpCosts, passTotal, resolveLinks, tpCostPerMicroBatch } from "../../src/planner/cost/communication.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { effectiveLink, groupPlacement } from "../../src/planner/cost/placement.js";
 import { planFor, shapeOf } from "../helpers.js";
@@ -60,7 +60,7 @@ describe("communication volumes per GPU per step", () => {
     for (const sequenceParallel of [true, false]) {
       const { model, plan } = planFor("llama3-70b", h100, { ...base, sequenceParallel });
       const links = resolveLinks(plan, h100);
-      const middle = tpCostPerMicroBatch(model, plan, links, 0);
+      const middle = passTotal(tpCostPerMicroBatch(model, plan, links, 0));
       const bytes = 2 * plan.seqLen * plan.microBatch * model.hiddenSize;
       const layer = 4 * ((2 * 7) / 8) * bytes;
       // stage 0 also reduces the embedding output once (an all-reduce, or with SP a reduce-scatter plus its backward all-gather)

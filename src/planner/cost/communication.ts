@@ -23,6 +23,18 @@ function tokensPerRank(plan: Plan): number {
   return (plan.microBatch * plan.seqLen) / plan.cp;
 }
 
+/** Per micro-batch on one stage: what the forward and the backward (with any recomputation) move and expose. */
+export interface PassCosts {
+  readonly forward: CollectiveCost;
+  readonly backward: CollectiveCost;
+}
+
+const NO_PASS: PassCosts = { forward: FREE, backward: FREE };
+
+export function passTotal(c: PassCosts): CollectiveCost {
+  return plus(c.forward, c.backward);
+}
+
 /**
  * Megatron tensor parallel (Shoeybi et al. 2019, section 3): per layer two all-reduces forward and two
  * backward of the b*s*h activation; with sequence parallel each all-reduce becomes an all-gather plus a
@@ -30,62 +42,62 @@ function tokensPerRank(plan: Plan): number {
  * layer repeats its forward collectives. The vocabulary-parallel embedding reduces its output forward; the
  * output layer gathers its input (SP) or reduces its input gradient.
  */
-export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, stage: number): CollectiveCost {
+export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, stage: number): PassCosts {
   const t = plan.tp;
-  if (t <= 1) return FREE;
+  if (t <= 1) return NO_PASS;
   const bytes = 2 * tokensPerRank(plan) * model.hiddenSize;
   const ar = collective("all-reduce", t, bytes, links.tp);
   const ag = collective("all-gather", t, bytes, links.tp);
   const rs = collective("reduce-scatter", t, bytes, links.tp);
-  const fwdPerLayer = plan.sequenceParallel ? plus(times(ag, 2), times(rs, 2)) : times(ar, 2);
+  const sp = plan.sequenceParallel;
+  const perLayer = sp ? plus(times(ag, 2), times(rs, 2)) : times(ar, 2);
   const layers = plan.layersPerStage[stage] ?? 0;
   const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
-  let cost = times(fwdPerLayer, 2 * layers + recomputed);
-  if (stage === 0) cost = plus(cost, plan.sequenceParallel ? plus(rs, ag) : ar);
-  if (stage === plan.pp - 1) cost = plus(cost, plan.sequenceParallel ? plus(ag, rs) : ar);
-  return cost;
-}
-
-export interface OverlappedCost {
-  readonly bytes: number;
-  readonly exposedSeconds: number;
+  let forward = times(perLayer, layers);
+  let backward = times(perLayer, layers + recomputed);
+  if (stage === 0) {
+    forward = plus(forward, sp ? rs : ar); // vocabulary-parallel embedding output
+    if (sp) backward = plus(backward, ag);
+  }
+  if (stage === plan.pp - 1) {
+    if (sp) forward = plus(forward, ag); // gather the output layer's input
+    backward = plus(backward, sp ? rs : ar);
+  }
+  return { forward, backward };
 }
 
 /**
  * Context parallel as ring attention (Liu et al. 2023; Megatron-LM's CP): each layer passes K and V chunks
  * round the ring in cp-1 hops, each hop hidden behind the attention of one block; the backward passes
- * K, V and their gradients. Exposed time is what a hop takes beyond its block's compute.
+ * K, V and their gradients. `seconds` here is the exposed time: what a hop takes beyond its block's compute.
  */
 export function cpCostPerMicroBatch(
   model: ModelSpec, plan: Plan, links: Links, stage: number, coreForwardSeconds: number, coreBackwardSeconds: number,
-): OverlappedCost {
+): PassCosts {
   const c = plan.cp;
-  if (c <= 1) return { bytes: 0, exposedSeconds: 0 };
+  if (c <= 1) return NO_PASS;
   const chunk = 2 * 2 * tokensPerRank(plan) * kvHeadsPerRank(model, plan.tp) * model.headDim; // K and V, 16-bit
   const fwdHop = collective("send", 2, chunk, links.cp);
   const bwdHop = collective("send", 2, 2 * chunk, links.cp);
-  const fwdExposed = (c - 1) * Math.max(0, fwdHop.seconds - coreForwardSeconds / c);
-  const bwdExposed = (c - 1) * Math.max(0, bwdHop.seconds - coreBackwardSeconds / c);
+  const fwdLayer = { bytes: (c - 1) * fwdHop.bytes, seconds: (c - 1) * Math.max(0, fwdHop.seconds - coreForwardSeconds / c) };
+  const bwdLayer = { bytes: (c - 1) * bwdHop.bytes, seconds: (c - 1) * Math.max(0, bwdHop.seconds - coreBackwardSeconds / c) };
   const layers = plan.layersPerStage[stage] ?? 0;
   const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
-  return {
-    bytes: (c - 1) * ((layers + recomputed) * fwdHop.bytes + layers * bwdHop.bytes),
-    exposedSeconds: (layers + recomputed) * fwdExposed + layers * bwdExposed,
-  };
+  return { forward: times(fwdLayer, layers), backward: plus(times(fwdLayer, recomputed), times(bwdLayer, layers)) };
 }
 
 /**
  * Expert parallel (Lepikhin et al. 2020, GShard): each MoE layer dispatches its tokens' topK copies to the
  * experts' ranks and combines the results with two all-to-alls forward and two backward.
  */
-export function epCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, stage: number): CollectiveCost {
-  if (plan.ep <= 1 || model.moe === undefined) return FREE;
+export function epCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, stage: number): PassCosts {
+  if (plan.ep <= 1 || model.moe === undefined) return NO_PASS;
   const r = plan.sequenceParallel ? plan.tp : 1;
   const bytes = (2 * tokensPerRank(plan) * model.moe.topK * model.hiddenSize) / r;
-  const a2a = collective("all-to-all", plan.ep, bytes, links.ep);
+  const a2a = times(collective("all-to-all", plan.ep, bytes, links.ep), 2);
   const layers = plan.layersPerStage[stage] ?? 0;
   const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
-  return times(a2a, 2 * (2 * layers + recomputed));
+  return { forward: times(a2a, layers), backward: times(a2a, layers + recomputed) };
 }
 
 /** One activation (or its gradient) crossing a stage boundary. */

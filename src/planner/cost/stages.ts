@@ -1,0 +1,120 @@
+import { microBatchCount } from "../../spec/plan.js";
+import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
+import { layerActivationBytes, type LayerActivationBytes } from "./activations.js";
+import type { CollectiveCost } from "./collectives.js";
+import {
+  cpCostPerMicroBatch, dpCosts, epCostPerMicroBatch, ppTransfer, resolveLinks, tpCostPerMicroBatch,
+  type DpCosts, type Links, type PassCosts,
+} from "./communication.js";
+import { headTimes, layerTimes } from "./compute.js";
+import {
+  gradientBytesPerParam, layerParamsPerRank, modelStateBytes, OPTIMIZER_BYTES, otherBytes, PARAM_BYTES,
+  stageParams, type MemoryBreakdown,
+} from "./memory.js";
+
+export type ModelStates = Pick<MemoryBreakdown, "parametersBytes" | "gradientsBytes" | "optimizerBytes">;
+
+/**
+ * What one pipeline stage's GPU does for one micro-batch, and what it holds: the per-stage costs that
+ * both the analytic estimate and the event simulator consume.
+ */
+export interface StageCost {
+  /** Compute of the forward pass. */
+  readonly forwardSeconds: number;
+  /** Compute of the input-gradient part of the backward (ZB-H1's B), without recomputation. */
+  readonly backwardInputSeconds: number;
+  /** Compute of the weight-gradient part of the backward (ZB-H1's W). */
+  readonly backwardWeightSeconds: number;
+  /** Forward work redone before the backward (full recompute layers, selective attention core). */
+  readonly recomputeSeconds: number;
+  /** Tensor-parallel collectives; on the critical path (not overlapped). */
+  readonly tp: PassCosts;
+  /** Context-parallel ring; `seconds` is what stays exposed after overlapping attention. */
+  readonly cp: PassCosts;
+  /** Expert-parallel all-to-alls; on the critical path. */
+  readonly ep: PassCosts;
+  /** Data-parallel traffic, grouped by what it can hide behind. */
+  readonly dp: DpCosts;
+  readonly optimizerSeconds: number;
+  readonly states: ModelStates;
+  /** Parameters on one GPU of this stage. */
+  readonly params: number;
+}
+
+export interface PlanCosts {
+  readonly microBatches: number;
+  readonly links: Links;
+  readonly stages: readonly StageCost[];
+  /** One activation (or gradient) crossing a stage boundary. */
+  readonly ppTransfer: CollectiveCost;
+  readonly activations: LayerActivationBytes;
+  readonly otherBytes: number;
+}
+
+export function stageComputeSeconds(s: StageCost): number {
+  return s.forwardSeconds + s.backwardInputSeconds + s.backwardWeightSeconds + s.recomputeSeconds;
+}
+
+/** Time of one micro-batch through a stage, with its exposed tp/cp/ep communication. */
+export function stageMicroBatchSeconds(s: StageCost): number {
+  return stageComputeSeconds(s) + s.tp.forward.seconds + s.tp.backward.seconds + s.cp.forward.seconds + s.cp.backward.seconds +
+    s.ep.forward.seconds + s.ep.backward.seconds;
+}
+
+/**
+ * Adam's update reads the fp32 master weight, both moments and the gradient, and writes the three fp32
+ * states and the 16-bit weight (Kingma & Ba 2015, algorithm 1): 12 + g + 12 + 2 bytes per parameter.
+ */
+function optimizerSeconds(plan: Plan, paramsInShard: number, bytesPerSecond: number): number {
+  if (plan.parameterServers > 0) return 0;
+  return (paramsInShard * (2 * OPTIMIZER_BYTES + gradientBytesPerParam(plan) + PARAM_BYTES)) / bytesPerSecond;
+}
+
+export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): PlanCosts {
+  const gpu = shape.spec.gpu;
+  const links = resolveLinks(plan, shape);
+  const layer = layerTimes(model, gpu, plan);
+  const head = headTimes(model, gpu, plan);
+  const perLayer = layerParamsPerRank(model, plan);
+  const memBytesPerSecond = gpu.hbmBytesPerSecond * gpu.efficiency.memoryBandwidth;
+
+  function evaluate(i: number): StageCost {
+    const n = plan.layersPerStage[i] ?? 0;
+    const r = plan.recomputeLayersPerStage[i] ?? 0;
+    const last = i === plan.pp - 1;
+    const params = stageParams(model, plan, i, perLayer);
+    const states = modelStateBytes(plan, params);
+    const coreBackward = layer.backwardInputSeconds - layer.backwardWeightSeconds; // attention core + element-wise
+    return {
+      forwardSeconds: n * layer.forwardSeconds + (last ? head.forwardSeconds : 0),
+      backwardInputSeconds: n * layer.backwardInputSeconds + (last ? head.backwardSeconds / 2 : 0),
+      backwardWeightSeconds: n * layer.backwardWeightSeconds + (last ? head.backwardSeconds / 2 : 0),
+      recomputeSeconds: r * layer.forwardSeconds + (n - r) * layer.selectiveRecomputeSeconds,
+      tp: tpCostPerMicroBatch(model, plan, links, i),
+      cp: cpCostPerMicroBatch(model, plan, links, i, layer.attentionCoreForwardSeconds, coreBackward),
+      ep: epCostPerMicroBatch(model, plan, links, i),
+      dp: dpCosts(plan, links, params),
+      optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, memBytesPerSecond),
+      states,
+      params: params.dense + params.expert,
+    };
+  }
+
+  // Stages differ only by their layer counts and by being first or last: a middle stage like the one
+  // before it is not evaluated again.
+  const stages: StageCost[] = [];
+  for (let i = 0; i < plan.pp; i++) {
+    const prev = i - 1;
+    const same = prev > 0 && i < plan.pp - 1 &&
+      plan.layersPerStage[i] === plan.layersPerStage[prev] && plan.recomputeLayersPerStage[i] === plan.recomputeLayersPerStage[prev];
+    stages.push(same ? stages[prev]! : evaluate(i));
+  }
+  return {
+    microBatches: microBatchCount(plan),
+    links,
+    stages,
+    ppTransfer: ppTransfer(model, plan, links),
+    activations: layerActivationBytes(model, plan),
+    otherBytes: otherBytes(model, gpu, plan, perLayer),
+  };
+}
