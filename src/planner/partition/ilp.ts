@@ -1,0 +1,192 @@
+import lpModule from "javascript-lp-solver";
+import { fitsCapacity, objectiveSeconds, stageBytes, stageSeconds, type PartitionProblem, type PartitionSolution, type StageCoefficients } from "./problem.js";
+
+/** The part of javascript-lp-solver's JSON model format used here. */
+interface Model {
+  optimize: string;
+  opType: "min" | "max";
+  constraints: Record<string, { min?: number; max?: number; equal?: number }>;
+  variables: Record<string, Record<string, number>>;
+  binaries: Record<string, 1>;
+  options: { tolerance: number };
+}
+interface Solver {
+  Solve(model: Model): { feasible: boolean; result: number; [name: string]: unknown };
+}
+// The package's types describe a CommonJS default export; under Node's ESM loader the default import is
+// the solver itself. Accept either shape.
+const solver = ((lpModule as unknown as { default?: Solver }).default ?? lpModule) as unknown as Solver;
+
+/** One way to fill a stage: l layers, the fewest recomputed layers that fit, and what that costs. */
+interface Option {
+  readonly layers: number;
+  readonly recomputed: number;
+  readonly seconds: number;
+  /** The stage's term in the objective's sum. */
+  readonly sumTerm: number;
+}
+
+/**
+ * For a fixed l, recomputing more only adds time (and objective) while saving memory, so the best r is
+ * the smallest that fits: 0, or past the one-layer transient the smallest r >= 1. Undefined when even
+ * recomputing every layer does not fit.
+ */
+export function fewestRecomputed(p: PartitionProblem, c: StageCoefficients, l: number): number | undefined {
+  if (fitsCapacity(p, stageBytes(c, l, 0))) return 0;
+  if (!p.allowRecompute || c.perRecomputedLayerBytes >= 0) return undefined;
+  const over = stageBytes(c, l, 1) - p.capacityBytes;
+  let r = Math.min(l + 1, Math.max(1, 1 + Math.ceil(over / -c.perRecomputedLayerBytes)));
+  while (r > 1 && fitsCapacity(p, stageBytes(c, l, r - 1))) r--; // guard the closed form against rounding
+  while (r <= l && !fitsCapacity(p, stageBytes(c, l, r))) r++;
+  return r <= l ? r : undefined;
+}
+
+function stageOptions(p: PartitionProblem, i: number): Option[] {
+  const c = p.coefficients[i]!;
+  const v = p.layerMultiple;
+  const out: Option[] = [];
+  for (let l = v; l <= p.layers - v * (p.stages - 1); l += v) {
+    const r = fewestRecomputed(p, c, l);
+    if (r === undefined) continue;
+    const seconds = stageSeconds(c, l, r);
+    out.push({ layers: l, recomputed: r, seconds, sumTerm: p.sumWeight * (seconds - p.weightGradFactor * c.perLayerWeightSeconds * l) });
+  }
+  return out;
+}
+
+/**
+ * The stage-layout program (problem.ts), solved as a mixed-integer program with javascript-lp-solver in
+ * an assignment form: a binary x_{i,k} picks option k (l layers, the fewest recomputed layers that fit)
+ * for stage i, with sum_k x_{i,k} = 1, sum l_k x_{i,k} = L and T >= the chosen stage times. The program
+ * is tightened with cuts that no optimum violates (tightenOptions), which leaves a few options per stage.
+ */
+export function solvePartition(p: PartitionProblem): PartitionSolution | undefined {
+  const all = Array.from({ length: p.stages }, (_, i) => stageOptions(p, i));
+  if (all.some((o) => o.length === 0)) return undefined;
+  const options = tightenOptions(p, all);
+  if (options === undefined) return undefined;
+
+  const constraints: Model["constraints"] = { layers: { equal: p.layers } };
+  const variables: Model["variables"] = { T: { objective: p.maxWeight } };
+  const binaries: Record<string, 1> = {};
+  options.forEach((opts, i) => {
+    constraints[`one${i}`] = { equal: 1 };
+    constraints[`time${i}`] = { min: 0 };
+    variables.T![`time${i}`] = 1;
+    opts.forEach((o, k) => {
+      const x = `x${i}_${k}`;
+      variables[x] = { objective: o.sumTerm, layers: o.layers, [`one${i}`]: 1, [`time${i}`]: -o.seconds };
+      binaries[x] = 1;
+    });
+  });
+  const result = solver.Solve({ optimize: "objective", opType: "min", constraints, variables, binaries, options: { tolerance: 0 } });
+  if (!result.feasible) return undefined;
+
+  const layersPerStage: number[] = [];
+  const recomputeLayersPerStage: number[] = [];
+  options.forEach((opts, i) => {
+    // the solver omits zero-valued variables; the chosen option is the one at (about) 1
+    const chosen = opts.find((_, k) => Number(result[`x${i}_${k}`] ?? 0) > 0.5);
+    if (chosen === undefined) throw new Error(`internal: the integer program chose no layout for stage ${i}`);
+    layersPerStage.push(chosen.layers);
+    recomputeLayersPerStage.push(chosen.recomputed);
+  });
+  if (layersPerStage.reduce((a, b) => a + b, 0) !== p.layers) throw new Error("internal: the integer program's layers do not add up");
+  return { layersPerStage, recomputeLayersPerStage, objectiveSeconds: objectiveSeconds(p, layersPerStage, recomputeLayersPerStage) };
+}
+
+/** Most layers stage options allow within time `t` (options are sorted by layers; time grows with layers). */
+function maxLayersWithin(opts: readonly Option[], t: number): number {
+  let best = 0;
+  for (const o of opts) if (o.seconds <= t) best = Math.max(best, o.layers);
+  return best;
+}
+
+/**
+ * Valid cuts. (1) S_min, the least possible sum term over all layouts (a knapsack by dynamic programming,
+ * ignoring T), bounds the objective below by maxWeight*T + S_min. (2) A feasible layout (the greedy one
+ * at the smallest T that can hold all layers) bounds it above by its objective U. So an optimum has
+ * T <= T_cut = (U - S_min)/maxWeight: slower options go. (3) With every other stage at most at its
+ * largest option within T_cut, stage i needs l_i >= L - sum_{j != i} maxLayers_j: smaller options go.
+ * Returns undefined when no layout exists.
+ */
+function tightenOptions(p: PartitionProblem, all: Option[][]): Option[][] | undefined {
+  const times = [...new Set(all.flatMap((o) => o.map((x) => x.seconds)))].sort((a, b) => a - b);
+  const holds = (t: number) => all.every((o) => o.some((x) => x.seconds <= t)) && all.reduce((acc, o) => acc + maxLayersWithin(o, t), 0) >= p.layers;
+  const tMin = times.find(holds);
+  if (tMin === undefined) return undefined;
+  let cut = Infinity;
+  if (p.maxWeight > 0) {
+    const upper = greedyObjective(p, all, tMin);
+    const sumMin = minimumSumTerm(p, all);
+    if (upper !== undefined && sumMin !== undefined) cut = (upper - sumMin) / p.maxWeight;
+  }
+  const slack = (t: number) => t * (1 + 1e-12) + 1e-15;
+  const within = all.map((o) => o.filter((x) => x.seconds <= slack(cut)));
+  const maxima = within.map((o) => maxLayersWithin(o, Infinity));
+  const total = maxima.reduce((a, b) => a + b, 0);
+  return within.map((o, i) => o.filter((x) => x.layers >= p.layers - (total - maxima[i]!)));
+}
+
+/** Objective of a feasible layout at time t: each stage at its most layers within t, then the costliest extra layers removed. */
+function greedyObjective(p: PartitionProblem, all: Option[][], t: number): number | undefined {
+  const pick = all.map((o) => o.filter((x) => x.seconds <= t));
+  const index = pick.map((o) => o.length - 1);
+  let total = pick.reduce((acc, o, i) => acc + o[index[i]!]!.layers, 0);
+  while (total > p.layers) {
+    let best = -1;
+    let saving = -Infinity;
+    index.forEach((k, i) => {
+      if (k === 0) return;
+      const s = pick[i]![k]!.sumTerm - pick[i]![k - 1]!.sumTerm;
+      if (s > saving) [best, saving] = [i, s];
+    });
+    if (best < 0) return undefined;
+    total -= pick[best]![index[best]!]!.layers - pick[best]![index[best]! - 1]!.layers;
+    index[best]!--;
+  }
+  if (total !== p.layers) return undefined;
+  let max = 0;
+  let sum = 0;
+  index.forEach((k, i) => {
+    max = Math.max(max, pick[i]![k]!.seconds);
+    sum += pick[i]![k]!.sumTerm;
+  });
+  return p.maxWeight * max + sum;
+}
+
+/** The least sum of the stages' sum terms over layouts adding up to L (dynamic programming over layers used). */
+function minimumSumTerm(p: PartitionProblem, all: Option[][]): number | undefined {
+  let best = new Map<number, number>([[0, 0]]);
+  for (const opts of all) {
+    const next = new Map<number, number>();
+    for (const [used, value] of best) {
+      for (const o of opts) {
+        const u = used + o.layers;
+        if (u > p.layers) continue;
+        const v = value + o.sumTerm;
+        if (v < (next.get(u) ?? Infinity)) next.set(u, v);
+      }
+    }
+    best = next;
+  }
+  return best.get(p.layers);
+}
+
+/**
+ * Layers as even as multiples of v allow, the remainder given to the middle stages first (the first and
+ * last stages also carry the embedding and the output layer).
+ */
+export function balancedLayers(layers: number, stages: number, v: number): number[] {
+  const units = layers / v;
+  const base = Math.floor(units / stages);
+  const out = new Array<number>(stages).fill(base * v);
+  let extra = units - base * stages;
+  const order = Array.from({ length: stages }, (_, i) => i).sort((a, b) => Math.abs(a - (stages - 1) / 2) - Math.abs(b - (stages - 1) / 2));
+  for (const i of order) {
+    if (extra === 0) break;
+    out[i]! += v;
+    extra--;
+  }
+  return out;
+}

@@ -1,0 +1,144 @@
+import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
+import { stageMemory } from "../cost/estimate.js";
+import { planCosts, stageMicroBatchSeconds } from "../cost/stages.js";
+
+/**
+ * The stage-layout problem of one mesh: how many layers each pipeline stage holds (l_i, a multiple of the
+ * virtual stages v) and how many of them it fully recomputes (r_i <= l_i). In the cost model a stage's
+ * time per micro-batch and its peak memory are affine in (l_i, r_i), with one jump: a stage that
+ * recomputes anything rebuilds one layer's activations in its backward. So:
+ *   T_i = fixedSeconds_i + perLayerSeconds_i * l_i + perRecomputedLayerSeconds_i * r_i
+ *   W_i = perLayerWeightSeconds_i * l_i                                (weight-gradient part, ZB-H1)
+ *   M_i = fixedBytes_i + perLayerBytes_i * l_i + perRecomputedLayerBytes_i * r_i + transientBytes_i * [r_i > 0]
+ * The coefficients differ by stage: the first and last stages carry the embedding, the output layer and
+ * the loss, and stage i of 1F1B holds min(p - i, m) micro-batches in flight.
+ */
+export interface StageCoefficients {
+  readonly fixedSeconds: number;
+  readonly perLayerSeconds: number;
+  readonly perRecomputedLayerSeconds: number;
+  readonly perLayerWeightSeconds: number;
+  readonly fixedBytes: number;
+  readonly perLayerBytes: number;
+  readonly perRecomputedLayerBytes: number;
+  readonly transientBytes: number;
+}
+
+/**
+ * Minimise   maxWeight * max_i T_i + sumWeight * sum_i (T_i - weightGradFactor * W_i)
+ * subject to sum_i l_i = layers, l_i >= v and a multiple of v, 0 <= r_i <= l_i, M_i <= capacity.
+ * The weights make the objective the schedule's pipelined time (pipeline.ts): 1F1B/GPipe (m-1, 1, 0);
+ * interleaved (m - 1/v, 1/v, 0); ZB-H1 (m-1, 1, 2), dropping the critical stage's 2W; naive (0, m, 0).
+ */
+export interface PartitionProblem {
+  readonly layers: number;
+  readonly stages: number;
+  readonly layerMultiple: number;
+  readonly capacityBytes: number;
+  readonly allowRecompute: boolean;
+  readonly maxWeight: number;
+  readonly sumWeight: number;
+  readonly weightGradFactor: number;
+  readonly coefficients: readonly StageCoefficients[];
+}
+
+export interface PartitionSolution {
+  readonly layersPerStage: number[];
+  readonly recomputeLayersPerStage: number[];
+  /** The objective: the schedule's pipelined seconds as the problem states it. */
+  readonly objectiveSeconds: number;
+}
+
+/** Relative slack when comparing memory with capacity, so that the solver's floating point and an exact count agree on ties. */
+export const MEMORY_TOLERANCE = 1e-9;
+
+export function fitsCapacity(p: PartitionProblem, bytes: number): boolean {
+  return bytes <= p.capacityBytes * (1 + MEMORY_TOLERANCE);
+}
+
+export function stageSeconds(c: StageCoefficients, l: number, r: number): number {
+  return c.fixedSeconds + c.perLayerSeconds * l + c.perRecomputedLayerSeconds * r;
+}
+
+export function stageBytes(c: StageCoefficients, l: number, r: number): number {
+  return c.fixedBytes + c.perLayerBytes * l + c.perRecomputedLayerBytes * r + (r > 0 ? c.transientBytes : 0);
+}
+
+export function objectiveSeconds(p: PartitionProblem, layers: readonly number[], recomputed: readonly number[]): number {
+  let max = 0;
+  let sum = 0;
+  for (let i = 0; i < p.stages; i++) {
+    const c = p.coefficients[i]!;
+    const t = stageSeconds(c, layers[i]!, recomputed[i]!);
+    max = Math.max(max, t);
+    sum += t - p.weightGradFactor * c.perLayerWeightSeconds * layers[i]!;
+  }
+  return p.maxWeight * max + p.sumWeight * sum;
+}
+
+export function objectiveWeights(plan: Plan, microBatches: number): Pick<PartitionProblem, "maxWeight" | "sumWeight" | "weightGradFactor"> {
+  const m = microBatches;
+  switch (plan.schedule) {
+    case "naive":
+      return { maxWeight: 0, sumWeight: m, weightGradFactor: 0 };
+    case "interleaved":
+      return { maxWeight: m - 1 / plan.virtualStages, sumWeight: 1 / plan.virtualStages, weightGradFactor: 0 };
+    case "zb-h1":
+      return { maxWeight: m - 1, sumWeight: 1, weightGradFactor: 2 };
+    case "gpipe":
+    case "1f1b":
+      return { maxWeight: m - 1, sumWeight: 1, weightGradFactor: 0 };
+  }
+}
+
+/**
+ * Reads the coefficients off the cost model itself, by evaluating the plan with every stage holding
+ * l in {v, 2v} layers and r in {0, 1, 2} recomputed: since the model is affine in (l, r) apart from the
+ * recompute jump, four probes give every coefficient exactly, and the program stays consistent with
+ * whatever the cost model counts (tested in test/planner/partition.test.ts).
+ */
+export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Plan): PartitionProblem {
+  const v = plan.virtualStages;
+  const p = plan.pp;
+  const probe = (l: number, r: number) => {
+    const probePlan: Plan = { ...plan, layersPerStage: new Array<number>(p).fill(l), recomputeLayersPerStage: new Array<number>(p).fill(r) };
+    const costs = planCosts(model, shape, probePlan);
+    return costs.stages.map((s, i) => {
+      const mem = stageMemory(model, probePlan, costs, i);
+      return {
+        seconds: stageMicroBatchSeconds(s),
+        weight: s.backwardWeightSeconds,
+        bytes: mem.parametersBytes + mem.gradientsBytes + mem.optimizerBytes + mem.activationsBytes + mem.otherBytes,
+      };
+    });
+  };
+  const a = probe(v, 0);
+  const b = probe(2 * v, 0);
+  const c = probe(2 * v, 1);
+  const d = probe(2 * v, 2);
+  const coefficients = a.map((_, i): StageCoefficients => {
+    const perLayerSeconds = (b[i]!.seconds - a[i]!.seconds) / v;
+    const perLayerBytes = (b[i]!.bytes - a[i]!.bytes) / v;
+    const perRecomputedLayerBytes = d[i]!.bytes - c[i]!.bytes;
+    const perLayerWeightSeconds = (b[i]!.weight - a[i]!.weight) / v;
+    return {
+      fixedSeconds: a[i]!.seconds - perLayerSeconds * v,
+      perLayerSeconds,
+      perRecomputedLayerSeconds: c[i]!.seconds - b[i]!.seconds,
+      perLayerWeightSeconds,
+      fixedBytes: a[i]!.bytes - perLayerBytes * v,
+      perLayerBytes,
+      perRecomputedLayerBytes,
+      transientBytes: c[i]!.bytes - b[i]!.bytes - perRecomputedLayerBytes,
+    };
+  });
+  return {
+    layers: model.layers,
+    stages: p,
+    layerMultiple: v,
+    capacityBytes: shape.spec.gpu.memoryBytes,
+    allowRecompute: true,
+    ...objectiveWeights(plan, planCosts(model, shape, plan).microBatches),
+    coefficients,
+  };
+}

@@ -1,0 +1,105 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { stageMemory } from "../../src/planner/cost/estimate.js";
+import { planCosts, stageMicroBatchSeconds } from "../../src/planner/cost/stages.js";
+import { solveExhaustively } from "../../src/planner/partition/exhaustive.js";
+import { solvePartition } from "../../src/planner/partition/ilp.js";
+import { fitsCapacity, objectiveSeconds, partitionProblem, stageBytes, stageSeconds, type PartitionProblem, type StageCoefficients } from "../../src/planner/partition/problem.js";
+import type { Plan } from "../../src/spec/types.js";
+import { planFor, shapeOf } from "../helpers.js";
+
+const shape = shapeOf("dgx-h100", 64);
+
+describe("the stage-layout problem read off the cost model", () => {
+  it("is exact: for random layouts, its stage time and memory equal the cost model's (property)", () => {
+    fc.assert(fc.property(
+      fc.constantFrom(2, 4, 8), fc.constantFrom<Plan["schedule"]>("1f1b", "gpipe", "zb-h1", "interleaved"), fc.constantFrom<Plan["recompute"]>("none", "selective"), fc.boolean(), fc.integer({ min: 0, max: 1000 }),
+      (pp, schedule, recompute, flash, seed) => {
+        const v = schedule === "interleaved" ? 2 : 1;
+        const { model, plan } = planFor("llama3-8b", shape, { tp: 2, pp, schedule, virtualStages: v, recompute, flashAttention: flash, globalBatch: 128 });
+        const problem = partitionProblem(model, shape, plan);
+        // a random layout: v-multiples adding up to 32 layers, random recompute counts
+        const layers = new Array<number>(pp).fill(v);
+        for (let left = 32 - v * pp, k = seed; left > 0; left -= v, k = (k * 7 + 3) % 1009) layers[k % pp]! += v;
+        const recomputed = layers.map((l, i) => (seed * (i + 3)) % (l + 1));
+        const probe: Plan = { ...plan, layersPerStage: layers, recomputeLayersPerStage: recomputed };
+        const costs = planCosts(model, shape, probe);
+        for (let i = 0; i < pp; i++) {
+          const c = problem.coefficients[i]!;
+          expect(stageSeconds(c, layers[i]!, recomputed[i]!)).toBeCloseTo(stageMicroBatchSeconds(costs.stages[i]!), 9);
+          const mem = stageMemory(model, probe, costs, i);
+          const bytes = mem.parametersBytes + mem.gradientsBytes + mem.optimizerBytes + mem.activationsBytes + mem.otherBytes;
+          expect(stageBytes(c, layers[i]!, recomputed[i]!) / bytes).toBeCloseTo(1, 9);
+        }
+      },
+    ), { numRuns: 40 });
+  });
+
+  it("the first stage of 1F1B needs more memory per layer than the last (more micro-batches in flight)", () => {
+    const { model, plan } = planFor("llama3-70b", shape, { tp: 8, pp: 4, globalBatch: 128 });
+    const c = partitionProblem(model, shape, plan).coefficients;
+    expect(c[0]!.perLayerBytes).toBeGreaterThan(c[3]!.perLayerBytes);
+  });
+});
+
+/** Random small instances with coefficients shaped like the real ones (positive times, recompute saves memory). */
+const coefficientArb: fc.Arbitrary<StageCoefficients> = fc.record({
+  fixedSeconds: fc.double({ min: 0, max: 2, noNaN: true }),
+  perLayerSeconds: fc.double({ min: 0.5, max: 2, noNaN: true }),
+  perRecomputedLayerSeconds: fc.double({ min: 0.1, max: 0.8, noNaN: true }),
+  perLayerWeightSeconds: fc.double({ min: 0, max: 0.4, noNaN: true }),
+  fixedBytes: fc.double({ min: 0, max: 20, noNaN: true }),
+  perLayerBytes: fc.double({ min: 2, max: 10, noNaN: true }),
+  perRecomputedLayerBytes: fc.double({ min: -1.8, max: 0, noNaN: true }),
+  transientBytes: fc.double({ min: 0, max: 3, noNaN: true }),
+});
+
+const problemArb: fc.Arbitrary<PartitionProblem> = fc
+  .record({
+    stages: fc.integer({ min: 1, max: 4 }),
+    v: fc.constantFrom(1, 1, 2),
+    extra: fc.integer({ min: 0, max: 6 }),
+    capacity: fc.double({ min: 10, max: 80, noNaN: true }),
+    schedule: fc.constantFrom([7, 1, 0], [0, 4, 0], [7.5, 0.5, 0], [7, 1, 2]),
+    coefficients: fc.array(coefficientArb, { minLength: 4, maxLength: 4 }),
+  })
+  .map(({ stages, v, extra, capacity, schedule, coefficients }) => ({
+    layers: v * (stages + extra),
+    stages,
+    layerMultiple: v,
+    capacityBytes: capacity * 2 ** 30,
+    allowRecompute: true,
+    maxWeight: schedule[0]!,
+    sumWeight: schedule[1]!,
+    weightGradFactor: schedule[2]!,
+    // bytes in GiB units for readability, scaled to bytes here
+    coefficients: coefficients.slice(0, stages).map((c) => ({ ...c, fixedBytes: c.fixedBytes * 2 ** 30, perLayerBytes: c.perLayerBytes * 2 ** 30, perRecomputedLayerBytes: c.perRecomputedLayerBytes * 2 ** 30, transientBytes: c.transientBytes * 2 ** 30 })),
+  }));
+
+describe("the integer program (javascript-lp-solver)", () => {
+  it("finds the optimum of exhaustive search on 200 random small instances (property)", () => {
+    let feasible = 0;
+    fc.assert(fc.property(problemArb, (p) => {
+      const exact = solveExhaustively(p);
+      const ilp = solvePartition(p);
+      if (exact === undefined) {
+        expect(ilp).toBeUndefined();
+        return;
+      }
+      feasible++;
+      expect(ilp).toBeDefined();
+      // the program's layout is valid and fits ...
+      expect(ilp!.layersPerStage.reduce((a, b) => a + b, 0)).toBe(p.layers);
+      ilp!.layersPerStage.forEach((l, i) => {
+        expect(l % p.layerMultiple).toBe(0);
+        expect(l).toBeGreaterThanOrEqual(p.layerMultiple);
+        expect(ilp!.recomputeLayersPerStage[i]!).toBeLessThanOrEqual(l);
+        expect(fitsCapacity(p, stageBytes(p.coefficients[i]!, l, ilp!.recomputeLayersPerStage[i]!))).toBe(true);
+      });
+      // ... and is as good as the best of all layouts
+      expect(ilp!.objectiveSeconds).toBeCloseTo(exact.objectiveSeconds, 6);
+      expect(objectiveSeconds(p, ilp!.layersPerStage, ilp!.recomputeLayersPerStage)).toBeCloseTo(ilp!.objectiveSeconds, 9);
+    }), { numRuns: 200, seed: 20261122 });
+    expect(feasible).toBeGreaterThanOrEqual(50); // at least 50 instances where a layout exists
+  });
+});
