@@ -6,27 +6,27 @@ import {
 
 /** Knobs as a user gives them: anything left out gets a default. Field names follow the contract's plan object. */
 export interface PlanInput {
-  dp?: number;
-  tp?: number;
-  pp?: number;
-  cp?: number;
-  ep?: number;
-  sequenceParallel?: boolean;
-  virtualStages?: number;
-  microBatch?: number;
-  globalBatch?: number;
-  seqLen?: number;
-  schedule?: Schedule;
-  zero?: number;
-  recompute?: Recompute;
-  precision?: Precision;
-  layersPerStage?: readonly number[];
-  recomputeLayersPerStage?: readonly number[];
-  parameterServers?: number;
-  asynchronous?: boolean;
-  staleness?: number;
-  flashAttention?: boolean;
-  fp32Gradients?: boolean;
+  dp?: number | undefined;
+  tp?: number | undefined;
+  pp?: number | undefined;
+  cp?: number | undefined;
+  ep?: number | undefined;
+  sequenceParallel?: boolean | undefined;
+  virtualStages?: number | undefined;
+  microBatch?: number | undefined;
+  globalBatch?: number | undefined;
+  seqLen?: number | undefined;
+  schedule?: Schedule | undefined;
+  zero?: number | undefined;
+  recompute?: Recompute | undefined;
+  precision?: Precision | undefined;
+  layersPerStage?: readonly number[] | undefined;
+  recomputeLayersPerStage?: readonly number[] | undefined;
+  parameterServers?: number | undefined;
+  asynchronous?: boolean | undefined;
+  staleness?: number | undefined;
+  flashAttention?: boolean | undefined;
+  fp32Gradients?: boolean | undefined;
 }
 
 /**

@@ -5,6 +5,7 @@ import { builtinNames, loadModel } from "../../src/cli/catalog.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import type { PlanInput } from "../../src/spec/plan.js";
 import type { ModelSpec } from "../../src/spec/types.js";
+import { searchPlans } from "../../src/planner/search/search.js";
 import { planFor, shapeOf } from "../helpers.js";
 
 /**
@@ -76,5 +77,23 @@ describe("Megatron-LM published scaling tables: predicted against measured TFLOP
     console.log(report);
     // A guard against a broken model, not an accuracy target: predictions within a factor of two.
     expect(median).toBeLessThan(0.5);
+  });
+});
+
+describe("the planner on Megatron-LM's published configurations", () => {
+  const rows = readFileSync(REFERENCE, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Row).filter((r) => IDS.includes(r.id));
+
+  it("finds each published plan feasible and predicts its own best plan at least as fast", () => {
+    for (const row of rows) {
+      const model = findModel(row);
+      const shape = shapeOf(row.hardware.gpu === "H100" ? "dgx-h100" : "dgx-a100-80gb", row.hardware.num_gpus);
+      const input = planInput(row);
+      const published = estimate(model, shape, planFor(model, shape, input).plan);
+      expect(published.memory.fits, row.id).toBe(true);
+      // same model, GPUs, batch, sequence and software (precision, flash attention); every knob else is searched
+      const pinned = { globalBatch: input.globalBatch, precision: input.precision, flashAttention: input.flashAttention };
+      const best = searchPlans(model, shape, pinned, { top: 1, shortlist: 6 }).plans[0]!;
+      expect(best.throughput.tokensPerSecond, row.id).toBeGreaterThanOrEqual(published.throughput.tokensPerSecond * (1 - 1e-9));
+    }
   });
 });

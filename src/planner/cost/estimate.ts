@@ -50,20 +50,58 @@ export function offPipeline(shape: ClusterShape, plan: Plan, costs: PlanCosts, p
   return { ppCommSeconds: ppCriticalTransfers(plan, m) * costs.ppTransfer.seconds, dpCommSeconds, optimizerSeconds, dpBytesPerGpu };
 }
 
-/** The analytic cost model: memory, time, communication and throughput of one plan. Pure. */
-export function estimate(model: ModelSpec, shape: ClusterShape, plan: Plan): Estimate {
-  const costs = planCosts(model, shape, plan);
+/** The analytic step timing of a plan, before it is dressed as an Estimate. */
+export function analyticTiming(shape: ClusterShape, plan: Plan, costs: PlanCosts): StepTiming {
   const m = costs.microBatches;
   const times: StageTime[] = costs.stages.map((s) => ({ totalSeconds: stageMicroBatchSeconds(s), weightGradSeconds: s.backwardWeightSeconds }));
   const pipe = pipelineSeconds(plan, times, m);
   const crit = costs.stages[pipe.critical]!;
-  const off = offPipeline(shape, plan, costs, pipe.seconds, crit);
-  return assembleEstimate(model, shape, plan, costs, {
+  return {
     pipelineSeconds: pipe.seconds,
     bubbleSeconds: pipe.seconds - m * stageMicroBatchSeconds(crit),
     critical: crit,
-    off,
-  });
+    off: offPipeline(shape, plan, costs, pipe.seconds, crit),
+  };
+}
+
+export function stepSecondsOf(timing: StepTiming): number {
+  return timing.pipelineSeconds + timing.off.ppCommSeconds + timing.off.dpCommSeconds + timing.off.optimizerSeconds;
+}
+
+/** The worst stage and its peak bytes (1F1B stage i holds min(p - i, m) micro-batches, so memory differs per stage). */
+export function worstStageMemory(model: ModelSpec, plan: Plan, costs: PlanCosts): { stage: number; bytes: number } {
+  let stage = 0;
+  let bytes = -1;
+  for (let i = 0; i < plan.pp; i++) {
+    const st = costs.stages[i]!.states;
+    const b = st.parametersBytes + st.gradientsBytes + st.optimizerBytes + costs.otherBytes +
+      stageActivationBytes(model, plan, i, costs.microBatches, costs.activations);
+    if (b > bytes) [stage, bytes] = [i, b];
+  }
+  return { stage, bytes };
+}
+
+/** What a search needs to rank a plan, without building the whole Estimate. */
+export interface QuickScore {
+  readonly tokensPerSecond: number;
+  readonly peakBytesPerGpu: number;
+  readonly fits: boolean;
+}
+
+export function quickScore(model: ModelSpec, shape: ClusterShape, plan: Plan): QuickScore {
+  const costs = planCosts(model, shape, plan);
+  const peak = worstStageMemory(model, plan, costs).bytes;
+  return {
+    tokensPerSecond: (plan.globalBatch * plan.seqLen) / stepSecondsOf(analyticTiming(shape, plan, costs)),
+    peakBytesPerGpu: peak,
+    fits: peak <= shape.spec.gpu.memoryBytes,
+  };
+}
+
+/** The analytic cost model: memory, time, communication and throughput of one plan. Pure. */
+export function estimate(model: ModelSpec, shape: ClusterShape, plan: Plan): Estimate {
+  const costs = planCosts(model, shape, plan);
+  return assembleEstimate(model, shape, plan, costs, analyticTiming(shape, plan, costs));
 }
 
 export interface StepTiming {
@@ -82,20 +120,8 @@ export function assembleEstimate(model: ModelSpec, shape: ClusterShape, plan: Pl
   const m = costs.microBatches;
   const crit = timing.critical;
   const off = timing.off;
-  const stepSeconds = timing.pipelineSeconds + off.ppCommSeconds + off.dpCommSeconds + off.optimizerSeconds;
-
-  // Memory differs per stage even where time does not: 1F1B stage i holds min(p - i, m) micro-batches.
-  let worst = 0;
-  let peakBytesPerGpu = -1;
-  for (let i = 0; i < plan.pp; i++) {
-    const st = costs.stages[i]!.states;
-    const bytes = st.parametersBytes + st.gradientsBytes + st.optimizerBytes + costs.otherBytes +
-      stageActivationBytes(model, plan, i, m, costs.activations);
-    if (bytes > peakBytesPerGpu) {
-      peakBytesPerGpu = bytes;
-      worst = i;
-    }
-  }
+  const stepSeconds = stepSecondsOf(timing);
+  const { stage: worst, bytes: peakBytesPerGpu } = worstStageMemory(model, plan, costs);
   const worstMemory = stageMemory(model, plan, costs, worst);
 
   let tpBytes = 0;

@@ -1,63 +1,141 @@
+import { performance } from "node:perf_hooks";
 import { InputError } from "../../spec/errors.js";
 import { resolvePlan, type PlanInput } from "../../spec/plan.js";
-import type { ClusterShape, ModelSpec } from "../../spec/types.js";
-import { estimate } from "../cost/estimate.js";
+import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
+import { estimate, quickScore, type QuickScore } from "../cost/estimate.js";
 import type { Estimate } from "../cost/types.js";
-import { candidates } from "./space.js";
+import { solvePartition } from "../partition/ilp.js";
+import { partitionProblem } from "../partition/problem.js";
+import { forEachCandidate } from "./space.js";
+import { TopList } from "./top-list.js";
 
-export interface SearchResult {
-  readonly searched: number;
-  readonly feasible: number;
-  /** Best first: fitting plans by tokens/s (ties by memory headroom); when none fits, the closest misses. */
-  readonly plans: readonly Estimate[];
+/** Evaluates one plan; the analytic estimate by default, the event simulator when the caller passes it. */
+export type Evaluate = (model: ModelSpec, shape: ClusterShape, plan: Plan) => Estimate;
+
+export interface SearchOptions {
+  readonly top: number;
+  /** How many of the analytic ranking's best go through the integer program and `refine`. */
+  readonly shortlist?: number;
+  /** The final evaluation of shortlisted plans (meshplan passes the simulator). */
+  readonly refine?: Evaluate;
 }
 
-function better(a: Estimate, b: Estimate): number {
-  const speed = b.throughput.tokensPerSecond - a.throughput.tokensPerSecond;
-  if (Math.abs(speed) > 1e-9 * Math.max(a.throughput.tokensPerSecond, 1)) return speed;
-  return a.memory.peakBytesPerGpu - b.memory.peakBytesPerGpu;
+export interface SearchResult {
+  /** Plans evaluated by the analytic model. */
+  readonly searched: number;
+  /** Of those, how many fit in memory. */
+  readonly feasible: number;
+  /** Fitting plans, best first (tokens/s, ties by memory headroom). Empty when none fits. */
+  readonly plans: readonly Estimate[];
+  /** When nothing fits: the plans that overflow least, smallest overflow first. */
+  readonly closest: readonly Estimate[];
+  /** Wall seconds of each integer-program solve (for the benchmark). */
+  readonly partitionSeconds: readonly number[];
 }
 
 /**
- * Exhaustive search over the plan space with the analytic cost model, keeping the best `top` plans that
- * fit (and, in case none fits, the `top` smallest overflows).
+ * Ranking: more tokens/s first; equal speed (to a part in a million), less memory; equal memory too,
+ * the simpler mesh (fewer context-parallel, then pipeline, then tensor-parallel ranks).
  */
-export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanInput, top: number): SearchResult {
-  let searched = 0;
-  let feasible = 0;
-  const best: Estimate[] = [];
-  const closest: Estimate[] = [];
-  let firstError: InputError | undefined;
-  for (const input of candidates(model, shape, pinned)) {
-    let e: Estimate;
-    try {
-      e = estimate(model, shape, resolvePlan(model, shape, input));
-    } catch (err) {
-      if (err instanceof InputError) {
-        firstError ??= err;
-        continue;
-      }
-      throw err;
-    }
-    searched++;
-    if (e.memory.fits) {
-      feasible++;
-      insertTop(best, e, top, better);
-    } else {
-      insertTop(closest, e, top, (a, b) => a.memory.peakBytesPerGpu - b.memory.peakBytesPerGpu);
-    }
-  }
-  if (searched === 0 && firstError !== undefined) throw firstError;
-  if (searched === 0) {
-    throw new InputError({ code: "unsupported", field: "plan flags", value: pinned, valid: "flags that leave at least one valid plan", reason: "no plan matches the pinned dimensions" });
-  }
-  return { searched, feasible, plans: feasible > 0 ? best : closest };
+export function faster(a: Estimate, b: Estimate): number {
+  const speed = b.throughput.tokensPerSecond - a.throughput.tokensPerSecond;
+  if (Math.abs(speed) > 1e-6 * Math.max(a.throughput.tokensPerSecond, 1)) return speed;
+  const memory = a.memory.peakBytesPerGpu - b.memory.peakBytesPerGpu;
+  if (Math.abs(memory) > 1e-6 * a.memory.capacityBytes) return memory;
+  return a.plan.cp - b.plan.cp || a.plan.pp - b.plan.pp || a.plan.tp - b.plan.tp || b.plan.microBatch - a.plan.microBatch;
 }
 
-function insertTop(list: Estimate[], e: Estimate, top: number, cmp: (a: Estimate, b: Estimate) => number): void {
-  if (list.length >= top && cmp(e, list[list.length - 1]!) >= 0) return;
-  let i = list.length;
-  while (i > 0 && cmp(e, list[i - 1]!) < 0) i--;
-  list.splice(i, 0, e);
-  if (list.length > top) list.pop();
+/** A plan's identity, for removing duplicates that different routes reach. */
+export function planKey(p: Plan): string {
+  return JSON.stringify(p);
+}
+
+/**
+ * Searches the plan space in three passes:
+ * 1. every candidate (space.ts) through the analytic model, keeping the best that fit and, separately,
+ *    the meshes that fit only with full recomputation ranked by their speed without it (the integer
+ *    program may fit them by recomputing only some layers);
+ * 2. the integer program on each shortlisted mesh: uneven layers per stage and per-stage recompute;
+ * 3. `refine` (the simulator) on the results, which sets the final order.
+ */
+interface Scored {
+  readonly plan: Plan;
+  readonly score: QuickScore;
+}
+
+function fasterScore(a: Scored, b: Scored): number {
+  const speed = b.score.tokensPerSecond - a.score.tokensPerSecond;
+  if (Math.abs(speed) > 1e-6 * Math.max(a.score.tokensPerSecond, 1)) return speed;
+  const memory = a.score.peakBytesPerGpu - b.score.peakBytesPerGpu;
+  if (Math.abs(memory) > 1) return memory;
+  return a.plan.cp - b.plan.cp || a.plan.pp - b.plan.pp || a.plan.tp - b.plan.tp || b.plan.microBatch - a.plan.microBatch;
+}
+
+export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanInput, options: SearchOptions): SearchResult {
+  const shortlist = options.shortlist ?? Math.max(3 * options.top, 12);
+  const refine = options.refine ?? estimate;
+  let searched = 0;
+  let feasible = 0;
+  // Pass 1 ranks by a quick score (the same analytic model, without building Estimates).
+  const best = new TopList<Scored>(shortlist, fasterScore);
+  const repairable = new TopList<Scored>(shortlist, fasterScore);
+  const closest = new TopList<Scored>(options.top, (a, b) => a.score.peakBytesPerGpu - b.score.peakBytesPerGpu);
+  let firstError: InputError | undefined;
+  let lastNone: Scored | undefined;
+
+  forEachCandidate(model, shape, pinned, (input) => {
+    let scored: Scored;
+    try {
+      const plan = resolvePlan(model, shape, input);
+      scored = { plan, score: quickScore(model, shape, plan) };
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      firstError ??= err;
+      return;
+    }
+    searched++;
+    if (scored.score.fits) {
+      feasible++;
+      best.offer(scored);
+    } else {
+      closest.offer(scored);
+    }
+    // forEachCandidate visits recompute none just before full for the same mesh and knobs: a mesh that
+    // fits only with full recomputation is ranked by its speed without it, since the integer program may
+    // fit it by recomputing only some layers.
+    if (scored.plan.recompute === "none") lastNone = scored;
+    else if (scored.plan.recompute === "full" && scored.score.fits && lastNone !== undefined && !lastNone.score.fits) {
+      repairable.offer(lastNone);
+    }
+  });
+  if (searched === 0) {
+    throw firstError ?? new InputError({ code: "unsupported", field: "plan flags", value: pinned, valid: "flags that leave at least one valid plan", reason: "no plan matches the pinned dimensions" });
+  }
+
+  // Pass 2 and 3: the integer program's layout for each shortlisted mesh, then `refine` sets the order.
+  const partitionSeconds: number[] = [];
+  const results = new Map<string, Estimate>();
+  const keep = (e: Estimate) => {
+    if (e.memory.fits) results.set(planKey(e.plan), e);
+  };
+  for (const candidate of [...best.items(), ...repairable.items()]) {
+    const base: Plan = candidate.plan.recompute === "full"
+      ? { ...candidate.plan, recompute: "none", recomputeLayersPerStage: candidate.plan.layersPerStage.map(() => 0) }
+      : candidate.plan;
+    if (candidate.score.fits) keep(refine(model, shape, candidate.plan));
+    const t0 = performance.now();
+    const layout = solvePartition(partitionProblem(model, shape, base));
+    partitionSeconds.push((performance.now() - t0) / 1e3);
+    if (layout === undefined) continue;
+    const plan = resolvePlan(model, shape, { ...base, layersPerStage: layout.layersPerStage, recomputeLayersPerStage: layout.recomputeLayersPerStage });
+    keep(refine(model, shape, plan));
+  }
+  const ranked = [...results.values()].sort(faster).slice(0, options.top);
+  return {
+    searched,
+    feasible,
+    plans: ranked,
+    closest: ranked.length > 0 ? [] : closest.items().map((c) => estimate(model, shape, c.plan)),
+    partitionSeconds,
+  };
 }

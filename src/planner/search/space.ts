@@ -1,11 +1,16 @@
 import { InputError } from "../../spec/errors.js";
 import { DEFAULT_BATCH_TOKENS, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Recompute, Schedule, ZeroStage } from "../../spec/types.js";
+import { balancedLayers } from "../partition/ilp.js";
 
 export function divisorsOf(n: number): number[] {
   const out: number[] = [];
-  for (let d = 1; d <= n; d++) if (n % d === 0) out.push(d);
-  return out;
+  for (let d = 1; d * d <= n; d++) {
+    if (n % d !== 0) continue;
+    out.push(d);
+    if (d * d !== n) out.push(n / d);
+  }
+  return out.sort((a, b) => a - b);
 }
 
 /** The global batch a search holds fixed, so that every plan does the same work per step. */
@@ -18,38 +23,55 @@ const MICRO_BATCHES = [1, 2, 4, 8, 16];
 const VIRTUAL_STAGES = [2, 4];
 
 /**
- * Every combination of knobs the cost model supports, restricted by the model's shape (heads, KV heads,
- * MLP width by tp; layers by pp*v; sequence by cp; experts by ep) and by the pinned flags. Yields plan
- * inputs; resolvePlan still validates each.
+ * The plan space: every factorisation of the GPUs into tp * pp * cp * dp (ep from dp*cp for MoE), the
+ * micro-batch sizes that divide the per-replica batch, the schedules (interleaved with 2 or 4 virtual
+ * stages), ZeRO 0-3 and recompute none/selective/full, restricted by the model's shape (heads, KV heads
+ * and MLP width by tp; layers by pp*v; sequence by cp; experts by ep) and by the pinned flags.
+ * Two knobs are not enumerated unless pinned, because the cost model makes them dominated:
+ * - sequence parallel off: the same tensor-parallel traffic as on, with more memory and more element-wise
+ *   time (each rank repeats the norms and dropouts), so it is never better;
+ * - selective recompute with flash attention: the fused kernel keeps no s x s tensors, so it equals none.
+ * Pipeline stages need not divide the layers: such meshes start from the most even split and the integer
+ * program chooses the layout.
  */
-export function* candidates(model: ModelSpec, shape: ClusterShape, pinned: PlanInput): Generator<PlanInput> {
+export function forEachCandidate(model: ModelSpec, shape: ClusterShape, pinned: PlanInput, visit: (input: PlanInput) => void): void {
   const gpus = shape.gpus;
   const seqLen = pinned.seqLen ?? model.seqLen;
   const globalBatch = searchGlobalBatch(model, pinned);
+  const flash = pinned.flashAttention ?? true;
   const pick = <T>(value: T | undefined, all: readonly T[]): readonly T[] => (value === undefined ? all : [value]);
   if (pinned.parameterServers !== undefined && pinned.parameterServers > 0) {
     throw new InputError({ code: "unsupported", field: "--ps", value: pinned.parameterServers, valid: "meshplan simulate --ps K", reason: "the search covers collective-based plans; evaluate parameter-server plans with simulate" });
   }
+  const recomputes = pick<Recompute>(pinned.recompute, flash ? ["none", "full"] : ["none", "selective", "full"]);
+  const allZeros = pick(pinned.zero as ZeroStage | undefined, [0, 1, 2, 3] as ZeroStage[]);
   for (const tp of pick(pinned.tp, divisorsOf(gpus))) {
     if (model.attentionHeads % tp !== 0 || model.ffnHiddenSize % tp !== 0) continue;
     if (model.kvHeads % tp !== 0 && tp % model.kvHeads !== 0) continue;
+    const sequenceParallel = tp > 1 ? (pinned.sequenceParallel ?? true) : undefined;
     for (const pp of pick(pinned.pp, divisorsOf(gpus / tp))) {
-      if (pinned.layersPerStage === undefined && model.layers % pp !== 0) continue;
+      if (pp > model.layers) continue;
       for (const cp of pick(pinned.cp, divisorsOf(gpus / (tp * pp)))) {
         if (seqLen % cp !== 0) continue;
         const dp = gpus / (tp * pp * cp);
         if (pinned.dp !== undefined && pinned.dp !== dp) continue;
+        // with one data-parallel rank there is nothing to shard: every ZeRO stage is the same plan
+        const zeros = dp * cp > 1 || pinned.zero !== undefined ? allZeros : [0 as ZeroStage];
         const eps = model.moe === undefined ? [1] : divisorsOf(model.moe.experts).filter((e) => (dp * cp) % e === 0);
         for (const ep of pick(pinned.ep, eps)) {
           for (const microBatch of pick(pinned.microBatch, MICRO_BATCHES)) {
             if (globalBatch % (dp * microBatch) !== 0) continue;
             const m = globalBatch / (dp * microBatch);
             for (const [schedule, virtualStages] of schedules(model, pp, m, pinned)) {
-              for (const zero of pick(pinned.zero as ZeroStage | undefined, [0, 1, 2, 3] as ZeroStage[])) {
-                for (const recompute of pick<Recompute>(pinned.recompute, ["none", "selective", "full"])) {
-                  for (const sequenceParallel of tp === 1 ? [false] : pick(pinned.sequenceParallel, [true, false])) {
-                    yield { ...pinned, tp, pp, cp, dp, ep, microBatch, globalBatch, seqLen, schedule, virtualStages, zero, recompute, sequenceParallel };
-                  }
+              const layersPerStage = pinned.layersPerStage ?? (model.layers % (pp * virtualStages) === 0 ? undefined : balancedLayers(model.layers, pp, virtualStages));
+              for (const zero of zeros) {
+                for (const recompute of recomputes) {
+                  // one object shape for every candidate (a literal, not a spread) keeps this loop fast
+                  visit({
+                    dp, tp, pp, cp, ep, sequenceParallel, virtualStages, microBatch, globalBatch, seqLen, schedule, zero, recompute,
+                    precision: pinned.precision, layersPerStage, recomputeLayersPerStage: pinned.recomputeLayersPerStage,
+                    parameterServers: undefined, asynchronous: undefined, staleness: undefined, flashAttention: flash, fp32Gradients: pinned.fp32Gradients,
+                  });
                 }
               }
             }
@@ -60,21 +82,20 @@ export function* candidates(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   }
 }
 
+/**
+ * Schedules worth evaluating for a mesh: 1F1B, ZB-H1 and interleaved (v in 2, 4, when the micro-batches
+ * are a multiple of pp and the layers split into pp*v chunks). GPipe and naive model parallelism are
+ * evaluated only when pinned: the cost model makes GPipe as fast as 1F1B with more memory in flight, and
+ * naive model parallelism idles (p-1)/p of the time.
+ */
 function schedules(model: ModelSpec, pp: number, m: number, pinned: PlanInput): [Schedule, number][] {
-  const out: [Schedule, number][] = [];
-  const wanted = (s: Schedule) => pinned.schedule === undefined || pinned.schedule === s;
-  if (pp === 1) {
-    if (wanted("1f1b") || pinned.schedule === undefined) out.push([pinned.schedule ?? "1f1b", 1]);
-    return out;
-  }
-  if (wanted("1f1b")) out.push(["1f1b", 1]);
-  if (wanted("zb-h1")) out.push(["zb-h1", 1]);
-  if (wanted("gpipe") && pinned.schedule === "gpipe") out.push(["gpipe", 1]);
-  if (wanted("naive") && pinned.schedule === "naive") out.push(["naive", 1]);
-  if (wanted("interleaved") && m % pp === 0) {
-    for (const v of pinned.virtualStages === undefined ? VIRTUAL_STAGES : [pinned.virtualStages]) {
-      if (model.layers % (pp * v) === 0) out.push(["interleaved", v]);
-    }
-  }
-  return out;
+  const interleaved = (): [Schedule, number][] => {
+    if (pp === 1 || m % pp !== 0) return [];
+    const vs = pinned.virtualStages === undefined ? VIRTUAL_STAGES : [pinned.virtualStages];
+    return vs.filter((v) => v > 1 && model.layers % v === 0 && model.layers >= pp * v).map((v): [Schedule, number] => ["interleaved", v]);
+  };
+  if (pinned.schedule === "interleaved") return interleaved();
+  if (pinned.schedule !== undefined) return [[pinned.schedule, 1]];
+  if (pp === 1) return [["1f1b", 1]];
+  return [["1f1b", 1], ["zb-h1", 1], ...interleaved()];
 }

@@ -1,0 +1,107 @@
+import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
+import { resolveLinks } from "../cost/communication.js";
+import { estimate } from "../cost/estimate.js";
+import { groupPlacement } from "../cost/placement.js";
+import type { Estimate } from "../cost/types.js";
+
+const GIB = 2 ** 30;
+const gib = (b: number) => `${(b / GIB).toFixed(1)} GiB`;
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+type Breakdown = Estimate["time"]["breakdown"];
+/** The time pieces that are not compute, with the words a reader knows them by. */
+const OVERHEADS: [keyof Breakdown, string][] = [
+  ["bubbleSeconds", "the pipeline bubble"],
+  ["tpCommSeconds", "exposed tensor-parallel communication"],
+  ["dpCommSeconds", "exposed data-parallel traffic"],
+  ["ppCommSeconds", "pipeline sends on the critical path"],
+  ["cpCommSeconds", "exposed context-parallel ring traffic"],
+  ["epCommSeconds", "expert-parallel all-to-alls"],
+  ["optimizerSeconds", "the optimizer step"],
+];
+
+export function describePlan(p: Plan): string {
+  const parts = [`tp ${p.tp}`, `pp ${p.pp}`, `dp ${p.dp}`];
+  if (p.cp > 1) parts.push(`cp ${p.cp}`);
+  if (p.ep > 1) parts.push(`ep ${p.ep}`);
+  const sched = p.pp > 1 ? `, ${p.schedule === "interleaved" ? `interleaved (v ${p.virtualStages})` : p.schedule}` : "";
+  return `${parts.join(" x ")}, micro-batch ${p.microBatch}${sched}, ZeRO ${p.zero}, recompute ${recomputeLabel(p)}`;
+}
+
+export function recomputeLabel(p: Plan): string {
+  const full = p.recomputeLayersPerStage.reduce((a, b) => a + b, 0);
+  const total = p.layersPerStage.reduce((a, b) => a + b, 0);
+  if (full === 0) return p.recompute;
+  if (full === total) return "full";
+  return `${p.recompute} + ${full} full`;
+}
+
+/** Plain sentences on why the winner wins, what limits it, and what the runner-up loses. Pure. */
+export function explainRanking(model: ModelSpec, shape: ClusterShape, plans: readonly Estimate[]): string[] {
+  const win = plans[0];
+  if (win === undefined) return [];
+  const p = win.plan;
+  const out: string[] = [];
+  out.push(`Best: ${describePlan(p)}: ${Math.round(win.throughput.tokensPerSecond).toLocaleString("en-US")} tokens/s, MFU ${pct(win.throughput.mfu)}.`);
+
+  const links = resolveLinks(p, shape);
+  if (p.tp > 1) {
+    const place = groupPlacement("tp", p, shape.gpusPerNode);
+    out.push(place.nodes === 1
+      ? `Tensor parallel (tp ${p.tp}) stays inside a node, on ${links.tp.name} (${(links.tp.bytesPerSecond / 1e9).toFixed(0)} GB/s per GPU achieved).`
+      : `Tensor parallel (tp ${p.tp}) spans ${place.nodes} nodes over ${links.tp.name}; its traffic is ${pct(win.time.breakdown.tpCommSeconds / win.time.stepSeconds)} of the step.`);
+  } else {
+    out.push("No tensor parallel: every GPU holds whole layers, so no activation traffic per layer.");
+  }
+  if (p.pp > 1) {
+    out.push(`${p.pp} pipeline stages, ${p.schedule} over ${win.pipeline.microBatches} micro-batches: bubble ${pct(win.pipeline.bubbleFraction)} of the pipelined time; layers per stage ${p.layersPerStage.join("/")}.`);
+  }
+  const dpWays = p.dp * p.cp;
+  if (dpWays > 1) {
+    out.push(`Gradients are reduced ${dpWays} ways over ${links.dp.name}; ${pct(win.time.breakdown.dpCommSeconds / win.time.stepSeconds)} of the step is exposed data-parallel traffic.`);
+  }
+  if (p.zero > 0 && dpWays > 1) {
+    const plain = estimate(model, shape, { ...p, zero: 0 });
+    out.push(`ZeRO-${p.zero} saves ${gib(plain.memory.peakBytesPerGpu - win.memory.peakBytesPerGpu)} per GPU against no sharding.`);
+  }
+  const full = p.recomputeLayersPerStage.reduce((a, b) => a + b, 0);
+  if (full > 0) {
+    out.push(`It recomputes ${full} of ${model.layers} layers in full (per stage ${p.recomputeLayersPerStage.join("/")}) to fit in memory; ` +
+      `HFU ${pct(win.throughput.hfu)} against MFU ${pct(win.throughput.mfu)}.`);
+  }
+  const m = win.memory;
+  out.push(`Peak memory ${gib(m.peakBytesPerGpu)} of ${gib(m.capacityBytes)} on stage ${m.worstStage} (${gib(m.capacityBytes - m.peakBytesPerGpu)} free).`);
+
+  const [name, share] = largestOverhead(win);
+  out.push(share < 0.02
+    ? `What limits it: compute itself (${pct(win.time.breakdown.computeSeconds / win.time.stepSeconds)} of the step).`
+    : `What limits it: ${name}, ${pct(share)} of the step.`);
+
+  const next = plans[1];
+  if (next !== undefined) out.push(compareNext(win, next));
+  return out;
+}
+
+function largestOverhead(e: Estimate): [string, number] {
+  let best: [string, number] = ["nothing", 0];
+  for (const [key, words] of OVERHEADS) {
+    const share = e.time.breakdown[key] / e.time.stepSeconds;
+    if (share > best[1]) best = [words, share];
+  }
+  return best;
+}
+
+/** The runner-up's loss, and the time piece that grew most. */
+function compareNext(win: Estimate, next: Estimate): string {
+  const loss = 1 - next.throughput.tokensPerSecond / win.throughput.tokensPerSecond;
+  // per token, so that plans of one batch compare piece by piece
+  const perToken = (e: Estimate, k: keyof Breakdown) => e.time.breakdown[k] / (e.plan.globalBatch * e.plan.seqLen);
+  let worst: [string, number] = ["compute", perToken(next, "computeSeconds") - perToken(win, "computeSeconds")];
+  for (const [key, words] of OVERHEADS) {
+    const grew = perToken(next, key) - perToken(win, key);
+    if (grew > worst[1]) worst = [words, grew];
+  }
+  const share = worst[1] * next.plan.globalBatch * next.plan.seqLen / next.time.stepSeconds;
+  if (loss < 0.0005) return `The next plan (${describePlan(next.plan)}) is as fast; it is ranked lower for using more memory (${gib(next.memory.peakBytesPerGpu)}).`;
+  return `The next plan (${describePlan(next.plan)}) is ${pct(loss)} slower: it loses most to ${worst[0]} (${pct(share)} of its step).`;
+}

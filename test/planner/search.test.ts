@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { loadModel } from "../../src/cli/catalog.js";
+import { groupPlacement } from "../../src/planner/cost/placement.js";
+import { searchPlans } from "../../src/planner/search/search.js";
+import { InputError } from "../../src/spec/errors.js";
+import { shapeOf } from "../helpers.js";
+
+const hf = (name: string) => join(import.meta.dirname, "..", "fixtures", "hf", name, "config.json");
+
+describe("plan search: rules of thumb come out without being coded in", () => {
+  it("a model that fits one GPU (GPT-2 large from its Hugging Face config) runs pure data parallel on 8 GPUs", () => {
+    const model = loadModel(hf("gpt2-large"));
+    const { plans } = searchPlans(model, shapeOf("dgx-h100", 8), { globalBatch: 512 }, { top: 3 });
+    expect(plans[0]!.plan).toMatchObject({ tp: 1, pp: 1, cp: 1, dp: 8 });
+  });
+
+  it.each([
+    ["llama3-70b", "dgx-h100", 64],
+    ["llama3-8b", "dgx-h100", 64],
+    ["gpt3-175b", "dgx-a100-80gb", 1024],
+    ["mixtral-8x7b", "dgx-h100", 64],
+  ])("tensor parallel stays inside a node: %s on %s x %d", (name, cluster, gpus) => {
+    const shape = shapeOf(cluster, gpus);
+    const { plans } = searchPlans(loadModel(name), shape, {}, { top: 5 });
+    expect(plans.length).toBeGreaterThan(0);
+    for (const e of plans) expect(groupPlacement("tp", e.plan, shape.gpusPerNode).nodes).toBe(1);
+  });
+});
+
+describe("plan search: mechanics", () => {
+  const shape = shapeOf("dgx-h100", 64);
+
+  it("ranks by tokens/s, best first, every plan fitting; pinned flags hold", () => {
+    const { plans, searched, feasible } = searchPlans(loadModel("llama3-70b"), shape, { tp: 8 }, { top: 5 });
+    expect(searched).toBeGreaterThan(feasible);
+    expect(plans).toHaveLength(5);
+    for (let i = 1; i < plans.length; i++) expect(plans[i]!.throughput.tokensPerSecond).toBeLessThanOrEqual(plans[i - 1]!.throughput.tokensPerSecond);
+    for (const e of plans) {
+      expect(e.plan.tp).toBe(8);
+      expect(e.memory.fits).toBe(true);
+    }
+  });
+
+  it("uses the integer program's uneven layout where the layers do not divide: Llama 3 405B (126 layers) on 16 stages", () => {
+    const result = searchPlans(loadModel("llama3-405b"), shapeOf("dgx-h100", 16384), { tp: 8, pp: 16, globalBatch: 2048 }, { top: 1 });
+    const p = result.plans[0]!.plan;
+    expect(p.layersPerStage.reduce((a, b) => a + b, 0)).toBe(126);
+    expect(new Set(p.layersPerStage).size).toBeGreaterThan(1);
+    expect(result.partitionSeconds.length).toBeGreaterThan(0);
+  });
+
+  it("recomputes only some layers when that is enough to fit (per-stage recompute from the integer program)", () => {
+    // 70B on 16 GPUs with tp 8, pp 2: without recompute stage 0 overflows by about 17 GiB
+    const result = searchPlans(loadModel("llama3-70b"), shapeOf("dgx-h100", 16), { tp: 8, pp: 2, microBatch: 1, zero: 1, schedule: "1f1b" }, { top: 1 });
+    const p = result.plans[0]!.plan;
+    const full = p.recomputeLayersPerStage.reduce((a, b) => a + b, 0);
+    expect(full).toBeGreaterThan(0);
+    expect(full).toBeLessThan(80);
+    // stage 0 holds the most micro-batches in flight, so it recomputes at least as much as the last stage
+    expect(p.recomputeLayersPerStage[0]!).toBeGreaterThanOrEqual(p.recomputeLayersPerStage[1]!);
+  });
+
+  it("when nothing fits, returns no plan and the closest ones, smallest overflow first", () => {
+    const result = searchPlans(loadModel("llama3-405b"), shapeOf("dgx-h100", 8), {}, { top: 3 });
+    expect(result.plans).toHaveLength(0);
+    expect(result.feasible).toBe(0);
+    expect(result.closest.length).toBeGreaterThan(0);
+    expect(result.closest[0]!.memory.fits).toBe(false);
+    for (let i = 1; i < result.closest.length; i++) expect(result.closest[i]!.memory.peakBytesPerGpu).toBeGreaterThanOrEqual(result.closest[i - 1]!.memory.peakBytesPerGpu);
+  });
+
+  it("a GPU count that no plan can use is bad input", () => {
+    // tiny-gpt: 4 heads, 2 layers, 32 tokens, 8 sequences: nothing divides by 3
+    expect(() => searchPlans(loadModel("tiny-gpt"), shapeOf("dgx-h100", 3), {}, { top: 1 })).toThrow(InputError);
+  });
+});
