@@ -1,11 +1,10 @@
 import { loadCluster, loadModel } from "../src/cli/catalog.js";
 import { estimate } from "../src/planner/cost/estimate.js";
-import { searchPlans } from "../src/planner/search/search.js";
 import { resolvePlan } from "../src/spec/plan.js";
 import type { ClusterShape } from "../src/spec/types.js";
 import { formatSeconds, timePerCall, type BenchRow } from "./util.js";
 
-/** The analytic model's speed: one Estimate under 20 us (median), so a search covers 100k+ plans per second. */
+/** The analytic model's speed: one Estimate under 20 us (median), so a search covers 100k+ plans per second (issue 2). */
 export function bench(): BenchRow[] {
   const spec = loadCluster("dgx-h100");
   const shape: ClusterShape = { spec, gpus: 64, gpusPerNode: 8 };
@@ -19,12 +18,7 @@ export function bench(): BenchRow[] {
   const perEstimate = timePerCall(() => {
     estimate(model, shape, plans[k++ % plans.length]!);
   }, 5000, 31);
-  const searched = searchPlans(model, shape, {}, { top: 5 }).searched;
-  const perSearch = timePerCall(() => {
-    searchPlans(model, shape, {}, { top: 5 });
-  }, 1, 5);
   return [
     { name: "one analytic Estimate (llama3-70b, 64 GPUs)", target: "20 us", median: formatSeconds(perEstimate), ratio: (20e-6 / perEstimate).toFixed(1) },
-    { name: `plan search over ${searched} plans (llama3-70b, 64 GPUs)`, target: "-", median: formatSeconds(perSearch), ratio: `${Math.round(searched / perSearch).toLocaleString("en-US")} plans/s` },
   ];
 }

@@ -11,12 +11,12 @@ export interface RankParams {
 /** Bytes per parameter for mixed-precision Adam (Rajbhandari et al. 2020, ZeRO, section 3.1). */
 export const PARAM_BYTES = 2; // 16-bit weights
 export const OPTIMIZER_BYTES = 12; // fp32 master weights, momentum and variance ("K = 12")
-export function gradientBytesPerParam(plan: Plan): number {
+export function gradientBytesPerParam(plan: Pick<Plan, "fp32Gradients">): number {
   return plan.fp32Gradients ? 4 : 2; // Megatron keeps fp32 main grads under bf16; ZeRO's recipe 16-bit
 }
 
 /** One transformer layer's parameters on one tensor-parallel rank. */
-export function layerParamsPerRank(model: ModelSpec, plan: Plan): RankParams {
+export function layerParamsPerRank(model: ModelSpec, plan: Pick<Plan, "tp" | "ep">): RankParams {
   const t = plan.tp;
   const lp = layerParams(model);
   const h = model.hiddenSize;
@@ -61,7 +61,9 @@ export function totalBytes(m: MemoryBreakdown): number {
 }
 
 /** Model states on one GPU: ZeRO stage 1 shards optimizer states, 2 also gradients, 3 also parameters. */
-export function modelStateBytes(plan: Plan, params: RankParams): Pick<MemoryBreakdown, "parametersBytes" | "gradientsBytes" | "optimizerBytes"> {
+export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients">;
+
+export function modelStateBytes(plan: StatePlan, params: RankParams): Pick<MemoryBreakdown, "parametersBytes" | "gradientsBytes" | "optimizerBytes"> {
   const denseShard = plan.dp * plan.cp;
   const expertShard = denseShard / plan.ep;
   const sharded = (stage: number) => (stage <= plan.zero ? params.dense / denseShard + params.expert / expertShard : params.dense + params.expert);
@@ -72,6 +74,24 @@ export function modelStateBytes(plan: Plan, params: RankParams): Pick<MemoryBrea
     // With parameter servers the optimizer lives on the servers, not on the workers.
     optimizerBytes: plan.parameterServers > 0 ? 0 : OPTIMIZER_BYTES * (plan.zero >= 1 ? sharded(1) : all),
   };
+}
+
+/**
+ * A lower bound on any stage's peak for a mesh, whatever its micro-batch, schedule, recompute and layout:
+ * the model states of the average stage (the worst stage holds at least the average, and states are
+ * linear in parameters) plus the runtime's reserve. The search uses it to skip meshes early.
+ */
+export function peakBytesLowerBound(model: ModelSpec, gpu: GpuSpec, plan: StatePlan & Pick<Plan, "tp" | "pp">): number {
+  const perLayer = layerParamsPerRank(model, plan);
+  const h = model.hiddenSize;
+  const ends = (model.vocabSize * h) / plan.tp + (model.positionEmbedding === "learned" ? model.seqLen * h : 0) +
+    (!model.tiedEmbeddings || plan.pp > 1 ? (model.vocabSize * h) / plan.tp : 0) + normParams(model);
+  const average: RankParams = {
+    dense: (model.layers * perLayer.dense + ends) / plan.pp,
+    expert: (model.layers * perLayer.expert) / plan.pp,
+  };
+  const s = modelStateBytes(plan, average);
+  return s.parametersBytes + s.gradientsBytes + s.optimizerBytes + gpu.runtimeReserveBytes;
 }
 
 /** Activation bytes of stage `stage` at its peak. */

@@ -3,10 +3,11 @@ import { InputError } from "../../spec/errors.js";
 import { resolvePlan, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { estimate, quickScore, type QuickScore } from "../cost/estimate.js";
+import { peakBytesLowerBound } from "../cost/memory.js";
 import type { Estimate } from "../cost/types.js";
 import { solvePartition } from "../partition/ilp.js";
 import { partitionProblem } from "../partition/problem.js";
-import { forEachCandidate } from "./space.js";
+import { forEachCandidate, type MeshChoice } from "./space.js";
 import { TopList } from "./top-list.js";
 
 /** Evaluates one plan; the analytic estimate by default, the event simulator when the caller passes it. */
@@ -83,6 +84,16 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   let firstError: InputError | undefined;
   let lastNone: Scored | undefined;
 
+  const gpu = shape.spec.gpu;
+  const fp32Gradients = pinned.fp32Gradients ?? (pinned.precision ?? "bf16") !== "fp16"; // resolvePlan's default
+  let pruned = 0;
+  const skipMesh = (mesh: MeshChoice) => {
+    const bound = peakBytesLowerBound(model, gpu, { ...mesh, parameterServers: 0, fp32Gradients });
+    if (bound <= gpu.memoryBytes) return false;
+    pruned++;
+    return true;
+  };
+
   forEachCandidate(model, shape, pinned, (input) => {
     let scored: Scored;
     try {
@@ -107,7 +118,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     else if (scored.plan.recompute === "full" && scored.score.fits && lastNone !== undefined && !lastNone.score.fits) {
       repairable.offer(lastNone);
     }
-  });
+  }, skipMesh);
   if (searched === 0) {
     throw firstError ?? new InputError({ code: "unsupported", field: "plan flags", value: pinned, valid: "flags that leave at least one valid plan", reason: "no plan matches the pinned dimensions" });
   }

@@ -34,7 +34,23 @@ const VIRTUAL_STAGES = [2, 4];
  * Pipeline stages need not divide the layers: such meshes start from the most even split and the integer
  * program chooses the layout.
  */
-export function forEachCandidate(model: ModelSpec, shape: ClusterShape, pinned: PlanInput, visit: (input: PlanInput) => void): void {
+/** A mesh and ZeRO stage, before the knobs that do not change the model states are chosen. */
+export interface MeshChoice {
+  readonly tp: number;
+  readonly pp: number;
+  readonly cp: number;
+  readonly dp: number;
+  readonly ep: number;
+  readonly zero: ZeroStage;
+}
+
+/**
+ * Visits every candidate. `skipMesh`, when given, may rule out a mesh and ZeRO stage before its
+ * micro-batch, schedule and recompute variants are generated (a bound that holds for all of them).
+ */
+export function forEachCandidate(
+  model: ModelSpec, shape: ClusterShape, pinned: PlanInput, visit: (input: PlanInput) => void, skipMesh?: (mesh: MeshChoice) => boolean,
+): void {
   const gpus = shape.gpus;
   const seqLen = pinned.seqLen ?? model.seqLen;
   const globalBatch = searchGlobalBatch(model, pinned);
@@ -59,12 +75,13 @@ export function forEachCandidate(model: ModelSpec, shape: ClusterShape, pinned: 
         const zeros = dp * cp > 1 || pinned.zero !== undefined ? allZeros : [0 as ZeroStage];
         const eps = model.moe === undefined ? [1] : divisorsOf(model.moe.experts).filter((e) => (dp * cp) % e === 0);
         for (const ep of pick(pinned.ep, eps)) {
-          for (const microBatch of pick(pinned.microBatch, MICRO_BATCHES)) {
-            if (globalBatch % (dp * microBatch) !== 0) continue;
-            const m = globalBatch / (dp * microBatch);
-            for (const [schedule, virtualStages] of schedules(model, pp, m, pinned)) {
-              const layersPerStage = pinned.layersPerStage ?? (model.layers % (pp * virtualStages) === 0 ? undefined : balancedLayers(model.layers, pp, virtualStages));
-              for (const zero of zeros) {
+          for (const zero of zeros) {
+            if (skipMesh?.({ tp, pp, cp, dp, ep, zero }) === true) continue;
+            for (const microBatch of pick(pinned.microBatch, MICRO_BATCHES)) {
+              if (globalBatch % (dp * microBatch) !== 0) continue;
+              const m = globalBatch / (dp * microBatch);
+              for (const [schedule, virtualStages] of schedules(model, pp, m, pinned)) {
+                const layersPerStage = pinned.layersPerStage ?? (model.layers % (pp * virtualStages) === 0 ? undefined : balancedLayers(model.layers, pp, virtualStages));
                 for (const recompute of recomputes) {
                   // one object shape for every candidate (a literal, not a spread) keeps this loop fast
                   visit({

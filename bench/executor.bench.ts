@@ -1,0 +1,68 @@
+import { availableParallelism, loadavg } from "node:os";
+import type { FabricSpec } from "../src/executor/comm/fabric.js";
+import type { ProbeOp, ProbeResult } from "../src/executor/comm/probe.js";
+import { memcpyBytesPerSecond } from "../src/executor/measure/calibrate.js";
+import { launch } from "../src/executor/run/launch.js";
+import type { BenchRow } from "./util.js";
+
+/**
+ * The executor's speed targets (issue 5):
+ * - collectives over shared memory move data at no less than half of this machine's memcpy bandwidth for
+ *   buffers of 4 MiB and more: NCCL's bus bandwidth (nccl-tests doc/PERFORMANCE.md: all-reduce
+ *   2(n-1)/n S / t, all-gather (n-1)/n S / t) of two ranks, against one thread's TypedArray.set;
+ * - with as many ranks as cores, each rank keeps at least 80% of the matrix-multiply throughput (float32,
+ *   256^3, TensorFlow.js wasm) that one rank has alone.
+ * Medians over repeated runs; the ratio column is measured / target (>= 1 meets it).
+ */
+const MIB = 2 ** 20;
+const REPEAT = 21;
+
+function gb(bytesPerSecond: number): string {
+  return `${(bytesPerSecond / 1e9).toFixed(2)} GB/s`;
+}
+
+async function collectiveBusBandwidth(ranks: number, op: "all-reduce-slot" | "all-gather-slot" | "all-reduce", bytes: number): Promise<number> {
+  const n = bytes / 4;
+  const members = Array.from({ length: ranks }, (_, r) => r);
+  const fabric: FabricSpec = { ranks, groups: [{ name: "all", kind: "dp", members, capacityFloats: n }], channels: [] };
+  const script: ProbeOp[] = [{ op, group: "all", n }];
+  const payload = { script, repeat: REPEAT, keepOutputs: false, refill: op === "all-reduce" };
+  const res = (await launch({ fabric, timeoutSeconds: 60, ranks: members.map(() => ({ program: "probe" as const, payload })) })) as ProbeResult[];
+  const seconds = Math.max(...res.map((r) => r.seconds[0]!));
+  const factor = op === "all-gather-slot" ? (ranks - 1) / ranks : (2 * (ranks - 1)) / ranks;
+  return (factor * bytes) / seconds;
+}
+
+async function matmulPerRank(ranks: number, n: number, seconds: number): Promise<number> {
+  const members = Array.from({ length: ranks }, (_, r) => r);
+  const fabric: FabricSpec = { ranks, groups: [{ name: "all", kind: "dp", members, capacityFloats: 16 }], channels: [] };
+  const payload = { backend: "wasm", n, seconds };
+  const rates = (await launch({ fabric, timeoutSeconds: 120, ranks: members.map(() => ({ program: "matmul" as const, payload })) })) as number[];
+  return rates.reduce((a, b) => a + b, 0) / rates.length;
+}
+
+export async function bench(): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const cores = availableParallelism();
+  rows.push({ name: `machine: ${cores} cores, load average before the run`, target: "-", median: loadavg()[0]!.toFixed(2), ratio: "-" });
+  // The reference is memory bandwidth: one thread copying 64 MiB (out of cache). Smaller copies run
+  // from the caches and are shown for comparison.
+  const memcpy = memcpyBytesPerSecond(64 * MIB, 21);
+  rows.push({ name: "memcpy, one thread, 64 MiB (the reference)", target: "-", median: gb(memcpy), ratio: "-" });
+  rows.push({ name: "memcpy, one thread, 4 MiB (from cache; for comparison)", target: "-", median: gb(memcpyBytesPerSecond(4 * MIB, 41)), ratio: "-" });
+  for (const mib of [4, 16, 64]) {
+    for (const op of mib === 64 ? (["all-reduce-slot", "all-gather-slot"] as const) : (["all-reduce-slot", "all-gather-slot", "all-reduce"] as const)) {
+      const bw = await collectiveBusBandwidth(2, op, mib * MIB);
+      const name = op === "all-reduce" ? "all-reduce, copying in and out (the executor's path)" : `${op.replace("-slot", "")}, in place`;
+      rows.push({ name: `${name}, 2 ranks, ${mib} MiB: bus bandwidth`, target: `${gb(0.5 * memcpy)} (0.5 x memcpy)`, median: `${gb(bw)} (${(bw / memcpy).toFixed(2)} x)`, ratio: (bw / memcpy / 0.5).toFixed(2) });
+    }
+  }
+  const alone = await matmulPerRank(1, 256, 1.5);
+  const together = await matmulPerRank(cores, 256, 1.5);
+  rows.push({ name: "matmul 256^3, one rank alone", target: "-", median: `${(alone / 1e9).toFixed(2)} GFLOP/s`, ratio: "-" });
+  rows.push({
+    name: `matmul 256^3, per rank with ${cores} ranks (= cores)`, target: `${(0.8 * alone / 1e9).toFixed(2)} GFLOP/s (0.8 x alone)`,
+    median: `${(together / 1e9).toFixed(2)} GFLOP/s (${(together / alone).toFixed(2)} x)`, ratio: (together / alone / 0.8).toFixed(2),
+  });
+  return rows;
+}
