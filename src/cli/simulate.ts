@@ -1,22 +1,96 @@
+import { closeSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { estimate } from "../planner/cost/estimate.js";
+import { simulate } from "../simulator/simulate.js";
+import { traceChunks } from "../simulator/trace.js";
+import type { Timeline } from "../simulator/types.js";
 import { InputError } from "../spec/errors.js";
 import { resolvePlan } from "../spec/plan.js";
 import type { ParsedArgs } from "./args.js";
 import { loadContext, planInputFrom } from "./context.js";
-import { formatEstimate } from "./format.js";
+import { formatEstimate, pct, seconds } from "./format.js";
 import type { Io } from "./io.js";
+import { renderTimeline, zoomSeconds } from "./timeline.js";
 
-/** `meshplan simulate`: one plan, estimated. */
+/** Terminal width for the timeline: stdout's columns, else 100. */
+function terminalColumns(): number {
+  const c = process.stdout.columns;
+  return typeof c === "number" && c >= 40 ? c : 100;
+}
+
+/** Colour only on a terminal, and never when NO_COLOR is set to anything non-empty (no-color.org); FORCE_COLOR forces it. */
+function useColor(): boolean {
+  const no = process.env.NO_COLOR;
+  if (no !== undefined && no !== "") return false;
+  const force = process.env.FORCE_COLOR;
+  if (force !== undefined && force !== "" && force !== "0") return true;
+  return process.stdout.isTTY === true;
+}
+
+/**
+ * Writes the Chrome trace to a temporary file next to `file`, then renames it: a crash leaves no half
+ * file under the asked name. Failures are bad input (the path), reported in one line.
+ */
+export function writeTrace(file: string, timeline: Timeline): void {
+  const target = resolve(file);
+  const temp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(temp, "w");
+    for (const chunk of traceChunks(timeline)) writeSync(fd, chunk);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(temp, target);
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    try {
+      unlinkSync(temp);
+    } catch {
+      // nothing was written
+    }
+    const code = (e as NodeJS.ErrnoException).code ?? "unwritable";
+    const reason = code === "ENOENT" ? `no such directory: ${dirname(target)}` : code === "EISDIR" ? "is a directory" : code === "EACCES" ? "permission denied" : code;
+    throw new InputError({ code: "bad-flag", field: "--trace", value: file, valid: "a file path in an existing, writable directory", reason });
+  }
+}
+
+function summary(t: Timeline, simulatedSeconds: number, analyticSeconds: number): string {
+  const x = t.exposed;
+  const comm = [["tp", x.tpSeconds], ["cp", x.cpSeconds], ["ep", x.epSeconds], ["pp", x.ppSeconds], ["dp", x.dpSeconds]] as const;
+  const exposed = comm.filter(([, s]) => s > 0).map(([k, s]) => `${k} ${seconds(s)}`);
+  const diff = (simulatedSeconds - analyticSeconds) / analyticSeconds;
+  return [
+    `Simulated       ${t.ops.size.toLocaleString("en-US")} operations event by event; step ${seconds(simulatedSeconds)} ` +
+      `(analytic model ${seconds(analyticSeconds)}, ${diff >= 0 ? "+" : ""}${pct(diff)})`,
+    `Exposed comm    ${exposed.length === 0 ? "none" : exposed.join(", ")} on the critical path (${t.ranks[t.criticalRank]?.name ?? "-"})`,
+  ].join("\n");
+}
+
+/** `meshplan simulate`: one plan, simulated event by event (time from the timeline, memory from the cost model). */
 export function simulateCommand(args: ParsedArgs, io: Io): number {
-  if (args.flags.trace !== undefined) {
-    throw new InputError({
-      code: "unsupported", field: "--trace", value: args.flags.trace,
-      valid: "no --trace yet", reason: "trace files need the event simulator, which is not implemented yet",
-    });
+  const trace = args.flags.trace;
+  if (trace !== undefined && (typeof trace !== "string" || trace === "")) {
+    throw new InputError({ code: "bad-flag", field: "--trace", value: trace, valid: "a file path" });
   }
   const { model, shape } = loadContext(args.flags);
   const plan = resolvePlan(model, shape, planInputFrom(args.flags));
-  const result = estimate(model, shape, plan);
-  io.out(args.flags.json === true ? JSON.stringify(result, null, 2) : formatEstimate(result));
+  const { estimate: simulated, timeline } = simulate(model, shape, plan);
+  if (trace !== undefined) writeTrace(trace, timeline);
+  if (args.flags.json === true) {
+    io.out(JSON.stringify(simulated, null, 2));
+    return 0;
+  }
+  const analytic = estimate(model, shape, plan).time.stepSeconds;
+  const view = { columns: terminalColumns(), color: useColor() };
+  const lines = [formatEstimate(simulated), summary(timeline, simulated.time.stepSeconds, analytic), "", renderTimeline(timeline, view)];
+  const zoom = zoomSeconds(timeline, view.columns);
+  if (zoom !== undefined) {
+    const end = timeline.spanSeconds;
+    const pipelined = timeline.ranks.length > 1 && timeline.ranks[0]!.role === "stage";
+    lines.push("", renderTimeline(timeline, { ...view, fromSeconds: 0, toSeconds: zoom, title: `Zoom: the first ${seconds(zoom)}${pipelined ? " (pipeline fill)" : ""}` }));
+    lines.push("", renderTimeline(timeline, { ...view, fromSeconds: end - zoom, toSeconds: end, title: `Zoom: the last ${seconds(zoom)}${pipelined ? " (drain)" : ""}` }));
+  }
+  if (trace !== undefined) lines.push("", `Trace           ${trace} (Chrome trace-event JSON; open in https://ui.perfetto.dev or chrome://tracing)`);
+  io.out(lines.join("\n"));
   return 0;
 }

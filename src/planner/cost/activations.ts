@@ -66,7 +66,8 @@ export function keptBytes(a: LayerActivationBytes, plan: Plan): number {
 /**
  * Micro-batches whose activations stage `stage` holds at its peak, by schedule. Counts are in units of
  * one micro-batch through the whole stage (interleaved chunks are converted).
- * - 1F1B and ZB-H1: min(p - i, m) (Narayanan et al. 2021, section 2.2.1; Qi et al. 2023 keep 1F1B's peak for ZB-H1).
+ * - 1F1B: min(p - i, m) (Narayanan et al. 2021, section 2.2.1); ZB-H1: min(p, m) on every stage (deferred W passes),
+ *   the same worst-stage peak as 1F1B (Qi et al. 2023).
  * - Interleaved: stage i runs 2(p - i - 1) + (v - 1)p warm-up chunks plus one (Megatron-LM schedules.py),
  *   each holding 1/v of the stage; for i = 0 this is p(1 + (p - 1)/(p v)) micro-batches (Korthikanti et al., eq. 5 note).
  * - GPipe: all m; naive model parallel: one.
@@ -80,8 +81,11 @@ export function inFlightMicroBatches(plan: Plan, stage: number, microBatches: nu
     case "gpipe":
       return m;
     case "1f1b":
-    case "zb-h1":
       return Math.min(p - stage, m);
+    case "zb-h1":
+      // Stage i defers up to i weight-gradient passes, each holding its micro-batch until it runs, so every
+      // stage may hold min(p, m); the worst stage, and so the peak, is 1F1B's (Qi et al. 2023, Table 1: pM_B).
+      return Math.min(p, m);
     case "interleaved": {
       const v = plan.virtualStages;
       const chunks = Math.min(2 * (p - stage - 1) + (v - 1) * p + 1, m * v);

@@ -102,7 +102,8 @@ export function stageActivationBytes(model: ModelSpec, plan: Plan, stage: number
   let bytes = inFlightMicroBatches(plan, stage, microBatches) * perMicroBatch;
   // Backward through a fully recomputed layer rebuilds that one layer's activations.
   if (full > 0) bytes += a.none;
-  if (stage === plan.pp - 1) bytes += lossBytes(model, plan);
+  // GPipe runs every forward before any backward: its last stage keeps each micro-batch's logits.
+  if (stage === plan.pp - 1) bytes += (plan.schedule === "gpipe" ? microBatches : 1) * lossBytes(model, plan);
   return bytes;
 }
 

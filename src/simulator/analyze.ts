@@ -1,0 +1,127 @@
+import type { Built } from "./build-pipeline.js";
+import type { OpColumns, Graph } from "./graph.js";
+import type { RunResult } from "./engine.js";
+import { OpKind, STREAMS, Stream, type ExposedSeconds, type OpTable, type RankTimeline, type Timeline } from "./types.js";
+import type { Schedule } from "../spec/types.js";
+
+/** Work that keeps a rank's GPU busy for the step: passes and the collectives they wait for. */
+function isWork(kind: number): boolean {
+  return kind === OpKind.forward || kind === OpKind.backward || kind === OpKind.weight ||
+    kind === OpKind.tp || kind === OpKind.cp || kind === OpKind.ep;
+}
+
+/** What a critical-path segment that is not the critical rank's own work counts as. */
+type Waiting = "pp" | "dp" | "optimizer" | "other";
+function waitingOn(kind: number): Waiting {
+  switch (kind) {
+    case OpKind.pp:
+      return "pp";
+    case OpKind.dpGather: case OpKind.dpReduce: case OpKind.psPush: case OpKind.psPull: case OpKind.psUpdate: case OpKind.barrier:
+      return "dp";
+    case OpKind.optimizer:
+      return "optimizer";
+    default:
+      return "other"; // a pass or collective of some stage
+  }
+}
+
+/** The critical path: from the op that ends last, back through each op's critical predecessor. */
+function criticalPath(run: RunResult): Int32Array {
+  const path: number[] = [];
+  for (let op = run.lastOp; op >= 0; op = run.critical[op]!) path.push(op);
+  return Int32Array.from(path.reverse());
+}
+
+/**
+ * The step in the contract's terms (design brief section 5: exposed seconds on the critical path that
+ * add up to the step). The critical rank's own passes and blocking collectives count as compute and
+ * tp/cp/ep. The rest of the step is explained by the critical path, which covers [0, span] without gaps
+ * (each op starts when its critical predecessor ends): its optimizer, pipeline-transfer and data-parallel
+ * segments are exposed communication (each capped by what is left, since a path segment may run while the
+ * critical rank does off-path work of its own), and whatever remains is the pipeline bubble: the critical
+ * rank waiting for other stages' passes. With uniform stages this is exactly the analytic decomposition.
+ */
+function attribute(ops: OpTable, path: Int32Array, rank: number, span: number): ExposedSeconds {
+  const own = { compute: 0, tp: 0, cp: 0, ep: 0 };
+  for (let op = 0; op < ops.size; op++) {
+    if (ops.rank[op] !== rank || !isWork(ops.kind[op]!)) continue;
+    const d = ops.endSeconds[op]! - ops.startSeconds[op]!;
+    const k = ops.kind[op]!;
+    if (k === OpKind.tp) own.tp += d;
+    else if (k === OpKind.cp) own.cp += d;
+    else if (k === OpKind.ep) own.ep += d;
+    else own.compute += d;
+  }
+  const onPath: Record<Waiting, number> = { pp: 0, dp: 0, optimizer: 0, other: 0 };
+  for (const op of path) onPath[waitingOn(ops.kind[op]!)] += ops.endSeconds[op]! - ops.startSeconds[op]!;
+  let left = Math.max(0, span - own.compute - own.tp - own.cp - own.ep);
+  const take = (seconds: number) => {
+    const x = Math.min(seconds, left);
+    left -= x;
+    return x;
+  };
+  const optimizerSeconds = take(onPath.optimizer);
+  const ppSeconds = take(onPath.pp);
+  const dpSeconds = take(onPath.dp);
+  return {
+    computeSeconds: own.compute, tpSeconds: own.tp, cpSeconds: own.cp, epSeconds: own.ep,
+    ppSeconds, dpSeconds, optimizerSeconds, bubbleSeconds: left,
+  };
+}
+
+/** Latest end among each step's closing ops. */
+function stepEndSeconds(built: Built, run: RunResult): number[] {
+  return built.stepEnds.map((ids) => ids.reduce((t, op) => Math.max(t, run.endSeconds[op]!), 0));
+}
+
+/** Measures a finished run: per-rank busy and idle time, memory over time, the critical path and its breakdown. */
+export function analyze(schedule: Schedule, built: Built, graph: Graph, columns: OpColumns, run: RunResult): Timeline {
+  const ops: OpTable = { ...columns, size: graph.size, peer: graph.fifo, startSeconds: run.startSeconds, endSeconds: run.endSeconds };
+  const nRanks = built.ranks.length;
+  const busy = new Float64Array(nRanks * STREAMS);
+  const work = new Float64Array(nRanks);
+  for (let op = 0; op < ops.size; op++) {
+    const d = run.endSeconds[op]! - run.startSeconds[op]!;
+    const r = ops.rank[op]!;
+    const own = r * STREAMS + ops.stream[op]!;
+    busy[own]! += d;
+    const peer = ops.peer[op]!;
+    if (peer >= 0 && peer !== own) busy[peer]! += d;
+    if (isWork(ops.kind[op]!)) work[r]! += d;
+  }
+
+  // The critical rank does the most work; near-ties (summation noise) go to the first.
+  let most = 0;
+  for (let r = 0; r < nRanks; r++) if (built.ranks[r]!.role !== "server") most = Math.max(most, work[r]!);
+  let criticalRank = 0;
+  while (built.ranks[criticalRank]!.role === "server" || work[criticalRank]! < most * (1 - 1e-12)) criticalRank++;
+
+  const span = run.spanSeconds;
+  const ends = stepEndSeconds(built, run);
+  const steps = ends.length;
+  const path = criticalPath(run);
+  let stepSeconds = span;
+  let exposed = attribute(ops, path, criticalRank, span);
+  if (steps > 1) {
+    // Asynchronous servers: the steady-state period; the worker computes its share of it, the rest is exposed traffic.
+    stepSeconds = (ends[steps - 1]! - ends[0]!) / (steps - 1);
+    const perStep = (x: number) => x / steps;
+    exposed = {
+      computeSeconds: perStep(exposed.computeSeconds), tpSeconds: perStep(exposed.tpSeconds), cpSeconds: perStep(exposed.cpSeconds),
+      epSeconds: perStep(exposed.epSeconds), ppSeconds: 0, optimizerSeconds: 0, bubbleSeconds: 0, dpSeconds: 0,
+    };
+    const owned = exposed.computeSeconds + exposed.tpSeconds + exposed.cpSeconds + exposed.epSeconds;
+    exposed = { ...exposed, dpSeconds: Math.max(0, stepSeconds - owned) };
+  }
+
+  const ranks: RankTimeline[] = built.ranks.map((r, i) => {
+    const perStream = Array.from(busy.subarray(i * STREAMS, (i + 1) * STREAMS));
+    const idle = Math.max(0, span - perStream[Stream.compute]! - perStream[Stream.collective]!);
+    const mem = built.memory[i]!.evaluate(run.startSeconds, run.endSeconds);
+    return {
+      name: r.name, role: r.role, busySeconds: perStream, idleSeconds: idle, idleFraction: span > 0 ? idle / span : 0,
+      peakActivationBytes: mem.peakBytes, memory: { timeSeconds: mem.timeSeconds, bytes: mem.bytes },
+    };
+  });
+  return { schedule, stepSeconds, spanSeconds: span, steps, ranks, criticalRank, exposed, criticalPath: path, ops, events: run.events };
+}

@@ -1,0 +1,214 @@
+import { GraphBuilder } from "./graph.js";
+import { MemoryLog } from "./memory.js";
+import { Pass, splitsBackward, stagePrograms, type StageProgram } from "./schedules.js";
+import { OpKind, Stream, type OpKindCode, type RankRole, type SimInput, type SimStage } from "./types.js";
+
+/** A built step: the graph, who the ranks are, their memory logs, and which ops end each simulated step. */
+export interface Built {
+  readonly builder: GraphBuilder;
+  readonly ranks: readonly { readonly name: string; readonly role: RankRole }[];
+  readonly memory: readonly MemoryLog[];
+  /** For each simulated step, the ops whose latest end closes it. */
+  readonly stepEnds: readonly Int32Array[];
+}
+
+const PASS_KIND = [OpKind.forward, OpKind.backward, OpKind.weight] as const;
+
+type Collective = readonly [OpKindCode, number]; // kind, seconds
+
+/** Per-chunk seconds of one stage's passes (indexed by Pass) and the blocking collectives after them. */
+interface ChunkCosts {
+  readonly pass: readonly [number, number, number];
+  readonly afterForward: readonly Collective[];
+  readonly afterBackward: readonly Collective[];
+}
+
+function chunkCosts(st: SimStage, v: number, split: boolean): ChunkCosts {
+  const backward = st.backwardInputSeconds + (split ? 0 : st.backwardWeightSeconds) + st.recomputeSeconds;
+  const nonzero = (xs: Collective[]) => xs.filter(([, s]) => s > 0);
+  return {
+    pass: [st.forwardSeconds / v, backward / v, (split ? st.backwardWeightSeconds : 0) / v],
+    afterForward: nonzero([[OpKind.tp, st.tp.forward / v], [OpKind.cp, st.cp.forward / v], [OpKind.ep, st.ep.forward / v]]),
+    afterBackward: nonzero([[OpKind.tp, st.tp.backward / v], [OpKind.cp, st.cp.backward / v], [OpKind.ep, st.ep.backward / v]]),
+  };
+}
+
+/**
+ * Data-parallel seconds before (gathers) and after (reductions) entry k of a stage's program. The once-
+ * per-step traffic rides on the first forward and the last gradient-producing pass of each chunk
+ * (Megatron-LM's overlapped parameter gather and gradient reduction; PyTorch DDP's bucketed all-reduce).
+ */
+function dpAround(prog: StageProgram, st: SimStage, v: number, split: boolean): { before: Float64Array; after: Float64Array } {
+  const before = new Float64Array(prog.length);
+  const after = new Float64Array(prog.length);
+  const firstForward = new Int32Array(v).fill(-1);
+  const lastGrad = new Int32Array(v).fill(-1);
+  const gradPass = split ? Pass.weight : Pass.backward;
+  const dp = st.dp;
+  for (let k = 0; k < prog.length; k++) {
+    const pass = prog.pass[k]!;
+    const c = prog.chunk[k]!;
+    if (pass === Pass.forward && firstForward[c]! < 0) firstForward[c] = k;
+    if (pass === gradPass) lastGrad[c] = k;
+    if (pass === Pass.forward) before[k] = dp.gatherForwardSeconds / v;
+    if (pass === Pass.backward) before[k] = dp.gatherBackwardSeconds / v;
+    if (pass === gradPass) after[k] = dp.reducePerMicroBatchSeconds / v;
+  }
+  for (let c = 0; c < v; c++) {
+    if (firstForward[c]! >= 0) before[firstForward[c]!]! += dp.gatherOnceSeconds / v;
+    if (lastGrad[c]! >= 0) after[lastGrad[c]!]! += dp.reduceOnceSeconds / v;
+  }
+  return { before, after };
+}
+
+/** Op ids of every (virtual stage, micro-batch) pass, for the edges between stages. */
+interface Links {
+  readonly firstForward: Int32Array;
+  readonly firstBackward: Int32Array;
+  readonly doneForward: Int32Array;
+  readonly sendForward: Int32Array;
+  readonly sendBackward: Int32Array;
+}
+
+/**
+ * One stage's operations in program order. A pass that carries data-parallel traffic is split into
+ * `buckets` pieces (layer groups): a gather bucket must end before its piece starts and is issued one
+ * piece ahead (prefetch, at most two pieces' parameters resident: FSDP's limit on in-flight all-gathers),
+ * a reduction bucket starts after its piece. Tensor/context/expert collectives follow the pass on the
+ * collective stream and the next pass waits for them; each output is sent on the send stream, in order,
+ * and taken by the receiver's receive stream first come first served.
+ */
+function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgram, links: Links, mem: MemoryLog): { compute: number; dp: number } {
+  const p = input.stages.length;
+  const m = input.microBatches;
+  const v = input.virtualStages;
+  const lastVirtual = p * v - 1;
+  const st = input.stages[s]!;
+  const split = splitsBackward(input.schedule);
+  const cost = chunkCosts(st, v, split);
+  const { before, after } = dpAround(prog, st, v, split);
+  const buckets = Math.max(1, Math.floor(st.dp.buckets));
+  const pieces = (k: number) => (before[k]! > 0 || after[k]! > 0 ? buckets : 1);
+  const chunkBytes = st.memory.perMicroBatchBytes / v;
+
+  let prevDone = -1;
+  let prevPiece = -1;
+  let dpPrev = -1;
+  let sendPrev = -1;
+  let gather = -1;
+  const issueGather = (k: number, j: number) => {
+    const seconds = before[k]! / pieces(k);
+    if (seconds <= 0) return;
+    gather = b.op(OpKind.dpGather, s, Stream.dp, seconds, prog.microBatch[k]!, prog.chunk[k]!, j);
+    b.edge(dpPrev, gather);
+    b.edge(prevPiece, gather);
+    dpPrev = gather;
+  };
+  if (prog.length > 0) issueGather(0, 0);
+
+  for (let k = 0; k < prog.length; k++) {
+    const pass = prog.pass[k]!;
+    const mb = prog.microBatch[k]!;
+    const c = prog.chunk[k]!;
+    const vs = c * p + s; // virtual stage
+    const slot = vs * m + mb;
+    const n = pieces(k);
+    const seconds = cost.pass[pass]! / n;
+    let first = -1;
+    let piece = -1;
+    for (let j = 0; j < n; j++) {
+      const op = b.op(PASS_KIND[pass]!, s, Stream.compute, seconds, mb, c, j);
+      b.edge(j === 0 ? prevDone : piece, op);
+      b.edge(gather, op);
+      gather = -1;
+      if (j === 0) first = op;
+      if (j + 1 < n) issueGather(k, j + 1);
+      else if (k + 1 < prog.length) issueGather(k + 1, 0);
+      prevPiece = op;
+      piece = op;
+      if (after[k]! > 0) {
+        const r = b.op(OpKind.dpReduce, s, Stream.dp, after[k]! / n, mb, c, j);
+        b.edge(dpPrev, r);
+        b.edge(op, r);
+        dpPrev = r;
+      }
+    }
+    const lastOfChain = vs === lastVirtual;
+    // Activations: held from the forward's start until the pass that last needs them ends.
+    if (pass === Pass.forward) {
+      links.firstForward[slot] = first;
+      mem.add(first, false, chunkBytes + (lastOfChain ? st.memory.lossBytes : 0));
+    } else if (pass === Pass.backward) {
+      links.firstBackward[slot] = first;
+      mem.add(first, false, st.memory.backwardTransientBytes);
+      mem.add(piece, true, -st.memory.backwardTransientBytes - (lastOfChain ? st.memory.lossBytes : 0) - (split ? 0 : chunkBytes));
+    } else {
+      mem.add(piece, true, -chunkBytes);
+    }
+    let done = piece;
+    if (pass !== Pass.weight) {
+      for (const [kind, sec] of pass === Pass.forward ? cost.afterForward : cost.afterBackward) {
+        const op = b.op(kind, s, Stream.collective, sec, mb, c);
+        b.edge(done, op);
+        done = op;
+      }
+    }
+    prevDone = done;
+    if (pass === Pass.forward) links.doneForward[slot] = done;
+    const sends = (pass === Pass.forward && vs < lastVirtual) || (pass === Pass.backward && vs > 0);
+    if (sends) {
+      const x = b.op(OpKind.pp, s, Stream.send, input.ppTransferSeconds, mb, c, pass === Pass.forward ? 0 : 1);
+      b.fifo(x, pass === Pass.forward ? (s + 1) % p : (s - 1 + p) % p, Stream.recv);
+      b.edge(done, x);
+      b.edge(sendPrev, x);
+      sendPrev = x;
+      (pass === Pass.forward ? links.sendForward : links.sendBackward)[slot] = x;
+    }
+  }
+  return { compute: prevDone, dp: dpPrev };
+}
+
+/**
+ * A pipelined step: every stage's program, the activations and gradients between virtual stages (chunk c
+ * of stage s is virtual stage c p + s, Megatron-LM's layout), then a barrier over all stages (the
+ * gradient-norm all-reduce of gradient clipping, Megatron-LM optimizer clip_grad_norm; its scalar costs
+ * nothing here) and each stage's optimizer step.
+ */
+export function buildPipeline(input: SimInput): Built {
+  const p = input.stages.length;
+  const m = input.microBatches;
+  const v = input.virtualStages;
+  const slots = p * v * m;
+  const programs = stagePrograms(input.schedule, p, m, v);
+  // Each pass: its compute, a send, and usually one blocking collective (data-parallel pieces grow past this).
+  const b = new GraphBuilder(p, programs.reduce((n, prog) => n + 3 * prog.length, 4 * p + 1));
+  const links: Links = {
+    firstForward: new Int32Array(slots).fill(-1), firstBackward: new Int32Array(slots).fill(-1),
+    doneForward: new Int32Array(slots).fill(-1), sendForward: new Int32Array(slots).fill(-1), sendBackward: new Int32Array(slots).fill(-1),
+  };
+  const memory = programs.map(() => new MemoryLog());
+  const tails = programs.map((prog, s) => emitStage(b, input, s, prog, links, memory[s]!));
+
+  for (let vs = 0; vs < p * v; vs++) {
+    for (let mb = 0; mb < m; mb++) {
+      const slot = vs * m + mb;
+      if (vs > 0) b.edge(links.sendForward[slot - m]!, links.firstForward[slot]!);
+      if (vs < p * v - 1) b.edge(links.sendBackward[slot + m]!, links.firstBackward[slot]!);
+      else b.edge(links.doneForward[slot]!, links.firstBackward[slot]!);
+    }
+  }
+
+  const barrier = b.op(OpKind.barrier, 0, Stream.collective, 0);
+  for (const t of tails) {
+    b.edge(t.compute, barrier);
+    b.edge(t.dp, barrier);
+  }
+  const optimizers = new Int32Array(p);
+  input.stages.forEach((st, s) => {
+    const o = b.op(OpKind.optimizer, s, Stream.compute, st.optimizerSeconds);
+    b.edge(barrier, o);
+    optimizers[s] = o;
+  });
+  const names = input.stageNames ?? programs.map((_, s) => `stage ${s}`);
+  return { builder: b, ranks: names.map((name) => ({ name, role: "stage" as const })), memory, stepEnds: [optimizers] };
+}

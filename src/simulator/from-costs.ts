@@ -1,0 +1,95 @@
+import { keptBytes } from "../planner/cost/activations.js";
+import type { DpCosts } from "../planner/cost/communication.js";
+import { gradientBytesPerParam, lossBytes, PARAM_BYTES } from "../planner/cost/memory.js";
+import type { PlanCosts, StageCost } from "../planner/cost/stages.js";
+import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
+import type { SimDp, SimInput, SimParameterServers, SimStage } from "./types.js";
+
+/**
+ * Gradient bucket size: PyTorch DDP's default bucket_cap_mb = 25 (MiB; torch/nn/parallel/distributed.py).
+ * Buckets never split a layer, so a chunk has at most one per layer.
+ */
+export const DP_BUCKET_BYTES = 25 * 2 ** 20;
+/** Upper bound on buckets per chunk, to keep ZeRO-3 graphs (every pass split) small. */
+export const MAX_DP_BUCKETS = 32;
+
+/**
+ * How a stage's data-parallel traffic overlaps (src/planner/cost/communication.ts dpCosts): ZeRO-0/1
+ * reduce once (all-reduce or reduce-scatter) and ZeRO-1/2 gather once (all-gather of updated weights);
+ * ZeRO-2 reduce-scatters every micro-batch; ZeRO-3 gathers before every forward and again before every
+ * backward (perMicroBatchForward each time) and reduce-scatters after it (perMicroBatchBackward less that gather).
+ */
+function simDp(plan: Plan, dp: DpCosts, buckets: number): SimDp {
+  const zero3 = plan.zero >= 3;
+  return {
+    reduceOnceSeconds: dp.reduceOnce.seconds,
+    gatherOnceSeconds: dp.gatherOnce.seconds,
+    gatherForwardSeconds: zero3 ? dp.perMicroBatchForward.seconds : 0,
+    gatherBackwardSeconds: zero3 ? dp.perMicroBatchForward.seconds : 0,
+    reducePerMicroBatchSeconds: dp.perMicroBatchBackward.seconds - (zero3 ? dp.perMicroBatchForward.seconds : 0),
+    buckets,
+  };
+}
+
+function bucketsFor(plan: Plan, s: StageCost, layers: number): number {
+  const v = plan.virtualStages;
+  const bytesPerChunk = (s.params * gradientBytesPerParam(plan)) / v;
+  const layersPerChunk = Math.max(1, Math.floor(layers / v));
+  return Math.max(1, Math.min(Math.ceil(bytesPerChunk / DP_BUCKET_BYTES), layersPerChunk, MAX_DP_BUCKETS));
+}
+
+/**
+ * Parameter servers on the cluster's inter-node links, as src/planner/cost/parameter-server.ts prices
+ * them: a worker's gradient push (g bytes per parameter) and weight pull (2 bytes) split evenly over the
+ * K servers, each message paying the link's latency once.
+ */
+function parameterServers(plan: Plan, shape: ClusterShape, paramsPerWorker: number): SimParameterServers {
+  const link = shape.spec.interNode;
+  const bytesPerSecond = link.bytesPerSecondPerGpu * link.busBandwidthEfficiency;
+  const k = plan.parameterServers;
+  return {
+    workers: plan.dp,
+    servers: k,
+    pushSeconds: link.latencySeconds + (gradientBytesPerParam(plan) * paramsPerWorker) / k / bytesPerSecond,
+    pullSeconds: link.latencySeconds + (PARAM_BYTES * paramsPerWorker) / k / bytesPerSecond,
+    updateSeconds: 0,
+    asynchronous: plan.asynchronous,
+    staleness: plan.staleness,
+  };
+}
+
+/** The simulator's input for a plan, every duration and size taken from the cost model's per-stage costs. */
+export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: PlanCosts): SimInput {
+  const kept = keptBytes(costs.activations, plan);
+  const stages: SimStage[] = costs.stages.map((s, i) => {
+    const layers = plan.layersPerStage[i] ?? 0;
+    const full = plan.recomputeLayersPerStage[i] ?? 0;
+    return {
+      forwardSeconds: s.forwardSeconds,
+      backwardInputSeconds: s.backwardInputSeconds,
+      backwardWeightSeconds: s.backwardWeightSeconds,
+      recomputeSeconds: s.recomputeSeconds,
+      tp: { forward: s.tp.forward.seconds, backward: s.tp.backward.seconds },
+      cp: { forward: s.cp.forward.seconds, backward: s.cp.backward.seconds },
+      ep: { forward: s.ep.forward.seconds, backward: s.ep.backward.seconds },
+      dp: simDp(plan, s.dp, bucketsFor(plan, s, layers)),
+      optimizerSeconds: s.optimizerSeconds,
+      // The same terms as stageActivationBytes (src/planner/cost/memory.ts), per micro-batch.
+      memory: {
+        perMicroBatchBytes: full * costs.activations.full + (layers - full) * kept,
+        backwardTransientBytes: full > 0 ? costs.activations.none : 0,
+        lossBytes: i === plan.pp - 1 ? lossBytes(model, plan) : 0,
+      },
+    };
+  });
+  const stageNames = plan.layersPerStage.map((n, i) => `stage ${i} (${n} layers)`);
+  return {
+    schedule: plan.schedule,
+    microBatches: costs.microBatches,
+    virtualStages: plan.virtualStages,
+    stages,
+    ppTransferSeconds: costs.ppTransfer.seconds,
+    stageNames,
+    ...(plan.parameterServers > 0 ? { parameterServers: parameterServers(plan, shape, costs.stages[0]!.params) } : {}),
+  };
+}

@@ -1,0 +1,72 @@
+import { assembleEstimate, offPipeline } from "../planner/cost/estimate.js";
+import { planCosts, stageMicroBatchSeconds } from "../planner/cost/stages.js";
+import type { Estimate } from "../planner/cost/types.js";
+import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
+import { analyze } from "./analyze.js";
+import { buildPipeline } from "./build-pipeline.js";
+import { buildParameterServers } from "./build-ps.js";
+import { runGraph } from "./engine.js";
+import { simInputFromCosts } from "./from-costs.js";
+import type { SimInput, Timeline } from "./types.js";
+
+export interface Simulation {
+  /** The contract's Estimate, with its time and pipeline fields measured on the simulated timeline. */
+  readonly estimate: Estimate;
+  readonly timeline: Timeline;
+}
+
+function check(input: SimInput): void {
+  const bad = (what: string) => {
+    throw new RangeError(`simulator input: ${what}`);
+  };
+  if (input.stages.length < 1) bad("at least one stage");
+  if (!Number.isInteger(input.microBatches) || input.microBatches < 1) bad(`microBatches = ${input.microBatches}, want an integer >= 1`);
+  if (!Number.isInteger(input.virtualStages) || input.virtualStages < 1) bad(`virtualStages = ${input.virtualStages}, want an integer >= 1`);
+  if (input.schedule !== "interleaved" && input.virtualStages !== 1) bad(`virtualStages = ${input.virtualStages} needs the interleaved schedule`);
+  if (input.schedule === "interleaved" && input.microBatches % input.stages.length !== 0) {
+    bad(`interleaved needs micro-batches (${input.microBatches}) to be a multiple of the stages (${input.stages.length})`);
+  }
+  const ps = input.parameterServers;
+  if (ps !== undefined && (input.stages.length !== 1 || ps.workers < 1 || ps.servers < 1)) bad("parameter servers need one stage, workers >= 1 and servers >= 1");
+}
+
+/** One step, event by event, from explicit per-stage costs (the cost model's, or synthetic ones in tests). */
+export function simulateInput(input: SimInput): Timeline {
+  check(input);
+  const built = input.parameterServers === undefined ? buildPipeline(input) : buildParameterServers(input, input.parameterServers);
+  const { graph, columns } = built.builder.freeze();
+  return analyze(input.schedule, built, graph, columns, runGraph(graph));
+}
+
+/**
+ * Simulates one training step of a plan and reports it in the contract's terms: the step time is the
+ * critical path; compute and tp/cp/ep are the critical stage's own; pipeline transfers, data-parallel
+ * traffic, the optimizer and the bubble are what that stage waited for (so the breakdown adds up to
+ * stepSeconds, as assembleEstimate builds it). Memory stays the cost model's (the simulated activation
+ * peaks agree with it; test/simulator/memory.test.ts).
+ */
+export function simulate(model: ModelSpec, shape: ClusterShape, plan: Plan): Simulation {
+  const costs = planCosts(model, shape, plan);
+  const timeline = simulateInput(simInputFromCosts(model, shape, plan, costs));
+  const x = timeline.exposed;
+  const stage = timeline.ranks[timeline.criticalRank]!.role === "stage" ? timeline.criticalRank : 0;
+  const critical = costs.stages[stage]!;
+  // The critical stage's own work plus its idle time; summation noise must not make the bubble negative.
+  const workSeconds = costs.microBatches * stageMicroBatchSeconds(critical);
+  const idleSeconds = timeline.stepSeconds - x.ppSeconds - x.dpSeconds - x.optimizerSeconds - workSeconds;
+  const bubbleSeconds = idleSeconds > 1e-12 * timeline.stepSeconds ? idleSeconds : 0;
+  const pipelineSeconds = workSeconds + bubbleSeconds;
+  const off = {
+    ...offPipeline(shape, plan, costs, pipelineSeconds, critical),
+    ppCommSeconds: x.ppSeconds,
+    dpCommSeconds: x.dpSeconds,
+    optimizerSeconds: x.optimizerSeconds,
+  };
+  const estimate = assembleEstimate(model, shape, plan, costs, {
+    pipelineSeconds,
+    bubbleSeconds,
+    critical,
+    off,
+  });
+  return { estimate, timeline };
+}

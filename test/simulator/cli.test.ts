@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+// Runs the built binary (npm test compiles first: `tsc -p . && vitest run`).
+const BIN = join(import.meta.dirname, "..", "..", "bin", "meshplan.js");
+const PLAN = ["simulate", "--model", "llama3-8b", "--gpus", "16", "--tp", "2", "--pp", "4", "--global-batch", "64", "--zero", "1"];
+
+function meshplan(args: string[], env: Record<string, string> = { NO_COLOR: "1" }) {
+  const base = { ...process.env };
+  delete base.NO_COLOR;
+  delete base.FORCE_COLOR;
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...base, ...env } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*m/;
+
+describe("meshplan simulate (the event simulator)", () => {
+  it("--trace writes a Chrome trace that parses, and leaves no temporary file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-trace-"));
+    const file = join(dir, "step.json");
+    const r = meshplan([...PLAN, "--trace", file]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain("Timeline of one step");
+    expect(r.stdout).toContain(file);
+    const trace = JSON.parse(readFileSync(file, "utf8")) as { traceEvents: { ph: string; name: string }[] };
+    expect(trace.traceEvents.filter((e) => e.ph === "X").length).toBeGreaterThan(100);
+    expect(trace.traceEvents.some((e) => e.ph === "M" && e.name === "thread_name")).toBe(true);
+    expect(trace.traceEvents.some((e) => e.ph === "C")).toBe(true);
+    expect(readdirSync(dir)).toEqual(["step.json"]);
+  });
+
+  it("--json prints only the simulated Estimate; its breakdown adds up to the step", () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-trace-"));
+    const r = meshplan([...PLAN, "--json", "--trace", join(dir, "t.json")]);
+    expect(r.code).toBe(0);
+    const e = JSON.parse(r.stdout);
+    const sum = Object.values(e.time.breakdown as Record<string, number>).reduce((a, b) => a + b, 0);
+    expect(sum).toBeCloseTo(e.time.stepSeconds, 9);
+    expect(e.pipeline.bubbleFraction).toBeGreaterThan(0);
+    expect(existsSync(join(dir, "t.json"))).toBe(true);
+  });
+
+  it("a trace path in a missing directory is one clear line on stderr and exit 2, with nothing written", () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-trace-"));
+    const r = meshplan([...PLAN, "--trace", join(dir, "missing", "t.json")]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain("--trace");
+    expect(r.stderr).toContain("no such directory");
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("draws the timeline within 100 columns when stdout is not a terminal, without colour under NO_COLOR", () => {
+    const r = meshplan(PLAN);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(ANSI);
+    const timeline = r.stdout.slice(r.stdout.indexOf("Timeline of one step"));
+    const rows = timeline.split("\n").filter((l) => l.startsWith("stage "));
+    expect(rows.length).toBeGreaterThanOrEqual(4);
+    for (const line of timeline.split("\n")) expect(line.length).toBeLessThanOrEqual(100);
+    expect(rows.join("")).toMatch(/F.*B/);
+    expect(r.stdout).toMatch(/Simulated .* operations event by event/);
+  });
+
+  it("colours when forced (FORCE_COLOR) and NO_COLOR always wins", () => {
+    expect(meshplan(PLAN, { FORCE_COLOR: "1" }).stdout).toMatch(ANSI);
+    expect(meshplan(PLAN, { FORCE_COLOR: "1", NO_COLOR: "1" }).stdout).not.toMatch(ANSI);
+  });
+});

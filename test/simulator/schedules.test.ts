@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { interleavedWarmup, Pass, stagePrograms, warmupForwards } from "../../src/simulator/schedules.js";
+import type { Schedule } from "../../src/spec/types.js";
+
+const SCHEDULES: Schedule[] = ["naive", "gpipe", "1f1b", "interleaved", "zb-h1"];
+
+describe("stage programs", () => {
+  it("every stage runs each (micro-batch, chunk) forward, backward (and W for ZB-H1) exactly once, in that order", () => {
+    fc.assert(fc.property(fc.constantFrom(...SCHEDULES), fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 2, max: 4 }), (schedule, p, k, vIn) => {
+      const v = schedule === "interleaved" ? vIn : 1;
+      const m = schedule === "interleaved" ? k * p : k * 3;
+      const passes = schedule === "zb-h1" ? 3 : 2;
+      for (const prog of stagePrograms(schedule, p, m, v)) {
+        expect(prog.length).toBe(m * v * passes);
+        const seen = new Int32Array(m * v * 3).fill(-1); // position of each (pass, mb, chunk)
+        for (let i = 0; i < prog.length; i++) {
+          const key = (prog.pass[i]! * m + prog.microBatch[i]!) * v + prog.chunk[i]!;
+          expect(seen[key]).toBe(-1);
+          seen[key] = i;
+        }
+        for (let mb = 0; mb < m; mb++) {
+          for (let c = 0; c < v; c++) {
+            const at = (pass: number) => seen[(pass * m + mb) * v + c]!;
+            expect(at(Pass.forward)).toBeLessThan(at(Pass.backward));
+            if (passes === 3) expect(at(Pass.backward)).toBeLessThan(at(Pass.weight));
+          }
+        }
+      }
+    }), { numRuns: 80 });
+  });
+
+  it("1F1B warms up with p - i - 1 forwards, then alternates; the last stage starts its first backward at once", () => {
+    const progs = stagePrograms("1f1b", 4, 8, 1);
+    progs.forEach((prog, i) => {
+      const warm = warmupForwards(4, i, 8);
+      expect(warm).toBe(3 - i);
+      for (let k = 0; k <= warm; k++) expect(prog.pass[k]).toBe(Pass.forward);
+      expect(prog.pass[warm + 1]).toBe(Pass.backward);
+    });
+  });
+
+  it("interleaved follows Megatron-LM: 2(p - i - 1) + (v - 1)p warm-up chunks, groups of p micro-batches per chunk", () => {
+    const p = 4, v = 2, m = 8;
+    const prog = stagePrograms("interleaved", p, m, v)[0]!;
+    expect(interleavedWarmup(p, 0, m, v)).toBe(10);
+    const first = Array.from({ length: 10 }, (_, k) => `${prog.microBatch[k]}.${prog.chunk[k]}`);
+    expect(first).toEqual(["0.0", "1.0", "2.0", "3.0", "0.1", "1.1", "2.1", "3.1", "4.0", "5.0"]);
+    // The first backward is micro-batch 0 of the last chunk.
+    expect([prog.pass[11], prog.microBatch[11], prog.chunk[11]]).toEqual([Pass.backward, 0, 1]);
+  });
+
+  it("ZB-H1 defers weight-gradient passes by the stage index: stage i never has more than i pending", () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 30 }), (p, m) => {
+      stagePrograms("zb-h1", p, m, 1).forEach((prog, i) => {
+        let pending = 0;
+        let most = 0;
+        for (let k = 0; k < prog.length; k++) {
+          if (prog.pass[k] === Pass.backward) pending++;
+          if (prog.pass[k] === Pass.weight) pending--;
+          // Right after a B (before its W could run) stage i may hold i + 1; after the W step, at most i.
+          if (prog.pass[k] !== Pass.backward) most = Math.max(most, pending);
+        }
+        expect(most).toBeLessThanOrEqual(i);
+      });
+    }), { numRuns: 40 });
+  });
+});
