@@ -39,6 +39,11 @@ export const FLAGS = {
   "fp32-grads": { type: "bool", help: "fp32 gradient accumulation (default on for bf16/fp8)" },
   trace: { type: "string", help: "write a Chrome trace-event JSON (simulate)", valueName: "FILE" },
   top: { type: "int", help: "plans to show (plan; default 5)", valueName: "K" },
+  steps: { type: "int", help: "training steps to run (execute; default 5)", valueName: "K" },
+  timeout: { type: "int", help: "seconds a rank may wait in a collective before the run fails (execute; default 60)", valueName: "S" },
+  profile: { type: "string", help: "device profile JSON (calibrate writes it, execute reads it; default meshplan-profile.json)", valueName: "FILE" },
+  seed: { type: "int", help: "seed of the weights and the synthetic tokens (execute; default 1234)", valueName: "N" },
+  backend: { type: "string", help: "auto | wasm | cpu | tensorflow | tensorflow-gpu (execute, calibrate; default wasm)", valueName: "B" },
   help: { type: "bool", help: "show help" },
 } as const satisfies Record<string, FlagSpec>;
 
@@ -108,7 +113,9 @@ export function helpText(): string {
     "",
     "commands:",
     "  plan       search every hybrid split and rank the plans that fit",
-    "  simulate   estimate one plan (memory, time, communication, throughput)",
+    "  simulate   simulate one plan event by event (memory, time, timeline; --trace FILE)",
+    "  execute    run a plan for real on this machine (TensorFlow.js ranks) against its prediction (default model tiny-gpt)",
+    "  calibrate  measure this machine for execute (writes meshplan-profile.json)",
     "  models     list built-in models, GPUs and clusters",
     "",
     "flags:",

@@ -1,0 +1,45 @@
+import { writeFileSync } from "node:fs";
+import { calibrate } from "../executor/measure/calibrate.js";
+import type { DeviceProfile } from "../executor/measure/profile.js";
+import { InputError } from "../spec/errors.js";
+import type { ParsedArgs } from "./args.js";
+import { loadModel } from "./catalog.js";
+import { backendFlag, DEFAULT_PROFILE_FILE, extraFlag } from "./execute.js";
+import type { Io } from "./io.js";
+
+/** `meshplan calibrate [--profile FILE] [--backend B] [--json]`: measures this machine and saves a device profile. */
+function rate(x: number, unit: string): string {
+  if (x >= 1e9) return `${(x / 1e9).toFixed(2)} G${unit}`;
+  if (x >= 1e6) return `${(x / 1e6).toFixed(2)} M${unit}`;
+  return `${(x / 1e3).toFixed(2)} k${unit}`;
+}
+
+export function formatProfile(p: DeviceProfile, file: string): string {
+  const lines = [
+    `device profile of ${p.machine.cpuModel} (${p.machine.cpus} cores), TensorFlow.js ${p.backend}, Node ${p.machine.node} -> ${file}`,
+    "  matrix multiply (float32, one rank):",
+    ...p.matmul.map((m) => `    ${String(m.n).padStart(4)}^3   ${(m.seconds * 1e6).toFixed(1).padStart(9)} us   ${rate(m.flopsPerSecond, "FLOP/s")}`),
+    `  memcpy (one thread, 64 MiB)      ${rate(p.memcpyBytesPerSecond, "B/s")}`,
+    `  all-reduce, 2 ranks, shared memory: ${rate(p.collectiveBytesPerSecond, "B/s")} bus bandwidth, ${(p.collectiveLatencySeconds * 1e6).toFixed(1)} us per step`,
+    `  fitted: ${(p.opOverheadSeconds * 1e6).toFixed(1)} us per op, element-wise ${rate(p.elementwiseBytesPerSecond, "B/s")} (16-bit bytes)`,
+    ...p.fit.map((f) => `    ${f.shape.padEnd(14)} step measured ${(f.measuredSeconds * 1e3).toFixed(1)} ms, fitted ${(f.fittedSeconds * 1e3).toFixed(1)} ms`),
+  ];
+  return lines.join("\n");
+}
+
+export async function calibrateCommand(args: ParsedArgs, io: Io): Promise<number> {
+  try {
+    const given = extraFlag(args, "profile");
+    const file = typeof given === "string" ? given : DEFAULT_PROFILE_FILE;
+    const profile = await calibrate({ backend: backendFlag(args), base: loadModel("tiny-gpt"), onProgress: (what) => io.err(`calibrate: ${what}`) });
+    writeFileSync(file, `${JSON.stringify(profile, null, 2)}\n`);
+    io.out(args.flags.json === true ? JSON.stringify(profile, null, 2) : formatProfile(profile, file));
+    return 0;
+  } catch (e) {
+    if (e instanceof InputError) {
+      io.err(`meshplan: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}

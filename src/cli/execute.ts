@@ -1,0 +1,128 @@
+import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
+import { execute, type ProgressEvent } from "../executor/execute.js";
+import { buildReport } from "../executor/measure/report.js";
+import { formatReport } from "../executor/measure/table.js";
+import { predict, profileShape, type DeviceProfile } from "../executor/measure/profile.js";
+import { calibrate } from "../executor/measure/calibrate.js";
+import type { BackendChoice } from "../executor/run/backend.js";
+import { ExecutionError } from "../executor/run/launch.js";
+import { InputError } from "../spec/errors.js";
+import { resolvePlan } from "../spec/plan.js";
+import type { ParsedArgs } from "./args.js";
+import { loadModel } from "./catalog.js";
+import { loadContext, planInputFrom } from "./context.js";
+import type { Io } from "./io.js";
+
+/**
+ * `meshplan execute`: runs a plan for real on this machine's ranks (TensorFlow.js, one worker thread per
+ * rank), checks it against the one-rank reference, and prints predicted against measured. Exit codes:
+ * 0 success, 1 a rank failed or a check failed, 2 bad input.
+ */
+export const DEFAULT_PROFILE_FILE = "meshplan-profile.json";
+export const DEFAULT_STEPS = 5;
+const BACKENDS: readonly BackendChoice[] = ["auto", "wasm", "cpu", "tensorflow", "tensorflow-gpu"];
+/** Loss agreement with the reference (fp32; issue 5): 1e-4 relative per step, 1e-3 absolute per weight. */
+const LOSS_TOLERANCE = 1e-4;
+const WEIGHT_TOLERANCE = 1e-3;
+
+/** Flags this command adds to the vocabulary (read loosely until args.ts registers them). */
+export function extraFlag(args: ParsedArgs, name: string): unknown {
+  return (args.flags as Record<string, unknown>)[name];
+}
+
+export function positiveFlag(args: ParsedArgs, name: string, fallback: number): number {
+  const v = extraFlag(args, name) ?? fallback;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new InputError({ code: "bad-flag", field: `--${name}`, value: v, valid: "an integer >= 1" });
+  return v;
+}
+
+export function backendFlag(args: ParsedArgs): BackendChoice {
+  const v = extraFlag(args, "backend") ?? "wasm";
+  if (typeof v !== "string" || !(BACKENDS as readonly string[]).includes(v)) throw new InputError({ code: "bad-flag", field: "--backend", value: v, valid: BACKENDS.join(", ") });
+  return v as BackendChoice;
+}
+
+export function readProfile(file: string): DeviceProfile {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new InputError({ code: "bad-json", field: "--profile", value: file, valid: "a profile written by meshplan calibrate", reason: (e as Error).message });
+  }
+  const p = json as Partial<DeviceProfile>;
+  if (p.version !== 1 || typeof p.peakFlopsPerSecond !== "number" || typeof p.opOverheadSeconds !== "number") {
+    throw new InputError({ code: "bad-json", file, field: "version", value: p.version, valid: "a version 1 profile written by meshplan calibrate" });
+  }
+  return p as DeviceProfile;
+}
+
+/** Draws one line per completed step: every rank has reported it. */
+export function progressReporter(io: Io, ranks: number, steps: number): (e: ProgressEvent) => void {
+  const done = new Array<number>(ranks).fill(-1);
+  let shown = -1;
+  return (e) => {
+    if (e.phase !== "step" || e.rank >= ranks) return;
+    done[e.rank] = Math.max(done[e.rank]!, e.step);
+    const all = Math.min(...done);
+    if (all <= shown) return;
+    shown = all;
+    const width = 30;
+    const filled = Math.round(((all + 1) / steps) * width);
+    io.err(`execute [${"#".repeat(filled)}${".".repeat(width - filled)}] step ${all + 1}/${steps}`);
+  };
+}
+
+async function profileFor(args: ParsedArgs, io: Io, backend: BackendChoice): Promise<DeviceProfile> {
+  const given = extraFlag(args, "profile");
+  if (typeof given === "string") return readProfile(given);
+  if (existsSync(DEFAULT_PROFILE_FILE)) return readProfile(DEFAULT_PROFILE_FILE);
+  io.err(`execute: no device profile (${DEFAULT_PROFILE_FILE}); calibrating this machine first (meshplan calibrate saves one)`);
+  return calibrate({ backend, base: loadModel("tiny-gpt") });
+}
+
+export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> {
+  try {
+    const flags = { ...args.flags };
+    flags.model ??= "tiny-gpt";
+    if (flags.gpus === undefined) {
+      const degree = (n: unknown) => (typeof n === "number" ? n : 1);
+      flags.gpus = degree(flags.dp) * degree(flags.tp) * degree(flags.pp) * degree(flags.cp);
+    }
+    const { model, shape } = loadContext(flags);
+    const input = planInputFrom(flags);
+    const plan = resolvePlan(model, shape, { flashAttention: false, ...input });
+    const steps = positiveFlag(args, "steps", DEFAULT_STEPS);
+    const timeoutSeconds = positiveFlag(args, "timeout", 60);
+    const seed = positiveFlag(args, "seed", 1234);
+    const backend = backendFlag(args);
+    const profile = await profileFor(args, io, backend);
+    const workers = plan.dp * plan.tp * plan.pp * plan.cp;
+    const load = loadavg()[0];
+    const ex = await execute({
+      model, plan, steps, seed, timeoutSeconds, backend,
+      reference: !plan.asynchronous,
+      onProgress: progressReporter(io, workers, steps),
+    });
+    const devices = ex.results.length;
+    const cluster = profileShape(profile, devices);
+    const report = buildReport(ex, cluster, predict(model, cluster, plan), availableParallelism(), load);
+    io.out(flags.json === true ? JSON.stringify(report, null, 2) : formatReport(report, model.name));
+    const n = ex.numerics;
+    if (n !== undefined && (n.maxRelativeError > LOSS_TOLERANCE || n.maxWeightError > WEIGHT_TOLERANCE)) {
+      io.err(`execute: the split does not reproduce the one-rank run: loss difference ${n.maxRelativeError.toExponential(2)} (limit ${LOSS_TOLERANCE}), weight difference ${n.maxWeightError.toExponential(2)} in ${n.worstTensor} (limit ${WEIGHT_TOLERANCE})`);
+      return 1;
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof InputError) {
+      io.err(`meshplan: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof ExecutionError) {
+      io.err(`meshplan: execution failed: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}

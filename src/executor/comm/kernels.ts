@@ -1,0 +1,67 @@
+/**
+ * Element-wise float32 reductions over the shared fabric memory, in WebAssembly SIMD (128-bit, four
+ * lanes): a plain JavaScript loop over Float32Arrays runs at about 2.4 ns per element on the development
+ * machine, the SIMD loop at about 0.2 ns (measured with 1 Mi elements; see bench/executor.bench.ts), and
+ * the reduction is what bounds an all-reduce. The module imports the shared memory, so every rank's
+ * instance works on the same bytes.
+ *
+ * Encoding per the WebAssembly core specification 2.0 (binary format, section 5) and the fixed-width SIMD
+ * proposal's opcodes: v128.load 0xfd 0x00, v128.store 0xfd 0x0b, f32x4.add 0xfd 0xe4 0x01, f32x4.max 0xfd 0xe9 0x01.
+ */
+const HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+/** One function type: (a, b, out, bytes: i32) -> (). */
+const TYPES = [0x01, 0x08, 0x01, 0x60, 0x04, 0x7f, 0x7f, 0x7f, 0x7f, 0x00];
+/** Import "e" "m": a shared memory, min 1 page, max 65536 pages (flag 0x03: shared, has maximum). */
+const IMPORTS = [0x02, 0x0b, 0x01, 0x01, 0x65, 0x01, 0x6d, 0x02, 0x03, 0x01, 0x80, 0x80, 0x04];
+/** Two functions of type 0. */
+const FUNCTIONS = [0x03, 0x03, 0x02, 0x00, 0x00];
+/** Exports "add" (function 0) and "max" (function 1). */
+const EXPORTS = [0x07, 0x0d, 0x02, 0x03, 0x61, 0x64, 0x64, 0x00, 0x00, 0x03, 0x6d, 0x61, 0x78, 0x00, 0x01];
+
+/** for (i = 0; i < bytes; i += 16) out[i] = op(a[i], b[i]) with one i32 local. */
+function body(op: number): number[] {
+  const code = [
+    0x01, 0x01, 0x7f, // one local i32 (index 4)
+    0x02, 0x40, 0x03, 0x40, // block, loop
+    0x20, 0x04, 0x20, 0x03, 0x4f, 0x0d, 0x01, // if i >= bytes: break
+    0x20, 0x02, 0x20, 0x04, 0x6a, // out + i
+    0x20, 0x00, 0x20, 0x04, 0x6a, 0xfd, 0x00, 0x04, 0x00, // v128.load a + i
+    0x20, 0x01, 0x20, 0x04, 0x6a, 0xfd, 0x00, 0x04, 0x00, // v128.load b + i
+    0xfd, op, 0x01, // f32x4.op
+    0xfd, 0x0b, 0x04, 0x00, // v128.store
+    0x20, 0x04, 0x41, 0x10, 0x6a, 0x21, 0x04, // i += 16
+    0x0c, 0x00, 0x0b, 0x0b, 0x0b, // br loop, end loop, end block, end function
+  ];
+  return [code.length, ...code];
+}
+
+function moduleBytes(): Uint8Array {
+  const add = body(0xe4);
+  const max = body(0xe9);
+  const code = [0x02, ...add, ...max];
+  return new Uint8Array([...HEADER, ...TYPES, ...IMPORTS, ...FUNCTIONS, ...EXPORTS, 0x0a, code.length, ...code]);
+}
+
+let compiled: WebAssembly.Module | undefined;
+
+export interface Kernels {
+  /** out[i] = a[i] + b[i] for `count` floats at the given byte offsets of the fabric memory. */
+  add(aByte: number, bByte: number, outByte: number, count: number): void;
+  max(aByte: number, bByte: number, outByte: number, count: number): void;
+}
+
+export function kernels(memory: WebAssembly.Memory): Kernels {
+  compiled ??= new WebAssembly.Module(moduleBytes() as BufferSource);
+  const exports = new WebAssembly.Instance(compiled, { e: { m: memory } }).exports as unknown as {
+    add(a: number, b: number, out: number, bytes: number): void;
+    max(a: number, b: number, out: number, bytes: number): void;
+  };
+  const floats = new Float32Array(memory.buffer);
+  const run = (simd: typeof exports.add, scalar: (x: number, y: number) => number) =>
+    (a: number, b: number, out: number, count: number) => {
+      const vector = count & ~3;
+      if (vector > 0) simd(a, b, out, vector * 4);
+      for (let i = vector; i < count; i++) floats[out / 4 + i] = scalar(floats[a / 4 + i]!, floats[b / 4 + i]!);
+    };
+  return { add: run(exports.add, (x, y) => x + y), max: run(exports.max, (x, y) => Math.max(x, y)) };
+}

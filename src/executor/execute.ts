@@ -1,0 +1,104 @@
+import type { ModelSpec, Plan } from "../spec/types.js";
+import { allocateFabric, layoutFabric } from "./comm/fabric.js";
+import { assembleWeights, maxWeightDifference, stepLosses, type Weights } from "./measure/weights.js";
+import { DEFAULT_ADAM, type AdamConfig } from "./parallel/adam.js";
+import { fabricFor, workerCount } from "./parallel/grid.js";
+import type { BackendChoice } from "./run/backend.js";
+import type { RankJob, RankResult } from "./run/job.js";
+import { launch } from "./run/launch.js";
+import type { FaultSpec } from "./run/protocol.js";
+import { rankProgram } from "./run/rank.js";
+import { DEFAULT_TIMEOUT_SECONDS } from "./comm/sync.js";
+import { referencePlan, validateForExecutor } from "./validate.js";
+
+/**
+ * Runs a plan for real: one worker thread per rank (plus one per parameter server), a few training
+ * steps, and optionally the one-rank reference of the same seed in this thread, whose losses and final
+ * weights every synchronous split must reproduce (fp32: losses within 1e-4 relative, weights within 1e-3).
+ */
+export interface ExecuteOptions {
+  readonly model: ModelSpec;
+  readonly plan: Plan;
+  readonly steps: number;
+  readonly seed?: number;
+  readonly timeoutSeconds?: number;
+  readonly backend?: BackendChoice;
+  readonly adam?: AdamConfig;
+  /** Also run the one-rank reference and compare (default true). */
+  readonly reference?: boolean;
+  readonly fault?: FaultSpec;
+  readonly onProgress?: (event: ProgressEvent) => void;
+  readonly onOutput?: (rank: number, text: string) => void;
+}
+
+export interface ProgressEvent {
+  readonly rank: number;
+  readonly step: number;
+  readonly phase: string;
+}
+
+export interface Numerics {
+  readonly referenceLosses: number[];
+  /** Largest relative difference of a step loss from the reference's. */
+  readonly maxRelativeError: number;
+  /** Largest absolute difference of a final weight, and its tensor. */
+  readonly maxWeightError: number;
+  readonly worstTensor: string;
+}
+
+export interface Execution {
+  readonly model: ModelSpec;
+  readonly plan: Plan;
+  readonly backend: string;
+  readonly workers: number;
+  readonly results: readonly RankResult[];
+  readonly losses: number[];
+  readonly weights: Weights;
+  readonly numerics: Numerics | undefined;
+}
+
+/** The seed of every run unless another is asked for. */
+export const DEFAULT_SEED = 1234;
+
+function job(o: ExecuteOptions, plan: Plan, withFault: boolean): RankJob {
+  return {
+    model: o.model, plan, steps: o.steps, seed: o.seed ?? DEFAULT_SEED, adam: o.adam ?? DEFAULT_ADAM,
+    backend: o.backend ?? "wasm", collectWeights: true, ...(o.fault === undefined || !withFault ? {} : { fault: o.fault }),
+  };
+}
+
+/** The one-rank reference, in this thread (its fabric has no peers, so nothing ever waits). */
+export async function runReference(o: ExecuteOptions): Promise<{ losses: number[]; weights: Weights; result: RankResult }> {
+  const plan = referencePlan(o.model, o.plan);
+  const fabric = fabricFor(o.model, plan);
+  const memory = allocateFabric(layoutFabric(fabric));
+  const result = (await rankProgram(
+    { program: "rank", rank: 0, memory, fabric, timeoutSeconds: o.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS, payload: job(o, plan, false) },
+    () => {},
+  )) as RankResult;
+  return { losses: stepLosses([result]), weights: assembleWeights(o.model, 1, [result]), result };
+}
+
+export function compareNumerics(losses: readonly number[], weights: Weights, ref: { losses: number[]; weights: Weights }): Numerics {
+  const rel = losses.map((l, i) => Math.abs(l - ref.losses[i]!) / Math.abs(ref.losses[i]!));
+  const w = maxWeightDifference(weights, ref.weights);
+  return { referenceLosses: ref.losses, maxRelativeError: Math.max(0, ...rel), maxWeightError: w.value, worstTensor: w.tensor };
+}
+
+export async function execute(o: ExecuteOptions): Promise<Execution> {
+  validateForExecutor(o.model, o.plan);
+  const plan = o.plan;
+  const fabric = fabricFor(o.model, plan);
+  const workers = workerCount(plan);
+  const j = job(o, plan, true);
+  const ranks = Array.from({ length: fabric.ranks }, (_, r) => ({ program: r < workers ? ("rank" as const) : ("server" as const), payload: j }));
+  const results = (await launch({
+    fabric, ranks, timeoutSeconds: o.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+    ...(o.onProgress === undefined ? {} : { onProgress: (rank: number, step: number, phase: string) => o.onProgress!({ rank, step, phase }) }),
+    ...(o.onOutput === undefined ? {} : { onOutput: o.onOutput }),
+  })) as RankResult[];
+  const losses = stepLosses(results);
+  const weights = assembleWeights(o.model, plan.tp, results);
+  const numerics = o.reference === false ? undefined : compareNumerics(losses, weights, await runReference(o));
+  return { model: o.model, plan, backend: results[0]?.backend ?? "none", workers, results, losses, weights, numerics };
+}

@@ -1,0 +1,168 @@
+import { microBatchCount } from "../../spec/plan.js";
+import type { ModelSpec, Plan } from "../../spec/types.js";
+import { blockOf } from "../comm/fabric.js";
+import { chunkUnits, unitSlots, type UnitSpec } from "../model/layout.js";
+import { coordsOf } from "../parallel/grid.js";
+import { replicatedIndices } from "../parallel/sp-sync.js";
+import { stageSchedule } from "../parallel/schedule.js";
+
+/**
+ * What the executor's algorithms send, per rank per step, in float32 elements, by purpose: derived from
+ * the algorithms (not measured), so that a test can require the measured bytes to equal 4 x these
+ * exactly. src/executor/README.md maps each purpose onto the cost model's terms.
+ * Per collective over g ranks of a buffer of n elements of which this rank owns block b:
+ * all-reduce n + (g - 2) b, reduce-scatter n - b, all-gather (g - 1) b, send n (see comm/traffic.ts).
+ */
+export type PurposeElements = Record<string, number>;
+
+const ar = (n: number, g: number, j: number) => (g <= 1 ? 0 : n + (g - 2) * size(blockOf(n, g, j)));
+const rs = (n: number, g: number, j: number) => (g <= 1 ? 0 : n - size(blockOf(n, g, j)));
+const ag = (n: number, g: number, j: number) => (g <= 1 ? 0 : (g - 1) * size(blockOf(n, g, j)));
+function size(b: { first: number; end: number }): number {
+  return b.end - b.first;
+}
+
+function add(out: PurposeElements, purpose: string, n: number): void {
+  if (n !== 0) out[purpose] = (out[purpose] ?? 0) + n;
+}
+
+/** The units of stage `stage`, chunk by chunk. */
+function stageChunks(model: ModelSpec, plan: Plan, stage: number): UnitSpec[][] {
+  return Array.from({ length: plan.virtualStages }, (_, c) => chunkUnits(model, plan, stage, c));
+}
+
+export function expectedElements(model: ModelSpec, plan: Plan, rank: number): PurposeElements {
+  const out: PurposeElements = {};
+  const c = coordsOf(plan, rank);
+  const m = microBatchCount(plan);
+  const t = plan.tp;
+  const sp = plan.sequenceParallel;
+  const rows = (plan.microBatch * plan.seqLen) / plan.cp;
+  const h = model.hiddenSize;
+  const chunks = stageChunks(model, plan, c.pp);
+  const units = chunks.flat();
+  const layers = units.filter((u) => u.kind === "layer").length;
+  const first = c.pp === 0;
+  const last = c.pp === plan.pp - 1;
+  const act = rows * h;
+
+  // Tensor parallel, per micro-batch: each layer's two row-parallel reductions forward and its two
+  // input-gradient reductions backward (SP: each an all-gather and a reduce-scatter).
+  const pair = sp ? ag(act, t, c.tp) + rs(act, t, c.tp) : ar(act, t, c.tp);
+  add(out, "tp.layer", m * layers * 4 * pair);
+  if (first && units.some((u) => u.kind === "embed")) add(out, "tp.embedding", m * (sp ? rs(act, t, c.tp) + ag(act, t, c.tp) : ar(act, t, c.tp)));
+  if (last) {
+    add(out, "tp.head", m * (sp ? ag(act, t, c.tp) + rs(act, t, c.tp) : ar(act, t, c.tp)));
+    add(out, "tp.vocab-ce", m * 3 * ar(rows, t, c.tp));
+    if (sp) add(out, "tp.sp-regather", m * ag(act, t, c.tp));
+  }
+  if (sp) add(out, "tp.sp-regather", m * layers * 2 * ag(act, t, c.tp));
+
+  // Context parallel: K and V gathered forward and backward, their gradients reduce-scattered backward.
+  const kv = rows * (model.kvHeads / t) * model.headDim;
+  const cpg = plan.cp;
+  add(out, "cp.kv", m * layers * (4 * ag(cpg * kv, cpg, c.cp) + 2 * rs(cpg * kv, cpg, c.cp)));
+
+  // Pipeline: an activation forward out of every chunk but the model's last, a gradient backward out of every chunk but its first.
+  const p = plan.pp;
+  const v = plan.virtualStages;
+  const pipe = act / (sp ? t : 1);
+  if (p > 1) {
+    for (let k = 0; k < v; k++) {
+      const g = k * p + c.pp;
+      if (g !== p * v - 1) add(out, "pp.activation", m * pipe);
+      if (g !== 0) add(out, "pp.gradient", m * pipe);
+    }
+  }
+
+  // Data parallel over dp x cp, unit by unit (ZeRO), or the parameter-server push.
+  const sizes = units.map((u) => unitSlots(u, t).size);
+  if (plan.parameterServers > 0) add(out, "dp.ps-push", sizes.reduce((a, b) => a + b, 0));
+  const g = plan.dp * plan.cp;
+  const j = c.cp + plan.cp * c.dp;
+  if (plan.parameterServers === 0) {
+    for (const n of sizes) {
+      if (plan.zero === 0) add(out, "dp.grads", ar(n, g, j));
+      if (plan.zero === 1) add(out, "dp.grads", rs(n, g, j));
+      if (plan.zero >= 2) add(out, "dp.zero-grad", m * rs(n, g, j));
+      if (plan.zero === 1 || plan.zero === 2) add(out, "dp.zero-gather", ag(n, g, j));
+      if (plan.zero === 3) add(out, "dp.zero3-gather", 2 * m * ag(n, g, j));
+    }
+  }
+
+  // Sequence parallel: the tp-replicated weights' gradients, summed over tp once per step.
+  if (sp && t > 1) {
+    let n = 0;
+    units.forEach((u, i) => {
+      const owned = plan.zero >= 1 && plan.parameterServers === 0 ? blockOf(sizes[i]!, g, j) : { first: 0, end: sizes[i]! };
+      n += replicatedIndices(unitSlots(u, t), owned).length;
+    });
+    add(out, "tp.sp-grad-sync", ar(n, t, c.tp));
+  }
+  return out;
+}
+
+/** Purposes the cost model does not count (src/executor/README.md, "Where the cost model differs"). */
+export const UNCOUNTED_PURPOSES = ["tp.sp-regather", "tp.vocab-ce", "tp.sp-grad-sync"] as const;
+
+/**
+ * The data-parallel elements by which the executor exceeds the cost model because the cost model
+ * divides the second MLP matrix's bias (replicated, as in Megatron-LM's RowParallelLinear) by tp
+ * (planner/cost/memory.ts layerParamsPerRank). Exact when g divides every unit.
+ */
+export function rowBiasGap(model: ModelSpec, plan: Plan, rank: number): number {
+  if (!model.linearBias || plan.tp === 1 || plan.parameterServers > 0) return 0;
+  const c = coordsOf(plan, rank);
+  const layers = stageChunks(model, plan, c.pp).flat().filter((u) => u.kind === "layer").length;
+  const delta = layers * (model.hiddenSize - model.hiddenSize / plan.tp);
+  const g = plan.dp * plan.cp;
+  if (g === 1) return 0;
+  const m = microBatchCount(plan);
+  const share = (g - 1) / g;
+  const factor = plan.zero === 0 || plan.zero === 1 ? 2 * share : plan.zero === 2 ? (m + 1) * share : 3 * m * share;
+  return factor * delta;
+}
+
+/**
+ * Activations one layer keeps for its backward, in float32 elements per micro-batch on one rank, tensor
+ * by tensor (model/layer.ts LayerSaved), x = b s / cp tokens, r = tp under SP else 1: norm input and QKV
+ * input x h / r each; Q, K, V x (q + 2 kv) / tp; softmax output heads/tp x x s; attention output x q / tp;
+ * second norm input and MLP input x h / r each; MLP pre-activation(s) x f / tp (two for SwiGLU); MLP
+ * activation x f / tp. These are the cost model's per-layer terms (planner/cost/activations.ts) without
+ * dropout and flash attention, which the executor does not have, counted in elements instead of bytes.
+ */
+export function layerActivationElements(model: ModelSpec, plan: Plan): number {
+  const t = plan.tp;
+  const r = plan.sequenceParallel ? t : 1;
+  const x = (plan.microBatch * plan.seqLen) / plan.cp;
+  const h = model.hiddenSize;
+  const q = (model.attentionHeads * model.headDim) / t;
+  const kv = (model.kvHeads * model.headDim) / t;
+  const f = model.ffnHiddenSize / t;
+  const up = model.mlp === "swiglu" ? 2 : 1;
+  return 4 * (x * h) / r + x * (q + 2 * kv) + (model.attentionHeads / t) * x * plan.seqLen + x * q + x * f * up + x * f;
+}
+
+/**
+ * The head keeps the final norm's input and output (x h / r each) and one float32 softmax output per
+ * logit (x V / tp) for the cross-entropy backward; the cost model counts 2 + 4 bytes per logit (16-bit
+ * logits and Megatron's fp32 copy, planner/cost/memory.ts lossBytes).
+ */
+export function headActivationElements(model: ModelSpec, plan: Plan): number {
+  const x = (plan.microBatch * plan.seqLen) / plan.cp;
+  const r = plan.sequenceParallel ? plan.tp : 1;
+  return (2 * x * model.hiddenSize) / r + (x * model.vocabSize) / plan.tp;
+}
+
+/** Peak activation elements of stage `stage`: its schedule walked pass by pass (F keeps a chunk's, B frees it). */
+export function peakActivationElements(model: ModelSpec, plan: Plan, stage: number): number {
+  const perChunk = stageChunks(model, plan, stage).map((units) =>
+    units.reduce((a, u) => a + (u.kind === "layer" ? layerActivationElements(model, plan) : u.kind === "head" ? headActivationElements(model, plan) : 0), 0));
+  let live = 0;
+  let peak = 0;
+  for (const a of stageSchedule(plan, stage, microBatchCount(plan))) {
+    live += (a.pass === "F" ? 1 : -1) * perChunk[a.chunk]!;
+    peak = Math.max(peak, live);
+  }
+  return peak;
+}

@@ -1,0 +1,160 @@
+import { stageMemory } from "../../planner/cost/estimate.js";
+import type { MemoryBreakdown } from "../../planner/cost/memory.js";
+import { planCosts } from "../../planner/cost/stages.js";
+import type { Estimate } from "../../planner/cost/types.js";
+import type { ClusterShape, Plan } from "../../spec/types.js";
+import { COMM_KINDS, type CommKind } from "../comm/fabric.js";
+import type { Execution } from "../execute.js";
+import type { RankResult } from "../run/job.js";
+import { expectedElements, peakActivationElements, rowBiasGap, UNCOUNTED_PURPOSES } from "./accounting.js";
+import { costModelElements } from "./cost-map.js";
+import { stageUnits, unitSlots } from "../model/layout.js";
+
+/**
+ * The execute command's result, the JSON contract of design brief section 5 (plan, engine, predicted,
+ * measured, numerics) with extensions: per-rank breakdowns, the tfjs memory accounting, and notes that
+ * say when a comparison is not meaningful.
+ */
+export interface RankMeasurement {
+  readonly rank: number;
+  readonly stage: number;
+  readonly stepSeconds: number;
+  readonly forwardSeconds: number;
+  readonly backwardSeconds: number;
+  readonly optimizerSeconds: number;
+  /** Seconds in collectives and messages by kind, and of those, blocked waiting for peers. */
+  readonly commSeconds: Record<CommKind, number>;
+  readonly idleSeconds: number;
+  readonly bubbleFraction: number;
+  readonly memory: {
+    readonly parametersBytes: number;
+    readonly gradientsBytes: number;
+    readonly optimizerBytes: number;
+    readonly activationsBytes: number;
+    /** The executor's tfjs accounting of the activations (4 bytes per element the cost model counts). */
+    readonly predictedActivationsBytes: number;
+    readonly peakBytes: number;
+    /** The tfjs accounting's peak: model states, kept activations and, under ZeRO-3, one gathered unit. */
+    readonly predictedPeakBytes: number;
+    /** The cost model's breakdown for this rank's stage (16-bit weights and activations). */
+    readonly costModel: MemoryBreakdown;
+  };
+}
+
+export interface ExecuteReport {
+  readonly plan: Plan;
+  readonly engine: { readonly name: string; readonly backend: string; readonly devices: number };
+  readonly predicted: Estimate;
+  readonly measured: {
+    readonly stepSeconds: number;
+    readonly bubbleFraction: number;
+    readonly peakBytesPerRank: number[];
+    readonly commBytesPerRank: Record<CommKind, number>[];
+    readonly losses: number[];
+    readonly ranks: RankMeasurement[];
+    readonly staleness?: { readonly max: number; readonly mean: number };
+  };
+  readonly numerics: { readonly referenceLosses: number[]; readonly maxRelativeError: number; readonly maxWeightError: number } | null;
+  /** Bytes sent per step by the busiest rank, kind by kind: the cost model's elements at 4 bytes, what it does not count, measured. */
+  readonly bytes: Record<CommKind, { readonly predictedBytes: number; readonly uncountedBytes: number; readonly measuredBytes: number }>;
+  readonly notes: string[];
+}
+
+function bytesComparison(ex: Execution, shape: ClusterShape): ExecuteReport["bytes"] {
+  const cost = costModelElements(ex.model, shape, ex.plan);
+  const workers = ex.results.filter((r) => r.steps.length > 0);
+  const out = {} as Record<CommKind, { predictedBytes: number; uncountedBytes: number; measuredBytes: number }>;
+  for (const k of COMM_KINDS) {
+    let busiest = { uncountedBytes: 0, measuredBytes: -1 };
+    for (const r of workers) {
+      const measured = r.steps[r.steps.length - 1]!.comm[k].bytes;
+      const expected = expectedElements(ex.model, ex.plan, r.rank);
+      const uncounted = Object.entries(expected).filter(([p]) => p.startsWith(`${k}.`) && (UNCOUNTED_PURPOSES as readonly string[]).includes(p)).reduce((a, [, v]) => a + v, 0) +
+        (k === "dp" ? rowBiasGap(ex.model, ex.plan, r.rank) : 0);
+      if (measured > busiest.measuredBytes) busiest = { uncountedBytes: 4 * uncounted, measuredBytes: measured };
+    }
+    out[k] = { predictedBytes: 4 * cost[k], ...busiest };
+  }
+  return out;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? 0;
+}
+
+/** Steps after the first (which pays for warm-up), or all when there is one. */
+function timed<T>(steps: readonly T[]): readonly T[] {
+  return steps.length > 1 ? steps.slice(1) : steps;
+}
+
+/** Elements of the largest unit a stage holds (ZeRO-3 gathers one at a time). */
+function largestUnit(ex: Execution, stage: number): number {
+  return Math.max(...stageUnits(ex.model, ex.plan, stage).flat().map((u) => unitSlots(u, ex.plan.tp).size));
+}
+
+function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[]): RankMeasurement {
+  const steps = timed(r.steps);
+  const pick = (f: (s: (typeof steps)[number]) => number) => median(steps.map(f));
+  const comm = Object.fromEntries(COMM_KINDS.map((k) => [k, pick((s) => s.comm[k].seconds)])) as Record<CommKind, number>;
+  const idle = pick((s) => COMM_KINDS.reduce((a, k) => a + s.comm[k].idleSeconds, 0));
+  const st = r.memory.states;
+  const jsHeld = st.gradientsBytes + st.optimizerBytes + (ex.plan.zero === 3 ? st.parametersBytes : 0);
+  const predictedActivations = 4 * peakActivationElements(ex.model, ex.plan, r.coords.pp);
+  const gathered = ex.plan.zero === 3 ? 4 * largestUnit(ex, r.coords.pp) : 0;
+  return {
+    rank: r.rank,
+    stage: r.coords.pp,
+    stepSeconds: pick((s) => s.seconds),
+    forwardSeconds: pick((s) => s.forwardSeconds),
+    backwardSeconds: pick((s) => s.backwardSeconds),
+    optimizerSeconds: pick((s) => s.optimizerSeconds),
+    commSeconds: comm,
+    idleSeconds: idle,
+    bubbleFraction: pick((s) => (s.pipelineSpanSeconds > 0 ? s.pipelineIdleSeconds / s.pipelineSpanSeconds : 0)),
+    memory: {
+      ...st,
+      activationsBytes: r.memory.peakActivationBytes,
+      predictedActivationsBytes: predictedActivations,
+      peakBytes: r.memory.peakTensorBytes + jsHeld,
+      predictedPeakBytes: st.parametersBytes + st.gradientsBytes + st.optimizerBytes + predictedActivations + gathered,
+      costModel: stages[r.coords.pp]!,
+    },
+  };
+}
+
+/** `loadAverage`: the machine's one-minute load average just before the run (os.loadavg), when known. */
+export function buildReport(ex: Execution, shape: ClusterShape, predicted: Estimate, cores: number, loadAverage?: number): ExecuteReport {
+  const workers = ex.results.filter((r) => r.steps.length > 0);
+  const costs = planCosts(ex.model, shape, { ...ex.plan, flashAttention: false });
+  const stages = Array.from({ length: ex.plan.pp }, (_, i) => stageMemory(ex.model, { ...ex.plan, flashAttention: false }, costs, i));
+  const ranks = workers.map((r) => perRank(ex, r, stages));
+  // The critical stage: the rank busiest outside pipeline waits sets the pace and the bubble.
+  const critical = ranks.reduce((a, b) => (b.stepSeconds * (1 - b.bubbleFraction) > a.stepSeconds * (1 - a.bubbleFraction) ? b : a), ranks[0]!);
+  const stepSeconds = median(timed(workers[0]!.steps).map((_, i) => Math.max(...workers.map((r) => timed(r.steps)[i]!.seconds))));
+  const notes: string[] = [];
+  const threads = ex.results.length;
+  if (threads > cores) notes.push(`${threads} ranks share ${cores} cores: the timing comparison is not meaningful (ranks wait for a core, not for each other)`);
+  else if (loadAverage !== undefined && loadAverage + threads > cores + 0.5) {
+    notes.push(`the machine was busy (load average ${loadAverage.toFixed(2)} on ${cores} cores before the run): other work competed with the ranks, so measured times run long`);
+  }
+  if (ex.plan.pp === 1) notes.push("one pipeline stage: no bubble to compare");
+  const servers = ex.results.filter((r) => r.staleness !== undefined).flatMap((r) => r.staleness!);
+  return {
+    plan: ex.plan,
+    engine: { name: "tfjs", backend: ex.backend, devices: threads },
+    predicted,
+    measured: {
+      stepSeconds,
+      bubbleFraction: ex.plan.pp > 1 ? critical.bubbleFraction : 0,
+      peakBytesPerRank: ranks.map((r) => r.memory.peakBytes),
+      commBytesPerRank: workers.map((r) => Object.fromEntries(COMM_KINDS.map((k) => [k, r.steps[r.steps.length - 1]!.comm[k].bytes])) as Record<CommKind, number>),
+      losses: ex.losses,
+      ranks,
+      ...(servers.length > 0 ? { staleness: { max: Math.max(...servers), mean: servers.reduce((a, b) => a + b, 0) / servers.length } } : {}),
+    },
+    numerics: ex.numerics === undefined ? null : { referenceLosses: ex.numerics.referenceLosses, maxRelativeError: ex.numerics.maxRelativeError, maxWeightError: ex.numerics.maxWeightError },
+    bytes: bytesComparison(ex, shape),
+    notes,
+  };
+}

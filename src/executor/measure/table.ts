@@ -1,0 +1,69 @@
+import { COMM_KINDS } from "../comm/fabric.js";
+import type { ExecuteReport } from "./report.js";
+
+/** The execute command's human view: predicted against measured, side by side, with the difference. */
+function seconds(s: number): string {
+  if (s >= 1) return `${s.toFixed(2)} s`;
+  if (s >= 1e-3) return `${(s * 1e3).toFixed(1)} ms`;
+  return `${(s * 1e6).toFixed(0)} us`;
+}
+
+function bytes(b: number): string {
+  if (b >= 1e6) return `${(b / 1e6).toFixed(2)} MB`;
+  if (b >= 1e3) return `${(b / 1e3).toFixed(1)} kB`;
+  return `${b.toFixed(0)} B`;
+}
+
+function diff(predicted: number, measured: number): string {
+  if (predicted === 0 && measured === 0) return "";
+  if (predicted === 0) return "(not predicted)";
+  const d = (measured - predicted) / predicted;
+  return `${d >= 0 ? "+" : ""}${(100 * d).toFixed(1)}%`;
+}
+
+function row(name: string, predicted: string, measured: string, difference: string): string {
+  return `  ${name.padEnd(26)}${predicted.padStart(12)}  ${measured.padStart(12)}  ${difference}`.trimEnd();
+}
+
+export function formatReport(r: ExecuteReport, modelName: string): string {
+  const p = r.plan;
+  const lines: string[] = [];
+  const sched = p.pp > 1 ? `, ${p.schedule}${p.virtualStages > 1 ? ` (v=${p.virtualStages})` : ""}` : "";
+  const ps = p.parameterServers > 0 ? `, ${p.parameterServers} parameter servers${p.asynchronous ? ` async (staleness ${p.staleness})` : " sync"}` : "";
+  lines.push(`${modelName}: dp ${p.dp} x tp ${p.tp} x pp ${p.pp} x cp ${p.cp}, SP ${p.sequenceParallel ? "on" : "off"}, ZeRO ${p.zero}${sched}${ps}`);
+  lines.push(`  ${r.engine.devices} ${r.engine.name} ranks on the ${r.engine.backend} backend, micro-batch ${p.microBatch}, global batch ${p.globalBatch} x ${p.seqLen} tokens, ${r.measured.losses.length} steps`);
+  lines.push("");
+  lines.push(row("", "predicted", "measured", "difference"));
+  const e = r.predicted;
+  lines.push(row("step time", seconds(e.time.stepSeconds), seconds(r.measured.stepSeconds), diff(e.time.stepSeconds, r.measured.stepSeconds)));
+  if (p.pp > 1) {
+    const d = r.measured.bubbleFraction - e.pipeline.bubbleFraction;
+    lines.push(row("bubble fraction", e.pipeline.bubbleFraction.toFixed(3), r.measured.bubbleFraction.toFixed(3), `${d >= 0 ? "+" : ""}${d.toFixed(3)}`));
+  }
+  const worst = r.measured.ranks.reduce((a, b) => (b.memory.peakBytes > a.memory.peakBytes ? b : a), r.measured.ranks[0]!);
+  const m = worst.memory;
+  lines.push(`  memory of rank ${worst.rank} (float32; the cost model's 16-bit weights counted at 4 bytes):`);
+  const mb = m.costModel;
+  lines.push(row("  parameters", bytes(2 * mb.parametersBytes), bytes(m.parametersBytes), diff(2 * mb.parametersBytes, m.parametersBytes)));
+  lines.push(row("  gradients", bytes(mb.gradientsBytes), bytes(m.gradientsBytes), diff(mb.gradientsBytes, m.gradientsBytes)));
+  lines.push(row("  optimizer", bytes(mb.optimizerBytes), bytes(m.optimizerBytes), diff(mb.optimizerBytes, m.optimizerBytes)));
+  lines.push(row("  activations (tfjs)", bytes(m.predictedActivationsBytes), bytes(m.activationsBytes), diff(m.predictedActivationsBytes, m.activationsBytes)));
+  lines.push(row("  peak (tfjs accounting)", bytes(m.predictedPeakBytes), bytes(m.peakBytes), diff(m.predictedPeakBytes, m.peakBytes)));
+  lines.push("  sent per step, busiest rank (cost model's elements at 4 bytes):");
+  for (const k of COMM_KINDS) {
+    const b = r.bytes[k];
+    if (b.predictedBytes === 0 && b.measuredBytes === 0) continue;
+    const extra = b.uncountedBytes > 0 ? `, of which ${bytes(b.uncountedBytes)} the cost model does not count` : "";
+    lines.push(row(`  ${k}`, bytes(b.predictedBytes), bytes(b.measuredBytes), `${diff(b.predictedBytes, b.measuredBytes)}${extra}`));
+  }
+  lines.push("");
+  const l = r.measured.losses;
+  lines.push(`loss ${l.map((x) => x.toFixed(4)).join(" -> ")}`);
+  if (r.numerics !== null) {
+    lines.push(`reference (one rank, same seed) ${r.numerics.referenceLosses.map((x) => x.toFixed(4)).join(" -> ")}`);
+    lines.push(`  largest loss difference ${r.numerics.maxRelativeError.toExponential(1)} relative, largest weight difference ${r.numerics.maxWeightError.toExponential(1)}`);
+  }
+  if (r.measured.staleness !== undefined) lines.push(`staleness of applied gradients: mean ${r.measured.staleness.mean.toFixed(2)}, max ${r.measured.staleness.max} updates`);
+  for (const n of r.notes) lines.push(`note: ${n}`);
+  return lines.join("\n");
+}

@@ -1,0 +1,61 @@
+import type { Tensor } from "@tensorflow/tfjs";
+import type { ModelSpec } from "../../spec/types.js";
+import type { Tf } from "./ops.js";
+
+/**
+ * What the model code needs from its parallel groups. Rows are tokens laid out position-major
+ * ([positions, batch] flattened, Megatron's [s, b, h]), so a sequence split is a contiguous block of rows.
+ * Every operation returns a new tensor and leaves its input alone. `purpose` names why the collective
+ * runs, for the byte accounting (src/executor/README.md).
+ */
+export interface GroupOps {
+  readonly size: number;
+  readonly rank: number;
+  allReduce(x: Tensor, purpose: string): Tensor;
+  allReduceMax(x: Tensor, purpose: string): Tensor;
+  /** Concatenates every member's rows in member order. */
+  allGather(x: Tensor, purpose: string): Tensor;
+  /** Sums over members and keeps this member's block of rows. */
+  reduceScatter(x: Tensor, purpose: string): Tensor;
+}
+
+/** A group of one: every collective is the identity. */
+export function soloGroup(tf: Tf): GroupOps {
+  const same = (x: Tensor) => tf.clone(x);
+  return { size: 1, rank: 0, allReduce: same, allReduceMax: same, allGather: same, reduceScatter: same };
+}
+
+/** Parameters of one unit on this rank, by full tensor name. */
+export interface UnitParams {
+  get(name: string): Tensor;
+  maybe(name: string): Tensor | undefined;
+}
+
+/** Where the current micro-batch sits and who shares its work. */
+export interface ModelContext {
+  readonly tf: Tf;
+  readonly model: ModelSpec;
+  /** Sequences per micro-batch. */
+  readonly batch: number;
+  /** Tokens of each sequence on this rank (seqLen / cp). */
+  readonly tokens: number;
+  /** Position of this rank's first token (cp rank * tokens). */
+  readonly pos0: number;
+  /** Tokens in the whole step (globalBatch * seqLen): the loss is the sum over them divided by this. */
+  readonly stepTokens: number;
+  readonly tp: GroupOps;
+  readonly cp: GroupOps;
+  /** Megatron sequence parallel: the residual stream is split over the tp ranks by position. */
+  readonly sp: boolean;
+  /** Keeps a tensor for the backward (counted as activation memory) and returns it. */
+  save(t: Tensor): Tensor;
+}
+
+/** The block of positions this rank's residual stream holds: all `tokens`, or 1/tp of them under SP. */
+export function residualPositions(ctx: ModelContext): { first: number; count: number } {
+  if (!ctx.sp) return { first: ctx.pos0, count: ctx.tokens };
+  const count = ctx.tokens / ctx.tp.size;
+  return { first: ctx.pos0 + ctx.tp.rank * count, count };
+}
+
+export type Grads = Map<string, Tensor>;

@@ -1,0 +1,112 @@
+import type { Tensor } from "@tensorflow/tfjs";
+import { residualPositions, type Grads, type ModelContext, type UnitParams } from "./context.js";
+import { norm, normBackward, type Tf } from "./ops.js";
+
+/**
+ * The embedding and the head (final norm, output layer, loss), vocabulary-parallel over tp (Shoeybi et al.
+ * 2019, section 3): each tp rank holds V/tp rows of the word embedding and V/tp columns of the output
+ * layer. The embedding is a one-hot matrix product, whose gradient is another product (TensorFlow.js's
+ * wasm backend has no gradient for gather); the loss is Megatron-LM's vocabulary-parallel cross-entropy
+ * (core/tensor_parallel/cross_entropy.py): an all-reduce of the row maxima, of the sums of exponentials
+ * and of the target logits, each one float per token.
+ */
+
+/** Rows of one-hot codes for the ids that fall into this rank's vocabulary block; other rows are zero. */
+function oneHot(tf: Tf, ids: Int32Array, vocabLocal: number, offset: number): Tensor {
+  const m = new Float32Array(ids.length * vocabLocal);
+  ids.forEach((id, row) => {
+    const col = id - offset;
+    if (col >= 0 && col < vocabLocal) m[row * vocabLocal + col] = 1;
+  });
+  return tf.tensor(m, [ids.length, vocabLocal]);
+}
+
+function vocabBlock(ctx: ModelContext): { local: number; offset: number } {
+  const local = ctx.model.vocabSize / ctx.tp.size;
+  return { local, offset: ctx.tp.rank * local };
+}
+
+export function embedForward(ctx: ModelContext, p: UnitParams, ids: Int32Array): Tensor {
+  const { tf } = ctx;
+  const h = ctx.model.hiddenSize;
+  return tf.tidy(() => {
+    const { local, offset } = vocabBlock(ctx);
+    const partial = tf.matMul(oneHot(tf, ids, local, offset), p.get("embed.word"));
+    let x = ctx.sp ? ctx.tp.reduceScatter(partial, "tp.embedding") : ctx.tp.allReduce(partial, "tp.embedding");
+    const pos = p.maybe("embed.pos");
+    if (pos !== undefined) {
+      const { first, count } = residualPositions(ctx);
+      const rows = tf.reshape(tf.slice(pos, [first, 0], [count, h]), [count, 1, h]);
+      x = tf.reshape(tf.add(tf.reshape(x, [count, ctx.batch, h]), rows), [count * ctx.batch, h]);
+    }
+    return x;
+  });
+}
+
+export function embedBackward(ctx: ModelContext, p: UnitParams, ids: Int32Array, dout: Tensor): Grads {
+  const { tf } = ctx;
+  const h = ctx.model.hiddenSize;
+  const grads: Grads = new Map();
+  tf.tidy(() => {
+    if (p.maybe("embed.pos") !== undefined) {
+      const { first, count } = residualPositions(ctx);
+      const rows = tf.sum(tf.reshape(dout, [count, ctx.batch, h]), 1);
+      grads.set("embed.pos", tf.keep(tf.pad(rows, [[first, ctx.model.seqLen - first - count], [0, 0]])));
+    }
+    const dFull = ctx.sp ? ctx.tp.allGather(dout, "tp.embedding") : dout;
+    const { local, offset } = vocabBlock(ctx);
+    grads.set("embed.word", tf.keep(tf.matMul(oneHot(tf, ids, local, offset), dFull, true, false)));
+  });
+  return grads;
+}
+
+export interface HeadSaved {
+  readonly x: Tensor;
+  readonly f: Tensor;
+  readonly probs: Tensor;
+}
+
+function outputWeight(ctx: ModelContext, p: UnitParams): { w: Tensor; tied: boolean } {
+  return ctx.model.tiedEmbeddings ? { w: p.get("embed.word"), tied: true } : { w: p.get("head.w"), tied: false };
+}
+
+/** Returns this rank's share of the loss (sum over its tokens / stepTokens) and what the backward needs. */
+export function headForward(ctx: ModelContext, p: UnitParams, x: Tensor, targets: Int32Array): { loss: number; saved: HeadSaved } {
+  const { tf } = ctx;
+  // Logit-sized temporaries are freed as soon as they are used (at most three live at once), as an
+  // eager framework's reference counting would.
+  ctx.save(x);
+  const f = ctx.save(norm(tf, x, p.get("final.norm.g"), p.maybe("final.norm.b")));
+  const { w, tied } = outputWeight(ctx, p);
+  const logits = tf.tidy(() => tf.matMul((ctx.sp ? ctx.tp.allGather(f, "tp.head") : f), w, false, tied));
+  const { local, offset } = vocabBlock(ctx);
+  const target = tf.tidy(() => ctx.tp.allReduce(tf.sum(tf.mul(logits, oneHot(tf, targets, local, offset)), 1), "tp.vocab-ce"));
+  const max = tf.tidy(() => ctx.tp.allReduceMax(tf.max(logits, 1), "tp.vocab-ce"));
+  const e = tf.tidy(() => tf.exp(tf.sub(logits, tf.reshape(max, [-1, 1]))));
+  logits.dispose();
+  const sumExp = tf.tidy(() => ctx.tp.allReduce(tf.sum(e, 1), "tp.vocab-ce"));
+  const loss = tf.tidy(() => tf.sum(tf.sub(tf.add(tf.log(sumExp), max), target)).dataSync()[0] ?? 0) / ctx.stepTokens;
+  const probs = ctx.save(tf.tidy(() => tf.div(e, tf.reshape(sumExp, [-1, 1]))));
+  for (const t of [e, sumExp, max, target]) t.dispose();
+  return { loss, saved: { x, f, probs } };
+}
+
+export function headBackward(ctx: ModelContext, p: UnitParams, s: HeadSaved, targets: Int32Array): { dx: Tensor; grads: Grads } {
+  const { tf } = ctx;
+  const grads: Grads = new Map();
+  const dx = tf.tidy(() => {
+    const { local, offset } = vocabBlock(ctx);
+    const dlogits = tf.div(tf.sub(s.probs, oneHot(tf, targets, local, offset)), ctx.stepTokens);
+    const fFull = ctx.sp ? ctx.tp.allGather(s.f, "tp.sp-regather") : s.f;
+    const { w, tied } = outputWeight(ctx, p);
+    if (tied) grads.set("embed.word", tf.keep(tf.matMul(dlogits, fFull, true, false)));
+    else grads.set("head.w", tf.keep(tf.matMul(fFull, dlogits, true, false)));
+    const dfFull = tf.matMul(dlogits, w, false, !tied);
+    const df = ctx.sp ? ctx.tp.reduceScatter(dfFull, "tp.head") : ctx.tp.allReduce(dfFull, "tp.head");
+    const n = normBackward(tf, s.x, p.get("final.norm.g"), df, ctx.model.norm === "layernorm");
+    grads.set("final.norm.g", tf.keep(n.dg));
+    if (n.db !== undefined) grads.set("final.norm.b", tf.keep(n.db));
+    return n.dx;
+  });
+  return { dx, grads };
+}

@@ -1,0 +1,172 @@
+import type { Tensor } from "@tensorflow/tfjs";
+import { attention, attentionBackward } from "./attention.js";
+import type { Grads, ModelContext, UnitParams } from "./context.js";
+import { gelu, geluBackward, linear, linearBackward, norm, normBackward, rope, swiglu, swigluBackward } from "./ops.js";
+
+/**
+ * One pre-norm decoder layer, Megatron tensor parallel (Shoeybi et al. 2019, fig. 3): Q/K/V and the first
+ * MLP matrix column-parallel, the attention output and second MLP matrix row-parallel, an all-reduce after
+ * each row-parallel product forward and after each column-parallel input gradient backward. With sequence
+ * parallel (Korthikanti et al. 2022, section 4.2.2) each all-reduce becomes a reduce-scatter followed by an
+ * all-gather before the next column-parallel product; only the local block of that product's input is
+ * kept, so the backward gathers it again (the paper's extra all-gather, Megatron-LM's
+ * LinearWithGradAccumulationAndAsyncCommunication). Context parallel gathers K and V over the cp group
+ * forward (Llama 3, Dubey et al. 2024, section 3.3.2) and, keeping only the local blocks, again backward,
+ * where the K and V gradients are reduce-scattered back to their owners.
+ */
+export interface LayerSaved {
+  readonly xin: Tensor;
+  readonly a: Tensor;
+  readonly q: Tensor;
+  readonly k: Tensor;
+  readonly v: Tensor;
+  readonly probs: Tensor;
+  readonly o: Tensor;
+  readonly x1: Tensor;
+  readonly b2: Tensor;
+  /** MLP pre-activation(s): [up] for GeLU, [gate, up] for SwiGLU. */
+  readonly pre: readonly Tensor[];
+  /** Input of the second MLP matrix. */
+  readonly act: Tensor;
+}
+
+export function layerName(layer: number): string {
+  return `layers.${layer}`;
+}
+
+function geometry(ctx: ModelContext) {
+  const m = ctx.model;
+  return { batch: ctx.batch, heads: m.attentionHeads / ctx.tp.size, kvHeads: m.kvHeads / ctx.tp.size, headDim: m.headDim, qPos0: ctx.pos0 };
+}
+
+function gatherSp(ctx: ModelContext, x: Tensor, purpose: string): Tensor {
+  return ctx.sp ? ctx.tp.allGather(x, purpose) : x;
+}
+
+/** After a row-parallel product: reduce-scatter (SP) or all-reduce the partial sums over tp. */
+function reduceRow(ctx: ModelContext, x: Tensor, purpose: string): Tensor {
+  return ctx.sp ? ctx.tp.reduceScatter(x, purpose) : ctx.tp.allReduce(x, purpose);
+}
+
+export function layerForward(ctx: ModelContext, p: UnitParams, layer: number, xin: Tensor): { out: Tensor; saved: LayerSaved } {
+  const { tf, model } = ctx;
+  const n = layerName(layer);
+  const g = geometry(ctx);
+  const d = model.headDim;
+  const isRope = model.positionEmbedding === "rope";
+  return tf.tidy(() => {
+    ctx.save(xin);
+    const a = ctx.save(norm(tf, xin, p.get(`${n}.ln1.g`), p.maybe(`${n}.ln1.b`)));
+    const aFull = gatherSp(ctx, a, "tp.layer");
+    let q = linear(tf, aFull, p.get(`${n}.attn.q.w`), p.maybe(`${n}.attn.q.b`));
+    let k = linear(tf, aFull, p.get(`${n}.attn.k.w`), p.maybe(`${n}.attn.k.b`));
+    const v = ctx.save(linear(tf, aFull, p.get(`${n}.attn.v.w`), p.maybe(`${n}.attn.v.b`)));
+    if (isRope) {
+      q = rope(tf, q, ctx.pos0, ctx.batch, g.heads, d, false);
+      k = rope(tf, k, ctx.pos0, ctx.batch, g.kvHeads, d, false);
+    }
+    ctx.save(q);
+    ctx.save(k);
+    const kAll = ctx.cp.size > 1 ? ctx.cp.allGather(k, "cp.kv") : k;
+    const vAll = ctx.cp.size > 1 ? ctx.cp.allGather(v, "cp.kv") : v;
+    const att = attention(tf, q, kAll, vAll, g);
+    const probs = ctx.save(att.probs);
+    const o = ctx.save(att.out);
+    let y = reduceRow(ctx, linear(tf, o, p.get(`${n}.attn.o.w`), undefined), "tp.layer");
+    const ob = p.maybe(`${n}.attn.o.b`);
+    if (ob !== undefined) y = tf.add(y, ob);
+    const x1 = ctx.save(tf.add(xin, y));
+    const b2 = ctx.save(norm(tf, x1, p.get(`${n}.ln2.g`), p.maybe(`${n}.ln2.b`)));
+    const bFull = gatherSp(ctx, b2, "tp.layer");
+    const up = ctx.save(linear(tf, bFull, p.get(`${n}.mlp.up.w`), p.maybe(`${n}.mlp.up.b`)));
+    let pre: Tensor[];
+    let act: Tensor;
+    if (model.mlp === "swiglu") {
+      const gate = ctx.save(linear(tf, bFull, p.get(`${n}.mlp.gate.w`), p.maybe(`${n}.mlp.gate.b`)));
+      pre = [gate, up];
+      act = ctx.save(swiglu(tf, gate, up));
+    } else {
+      pre = [up];
+      act = ctx.save(gelu(tf, up));
+    }
+    let z = reduceRow(ctx, linear(tf, act, p.get(`${n}.mlp.down.w`), undefined), "tp.layer");
+    const db = p.maybe(`${n}.mlp.down.b`);
+    if (db !== undefined) z = tf.add(z, db);
+    const out = tf.add(x1, z);
+    return { out, saved: { xin, a, q, k, v, probs, o, x1, b2, pre, act } };
+  });
+}
+
+function put(grads: Grads, name: string, t: Tensor | undefined): void {
+  if (t !== undefined) grads.set(name, t);
+}
+
+export function layerBackward(ctx: ModelContext, p: UnitParams, layer: number, s: LayerSaved, dout: Tensor): { dx: Tensor; grads: Grads } {
+  const { tf, model } = ctx;
+  const n = layerName(layer);
+  const g = geometry(ctx);
+  const hasBias = model.linearBias;
+  const qkvBias = model.linearBias || model.qkvBias;
+  const isLayerNorm = model.norm === "layernorm";
+  const grads: Grads = new Map();
+  const dx = tf.tidy(() => {
+    // MLP: z = act W_down (+ b) reduced over tp.
+    const dzFull = gatherSp(ctx, dout, "tp.layer");
+    const down = linearBackward(tf, s.act, p.get(`${n}.mlp.down.w`), dzFull, false);
+    put(grads, `${n}.mlp.down.w`, tf.keep(down.dw));
+    if (hasBias) put(grads, `${n}.mlp.down.b`, tf.keep(tf.sum(dout, 0)));
+    const bFull = gatherSp(ctx, s.b2, "tp.sp-regather");
+    let dbFull: Tensor;
+    if (model.mlp === "swiglu") {
+      const { da, du } = swigluBackward(tf, s.pre[0]!, s.pre[1]!, down.dx);
+      const gateG = linearBackward(tf, bFull, p.get(`${n}.mlp.gate.w`), da, hasBias);
+      const upG = linearBackward(tf, bFull, p.get(`${n}.mlp.up.w`), du, hasBias);
+      put(grads, `${n}.mlp.gate.w`, tf.keep(gateG.dw));
+      put(grads, `${n}.mlp.gate.b`, gateG.db && tf.keep(gateG.db));
+      put(grads, `${n}.mlp.up.w`, tf.keep(upG.dw));
+      put(grads, `${n}.mlp.up.b`, upG.db && tf.keep(upG.db));
+      dbFull = tf.add(gateG.dx, upG.dx);
+    } else {
+      const du = geluBackward(tf, s.pre[0]!, down.dx);
+      const upG = linearBackward(tf, bFull, p.get(`${n}.mlp.up.w`), du, hasBias);
+      put(grads, `${n}.mlp.up.w`, tf.keep(upG.dw));
+      put(grads, `${n}.mlp.up.b`, upG.db && tf.keep(upG.db));
+      dbFull = upG.dx;
+    }
+    const db2 = reduceRow(ctx, dbFull, "tp.layer");
+    const n2 = normBackward(tf, s.x1, p.get(`${n}.ln2.g`), db2, isLayerNorm);
+    put(grads, `${n}.ln2.g`, tf.keep(n2.dg));
+    put(grads, `${n}.ln2.b`, n2.db && tf.keep(n2.db));
+    const dx1 = tf.add(dout, n2.dx);
+
+    // Attention: y = o W_o (+ b) reduced over tp.
+    const dyFull = gatherSp(ctx, dx1, "tp.layer");
+    const outG = linearBackward(tf, s.o, p.get(`${n}.attn.o.w`), dyFull, false);
+    put(grads, `${n}.attn.o.w`, tf.keep(outG.dw));
+    if (hasBias) put(grads, `${n}.attn.o.b`, tf.keep(tf.sum(dx1, 0)));
+    const kAll = ctx.cp.size > 1 ? ctx.cp.allGather(s.k, "cp.kv") : s.k;
+    const vAll = ctx.cp.size > 1 ? ctx.cp.allGather(s.v, "cp.kv") : s.v;
+    const att = attentionBackward(tf, s.q, kAll, vAll, s.probs, outG.dx, g);
+    let dk = ctx.cp.size > 1 ? ctx.cp.reduceScatter(att.dk, "cp.kv") : att.dk;
+    const dv = ctx.cp.size > 1 ? ctx.cp.reduceScatter(att.dv, "cp.kv") : att.dv;
+    let dq = att.dq;
+    if (model.positionEmbedding === "rope") {
+      dq = rope(tf, dq, ctx.pos0, ctx.batch, g.heads, g.headDim, true);
+      dk = rope(tf, dk, ctx.pos0, ctx.batch, g.kvHeads, g.headDim, true);
+    }
+    const aFull = gatherSp(ctx, s.a, "tp.sp-regather");
+    let daFull: Tensor | undefined;
+    for (const [name, grad] of [["q", dq], ["k", dk], ["v", dv]] as const) {
+      const lg = linearBackward(tf, aFull, p.get(`${n}.attn.${name}.w`), grad, qkvBias);
+      put(grads, `${n}.attn.${name}.w`, tf.keep(lg.dw));
+      put(grads, `${n}.attn.${name}.b`, lg.db && tf.keep(lg.db));
+      daFull = daFull === undefined ? lg.dx : tf.add(daFull, lg.dx);
+    }
+    const da = reduceRow(ctx, daFull!, "tp.layer");
+    const n1 = normBackward(tf, s.xin, p.get(`${n}.ln1.g`), da, isLayerNorm);
+    put(grads, `${n}.ln1.g`, tf.keep(n1.dg));
+    put(grads, `${n}.ln1.b`, n1.db && tf.keep(n1.db));
+    return tf.add(dx1, n1.dx);
+  });
+  return { dx, grads };
+}

@@ -1,0 +1,177 @@
+import type { ModelSpec, Plan } from "../../spec/types.js";
+
+/**
+ * The executor's GPT as a list of parameter tensors grouped into units (the embedding, each layer, the
+ * head), each tensor with the axis Megatron splits over tensor-parallel ranks (Shoeybi et al. 2019,
+ * section 3): Q/K/V and the first MLP matrix by columns (output features), the attention output and the
+ * second MLP matrix by rows (input features), the word embedding by vocabulary rows, the output layer by
+ * vocabulary columns. Norms, position embeddings and the biases of row-parallel layers are replicated.
+ */
+export type Init = "normal" | "zeros" | "ones";
+
+export interface TensorSpec {
+  readonly name: string;
+  /** Full (unsplit) shape: [rows, cols] or [length]. */
+  readonly shape: readonly number[];
+  /** The axis split over tensor-parallel ranks; null when every tp rank holds the whole tensor. */
+  readonly splitAxis: 0 | 1 | null;
+  readonly init: Init;
+}
+
+export type UnitKind = "embed" | "layer" | "head";
+
+export interface UnitSpec {
+  readonly kind: UnitKind;
+  /** Layer index for layers, -1 otherwise. */
+  readonly layer: number;
+  readonly name: string;
+  readonly tensors: readonly TensorSpec[];
+}
+
+/** GPT-2's initialisation: weights from N(0, 0.02), biases zero, norm gains one (Radford et al. 2019). */
+export const INIT_STD = 0.02;
+
+function t(name: string, shape: number[], splitAxis: 0 | 1 | null, init: Init): TensorSpec {
+  return { name, shape, splitAxis, init };
+}
+
+function norm(model: ModelSpec, prefix: string): TensorSpec[] {
+  const h = model.hiddenSize;
+  const g = t(`${prefix}.g`, [h], null, "ones");
+  return model.norm === "layernorm" ? [g, t(`${prefix}.b`, [h], null, "zeros")] : [g];
+}
+
+function layerTensors(model: ModelSpec, l: number): TensorSpec[] {
+  const h = model.hiddenSize;
+  const q = model.attentionHeads * model.headDim;
+  const kv = model.kvHeads * model.headDim;
+  const f = model.ffnHiddenSize;
+  const p = `layers.${l}`;
+  const qkvBias = model.linearBias || model.qkvBias;
+  const out: TensorSpec[] = [...norm(model, `${p}.ln1`)];
+  out.push(t(`${p}.attn.q.w`, [h, q], 1, "normal"), t(`${p}.attn.k.w`, [h, kv], 1, "normal"), t(`${p}.attn.v.w`, [h, kv], 1, "normal"));
+  if (qkvBias) out.push(t(`${p}.attn.q.b`, [q], 0, "zeros"), t(`${p}.attn.k.b`, [kv], 0, "zeros"), t(`${p}.attn.v.b`, [kv], 0, "zeros"));
+  out.push(t(`${p}.attn.o.w`, [q, h], 0, "normal"));
+  if (model.linearBias) out.push(t(`${p}.attn.o.b`, [h], null, "zeros"));
+  out.push(...norm(model, `${p}.ln2`));
+  if (model.mlp === "swiglu") {
+    out.push(t(`${p}.mlp.gate.w`, [h, f], 1, "normal"));
+    if (model.linearBias) out.push(t(`${p}.mlp.gate.b`, [f], 0, "zeros"));
+  }
+  out.push(t(`${p}.mlp.up.w`, [h, f], 1, "normal"));
+  if (model.linearBias) out.push(t(`${p}.mlp.up.b`, [f], 0, "zeros"));
+  out.push(t(`${p}.mlp.down.w`, [f, h], 0, "normal"));
+  if (model.linearBias) out.push(t(`${p}.mlp.down.b`, [h], null, "zeros"));
+  return out;
+}
+
+/** Every unit of the model in order: embedding, layers, head (final norm and untied output layer). */
+export function modelUnits(model: ModelSpec): UnitSpec[] {
+  const h = model.hiddenSize;
+  const embed: TensorSpec[] = [t("embed.word", [model.vocabSize, h], 0, "normal")];
+  if (model.positionEmbedding === "learned") embed.push(t("embed.pos", [model.seqLen, h], null, "normal"));
+  const units: UnitSpec[] = [{ kind: "embed", layer: -1, name: "embed", tensors: embed }];
+  for (let l = 0; l < model.layers; l++) units.push({ kind: "layer", layer: l, name: `layers.${l}`, tensors: layerTensors(model, l) });
+  const head = [...norm(model, "final.norm")];
+  if (!model.tiedEmbeddings) head.push(t("head.w", [h, model.vocabSize], 1, "normal"));
+  units.push({ kind: "head", layer: -1, name: "head", tensors: head });
+  return units;
+}
+
+/** A tensor's shape on one tensor-parallel rank. */
+export function localShape(spec: TensorSpec, tp: number): number[] {
+  if (spec.splitAxis === null) return [...spec.shape];
+  const shape = [...spec.shape];
+  shape[spec.splitAxis] = shape[spec.splitAxis]! / tp;
+  return shape;
+}
+
+export function elements(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Tensor-parallel rank `r`'s block of a full tensor (row-major). */
+export function sliceForRank(full: Float32Array, spec: TensorSpec, tp: number, r: number): Float32Array {
+  if (spec.splitAxis === null || tp === 1) return full.slice();
+  const rows = spec.shape[0]!;
+  const cols = spec.shape.length > 1 ? spec.shape[1]! : 1;
+  if (spec.splitAxis === 0) {
+    const n = (rows / tp) * cols;
+    return full.slice(r * n, (r + 1) * n);
+  }
+  const c = cols / tp;
+  const out = new Float32Array(rows * c);
+  for (let i = 0; i < rows; i++) out.set(full.subarray(i * cols + r * c, i * cols + (r + 1) * c), i * c);
+  return out;
+}
+
+/** Inverse of sliceForRank: the full tensor from every tp rank's block (replicated tensors: rank 0's). */
+export function joinRanks(blocks: readonly Float32Array[], spec: TensorSpec): Float32Array {
+  const tp = blocks.length;
+  if (spec.splitAxis === null || tp === 1) return blocks[0]!.slice();
+  const full = new Float32Array(elements(spec.shape));
+  const rows = spec.shape[0]!;
+  const cols = spec.shape.length > 1 ? spec.shape[1]! : 1;
+  if (spec.splitAxis === 0) {
+    blocks.forEach((b, r) => full.set(b, r * b.length));
+    return full;
+  }
+  const c = cols / tp;
+  blocks.forEach((b, r) => {
+    for (let i = 0; i < rows; i++) full.set(b.subarray(i * c, (i + 1) * c), i * cols + r * c);
+  });
+  return full;
+}
+
+/** Layers of model chunk `chunk` (0..v-1) on pipeline stage `stage`: global chunk chunk*p + stage (Megatron's interleaving). */
+export function chunkLayers(plan: Plan, stage: number, chunk: number): number[] {
+  const p = plan.pp;
+  const v = plan.virtualStages;
+  const size = (s: number) => (plan.layersPerStage[s] ?? 0) / v;
+  const global = chunk * p + stage;
+  let first = 0;
+  for (let k = 0; k < global; k++) first += size(k % p);
+  return Array.from({ length: size(stage) }, (_, i) => first + i);
+}
+
+/** The units of one model chunk, in forward order. */
+export function chunkUnits(model: ModelSpec, plan: Plan, stage: number, chunk: number): UnitSpec[] {
+  const all = modelUnits(model);
+  const layers = chunkLayers(plan, stage, chunk);
+  const out: UnitSpec[] = [];
+  if (stage === 0 && chunk === 0) out.push(all[0]!);
+  for (const l of layers) out.push(all[1 + l]!);
+  if (stage === plan.pp - 1 && chunk === plan.virtualStages - 1) out.push(all[all.length - 1]!);
+  return out;
+}
+
+/** Where each tensor of a unit sits in the unit's flat vector on one tp rank. */
+export interface TensorSlot {
+  readonly spec: TensorSpec;
+  readonly shape: readonly number[];
+  readonly offset: number;
+  readonly size: number;
+}
+
+export interface UnitSlots {
+  readonly unit: UnitSpec;
+  readonly tensors: readonly TensorSlot[];
+  readonly size: number;
+}
+
+export function unitSlots(unit: UnitSpec, tp: number): UnitSlots {
+  let offset = 0;
+  const tensors = unit.tensors.map((spec) => {
+    const shape = localShape(spec, tp);
+    const size = elements(shape);
+    const slot = { spec, shape, offset, size };
+    offset += size;
+    return slot;
+  });
+  return { unit, tensors, size: offset };
+}
+
+/** Every unit a pipeline stage holds, chunk by chunk (v chunks under the interleaved schedule). */
+export function stageUnits(model: ModelSpec, plan: Plan, stage: number): UnitSpec[][] {
+  return Array.from({ length: plan.virtualStages }, (_, c) => chunkUnits(model, plan, stage, c));
+}

@@ -1,0 +1,113 @@
+import type { ModelSpec, Plan } from "../../spec/types.js";
+import type { ChannelSpec, FabricSpec, GroupSpec } from "../comm/fabric.js";
+import { microBatchCount } from "../../spec/plan.js";
+import { elements, modelUnits, unitSlots } from "../model/layout.js";
+
+/**
+ * The ranks of a plan as one grid (design brief section 3; Megatron-LM's order, picotron's
+ * process_group_manager): rank = tp + t*(cp + c*(dp + d*pp)), tp varying fastest. Parameter servers, when
+ * the plan has them, are extra ranks after the workers.
+ */
+export interface Coords {
+  readonly tp: number;
+  readonly cp: number;
+  readonly dp: number;
+  readonly pp: number;
+}
+
+export function workerCount(plan: Plan): number {
+  return plan.tp * plan.cp * plan.dp * plan.pp;
+}
+
+export function rankOf(plan: Plan, c: Coords): number {
+  return c.tp + plan.tp * (c.cp + plan.cp * (c.dp + plan.dp * c.pp));
+}
+
+export function coordsOf(plan: Plan, rank: number): Coords {
+  const tp = rank % plan.tp;
+  const cp = Math.floor(rank / plan.tp) % plan.cp;
+  const dp = Math.floor(rank / (plan.tp * plan.cp)) % plan.dp;
+  const pp = Math.floor(rank / (plan.tp * plan.cp * plan.dp));
+  return { tp, cp, dp, pp };
+}
+
+export type Axis = "tp" | "cp" | "dp" | "pp";
+
+/** The ranks that differ from `rank` only along `axes`, in rank order. */
+export function groupMembers(plan: Plan, rank: number, axes: readonly Axis[]): number[] {
+  const base = coordsOf(plan, rank);
+  const out: number[] = [];
+  for (let r = 0; r < workerCount(plan); r++) {
+    const c = coordsOf(plan, r);
+    if ((["tp", "cp", "dp", "pp"] as const).every((a) => axes.includes(a) || c[a] === base[a])) out.push(r);
+  }
+  return out;
+}
+
+/** Group names: the tp group, the cp group, the data-parallel (dp x cp) group and the world. */
+export function groupName(kind: "tp" | "cp" | "dp" | "world", members: readonly number[]): string {
+  return `${kind}[${members.join(",")}]`;
+}
+
+function uniqueGroups(plan: Plan, axes: readonly Axis[]): number[][] {
+  const seen = new Map<string, number[]>();
+  for (let r = 0; r < workerCount(plan); r++) {
+    const m = groupMembers(plan, r, axes);
+    seen.set(m.join(","), m);
+  }
+  return [...seen.values()].filter((m) => m.length > 1);
+}
+
+/** Floats the largest tensor a collective of each group carries for this model and plan. */
+export function capacities(model: ModelSpec, plan: Plan): { tp: number; cp: number; dp: number; pp: number; ps: number } {
+  const rows = (plan.microBatch * plan.seqLen) / plan.cp;
+  const h = model.hiddenSize;
+  const units = modelUnits(model).map((u) => unitSlots(u, plan.tp));
+  const largestUnit = Math.max(...units.map((u) => u.size));
+  const replicated = units.reduce((a, u) => a + u.tensors.filter((t) => t.spec.splitAxis === null).reduce((b, t) => b + elements(t.shape), 0), 0);
+  const kv = (model.kvHeads / plan.tp) * model.headDim;
+  const all = units.reduce((a, u) => a + u.size, 0);
+  return {
+    tp: Math.max(rows * h, rows * model.vocabSize / plan.tp, replicated),
+    cp: plan.cp * rows * kv,
+    dp: largestUnit,
+    pp: (rows * h) / (plan.sequenceParallel ? plan.tp : 1),
+    ps: plan.parameterServers > 0 ? Math.ceil(all / plan.parameterServers) + units.length : 0,
+  };
+}
+
+/** Groups and channels of a plan: tp, cp, data-parallel and world groups; pipeline and parameter-server channels. */
+export function fabricFor(model: ModelSpec, plan: Plan): FabricSpec {
+  const cap = capacities(model, plan);
+  const workers = workerCount(plan);
+  const groups: GroupSpec[] = [
+    ...uniqueGroups(plan, ["tp"]).map((m) => ({ name: groupName("tp", m), kind: "tp" as const, members: m, capacityFloats: cap.tp })),
+    ...uniqueGroups(plan, ["cp"]).map((m) => ({ name: groupName("cp", m), kind: "cp" as const, members: m, capacityFloats: cap.cp })),
+    ...(plan.parameterServers > 0 ? [] : uniqueGroups(plan, ["dp", "cp"]).map((m) => ({ name: groupName("dp", m), kind: "dp" as const, members: m, capacityFloats: cap.dp }))),
+  ];
+  const all = Array.from({ length: workers + plan.parameterServers }, (_, r) => r);
+  groups.push({ name: groupName("world", all), kind: "dp", members: all, capacityFloats: 16 });
+  const channels: ChannelSpec[] = [];
+  const slots = microBatchCount(plan) * plan.virtualStages + 1;
+  if (plan.pp > 1) {
+    const pairs = new Set<string>();
+    for (let r = 0; r < workers; r++) {
+      const c = coordsOf(plan, r);
+      const next = rankOf(plan, { ...c, pp: (c.pp + 1) % plan.pp });
+      if (c.pp === plan.pp - 1 && plan.virtualStages === 1) continue;
+      pairs.add(`${r},${next}`);
+      pairs.add(`${next},${r}`);
+    }
+    for (const p of pairs) {
+      const [from, to] = p.split(",").map(Number) as [number, number];
+      channels.push({ from, to, kind: "pp", slots, capacityFloats: cap.pp });
+    }
+  }
+  for (let s = 0; s < plan.parameterServers; s++) {
+    for (let w = 0; w < workers; w++) {
+      channels.push({ from: w, to: workers + s, kind: "dp", slots: 2, capacityFloats: cap.ps });
+      channels.push({ from: workers + s, to: w, kind: "dp", slots: 2, capacityFloats: cap.ps });
+    }
+  }
+  return { ranks: workers + plan.parameterServers, groups, channels };
+}

@@ -1,0 +1,71 @@
+import type { Tf } from "../model/ops.js";
+
+/**
+ * The TensorFlow.js backend of a rank (design brief section 6): @tensorflow/tfjs-node-gpu, then
+ * @tensorflow/tfjs-node, then the wasm backend, then the plain CPU backend. The native ones are loaded
+ * only when installed (they download libtensorflow at install and cannot install everywhere) and never
+ * required; node-gpu is tried only by a run of one rank, because its addon owns the GPU per process and
+ * has failed when loaded in several worker threads. The wasm backend is the default everywhere.
+ *
+ * Ops come from @tensorflow/tfjs-core (the peer dependency the wasm backend registers into; importing it
+ * alone starts a worker about 0.3 s faster than the whole @tensorflow/tfjs bundle).
+ */
+export type BackendChoice = "auto" | "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
+
+export interface LoadedBackend {
+  readonly tf: Tf;
+  /** tfjs's name of the active backend: "tensorflow", "wasm" or "cpu". */
+  readonly backend: string;
+  /** The package that provides it. */
+  readonly packageName: string;
+}
+
+interface Candidate {
+  readonly choice: Exclude<BackendChoice, "auto">;
+  readonly packageName: string;
+  readonly backend: string;
+  readonly native: boolean;
+}
+
+const CANDIDATES: readonly Candidate[] = [
+  { choice: "tensorflow-gpu", packageName: "@tensorflow/tfjs-node-gpu", backend: "tensorflow", native: true },
+  { choice: "tensorflow", packageName: "@tensorflow/tfjs-node", backend: "tensorflow", native: true },
+  { choice: "wasm", packageName: "@tensorflow/tfjs-backend-wasm", backend: "wasm", native: false },
+  { choice: "cpu", packageName: "@tensorflow/tfjs-backend-cpu", backend: "cpu", native: false },
+];
+
+async function importOptional(name: string): Promise<unknown> {
+  // A variable specifier keeps TypeScript from requiring the optional packages' types.
+  const specifier: string = name;
+  return import(specifier);
+}
+
+async function core(): Promise<Tf> {
+  try {
+    return (await importOptional("@tensorflow/tfjs-core")) as Tf;
+  } catch {
+    return (await importOptional("@tensorflow/tfjs")) as Tf;
+  }
+}
+
+async function tryLoad(c: Candidate): Promise<LoadedBackend | undefined> {
+  try {
+    const tf = c.native ? ((await importOptional(c.packageName)) as Tf) : await core();
+    if (!c.native) await importOptional(c.packageName);
+    if (!(await tf.setBackend(c.backend))) return undefined;
+    await tf.ready();
+    return { tf, backend: tf.getBackend(), packageName: c.packageName };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Loads the chosen backend, or under "auto" the first that loads; `ranks` > 1 skips tfjs-node-gpu. */
+export async function loadBackend(choice: BackendChoice, ranks: number): Promise<LoadedBackend> {
+  const order = choice === "auto" ? CANDIDATES.filter((c) => !(c.choice === "tensorflow-gpu" && ranks > 1)) : CANDIDATES.filter((c) => c.choice === choice);
+  for (const c of order) {
+    const loaded = await tryLoad(c);
+    if (loaded !== undefined) return loaded;
+  }
+  throw new Error(`no TensorFlow.js backend could be loaded (tried ${order.map((c) => c.packageName).join(", ")})`);
+}

@@ -1,0 +1,67 @@
+import type { ModelSpec, Plan } from "../../spec/types.js";
+import type { KindTotals } from "../comm/traffic.js";
+import type { CommKind } from "../comm/fabric.js";
+import type { AdamConfig } from "../parallel/adam.js";
+import type { Coords } from "../parallel/grid.js";
+import type { StateBytes } from "../parallel/state.js";
+import type { BackendChoice } from "./backend.js";
+import type { FaultSpec } from "./protocol.js";
+
+/** What every rank of one execution gets. */
+export interface RankJob {
+  readonly model: ModelSpec;
+  readonly plan: Plan;
+  readonly steps: number;
+  readonly seed: number;
+  readonly adam: AdamConfig;
+  readonly backend: BackendChoice;
+  /** Return the final weights (for the numerics check). */
+  readonly collectWeights: boolean;
+  readonly fault?: FaultSpec;
+}
+
+/** One step as one rank saw it. */
+export interface StepRecord {
+  /** This rank's share of the step's loss (sum over its tokens / tokens in the step). */
+  readonly loss: number;
+  /** From the step's start (all ranks leave a barrier together) to the end of the update. */
+  readonly seconds: number;
+  readonly forwardSeconds: number;
+  readonly backwardSeconds: number;
+  readonly optimizerSeconds: number;
+  /** The pipelined part: first pass's start to last pass's end, and the time blocked on neighbours in it. */
+  readonly pipelineSpanSeconds: number;
+  readonly pipelineIdleSeconds: number;
+  readonly comm: Readonly<Record<CommKind, KindTotals>>;
+  readonly commBytesByPurpose: Readonly<Record<string, number>>;
+}
+
+export interface RankMemory {
+  /** Peak of tf.memory().numBytes over the run, minus what was live before the model was built. */
+  readonly peakTensorBytes: number;
+  /** Peak of the activations kept for backward passes. */
+  readonly peakActivationBytes: number;
+  /** Model states (gradients and optimizer live outside TensorFlow.js, in float32 arrays). */
+  readonly states: StateBytes;
+}
+
+/** A unit's block of final weights on one rank, for reassembling the full model. */
+export interface WeightBlock {
+  readonly unit: string;
+  readonly tpRank: number;
+  readonly first: number;
+  readonly data: Float32Array;
+}
+
+export interface RankResult {
+  readonly rank: number;
+  readonly coords: Coords;
+  readonly backend: string;
+  /** Whether this rank's step losses count towards the step loss (tp rank 0 of the stage with the head). */
+  readonly holdsLoss: boolean;
+  readonly steps: readonly StepRecord[];
+  readonly memory: RankMemory;
+  readonly weights: readonly WeightBlock[];
+  /** Asynchronous parameter servers: how many updates old each applied gradient's weights were. */
+  readonly staleness?: readonly number[];
+}

@@ -1,0 +1,132 @@
+import type { Tensor } from "@tensorflow/tfjs";
+import type { ModelSpec, Plan } from "../../spec/types.js";
+import type { Channel } from "../comm/p2p.js";
+import type { Traffic } from "../comm/traffic.js";
+import type { MemoryLedger } from "../measure/ledger.js";
+import { backwardChunk, forwardChunk, type ChunkActivations, type MicroBatchTokens } from "../model/chunk.js";
+import type { GroupOps, ModelContext } from "../model/context.js";
+import { tokenSlice, type TokenSource } from "../model/data.js";
+import type { UnitSpec } from "../model/layout.js";
+import type { Tf } from "../model/ops.js";
+import type { ModelState } from "../parallel/state.js";
+import { rankOf, type Coords } from "../parallel/grid.js";
+import type { Action } from "../parallel/schedule.js";
+
+/**
+ * Runs one stage's schedule for one step: forwards and backwards of (micro-batch, chunk) pairs, with
+ * activations and their gradients crossing stage boundaries as tagged messages. Global chunk g = c p + s
+ * (chunk c of stage s) feeds g + 1; the message carries the receiver's (pass, micro-batch, chunk).
+ */
+export interface StageDeps {
+  readonly tf: Tf;
+  readonly model: ModelSpec;
+  readonly plan: Plan;
+  readonly coords: Coords;
+  /** Units of each of this stage's chunks. */
+  readonly chunks: readonly (readonly UnitSpec[])[];
+  readonly state: ModelState;
+  readonly tp: GroupOps;
+  readonly cp: GroupOps;
+  readonly tokens: TokenSource;
+  readonly ledger: MemoryLedger;
+  readonly traffic: Traffic;
+  readonly channel: (from: number, to: number) => Channel;
+  /** Called before each pass (fault injection). */
+  readonly before: (pass: "forward" | "backward") => void;
+}
+
+export interface StageTimes {
+  /** This rank's share of the step's loss. */
+  readonly loss: number;
+  readonly forwardSeconds: number;
+  readonly backwardSeconds: number;
+  /** From the first pass's start to the last pass's end. */
+  readonly spanSeconds: number;
+  /** Of the span, blocked waiting for a neighbouring stage. */
+  readonly pipelineIdleSeconds: number;
+}
+
+function tag(pass: "F" | "B", microBatch: number, chunk: number): number {
+  return (pass === "F" ? 0 : 1) * 2 ** 24 + microBatch * 64 + chunk;
+}
+
+function commSeconds(traffic: Traffic): { total: number; ppIdle: number } {
+  const k = traffic.snapshot().byKind;
+  return { total: k.tp.seconds + k.cp.seconds + k.pp.seconds + k.dp.seconds + k.ep.seconds, ppIdle: k.pp.idleSeconds };
+}
+
+export function runStage(d: StageDeps, step: number, actions: readonly Action[]): StageTimes {
+  const { tf, plan, coords } = d;
+  const p = plan.pp;
+  const v = plan.virtualStages;
+  const tokensPerRank = plan.seqLen / plan.cp;
+  const rows = (plan.microBatch * tokensPerRank) / (plan.sequenceParallel ? plan.tp : 1);
+  const neighbour = (g: number) => ({ rank: rankOf(plan, { ...coords, pp: g % p }), chunk: Math.floor(g / p) });
+  const data = new Map<number, MicroBatchTokens>();
+  const tokensOf = (mb: number) => {
+    let t = data.get(mb);
+    if (t === undefined) data.set(mb, (t = d.tokens.tokens(step, tokenSlice(plan, coords.dp, coords.cp, mb))));
+    return t;
+  };
+  const context = (kept: Tensor[]): ModelContext => ({
+    tf, model: d.model, batch: plan.microBatch, tokens: tokensPerRank, pos0: coords.cp * tokensPerRank,
+    stepTokens: plan.globalBatch * plan.seqLen, tp: d.tp, cp: d.cp, sp: plan.sequenceParallel,
+    save: (t) => d.ledger.keep(t, kept),
+  });
+  const acts = new Map<number, ChunkActivations>();
+  let loss = 0;
+  let forwardSeconds = 0;
+  let backwardSeconds = 0;
+  const start = performance.now();
+  const before = commSeconds(d.traffic);
+  const self = rankOf(plan, coords);
+  for (const a of actions) {
+    const g = a.chunk * p + coords.pp;
+    const first = g === 0;
+    const last = g === p * v - 1;
+    const units = d.chunks[a.chunk]!;
+    const key = a.microBatch * 64 + a.chunk;
+    const t0 = performance.now();
+    const c0 = commSeconds(d.traffic).total;
+    if (a.pass === "F") {
+      d.before("forward");
+      let input: Tensor | null = null;
+      if (!first) {
+        const prev = neighbour(g - 1);
+        input = tf.tensor(d.channel(prev.rank, self).recv(tag("F", a.microBatch, a.chunk), "pp.activation"), [rows, d.model.hiddenSize]);
+      }
+      const r = forwardChunk(units, d.state, input, tokensOf(a.microBatch), context);
+      loss += r.loss;
+      if (r.output !== null) {
+        const next = neighbour(g + 1);
+        d.channel(self, next.rank).send(tag("F", a.microBatch, next.chunk), r.output.dataSync() as Float32Array, "pp.activation");
+        r.output.dispose();
+      }
+      acts.set(key, r.activations);
+      forwardSeconds += (performance.now() - t0) / 1e3 - (commSeconds(d.traffic).total - c0);
+    } else {
+      d.before("backward");
+      let dout: Tensor | null = null;
+      if (!last) {
+        const next = neighbour(g + 1);
+        dout = tf.tensor(d.channel(next.rank, self).recv(tag("B", a.microBatch, a.chunk), "pp.gradient"), [rows, d.model.hiddenSize]);
+      }
+      const saved = acts.get(key)!;
+      acts.delete(key);
+      const dinput = backwardChunk(units, d.state, saved, dout, tokensOf(a.microBatch), context([]));
+      d.ledger.sample();
+      d.ledger.release(saved.kept);
+      if (dinput !== null) {
+        const prev = neighbour(g - 1);
+        d.channel(self, prev.rank).send(tag("B", a.microBatch, prev.chunk), dinput.dataSync() as Float32Array, "pp.gradient");
+        dinput.dispose();
+      }
+      backwardSeconds += (performance.now() - t0) / 1e3 - (commSeconds(d.traffic).total - c0);
+    }
+  }
+  return {
+    loss, forwardSeconds, backwardSeconds,
+    spanSeconds: (performance.now() - start) / 1e3,
+    pipelineIdleSeconds: commSeconds(d.traffic).ppIdle - before.ppIdle,
+  };
+}

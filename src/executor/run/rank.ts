@@ -1,0 +1,116 @@
+import { microBatchCount } from "../../spec/plan.js";
+import { attachFabric, type Endpoint } from "../comm/endpoint.js";
+import type { Group } from "../comm/group.js";
+import { MemoryLedger } from "../measure/ledger.js";
+import { initialParameters, TokenSource } from "../model/data.js";
+import { stageUnits } from "../model/layout.js";
+import { coordsOf, groupMembers, groupName, workerCount, type Axis } from "../parallel/grid.js";
+import { exchangeWithServers } from "../parallel/ps.js";
+import { stageSchedule } from "../parallel/schedule.js";
+import { syncReplicatedGradients } from "../parallel/sp-sync.js";
+import { ModelState } from "../parallel/state.js";
+import { loadBackend } from "./backend.js";
+import type { RankJob, RankResult, StepRecord } from "./job.js";
+import { runStage } from "./pipeline.js";
+import type { FaultSpec, Program } from "./protocol.js";
+import { tensorGroup } from "./tensor-group.js";
+
+/**
+ * One training rank: builds its share of the model, then runs the steps: its stage's schedule of passes,
+ * the data-parallel reduction (or the parameter-server exchange), the sequence-parallel gradient sum,
+ * Adam, and reports what it measured. Runs in a worker thread, or in-process for the one-rank reference.
+ */
+function strike(fault: FaultSpec | undefined, rank: number, step: number, phase: FaultSpec["phase"]): void {
+  if (fault === undefined || fault.rank !== rank || fault.step !== step || fault.phase !== phase) return;
+  if (fault.kind === "throw") throw new Error(`injected fault before the ${phase} of step ${step}`);
+  if (fault.kind === "exit") process.exit(3);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // hang: never take part again
+}
+
+function maybeGroup(ep: Endpoint, rank: number, job: RankJob, kind: "tp" | "cp" | "dp", axes: Axis[]): Group | undefined {
+  const members = groupMembers(job.plan, rank, axes);
+  if (members.length === 1) return undefined;
+  if (kind === "dp" && job.plan.parameterServers > 0) return undefined;
+  return ep.group(groupName(kind, members));
+}
+
+export const rankProgram: Program = async (input, progress) => {
+  const job = input.payload as RankJob;
+  const { model, plan } = job;
+  const rank = input.rank;
+  const ep = attachFabric(input.memory, input.fabric, rank, input.timeoutSeconds);
+  ep.status.set("starting", -1, 0);
+  const loaded = await loadBackend(job.backend, workerCount(plan));
+  const tf = loaded.tf;
+  const baseline = tf.memory().numBytes;
+  const coords = coordsOf(plan, rank);
+  const tp = maybeGroup(ep, rank, job, "tp", ["tp"]);
+  const cp = maybeGroup(ep, rank, job, "cp", ["cp"]);
+  const dp = maybeGroup(ep, rank, job, "dp", ["dp", "cp"]);
+  const world = ep.group(input.fabric.groups[input.fabric.groups.length - 1]!.name);
+  const chunks = stageUnits(model, plan, coords.pp);
+  const init = initialParameters(model, job.seed);
+  const state = new ModelState({
+    tf, units: chunks.flat(), tp: plan.tp, tpRank: coords.tp, zero: plan.zero, dp,
+    initial: (name) => init.get(name)!, adam: job.adam,
+  });
+  init.clear();
+  const ledger = new MemoryLedger(tf);
+  const tokens = new TokenSource(model, plan.seqLen, job.seed, plan.globalBatch);
+  const actions = stageSchedule(plan, coords.pp, microBatchCount(plan));
+  const tpOps = tensorGroup(tf, tp);
+  const cpOps = tensorGroup(tf, cp);
+  const steps: StepRecord[] = [];
+
+  for (let step = 0; step < job.steps; step++) {
+    if (!plan.asynchronous) world.barrier();
+    ep.traffic.reset();
+    const t0 = performance.now();
+    const stage = runStage({
+      tf, model, plan, coords, chunks, state, tp: tpOps, cp: cpOps, tokens, ledger, traffic: ep.traffic,
+      channel: (from, to) => ep.channel(from, to),
+      before: (phase) => {
+        ep.status.set(phase, -1, step);
+        strike(job.fault, rank, step, phase);
+      },
+    }, step, actions);
+    ep.status.set("optimizer", -1, step);
+    strike(job.fault, rank, step, "optimizer");
+    const t1 = performance.now();
+    const commBefore = ep.traffic.snapshot();
+    if (plan.parameterServers > 0) exchangeWithServers(ep, plan, state, step);
+    else {
+      const grads = state.reduceGradients();
+      if (plan.sequenceParallel && tp !== undefined) syncReplicatedGradients(tp, state.layout(), grads);
+      state.update(grads);
+    }
+    ledger.sample();
+    const t2 = performance.now();
+    const snap = ep.traffic.snapshot();
+    const commAfterUpdate = Object.values(snap.byKind).reduce((a, k) => a + k.seconds, 0) - Object.values(commBefore.byKind).reduce((a, k) => a + k.seconds, 0);
+    steps.push({
+      loss: stage.loss,
+      seconds: (t2 - t0) / 1e3,
+      forwardSeconds: stage.forwardSeconds,
+      backwardSeconds: stage.backwardSeconds,
+      optimizerSeconds: (t2 - t1) / 1e3 - commAfterUpdate,
+      pipelineSpanSeconds: stage.spanSeconds,
+      pipelineIdleSeconds: stage.pipelineIdleSeconds,
+      comm: snap.byKind,
+      commBytesByPurpose: snap.byPurpose,
+    });
+    progress(step, "step");
+  }
+  ep.status.set("done", -1, job.steps);
+  const layout = state.layout();
+  const owned = state.ownedWeights();
+  const result: RankResult = {
+    rank, coords, backend: loaded.backend,
+    holdsLoss: coords.tp === 0 && coords.pp === plan.pp - 1,
+    steps,
+    memory: { peakTensorBytes: ledger.peakTfBytes - baseline, peakActivationBytes: ledger.peakActivationBytes, states: state.bytes() },
+    weights: job.collectWeights ? layout.map((u, i) => ({ unit: u.slots.unit.name, tpRank: coords.tp, first: u.owned.first, data: owned[i]! })) : [],
+  };
+  state.dispose();
+  return result;
+};

@@ -1,0 +1,27 @@
+import { parentPort, workerData } from "node:worker_threads";
+import { CommError } from "../comm/sync.js";
+import type { FromWorker, Program, ProgramName, SerializedError, WorkerInput } from "./protocol.js";
+
+/** Entry of every worker thread: runs the named program and reports its result or its error. */
+const PROGRAMS: Record<ProgramName, () => Promise<Program>> = {
+  rank: async () => (await import("./rank.js")).rankProgram,
+  server: async () => (await import("../parallel/ps-server.js")).serverProgram,
+  probe: async () => (await import("../comm/probe.js")).probeProgram,
+  matmul: async () => (await import("../measure/matmul.js")).matmulProgram,
+};
+
+function serialize(e: unknown): SerializedError {
+  if (e instanceof CommError) return { name: e.name, message: e.message, failure: e.failure, ...(e.stack === undefined ? {} : { stack: e.stack }) };
+  if (e instanceof Error) return { name: e.name, message: e.message, ...(e.stack === undefined ? {} : { stack: e.stack }) };
+  return { name: "Error", message: String(e) };
+}
+
+const input = workerData as WorkerInput;
+const post = (m: FromWorker) => parentPort!.postMessage(m);
+try {
+  const program = await PROGRAMS[input.program]();
+  const result = await program(input, (step, phase) => post({ type: "progress", rank: input.rank, step, phase }));
+  post({ type: "result", rank: input.rank, result });
+} catch (e) {
+  post({ type: "error", rank: input.rank, error: serialize(e) });
+}

@@ -1,0 +1,47 @@
+import { InputError } from "../spec/errors.js";
+import type { ModelSpec, Plan } from "../spec/types.js";
+
+/**
+ * What the TensorFlow.js executor runs, beyond what resolvePlan already checks. Each rejection names the
+ * field, the value and what is valid (exit code 2 at the command line).
+ */
+export const MAX_EXECUTOR_RANKS = 16;
+
+function unsupported(field: string, value: unknown, valid: string, reason: string): never {
+  throw new InputError({ code: "unsupported", field, value, valid, reason });
+}
+
+export function validateForExecutor(model: ModelSpec, plan: Plan): void {
+  const ranks = plan.dp * plan.tp * plan.pp * plan.cp + plan.parameterServers;
+  if (ranks > MAX_EXECUTOR_RANKS) unsupported("gpus", ranks, `at most ${MAX_EXECUTOR_RANKS} ranks (workers plus servers)`, "each rank is a worker thread on this machine");
+  if (model.moe !== undefined || plan.ep > 1) unsupported("model", model.name, "a dense model", "the executor has no mixture-of-experts layers yet");
+  if (model.kvHeads % plan.tp !== 0) unsupported("tp", plan.tp, `a divisor of the ${model.kvHeads} KV heads`, "the executor splits K/V heads, it does not replicate them");
+  if (model.vocabSize % plan.tp !== 0) unsupported("tp", plan.tp, `a divisor of the vocabulary (${model.vocabSize})`, "the embedding and output layer split the vocabulary over tp");
+  if (model.positionEmbedding === "rope" && model.headDim % 2 !== 0) unsupported("model.headDim", model.headDim, "an even number", "rotary embedding rotates pairs");
+  if (plan.seqLen > model.seqLen && model.positionEmbedding === "learned") {
+    unsupported("seqLen", plan.seqLen, `at most ${model.seqLen}`, "learned position embeddings have one row per position of the model's context");
+  }
+  const local = plan.seqLen / plan.cp;
+  if (plan.sequenceParallel && local % plan.tp !== 0) {
+    unsupported("tp", plan.tp, `a divisor of the ${local} positions per context-parallel rank`, "sequence parallel splits positions over tp");
+  }
+  if (plan.schedule === "zb-h1") unsupported("schedule", plan.schedule, "naive, gpipe, 1f1b, interleaved", "the zero-bubble schedule is not executed yet");
+  if (plan.recompute !== "none" || plan.recomputeLayersPerStage.some((n) => n > 0)) {
+    unsupported("recompute", plan.recompute, "none", "the executor keeps every activation (recomputation is not executed yet)");
+  }
+  if (model.tiedEmbeddings && plan.pp > 1) unsupported("pp", plan.pp, "1 for a model with tied embeddings", "the tied copy on the last stage is not executed yet");
+  if (plan.virtualStages > 1 && new Set(plan.layersPerStage).size > 1) {
+    unsupported("layersPerStage", plan.layersPerStage, "equal stages under the interleaved schedule", "interleaved chunks are taken to be equal");
+  }
+}
+
+/** The one-rank plan whose losses and weights every split must reproduce. */
+export function referencePlan(model: ModelSpec, plan: Plan): Plan {
+  return {
+    ...plan,
+    dp: 1, tp: 1, pp: 1, cp: 1, ep: 1,
+    sequenceParallel: false, virtualStages: 1, schedule: "1f1b", zero: 0,
+    layersPerStage: [model.layers], recomputeLayersPerStage: [0],
+    parameterServers: 0, asynchronous: false, staleness: 0,
+  };
+}

@@ -1,0 +1,71 @@
+import { expect } from "vitest";
+import { loadModel } from "../../src/cli/catalog.js";
+import { execute, type Execution } from "../../src/executor/execute.js";
+import { expectedElements, peakActivationElements, rowBiasGap, UNCOUNTED_PURPOSES } from "../../src/executor/measure/accounting.js";
+import { costModelElements } from "../../src/executor/measure/cost-map.js";
+import { buildReport } from "../../src/executor/measure/report.js";
+import { estimate } from "../../src/planner/cost/estimate.js";
+import { resolvePlan, type PlanInput } from "../../src/spec/plan.js";
+import type { ModelSpec } from "../../src/spec/types.js";
+import { shapeOf } from "../helpers.js";
+
+/** tiny-gpt, or a deeper copy of it where a plan needs more layers (interleaving 2 x 2 chunks). */
+export function tinyGpt(layers = 2): ModelSpec {
+  return { ...loadModel("tiny-gpt"), layers };
+}
+
+export async function runPlan(gpus: number, input: PlanInput, o: { layers?: number; steps?: number; reference?: boolean; model?: Partial<ModelSpec> } = {}): Promise<Execution> {
+  const model = { ...tinyGpt(o.layers), ...o.model };
+  const plan = resolvePlan(model, shapeOf("dgx-h100", gpus), { globalBatch: 4, flashAttention: false, ...input });
+  return execute({ model, plan, steps: o.steps ?? 5, timeoutSeconds: 30, reference: o.reference ?? true });
+}
+
+/** Per-step losses within 1e-4 relative of the one-rank run of the same seed, final weights within 1e-3. */
+export function expectSameNumerics(ex: Execution): void {
+  expect(ex.numerics).toBeDefined();
+  expect(ex.losses).toHaveLength(ex.numerics!.referenceLosses.length);
+  expect(ex.numerics!.maxRelativeError).toBeLessThan(1e-4);
+  expect(ex.numerics!.maxWeightError, ex.numerics!.worstTensor).toBeLessThan(1e-3);
+}
+
+/**
+ * Bytes: each rank sends exactly 4 bytes per element the executor's algorithms imply, purpose by purpose;
+ * and, kind by kind, the busiest rank less the itemised differences equals the cost model's elements.
+ */
+export function expectBytes(ex: Execution): void {
+  const shape = shapeOf("dgx-h100", ex.workers);
+  const cost = costModelElements(ex.model, shape, ex.plan);
+  const workers = ex.results.filter((r) => r.steps.length > 0);
+  const worst: Record<string, number> = {};
+  for (const r of workers) {
+    const expected = expectedElements(ex.model, ex.plan, r.rank);
+    for (const step of r.steps) {
+      const measured = step.commBytesByPurpose;
+      for (const k of new Set([...Object.keys(measured), ...Object.keys(expected)])) {
+        expect(measured[k] ?? 0, `rank ${r.rank} ${k}`).toBe(4 * (expected[k] ?? 0));
+      }
+    }
+    for (const kind of ["tp", "cp", "pp", "dp"] as const) {
+      const uncounted = Object.entries(expected).filter(([p]) => p.startsWith(`${kind}.`) && (UNCOUNTED_PURPOSES as readonly string[]).includes(p)).reduce((a, [, v]) => a + v, 0);
+      const gap = uncounted + (kind === "dp" ? rowBiasGap(ex.model, ex.plan, r.rank) : 0);
+      worst[kind] = Math.max(worst[kind] ?? 0, r.steps[0]!.comm[kind].bytes / 4 - gap);
+    }
+  }
+  for (const kind of ["tp", "cp", "pp", "dp"] as const) expect(worst[kind], kind).toBeCloseTo(cost[kind], 6);
+}
+
+/**
+ * Activations kept for backward passes: exactly the tfjs accounting's peak, stage by stage; and the
+ * whole peak (tf.memory() plus the float32 gradient and optimizer arrays) within 10% of its prediction.
+ */
+export function expectActivationMemory(ex: Execution): void {
+  for (const r of ex.results.filter((x) => x.steps.length > 0)) {
+    expect(r.memory.peakActivationBytes, `rank ${r.rank}`).toBe(4 * peakActivationElements(ex.model, ex.plan, r.coords.pp));
+  }
+  const report = buildReport(ex, shapeOf("dgx-h100", ex.workers), estimate(ex.model, shapeOf("dgx-h100", ex.workers), ex.plan), 2);
+  for (const r of report.measured.ranks) {
+    const ratio = r.memory.peakBytes / r.memory.predictedPeakBytes;
+    expect(ratio, `rank ${r.rank} peak ${r.memory.peakBytes} predicted ${r.memory.predictedPeakBytes}`).toBeGreaterThan(0.9);
+    expect(ratio, `rank ${r.rank} peak ${r.memory.peakBytes} predicted ${r.memory.predictedPeakBytes}`).toBeLessThan(1.1);
+  }
+}

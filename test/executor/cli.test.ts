@@ -1,0 +1,70 @@
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { calibrateCommand } from "../../src/cli/calibrate.js";
+import { executeCommand } from "../../src/cli/execute.js";
+import type { ParsedArgs } from "../../src/cli/args.js";
+import type { Io } from "../../src/cli/io.js";
+
+function io(): Io & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { stdout, stderr, out: (t) => stdout.push(t), err: (t) => stderr.push(t) };
+}
+
+function args(command: string, flags: Record<string, unknown>): ParsedArgs {
+  return { command, flags: flags as ParsedArgs["flags"] };
+}
+
+const profile = join(mkdtempSync(join(tmpdir(), "meshplan-exec-")), "profile.json");
+
+describe("meshplan calibrate and execute", () => {
+  it("calibrate measures this machine and saves a profile", async () => {
+    const out = io();
+    expect(await calibrateCommand(args("calibrate", { profile }), out)).toBe(0);
+    const p = JSON.parse(readFileSync(profile, "utf8"));
+    expect(p.version).toBe(1);
+    expect(p.peakFlopsPerSecond).toBeGreaterThan(1e8);
+    expect(p.collectiveBytesPerSecond).toBeGreaterThan(1e7);
+    expect(p.fit).toHaveLength(3);
+    expect(out.stdout.join("\n")).toMatch(/matrix multiply/);
+  });
+
+  it("execute --json prints the contract: plan, engine, predicted, measured, numerics", async () => {
+    const out = io();
+    const code = await executeCommand(args("execute", { model: "tiny-gpt", pp: 2, "global-batch": 4, json: true, profile, steps: 3 }), out);
+    expect(out.stderr.join("\n")).toMatch(/step 3\/3/);
+    expect(code).toBe(0);
+    expect(out.stdout).toHaveLength(1);
+    const r = JSON.parse(out.stdout[0]!);
+    expect(Object.keys(r)).toEqual(expect.arrayContaining(["plan", "engine", "predicted", "measured", "numerics"]));
+    expect(r.engine).toEqual({ name: "tfjs", backend: "wasm", devices: 2 });
+    expect(Object.keys(r.predicted)).toEqual(expect.arrayContaining(["memory", "time", "communication", "pipeline"]));
+    const m = r.measured;
+    expect(m.stepSeconds).toBeGreaterThan(0);
+    expect(m.bubbleFraction).toBeGreaterThan(0);
+    expect(m.peakBytesPerRank).toHaveLength(2);
+    // 4 micro-batches, each one activation (stage 0) or gradient (stage 1) of 32 x 64 floats
+    expect(m.commBytesPerRank).toEqual([{ tp: 0, cp: 0, pp: 4 * 4 * 32 * 64, dp: 0, ep: 0 }, { tp: 0, cp: 0, pp: 4 * 4 * 32 * 64, dp: 0, ep: 0 }]);
+    expect(m.losses).toHaveLength(3);
+    expect(r.numerics.referenceLosses).toHaveLength(3);
+    expect(r.numerics.maxRelativeError).toBeLessThan(1e-4);
+  });
+
+  it("execute prints predicted against measured side by side", async () => {
+    const out = io();
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", tp: 2, "global-batch": 2, profile, steps: 2 }), out)).toBe(0);
+    const text = out.stdout.join("\n");
+    expect(text).toMatch(/predicted +measured +difference/);
+    expect(text).toMatch(/step time/);
+    expect(text).toMatch(/the cost model does not count/);
+  });
+
+  it("a plan the executor cannot run is bad input (exit 2, one line)", async () => {
+    const out = io();
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", tp: 2, recompute: "full", profile }), out)).toBe(2);
+    expect(out.stderr).toHaveLength(1);
+    expect(out.stderr[0]).toMatch(/recompute = "full" is not valid/);
+  });
+});

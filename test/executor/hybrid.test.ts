@@ -1,0 +1,24 @@
+import { describe, it } from "vitest";
+import { expectActivationMemory, expectBytes, expectSameNumerics, runPlan } from "./check.js";
+
+describe("combinations on 4 ranks", () => {
+  it("dp2 x tp2 (ZeRO 1, sequence parallel)", async () => {
+    const ex = await runPlan(4, { dp: 2, tp: 2, zero: 1 });
+    expectSameNumerics(ex);
+    expectBytes(ex);
+    expectActivationMemory(ex);
+  });
+  it("a Llama-style model (RMSNorm, SwiGLU, rotary positions, 2 KV heads): cp2 x tp2", async () => {
+    const llama = { norm: "rmsnorm", mlp: "swiglu", positionEmbedding: "rope", kvHeads: 2, linearBias: false, ffnHiddenSize: 96 } as const;
+    const ex = await runPlan(4, { cp: 2, tp: 2 }, { model: llama });
+    expectSameNumerics(ex);
+    expectBytes(ex);
+    expectActivationMemory(ex);
+  });
+  it("tp2 x pp2 (1F1B, sequence parallel)", async () => {
+    const ex = await runPlan(4, { tp: 2, pp: 2 });
+    expectSameNumerics(ex);
+    expectBytes(ex);
+    expectActivationMemory(ex);
+  });
+});

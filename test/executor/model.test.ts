@@ -1,0 +1,120 @@
+import type { Tensor } from "@tensorflow/tfjs";
+import { beforeAll, describe, expect, it } from "vitest";
+import { backwardChunk, forwardChunk, type ParamProvider } from "../../src/executor/model/chunk.js";
+import { soloGroup, type Grads, type ModelContext } from "../../src/executor/model/context.js";
+import { initialParameters, TokenSource, tokenSlice } from "../../src/executor/model/data.js";
+import { modelUnits } from "../../src/executor/model/layout.js";
+import type { Tf } from "../../src/executor/model/ops.js";
+import { loadBackend } from "../../src/executor/run/backend.js";
+import type { ModelSpec } from "../../src/spec/types.js";
+import { loadModel } from "../../src/cli/catalog.js";
+import { resolvePlan } from "../../src/spec/plan.js";
+import { shapeOf } from "../helpers.js";
+
+let tf: Tf;
+beforeAll(async () => {
+  tf = (await loadBackend("wasm", 1)).tf;
+  await import("@tensorflow/tfjs"); // registers the gradients tf.grads needs (the executor itself needs none)
+});
+
+/** An independent, straightforward forward of the whole model for tf.grads (autodiff) to differentiate. */
+function autodiffLoss(model: ModelSpec, P: Record<string, Tensor>, ids: Int32Array, targets: Int32Array, b: number): Tensor {
+  const s = ids.length / b;
+  const h = model.hiddenSize;
+  const d = model.headDim;
+  const V = model.vocabSize;
+  const oh = (x: Int32Array) => tf.cast(tf.oneHot(tf.tensor1d(x, "int32"), V), "float32");
+  const ln = (x: Tensor, n: string) => {
+    const xc = model.norm === "layernorm" ? tf.sub(x, tf.mean(x, 1, true)) : x;
+    const y = tf.mul(xc, tf.rsqrt(tf.add(tf.mean(tf.square(xc), 1, true), 1e-5)));
+    const g = tf.mul(y, P[`${n}.g`]!);
+    return model.norm === "layernorm" ? tf.add(g, P[`${n}.b`]!) : g;
+  };
+  const rope = (x: Tensor, nh: number) => {
+    const half = d / 2;
+    const ang = Array.from({ length: s * d }, (_, k) => Math.floor(k / d) / 10000 ** ((2 * ((k % d) % half)) / d));
+    const cos = tf.reshape(tf.tensor(ang.map(Math.cos)), [s, 1, 1, d]);
+    const sin = tf.reshape(tf.tensor(ang.map(Math.sin)), [s, 1, 1, d]);
+    const x4 = tf.reshape(x, [s, b, nh, d]);
+    const [x1, x2] = tf.split(x4, 2, 3);
+    return tf.reshape(tf.add(tf.mul(x4, cos), tf.mul(tf.concat([tf.neg(x2!), x1!], 3), sin)), [s * b, nh * d]);
+  };
+  const repeat = (x: Tensor) => {
+    const g = model.attentionHeads / model.kvHeads;
+    return g === 1 ? x : tf.concat(Array.from({ length: model.attentionHeads }, (_, j) => tf.slice(x, [0, Math.floor(j / g), 0, 0], [b, 1, s, d])), 1);
+  };
+  const lin = (x: Tensor, n: string) => (P[`${n}.b`] ? tf.add(tf.matMul(x as never, P[`${n}.w`]! as never), P[`${n}.b`]!) : tf.matMul(x as never, P[`${n}.w`]! as never));
+  let x = tf.matMul(oh(ids), P["embed.word"]! as never);
+  if (P["embed.pos"]) x = tf.reshape(tf.add(tf.reshape(x, [s, b, h]), tf.reshape(tf.slice(P["embed.pos"]!, [0, 0], [s, h]), [s, 1, h])), [s * b, h]);
+  const heads = (t: Tensor, nh: number) => tf.transpose(tf.reshape(t, [s, b, nh, d]), [1, 2, 0, 3]);
+  const mask = tf.tensor(Array.from({ length: s * s }, (_, k) => (k % s > Math.floor(k / s) ? -1e9 : 0)), [s, s]);
+  for (let l = 0; l < model.layers; l++) {
+    const n = `layers.${l}`;
+    const a = ln(x, `${n}.ln1`);
+    const isRope = model.positionEmbedding === "rope";
+    const qp = lin(a, `${n}.attn.q`);
+    const kp = lin(a, `${n}.attn.k`);
+    const q = heads(isRope ? rope(qp, model.attentionHeads) : qp, model.attentionHeads);
+    const k = repeat(heads(isRope ? rope(kp, model.kvHeads) : kp, model.kvHeads));
+    const v = repeat(heads(lin(a, `${n}.attn.v`), model.kvHeads));
+    const p = tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d)), mask));
+    const o = tf.reshape(tf.transpose(tf.matMul(p, v), [2, 0, 1, 3]), [s * b, h]);
+    x = tf.add(x, lin(o, `${n}.attn.o`));
+    const bn = ln(x, `${n}.ln2`);
+    const u = lin(bn, `${n}.mlp.up`);
+    const gate = model.mlp === "swiglu" ? lin(bn, `${n}.mlp.gate`) : undefined;
+    const g = gate !== undefined
+      ? tf.mul(tf.mul(gate, tf.sigmoid(gate)), u)
+      : tf.mul(tf.mul(u, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(u, tf.mul(tf.pow(u, 3), 0.044715)), Math.sqrt(2 / Math.PI)))));
+    x = tf.add(x, lin(g, `${n}.mlp.down`));
+  }
+  const logits = tf.matMul(ln(x, "final.norm") as never, (model.tiedEmbeddings ? tf.transpose(P["embed.word"]!) : P["head.w"]!) as never);
+  const logp = tf.logSoftmax(logits);
+  return tf.neg(tf.sum(tf.mul(logp, oh(targets))));
+}
+
+const VARIANTS: [string, Partial<ModelSpec>][] = [
+  ["tiny-gpt, untied embeddings", {}],
+  ["tiny-gpt, tied embeddings", { tiedEmbeddings: true }],
+  ["Llama-style: RMSNorm, SwiGLU, rotary positions, 2 KV heads for 4 query heads, no biases", {
+    norm: "rmsnorm", mlp: "swiglu", positionEmbedding: "rope", kvHeads: 2, linearBias: false, qkvBias: false, ffnHiddenSize: 96,
+  }],
+  ["Qwen-style: biases on Q, K and V only", { norm: "rmsnorm", mlp: "swiglu", positionEmbedding: "rope", linearBias: false, qkvBias: true }],
+];
+
+describe("the hand-written backward", () => {
+  for (const [name, change] of VARIANTS) {
+    it(`matches TensorFlow.js autodiff: ${name}`, () => {
+      const model = { ...loadModel("tiny-gpt"), seqLen: 8, ...change };
+      const plan = resolvePlan(model, shapeOf("dgx-h100", 1), { globalBatch: 2, microBatch: 2 });
+      const init = initialParameters(model, 7);
+      const units = modelUnits(model);
+      const params = new Map([...init].map(([k, v]) => [k, tf.tensor(v, units.flatMap((u) => u.tensors).find((t) => t.name === k)!.shape as number[])]));
+      const got: Grads = new Map();
+      const provider: ParamProvider = {
+        acquire: () => ({ get: (n) => params.get(n)!, maybe: (n) => params.get(n) }),
+        release: () => {},
+        accept: (_u, g) => { for (const [k, t] of g) got.set(k, got.has(k) ? tf.add(got.get(k)!, t) : t); },
+      };
+      const data = new TokenSource(model, plan.seqLen, 3, 2).tokens(0, tokenSlice(plan, 0, 0, 0));
+      const ctx = (kept: Tensor[]): ModelContext => ({
+        tf, model, batch: 2, tokens: 8, pos0: 0, stepTokens: 16, tp: soloGroup(tf), cp: soloGroup(tf), sp: false,
+        save: (t) => { kept.push(tf.keep(t)); return t; },
+      });
+      const fwd = forwardChunk(units, provider, null, data, ctx);
+      backwardChunk(units, provider, fwd.activations, null, data, ctx([]));
+      const names = [...params.keys()];
+      const lossFn = (...xs: Tensor[]) => autodiffLoss(model, Object.fromEntries(names.map((n, i) => [n, xs[i]!])), data.ids, data.targets, 2);
+      const ref = lossFn(...names.map((n) => params.get(n)!)).dataSync()[0]! / 16;
+      expect(fwd.loss).toBeCloseTo(ref, 5);
+      const grads = tf.grads(lossFn)(names.map((n) => params.get(n)!));
+      names.forEach((n, i) => {
+        const want = tf.div(grads[i]!, 16).dataSync();
+        const have = got.get(n)!.dataSync();
+        const scale = Math.max(1e-6, ...Array.from(want, Math.abs));
+        const err = Math.max(...Array.from(want, (w, j) => Math.abs(w - have[j]!))) / scale;
+        expect(err, n).toBeLessThan(1e-4);
+      });
+    });
+  }
+});

@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { expectActivationMemory, expectBytes, expectSameNumerics, runPlan } from "./check.js";
+
+/**
+ * Every split of tiny-gpt (2 layers, hidden 64, 4 heads, vocab 256, 32 tokens; global batch 4) against
+ * the one-rank run of the same seed, over 5 steps: same losses and weights, exact bytes per rank and the
+ * cost model's bytes per kind, exact activation memory. These are the CI's wasm executions.
+ */
+describe("data parallel", () => {
+  for (const zero of [0, 1, 2, 3] as const) {
+    it(`dp2, ZeRO ${zero}`, async () => {
+      const ex = await runPlan(2, { dp: 2, zero });
+      expect(ex.backend).toBe("wasm");
+      expectSameNumerics(ex);
+      expectBytes(ex);
+      expectActivationMemory(ex);
+    });
+  }
+});
+
+describe("tensor parallel", () => {
+  for (const sp of [true, false]) {
+    it(`tp2, sequence parallel ${sp ? "on" : "off"}`, async () => {
+      const ex = await runPlan(2, { tp: 2, sequenceParallel: sp });
+      expectSameNumerics(ex);
+      expectBytes(ex);
+      expectActivationMemory(ex);
+    });
+  }
+});
+
+describe("pipeline parallel", () => {
+  for (const schedule of ["gpipe", "1f1b", "naive"] as const) {
+    it(`pp2, ${schedule}`, async () => {
+      const ex = await runPlan(2, { pp: 2, schedule });
+      expectSameNumerics(ex);
+      expectBytes(ex);
+      expectActivationMemory(ex);
+    });
+  }
+  it("pp2, interleaved 1F1B with 2 chunks per stage (4 layers)", async () => {
+    const ex = await runPlan(2, { pp: 2, virtualStages: 2 }, { layers: 4 });
+    expectSameNumerics(ex);
+    expectBytes(ex);
+    expectActivationMemory(ex);
+  });
+});
+
+describe("context parallel", () => {
+  it("cp2, keys and values gathered over the cp group", async () => {
+    const ex = await runPlan(2, { cp: 2 });
+    expectSameNumerics(ex);
+    expectBytes(ex);
+    expectActivationMemory(ex);
+  });
+});
+
+describe("parameter servers", () => {
+  it("2 workers, 1 server, synchronous: the all-reduce's numerics", async () => {
+    const ex = await runPlan(2, { dp: 2, parameterServers: 1 });
+    expectSameNumerics(ex);
+    expectBytes(ex);
+  });
+  it("2 workers, 2 servers, asynchronous with staleness 1: the loss still falls and staleness is measured", async () => {
+    const ex = await runPlan(2, { dp: 2, parameterServers: 2, asynchronous: true, staleness: 1 }, { reference: false });
+    // Updates arrive in a timing-dependent order, so the losses vary from run to run; they fall by 0.5 to 1.2 here.
+    expect(ex.losses[ex.losses.length - 1]!, ex.losses.join(" ")).toBeLessThan(ex.losses[0]! - 0.2);
+    const servers = ex.results.filter((r) => r.staleness !== undefined);
+    expect(servers).toHaveLength(2);
+    for (const s of servers) {
+      expect(s.staleness).toHaveLength(2 * 5);
+      // A worker may be one step (the bound) ahead of the slowest, so while one computes a step the other
+      // can push up to bound + 2 = 3 updates: staleness in updates is at most (workers - 1) (bound + 2).
+      expect(Math.max(...s.staleness!), JSON.stringify(s.staleness)).toBeLessThanOrEqual(3);
+    }
+  });
+});

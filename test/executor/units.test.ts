@@ -1,0 +1,151 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { inFlightMicroBatches } from "../../src/planner/cost/activations.js";
+import { blockOf, layoutFabric } from "../../src/executor/comm/fabric.js";
+import { expectedElements, rowBiasGap, UNCOUNTED_PURPOSES } from "../../src/executor/measure/accounting.js";
+import { lineFit } from "../../src/executor/measure/calibrate.js";
+import { costModelElements } from "../../src/executor/measure/cost-map.js";
+import { TokenSource, tokenSlice } from "../../src/executor/model/data.js";
+import { joinRanks, modelUnits, sliceForRank, unitSlots } from "../../src/executor/model/layout.js";
+import { adamState, adamStep, DEFAULT_ADAM } from "../../src/executor/parallel/adam.js";
+import { coordsOf, fabricFor, groupMembers, rankOf, workerCount } from "../../src/executor/parallel/grid.js";
+import { peakInFlightChunks, stageSchedule } from "../../src/executor/parallel/schedule.js";
+import { microBatchCount, resolvePlan, type PlanInput } from "../../src/spec/plan.js";
+import { shapeOf } from "../helpers.js";
+import { tinyGpt } from "./check.js";
+
+describe("the rank grid", () => {
+  it("numbers ranks tp fastest, then cp, dp, pp, and back", () => {
+    const plan = resolvePlan(tinyGpt(4), shapeOf("dgx-h100", 16), { tp: 2, cp: 2, pp: 2, dp: 2, globalBatch: 4 });
+    for (let r = 0; r < 16; r++) expect(rankOf(plan, coordsOf(plan, r))).toBe(r);
+    expect(coordsOf(plan, 13)).toEqual({ tp: 1, cp: 0, dp: 1, pp: 1 });
+    expect(groupMembers(plan, 5, ["tp"])).toEqual([4, 5]);
+    expect(groupMembers(plan, 5, ["cp"])).toEqual([5, 7]);
+    expect(groupMembers(plan, 5, ["dp", "cp"])).toEqual([1, 3, 5, 7]);
+    expect(groupMembers(plan, 5, ["pp"])).toEqual([5, 13]);
+  });
+
+  it("lays out the fabric without overlaps", () => {
+    const model = tinyGpt(4);
+    const plan = resolvePlan(model, shapeOf("dgx-h100", 8), { tp: 2, pp: 2, dp: 2, virtualStages: 2, globalBatch: 4 });
+    const layout = layoutFabric(fabricFor(model, plan));
+    const regions = [
+      ...layout.groups.map((g) => [g.controlByte, g.dataByte + 2 * g.spec.members.length * g.slotBytes] as const),
+      ...layout.channels.map((c) => [c.headerByte, c.dataByte + c.spec.slots * c.slotBytes] as const),
+    ].sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < regions.length; i++) expect(regions[i]![0]).toBeGreaterThanOrEqual(regions[i - 1]![1]);
+    expect(layout.totalBytes).toBe(regions[regions.length - 1]![1]);
+  });
+});
+
+describe("pipeline schedules", () => {
+  it("run every pass once, forward before backward, holding the cost model's micro-batches at the peak", () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }),
+      fc.constantFrom("naive", "gpipe", "1f1b", "interleaved"), (p, v0, k, schedule) => {
+        const v = schedule === "interleaved" ? Math.max(2, v0) : 1;
+        if (schedule === "interleaved" && p < 2) return;
+        const m = schedule === "interleaved" ? p * k : k + p - 1;
+        const layers = p * v;
+        const plan = resolvePlan(tinyGpt(layers), shapeOf("dgx-h100", p), { pp: p, virtualStages: v, schedule: schedule as PlanInput["schedule"], globalBatch: m });
+        expect(microBatchCount(plan)).toBe(m);
+        for (let s = 0; s < p; s++) {
+          const actions = stageSchedule(plan, s, m);
+          expect(actions).toHaveLength(2 * m * v);
+          const seen = new Set<string>();
+          for (const a of actions) {
+            const key = `${a.microBatch}:${a.chunk}`;
+            if (a.pass === "F") expect(seen.has(key)).toBe(false);
+            else expect(seen.has(key)).toBe(true);
+            seen.add(key);
+          }
+          expect(peakInFlightChunks(actions) / v).toBeCloseTo(inFlightMicroBatches(plan, s, m), 9);
+        }
+      }), { numRuns: 60 });
+  });
+});
+
+describe("layout, data and optimizer", () => {
+  it("splits every tensor over tp and joins it back", () => {
+    const model = tinyGpt();
+    const init = (n: number) => Float32Array.from({ length: n }, (_, i) => i);
+    for (const u of modelUnits(model)) {
+      for (const t of u.tensors) {
+        const full = init(t.shape.reduce((a, b) => a * b, 1));
+        for (const tp of [1, 2, 4]) expect(joinRanks([0, 1, 2, 3].slice(0, tp).map((r) => sliceForRank(full, t, tp, r)), t)).toEqual(full);
+      }
+    }
+  });
+
+  it("blocks cover a buffer exactly once", () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 1, max: 9 }), (n, g) => {
+      let at = 0;
+      for (let j = 0; j < g; j++) {
+        const b = blockOf(n, g, j);
+        expect(b.first).toBe(at);
+        at = b.end;
+      }
+      expect(at).toBe(n);
+    }));
+  });
+
+  it("gives every split the same tokens", () => {
+    const model = tinyGpt();
+    const whole = resolvePlan(model, shapeOf("dgx-h100", 1), { globalBatch: 4, microBatch: 4 });
+    const split = resolvePlan(model, shapeOf("dgx-h100", 4), { dp: 2, cp: 2, globalBatch: 4 });
+    const all = new TokenSource(model, 32, 9, 4).tokens(2, tokenSlice(whole, 0, 0, 0));
+    const src = new TokenSource(model, 32, 9, 4);
+    for (let dp = 0; dp < 2; dp++) for (let mb = 0; mb < 2; mb++) for (let cp = 0; cp < 2; cp++) {
+      const part = src.tokens(2, tokenSlice(split, dp, cp, mb));
+      const seq = 2 * dp + mb;
+      for (let i = 0; i < 16; i++) {
+        expect(part.ids[i]).toBe(all.ids[(16 * cp + i) * 4 + seq]);
+        expect(part.targets[i]).toBe(all.targets[(16 * cp + i) * 4 + seq]);
+      }
+    }
+  });
+
+  it("Adam on shards equals Adam on the whole", () => {
+    const n = 1001;
+    const w = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+    const g = Float32Array.from({ length: n }, (_, i) => Math.cos(3 * i) * 1e-3);
+    const whole = w.slice();
+    const s = adamState(n);
+    for (let t = 1; t <= 3; t++) adamStep(whole, g, s, t, DEFAULT_ADAM);
+    for (let j = 0; j < 3; j++) {
+      const b = blockOf(n, 3, j);
+      const part = w.slice(b.first, b.end);
+      const st = adamState(part.length);
+      for (let t = 1; t <= 3; t++) adamStep(part, g.subarray(b.first, b.end), st, t, DEFAULT_ADAM);
+      expect(part).toEqual(whole.subarray(b.first, b.end));
+    }
+  });
+
+  it("fits a line", () => {
+    expect(lineFit([1, 2, 3], [5, 7, 9])).toEqual({ a: 3, b: 2 });
+  });
+});
+
+describe("the executor's bytes against the cost model's, for plans not executed here", () => {
+  const plans: [number, PlanInput, number][] = [
+    [8, { tp: 4, dp: 2, zero: 2 }, 2], [8, { tp: 2, pp: 2, dp: 2, zero: 3 }, 2], [8, { pp: 4, virtualStages: 2, dp: 2 }, 8],
+    [8, { cp: 4, tp: 2 }, 2], [8, { tp: 4, sequenceParallel: false, pp: 2 }, 4], [4, { dp: 4, zero: 1 }, 2], [8, { cp: 2, dp: 2, tp: 2, zero: 3 }, 2],
+  ];
+  for (const [gpus, input, layers] of plans) {
+    it(JSON.stringify(input), () => {
+      const model = tinyGpt(layers);
+      const shape = shapeOf("dgx-h100", gpus);
+      const plan = resolvePlan(model, shape, { globalBatch: 8, ...input });
+      const cost = costModelElements(model, shape, plan);
+      for (const kind of ["tp", "cp", "pp", "dp"] as const) {
+        let worst = 0;
+        for (let r = 0; r < workerCount(plan); r++) {
+          const e = expectedElements(model, plan, r);
+          const counted = Object.entries(e).filter(([p]) => p.startsWith(`${kind}.`) && !(UNCOUNTED_PURPOSES as readonly string[]).includes(p)).reduce((a, [, v]) => a + v, 0);
+          worst = Math.max(worst, counted - (kind === "dp" ? rowBiasGap(model, plan, r) : 0));
+        }
+        expect(worst, kind).toBeCloseTo(cost[kind], 6);
+      }
+      expect(unitSlots(modelUnits(model)[1]!, plan.tp).size).toBeGreaterThan(0);
+    });
+  }
+});
