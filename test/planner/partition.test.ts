@@ -103,3 +103,19 @@ describe("the integer program (javascript-lp-solver)", () => {
     expect(feasible).toBeGreaterThanOrEqual(50); // at least 50 instances where a layout exists
   });
 });
+
+describe("the exact fallback when the solver runs out of time (threshold algorithm)", () => {
+  it("equals exhaustive search on 200 random small instances (property)", () => {
+    fc.assert(fc.property(problemArb, (p) => {
+      const exact = solveExhaustively(p);
+      const fallback = solvePartition(p, 0); // no time for the solver: the threshold algorithm answers
+      if (exact === undefined) {
+        expect(fallback).toBeUndefined();
+        return;
+      }
+      expect(fallback?.solver).toBe("threshold");
+      expect(fallback!.objectiveSeconds).toBeCloseTo(exact.objectiveSeconds, 6);
+      expect(fallback!.layersPerStage.reduce((a, b) => a + b, 0)).toBe(p.layers);
+    }), { numRuns: 200, seed: 7 });
+  });
+});

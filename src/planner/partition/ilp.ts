@@ -1,4 +1,5 @@
 import lpModule from "javascript-lp-solver";
+import { solveByThreshold } from "./threshold.js";
 import { fitsCapacity, objectiveSeconds, stageBytes, stageSeconds, type PartitionProblem, type PartitionSolution, type StageCoefficients } from "./problem.js";
 
 /** The part of javascript-lp-solver's JSON model format used here. */
@@ -8,7 +9,7 @@ interface Model {
   constraints: Record<string, { min?: number; max?: number; equal?: number }>;
   variables: Record<string, Record<string, number>>;
   binaries: Record<string, 1>;
-  options: { tolerance: number };
+  options: { tolerance: number; timeout?: number };
 }
 interface Solver {
   Solve(model: Model): { feasible: boolean; result: number; [name: string]: unknown };
@@ -18,7 +19,7 @@ interface Solver {
 const solver = ((lpModule as unknown as { default?: Solver }).default ?? lpModule) as unknown as Solver;
 
 /** One way to fill a stage: l layers, the fewest recomputed layers that fit, and what that costs. */
-interface Option {
+export interface Option {
   readonly layers: number;
   readonly recomputed: number;
   readonly seconds: number;
@@ -60,11 +61,26 @@ function stageOptions(p: PartitionProblem, i: number): Option[] {
  * for stage i, with sum_k x_{i,k} = 1, sum l_k x_{i,k} = L and T >= the chosen stage times. The program
  * is tightened with cuts that no optimum violates (tightenOptions), which leaves a few options per stage.
  */
-export function solvePartition(p: PartitionProblem): PartitionSolution | undefined {
+/**
+ * Time allowed to javascript-lp-solver's branch and bound on one program. Its search has no bound on
+ * its running time; when it needs more, the exact threshold algorithm (threshold.ts) answers instead.
+ */
+export const SOLVER_TIMEOUT_MS = 300;
+
+export function solvePartition(p: PartitionProblem, timeoutMs = SOLVER_TIMEOUT_MS): PartitionSolution | undefined {
   const all = Array.from({ length: p.stages }, (_, i) => stageOptions(p, i));
   if (all.some((o) => o.length === 0)) return undefined;
   const options = tightenOptions(p, all);
   if (options === undefined) return undefined;
+  const started = Date.now();
+  const viaSolver = solveWithLp(p, options, timeoutMs);
+  if (viaSolver !== "timeout") return viaSolver;
+  const exact = solveByThreshold(p, options);
+  return exact === undefined ? undefined : { ...exact, solver: "threshold", solveMilliseconds: Date.now() - started };
+}
+
+function solveWithLp(p: PartitionProblem, options: Option[][], timeoutMs: number): PartitionSolution | undefined | "timeout" {
+  const started = Date.now();
 
   const constraints: Model["constraints"] = { layers: { equal: p.layers } };
   const variables: Model["variables"] = { T: { objective: p.maxWeight } };
@@ -79,7 +95,9 @@ export function solvePartition(p: PartitionProblem): PartitionSolution | undefin
       binaries[x] = 1;
     });
   });
-  const result = solver.Solve({ optimize: "objective", opType: "min", constraints, variables, binaries, options: { tolerance: 0 } });
+  const result = solver.Solve({ optimize: "objective", opType: "min", constraints, variables, binaries, options: { tolerance: 0, timeout: timeoutMs } });
+  // a search cut short by the timeout may return a non-optimal layout: never trust it
+  if (Date.now() - started >= timeoutMs) return "timeout";
   if (!result.feasible) return undefined;
 
   const layersPerStage: number[] = [];
@@ -92,7 +110,7 @@ export function solvePartition(p: PartitionProblem): PartitionSolution | undefin
     recomputeLayersPerStage.push(chosen.recomputed);
   });
   if (layersPerStage.reduce((a, b) => a + b, 0) !== p.layers) throw new Error("internal: the integer program's layers do not add up");
-  return { layersPerStage, recomputeLayersPerStage, objectiveSeconds: objectiveSeconds(p, layersPerStage, recomputeLayersPerStage) };
+  return { layersPerStage, recomputeLayersPerStage, objectiveSeconds: objectiveSeconds(p, layersPerStage, recomputeLayersPerStage), solver: "javascript-lp-solver", solveMilliseconds: Date.now() - started };
 }
 
 /** Most layers stage options allow within time `t` (options are sorted by layers; time grows with layers). */

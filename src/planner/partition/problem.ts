@@ -47,6 +47,9 @@ export interface PartitionSolution {
   readonly recomputeLayersPerStage: number[];
   /** The objective: the schedule's pipelined seconds as the problem states it. */
   readonly objectiveSeconds: number;
+  /** Which exact method answered: the MILP solver, or the threshold algorithm when the solver ran out of time. */
+  readonly solver?: "javascript-lp-solver" | "threshold";
+  readonly solveMilliseconds?: number;
 }
 
 /** Relative slack when comparing memory with capacity, so that the solver's floating point and an exact count agree on ties. */

@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { InputError } from "../../spec/errors.js";
 import { resolvePlan, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
-import { estimate, quickScore, type QuickScore } from "../cost/estimate.js";
+import { estimate, quickScore, tokensPerSecondUpperBound, type QuickScore } from "../cost/estimate.js";
 import { peakBytesLowerBound } from "../cost/memory.js";
 import type { Estimate } from "../cost/types.js";
 import { solvePartition } from "../partition/ilp.js";
@@ -17,8 +17,10 @@ export interface SearchOptions {
   readonly top: number;
   /** How many of the analytic ranking's best go through the integer program and `refine`. */
   readonly shortlist?: number;
-  /** The final evaluation of shortlisted plans (meshplan passes the simulator). */
+  /** The final evaluation of the best plans (meshplan passes the simulator); the analytic one when absent. */
   readonly refine?: Evaluate;
+  /** How many of the analytic best go through `refine` (default 2 * top). */
+  readonly refineCount?: number;
 }
 
 export interface SearchResult {
@@ -26,6 +28,8 @@ export interface SearchResult {
   readonly searched: number;
   /** Of those, how many fit in memory. */
   readonly feasible: number;
+  /** Candidates ruled out before evaluation: meshes whose model states alone overflow; plans that a bound shows cannot enter the shortlist (compute alone too slow, or full recomputation where none fits). */
+  readonly skipped: { readonly statesOverflow: number; readonly computeBound: number };
   /** Fitting plans, best first (tokens/s, ties by memory headroom). Empty when none fits. */
   readonly plans: readonly Estimate[];
   /** When nothing fits: the plans that overflow least, smallest overflow first. */
@@ -57,7 +61,7 @@ export function planKey(p: Plan): string {
  *    the meshes that fit only with full recomputation ranked by their speed without it (the integer
  *    program may fit them by recomputing only some layers);
  * 2. the integer program on each shortlisted mesh: uneven layers per stage and per-stage recompute;
- * 3. `refine` (the simulator) on the results, which sets the final order.
+ * 3. `refine` (the simulator) on the analytic best of those, which sets the final order.
  */
 interface Scored {
   readonly plan: Plan;
@@ -74,7 +78,6 @@ function fasterScore(a: Scored, b: Scored): number {
 
 export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanInput, options: SearchOptions): SearchResult {
   const shortlist = options.shortlist ?? Math.max(3 * options.top, 12);
-  const refine = options.refine ?? estimate;
   let searched = 0;
   let feasible = 0;
   // Pass 1 ranks by a quick score (the same analytic model, without building Estimates).
@@ -87,17 +90,34 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   const gpu = shape.spec.gpu;
   const fp32Gradients = pinned.fp32Gradients ?? (pinned.precision ?? "bf16") !== "fp16"; // resolvePlan's default
   let pruned = 0;
+  let bounded = 0;
+  let prune = true;
   const skipMesh = (mesh: MeshChoice) => {
+    if (!prune) return false;
     const bound = peakBytesLowerBound(model, gpu, { ...mesh, parameterServers: 0, fp32Gradients });
     if (bound <= gpu.memoryBytes) return false;
     pruned++;
     return true;
   };
 
-  forEachCandidate(model, shape, pinned, (input) => {
+  const visit = (input: PlanInput) => {
+    if (input.recompute === "none") lastNone = undefined; // set again below once this variant is scored
+    // Full recomputation only adds time: when the same plan without it fits, it cannot win.
+    if (input.recompute === "full" && lastNone?.score.fits === true) {
+      searched++;
+      bounded++;
+      return;
+    }
     let scored: Scored;
     try {
       const plan = resolvePlan(model, shape, input);
+      // Once the shortlist is full, a plan whose compute alone is slower than its last entry cannot enter it.
+      const floor = best.last();
+      if (floor !== undefined && tokensPerSecondUpperBound(model, shape, plan) < floor.score.tokensPerSecond) {
+        searched++;
+        bounded++;
+        return;
+      }
       scored = { plan, score: quickScore(model, shape, plan) };
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
@@ -118,33 +138,43 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     else if (scored.plan.recompute === "full" && scored.score.fits && lastNone !== undefined && !lastNone.score.fits) {
       repairable.offer(lastNone);
     }
-  }, skipMesh);
+  };
+  forEachCandidate(model, shape, pinned, visit, skipMesh);
+  if (feasible === 0 && pruned > 0) {
+    // every mesh that could fit was ruled out: evaluate the pruned ones too, to report the closest
+    prune = false;
+    forEachCandidate(model, shape, pinned, visit, skipMesh);
+  }
   if (searched === 0) {
     throw firstError ?? new InputError({ code: "unsupported", field: "plan flags", value: pinned, valid: "flags that leave at least one valid plan", reason: "no plan matches the pinned dimensions" });
   }
 
-  // Pass 2 and 3: the integer program's layout for each shortlisted mesh, then `refine` sets the order.
+  // Pass 2: the integer program's layout for each shortlisted mesh, evaluated analytically.
   const partitionSeconds: number[] = [];
-  const results = new Map<string, Estimate>();
-  const keep = (e: Estimate) => {
-    if (e.memory.fits) results.set(planKey(e.plan), e);
+  const analytic = new Map<string, Estimate>();
+  const keep = (plan: Plan) => {
+    const e = estimate(model, shape, plan);
+    if (e.memory.fits) analytic.set(planKey(plan), e);
   };
   for (const candidate of [...best.items(), ...repairable.items()]) {
     const base: Plan = candidate.plan.recompute === "full"
       ? { ...candidate.plan, recompute: "none", recomputeLayersPerStage: candidate.plan.layersPerStage.map(() => 0) }
       : candidate.plan;
-    if (candidate.score.fits) keep(refine(model, shape, candidate.plan));
+    if (candidate.score.fits) keep(candidate.plan);
     const t0 = performance.now();
     const layout = solvePartition(partitionProblem(model, shape, base));
     partitionSeconds.push((performance.now() - t0) / 1e3);
     if (layout === undefined) continue;
-    const plan = resolvePlan(model, shape, { ...base, layersPerStage: layout.layersPerStage, recomputeLayersPerStage: layout.recomputeLayersPerStage });
-    keep(refine(model, shape, plan));
+    keep(resolvePlan(model, shape, { ...base, layersPerStage: layout.layersPerStage, recomputeLayersPerStage: layout.recomputeLayersPerStage }));
   }
-  const ranked = [...results.values()].sort(faster).slice(0, options.top);
+  // Pass 3: `refine` (the simulator) on the analytic best, which sets the final order.
+  const refineCount = options.refineCount ?? 2 * options.top;
+  const results = [...analytic.values()].sort(faster).slice(0, refineCount).map((e) => (options.refine === undefined ? e : options.refine(model, shape, e.plan)));
+  const ranked = results.filter((e) => e.memory.fits).sort(faster).slice(0, options.top);
   return {
     searched,
     feasible,
+    skipped: { statesOverflow: pruned, computeBound: bounded },
     plans: ranked,
     closest: ranked.length > 0 ? [] : closest.items().map((c) => estimate(model, shape, c.plan)),
     partitionSeconds,

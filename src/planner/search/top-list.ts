@@ -16,6 +16,11 @@ export class TopList<T> {
     if (list.length > this.size) list.pop();
   }
 
+  /** The worst item kept, once the list is full; undefined before. */
+  last(): T | undefined {
+    return this.list.length >= this.size ? this.list[this.list.length - 1] : undefined;
+  }
+
   items(): T[] {
     return [...this.list];
   }
