@@ -94,5 +94,6 @@ export function planInputFrom(flags: Flags): PlanInput {
   set("staleness", int(flags, "staleness"));
   set("flashAttention", bool(flags, "flash"));
   set("fp32Gradients", bool(flags, "fp32-grads"));
+  set("tpCommOverlap", bool(flags, "tp-comm-overlap"));
   return input;
 }

@@ -6,6 +6,7 @@ import { executeCommand } from "./execute.js";
 import { modelsCommand } from "./models.js";
 import { planCommand } from "./plan.js";
 import { simulateCommand } from "./simulate.js";
+import { validateCommand } from "./validate.js";
 
 const COMMANDS: Record<string, (args: ParsedArgs, io: Io) => number | Promise<number>> = {
   plan: planCommand,
@@ -13,6 +14,7 @@ const COMMANDS: Record<string, (args: ParsedArgs, io: Io) => number | Promise<nu
   models: modelsCommand,
   execute: executeCommand,
   calibrate: calibrateCommand,
+  validate: validateCommand,
 };
 
 /** Runs one command line; returns the exit code. Bad input prints one line on stderr and returns 2. */
@@ -25,7 +27,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     }
     const command = COMMANDS[args.command];
     if (command === undefined) {
-      const known = ["explore", "validate"];
+      const known = ["explore"];
       const reason = known.includes(args.command) ? "not implemented yet" : "unknown command";
       throw new InputError({ code: "bad-flag", field: "command", value: args.command, valid: Object.keys(COMMANDS).join(", "), reason });
     }

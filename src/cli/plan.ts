@@ -42,7 +42,9 @@ export function planCommand(args: ParsedArgs, io: Io): number {
     io.out(lines.join("\n"));
     return 1;
   }
-  lines.push(table(result.plans), "", ...explainRanking(model, shape, result.plans));
+  lines.push(table(result.plans));
+  if (result.equivalent > 0) lines.push(`(${result.equivalent} more layouts with the same speed and memory by another split of dp, cp and micro-batch are not listed)`);
+  lines.push("", ...explainRanking(model, shape, result.plans));
   io.out(lines.join("\n"));
   return 0;
 }

@@ -27,6 +27,7 @@ export interface PlanInput {
   staleness?: number | undefined;
   flashAttention?: boolean | undefined;
   fp32Gradients?: boolean | undefined;
+  tpCommOverlap?: boolean | undefined;
 }
 
 /**
@@ -168,6 +169,8 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     // Megatron-LM accumulates and reduces gradients in fp32 under bf16 (arguments.py: bf16 implies
     // accumulate_allreduce_grads_in_fp32); the ZeRO paper's fp16 recipe keeps 2-byte gradients.
     fp32Gradients: input.fp32Gradients ?? precision !== "fp16",
+    // Off unless asked for: Megatron-LM's --tp-comm-overlap is opt-in (arguments.py default False).
+    tpCommOverlap: tp > 1 && (input.tpCommOverlap ?? false),
   };
 }
 

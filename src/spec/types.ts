@@ -49,6 +49,11 @@ export interface GpuEfficiency {
   readonly attentionMax: number;
   /** Achieved fraction of HBM bandwidth for streaming (element-wise) kernels. */
   readonly memoryBandwidth: number;
+  /**
+   * Extension: fraction of the fp8 dense peak that a large fp8 GEMM reaches. Absent: matmulMax (the
+   * 16-bit figure). Set by the calibration layer (models/hardware/calibration.json) where it is fitted.
+   */
+  readonly fp8MatmulMax?: number;
 }
 
 export interface GpuSpec {
@@ -118,6 +123,11 @@ export interface Plan {
   readonly flashAttention: boolean;
   /** Extension: gradients accumulated and reduced in fp32 (Megatron does this for bf16). */
   readonly fp32Gradients: boolean;
+  /**
+   * Extension: tensor-parallel collectives overlapped with the GEMMs that produce or consume them
+   * (Megatron-LM --tp-comm-overlap, Transformer Engine userbuffers). Absent or false: exposed.
+   */
+  readonly tpCommOverlap?: boolean;
 }
 
 /** A cluster of a given size: the topology with the number of GPUs in use. */

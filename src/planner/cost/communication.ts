@@ -1,6 +1,7 @@
-import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
+import type { ClusterShape, GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { kvHeadsPerRank } from "./activations.js";
 import { collective, FREE, plus, times, type CollectiveCost } from "./collectives.js";
+import { layerTimes } from "./compute.js";
 import { gradientBytesPerParam, PARAM_BYTES, type RankParams } from "./memory.js";
 import { effectiveLink, groupPlacement, type EffectiveLink, type GroupKind } from "./placement.js";
 
@@ -12,11 +13,30 @@ export interface Links {
   readonly edp: EffectiveLink;
   readonly ep: EffectiveLink;
   readonly pp: EffectiveLink;
+  /** The GPU whose GEMMs a tensor-parallel collective overlaps with under --tp-comm-overlap. */
+  readonly gpu?: GpuSpec;
 }
 
 export function resolveLinks(plan: Plan, shape: ClusterShape): Links {
   const link = (kind: GroupKind) => effectiveLink(groupPlacement(kind, plan, shape.gpusPerNode), shape);
-  return { tp: link("tp"), cp: link("cp"), dp: link("dp"), edp: link("edp"), ep: link("ep"), pp: link("pp") };
+  return { tp: link("tp"), cp: link("cp"), dp: link("dp"), edp: link("edp"), ep: link("ep"), pp: link("pp"), gpu: shape.spec.gpu };
+}
+
+/**
+ * With --tp-comm-overlap a layer's all-gathers and reduce-scatters are split into chunks and pipelined
+ * with the GEMMs that consume or produce them (Wang et al. 2023, "Overlap Communication with Dependent
+ * Computation via Decomposition in Large Deep Learning Models", ASPLOS; Transformer Engine userbuffers),
+ * so a layer's collectives cost only what exceeds its linear GEMMs: the forward GEMMs forward, the input-
+ * and weight-gradient GEMMs backward. The embedding's and output layer's collectives stay exposed.
+ */
+function overlapWindow(model: ModelSpec, plan: Plan, links: Links): { forward: number; backward: number } {
+  if (plan.tpCommOverlap !== true || links.gpu === undefined) return { forward: 0, backward: 0 };
+  const linear = layerTimes(model, links.gpu, plan).backwardWeightSeconds; // the layer's linear GEMMs, one pass
+  return { forward: linear, backward: 2 * linear };
+}
+
+function exposedBeyond(c: CollectiveCost, windowSeconds: number): CollectiveCost {
+  return { bytes: c.bytes, seconds: Math.max(0, c.seconds - windowSeconds) };
 }
 
 function tokensPerRank(plan: Plan): number {
@@ -53,8 +73,10 @@ export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
   const perLayer = sp ? plus(times(ag, 2), times(rs, 2)) : times(ar, 2);
   const layers = plan.layersPerStage[stage] ?? 0;
   const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
-  let forward = times(perLayer, layers);
-  let backward = times(perLayer, layers + recomputed);
+  const window = overlapWindow(model, plan, links);
+  const forwardLayer = exposedBeyond(perLayer, window.forward);
+  let forward = times(forwardLayer, layers);
+  let backward = plus(times(exposedBeyond(perLayer, window.backward), layers), times(forwardLayer, recomputed));
   if (stage === 0) {
     forward = plus(forward, sp ? rs : ar); // vocabulary-parallel embedding output
     if (sp) backward = plus(backward, ag);

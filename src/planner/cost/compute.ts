@@ -3,8 +3,8 @@ import { kvHeadsPerRank } from "./activations.js";
 
 /**
  * Time of one layer's forward and backward on one GPU for one micro-batch, from a roofline per kernel:
- * a GEMM takes max(flops / (peak * matmulMax) + overhead, bytes / (HBM * memoryBandwidth)); fused
- * attention runs at attentionMax of the peak; element-wise kernels (norms, residual adds, activation
+ * a GEMM takes max(flops / (peak * matmulMax) + overhead, bytes / (HBM * memoryBandwidth)) (fp8 layer
+ * GEMMs at the fp8 peak times fp8MatmulMax); fused attention runs at attentionMax of the 16-bit peak; element-wise kernels (norms, residual adds, activation
  * functions, dropout, rotary embedding, unfused softmax) are bound by HBM traffic. The efficiency
  * constants are per GPU, with their sources, in models/hardware/gpus/*.json.
  */
@@ -48,19 +48,56 @@ export function peakFlops(gpu: GpuSpec, plan: Plan): number {
   return peak;
 }
 
-function gemmSeconds(gpu: GpuSpec, peak: number, m: number, k: number, n: number): number {
-  const flops = 2 * m * k * n;
-  const bytes = BYTES_16 * (m * k + k * n + m * n);
+/**
+ * The 16-bit peak, at which attention and the output layer run even in an fp8 plan: Transformer Engine's
+ * fp8 recipe applies to its Linear layers and leaves attention in 16-bit unless fp8 attention is asked
+ * for (TE docs, "Using FP8 with Transformer Engine"); Megatron-LM's output layer is not a TE module, and
+ * torchtitan's float8 conversion skips the output projection (its `filter_fqns` default, ["output"]).
+ */
+export function peak16Flops(gpu: GpuSpec, plan: Plan): number {
+  return gpu.peakFlopsPerSecond.bf16 ?? gpu.peakFlopsPerSecond.fp16 ?? peakFlops(gpu, plan);
+}
+
+/** How fast a GEMM runs: peak times the fraction a large GEMM reaches, its fixed cost, bytes per input element. */
+interface GemmRate {
+  readonly flopsPerSecond: number;
+  readonly overheadSeconds: number;
+  readonly inputBytes: number;
+}
+
+/** The transformer layers' linear GEMMs: fp8 at the fp8 figures (default: the 16-bit fraction), else 16-bit. */
+function layerGemmRate(gpu: GpuSpec, plan: Plan): GemmRate {
   const e = gpu.efficiency;
-  return Math.max(flops / (peak * e.matmulMax) + e.matmulOverheadSeconds, bytes / (gpu.hbmBytesPerSecond * e.memoryBandwidth));
+  if (plan.precision !== "fp8") return gemm16Rate(gpu, plan);
+  return { flopsPerSecond: peakFlops(gpu, plan) * (e.fp8MatmulMax ?? e.matmulMax), overheadSeconds: e.matmulOverheadSeconds, inputBytes: 1 };
+}
+
+function gemm16Rate(gpu: GpuSpec, plan: Plan): GemmRate {
+  const e = gpu.efficiency;
+  return { flopsPerSecond: peak16Flops(gpu, plan) * e.matmulMax, overheadSeconds: e.matmulOverheadSeconds, inputBytes: BYTES_16 };
+}
+
+function gemmSeconds(gpu: GpuSpec, rate: GemmRate, m: number, k: number, n: number): number {
+  const flops = 2 * m * k * n;
+  const bytes = rate.inputBytes * (m * k + k * n) + BYTES_16 * m * n;
+  return Math.max(flops / rate.flopsPerSecond + rate.overheadSeconds, bytes / (gpu.hbmBytesPerSecond * gpu.efficiency.memoryBandwidth));
 }
 
 function streamSeconds(gpu: GpuSpec, bytes: number): number {
   return bytes / (gpu.hbmBytesPerSecond * gpu.efficiency.memoryBandwidth);
 }
 
+/**
+ * Bytes per element that fp8 casting streams: a per-tensor scaled cast reads the 16-bit tensor for its
+ * amax and again to scale it, and writes one byte (Micikevicius et al. 2022, "FP8 Formats for Deep
+ * Learning", section 4; Transformer Engine casts each Linear's input forward and its output gradient
+ * backward): 2 + 2 + 1 = 5 bytes per element.
+ */
+const FP8_CAST_BYTES = 5;
+
 export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTimes {
-  const peak = peakFlops(gpu, plan);
+  const rate = layerGemmRate(gpu, plan);
+  const rate16 = gemm16Rate(gpu, plan);
   const t = plan.tp;
   const r = plan.sequenceParallel ? t : 1;
   const x = (plan.microBatch * plan.seqLen) / plan.cp;
@@ -74,14 +111,14 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
   const up = model.mlp === "swiglu" ? 2 : 1;
 
   // Linear layers (forward). MoE: each of E/ep local experts gets x*k*ep/E tokens on average.
-  let linear = gemmSeconds(gpu, peak, x, h, q + 2 * kv) + gemmSeconds(gpu, peak, x, q, h);
+  let linear = gemmSeconds(gpu, rate, x, h, q + 2 * kv) + gemmSeconds(gpu, rate, x, q, h);
   if (moe === undefined) {
-    linear += gemmSeconds(gpu, peak, x, h, up * f) + gemmSeconds(gpu, peak, x, f, h);
+    linear += gemmSeconds(gpu, rate, x, h, up * f) + gemmSeconds(gpu, rate, x, f, h);
   } else {
     const local = moe.experts / plan.ep;
     const tokens = (x * k * plan.ep) / moe.experts;
-    linear += local * (gemmSeconds(gpu, peak, tokens, h, up * f) + gemmSeconds(gpu, peak, tokens, f, h));
-    linear += gemmSeconds(gpu, peak, x, h, moe.experts);
+    linear += local * (gemmSeconds(gpu, rate, tokens, h, up * f) + gemmSeconds(gpu, rate, tokens, f, h));
+    linear += gemmSeconds(gpu, rate16, x, h, moe.experts);
   }
 
   // Attention core: Q K^T and P V over the full key length (keys arrive over the cp ring).
@@ -90,10 +127,10 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
   let coreBackward: number;
   let softmaxElements = 0;
   if (plan.flashAttention) {
-    coreForward = (coreFlops * CAUSAL_FRACTION) / (peak * gpu.efficiency.attentionMax);
+    coreForward = (coreFlops * CAUSAL_FRACTION) / (peak16Flops(gpu, plan) * gpu.efficiency.attentionMax);
     coreBackward = FLASH_BACKWARD_RATIO * coreForward;
   } else {
-    coreForward = (2 * gemmSeconds(gpu, peak, x * heads, plan.seqLen, model.headDim));
+    coreForward = 2 * gemmSeconds(gpu, rate16, x * heads, plan.seqLen, model.headDim);
     coreBackward = 2 * coreForward;
     // scale + mask + softmax read and write the scores; dropout reads, writes and writes its mask.
     softmaxElements = heads * x * plan.seqLen * (2 + (model.dropout ? 2.5 : 0));
@@ -106,11 +143,15 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
     k * (up + 1) * f +
     (model.positionEmbedding === "rope" ? 2 * (q + kv) : 0);
   const elementwise = streamSeconds(gpu, BYTES_16 * (x * perToken + softmaxElements));
+  // fp8: cast the GEMM inputs forward (h, q, h, k*f per token) and the output gradients backward (q + 2kv, h, k*up*f, h).
+  const fp8 = plan.precision === "fp8";
+  const castForward = fp8 ? streamSeconds(gpu, FP8_CAST_BYTES * x * ((2 * h) / r + q + k * f)) : 0;
+  const castBackward = fp8 ? streamSeconds(gpu, FP8_CAST_BYTES * x * (q + 2 * kv + (2 * h) / r + k * up * f)) : 0;
 
-  const forwardSeconds = linear + coreForward + elementwise;
+  const forwardSeconds = linear + coreForward + elementwise + castForward;
   return {
     forwardSeconds,
-    backwardInputSeconds: linear + coreBackward + ELEMENTWISE_BACKWARD_RATIO * elementwise,
+    backwardInputSeconds: linear + coreBackward + ELEMENTWISE_BACKWARD_RATIO * elementwise + castBackward,
     backwardWeightSeconds: linear,
     selectiveRecomputeSeconds: plan.recompute === "selective" && !plan.flashAttention ? coreForward : 0,
     attentionCoreForwardSeconds: coreForward,
@@ -123,10 +164,9 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
  * copies: read 2 + write 4 + read 4 + write 4 bytes per logit forward, the same again backward.
  */
 export function headTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): HeadTimes {
-  const peak = peakFlops(gpu, plan);
   const x = (plan.microBatch * plan.seqLen) / plan.cp;
   const vocab = model.vocabSize / plan.tp;
-  const proj = gemmSeconds(gpu, peak, x, model.hiddenSize, vocab);
+  const proj = gemmSeconds(gpu, gemm16Rate(gpu, plan), x, model.hiddenSize, vocab);
   const loss = streamSeconds(gpu, 14 * x * vocab);
   return { forwardSeconds: proj + loss, backwardSeconds: 2 * proj + loss };
 }

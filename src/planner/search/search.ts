@@ -28,6 +28,8 @@ export interface SearchResult {
   readonly searched: number;
   /** Of those, how many fit in memory. */
   readonly feasible: number;
+  /** Ranked plans left out because an earlier one has the same speed and memory (another equivalent layout). */
+  readonly equivalent: number;
   /** Candidates ruled out before evaluation: meshes whose model states alone overflow; plans that a bound shows cannot enter the shortlist (compute alone too slow, or full recomputation where none fits). */
   readonly skipped: { readonly statesOverflow: number; readonly computeBound: number };
   /** Fitting plans, best first (tokens/s, ties by memory headroom). Empty when none fits. */
@@ -48,6 +50,12 @@ export function faster(a: Estimate, b: Estimate): number {
   const memory = a.memory.peakBytesPerGpu - b.memory.peakBytesPerGpu;
   if (Math.abs(memory) > 1e-6 * a.memory.capacityBytes) return memory;
   return a.plan.cp - b.plan.cp || a.plan.pp - b.plan.pp || a.plan.tp - b.plan.tp || b.plan.microBatch - a.plan.microBatch;
+}
+
+/** Two plans that predict the same step time and the same memory (to a part in a million and 0.1 GiB). */
+function sameOutcome(a: Estimate, b: Estimate): boolean {
+  return Math.abs(a.time.stepSeconds - b.time.stepSeconds) <= 1e-6 * a.time.stepSeconds &&
+    Math.abs(a.memory.peakBytesPerGpu - b.memory.peakBytesPerGpu) <= 0.1 * 2 ** 30;
 }
 
 /** A plan's identity, for removing duplicates that different routes reach. */
@@ -170,11 +178,22 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   // Pass 3: `refine` (the simulator) on the analytic best, which sets the final order.
   const refineCount = options.refineCount ?? 2 * options.top;
   const results = [...analytic.values()].sort(faster).slice(0, refineCount).map((e) => (options.refine === undefined ? e : options.refine(model, shape, e.plan)));
-  const ranked = results.filter((e) => e.memory.fits).sort(faster).slice(0, options.top);
+  const ranked: Estimate[] = [];
+  let equivalent = 0;
+  for (const e of results.filter((x) => x.memory.fits).sort(faster)) {
+    // the same speed and memory by another route (e.g. dp 4 x cp 2 x mb 1 against dp 2 x cp 4 x mb 2):
+    // list the simplest once rather than fill the ranking with copies
+    if (ranked.some((k) => sameOutcome(k, e))) {
+      equivalent++;
+      continue;
+    }
+    if (ranked.length < options.top) ranked.push(e);
+  }
   return {
     searched,
     feasible,
     skipped: { statesOverflow: pruned, computeBound: bounded },
+    equivalent,
     plans: ranked,
     closest: ranked.length > 0 ? [] : closest.items().map((c) => estimate(model, shape, c.plan)),
     partitionSeconds,

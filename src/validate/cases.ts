@@ -1,0 +1,179 @@
+import type { PlanInput } from "../spec/plan.js";
+import type { ModelSpec, Precision, Recompute } from "../spec/types.js";
+import { recordMeasurement, type Measurement } from "./conventions.js";
+import { recordModel } from "./model.js";
+import { profileOf, type SourceProfile } from "./profiles.js";
+import type { MeasurementRecord } from "./records.js";
+
+/** One record made reproducible: the model, the built-in cluster, the plan, what was measured. */
+export interface ValidationCase {
+  readonly id: string;
+  readonly source: string;
+  readonly model: ModelSpec;
+  /** A built-in cluster name (models/hardware/clusters). */
+  readonly cluster: string;
+  readonly gpus: number;
+  readonly gpusPerNode: number | undefined;
+  readonly plan: PlanInput;
+  /** Undefined for a record that only reports running out of memory. */
+  readonly measurement: Measurement | undefined;
+  /** False when the source reports an out-of-memory failure. */
+  readonly ran: boolean;
+  /** Every default filled in for a knob the record leaves out. */
+  readonly assumptions: readonly string[];
+  /** Peak memory per GPU as published (GiB, or BLOOM's nvidia-smi "GB" as 10^9 bytes), when given. */
+  readonly publishedMemoryBytes: number | undefined;
+}
+
+export interface Skipped {
+  readonly id: string;
+  readonly source: string;
+  readonly reason: string;
+}
+
+export type CaseResult = { readonly case: ValidationCase } | { readonly skipped: Skipped };
+
+/** The published GPU as a built-in cluster (DGX topology; the measurement file names the GPU as published). */
+export function clusterFor(gpu: string | null, source: string): { cluster?: string; skip?: string; note?: string } {
+  if (gpu === null) return { skip: "GPU not stated" };
+  if (gpu.includes("V100")) return { skip: "V100 (DGX-2): no DGX-2 cluster is built in" };
+  if (gpu.includes("H200")) return { cluster: "dgx-h200" };
+  if (gpu.includes("B200")) return { cluster: "dgx-b200" };
+  if (gpu.includes("96GB")) return { skip: "H100 96GB HBM2e (500 W) is not a built-in GPU" };
+  if (gpu.includes("H100")) return { cluster: "dgx-h100" };
+  if (gpu.includes("A100-class")) return { skip: "GPU SKU not stated" };
+  if (gpu.includes("A100") && gpu.includes("40GB")) return { cluster: "dgx-a100-40gb" };
+  if (gpu.includes("A100") && gpu.includes("80GB")) return { cluster: "dgx-a100-80gb" };
+  // Megatron-LM's September 2020 tables: a DGX A100 then had 40 GB GPUs (the 80 GB part came in November 2020).
+  if (gpu.includes("DGX-A100") && source === "megatron-gpt2-2020-readme") return { cluster: "dgx-a100-40gb", note: "DGX A100 of 2020: 40 GB GPUs" };
+  return { skip: `GPU '${gpu}' has no built-in match` };
+}
+
+function precisionOf(text: string | null, profile: SourceProfile, assumptions: string[]): Precision {
+  if (text !== null) {
+    if (/fp8|float8/i.test(text)) return "fp8";
+    if (/bf16/i.test(text)) return "bf16";
+    if (/fp16|half/i.test(text)) return "fp16";
+  }
+  assumptions.push(`precision ${profile.precision} (not stated; ${profile.framework})`);
+  return profile.precision;
+}
+
+/** Recomputation as the plan knobs: a mode, and the share of layers fully recomputed where that is how it was done. */
+function recomputeOf(r: MeasurementRecord, profile: SourceProfile, assumptions: string[]): { mode?: Recompute; fullShare?: number; skip?: string } {
+  const text = r.parallel.recompute;
+  const selective = (): { mode: Recompute; fullShare?: number } => {
+    if (profile.selectiveShare === undefined) return { mode: "selective" };
+    assumptions.push(`selective (op): ${100 * profile.selectiveShare}% of layers counted as fully recomputed (${profile.framework} policy)`);
+    return { mode: "none", fullShare: profile.selectiveShare };
+  };
+  if (text === null) {
+    assumptions.push(`recompute ${profile.recompute} (not stated; ${profile.framework})`);
+    return profile.recompute === "selective" ? selective() : { mode: profile.recompute };
+  }
+  if (/^full/i.test(text)) return { mode: "full" };
+  if (/^none/i.test(text)) return { mode: "none" };
+  if (/selective \(layer\)/i.test(text)) {
+    // torchtitan's selective layer checkpointing wraps every 2nd block (selective_ac_option "2").
+    assumptions.push("selective (layer): every 2nd layer fully recomputed (torchtitan default option)");
+    return { mode: "none", fullShare: 0.5 };
+  }
+  if (/every n-th block/i.test(text)) {
+    const { mfu_pct: mfu, hfu_pct: hfu } = r.measured;
+    if (mfu === null || hfu === null) return { skip: "recompute share (every n-th block) not stated" };
+    // HFU/MFU = (3 + f)/3 for a share f of layers recomputed (one extra forward each).
+    const share = Math.min(1, Math.max(0, 3 * (hfu / mfu - 1)));
+    assumptions.push(`every n-th block: ${(100 * share).toFixed(0)}% of layers recomputed (from HFU/MFU)`);
+    return { mode: "none", fullShare: share };
+  }
+  if (/^selective/i.test(text)) return selective();
+  return { skip: `recompute '${text}' not understood` };
+}
+
+function zeroOf(r: MeasurementRecord, profile: SourceProfile, assumptions: string[]): number {
+  if (r.parallel.zero_stage !== null) return r.parallel.zero_stage;
+  const fsdp = r.parallel.fsdp;
+  if (fsdp !== null) {
+    if (/not resharded/i.test(fsdp)) return 2; // weights kept gathered after the forward: ZeRO-2's memory
+    if (/FSDP=0/.test(fsdp)) return profile.zero;
+    if (/FSDP/i.test(fsdp)) return 3;
+  }
+  if (profile.zero !== 0) assumptions.push(`ZeRO ${profile.zero} (${profile.framework})`);
+  return profile.zero;
+}
+
+/**
+ * Layers per stage when they do not split evenly: the embedding and the output layer count as one layer
+ * each (Megatron-DeepSpeed's `type:transformer|embedding` partition for BLOOM; the Llama 3 paper, section
+ * 3.3.2, removes one layer from the first and the last of 16 stages for 405B). The layers + 2 units are
+ * split as DeepSpeed's partition_uniform does, and the first and last stages give one unit to the
+ * embedding and the output layer. Undefined when the split is even or interleaved (not representable).
+ */
+export function unevenLayers(layers: number, pp: number, v: number): number[] | undefined {
+  if (pp < 2 || layers % (pp * v) === 0 || v !== 1) return undefined;
+  // DeepSpeed's partition_uniform: the first (units mod pp) stages take one unit more.
+  const units = layers + 2;
+  const base = Math.floor(units / pp);
+  const extra = units % pp;
+  const out = Array.from({ length: pp }, (_, i) => base + (i < extra ? 1 : 0) - (i === 0 || i === pp - 1 ? 1 : 0));
+  return out.every((n) => n >= 1) ? out : undefined;
+}
+
+function skip(r: MeasurementRecord, reason: string): CaseResult {
+  return { skipped: { id: r.id, source: r.source, reason } };
+}
+
+export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[]): CaseResult {
+  const profile = profileOf(r.source);
+  if (profile === undefined) return skip(r, `no profile for source '${r.source}'`);
+  const why = profile.skip?.(r);
+  if (why !== undefined) return skip(r, why);
+  const x = r.measured;
+  const throughput = [x.iteration_time_s, x.tokens_per_sec_per_gpu, x.tokens_per_sec_total, x.tflops_per_gpu].some((v) => v !== null);
+  if (x.oom !== true && !throughput) return skip(r, "no throughput measurement (memory or per-layer figures only)");
+  const hw = clusterFor(r.hardware.gpu, r.source);
+  if (hw.cluster === undefined) return skip(r, hw.skip ?? "no cluster");
+  const gpus = r.hardware.num_gpus;
+  if (gpus === null) return skip(r, "GPU count not stated");
+  const p = r.parallel;
+  if (p.tp === null || p.pp === null) return skip(r, "tensor/pipeline degrees not stated");
+  const built = recordModel(r, profile, builtins);
+  if (built.model === undefined) return skip(r, built.skip ?? "model shape incomplete");
+  const model = built.model;
+  const assumptions = [...built.assumptions, ...(hw.note === undefined ? [] : [hw.note])];
+  const cp = p.cp ?? 1;
+  const dp = p.dp ?? gpus / (p.tp * p.pp * cp);
+  if (dp * p.tp * p.pp * cp !== gpus) return skip(r, `dp(${dp}) * tp(${p.tp}) * pp(${p.pp}) * cp(${cp}) != GPUs(${gpus})`);
+  const seqLen = model.seqLen;
+  const globalBatch = p.global_batch_size ?? (p.global_batch_tokens === null ? null : p.global_batch_tokens / seqLen);
+  if (globalBatch === null || !Number.isInteger(globalBatch)) return skip(r, "global batch not stated");
+  let microBatch = p.micro_batch_size ?? profile.microBatch?.(r);
+  if (microBatch === undefined) {
+    microBatch = 1;
+    assumptions.push("micro-batch 1 (not stated)");
+  }
+  const rc = recomputeOf(r, profile, assumptions);
+  if (rc.mode === undefined) return skip(r, rc.skip ?? "recompute");
+  const v = p.vpp ?? 1;
+  const layersPerStage = unevenLayers(model.layers, p.pp, v);
+  if (layersPerStage !== undefined) assumptions.push(`layers per stage ${layersPerStage[0]}..${layersPerStage[1]} (embedding and output count as layers)`);
+  const stages = layersPerStage ?? new Array<number>(p.pp).fill(model.layers / p.pp);
+  const sp = p.tp > 1 && (p.sequence_parallel ?? profile.sequenceParallel);
+  const plan: PlanInput = {
+    tp: p.tp, pp: p.pp, dp, cp, ep: 1, virtualStages: v, schedule: v > 1 ? "interleaved" : "1f1b",
+    microBatch, globalBatch, seqLen, sequenceParallel: sp, zero: zeroOf(r, profile, assumptions), recompute: rc.mode,
+    precision: precisionOf(p.precision, profile, assumptions), flashAttention: profile.flashAttention,
+    tpCommOverlap: p.tp > 1 && profile.tpCommOverlap === true,
+    ...(layersPerStage === undefined ? {} : { layersPerStage }),
+    ...(rc.fullShare === undefined ? {} : { recomputeLayersPerStage: stages.map((n) => Math.round(n * rc.fullShare!)) }),
+  };
+  const ran = r.measured.oom !== true;
+  const measurement = recordMeasurement(r, profile, model, globalBatch, seqLen, gpus);
+  if (ran && measurement === undefined) return skip(r, "TFLOP/s only, and the source's FLOP counting is not known");
+  return {
+    case: {
+      id: r.id, source: r.source, model, cluster: hw.cluster, gpus, gpusPerNode: r.hardware.gpus_per_node ?? undefined, plan, measurement, ran, assumptions,
+      publishedMemoryBytes: x.memory_per_gpu_gib !== null ? x.memory_per_gpu_gib * 2 ** 30 : x.memory_per_gpu_gb !== null ? x.memory_per_gpu_gb * 1e9 : undefined,
+    },
+  };
+}

@@ -1,0 +1,119 @@
+import type { Precision, Recompute } from "../spec/types.js";
+import type { MeasurementRecord } from "./records.js";
+
+/**
+ * What each source's framework did where a record leaves a knob unstated (null). Every default here is
+ * applied as a stated assumption, printed with the record by `meshplan validate`. The FLOP conventions are
+ * models/measurements/README.md, "How each source counts FLOPs".
+ */
+export type FlopConvention = "megatron-hardware" | "megatron-model" | "palm";
+
+export interface SourceProfile {
+  /** The framework, in words, for the report. */
+  readonly framework: string;
+  readonly flashAttention: boolean;
+  readonly dropout: boolean;
+  /** ZeRO stage when the record names neither a stage nor FSDP. */
+  readonly zero: number;
+  readonly recompute: Recompute;
+  readonly precision: Precision;
+  readonly sequenceParallel: boolean;
+  /**
+   * Share of the forward redone under the framework's op-level "selective" checkpointing, when it is not
+   * Korthikanti et al.'s (attention core only); modelled as that share of layers fully recomputed.
+   */
+  readonly selectiveShare?: number;
+  /** Tensor-parallel communication overlapped with GEMMs (--tp-comm-overlap) when tp > 1. */
+  readonly tpCommOverlap?: boolean;
+  /** How the source counts FLOPs in `tflops_per_gpu` (undefined: never compared as TFLOP/s). */
+  readonly tflops?: FlopConvention;
+  readonly vocab?: number;
+  readonly heads?: number;
+  readonly seqLen?: number;
+  /** Records of this source that cannot be reproduced, and why (undefined: keep). */
+  readonly skip?: (r: MeasurementRecord) => string | undefined;
+  /** Micro-batch when the record gives none (default 1). */
+  readonly microBatch?: (r: MeasurementRecord) => number | undefined;
+}
+
+const MEGATRON_2021 = {
+  // Megatron-LM before 2022: no flash attention, no sequence parallel; GPT dropout 0.1 (arguments.py defaults).
+  flashAttention: false, dropout: true, zero: 0, recompute: "full", precision: "fp16", sequenceParallel: false,
+} as const;
+
+// NeMo / Megatron-Bridge recipes: Transformer Engine fused attention, the distributed optimizer (ZeRO-1),
+// sequence parallel with tp > 1, no recomputation in the pre-training recipes of the tables.
+const NVIDIA_RECIPES = {
+  flashAttention: true, dropout: false, zero: 1, recompute: "none", precision: "fp8", sequenceParallel: true,
+  // The performance recipes turn on tp_comm_overlap with tp > 1 on H100/B200 (NeMo performance tuning guide).
+  tpCommOverlap: true,
+  // NeMo's GPT-3 recipes use the GPT-2 BPE vocabulary padded to 51,200 (Megatron-LM default padding).
+  vocab: 51200,
+} as const;
+
+// PyTorch FSDP stacks (llm-foundry, torchtitan, the IBM blogs): FULL_SHARD is ZeRO-3, SDPA/Triton flash attention.
+const FSDP = { flashAttention: true, dropout: false, zero: 3, recompute: "none", precision: "bf16", sequenceParallel: false } as const;
+
+const skipAll = (why: string) => () => why;
+
+export const PROFILES: Readonly<Record<string, SourceProfile>> = {
+  "megatron-sc21": { framework: "Megatron-LM 2021 (examples/sc21/run_table_1.sh)", ...MEGATRON_2021, tflops: "megatron-hardware" },
+  "megatron-gpt2-2020-readme": {
+    framework: "Megatron-LM 2020 (GPT-2 scripts: --checkpoint-activations, fp16)", ...MEGATRON_2021,
+    // In 2020 Megatron's --batch-size was per data-parallel rank and there was no gradient accumulation.
+    microBatch: (r) => (r.parallel.global_batch_size !== null && r.parallel.dp !== null ? r.parallel.global_batch_size / r.parallel.dp : undefined),
+    skip: (r) => (r.hardware.gpu?.includes("V100") === true ? "V100 (DGX-2): no DGX-2 cluster (16 GPUs on NVSwitch) is built in" : undefined),
+  },
+  "megatron-2021-readme": { framework: "Megatron-LM 2021", ...MEGATRON_2021, skip: skipAll("tensor/pipeline split not published (the same runs are SC'21 Table 1)") },
+  "korthikanti-2022": {
+    framework: "Megatron-LM 2022 (Calculon's reproduction: fp16, no ZeRO)", ...MEGATRON_2021, vocab: 51200,
+  },
+  "mt-nlg-530b": {
+    // Megatron-DeepSpeed with full recomputation (the 96*B*s*l*h^2 formula reproduces the time); GPT-2 vocabulary padded to 51,200.
+    framework: "Megatron-DeepSpeed 2021", ...MEGATRON_2021, zero: 1, vocab: 51200,
+  },
+  "bloom-176b": {
+    // Megatron-DeepSpeed 2022 (no flash attention, no SP), ZeRO-1, full checkpointing (tr11 README); BLOOM's
+    // released config has hidden_dropout = attention_dropout = 0.0; the prequel's earlier runs used fp16.
+    framework: "Megatron-DeepSpeed 2022 (BigScience tr11)", flashAttention: false, dropout: false, zero: 1, recompute: "full",
+    precision: "fp16", sequenceParallel: false, vocab: 250000, heads: 64, seqLen: 2048,
+  },
+  "megatron-h100-2024": {
+    // As test/planner/megatron-table.test.ts: bf16, Transformer Engine attention, SP, distributed optimizer.
+    // The README lists --tp-comm-overlap among the optimizations of these runs.
+    framework: "Megatron-Core 2024", flashAttention: true, dropout: false, zero: 1, recompute: "none", precision: "bf16",
+    sequenceParallel: true, tpCommOverlap: true, tflops: "megatron-model",
+  },
+  "nemo-performance-summary": { framework: "NeMo 24.03/24.07", ...NVIDIA_RECIPES },
+  "megatron-bridge-performance": { framework: "Megatron-Bridge 25.09/25.11", ...NVIDIA_RECIPES },
+  "llm-foundry-mpt": { framework: "MosaicML llm-foundry (Composer FSDP)", ...FSDP },
+  "torchtitan": {
+    // torchtitan's llama3 configs default to selective (op) activation checkpointing, whose policy saves the
+    // attention output and every other matmul output and recomputes the rest (torchtitan
+    // parallelize_llama.py `_save_list`, "mm_count % 2"): about half the forward's matmuls are redone.
+    framework: "torchtitan (FSDP2)", ...FSDP, recompute: "selective", selectiveShare: 0.5,
+    skip: (r) => (r.hardware.gpu?.includes("96GB") === true ? "H100 96GB HBM2e at a 500 W limit (Grand Teton) is not a built-in GPU" : undefined),
+  },
+  "pytorch-fsdp-ibm-2024": {
+    framework: "PyTorch FSDP (IBM foundation-model-stack)", ...FSDP,
+    skip: (r) => (r.parallel.recompute?.includes("not restated") === true ? "activation checkpointing share not stated per row" : undefined),
+  },
+  "llama3-405b": {
+    // Meta's 4D parallelism: flash attention, SP with TP; no recompute is stated, Megatron's default is none.
+    framework: "Meta Llama 3 training stack", flashAttention: true, dropout: false, zero: 2, recompute: "none", precision: "bf16",
+    sequenceParallel: true, tflops: "palm",
+  },
+  "flashattention": {
+    framework: "flash-attention training code", ...FSDP, zero: 0,
+    skip: skipAll("batch and micro-batch not stated (Table 1 states no parallel setting either)"),
+  },
+  "megascale-2024": { framework: "Megatron-LM / MegaScale", ...MEGATRON_2021, skip: skipAll("GPU SKU not stated ('NVIDIA Ampere GPUs')") },
+  "opt-175b": { framework: "metaseq", ...FSDP, skip: skipAll("a published maximum ('up to'), FLOP counting not stated") },
+  "zero-2020": { framework: "DeepSpeed ZeRO", ...MEGATRON_2021, skip: skipAll("no configuration published in text (V100, lower bound)") },
+  "megatron-lm-2019": { framework: "Megatron-LM 2019", ...MEGATRON_2021, skip: skipAll("V100 DGX-2H: no DGX-2 cluster is built in; scaling efficiencies only") },
+};
+
+/** A source with no profile is reported as skipped, not guessed at. */
+export function profileOf(source: string): SourceProfile | undefined {
+  return PROFILES[source];
+}

@@ -1,0 +1,114 @@
+import { describe, expect, it } from "vitest";
+import { builtinNames, loadModel } from "../../src/cli/catalog.js";
+import { clusterFor, recordCase, unevenLayers, type ValidationCase } from "../../src/validate/cases.js";
+import { readMeasurements } from "../../src/validate/files.js";
+import type { MeasurementRecord } from "../../src/validate/records.js";
+
+const records = readMeasurements();
+const builtins = builtinNames("model").map(loadModel);
+const byId = new Map(records.map((r) => [r.id, r]));
+
+function record(id: string): MeasurementRecord {
+  const r = byId.get(id);
+  if (r === undefined) throw new Error(`no record ${id}`);
+  return r;
+}
+
+function mapped(id: string): ValidationCase {
+  const result = recordCase(record(id), builtins);
+  if (!("case" in result)) throw new Error(`${id} skipped: ${result.skipped.reason}`);
+  return result.case;
+}
+
+function skipReason(id: string): string {
+  const result = recordCase(record(id), builtins);
+  if ("case" in result) throw new Error(`${id} was not skipped`);
+  return result.skipped.reason;
+}
+
+describe("published records as meshplan plans", () => {
+  it("reads all 533 records of the 18 files", () => {
+    expect(records).toHaveLength(533);
+    expect(new Set(records.map((r) => r.source)).size).toBe(18);
+  });
+
+  it("SC'21 GPT 1.7B (r0012): Megatron 2021 knobs, hardware TFLOP/s in the 96*B*s*l*h^2 convention", () => {
+    const c = mapped("r0012");
+    expect(c.cluster).toBe("dgx-a100-80gb");
+    expect(c.model.name).toBe("sc21-gpt-1.7b"); // the built-in model of the same shape
+    expect(c.plan).toMatchObject({ tp: 1, pp: 1, dp: 32, microBatch: 16, globalBatch: 512, seqLen: 2048, recompute: "full", precision: "fp16", zero: 0, flashAttention: false });
+    const m = c.measurement!;
+    expect(m.kind).toBe("tflops-per-gpu");
+    const [l, h, s, V] = [24, 2304, 2048, 51200];
+    expect(m.flopsPerToken).toBeCloseTo(96 * l * h * h * (1 + s / (6 * h) + V / (16 * l * h)), -3);
+    expect(m.tokensPerSecondPerGpu).toBeCloseTo((137e12) / m.flopsPerToken!, 6);
+  });
+
+  it("BLOOM 176B (r0204): embedding-aware stages, ZeRO-1, bf16, iteration time", () => {
+    const c = mapped("r0204");
+    expect(c.plan).toMatchObject({ tp: 4, pp: 12, dp: 8, microBatch: 2, globalBatch: 2048, zero: 1, precision: "bf16", recompute: "full", sequenceParallel: false });
+    expect(c.plan.layersPerStage).toEqual([5, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 5]);
+    expect(c.measurement).toMatchObject({ kind: "iteration-seconds", value: 105.22 });
+    expect(c.measurement!.tokensPerSecondPerGpu).toBeCloseTo((2048 * 2048) / (105.22 * 384), 9);
+  });
+
+  it("Llama 3 405B (r1407): 126 layers on 16 stages drop one layer on the first and the last, PaLM FLOPs", () => {
+    const c = mapped("r1407");
+    expect(c.plan.layersPerStage).toEqual([7, ...new Array<number>(14).fill(8), 7]);
+    expect(c.plan).toMatchObject({ tp: 8, pp: 16, dp: 64, cp: 1, globalBatch: 2048, seqLen: 8192 });
+    expect(c.measurement!.compares).toContain("PaLM");
+    expect(c.assumptions).toContain("micro-batch 1 (not stated)");
+  });
+
+  it("llm-foundry MPT-70b (r1000): FSDP FULL_SHARD is ZeRO-3, tokens/s per GPU", () => {
+    const c = mapped("r1000");
+    expect(c.cluster).toBe("dgx-h100");
+    expect(c.plan).toMatchObject({ tp: 1, pp: 1, dp: 64, zero: 3, recompute: "full", precision: "bf16", microBatch: 8, flashAttention: true });
+    expect(c.measurement).toMatchObject({ kind: "tokens-per-second-per-gpu", value: 1039, tokensPerSecondPerGpu: 1039 });
+  });
+
+  it("Megatron GPT-2 2020 on a DGX A100 (r0033): 40 GB GPUs, batch per data-parallel rank", () => {
+    const c = mapped("r0033");
+    expect(c.cluster).toBe("dgx-a100-40gb");
+    expect(c.plan).toMatchObject({ microBatch: 16, globalBatch: 16, recompute: "full", precision: "fp16" });
+  });
+
+  it("recompute shares: torchtitan's selective layer checkpointing and the IBM blog's every n-th block", () => {
+    expect(mapped("r1307").plan.recomputeLayersPerStage).toEqual([16]); // every 2nd of 32 layers
+    // r1338: HFU 59 / MFU 51 -> 3 * (59/51 - 1) = 47% of 40 layers
+    expect(mapped("r1338").plan.recomputeLayersPerStage).toEqual([19]);
+  });
+
+  it("NVIDIA recipes overlap tensor-parallel communication; fp8 where the table says so", () => {
+    expect(mapped("r1362").plan).toMatchObject({ tp: 4, pp: 4, virtualStages: 20, schedule: "interleaved", precision: "fp8", tpCommOverlap: true });
+  });
+
+  it("an out-of-memory record is a memory check without a throughput", () => {
+    const c = mapped("r1248");
+    expect(c.ran).toBe(false);
+    expect(c.measurement).toBeUndefined();
+  });
+
+  it("skips what cannot be reproduced, with the reason", () => {
+    expect(skipReason("r1316")).toContain("96GB");
+    expect(skipReason("r1410")).toContain("up to");
+    expect(skipReason("r1207")).toBe("layers not stated");
+    expect(skipReason("r0022")).toContain("tensor/pipeline split not published");
+    expect(skipReason("r1414")).toContain("SKU");
+    expect(skipReason("r1435")).toContain("no throughput measurement");
+  });
+
+  it("maps published GPU names to built-in clusters", () => {
+    expect(clusterFor("H100 80GB HBM3 (700 W)", "x").cluster).toBe("dgx-h100");
+    expect(clusterFor("A100 40GB", "x").cluster).toBe("dgx-a100-40gb");
+    expect(clusterFor("A100 80GB SXM4 (400 W)", "x").cluster).toBe("dgx-a100-80gb");
+    expect(clusterFor("B200 (DGX-B200)", "x").cluster).toBe("dgx-b200");
+    expect(clusterFor("V100 32GB (DGX-2)", "x").skip).toContain("V100");
+  });
+
+  it("uneven layer splits follow DeepSpeed's uniform partition with embedding and output as layers", () => {
+    expect(unevenLayers(78, 12, 1)).toEqual([6, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 5]);
+    expect(unevenLayers(72, 12, 1)).toBeUndefined(); // even: the plan's default
+    expect(unevenLayers(126, 8, 8)).toBeUndefined(); // interleaved: not representable
+  });
+});
