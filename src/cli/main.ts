@@ -1,20 +1,16 @@
 import { InputError } from "../spec/errors.js";
 import { helpText, parseArgs, type ParsedArgs } from "./args.js";
 import type { Io } from "./io.js";
-import { calibrateCommand } from "./calibrate.js";
-import { executeCommand } from "./execute.js";
-import { modelsCommand } from "./models.js";
-import { planCommand } from "./plan.js";
-import { simulateCommand } from "./simulate.js";
-import { validateCommand } from "./validate.js";
+type Command = (args: ParsedArgs, io: Io) => number | Promise<number>;
 
-const COMMANDS: Record<string, (args: ParsedArgs, io: Io) => number | Promise<number>> = {
-  plan: planCommand,
-  simulate: simulateCommand,
-  models: modelsCommand,
-  execute: executeCommand,
-  calibrate: calibrateCommand,
-  validate: validateCommand,
+/** Each command's module is loaded only when it runs, so that `plan` does not pay for the executor's start-up. */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  plan: async () => (await import("./plan.js")).planCommand,
+  simulate: async () => (await import("./simulate.js")).simulateCommand,
+  models: async () => (await import("./models.js")).modelsCommand,
+  execute: async () => (await import("./execute.js")).executeCommand,
+  calibrate: async () => (await import("./calibrate.js")).calibrateCommand,
+  validate: async () => (await import("./validate.js")).validateCommand,
 };
 
 /** Runs one command line; returns the exit code. Bad input prints one line on stderr and returns 2. */
@@ -25,12 +21,13 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       io.out(helpText());
       return args.command === undefined && args.flags.help !== true ? 2 : 0;
     }
-    const command = COMMANDS[args.command];
-    if (command === undefined) {
+    const load = COMMANDS[args.command];
+    if (load === undefined) {
       const known = ["explore"];
       const reason = known.includes(args.command) ? "not implemented yet" : "unknown command";
       throw new InputError({ code: "bad-flag", field: "command", value: args.command, valid: Object.keys(COMMANDS).join(", "), reason });
     }
+    const command = await load();
     return await command(args, io);
   } catch (e) {
     if (e instanceof InputError) {

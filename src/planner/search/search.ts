@@ -19,7 +19,7 @@ export interface SearchOptions {
   readonly shortlist?: number;
   /** The final evaluation of the best plans (meshplan passes the simulator); the analytic one when absent. */
   readonly refine?: Evaluate;
-  /** How many of the analytic best go through `refine` (default 2 * top). */
+  /** How many of the analytic best go through `refine` (default top + 3). */
   readonly refineCount?: number;
 }
 
@@ -176,7 +176,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     keep(resolvePlan(model, shape, { ...base, layersPerStage: layout.layersPerStage, recomputeLayersPerStage: layout.recomputeLayersPerStage }));
   }
   // Pass 3: `refine` (the simulator) on the analytic best, which sets the final order.
-  const refineCount = options.refineCount ?? 2 * options.top;
+  const refineCount = options.refineCount ?? options.top + 3;
   const results = [...analytic.values()].sort(faster).slice(0, refineCount).map((e) => (options.refine === undefined ? e : options.refine(model, shape, e.plan)));
   const ranked: Estimate[] = [];
   let equivalent = 0;
