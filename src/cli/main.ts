@@ -7,6 +7,7 @@ type Command = (args: ParsedArgs, io: Io) => number | Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   plan: async () => (await import("./plan.js")).planCommand,
   simulate: async () => (await import("./simulate.js")).simulateCommand,
+  explore: async () => (await import("./explore.js")).exploreCommand,
   models: async () => (await import("./models.js")).modelsCommand,
   execute: async () => (await import("./execute.js")).executeCommand,
   calibrate: async () => (await import("./calibrate.js")).calibrateCommand,
@@ -23,9 +24,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     }
     const load = COMMANDS[args.command];
     if (load === undefined) {
-      const known = ["explore"];
-      const reason = known.includes(args.command) ? "not implemented yet" : "unknown command";
-      throw new InputError({ code: "bad-flag", field: "command", value: args.command, valid: Object.keys(COMMANDS).join(", "), reason });
+      throw new InputError({ code: "bad-flag", field: "command", value: args.command, valid: Object.keys(COMMANDS).join(", "), reason: "unknown command" });
     }
     const command = await load();
     return await command(args, io);

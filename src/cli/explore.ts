@@ -1,0 +1,66 @@
+import { InputError } from "../spec/errors.js";
+import type { PlanInput } from "../spec/plan.js";
+import type { FlagName, FlagValue, ParsedArgs } from "./args.js";
+import { loadContext, planInputFrom, type Context } from "./context.js";
+import type { Io } from "./io.js";
+
+/** Plans in the list unless --top says otherwise. */
+export const DEFAULT_TOP = 10;
+
+type Flags = Partial<Record<FlagName, FlagValue>>;
+
+/** Colour unless NO_COLOR is set (no-color.org) or the terminal has none; FORCE_COLOR forces it. */
+export function colorEnabled(env: NodeJS.ProcessEnv, stdout: { isTTY?: boolean; hasColors?: () => boolean }): boolean {
+  const no = env.NO_COLOR;
+  if (no !== undefined && no !== "") return false;
+  const force = env.FORCE_COLOR;
+  if (force !== undefined && force !== "") return force !== "0" && force !== "false";
+  return stdout.isTTY === true && (stdout.hasColors?.() ?? false);
+}
+
+/** The flags and what they load: the same validation as `meshplan plan`. */
+export function loadFlags(flags: Flags): { readonly context: Context; readonly pinned: PlanInput } {
+  return { context: loadContext(flags), pinned: planInputFrom(flags) };
+}
+
+const ALT_SCREEN_ON = "\x1b[?1049h\x1b[H";
+const ALT_SCREEN_OFF = "\x1b[?1049l";
+
+/**
+ * `meshplan explore`: the interactive terminal UI (src/ui). Full screen on the alternate screen, which
+ * is restored on exit; searches run on worker threads. Ink and React load only for this command, in
+ * their production build (the development build records every prop for profiling, seconds per key).
+ * Exit codes: 0 after q, 2 for bad input or no terminal.
+ */
+export async function exploreCommand(args: ParsedArgs, io: Io): Promise<number> {
+  try {
+    const { top: topFlag, json, help: _help, trace: _trace, ...flags } = args.flags;
+    const top = typeof topFlag === "number" ? topFlag : DEFAULT_TOP;
+    if (top < 1) throw new InputError({ code: "out-of-range", field: "--top", value: top, valid: "an integer >= 1" });
+    if (json === true) throw new InputError({ code: "bad-flag", field: "--json", value: true, valid: "meshplan plan --json", reason: "explore is interactive" });
+    const loaded = loadFlags(flags);
+    if (process.stdin.isTTY !== true || process.stdout.isTTY !== true) {
+      io.err("meshplan: explore needs an interactive terminal (stdin and stdout); meshplan plan prints the same ranking as text");
+      return 2;
+    }
+    process.env.NODE_ENV ??= "production";
+    const { openExplorer } = await import("../ui/app.js");
+    const restore = () => process.stdout.write(ALT_SCREEN_OFF);
+    process.stdout.write(ALT_SCREEN_ON);
+    process.once("exit", restore);
+    try {
+      const app = openExplorer({ flags, loaded, load: loadFlags, top, color: colorEnabled(process.env, process.stdout), saveDir: process.cwd() });
+      await app.waitUntilExit();
+    } finally {
+      process.off("exit", restore);
+      restore();
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof InputError) {
+      io.err(`meshplan: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}

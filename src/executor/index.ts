@@ -1,0 +1,52 @@
+import { availableParallelism, loadavg } from "node:os";
+import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
+import { execute } from "./execute.js";
+import { calibrate } from "./measure/calibrate.js";
+import { predict, profileShape } from "./measure/profile.js";
+import { buildReport } from "./measure/report.js";
+
+/** The executor's entry for other front ends (the explorer's `x`): run a plan here and compare. */
+export interface PredictedVsMeasured {
+  readonly title: string;
+  readonly rows: readonly { readonly quantity: string; readonly predicted: string; readonly measured: string }[];
+  readonly notes?: readonly string[];
+}
+
+const STEPS = 3;
+const fmt = {
+  seconds: (s: number) => (s >= 1 ? `${s.toFixed(2)} s` : `${(s * 1e3).toFixed(1)} ms`),
+  bytes: (b: number) => (b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : `${(b / 1e3).toFixed(1)} kB`),
+  share: (x: number) => `${(100 * x).toFixed(1)}%`,
+};
+
+/**
+ * Calibrates this machine (a few seconds), runs `plan` for a few steps on local ranks and its one-rank
+ * reference, and returns predicted against measured. The cluster shape of the caller is not used for the
+ * prediction: the comparison is made on this machine's calibrated profile, as `meshplan execute` does.
+ */
+export async function executePlan(model: ModelSpec, _shape: ClusterShape, plan: Plan, options: { onProgress: (fraction: number, label: string) => void }): Promise<PredictedVsMeasured> {
+  options.onProgress(0, "calibrating this machine");
+  const profile = await calibrate({ backend: "wasm", base: model });
+  const ranks = plan.dp * plan.tp * plan.pp * plan.cp;
+  let done = 0;
+  const ex = await execute({
+    model, plan, steps: STEPS, backend: "wasm", reference: !plan.asynchronous,
+    onProgress: (e) => {
+      if (e.phase !== "step") return;
+      done++;
+      options.onProgress(Math.min(1, done / (ranks * STEPS)), `step ${e.step + 1}/${STEPS}`);
+    },
+  });
+  const cluster = profileShape(profile, ex.results.length);
+  const r = buildReport(ex, cluster, predict(model, cluster, plan), availableParallelism(), loadavg()[0]);
+  const rows = [
+    { quantity: "step time", predicted: fmt.seconds(r.predicted.time.stepSeconds), measured: fmt.seconds(r.measured.stepSeconds) },
+    { quantity: "bubble", predicted: fmt.share(r.predicted.pipeline.bubbleFraction), measured: fmt.share(r.measured.bubbleFraction) },
+    { quantity: "peak memory per rank", predicted: fmt.bytes(r.predicted.memory.peakBytesPerGpu), measured: fmt.bytes(Math.max(...r.measured.peakBytesPerRank)) },
+    ...Object.entries(r.bytes)
+      .filter(([, b]) => b.predictedBytes + b.measuredBytes > 0)
+      .map(([kind, b]) => ({ quantity: `${kind} bytes sent per step`, predicted: fmt.bytes(b.predictedBytes + b.uncountedBytes), measured: fmt.bytes(b.measuredBytes) })),
+  ];
+  if (r.numerics !== null) rows.push({ quantity: "loss vs one rank (max rel.)", predicted: "<= 1e-4", measured: r.numerics.maxRelativeError.toExponential(1) });
+  return { title: `${model.name}: ${ranks} ranks, ${STEPS} steps on ${ex.backend}`, rows, notes: r.notes };
+}

@@ -1,0 +1,146 @@
+import type { FlagName, FlagValue } from "../cli/args.js";
+import type { Context } from "../cli/context.js";
+import { divisorsOf, searchGlobalBatch } from "../planner/search/space.js";
+import type { PlanInput } from "../spec/plan.js";
+import { RECOMPUTES, SCHEDULES, type ModelSpec, type Plan } from "../spec/types.js";
+
+/**
+ * The explorer's knobs. Its whole input is a set of command-line flags (the same vocabulary as
+ * `meshplan plan`), so loadContext and planInputFrom validate every change exactly as the CLI does:
+ * context knobs change the model, cluster and batch; plan knobs pin a dimension of the search.
+ */
+export type Flags = Partial<Record<FlagName, FlagValue>>;
+
+export interface KnobSpec {
+  readonly flag: FlagName;
+  readonly label: string;
+  /** A plan knob pins a dimension of the search; a context knob changes what is planned. */
+  readonly kind: "context" | "plan";
+  /** Key that pins or frees it (plan knobs). */
+  readonly shortcut?: string;
+  /** The selected plan's value of a plan knob, as the flag takes it. */
+  readonly ofPlan?: (p: Plan) => FlagValue | undefined;
+}
+
+export const KNOBS: readonly KnobSpec[] = [
+  { flag: "model", label: "model", kind: "context" },
+  { flag: "gpus", label: "gpus", kind: "context" },
+  { flag: "cluster", label: "cluster", kind: "context" },
+  { flag: "seq", label: "seq", kind: "context" },
+  { flag: "global-batch", label: "batch", kind: "context" },
+  { flag: "tp", label: "tp", kind: "plan", shortcut: "t", ofPlan: (p) => p.tp },
+  { flag: "pp", label: "pp", kind: "plan", shortcut: "p", ofPlan: (p) => p.pp },
+  { flag: "dp", label: "dp", kind: "plan", shortcut: "d", ofPlan: (p) => p.dp },
+  { flag: "cp", label: "cp", kind: "plan", shortcut: "c", ofPlan: (p) => p.cp },
+  { flag: "micro-batch", label: "mb", kind: "plan", shortcut: "b", ofPlan: (p) => p.microBatch },
+  { flag: "schedule", label: "sched", kind: "plan", shortcut: "e", ofPlan: (p) => p.schedule },
+  { flag: "zero", label: "ZeRO", kind: "plan", shortcut: "z", ofPlan: (p) => p.zero },
+  { flag: "recompute", label: "rc", kind: "plan", shortcut: "r", ofPlan: (p) => p.recompute },
+  // sequence parallel only exists with tp > 1
+  { flag: "sp", label: "SP", kind: "plan", shortcut: "o", ofPlan: (p) => (p.tp > 1 ? p.sequenceParallel : undefined) },
+];
+
+export const FIRST_PLAN_KNOB = KNOBS.findIndex((k) => k.kind === "plan");
+
+/** What the context knobs step through, given the loaded context. */
+export interface KnobContext {
+  readonly model: ModelSpec;
+  readonly cluster: string;
+  readonly gpus: number;
+  readonly modelNames: readonly string[];
+  readonly clusterNames: readonly string[];
+  /** The values in use where the flags leave them to defaults (the model's sequence, the search's batch). */
+  readonly seqLen: number;
+  readonly globalBatch: number;
+}
+
+export function knobContext(context: Context, pinned: PlanInput, names: { readonly modelNames: readonly string[]; readonly clusterNames: readonly string[] }): KnobContext {
+  const { model, shape } = context;
+  return {
+    model, cluster: shape.spec.name, gpus: shape.gpus, modelNames: names.modelNames, clusterNames: names.clusterNames,
+    seqLen: pinned.seqLen ?? model.seqLen, globalBatch: searchGlobalBatch(model, pinned),
+  };
+}
+
+const powersOfTwo = (from: number, to: number) => {
+  const out: number[] = [];
+  for (let v = from; v <= to; v *= 2) out.push(v);
+  return out;
+};
+
+/** The values a knob steps through with + and -, in order. */
+export function knobOptions(knob: KnobSpec, c: KnobContext): readonly FlagValue[] {
+  const m = c.model;
+  switch (knob.flag) {
+    case "model": return c.modelNames;
+    case "cluster": return c.clusterNames;
+    case "gpus": return powersOfTwo(1, 32768);
+    case "seq": return powersOfTwo(128, 1 << 20);
+    case "global-batch": return powersOfTwo(1, 1 << 16);
+    case "tp": return divisorsOf(c.gpus).filter((t) => m.attentionHeads % t === 0 && m.ffnHiddenSize % t === 0 && (m.kvHeads % t === 0 || t % m.kvHeads === 0));
+    case "pp": return divisorsOf(c.gpus).filter((p) => p <= m.layers);
+    case "dp": return divisorsOf(c.gpus);
+    case "cp": return divisorsOf(c.gpus).filter((x) => c.seqLen % x === 0);
+    case "micro-batch": return powersOfTwo(1, 64).filter((b) => c.globalBatch % b === 0);
+    case "schedule": return SCHEDULES;
+    case "zero": return [0, 1, 2, 3];
+    case "recompute": return RECOMPUTES;
+    case "sp": return [true, false];
+    default: return [];
+  }
+}
+
+/**
+ * The next (+1) or previous (-1) value from `current`. Numeric options step to the nearest value
+ * beyond the current one, so a value not in the list (say 96 GPUs) still moves sensibly; others cycle.
+ */
+export function stepValue(options: readonly FlagValue[], current: FlagValue | undefined, delta: 1 | -1): FlagValue | undefined {
+  if (options.length === 0) return current;
+  if (typeof current === "number" && options.every((o) => typeof o === "number")) {
+    const nums = options as readonly number[];
+    return delta > 0 ? (nums.find((v) => v > current) ?? current) : ([...nums].reverse().find((v) => v < current) ?? current);
+  }
+  const i = options.findIndex((o) => o === current);
+  if (i < 0) return options[0];
+  return options[(i + delta + options.length) % options.length];
+}
+
+/** The value a knob shows: the flag when set, else what is in use (context) or the selected plan's (plan). */
+export function knobValue(knob: KnobSpec, flags: Flags, c: KnobContext, selected: Plan | undefined): FlagValue | undefined {
+  const set = flags[knob.flag];
+  if (set !== undefined) return set;
+  if (knob.flag === "seq") return c.seqLen;
+  if (knob.flag === "global-batch") return c.globalBatch;
+  if (knob.flag === "gpus") return c.gpus;
+  if (knob.flag === "model") return c.model.name;
+  if (knob.flag === "cluster") return c.cluster;
+  return selected === undefined ? undefined : knob.ofPlan?.(selected);
+}
+
+export function showValue(v: FlagValue | undefined): string {
+  if (v === undefined) return "-";
+  if (typeof v === "boolean") return v ? "on" : "off";
+  if (Array.isArray(v)) return v.join(",");
+  return String(v);
+}
+
+/** Flags with one knob set to a value, or freed (undefined). */
+export function withFlag(flags: Flags, flag: FlagName, value: FlagValue | undefined): Flags {
+  const next: Flags = { ...flags };
+  if (value === undefined) delete next[flag];
+  else next[flag] = value;
+  // The interleaved schedule's virtual stages go with it: a pinned --vpp without it is invalid.
+  if (flag === "schedule" && value !== "interleaved") delete next.vpp;
+  return next;
+}
+
+/** Every plan knob freed: the search explores them all again. */
+export function freeAll(flags: Flags): Flags {
+  let next = flags;
+  for (const k of KNOBS) if (k.kind === "plan") next = withFlag(next, k.flag, undefined);
+  return next;
+}
+
+export function isPinned(flags: Flags, knob: KnobSpec): boolean {
+  return knob.kind === "plan" && flags[knob.flag] !== undefined;
+}

@@ -1,0 +1,81 @@
+import { render } from "ink-testing-library";
+import { afterEach, describe, expect, it } from "vitest";
+import { colorEnabled, loadFlags } from "../../src/cli/explore.js";
+import { estimate } from "../../src/planner/cost/estimate.js";
+import { resolvePlan } from "../../src/spec/plan.js";
+import { KnobBar } from "../../src/ui/components/knob-bar.js";
+import { PlanList } from "../../src/ui/components/plan-list.js";
+import { ColorContext } from "../../src/ui/components/styled.js";
+import { listRows, ready, startExplorer, type Started } from "./helpers.js";
+
+// eslint-disable-next-line no-control-regex
+const SGR_COLOUR = /\x1b\[(?:\d+;)*(?:3\d|4\d|9\d|10\d)(?:;\d+)*m/;
+
+let ui: Started | undefined;
+afterEach(() => ui?.unmount());
+
+const big = loadFlags({ model: "llama3-70b", gpus: 64 }).context;
+const est = (input: Parameters<typeof resolvePlan>[2]) => estimate(big.model, big.shape, resolvePlan(big.model, big.shape, input));
+
+describe("components", () => {
+  it("the plan list marks the selection, marked plans and plans that do not fit", () => {
+    const plans = [est({ tp: 8, pp: 4 }), est({ tp: 8, pp: 2 }), est({ tp: 1, pp: 1 })];
+    const { lastFrame } = render(<ColorContext.Provider value={false}><PlanList plans={plans} selected={1} marked={(e) => e === plans[0]} rows={5} columns={80} empty="none" /></ColorContext.Provider>);
+    const rows = listRows(lastFrame()!);
+    expect(rows.map((r) => [r.selected, r.marked])).toEqual([[false, true], [true, false], [false, false]]);
+    expect(lastFrame()!.split("\n")[3]).toMatch(/!/); // 1 GPU per replica for a 70B model does not fit
+  });
+
+  it("the knob bar shows pinned knobs with * and the focused one in brackets", () => {
+    const knobs = { model: big.model, cluster: "dgx-h100", gpus: 64, modelNames: [], clusterNames: [], seqLen: 8192, globalBatch: 512 };
+    const { lastFrame } = render(<ColorContext.Provider value={false}><KnobBar flags={{ tp: 8 }} knobs={knobs} selected={est({ tp: 8, pp: 4 }).plan} focus={6} title={false} /></ColorContext.Provider>);
+    const [context, plan] = lastFrame()!.split("\n");
+    expect(context).toContain("model llama3-70b");
+    expect(context).toContain("gpus 64");
+    expect(plan).toContain(" tp 8* ");
+    expect(plan).toContain("[pp 4]");
+  });
+});
+
+describe("the screen", () => {
+  it("says the terminal is too small below 80x24", async () => {
+    ui = await startExplorer({ model: "tiny-gpt", gpus: 4 }, { size: { columns: 79, rows: 30 } });
+    expect(ui.frame()).toContain("terminal too small: 79x30");
+    expect(ui.frame()).toContain("80x24");
+  });
+
+  it("fits 80x24, eliding pipeline stages that do not fit", async () => {
+    ui = await startExplorer({ model: "llama3-8b", gpus: 8, pp: 8 }, { size: { columns: 80, rows: 24 } });
+    const f = await ui.waitFor(ready, "the ranked list");
+    const lines = f.split("\n");
+    expect(lines.length).toBeLessThanOrEqual(23);
+    for (const l of lines) expect(l.length).toBeLessThanOrEqual(80);
+    expect(f).toMatch(/memory \[/);
+    expect(f).toMatch(/time +\[/);
+    expect(f).toContain("sent per GPU per step");
+    expect(f).toMatch(/\.\.\. \d+ more \.\.\./); // 8 stages in fewer rows
+    expect(f).toContain("q quit");
+  });
+
+  it("uses the room of a larger terminal: more columns and rows", async () => {
+    ui = await startExplorer({ model: "tiny-gpt", gpus: 4 }, { size: { columns: 120, rows: 40 } });
+    const f = await ui.waitFor(ready, "the ranked list");
+    expect(f).toContain("meshplan explore");
+    expect(f).toContain("tokens/s");
+    expect(listRows(f).length).toBeGreaterThan(5); // 80x24 shows 5
+    expect(f).not.toMatch(/ 1-\d+\/\d+/); // every plan listed: no scrolling
+    expect(f).toContain("Why the first plan wins");
+  });
+
+  it("draws no colour with NO_COLOR, and colours the timeline otherwise", async () => {
+    ui = await startExplorer({ model: "tiny-gpt", gpus: 4 }, { color: false });
+    expect(await ui.waitFor(ready, "the list")).not.toMatch(SGR_COLOUR);
+    ui.unmount();
+    ui = await startExplorer({ model: "tiny-gpt", gpus: 4 }, { color: true });
+    expect(await ui.waitFor(ready, "the list")).toMatch(SGR_COLOUR);
+    expect(colorEnabled({ NO_COLOR: "1" }, { isTTY: true, hasColors: () => true })).toBe(false);
+    expect(colorEnabled({}, { isTTY: true, hasColors: () => false })).toBe(false);
+    expect(colorEnabled({}, { isTTY: true, hasColors: () => true })).toBe(true);
+    expect(colorEnabled({ FORCE_COLOR: "1" }, { isTTY: false })).toBe(true);
+  });
+});
