@@ -1,7 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { calibrate } from "../executor/measure/calibrate.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
-import { InputError } from "../spec/errors.js";
 import type { ParsedArgs } from "./args.js";
 import { loadModel } from "./catalog.js";
 import { backendFlag, DEFAULT_PROFILE_FILE, extraFlag } from "./execute.js";
@@ -28,18 +27,11 @@ export function formatProfile(p: DeviceProfile, file: string): string {
 }
 
 export async function calibrateCommand(args: ParsedArgs, io: Io): Promise<number> {
-  try {
-    const given = extraFlag(args, "profile");
-    const file = typeof given === "string" ? given : DEFAULT_PROFILE_FILE;
-    const profile = await calibrate({ backend: backendFlag(args), base: loadModel("tiny-gpt"), onProgress: (what) => io.err(`calibrate: ${what}`) });
-    writeFileSync(file, `${JSON.stringify(profile, null, 2)}\n`);
-    io.out(args.flags.json === true ? JSON.stringify(profile, null, 2) : formatProfile(profile, file));
-    return 0;
-  } catch (e) {
-    if (e instanceof InputError) {
-      io.err(`meshplan: ${e.message}`);
-      return 2;
-    }
-    throw e;
-  }
+  // bad input (InputError) reaches run() in main.ts, which prints it on one line and returns 2
+  const given = extraFlag(args, "profile");
+  const file = typeof given === "string" ? given : DEFAULT_PROFILE_FILE;
+  const profile = await calibrate({ backend: backendFlag(args), base: loadModel("tiny-gpt"), onProgress: (what) => io.err(`calibrate: ${what}`) });
+  writeFileSync(file, `${JSON.stringify(profile, null, 2)}\n`);
+  io.out(args.flags.json === true ? JSON.stringify(profile, null, 2) : formatProfile(profile, file));
+  return 0;
 }

@@ -33,34 +33,27 @@ const ALT_SCREEN_OFF = "\x1b[?1049l";
  * Exit codes: 0 after q, 2 for bad input or no terminal.
  */
 export async function exploreCommand(args: ParsedArgs, io: Io): Promise<number> {
-  try {
-    const { top: topFlag, json, help: _help, trace: _trace, ...flags } = args.flags;
-    const top = typeof topFlag === "number" ? topFlag : DEFAULT_TOP;
-    if (top < 1) throw new InputError({ code: "out-of-range", field: "--top", value: top, valid: "an integer >= 1" });
-    if (json === true) throw new InputError({ code: "bad-flag", field: "--json", value: true, valid: "meshplan plan --json", reason: "explore is interactive" });
-    const loaded = loadFlags(flags);
-    if (process.stdin.isTTY !== true || process.stdout.isTTY !== true) {
-      io.err("meshplan: explore needs an interactive terminal (stdin and stdout); meshplan plan prints the same ranking as text");
-      return 2;
-    }
-    process.env.NODE_ENV ??= "production";
-    const { openExplorer } = await import("../ui/app.js");
-    const restore = () => process.stdout.write(ALT_SCREEN_OFF);
-    process.stdout.write(ALT_SCREEN_ON);
-    process.once("exit", restore);
-    try {
-      const app = openExplorer({ flags, loaded, load: loadFlags, top, color: colorEnabled(process.env, process.stdout), saveDir: process.cwd() });
-      await app.waitUntilExit();
-    } finally {
-      process.off("exit", restore);
-      restore();
-    }
-    return 0;
-  } catch (e) {
-    if (e instanceof InputError) {
-      io.err(`meshplan: ${e.message}`);
-      return 2;
-    }
-    throw e;
+  // bad input (InputError) reaches run() in main.ts, which prints it on one line and returns 2
+  const { top: topFlag, json, help: _help, trace: _trace, ...flags } = args.flags;
+  const top = typeof topFlag === "number" ? topFlag : DEFAULT_TOP;
+  if (top < 1) throw new InputError({ code: "out-of-range", field: "--top", value: top, valid: "an integer >= 1" });
+  if (json === true) throw new InputError({ code: "bad-flag", field: "--json", value: true, valid: "meshplan plan --json", reason: "explore is interactive" });
+  const loaded = loadFlags(flags);
+  if (process.stdin.isTTY !== true || process.stdout.isTTY !== true) {
+    io.err("meshplan: explore needs an interactive terminal (stdin and stdout); meshplan plan prints the same ranking as text");
+    return 2;
   }
+  process.env.NODE_ENV ??= "production";
+  const { openExplorer } = await import("../ui/app.js");
+  const restore = () => process.stdout.write(ALT_SCREEN_OFF);
+  process.stdout.write(ALT_SCREEN_ON);
+  process.once("exit", restore);
+  try {
+    const app = openExplorer({ flags, loaded, load: loadFlags, top, color: colorEnabled(process.env, process.stdout), saveDir: process.cwd() });
+    await app.waitUntilExit();
+  } finally {
+    process.off("exit", restore);
+    restore();
+  }
+  return 0;
 }
