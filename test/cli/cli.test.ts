@@ -109,6 +109,6 @@ describe("bad input", () => {
     expectBadInput(meshplan("simulate", "--schedule", "zigzag"), "--schedule", "1f1b", "zb-h1");
     expectBadInput(meshplan("simulate", "--tp", "eight"), "--tp", '"eight"', "an integer");
     expectBadInput(meshplan("simulate", "--gpu", "v100-sxm-32gb", "--precision", "bf16"), "precision", "fp16");
-    expectBadInput(meshplan("frobnicate"), "command", "plan, simulate, models");
+    expectBadInput(meshplan("frobnicate"), "command", "frobnicate", "plan", "simulate", "explore", "execute", "calibrate", "validate", "models");
   });
 });
