@@ -24,7 +24,7 @@ export interface SearchOptions {
 }
 
 export interface SearchResult {
-  /** Plans evaluated by the analytic model. */
+  /** Plans considered: evaluated by the analytic model, or ruled out by a bound (see `skipped`). */
   readonly searched: number;
   /** Of those, how many fit in memory. */
   readonly feasible: number;
