@@ -1,17 +1,9 @@
 import { keptBytes } from "../planner/cost/activations.js";
 import type { DpCosts } from "../planner/cost/communication.js";
 import { gradientBytesPerParam, lossBytes, PARAM_BYTES } from "../planner/cost/memory.js";
-import type { PlanCosts, StageCost } from "../planner/cost/stages.js";
+import type { PlanCosts } from "../planner/cost/stages.js";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import type { SimDp, SimInput, SimParameterServers, SimStage } from "./types.js";
-
-/**
- * Gradient bucket size: PyTorch DDP's default bucket_cap_mb = 25 (MiB; torch/nn/parallel/distributed.py).
- * Buckets never split a layer, so a chunk has at most one per layer.
- */
-export const DP_BUCKET_BYTES = 25 * 2 ** 20;
-/** Upper bound on buckets per chunk, to keep ZeRO-3 graphs (every pass split) small. */
-export const MAX_DP_BUCKETS = 32;
 
 /**
  * How a stage's data-parallel traffic overlaps (src/planner/cost/communication.ts dpCosts): ZeRO-0/1
@@ -19,7 +11,7 @@ export const MAX_DP_BUCKETS = 32;
  * ZeRO-2 reduce-scatters every micro-batch; ZeRO-3 gathers before every forward and again before every
  * backward (perMicroBatchForward each time) and reduce-scatters after it (perMicroBatchBackward less that gather).
  */
-function simDp(plan: Plan, dp: DpCosts, buckets: number): SimDp {
+function simDp(plan: Plan, dp: DpCosts): SimDp {
   const zero3 = plan.zero >= 3;
   return {
     reduceOnceSeconds: dp.reduceOnce.seconds,
@@ -27,15 +19,8 @@ function simDp(plan: Plan, dp: DpCosts, buckets: number): SimDp {
     gatherForwardSeconds: zero3 ? dp.perMicroBatchForward.seconds : 0,
     gatherBackwardSeconds: zero3 ? dp.perMicroBatchForward.seconds : 0,
     reducePerMicroBatchSeconds: dp.perMicroBatchBackward.seconds - (zero3 ? dp.perMicroBatchForward.seconds : 0),
-    buckets,
+    buckets: dp.buckets,
   };
-}
-
-function bucketsFor(plan: Plan, s: StageCost, layers: number): number {
-  const v = plan.virtualStages;
-  const bytesPerChunk = (s.params * gradientBytesPerParam(plan)) / v;
-  const layersPerChunk = Math.max(1, Math.floor(layers / v));
-  return Math.max(1, Math.min(Math.ceil(bytesPerChunk / DP_BUCKET_BYTES), layersPerChunk, MAX_DP_BUCKETS));
 }
 
 /**
@@ -72,7 +57,7 @@ export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: P
       tp: { forward: s.tp.forward.seconds, backward: s.tp.backward.seconds },
       cp: { forward: s.cp.forward.seconds, backward: s.cp.backward.seconds },
       ep: { forward: s.ep.forward.seconds, backward: s.ep.backward.seconds },
-      dp: simDp(plan, s.dp, bucketsFor(plan, s, layers)),
+      dp: simDp(plan, s.dp),
       optimizerSeconds: s.optimizerSeconds,
       // The same terms as stageActivationBytes (src/planner/cost/memory.ts), per micro-batch.
       memory: {

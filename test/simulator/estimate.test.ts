@@ -1,9 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { dpExposedSeconds } from "../../src/planner/cost/communication.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { planCosts, stageMicroBatchSeconds } from "../../src/planner/cost/stages.js";
-import { simInputFromCosts } from "../../src/simulator/from-costs.js";
 import { simulate } from "../../src/simulator/simulate.js";
 import type { PlanInput } from "../../src/spec/plan.js";
 import type { Schedule } from "../../src/spec/types.js";
@@ -66,19 +64,31 @@ describe("simulate(): an Estimate whose time comes from the timeline", () => {
     }), { numRuns: 40 });
   });
 
-  it("when the cost model hides the gradient reduction behind the backward, only its last bucket (and ZeRO-1's first gather) is exposed", () => {
-    const shape = shapeOf("dgx-h100", 16); // dp 16 over two nodes; the all-reduce fits in one backward
+  it("data-parallel exposure: the simulation shows what the cost model says, and nothing where it says nothing", () => {
+    // ZeRO 0/1 on one stage: the bucketed formula is exact (only the first gather and last reduce bucket show).
+    const shape = shapeOf("dgx-h100", 16);
     for (const zero of [0, 1] as const) {
       const { model, plan } = planFor("llama3-8b", shape, { zero, globalBatch: 64 });
       const costs = planCosts(model, shape, plan);
       const s = costs.stages[0]!;
-      const analytic = dpExposedSeconds(s.dp, costs.microBatches, s.forwardSeconds, s.backwardInputSeconds + s.backwardWeightSeconds + s.recomputeSeconds);
-      expect(analytic).toBe(0);
-      const buckets = simInputFromCosts(model, shape, plan, costs).stages[0]!.dp.buckets;
-      expect(buckets).toBeGreaterThan(1);
-      const sim = simulate(model, shape, plan).estimate;
-      expect(sim.time.breakdown.dpCommSeconds).toBeCloseTo((s.dp.reduceOnce.seconds + s.dp.gatherOnce.seconds) / buckets, 12);
+      expect(s.dp.buckets).toBeGreaterThan(1);
+      const analytic = estimate(model, shape, plan).time.breakdown.dpCommSeconds;
+      expect(analytic).toBeCloseTo((s.dp.reduceOnce.seconds + s.dp.gatherOnce.seconds) / s.dp.buckets, 12);
+      expect(simulate(model, shape, plan).estimate.time.breakdown.dpCommSeconds).toBeCloseTo(analytic, 12);
     }
+    // Every plan shape: where the cost model calls the traffic hidden, the timeline exposes none of it.
+    let hidden = 0;
+    fc.assert(fc.property(planArb, (input) => {
+      const { model, plan } = resolve(input);
+      const analytic = estimate(model, h100, plan).time.breakdown.dpCommSeconds;
+      const sim = simulate(model, h100, plan).estimate.time.breakdown.dpCommSeconds;
+      if (analytic === 0) {
+        hidden++;
+        expect(sim).toBeLessThan(1e-12);
+      }
+      if (plan.pp === 1 && plan.zero <= 1) expect(sim).toBeCloseTo(analytic, 9);
+    }), { numRuns: 120 });
+    expect(hidden).toBeGreaterThan(0);
   });
 
   it("a pipeline of identical middle stages reports the bubble the schedule implies", () => {

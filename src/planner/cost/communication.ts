@@ -148,9 +148,32 @@ export interface DpCosts {
   readonly perMicroBatchForward: CollectiveCost;
   /** Every micro-batch, behind its backward (ZeRO-2 gradient reduce-scatter; ZeRO-3 gather and reduce-scatter). */
   readonly perMicroBatchBackward: CollectiveCost;
+  /** Buckets each chunk's traffic travels in (dpBucketCount). */
+  readonly buckets: number;
 }
 
-const NO_DP: DpCosts = { reduceOnce: FREE, gatherOnce: FREE, perMicroBatchForward: FREE, perMicroBatchBackward: FREE };
+const NO_DP: DpCosts = { reduceOnce: FREE, gatherOnce: FREE, perMicroBatchForward: FREE, perMicroBatchBackward: FREE, buckets: 1 };
+
+/**
+ * Gradient bucket size: PyTorch DDP's default bucket_cap_mb = 25 (MiB; torch/nn/parallel/distributed.py).
+ * Megatron-LM's distributed optimizer buckets the same way (bucket_size, default max(40M params, ...)); the
+ * DDP figure is the one both the cost model and the simulator use.
+ */
+export const DP_BUCKET_BYTES = 25 * 2 ** 20;
+/** Upper bound on buckets per chunk, to keep ZeRO-3 event graphs (every pass split) small. */
+export const MAX_DP_BUCKETS = 32;
+
+/**
+ * How many buckets one chunk's gradients travel in: 25 MiB each, never splitting a layer (so at most one
+ * per layer), at most MAX_DP_BUCKETS. The first gather bucket and the last reduction bucket have no compute
+ * to hide behind, which is why the bucket count matters to the exposed time.
+ */
+export function dpBucketCount(plan: Plan, paramsOnGpu: number, layers: number): number {
+  const v = plan.virtualStages;
+  const bytesPerChunk = (paramsOnGpu * gradientBytesPerParam(plan)) / v;
+  const layersPerChunk = Math.max(1, Math.floor(layers / v));
+  return Math.max(1, Math.min(Math.ceil(bytesPerChunk / DP_BUCKET_BYTES), layersPerChunk, MAX_DP_BUCKETS));
+}
 
 /**
  * Gradient reduction and, under ZeRO, parameter gathering (Rajbhandari et al. 2020, section 7: stage 1 and
@@ -158,8 +181,9 @@ const NO_DP: DpCosts = { reduceOnce: FREE, gatherOnce: FREE, perMicroBatchForwar
  * micro-batch, since a sharded gradient cannot accumulate locally. Dense weights reduce over dp*cp, expert
  * weights over dp*cp/ep.
  */
-export function dpCosts(plan: Plan, links: Links, params: RankParams): DpCosts {
+export function dpCosts(plan: Plan, links: Links, params: RankParams, layers: number): DpCosts {
   if (plan.parameterServers > 0) return NO_DP;
+  const buckets = dpBucketCount(plan, params.dense + params.expert, layers);
   const g = gradientBytesPerParam(plan);
   const groups: [number, number, EffectiveLink][] = [
     [plan.dp * plan.cp, params.dense, links.dp],
@@ -180,18 +204,51 @@ export function dpCosts(plan: Plan, links: Links, params: RankParams): DpCosts {
       gatherOnce: plus(out.gatherOnce, next.gatherOnce),
       perMicroBatchForward: plus(out.perMicroBatchForward, next.perMicroBatchForward),
       perMicroBatchBackward: plus(out.perMicroBatchBackward, next.perMicroBatchBackward),
+      buckets,
     };
   }
   return out;
 }
 
-export function dpExposedSeconds(c: DpCosts, microBatches: number, forwardSeconds: number, backwardSeconds: number): number {
+/** The compute a stage's data-parallel traffic can hide behind (per micro-batch, and around the step). */
+export interface DpWindows {
+  readonly forwardSeconds: number;
+  /** Backward with recomputation, per micro-batch. */
+  readonly backwardSeconds: number;
+  readonly virtualStages: number;
+  /** Compute the earlier stages must do before this stage's first forward can start (pipeline fill). */
+  readonly fillSeconds: number;
+  /** Compute the earlier stages still do after this stage's last backward (pipeline drain). */
+  readonly drainSeconds: number;
+}
+
+/**
+ * What a transfer of `seconds` in n equal buckets leaves exposed beside a pass of `windowSeconds` split in
+ * n pieces, when one bucket must wait for a piece (a reduction starts after its piece, a gather ends before
+ * its piece): one bucket's time when the transfer keeps up, otherwise the excess plus one piece.
+ */
+export function bucketedExposure(seconds: number, windowSeconds: number, buckets: number): number {
+  if (seconds <= 0) return 0;
+  return Math.max(seconds / buckets, seconds - windowSeconds + windowSeconds / buckets);
+}
+
+/**
+ * Exposed data-parallel time of one stage, as the event simulator plays it (src/simulator/build-pipeline.ts):
+ * the once-per-step gather (ZeRO-1/2) in buckets ahead of each chunk's first forward and the reduction
+ * (ZeRO-0/1) in buckets behind its last backward, of which at least the first and the last bucket are
+ * exposed; the pipeline's fill and drain hide them on the later stages. Per-micro-batch traffic (ZeRO-2/3)
+ * is exposed by what exceeds its pass, plus the step's first ZeRO-3 gather bucket and last reduction bucket.
+ */
+export function dpExposedSeconds(c: DpCosts, microBatches: number, w: DpWindows): number {
+  const v = w.virtualStages;
+  const n = c.buckets;
   const hide = (cost: CollectiveCost, window: number) => Math.max(0, cost.seconds - window);
-  return (
-    hide(c.reduceOnce, backwardSeconds) +
-    hide(c.gatherOnce, forwardSeconds) +
-    microBatches * (hide(c.perMicroBatchForward, forwardSeconds) + hide(c.perMicroBatchBackward, backwardSeconds))
-  );
+  const zero3Gather = c.perMicroBatchForward.seconds;
+  const perPassReduce = Math.max(0, c.perMicroBatchBackward.seconds - zero3Gather);
+  const start = bucketedExposure(c.gatherOnce.seconds / v, w.forwardSeconds / v, n) + zero3Gather / (v * n);
+  const end = bucketedExposure(c.reduceOnce.seconds / v, w.backwardSeconds / v, n) + perPassReduce / (v * n);
+  const steady = microBatches * (hide(c.perMicroBatchForward, w.forwardSeconds) + hide(c.perMicroBatchBackward, w.backwardSeconds));
+  return Math.max(0, start - w.fillSeconds) + steady + Math.max(0, end - w.drainSeconds);
 }
 
 export function dpBytes(c: DpCosts, microBatches: number): number {

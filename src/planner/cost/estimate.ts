@@ -34,10 +34,23 @@ export function offPipeline(shape: ClusterShape, plan: Plan, costs: PlanCosts, p
   let dpCommSeconds = 0;
   let dpBytesPerGpu = 0;
   let optimizerSeconds = 0;
+  const v = plan.virtualStages;
+  // Stage i's first forward waits for the earlier stages' first forwards; after its last backward its own
+  // collectives and the earlier stages' last backwards still run (GPipe, 1F1B, interleaved, naive; ZB-H1 ends on weight-gradient passes
+  // whose order is not fixed, so it gets no drain credit).
+  let fillSeconds = 0;
+  let drainSeconds = 0;
   for (const s of costs.stages) {
-    const forward = s.forwardSeconds;
-    const backward = s.backwardInputSeconds + s.backwardWeightSeconds + s.recomputeSeconds;
-    dpCommSeconds = Math.max(dpCommSeconds, dpExposedSeconds(s.dp, m, forward, backward));
+    const forwardSeconds = s.forwardSeconds;
+    const backwardSeconds = s.backwardInputSeconds + s.backwardWeightSeconds + s.recomputeSeconds;
+    // ZB-H1 reduces behind the weight-gradient pass W, the only one that produces gradients.
+    const reduceWindow = plan.schedule === "zb-h1" ? s.backwardWeightSeconds : backwardSeconds;
+    // The stage's own tensor/context/expert collectives after its backward run beside the last reduction.
+    const trailing = (s.tp.backward.seconds + s.cp.backward.seconds + s.ep.backward.seconds) / v;
+    const windows = { forwardSeconds, backwardSeconds: reduceWindow, virtualStages: v, fillSeconds, drainSeconds: plan.schedule === "zb-h1" ? 0 : drainSeconds + trailing };
+    fillSeconds += forwardSeconds / v;
+    drainSeconds += backwardSeconds / v;
+    dpCommSeconds = Math.max(dpCommSeconds, dpExposedSeconds(s.dp, m, windows));
     dpBytesPerGpu = Math.max(dpBytesPerGpu, dpBytes(s.dp, m));
     optimizerSeconds = Math.max(optimizerSeconds, s.optimizerSeconds);
   }

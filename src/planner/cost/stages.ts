@@ -93,7 +93,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
       tp: tpCostPerMicroBatch(model, plan, links, i),
       cp: cpCostPerMicroBatch(model, plan, links, i, layer.attentionCoreForwardSeconds, coreBackward),
       ep: epCostPerMicroBatch(model, plan, links, i),
-      dp: dpCosts(plan, links, params),
+      dp: dpCosts(plan, links, params, n),
       optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, memBytesPerSecond),
       states,
       params: params.dense + params.expert,
