@@ -1,4 +1,6 @@
+import { FLASH_BACKWARD_RATIO } from "../planner/cost/compute.js";
 import type { ClusterSpec, GpuSpec, LinkSpec } from "../spec/types.js";
+import { attentionSlowdown, type AttentionKernelName } from "./profiles.js";
 
 /**
  * The calibration layer: a few scale factors, fitted on published runs (src/validate/fit.ts, run by the
@@ -46,6 +48,21 @@ function calibratedLink(link: LinkSpec, s: CalibrationScales): LinkSpec {
 /** The prior cluster with the calibration layer applied. Pure. */
 export function calibratedCluster(spec: ClusterSpec, s: CalibrationScales): ClusterSpec {
   return { ...spec, gpu: calibratedGpu(spec.gpu, s), intraNode: calibratedLink(spec.intraNode, s), interNode: calibratedLink(spec.interNode, s) };
+}
+
+/**
+ * The cluster as a framework's attention kernel runs it: the fused-attention efficiency divided by the
+ * kernel's slowdown against the GPU's prior kernel over a forward and its backward (FLASH_BACKWARD_RATIO
+ * times the forward's time), so that a micro-batch's attention takes as long as the kernel's two passes.
+ * Unchanged where no ratio is published for that GPU.
+ */
+export function withAttentionKernel(spec: ClusterSpec, kernel: AttentionKernelName | undefined): ClusterSpec {
+  const k = kernel === undefined ? undefined : attentionSlowdown(kernel, spec.gpu.name);
+  if (k === undefined) return spec;
+  const r = FLASH_BACKWARD_RATIO;
+  const slowdown = (k.forward + r * k.backward) / (1 + r);
+  const e = spec.gpu.efficiency;
+  return { ...spec, gpu: { ...spec.gpu, efficiency: { ...e, attentionMax: e.attentionMax / slowdown } } };
 }
 
 /** One held-out fold: the scales fitted on every source but `source`. */

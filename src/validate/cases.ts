@@ -2,7 +2,7 @@ import type { PlanInput } from "../spec/plan.js";
 import type { ModelSpec, Precision, Recompute } from "../spec/types.js";
 import { recordMeasurement, type Measurement } from "./conventions.js";
 import { recordModel } from "./model.js";
-import { profileOf, type SourceProfile } from "./profiles.js";
+import { profileOf, type AttentionKernelName, type SourceProfile } from "./profiles.js";
 import type { MeasurementRecord } from "./records.js";
 
 /** One record made reproducible: the model, the built-in cluster, the plan, what was measured. */
@@ -23,6 +23,8 @@ export interface ValidationCase {
   readonly assumptions: readonly string[];
   /** Peak memory per GPU as published (GiB, or BLOOM's nvidia-smi "GB" as 10^9 bytes), when given. */
   readonly publishedMemoryBytes: number | undefined;
+  /** The framework's fused attention kernel, when the source's profile names one. */
+  readonly attentionKernel?: AttentionKernelName;
 }
 
 export interface Skipped {
@@ -168,12 +170,15 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     ...(rc.fullShare === undefined ? {} : { recomputeLayersPerStage: stages.map((n) => Math.round(n * rc.fullShare!)) }),
   };
   const ran = r.measured.oom !== true;
+  const kernel = plan.flashAttention === true ? profile.attentionKernel : undefined;
+  if (kernel !== undefined) assumptions.push(`attention kernel ${kernel} (${profile.framework})`);
   const measurement = recordMeasurement(r, profile, model, globalBatch, seqLen, gpus);
   if (ran && measurement === undefined) return skip(r, "TFLOP/s only, and the source's FLOP counting is not known");
   return {
     case: {
       id: r.id, source: r.source, model, cluster: hw.cluster, gpus, gpusPerNode: r.hardware.gpus_per_node ?? undefined, plan, measurement, ran, assumptions,
       publishedMemoryBytes: x.memory_per_gpu_gib !== null ? x.memory_per_gpu_gib * 2 ** 30 : x.memory_per_gpu_gb !== null ? x.memory_per_gpu_gb * 1e9 : undefined,
+      ...(kernel === undefined ? {} : { attentionKernel: kernel }),
     },
   };
 }

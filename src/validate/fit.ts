@@ -37,12 +37,12 @@ export function logOfScales(s: CalibrationScales): number[] {
 
 /** Predicted over measured throughput of each case under a calibration. */
 export function throughputRatios(cases: readonly PreparedCase[], s: CalibrationScales): number[] {
-  const clusters = new Map<string, ClusterSpec>();
+  const clusters = new Map<ClusterSpec, ClusterSpec>();
   return cases.map((p) => {
-    let spec = clusters.get(p.case.cluster);
+    let spec = clusters.get(p.shape.spec);
     if (spec === undefined) {
       spec = calibratedCluster(p.shape.spec, s);
-      clusters.set(p.case.cluster, spec);
+      clusters.set(p.shape.spec, spec);
     }
     const predicted = quickScore(p.case.model, { ...p.shape, spec }, p.plan).tokensPerSecond / p.case.gpus;
     return predicted / p.case.measurement!.tokensPerSecondPerGpu;

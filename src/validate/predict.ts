@@ -2,6 +2,7 @@ import { InputError } from "../spec/errors.js";
 import { resolvePlan } from "../spec/plan.js";
 import type { ClusterShape, ClusterSpec, ModelSpec, Plan } from "../spec/types.js";
 import type { ValidationCase, Skipped } from "./cases.js";
+import { withAttentionKernel } from "./calibration.js";
 import { inSourceUnits, type Measurement } from "./conventions.js";
 
 /** A case with its plan resolved against its cluster: what every predictor is evaluated on. */
@@ -25,7 +26,7 @@ export function prepareCases(cases: readonly ValidationCase[], cluster: (name: s
   const prepared: PreparedCase[] = [];
   const skipped: Skipped[] = [];
   for (const c of cases) {
-    const spec = cluster(c.cluster);
+    const spec = withAttentionKernel(cluster(c.cluster), c.attentionKernel);
     const shape: ClusterShape = { spec, gpus: c.gpus, gpusPerNode: spec.gpusPerNode };
     try {
       prepared.push({ case: c, shape, plan: resolvePlan(c.model, shape, c.plan) });

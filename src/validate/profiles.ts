@@ -25,6 +25,8 @@ export interface SourceProfile {
   readonly selectiveShare?: number;
   /** Tensor-parallel communication overlapped with GEMMs (--tp-comm-overlap) when tp > 1. */
   readonly tpCommOverlap?: boolean;
+  /** The fused attention kernel the framework ran (the GPU priors describe their generation's best). */
+  readonly attentionKernel?: AttentionKernelName;
   /** How the source counts FLOPs in `tflops_per_gpu` (undefined: never compared as TFLOP/s). */
   readonly tflops?: FlopConvention;
   readonly vocab?: number;
@@ -34,6 +36,50 @@ export interface SourceProfile {
   readonly skip?: (r: MeasurementRecord) => string | undefined;
   /** Micro-batch when the record gives none (default 1). */
   readonly microBatch?: (r: MeasurementRecord) => number | undefined;
+}
+
+/**
+ * A fused attention kernel, by how much longer its forward and backward take than the next faster
+ * generation's on the same GPU. The GPU priors (models/hardware/gpus) describe the best kernel of their
+ * generation; `attentionSlowdown` chains these ratios from there down to the kernel a framework ran.
+ */
+export type AttentionKernelName = "flash-attention-3" | "flash-attention-2" | "triton-flash-2022";
+
+/**
+ * - FlashAttention-3 is "around 1.5-2.0x faster than FlashAttention-2 in the forward pass and 1.5-1.75x
+ *   faster in the backward pass" on H100 (Shah et al. 2024, section 4.1): 1.75x and 1.625x, the middles.
+ * - FlashAttention-2 is "around 1.3-1.5x faster than FlashAttention in Triton in the forward pass and
+ *   around 2x faster in the backward pass" (Dao 2023, section 4.1, A100): 1.4x and 2x.
+ */
+const SLOWER_THAN_NEXT: Readonly<Record<AttentionKernelName, { next: AttentionKernelName; forward: number; backward: number } | undefined>> = {
+  "flash-attention-3": undefined,
+  "flash-attention-2": { next: "flash-attention-3", forward: 1.75, backward: 1.625 },
+  "triton-flash-2022": { next: "flash-attention-2", forward: 1.4, backward: 2 },
+};
+
+/** The kernel each GPU's attentionMax prior was measured with (the `sources` of models/hardware/gpus/*.json). */
+const PRIOR_KERNEL: Readonly<Record<string, AttentionKernelName>> = {
+  "a100-sxm-40gb": "flash-attention-2", "a100-sxm-80gb": "flash-attention-2",
+  "h100-sxm": "flash-attention-3", "h100-pcie": "flash-attention-3", "h200-sxm": "flash-attention-3",
+};
+
+/**
+ * How many times longer `kernel` takes than the GPU's prior kernel, forward and backward; undefined when
+ * the GPU's prior is of another family (B200's FlashAttention-4, MI300X, V100) and no ratio is published.
+ */
+export function attentionSlowdown(kernel: AttentionKernelName, gpuName: string): { forward: number; backward: number } | undefined {
+  const prior = PRIOR_KERNEL[gpuName];
+  if (prior === undefined) return undefined;
+  let forward = 1;
+  let backward = 1;
+  for (let k: AttentionKernelName = kernel; k !== prior; ) {
+    const step = SLOWER_THAN_NEXT[k];
+    if (step === undefined) return undefined; // the prior is older than the kernel: no ratio to apply
+    forward *= step.forward;
+    backward *= step.backward;
+    k = step.next;
+  }
+  return { forward, backward };
 }
 
 const MEGATRON_2021 = {
@@ -51,8 +97,11 @@ const NVIDIA_RECIPES = {
   vocab: 51200,
 } as const;
 
-// PyTorch FSDP stacks (llm-foundry, torchtitan, the IBM blogs): FULL_SHARD is ZeRO-3, SDPA/Triton flash attention.
-const FSDP = { flashAttention: true, dropout: false, zero: 3, recompute: "none", precision: "bf16", sequenceParallel: false } as const;
+// PyTorch FSDP stacks (llm-foundry, torchtitan, the IBM blogs): FULL_SHARD is ZeRO-3; attention through
+// scaled_dot_product_attention, whose flash backend is FlashAttention-2 since PyTorch 2.2 (release notes).
+const FSDP = {
+  flashAttention: true, dropout: false, zero: 3, recompute: "none", precision: "bf16", sequenceParallel: false, attentionKernel: "flash-attention-2",
+} as const;
 
 const skipAll = (why: string) => () => why;
 
@@ -86,7 +135,9 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
   },
   "nemo-performance-summary": { framework: "NeMo 24.03/24.07", ...NVIDIA_RECIPES },
   "megatron-bridge-performance": { framework: "Megatron-Bridge 25.09/25.11", ...NVIDIA_RECIPES },
-  "llm-foundry-mpt": { framework: "MosaicML llm-foundry (Composer FSDP)", ...FSDP },
+  // The benchmark sweep runs attn_impl 'triton' unless told otherwise (scripts/train/benchmarking/
+  // submit_benchmarks.py, --attn_impl default 'triton'), the kernel of llmfoundry/models/layers/flash_attn_triton.py.
+  "llm-foundry-mpt": { framework: "MosaicML llm-foundry (Composer FSDP)", ...FSDP, attentionKernel: "triton-flash-2022" },
   "torchtitan": {
     // torchtitan's llama3 configs default to selective (op) activation checkpointing, whose policy saves the
     // attention output and every other matmul output and recomputes the rest (torchtitan

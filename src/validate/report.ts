@@ -115,10 +115,10 @@ export function buildReport(
     for (const p of test) heldOutBaseline.set(p.case.id, baselineTokensPerSecondPerGpu(b, p) / p.case.measurement!.tokensPerSecondPerGpu - 1);
   }
   const baseline = fitBaseline(compared);
-  const specs = new Map<string, ClusterSpec>();
+  const specs = new Map<ClusterSpec, ClusterSpec>();
   const rows: ReportRow[] = prepared.map((p) => {
-    let spec = specs.get(p.case.cluster);
-    if (spec === undefined) specs.set(p.case.cluster, (spec = calibratedCluster(p.shape.spec, scales)));
+    let spec = specs.get(p.shape.spec);
+    if (spec === undefined) specs.set(p.shape.spec, (spec = calibratedCluster(p.shape.spec, scales)));
     const pred = predictCase(p, quickScore, spec);
     const m = pred.measurement;
     const comparedRow = pred.error !== undefined;

@@ -35,7 +35,7 @@ const ELEMENTWISE_BACKWARD_RATIO = 1.5;
  * Flash attention's backward does 5 matrix products against the forward's 2, recomputing the scores
  * (Dao 2023, FlashAttention-2, section 3.1.2): 2.5x the forward FLOPs.
  */
-const FLASH_BACKWARD_RATIO = 2.5;
+export const FLASH_BACKWARD_RATIO = 2.5;
 /**
  * With a causal mask a fused kernel skips the blocks above the diagonal, about half the square
  * (Dao 2023, FlashAttention-2, section 3.1.1, "causal masking").
