@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { collective } from "../../src/planner/cost/collectives.js";
-import { dpCosts, passTotal, resolveLinks, tpCostPerMicroBatch } from "../../src/planner/cost/communication.js";
+import { loadModel } from "../../src/cli/catalog.js";
+import { dpCosts, passTotal, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch, vocabCrossEntropyCost } from "../../src/planner/cost/communication.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { effectiveLink, groupPlacement } from "../../src/planner/cost/placement.js";
+import { resolvePlan } from "../../src/spec/plan.js";
 import { planFor, shapeOf } from "../helpers.js";
 
 const h100 = shapeOf("dgx-h100", 64);
@@ -55,17 +57,56 @@ describe("rank placement: tp fastest, then cp, dp, pp (Megatron order)", () => {
 });
 
 describe("communication volumes per GPU per step", () => {
-  it("Megatron tp: 4 all-reduces of b*s*h per layer per micro-batch (2 forward, 2 backward), the same with SP as all-gathers and reduce-scatters", () => {
+  it("Megatron tp: 4 all-reduces of b*s*h per layer per micro-batch (2 forward, 2 backward); with SP all-gathers and reduce-scatters plus 2 backward re-gathers", () => {
     const base = { tp: 8, pp: 2, globalBatch: 64 };
     for (const sequenceParallel of [true, false]) {
       const { model, plan } = planFor("llama3-70b", h100, { ...base, sequenceParallel });
       const links = resolveLinks(plan, h100);
-      const middle = passTotal(tpCostPerMicroBatch(model, plan, links, 0));
+      const first = tpCostPerMicroBatch(model, plan, links, 0);
       const bytes = 2 * plan.seqLen * plan.microBatch * model.hiddenSize;
-      const layer = 4 * ((2 * 7) / 8) * bytes;
+      const share = 7 / 8;
+      // SP keeps s b h / t of the QKV and MLP inputs, so the backward all-gathers them again (Korthikanti et al. 2022, 4.2.2).
+      const layer = 4 * 2 * share * bytes + (sequenceParallel ? 2 * share * bytes : 0);
       // stage 0 also reduces the embedding output once (an all-reduce, or with SP a reduce-scatter plus its backward all-gather)
-      expect(middle.bytes).toBeCloseTo(40 * layer + ((2 * 7) / 8) * bytes, -2);
+      expect(passTotal(first).bytes).toBeCloseTo(40 * layer + 2 * share * bytes, -2);
+      expect(first.forward.bytes).toBeCloseTo(40 * 4 * share * bytes + (sequenceParallel ? share : 2 * share) * bytes, -2);
     }
+  });
+
+  it("the last stage adds the output layer (SP: gather, reduce-scatter and re-gather) and cross-entropy's 3 fp32 all-reduces per token", () => {
+    for (const sequenceParallel of [true, false]) {
+      const { model, plan } = planFor("llama3-70b", h100, { tp: 8, pp: 2, globalBatch: 64, sequenceParallel });
+      const links = resolveLinks(plan, h100);
+      const tokens = plan.seqLen * plan.microBatch;
+      const bytes = 2 * tokens * model.hiddenSize;
+      const layers = passTotal(tpCostPerMicroBatch(model, plan, links, 0)).bytes - 2 * (7 / 8) * bytes; // 40 layers, no embedding
+      const ce = vocabCrossEntropyCost(plan, links);
+      expect(ce.bytes).toBeCloseTo(3 * 2 * (7 / 8) * 4 * tokens, 3);
+      const head = sequenceParallel ? 3 * (7 / 8) * bytes : 2 * (7 / 8) * bytes;
+      expect(passTotal(tpCostPerMicroBatch(model, plan, links, 1)).bytes).toBeCloseTo(layers + head + ce.bytes, -2);
+    }
+    const { plan } = planFor("llama3-8b", h100, { tp: 1 });
+    expect(vocabCrossEntropyCost(plan, resolveLinks(plan, h100))).toEqual({ bytes: 0, seconds: 0 });
+  });
+
+  it("SP all-reduces the tp-replicated weights' gradients once per step (Megatron-LM finalize_model_grads), inside the once-per-step reduction", () => {
+    const gpt = { ...loadModel("tiny-gpt"), layers: 4 }; // LayerNorm, learned positions, biases
+    const shape = shapeOf("dgx-h100", 8);
+    const plan = resolvePlan(gpt, shape, { tp: 2, pp: 2, dp: 2, zero: 1, globalBatch: 8 });
+    const links = resolveLinks(plan, shape);
+    const h = gpt.hiddenSize;
+    const g = plan.fp32Gradients ? 4 : 2;
+    // per layer 2 LayerNorms (2h each) and the attention-output and MLP-output biases (h each)
+    const perLayer = 2 * 2 * h + 2 * h;
+    const first = spReplicatedGradCost(gpt, plan, links, 0);
+    expect(first.bytes).toBeCloseTo(g * (2 * perLayer + gpt.seqLen * h), 6); // + learned positions
+    const last = spReplicatedGradCost(gpt, plan, links, 1);
+    expect(last.bytes).toBeCloseTo(g * (2 * perLayer + 2 * h), 6); // + final norm
+    const params = { dense: 1e6, expert: 0 };
+    const plain = dpCosts(plan, links, params, 2);
+    const withSync = dpCosts(plan, links, params, 2, last);
+    expect(withSync.reduceOnce.bytes - plain.reduceOnce.bytes).toBeCloseTo(last.bytes, 6);
+    expect(spReplicatedGradCost(gpt, { ...plan, sequenceParallel: false }, links, 0)).toEqual({ bytes: 0, seconds: 0 });
   });
 
   it("ZeRO-1 and 2 move as much as an all-reduce per step; ZeRO-3 1.5x (Rajbhandari et al. 2020, section 7)", () => {

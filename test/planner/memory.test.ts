@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { modelStateBytes } from "../../src/planner/cost/memory.js";
+import { layerParamsPerRank, modelStateBytes } from "../../src/planner/cost/memory.js";
+import { layerParams, layerTotal } from "../../src/planner/cost/params.js";
+import { loadModel } from "../../src/cli/catalog.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { planFor, shapeOf } from "../helpers.js";
 
@@ -55,3 +57,16 @@ describe("model-state memory (Rajbhandari et al. 2020, ZeRO, section 5.1 and Fig
     );
   });
 });
+
+describe("one layer's parameters on a tensor-parallel rank (Megatron-LM ColumnParallelLinear / RowParallelLinear)", () => {
+  it("splits the matrices and column-parallel biases over tp and replicates norms and both row-parallel biases", () => {
+    const gpt = loadModel("tiny-gpt"); // LayerNorm, biases everywhere, plain MLP
+    const h = gpt.hiddenSize;
+    const whole = layerTotal(layerParams(gpt));
+    const replicated = 2 * 2 * h + 2 * h; // two LayerNorms (scale and bias), attention-output and MLP-output biases
+    for (const tp of [1, 2, 4]) {
+      expect(layerParamsPerRank(gpt, { tp, ep: 1 }).dense).toBe((whole - replicated) / tp + replicated);
+    }
+  });
+});
+

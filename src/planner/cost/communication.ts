@@ -3,6 +3,7 @@ import { kvHeadsPerRank } from "./activations.js";
 import { collective, FREE, plus, times, type CollectiveCost } from "./collectives.js";
 import { layerTimes } from "./compute.js";
 import { gradientBytesPerParam, PARAM_BYTES, type RankParams } from "./memory.js";
+import { layerParams, normParams } from "./params.js";
 import { effectiveLink, groupPlacement, type EffectiveLink, type GroupKind } from "./placement.js";
 
 /** The link each group's collectives cross, resolved once per plan. */
@@ -61,6 +62,18 @@ export function passTotal(c: PassCosts): CollectiveCost {
  * reduce-scatter of the same total volume (Korthikanti et al. 2022, section 4.2.2). A fully recomputed
  * layer repeats its forward collectives. The vocabulary-parallel embedding reduces its output forward; the
  * output layer gathers its input (SP) or reduces its input gradient.
+ *
+ * Sequence parallel keeps only the s*b*h/t block of each column-parallel linear's input (the memory the
+ * paper's formula counts), so the backward all-gathers it again before the weight gradient: Korthikanti et
+ * al. 2022, section 4.2.2 ("we need an extra all-gather ... in the backward pass"); Megatron-LM
+ * tensor_parallel/layers.py LinearWithGradAccumulationAndAsyncCommunication.backward. That is two per layer
+ * (QKV and the first MLP matrix; recomputed layers too, since their recomputed forward also keeps only the
+ * local block) and one for the output layer. Megatron issues it asynchronously ahead of the input-gradient
+ * GEMM; the cost model charges it whole (an upper bound where that GEMM would hide it).
+ *
+ * The last stage's vocabulary-parallel cross-entropy all-reduces three fp32 numbers per token forward over
+ * tp (the logits' max, the target logit and the sum of exponentials: Megatron-LM
+ * tensor_parallel/cross_entropy.py _VocabParallelCrossEntropy.forward): vocabCrossEntropyCost.
  */
 export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, stage: number): PassCosts {
   const t = plan.tp;
@@ -71,21 +84,53 @@ export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
   const rs = collective("reduce-scatter", t, bytes, links.tp);
   const sp = plan.sequenceParallel;
   const perLayer = sp ? plus(times(ag, 2), times(rs, 2)) : times(ar, 2);
+  const regather = sp ? times(ag, 2) : FREE; // SP: the two column-parallel inputs, gathered again backward
   const layers = plan.layersPerStage[stage] ?? 0;
   const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
   const window = overlapWindow(model, plan, links);
   const forwardLayer = exposedBeyond(perLayer, window.forward);
   let forward = times(forwardLayer, layers);
-  let backward = plus(times(exposedBeyond(perLayer, window.backward), layers), times(forwardLayer, recomputed));
+  let backward = plus(times(exposedBeyond(plus(perLayer, regather), window.backward), layers), times(forwardLayer, recomputed));
   if (stage === 0) {
     forward = plus(forward, sp ? rs : ar); // vocabulary-parallel embedding output
     if (sp) backward = plus(backward, ag);
   }
   if (stage === plan.pp - 1) {
     if (sp) forward = plus(forward, ag); // gather the output layer's input
-    backward = plus(backward, sp ? rs : ar);
+    forward = plus(forward, vocabCrossEntropyCost(plan, links));
+    backward = plus(backward, sp ? plus(rs, ag) : ar); // SP: the output layer's input gathered again
   }
   return { forward, backward };
+}
+
+/**
+ * Vocabulary-parallel cross-entropy on the last stage, per micro-batch: three all-reduces over tp of one
+ * fp32 number per token (max logit, target logit, sum of exponentials; Megatron-LM
+ * tensor_parallel/cross_entropy.py computes them in fp32 whatever the logits' type).
+ */
+export function vocabCrossEntropyCost(plan: Plan, links: Links): CollectiveCost {
+  if (plan.tp <= 1) return FREE;
+  return times(collective("all-reduce", plan.tp, 4 * tokensPerRank(plan), links.tp), 3);
+}
+
+/**
+ * Under sequence parallel the weights every tp rank holds whole (both norms, the row-parallel biases of
+ * attention output and MLP output, the MoE router, the final norm; learned position embeddings, which the
+ * cost model's embedding adds after its reduce-scatter) see only the rank's block of positions, so their
+ * gradients are partial sums and are all-reduced over tp once per step, after the data-parallel reduction,
+ * whole (not only a ZeRO shard): Megatron-LM core/distributed/finalize_model_grads.py
+ * _allreduce_layernorm_grads (every parameter marked `sequence_parallel`, main-grad dtype). Small: a few
+ * h per layer. dpCosts adds it to the once-per-step reduction (it hides behind the last backward like one).
+ */
+export function spReplicatedGradCost(model: ModelSpec, plan: Plan, links: Links, stage: number): CollectiveCost {
+  if (!plan.sequenceParallel || plan.tp <= 1) return FREE;
+  const lp = layerParams(model);
+  const h = model.hiddenSize;
+  const perLayer = lp.norms + lp.router + (model.linearBias ? 2 * h : 0);
+  let count = (plan.layersPerStage[stage] ?? 0) * perLayer;
+  if (stage === 0 && model.positionEmbedding === "learned") count += model.seqLen * h;
+  if (stage === plan.pp - 1) count += normParams(model);
+  return collective("all-reduce", plan.tp, gradientBytesPerParam(plan) * count, links.tp);
 }
 
 /**
@@ -179,9 +224,9 @@ export function dpBucketCount(plan: Plan, paramsOnGpu: number, layers: number): 
  * Gradient reduction and, under ZeRO, parameter gathering (Rajbhandari et al. 2020, section 7: stage 1 and
  * 2 move 2x the parameters per step like an all-reduce, stage 3 1.5x). Stage 2 and 3 reduce every
  * micro-batch, since a sharded gradient cannot accumulate locally. Dense weights reduce over dp*cp, expert
- * weights over dp*cp/ep.
+ * weights over dp*cp/ep. `spGradSync` (spReplicatedGradCost, over tp) joins the once-per-step reduction.
  */
-export function dpCosts(plan: Plan, links: Links, params: RankParams, layers: number): DpCosts {
+export function dpCosts(plan: Plan, links: Links, params: RankParams, layers: number, spGradSync: CollectiveCost = FREE): DpCosts {
   if (plan.parameterServers > 0) return NO_DP;
   const buckets = dpBucketCount(plan, params.dense + params.expert, layers);
   const g = gradientBytesPerParam(plan);
@@ -207,7 +252,8 @@ export function dpCosts(plan: Plan, links: Links, params: RankParams, layers: nu
       buckets,
     };
   }
-  return out;
+  // Sequence parallel's once-per-step all-reduce of tp-replicated gradients (spReplicatedGradCost), over tp.
+  return spGradSync.bytes > 0 ? { ...out, reduceOnce: plus(out.reduceOnce, spGradSync) } : out;
 }
 
 /** The compute a stage's data-parallel traffic can hide behind (per micro-batch, and around the step). */

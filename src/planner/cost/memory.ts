@@ -25,7 +25,11 @@ export function layerParamsPerRank(model: ModelSpec, plan: Pick<Plan, "tp" | "ep
   const qkvBias = model.linearBias || model.qkvBias ? qDim / t + 2 * kvRank : 0;
   const outBias = model.linearBias ? h : 0; // row-parallel bias is replicated
   const attention = (2 * h * qDim) / t + 2 * h * kvRank + qkvBias + outBias;
-  const mlp = lp.mlpPerExpert / t;
+  // The MLP's second (row-parallel) matrix adds its bias after the reduction, so every tp rank holds all
+  // h of it (Megatron-LM tensor_parallel/layers.py RowParallelLinear: bias of output_size, not partitioned);
+  // the column-parallel biases split with their matrices.
+  const rowBias = model.linearBias ? h : 0;
+  const mlp = (lp.mlpPerExpert - rowBias) / t + rowBias;
   const replicated = lp.norms + lp.router;
   if (model.moe === undefined) return { dense: attention + mlp + replicated, expert: 0 };
   return { dense: attention + replicated, expert: (mlp * model.moe.experts) / plan.ep };

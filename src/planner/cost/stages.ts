@@ -3,7 +3,7 @@ import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { layerActivationBytes, type LayerActivationBytes } from "./activations.js";
 import type { CollectiveCost } from "./collectives.js";
 import {
-  cpCostPerMicroBatch, dpCosts, epCostPerMicroBatch, ppTransfer, resolveLinks, tpCostPerMicroBatch,
+  cpCostPerMicroBatch, dpCosts, epCostPerMicroBatch, ppTransfer, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch,
   type DpCosts, type Links, type PassCosts,
 } from "./communication.js";
 import { headTimes, layerTimes } from "./compute.js";
@@ -93,7 +93,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
       tp: tpCostPerMicroBatch(model, plan, links, i),
       cp: cpCostPerMicroBatch(model, plan, links, i, layer.attentionCoreForwardSeconds, coreBackward),
       ep: epCostPerMicroBatch(model, plan, links, i),
-      dp: dpCosts(plan, links, params, n),
+      dp: dpCosts(plan, links, params, n, spReplicatedGradCost(model, plan, links, i)),
       optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, memBytesPerSecond),
       states,
       params: params.dense + params.expert,
