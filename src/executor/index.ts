@@ -45,7 +45,7 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, plan: 
     { quantity: "peak memory per rank", predicted: fmt.bytes(r.predicted.memory.peakBytesPerGpu), measured: fmt.bytes(Math.max(...r.measured.peakBytesPerRank)) },
     ...Object.entries(r.bytes)
       .filter(([, b]) => b.predictedBytes + b.measuredBytes > 0)
-      .map(([kind, b]) => ({ quantity: `${kind} bytes sent per step`, predicted: fmt.bytes(b.predictedBytes + b.uncountedBytes), measured: fmt.bytes(b.measuredBytes) })),
+      .map(([kind, b]) => ({ quantity: `${kind} bytes sent per step`, predicted: fmt.bytes(b.predictedBytes), measured: fmt.bytes(b.measuredBytes) })),
   ];
   if (r.numerics !== null) rows.push({ quantity: "loss vs one rank (max rel.)", predicted: "<= 1e-4", measured: r.numerics.maxRelativeError.toExponential(1) });
   return { title: `${model.name}: ${ranks} ranks, ${STEPS} steps on ${ex.backend}`, rows, notes: r.notes };

@@ -3,7 +3,7 @@ import type { ModelSpec, Plan } from "../../spec/types.js";
 import { blockOf } from "../comm/fabric.js";
 import { chunkUnits, unitSlots, type UnitSpec } from "../model/layout.js";
 import { coordsOf } from "../parallel/grid.js";
-import { replicatedIndices } from "../parallel/sp-sync.js";
+import { replicatedCount } from "../parallel/sp-sync.js";
 import { stageSchedule } from "../parallel/schedule.js";
 
 /**
@@ -90,37 +90,9 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
     }
   }
 
-  // Sequence parallel: the tp-replicated weights' gradients, summed over tp once per step.
-  if (sp && t > 1) {
-    let n = 0;
-    units.forEach((u, i) => {
-      const owned = plan.zero >= 1 && plan.parameterServers === 0 ? blockOf(sizes[i]!, g, j) : { first: 0, end: sizes[i]! };
-      n += replicatedIndices(unitSlots(u, t), owned).length;
-    });
-    add(out, "tp.sp-grad-sync", ar(n, t, c.tp));
-  }
+  // Sequence parallel: the tp-replicated weights' gradients, whole, summed over tp once per step.
+  if (sp && t > 1) add(out, "tp.sp-grad-sync", ar(units.reduce((a, u) => a + replicatedCount(unitSlots(u, t)), 0), t, c.tp));
   return out;
-}
-
-/** Purposes the cost model does not count (src/executor/README.md, "Where the cost model differs"). */
-export const UNCOUNTED_PURPOSES = ["tp.sp-regather", "tp.vocab-ce", "tp.sp-grad-sync"] as const;
-
-/**
- * The data-parallel elements by which the executor exceeds the cost model because the cost model
- * divides the second MLP matrix's bias (replicated, as in Megatron-LM's RowParallelLinear) by tp
- * (planner/cost/memory.ts layerParamsPerRank). Exact when g divides every unit.
- */
-export function rowBiasGap(model: ModelSpec, plan: Plan, rank: number): number {
-  if (!model.linearBias || plan.tp === 1 || plan.parameterServers > 0) return 0;
-  const c = coordsOf(plan, rank);
-  const layers = stageChunks(model, plan, c.pp).flat().filter((u) => u.kind === "layer").length;
-  const delta = layers * (model.hiddenSize - model.hiddenSize / plan.tp);
-  const g = plan.dp * plan.cp;
-  if (g === 1) return 0;
-  const m = microBatchCount(plan);
-  const share = (g - 1) / g;
-  const factor = plan.zero === 0 || plan.zero === 1 ? 2 * share : plan.zero === 2 ? (m + 1) * share : 3 * m * share;
-  return factor * delta;
 }
 
 /**

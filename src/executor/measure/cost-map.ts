@@ -1,16 +1,23 @@
 import { gradientBytesPerParam, PARAM_BYTES } from "../../planner/cost/memory.js";
+import { spReplicatedGradCost, vocabCrossEntropyCost } from "../../planner/cost/communication.js";
 import { planCosts } from "../../planner/cost/stages.js";
 import { estimate } from "../../planner/cost/estimate.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { COMM_KINDS, type CommKind } from "../comm/fabric.js";
 
+/** Cross-entropy's all-reduces are fp32 in the cost model too (planner/cost/communication.ts vocabCrossEntropyCost). */
+const FP32_BYTES = 4;
+
 /**
  * The cost model's bytes per GPU per step, as element counts: the cost model prices 16-bit training
  * (activations and weights 2 bytes per element, gradients `gradientBytesPerParam`), the executor runs
  * float32 (4 bytes everywhere), so the two agree on elements, not bytes. tp, cp, pp and ep traffic is
- * activations: bytes / 2. Data-parallel traffic mixes gradients and weights, so it is taken apart by
- * ZeRO stage from the per-stage costs (planner/cost/communication.ts dpCosts). Parameter servers: the
- * push of gradients.
+ * activations: bytes / 2, except the cross-entropy's fp32 all-reduces (bytes / 4). Data-parallel traffic
+ * mixes gradients and weights, so it is taken apart by ZeRO stage from the per-stage costs
+ * (planner/cost/communication.ts dpCosts); the sequence-parallel sum of tp-replicated gradients, which the
+ * cost model adds to the once-per-step reduction (spReplicatedGradCost), crosses the tp group, so it is
+ * counted here as tp, in gradients (bytes / gradientBytesPerParam). Parameter servers: the push of gradients.
+ * Per kind, the busiest stage's figure (as the estimate's).
  */
 export function costModelElements(model: ModelSpec, shape: ClusterShape, plan: Plan): Record<CommKind, number> {
   const e = estimate(model, shape, plan);
@@ -23,16 +30,23 @@ export function costModelElements(model: ModelSpec, shape: ClusterShape, plan: P
   }
   const costs = planCosts(model, shape, plan);
   const m = costs.microBatches;
-  out.dp = Math.max(0, ...costs.stages.map((s) => {
+  const ce = vocabCrossEntropyCost(plan, costs.links).bytes;
+  const perStage = costs.stages.map((s, i) => {
+    const sync = spReplicatedGradCost(model, plan, costs.links, i).bytes;
+    const last = i === plan.pp - 1;
+    const tpActivations = m * (s.tp.forward.bytes + s.tp.backward.bytes - (last ? ce : 0));
+    const tp = tpActivations / PARAM_BYTES + (last ? (m * ce) / FP32_BYTES : 0) + sync / g;
     const d = s.dp;
-    const reduce = d.reduceOnce.bytes / g;
+    const reduce = (d.reduceOnce.bytes - sync) / g;
     const gather = d.gatherOnce.bytes / PARAM_BYTES;
     const forward = d.perMicroBatchForward.bytes / PARAM_BYTES;
     // ZeRO-3's backward is a weight all-gather (the forward's again) plus a gradient reduce-scatter.
     const backward = plan.zero === 3
       ? forward + (d.perMicroBatchBackward.bytes - d.perMicroBatchForward.bytes) / g
       : d.perMicroBatchBackward.bytes / g;
-    return reduce + gather + m * (forward + backward);
-  }));
+    return { tp, dp: reduce + gather + m * (forward + backward) };
+  });
+  out.tp = Math.max(0, ...perStage.map((s) => s.tp));
+  out.dp = Math.max(0, ...perStage.map((s) => s.dp));
   return out;
 }

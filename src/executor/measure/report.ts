@@ -6,7 +6,7 @@ import type { ClusterShape, Plan } from "../../spec/types.js";
 import { COMM_KINDS, type CommKind } from "../comm/fabric.js";
 import type { Execution } from "../execute.js";
 import type { RankResult } from "../run/job.js";
-import { expectedElements, peakActivationElements, rowBiasGap, UNCOUNTED_PURPOSES } from "./accounting.js";
+import { peakActivationElements } from "./accounting.js";
 import { costModelElements } from "./cost-map.js";
 import { stageUnits, unitSlots } from "../model/layout.js";
 
@@ -55,25 +55,18 @@ export interface ExecuteReport {
     readonly staleness?: { readonly max: number; readonly mean: number };
   };
   readonly numerics: { readonly referenceLosses: number[]; readonly maxRelativeError: number; readonly maxWeightError: number } | null;
-  /** Bytes sent per step by the busiest rank, kind by kind: the cost model's elements at 4 bytes, what it does not count, measured. */
-  readonly bytes: Record<CommKind, { readonly predictedBytes: number; readonly uncountedBytes: number; readonly measuredBytes: number }>;
+  /** Bytes sent per step by the busiest rank, kind by kind: the cost model's elements at 4 bytes, and measured. */
+  readonly bytes: Record<CommKind, { readonly predictedBytes: number; readonly measuredBytes: number }>;
   readonly notes: string[];
 }
 
 function bytesComparison(ex: Execution, shape: ClusterShape): ExecuteReport["bytes"] {
   const cost = costModelElements(ex.model, shape, ex.plan);
   const workers = ex.results.filter((r) => r.steps.length > 0);
-  const out = {} as Record<CommKind, { predictedBytes: number; uncountedBytes: number; measuredBytes: number }>;
+  const out = {} as Record<CommKind, { predictedBytes: number; measuredBytes: number }>;
   for (const k of COMM_KINDS) {
-    let busiest = { uncountedBytes: 0, measuredBytes: -1 };
-    for (const r of workers) {
-      const measured = r.steps[r.steps.length - 1]!.comm[k].bytes;
-      const expected = expectedElements(ex.model, ex.plan, r.rank);
-      const uncounted = Object.entries(expected).filter(([p]) => p.startsWith(`${k}.`) && (UNCOUNTED_PURPOSES as readonly string[]).includes(p)).reduce((a, [, v]) => a + v, 0) +
-        (k === "dp" ? rowBiasGap(ex.model, ex.plan, r.rank) : 0);
-      if (measured > busiest.measuredBytes) busiest = { uncountedBytes: 4 * uncounted, measuredBytes: measured };
-    }
-    out[k] = { predictedBytes: 4 * cost[k], ...busiest };
+    const measuredBytes = Math.max(0, ...workers.map((r) => r.steps[r.steps.length - 1]!.comm[k].bytes));
+    out[k] = { predictedBytes: 4 * cost[k], measuredBytes };
   }
   return out;
 }

@@ -53,8 +53,7 @@ export function formatReport(r: ExecuteReport, modelName: string): string {
   for (const k of COMM_KINDS) {
     const b = r.bytes[k];
     if (b.predictedBytes === 0 && b.measuredBytes === 0) continue;
-    const extra = b.uncountedBytes > 0 ? `, of which ${bytes(b.uncountedBytes)} the cost model does not count` : "";
-    lines.push(row(`  ${k}`, bytes(b.predictedBytes), bytes(b.measuredBytes), `${diff(b.predictedBytes, b.measuredBytes)}${extra}`));
+    lines.push(row(`  ${k}`, bytes(b.predictedBytes), bytes(b.measuredBytes), diff(b.predictedBytes, b.measuredBytes)));
   }
   lines.push("");
   const l = r.measured.losses;

@@ -4,28 +4,40 @@ import type { UnitSlots } from "../model/layout.js";
 /**
  * Under sequence parallel, the weights every tp rank holds whole (norms, position embeddings, biases of
  * row-parallel layers) see only the rank's block of positions, so each rank's gradient is partial and the
- * tp group sums them once per step (Megatron-LM finalize_model_grads: _allreduce_layernorm_grads). Done
- * on the block of the gradient this rank owns after the data-parallel reduction.
+ * tp group sums them once per step, after the data-parallel reduction, as Megatron-LM does
+ * (core/distributed/finalize_model_grads.py _allreduce_layernorm_grads): the whole of every such gradient,
+ * even where ZeRO leaves this rank only a shard of it (the entries outside the shard travel as zeros, as
+ * Megatron's unowned main-grad entries do), so the bytes are the cost model's spReplicatedGradCost.
  */
-export function replicatedIndices(slots: UnitSlots, owned: { first: number; end: number }): number[] {
-  const out: number[] = [];
-  for (const t of slots.tensors) {
-    if (t.spec.splitAxis !== null) continue;
-    const first = Math.max(t.offset, owned.first);
-    const end = Math.min(t.offset + t.size, owned.end);
-    for (let i = first; i < end; i++) out.push(i - owned.first);
-  }
-  return out;
+/** Elements of a unit every tp rank holds whole. */
+export function replicatedCount(slots: UnitSlots): number {
+  return slots.tensors.reduce((a, t) => a + (t.spec.splitAxis === null ? t.size : 0), 0);
 }
 
 export function syncReplicatedGradients(tp: Group, layout: readonly { slots: UnitSlots; owned: { first: number; end: number } }[], grads: readonly Float32Array[]): void {
-  const indices = layout.map((u) => replicatedIndices(u.slots, u.owned));
-  const total = indices.reduce((a, x) => a + x.length, 0);
+  const total = layout.reduce((a, u) => a + replicatedCount(u.slots), 0);
   if (total === 0) return;
+  // Whole replicated tensors, unit by unit, in slot order; this rank fills the entries of its shard.
   const packed = new Float32Array(total);
-  let at = 0;
-  indices.forEach((idx, u) => idx.forEach((i) => (packed[at++] = grads[u]![i]!)));
+  const positions: number[][] = [];
+  let base = 0;
+  layout.forEach((u, k) => {
+    const pos: number[] = [];
+    for (const t of u.slots.tensors) {
+      if (t.spec.splitAxis !== null) continue;
+      for (let i = 0; i < t.size; i++) {
+        const at = t.offset + i;
+        if (at >= u.owned.first && at < u.owned.end) {
+          pos.push(base + i, at - u.owned.first);
+          packed[base + i] = grads[k]![at - u.owned.first]!;
+        }
+      }
+      base += t.size;
+    }
+    positions.push(pos);
+  });
   tp.allReduce(packed, "tp.sp-grad-sync");
-  at = 0;
-  indices.forEach((idx, u) => idx.forEach((i) => (grads[u]![i] = packed[at++]!)));
+  positions.forEach((pos, k) => {
+    for (let i = 0; i < pos.length; i += 2) grads[k]![pos[i + 1]!] = packed[pos[i]!]!;
+  });
 }
