@@ -58,7 +58,8 @@ describe("meshplan calibrate and execute", () => {
     const text = out.stdout.join("\n");
     expect(text).toMatch(/predicted +measured +difference/);
     expect(text).toMatch(/step time/);
-    expect(text).toMatch(/the cost model does not count/);
+    // tp bytes: the cost model counts everything the ranks send (re-gathers, cross-entropy, SP gradient sum).
+    expect(text).toMatch(/^ +tp +[\d.]+ [kM]B +[\d.]+ [kM]B +\+0\.0%$/m);
   });
 
   it("a plan the executor cannot run is bad input (exit 2, one line)", async () => {
