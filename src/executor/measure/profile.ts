@@ -1,5 +1,6 @@
 import type { ClusterShape, ClusterSpec, GpuSpec, LinkSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { estimate } from "../../planner/cost/estimate.js";
+import { simulate } from "../../simulator/simulate.js";
 import type { Estimate } from "../../planner/cost/types.js";
 
 /**
@@ -55,10 +56,16 @@ export function profileShape(p: DeviceProfile, ranks: number): ClusterShape {
 }
 
 /**
- * The prediction an execution is checked against: the analytic estimate today, the event simulator
- * (src/simulator) once it lands; this is the one place to switch. The executor has no fused attention,
- * so the plan is predicted with flashAttention off.
+ * The prediction an execution is checked against: the event simulator's step (src/simulator/simulate.ts),
+ * so the predicted step time and bubble come from the simulated timeline of the plan's schedule, with the
+ * cost model's per-stage costs and memory. The executor has no fused attention, so the plan is predicted
+ * with flashAttention off.
  */
 export function predict(model: ModelSpec, shape: ClusterShape, plan: Plan): Estimate {
+  return simulate(model, shape, { ...plan, flashAttention: false }).estimate;
+}
+
+/** The analytic estimate of the same plan (closed-form pipeline), for comparison with the simulator's. */
+export function predictAnalytic(model: ModelSpec, shape: ClusterShape, plan: Plan): Estimate {
   return estimate(model, shape, { ...plan, flashAttention: false });
 }
