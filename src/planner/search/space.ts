@@ -67,6 +67,18 @@ export function forEachCandidate(
     const sequenceParallel = tp > 1 ? (pinned.sequenceParallel ?? true) : undefined;
     for (const pp of pick(pinned.pp, divisorsOf(gpus / tp))) {
       if (pp > model.layers) continue;
+      // The starting split of an uneven mesh depends only on pp and v: build it once per v, not per
+      // candidate (resolvePlan copies it, so the candidates may share it).
+      const splits = new Map<number, readonly number[]>();
+      const startingLayers = (v: number): readonly number[] | undefined => {
+        if (model.layers % (pp * v) === 0) return undefined;
+        let split = splits.get(v);
+        if (split === undefined) {
+          split = balancedLayers(model.layers, pp, v);
+          splits.set(v, split);
+        }
+        return split;
+      };
       for (const cp of pick(pinned.cp, divisorsOf(gpus / (tp * pp)))) {
         if (seqLen % cp !== 0) continue;
         const dp = gpus / (tp * pp * cp);
@@ -81,7 +93,7 @@ export function forEachCandidate(
               if (globalBatch % (dp * microBatch) !== 0) continue;
               const m = globalBatch / (dp * microBatch);
               for (const [schedule, virtualStages] of schedules(model, pp, m, pinned)) {
-                const layersPerStage = pinned.layersPerStage ?? (model.layers % (pp * virtualStages) === 0 ? undefined : balancedLayers(model.layers, pp, virtualStages));
+                const layersPerStage = pinned.layersPerStage ?? startingLayers(virtualStages);
                 for (const recompute of recomputes) {
                   // one object shape for every candidate (a literal, not a spread) keeps this loop fast
                   visit({
