@@ -2,7 +2,10 @@ import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { loadModel } from "../../src/cli/catalog.js";
 import { groupPlacement } from "../../src/planner/cost/placement.js";
-import { searchPlans } from "../../src/planner/search/search.js";
+import { quickScore, tokensPerSecondUpperBound } from "../../src/planner/cost/estimate.js";
+import { pipelineFillFactor, searchPlans } from "../../src/planner/search/search.js";
+import { forEachCandidate } from "../../src/planner/search/space.js";
+import { resolvePlan, type PlanInput } from "../../src/spec/plan.js";
 import { InputError } from "../../src/spec/errors.js";
 import { shapeOf } from "../helpers.js";
 
@@ -73,5 +76,35 @@ describe("plan search: mechanics", () => {
   it("a GPU count that no plan can use is bad input", () => {
     // tiny-gpt: 4 heads, 2 layers, 32 tokens, 8 sequences: nothing divides by 3
     expect(() => searchPlans(loadModel("tiny-gpt"), shapeOf("dgx-h100", 3), {}, { top: 1 })).toThrow(InputError);
+  });
+
+  // The search skips a plan when this bound is below its shortlist's last entry: if the bound ever fell
+  // under a plan's real speed, the search could drop a plan that belongs in the ranking.
+  it.each([
+    ["llama3-70b", "dgx-h100", 64, {}],
+    ["llama3-405b", "dgx-h100", 1024, { tp: 8 }],
+    ["mixtral-8x7b", "dgx-h100", 64, {}],
+    ["gpt3-175b", "dgx-a100-80gb", 128, { schedule: "gpipe" }],
+    ["llama3-8b", "dgx-h100", 16, { schedule: "naive" }],
+    ["llama3-8b", "dgx-h100", 32, { recompute: "selective", flashAttention: false }],
+  ] as const)("the pruning bound (compute over pp, times the pipeline's fill) is at least every candidate's tokens/s: %s on %s x %d, %o", (name, cluster, gpus, pinned) => {
+    const model = loadModel(name);
+    const shape = shapeOf(cluster, gpus);
+    let checked = 0;
+    let closest = Infinity;
+    let filled = 0;
+    forEachCandidate(model, shape, pinned as PlanInput, (input) => {
+      const plan = resolvePlan(model, shape, input);
+      const bound = tokensPerSecondUpperBound(model, shape, plan) / pipelineFillFactor(plan);
+      const actual = quickScore(model, shape, plan).tokensPerSecond;
+      expect(bound).toBeGreaterThanOrEqual(actual * (1 - 1e-12));
+      closest = Math.min(closest, bound / actual);
+      if (pipelineFillFactor(plan) > 1) filled++;
+      checked++;
+    });
+    expect(checked).toBeGreaterThan(50);
+    // not vacuous: within 50% of some plan's speed, and the fill factor takes part
+    expect(closest).toBeLessThan(1.5);
+    expect(filled).toBeGreaterThan(0);
   });
 });

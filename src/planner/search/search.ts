@@ -71,6 +71,33 @@ export function planKey(p: Plan): string {
  * 2. the integer program on each shortlisted mesh: uneven layers per stage and per-stage recompute;
  * 3. `refine` (the simulator) on the analytic best of those, which sets the final order.
  */
+/**
+ * A lower bound on the cost model's pipelined time over the time of the work alone, m * S / p (S the sum of
+ * the stages' per-micro-batch times), from its formulas (cost/pipeline.ts), with T_max >= S / p:
+ * - GPipe, 1F1B: (m - 1) T_max + S >= (m + p - 1) S / p;
+ * - interleaved: m T_max + (S - T_max) / v = (m - 1/v) T_max + S / v >= (m + (p - 1) / v) S / p;
+ * - naive: m S = p (m S / p);
+ * - ZB-H1: m T_max + max(0, fill) >= m S / p (its fill may be 0).
+ * Each S_i holds the stage's compute and more, so S is at least the model's compute per micro-batch, the
+ * denominator of tokensPerSecondUpperBound: dividing that bound by this factor is still an upper bound on
+ * tokens/s (test/planner/search.test.ts checks it on every candidate of several searches).
+ */
+export function pipelineFillFactor(plan: Plan): number {
+  const p = plan.pp;
+  const m = plan.globalBatch / (plan.dp * plan.microBatch);
+  switch (plan.schedule) {
+    case "gpipe":
+    case "1f1b":
+      return (m + p - 1) / m;
+    case "interleaved":
+      return (m + (p - 1) / plan.virtualStages) / m;
+    case "naive":
+      return p;
+    case "zb-h1":
+      return 1;
+  }
+}
+
 interface Scored {
   readonly plan: Plan;
   readonly score: QuickScore;
@@ -121,7 +148,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       const plan = resolvePlan(model, shape, input);
       // Once the shortlist is full, a plan whose compute alone is slower than its last entry cannot enter it.
       const floor = best.last();
-      if (floor !== undefined && tokensPerSecondUpperBound(model, shape, plan) < floor.score.tokensPerSecond) {
+      if (floor !== undefined && tokensPerSecondUpperBound(model, shape, plan) / pipelineFillFactor(plan) < floor.score.tokensPerSecond) {
         searched++;
         bounded++;
         return;
