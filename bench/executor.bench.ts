@@ -21,15 +21,19 @@ function gb(bytesPerSecond: number): string {
   return `${(bytesPerSecond / 1e9).toFixed(2)} GB/s`;
 }
 
-async function collectiveBusBandwidth(ranks: number, op: "all-reduce-slot" | "all-gather-slot" | "all-reduce", bytes: number): Promise<number> {
+type BenchOp = "all-reduce-slot" | "all-gather-slot" | "all-reduce" | "all-reduce-view" | "reduce-scatter-view" | "all-gather-view";
+
+async function collectiveBusBandwidth(ranks: number, op: BenchOp, bytes: number): Promise<number> {
   const n = bytes / 4;
   const members = Array.from({ length: ranks }, (_, r) => r);
   const fabric: FabricSpec = { ranks, groups: [{ name: "all", kind: "dp", members, capacityFloats: n }], channels: [] };
   const script: ProbeOp[] = [{ op, group: "all", n }];
+  // The copying and view forms read the caller's array, which the collective does not change (the
+  // copying all-reduce writes its result back, so it is refilled each time, outside the timing).
   const payload = { script, repeat: REPEAT, keepOutputs: false, refill: op === "all-reduce" };
   const res = (await launch({ fabric, timeoutSeconds: 60, ranks: members.map(() => ({ program: "probe" as const, payload })) })) as ProbeResult[];
   const seconds = Math.max(...res.map((r) => r.seconds[0]!));
-  const factor = op === "all-gather-slot" ? (ranks - 1) / ranks : (2 * (ranks - 1)) / ranks;
+  const factor = op.startsWith("all-reduce") ? (2 * (ranks - 1)) / ranks : (ranks - 1) / ranks;
   return (factor * bytes) / seconds;
 }
 
@@ -50,11 +54,20 @@ export async function bench(): Promise<BenchRow[]> {
   const memcpy = memcpyBytesPerSecond(64 * MIB, 21);
   rows.push({ name: "memcpy, one thread, 64 MiB (the reference)", target: "-", median: gb(memcpy), ratio: "-" });
   rows.push({ name: "memcpy, one thread, 4 MiB (from cache; for comparison)", target: "-", median: gb(memcpyBytesPerSecond(4 * MIB, 41)), ratio: "-" });
+  const names: Record<BenchOp, string> = {
+    "all-reduce-slot": "all-reduce, in place (data already in the slot)",
+    "all-gather-slot": "all-gather, in place (data already in the slot)",
+    "all-reduce-view": "all-reduce as training runs it (copy in, in place, result read in place)",
+    "reduce-scatter-view": "reduce-scatter as training runs it (copy in, in place)",
+    "all-gather-view": "all-gather as training runs it (copy in, in place)",
+    "all-reduce": "all-reduce, copying in and out (the gradient all-reduce of ZeRO-0)",
+  };
   for (const mib of [4, 16, 64]) {
-    for (const op of mib === 64 ? (["all-reduce-slot", "all-gather-slot"] as const) : (["all-reduce-slot", "all-gather-slot", "all-reduce"] as const)) {
+    const ops: BenchOp[] = mib === 16 ? ["all-reduce-view", "reduce-scatter-view", "all-gather-view"]
+      : ["all-reduce-slot", "all-gather-slot", "all-reduce-view", "reduce-scatter-view", "all-gather-view", "all-reduce"];
+    for (const op of ops) {
       const bw = await collectiveBusBandwidth(2, op, mib * MIB);
-      const name = op === "all-reduce" ? "all-reduce, copying in and out (the executor's path)" : `${op.replace("-slot", "")}, in place`;
-      rows.push({ name: `${name}, 2 ranks, ${mib} MiB: bus bandwidth`, target: `${gb(0.5 * memcpy)} (0.5 x memcpy)`, median: `${gb(bw)} (${(bw / memcpy).toFixed(2)} x)`, ratio: (bw / memcpy / 0.5).toFixed(2) });
+      rows.push({ name: `${names[op]}, 2 ranks, ${mib} MiB: bus bandwidth`, target: `${gb(0.5 * memcpy)} (0.5 x memcpy)`, median: `${gb(bw)} (${(bw / memcpy).toFixed(2)} x)`, ratio: (bw / memcpy / 0.5).toFixed(2) });
     }
   }
   const alone = await matmulPerRank(1, 256, 1.5);

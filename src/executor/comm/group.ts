@@ -99,48 +99,25 @@ export class Group {
   /** Sums `x` over the members in place (or takes the maximum) and returns it. */
   allReduce(x: Float32Array, purpose: string, op: "sum" | "max" = "sum"): Float32Array {
     if (this.size === 1) return x;
-    const { buf, mine, t0 } = this.begin("all-reduce", x.length);
-    this.floats.set(x, mine);
-    this.sync("all-reduce");
-    const own = this.reduceOwnBlock(buf, mine, x.length, op);
-    this.sync("all-reduce");
-    for (let k = 0; k < this.size; k++) {
-      const { first, end } = this.block(x.length, k);
-      const at = this.slotFloat(buf, k);
-      x.set(this.floats.subarray(at + first, at + end), first);
-    }
-    this.end(purpose, x.length + (this.size - 2) * own, t0);
+    x.set(this.allReduceView(x, purpose, op));
     return x;
   }
 
-  /** Sums `x` over the members and returns this member's block. */
+  /** Sums `x` over the members and returns this member's block (a new array). */
   reduceScatter(x: Float32Array, purpose: string): Float32Array {
     if (this.size === 1) return x.slice();
-    const { buf, mine, t0 } = this.begin("reduce-scatter", x.length);
-    this.floats.set(x, mine);
-    this.sync("reduce-scatter");
-    const own = this.reduceOwnBlock(buf, mine, x.length, "sum");
-    const { first } = this.block(x.length);
-    const out = this.floats.slice(mine + first, mine + first + own);
-    this.end(purpose, x.length - own, t0);
+    const view = this.reduceScatterView(x, purpose);
+    const out = new Float32Array(view.length);
+    out.set(view);
     return out;
   }
 
-  /** Concatenates every member's block (member j passes block j of a buffer of `total` floats). */
+  /** Concatenates every member's block (member j passes block j of a buffer of `total` floats); a new array. */
   allGather(x: Float32Array, total: number, purpose: string): Float32Array {
     if (this.size === 1) return x.slice();
-    const { first, end } = this.block(total);
-    if (x.length !== end - first) throw new Error(`internal: ${this.describe("all-gather")} got ${x.length} floats for a block of ${end - first}`);
-    const { buf, mine, t0 } = this.begin("all-gather", x.length);
-    this.floats.set(x, mine);
-    this.sync("all-gather");
+    const view = this.allGatherView(x, total, purpose);
     const out = new Float32Array(total);
-    for (let k = 0; k < this.size; k++) {
-      const b = this.block(total, k);
-      const at = this.slotFloat(buf, k);
-      out.set(this.floats.subarray(at, at + b.end - b.first), b.first);
-    }
-    this.end(purpose, (this.size - 1) * x.length, t0);
+    out.set(view);
     return out;
   }
 
@@ -168,16 +145,19 @@ export class Group {
    * once and copies the other blocks once; an all-gather copies the other blocks once.
    */
   nextSlot(n: number): Float32Array {
+    if (n > this.layout.spec.capacityFloats) {
+      throw new Error(`internal: a slot of ${n} floats on ${this.name} exceeds the group's ${this.layout.spec.capacityFloats}`);
+    }
     const at = this.slotFloat(this.calls & 1, this.index);
     return this.floats.subarray(at, at + n);
   }
 
   /** All-reduce of the first n floats of this member's slot (filled through nextSlot); returns the slot. */
-  allReduceSlot(n: number, purpose: string): Float32Array {
+  allReduceSlot(n: number, purpose: string, op: "sum" | "max" = "sum"): Float32Array {
     if (this.size === 1) return this.nextSlot(n);
     const { buf, mine, t0 } = this.begin("all-reduce", n);
     this.sync("all-reduce");
-    const own = this.reduceOwnBlock(buf, mine, n, "sum");
+    const own = this.reduceOwnBlock(buf, mine, n, op);
     this.sync("all-reduce");
     this.copyOtherBlocks(buf, mine, n);
     this.end(purpose, n + (this.size - 2) * own, t0);
@@ -193,6 +173,39 @@ export class Group {
     const { first, end } = this.block(total);
     this.end(purpose, (this.size - 1) * (end - first), t0);
     return this.floats.subarray(mine, mine + total);
+  }
+
+  /**
+   * The training path's forms: the caller's data is copied into this member's slot once (the only copy a
+   * collective adds), the collective runs in place, and the result is returned as a view of the slot,
+   * valid until the call after next on this group: the caller consumes it at once (a new tensor, a sum
+   * into an accumulator). Bytes and numerics are those of the copying forms.
+   */
+  allReduceView(x: Float32Array, purpose: string, op: "sum" | "max" = "sum"): Float32Array {
+    if (this.size === 1) return x;
+    this.nextSlot(x.length).set(x);
+    return this.allReduceSlot(x.length, purpose, op);
+  }
+
+  /** Sums `x` over the members; returns this member's block as a view of its slot. */
+  reduceScatterView(x: Float32Array, purpose: string): Float32Array {
+    if (this.size === 1) return x;
+    this.nextSlot(x.length).set(x);
+    const { buf, mine, t0 } = this.begin("reduce-scatter", x.length);
+    this.sync("reduce-scatter");
+    const own = this.reduceOwnBlock(buf, mine, x.length, "sum");
+    const { first } = this.block(x.length);
+    this.end(purpose, x.length - own, t0);
+    return this.floats.subarray(mine + first, mine + first + own);
+  }
+
+  /** Every member's block of a buffer of `total` floats (member j passes block j); returns a view of the slot. */
+  allGatherView(x: Float32Array, total: number, purpose: string): Float32Array {
+    if (this.size === 1) return x;
+    const { first, end } = this.block(total);
+    if (x.length !== end - first) throw new Error(`internal: ${this.describe("all-gather")} got ${x.length} floats for a block of ${end - first}`);
+    this.nextSlot(total).set(x, first);
+    return this.allGatherSlot(total, purpose);
   }
 
   private copyOtherBlocks(buf: number, mine: number, n: number): void {

@@ -8,7 +8,7 @@ import type { TrafficSnapshot } from "./traffic.js";
  * Rank r's input element i is r + 1 + i / 1024 (exact in float32 for the sizes used).
  */
 export type ProbeOp =
-  | { readonly op: "all-reduce" | "all-reduce-max" | "reduce-scatter" | "all-gather" | "all-to-all" | "all-reduce-slot" | "all-gather-slot"; readonly group: string; readonly n: number }
+  | { readonly op: "all-reduce" | "all-reduce-max" | "reduce-scatter" | "all-gather" | "all-to-all" | "all-reduce-slot" | "all-gather-slot" | "all-reduce-view" | "reduce-scatter-view" | "all-gather-view"; readonly group: string; readonly n: number }
   | { readonly op: "send"; readonly to: number; readonly tag: number; readonly n: number }
   | { readonly op: "recv"; readonly from: number; readonly tag: number }
   | { readonly op: "barrier"; readonly group: string }
@@ -67,6 +67,15 @@ export const probeProgram: Program = async (input) => {
           break;
         }
         case "all-to-all": out = ep.group(op.group).allToAll(x!, "probe"); break;
+        // The training path's forms (copy in once, in place, result read from the slot).
+        case "all-reduce-view": out = ep.group(op.group).allReduceView(x!, "probe"); break;
+        case "reduce-scatter-view": out = ep.group(op.group).reduceScatterView(x!, "probe"); break;
+        case "all-gather-view": {
+          const g = ep.group(op.group);
+          const b = g.block(op.n);
+          out = g.allGatherView(x!.subarray(b.first, b.end), op.n, "probe");
+          break;
+        }
         case "all-reduce-slot": {
           const g = ep.group(op.group);
           if (fill) g.nextSlot(op.n).set(x!);

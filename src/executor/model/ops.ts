@@ -141,3 +141,13 @@ export function rope(tf: Tf, x: Tensor, pos0: number, batch: number, heads: numb
     return tf.reshape(y, [len * batch, heads * d]);
   });
 }
+
+/**
+ * A tensor holding a copy of `data`, which may be a view of a shared-memory slot that a later collective
+ * overwrites. The wasm backend copies values into its heap when the tensor is made (tfjs-backend-wasm
+ * backend_wasm.js write/move); the CPU and native backends keep the array they are given, so for them the
+ * view is copied first.
+ */
+export function tensorFromShared(tf: Tf, data: Float32Array, shape: number[]): Tensor {
+  return tf.tensor(tf.getBackend() === "wasm" ? data : data.slice(), shape);
+}

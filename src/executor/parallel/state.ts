@@ -4,7 +4,7 @@ import type { ParamProvider } from "../model/chunk.js";
 import type { Grads, UnitParams } from "../model/context.js";
 import { blockOf } from "../comm/fabric.js";
 import { sliceForRank, unitSlots, type UnitSlots, type UnitSpec } from "../model/layout.js";
-import type { Tf } from "../model/ops.js";
+import { tensorFromShared, type Tf } from "../model/ops.js";
 import { adamState, adamStep, type AdamConfig, type AdamState } from "./adam.js";
 
 /**
@@ -84,7 +84,8 @@ export class ModelState implements ParamProvider {
 
   private toTensors(slots: UnitSlots, flat: Float32Array): Map<string, Tensor> {
     const m = new Map<string, Tensor>();
-    for (const t of slots.tensors) m.set(t.spec.name, this.o.tf.tensor(flat.subarray(t.offset, t.offset + t.size), [...t.shape]));
+    // `flat` may be a view of a shared-memory slot (the ZeRO gathers): tensorFromShared copies where needed.
+    for (const t of slots.tensors) m.set(t.spec.name, tensorFromShared(this.o.tf, flat.subarray(t.offset, t.offset + t.size), [...t.shape]));
     return m;
   }
 
@@ -103,7 +104,7 @@ export class ModelState implements ParamProvider {
     const states = this.reads(unit);
     if (this.o.zero === 3) {
       for (const s of states) {
-        const full = this.o.dp!.allGather(s.shard!, s.slots.size, "dp.zero3-gather");
+        const full = this.o.dp!.allGatherView(s.shard!, s.slots.size, "dp.zero3-gather");
         s.tensors = this.toTensors(s.slots, full);
       }
     }
@@ -140,7 +141,7 @@ export class ModelState implements ParamProvider {
     }
     const own = this.state(unit);
     if (this.o.zero >= 2 && own.grad !== undefined) {
-      const block = this.o.dp === undefined ? own.grad : this.o.dp.reduceScatter(own.grad, "dp.zero-grad");
+      const block = this.o.dp === undefined ? own.grad : this.o.dp.reduceScatterView(own.grad, "dp.zero-grad");
       for (let i = 0; i < block.length; i++) own.ownedGrad![i]! += block[i]!;
       own.grad = undefined;
     }
@@ -162,7 +163,7 @@ export class ModelState implements ParamProvider {
       adamStep(s.master, grads[i]!, s.adam, this.step, this.o.adam);
       if (this.o.zero === 3) s.shard!.set(s.master);
       else {
-        const full = this.o.zero === 0 || this.o.dp === undefined ? s.master : this.o.dp.allGather(s.master, s.slots.size, "dp.zero-gather");
+        const full = this.o.zero === 0 || this.o.dp === undefined ? s.master : this.o.dp.allGatherView(s.master, s.slots.size, "dp.zero-gather");
         this.setWeights(s, full);
       }
       if (s.grad !== undefined) s.grad.fill(0);
