@@ -43,17 +43,21 @@ function criticalPath(run: RunResult): Int32Array {
  */
 function attribute(ops: OpTable, path: Int32Array, rank: number, span: number): ExposedSeconds {
   const own = { compute: 0, tp: 0, cp: 0, ep: 0 };
+  const kinds = ops.kind;
+  const ranks = ops.rank;
+  const starts = ops.startSeconds;
+  const ends = ops.endSeconds;
   for (let op = 0; op < ops.size; op++) {
-    if (ops.rank[op] !== rank || !isWork(ops.kind[op]!)) continue;
-    const d = ops.endSeconds[op]! - ops.startSeconds[op]!;
-    const k = ops.kind[op]!;
+    const k = kinds[op]!;
+    if (ranks[op] !== rank || !isWork(k)) continue;
+    const d = ends[op]! - starts[op]!;
     if (k === OpKind.tp) own.tp += d;
     else if (k === OpKind.cp) own.cp += d;
     else if (k === OpKind.ep) own.ep += d;
     else own.compute += d;
   }
   const onPath: Record<Waiting, number> = { pp: 0, dp: 0, optimizer: 0, other: 0 };
-  for (const op of path) onPath[waitingOn(ops.kind[op]!)] += ops.endSeconds[op]! - ops.startSeconds[op]!;
+  for (const op of path) onPath[waitingOn(kinds[op]!)] += ends[op]! - starts[op]!;
   let left = Math.max(0, span - own.compute - own.tp - own.cp - own.ep);
   const take = (seconds: number) => {
     const x = Math.min(seconds, left);
@@ -74,20 +78,39 @@ function stepEndSeconds(built: Built, run: RunResult): number[] {
   return built.stepEnds.map((ids) => ids.reduce((t, op) => Math.max(t, run.endSeconds[op]!), 0));
 }
 
-/** Measures a finished run: per-rank busy and idle time, memory over time, the critical path and its breakdown. */
-export function analyze(schedule: Schedule, built: Built, graph: Graph, columns: OpColumns, run: RunResult): Timeline {
-  const ops: OpTable = { ...columns, size: graph.size, peer: graph.fifo, startSeconds: run.startSeconds, endSeconds: run.endSeconds };
+/** The step in the contract's terms: what an Estimate needs from a run (analyze adds the per-rank timeline). */
+export interface StepSummary {
+  readonly stepSeconds: number;
+  readonly spanSeconds: number;
+  readonly steps: number;
+  readonly criticalRank: number;
+  readonly exposed: ExposedSeconds;
+  readonly criticalPath: Int32Array;
+}
+
+/**
+ * The step's time, its critical rank and the breakdown from that rank's point of view. `busy`, when
+ * given (ranks x STREAMS), also receives each rank's busy seconds per stream, in the same pass over the ops.
+ */
+export function summarize(built: Built, ops: OpTable, run: RunResult, busy?: Float64Array): StepSummary {
   const nRanks = built.ranks.length;
-  const busy = new Float64Array(nRanks * STREAMS);
   const work = new Float64Array(nRanks);
+  const kinds = ops.kind;
+  const ranks = ops.rank;
+  const streams = ops.stream;
+  const peers = ops.peer;
+  const starts = run.startSeconds;
+  const ends = run.endSeconds;
   for (let op = 0; op < ops.size; op++) {
-    const d = run.endSeconds[op]! - run.startSeconds[op]!;
-    const r = ops.rank[op]!;
-    const own = r * STREAMS + ops.stream[op]!;
-    busy[own]! += d;
-    const peer = ops.peer[op]!;
-    if (peer >= 0 && peer !== own) busy[peer]! += d;
-    if (isWork(ops.kind[op]!)) work[r]! += d;
+    const d = ends[op]! - starts[op]!;
+    const r = ranks[op]!;
+    if (busy !== undefined) {
+      const own = r * STREAMS + streams[op]!;
+      busy[own]! += d;
+      const peer = peers[op]!;
+      if (peer >= 0 && peer !== own) busy[peer]! += d;
+    }
+    if (isWork(kinds[op]!)) work[r]! += d;
   }
 
   // The critical rank does the most work; near-ties (summation noise) go to the first.
@@ -97,14 +120,14 @@ export function analyze(schedule: Schedule, built: Built, graph: Graph, columns:
   while (built.ranks[criticalRank]!.role === "server" || work[criticalRank]! < most * (1 - 1e-12)) criticalRank++;
 
   const span = run.spanSeconds;
-  const ends = stepEndSeconds(built, run);
-  const steps = ends.length;
+  const stepEnds = stepEndSeconds(built, run);
+  const steps = stepEnds.length;
   const path = criticalPath(run);
   let stepSeconds = span;
   let exposed = attribute(ops, path, criticalRank, span);
   if (steps > 1) {
     // Asynchronous servers: the steady-state period; the worker computes its share of it, the rest is exposed traffic.
-    stepSeconds = (ends[steps - 1]! - ends[0]!) / (steps - 1);
+    stepSeconds = (stepEnds[steps - 1]! - stepEnds[0]!) / (steps - 1);
     const perStep = (x: number) => x / steps;
     exposed = {
       computeSeconds: perStep(exposed.computeSeconds), tpSeconds: perStep(exposed.tpSeconds), cpSeconds: perStep(exposed.cpSeconds),
@@ -113,7 +136,20 @@ export function analyze(schedule: Schedule, built: Built, graph: Graph, columns:
     const owned = exposed.computeSeconds + exposed.tpSeconds + exposed.cpSeconds + exposed.epSeconds;
     exposed = { ...exposed, dpSeconds: Math.max(0, stepSeconds - owned) };
   }
+  return { stepSeconds, spanSeconds: span, steps, criticalRank, exposed, criticalPath: path };
+}
 
+/** The operation table of a finished run: the builder's columns with each op's peer, start and end. */
+export function opTable(graph: Graph, columns: OpColumns, run: RunResult): OpTable {
+  return { ...columns, size: graph.size, peer: graph.fifo, startSeconds: run.startSeconds, endSeconds: run.endSeconds };
+}
+
+/** Measures a finished run: per-rank busy and idle time, memory over time, the critical path and its breakdown. */
+export function analyze(schedule: Schedule, built: Built, graph: Graph, columns: OpColumns, run: RunResult): Timeline {
+  const ops = opTable(graph, columns, run);
+  const busy = new Float64Array(built.ranks.length * STREAMS);
+  const summary = summarize(built, ops, run, busy);
+  const span = summary.spanSeconds;
   const ranks: RankTimeline[] = built.ranks.map((r, i) => {
     const perStream = Array.from(busy.subarray(i * STREAMS, (i + 1) * STREAMS));
     const idle = Math.max(0, span - perStream[Stream.compute]! - perStream[Stream.collective]!);
@@ -123,5 +159,8 @@ export function analyze(schedule: Schedule, built: Built, graph: Graph, columns:
       peakActivationBytes: mem.peakBytes, memory: { timeSeconds: mem.timeSeconds, bytes: mem.bytes },
     };
   });
-  return { schedule, stepSeconds, spanSeconds: span, steps, ranks, criticalRank, exposed, criticalPath: path, ops, events: run.events };
+  return {
+    schedule, stepSeconds: summary.stepSeconds, spanSeconds: span, steps: summary.steps, ranks, criticalRank: summary.criticalRank,
+    exposed: summary.exposed, criticalPath: summary.criticalPath, ops, events: run.events,
+  };
 }

@@ -174,7 +174,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
  * gradient-norm all-reduce of gradient clipping, Megatron-LM optimizer clip_grad_norm; its scalar costs
  * nothing here) and each stage's optimizer step.
  */
-export function buildPipeline(input: SimInput): Built {
+export function buildPipeline(input: SimInput, recordMemory = true): Built {
   const p = input.stages.length;
   const m = input.microBatches;
   const v = input.virtualStages;
@@ -186,7 +186,7 @@ export function buildPipeline(input: SimInput): Built {
     firstForward: new Int32Array(slots).fill(-1), firstBackward: new Int32Array(slots).fill(-1),
     doneForward: new Int32Array(slots).fill(-1), sendForward: new Int32Array(slots).fill(-1), sendBackward: new Int32Array(slots).fill(-1),
   };
-  const memory = programs.map(() => new MemoryLog());
+  const memory = programs.map(() => new MemoryLog(recordMemory));
   const tails = programs.map((prog, s) => emitStage(b, input, s, prog, links, memory[s]!));
 
   for (let vs = 0; vs < p * v; vs++) {

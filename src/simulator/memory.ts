@@ -9,8 +9,11 @@ export class MemoryLog {
   private atEnd = new Uint8Array(64);
   private delta = new Float64Array(64);
 
+  /** `record` false: a log that keeps nothing (for a caller that needs only the step's time). */
+  constructor(private readonly record = true) {}
+
   add(op: number, atEnd: boolean, deltaBytes: number): void {
-    if (deltaBytes === 0) return;
+    if (deltaBytes === 0 || !this.record) return;
     if (this.length === this.op.length) {
       const size = this.length * 2;
       const op = new Int32Array(size);

@@ -1,8 +1,8 @@
 import { assembleEstimate, offPipeline } from "../planner/cost/estimate.js";
-import { planCosts, stageMicroBatchSeconds } from "../planner/cost/stages.js";
+import { planCosts, stageMicroBatchSeconds, type PlanCosts } from "../planner/cost/stages.js";
 import type { Estimate } from "../planner/cost/types.js";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
-import { analyze } from "./analyze.js";
+import { analyze, opTable, summarize, type StepSummary } from "./analyze.js";
 import { buildPipeline } from "./build-pipeline.js";
 import { buildParameterServers } from "./build-ps.js";
 import { runGraph } from "./engine.js";
@@ -48,13 +48,34 @@ export function simulateInput(input: SimInput): Timeline {
 export function simulate(model: ModelSpec, shape: ClusterShape, plan: Plan): Simulation {
   const costs = planCosts(model, shape, plan);
   const timeline = simulateInput(simInputFromCosts(model, shape, plan, costs));
-  const x = timeline.exposed;
   const stage = timeline.ranks[timeline.criticalRank]!.role === "stage" ? timeline.criticalRank : 0;
+  return { estimate: estimateFrom(model, shape, plan, costs, timeline, stage), timeline };
+}
+
+/**
+ * The same step and the same Estimate as simulate(), without the per-rank timeline (busy time per stream,
+ * activation memory over time) that only a displayed timeline needs: what the planner's final ranking
+ * runs on its shortlist.
+ */
+export function simulateEstimate(model: ModelSpec, shape: ClusterShape, plan: Plan): Estimate {
+  const costs = planCosts(model, shape, plan);
+  const input = simInputFromCosts(model, shape, plan, costs);
+  check(input);
+  const built = input.parameterServers === undefined ? buildPipeline(input, false) : buildParameterServers(input, input.parameterServers);
+  const { graph, columns } = built.builder.freeze();
+  const run = runGraph(graph);
+  const summary = summarize(built, opTable(graph, columns, run), run);
+  const stage = built.ranks[summary.criticalRank]!.role === "stage" ? summary.criticalRank : 0;
+  return estimateFrom(model, shape, plan, costs, summary, stage);
+}
+
+function estimateFrom(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: PlanCosts, step: StepSummary, stage: number): Estimate {
+  const x = step.exposed;
   const critical = costs.stages[stage]!;
   // The critical stage's own work plus its idle time; summation noise must not make the bubble negative.
   const workSeconds = costs.microBatches * stageMicroBatchSeconds(critical);
-  const idleSeconds = timeline.stepSeconds - x.ppSeconds - x.dpSeconds - x.optimizerSeconds - workSeconds;
-  const bubbleSeconds = idleSeconds > 1e-12 * timeline.stepSeconds ? idleSeconds : 0;
+  const idleSeconds = step.stepSeconds - x.ppSeconds - x.dpSeconds - x.optimizerSeconds - workSeconds;
+  const bubbleSeconds = idleSeconds > 1e-12 * step.stepSeconds ? idleSeconds : 0;
   const pipelineSeconds = workSeconds + bubbleSeconds;
   const off = {
     ...offPipeline(shape, plan, costs, pipelineSeconds, critical),
@@ -62,11 +83,10 @@ export function simulate(model: ModelSpec, shape: ClusterShape, plan: Plan): Sim
     dpCommSeconds: x.dpSeconds,
     optimizerSeconds: x.optimizerSeconds,
   };
-  const estimate = assembleEstimate(model, shape, plan, costs, {
+  return assembleEstimate(model, shape, plan, costs, {
     pipelineSeconds,
     bubbleSeconds,
     critical,
     off,
   });
-  return { estimate, timeline };
 }

@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { simulate, simulateEstimate } from "../../src/simulator/simulate.js";
+import type { PlanInput } from "../../src/spec/plan.js";
+import type { Schedule } from "../../src/spec/types.js";
+import { planFor, shapeOf } from "../helpers.js";
+
+const h100 = shapeOf("dgx-h100", 64);
+
+describe("simulateEstimate(): the planner's refinement, without the per-rank timeline", () => {
+  it("gives exactly simulate()'s Estimate (random pipeline plans)", () => {
+    fc.assert(fc.property(
+      fc.record({
+        tp: fc.constantFrom(1, 2, 8),
+        pp: fc.constantFrom(1, 2, 4),
+        cp: fc.constantFrom(1, 2),
+        zero: fc.constantFrom(0, 1, 2, 3),
+        recompute: fc.constantFrom<"none" | "full">("none", "full"),
+        schedule: fc.constantFrom<Schedule>("naive", "gpipe", "1f1b", "interleaved", "zb-h1"),
+        groups: fc.integer({ min: 1, max: 3 }),
+      }),
+      ({ groups, ...rest }) => {
+        const interleaved = rest.schedule === "interleaved";
+        const pp = interleaved ? Math.max(2, rest.pp) : rest.pp;
+        const dp = 64 / (rest.tp * pp * rest.cp);
+        const { model, plan } = planFor("llama3-8b", h100, { ...rest, pp, virtualStages: interleaved ? 2 : 1, globalBatch: dp * pp * groups } as PlanInput);
+        expect(simulateEstimate(model, h100, plan)).toEqual(simulate(model, h100, plan).estimate);
+      },
+    ), { numRuns: 40 });
+  });
+
+  it("gives exactly simulate()'s Estimate with parameter servers, synchronous and asynchronous", () => {
+    for (const asynchronous of [false, true]) {
+      const { model, plan } = planFor("gpt2-large", shapeOf("dgx-h100", 8), { dp: 8, parameterServers: 2, asynchronous, globalBatch: 64 });
+      expect(simulateEstimate(model, shapeOf("dgx-h100", 8), plan)).toEqual(simulate(model, shapeOf("dgx-h100", 8), plan).estimate);
+    }
+  });
+});
