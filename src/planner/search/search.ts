@@ -3,6 +3,8 @@ import { InputError } from "../../spec/errors.js";
 import { resolvePlan, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { estimate, quickScore, tokensPerSecondUpperBound, type QuickScore } from "../cost/estimate.js";
+import { cpCostPerMicroBatch, epCostPerMicroBatch, resolveLinks, tpCostPerMicroBatch } from "../cost/communication.js";
+import { headTimes, layerTimes } from "../cost/compute.js";
 import { peakBytesLowerBound } from "../cost/memory.js";
 import type { Estimate } from "../cost/types.js";
 import { solvePartition } from "../partition/ilp.js";
@@ -30,7 +32,7 @@ export interface SearchResult {
   readonly feasible: number;
   /** Ranked plans left out because an earlier one has the same speed and memory (another equivalent layout). */
   readonly equivalent: number;
-  /** Candidates ruled out before evaluation: meshes whose model states alone overflow; plans that a bound shows cannot enter the shortlist (compute alone too slow, or full recomputation where none fits). */
+  /** Candidates ruled out before evaluation: meshes whose model states alone overflow; plans that a bound shows cannot enter the shortlist (compute and tp/cp/ep collectives alone too slow, in any layout; or full recomputation where none fits). */
   readonly skipped: { readonly statesOverflow: number; readonly computeBound: number };
   /** Fitting plans, best first (tokens/s, ties by memory headroom). Empty when none fits. */
   readonly plans: readonly Estimate[];
@@ -98,6 +100,37 @@ export function pipelineFillFactor(plan: Plan): number {
   }
 }
 
+/**
+ * An upper bound on the tokens/s of a plan's mesh and knobs under any stage layout and any per-stage
+ * recomputation (what the integer program may choose), so that a plan it rules out cannot matter to the
+ * shortlist nor to the integer program's layouts. A stage's time per micro-batch (cost/stages.ts) is its
+ * compute, recomputation (>= 0) and exposed tp/cp/ep collectives; the collectives are a cost per layer
+ * plus extras on the first and last stages (embedding, output layer), so over any layout of L layers the
+ * stages sum to S >= C + L a + e_first + e_last, C the model's compute per micro-batch. With T_max >= S / p
+ * the pipelined time is at least pipelineFillFactor * m * S / p, and the step adds only non-negative time.
+ * test/planner/search.test.ts checks the bound against every candidate of several searches.
+ */
+export function tokensPerSecondBound(model: ModelSpec, shape: ClusterShape, plan: Plan): number {
+  const gpu = shape.spec.gpu;
+  const layer = layerTimes(model, gpu, plan);
+  const head = headTimes(model, gpu, plan);
+  const links = resolveLinks(plan, shape);
+  const p = plan.pp;
+  const compute = model.layers * (layer.forwardSeconds + layer.backwardInputSeconds + layer.backwardWeightSeconds) + head.forwardSeconds + head.backwardSeconds;
+  // every layer on the first stage and none recomputed: its collectives are L a + e_first, the last stage's e_last
+  const probe: Plan = { ...plan, layersPerStage: plan.layersPerStage.map((_, i) => (i === 0 ? model.layers : 0)), recomputeLayersPerStage: plan.layersPerStage.map(() => 0) };
+  const coreBackward = layer.backwardInputSeconds - layer.backwardWeightSeconds;
+  const exposed = (j: number) => {
+    const tp = tpCostPerMicroBatch(model, probe, links, j);
+    const cp = cpCostPerMicroBatch(model, probe, links, j, layer.attentionCoreForwardSeconds, coreBackward);
+    const ep = epCostPerMicroBatch(model, probe, links, j);
+    return tp.forward.seconds + tp.backward.seconds + cp.forward.seconds + cp.backward.seconds + ep.forward.seconds + ep.backward.seconds;
+  };
+  const collectives = exposed(0) + (p > 1 ? exposed(p - 1) : 0);
+  const m = plan.globalBatch / (plan.dp * plan.microBatch);
+  return (plan.globalBatch * plan.seqLen) / (pipelineFillFactor(plan) * m * (compute + collectives) / p);
+}
+
 interface Scored {
   readonly plan: Plan;
   readonly score: QuickScore;
@@ -146,9 +179,12 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     let scored: Scored;
     try {
       const plan = resolvePlan(model, shape, input);
-      // Once the shortlist is full, a plan whose compute alone is slower than its last entry cannot enter it.
+      // Once the shortlist is full, a plan whose compute (and collectives) alone are slower than its last
+      // entry in any layout cannot enter it, nor can the integer program's layouts of its mesh.
       const floor = best.last();
-      if (floor !== undefined && tokensPerSecondUpperBound(model, shape, plan) / pipelineFillFactor(plan) < floor.score.tokensPerSecond) {
+      // (the compute-only bound first: it is cheaper, and rules out most of the plans that the other does)
+      if (floor !== undefined && (tokensPerSecondUpperBound(model, shape, plan) / pipelineFillFactor(plan) < floor.score.tokensPerSecond ||
+        tokensPerSecondBound(model, shape, plan) < floor.score.tokensPerSecond)) {
         searched++;
         bounded++;
         return;
