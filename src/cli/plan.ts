@@ -3,7 +3,7 @@ import type { Estimate } from "../planner/cost/types.js";
 import { describePlan, explainRanking, recomputeLabel } from "../planner/explain/explain.js";
 import { fitAdvice } from "../planner/explain/fit-advice.js";
 import { searchPlans } from "../planner/search/search.js";
-import { simulateEstimate } from "../simulator/simulate.js";
+import { simulateEstimate, type StepCache } from "../simulator/simulate.js";
 import { InputError } from "../spec/errors.js";
 import type { ParsedArgs } from "./args.js";
 import { builtinNames, loadGpu } from "./catalog.js";
@@ -19,7 +19,8 @@ export function planCommand(args: ParsedArgs, io: Io): number {
   const pinned = planInputFrom(args.flags);
   const start = performance.now();
   // The shortlist's final ranking comes from the event simulator (the search itself never imports it).
-  const result = searchPlans(model, shape, pinned, { top, refine: simulateEstimate });
+  const steps: StepCache = new Map();
+  const result = searchPlans(model, shape, pinned, { top, refine: (m, s, p) => simulateEstimate(m, s, p, steps) });
   const elapsedSeconds = (performance.now() - start) / 1e3;
   const cluster = { name: shape.spec.name, gpu: shape.spec.gpu.name, gpus: shape.gpus, gpusPerNode: shape.gpusPerNode };
   const fits = result.plans.length > 0;

@@ -57,17 +57,27 @@ export function simulate(model: ModelSpec, shape: ClusterShape, plan: Plan): Sim
  * activation memory over time) that only a displayed timeline needs: what the planner's final ranking
  * runs on its shortlist.
  */
-export function simulateEstimate(model: ModelSpec, shape: ClusterShape, plan: Plan): Estimate {
+export function simulateEstimate(model: ModelSpec, shape: ClusterShape, plan: Plan, cache?: StepCache): Estimate {
   const costs = planCosts(model, shape, plan);
   const input = simInputFromCosts(model, shape, plan, costs);
   check(input);
-  const built = input.parameterServers === undefined ? buildPipeline(input, false) : buildParameterServers(input, input.parameterServers);
-  const { graph, columns } = built.builder.freeze();
-  const run = runGraph(graph);
-  const summary = summarize(built, opTable(graph, columns, run), run);
-  const stage = built.ranks[summary.criticalRank]!.role === "stage" ? summary.criticalRank : 0;
-  return estimateFrom(model, shape, plan, costs, summary, stage);
+  // The step depends on the simulator's input alone: plans with the same input (another split of dp, cp
+  // and micro-batch with the same per-stage costs, say) share one run.
+  const key = cache === undefined ? "" : JSON.stringify(input);
+  let step = cache?.get(key);
+  if (step === undefined) {
+    const built = input.parameterServers === undefined ? buildPipeline(input, false) : buildParameterServers(input, input.parameterServers);
+    const { graph, columns } = built.builder.freeze();
+    const run = runGraph(graph);
+    const summary = summarize(built, opTable(graph, columns, run), run);
+    step = { summary, stage: built.ranks[summary.criticalRank]!.role === "stage" ? summary.criticalRank : 0 };
+    cache?.set(key, step);
+  }
+  return estimateFrom(model, shape, plan, costs, step.summary, step.stage);
 }
+
+/** Simulated steps by their input, for simulateEstimate to reuse (one cache per model and cluster). */
+export type StepCache = Map<string, { readonly summary: StepSummary; readonly stage: number }>;
 
 function estimateFrom(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: PlanCosts, step: StepSummary, stage: number): Estimate {
   const x = step.exposed;

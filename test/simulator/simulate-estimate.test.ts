@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { simulate, simulateEstimate } from "../../src/simulator/simulate.js";
+import { simulate, simulateEstimate, type StepCache } from "../../src/simulator/simulate.js";
 import type { PlanInput } from "../../src/spec/plan.js";
 import type { Schedule } from "../../src/spec/types.js";
 import { planFor, shapeOf } from "../helpers.js";
@@ -34,5 +34,26 @@ describe("simulateEstimate(): the planner's refinement, without the per-rank tim
       const { model, plan } = planFor("gpt2-large", shapeOf("dgx-h100", 8), { dp: 8, parameterServers: 2, asynchronous, globalBatch: 64 });
       expect(simulateEstimate(model, shapeOf("dgx-h100", 8), plan)).toEqual(simulate(model, shapeOf("dgx-h100", 8), plan).estimate);
     }
+  });
+
+  it("shares one run among plans with the same simulator input, each still getting its own Estimate", () => {
+    const shape = shapeOf("dgx-h100", 8);
+    const cache: StepCache = new Map();
+    // dp x cp x micro-batch splits of the same per-stage work, and a different plan
+    const inputs: PlanInput[] = [
+      { dp: 8, cp: 1, microBatch: 1, zero: 3 },
+      { dp: 4, cp: 2, microBatch: 2, zero: 3 },
+      { dp: 2, cp: 4, microBatch: 4, zero: 3 },
+      { dp: 8, cp: 1, microBatch: 1, zero: 2 },
+      { dp: 4, tp: 2, microBatch: 1, zero: 1 },
+    ];
+    for (const input of inputs) {
+      const { model, plan } = planFor("llama3-8b", shape, { ...input, globalBatch: 64 });
+      const cached = simulateEstimate(model, shape, plan, cache);
+      expect(cached).toEqual(simulate(model, shape, plan).estimate);
+      expect(cached.plan).toEqual(plan);
+    }
+    expect(cache.size).toBeGreaterThan(1);
+    expect(cache.size).toBeLessThan(inputs.length);
   });
 });
