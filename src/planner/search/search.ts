@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { InputError } from "../../spec/errors.js";
-import { resolvePlan, type PlanInput } from "../../spec/plan.js";
+import { microBatchCount, resolvePlan, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { estimate, quickScore, tokensPerSecondUpperBound, type QuickScore } from "../cost/estimate.js";
 import { cpCostPerMicroBatch, epCostPerMicroBatch, resolveLinks, tpCostPerMicroBatch } from "../cost/communication.js";
@@ -249,7 +249,15 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   }
   // Pass 3: `refine` (the simulator) on the analytic best, which sets the final order.
   const refineCount = options.refineCount ?? options.top + 3;
-  const results = [...analytic.values()].sort(faster).slice(0, refineCount).map((e) => (options.refine === undefined ? e : options.refine(model, shape, e.plan)));
+  const chosen = [...analytic.values()].sort(faster).slice(0, refineCount);
+  const results = chosen.slice();
+  if (options.refine !== undefined) {
+    // Smallest steps first (passes per stage times stages), so that a fresh process's JIT has compiled the
+    // simulator on them before the largest run; each result keeps its place in the analytic order.
+    const passes = (p: Plan) => p.pp * p.virtualStages * microBatchCount(p) * (p.schedule === "zb-h1" ? 3 : 2);
+    const order = chosen.map((_, i) => i).sort((a, b) => passes(chosen[a]!.plan) - passes(chosen[b]!.plan) || a - b);
+    for (const i of order) results[i] = options.refine(model, shape, chosen[i]!.plan);
+  }
   const ranked: Estimate[] = [];
   let equivalent = 0;
   for (const e of results.filter((x) => x.memory.fits).sort(faster)) {
