@@ -46,10 +46,28 @@ export function runGraph(g: Graph): RunResult {
   const heapId = new Int32Array(n);
   let heapSize = 0;
 
-  // Starting an op pushes its completion event: sift up (parent at (i - 1) >> 1).
-  const launch = (op: number, t: number): void => {
-    start[op] = t;
-    const e = t + dur[op]!;
+  // Two steps recur below, written out where they occur rather than as closures, so that a fresh
+  // process's first runs (before the optimising compiler) make no calls per event:
+  // - ready(op, t): an op whose predecessors have ended starts, or queues behind its busy
+  //   first-come-first-served resource;
+  // - launch(op, t): starting an op pushes its completion event on the heap (sift up, parent at (i - 1) >> 1).
+
+  for (let op = 0; op < n; op++) {
+    if (pending[op] !== 0) continue;
+    const r = fifo[op]!;
+    if (r >= 0) {
+      if (busy[r] === 1) {
+        qNext[op] = -1;
+        if (qTail[r]! < 0) qHead[r] = op;
+        else qNext[qTail[r]!] = op;
+        qTail[r] = op;
+        continue;
+      }
+      busy[r] = 1;
+    }
+    // launch(op, 0)
+    start[op] = 0;
+    const e = 0 + dur[op]!;
     end[op] = e;
     let i = heapSize++;
     while (i > 0) {
@@ -62,25 +80,7 @@ export function runGraph(g: Graph): RunResult {
     }
     heapTime[i] = e;
     heapId[i] = op;
-  };
-
-  // An op whose predecessors have ended: start it, or queue it behind its busy resource.
-  const ready = (op: number, t: number): void => {
-    const r = fifo[op]!;
-    if (r >= 0) {
-      if (busy[r] === 1) {
-        qNext[op] = -1;
-        if (qTail[r]! < 0) qHead[r] = op;
-        else qNext[qTail[r]!] = op;
-        qTail[r] = op;
-        return;
-      }
-      busy[r] = 1;
-    }
-    launch(op, t);
-  };
-
-  for (let op = 0; op < n; op++) if (pending[op] === 0) ready(op, 0);
+  }
 
   let done = 0;
   let lastOp = -1;
@@ -121,17 +121,56 @@ export function runGraph(g: Graph): RunResult {
         qHead[r] = qNext[next]!;
         if (qHead[r]! < 0) qTail[r] = -1;
         critical[next] = op;
-        launch(next, t);
+        // launch(next, t)
+        start[next] = t;
+        const e = t + dur[next]!;
+        end[next] = e;
+        let i = heapSize++;
+        while (i > 0) {
+          const parent = (i - 1) >> 1;
+          const pt = heapTime[parent]!;
+          if (pt < e || (pt === e && heapId[parent]! < next)) break;
+          heapTime[i] = pt;
+          heapId[i] = heapId[parent]!;
+          i = parent;
+        }
+        heapTime[i] = e;
+        heapId[i] = next;
       } else {
         busy[r] = 0;
       }
     }
     for (let k = succStart[op]!, kEnd = succStart[op + 1]!; k < kEnd; k++) {
       const s = succ[k]!;
-      if (--pending[s]! === 0) {
-        critical[s] = op;
-        ready(s, t);
+      if (--pending[s]! !== 0) continue;
+      critical[s] = op;
+      // ready(s, t): start it, or queue it behind its busy resource
+      const rs = fifo[s]!;
+      if (rs >= 0) {
+        if (busy[rs] === 1) {
+          qNext[s] = -1;
+          if (qTail[rs]! < 0) qHead[rs] = s;
+          else qNext[qTail[rs]!] = s;
+          qTail[rs] = s;
+          continue;
+        }
+        busy[rs] = 1;
       }
+      // launch(s, t)
+      start[s] = t;
+      const e = t + dur[s]!;
+      end[s] = e;
+      let i = heapSize++;
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        const pt = heapTime[parent]!;
+        if (pt < e || (pt === e && heapId[parent]! < s)) break;
+        heapTime[i] = pt;
+        heapId[i] = heapId[parent]!;
+        i = parent;
+      }
+      heapTime[i] = e;
+      heapId[i] = s;
     }
   }
   if (done !== n) throw new DeadlockError(done, n);
