@@ -154,6 +154,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   const closest = new TopList<Scored>(options.top, (a, b) => a.score.peakBytesPerGpu - b.score.peakBytesPerGpu);
   let firstError: InputError | undefined;
   let lastNone: Scored | undefined;
+  let noneBounded = false; // the last "none" variant visited was ruled out by a bound
 
   const gpu = shape.spec.gpu;
   const fp32Gradients = pinned.fp32Gradients ?? (pinned.precision ?? "bf16") !== "fp16"; // resolvePlan's default
@@ -169,9 +170,19 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   };
 
   const visit = (input: PlanInput) => {
-    if (input.recompute === "none") lastNone = undefined; // set again below once this variant is scored
+    if (input.recompute === "none") {
+      lastNone = undefined; // set again below once this variant is scored
+      noneBounded = false;
+    }
     // Full recomputation only adds time: when the same plan without it fits, it cannot win.
     if (input.recompute === "full" && lastNone?.score.fits === true) {
+      searched++;
+      bounded++;
+      return;
+    }
+    // Recomputation only adds time and the bounds leave it out (tokensPerSecondBound holds for any
+    // recomputation): when the same plan without it was ruled out, so is this one.
+    if (input.recompute !== "none" && noneBounded) {
       searched++;
       bounded++;
       return;
@@ -187,6 +198,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
         tokensPerSecondBound(model, shape, plan) < floor.score.tokensPerSecond)) {
         searched++;
         bounded++;
+        if (plan.recompute === "none") noneBounded = true;
         return;
       }
       scored = { plan, score: quickScore(model, shape, plan) };
