@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { loadModel } from "../../src/cli/catalog.js";
 import { groupPlacement } from "../../src/planner/cost/placement.js";
 import { quickScore, tokensPerSecondUpperBound } from "../../src/planner/cost/estimate.js";
-import { pipelineFillFactor, searchPlans, tokensPerSecondBound } from "../../src/planner/search/search.js";
+import { pipelineFillFactor, searchPlans, stageSumLowerBound, tokensPerSecondBound } from "../../src/planner/search/search.js";
 import { forEachCandidate } from "../../src/planner/search/space.js";
 import { resolvePlan, type PlanInput } from "../../src/spec/plan.js";
 import { InputError } from "../../src/spec/errors.js";
@@ -109,6 +109,9 @@ describe("plan search: mechanics", () => {
     let checked = 0;
     let closest = Infinity;
     let filled = 0;
+    // the search keeps the stage sum once per mesh and micro-batch: ZeRO, the schedule, the layout and
+    // recomputation must not change it
+    const sums = new Map<string, number>();
     forEachCandidate(model, shape, pinned as PlanInput, (input) => {
       const plan = resolvePlan(model, shape, input);
       const cheap = tokensPerSecondUpperBound(model, shape, plan) / pipelineFillFactor(plan);
@@ -116,7 +119,15 @@ describe("plan search: mechanics", () => {
       const actual = quickScore(model, shape, plan).tokensPerSecond;
       expect(cheap).toBeGreaterThanOrEqual(actual * (1 - 1e-12));
       expect(bound).toBeGreaterThanOrEqual(actual * (1 - 1e-12));
-      if (model.layers % plan.virtualStages === 0) expect(bound).toBeGreaterThanOrEqual(quickScore(model, shape, anyLayout(plan)).tokensPerSecond * (1 - 1e-12));
+      const group = `${plan.tp} ${plan.pp} ${plan.cp} ${plan.dp} ${plan.ep} ${plan.microBatch}`;
+      const sum = stageSumLowerBound(model, shape, plan);
+      if (!sums.has(group)) sums.set(group, sum);
+      expect(sum).toBe(sums.get(group));
+      if (model.layers % plan.virtualStages === 0) {
+        const other = anyLayout(plan);
+        expect(stageSumLowerBound(model, shape, other)).toBe(sum);
+        expect(bound).toBeGreaterThanOrEqual(quickScore(model, shape, other).tokensPerSecond * (1 - 1e-12));
+      }
       closest = Math.min(closest, bound / actual);
       if (pipelineFillFactor(plan) > 1) filled++;
       checked++;

@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { InputError } from "../../spec/errors.js";
 import { microBatchCount, resolvePlan, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
-import { estimate, quickScore, tokensPerSecondUpperBound, type QuickScore } from "../cost/estimate.js";
+import { estimate, quickScore, type QuickScore } from "../cost/estimate.js";
 import { cpCostPerMicroBatch, epCostPerMicroBatch, resolveLinks, tpCostPerMicroBatch } from "../cost/communication.js";
 import { headTimes, layerTimes } from "../cost/compute.js";
 import { peakBytesLowerBound } from "../cost/memory.js";
@@ -84,7 +84,7 @@ export function planKey(p: Plan): string {
  * denominator of tokensPerSecondUpperBound: dividing that bound by this factor is still an upper bound on
  * tokens/s (test/planner/search.test.ts checks it on every candidate of several searches).
  */
-export function pipelineFillFactor(plan: Plan): number {
+export function pipelineFillFactor(plan: Pick<Plan, "pp" | "dp" | "microBatch" | "globalBatch" | "schedule" | "virtualStages">): number {
   const p = plan.pp;
   const m = plan.globalBatch / (plan.dp * plan.microBatch);
   switch (plan.schedule) {
@@ -103,14 +103,28 @@ export function pipelineFillFactor(plan: Plan): number {
 /**
  * An upper bound on the tokens/s of a plan's mesh and knobs under any stage layout and any per-stage
  * recomputation (what the integer program may choose), so that a plan it rules out cannot matter to the
- * shortlist nor to the integer program's layouts. A stage's time per micro-batch (cost/stages.ts) is its
- * compute, recomputation (>= 0) and exposed tp/cp/ep collectives; the collectives are a cost per layer
- * plus extras on the first and last stages (embedding, output layer), so over any layout of L layers the
- * stages sum to S >= C + L a + e_first + e_last, C the model's compute per micro-batch. With T_max >= S / p
+ * shortlist nor to the integer program's layouts: with S >= stageSumLowerBound (below) and T_max >= S / p,
  * the pipelined time is at least pipelineFillFactor * m * S / p, and the step adds only non-negative time.
  * test/planner/search.test.ts checks the bound against every candidate of several searches.
  */
 export function tokensPerSecondBound(model: ModelSpec, shape: ClusterShape, plan: Plan): number {
+  return boundFromStageSum(plan, stageSumLowerBound(model, shape, plan));
+}
+
+function boundFromStageSum(plan: Pick<Plan, "pp" | "dp" | "microBatch" | "globalBatch" | "schedule" | "virtualStages" | "seqLen">, stageSum: number): number {
+  const m = plan.globalBatch / (plan.dp * plan.microBatch);
+  return (plan.globalBatch * plan.seqLen) / (pipelineFillFactor(plan) * m * stageSum / plan.pp);
+}
+
+/**
+ * A lower bound on S, the sum over the stages of their time per micro-batch, in any layout of the layers
+ * and with any recomputation. A stage's time (cost/stages.ts) is its compute, recomputation (>= 0) and
+ * exposed tp/cp/ep collectives; the collectives are a cost per layer plus extras on the first and last
+ * stages (embedding, output layer), so S >= C + L a + e_first + e_last, C the model's compute per
+ * micro-batch. It depends on the mesh, the micro-batch and the plan-wide knobs, not on ZeRO, the schedule,
+ * the layout or recomputation (the search computes it once per mesh and micro-batch; the test checks that).
+ */
+export function stageSumLowerBound(model: ModelSpec, shape: ClusterShape, plan: Plan): number {
   const gpu = shape.spec.gpu;
   const layer = layerTimes(model, gpu, plan);
   const head = headTimes(model, gpu, plan);
@@ -126,9 +140,7 @@ export function tokensPerSecondBound(model: ModelSpec, shape: ClusterShape, plan
     const ep = epCostPerMicroBatch(model, probe, links, j);
     return tp.forward.seconds + tp.backward.seconds + cp.forward.seconds + cp.backward.seconds + ep.forward.seconds + ep.backward.seconds;
   };
-  const collectives = exposed(0) + (p > 1 ? exposed(p - 1) : 0);
-  const m = plan.globalBatch / (plan.dp * plan.microBatch);
-  return (plan.globalBatch * plan.seqLen) / (pipelineFillFactor(plan) * m * (compute + collectives) / p);
+  return compute + exposed(0) + (p > 1 ? exposed(p - 1) : 0);
 }
 
 interface Scored {
@@ -155,6 +167,8 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   let firstError: InputError | undefined;
   let lastNone: Scored | undefined;
   let noneBounded = false; // the last "none" variant visited was ruled out by a bound
+  const stageSums = new Map<string, number>(); // stageSumLowerBound by mesh and micro-batch
+  const generatedLayouts = pinned.layersPerStage === undefined && pinned.recomputeLayersPerStage === undefined;
 
   const gpu = shape.spec.gpu;
   const fp32Gradients = pinned.fp32Gradients ?? (pinned.precision ?? "bf16") !== "fp16"; // resolvePlan's default
@@ -188,18 +202,35 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       return;
     }
     let scored: Scored;
-    try {
-      const plan = resolvePlan(model, shape, input);
-      // Once the shortlist is full, a plan whose compute (and collectives) alone are slower than its last
-      // entry in any layout cannot enter it, nor can the integer program's layouts of its mesh.
-      const floor = best.last();
-      // (the compute-only bound first: it is cheaper, and rules out most of the plans that the other does)
-      if (floor !== undefined && (tokensPerSecondUpperBound(model, shape, plan) / pipelineFillFactor(plan) < floor.score.tokensPerSecond ||
-        tokensPerSecondBound(model, shape, plan) < floor.score.tokensPerSecond)) {
+    // Once the shortlist is full, a plan whose compute and collectives alone are slower than its last entry
+    // in any layout cannot enter it, nor can the integer program's layouts of its mesh. The bound's stage
+    // sum is kept per mesh and micro-batch; with it known, a candidate is ruled out before it is resolved
+    // (the generator's variants of a mesh that resolved once resolve too, unless the user gave layer lists).
+    const floor = best.last();
+    const group = `${input.tp} ${input.pp} ${input.cp} ${input.dp} ${input.ep} ${input.microBatch}`;
+    if (floor !== undefined && generatedLayouts) {
+      const sum = stageSums.get(group);
+      if (sum !== undefined && boundFromStageSum(input as Plan, sum) < floor.score.tokensPerSecond) {
         searched++;
         bounded++;
-        if (plan.recompute === "none") noneBounded = true;
+        if (input.recompute === "none") noneBounded = true;
         return;
+      }
+    }
+    try {
+      const plan = resolvePlan(model, shape, input);
+      if (floor !== undefined) {
+        let sum = stageSums.get(group);
+        if (sum === undefined) {
+          sum = stageSumLowerBound(model, shape, plan);
+          stageSums.set(group, sum);
+        }
+        if (boundFromStageSum(plan, sum) < floor.score.tokensPerSecond) {
+          searched++;
+          bounded++;
+          if (plan.recompute === "none") noneBounded = true;
+          return;
+        }
       }
       scored = { plan, score: quickScore(model, shape, plan) };
     } catch (err) {
