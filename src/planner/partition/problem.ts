@@ -47,8 +47,8 @@ export interface PartitionSolution {
   readonly recomputeLayersPerStage: number[];
   /** The objective: the schedule's pipelined seconds as the problem states it. */
   readonly objectiveSeconds: number;
-  /** Which exact method answered: the MILP solver, or the threshold algorithm when the solver ran out of time. */
-  readonly solver?: "javascript-lp-solver" | "threshold";
+  /** Which exact method answered: the cuts alone (one option left per stage), the MILP solver, or the threshold algorithm when the solver ran out of time. */
+  readonly solver?: "cuts" | "javascript-lp-solver" | "threshold";
   readonly solveMilliseconds?: number;
 }
 
