@@ -40,6 +40,8 @@ export interface SearchResult {
   readonly closest: readonly Estimate[];
   /** Wall seconds of each integer-program solve (for the benchmark); a program posed twice is solved once. */
   readonly partitionSeconds: readonly number[];
+  /** What settled each of those programs: the cuts alone, javascript-lp-solver or the threshold algorithm ("none" when no layout exists). */
+  readonly partitionSolvers: readonly string[];
 }
 
 /**
@@ -265,6 +267,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
 
   // Pass 2: the integer program's layout for each shortlisted mesh, evaluated analytically.
   const partitionSeconds: number[] = [];
+  const partitionSolvers: string[] = [];
   const analytic = new Map<string, Estimate>();
   // Shortlisted meshes often pose the same program (another split of dp, cp and micro-batch with the same
   // per-stage costs): solve each once.
@@ -285,6 +288,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       const t0 = performance.now();
       layout = solvePartition(problem);
       partitionSeconds.push((performance.now() - t0) / 1e3);
+      partitionSolvers.push(layout?.solver ?? "none");
       layouts.set(key, layout);
     }
     if (layout === undefined) continue;
@@ -320,5 +324,6 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     plans: ranked,
     closest: ranked.length > 0 ? [] : closest.items().map((c) => estimate(model, shape, c.plan)),
     partitionSeconds,
+    partitionSolvers,
   };
 }
