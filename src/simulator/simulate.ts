@@ -30,12 +30,23 @@ function check(input: SimInput): void {
   if (ps !== undefined && (input.stages.length !== 1 || ps.workers < 1 || ps.servers < 1)) bad("parameter servers need one stage, workers >= 1 and servers >= 1");
 }
 
+/** Builds the step's event graph and plays it; `recordMemory` keeps activation memory over time. */
+function play(input: SimInput, recordMemory: boolean) {
+  check(input);
+  const built = input.parameterServers === undefined ? buildPipeline(input, recordMemory) : buildParameterServers(input, input.parameterServers);
+  const { graph, columns } = built.builder.freeze();
+  return { built, graph, columns, run: runGraph(graph) };
+}
+
+/** The stage whose costs the Estimate is assembled from: the critical rank, or stage 0 when a server is. */
+function criticalStage(ranks: readonly { readonly role: string }[], criticalRank: number): number {
+  return ranks[criticalRank]!.role === "stage" ? criticalRank : 0;
+}
+
 /** One step, event by event, from explicit per-stage costs (the cost model's, or synthetic ones in tests). */
 export function simulateInput(input: SimInput): Timeline {
-  check(input);
-  const built = input.parameterServers === undefined ? buildPipeline(input) : buildParameterServers(input, input.parameterServers);
-  const { graph, columns } = built.builder.freeze();
-  return analyze(input.schedule, built, graph, columns, runGraph(graph));
+  const { built, graph, columns, run } = play(input, true);
+  return analyze(input.schedule, built, graph, columns, run);
 }
 
 /**
@@ -48,8 +59,7 @@ export function simulateInput(input: SimInput): Timeline {
 export function simulate(model: ModelSpec, shape: ClusterShape, plan: Plan): Simulation {
   const costs = planCosts(model, shape, plan);
   const timeline = simulateInput(simInputFromCosts(model, shape, plan, costs));
-  const stage = timeline.ranks[timeline.criticalRank]!.role === "stage" ? timeline.criticalRank : 0;
-  return { estimate: estimateFrom(model, shape, plan, costs, timeline, stage), timeline };
+  return { estimate: estimateFrom(model, shape, plan, costs, timeline, criticalStage(timeline.ranks, timeline.criticalRank)), timeline };
 }
 
 /**
@@ -60,17 +70,14 @@ export function simulate(model: ModelSpec, shape: ClusterShape, plan: Plan): Sim
 export function simulateEstimate(model: ModelSpec, shape: ClusterShape, plan: Plan, cache?: StepCache): Estimate {
   const costs = planCosts(model, shape, plan);
   const input = simInputFromCosts(model, shape, plan, costs);
-  check(input);
   // The step depends on the simulator's input alone: plans with the same input (another split of dp, cp
   // and micro-batch with the same per-stage costs, say) share one run.
   const key = cache === undefined ? "" : JSON.stringify(input);
   let step = cache?.get(key);
   if (step === undefined) {
-    const built = input.parameterServers === undefined ? buildPipeline(input, false) : buildParameterServers(input, input.parameterServers);
-    const { graph, columns } = built.builder.freeze();
-    const run = runGraph(graph);
+    const { built, graph, columns, run } = play(input, false);
     const summary = summarize(built, opTable(graph, columns, run), run);
-    step = { summary, stage: built.ranks[summary.criticalRank]!.role === "stage" ? summary.criticalRank : 0 };
+    step = { summary, stage: criticalStage(built.ranks, summary.criticalRank) };
     cache?.set(key, step);
   }
   return estimateFrom(model, shape, plan, costs, step.summary, step.stage);

@@ -201,8 +201,8 @@ const NO_DP: DpCosts = { reduceOnce: FREE, gatherOnce: FREE, perMicroBatchForwar
 
 /**
  * Gradient bucket size: PyTorch DDP's default bucket_cap_mb = 25 (MiB; torch/nn/parallel/distributed.py).
- * Megatron-LM's distributed optimizer buckets the same way (bucket_size, default max(40M params, ...)); the
- * DDP figure is the one both the cost model and the simulator use.
+ * Megatron-LM's distributed optimizer buckets too, by parameter count (bucket_size, default max(40M params,
+ * ...)); both the cost model and the simulator use the DDP figure.
  */
 export const DP_BUCKET_BYTES = 25 * 2 ** 20;
 /** Upper bound on buckets per chunk, to keep ZeRO-3 event graphs (every pass split) small. */

@@ -36,8 +36,8 @@ export function offPipeline(shape: ClusterShape, plan: Plan, costs: PlanCosts, p
   let optimizerSeconds = 0;
   const v = plan.virtualStages;
   // Stage i's first forward waits for the earlier stages' first forwards; after its last backward its own
-  // collectives and the earlier stages' last backwards still run (GPipe, 1F1B, interleaved, naive; ZB-H1 ends on weight-gradient passes
-  // whose order is not fixed, so it gets no drain credit).
+  // collectives and the earlier stages' last backwards still run (GPipe, 1F1B, interleaved, naive). ZB-H1
+  // ends on weight-gradient passes whose order is not fixed, so it gets no drain credit.
   let fillSeconds = 0;
   let drainSeconds = 0;
   for (const s of costs.stages) {
@@ -47,7 +47,8 @@ export function offPipeline(shape: ClusterShape, plan: Plan, costs: PlanCosts, p
     const reduceWindow = plan.schedule === "zb-h1" ? s.backwardWeightSeconds : backwardSeconds;
     // The stage's own tensor/context/expert collectives after its backward run beside the last reduction.
     const trailing = (s.tp.backward.seconds + s.cp.backward.seconds + s.ep.backward.seconds) / v;
-    const windows = { forwardSeconds, backwardSeconds: reduceWindow, virtualStages: v, fillSeconds, drainSeconds: plan.schedule === "zb-h1" ? 0 : drainSeconds + trailing };
+    const drain = plan.schedule === "zb-h1" ? 0 : drainSeconds + trailing;
+    const windows = { forwardSeconds, backwardSeconds: reduceWindow, virtualStages: v, fillSeconds, drainSeconds: drain };
     fillSeconds += forwardSeconds / v;
     drainSeconds += backwardSeconds / v;
     dpCommSeconds = Math.max(dpCommSeconds, dpExposedSeconds(s.dp, m, windows));
