@@ -95,5 +95,7 @@ export function planInputFrom(flags: Flags): PlanInput {
   set("flashAttention", bool(flags, "flash"));
   set("fp32Gradients", bool(flags, "fp32-grads"));
   set("tpCommOverlap", bool(flags, "tp-comm-overlap"));
+  set("dpCommExposed", bool(flags, "dp-comm-exposed"));
+  set("ppBlockingSends", bool(flags, "pp-blocking-sends"));
   return input;
 }

@@ -33,8 +33,9 @@ export function modelsCommand(args: ParsedArgs, io: Io): number {
     lines.push(`  ${g.name.padEnd(16)} ${gib(g.memoryBytes).padStart(10)}  ${(bf16 / 1e12).toFixed(0).padStart(5)} TFLOP/s 16-bit dense  ${g.displayName}`);
   }
   lines.push("", "Clusters:");
+  const width = Math.max(16, ...clusters.map((c) => c.name.length));
   for (const c of clusters) {
-    lines.push(`  ${c.name.padEnd(16)} ${c.gpusPerNode} x ${c.gpu.padEnd(14)} intra-node ${c.intraNode}, inter-node ${c.interNode}`);
+    lines.push(`  ${c.name.padEnd(width)} ${c.gpusPerNode} x ${c.gpu.padEnd(14)} intra-node ${c.intraNode}, inter-node ${c.interNode}`);
   }
   io.out(lines.join("\n"));
   return 0;

@@ -38,9 +38,17 @@ function chunkCosts(st: SimStage, v: number, split: boolean): ChunkCosts {
  * per-step traffic rides on the first forward and the last gradient-producing pass of each chunk
  * (Megatron-LM's overlapped parameter gather and gradient reduction; PyTorch DDP's bucketed all-reduce).
  */
-function dpAround(prog: StageProgram, st: SimStage, v: number, split: boolean): { before: Float64Array; after: Float64Array } {
+function dpAround(prog: StageProgram, st: SimStage, v: number, split: boolean, exposed: boolean): { before: Float64Array; after: Float64Array } {
   const before = new Float64Array(prog.length);
   const after = new Float64Array(prog.length);
+  if (exposed) {
+    // Whole, before the program's first pass and after its last (ZeRO 0/1: no per-micro-batch traffic).
+    if (prog.length > 0) {
+      before[0] = st.dp.gatherOnceSeconds;
+      after[prog.length - 1] = st.dp.reduceOnceSeconds;
+    }
+    return { before, after };
+  }
   const firstForward = new Int32Array(v).fill(-1);
   const lastGrad = new Int32Array(v).fill(-1);
   const gradPass = split ? Pass.weight : Pass.backward;
@@ -86,8 +94,8 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
   const st = input.stages[s]!;
   const split = splitsBackward(input.schedule);
   const cost = chunkCosts(st, v, split);
-  const { before, after } = dpAround(prog, st, v, split);
-  const buckets = Math.max(1, Math.floor(st.dp.buckets));
+  const { before, after } = dpAround(prog, st, v, split, input.dpExposed === true);
+  const buckets = input.dpExposed === true ? 1 : Math.max(1, Math.floor(st.dp.buckets));
   const pieces = (k: number) => (before[k]! > 0 || after[k]! > 0 ? buckets : 1);
   const chunkBytes = st.memory.perMicroBatchBytes / v;
 
@@ -126,7 +134,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
       else if (k + 1 < prog.length) issueGather(k + 1, 0);
       prevPiece = op;
       piece = op;
-      if (after[k]! > 0) {
+      if (after[k]! > 0 && input.dpExposed !== true) {
         const r = b.op(OpKind.dpReduce, s, Stream.dp, after[k]! / n, mb, c, j);
         b.edge(dpPrev, r);
         b.edge(op, r);
@@ -157,13 +165,23 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     if (pass === Pass.forward) links.doneForward[slot] = done;
     const sends = (pass === Pass.forward && vs < lastVirtual) || (pass === Pass.backward && vs > 0);
     if (sends) {
-      const x = b.op(OpKind.pp, s, Stream.send, input.ppTransferSeconds, mb, c, pass === Pass.forward ? 0 : 1);
+      const blocking = input.blockingSends === true;
+      const x = b.op(OpKind.pp, s, blocking ? Stream.compute : Stream.send, input.ppTransferSeconds, mb, c, pass === Pass.forward ? 0 : 1);
       b.fifo(x, pass === Pass.forward ? (s + 1) % p : (s - 1 + p) % p, Stream.recv);
       b.edge(done, x);
       b.edge(sendPrev, x);
       sendPrev = x;
       (pass === Pass.forward ? links.sendForward : links.sendBackward)[slot] = x;
+      if (blocking) prevDone = x; // the next pass waits for the send
     }
+  }
+  if (input.dpExposed === true && after[prog.length - 1]! > 0) {
+    // After everything the stage does, its own collectives and last send included.
+    const last = prog.length - 1;
+    const r = b.op(OpKind.dpReduce, s, Stream.dp, after[last]!, prog.microBatch[last]!, prog.chunk[last]!, 0);
+    b.edge(prevDone, r);
+    b.edge(dpPrev, r);
+    dpPrev = r;
   }
   return { compute: prevDone, dp: dpPrev };
 }

@@ -74,6 +74,8 @@ export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: P
     virtualStages: plan.virtualStages,
     stages,
     ppTransferSeconds: costs.ppTransfer.seconds,
+    ...(plan.ppBlockingSends === true ? { blockingSends: true } : {}),
+    ...(plan.dpCommExposed === true ? { dpExposed: true } : {}),
     stageNames,
     ...(plan.parameterServers > 0 ? { parameterServers: parameterServers(plan, shape, costs.stages[0]!.params) } : {}),
   };

@@ -114,6 +114,10 @@ export interface SimInput {
   readonly stages: readonly SimStage[];
   /** One activation (or gradient) between adjacent stages. */
   readonly ppTransferSeconds: number;
+  /** Each send holds its stage's compute stream until it completes (DeepSpeed's pipeline engine). */
+  readonly blockingSends?: boolean;
+  /** The once-per-step gather and reduction run whole, before the first and after the last pass (DeepSpeed's pipeline engine). */
+  readonly dpExposed?: boolean;
   readonly parameterServers?: SimParameterServers;
   /** Display names of the stages (e.g. their layers); defaults to "stage i". */
   readonly stageNames?: readonly string[];

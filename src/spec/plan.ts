@@ -28,6 +28,8 @@ export interface PlanInput {
   flashAttention?: boolean | undefined;
   fp32Gradients?: boolean | undefined;
   tpCommOverlap?: boolean | undefined;
+  dpCommExposed?: boolean | undefined;
+  ppBlockingSends?: boolean | undefined;
 }
 
 /**
@@ -148,6 +150,10 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   const staleness = input.staleness ?? (asynchronous ? 1 : 0);
   if (!Number.isInteger(staleness) || staleness < 0) bad("staleness", staleness, "an integer >= 0");
   if (!asynchronous && staleness !== 0) bad("staleness", staleness, "0 without --async", "synchronous updates are never stale");
+  const dpCommExposed = input.dpCommExposed ?? false;
+  if (dpCommExposed && zero > 1) bad("zero", zero, "0 or 1 with dpCommExposed", "an exposed once-per-step reduction is DeepSpeed's pipeline engine, which runs ZeRO 0 and 1 only");
+  if (dpCommExposed && parameterServers > 0) bad("dpCommExposed", true, "false with parameter servers", "the servers carry the data-parallel traffic");
+  const ppBlockingSends = pp > 1 && (input.ppBlockingSends ?? false);
 
   return {
     dp, tp, pp, cp, ep,
@@ -171,6 +177,9 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     fp32Gradients: input.fp32Gradients ?? precision !== "fp16",
     // Off unless asked for: Megatron-LM's --tp-comm-overlap is opt-in (arguments.py default False).
     tpCommOverlap: tp > 1 && (input.tpCommOverlap ?? false),
+    // Both off unless asked for: they describe DeepSpeed's pipeline engine, not the default stack.
+    ...(dpCommExposed ? { dpCommExposed } : {}),
+    ...(ppBlockingSends ? { ppBlockingSends } : {}),
   };
 }
 

@@ -128,6 +128,19 @@ export interface Plan {
    * (Megatron-LM --tp-comm-overlap, Transformer Engine userbuffers). Absent or false: exposed.
    */
   readonly tpCommOverlap?: boolean;
+  /**
+   * Extension: the data-parallel reduction runs after the stage's last backward and the ZeRO-1 gather
+   * before its first forward, each whole and exposed, instead of in buckets behind the passes (DeepSpeed's
+   * pipeline engine: ReduceGrads and OptimizerStep after the schedule, deepspeed/runtime/pipe/schedule.py
+   * TrainSchedule). Absent or false: overlapped (Megatron-LM, PyTorch DDP and FSDP). Only with ZeRO 0 or 1.
+   */
+  readonly dpCommExposed?: boolean;
+  /**
+   * Extension: every stage-to-stage send holds the sending stage until it completes (DeepSpeed's pipeline
+   * engine: SendActivation and SendGrad are blocking, deepspeed/runtime/pipe/schedule.py). Absent or false:
+   * sends run on their own stream beside the next pass.
+   */
+  readonly ppBlockingSends?: boolean;
 }
 
 /** A cluster of a given size: the topology with the number of GPUs in use. */

@@ -174,12 +174,17 @@ export function ppTransfer(model: ModelSpec, plan: Plan, links: Links): Collecti
   return collective("send", 2, (2 * tokensPerRank(plan) * model.hiddenSize) / r, links.pp);
 }
 
-/** Sends per micro-batch by the busiest stage: v forward (none out of the last chunk) and v backward (none out of the first). */
-export function ppSendsPerMicroBatch(plan: Plan): number {
+/** Sends per micro-batch by stage i: v forward (none out of the last chunk) and v backward (none out of the first). */
+export function ppSendsOfStage(plan: Plan, i: number): number {
   if (plan.pp <= 1) return 0;
   const v = plan.virtualStages;
+  return v - (i === plan.pp - 1 ? 1 : 0) + v - (i === 0 ? 1 : 0);
+}
+
+/** Sends per micro-batch by the busiest stage. */
+export function ppSendsPerMicroBatch(plan: Plan): number {
   let most = 0;
-  for (let i = 0; i < plan.pp; i++) most = Math.max(most, v - (i === plan.pp - 1 ? 1 : 0) + v - (i === 0 ? 1 : 0));
+  for (let i = 0; i < plan.pp; i++) most = Math.max(most, ppSendsOfStage(plan, i));
   return most;
 }
 
@@ -266,6 +271,8 @@ export interface DpWindows {
   readonly fillSeconds: number;
   /** Compute the earlier stages still do after this stage's last backward (pipeline drain). */
   readonly drainSeconds: number;
+  /** plan.dpCommExposed: the once-per-step traffic runs whole, before the first forward and after the last backward. */
+  readonly exposed: boolean;
 }
 
 /**
@@ -284,6 +291,7 @@ export function bucketedExposure(seconds: number, windowSeconds: number, buckets
  * (ZeRO-0/1) in buckets behind its last backward, of which at least the first and the last bucket are
  * exposed; the pipeline's fill and drain hide them on the later stages. Per-micro-batch traffic (ZeRO-2/3)
  * is exposed by what exceeds its pass, plus the step's first ZeRO-3 gather bucket and last reduction bucket.
+ * Exposed (plan.dpCommExposed, ZeRO 0/1 only): the whole gather and the whole reduction, less fill and drain.
  */
 export function dpExposedSeconds(c: DpCosts, microBatches: number, w: DpWindows): number {
   const v = w.virtualStages;
@@ -291,8 +299,8 @@ export function dpExposedSeconds(c: DpCosts, microBatches: number, w: DpWindows)
   const hide = (cost: CollectiveCost, window: number) => Math.max(0, cost.seconds - window);
   const zero3Gather = c.perMicroBatchForward.seconds;
   const perPassReduce = Math.max(0, c.perMicroBatchBackward.seconds - zero3Gather);
-  const start = bucketedExposure(c.gatherOnce.seconds / v, w.forwardSeconds / v, n) + zero3Gather / (v * n);
-  const end = bucketedExposure(c.reduceOnce.seconds / v, w.backwardSeconds / v, n) + perPassReduce / (v * n);
+  const start = w.exposed ? c.gatherOnce.seconds : bucketedExposure(c.gatherOnce.seconds / v, w.forwardSeconds / v, n) + zero3Gather / (v * n);
+  const end = w.exposed ? c.reduceOnce.seconds : bucketedExposure(c.reduceOnce.seconds / v, w.backwardSeconds / v, n) + perPassReduce / (v * n);
   const steady = microBatches * (hide(c.perMicroBatchForward, w.forwardSeconds) + hide(c.perMicroBatchBackward, w.backwardSeconds));
   return Math.max(0, start - w.fillSeconds) + steady + Math.max(0, end - w.drainSeconds);
 }

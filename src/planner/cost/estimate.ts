@@ -47,8 +47,9 @@ export function offPipeline(shape: ClusterShape, plan: Plan, costs: PlanCosts, p
     const reduceWindow = plan.schedule === "zb-h1" ? s.backwardWeightSeconds : backwardSeconds;
     // The stage's own tensor/context/expert collectives after its backward run beside the last reduction.
     const trailing = (s.tp.backward.seconds + s.cp.backward.seconds + s.ep.backward.seconds) / v;
-    const drain = plan.schedule === "zb-h1" ? 0 : drainSeconds + trailing;
-    const windows = { forwardSeconds, backwardSeconds: reduceWindow, virtualStages: v, fillSeconds, drainSeconds: drain };
+    // Exposed, the reduction waits for those collectives too.
+    const drain = plan.schedule === "zb-h1" ? 0 : drainSeconds + (plan.dpCommExposed === true ? 0 : trailing);
+    const windows = { forwardSeconds, backwardSeconds: reduceWindow, virtualStages: v, fillSeconds, drainSeconds: drain, exposed: plan.dpCommExposed === true };
     fillSeconds += forwardSeconds / v;
     drainSeconds += backwardSeconds / v;
     dpCommSeconds = Math.max(dpCommSeconds, dpExposedSeconds(s.dp, m, windows));

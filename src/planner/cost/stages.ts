@@ -3,7 +3,7 @@ import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { layerActivationBytes, type LayerActivationBytes } from "./activations.js";
 import type { CollectiveCost } from "./collectives.js";
 import {
-  cpCostPerMicroBatch, dpCosts, epCostPerMicroBatch, ppTransfer, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch,
+  cpCostPerMicroBatch, dpCosts, epCostPerMicroBatch, ppSendsOfStage, ppTransfer, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch,
   type DpCosts, type Links, type PassCosts,
 } from "./communication.js";
 import { headTimes, layerTimes } from "./compute.js";
@@ -33,6 +33,8 @@ export interface StageCost {
   readonly cp: PassCosts;
   /** Expert-parallel all-to-alls; on the critical path. */
   readonly ep: PassCosts;
+  /** Stage-to-stage sends that hold this stage per micro-batch (plan.ppBlockingSends); 0 when they overlap. */
+  readonly blockingSendSeconds: number;
   /** Data-parallel traffic, grouped by what it can hide behind. */
   readonly dp: DpCosts;
   readonly optimizerSeconds: number;
@@ -58,7 +60,7 @@ export function stageComputeSeconds(s: StageCost): number {
 /** Time of one micro-batch through a stage, with its exposed tp/cp/ep communication. */
 export function stageMicroBatchSeconds(s: StageCost): number {
   return stageComputeSeconds(s) + s.tp.forward.seconds + s.tp.backward.seconds + s.cp.forward.seconds + s.cp.backward.seconds +
-    s.ep.forward.seconds + s.ep.backward.seconds;
+    s.ep.forward.seconds + s.ep.backward.seconds + s.blockingSendSeconds;
 }
 
 /**
@@ -77,6 +79,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
   const head = headTimes(model, gpu, plan);
   const perLayer = layerParamsPerRank(model, plan);
   const memBytesPerSecond = gpu.hbmBytesPerSecond * gpu.efficiency.memoryBandwidth;
+  const transfer = ppTransfer(model, plan, links);
 
   function evaluate(i: number): StageCost {
     const n = plan.layersPerStage[i] ?? 0;
@@ -93,6 +96,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
       tp: tpCostPerMicroBatch(model, plan, links, i),
       cp: cpCostPerMicroBatch(model, plan, links, i, layer.attentionCoreForwardSeconds, coreBackward),
       ep: epCostPerMicroBatch(model, plan, links, i),
+      blockingSendSeconds: plan.ppBlockingSends === true ? ppSendsOfStage(plan, i) * transfer.seconds : 0,
       dp: dpCosts(plan, links, params, n, spReplicatedGradCost(model, plan, links, i)),
       optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, memBytesPerSecond),
       states,
@@ -113,7 +117,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
     microBatches: microBatchCount(plan),
     links,
     stages,
-    ppTransfer: ppTransfer(model, plan, links),
+    ppTransfer: transfer,
     activations: layerActivationBytes(model, plan),
     otherBytes: otherBytes(model, gpu, plan, perLayer),
   };

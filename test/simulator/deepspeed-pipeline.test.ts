@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { estimate } from "../../src/planner/cost/estimate.js";
+import { planCosts } from "../../src/planner/cost/stages.js";
+import { simulate } from "../../src/simulator/simulate.js";
+import { InputError } from "../../src/spec/errors.js";
+import { planFor, relErr, shapeOf } from "../helpers.js";
+
+/**
+ * DeepSpeed's pipeline engine (plan.ppBlockingSends, plan.dpCommExposed): every send holds its stage, and
+ * the once-per-step data-parallel traffic runs whole after the schedule. Both the analytic cost model and
+ * the event simulator must price it, and agree.
+ */
+const shape = shapeOf("dgx-a100-80gb", 384);
+
+const arb = fc.record({
+  pp: fc.constantFrom(2, 4, 6, 12),
+  // With one-sequence micro-batches the bucketed (overlapped) baseline itself differs between the two
+  // (a known gap of the simulator's bucket pieces on short passes, not of these knobs): 2 and 4 here.
+  microBatch: fc.constantFrom(2, 4),
+  zero: fc.constantFrom(0, 1),
+  blocking: fc.boolean(),
+  exposed: fc.boolean(),
+});
+
+function resolve(x: fc.RecordValue<typeof arb>) {
+  const dp = 384 / (8 * x.pp);
+  return planFor("gpt3-175b", shape, {
+    tp: 8, pp: x.pp, dp, microBatch: x.microBatch, globalBatch: dp * x.microBatch * 8 * x.pp, zero: x.zero, recompute: "full",
+    sequenceParallel: false, schedule: "1f1b", ppBlockingSends: x.blocking, dpCommExposed: x.exposed,
+  });
+}
+
+describe("DeepSpeed pipeline engine: blocking sends and the reduction after the schedule", () => {
+  it("the simulator and the cost model agree within 3% on every combination", () => {
+    fc.assert(fc.property(arb, (x) => {
+      const { model, plan } = resolve(x);
+      expect(relErr(simulate(model, shape, plan).estimate.time.stepSeconds, estimate(model, shape, plan).time.stepSeconds)).toBeLessThan(0.03);
+    }), { numRuns: 30 });
+  });
+
+  it("each knob costs time, in both, and no more than what it exposes", () => {
+    for (const base of [{ pp: 6, microBatch: 1, zero: 1, blocking: false, exposed: false }, { pp: 12, microBatch: 4, zero: 1, blocking: false, exposed: false }]) {
+      const { model, plan } = resolve(base);
+      const costs = planCosts(model, shape, plan);
+      const m = costs.microBatches;
+      const transfer = costs.ppTransfer.seconds;
+      const dp = costs.stages[0]!.dp;
+      for (const run of [(p: typeof plan) => estimate(model, shape, p).time.stepSeconds, (p: typeof plan) => simulate(model, shape, p).estimate.time.stepSeconds]) {
+        const t0 = run(plan);
+        // A middle stage sends twice per micro-batch; blocking puts some of that on the critical path.
+        const blocking = run(resolve({ ...base, blocking: true }).plan) - t0;
+        expect(blocking).toBeGreaterThan(0.25 * 2 * m * transfer);
+        expect(blocking).toBeLessThan(1.05 * 2 * (m + plan.pp) * transfer);
+        // Exposed: at most the whole gather and reduction show, and more than before.
+        const exposed = run(resolve({ ...base, exposed: true }).plan) - t0;
+        expect(exposed).toBeLessThan(dp.reduceOnce.seconds + dp.gatherOnce.seconds);
+        if (base.microBatch > 1) expect(exposed).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it("on one stage, the exposed reduction and gather show whole in the timeline and in the formula", () => {
+    const one = shapeOf("dgx-a100-80gb", 16);
+    for (const zero of [0, 1] as const) {
+      const { model, plan } = planFor("llama2-7b", one, { zero, globalBatch: 64, dpCommExposed: true });
+      const s = planCosts(model, one, plan).stages[0]!;
+      const whole = s.dp.reduceOnce.seconds + s.dp.gatherOnce.seconds;
+      expect(whole).toBeGreaterThan(0);
+      expect(estimate(model, one, plan).time.breakdown.dpCommSeconds).toBeCloseTo(whole, 12);
+      expect(simulate(model, one, plan).estimate.time.breakdown.dpCommSeconds).toBeCloseTo(whole, 9);
+    }
+  });
+
+  it("is refused with ZeRO 2/3 (DeepSpeed's pipeline runs ZeRO 0 and 1), naming the field", () => {
+    const one = shapeOf("dgx-a100-80gb", 16);
+    let error: unknown;
+    try {
+      planFor("llama2-7b", one, { zero: 2, globalBatch: 64, dpCommExposed: true });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).message).toMatch(/zero = 2 .*0 or 1/);
+  });
+});
