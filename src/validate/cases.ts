@@ -36,8 +36,10 @@ export interface Skipped {
 export type CaseResult = { readonly case: ValidationCase } | { readonly skipped: Skipped };
 
 /** The published GPU as a built-in cluster (DGX topology; the measurement file names the GPU as published). */
-export function clusterFor(gpu: string | null, source: string): { cluster?: string; skip?: string; note?: string } {
+export function clusterFor(gpu: string | null, source: string, system: string | null = null): { cluster?: string; skip?: string; note?: string } {
   if (gpu === null) return { skip: "GPU not stated" };
+  // BLOOM's cluster: the same GPU as a DGX A100, a quarter of its inter-node bandwidth (4 Omni-Path links per node).
+  if (system?.includes("Jean Zay") === true && gpu.includes("A100") && gpu.includes("80GB")) return { cluster: "jean-zay-a100-80gb" };
   if (gpu.includes("V100")) return { skip: "V100 (DGX-2): no DGX-2 cluster is built in" };
   if (gpu.includes("H200")) return { cluster: "dgx-h200" };
   if (gpu.includes("B200")) return { cluster: "dgx-b200" };
@@ -133,7 +135,7 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
   const x = r.measured;
   const throughput = [x.iteration_time_s, x.tokens_per_sec_per_gpu, x.tokens_per_sec_total, x.tflops_per_gpu].some((v) => v !== null);
   if (x.oom !== true && !throughput) return skip(r, "no throughput measurement (memory or per-layer figures only)");
-  const hw = clusterFor(r.hardware.gpu, r.source);
+  const hw = clusterFor(r.hardware.gpu, r.source, r.hardware.system);
   if (hw.cluster === undefined) return skip(r, hw.skip ?? "no cluster");
   const gpus = r.hardware.num_gpus;
   if (gpus === null) return skip(r, "GPU count not stated");
@@ -169,6 +171,11 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     ...(layersPerStage === undefined ? {} : { layersPerStage }),
     ...(rc.fullShare === undefined ? {} : { recomputeLayersPerStage: stages.map((n) => Math.round(n * rc.fullShare!)) }),
   };
+  if (profile.deepspeedPipeline === true && p.pp > 1) {
+    assumptions.push("DeepSpeed pipeline engine: blocking sends, data-parallel reduction after the schedule");
+    plan.ppBlockingSends = true;
+    if ((plan.zero ?? 0) <= 1) plan.dpCommExposed = true;
+  }
   const ran = r.measured.oom !== true;
   const kernel = plan.flashAttention === true ? profile.attentionKernel : undefined;
   if (kernel !== undefined) assumptions.push(`attention kernel ${kernel} (${profile.framework})`);

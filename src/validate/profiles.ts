@@ -25,6 +25,11 @@ export interface SourceProfile {
   readonly selectiveShare?: number;
   /** Tensor-parallel communication overlapped with GEMMs (--tp-comm-overlap) when tp > 1. */
   readonly tpCommOverlap?: boolean;
+  /**
+   * DeepSpeed's pipeline engine runs the pipeline (Megatron-DeepSpeed with pp > 1): blocking stage-to-stage
+   * sends and the data-parallel reduction after the schedule (deepspeed/runtime/pipe/schedule.py).
+   */
+  readonly deepspeedPipeline?: boolean;
   /** The fused attention kernel the framework ran (the GPU priors describe their generation's best). */
   readonly attentionKernel?: AttentionKernelName;
   /** How the source counts FLOPs in `tflops_per_gpu` (undefined: never compared as TFLOP/s). */
@@ -119,13 +124,13 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
   },
   "mt-nlg-530b": {
     // Megatron-DeepSpeed with full recomputation (the 96*B*s*l*h^2 formula reproduces the time); GPT-2 vocabulary padded to 51,200.
-    framework: "Megatron-DeepSpeed 2021", ...MEGATRON_2021, zero: 1, vocab: 51200,
+    framework: "Megatron-DeepSpeed 2021", ...MEGATRON_2021, zero: 1, vocab: 51200, deepspeedPipeline: true,
   },
   "bloom-176b": {
     // Megatron-DeepSpeed 2022 (no flash attention, no SP), ZeRO-1, full checkpointing (tr11 README); BLOOM's
     // released config has hidden_dropout = attention_dropout = 0.0; the prequel's earlier runs used fp16.
     framework: "Megatron-DeepSpeed 2022 (BigScience tr11)", flashAttention: false, dropout: false, zero: 1, recompute: "full",
-    precision: "fp16", sequenceParallel: false, vocab: 250000, heads: 64, seqLen: 2048,
+    precision: "fp16", sequenceParallel: false, vocab: 250000, heads: 64, seqLen: 2048, deepspeedPipeline: true,
   },
   "megatron-h100-2024": {
     // As test/planner/megatron-table.test.ts: bf16, Transformer Engine attention, SP, distributed optimizer.

@@ -20,6 +20,8 @@ export interface RecordHardware {
   readonly gpu: string | null;
   readonly num_gpus: number | null;
   readonly gpus_per_node: number | null;
+  /** The named machine (e.g. "Jean Zay"), where the source gives one. */
+  readonly system: string | null;
 }
 
 export interface RecordParallel {
@@ -110,7 +112,7 @@ function parseOne(json: unknown, source: string, file: string, line: number): Me
       hidden: num(m, "hidden"), heads: num(m, "heads"), kv_heads: num(m, "kv_heads"), ffn: num(m, "ffn"),
       vocab: num(m, "vocab"), seq_len: num(m, "seq_len"),
     },
-    hardware: { gpu: str(h, "gpu"), num_gpus: num(h, "num_gpus"), gpus_per_node: num(h, "gpus_per_node") },
+    hardware: { gpu: str(h, "gpu"), num_gpus: num(h, "num_gpus"), gpus_per_node: num(h, "gpus_per_node"), system: str(h, "system") },
     parallel: {
       tp: num(p, "tp"), pp: num(p, "pp"), dp: num(p, "dp"), cp: num(p, "cp"), ep: num(p, "ep"),
       sequence_parallel: typeof sp === "boolean" ? sp : null, vpp: num(p, "vpp"),

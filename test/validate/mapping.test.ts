@@ -83,6 +83,22 @@ describe("published records as meshplan plans", () => {
     expect(mapped("r1362").plan).toMatchObject({ tp: 4, pp: 4, virtualStages: 20, schedule: "interleaved", precision: "fp8", tpCommOverlap: true });
   });
 
+  it("Megatron-DeepSpeed runs its pipeline on DeepSpeed's engine; BLOOM ran on Jean Zay's Omni-Path nodes", () => {
+    const bloom = mapped("r0204");
+    expect(bloom.cluster).toBe("jean-zay-a100-80gb");
+    expect(bloom.plan).toMatchObject({ tp: 4, pp: 12, zero: 1, ppBlockingSends: true, dpCommExposed: true });
+    const mtnlg = mapped("r1411");
+    expect(mtnlg.cluster).toBe("dgx-a100-80gb"); // Selene: DGX A100
+    expect(mtnlg.plan).toMatchObject({ ppBlockingSends: true, dpCommExposed: true });
+    // No pipeline, no pipeline engine: a BLOOM candidate on one node keeps the defaults.
+    const single = mapped("r1201").plan;
+    expect(single.pp).toBe(1);
+    expect(single.ppBlockingSends).toBeUndefined();
+    expect(single.dpCommExposed).toBeUndefined();
+    // Megatron-LM's own pipeline overlaps both.
+    expect(mapped("r1362").plan.ppBlockingSends).toBeUndefined();
+  });
+
   it("an out-of-memory record is a memory check without a throughput", () => {
     const c = mapped("r1248");
     expect(c.ran).toBe(false);
