@@ -6,7 +6,7 @@ import { ExecutionError, launch, liveWorkers } from "../../src/executor/run/laun
 const fabric: FabricSpec = {
   ranks: 4,
   groups: [
-    { name: "all", kind: "dp", members: [0, 1, 2, 3], capacityFloats: 4096 },
+    { name: "all", kind: "dp", members: [0, 1, 2, 3], capacityFloats: 4096, bucketFloats: 4096 },
     { name: "even", kind: "tp", members: [0, 2], capacityFloats: 4096 },
     { name: "odd", kind: "tp", members: [1, 3], capacityFloats: 4096 },
   ],
@@ -54,6 +54,55 @@ describe("shared-memory collectives", () => {
       // all-reduce n + (g-2) own (twice), reduce-scatter n - own, all-gather (g-1) own, all-to-all n - n/g, max all-reduce of 8 (blocks of 2)
       const bytes = 4 * (3 * (n + 2 * own) + (n - own) + 3 * own + (1024 - 256) + (8 + 2 * 2) + 3 * own);
       expect(res[r]!.traffic.byKind.dp.bytes).toBe(bytes);
+    }
+  });
+
+  it("the gradient bucket's all-reduce and reduce-scatter: a plain sum, in place, at any offset, the slot forms' bytes and bits", async () => {
+    const n = 1030;
+    const script: ProbeOp[] = [
+      { op: "all-reduce-bucket", group: "all", n },
+      { op: "reduce-scatter-bucket", group: "all", n, offset: 2000, salt: 4 },
+      { op: "all-reduce", group: "all", n },
+      { op: "reduce-scatter", group: "all", n },
+    ];
+    const res = await run([script, script, script, script]);
+    const total = sum(n, [0, 1, 2, 3]);
+    const salted = sum(n, [4, 5, 6, 7]);
+    for (let r = 0; r < 4; r++) {
+      const o = res[r]!.outputs;
+      const first = Math.floor((r * n) / 4);
+      const end = Math.floor(((r + 1) * n) / 4);
+      expect(o[0]).toEqual(total.map((v) => Math.fround(v)));
+      expect(o[1]).toEqual(salted.slice(first, end).map((v) => Math.fround(v)));
+      expect(o[0]).toEqual(o[2]);
+      const own = end - first;
+      // as the copying forms: all-reduce n + (g-2) own, reduce-scatter n - own
+      expect(res[r]!.traffic.byKind.dp.bytes).toBe(4 * (2 * (n + 2 * own) + 2 * (n - own)));
+    }
+  });
+
+  it("the bucket may be written again as soon as a collective returns, even while a slow member still reads", async () => {
+    // Rank 1 stalls 40 ms just before its last read of the others' buckets; the others write new data
+    // into the same region at once. Without the closing sync, rank 1 would read that new data.
+    const n = 1030;
+    const script = (delay: number): ProbeOp[] => [
+      { op: "all-reduce-bucket", group: "all", n, readDelayMs: delay },
+      { op: "all-reduce-bucket", group: "all", n, salt: 4, readDelayMs: delay },
+      { op: "reduce-scatter-bucket", group: "all", n, readDelayMs: delay },
+      { op: "reduce-scatter-bucket", group: "all", n, salt: 8, readDelayMs: delay },
+      { op: "all-reduce-bucket", group: "all", n, salt: 12 },
+    ];
+    const res = await run([script(0), script(40), script(0), script(0)]);
+    const at = (salt: number) => sum(n, [0, 1, 2, 3].map((r) => r + salt)).map((v) => Math.fround(v));
+    for (let r = 0; r < 4; r++) {
+      const o = res[r]!.outputs;
+      const first = Math.floor((r * n) / 4);
+      const end = Math.floor(((r + 1) * n) / 4);
+      expect(o[0], `rank ${r}`).toEqual(at(0));
+      expect(o[1], `rank ${r}`).toEqual(at(4));
+      expect(o[2], `rank ${r}`).toEqual(at(0).slice(first, end));
+      expect(o[3], `rank ${r}`).toEqual(at(8).slice(first, end));
+      expect(o[4], `rank ${r}`).toEqual(at(12));
     }
   });
 

@@ -16,6 +16,11 @@ describe("data parallel", () => {
       expectActivationMemory(ex);
     });
   }
+  it("dp2, ZeRO 2, tied embeddings (the head's backward starts the embedding's gradient: its own bucket region)", async () => {
+    const ex = await runPlan(2, { dp: 2, zero: 2 }, { model: { tiedEmbeddings: true }, steps: 3 });
+    expectSameNumerics(ex);
+    expectBytes(ex);
+  });
 });
 
 describe("tensor parallel", () => {

@@ -6,7 +6,8 @@ import { expectedElements } from "../../src/executor/measure/accounting.js";
 import { lineFit } from "../../src/executor/measure/calibrate.js";
 import { costModelElements } from "../../src/executor/measure/cost-map.js";
 import { TokenSource, tokenSlice } from "../../src/executor/model/data.js";
-import { joinRanks, modelUnits, sliceForRank, unitSlots } from "../../src/executor/model/layout.js";
+import { joinRanks, modelUnits, sliceForRank, stageUnits, unitSlots } from "../../src/executor/model/layout.js";
+import { gradientBucket } from "../../src/executor/parallel/bucket.js";
 import { adamState, adamStep, DEFAULT_ADAM } from "../../src/executor/parallel/adam.js";
 import { coordsOf, fabricFor, groupMembers, rankOf, workerCount } from "../../src/executor/parallel/grid.js";
 import { peakInFlightChunks, stageSchedule } from "../../src/executor/parallel/schedule.js";
@@ -32,10 +33,38 @@ describe("the rank grid", () => {
     const layout = layoutFabric(fabricFor(model, plan));
     const regions = [
       ...layout.groups.map((g) => [g.controlByte, g.dataByte + 2 * g.spec.members.length * g.slotBytes] as const),
+      ...layout.groups.map((g) => [g.bucketByte, g.bucketByte + g.spec.members.length * g.bucketBytes] as const),
       ...layout.channels.map((c) => [c.headerByte, c.dataByte + c.spec.slots * c.slotBytes] as const),
-    ].sort((a, b) => a[0] - b[0]);
+    ].filter((r) => r[1] > r[0]).sort((a, b) => a[0] - b[0]);
     for (let i = 1; i < regions.length; i++) expect(regions[i]![0]).toBeGreaterThanOrEqual(regions[i - 1]![1]);
     expect(layout.totalBytes).toBe(regions[regions.length - 1]![1]);
+    const dp = layout.groups.filter((g) => g.spec.name.startsWith("dp["));
+    expect(dp.length).toBeGreaterThan(0);
+    for (const g of dp) expect(g.bucketBytes).toBeGreaterThanOrEqual(4 * g.spec.bucketFloats!);
+  });
+
+  it("gives every unit's gradient a bucket region no other live gradient shares", () => {
+    for (const tied of [false, true]) {
+      const model = { ...tinyGpt(3), tiedEmbeddings: tied };
+      for (const zero of [0, 1, 2, 3] as const) {
+        const plan = resolvePlan(model, shapeOf("dgx-h100", 2), { dp: 2, zero, globalBatch: 4 });
+        const units = stageUnits(model, plan, 0).flat();
+        const b = gradientBucket(units, plan.tp, zero);
+        const dpGroup = fabricFor(model, plan).groups.find((g) => g.kind === "dp" && g.name.startsWith("dp["))!;
+        expect(dpGroup.bucketFloats).toBe(b.floats);
+        const regions = units.map((u, k) => ({ unit: u, first: b.offsets[k]!, end: b.offsets[k]! + unitSlots(u, plan.tp).size }));
+        for (const r of regions) expect(r.end).toBeLessThanOrEqual(b.floats);
+        // ZeRO 0/1: every gradient lives until the step's update; ZeRO 2/3: only a tied embedding's
+        // outlives other units' backward (it starts in the head's).
+        const lasting = zero <= 1 ? regions : regions.filter((r) => tied && r.unit.kind === "embed");
+        for (const a of lasting) {
+          for (const other of regions) {
+            if (other !== a) expect(other.end <= a.first || other.first >= a.end, `ZeRO ${zero} ${a.unit.name} / ${other.unit.name}`).toBe(true);
+          }
+        }
+        if (zero >= 2) expect(b.floats).toBeLessThan(regions.reduce((x, r) => x + r.end - r.first, 0));
+      }
+    }
   });
 });
 

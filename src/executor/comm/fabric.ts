@@ -1,7 +1,8 @@
 /**
  * The shared memory that ranks talk through: one shared WebAssembly.Memory (its buffer is a
  * SharedArrayBuffer, and the SIMD reduction kernels can address it) holding a control block, one region
- * per collective group and one mailbox per point-to-point channel. The layout is a pure function of the
+ * per collective group (two buffers of one slot per member, then optionally one persistent bucket per
+ * member) and one mailbox per point-to-point channel. The layout is a pure function of the
  * spec, so the coordinator and every worker compute the same offsets.
  */
 export type CommKind = "tp" | "cp" | "pp" | "dp" | "ep";
@@ -15,6 +16,12 @@ export interface GroupSpec {
   readonly members: readonly number[];
   /** Largest buffer (floats) one member passes to a collective. */
   readonly capacityFloats: number;
+  /**
+   * Floats of one persistent region per member, after the two buffers of slots (none when absent or 0):
+   * the data-parallel gradient bucket, which the training accumulates into and reduces in place
+   * (Group.bucket and the *Bucket collectives; PyTorch DDP's gradient_as_bucket_view).
+   */
+  readonly bucketFloats?: number;
 }
 
 export interface ChannelSpec {
@@ -58,6 +65,9 @@ export interface GroupLayout {
   /** Byte offset of buffer `buf` (0 or 1), member `j`: dataByte + (buf * size + j) * slotBytes. */
   readonly dataByte: number;
   readonly slotBytes: number;
+  /** Byte offset of member j's persistent bucket: bucketByte + j * bucketBytes (bucketBytes 0: none). */
+  readonly bucketByte: number;
+  readonly bucketBytes: number;
 }
 
 export interface ChannelLayout {
@@ -84,7 +94,10 @@ export function layoutFabric(spec: FabricSpec): FabricLayout {
     const slotBytes = align(4 * g.capacityFloats);
     const dataByte = at;
     at += 2 * g.members.length * slotBytes;
-    return { spec: g, controlByte, dataByte, slotBytes };
+    const bucketByte = at;
+    const bucketBytes = align(4 * (g.bucketFloats ?? 0));
+    at += g.members.length * bucketBytes;
+    return { spec: g, controlByte, dataByte, slotBytes, bucketByte, bucketBytes };
   });
   const channels = spec.channels.map((c): ChannelLayout => {
     const headerByte = at;

@@ -9,6 +9,15 @@ import type { TrafficSnapshot } from "./traffic.js";
  */
 export type ProbeOp =
   | { readonly op: "all-reduce" | "all-reduce-max" | "reduce-scatter" | "all-gather" | "all-to-all" | "all-reduce-slot" | "all-gather-slot" | "all-reduce-view" | "reduce-scatter-view" | "all-gather-view"; readonly group: string; readonly n: number }
+  /**
+   * The gradient bucket's collectives (Group.bucket): the input is written into floats [offset, offset + n)
+   * of this member's bucket (input of rank r + salt), then reduced in place; `readDelayMs` stalls this
+   * member just before its last read of the others' buckets (the window a closing sync must cover).
+   */
+  | {
+    readonly op: "all-reduce-bucket" | "reduce-scatter-bucket"; readonly group: string; readonly n: number;
+    readonly offset?: number; readonly salt?: number; readonly readDelayMs?: number;
+  }
   | { readonly op: "send"; readonly to: number; readonly tag: number; readonly n: number }
   | { readonly op: "recv"; readonly from: number; readonly tag: number }
   | { readonly op: "barrier"; readonly group: string }
@@ -51,7 +60,7 @@ export const probeProgram: Program = async (input) => {
   for (const op of payload.script) {
     let out: Float32Array | null = null;
     const times: number[] = [];
-    const inputs = "n" in op ? probeInput(input.rank, op.n) : null;
+    const inputs = "n" in op ? probeInput(input.rank + ("salt" in op ? op.salt ?? 0 : 0), op.n) : null;
     for (let r = 0; r < repeat; r++) {
       const fill = r === 0 || payload.refill !== false;
       const x = inputs === null ? null : fill ? inputs.slice() : inputs;
@@ -91,6 +100,19 @@ export const probeProgram: Program = async (input) => {
           const t1 = performance.now();
           out = g.allGatherSlot(op.n, "probe");
           times.push((performance.now() - t1) / 1e3);
+          continue;
+        }
+        // The training path's gradient reduction: accumulated in the bucket, reduced in place, read in place.
+        case "all-reduce-bucket":
+        case "reduce-scatter-bucket": {
+          const g = ep.group(op.group);
+          const offset = op.offset ?? 0;
+          if (fill) g.bucket(offset, op.n).set(x!);
+          g.readDelayMs = op.readDelayMs ?? 0;
+          const t1 = performance.now();
+          out = op.op === "all-reduce-bucket" ? g.allReduceBucket(offset, op.n, "probe") : g.reduceScatterBucket(offset, op.n, "probe");
+          times.push((performance.now() - t1) / 1e3);
+          g.readDelayMs = 0;
           continue;
         }
         case "send": ep.channel(input.rank, op.to).send(op.tag, x!, "probe"); break;

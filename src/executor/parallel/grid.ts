@@ -1,7 +1,8 @@
 import type { ModelSpec, Plan } from "../../spec/types.js";
 import type { ChannelSpec, FabricSpec, GroupSpec } from "../comm/fabric.js";
 import { microBatchCount } from "../../spec/plan.js";
-import { elements, modelUnits, unitSlots } from "../model/layout.js";
+import { elements, modelUnits, stageUnits, unitSlots } from "../model/layout.js";
+import { gradientBucket } from "./bucket.js";
 
 /**
  * The ranks of a plan as one grid (design brief section 3; Megatron-LM's order, picotron's
@@ -76,14 +77,22 @@ export function capacities(model: ModelSpec, plan: Plan): { tp: number; cp: numb
   };
 }
 
-/** Groups and channels of a plan: tp, cp, data-parallel and world groups; pipeline and parameter-server channels. */
+/**
+ * Groups and channels of a plan: tp, cp, data-parallel (with the gradient buckets) and world groups;
+ * pipeline and parameter-server channels.
+ */
 export function fabricFor(model: ModelSpec, plan: Plan): FabricSpec {
   const cap = capacities(model, plan);
   const workers = workerCount(plan);
   const groups: GroupSpec[] = [
     ...uniqueGroups(plan, ["tp"]).map((m) => ({ name: groupName("tp", m), kind: "tp" as const, members: m, capacityFloats: cap.tp })),
     ...uniqueGroups(plan, ["cp"]).map((m) => ({ name: groupName("cp", m), kind: "cp" as const, members: m, capacityFloats: cap.cp })),
-    ...(plan.parameterServers > 0 ? [] : uniqueGroups(plan, ["dp", "cp"]).map((m) => ({ name: groupName("dp", m), kind: "dp" as const, members: m, capacityFloats: cap.dp }))),
+    // Every member of a data-parallel group is on the same pipeline stage and tp rank: one bucket
+    // (bucket.ts) per member for the gradients of that stage's units.
+    ...(plan.parameterServers > 0 ? [] : uniqueGroups(plan, ["dp", "cp"]).map((m) => ({
+      name: groupName("dp", m), kind: "dp" as const, members: m, capacityFloats: cap.dp,
+      bucketFloats: gradientBucket(stageUnits(model, plan, coordsOf(plan, m[0]!).pp).flat(), plan.tp, plan.zero).floats,
+    }))),
   ];
   const all = Array.from({ length: workers + plan.parameterServers }, (_, r) => r);
   groups.push({ name: groupName("world", all), kind: "dp", members: all, capacityFloats: 16 });

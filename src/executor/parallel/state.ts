@@ -6,6 +6,7 @@ import { blockOf } from "../comm/fabric.js";
 import { sliceForRank, unitSlots, type UnitSlots, type UnitSpec } from "../model/layout.js";
 import { tensorFromShared, type Tf } from "../model/ops.js";
 import { adamState, adamStep, type AdamConfig, type AdamState } from "./adam.js";
+import { gradientBucket } from "./bucket.js";
 
 /**
  * The model states one rank holds, and ZeRO over the data-parallel group (Rajbhandari et al. 2020):
@@ -14,6 +15,11 @@ import { adamState, adamStep, type AdamConfig, type AdamState } from "./adam.js"
  * (reduce-scatter each unit's gradient right after its backward, every micro-batch); 3 also the weights
  * (all-gather each unit's weights before its forward and again before its backward). Each unit (the
  * embedding, a layer, the head) is one flat vector, sharded in blocks floor(j n / g) .. floor((j+1) n / g).
+ *
+ * With a data-parallel group, the gradients accumulate in the group's shared-memory bucket (bucket.ts),
+ * where the reduction runs in place: no copy into a slot, none out of it, and Adam reads the result
+ * where it is (PyTorch DDP's gradient_as_bucket_view). Each region is zeroed once its result is consumed
+ * (the collective's closing sync has made sure no other member still reads it).
  *
  * Memory, float32: parameters (the tf tensors, or the ZeRO-3 shard) 4 bytes per element, gradients 4,
  * optimizer 12 (the master copy the update writes, Adam's m and v): the cost model's 2 + 4 + 12 of
@@ -29,8 +35,13 @@ interface UnitState {
   readonly slots: UnitSlots;
   /** This rank's block of the unit's flat vector (all of it without sharding). */
   readonly owned: { readonly first: number; readonly end: number };
-  /** ZeRO 0/1: the accumulated gradient; ZeRO 2/3: this micro-batch's, until reduce-scattered. */
+  /**
+   * ZeRO 0/1: the accumulated gradient; ZeRO 2/3: this micro-batch's, until reduce-scattered. With a
+   * data-parallel group, a view of this rank's bucket at `bucketOffset`; else a private array.
+   */
   grad: Float32Array | undefined;
+  /** Floats into the data-parallel bucket where the unit's gradient lives; undefined without a group. */
+  readonly bucketOffset: number | undefined;
   /** ZeRO 2/3: the accumulated gradient of the owned block. */
   readonly ownedGrad: Float32Array | undefined;
   /** The master weights of the owned block. */
@@ -61,15 +72,17 @@ export class ModelState implements ParamProvider {
   constructor(private readonly o: StateOptions) {
     const n = o.dp?.size ?? 1;
     const j = o.dp?.index ?? 0;
-    for (const unit of o.units) {
+    const bucket = o.dp !== undefined && o.dp.size > 1 ? gradientBucket(o.units, o.tp, o.zero) : undefined;
+    o.units.forEach((unit, u) => {
       const slots = unitSlots(unit, o.tp);
       const flat = new Float32Array(slots.size);
       for (const t of slots.tensors) flat.set(sliceForRank(o.initial(t.spec.name), t.spec, o.tp, o.tpRank), t.offset);
       const owned = o.zero >= 1 ? blockOf(slots.size, n, j) : { first: 0, end: slots.size };
       const count = owned.end - owned.first;
+      const bucketOffset = bucket?.offsets[u];
       const state: UnitState = {
-        slots, owned,
-        grad: o.zero <= 1 ? new Float32Array(slots.size) : undefined,
+        slots, owned, bucketOffset,
+        grad: o.zero <= 1 ? this.gradBuffer(bucketOffset, slots.size) : undefined,
         ownedGrad: o.zero >= 2 ? new Float32Array(count) : undefined,
         master: flat.slice(owned.first, owned.end),
         adam: adamState(count),
@@ -79,7 +92,14 @@ export class ModelState implements ParamProvider {
       if (o.zero < 3) state.tensors = this.toTensors(slots, flat);
       this.units.set(unit.name, state);
       for (const t of slots.tensors) this.owner.set(t.spec.name, state);
-    }
+    });
+    // The regions start zeroed (no other member reads this bucket before this rank's first collective on it).
+    if (bucket !== undefined) o.dp!.bucket(0, bucket.floats).fill(0);
+  }
+
+  /** A zeroed gradient buffer: the unit's region of the bucket (zero whenever not in use), or a new array. */
+  private gradBuffer(bucketOffset: number | undefined, size: number): Float32Array {
+    return bucketOffset === undefined ? new Float32Array(size) : this.o.dp!.bucket(bucketOffset, size);
   }
 
   private toTensors(slots: UnitSlots, flat: Float32Array): Map<string, Tensor> {
@@ -133,7 +153,7 @@ export class ModelState implements ParamProvider {
     for (const [name, t] of grads) {
       const s = this.owner.get(name)!;
       const slot = s.slots.tensors.find((x) => x.spec.name === name)!;
-      s.grad ??= new Float32Array(s.slots.size);
+      s.grad ??= this.gradBuffer(s.bucketOffset, s.slots.size);
       const data = t.dataSync() as Float32Array;
       const g = s.grad;
       for (let i = 0; i < slot.size; i++) g[slot.offset + i]! += data[i]!;
@@ -141,22 +161,38 @@ export class ModelState implements ParamProvider {
     }
     const own = this.state(unit);
     if (this.o.zero >= 2 && own.grad !== undefined) {
-      const block = this.o.dp === undefined ? own.grad : this.o.dp.reduceScatterView(own.grad, "dp.zero-grad");
+      const dp = this.o.dp;
+      const inBucket = own.bucketOffset !== undefined;
+      const block = inBucket ? dp!.reduceScatterBucket(own.bucketOffset, own.slots.size, "dp.zero-grad")
+        : dp === undefined ? own.grad : dp.reduceScatterView(own.grad, "dp.zero-grad");
       for (let i = 0; i < block.length; i++) own.ownedGrad![i]! += block[i]!;
+      // The region is shared with the next unit's backward: zero it now that the block is summed (the
+      // reduce-scatter's closing sync has made sure no member still reads this rank's bucket).
+      if (inBucket) own.grad.fill(0);
       own.grad = undefined;
     }
   }
 
-  /** The gradient of each unit's owned block after the data-parallel reduction (ZeRO 0/1 reduce here). */
+  /**
+   * The gradient of each unit's owned block after the data-parallel reduction (ZeRO 0/1 reduce here, in
+   * place in the bucket: every unit has its own region, so each result stays valid, a view of the bucket,
+   * until update() has consumed it and zeroes it).
+   */
   reduceGradients(): Float32Array[] {
     return [...this.units.values()].map((s) => {
       if (this.o.zero >= 2) return s.ownedGrad!;
-      if (this.o.dp === undefined) return s.grad!;
-      return this.o.zero === 0 ? this.o.dp.allReduce(s.grad!, "dp.grads") : this.o.dp.reduceScatter(s.grad!, "dp.grads");
+      if (s.bucketOffset === undefined) return s.grad!;
+      const dp = this.o.dp!;
+      return this.o.zero === 0 ? dp.allReduceBucket(s.bucketOffset, s.slots.size, "dp.grads") : dp.reduceScatterBucket(s.bucketOffset, s.slots.size, "dp.grads");
     });
   }
 
-  /** Adam on the owned blocks, then the weights every rank needs again (ZeRO 1/2 all-gather them). */
+  /**
+   * Adam on the owned blocks, then the weights every rank needs again (ZeRO 1/2 all-gather them); then
+   * each unit's gradient is zeroed for the next step (under ZeRO 0/1, its region of the bucket, which
+   * `grads` views: Adam has read it by then, and the reduction's closing sync has made sure no other
+   * member still reads it).
+   */
   update(grads: readonly Float32Array[]): void {
     this.step++;
     [...this.units.values()].forEach((s, i) => {
