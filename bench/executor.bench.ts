@@ -9,7 +9,9 @@ import type { BenchRow } from "./util.js";
  * The executor's speed targets (issue 5):
  * - collectives over shared memory move data at no less than half of this machine's memcpy bandwidth for
  *   buffers of 4 MiB and more: NCCL's bus bandwidth (nccl-tests doc/PERFORMANCE.md: all-reduce
- *   2(n-1)/n S / t, all-gather (n-1)/n S / t) of two ranks, against one thread's TypedArray.set;
+ *   2(n-1)/n S / t, all-gather and reduce-scatter (n-1)/n S / t) of two ranks, against one thread's
+ *   TypedArray.set; the data-parallel gradient reduction as the training runs it (in place in the
+ *   gradient bucket, Group.allReduceBucket / reduceScatterBucket) first, then the other forms;
  * - with as many ranks as cores, each rank keeps at least 80% of the matrix-multiply throughput (float32,
  *   256^3, TensorFlow.js wasm) that one rank has alone.
  * Medians over repeated runs; the ratio column is measured / target (>= 1 meets it).
@@ -21,15 +23,19 @@ function gb(bytesPerSecond: number): string {
   return `${(bytesPerSecond / 1e9).toFixed(2)} GB/s`;
 }
 
-type BenchOp = "all-reduce-slot" | "all-gather-slot" | "all-reduce" | "all-reduce-view" | "reduce-scatter-view" | "all-gather-view";
+type BenchOp = "all-reduce-bucket" | "reduce-scatter-bucket" | "all-reduce-slot" | "all-gather-slot" | "all-reduce" | "all-reduce-view" | "reduce-scatter-view" | "all-gather-view";
 
 async function collectiveBusBandwidth(ranks: number, op: BenchOp, bytes: number): Promise<number> {
   const n = bytes / 4;
   const members = Array.from({ length: ranks }, (_, r) => r);
-  const fabric: FabricSpec = { ranks, groups: [{ name: "all", kind: "dp", members, capacityFloats: n }], channels: [] };
+  const bucket = op.endsWith("-bucket");
+  const group = bucket ? { capacityFloats: 16, bucketFloats: n } : { capacityFloats: n };
+  const fabric: FabricSpec = { ranks, groups: [{ name: "all", kind: "dp", members, ...group }], channels: [] };
   const script: ProbeOp[] = [{ op, group: "all", n }];
   // The copying and view forms read the caller's array, which the collective does not change (the
-  // copying all-reduce writes its result back, so it is refilled each time, outside the timing).
+  // copying all-reduce writes its result back, so it is refilled each time, outside the timing). The
+  // bucket and slot forms reduce in place, back to back, as nccl-tests does; the bucket forms' time
+  // includes their closing sync.
   const payload = { script, repeat: REPEAT, keepOutputs: false, refill: op === "all-reduce" };
   const res = (await launch({ fabric, timeoutSeconds: 60, ranks: members.map(() => ({ program: "probe" as const, payload })) })) as ProbeResult[];
   const seconds = Math.max(...res.map((r) => r.seconds[0]!));
@@ -55,16 +61,18 @@ export async function bench(): Promise<BenchRow[]> {
   rows.push({ name: "memcpy, one thread, 64 MiB (the reference)", target: "-", median: gb(memcpy), ratio: "-" });
   rows.push({ name: "memcpy, one thread, 4 MiB (from cache; for comparison)", target: "-", median: gb(memcpyBytesPerSecond(4 * MIB, 41)), ratio: "-" });
   const names: Record<BenchOp, string> = {
+    "all-reduce-bucket": "ZeRO-0 gradient all-reduce as training runs it (accumulated in the dp bucket, reduced and read in place)",
+    "reduce-scatter-bucket": "ZeRO-1/2/3 gradient reduce-scatter as training runs it (accumulated in the dp bucket, reduced and read in place)",
     "all-reduce-slot": "all-reduce, in place (data already in the slot)",
     "all-gather-slot": "all-gather, in place (data already in the slot)",
-    "all-reduce-view": "all-reduce as training runs it (copy in, in place, result read in place)",
-    "reduce-scatter-view": "reduce-scatter as training runs it (copy in, in place)",
-    "all-gather-view": "all-gather as training runs it (copy in, in place)",
-    "all-reduce": "all-reduce, copying in and out (the gradient all-reduce of ZeRO-0)",
+    "all-reduce-view": "all-reduce, copy in from a tensor (tp, cp; no longer the dp gradients)",
+    "reduce-scatter-view": "reduce-scatter, copy in from a tensor (tp under SP, cp; no longer the ZeRO gradients)",
+    "all-gather-view": "all-gather, copy in (tp, cp and the ZeRO weight gathers)",
+    "all-reduce": "all-reduce, copying in and out (the SP gradient sum; no longer the ZeRO-0 gradients)",
   };
   for (const mib of [4, 16, 64]) {
     const ops: BenchOp[] = mib === 16 ? ["all-reduce-view", "reduce-scatter-view", "all-gather-view"]
-      : ["all-reduce-slot", "all-gather-slot", "all-reduce-view", "reduce-scatter-view", "all-gather-view", "all-reduce"];
+      : ["all-reduce-bucket", "reduce-scatter-bucket", "all-reduce-slot", "all-gather-slot", "all-reduce-view", "reduce-scatter-view", "all-gather-view", "all-reduce"];
     for (const op of ops) {
       const bw = await collectiveBusBandwidth(2, op, mib * MIB);
       rows.push({ name: `${names[op]}, 2 ranks, ${mib} MiB: bus bandwidth`, target: `${gb(0.5 * memcpy)} (0.5 x memcpy)`, median: `${gb(bw)} (${(bw / memcpy).toFixed(2)} x)`, ratio: (bw / memcpy / 0.5).toFixed(2) });
