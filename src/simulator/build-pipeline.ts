@@ -42,11 +42,9 @@ function dpAround(prog: StageProgram, st: SimStage, v: number, split: boolean, e
   const before = new Float64Array(prog.length);
   const after = new Float64Array(prog.length);
   if (exposed) {
-    // Whole, before the program's first pass and after its last (ZeRO 0/1: no per-micro-batch traffic).
-    if (prog.length > 0) {
-      before[0] = st.dp.gatherOnceSeconds;
-      after[prog.length - 1] = st.dp.reduceOnceSeconds;
-    }
+    // The reduction whole after the program's last pass (ZeRO 0/1: no per-micro-batch traffic); the
+    // gather comes after the optimizer step (buildPipeline).
+    if (prog.length > 0) after[prog.length - 1] = st.dp.reduceOnceSeconds;
     return { before, after };
   }
   const firstForward = new Int32Array(v).fill(-1);
@@ -190,7 +188,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
  * A pipelined step: every stage's program, the activations and gradients between virtual stages (chunk c
  * of stage s is virtual stage c p + s, Megatron-LM's layout), then a barrier over all stages (the
  * gradient-norm all-reduce of gradient clipping, Megatron-LM optimizer clip_grad_norm; its scalar costs
- * nothing here) and each stage's optimizer step.
+ * nothing here) and each stage's optimizer step (with dpExposed, followed by its whole ZeRO-1 gather).
  */
 export function buildPipeline(input: SimInput, recordMemory = true): Built {
   const p = input.stages.length;
@@ -226,6 +224,12 @@ export function buildPipeline(input: SimInput, recordMemory = true): Built {
     const o = b.op(OpKind.optimizer, s, Stream.compute, st.optimizerSeconds);
     b.edge(barrier, o);
     optimizers[s] = o;
+    if (input.dpExposed === true && st.dp.gatherOnceSeconds > 0) {
+      // DeepSpeed's OptimizerStep gathers ZeRO-1's updated weights before the step ends.
+      const g = b.op(OpKind.dpGather, s, Stream.dp, st.dp.gatherOnceSeconds);
+      b.edge(o, g);
+      optimizers[s] = g;
+    }
   });
   const names = input.stageNames ?? programs.map((_, s) => `stage ${s}`);
   return { builder: b, ranks: names.map((name) => ({ name, role: "stage" as const })), memory, stepEnds: [optimizers] };

@@ -291,7 +291,7 @@ export function bucketedExposure(seconds: number, windowSeconds: number, buckets
  * (ZeRO-0/1) in buckets behind its last backward, of which at least the first and the last bucket are
  * exposed; the pipeline's fill and drain hide them on the later stages. Per-micro-batch traffic (ZeRO-2/3)
  * is exposed by what exceeds its pass, plus the step's first ZeRO-3 gather bucket and last reduction bucket.
- * Exposed (plan.dpCommExposed, ZeRO 0/1 only): the whole gather and the whole reduction, less fill and drain.
+ * Exposed (plan.dpCommExposed, ZeRO 0/1 only): the whole reduction less the drain, and the whole gather.
  */
 export function dpExposedSeconds(c: DpCosts, microBatches: number, w: DpWindows): number {
   const v = w.virtualStages;
@@ -299,8 +299,11 @@ export function dpExposedSeconds(c: DpCosts, microBatches: number, w: DpWindows)
   const hide = (cost: CollectiveCost, window: number) => Math.max(0, cost.seconds - window);
   const zero3Gather = c.perMicroBatchForward.seconds;
   const perPassReduce = Math.max(0, c.perMicroBatchBackward.seconds - zero3Gather);
-  const start = w.exposed ? c.gatherOnce.seconds : bucketedExposure(c.gatherOnce.seconds / v, w.forwardSeconds / v, n) + zero3Gather / (v * n);
-  const end = w.exposed ? c.reduceOnce.seconds : bucketedExposure(c.reduceOnce.seconds / v, w.backwardSeconds / v, n) + perPassReduce / (v * n);
+  // Exposed (DeepSpeed): the reduction after the stage's last pass, the gather inside the optimizer step,
+  // after the gradient-norm barrier, where nothing hides it.
+  if (w.exposed) return Math.max(0, c.reduceOnce.seconds - w.drainSeconds) + c.gatherOnce.seconds;
+  const start = bucketedExposure(c.gatherOnce.seconds / v, w.forwardSeconds / v, n) + zero3Gather / (v * n);
+  const end = bucketedExposure(c.reduceOnce.seconds / v, w.backwardSeconds / v, n) + perPassReduce / (v * n);
   const steady = microBatches * (hide(c.perMicroBatchForward, w.forwardSeconds) + hide(c.perMicroBatchBackward, w.backwardSeconds));
   return Math.max(0, start - w.fillSeconds) + steady + Math.max(0, end - w.drainSeconds);
 }
