@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { calibrate } from "../executor/measure/calibrate.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import type { ParsedArgs } from "./args.js";
@@ -19,9 +19,14 @@ export function formatProfile(p: DeviceProfile, file: string): string {
     "  matrix multiply (float32, one rank):",
     ...p.matmul.map((m) => `    ${String(m.n).padStart(4)}^3   ${(m.seconds * 1e6).toFixed(1).padStart(9)} us   ${rate(m.flopsPerSecond, "FLOP/s")}`),
     `  memcpy (one thread, 64 MiB)      ${rate(p.memcpyBytesPerSecond, "B/s")}`,
+    ...(p.optimizerBytesPerSecond === undefined ? [] : [`  optimizer step (Adam, float32)   ${rate(p.optimizerBytesPerSecond, "B/s")} (the cost model's 30 bytes per parameter)`]),
     `  all-reduce, 2 ranks, shared memory: ${rate(p.collectiveBytesPerSecond, "B/s")} bus bandwidth, ${(p.collectiveLatencySeconds * 1e6).toFixed(1)} us per step`,
-    `  fitted: ${(p.opOverheadSeconds * 1e6).toFixed(1)} us per op, element-wise ${rate(p.elementwiseBytesPerSecond, "B/s")} (16-bit bytes)`,
+    ...(p.kernelOverheadSeconds === undefined ? [] : [`  one kernel's dispatch: ${(p.kernelOverheadSeconds * 1e6).toFixed(1)} us; kernels per step: ${(p.kernelsPerStep ?? []).map((k) => `${k.shape} ${k.kernels}`).join(", ")}`]),
+    `  per GEMM of the cost model: ${(p.opOverheadSeconds * 1e6).toFixed(1)} us; fitted element-wise rate ${rate(p.elementwiseBytesPerSecond, "B/s")} (16-bit bytes)`,
     ...p.fit.map((f) => `    ${f.shape.padEnd(14)} step measured ${(f.measuredSeconds * 1e3).toFixed(1)} ms, fitted ${(f.fittedSeconds * 1e3).toFixed(1)} ms`),
+    ...(p.concurrency === undefined ? [] : [
+      `  ${p.concurrency.ranks} ranks at once: a step takes ${(p.concurrency.concurrentSeconds * 1e3).toFixed(1)} ms against ${(p.concurrency.aloneSeconds * 1e3).toFixed(1)} ms alone (x${p.concurrency.slowdown.toFixed(2)}; predictions for several ranks use it)`,
+    ]),
   ];
   return lines.join("\n");
 }
@@ -31,7 +36,10 @@ export async function calibrateCommand(args: ParsedArgs, io: Io): Promise<number
   const given = extraFlag(args, "profile");
   const file = typeof given === "string" ? given : DEFAULT_PROFILE_FILE;
   const profile = await calibrate({ backend: backendFlag(args), base: loadModel("tiny-gpt"), onProgress: (what) => io.err(`calibrate: ${what}`) });
-  writeFileSync(file, `${JSON.stringify(profile, null, 2)}\n`);
+  // A temporary file renamed into place: an interrupted write never leaves half a profile.
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(profile, null, 2)}\n`);
+  renameSync(tmp, file);
   io.out(args.flags.json === true ? JSON.stringify(profile, null, 2) : formatProfile(profile, file));
   return 0;
 }

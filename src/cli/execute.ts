@@ -3,7 +3,7 @@ import { availableParallelism, loadavg } from "node:os";
 import { execute, type ProgressEvent } from "../executor/execute.js";
 import { buildReport } from "../executor/measure/report.js";
 import { formatReport } from "../executor/measure/table.js";
-import { predict, profileShape, type DeviceProfile } from "../executor/measure/profile.js";
+import { predictWithStage, profileShape, type DeviceProfile } from "../executor/measure/profile.js";
 import { calibrate } from "../executor/measure/calibrate.js";
 import type { BackendChoice } from "../executor/run/backend.js";
 import { ExecutionError } from "../executor/run/launch.js";
@@ -106,7 +106,8 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     });
     const devices = ex.results.length;
     const cluster = profileShape(profile, devices);
-    const report = buildReport(ex, cluster, predict(model, cluster, plan), availableParallelism(), load);
+    const prediction = predictWithStage(model, cluster, plan);
+    const report = buildReport(ex, cluster, prediction.estimate, availableParallelism(), load, plan.pp > 1 ? prediction.criticalStage : undefined);
     io.out(flags.json === true ? JSON.stringify(report, null, 2) : formatReport(report, model.name));
     const n = ex.numerics;
     if (n !== undefined && (n.maxRelativeError > LOSS_TOLERANCE || n.maxWeightError > WEIGHT_TOLERANCE)) {

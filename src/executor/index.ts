@@ -2,7 +2,7 @@ import { availableParallelism, loadavg } from "node:os";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import { execute } from "./execute.js";
 import { calibrate } from "./measure/calibrate.js";
-import { predict, profileShape } from "./measure/profile.js";
+import { predictWithStage, profileShape } from "./measure/profile.js";
 import { buildReport } from "./measure/report.js";
 
 /** The executor's entry for other front ends (the explorer's `x`): run a plan here and compare. */
@@ -38,7 +38,8 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, plan: 
     },
   });
   const cluster = profileShape(profile, ex.results.length);
-  const r = buildReport(ex, cluster, predict(model, cluster, plan), availableParallelism(), loadavg()[0]);
+  const prediction = predictWithStage(model, cluster, plan);
+  const r = buildReport(ex, cluster, prediction.estimate, availableParallelism(), loadavg()[0], plan.pp > 1 ? prediction.criticalStage : undefined);
   const rows = [
     { quantity: "step time", predicted: fmt.seconds(r.predicted.time.stepSeconds), measured: fmt.seconds(r.measured.stepSeconds) },
     { quantity: "bubble", predicted: fmt.share(r.predicted.pipeline.bubbleFraction), measured: fmt.share(r.measured.bubbleFraction) },

@@ -54,6 +54,12 @@ export interface GpuEfficiency {
    * 16-bit figure). Set by the calibration layer (models/hardware/calibration.json) where it is fitted.
    */
   readonly fp8MatmulMax?: number;
+  /**
+   * Extension: achieved fraction of HBM bandwidth for the optimizer step (one fused pass over the shard's
+   * states). Absent: memoryBandwidth. Set by the executor's device profile, whose optimizer is a
+   * JavaScript loop over typed arrays while its element-wise kernels are TensorFlow.js calls.
+   */
+  readonly optimizerBandwidth?: number;
 }
 
 export interface GpuSpec {

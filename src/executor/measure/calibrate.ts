@@ -2,19 +2,22 @@ import { cpus } from "node:os";
 import type { ModelSpec, Plan } from "../../spec/types.js";
 import type { ProbeResult } from "../comm/probe.js";
 import type { FabricSpec } from "../comm/fabric.js";
-import { runReference } from "../execute.js";
+import { execute, runReference } from "../execute.js";
 import { loadBackend, type BackendChoice } from "../run/backend.js";
 import { launch } from "../run/launch.js";
+import { countKernels, kernelOverheadSeconds, optimizerBytesPerSecond } from "./kernels.js";
 import { matmulSeconds } from "./matmul.js";
-import { predict, profileCluster, profileGpu, type DeviceProfile } from "./profile.js";
+import { predict, profileCluster, type DeviceProfile } from "./profile.js";
 
 /**
- * `meshplan calibrate`: measures this machine as the executor uses it and fits the cost model's two
- * free efficiency constants (design brief section 4: "a roofline plus a fitted efficiency curve whose
+ * `meshplan calibrate`: measures this machine as the executor uses it and sets the cost model's two
+ * efficiency constants (design brief section 4: "a roofline plus a fitted efficiency curve whose
  * constants are measured and recorded"). Measured: float32 matmul by size on one rank (the roofline's
- * peak), one thread's memcpy, the shared-memory all-reduce between two ranks (alpha-beta). Fitted: the
- * fixed cost per op and the element-wise rate, by a grid search that makes the cost model's step time
- * match single-rank training steps of small GPTs (not the plans later checked against it).
+ * peak), one thread's memcpy, the shared-memory all-reduce between two ranks (bandwidth) and a ping-pong
+ * (latency), one kernel's dispatch cost and the kernels per training step, which give the cost model's
+ * fixed cost per GEMM. Fitted: the element-wise rate alone, by a grid search that makes the cost model's
+ * step time match single-rank training steps of small GPTs (not the plans later checked against it).
+ * Also measured: how much slower one rank computes while every core runs one (DeviceProfile.concurrency).
  */
 export const MATMUL_SIZES = [16, 32, 64, 128, 256] as const;
 
@@ -43,6 +46,26 @@ export async function collectiveSeconds(sizes: readonly number[], repeat: number
   const payload = { script, repeat, keepOutputs: false };
   const res = (await launch({ fabric, timeoutSeconds, ranks: [{ program: "probe", payload }, { program: "probe", payload }] })) as ProbeResult[];
   return sizes.map((_, i) => Math.max(res[0]!.seconds[i]!, res[1]!.seconds[i]!));
+}
+
+/**
+ * One-way latency of a shared-memory message between two ranks: half the median round trip of a
+ * ping-pong of 16 floats (a send and the reply's receive). Every collective step and every pipeline
+ * message waits for the same wake-up of a blocked rank, so this is the fabric's latency per step.
+ */
+export async function messageLatencySeconds(repeat: number, timeoutSeconds: number): Promise<number> {
+  const fabric: FabricSpec = {
+    ranks: 2, groups: [],
+    channels: [{ from: 0, to: 1, kind: "pp", slots: 2, capacityFloats: 16 }, { from: 1, to: 0, kind: "pp", slots: 2, capacityFloats: 16 }],
+  };
+  // Unrolled (the probe repeats each op before the next): round r is ops 2r (send) and 2r + 1 (receive).
+  const rounds = Array.from({ length: repeat }, () => null);
+  const ping = { script: rounds.flatMap(() => [{ op: "send" as const, to: 1, tag: 1, n: 16 }, { op: "recv" as const, from: 1, tag: 2 }]), keepOutputs: false };
+  const pong = { script: rounds.flatMap(() => [{ op: "recv" as const, from: 0, tag: 1 }, { op: "send" as const, to: 0, tag: 2, n: 16 }]), keepOutputs: false };
+  const res = (await launch({ fabric, timeoutSeconds, ranks: [{ program: "probe", payload: ping }, { program: "probe", payload: pong }] })) as ProbeResult[];
+  const s = res[0]!.seconds;
+  // The first rounds pay for warm-up (JIT, first wake-ups); the median of the rest.
+  return medianOf(rounds.map((_, r) => s[2 * r]! + s[2 * r + 1]!).slice(Math.min(10, repeat - 1))) / 2;
 }
 
 /** Least squares y = a + b x. */
@@ -74,23 +97,48 @@ export function fitShapes(base: ModelSpec): { shape: string; model: ModelSpec; p
   });
 }
 
-/** Log-spaced grid search of the two constants minimising the squared log error of the predicted step times. */
-export function fitConstants(base: Omit<DeviceProfile, "opOverheadSeconds" | "elementwiseBytesPerSecond" | "fit">, runs: { shape: string; model: ModelSpec; plan: Plan; measuredSeconds: number }[]): DeviceProfile {
-  let best = { err: Infinity, overhead: 1e-5, bw: 1e9 };
-  const draft = { ...base, opOverheadSeconds: 1e-5, elementwiseBytesPerSecond: 1e9, fit: [] } as DeviceProfile;
-  for (let i = 0; i <= 60; i++) {
-    const overhead = 10 ** (-7 + (4 * i) / 60);
-    for (let j = 0; j <= 60; j++) {
-      const bw = 10 ** (7 + (5 * j) / 60);
-      const cluster = profileCluster(draft, profileGpu(draft, overhead, bw));
+type FitRun = { shape: string; model: ModelSpec; plan: Plan; measuredSeconds: number; kernels?: number };
+
+function stepSeconds(base: FitBase, overhead: number, bw: number, r: FitRun): number {
+  const draft = { ...base, opOverheadSeconds: overhead, elementwiseBytesPerSecond: bw, fit: [] } as DeviceProfile;
+  return predict(r.model, { spec: profileCluster(draft), gpus: 1, gpusPerNode: 1024 }, r.plan).time.stepSeconds;
+}
+
+type FitBase = Omit<DeviceProfile, "opOverheadSeconds" | "elementwiseBytesPerSecond" | "fit">;
+
+/**
+ * The cost model's fixed cost per GEMM, from measurements only: the executor runs `kernels` TensorFlow.js
+ * kernels per step, each paying `kernelOverheadSeconds`, where the cost model charges its per-GEMM overhead
+ * G times (G: how much the predicted step grows per second of that overhead). The median over the shapes.
+ */
+export function overheadPerGemm(base: FitBase, kernelOverhead: number, runs: readonly FitRun[]): number {
+  const perShape = runs.map((r) => {
+    const gemms = stepSeconds(base, 1, 1e9, r) - stepSeconds(base, 0, 1e9, r);
+    return (kernelOverhead * r.kernels!) / gemms;
+  });
+  return medianOf(perShape);
+}
+
+/**
+ * Log-spaced grid search minimising the squared log error of the predicted step times: of both constants,
+ * or (given the per-GEMM overhead, as calibrate measures it) of the element-wise rate alone. Two free
+ * constants fitted to three shapes trade off against each other (the same steps fit many overheads, and
+ * the noise decides which), and the split between them is what a plan's split changes, so calibrate pins
+ * the overhead by measurement.
+ */
+export function fitConstants(base: FitBase, runs: FitRun[], fixedOverhead?: number): DeviceProfile {
+  let best = { err: Infinity, overhead: fixedOverhead ?? 1e-5, bw: 1e9 };
+  const overheads = fixedOverhead === undefined ? Array.from({ length: 61 }, (_, i) => 10 ** (-7 + (4 * i) / 60)) : [fixedOverhead];
+  for (const overhead of overheads) {
+    for (let j = 0; j <= 120; j++) {
+      const bw = 10 ** (7 + (5 * j) / 120);
       let err = 0;
-      for (const r of runs) err += Math.log(predict(r.model, { spec: cluster, gpus: 1, gpusPerNode: 1024 }, r.plan).time.stepSeconds / r.measuredSeconds) ** 2;
+      for (const r of runs) err += Math.log(stepSeconds(base, overhead, bw, r) / r.measuredSeconds) ** 2;
       if (err < best.err) best = { err, overhead, bw };
     }
   }
   const profile: DeviceProfile = { ...base, opOverheadSeconds: best.overhead, elementwiseBytesPerSecond: best.bw, fit: [] };
-  const cluster = profileCluster(profile);
-  const fit = runs.map((r) => ({ shape: r.shape, measuredSeconds: r.measuredSeconds, fittedSeconds: predict(r.model, { spec: cluster, gpus: 1, gpusPerNode: 1024 }, r.plan).time.stepSeconds }));
+  const fit = runs.map((r) => ({ shape: r.shape, measuredSeconds: r.measuredSeconds, fittedSeconds: stepSeconds(base, best.overhead, best.bw, r) }));
   return { ...profile, fit };
 }
 
@@ -108,6 +156,7 @@ export async function calibrate(o: { readonly backend: BackendChoice; readonly b
   const sizes = [256, 1024, 16384, 262144, 1048576];
   const times = await collectiveSeconds(sizes, 21, 60);
   const line = lineFit(sizes.map((n) => 4 * n), times);
+  const latency = await messageLatencySeconds(201, 60);
   const base = {
     version: 1 as const,
     measuredAt: new Date().toISOString(),
@@ -117,14 +166,37 @@ export async function calibrate(o: { readonly backend: BackendChoice; readonly b
     peakFlopsPerSecond: Math.max(...matmul.map((m) => m.flopsPerSecond)),
     memcpyBytesPerSecond: memcpy,
     collectiveBytesPerSecond: line.b > 0 ? 1 / line.b : memcpy,
-    collectiveLatencySeconds: Math.max(line.a / 2, 1e-7),
+    // The alpha-beta line's intercept is too noisy at these sizes to give the latency; the ping-pong does.
+    collectiveLatencySeconds: latency,
   };
-  const runs = [];
+  say("kernel dispatch and the optimizer");
+  const kernelOverhead = kernelOverheadSeconds(loaded.tf);
+  const optimizerRate = optimizerBytesPerSecond(loaded.tf);
+  const runs: FitRun[] = [];
   for (const s of fitShapes(o.base)) {
     say(`training steps (${s.shape})`);
-    const ref = await runReference({ model: s.model, plan: s.plan, steps: 6, backend: o.backend });
-    runs.push({ ...s, measuredSeconds: medianOf(ref.result.steps.slice(1).map((x) => x.seconds)) });
+    const kernels = await countKernels(loaded.tf, () => runReference({ model: s.model, plan: s.plan, steps: 1, backend: o.backend }));
+    const ref = await runReference({ model: s.model, plan: s.plan, steps: 10, backend: o.backend });
+    runs.push({ ...s, kernels, measuredSeconds: medianOf(ref.result.steps.slice(1).map((x) => x.seconds)) });
   }
   say("fitting");
-  return fitConstants(base, runs);
+  const measured = {
+    ...base, kernelOverheadSeconds: kernelOverhead, optimizerBytesPerSecond: optimizerRate,
+    kernelsPerStep: runs.map((r) => ({ shape: r.shape, kernels: r.kernels! })),
+  };
+  const fitted = fitConstants(measured, runs, overheadPerGemm(measured, kernelOverhead, runs));
+  const cores = cpus().length;
+  if (cores < 2) return fitted;
+  // The largest fit shape, in a worker thread as execute runs ranks: alone, then one copy per core at once.
+  const probe = fitShapes(o.base).at(-1)!;
+  // The copies start when their workers are up, not together: 30 steps each, and only the middle third
+  // is timed, when all of them are surely running.
+  const stepOf = async () => {
+    const ex = await execute({ model: probe.model, plan: probe.plan, steps: 30, backend: o.backend, reference: false });
+    return medianOf(ex.results[0]!.steps.slice(10, 20).map((x) => x.seconds));
+  };
+  say(`the same step alone and ${cores} at once`);
+  const aloneSeconds = await stepOf();
+  const concurrentSeconds = medianOf(await Promise.all(Array.from({ length: cores }, stepOf)));
+  return { ...fitted, concurrency: { ranks: cores, aloneSeconds, concurrentSeconds, slowdown: Math.max(1, concurrentSeconds / aloneSeconds) } };
 }

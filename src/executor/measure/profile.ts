@@ -16,10 +16,24 @@ export interface DeviceProfile {
   readonly matmul: readonly { readonly n: number; readonly seconds: number; readonly flopsPerSecond: number }[];
   /** Fastest measured matmul rate: the roofline's peak. */
   readonly peakFlopsPerSecond: number;
-  /** Fitted: the fixed cost of one op (the cost model's matmulOverheadSeconds). */
+  /**
+   * The fixed cost of one GEMM as the cost model counts it (its matmulOverheadSeconds): the measured cost
+   * of one kernel times the kernels the executor runs per GEMM the cost model charges (calibrate.ts
+   * overheadPerGemm).
+   */
   readonly opOverheadSeconds: number;
+  /** Measured: one TensorFlow.js kernel's dispatch cost (measure/kernels.ts); absent in older profiles. */
+  readonly kernelOverheadSeconds?: number;
+  /** Measured: kernels per single-rank training step of each fit shape (tf.profile, shape-only kernels excluded). */
+  readonly kernelsPerStep?: readonly { readonly shape: string; readonly kernels: number }[];
   /** Fitted: the rate of element-wise work in the cost model's 16-bit bytes (its hbm x memoryBandwidth). */
   readonly elementwiseBytesPerSecond: number;
+  /**
+   * Measured: the optimizer step as the executor runs it (Adam over float32 arrays, the gradient cleared,
+   * the new weights made a tensor), in the cost model's bytes per parameter (2 x 12 + 4 + 2, stages.ts);
+   * absent in older profiles (then the element-wise rate).
+   */
+  readonly optimizerBytesPerSecond?: number;
   /** One thread's memory copy of 64 MiB (TypedArray.set). */
   readonly memcpyBytesPerSecond: number;
   /** Shared-memory all-reduce between two ranks, alpha-beta fit: bus bytes per second and latency per step. */
@@ -27,20 +41,40 @@ export interface DeviceProfile {
   readonly collectiveLatencySeconds: number;
   /** Single-rank training steps the constants were fitted to: measured and refitted seconds. */
   readonly fit: readonly { readonly shape: string; readonly measuredSeconds: number; readonly fittedSeconds: number }[];
+  /**
+   * The same one-rank training step run alone and as `ranks` independent copies at once (one per core):
+   * how much slower each copy runs when every core is busy (shared caches, memory bandwidth, SMT siblings).
+   * Absent in profiles written before it was measured: no slowdown.
+   */
+  readonly concurrency?: { readonly ranks: number; readonly aloneSeconds: number; readonly concurrentSeconds: number; readonly slowdown: number };
+}
+
+/**
+ * How much slower each of `ranks` concurrent ranks computes than one alone: 1 for one rank, the measured
+ * slowdown with as many ranks as were measured (all cores), linear in between, and no further beyond
+ * (ranks beyond the cores time-share them; the report says such timings are not meaningful).
+ */
+export function concurrencySlowdown(p: DeviceProfile, ranks: number): number {
+  const c = p.concurrency;
+  if (c === undefined || ranks <= 1 || c.ranks <= 1) return 1;
+  return 1 + ((c.slowdown - 1) * (Math.min(ranks, c.ranks) - 1)) / (c.ranks - 1);
 }
 
 const SOURCE = "measured by `meshplan calibrate` on this machine (src/executor/measure/calibrate.ts)";
 
 export function profileGpu(p: DeviceProfile, opOverheadSeconds = p.opOverheadSeconds, elementwise = p.elementwiseBytesPerSecond): GpuSpec {
   const peak = p.peakFlopsPerSecond;
+  // "HBM" is the faster of the two measured streams; each is a fraction of it.
+  const optimizer = p.optimizerBytesPerSecond ?? elementwise;
+  const hbm = Math.max(elementwise, optimizer);
   return {
     name: `local-${p.backend}`,
     displayName: `${p.machine.cpuModel} core, TensorFlow.js ${p.backend}`,
     memoryBytes: 2 ** 40,
-    hbmBytesPerSecond: elementwise,
+    hbmBytesPerSecond: hbm,
     peakFlopsPerSecond: { fp32: peak, tf32: peak, bf16: peak, fp16: peak, fp8: peak },
     nvlinkBytesPerSecond: p.collectiveBytesPerSecond,
-    efficiency: { matmulMax: 1, matmulOverheadSeconds: opOverheadSeconds, attentionMax: 1, memoryBandwidth: 1 },
+    efficiency: { matmulMax: 1, matmulOverheadSeconds: opOverheadSeconds, attentionMax: 1, memoryBandwidth: elementwise / hbm, optimizerBandwidth: optimizer / hbm },
     runtimeReserveBytes: 0,
     sources: { all: SOURCE },
   };
@@ -51,8 +85,12 @@ export function profileCluster(p: DeviceProfile, gpu: GpuSpec = profileGpu(p)): 
   return { name: "local", displayName: "this machine's executor ranks", gpu, gpusPerNode: 1024, intraNode: link, interNode: link, sources: { all: SOURCE } };
 }
 
+/** The profile as a cluster of `ranks` ranks: each computes at the rate measured with that many busy. */
 export function profileShape(p: DeviceProfile, ranks: number): ClusterShape {
-  return { spec: profileCluster(p), gpus: ranks, gpusPerNode: 1024 };
+  const f = concurrencySlowdown(p, ranks);
+  const gpu = profileGpu({ ...p, ...(p.optimizerBytesPerSecond === undefined ? {} : { optimizerBytesPerSecond: p.optimizerBytesPerSecond / f }) }, p.opOverheadSeconds * f, p.elementwiseBytesPerSecond / f);
+  const slowed: GpuSpec = { ...gpu, peakFlopsPerSecond: { fp32: p.peakFlopsPerSecond / f, tf32: p.peakFlopsPerSecond / f, bf16: p.peakFlopsPerSecond / f, fp16: p.peakFlopsPerSecond / f, fp8: p.peakFlopsPerSecond / f } };
+  return { spec: profileCluster(p, slowed), gpus: ranks, gpusPerNode: 1024 };
 }
 
 /**
@@ -62,7 +100,13 @@ export function profileShape(p: DeviceProfile, ranks: number): ClusterShape {
  * with flashAttention off.
  */
 export function predict(model: ModelSpec, shape: ClusterShape, plan: Plan): Estimate {
-  return simulate(model, shape, { ...plan, flashAttention: false }).estimate;
+  return predictWithStage(model, shape, plan).estimate;
+}
+
+/** The prediction and the pipeline stage whose timeline sets the pace (the one its bubble is of). */
+export function predictWithStage(model: ModelSpec, shape: ClusterShape, plan: Plan): { estimate: Estimate; criticalStage: number } {
+  const sim = simulate(model, shape, { ...plan, flashAttention: false });
+  return { estimate: sim.estimate, criticalStage: sim.timeline.criticalRank };
 }
 
 /** The analytic estimate of the same plan (closed-form pipeline), for comparison with the simulator's. */

@@ -5,7 +5,7 @@ import type { Estimate } from "../../planner/cost/types.js";
 import type { ClusterShape, Plan } from "../../spec/types.js";
 import { COMM_KINDS, type CommKind } from "../comm/fabric.js";
 import type { Execution } from "../execute.js";
-import type { RankResult } from "../run/job.js";
+import type { RankResult, StepRecord } from "../run/job.js";
 import { peakActivationElements } from "./accounting.js";
 import { costModelElements } from "./cost-map.js";
 import { stageUnits, unitSlots } from "../model/layout.js";
@@ -86,8 +86,27 @@ function largestUnit(ex: Execution, stage: number): number {
   return Math.max(...stageUnits(ex.model, ex.plan, stage).flat().map((u) => unitSlots(u, ex.plan.tp).size));
 }
 
-function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[]): RankMeasurement {
+/**
+ * Each step's pipelined window: the first stage's first pass to the last pass of any stage. A rank's
+ * bubble is the window less its own work (its span less its waits on neighbours): the waits inside its
+ * span, the fill before its first pass and the drain after its last, as the simulator counts it.
+ */
+export function pipelineWindows(workers: readonly RankResult[]): { startMs: number; endMs: number }[] {
+  return workers[0]!.steps.map((_, i) => ({
+    startMs: Math.min(...workers.map((w) => w.steps[i]!.pipelineStartMs)),
+    endMs: Math.max(...workers.map((w) => w.steps[i]!.pipelineEndMs)),
+  }));
+}
+
+export function bubbleOf(s: StepRecord, window: { startMs: number; endMs: number }): number {
+  const windowSeconds = (window.endMs - window.startMs) / 1e3;
+  if (windowSeconds <= 0) return 0;
+  return Math.min(1, Math.max(0, (windowSeconds - (s.pipelineSpanSeconds - s.pipelineIdleSeconds)) / windowSeconds));
+}
+
+function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[], windows: readonly { startMs: number; endMs: number }[]): RankMeasurement {
   const steps = timed(r.steps);
+  const stepWindows = timed(windows);
   const pick = (f: (s: (typeof steps)[number]) => number) => median(steps.map(f));
   const comm = Object.fromEntries(COMM_KINDS.map((k) => [k, pick((s) => s.comm[k].seconds)])) as Record<CommKind, number>;
   const idle = pick((s) => COMM_KINDS.reduce((a, k) => a + s.comm[k].idleSeconds, 0));
@@ -104,7 +123,7 @@ function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[
     optimizerSeconds: pick((s) => s.optimizerSeconds),
     commSeconds: comm,
     idleSeconds: idle,
-    bubbleFraction: pick((s) => (s.pipelineSpanSeconds > 0 ? s.pipelineIdleSeconds / s.pipelineSpanSeconds : 0)),
+    bubbleFraction: ex.plan.pp > 1 ? median(steps.map((s, i) => bubbleOf(s, stepWindows[i]!))) : 0,
     memory: {
       ...st,
       activationsBytes: r.memory.peakActivationBytes,
@@ -117,13 +136,19 @@ function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[
 }
 
 /** `loadAverage`: the machine's one-minute load average just before the run (os.loadavg), when known. */
-export function buildReport(ex: Execution, shape: ClusterShape, predicted: Estimate, cores: number, loadAverage?: number): ExecuteReport {
+/**
+ * `criticalStage`: the pipeline stage the prediction's bubble is of (predictWithStage); the measured
+ * bubble is that stage's, so both sides describe the same rank. Without it, the busiest stage's.
+ */
+export function buildReport(ex: Execution, shape: ClusterShape, predicted: Estimate, cores: number, loadAverage?: number, criticalStage?: number): ExecuteReport {
   const workers = ex.results.filter((r) => r.steps.length > 0);
   const costs = planCosts(ex.model, shape, { ...ex.plan, flashAttention: false });
   const stages = Array.from({ length: ex.plan.pp }, (_, i) => stageMemory(ex.model, { ...ex.plan, flashAttention: false }, costs, i));
-  const ranks = workers.map((r) => perRank(ex, r, stages));
+  const windows = pipelineWindows(workers);
+  const ranks = workers.map((r) => perRank(ex, r, stages, windows));
   // The critical stage: the rank busiest outside pipeline waits sets the pace and the bubble.
-  const critical = ranks.reduce((a, b) => (b.stepSeconds * (1 - b.bubbleFraction) > a.stepSeconds * (1 - a.bubbleFraction) ? b : a), ranks[0]!);
+  const busiest = ranks.reduce((a, b) => (b.stepSeconds * (1 - b.bubbleFraction) > a.stepSeconds * (1 - a.bubbleFraction) ? b : a), ranks[0]!);
+  const critical = ranks.find((r) => r.stage === criticalStage) ?? busiest;
   const stepSeconds = median(timed(workers[0]!.steps).map((_, i) => Math.max(...workers.map((r) => timed(r.steps)[i]!.seconds))));
   const notes: string[] = [];
   const threads = ex.results.length;

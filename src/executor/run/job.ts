@@ -32,6 +32,9 @@ export interface StepRecord {
   /** The pipelined part: first pass's start to last pass's end, and the time blocked on neighbours in it. */
   readonly pipelineSpanSeconds: number;
   readonly pipelineIdleSeconds: number;
+  /** The span on the wall clock every thread shares (performance.timeOrigin + now, ms). */
+  readonly pipelineStartMs: number;
+  readonly pipelineEndMs: number;
   readonly comm: Readonly<Record<CommKind, KindTotals>>;
   readonly commBytesByPurpose: Readonly<Record<string, number>>;
 }

@@ -42,6 +42,9 @@ export interface StageTimes {
   readonly backwardSeconds: number;
   /** From the first pass's start to the last pass's end. */
   readonly spanSeconds: number;
+  /** The span's start and end on the wall clock shared by every thread (ms since the epoch). */
+  readonly startMs: number;
+  readonly endMs: number;
   /** Of the span, blocked waiting for a neighbouring stage. */
   readonly pipelineIdleSeconds: number;
 }
@@ -124,9 +127,12 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
       backwardSeconds += (performance.now() - t0) / 1e3 - (commSeconds(d.traffic).total - c0);
     }
   }
+  const end = performance.now();
   return {
     loss, forwardSeconds, backwardSeconds,
-    spanSeconds: (performance.now() - start) / 1e3,
+    spanSeconds: (end - start) / 1e3,
+    startMs: performance.timeOrigin + start,
+    endMs: performance.timeOrigin + end,
     pipelineIdleSeconds: commSeconds(d.traffic).ppIdle - before.ppIdle,
   };
 }

@@ -96,6 +96,8 @@ export const rankProgram: Program = async (input, progress) => {
       optimizerSeconds: (t2 - t1) / 1e3 - commAfterUpdate,
       pipelineSpanSeconds: stage.spanSeconds,
       pipelineIdleSeconds: stage.pipelineIdleSeconds,
+      pipelineStartMs: stage.startMs,
+      pipelineEndMs: stage.endMs,
       comm: snap.byKind,
       commBytesByPurpose: snap.byPurpose,
     });

@@ -78,7 +78,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
   const layer = layerTimes(model, gpu, plan);
   const head = headTimes(model, gpu, plan);
   const perLayer = layerParamsPerRank(model, plan);
-  const memBytesPerSecond = gpu.hbmBytesPerSecond * gpu.efficiency.memoryBandwidth;
+  const optimizerBytesPerSecond = gpu.hbmBytesPerSecond * (gpu.efficiency.optimizerBandwidth ?? gpu.efficiency.memoryBandwidth);
   const transfer = ppTransfer(model, plan, links);
 
   function evaluate(i: number): StageCost {
@@ -98,7 +98,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
       ep: epCostPerMicroBatch(model, plan, links, i),
       blockingSendSeconds: plan.ppBlockingSends === true ? ppSendsOfStage(plan, i) * transfer.seconds : 0,
       dp: dpCosts(plan, links, params, n, spReplicatedGradCost(model, plan, links, i)),
-      optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, memBytesPerSecond),
+      optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, optimizerBytesPerSecond),
       states,
       params: params.dense + params.expert,
     };

@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { bubbleOf, pipelineWindows } from "../../src/executor/measure/report.js";
+import { concurrencySlowdown, profileShape, type DeviceProfile } from "../../src/executor/measure/profile.js";
+import type { RankResult, StepRecord } from "../../src/executor/run/job.js";
+
+const profile: DeviceProfile = {
+  version: 1, measuredAt: "2026-11-22T00:00:00Z", machine: { cpus: 4, cpuModel: "test", node: "v20", platform: "linux" }, backend: "wasm",
+  matmul: [{ n: 64, seconds: 1e-4, flopsPerSecond: 5e9 }], peakFlopsPerSecond: 5e9, opOverheadSeconds: 1e-4, elementwiseBytesPerSecond: 1e9,
+  memcpyBytesPerSecond: 8e9, collectiveBytesPerSecond: 3e9, collectiveLatencySeconds: 3e-6, fit: [],
+  concurrency: { ranks: 4, aloneSeconds: 0.1, concurrentSeconds: 0.16, slowdown: 1.6 },
+};
+
+describe("device profile: ranks computing at once", () => {
+  it("slows each rank by the measured factor with every core busy, linearly from one rank, and no further", () => {
+    expect(concurrencySlowdown(profile, 1)).toBe(1);
+    expect(concurrencySlowdown(profile, 4)).toBeCloseTo(1.6, 12);
+    expect(concurrencySlowdown(profile, 2)).toBeCloseTo(1.2, 12);
+    expect(concurrencySlowdown(profile, 16)).toBeCloseTo(1.6, 12);
+    const { concurrency: _, ...old } = profile;
+    expect(concurrencySlowdown(old, 4)).toBe(1);
+  });
+
+  it("the cluster of n ranks computes at the slowed rates", () => {
+    const alone = profileShape(profile, 1).spec.gpu;
+    const four = profileShape(profile, 4).spec.gpu;
+    expect(four.peakFlopsPerSecond.fp32! * 1.6).toBeCloseTo(alone.peakFlopsPerSecond.fp32!, 3);
+    expect(four.hbmBytesPerSecond * 1.6).toBeCloseTo(alone.hbmBytesPerSecond, 3);
+    expect(four.efficiency.matmulOverheadSeconds!).toBeCloseTo(1.6 * alone.efficiency.matmulOverheadSeconds!, 15);
+  });
+});
+
+function step(startMs: number, endMs: number, idleSeconds: number): StepRecord {
+  return {
+    loss: 0, seconds: (endMs - startMs) / 1e3, forwardSeconds: 0, backwardSeconds: 0, optimizerSeconds: 0,
+    pipelineSpanSeconds: (endMs - startMs) / 1e3, pipelineIdleSeconds: idleSeconds, pipelineStartMs: startMs, pipelineEndMs: endMs,
+    comm: {} as StepRecord["comm"], commBytesByPurpose: {},
+  };
+}
+
+describe("measured bubble: the stage's idle share of the whole pipelined window, as the simulator counts it", () => {
+  it("counts the fill before a stage's first pass and the drain after its last, besides its waits", () => {
+    // Stage 0 works 0..90 ms without waiting and idles 10 ms waiting for gradients; stage 1 starts at 10
+    // (its span starts when it first waits) and ends at 100.
+    const ranks = [{ steps: [step(0, 90, 0.01)] }, { steps: [step(5, 100, 0.005)] }] as unknown as RankResult[];
+    const [w] = pipelineWindows(ranks);
+    expect(w).toEqual({ startMs: 0, endMs: 100 });
+    // Stage 0: busy 80 ms of a 100 ms window (its 10 ms drain after 90 and 10 ms of waits).
+    expect(bubbleOf(ranks[0]!.steps[0]!, w!)).toBeCloseTo(0.2, 12);
+    // Stage 1: busy 90 ms (95 ms span less 5 ms of waits): fill 5 + waits 5.
+    expect(bubbleOf(ranks[1]!.steps[0]!, w!)).toBeCloseTo(0.1, 12);
+  });
+});
+
+describe("device profile: the optimizer streams at its own measured rate", () => {
+  it("prices Adam at optimizerBytesPerSecond (30 bytes per parameter) and element-wise work at the fitted rate", async () => {
+    const { planCosts } = await import("../../src/planner/cost/stages.js");
+    const { planFor } = await import("../helpers.js");
+    const withOptimizer: DeviceProfile = { ...profile, optimizerBytesPerSecond: 4e9 };
+    const shape = profileShape(withOptimizer, 1);
+    expect(shape.spec.gpu.hbmBytesPerSecond).toBe(4e9);
+    expect(shape.spec.gpu.hbmBytesPerSecond * shape.spec.gpu.efficiency.memoryBandwidth).toBeCloseTo(1e9, 3);
+    const { model, plan } = planFor("tiny-gpt", shape, { globalBatch: 2 });
+    const stage = planCosts(model, shape, plan).stages[0]!;
+    expect(stage.optimizerSeconds).toBeCloseTo((stage.params * 30) / 4e9, 12);
+    // An older profile without the measurement: the optimizer at the element-wise rate, as before.
+    const old = profileShape(profile, 1);
+    expect(planCosts(model, old, plan).stages[0]!.optimizerSeconds).toBeCloseTo((stage.params * 30) / 1e9, 12);
+  });
+});
