@@ -5,6 +5,7 @@ import type { ClusterSpec } from "../spec/types.js";
 import { parseCalibration, type CalibrationFile } from "../validate/calibration.js";
 import { CALIBRATION_FILE, readCalibrationJson, readMeasurements } from "../validate/files.js";
 import { RecordError, type MeasurementRecord } from "../validate/records.js";
+import { plannerReport, type PlannerReport } from "../validate/planner.js";
 import { buildReport, type Errors, type ReportRow, type ValidateReport } from "../validate/report.js";
 import { groupBy, type ErrorSummary } from "../validate/stats.js";
 
@@ -115,6 +116,31 @@ export function validateCommand(args: ParsedArgs, io: Io, paths: ValidatePaths =
   };
   const builtins = builtinNames("model").map(loadModel);
   const report = buildReport(inputs.records, builtins, cluster, inputs.calibration);
-  io.out(args.flags.json === true ? JSON.stringify(report, null, 2) : formatReport(report, "models/hardware/calibration.json"));
+  const planner = args.flags.planner === true
+    ? plannerReport(inputs.records, builtins, cluster, inputs.calibration, (done, total) => {
+      if (done % 50 === 0 || done === total) io.err(`validate: planner ${done}/${total} settings`);
+    })
+    : undefined;
+  if (args.flags.json === true) io.out(JSON.stringify(planner === undefined ? report : { ...report, planner }, null, 2));
+  else io.out([formatReport(report, "models/hardware/calibration.json"), ...(planner === undefined ? [] : ["", formatPlanner(planner)])].join("\n"));
   return 0;
+}
+
+const tok = (x: number) => (x >= 1000 ? x.toFixed(0) : x.toFixed(1));
+
+/** The planner against the published settings: the largest gains, and every setting where it is not at least as fast. */
+export function formatPlanner(rep: PlannerReport): string {
+  const withBest = rep.rows.filter((r) => r.gain !== null);
+  const behind = rep.rows.filter((r) => r.gain === null || r.gain < -1e-6);
+  const line = (r: PlannerReport["rows"][number]) =>
+    `  ${r.source.slice(0, 22).padEnd(22)}  ${r.model.slice(0, 24).padEnd(24)}  ${String(r.gpus).padStart(5)}  ${r.published.plan.padEnd(40)} ${tok(r.published.tokensPerSecondPerGpu).padStart(7)}  ->  ${(r.best?.plan ?? "none fits").padEnd(44)} ${r.best === null ? "" : tok(r.best.tokensPerSecondPerGpu).padStart(7)}  ${pct(r.gain)}`;
+  return [
+    `Planner on the published settings (same model, cluster, GPUs, batch, sequence, precision and software; calibrated; analytic): ` +
+      `the best plan is predicted at least as fast as every published configuration in ${rep.atLeastAsFast} of ${rep.settings} settings` +
+      (rep.publishedDoesNotFit > 0 ? ` (${rep.publishedDoesNotFit} published configuration${rep.publishedDoesNotFit === 1 ? " is" : "s are"} predicted not to fit, so the planner cannot choose ${rep.publishedDoesNotFit === 1 ? "it" : "them"})` : ""),
+    `  ${"source".padEnd(22)}  ${"model".padEnd(24)}  ${"GPUs".padStart(5)}  ${"fastest published plan".padEnd(40)} ${"tok/s/GPU".padStart(7)}      ${"planner's best".padEnd(44)} ${"tok/s/GPU".padStart(7)}  gain`,
+    "Largest gains:",
+    ...[...withBest].sort((a, b) => b.gain! - a.gain!).slice(0, 10).map(line),
+    ...(behind.length === 0 ? [] : ["Not at least as fast:", ...behind.map((r) => `${line(r)}${r.published.fits ? "" : "  (the published plan is predicted not to fit)"}`)]),
+  ].join("\n");
 }

@@ -19,12 +19,22 @@ export function searchGlobalBatch(model: ModelSpec, pinned: PlanInput): number {
   return pinned.globalBatch ?? model.globalBatch ?? Math.max(1, Math.round(DEFAULT_BATCH_TOKENS / seq));
 }
 
-const MICRO_BATCHES = [1, 2, 4, 8, 16];
+/**
+ * Micro-batch sizes for a per-replica batch of b sequences: every divisor of b, so any configuration a
+ * user could run is in the space (published runs use 6, 26, 56, 104, ...). Memory rules the large ones
+ * out for large models (the pass-1 score is cheap, and the bounds prune before it).
+ */
+const microBatchCache = new Map<number, number[]>();
+function microBatches(b: number): number[] {
+  let out = microBatchCache.get(b);
+  if (out === undefined) microBatchCache.set(b, (out = divisorsOf(b)));
+  return out;
+}
 const VIRTUAL_STAGES = [2, 4];
 
 /**
  * The plan space: every factorisation of the GPUs into tp * pp * cp * dp (ep from dp*cp for MoE), the
- * micro-batch sizes that divide the per-replica batch, the schedules (interleaved with 2 or 4 virtual
+ * micro-batch sizes that divide the per-replica batch (all of them), the schedules (interleaved with 2 or 4 virtual
  * stages), ZeRO 0-3 and recompute none/selective/full, restricted by the model's shape (heads, KV heads
  * and MLP width by tp; layers by pp*v; sequence by cp; experts by ep) and by the pinned flags.
  * Two knobs are not enumerated unless pinned, because the cost model makes them dominated:
@@ -89,8 +99,8 @@ export function forEachCandidate(
         for (const ep of pick(pinned.ep, eps)) {
           for (const zero of zeros) {
             if (skipMesh?.({ tp, pp, cp, dp, ep, zero }) === true) continue;
-            for (const microBatch of pick(pinned.microBatch, MICRO_BATCHES)) {
-              if (globalBatch % (dp * microBatch) !== 0) continue;
+            if (globalBatch % dp !== 0) continue;
+            for (const microBatch of pick(pinned.microBatch, microBatches(globalBatch / dp))) {
               const m = globalBatch / (dp * microBatch);
               for (const [schedule, virtualStages] of schedules(model, pp, m, pinned)) {
                 const layersPerStage = pinned.layersPerStage ?? startingLayers(virtualStages);
@@ -100,6 +110,7 @@ export function forEachCandidate(
                     dp, tp, pp, cp, ep, sequenceParallel, virtualStages, microBatch, globalBatch, seqLen, schedule, zero, recompute,
                     precision: pinned.precision, layersPerStage, recomputeLayersPerStage: pinned.recomputeLayersPerStage,
                     parameterServers: undefined, asynchronous: undefined, staleness: undefined, flashAttention: flash, fp32Gradients: pinned.fp32Gradients, tpCommOverlap: pinned.tpCommOverlap,
+                    ppBlockingSends: pinned.ppBlockingSends, dpCommExposed: pinned.dpCommExposed,
                   });
                 }
               }
