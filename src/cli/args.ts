@@ -37,7 +37,7 @@ export const FLAGS = {
   staleness: { type: "int", help: "staleness bound for --async (default 1)", valueName: "K" },
   flash: { type: "bool", help: "fused (flash) attention (default on); --no-flash stores the score matrix" },
   "tp-comm-overlap": { type: "bool", help: "overlap tensor-parallel collectives with GEMMs (Megatron-LM --tp-comm-overlap)" },
-  "dp-comm-exposed": { type: "bool", help: "data-parallel reduction after the last backward, not overlapped (DeepSpeed pipeline engine; ZeRO 0/1)" },
+  "dp-comm-exposed": { type: "bool", help: "data-parallel reduction after the last backward, not overlapped (DeepSpeed pipeline engine; ZeRO 0/1; the search: pp > 1 only)" },
   "pp-blocking-sends": { type: "bool", help: "each stage-to-stage send blocks its stage (DeepSpeed pipeline engine)" },
   "fp32-grads": { type: "bool", help: "fp32 gradient accumulation (default on for bf16/fp8)" },
   planner: { type: "bool", help: "validate: also search the best plan of every published setting and compare (slow: about 30 s)" },

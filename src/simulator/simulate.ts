@@ -90,7 +90,8 @@ function estimateFrom(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: 
   const x = step.exposed;
   const critical = costs.stages[stage]!;
   // The critical stage's own work plus its idle time; summation noise must not make the bubble negative.
-  const workSeconds = costs.microBatches * stageMicroBatchSeconds(critical);
+  // Blocking sends run on the compute stream and the timeline counts them as pipeline traffic (x.ppSeconds).
+  const workSeconds = costs.microBatches * (stageMicroBatchSeconds(critical) - critical.blockingSendSeconds);
   const idleSeconds = step.stepSeconds - x.ppSeconds - x.dpSeconds - x.optimizerSeconds - workSeconds;
   const bubbleSeconds = idleSeconds > 1e-12 * step.stepSeconds ? idleSeconds : 0;
   const pipelineSeconds = workSeconds + bubbleSeconds;

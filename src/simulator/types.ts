@@ -116,7 +116,7 @@ export interface SimInput {
   readonly ppTransferSeconds: number;
   /** Each send holds its stage's compute stream until it completes (DeepSpeed's pipeline engine). */
   readonly blockingSends?: boolean;
-  /** The once-per-step gather and reduction run whole, before the first and after the last pass (DeepSpeed's pipeline engine). */
+  /** The once-per-step reduction runs whole after the last pass, the gather after the optimizer (DeepSpeed's pipeline engine). */
   readonly dpExposed?: boolean;
   readonly parameterServers?: SimParameterServers;
   /** Display names of the stages (e.g. their layers); defaults to "stage i". */

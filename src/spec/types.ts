@@ -135,10 +135,11 @@ export interface Plan {
    */
   readonly tpCommOverlap?: boolean;
   /**
-   * Extension: the data-parallel reduction runs after the stage's last backward and the ZeRO-1 gather
-   * before its first forward, each whole and exposed, instead of in buckets behind the passes (DeepSpeed's
-   * pipeline engine: ReduceGrads and OptimizerStep after the schedule, deepspeed/runtime/pipe/schedule.py
-   * TrainSchedule). Absent or false: overlapped (Megatron-LM, PyTorch DDP and FSDP). Only with ZeRO 0 or 1.
+   * Extension: the data-parallel reduction runs whole after the stage's last pass and the ZeRO-1 gather
+   * whole after the optimizer step, instead of in buckets behind the passes (DeepSpeed's pipeline engine:
+   * ReduceGrads and OptimizerStep after the schedule, deepspeed/runtime/pipe/schedule.py TrainSchedule).
+   * Absent or false: overlapped (Megatron-LM, PyTorch DDP and FSDP). Only with ZeRO 0 or 1. The plan
+   * search applies it (and ppBlockingSends) to pipelined candidates only.
    */
   readonly dpCommExposed?: boolean;
   /**

@@ -48,7 +48,8 @@ export function planText(x: Plan): string {
   const v = x.virtualStages > 1 ? ` v${x.virtualStages}` : "";
   const full = x.recomputeLayersPerStage.reduce((a, b) => a + b, 0);
   const rc = x.recompute === "full" ? "full" : full > 0 ? `${full} layers full` : x.recompute;
-  return `tp${x.tp} pp${x.pp}${v} dp${x.dp}${x.cp > 1 ? ` cp${x.cp}` : ""} mb${x.microBatch} ${x.schedule} z${x.zero} ${rc}${x.sequenceParallel ? " sp" : ""}`;
+  const knobs = [x.sequenceParallel ? " sp" : "", x.tpCommOverlap === true ? " tp-overlap" : "", x.ppBlockingSends === true ? " blocking-sends" : "", x.dpCommExposed === true ? " dp-exposed" : ""].join("");
+  return `tp${x.tp} pp${x.pp}${v} dp${x.dp}${x.cp > 1 ? ` cp${x.cp}` : ""} mb${x.microBatch} ${x.schedule} z${x.zero} ${rc}${knobs}`;
 }
 
 function settingKey(p: PreparedCase): string {

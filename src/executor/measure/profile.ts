@@ -105,11 +105,20 @@ export function predict(model: ModelSpec, shape: ClusterShape, plan: Plan): Esti
 
 /** The prediction and the pipeline stage whose timeline sets the pace (the one its bubble is of). */
 export function predictWithStage(model: ModelSpec, shape: ClusterShape, plan: Plan): { estimate: Estimate; criticalStage: number } {
-  const sim = simulate(model, shape, { ...plan, flashAttention: false });
+  const sim = simulate(model, shape, asExecuted(plan));
   return { estimate: sim.estimate, criticalStage: sim.timeline.criticalRank };
+}
+
+/**
+ * The plan as the executor runs it: no fused attention, and ZeRO 0/1's once-per-step reduction and
+ * gather after the last backward and the update (src/executor/run/rank.ts), not overlapped with the passes.
+ */
+function asExecuted(plan: Plan): Plan {
+  const exposed = plan.zero <= 1 && plan.dp * plan.cp > 1 && plan.parameterServers === 0;
+  return { ...plan, flashAttention: false, ...(exposed ? { dpCommExposed: true } : {}) };
 }
 
 /** The analytic estimate of the same plan (closed-form pipeline), for comparison with the simulator's. */
 export function predictAnalytic(model: ModelSpec, shape: ClusterShape, plan: Plan): Estimate {
-  return estimate(model, shape, { ...plan, flashAttention: false });
+  return estimate(model, shape, asExecuted(plan));
 }

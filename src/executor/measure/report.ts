@@ -135,8 +135,8 @@ function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[
   };
 }
 
-/** `loadAverage`: the machine's one-minute load average just before the run (os.loadavg), when known. */
 /**
+ * `loadAverage`: the machine's one-minute load average just before the run (os.loadavg), when known.
  * `criticalStage`: the pipeline stage the prediction's bubble is of (predictWithStage); the measured
  * bubble is that stage's, so both sides describe the same rank. Without it, the busiest stage's.
  */

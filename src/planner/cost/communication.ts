@@ -271,7 +271,7 @@ export interface DpWindows {
   readonly fillSeconds: number;
   /** Compute the earlier stages still do after this stage's last backward (pipeline drain). */
   readonly drainSeconds: number;
-  /** plan.dpCommExposed: the once-per-step traffic runs whole, before the first forward and after the last backward. */
+  /** plan.dpCommExposed: the reduction runs whole after the last pass, the gather whole after the optimizer step. */
   readonly exposed: boolean;
 }
 

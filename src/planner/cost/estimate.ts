@@ -71,11 +71,15 @@ export function analyticTiming(shape: ClusterShape, plan: Plan, costs: PlanCosts
   const times: StageTime[] = costs.stages.map((s) => ({ totalSeconds: stageMicroBatchSeconds(s), weightGradSeconds: s.backwardWeightSeconds }));
   const pipe = pipelineSeconds(plan, times, m);
   const crit = costs.stages[pipe.critical]!;
+  const off = offPipeline(shape, plan, costs, pipe.seconds, crit);
+  // Blocking sends (plan.ppBlockingSends) sit inside each stage's time for the schedule; the step's
+  // breakdown reports the critical stage's as pipeline traffic, so its parts still add up to the step.
+  const blocking = m * crit.blockingSendSeconds;
   return {
-    pipelineSeconds: pipe.seconds,
+    pipelineSeconds: pipe.seconds - blocking,
     bubbleSeconds: pipe.seconds - m * stageMicroBatchSeconds(crit),
     critical: crit,
-    off: offPipeline(shape, plan, costs, pipe.seconds, crit),
+    off: blocking > 0 ? { ...off, ppCommSeconds: off.ppCommSeconds + blocking } : off,
   };
 }
 

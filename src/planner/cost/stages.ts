@@ -96,7 +96,8 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
       tp: tpCostPerMicroBatch(model, plan, links, i),
       cp: cpCostPerMicroBatch(model, plan, links, i, layer.attentionCoreForwardSeconds, coreBackward),
       ep: epCostPerMicroBatch(model, plan, links, i),
-      blockingSendSeconds: plan.ppBlockingSends === true ? ppSendsOfStage(plan, i) * transfer.seconds : 0,
+      // Naive model parallelism already puts every transfer on the critical path (ppCriticalTransfers).
+      blockingSendSeconds: plan.ppBlockingSends === true && plan.schedule !== "naive" ? ppSendsOfStage(plan, i) * transfer.seconds : 0,
       dp: dpCosts(plan, links, params, n, spReplicatedGradCost(model, plan, links, i)),
       optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, optimizerBytesPerSecond),
       states,

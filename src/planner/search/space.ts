@@ -77,6 +77,9 @@ export function forEachCandidate(
     const sequenceParallel = tp > 1 ? (pinned.sequenceParallel ?? true) : undefined;
     for (const pp of pick(pinned.pp, divisorsOf(gpus / tp))) {
       if (pp > model.layers) continue;
+      // DeepSpeed's pipeline-engine knobs describe how it runs a pipeline; without one (pp = 1) its ZeRO
+      // optimizer overlaps the reduction with the backward (overlap_comm) as the other frameworks do.
+      const engine = pp > 1 ? { ppBlockingSends: pinned.ppBlockingSends, dpCommExposed: pinned.dpCommExposed } : { ppBlockingSends: undefined, dpCommExposed: undefined };
       // The starting split of an uneven mesh depends only on pp and v: build it once per v, not per
       // candidate (resolvePlan copies it, so the candidates may share it).
       const splits = new Map<number, readonly number[]>();
@@ -98,9 +101,11 @@ export function forEachCandidate(
         const eps = model.moe === undefined ? [1] : divisorsOf(model.moe.experts).filter((e) => (dp * cp) % e === 0);
         for (const ep of pick(pinned.ep, eps)) {
           for (const zero of zeros) {
+            if (engine.dpCommExposed === true && zero > 1) continue; // resolvePlan refuses it
             if (skipMesh?.({ tp, pp, cp, dp, ep, zero }) === true) continue;
             if (globalBatch % dp !== 0) continue;
             for (const microBatch of pick(pinned.microBatch, microBatches(globalBatch / dp))) {
+              if ((globalBatch / dp) % microBatch !== 0) continue; // a pinned one may not divide
               const m = globalBatch / (dp * microBatch);
               for (const [schedule, virtualStages] of schedules(model, pp, m, pinned)) {
                 const layersPerStage = pinned.layersPerStage ?? startingLayers(virtualStages);
@@ -110,7 +115,7 @@ export function forEachCandidate(
                     dp, tp, pp, cp, ep, sequenceParallel, virtualStages, microBatch, globalBatch, seqLen, schedule, zero, recompute,
                     precision: pinned.precision, layersPerStage, recomputeLayersPerStage: pinned.recomputeLayersPerStage,
                     parameterServers: undefined, asynchronous: undefined, staleness: undefined, flashAttention: flash, fp32Gradients: pinned.fp32Gradients, tpCommOverlap: pinned.tpCommOverlap,
-                    ppBlockingSends: pinned.ppBlockingSends, dpCommExposed: pinned.dpCommExposed,
+                    ppBlockingSends: engine.ppBlockingSends, dpCommExposed: engine.dpCommExposed,
                   });
                 }
               }
