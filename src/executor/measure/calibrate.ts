@@ -39,10 +39,15 @@ export function memcpyBytesPerSecond(bytes = 64 * 2 ** 20, repeats = 9): number 
   return bytes / medianOf(times);
 }
 
-/** Two ranks all-reducing n floats, `repeat` times each size: median seconds per size. */
+/**
+ * Two ranks all-reducing n floats, `repeat` times each size: median seconds per size. The form tensor and
+ * context parallel use (the tensor's data copied into the slot once, reduced in place, read in place):
+ * their per-layer traffic is most of what crosses the fabric; the data-parallel gradients, reduced in
+ * place in their bucket, run about twice as fast (src/executor/README.md, "Speed").
+ */
 export async function collectiveSeconds(sizes: readonly number[], repeat: number, timeoutSeconds: number): Promise<number[]> {
   const fabric: FabricSpec = { ranks: 2, groups: [{ name: "pair", kind: "dp", members: [0, 1], capacityFloats: Math.max(...sizes) }], channels: [] };
-  const script = sizes.map((n) => ({ op: "all-reduce" as const, group: "pair", n }));
+  const script = sizes.map((n) => ({ op: "all-reduce-view" as const, group: "pair", n }));
   const payload = { script, repeat, keepOutputs: false };
   const res = (await launch({ fabric, timeoutSeconds, ranks: [{ program: "probe", payload }, { program: "probe", payload }] })) as ProbeResult[];
   return sizes.map((_, i) => Math.max(res[0]!.seconds[i]!, res[1]!.seconds[i]!));
