@@ -40,6 +40,7 @@ export const FLAGS = {
   "dp-comm-exposed": { type: "bool", help: "data-parallel reduction after the last backward, not overlapped (DeepSpeed pipeline engine; ZeRO 0/1; the search: pp > 1 only)" },
   "pp-blocking-sends": { type: "bool", help: "each stage-to-stage send blocks its stage (DeepSpeed pipeline engine)" },
   "fp32-grads": { type: "bool", help: "fp32 gradient accumulation (default on for bf16/fp8)" },
+  calibrated: { type: "bool", help: "plan/simulate/explore with the efficiency factors fitted on published runs (models/hardware/calibration.json) instead of the priors" },
   planner: { type: "bool", help: "validate: also search the best plan of every published setting and compare (slow: about 30 s)" },
   trace: { type: "string", help: "write a Chrome trace-event JSON (simulate)", valueName: "FILE" },
   top: { type: "int", help: "plans to show (plan: default 5; explore: default 10)", valueName: "K" },

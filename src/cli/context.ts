@@ -2,8 +2,10 @@ import { InputError } from "../spec/errors.js";
 import type { PlanInput } from "../spec/plan.js";
 import {
   RECOMPUTES, SCHEDULES, TRAINING_PRECISIONS,
-  type ClusterShape, type ModelSpec, type Precision, type Recompute, type Schedule,
+  type ClusterShape, type ClusterSpec, type ModelSpec, type Precision, type Recompute, type Schedule,
 } from "../spec/types.js";
+import { calibratedCluster, parseCalibration } from "../validate/calibration.js";
+import { CALIBRATION_FILE, readCalibrationJson } from "../validate/files.js";
 import type { FlagName, FlagValue } from "./args.js";
 import { loadCluster, loadModel } from "./catalog.js";
 
@@ -46,13 +48,36 @@ function positive(flags: Flags, name: FlagName): number | undefined {
 export interface Context {
   readonly model: ModelSpec;
   readonly shape: ClusterShape;
+  /** --calibrated: when the calibration layer applied to the cluster was fitted. */
+  readonly calibratedAt?: string;
+}
+
+/**
+ * --calibrated: the cluster with the efficiency factors `meshplan validate` fitted on published runs
+ * (models/hardware/calibration.json; README, "Accuracy"), instead of the datasheet and benchmark priors.
+ */
+function calibrate(spec: ClusterSpec): { spec: ClusterSpec; fittedAt: string } {
+  const file = CALIBRATION_FILE();
+  let json: unknown;
+  try {
+    json = readCalibrationJson(file);
+  } catch (e) {
+    throw new InputError({ code: "bad-json", field: "--calibrated", value: file, valid: "a calibration file that `npm run calibrate` wrote", reason: (e as Error).message });
+  }
+  if (json === undefined) {
+    throw new InputError({ code: "missing-field", field: "--calibrated", value: file, valid: "an existing calibration file (`npm run calibrate` writes it)", reason: "the file does not exist" });
+  }
+  const cal = parseCalibration(json, file);
+  return { spec: calibratedCluster(spec, cal.scales), fittedAt: cal.fittedAt };
 }
 
 /** Loads the model and cluster that the common flags name. */
 export function loadContext(flags: Flags): Context {
   const gpus = positive(flags, "gpus") ?? DEFAULT_GPUS;
   const model = loadModel(str(flags, "model") ?? DEFAULT_MODEL);
-  const spec = loadCluster(str(flags, "cluster") ?? DEFAULT_CLUSTER, str(flags, "gpu"));
+  const prior = loadCluster(str(flags, "cluster") ?? DEFAULT_CLUSTER, str(flags, "gpu"));
+  const calibrated = bool(flags, "calibrated") === true ? calibrate(prior) : undefined;
+  const spec = calibrated?.spec ?? prior;
   const gpusPerNode = positive(flags, "gpus-per-node") ?? spec.gpusPerNode;
   if (gpus > gpusPerNode && gpus % gpusPerNode !== 0) {
     throw new InputError({
@@ -60,7 +85,7 @@ export function loadContext(flags: Flags): Context {
       valid: `at most ${gpusPerNode} or a multiple of ${gpusPerNode} (GPUs per node on ${spec.name})`,
     });
   }
-  return { model, shape: { spec, gpus, gpusPerNode } };
+  return { model, shape: { spec, gpus, gpusPerNode }, ...(calibrated === undefined ? {} : { calibratedAt: calibrated.fittedAt }) };
 }
 
 /** The plan knobs the flags pin; the rest stay undefined for defaults (simulate) or search (plan). */

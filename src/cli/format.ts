@@ -36,6 +36,11 @@ export function planSummary(e: Estimate): string {
   return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${p.zero}, recompute ${p.recompute}${ps}`;
 }
 
+/** Says that the efficiencies are the calibration layer's, not the priors (--calibrated). */
+export function calibratedLine(fittedAt: string): string {
+  return `efficiency calibrated on published runs (models/hardware/calibration.json, fitted ${fittedAt}; accuracy: meshplan validate)`;
+}
+
 /** The human view of one estimate: memory against capacity, time breakdown, throughput. */
 export function formatEstimate(e: Estimate): string {
   const p = e.plan;

@@ -8,14 +8,14 @@ import { InputError } from "../spec/errors.js";
 import type { ParsedArgs } from "./args.js";
 import { builtinNames, loadGpu } from "./catalog.js";
 import { loadContext, planInputFrom } from "./context.js";
-import { pct, seconds } from "./format.js";
+import { calibratedLine, pct, seconds } from "./format.js";
 import type { Io } from "./io.js";
 
 /** `meshplan plan`: search the plan space, rank what fits and say why. Exit 1 when nothing fits. */
 export function planCommand(args: ParsedArgs, io: Io): number {
   const top = typeof args.flags.top === "number" ? args.flags.top : 5;
   if (top < 1) throw new InputError({ code: "out-of-range", field: "--top", value: top, valid: "an integer >= 1" });
-  const { model, shape } = loadContext(args.flags);
+  const { model, shape, calibratedAt } = loadContext(args.flags);
   const pinned = planInputFrom(args.flags);
   const start = performance.now();
   // The shortlist's final ranking comes from the event simulator (the search itself never imports it).
@@ -36,6 +36,7 @@ export function planCommand(args: ParsedArgs, io: Io): number {
   const lines = [
     `${model.name} on ${shape.gpus} x ${shape.spec.gpu.name} (${shape.spec.name}), global batch ${result.plans[0]?.plan.globalBatch ?? result.closest[0]?.plan.globalBatch} x ${result.plans[0]?.plan.seqLen ?? result.closest[0]?.plan.seqLen} tokens: ` +
       `${result.searched.toLocaleString("en-US")} plans searched, ${result.feasible.toLocaleString("en-US")} fit, ${seconds(elapsedSeconds)}`,
+    ...(calibratedAt === undefined ? [] : [calibratedLine(calibratedAt)]),
     "",
   ];
   if (!fits) {

@@ -8,7 +8,7 @@ import { InputError } from "../spec/errors.js";
 import { resolvePlan } from "../spec/plan.js";
 import type { ParsedArgs } from "./args.js";
 import { loadContext, planInputFrom } from "./context.js";
-import { formatEstimate, pct, seconds } from "./format.js";
+import { calibratedLine, formatEstimate, pct, seconds } from "./format.js";
 import type { Io } from "./io.js";
 import { renderTimeline, zoomSeconds } from "./timeline.js";
 
@@ -72,7 +72,7 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
   if (trace !== undefined && (typeof trace !== "string" || trace === "")) {
     throw new InputError({ code: "bad-flag", field: "--trace", value: trace, valid: "a file path" });
   }
-  const { model, shape } = loadContext(args.flags);
+  const { model, shape, calibratedAt } = loadContext(args.flags);
   const plan = resolvePlan(model, shape, planInputFrom(args.flags));
   const { estimate: simulated, timeline } = simulate(model, shape, plan);
   if (trace !== undefined) writeTrace(trace, timeline);
@@ -82,7 +82,10 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
   }
   const analytic = estimate(model, shape, plan).time.stepSeconds;
   const view = { columns: terminalColumns(), color: useColor() };
-  const lines = [formatEstimate(simulated), summary(timeline, simulated.time.stepSeconds, analytic), "", renderTimeline(timeline, view)];
+  const lines = [
+    ...(calibratedAt === undefined ? [] : [calibratedLine(calibratedAt)]),
+    formatEstimate(simulated), summary(timeline, simulated.time.stepSeconds, analytic), "", renderTimeline(timeline, view),
+  ];
   const zoom = zoomSeconds(timeline, view.columns);
   if (zoom !== undefined) {
     const end = timeline.spanSeconds;

@@ -28,6 +28,23 @@ function file(name: string, text: string): string {
   return path;
 }
 
+describe("--calibrated: the efficiency factors fitted on published runs", () => {
+  it("slows the same plan by the calibration layer and says so; memory and the contract's shape do not change", () => {
+    const args = ["simulate", "--model", "llama3-70b", "--gpus", "64", "--tp", "8", "--pp", "4", "--zero", "1"];
+    const prior = JSON.parse(meshplan(...args, "--json").stdout);
+    const cal = JSON.parse(meshplan(...args, "--json", "--calibrated").stdout);
+    expect(Object.keys(cal).sort()).toEqual(Object.keys(prior).sort());
+    expect(cal.cluster).toEqual(prior.cluster);
+    expect(cal.memory).toEqual(prior.memory);
+    // every fitted GEMM and attention factor is below 1 (models/hardware/calibration.json)
+    expect(cal.time.stepSeconds).toBeGreaterThan(1.1 * prior.time.stepSeconds);
+    const text = meshplan(...args, "--calibrated");
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^efficiency calibrated on published runs \(models\/hardware\/calibration.json, fitted \d{4}-\d{2}-\d{2}/);
+    expect(meshplan(...args).stdout).not.toContain("calibrated");
+  });
+});
+
 describe("meshplan simulate", () => {
   it("--json prints one Estimate with every field of the contract", () => {
     const r = meshplan("simulate", "--model", "llama3-70b", "--gpus", "64", "--tp", "8", "--pp", "4", "--zero", "1", "--recompute", "selective", "--json");
