@@ -8,6 +8,8 @@ export interface KnobBarProps {
   readonly selected: Plan | undefined;
   readonly focus: number;
   readonly title: boolean;
+  /** --calibrated: shown after the context, so the numbers are not read as the priors'. */
+  readonly calibrated?: boolean;
 }
 
 const MAX_VALUE = 24;
@@ -16,7 +18,7 @@ const MAX_VALUE = 24;
  * Two lines: the context (model, GPUs, cluster, sequence, batch) and the plan knobs. A pinned knob shows
  * its value with `*`; a free one shows the selected plan's value. The focused knob is in brackets.
  */
-export function KnobBar({ flags, knobs, selected, focus, title }: KnobBarProps) {
+export function KnobBar({ flags, knobs, selected, focus, title, calibrated }: KnobBarProps) {
   const cell = (i: number) => {
     const k = KNOBS[i]!;
     const pinned = isPinned(flags, k);
@@ -36,6 +38,7 @@ export function KnobBar({ flags, knobs, selected, focus, title }: KnobBarProps) 
       <Line>
         {title ? <Styled color="cyan" bold>meshplan explore </Styled> : null}
         {indices("context").map(cell)}
+        {calibrated === true ? <Styled color="cyan"> calibrated</Styled> : null}
       </Line>
       <Line>{indices("plan").map(cell)}</Line>
     </>
