@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { availableParallelism, loadavg } from "node:os";
+import { availableParallelism, loadavg, totalmem } from "node:os";
 import { execute, type ProgressEvent } from "../executor/execute.js";
 import { buildReport } from "../executor/measure/report.js";
 import { formatReport } from "../executor/measure/table.js";
@@ -7,6 +7,7 @@ import { predictWithStage, profileShape, type DeviceProfile } from "../executor/
 import { calibrate } from "../executor/measure/calibrate.js";
 import type { BackendChoice } from "../executor/run/backend.js";
 import { ExecutionError } from "../executor/run/launch.js";
+import { validateForExecutor } from "../executor/validate.js";
 import { InputError } from "../spec/errors.js";
 import { resolvePlan } from "../spec/plan.js";
 import type { ParsedArgs } from "./args.js";
@@ -96,6 +97,8 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     const timeoutSeconds = positiveFlag(args, "timeout", 60);
     const seed = positiveFlag(args, "seed", 1234);
     const backend = backendFlag(args);
+    // Before calibrating: a plan the executor cannot run is bad input, said at once.
+    validateForExecutor(model, plan, totalmem());
     const profile = await profileFor(args, io, backend);
     const workers = plan.dp * plan.tp * plan.pp * plan.cp;
     const load = loadavg()[0];

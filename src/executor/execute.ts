@@ -1,3 +1,4 @@
+import { totalmem } from "node:os";
 import type { ModelSpec, Plan } from "../spec/types.js";
 import { allocateFabric, layoutFabric } from "./comm/fabric.js";
 import { assembleWeights, maxWeightDifference, stepLosses, type Weights } from "./measure/weights.js";
@@ -86,7 +87,7 @@ export function compareNumerics(losses: readonly number[], weights: Weights, ref
 }
 
 export async function execute(o: ExecuteOptions): Promise<Execution> {
-  validateForExecutor(o.model, o.plan);
+  validateForExecutor(o.model, o.plan, totalmem());
   const plan = o.plan;
   const fabric = fabricFor(o.model, plan);
   const workers = workerCount(plan);

@@ -1,4 +1,5 @@
 import { InputError } from "../spec/errors.js";
+import { totalParams } from "../planner/cost/params.js";
 import type { ModelSpec, Plan } from "../spec/types.js";
 
 /**
@@ -7,11 +8,31 @@ import type { ModelSpec, Plan } from "../spec/types.js";
  */
 export const MAX_EXECUTOR_RANKS = 16;
 
+/**
+ * Bytes per parameter the one-rank reference run holds, which every execution runs (float32 throughout,
+ * src/executor/parallel/state.ts): the weights as tensors 4, the gradient 4, the master copy 4, Adam's
+ * two moments 8, and the new weights' tensor made during the update 4.
+ */
+export const REFERENCE_BYTES_PER_PARAMETER = 24;
+
 function unsupported(field: string, value: unknown, valid: string, reason: string): never {
   throw new InputError({ code: "unsupported", field, value, valid, reason });
 }
 
-export function validateForExecutor(model: ModelSpec, plan: Plan): void {
+/**
+ * `machineBytes`: this machine's memory (os.totalmem at the caller). The reference run and the split hold
+ * about the same model states between them, so each may take half of it; activations are small beside them
+ * at the sizes that run here.
+ */
+export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?: number): void {
+  if (machineBytes !== undefined) {
+    const params = totalParams(model);
+    const most = Math.floor(machineBytes / 2 / REFERENCE_BYTES_PER_PARAMETER);
+    if (params > most) {
+      unsupported("model", `${model.name} (${(params / 1e6).toFixed(0)} M parameters)`, `at most ${(most / 1e6).toFixed(0)} M parameters on this machine (${(machineBytes / 2 ** 30).toFixed(0)} GiB), e.g. --model tiny-gpt`,
+        `the executor trains in float32 on the CPU; the one-rank reference alone needs ${REFERENCE_BYTES_PER_PARAMETER} bytes per parameter`);
+    }
+  }
   const ranks = plan.dp * plan.tp * plan.pp * plan.cp + plan.parameterServers;
   if (ranks > MAX_EXECUTOR_RANKS) unsupported("gpus", ranks, `at most ${MAX_EXECUTOR_RANKS} ranks (workers plus servers)`, "each rank is a worker thread on this machine");
   if (model.moe !== undefined || plan.ep > 1) unsupported("model", model.name, "a dense model", "the executor has no mixture-of-experts layers yet");

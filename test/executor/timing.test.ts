@@ -67,3 +67,23 @@ describe("device profile: the optimizer streams at its own measured rate", () =>
     expect(planCosts(model, old, plan).stages[0]!.optimizerSeconds).toBeCloseTo((stage.params * 30) / 1e9, 12);
   });
 });
+
+describe("what the executor can hold", () => {
+  it("refuses a model whose one-rank reference would not fit in half this machine, naming the field and the limit", async () => {
+    const { validateForExecutor } = await import("../../src/executor/validate.js");
+    const { planFor, shapeOf } = await import("../helpers.js");
+    const { InputError } = await import("../../src/spec/errors.js");
+    const shape = shapeOf("dgx-h100", 8);
+    const big = planFor("llama3-70b", shape, { tp: 8, globalBatch: 8, recompute: "none", flashAttention: false });
+    let error: unknown;
+    try {
+      validateForExecutor(big.model, big.plan, 24 * 2 ** 30);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as Error).message).toMatch(/^model = "llama3-70b \(\d+ M parameters\)" is not valid .*at most 537 M parameters on this machine \(24 GiB\)/);
+    const tiny = planFor("tiny-gpt", shapeOf("dgx-h100", 2), { dp: 2, globalBatch: 8, recompute: "none", flashAttention: false });
+    expect(() => validateForExecutor(tiny.model, tiny.plan, 24 * 2 ** 30)).not.toThrow();
+  });
+});

@@ -35,6 +35,21 @@ describe("plan search: rules of thumb come out without being coded in", () => {
 describe("plan search: mechanics", () => {
   const shape = shapeOf("dgx-h100", 64);
 
+  it("--top K lists K distinct outcomes: equivalent layouts do not take places and leave the list short", () => {
+    const result = searchPlans(loadModel("llama3-8b"), shapeOf("dgx-h100", 8), {}, { top: 5 });
+    expect(result.plans).toHaveLength(5);
+    expect(result.equivalent).toBeGreaterThan(0); // there are equivalent layouts to leave out
+    for (let i = 0; i < result.plans.length; i++) {
+      for (let j = 0; j < i; j++) {
+        const a = result.plans[i]!;
+        const b = result.plans[j]!;
+        const same = Math.abs(a.time.stepSeconds - b.time.stepSeconds) <= 1e-6 * a.time.stepSeconds &&
+          Math.abs(a.memory.peakBytesPerGpu - b.memory.peakBytesPerGpu) <= 0.1 * 2 ** 30;
+        expect(same).toBe(false);
+      }
+    }
+  });
+
   it("ranks by tokens/s, best first, every plan fitting; pinned flags hold", () => {
     const { plans, searched, feasible } = searchPlans(loadModel("llama3-70b"), shape, { tp: 8 }, { top: 5 });
     expect(searched).toBeGreaterThan(feasible);

@@ -296,7 +296,15 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   }
   // Pass 3: `refine` (the simulator) on the analytic best, which sets the final order.
   const refineCount = options.refineCount ?? options.top + 3;
-  const chosen = [...analytic.values()].sort(faster).slice(0, refineCount);
+  // Distinct outcomes only: another layout with the same speed and memory would take a place of the top K
+  // and then be dropped below, leaving fewer than K plans.
+  const chosen: Estimate[] = [];
+  let equivalent = 0;
+  for (const e of [...analytic.values()].sort(faster)) {
+    if (chosen.length >= refineCount) break;
+    if (chosen.some((k) => sameOutcome(k, e))) equivalent++;
+    else chosen.push(e);
+  }
   const results = chosen.slice();
   if (options.refine !== undefined) {
     // Smallest steps first (passes per stage times stages), so that a fresh process's JIT has compiled the
@@ -306,7 +314,6 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     for (const i of order) results[i] = options.refine(model, shape, chosen[i]!.plan);
   }
   const ranked: Estimate[] = [];
-  let equivalent = 0;
   for (const e of results.filter((x) => x.memory.fits).sort(faster)) {
     // the same speed and memory by another route (e.g. dp 4 x cp 2 x mb 1 against dp 2 x cp 4 x mb 2):
     // list the simplest once rather than fill the ranking with copies
