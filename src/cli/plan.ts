@@ -46,6 +46,10 @@ export function planCommand(args: ParsedArgs, io: Io): number {
   }
   lines.push(table(result.plans));
   if (result.equivalent > 0) lines.push(`(${result.equivalent} more layouts with the same speed and memory by another split of dp, cp and micro-batch are not listed)`);
+  const engine = [pinned.ppBlockingSends === true ? "--pp-blocking-sends" : "", pinned.dpCommExposed === true ? "--dp-comm-exposed" : ""].filter((f) => f !== "");
+  if (engine.length > 0 && result.plans.some((e) => e.plan.pp === 1)) {
+    lines.push(`(${engine.join(" and ")} ${engine.length > 1 ? "describe" : "describes"} DeepSpeed's pipeline engine: the plans without a pipeline (pp 1) run without ${engine.length > 1 ? "them" : "it"})`);
+  }
   lines.push("", ...explainRanking(model, shape, result.plans));
   io.out(lines.join("\n"));
   return 0;

@@ -76,9 +76,11 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
   const plan = resolvePlan(model, shape, planInputFrom(args.flags));
   const { estimate: simulated, timeline } = simulate(model, shape, plan);
   if (trace !== undefined) writeTrace(trace, timeline);
+  // The contract's exit codes (design brief section 5): 1 when the plan is not feasible (does not fit).
+  const code = simulated.memory.fits ? 0 : 1;
   if (args.flags.json === true) {
     io.out(JSON.stringify(simulated, null, 2));
-    return 0;
+    return code;
   }
   const analytic = estimate(model, shape, plan).time.stepSeconds;
   const view = { columns: terminalColumns(), color: useColor() };
@@ -95,5 +97,5 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
   }
   if (trace !== undefined) lines.push("", `Trace           ${trace} (Chrome trace-event JSON; open in https://ui.perfetto.dev or chrome://tracing)`);
   io.out(lines.join("\n"));
-  return 0;
+  return code;
 }

@@ -67,15 +67,25 @@ describe("meshplan simulate", () => {
   });
 
   it("prints a readable view without --json", () => {
-    const r = meshplan("simulate", "--model", "llama3-8b", "--gpus", "8");
+    const r = meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--zero", "3", "--recompute", "full");
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("Memory per GPU");
     expect(r.stdout).toContain("Time per step");
     expect(r.stdout).toMatch(/MFU \d+\.\d%/);
   });
 
+  it("exits 1 for a plan that does not fit (the contract: no feasible plan), still printing the view", () => {
+    const r = meshplan("simulate", "--model", "llama3-8b", "--gpus", "8");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("DOES NOT FIT");
+    expect(r.stderr).toBe("");
+    const j = meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--json");
+    expect(j.code).toBe(1);
+    expect(JSON.parse(j.stdout).memory.fits).toBe(false);
+  });
+
   it("accepts a Hugging Face config.json as --model", () => {
-    const r = meshplan("simulate", "--model", join(import.meta.dirname, "..", "fixtures", "hf", "mixtral-8x7b", "config.json"), "--gpus", "64", "--ep", "8", "--json");
+    const r = meshplan("simulate", "--model", join(import.meta.dirname, "..", "fixtures", "hf", "mixtral-8x7b", "config.json"), "--gpus", "64", "--ep", "8", "--zero", "3", "--recompute", "full", "--json");
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).model).toBe("mixtral-8x7b");
   });
@@ -127,5 +137,23 @@ describe("bad input", () => {
     expectBadInput(meshplan("simulate", "--tp", "eight"), "--tp", '"eight"', "an integer");
     expectBadInput(meshplan("simulate", "--gpu", "v100-sxm-32gb", "--precision", "bf16"), "precision", "fp16");
     expectBadInput(meshplan("frobnicate"), "command", "frobnicate", "plan", "simulate", "explore", "execute", "calibrate", "validate", "models");
+  });
+});
+
+describe("meshplan plan: pins that cannot hold say why", () => {
+  it("a micro-batch that divides no per-replica batch names the field and the divisors", () => {
+    const r = meshplan("plan", "--model", "llama3-8b", "--gpus", "8", "--micro-batch", "3");
+    expectBadInput(r, "microBatch = 3", "a divisor of the per-replica batch", "1, 2, 4, 8");
+  });
+
+  it("a tensor-parallel degree the heads do not split over names the heads", () => {
+    const r = meshplan("plan", "--model", "llama3-8b", "--gpus", "6", "--tp", "3");
+    expectBadInput(r, "tp = 3", "attention heads (32)");
+  });
+
+  it("DeepSpeed's engine flags on a search whose best plans have no pipeline: said below the table", () => {
+    const r = meshplan("plan", "--model", "llama3-8b", "--gpus", "8", "--dp-comm-exposed", "--zero", "3", "--top", "2");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("--dp-comm-exposed describes DeepSpeed's pipeline engine: the plans without a pipeline (pp 1) run without it");
   });
 });

@@ -9,7 +9,7 @@ import { peakBytesLowerBound } from "../cost/memory.js";
 import type { Estimate } from "../cost/types.js";
 import { solvePartition } from "../partition/ilp.js";
 import { partitionProblem, type PartitionSolution } from "../partition/problem.js";
-import { forEachCandidate, type MeshChoice } from "./space.js";
+import { divisorsOf, forEachCandidate, searchGlobalBatch, type MeshChoice } from "./space.js";
 import { TopList } from "./top-list.js";
 
 /** Evaluates one plan; the analytic estimate by default, the event simulator when the caller passes it. */
@@ -262,6 +262,19 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     forEachCandidate(model, shape, pinned, visit, skipMesh);
   }
   if (searched === 0) {
+    if (firstError === undefined) {
+      // The pins alone may name the cause (heads that do not split over tp, degrees that do not divide
+      // the GPUs): resolving them as a plan throws the error that says which field and what is valid.
+      resolvePlan(model, shape, pinned);
+      if (pinned.microBatch !== undefined) {
+        const batch = searchGlobalBatch(model, pinned);
+        throw new InputError({
+          code: "not-divisible", field: "microBatch", value: pinned.microBatch,
+          valid: `a divisor of the per-replica batch (global batch ${batch} / dp) of some mesh, e.g. ${divisorsOf(batch).filter((d) => d <= 64).join(", ")}`,
+          reason: "the search keeps the global batch and splits it into whole micro-batches",
+        });
+      }
+    }
     throw firstError ?? new InputError({ code: "unsupported", field: "plan flags", value: pinned, valid: "flags that leave at least one valid plan", reason: "no plan matches the pinned dimensions" });
   }
 
