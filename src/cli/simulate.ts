@@ -5,7 +5,7 @@ import { simulate } from "../simulator/simulate.js";
 import { traceChunks } from "../simulator/trace.js";
 import type { Timeline } from "../simulator/types.js";
 import { InputError } from "../spec/errors.js";
-import { resolvePlan } from "../spec/plan.js";
+import { defaultGlobalBatch, resolvePlan } from "../spec/plan.js";
 import type { ParsedArgs } from "./args.js";
 import { loadContext, planInputFrom } from "./context.js";
 import { calibratedLine, formatEstimate, pct, seconds } from "./format.js";
@@ -73,7 +73,12 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
     throw new InputError({ code: "bad-flag", field: "--trace", value: trace, valid: "a file path" });
   }
   const { model, shape, calibratedAt } = loadContext(args.flags);
-  const plan = resolvePlan(model, shape, planInputFrom(args.flags));
+  const input = planInputFrom(args.flags);
+  const plan = resolvePlan(model, shape, input);
+  const defaultBatch = defaultGlobalBatch(model, plan.seqLen);
+  const batchNote = input.globalBatch === undefined && plan.globalBatch !== defaultBatch
+    ? [`global batch ${plan.globalBatch} sequences: the default ${defaultBatch} rounded up to a multiple of dp x micro-batch (--global-batch sets it)`]
+    : [];
   const { estimate: simulated, timeline } = simulate(model, shape, plan);
   if (trace !== undefined) writeTrace(trace, timeline);
   // The contract's exit codes (design brief section 5): 1 when the plan is not feasible (does not fit).
@@ -86,6 +91,7 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
   const view = { columns: terminalColumns(), color: useColor() };
   const lines = [
     ...(calibratedAt === undefined ? [] : [calibratedLine(calibratedAt)]),
+    ...batchNote,
     formatEstimate(simulated), summary(timeline, simulated.time.stepSeconds, analytic), "", renderTimeline(timeline, view),
   ];
   const zoom = zoomSeconds(timeline, view.columns);

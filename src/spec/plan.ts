@@ -112,7 +112,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
 
   const microBatch = positiveInt("microBatch", input.microBatch, 1);
   const perStep = dp * microBatch;
-  const globalBatch = input.globalBatch ?? roundUp(model.globalBatch ?? Math.max(1, Math.round(DEFAULT_BATCH_TOKENS / seqLen)), perStep);
+  const globalBatch = input.globalBatch ?? roundUp(defaultGlobalBatch(model, seqLen), perStep);
   positiveInt("globalBatch", globalBatch, 1);
   if (globalBatch % perStep !== 0) {
     notDivisible("globalBatch", globalBatch, `a multiple of dp * microBatch = ${perStep}`, `dp(${dp}) * microBatch(${microBatch}) must divide it`);
@@ -181,6 +181,11 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     ...(dpCommExposed ? { dpCommExposed } : {}),
     ...(ppBlockingSends ? { ppBlockingSends } : {}),
   };
+}
+
+/** Sequences per step when the user gives none: the model file's batch, else DEFAULT_BATCH_TOKENS of them. */
+export function defaultGlobalBatch(model: ModelSpec, seqLen: number): number {
+  return model.globalBatch ?? Math.max(1, Math.round(DEFAULT_BATCH_TOKENS / seqLen));
 }
 
 function roundUp(value: number, multiple: number): number {

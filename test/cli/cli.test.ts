@@ -157,3 +157,12 @@ describe("meshplan plan: pins that cannot hold say why", () => {
     expect(r.stdout).toContain("--dp-comm-exposed describes DeepSpeed's pipeline engine: the plans without a pipeline (pp 1) run without it");
   });
 });
+
+describe("meshplan simulate: a default it had to change", () => {
+  it("says when the default global batch was rounded up to fit dp x micro-batch", () => {
+    const r = meshplan("simulate", "--model", "llama3-70b", "--gpus", "64", "--tp", "8", "--pp", "4", "--micro-batch", "3");
+    expect(r.stdout.split("\n")[0]).toBe("global batch 516 sequences: the default 512 rounded up to a multiple of dp x micro-batch (--global-batch sets it)");
+    const plain = meshplan("simulate", "--model", "llama3-70b", "--gpus", "64", "--tp", "8", "--pp", "4");
+    expect(plain.stdout).not.toContain("rounded up");
+  });
+});

@@ -1,5 +1,5 @@
 import { InputError } from "../../spec/errors.js";
-import { DEFAULT_BATCH_TOKENS, type PlanInput } from "../../spec/plan.js";
+import { defaultGlobalBatch, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Recompute, Schedule, ZeroStage } from "../../spec/types.js";
 import { balancedLayers } from "../partition/ilp.js";
 
@@ -15,8 +15,7 @@ export function divisorsOf(n: number): number[] {
 
 /** The global batch a search holds fixed, so that every plan does the same work per step. */
 export function searchGlobalBatch(model: ModelSpec, pinned: PlanInput): number {
-  const seq = pinned.seqLen ?? model.seqLen;
-  return pinned.globalBatch ?? model.globalBatch ?? Math.max(1, Math.round(DEFAULT_BATCH_TOKENS / seq));
+  return pinned.globalBatch ?? defaultGlobalBatch(model, pinned.seqLen ?? model.seqLen);
 }
 
 /**
