@@ -65,7 +65,7 @@ function table(plans: readonly Estimate[]): string {
       String(i + 1), String(p.dp), String(p.tp), String(p.pp), String(p.cp), String(p.ep), String(p.microBatch),
       p.schedule === "interleaved" ? `interleaved/${p.virtualStages}` : p.pp === 1 ? "-" : p.schedule,
       String(p.zero), recomputeLabel(p),
-      `${(e.memory.peakBytesPerGpu / 2 ** 30).toFixed(1)}/${(e.memory.capacityBytes / 2 ** 30).toFixed(0)} GiB`,
+      `${(e.memory.peakBytesPerGpu / 2 ** 30).toFixed(1)}/${(e.memory.capacityBytes / 2 ** 30).toFixed(1)} GiB`,
       seconds(e.time.stepSeconds),
       Math.round(e.throughput.tokensPerSecond).toLocaleString("en-US"),
       pct(e.throughput.mfu), pct(e.pipeline.bubbleFraction), pct(comm / e.time.stepSeconds),
