@@ -132,14 +132,22 @@ const tok = (x: number) => (x >= 1000 ? x.toFixed(0) : x.toFixed(1));
 export function formatPlanner(rep: PlannerReport): string {
   const withBest = rep.rows.filter((r) => r.gain !== null);
   const behind = rep.rows.filter((r) => r.gain === null || r.gain < -1e-6);
-  const line = (r: PlannerReport["rows"][number]) =>
-    `  ${r.source.slice(0, 22).padEnd(22)}  ${r.model.slice(0, 24).padEnd(24)}  ${String(r.gpus).padStart(5)}  ${r.published.plan.padEnd(40)} ${tok(r.published.tokensPerSecondPerGpu).padStart(7)}  ->  ${(r.best?.plan ?? "none fits").padEnd(44)} ${r.best === null ? "" : tok(r.best.tokensPerSecondPerGpu).padStart(7)}  ${pct(r.gain)}`;
+  const shown = [...[...withBest].sort((a, b) => b.gain! - a.gain!).slice(0, 10), ...behind];
+  const cells = (r: PlannerReport["rows"][number]) => [
+    r.source, r.model, String(r.gpus), r.published.plan, tok(r.published.tokensPerSecondPerGpu), "->",
+    r.best?.plan ?? "none fits", r.best === null ? "" : tok(r.best.tokensPerSecondPerGpu), pct(r.gain),
+  ];
+  const head = ["source", "model", "GPUs", "fastest published plan", "tok/s/GPU", "", "planner's best", "tok/s/GPU", "gain"];
+  const right = new Set([2, 4, 7, 8]);
+  const widths = head.map((h, c) => Math.max(h.length, ...shown.map((r) => cells(r)[c]!.length)));
+  const fmt = (xs: string[]) => `  ${xs.map((x, c) => (right.has(c) ? x.padStart(widths[c]!) : x.padEnd(widths[c]!))).join("  ").trimEnd()}`;
+  const line = (r: PlannerReport["rows"][number]) => fmt(cells(r));
   return [
     `Planner on the published settings (same model, cluster, GPUs, batch, sequence, precision and software; calibrated; analytic): ` +
       `the best plan is predicted at least as fast as every published configuration in ${rep.atLeastAsFast} of ${rep.settings} settings` +
       (rep.publishedDoesNotFit > 0 ? ` (${rep.publishedDoesNotFit} published configuration${rep.publishedDoesNotFit === 1 ? " is" : "s are"} predicted not to fit, so the planner cannot choose ${rep.publishedDoesNotFit === 1 ? "it" : "them"})` : ""),
-    `  ${"source".padEnd(22)}  ${"model".padEnd(24)}  ${"GPUs".padStart(5)}  ${"fastest published plan".padEnd(40)} ${"tok/s/GPU".padStart(7)}      ${"planner's best".padEnd(44)} ${"tok/s/GPU".padStart(7)}  gain`,
     "Largest gains:",
+    fmt(head),
     ...[...withBest].sort((a, b) => b.gain! - a.gain!).slice(0, 10).map(line),
     ...(behind.length === 0 ? [] : ["Not at least as fast:", ...behind.map((r) => `${line(r)}${r.published.fits ? "" : "  (the published plan is predicted not to fit)"}`)]),
   ].join("\n");
