@@ -106,24 +106,57 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   return { command, flags };
 }
 
-export function helpText(): string {
-  const rows = Object.entries(FLAGS).map(([name, spec]) => {
-    const left = `  --${name}${"valueName" in spec ? ` ${spec.valueName}` : ""}`;
-    return `${left.padEnd(30)}${spec.help}`;
-  });
+const CONTEXT_FLAGS: readonly FlagName[] = ["model", "gpus", "cluster", "gpu", "gpus-per-node", "seq", "global-batch", "precision"];
+const PLAN_FLAGS: readonly FlagName[] = [
+  "tp", "pp", "dp", "cp", "ep", "vpp", "micro-batch", "sp", "schedule", "zero", "recompute", "layers-per-stage", "recompute-layers",
+  "ps", "async", "staleness", "flash", "tp-comm-overlap", "dp-comm-exposed", "pp-blocking-sends", "fp32-grads",
+];
+
+/** The flags each command reads (help for one command lists these). */
+const COMMAND_FLAGS: Readonly<Record<string, readonly FlagName[]>> = {
+  plan: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "top", "calibrated", "json"],
+  simulate: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "trace", "calibrated", "json"],
+  explore: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "top", "calibrated"],
+  execute: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "steps", "timeout", "profile", "seed", "backend", "json"],
+  calibrate: ["profile", "backend", "json"],
+  validate: ["planner", "json"],
+  models: ["json"],
+};
+
+const COMMAND_LINES = [
+  "  plan       search every hybrid split and rank the plans that fit",
+  "  simulate   simulate one plan event by event (memory, time, timeline; --trace FILE)",
+  "  explore    interactive terminal UI: browse, pin, compare and save plans (? shows the keys)",
+  "  execute    run a plan for real on this machine (TensorFlow.js ranks) against its prediction (default model tiny-gpt)",
+  "  calibrate  measure this machine for execute (writes meshplan-profile.json)",
+  "  validate   compare predictions with the published runs of models/measurements (errors by source)",
+  "  models     list built-in models, GPUs and clusters",
+];
+
+function flagRow(name: string, spec: FlagSpec): string {
+  const left = `  --${name}${spec.valueName === undefined ? "" : ` ${spec.valueName}`}`;
+  return `${left.padEnd(30)}${spec.help}`;
+}
+
+/** The whole help, or one command's usage and the flags it reads. */
+export function helpText(command?: string): string {
+  const only = command === undefined ? undefined : COMMAND_FLAGS[command];
+  if (only !== undefined) {
+    const line = COMMAND_LINES.find((l) => l.startsWith(`  ${command} `))!;
+    return [
+      `usage: meshplan ${command} [flags]`, "", line.trim().replace(/^\S+\s+/, ""), "", "flags:",
+      ...[...only, "help" as const].map((name) => flagRow(name, FLAGS[name])),
+      "", "exit codes: 0 success, 1 no feasible plan or a failed check, 2 bad input",
+    ].join("\n");
+  }
+  const rows = Object.entries(FLAGS).map(([name, spec]) => flagRow(name, spec));
   return [
     "meshplan: plan, explain and check how to split transformer training across a GPU cluster",
     "",
     "usage: meshplan COMMAND [flags]",
     "",
-    "commands:",
-    "  plan       search every hybrid split and rank the plans that fit",
-    "  simulate   simulate one plan event by event (memory, time, timeline; --trace FILE)",
-    "  explore    interactive terminal UI: browse, pin, compare and save plans (? shows the keys)",
-    "  execute    run a plan for real on this machine (TensorFlow.js ranks) against its prediction (default model tiny-gpt)",
-    "  calibrate  measure this machine for execute (writes meshplan-profile.json)",
-    "  validate   compare predictions with the published runs of models/measurements (errors by source)",
-    "  models     list built-in models, GPUs and clusters",
+    "commands (meshplan COMMAND --help for one):",
+    ...COMMAND_LINES,
     "",
     "flags:",
     ...rows,

@@ -19,7 +19,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   try {
     const args = parseArgs(argv);
     if (args.flags.help === true || args.command === undefined || args.command === "help") {
-      io.out(helpText());
+      io.out(helpText(args.command));
       return args.command === undefined && args.flags.help !== true ? 2 : 0;
     }
     const load = COMMANDS[args.command];

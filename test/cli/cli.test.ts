@@ -166,3 +166,20 @@ describe("meshplan simulate: a default it had to change", () => {
     expect(plain.stdout).not.toContain("rounded up");
   });
 });
+
+describe("meshplan COMMAND --help", () => {
+  it("shows that command's usage and only the flags it reads", () => {
+    const r = meshplan("validate", "--help");
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n")[0]).toBe("usage: meshplan validate [flags]");
+    expect(r.stdout).toContain("--planner");
+    expect(r.stdout).not.toContain("--tp N");
+    const p = meshplan("plan", "--help");
+    expect(p.stdout).toContain("--tp N");
+    expect(p.stdout).toContain("--top K");
+    expect(p.stdout).not.toContain("--steps");
+    const all = meshplan("--help");
+    expect(all.stdout).toContain("commands (meshplan COMMAND --help for one):");
+    expect(all.stdout).toContain("--steps");
+  });
+});
