@@ -4,8 +4,8 @@ import {
   RECOMPUTES, SCHEDULES, TRAINING_PRECISIONS,
   type ClusterShape, type ClusterSpec, type ModelSpec, type Precision, type Recompute, type Schedule,
 } from "../spec/types.js";
-import { calibratedCluster, parseCalibration } from "../validate/calibration.js";
-import { CALIBRATION_FILE, readCalibrationJson } from "../validate/files.js";
+import { calibratedCluster, type CalibrationFile } from "../validate/calibration.js";
+import { CALIBRATION_FILE, readCalibration } from "../validate/files.js";
 import type { FlagName, FlagValue } from "./args.js";
 import { loadCluster, loadModel } from "./catalog.js";
 
@@ -58,16 +58,15 @@ export interface Context {
  */
 function calibrate(spec: ClusterSpec): { spec: ClusterSpec; fittedAt: string } {
   const file = CALIBRATION_FILE();
-  let json: unknown;
+  let cal: CalibrationFile | undefined;
   try {
-    json = readCalibrationJson(file);
+    cal = readCalibration(file);
   } catch (e) {
     throw new InputError({ code: "bad-json", field: "--calibrated", value: file, valid: "a calibration file that `npm run calibrate` wrote", reason: (e as Error).message });
   }
-  if (json === undefined) {
+  if (cal === undefined) {
     throw new InputError({ code: "missing-field", field: "--calibrated", value: file, valid: "an existing calibration file (`npm run calibrate` writes it)", reason: "the file does not exist" });
   }
-  const cal = parseCalibration(json, file);
   return { spec: calibratedCluster(spec, cal.scales), fittedAt: cal.fittedAt };
 }
 

@@ -2,8 +2,8 @@ import { loadCluster, builtinNames, loadModel } from "./catalog.js";
 import type { ParsedArgs } from "./args.js";
 import type { Io } from "./io.js";
 import type { ClusterSpec } from "../spec/types.js";
-import { parseCalibration, type CalibrationFile } from "../validate/calibration.js";
-import { CALIBRATION_FILE, readCalibrationJson, readMeasurements } from "../validate/files.js";
+import type { CalibrationFile } from "../validate/calibration.js";
+import { CALIBRATION_FILE, readCalibration, readMeasurements } from "../validate/files.js";
 import { RecordError, type MeasurementRecord } from "../validate/records.js";
 import { plannerReport, type PlannerReport } from "../validate/planner.js";
 import { buildReport, type Errors, type ReportRow, type ValidateReport } from "../validate/report.js";
@@ -97,8 +97,7 @@ function loadInputs(io: Io, paths: ValidatePaths): { records: MeasurementRecord[
   }
   const file = paths.calibration ?? CALIBRATION_FILE();
   try {
-    const json = readCalibrationJson(file);
-    return { records, calibration: json === undefined ? undefined : parseCalibration(json, file) };
+    return { records, calibration: readCalibration(file) };
   } catch (e) {
     io.err(`meshplan: cannot read the calibration layer: ${(e as Error).message}`);
     return undefined;

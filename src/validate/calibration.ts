@@ -50,6 +50,16 @@ export function calibratedCluster(spec: ClusterSpec, s: CalibrationScales): Clus
   return { ...spec, gpu: calibratedGpu(spec.gpu, s), intraNode: calibratedLink(spec.intraNode, s), interNode: calibratedLink(spec.interNode, s) };
 }
 
+/** calibratedCluster, once per cluster object (the cases of a report share a few clusters). */
+export function calibratedClusters(s: CalibrationScales): (spec: ClusterSpec) => ClusterSpec {
+  const done = new Map<ClusterSpec, ClusterSpec>();
+  return (spec) => {
+    let out = done.get(spec);
+    if (out === undefined) done.set(spec, (out = calibratedCluster(spec, s)));
+    return out;
+  };
+}
+
 /**
  * The cluster as a framework's attention kernel runs it: the fused-attention efficiency divided by the
  * kernel's slowdown against the GPU's prior kernel over a forward and its backward (FLASH_BACKWARD_RATIO

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseCalibration, type CalibrationFile } from "./calibration.js";
 import { parseRecords, RecordError, type MeasurementRecord } from "./records.js";
 
 /**
@@ -30,6 +31,12 @@ export function readMeasurements(dir: string = MEASUREMENTS_DIR()): MeasurementR
   }
   if (names.length === 0) throw new RecordError(dir, 0, "no .jsonl files");
   return names.flatMap((name) => parseRecords(readFileSync(join(dir, name), "utf8"), name.slice(0, -".jsonl".length), join(dir, name)));
+}
+
+/** The calibration layer, parsed, or undefined when the file does not exist; throws when it cannot be read. */
+export function readCalibration(file: string = CALIBRATION_FILE()): CalibrationFile | undefined {
+  const json = readCalibrationJson(file);
+  return json === undefined ? undefined : parseCalibration(json, file);
 }
 
 /** The calibration layer's JSON, or undefined when the file does not exist. */

@@ -2,9 +2,8 @@ import { quickScore } from "../planner/cost/estimate.js";
 import { searchPlans } from "../planner/search/search.js";
 import type { PlanInput } from "../spec/plan.js";
 import type { ClusterSpec, ModelSpec, Plan } from "../spec/types.js";
-import { calibratedCluster, IDENTITY, type CalibrationFile } from "./calibration.js";
-import { recordCase, type ValidationCase } from "./cases.js";
-import { prepareCases, type PreparedCase } from "./predict.js";
+import { calibratedClusters, IDENTITY, type CalibrationFile } from "./calibration.js";
+import { prepareRecords, type PreparedCase } from "./predict.js";
 import type { MeasurementRecord } from "./records.js";
 import { groupBy } from "./stats.js";
 
@@ -73,19 +72,9 @@ export function plannerReport(
   records: readonly MeasurementRecord[], builtins: readonly ModelSpec[], cluster: (name: string) => ClusterSpec, calibration: CalibrationFile | undefined,
   onProgress?: (done: number, total: number) => void,
 ): PlannerReport {
-  const cases: ValidationCase[] = [];
-  for (const r of records) {
-    const result = recordCase(r, builtins);
-    if ("case" in result && result.case.ran && result.case.measurement !== undefined) cases.push(result.case);
-  }
-  const scales = calibration?.scales ?? IDENTITY;
-  const specs = new Map<ClusterSpec, ClusterSpec>();
-  const calibrated = (spec: ClusterSpec) => {
-    let s = specs.get(spec);
-    if (s === undefined) specs.set(spec, (s = calibratedCluster(spec, scales)));
-    return s;
-  };
-  const groups = [...groupBy(prepareCases(cases, cluster).prepared, settingKey).values()];
+  const measured = prepareRecords(records, builtins, cluster).prepared.filter((p) => p.case.ran && p.case.measurement !== undefined);
+  const calibrated = calibratedClusters(calibration?.scales ?? IDENTITY);
+  const groups = [...groupBy(measured, settingKey).values()];
   const rows: PlannerRow[] = [];
   groups.forEach((group, i) => {
     onProgress?.(i, groups.length);

@@ -1,7 +1,8 @@
 import { InputError } from "../spec/errors.js";
 import { resolvePlan } from "../spec/plan.js";
 import type { ClusterShape, ClusterSpec, ModelSpec, Plan } from "../spec/types.js";
-import type { ValidationCase, Skipped } from "./cases.js";
+import { recordCase, type ValidationCase, type Skipped } from "./cases.js";
+import type { MeasurementRecord } from "./records.js";
 import { withAttentionKernel } from "./calibration.js";
 import { inSourceUnits, type Measurement } from "./conventions.js";
 
@@ -10,6 +11,21 @@ export interface PreparedCase {
   readonly case: ValidationCase;
   readonly shape: ClusterShape;
   readonly plan: Plan;
+}
+
+/** Every record as a case resolved on its built-in cluster, and every record that could not be, with the reason. */
+export function prepareRecords(
+  records: readonly MeasurementRecord[], builtins: readonly ModelSpec[], cluster: (name: string) => ClusterSpec,
+): { prepared: PreparedCase[]; skipped: Skipped[] } {
+  const cases: ValidationCase[] = [];
+  const skipped: Skipped[] = [];
+  for (const r of records) {
+    const result = recordCase(r, builtins);
+    if ("case" in result) cases.push(result.case);
+    else skipped.push(result.skipped);
+  }
+  const prep = prepareCases(cases, cluster);
+  return { prepared: prep.prepared, skipped: [...skipped, ...prep.skipped] };
 }
 
 /** What a predictor says about one plan: throughput over the whole cluster and the worst GPU's memory. */

@@ -1,11 +1,11 @@
 import { quickScore } from "../planner/cost/estimate.js";
 import type { ClusterSpec, ModelSpec } from "../spec/types.js";
 import { baselineTokensPerSecondPerGpu, fitBaseline } from "./baseline.js";
-import { calibratedCluster, IDENTITY, type CalibrationFile, type CalibrationScales } from "./calibration.js";
-import { recordCase, type Skipped, type ValidationCase } from "./cases.js";
+import { calibratedClusters, IDENTITY, type CalibrationFile, type CalibrationScales } from "./calibration.js";
+import type { Skipped } from "./cases.js";
 import type { MeasureKind } from "./conventions.js";
 import { comparable, foldSplit, throughputRatios } from "./fit.js";
-import { predictCase, prepareCases, type PreparedCase } from "./predict.js";
+import { predictCase, prepareRecords, type PreparedCase } from "./predict.js";
 import type { MeasurementRecord } from "./records.js";
 import { groupBy, summarize, type ErrorSummary } from "./stats.js";
 
@@ -92,16 +92,7 @@ function errorsUnder(cases: readonly PreparedCase[], s: CalibrationScales): Map<
 export function buildReport(
   records: readonly MeasurementRecord[], builtins: readonly ModelSpec[], cluster: (name: string) => ClusterSpec, calibration: CalibrationFile | undefined,
 ): ValidateReport {
-  const cases: ValidationCase[] = [];
-  const skipped: Skipped[] = [];
-  for (const r of records) {
-    const result = recordCase(r, builtins);
-    if ("case" in result) cases.push(result.case);
-    else skipped.push(result.skipped);
-  }
-  const prep = prepareCases(cases, cluster);
-  skipped.push(...prep.skipped);
-  const prepared = prep.prepared;
+  const { prepared, skipped } = prepareRecords(records, builtins, cluster);
   const compared = comparable(prepared);
   const scales = calibration?.scales ?? IDENTITY;
 
@@ -115,11 +106,9 @@ export function buildReport(
     for (const p of test) heldOutBaseline.set(p.case.id, baselineTokensPerSecondPerGpu(b, p) / p.case.measurement!.tokensPerSecondPerGpu - 1);
   }
   const baseline = fitBaseline(compared);
-  const specs = new Map<ClusterSpec, ClusterSpec>();
+  const calibrated = calibratedClusters(scales);
   const rows: ReportRow[] = prepared.map((p) => {
-    let spec = specs.get(p.shape.spec);
-    if (spec === undefined) specs.set(p.shape.spec, (spec = calibratedCluster(p.shape.spec, scales)));
-    const pred = predictCase(p, quickScore, spec);
+    const pred = predictCase(p, quickScore, calibrated(p.shape.spec));
     const m = pred.measurement;
     const comparedRow = pred.error !== undefined;
     return {

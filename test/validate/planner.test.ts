@@ -5,14 +5,13 @@ import { quickScore } from "../../src/planner/cost/estimate.js";
 import { searchPlans } from "../../src/planner/search/search.js";
 import { forEachCandidate } from "../../src/planner/search/space.js";
 import { resolvePlan } from "../../src/spec/plan.js";
-import { parseCalibration } from "../../src/validate/calibration.js";
-import { CALIBRATION_FILE, readCalibrationJson, readMeasurements } from "../../src/validate/files.js";
+import { readCalibration, readMeasurements } from "../../src/validate/files.js";
 import { plannerReport } from "../../src/validate/planner.js";
 import { shapeOf } from "../helpers.js";
 
 const records = readMeasurements();
 const builtins = builtinNames("model").map(loadModel);
-const calibration = parseCalibration(readCalibrationJson(CALIBRATION_FILE())!, "calibration.json");
+const calibration = readCalibration()!;
 
 describe("the planner on published settings (issue 7)", () => {
   it("finds a plan at least as fast as each published configuration, under the source's software", () => {

@@ -125,26 +125,21 @@ export function overheadPerGemm(base: FitBase, kernelOverhead: number, runs: rea
 }
 
 /**
- * Log-spaced grid search minimising the squared log error of the predicted step times: of both constants,
- * or (given the per-GEMM overhead, as calibrate measures it) of the element-wise rate alone. Two free
- * constants fitted to three shapes trade off against each other (the same steps fit many overheads, and
- * the noise decides which), and the split between them is what a plan's split changes, so calibrate pins
- * the overhead by measurement.
+ * Given the per-GEMM overhead as calibrate measures it (overheadPerGemm), the element-wise rate by a
+ * log-spaced grid search minimising the squared log error of the predicted step times. (Fitting the
+ * overhead too was ill-conditioned: the same three steps fit many overheads, the noise decided which,
+ * and the split between the two is what a plan's split changes.)
  */
-export function fitConstants(base: FitBase, runs: FitRun[], fixedOverhead?: number): DeviceProfile {
-  let best = { err: Infinity, overhead: fixedOverhead ?? 1e-5, bw: 1e9 };
-  const overheads = fixedOverhead === undefined ? Array.from({ length: 61 }, (_, i) => 10 ** (-7 + (4 * i) / 60)) : [fixedOverhead];
-  for (const overhead of overheads) {
-    for (let j = 0; j <= 120; j++) {
-      const bw = 10 ** (7 + (5 * j) / 120);
-      let err = 0;
-      for (const r of runs) err += Math.log(stepSeconds(base, overhead, bw, r) / r.measuredSeconds) ** 2;
-      if (err < best.err) best = { err, overhead, bw };
-    }
+export function fitConstants(base: FitBase, runs: FitRun[], overhead: number): DeviceProfile {
+  let best = { err: Infinity, bw: 1e9 };
+  for (let j = 0; j <= 120; j++) {
+    const bw = 10 ** (7 + (5 * j) / 120);
+    let err = 0;
+    for (const r of runs) err += Math.log(stepSeconds(base, overhead, bw, r) / r.measuredSeconds) ** 2;
+    if (err < best.err) best = { err, bw };
   }
-  const profile: DeviceProfile = { ...base, opOverheadSeconds: best.overhead, elementwiseBytesPerSecond: best.bw, fit: [] };
-  const fit = runs.map((r) => ({ shape: r.shape, measuredSeconds: r.measuredSeconds, fittedSeconds: stepSeconds(base, best.overhead, best.bw, r) }));
-  return { ...profile, fit };
+  const fit = runs.map((r) => ({ shape: r.shape, measuredSeconds: r.measuredSeconds, fittedSeconds: stepSeconds(base, overhead, best.bw, r) }));
+  return { ...base, opOverheadSeconds: overhead, elementwiseBytesPerSecond: best.bw, fit };
 }
 
 export async function calibrate(o: { readonly backend: BackendChoice; readonly base: ModelSpec; readonly onProgress?: (what: string) => void }): Promise<DeviceProfile> {

@@ -1,3 +1,4 @@
+import { gradientBytesPerParam, OPTIMIZER_BYTES, PARAM_BYTES } from "../../planner/cost/memory.js";
 import type { Tf } from "../model/ops.js";
 import { adamState, adamStep, DEFAULT_ADAM } from "../parallel/adam.js";
 
@@ -57,5 +58,6 @@ export function optimizerBytesPerSecond(tf: Tf, n = 1 << 20, repeats = 7): numbe
     if (step > 1) times.push((performance.now() - t0) / 1e3);
   }
   times.sort((a, b) => a - b);
-  return (n * (2 * 12 + 4 + 2)) / times[Math.floor(times.length / 2)]!;
+  // stages.ts optimizerSeconds' count for fp32 gradients, which the executor keeps.
+  return (n * (2 * OPTIMIZER_BYTES + gradientBytesPerParam({ fp32Gradients: true }) + PARAM_BYTES)) / times[Math.floor(times.length / 2)]!;
 }

@@ -88,9 +88,11 @@ export function profileCluster(p: DeviceProfile, gpu: GpuSpec = profileGpu(p)): 
 /** The profile as a cluster of `ranks` ranks: each computes at the rate measured with that many busy. */
 export function profileShape(p: DeviceProfile, ranks: number): ClusterShape {
   const f = concurrencySlowdown(p, ranks);
-  const gpu = profileGpu({ ...p, ...(p.optimizerBytesPerSecond === undefined ? {} : { optimizerBytesPerSecond: p.optimizerBytesPerSecond / f }) }, p.opOverheadSeconds * f, p.elementwiseBytesPerSecond / f);
-  const slowed: GpuSpec = { ...gpu, peakFlopsPerSecond: { fp32: p.peakFlopsPerSecond / f, tf32: p.peakFlopsPerSecond / f, bf16: p.peakFlopsPerSecond / f, fp16: p.peakFlopsPerSecond / f, fp8: p.peakFlopsPerSecond / f } };
-  return { spec: profileCluster(p, slowed), gpus: ranks, gpusPerNode: 1024 };
+  const slowed: DeviceProfile = {
+    ...p, peakFlopsPerSecond: p.peakFlopsPerSecond / f, opOverheadSeconds: p.opOverheadSeconds * f, elementwiseBytesPerSecond: p.elementwiseBytesPerSecond / f,
+    ...(p.optimizerBytesPerSecond === undefined ? {} : { optimizerBytesPerSecond: p.optimizerBytesPerSecond / f }),
+  };
+  return { spec: profileCluster(slowed), gpus: ranks, gpusPerNode: 1024 };
 }
 
 /**
