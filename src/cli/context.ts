@@ -121,5 +121,6 @@ export function planInputFrom(flags: Flags): PlanInput {
   set("tpCommOverlap", bool(flags, "tp-comm-overlap"));
   set("dpCommExposed", bool(flags, "dp-comm-exposed"));
   set("ppBlockingSends", bool(flags, "pp-blocking-sends"));
+  set("tpSyncBackward", bool(flags, "tp-sync-backward"));
   return input;
 }

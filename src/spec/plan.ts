@@ -30,6 +30,7 @@ export interface PlanInput {
   tpCommOverlap?: boolean | undefined;
   dpCommExposed?: boolean | undefined;
   ppBlockingSends?: boolean | undefined;
+  tpSyncBackward?: boolean | undefined;
 }
 
 /**
@@ -154,6 +155,10 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   if (dpCommExposed && zero > 1) bad("zero", zero, "0 or 1 with dpCommExposed", "an exposed once-per-step reduction is DeepSpeed's pipeline engine, which runs ZeRO 0 and 1 only");
   if (dpCommExposed && parameterServers > 0) bad("dpCommExposed", true, "false with parameter servers", "the servers carry the data-parallel traffic");
   const ppBlockingSends = pp > 1 && (input.ppBlockingSends ?? false);
+  const tpSyncBackward = tp > 1 && (input.tpSyncBackward ?? false);
+  if (tpSyncBackward && input.tpCommOverlap === true) {
+    bad("tpSyncBackward", true, "false with tpCommOverlap", "overlapping every tensor-parallel collective is the opposite of a synchronous backward");
+  }
 
   return {
     dp, tp, pp, cp, ep,
@@ -180,6 +185,8 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     // Both off unless asked for: they describe DeepSpeed's pipeline engine, not the default stack.
     ...(dpCommExposed ? { dpCommExposed } : {}),
     ...(ppBlockingSends ? { ppBlockingSends } : {}),
+    // Off unless asked for: it describes Megatron-DeepSpeed and Megatron-LM before 2022.
+    ...(tpSyncBackward ? { tpSyncBackward } : {}),
   };
 }
 

@@ -148,6 +148,15 @@ export interface Plan {
    * sends run on their own stream beside the next pass.
    */
   readonly ppBlockingSends?: boolean;
+  /**
+   * Extension: every tensor-parallel collective of the backward runs synchronously, on the critical path
+   * (Megatron-DeepSpeed and Megatron-LM before 2022: the column-parallel linear's backward all-reduce is
+   * `copy_to_tensor_model_parallel_region`'s, bigscience-workshop/Megatron-DeepSpeed megatron/mpu/layers.py).
+   * Absent or false: Megatron-LM's column-parallel backward issues the input gradient's reduction (and,
+   * under SP, the input's re-gather) asynchronously and hides it behind the weight-gradient (input-gradient)
+   * GEMM (LinearWithGradAccumulationAndAsyncCommunication in megatron/core/tensor_parallel/layers.py).
+   */
+  readonly tpSyncBackward?: boolean;
 }
 
 /** A cluster of a given size: the topology with the number of GPUs in use. */

@@ -168,6 +168,7 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     microBatch, globalBatch, seqLen, sequenceParallel: sp, zero: zeroOf(r, profile, assumptions), recompute: rc.mode,
     precision: precisionOf(p.precision, profile, assumptions), flashAttention: profile.flashAttention,
     tpCommOverlap: p.tp > 1 && profile.tpCommOverlap === true,
+    ...(p.tp > 1 && profile.tpSyncBackward === true ? { tpSyncBackward: true } : {}),
     ...(layersPerStage === undefined ? {} : { layersPerStage }),
     ...(rc.fullShare === undefined ? {} : { recomputeLayersPerStage: stages.map((n) => Math.round(n * rc.fullShare!)) }),
   };

@@ -30,6 +30,8 @@ export interface SourceProfile {
    * sends and the data-parallel reduction after the schedule (deepspeed/runtime/pipe/schedule.py).
    */
   readonly deepspeedPipeline?: boolean;
+  /** Tensor-parallel backward collectives all synchronous (plan knob tpSyncBackward), when tp > 1. */
+  readonly tpSyncBackward?: boolean;
   /** The fused attention kernel the framework ran (the GPU priors describe their generation's best). */
   readonly attentionKernel?: AttentionKernelName;
   /** How the source counts FLOPs in `tflops_per_gpu` (undefined: never compared as TFLOP/s). */
@@ -90,6 +92,10 @@ export function attentionSlowdown(kernel: AttentionKernelName, gpuName: string):
 const MEGATRON_2021 = {
   // Megatron-LM before 2022: no flash attention, no sequence parallel; GPT dropout 0.1 (arguments.py defaults).
   flashAttention: false, dropout: true, zero: 0, recompute: "full", precision: "fp16", sequenceParallel: false,
+  // Its ColumnParallelLinear all-reduces the input gradient synchronously (copy_to_tensor_model_parallel_region),
+  // as the 2021 fork Megatron-DeepSpeed still does (bigscience-workshop/Megatron-DeepSpeed megatron/mpu/layers.py);
+  // the asynchronous path (ColumnParallelLinearWithAsyncAllreduce) came with the 2022 sequence-parallel work.
+  tpSyncBackward: true,
 } as const;
 
 // NeMo / Megatron-Bridge recipes: Transformer Engine fused attention, the distributed optimizer (ZeRO-1),
@@ -120,7 +126,10 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
   },
   "megatron-2021-readme": { framework: "Megatron-LM 2021", ...MEGATRON_2021, skip: skipAll("tensor/pipeline split not published (the same runs are SC'21 Table 1)") },
   "korthikanti-2022": {
-    framework: "Megatron-LM 2022 (Calculon's reproduction: fp16, no ZeRO)", ...MEGATRON_2021, vocab: 51200,
+    // The paper's Megatron-LM (megatron/mpu/layers.py at NVIDIA/Megatron-LM 02bb1f5) already runs the
+    // column-parallel backward collectives asynchronously (ColumnParallelLinearWithAsyncAllreduce, on unless
+    // --no-async-tensor-model-parallel-allreduce; ColumnParallelLinearWithSequenceParallelism).
+    framework: "Megatron-LM 2022 (Calculon's reproduction: fp16, no ZeRO)", ...MEGATRON_2021, vocab: 51200, tpSyncBackward: false,
   },
   "mt-nlg-530b": {
     // Megatron-DeepSpeed with full recomputation (the 96*B*s*l*h^2 formula reproduces the time); GPT-2 vocabulary padded to 51,200.
@@ -131,6 +140,7 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     // released config has hidden_dropout = attention_dropout = 0.0; the prequel's earlier runs used fp16.
     framework: "Megatron-DeepSpeed 2022 (BigScience tr11)", flashAttention: false, dropout: false, zero: 1, recompute: "full",
     precision: "fp16", sequenceParallel: false, vocab: 250000, heads: 64, seqLen: 2048, deepspeedPipeline: true,
+    tpSyncBackward: true,
   },
   "megatron-h100-2024": {
     // As test/planner/megatron-table.test.ts: bf16, Transformer Engine attention, SP, distributed optimizer.

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { collective } from "../../src/planner/cost/collectives.js";
 import { loadModel } from "../../src/cli/catalog.js";
 import { dpCosts, passTotal, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch, vocabCrossEntropyCost } from "../../src/planner/cost/communication.js";
+import { layerTimes } from "../../src/planner/cost/compute.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { effectiveLink, groupPlacement } from "../../src/planner/cost/placement.js";
 import { resolvePlan } from "../../src/spec/plan.js";
@@ -87,6 +88,43 @@ describe("communication volumes per GPU per step", () => {
     }
     const { plan } = planFor("llama3-8b", h100, { tp: 1 });
     expect(vocabCrossEntropyCost(plan, resolveLinks(plan, h100))).toEqual({ bytes: 0, seconds: 0 });
+  });
+
+  it("Megatron-LM hides each column-parallel linear's backward collectives behind its gradient GEMMs; tpSyncBackward exposes them all", () => {
+    // tp 8 over a slow link, so that some of each collective shows beyond its GEMM and the comparison is not trivially 0.
+    const slow = { ...h100, spec: { ...h100.spec, intraNode: { ...h100.spec.intraNode, bytesPerSecondPerGpu: 10e9 } } };
+    for (const sequenceParallel of [true, false]) {
+      const { model, plan: async } = planFor("llama3-70b", slow, { tp: 8, pp: 2, globalBatch: 64, sequenceParallel });
+      const sync = resolvePlan(model, slow, { tp: 8, pp: 2, globalBatch: 64, sequenceParallel, tpSyncBackward: true });
+      const links = resolveLinks(async, slow);
+      const layer = layerTimes(model, slow.spec.gpu, async);
+      expect(layer.columnGemmSeconds).toHaveLength(2); // QKV and the first MLP matrix
+      const bytes = 2 * async.seqLen * async.microBatch * model.hiddenSize;
+      const one = (kind: "all-reduce" | "all-gather" | "reduce-scatter") => collective(kind, 8, bytes, links.tp).seconds;
+      // per column linear: SP re-gather behind the input-gradient GEMM and reduce-scatter behind the weight-gradient GEMM; else the all-reduce
+      const hidden = layer.columnGemmSeconds.reduce((a, g) =>
+        a + (sequenceParallel ? Math.max(0, one("all-gather") - g) + Math.max(0, one("reduce-scatter") - g) : Math.max(0, one("all-reduce") - g)), 0);
+      const rowParallel = sequenceParallel ? 2 * one("all-gather") : 0;
+      const column = sequenceParallel ? one("all-gather") + one("reduce-scatter") : one("all-reduce");
+      const a = tpCostPerMicroBatch(model, async, links, 0);
+      const s = tpCostPerMicroBatch(model, sync, resolveLinks(sync, slow), 0);
+      const layers = async.layersPerStage[0]!;
+      const embedding = sequenceParallel ? one("all-gather") : 0;
+      expect(s.backward.seconds).toBeCloseTo(layers * (rowParallel + 2 * column) + embedding, 9);
+      expect(a.backward.seconds).toBeCloseTo(layers * (rowParallel + hidden) + embedding, 9);
+      expect(a.backward.seconds).toBeLessThan(s.backward.seconds);
+      expect(hidden).toBeGreaterThan(0); // the slow link leaves some of it showing
+      // Same bytes, same forward: only what shows changes.
+      expect(a.backward.bytes).toBeCloseTo(s.backward.bytes, 0);
+      expect(a.forward).toEqual(s.forward);
+    }
+  });
+
+  it("tpSyncBackward is off by default, dropped at tp 1 and refused beside tpCommOverlap", () => {
+    const { model, plan } = planFor("llama3-70b", h100, { tp: 8, pp: 2, globalBatch: 64 });
+    expect(plan.tpSyncBackward).toBeUndefined();
+    expect(resolvePlan(model, h100, { tp: 1, pp: 8, tpSyncBackward: true }).tpSyncBackward).toBeUndefined();
+    expect(() => resolvePlan(model, h100, { tp: 8, pp: 2, tpSyncBackward: true, tpCommOverlap: true })).toThrow(/tpSyncBackward/);
   });
 
   it("SP all-reduces the tp-replicated weights' gradients once per step (Megatron-LM finalize_model_grads), inside the once-per-step reduction", () => {

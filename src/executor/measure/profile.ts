@@ -112,12 +112,14 @@ export function predictWithStage(model: ModelSpec, shape: ClusterShape, plan: Pl
 }
 
 /**
- * The plan as the executor runs it: no fused attention, and ZeRO 0/1's once-per-step reduction and
- * gather after the last backward and the update (src/executor/run/rank.ts), not overlapped with the passes.
+ * The plan as the executor runs it: no fused attention, ZeRO 0/1's once-per-step reduction and gather
+ * after the last backward and the update (src/executor/run/rank.ts), not overlapped with the passes, and
+ * every tensor-parallel collective synchronous, never overlapped (src/executor/model/layer.ts runs each in turn).
  */
 function asExecuted(plan: Plan): Plan {
   const exposed = plan.zero <= 1 && plan.dp * plan.cp > 1 && plan.parameterServers === 0;
-  return { ...plan, flashAttention: false, ...(exposed ? { dpCommExposed: true } : {}) };
+  const sync = plan.tp > 1 ? { tpCommOverlap: false, tpSyncBackward: true } : {};
+  return { ...plan, flashAttention: false, ...(exposed ? { dpCommExposed: true } : {}), ...sync };
 }
 
 /** The analytic estimate of the same plan (closed-form pipeline), for comparison with the simulator's. */

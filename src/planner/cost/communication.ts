@@ -1,7 +1,7 @@
 import type { ClusterShape, GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { kvHeadsPerRank } from "./activations.js";
 import { collective, FREE, plus, times, type CollectiveCost } from "./collectives.js";
-import { layerTimes } from "./compute.js";
+import { headTimes, layerTimes } from "./compute.js";
 import { gradientBytesPerParam, PARAM_BYTES, type RankParams } from "./memory.js";
 import { layerParams, normParams } from "./params.js";
 import { effectiveLink, groupPlacement, type EffectiveLink, type GroupKind } from "./placement.js";
@@ -68,8 +68,17 @@ export function passTotal(c: PassCosts): CollectiveCost {
  * al. 2022, section 4.2.2 ("we need an extra all-gather ... in the backward pass"); Megatron-LM
  * tensor_parallel/layers.py LinearWithGradAccumulationAndAsyncCommunication.backward. That is two per layer
  * (QKV and the first MLP matrix; recomputed layers too, since their recomputed forward also keeps only the
- * local block) and one for the output layer. Megatron issues it asynchronously ahead of the input-gradient
- * GEMM; the cost model charges it whole (an upper bound where that GEMM would hide it).
+ * local block) and one for the output layer.
+ *
+ * Megatron-LM's column-parallel linears (QKV, the first MLP matrix, the output layer) run their backward
+ * collectives asynchronously (megatron/core/tensor_parallel/layers.py,
+ * LinearWithGradAccumulationAndAsyncCommunication.backward; in 2022 already ColumnParallelLinearWith-
+ * AsyncAllreduce / ...WithSequenceParallelism in megatron/mpu/layers.py): the SP re-gather of the input is
+ * issued before the input-gradient GEMM and waited for after it, and the input gradient's all-reduce (SP:
+ * reduce-scatter) is issued before the weight-gradient GEMM and waited for after it. Each costs only what
+ * exceeds that GEMM, whose FLOPs equal the linear's forward (`columnBackwardExposure`). The row-parallel
+ * linears' backward collectives (SP: the all-gather of the output gradient) stay on the critical path.
+ * `tpSyncBackward` (Megatron-DeepSpeed, Megatron-LM before 2022) charges every one whole.
  *
  * The last stage's vocabulary-parallel cross-entropy all-reduces three fp32 numbers per token forward over
  * tp (the logits' max, the target logit and the sum of exponentials: Megatron-LM
@@ -84,13 +93,25 @@ export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
   const rs = collective("reduce-scatter", t, bytes, links.tp);
   const sp = plan.sequenceParallel;
   const perLayer = sp ? plus(times(ag, 2), times(rs, 2)) : times(ar, 2);
-  const regather = sp ? times(ag, 2) : FREE; // SP: the two column-parallel inputs, gathered again backward
   const layers = plan.layersPerStage[stage] ?? 0;
   const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
   const window = overlapWindow(model, plan, links);
   const forwardLayer = exposedBeyond(perLayer, window.forward);
+  const async = plan.tpCommOverlap !== true && plan.tpSyncBackward !== true && links.gpu !== undefined;
+  // Backward per layer: the row-parallel linears' collectives (SP: two all-gathers; none without SP), then
+  // each column-parallel linear's input reduction (SP: reduce-scatter; else all-reduce) and SP re-gather.
+  const column = sp ? plus(rs, ag) : ar;
+  let backwardLayer: CollectiveCost;
+  if (async) {
+    const gemms = layerTimes(model, links.gpu!, plan).columnGemmSeconds;
+    const hidden = gemms.reduce((acc, g) => plus(acc, columnBackwardExposure(sp, ar, ag, rs, g)), FREE);
+    // A column-parallel linear the layer does not have as such (an MoE's experts) keeps its collectives exposed.
+    backwardLayer = plus(plus(sp ? times(ag, 2) : FREE, hidden), times(column, 2 - gemms.length));
+  } else {
+    backwardLayer = exposedBeyond(plus(sp ? times(ag, 2) : FREE, times(column, 2)), window.backward);
+  }
   let forward = times(forwardLayer, layers);
-  let backward = plus(times(exposedBeyond(plus(perLayer, regather), window.backward), layers), times(forwardLayer, recomputed));
+  let backward = plus(times(backwardLayer, layers), times(forwardLayer, recomputed));
   if (stage === 0) {
     forward = plus(forward, sp ? rs : ar); // vocabulary-parallel embedding output
     if (sp) backward = plus(backward, ag);
@@ -98,9 +119,21 @@ export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
   if (stage === plan.pp - 1) {
     if (sp) forward = plus(forward, ag); // gather the output layer's input
     forward = plus(forward, vocabCrossEntropyCost(plan, links));
-    backward = plus(backward, sp ? plus(rs, ag) : ar); // SP: the output layer's input gathered again
+    // The output layer is column-parallel over the vocabulary: its input gradient's reduction (SP: and its
+    // input's re-gather) hides behind its own gradient GEMMs when async.
+    const head = async ? columnBackwardExposure(sp, ar, ag, rs, headTimes(model, links.gpu!, plan).projectionSeconds) : column;
+    backward = plus(backward, head);
   }
   return { forward, backward };
+}
+
+/**
+ * One column-parallel linear's backward collectives under Megatron-LM's asynchronous path: the SP
+ * re-gather behind the input-gradient GEMM, the input gradient's reduction behind the weight-gradient
+ * GEMM, each GEMM taking `gemmSeconds` (the forward GEMM's FLOPs). Bytes are all counted; only the excess shows.
+ */
+function columnBackwardExposure(sp: boolean, ar: CollectiveCost, ag: CollectiveCost, rs: CollectiveCost, gemmSeconds: number): CollectiveCost {
+  return sp ? plus(exposedBeyond(ag, gemmSeconds), exposedBeyond(rs, gemmSeconds)) : exposedBeyond(ar, gemmSeconds);
 }
 
 /**

@@ -18,11 +18,19 @@ export interface LayerTimes {
   readonly selectiveRecomputeSeconds: number;
   /** The attention core's forward alone (for context-parallel overlap). */
   readonly attentionCoreForwardSeconds: number;
+  /**
+   * Forward time of each column-parallel GEMM (QKV, and the MLP's first matrix when it is dense): the
+   * backward's input- and weight-gradient GEMMs of each have the same FLOPs, and Megatron-LM hides the
+   * linear's tensor-parallel backward collectives behind them (tpCostPerMicroBatch).
+   */
+  readonly columnGemmSeconds: readonly number[];
 }
 
 export interface HeadTimes {
   readonly forwardSeconds: number;
   readonly backwardSeconds: number;
+  /** The output projection's GEMM alone, one pass (a column-parallel linear over the vocabulary). */
+  readonly projectionSeconds: number;
 }
 
 const BYTES_16 = 2;
@@ -111,9 +119,13 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
   const up = model.mlp === "swiglu" ? 2 : 1;
 
   // Linear layers (forward). MoE: each of E/ep local experts gets x*k*ep/E tokens on average.
-  let linear = gemmSeconds(gpu, rate, x, h, q + 2 * kv) + gemmSeconds(gpu, rate, x, q, h);
+  const qkv = gemmSeconds(gpu, rate, x, h, q + 2 * kv);
+  const columnGemmSeconds = [qkv];
+  let linear = qkv + gemmSeconds(gpu, rate, x, q, h);
   if (moe === undefined) {
-    linear += gemmSeconds(gpu, rate, x, h, up * f) + gemmSeconds(gpu, rate, x, f, h);
+    const fc1 = gemmSeconds(gpu, rate, x, h, up * f);
+    columnGemmSeconds.push(fc1);
+    linear += fc1 + gemmSeconds(gpu, rate, x, f, h);
   } else {
     const local = moe.experts / plan.ep;
     const tokens = (x * k * plan.ep) / moe.experts;
@@ -155,6 +167,7 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
     backwardWeightSeconds: linear,
     selectiveRecomputeSeconds: plan.recompute === "selective" && !plan.flashAttention ? coreForward : 0,
     attentionCoreForwardSeconds: coreForward,
+    columnGemmSeconds,
   };
 }
 
@@ -168,5 +181,5 @@ export function headTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): HeadTimes
   const vocab = model.vocabSize / plan.tp;
   const proj = gemmSeconds(gpu, gemm16Rate(gpu, plan), x, model.hiddenSize, vocab);
   const loss = streamSeconds(gpu, 14 * x * vocab);
-  return { forwardSeconds: proj + loss, backwardSeconds: 2 * proj + loss };
+  return { forwardSeconds: proj + loss, backwardSeconds: 2 * proj + loss, projectionSeconds: proj };
 }
