@@ -87,40 +87,60 @@ export function loadContext(flags: Flags): Context {
   return { model, shape: { spec, gpus, gpusPerNode }, ...(calibrated === undefined ? {} : { calibratedAt: calibrated.fittedAt }) };
 }
 
+/**
+ * The flag that sets each plan field: the one pairing of CLI names and plan fields, used to read the
+ * flags (planInputFrom) and to name the flag when resolvePlan rejects a field (planFieldAsFlag).
+ */
+export const FLAG_OF_PLAN_FIELD = {
+  tp: "tp", pp: "pp", dp: "dp", cp: "cp", ep: "ep", virtualStages: "vpp", microBatch: "micro-batch", globalBatch: "global-batch",
+  seqLen: "seq", sequenceParallel: "sp", schedule: "schedule", zero: "zero", recompute: "recompute", precision: "precision",
+  layersPerStage: "layers-per-stage", recomputeLayersPerStage: "recompute-layers", parameterServers: "ps", asynchronous: "async",
+  staleness: "staleness", flashAttention: "flash", fp32Gradients: "fp32-grads", tpCommOverlap: "tp-comm-overlap",
+  dpCommExposed: "dp-comm-exposed", ppBlockingSends: "pp-blocking-sends", tpSyncBackward: "tp-sync-backward",
+} as const satisfies Readonly<Record<keyof PlanInput, FlagName>>;
+
+/**
+ * An error about a plan field, named as the user wrote it: `--tp-sync-backward (tpSyncBackward) = true
+ * is not valid ...`. Errors from a file, or about anything else, are returned as they are.
+ */
+export function planFieldAsFlag(e: InputError): InputError {
+  if (e.file !== undefined || !Object.hasOwn(FLAG_OF_PLAN_FIELD, e.field)) return e;
+  const flag = FLAG_OF_PLAN_FIELD[e.field as keyof PlanInput];
+  return e.renamed(flag === e.field ? `--${flag}` : `--${flag} (${e.field})`);
+}
+
 /** The plan knobs the flags pin; the rest stay undefined for defaults (simulate) or search (plan). */
 export function planInputFrom(flags: Flags): PlanInput {
   const input: PlanInput = {};
   const set = <K extends keyof PlanInput>(key: K, value: PlanInput[K] | undefined) => {
     if (value !== undefined) input[key] = value;
   };
-  set("tp", positive(flags, "tp"));
-  set("pp", positive(flags, "pp"));
-  set("dp", positive(flags, "dp"));
-  set("cp", positive(flags, "cp"));
-  set("ep", positive(flags, "ep"));
-  set("virtualStages", positive(flags, "vpp"));
-  set("microBatch", positive(flags, "micro-batch"));
-  set("globalBatch", positive(flags, "global-batch"));
-  set("seqLen", positive(flags, "seq"));
-  set("sequenceParallel", bool(flags, "sp"));
-  set("schedule", choice<Schedule>(flags, "schedule", SCHEDULES));
-  const zero = int(flags, "zero");
-  if (zero !== undefined && ![0, 1, 2, 3].includes(zero)) throw new InputError({ code: "bad-flag", field: "--zero", value: zero, valid: "0, 1, 2, 3" });
+  const f = FLAG_OF_PLAN_FIELD;
+  set("tp", positive(flags, f.tp));
+  set("pp", positive(flags, f.pp));
+  set("dp", positive(flags, f.dp));
+  set("cp", positive(flags, f.cp));
+  set("ep", positive(flags, f.ep));
+  set("virtualStages", positive(flags, f.virtualStages));
+  set("microBatch", positive(flags, f.microBatch));
+  set("globalBatch", positive(flags, f.globalBatch));
+  set("seqLen", positive(flags, f.seqLen));
+  set("sequenceParallel", bool(flags, f.sequenceParallel));
+  set("schedule", choice<Schedule>(flags, f.schedule, SCHEDULES));
+  const zero = int(flags, f.zero);
+  if (zero !== undefined && ![0, 1, 2, 3].includes(zero)) throw new InputError({ code: "bad-flag", field: `--${f.zero}`, value: zero, valid: "0, 1, 2, 3" });
   set("zero", zero);
-  set("recompute", choice<Recompute>(flags, "recompute", RECOMPUTES));
-  set("precision", choice<Precision>(flags, "precision", TRAINING_PRECISIONS));
-  set("layersPerStage", list(flags, "layers-per-stage"));
-  set("recomputeLayersPerStage", list(flags, "recompute-layers"));
-  const ps = int(flags, "ps");
-  if (ps !== undefined && ps < 0) throw new InputError({ code: "out-of-range", field: "--ps", value: ps, valid: "an integer >= 0" });
+  set("recompute", choice<Recompute>(flags, f.recompute, RECOMPUTES));
+  set("precision", choice<Precision>(flags, f.precision, TRAINING_PRECISIONS));
+  set("layersPerStage", list(flags, f.layersPerStage));
+  set("recomputeLayersPerStage", list(flags, f.recomputeLayersPerStage));
+  const ps = int(flags, f.parameterServers);
+  if (ps !== undefined && ps < 0) throw new InputError({ code: "out-of-range", field: `--${f.parameterServers}`, value: ps, valid: "an integer >= 0" });
   set("parameterServers", ps);
-  set("asynchronous", bool(flags, "async"));
-  set("staleness", int(flags, "staleness"));
-  set("flashAttention", bool(flags, "flash"));
-  set("fp32Gradients", bool(flags, "fp32-grads"));
-  set("tpCommOverlap", bool(flags, "tp-comm-overlap"));
-  set("dpCommExposed", bool(flags, "dp-comm-exposed"));
-  set("ppBlockingSends", bool(flags, "pp-blocking-sends"));
-  set("tpSyncBackward", bool(flags, "tp-sync-backward"));
+  set("asynchronous", bool(flags, f.asynchronous));
+  set("staleness", int(flags, f.staleness));
+  for (const key of ["flashAttention", "fp32Gradients", "tpCommOverlap", "dpCommExposed", "ppBlockingSends", "tpSyncBackward"] as const) {
+    set(key, bool(flags, f[key]));
+  }
   return input;
 }

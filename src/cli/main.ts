@@ -1,4 +1,5 @@
 import { InputError } from "../spec/errors.js";
+import { planFieldAsFlag } from "./context.js";
 import { helpText, parseArgs, type ParsedArgs } from "./args.js";
 import type { Io } from "./io.js";
 type Command = (args: ParsedArgs, io: Io) => number | Promise<number>;
@@ -30,7 +31,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     return await command(args, io);
   } catch (e) {
     if (e instanceof InputError) {
-      io.err(`meshplan: ${e.message}`);
+      io.err(`meshplan: ${planFieldAsFlag(e).message}`);
       return 2;
     }
     throw e;

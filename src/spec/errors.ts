@@ -28,6 +28,7 @@ export class InputError extends Error {
   readonly value: unknown;
   readonly valid: string;
   readonly file: string | undefined;
+  readonly reason: string | undefined;
 
   constructor(details: InputErrorDetails) {
     super(formatInputError(details));
@@ -37,6 +38,12 @@ export class InputError extends Error {
     this.value = details.value;
     this.valid = details.valid;
     this.file = details.file;
+    this.reason = details.reason;
+  }
+
+  /** The same error with its field named another way (a plan field as the CLI flag that sets it). */
+  renamed(field: string): InputError {
+    return new InputError({ code: this.code, field, value: this.value, valid: this.valid, ...(this.file === undefined ? {} : { file: this.file }), ...(this.reason === undefined ? {} : { reason: this.reason }) });
   }
 }
 

@@ -143,12 +143,17 @@ describe("bad input", () => {
 describe("meshplan plan: pins that cannot hold say why", () => {
   it("a micro-batch that divides no per-replica batch names the field and the divisors", () => {
     const r = meshplan("plan", "--model", "llama3-8b", "--gpus", "8", "--micro-batch", "3");
-    expectBadInput(r, "microBatch = 3", "a divisor of the per-replica batch", "1, 2, 4, 8");
+    expectBadInput(r, "--micro-batch (microBatch) = 3", "a divisor of the per-replica batch", "1, 2, 4, 8");
   });
 
   it("a tensor-parallel degree the heads do not split over names the heads", () => {
     const r = meshplan("plan", "--model", "llama3-8b", "--gpus", "6", "--tp", "3");
-    expectBadInput(r, "tp = 3", "attention heads (32)");
+    expectBadInput(r, "--tp = 3", "attention heads (32)");
+  });
+
+  it("a rejected plan field is named as the flag that set it", () => {
+    const r = meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--tp", "8", "--tp-sync-backward", "--tp-comm-overlap");
+    expectBadInput(r, "--tp-sync-backward (tpSyncBackward) = true", "false with tpCommOverlap");
   });
 
   it("DeepSpeed's engine flags on a search whose best plans have no pipeline: said below the table", () => {
