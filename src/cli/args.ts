@@ -39,6 +39,7 @@ export const FLAGS = {
   "tp-comm-overlap": { type: "bool", help: "overlap tensor-parallel collectives with GEMMs (Megatron-LM --tp-comm-overlap)" },
   "dp-comm-exposed": { type: "bool", help: "data-parallel reduction after the last backward, not overlapped (DeepSpeed pipeline engine; ZeRO 0/1; the search: pp > 1 only)" },
   "pp-blocking-sends": { type: "bool", help: "each stage-to-stage send blocks its stage (DeepSpeed pipeline engine)" },
+  "shard-group": { type: "int", help: "hybrid sharding: ZeRO shards over groups of N data-parallel ranks, replicated across groups (FSDP HYBRID_SHARD)", valueName: "N" },
   "tp-sync-backward": { type: "bool", help: "tensor-parallel backward collectives not hidden behind the gradient GEMMs (Megatron-DeepSpeed, Megatron-LM before 2022)" },
   "fp32-grads": { type: "bool", help: "fp32 gradient accumulation (default on for bf16/fp8)" },
   calibrated: { type: "bool", help: "plan/simulate/explore with the efficiency factors fitted on published runs (models/hardware/calibration.json) instead of the priors" },
@@ -110,7 +111,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
 const CONTEXT_FLAGS: readonly FlagName[] = ["model", "gpus", "cluster", "gpu", "gpus-per-node", "seq", "global-batch", "precision"];
 const PLAN_FLAGS: readonly FlagName[] = [
   "tp", "pp", "dp", "cp", "ep", "vpp", "micro-batch", "sp", "schedule", "zero", "recompute", "layers-per-stage", "recompute-layers",
-  "ps", "async", "staleness", "flash", "tp-comm-overlap", "dp-comm-exposed", "pp-blocking-sends", "tp-sync-backward", "fp32-grads",
+  "ps", "async", "staleness", "flash", "tp-comm-overlap", "dp-comm-exposed", "pp-blocking-sends", "tp-sync-backward", "shard-group", "fp32-grads",
 ];
 
 /** The flags each command reads (help for one command lists these). */

@@ -97,6 +97,7 @@ export const FLAG_OF_PLAN_FIELD = {
   layersPerStage: "layers-per-stage", recomputeLayersPerStage: "recompute-layers", parameterServers: "ps", asynchronous: "async",
   staleness: "staleness", flashAttention: "flash", fp32Gradients: "fp32-grads", tpCommOverlap: "tp-comm-overlap",
   dpCommExposed: "dp-comm-exposed", ppBlockingSends: "pp-blocking-sends", tpSyncBackward: "tp-sync-backward",
+  shardGroup: "shard-group",
 } as const satisfies Readonly<Record<keyof PlanInput, FlagName>>;
 
 /**
@@ -139,6 +140,7 @@ export function planInputFrom(flags: Flags): PlanInput {
   set("parameterServers", ps);
   set("asynchronous", bool(flags, f.asynchronous));
   set("staleness", int(flags, f.staleness));
+  set("shardGroup", positive(flags, f.shardGroup));
   for (const key of ["flashAttention", "fp32Gradients", "tpCommOverlap", "dpCommExposed", "ppBlockingSends", "tpSyncBackward"] as const) {
     set(key, bool(flags, f[key]));
   }

@@ -1,3 +1,4 @@
+import { zeroLabel } from "../planner/explain/explain.js";
 import type { Estimate } from "../planner/cost/types.js";
 
 export const GIB = 2 ** 30;
@@ -33,7 +34,7 @@ export function planSummary(e: Estimate): string {
   const degrees = `dp ${p.dp} x tp ${p.tp} x pp ${p.pp} x cp ${p.cp}${p.ep > 1 ? ` (ep ${p.ep})` : ""}`;
   const sched = p.schedule === "interleaved" ? `interleaved (v=${p.virtualStages})` : p.schedule;
   const ps = p.parameterServers > 0 ? `, ${p.parameterServers} parameter servers${p.asynchronous ? ` async (staleness ${p.staleness})` : " sync"}` : "";
-  return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${p.zero}, recompute ${p.recompute}${ps}`;
+  return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${zeroLabel(p)}, recompute ${p.recompute}${ps}`;
 }
 
 /** Says that the efficiencies are the calibration layer's, not the priors (--calibrated). */

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Estimate } from "../planner/cost/types.js";
-import { describePlan, explainRanking, recomputeLabel } from "../planner/explain/explain.js";
+import { describePlan, explainRanking, recomputeLabel, zeroLabel } from "../planner/explain/explain.js";
 import { fitAdvice } from "../planner/explain/fit-advice.js";
 import { searchPlans } from "../planner/search/search.js";
 import { simulateEstimate, type StepCache } from "../simulator/simulate.js";
@@ -64,7 +64,7 @@ function table(plans: readonly Estimate[]): string {
     return [
       String(i + 1), String(p.dp), String(p.tp), String(p.pp), String(p.cp), String(p.ep), String(p.microBatch),
       p.schedule === "interleaved" ? `interleaved/${p.virtualStages}` : p.pp === 1 ? "-" : p.schedule,
-      String(p.zero), recomputeLabel(p),
+      zeroLabel(p, true), recomputeLabel(p),
       `${(e.memory.peakBytesPerGpu / 2 ** 30).toFixed(1)}/${(e.memory.capacityBytes / 2 ** 30).toFixed(1)} GiB`,
       seconds(e.time.stepSeconds),
       Math.round(e.throughput.tokensPerSecond).toLocaleString("en-US"),

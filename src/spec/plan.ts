@@ -31,6 +31,7 @@ export interface PlanInput {
   dpCommExposed?: boolean | undefined;
   ppBlockingSends?: boolean | undefined;
   tpSyncBackward?: boolean | undefined;
+  shardGroup?: number | undefined;
 }
 
 /**
@@ -156,6 +157,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   if (dpCommExposed && parameterServers > 0) bad("dpCommExposed", true, "false with parameter servers", "the servers carry the data-parallel traffic");
   const ppBlockingSends = pp > 1 && (input.ppBlockingSends ?? false);
   const tpSyncBackward = tp > 1 && (input.tpSyncBackward ?? false);
+  const shardGroup = resolveShardGroup(input.shardGroup, dp * cp, zero, ep, parameterServers);
   if (tpSyncBackward && input.tpCommOverlap === true) {
     bad("tpSyncBackward", true, "false with tpCommOverlap", "overlapping every tensor-parallel collective is the opposite of a synchronous backward");
   }
@@ -187,7 +189,26 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     ...(ppBlockingSends ? { ppBlockingSends } : {}),
     // Off unless asked for: it describes Megatron-DeepSpeed and Megatron-LM before 2022.
     ...(tpSyncBackward ? { tpSyncBackward } : {}),
+    // Present only when it shards over fewer ranks than dp * cp (hybrid sharding); absent: full sharding.
+    ...(shardGroup !== undefined ? { shardGroup } : {}),
   };
+}
+
+/**
+ * Hybrid sharding (PyTorch FSDP HYBRID_SHARD / FSDP2 HSDP; DeepSpeed ZeRO++ hpZ and MiCS): ZeRO shards
+ * the model states over groups of `shardGroup` of the dp * cp ranks that share weights and replicates
+ * them across the groups. Undefined when it is the whole dp * cp group (ordinary ZeRO).
+ */
+function resolveShardGroup(raw: number | undefined, ranks: number, zero: ZeroStage, ep: number, parameterServers: number): number | undefined {
+  if (raw === undefined || raw === ranks) return undefined;
+  if (!Number.isInteger(raw) || raw < 1 || ranks % raw !== 0) {
+    notDivisible("shardGroup", raw, `a divisor of dp * cp = ${ranks}`, "the shard groups must tile the data-parallel ranks");
+  }
+  if (raw === 1) bad("shardGroup", raw, `a divisor of dp * cp = ${ranks} from 2 up`, "a group of one shards nothing: that is ZeRO 0");
+  if (zero === 0) bad("shardGroup", raw, `${ranks} (the whole dp * cp group) with ZeRO 0`, "ZeRO 0 shards nothing");
+  if (ep > 1) bad("shardGroup", raw, `${ranks} with expert parallelism`, "hybrid sharding of expert weights is not modelled");
+  if (parameterServers > 0) bad("shardGroup", raw, `${ranks} with parameter servers`, "the servers hold the optimizer");
+  return raw;
 }
 
 /** Sequences per step when the user gives none: the model file's batch, else DEFAULT_BATCH_TOKENS of them. */

@@ -157,6 +157,13 @@ export interface Plan {
    * GEMM (LinearWithGradAccumulationAndAsyncCommunication in megatron/core/tensor_parallel/layers.py).
    */
   readonly tpSyncBackward?: boolean;
+  /**
+   * Extension: hybrid sharding. ZeRO shards the model states over groups of this many of the dp * cp ranks
+   * and replicates them across the groups (PyTorch FSDP HYBRID_SHARD, FSDP2 HSDP; DeepSpeed ZeRO++ hpZ,
+   * MiCS): the gathers and reduce-scatters stay inside a group, and each rank's gradient shard is then
+   * all-reduced across the replicas. Absent: one group of all dp * cp ranks. ZeRO >= 1, ep = 1.
+   */
+  readonly shardGroup?: number;
 }
 
 /** A cluster of a given size: the topology with the number of GPUs in use. */

@@ -40,6 +40,9 @@ export function clusterFor(gpu: string | null, source: string, system: string | 
   if (gpu === null) return { skip: "GPU not stated" };
   // BLOOM's cluster: the same GPU as a DGX A100, a quarter of its inter-node bandwidth (4 Omni-Path links per node).
   if (system?.includes("Jean Zay") === true && gpu.includes("A100") && gpu.includes("80GB")) return { cluster: "jean-zay-a100-80gb" };
+  // The IBM FSDP blog's clusters: the same GPUs as a DGX, a quarter of its inter-node bandwidth (400 and 800 Gb/s per node).
+  if (source === "pytorch-fsdp-ibm-2024" && gpu.includes("A100") && gpu.includes("80GB")) return { cluster: "ibm-a100-80gb-400g" };
+  if (source === "pytorch-fsdp-ibm-2024" && gpu.includes("H100")) return { cluster: "ibm-h100-800g" };
   if (gpu.includes("V100")) return { skip: "V100 (DGX-2): no DGX-2 cluster is built in" };
   if (gpu.includes("H200")) return { cluster: "dgx-h200" };
   if (gpu.includes("B200")) return { cluster: "dgx-b200" };
@@ -169,6 +172,7 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     precision: precisionOf(p.precision, profile, assumptions), flashAttention: profile.flashAttention,
     tpCommOverlap: p.tp > 1 && profile.tpCommOverlap === true,
     ...(p.tp > 1 && profile.tpSyncBackward === true ? { tpSyncBackward: true } : {}),
+    ...shardGroupOf(r, profile, dp * cp, assumptions),
     ...(layersPerStage === undefined ? {} : { layersPerStage }),
     ...(rc.fullShare === undefined ? {} : { recomputeLayersPerStage: stages.map((n) => Math.round(n * rc.fullShare!)) }),
   };
@@ -189,4 +193,12 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
       ...(kernel === undefined ? {} : { attentionKernel: kernel }),
     },
   };
+}
+
+/** The profile's hybrid shard group for this record, where it splits the dp * cp ranks (an assumption, printed). */
+function shardGroupOf(r: MeasurementRecord, profile: SourceProfile, ranks: number, assumptions: string[]): { shardGroup?: number } {
+  const group = profile.shardGroup?.(r);
+  if (group === undefined || group >= ranks || ranks % group !== 0) return {};
+  assumptions.push(`hybrid sharding over ${group} GPUs (${profile.framework})`);
+  return { shardGroup: group };
 }

@@ -41,6 +41,8 @@ export interface SourceProfile {
   readonly seqLen?: number;
   /** Records of this source that cannot be reproduced, and why (undefined: keep). */
   readonly skip?: (r: MeasurementRecord) => string | undefined;
+  /** Hybrid sharding: the shard group the framework used for this record (undefined: the whole dp * cp group). */
+  readonly shardGroup?: (r: MeasurementRecord) => number | undefined;
   /** Micro-batch when the record gives none (default 1). */
   readonly microBatch?: (r: MeasurementRecord) => number | undefined;
 }
@@ -162,6 +164,10 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
   },
   "pytorch-fsdp-ibm-2024": {
     framework: "PyTorch FSDP (IBM foundation-model-stack)", ...FSDP,
+    // fms-fsdp's launch scripts shard the 7B and 13B models with --sharding_strategy=hsdp (FSDP
+    // HYBRID_SHARD over the 8 GPUs of a node) and the 34B and 70B with fsdp (FULL_SHARD)
+    // (foundation-model-stack/fms-fsdp scripts/7b.sh, 13b.sh, 34b.sh, 70b.sh).
+    shardGroup: (r) => (r.model.params_b !== null && r.model.params_b <= 13 ? 8 : undefined),
     skip: (r) => (r.parallel.recompute?.includes("not restated") === true ? "activation checkpointing share not stated per row" : undefined),
   },
   "llama3-405b": {

@@ -99,6 +99,25 @@ describe("published records as meshplan plans", () => {
     expect(mapped("r1362").plan.ppBlockingSends).toBeUndefined();
   });
 
+  it("Megatron-DeepSpeed and 2021 Megatron-LM run the tp backward synchronously; Megatron-LM from 2022 does not", () => {
+    expect(mapped("r0204").plan.tpSyncBackward).toBe(true); // BLOOM, tp 4
+    expect(mapped("r1411").plan.tpSyncBackward).toBe(true); // MT-NLG
+    expect(mapped("r0015").plan.tpSyncBackward).toBe(true); // SC'21, tp 8
+    expect(mapped("r0044").plan.tpSyncBackward).toBeUndefined(); // Korthikanti et al. 2022
+    expect(mapped("r1362").plan.tpSyncBackward).toBeUndefined(); // NeMo
+  });
+
+  it("the IBM FSDP blog: its 400 and 800 Gb/s nodes, hybrid sharding for 7B and 13B as fms-fsdp's scripts run them", () => {
+    const a100 = mapped("r1336");
+    expect(a100.cluster).toBe("ibm-a100-80gb-400g");
+    expect(a100.plan.shardGroup).toBe(8);
+    expect(a100.assumptions.join(" ")).toContain("hybrid sharding over 8 GPUs");
+    const h100 = mapped("r1337");
+    expect(h100.cluster).toBe("ibm-h100-800g");
+    expect(h100.plan.shardGroup).toBe(8);
+    expect(mapped("r1342").plan.shardGroup).toBeUndefined(); // 70B: FULL_SHARD
+  });
+
   it("an out-of-memory record is a memory check without a throughput", () => {
     const c = mapped("r1248");
     expect(c.ran).toBe(false);

@@ -10,7 +10,10 @@ import { effectiveLink, groupPlacement, type EffectiveLink, type GroupKind } fro
 export interface Links {
   readonly tp: EffectiveLink;
   readonly cp: EffectiveLink;
+  /** The ZeRO group: all dp*cp ranks, or one shard group under hybrid sharding. */
   readonly dp: EffectiveLink;
+  /** Hybrid sharding only: the replicas of one shard, across which its gradients are all-reduced. */
+  readonly dpReplica?: EffectiveLink;
   readonly edp: EffectiveLink;
   readonly ep: EffectiveLink;
   readonly pp: EffectiveLink;
@@ -20,7 +23,8 @@ export interface Links {
 
 export function resolveLinks(plan: Plan, shape: ClusterShape): Links {
   const link = (kind: GroupKind) => effectiveLink(groupPlacement(kind, plan, shape.gpusPerNode), shape);
-  return { tp: link("tp"), cp: link("cp"), dp: link("dp"), edp: link("edp"), ep: link("ep"), pp: link("pp"), gpu: shape.spec.gpu };
+  const links: Links = { tp: link("tp"), cp: link("cp"), dp: link("dp"), edp: link("edp"), ep: link("ep"), pp: link("pp"), gpu: shape.spec.gpu };
+  return plan.shardGroup === undefined ? links : { ...links, dpReplica: link("dpr") };
 }
 
 /**
@@ -262,20 +266,29 @@ export function dpBucketCount(plan: Plan, paramsOnGpu: number, layers: number): 
  * Gradient reduction and, under ZeRO, parameter gathering (Rajbhandari et al. 2020, section 7: stage 1 and
  * 2 move 2x the parameters per step like an all-reduce, stage 3 1.5x). Stage 2 and 3 reduce every
  * micro-batch, since a sharded gradient cannot accumulate locally. Dense weights reduce over dp*cp, expert
- * weights over dp*cp/ep. `spGradSync` (spReplicatedGradCost, over tp) joins the once-per-step reduction.
+ * weights over dp*cp/ep. Under hybrid sharding (plan.shardGroup) the gathers and reduce-scatters run in a
+ * shard group and every reduce-scatter is followed by the all-reduce of the rank's 1/shardGroup of the
+ * gradients across the dp*cp/shardGroup replicas. `spGradSync` (spReplicatedGradCost, over tp) joins the
+ * once-per-step reduction.
  */
 export function dpCosts(plan: Plan, links: Links, params: RankParams, layers: number, spGradSync: CollectiveCost = FREE): DpCosts {
   if (plan.parameterServers > 0) return NO_DP;
   const buckets = dpBucketCount(plan, params.dense + params.expert, layers);
   const g = gradientBytesPerParam(plan);
-  const groups: [number, number, EffectiveLink][] = [
-    [plan.dp * plan.cp, params.dense, links.dp],
-    [(plan.dp * plan.cp) / plan.ep, params.expert, links.edp],
+  // [ranks sharing the shard, parameters, their link, replicas of the shard]: dense weights over dp*cp
+  // (one shard group of them under hybrid sharding), expert weights over dp*cp/ep.
+  const shard = plan.shardGroup ?? plan.dp * plan.cp;
+  const groups: [number, number, EffectiveLink, number][] = [
+    [shard, params.dense, links.dp, (plan.dp * plan.cp) / shard],
+    [(plan.dp * plan.cp) / plan.ep, params.expert, links.edp, 1],
   ];
   let out = NO_DP;
-  for (const [n, count, link] of groups) {
+  for (const [n, count, link, replicas] of groups) {
     if (n <= 1 || count === 0) continue;
-    const rs = collective("reduce-scatter", n, g * count, link);
+    // Hybrid sharding: each rank's reduced shard is then all-reduced across the replicas of that shard
+    // (PyTorch FSDP HYBRID_SHARD: an all-reduce over the replicate group after each reduce-scatter).
+    const acrossReplicas = replicas > 1 && links.dpReplica !== undefined ? collective("all-reduce", replicas, (g * count) / n, links.dpReplica) : FREE;
+    const rs = plus(collective("reduce-scatter", n, g * count, link), acrossReplicas);
     const ag = collective("all-gather", n, PARAM_BYTES * count, link);
     const next: DpCosts =
       plan.zero === 0 ? { ...NO_DP, reduceOnce: collective("all-reduce", n, g * count, link) }

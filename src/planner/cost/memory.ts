@@ -65,10 +65,11 @@ export function totalBytes(m: MemoryBreakdown): number {
 }
 
 /** Model states on one GPU: ZeRO stage 1 shards optimizer states, 2 also gradients, 3 also parameters. */
-export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients">;
+export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients" | "shardGroup">;
 
 export function modelStateBytes(plan: StatePlan, params: RankParams): Pick<MemoryBreakdown, "parametersBytes" | "gradientsBytes" | "optimizerBytes"> {
-  const denseShard = plan.dp * plan.cp;
+  // Hybrid sharding shards over one group of shardGroup ranks (resolvePlan allows it with ep = 1 only).
+  const denseShard = plan.shardGroup ?? plan.dp * plan.cp;
   const expertShard = denseShard / plan.ep;
   const sharded = (stage: number) => (stage <= plan.zero ? params.dense / denseShard + params.expert / expertShard : params.dense + params.expert);
   const all = params.dense + params.expert;

@@ -5,8 +5,12 @@ import type { ClusterShape, LinkSpec, Plan } from "../../spec/types.js";
  * (Megatron-LM's order, design brief section 3), so a group of degree d has stride equal to the product
  * of the degrees that vary faster; expert-parallel groups are carved from dp*cp with stride tp.
  */
-/** `edp` is the data-parallel group of expert weights: dp*cp/ep ranks, stride tp*ep. */
-export type GroupKind = "tp" | "cp" | "dp" | "pp" | "ep" | "edp";
+/**
+ * `edp` is the data-parallel group of expert weights: dp*cp/ep ranks, stride tp*ep. Under hybrid sharding
+ * (plan.shardGroup) `dp` is one shard group, the first shardGroup of the dp*cp ranks, and `dpr` the
+ * replicas of one shard: dp*cp/shardGroup ranks, stride tp*shardGroup.
+ */
+export type GroupKind = "tp" | "cp" | "dp" | "dpr" | "pp" | "ep" | "edp";
 
 export interface GroupPlacement {
   readonly degree: number;
@@ -34,7 +38,9 @@ function groupShape(kind: GroupKind, plan: Plan): { degree: number; stride: numb
       return { degree: plan.cp, stride: plan.tp };
     case "dp":
       // Gradients are reduced over dp*cp: context-parallel ranks hold the same weights.
-      return { degree: plan.dp * plan.cp, stride: plan.tp };
+      return { degree: plan.shardGroup ?? plan.dp * plan.cp, stride: plan.tp };
+    case "dpr":
+      return { degree: (plan.dp * plan.cp) / (plan.shardGroup ?? plan.dp * plan.cp), stride: plan.tp * (plan.shardGroup ?? plan.dp * plan.cp) };
     case "ep":
       return { degree: plan.ep, stride: plan.tp };
     case "edp":

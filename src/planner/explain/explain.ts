@@ -25,7 +25,13 @@ export function describePlan(p: Plan): string {
   if (p.cp > 1) parts.push(`cp ${p.cp}`);
   if (p.ep > 1) parts.push(`ep ${p.ep}`);
   const sched = p.pp > 1 ? `, ${p.schedule === "interleaved" ? `interleaved (v ${p.virtualStages})` : p.schedule}` : "";
-  return `${parts.join(" x ")}, micro-batch ${p.microBatch}${sched}, ZeRO ${p.zero}, recompute ${recomputeLabel(p)}`;
+  return `${parts.join(" x ")}, micro-batch ${p.microBatch}${sched}, ZeRO ${zeroLabel(p)}, recompute ${recomputeLabel(p)}`;
+}
+
+/** The ZeRO stage, with the shard groups under hybrid sharding: "3", or "3 hybrid (8-way shards, 8 replicas)". */
+export function zeroLabel(p: Plan, short = false): string {
+  if (p.shardGroup === undefined) return String(p.zero);
+  return short ? `${p.zero} hsdp${p.shardGroup}` : `${p.zero} hybrid (${p.shardGroup}-way shards, ${(p.dp * p.cp) / p.shardGroup} replicas)`;
 }
 
 export function recomputeLabel(p: Plan): string {

@@ -101,6 +101,7 @@ export function forEachCandidate(
         for (const ep of pick(pinned.ep, eps)) {
           for (const zero of zeros) {
             if (engine.dpCommExposed === true && zero > 1) continue; // resolvePlan refuses it
+            const shardGroups = shardGroupsFor(zero, dp * cp, ep, pinned.shardGroup);
             if (skipMesh?.({ tp, pp, cp, dp, ep, zero }) === true) continue;
             if (globalBatch % dp !== 0) continue;
             for (const microBatch of pick(pinned.microBatch, microBatches(globalBatch / dp))) {
@@ -108,13 +109,13 @@ export function forEachCandidate(
               const m = globalBatch / (dp * microBatch);
               for (const [schedule, virtualStages] of schedules(model, pp, m, pinned)) {
                 const layersPerStage = pinned.layersPerStage ?? startingLayers(virtualStages);
-                for (const recompute of recomputes) {
+                for (const recompute of recomputes) for (const shardGroup of shardGroups) {
                   // one object shape for every candidate (a literal, not a spread) keeps this loop fast
                   visit({
                     dp, tp, pp, cp, ep, sequenceParallel, virtualStages, microBatch, globalBatch, seqLen, schedule, zero, recompute,
                     precision: pinned.precision, layersPerStage, recomputeLayersPerStage: pinned.recomputeLayersPerStage,
                     parameterServers: undefined, asynchronous: undefined, staleness: undefined, flashAttention: flash, fp32Gradients: pinned.fp32Gradients, tpCommOverlap: pinned.tpCommOverlap,
-                    ppBlockingSends: engine.ppBlockingSends, dpCommExposed: engine.dpCommExposed, tpSyncBackward: pinned.tpSyncBackward,
+                    ppBlockingSends: engine.ppBlockingSends, dpCommExposed: engine.dpCommExposed, tpSyncBackward: pinned.tpSyncBackward, shardGroup,
                   });
                 }
               }
@@ -142,4 +143,16 @@ function schedules(model: ModelSpec, pp: number, m: number, pinned: PlanInput): 
   if (pinned.schedule !== undefined) return [[pinned.schedule, 1]];
   if (pp === 1) return [["1f1b", 1]];
   return [["1f1b", 1], ["zb-h1", 1], ...interleaved()];
+}
+
+/**
+ * The shard groups a candidate tries: a pinned group where it divides dp * cp (not with ZeRO 0, which shards
+ * nothing, nor with ep > 1), else whole-group sharding only. The search does not explore hybrid sharding by
+ * itself: in the cost model's ring collectives it moves as many bytes across nodes as whole-group sharding
+ * when gradients are reduced in fp32 (the default here for bf16), so on its own it would only add memory
+ * and optimizer work; pin it (--shard-group) to weigh a framework's choice.
+ */
+function shardGroupsFor(zero: number, ranks: number, ep: number, pinned: number | undefined): (number | undefined)[] {
+  if (pinned === undefined || pinned === ranks) return [undefined];
+  return zero >= 1 && ep === 1 && pinned > 1 && ranks % pinned === 0 ? [pinned] : [];
 }
