@@ -1,4 +1,5 @@
 import { InputError } from "../spec/errors.js";
+import type { PlanInput } from "../spec/plan.js";
 
 /** The command line's vocabulary (design brief section 5). Adding is fine; renaming is not. */
 type FlagType = "int" | "string" | "bool" | "list";
@@ -108,11 +109,32 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   return { command, flags };
 }
 
+/**
+ * The flag that sets each plan field: the one pairing of CLI names and plan fields, used to read the
+ * flags (planInputFrom) and to name the flag when resolvePlan rejects a field (planFieldAsFlag).
+ */
+export const FLAG_OF_PLAN_FIELD = {
+  tp: "tp", pp: "pp", dp: "dp", cp: "cp", ep: "ep", virtualStages: "vpp", microBatch: "micro-batch", globalBatch: "global-batch",
+  seqLen: "seq", sequenceParallel: "sp", schedule: "schedule", zero: "zero", recompute: "recompute", precision: "precision",
+  layersPerStage: "layers-per-stage", recomputeLayersPerStage: "recompute-layers", parameterServers: "ps", asynchronous: "async",
+  staleness: "staleness", flashAttention: "flash", fp32Gradients: "fp32-grads", tpCommOverlap: "tp-comm-overlap",
+  dpCommExposed: "dp-comm-exposed", ppBlockingSends: "pp-blocking-sends", tpSyncBackward: "tp-sync-backward",
+  shardGroup: "shard-group",
+} as const satisfies Readonly<Record<keyof PlanInput, FlagName>>;
+
+/**
+ * An error about a plan field, named as the user wrote it: `--tp-sync-backward (tpSyncBackward) = true
+ * is not valid ...`. Errors from a file, or about anything else, are returned as they are.
+ */
+export function planFieldAsFlag(e: InputError): InputError {
+  if (e.file !== undefined || !Object.hasOwn(FLAG_OF_PLAN_FIELD, e.field)) return e;
+  const flag = FLAG_OF_PLAN_FIELD[e.field as keyof PlanInput];
+  return e.renamed(flag === e.field ? `--${flag}` : `--${flag} (${e.field})`);
+}
+
 const CONTEXT_FLAGS: readonly FlagName[] = ["model", "gpus", "cluster", "gpu", "gpus-per-node", "seq", "global-batch", "precision"];
-const PLAN_FLAGS: readonly FlagName[] = [
-  "tp", "pp", "dp", "cp", "ep", "vpp", "micro-batch", "sp", "schedule", "zero", "recompute", "layers-per-stage", "recompute-layers",
-  "ps", "async", "staleness", "flash", "tp-comm-overlap", "dp-comm-exposed", "pp-blocking-sends", "tp-sync-backward", "shard-group", "fp32-grads",
-];
+/** The plan flags: every plan field's flag, less the context's (global batch, sequence, precision). */
+const PLAN_FLAGS: readonly FlagName[] = Object.values(FLAG_OF_PLAN_FIELD).filter((f) => !CONTEXT_FLAGS.includes(f));
 
 /** The flags each command reads (help for one command lists these). */
 const COMMAND_FLAGS: Readonly<Record<string, readonly FlagName[]>> = {

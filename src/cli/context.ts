@@ -6,7 +6,7 @@ import {
 } from "../spec/types.js";
 import { calibratedCluster, type CalibrationFile } from "../validate/calibration.js";
 import { CALIBRATION_FILE, readCalibration } from "../validate/files.js";
-import type { FlagName, FlagValue } from "./args.js";
+import { FLAG_OF_PLAN_FIELD, type FlagName, type FlagValue } from "./args.js";
 import { loadCluster, loadModel } from "./catalog.js";
 
 export const DEFAULT_MODEL = "llama3-70b";
@@ -85,29 +85,6 @@ export function loadContext(flags: Flags): Context {
     });
   }
   return { model, shape: { spec, gpus, gpusPerNode }, ...(calibrated === undefined ? {} : { calibratedAt: calibrated.fittedAt }) };
-}
-
-/**
- * The flag that sets each plan field: the one pairing of CLI names and plan fields, used to read the
- * flags (planInputFrom) and to name the flag when resolvePlan rejects a field (planFieldAsFlag).
- */
-export const FLAG_OF_PLAN_FIELD = {
-  tp: "tp", pp: "pp", dp: "dp", cp: "cp", ep: "ep", virtualStages: "vpp", microBatch: "micro-batch", globalBatch: "global-batch",
-  seqLen: "seq", sequenceParallel: "sp", schedule: "schedule", zero: "zero", recompute: "recompute", precision: "precision",
-  layersPerStage: "layers-per-stage", recomputeLayersPerStage: "recompute-layers", parameterServers: "ps", asynchronous: "async",
-  staleness: "staleness", flashAttention: "flash", fp32Gradients: "fp32-grads", tpCommOverlap: "tp-comm-overlap",
-  dpCommExposed: "dp-comm-exposed", ppBlockingSends: "pp-blocking-sends", tpSyncBackward: "tp-sync-backward",
-  shardGroup: "shard-group",
-} as const satisfies Readonly<Record<keyof PlanInput, FlagName>>;
-
-/**
- * An error about a plan field, named as the user wrote it: `--tp-sync-backward (tpSyncBackward) = true
- * is not valid ...`. Errors from a file, or about anything else, are returned as they are.
- */
-export function planFieldAsFlag(e: InputError): InputError {
-  if (e.file !== undefined || !Object.hasOwn(FLAG_OF_PLAN_FIELD, e.field)) return e;
-  const flag = FLAG_OF_PLAN_FIELD[e.field as keyof PlanInput];
-  return e.renamed(flag === e.field ? `--${flag}` : `--${flag} (${e.field})`);
 }
 
 /** The plan knobs the flags pin; the rest stay undefined for defaults (simulate) or search (plan). */

@@ -1,6 +1,5 @@
 import { InputError } from "../spec/errors.js";
-import { planFieldAsFlag } from "./context.js";
-import { helpText, parseArgs, type ParsedArgs } from "./args.js";
+import { helpText, parseArgs, planFieldAsFlag, type ParsedArgs } from "./args.js";
 import type { Io } from "./io.js";
 type Command = (args: ParsedArgs, io: Io) => number | Promise<number>;
 

@@ -2,11 +2,17 @@ import { describe, expect, it } from "vitest";
 import { collective } from "../../src/planner/cost/collectives.js";
 import { loadModel } from "../../src/cli/catalog.js";
 import { dpCosts, passTotal, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch, vocabCrossEntropyCost } from "../../src/planner/cost/communication.js";
-import { layerTimes } from "../../src/planner/cost/compute.js";
+import { headTimes, layerTimes } from "../../src/planner/cost/compute.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { effectiveLink, groupPlacement } from "../../src/planner/cost/placement.js";
 import { resolvePlan } from "../../src/spec/plan.js";
+import type { ClusterShape, ModelSpec, Plan } from "../../src/spec/types.js";
 import { planFor, shapeOf } from "../helpers.js";
+
+/** The compute the tensor-parallel collectives may hide behind, as planCosts passes it. */
+function windows(model: ModelSpec, plan: Plan, shape: ClusterShape) {
+  return { layer: layerTimes(model, shape.spec.gpu, plan), head: headTimes(model, shape.spec.gpu, plan) };
+}
 
 const h100 = shapeOf("dgx-h100", 64);
 const link = { name: "test", bytesPerSecond: 100e9, latencySeconds: 1e-5, crossesNodes: false };
@@ -63,7 +69,7 @@ describe("communication volumes per GPU per step", () => {
     for (const sequenceParallel of [true, false]) {
       const { model, plan } = planFor("llama3-70b", h100, { ...base, sequenceParallel });
       const links = resolveLinks(plan, h100);
-      const first = tpCostPerMicroBatch(model, plan, links, 0);
+      const first = tpCostPerMicroBatch(model, plan, links, 0, windows(model, plan, h100));
       const bytes = 2 * plan.seqLen * plan.microBatch * model.hiddenSize;
       const share = 7 / 8;
       // SP keeps s b h / t of the QKV and MLP inputs, so the backward all-gathers them again (Korthikanti et al. 2022, 4.2.2).
@@ -80,11 +86,11 @@ describe("communication volumes per GPU per step", () => {
       const links = resolveLinks(plan, h100);
       const tokens = plan.seqLen * plan.microBatch;
       const bytes = 2 * tokens * model.hiddenSize;
-      const layers = passTotal(tpCostPerMicroBatch(model, plan, links, 0)).bytes - 2 * (7 / 8) * bytes; // 40 layers, no embedding
+      const layers = passTotal(tpCostPerMicroBatch(model, plan, links, 0, windows(model, plan, h100))).bytes - 2 * (7 / 8) * bytes; // 40 layers, no embedding
       const ce = vocabCrossEntropyCost(plan, links);
       expect(ce.bytes).toBeCloseTo(3 * 2 * (7 / 8) * 4 * tokens, 3);
       const head = sequenceParallel ? 3 * (7 / 8) * bytes : 2 * (7 / 8) * bytes;
-      expect(passTotal(tpCostPerMicroBatch(model, plan, links, 1)).bytes).toBeCloseTo(layers + head + ce.bytes, -2);
+      expect(passTotal(tpCostPerMicroBatch(model, plan, links, 1, windows(model, plan, h100))).bytes).toBeCloseTo(layers + head + ce.bytes, -2);
     }
     const { plan } = planFor("llama3-8b", h100, { tp: 1 });
     expect(vocabCrossEntropyCost(plan, resolveLinks(plan, h100))).toEqual({ bytes: 0, seconds: 0 });
@@ -106,8 +112,8 @@ describe("communication volumes per GPU per step", () => {
         a + (sequenceParallel ? Math.max(0, one("all-gather") - g) + Math.max(0, one("reduce-scatter") - g) : Math.max(0, one("all-reduce") - g)), 0);
       const rowParallel = sequenceParallel ? 2 * one("all-gather") : 0;
       const column = sequenceParallel ? one("all-gather") + one("reduce-scatter") : one("all-reduce");
-      const a = tpCostPerMicroBatch(model, async, links, 0);
-      const s = tpCostPerMicroBatch(model, sync, resolveLinks(sync, slow), 0);
+      const a = tpCostPerMicroBatch(model, async, links, 0, windows(model, async, slow));
+      const s = tpCostPerMicroBatch(model, sync, resolveLinks(sync, slow), 0, windows(model, sync, slow));
       const layers = async.layersPerStage[0]!;
       const embedding = sequenceParallel ? one("all-gather") : 0;
       expect(s.backward.seconds).toBeCloseTo(layers * (rowParallel + 2 * column) + embedding, 9);

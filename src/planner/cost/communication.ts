@@ -1,7 +1,7 @@
-import type { ClusterShape, GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
+import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { kvHeadsPerRank } from "./activations.js";
 import { collective, FREE, plus, times, type CollectiveCost } from "./collectives.js";
-import { headTimes, layerTimes } from "./compute.js";
+import type { HeadTimes, LayerTimes } from "./compute.js";
 import { gradientBytesPerParam, PARAM_BYTES, type RankParams } from "./memory.js";
 import { layerParams, normParams } from "./params.js";
 import { effectiveLink, groupPlacement, type EffectiveLink, type GroupKind } from "./placement.js";
@@ -17,13 +17,11 @@ export interface Links {
   readonly edp: EffectiveLink;
   readonly ep: EffectiveLink;
   readonly pp: EffectiveLink;
-  /** The GPU whose GEMMs a tensor-parallel collective overlaps with under --tp-comm-overlap. */
-  readonly gpu?: GpuSpec;
 }
 
 export function resolveLinks(plan: Plan, shape: ClusterShape): Links {
   const link = (kind: GroupKind) => effectiveLink(groupPlacement(kind, plan, shape.gpusPerNode), shape);
-  const links: Links = { tp: link("tp"), cp: link("cp"), dp: link("dp"), edp: link("edp"), ep: link("ep"), pp: link("pp"), gpu: shape.spec.gpu };
+  const links: Links = { tp: link("tp"), cp: link("cp"), dp: link("dp"), edp: link("edp"), ep: link("ep"), pp: link("pp") };
   return plan.shardGroup === undefined ? links : { ...links, dpReplica: link("dpr") };
 }
 
@@ -34,10 +32,16 @@ export function resolveLinks(plan: Plan, shape: ClusterShape): Links {
  * so a layer's collectives cost only what exceeds its linear GEMMs: the forward GEMMs forward, the input-
  * and weight-gradient GEMMs backward. The embedding's and output layer's collectives stay exposed.
  */
-function overlapWindow(model: ModelSpec, plan: Plan, links: Links): { forward: number; backward: number } {
-  if (plan.tpCommOverlap !== true || links.gpu === undefined) return { forward: 0, backward: 0 };
-  const linear = layerTimes(model, links.gpu, plan).backwardWeightSeconds; // the layer's linear GEMMs, one pass
+function overlapWindow(plan: Plan, layer: LayerTimes): { forward: number; backward: number } {
+  if (plan.tpCommOverlap !== true) return { forward: 0, backward: 0 };
+  const linear = layer.backwardWeightSeconds; // the layer's linear GEMMs, one pass
   return { forward: linear, backward: 2 * linear };
+}
+
+/** The compute a stage's tensor-parallel collectives can hide behind: one layer's and the output layer's times. */
+export interface TpWindows {
+  readonly layer: LayerTimes;
+  readonly head: HeadTimes;
 }
 
 function exposedBeyond(c: CollectiveCost, windowSeconds: number): CollectiveCost {
@@ -88,7 +92,7 @@ export function passTotal(c: PassCosts): CollectiveCost {
  * tp (the logits' max, the target logit and the sum of exponentials: Megatron-LM
  * tensor_parallel/cross_entropy.py _VocabParallelCrossEntropy.forward): vocabCrossEntropyCost.
  */
-export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, stage: number): PassCosts {
+export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, stage: number, compute: TpWindows): PassCosts {
   const t = plan.tp;
   if (t <= 1) return NO_PASS;
   const bytes = 2 * tokensPerRank(plan) * model.hiddenSize;
@@ -99,15 +103,15 @@ export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
   const perLayer = sp ? plus(times(ag, 2), times(rs, 2)) : times(ar, 2);
   const layers = plan.layersPerStage[stage] ?? 0;
   const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
-  const window = overlapWindow(model, plan, links);
+  const window = overlapWindow(plan, compute.layer);
   const forwardLayer = exposedBeyond(perLayer, window.forward);
-  const async = plan.tpCommOverlap !== true && plan.tpSyncBackward !== true && links.gpu !== undefined;
+  const async = plan.tpCommOverlap !== true && plan.tpSyncBackward !== true;
   // Backward per layer: the row-parallel linears' collectives (SP: two all-gathers; none without SP), then
   // each column-parallel linear's input reduction (SP: reduce-scatter; else all-reduce) and SP re-gather.
   const column = sp ? plus(rs, ag) : ar;
   let backwardLayer: CollectiveCost;
   if (async) {
-    const gemms = layerTimes(model, links.gpu!, plan).columnGemmSeconds;
+    const gemms = compute.layer.columnGemmSeconds;
     const hidden = gemms.reduce((acc, g) => plus(acc, columnBackwardExposure(sp, ar, ag, rs, g)), FREE);
     // A column-parallel linear the layer does not have as such (an MoE's experts) keeps its collectives exposed.
     backwardLayer = plus(plus(sp ? times(ag, 2) : FREE, hidden), times(column, 2 - gemms.length));
@@ -125,7 +129,7 @@ export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
     forward = plus(forward, vocabCrossEntropyCost(plan, links));
     // The output layer is column-parallel over the vocabulary: its input gradient's reduction (SP: and its
     // input's re-gather) hides behind its own gradient GEMMs when async.
-    const head = async ? columnBackwardExposure(sp, ar, ag, rs, headTimes(model, links.gpu!, plan).projectionSeconds) : column;
+    const head = async ? columnBackwardExposure(sp, ar, ag, rs, compute.head.projectionSeconds) : column;
     backward = plus(backward, head);
   }
   return { forward, backward };

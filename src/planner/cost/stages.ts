@@ -93,7 +93,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
       backwardInputSeconds: n * layer.backwardInputSeconds + (last ? head.backwardSeconds / 2 : 0),
       backwardWeightSeconds: n * layer.backwardWeightSeconds + (last ? head.backwardSeconds / 2 : 0),
       recomputeSeconds: r * layer.forwardSeconds + (n - r) * layer.selectiveRecomputeSeconds,
-      tp: tpCostPerMicroBatch(model, plan, links, i),
+      tp: tpCostPerMicroBatch(model, plan, links, i, { layer, head }),
       cp: cpCostPerMicroBatch(model, plan, links, i, layer.attentionCoreForwardSeconds, coreBackward),
       ep: epCostPerMicroBatch(model, plan, links, i),
       // Naive model parallelism already puts every transfer on the critical path (ppCriticalTransfers).

@@ -137,7 +137,7 @@ export function stageSumLowerBound(model: ModelSpec, shape: ClusterShape, plan: 
   const probe: Plan = { ...plan, layersPerStage: plan.layersPerStage.map((_, i) => (i === 0 ? model.layers : 0)), recomputeLayersPerStage: plan.layersPerStage.map(() => 0) };
   const coreBackward = layer.backwardInputSeconds - layer.backwardWeightSeconds;
   const exposed = (j: number) => {
-    const tp = tpCostPerMicroBatch(model, probe, links, j);
+    const tp = tpCostPerMicroBatch(model, probe, links, j, { layer, head });
     const cp = cpCostPerMicroBatch(model, probe, links, j, layer.attentionCoreForwardSeconds, coreBackward);
     const ep = epCostPerMicroBatch(model, probe, links, j);
     return tp.forward.seconds + tp.backward.seconds + cp.forward.seconds + cp.backward.seconds + ep.forward.seconds + ep.backward.seconds;
