@@ -39,7 +39,9 @@ describe("simulateEstimate(): the planner's refinement, without the per-rank tim
   it("shares one run among plans with the same simulator input, each still getting its own Estimate", () => {
     const shape = shapeOf("dgx-h100", 8);
     const cache: StepCache = new Map();
-    // dp x cp x micro-batch splits of the same per-stage work, and a different plan
+    // dp x cp x micro-batch splits of the same per-stage work, and a different plan. At 32k tokens each
+    // rank's chunk of the sequence (32k, 16k, 8k) sits where attention's speed per FLOP is flat for the
+    // first two (attention-length.ts), so only those two share a run.
     const inputs: PlanInput[] = [
       { dp: 8, cp: 1, microBatch: 1, zero: 3 },
       { dp: 4, cp: 2, microBatch: 2, zero: 3 },
@@ -48,7 +50,7 @@ describe("simulateEstimate(): the planner's refinement, without the per-rank tim
       { dp: 4, tp: 2, microBatch: 1, zero: 1 },
     ];
     for (const input of inputs) {
-      const { model, plan } = planFor("llama3-8b", shape, { ...input, globalBatch: 64 });
+      const { model, plan } = planFor("llama3-8b", shape, { ...input, globalBatch: 64, seqLen: 32768 });
       const cached = simulateEstimate(model, shape, plan, cache);
       expect(cached).toEqual(simulate(model, shape, plan).estimate);
       expect(cached.plan).toEqual(plan);

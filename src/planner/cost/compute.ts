@@ -1,10 +1,12 @@
 import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { kvHeadsPerRank } from "./activations.js";
+import { attentionLengthFactor } from "./attention-length.js";
 
 /**
  * Time of one layer's forward and backward on one GPU for one micro-batch, from a roofline per kernel:
  * a GEMM takes max(flops / (peak * matmulMax) + overhead, bytes / (HBM * memoryBandwidth)) (fp8 layer
- * GEMMs at the fp8 peak times fp8MatmulMax); fused attention runs at attentionMax of the 16-bit peak; element-wise kernels (norms, residual adds, activation
+ * GEMMs at the fp8 peak times fp8MatmulMax); fused attention runs at attentionMax of the 16-bit peak, less at short
+ * sequences and under the causal mask (attention-length.ts); element-wise kernels (norms, residual adds, activation
  * functions, dropout, rotary embedding, unfused softmax) are bound by HBM traffic. The efficiency
  * constants are per GPU, with their sources, in models/hardware/gpus/*.json.
  */
@@ -139,7 +141,8 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
   let coreBackward: number;
   let softmaxElements = 0;
   if (plan.flashAttention) {
-    coreForward = (coreFlops * CAUSAL_FRACTION) / (peak16Flops(gpu, plan) * gpu.efficiency.attentionMax);
+    const attentionFlopsPerSecond = peak16Flops(gpu, plan) * gpu.efficiency.attentionMax * attentionLengthFactor(plan.seqLen, plan.cp);
+    coreForward = (coreFlops * CAUSAL_FRACTION) / attentionFlopsPerSecond;
     coreBackward = FLASH_BACKWARD_RATIO * coreForward;
   } else {
     coreForward = 2 * gemmSeconds(gpu, rate16, x * heads, plan.seqLen, model.headDim);
