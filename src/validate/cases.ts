@@ -182,7 +182,7 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     if ((plan.zero ?? 0) <= 1) plan.dpCommExposed = true;
   }
   const ran = r.measured.oom !== true;
-  const kernel = plan.flashAttention === true ? profile.attentionKernel : undefined;
+  const kernel = plan.flashAttention !== true ? undefined : typeof profile.attentionKernel === "function" ? profile.attentionKernel(r) : profile.attentionKernel;
   if (kernel !== undefined) assumptions.push(`attention kernel ${kernel} (${profile.framework})`);
   const measurement = recordMeasurement(r, profile, model, globalBatch, seqLen, gpus);
   if (ran && measurement === undefined) return skip(r, "TFLOP/s only, and the source's FLOP counting is not known");

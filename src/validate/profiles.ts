@@ -32,8 +32,11 @@ export interface SourceProfile {
   readonly deepspeedPipeline?: boolean;
   /** Tensor-parallel backward collectives all synchronous (plan knob tpSyncBackward), when tp > 1. */
   readonly tpSyncBackward?: boolean;
-  /** The fused attention kernel the framework ran (the GPU priors describe their generation's best). */
-  readonly attentionKernel?: AttentionKernelName;
+  /**
+   * The fused attention kernel the framework ran (the GPU priors describe their generation's best), for
+   * every record or per record (undefined: the GPU's prior kernel).
+   */
+  readonly attentionKernel?: AttentionKernelName | ((r: MeasurementRecord) => AttentionKernelName | undefined);
   /** How the source counts FLOPs in `tflops_per_gpu` (undefined: never compared as TFLOP/s). */
   readonly tflops?: FlopConvention;
   readonly vocab?: number;
@@ -150,7 +153,16 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     framework: "Megatron-Core 2024", flashAttention: true, dropout: false, zero: 1, recompute: "none", precision: "bf16",
     sequenceParallel: true, tpCommOverlap: true, tflops: "megatron-model",
   },
-  "nemo-performance-summary": { framework: "NeMo 24.03/24.07", ...NVIDIA_RECIPES },
+  "nemo-performance-summary": {
+    framework: "NeMo 24.03/24.07", ...NVIDIA_RECIPES,
+    // The NeMo launcher that ran the 24.03.01 container switched Transformer Engine's cuDNN attention off,
+    // so DotProductAttention took flash-attn 2 (TE then pinned flash-attn <= 2.4.2), context parallel or not:
+    // NVIDIA/NeMo-Framework-Launcher launcher_scripts/conf/config.yaml at 01d07738 ("container:
+    // nvcr.io/nvidia/nemo:24.03.01.framework" ... "NVTE_FUSED_ATTN: 0 # Disable cudnn FA until we've tested
+    // it more"; removed by the launcher's PR #422, "enable fused attention", August 2024). What the 24.07
+    // tables ran is not established: those keep the GPU's prior kernel.
+    attentionKernel: (r) => (r.publication.includes("NeMo24.03") ? "flash-attention-2" : undefined),
+  },
   "megatron-bridge-performance": { framework: "Megatron-Bridge 25.09/25.11", ...NVIDIA_RECIPES },
   // The benchmark sweep runs attn_impl 'triton' unless told otherwise (scripts/train/benchmarking/
   // submit_benchmarks.py, --attn_impl default 'triton'), the kernel of llmfoundry/models/layers/flash_attn_triton.py.

@@ -53,4 +53,20 @@ describe("attention kernels of the frameworks, against the GPU priors' kernel", 
     expect(kernelOf("torchtitan")).toBe("flash-attention-2");
     expect(kernelOf("megatron-h100-2024")).toBeUndefined();
   });
+
+  it("NeMo's 24.03.01 rows run flash-attn 2 (the launcher disabled cuDNN attention); its 24.07 rows keep the prior", () => {
+    const builtins = builtinNames("model").map(loadModel);
+    const nemo = readMeasurements().filter((x) => x.source === "nemo-performance-summary");
+    const kernels = new Map<string, Set<string | undefined>>();
+    for (const r of nemo) {
+      const out = recordCase(r, builtins);
+      if (!("case" in out)) continue;
+      const container = r.publication.includes("NeMo24.03") ? "24.03" : r.publication.includes("NeMo24.07") ? "24.07" : "other";
+      if (!kernels.has(container)) kernels.set(container, new Set());
+      kernels.get(container)!.add(out.case.attentionKernel);
+      if (out.case.attentionKernel !== undefined) expect(out.case.assumptions.join("; ")).toContain("attention kernel flash-attention-2");
+    }
+    expect([...kernels.get("24.03")!]).toEqual(["flash-attention-2"]);
+    expect([...kernels.get("24.07")!]).toEqual([undefined]);
+  });
 });
