@@ -108,6 +108,24 @@ function compareNext(win: Estimate, next: Estimate): string {
     if (grew > worst[1]) worst = [words, grew];
   }
   const share = worst[1] * next.plan.globalBatch * next.plan.seqLen / next.time.stepSeconds;
-  if (loss < 0.0005) return `The next plan (${describePlan(next.plan)}) is as fast; it is ranked lower for using more memory (${gib(next.memory.peakBytesPerGpu)}).`;
-  return `The next plan (${describePlan(next.plan)}) is ${pct(loss)} slower: it loses most to ${worst[0]} (${pct(share)} of its step).`;
+  const which = nextPlanWords(win.plan, next.plan);
+  if (loss < 0.0005) return `The next plan ${which} is as fast; it is ranked lower for using more memory (${gib(next.memory.peakBytesPerGpu)}).`;
+  return `The next plan ${which} is ${pct(loss)} slower: it loses most to ${worst[0]} (${pct(share)} of its step).`;
+}
+
+/**
+ * The runner-up in words: its description, or, when that reads the same as the winner's (another
+ * layout of the layers, or of the recomputed layers, found by the integer program), what differs.
+ */
+function nextPlanWords(win: Plan, next: Plan): string {
+  const described = describePlan(next);
+  if (described !== describePlan(win)) return `(${described})`;
+  const lists = (a: readonly number[], b: readonly number[]) => a.length !== b.length || a.some((x, i) => x !== b[i]);
+  if (lists(win.layersPerStage, next.layersPerStage)) {
+    return `(the same split with layers per stage ${next.layersPerStage.join("/")} where the best has ${win.layersPerStage.join("/")})`;
+  }
+  if (lists(win.recomputeLayersPerStage, next.recomputeLayersPerStage)) {
+    return `(the same split recomputing ${next.recomputeLayersPerStage.join("/")} layers per stage where the best recomputes ${win.recomputeLayersPerStage.join("/")})`;
+  }
+  return `(${described}, with other settings)`;
 }

@@ -1,0 +1,27 @@
+import { describe, expect, it } from "vitest";
+import { estimate } from "../../src/planner/cost/estimate.js";
+import { explainRanking } from "../../src/planner/explain/explain.js";
+import { planFor, shapeOf } from "../helpers.js";
+
+describe("explainRanking: the runner-up in words", () => {
+  const shape = shapeOf("dgx-h100", 16);
+  const ranked = (layouts: number[][]) => {
+    const plans = layouts.map((layersPerStage) => planFor("llama3-8b", shape, { tp: 2, pp: 2, dp: 4, microBatch: 1, globalBatch: 64, layersPerStage }));
+    const estimates = plans.map(({ model, plan }) => estimate(model, shape, plan));
+    return { model: plans[0]!.model, estimates };
+  };
+
+  it("names what differs when the next plan reads the same as the best (another layer layout)", () => {
+    const { model, estimates } = ranked([[16, 16], [18, 14]]);
+    const last = explainRanking(model, shape, estimates).at(-1)!;
+    expect(last).toContain("the same split with layers per stage 18/14 where the best has 16/16");
+    expect(last).not.toContain("(tp 2 x pp 2");
+  });
+
+  it("describes a runner-up with another split by its own description", () => {
+    const { model, estimates } = ranked([[16, 16]]);
+    const other = planFor("llama3-8b", shape, { tp: 4, pp: 1, dp: 4, microBatch: 1, globalBatch: 64 });
+    const last = explainRanking(model, shape, [estimates[0]!, estimate(model, shape, other.plan)]).at(-1)!;
+    expect(last).toMatch(/^The next plan \(tp 4 x pp 1 x dp 4, micro-batch 1, ZeRO \d, recompute none\) is /);
+  });
+});
