@@ -147,6 +147,15 @@ const COMMAND_FLAGS: Readonly<Record<string, readonly FlagName[]>> = {
   models: ["json"],
 };
 
+/** Where a command's default differs from the flag's general one, its own help line. */
+const COMMAND_FLAG_HELP: Readonly<Record<string, Partial<Record<FlagName, string>>>> = {
+  execute: {
+    model: "built-in model name, a meshplan model JSON or a Hugging Face config.json (default tiny-gpt)",
+    gpus: "ranks to run, one per GPU of the plan (default dp * tp * pp * cp)",
+    flash: "fused (flash) attention: refused here (the executor has no fused kernel; it stores the score matrix)",
+  },
+};
+
 const COMMAND_LINES = [
   "  plan       search every hybrid split and rank the plans that fit",
   "  simulate   simulate one plan event by event (memory, time, timeline; --trace FILE)",
@@ -169,7 +178,7 @@ export function helpText(command?: string): string {
     const line = COMMAND_LINES.find((l) => l.startsWith(`  ${command} `))!;
     return [
       `usage: meshplan ${command} [flags]`, "", line.trim().replace(/^\S+\s+/, ""), "", "flags:",
-      ...[...only, "help" as const].map((name) => flagRow(name, FLAGS[name])),
+      ...[...only, "help" as const].map((name) => flagRow(name, { ...FLAGS[name], help: COMMAND_FLAG_HELP[command!]?.[name] ?? FLAGS[name].help })),
       "", "exit codes: 0 success, 1 no feasible plan or a failed check, 2 bad input",
     ].join("\n");
   }

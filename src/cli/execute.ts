@@ -10,7 +10,7 @@ import { ExecutionError } from "../executor/run/launch.js";
 import { validateForExecutor } from "../executor/validate.js";
 import { InputError } from "../spec/errors.js";
 import { resolvePlan } from "../spec/plan.js";
-import type { ParsedArgs } from "./args.js";
+import { planFieldAsFlag, type ParsedArgs } from "./args.js";
 import { loadModel } from "./catalog.js";
 import { loadContext, planInputFrom } from "./context.js";
 import type { Io } from "./io.js";
@@ -120,7 +120,7 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     return 0;
   } catch (e) {
     if (e instanceof InputError) {
-      io.err(`meshplan: ${e.message}`);
+      io.err(`meshplan: ${planFieldAsFlag(e).message}`);
       return 2;
     }
     if (e instanceof ExecutionError) {

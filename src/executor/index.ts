@@ -3,7 +3,7 @@ import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import { execute } from "./execute.js";
 import { calibrate } from "./measure/calibrate.js";
 import { predictWithStage, profileShape } from "./measure/profile.js";
-import { buildReport } from "./measure/report.js";
+import { buildReport, worstMemoryRank } from "./measure/report.js";
 
 /** The executor's entry for other front ends (the explorer's `x`): run a plan here and compare. */
 export interface PredictedVsMeasured {
@@ -24,7 +24,10 @@ const fmt = {
  * reference, and returns predicted against measured. The cluster shape of the caller is not used for the
  * prediction: the comparison is made on this machine's calibrated profile, as `meshplan execute` does.
  */
-export async function executePlan(model: ModelSpec, _shape: ClusterShape, plan: Plan, options: { onProgress: (fraction: number, label: string) => void }): Promise<PredictedVsMeasured> {
+export async function executePlan(model: ModelSpec, _shape: ClusterShape, searched: Plan, options: { onProgress: (fraction: number, label: string) => void }): Promise<PredictedVsMeasured> {
+  // The executor has no fused attention kernel (validateForExecutor refuses flash attention): a searched
+  // plan runs, and is predicted, with the score matrix stored, and the report says so.
+  const plan: Plan = { ...searched, flashAttention: false };
   options.onProgress(0, "calibrating this machine");
   const profile = await calibrate({ backend: "wasm", base: model });
   const ranks = plan.dp * plan.tp * plan.pp * plan.cp;
@@ -40,14 +43,17 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, plan: 
   const cluster = profileShape(profile, ex.results.length);
   const prediction = predictWithStage(model, cluster, plan);
   const r = buildReport(ex, cluster, prediction.estimate, availableParallelism(), loadavg()[0], plan.pp > 1 ? prediction.criticalStage : undefined);
+  const worst = worstMemoryRank(r);
   const rows = [
     { quantity: "step time", predicted: fmt.seconds(r.predicted.time.stepSeconds), measured: fmt.seconds(r.measured.stepSeconds) },
     { quantity: "bubble", predicted: fmt.share(r.predicted.pipeline.bubbleFraction), measured: fmt.share(r.measured.bubbleFraction) },
-    { quantity: "peak memory per rank", predicted: fmt.bytes(r.predicted.memory.peakBytesPerGpu), measured: fmt.bytes(Math.max(...r.measured.peakBytesPerRank)) },
+    // As `meshplan execute` compares it: float32, the executor's tensors counted by the tfjs accounting.
+    { quantity: "peak memory, worst rank (float32)", predicted: fmt.bytes(worst.memory.predictedPeakBytes), measured: fmt.bytes(worst.memory.peakBytes) },
     ...Object.entries(r.bytes)
       .filter(([, b]) => b.predictedBytes + b.measuredBytes > 0)
       .map(([kind, b]) => ({ quantity: `${kind} bytes sent per step`, predicted: fmt.bytes(b.predictedBytes), measured: fmt.bytes(b.measuredBytes) })),
   ];
   if (r.numerics !== null) rows.push({ quantity: "loss vs one rank (max rel.)", predicted: "<= 1e-4", measured: r.numerics.maxRelativeError.toExponential(1) });
-  return { title: `${model.name}: ${ranks} ranks, ${STEPS} steps on ${ex.backend}`, rows, notes: r.notes };
+  const notes = searched.flashAttention ? ["ran with flash attention off: the executor has no fused attention kernel", ...r.notes] : r.notes;
+  return { title: `${model.name}: ${ranks} ranks, ${STEPS} steps on ${ex.backend}`, rows, notes };
 }

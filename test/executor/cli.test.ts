@@ -6,6 +6,10 @@ import { calibrateCommand } from "../../src/cli/calibrate.js";
 import { executeCommand } from "../../src/cli/execute.js";
 import type { ParsedArgs } from "../../src/cli/args.js";
 import type { Io } from "../../src/cli/io.js";
+import { loadModel } from "../../src/cli/catalog.js";
+import { executePlan } from "../../src/executor/index.js";
+import { resolvePlan } from "../../src/spec/plan.js";
+import { shapeOf } from "../helpers.js";
 
 function io(): Io & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
@@ -66,6 +70,22 @@ describe("meshplan calibrate and execute", () => {
     const out = io();
     expect(await executeCommand(args("execute", { model: "tiny-gpt", tp: 2, recompute: "full", profile }), out)).toBe(2);
     expect(out.stderr).toHaveLength(1);
-    expect(out.stderr[0]).toMatch(/recompute = "full" is not valid/);
+    expect(out.stderr[0]).toMatch(/^meshplan: --recompute = "full" is not valid/);
   });
+
+  it("--flash is refused by name: the executor has no fused attention kernel", async () => {
+    const out = io();
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", dp: 2, flash: true, profile }), out)).toBe(2);
+    expect(out.stderr).toEqual([expect.stringMatching(/^meshplan: --flash \(flashAttention\) = true is not valid .*no fused attention kernel.*valid: false/)]);
+  });
+
+  it("the explorer's run (x) takes a searched plan with flash attention, runs it without, and says so", async () => {
+    const model = loadModel("tiny-gpt");
+    const shape = shapeOf("dgx-h100", 2);
+    const plan = resolvePlan(model, shape, { dp: 2, globalBatch: 4 });
+    expect(plan.flashAttention).toBe(true);
+    const table = await executePlan(model, shape, plan, { onProgress: () => {} });
+    expect(table.notes[0]).toMatch(/flash attention off/);
+    expect(table.rows.map((r) => r.quantity)).toEqual(expect.arrayContaining(["step time", "peak memory, worst rank (float32)"]));
+  }, 180_000);
 });

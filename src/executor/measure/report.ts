@@ -176,3 +176,8 @@ export function buildReport(ex: Execution, shape: ClusterShape, predicted: Estim
     notes,
   };
 }
+
+/** The rank whose measured peak memory is the largest: the one both reports compare memory on. */
+export function worstMemoryRank(r: ExecuteReport): ExecuteReport["measured"]["ranks"][number] {
+  return r.measured.ranks.reduce((a, b) => (b.memory.peakBytes > a.memory.peakBytes ? b : a), r.measured.ranks[0]!);
+}

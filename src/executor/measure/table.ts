@@ -1,5 +1,5 @@
 import { COMM_KINDS } from "../comm/fabric.js";
-import type { ExecuteReport } from "./report.js";
+import { worstMemoryRank, type ExecuteReport } from "./report.js";
 
 /** The execute command's human view: predicted against measured, side by side, with the difference. */
 function seconds(s: number): string {
@@ -40,7 +40,7 @@ export function formatReport(r: ExecuteReport, modelName: string): string {
     const d = r.measured.bubbleFraction - e.pipeline.bubbleFraction;
     lines.push(row("bubble fraction", e.pipeline.bubbleFraction.toFixed(3), r.measured.bubbleFraction.toFixed(3), `${d >= 0 ? "+" : ""}${d.toFixed(3)}`));
   }
-  const worst = r.measured.ranks.reduce((a, b) => (b.memory.peakBytes > a.memory.peakBytes ? b : a), r.measured.ranks[0]!);
+  const worst = worstMemoryRank(r);
   const m = worst.memory;
   lines.push(`  memory of rank ${worst.rank} (float32; the cost model's 16-bit weights counted at 4 bytes):`);
   const mb = m.costModel;
