@@ -9,7 +9,7 @@ import { tinyGpt } from "./check.js";
 /** Training runs that fail: the run ends with a message naming the rank and what it was doing, and no worker is left. */
 async function failedRun(fault: FaultSpec, timeoutSeconds = 30): Promise<ExecutionError> {
   const model = tinyGpt();
-  const plan = resolvePlan(model, shapeOf("dgx-h100", 2), { dp: 2, globalBatch: 4 });
+  const plan = resolvePlan(model, shapeOf("dgx-h100", 2), { dp: 2, globalBatch: 4, flashAttention: false });
   const t0 = performance.now();
   const error = await execute({ model, plan, steps: 3, fault, timeoutSeconds, reference: false }).then(() => undefined, (e: unknown) => e);
   expect(error).toBeInstanceOf(ExecutionError);
