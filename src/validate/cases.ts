@@ -2,7 +2,7 @@ import type { PlanInput } from "../spec/plan.js";
 import type { ModelSpec, Precision, Recompute } from "../spec/types.js";
 import { recordMeasurement, type Measurement } from "./conventions.js";
 import { recordModel } from "./model.js";
-import { profileOf, type AttentionKernelName, type SourceProfile } from "./profiles.js";
+import { attentionKernelOf, profileOf, type AttentionKernelName, type SourceProfile } from "./profiles.js";
 import type { MeasurementRecord } from "./records.js";
 
 /** One record made reproducible: the model, the built-in cluster, the plan, what was measured. */
@@ -182,7 +182,7 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     if ((plan.zero ?? 0) <= 1) plan.dpCommExposed = true;
   }
   const ran = r.measured.oom !== true;
-  const kernel = plan.flashAttention !== true ? undefined : typeof profile.attentionKernel === "function" ? profile.attentionKernel(r) : profile.attentionKernel;
+  const kernel = plan.flashAttention === true ? attentionKernelOf(profile, r) : undefined;
   if (kernel !== undefined) assumptions.push(`attention kernel ${kernel} (${profile.framework})`);
   const measurement = recordMeasurement(r, profile, model, globalBatch, seqLen, gpus);
   if (ran && measurement === undefined) return skip(r, "TFLOP/s only, and the source's FLOP counting is not known");

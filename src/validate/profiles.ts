@@ -197,6 +197,11 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
   "megatron-lm-2019": { framework: "Megatron-LM 2019", ...MEGATRON_2021, skip: skipAll("V100 DGX-2H: no DGX-2 cluster is built in; scaling efficiencies only") },
 };
 
+/** The attention kernel a source's framework ran for record `r` (undefined: the GPU's prior kernel). */
+export function attentionKernelOf(profile: SourceProfile, r: MeasurementRecord): AttentionKernelName | undefined {
+  return typeof profile.attentionKernel === "function" ? profile.attentionKernel(r) : profile.attentionKernel;
+}
+
 /** A source with no profile is reported as skipped, not guessed at. */
 export function profileOf(source: string): SourceProfile | undefined {
   return PROFILES[source];

@@ -142,8 +142,9 @@ function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[
  */
 export function buildReport(ex: Execution, shape: ClusterShape, predicted: Estimate, cores: number, loadAverage?: number, criticalStage?: number): ExecuteReport {
   const workers = ex.results.filter((r) => r.steps.length > 0);
-  const costs = planCosts(ex.model, shape, { ...ex.plan, flashAttention: false });
-  const stages = Array.from({ length: ex.plan.pp }, (_, i) => stageMemory(ex.model, { ...ex.plan, flashAttention: false }, costs, i));
+  // ex.plan has flash attention off: execute() refuses it (validateForExecutor).
+  const costs = planCosts(ex.model, shape, ex.plan);
+  const stages = Array.from({ length: ex.plan.pp }, (_, i) => stageMemory(ex.model, ex.plan, costs, i));
   const windows = pipelineWindows(workers);
   const ranks = workers.map((r) => perRank(ex, r, stages, windows));
   // The critical stage: the rank busiest outside pipeline waits sets the pace and the bubble.
