@@ -220,11 +220,22 @@ function roundUp(value: number, multiple: number): number {
   return Math.ceil(value / multiple) * multiple;
 }
 
+/**
+ * Whether a stage's `layers` fill its v chunks evenly. The first and last stages may count their
+ * embedding or output as one layer (Megatron-Core's account_for_embedding_in_pipeline_split and
+ * account_for_loss_in_pipeline_split; Llama 3's "one Transformer layer less" on those stages, Dubey et al.
+ * 2024, section 3.3.2), so v = 1 takes any count and v > 1 takes a multiple of v or, at the ends, one less.
+ */
+export function fillsChunks(layers: number, v: number, end: boolean): boolean {
+  if (layers < 1) return false;
+  return layers % v === 0 || (end && (layers + 1) % v === 0 && layers + 1 >= v && v > 1);
+}
+
 function resolveLayers(model: ModelSpec, pp: number, v: number, given: readonly number[] | undefined): number[] {
   if (given !== undefined) {
     const sum = given.reduce((a, b) => a + b, 0);
-    if (given.length !== pp || sum !== model.layers || given.some((n) => !Number.isInteger(n) || n < v || n % v !== 0)) {
-      bad("layersPerStage", given, `${pp} multiples of virtualStages (${v}), each >= ${v}, adding up to ${model.layers} layers`);
+    if (given.length !== pp || sum !== model.layers || given.some((n, i) => !Number.isInteger(n) || !fillsChunks(n, v, i === 0 || i === pp - 1))) {
+      bad("layersPerStage", given, `${pp} multiples of virtualStages (${v}), each >= ${v} (the first and last may hold one layer less: their embedding or output takes a layer's place), adding up to ${model.layers} layers`);
     }
     return [...given];
   }

@@ -114,10 +114,16 @@ function zeroOf(r: MeasurementRecord, profile: SourceProfile, assumptions: strin
  * each (Megatron-DeepSpeed's `type:transformer|embedding` partition for BLOOM; the Llama 3 paper, section
  * 3.3.2, removes one layer from the first and the last of 16 stages for 405B). The layers + 2 units are
  * split as DeepSpeed's partition_uniform does, and the first and last stages give one unit to the
- * embedding and the output layer. Undefined when the split is even or interleaved (not representable).
+ * embedding and the output layer. Interleaved (v > 1), the units must fill the pp * v chunks evenly, as
+ * Megatron-Core requires; undefined when the split is even or cannot be made.
  */
 export function unevenLayers(layers: number, pp: number, v: number): number[] | undefined {
-  if (pp < 2 || layers % (pp * v) === 0 || v !== 1) return undefined;
+  if (pp < 2 || layers % (pp * v) === 0) return undefined;
+  if (v > 1) {
+    const units = layers + 2;
+    if (units % (pp * v) !== 0) return undefined;
+    return Array.from({ length: pp }, (_, i) => units / pp - (i === 0 || i === pp - 1 ? 1 : 0));
+  }
   // DeepSpeed's partition_uniform: the first (units mod pp) stages take one unit more.
   const units = layers + 2;
   const base = Math.floor(units / pp);
@@ -161,7 +167,7 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
   }
   const rc = recomputeOf(r, profile, assumptions);
   if (rc.mode === undefined) return skip(r, rc.skip ?? "recompute");
-  const v = p.vpp ?? 1;
+  const v = p.vpp ?? virtualStagesOf(r, profile, model.layers, assumptions);
   const layersPerStage = unevenLayers(model.layers, p.pp, v);
   if (layersPerStage !== undefined) assumptions.push(`layers per stage ${layersPerStage[0]}..${layersPerStage[1]} (embedding and output count as layers)`);
   const stages = layersPerStage ?? new Array<number>(p.pp).fill(model.layers / p.pp);
@@ -193,6 +199,15 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
       ...(kernel === undefined ? {} : { attentionKernel: kernel }),
     },
   };
+}
+
+/** The profile's virtual stages per GPU where the record names an interleaved schedule but no count (an assumption, printed). */
+function virtualStagesOf(r: MeasurementRecord, profile: SourceProfile, layers: number, assumptions: string[]): number {
+  const pp = r.parallel.pp ?? 1;
+  const chosen = pp > 1 ? profile.virtualStages?.(r, layers) : undefined;
+  if (chosen === undefined) return 1;
+  assumptions.push(`interleaved schedule, ${chosen.v} virtual stages per GPU (${chosen.why})`);
+  return chosen.v;
 }
 
 /** The profile's hybrid shard group for this record, where it splits the dp * cp ranks (an assumption, printed). */

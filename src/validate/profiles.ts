@@ -46,6 +46,11 @@ export interface SourceProfile {
   readonly skip?: (r: MeasurementRecord) => string | undefined;
   /** Hybrid sharding: the shard group the framework used for this record (undefined: the whole dp * cp group). */
   readonly shardGroup?: (r: MeasurementRecord) => number | undefined;
+  /**
+   * Virtual stages per GPU when the record names an interleaved schedule without a count (undefined: 1F1B),
+   * with the reason printed as the record's assumption.
+   */
+  readonly virtualStages?: (r: MeasurementRecord, layers: number) => { v: number; why: string } | undefined;
   /** Micro-batch when the record gives none (default 1). */
   readonly microBatch?: (r: MeasurementRecord) => number | undefined;
 }
@@ -186,6 +191,19 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     // Meta's 4D parallelism: flash attention, SP with TP; no recompute is stated, Megatron's default is none.
     framework: "Meta Llama 3 training stack", flashAttention: true, dropout: false, zero: 2, recompute: "none", precision: "bf16",
     sequenceParallel: true, tflops: "palm",
+    // The paper names no attention kernel; pre-training ran in the first half of 2024, before FlashAttention-3's
+    // release (Shah et al., July 2024), when FlashAttention-2 was the fastest published kernel.
+    attentionKernel: "flash-attention-2",
+    // Section 3.3.2: an interleaved schedule (Narayanan et al. 2021) whose count of virtual stages is not
+    // published, with one Transformer layer less on the first and the last stage: 126 layers + the embedding
+    // + the output = 128 layer slots over 16 stages. The schedule's smallest bubble puts one slot in each
+    // virtual stage (8 per GPU); with 16 to 32 micro-batches per pipeline, 1F1B's bubble (15 of every 31 to
+    // 47 slots) would cap MFU far below the published 38-43%.
+    virtualStages: (r, layers) => {
+      const pp = r.parallel.pp ?? 1;
+      if (!/interleaved/.test(r.parallel.other ?? "") || (layers + 2) % pp !== 0) return undefined;
+      return { v: (layers + 2) / pp, why: "the paper's interleaved schedule; count not stated: one layer slot per virtual stage" };
+    },
   },
   "flashattention": {
     framework: "flash-attention training code", ...FSDP, zero: 0,

@@ -4,7 +4,7 @@ import { stageMemory } from "../../src/planner/cost/estimate.js";
 import { planCosts, stageMicroBatchSeconds } from "../../src/planner/cost/stages.js";
 import { solveExhaustively } from "../../src/planner/partition/exhaustive.js";
 import { solvePartition } from "../../src/planner/partition/ilp.js";
-import { fitsCapacity, objectiveSeconds, partitionProblem, stageBytes, stageSeconds, type PartitionProblem, type StageCoefficients } from "../../src/planner/partition/problem.js";
+import { fitsCapacity, layerCounts, objectiveSeconds, partitionProblem, stageBytes, stageSeconds, type PartitionProblem, type StageCoefficients } from "../../src/planner/partition/problem.js";
 import type { Plan } from "../../src/spec/types.js";
 import { planFor, shapeOf } from "../helpers.js";
 
@@ -57,14 +57,16 @@ const coefficientArb: fc.Arbitrary<StageCoefficients> = fc.record({
 const problemArb: fc.Arbitrary<PartitionProblem> = fc
   .record({
     stages: fc.integer({ min: 1, max: 4 }),
-    v: fc.constantFrom(1, 1, 2),
+    v: fc.constantFrom(1, 1, 2, 3),
     extra: fc.integer({ min: 0, max: 6 }),
+    // layers one or two short of a multiple of v: the first and last stages hold one less (interleaving)
+    short: fc.integer({ min: 0, max: 2 }),
     capacity: fc.double({ min: 10, max: 80, noNaN: true }),
     schedule: fc.constantFrom([7, 1, 0], [0, 4, 0], [7.5, 0.5, 0], [7, 1, 2]),
     coefficients: fc.array(coefficientArb, { minLength: 4, maxLength: 4 }),
   })
-  .map(({ stages, v, extra, capacity, schedule, coefficients }) => ({
-    layers: v * (stages + extra),
+  .map(({ stages, v, extra, short, capacity, schedule, coefficients }) => ({
+    layers: v * (stages + extra) - (v > 1 && stages > 1 ? short : 0),
     stages,
     layerMultiple: v,
     capacityBytes: capacity * 2 ** 30,
@@ -93,8 +95,9 @@ describe("the integer program (javascript-lp-solver)", () => {
       // the program's layout is valid and fits ...
       expect(ilp!.layersPerStage.reduce((a, b) => a + b, 0)).toBe(p.layers);
       ilp!.layersPerStage.forEach((l, i) => {
-        expect(l % p.layerMultiple).toBe(0);
-        expect(l).toBeGreaterThanOrEqual(p.layerMultiple);
+        expect(layerCounts(p.layers, p.stages, p.layerMultiple, i)).toContain(l);
+        const end = i === 0 || i === p.stages - 1;
+        expect(l % p.layerMultiple === 0 || (end && (l + 1) % p.layerMultiple === 0)).toBe(true);
         expect(ilp!.recomputeLayersPerStage[i]!).toBeLessThanOrEqual(l);
         expect(fitsCapacity(p, stageBytes(p.coefficients[i]!, l, ilp!.recomputeLayersPerStage[i]!))).toBe(true);
       });
@@ -110,7 +113,7 @@ describe("the integer program (javascript-lp-solver)", () => {
 });
 
 describe("the exact fallback when the solver runs out of time (threshold algorithm)", () => {
-  it("equals exhaustive search on 200 random small instances (property)", () => {
+  it("equals exhaustive search on 300 random small instances (property)", () => {
     let threshold = 0;
     fc.assert(fc.property(problemArb, (p) => {
       const exact = solveExhaustively(p);
@@ -124,7 +127,7 @@ describe("the exact fallback when the solver runs out of time (threshold algorit
       if (fallback?.solver === "threshold") threshold++;
       expect(fallback!.objectiveSeconds).toBeCloseTo(exact.objectiveSeconds, 6);
       expect(fallback!.layersPerStage.reduce((a, b) => a + b, 0)).toBe(p.layers);
-    }), { numRuns: 200, seed: 7 });
+    }), { numRuns: 300, seed: 7 });
     expect(threshold).toBeGreaterThanOrEqual(30);
   });
 });

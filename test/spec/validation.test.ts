@@ -67,6 +67,18 @@ describe("plan resolution", () => {
     expect(plan.recomputeLayersPerStage).toEqual([4, 0, 0, 0]);
   });
 
+  it("interleaved: the first and last stage may hold one layer less than a multiple of the virtual stages", () => {
+    // Llama 3 405B: 126 layers + embedding + output = 128 slots over 16 stages of 8 chunks (Dubey et al. 2024, 3.3.2).
+    const big = shapeOf("dgx-h100", 16384);
+    const layersPerStage = [7, ...new Array<number>(14).fill(8), 7];
+    const { plan } = planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048, layersPerStage });
+    expect(plan.layersPerStage).toEqual(layersPerStage);
+    const middle = rejection(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048, layersPerStage: [8, 7, ...new Array<number>(14).fill(8)] }));
+    expect(middle.field).toBe("layersPerStage");
+    const twoLess = [6, ...new Array<number>(14).fill(8), 8];
+    expect(rejection(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048, layersPerStage: twoLess })).field).toBe("layersPerStage");
+  });
+
   it.each([
     [{ tp: 8, pp: 4, layersPerStage: [20, 20, 20] }, "layersPerStage"],
     [{ tp: 8, pp: 4, layersPerStage: [20, 20, 20, 21] }, "layersPerStage"],

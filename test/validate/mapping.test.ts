@@ -56,6 +56,10 @@ describe("published records as meshplan plans", () => {
     const c = mapped("r1407");
     expect(c.plan.layersPerStage).toEqual([7, ...new Array<number>(14).fill(8), 7]);
     expect(c.plan).toMatchObject({ tp: 8, pp: 16, dp: 64, cp: 1, globalBatch: 2048, seqLen: 8192 });
+    // The record names the paper's interleaved schedule without a count: one layer slot per virtual stage.
+    expect(c.plan).toMatchObject({ schedule: "interleaved", virtualStages: 8 });
+    expect(c.assumptions.some((a) => a.startsWith("interleaved schedule, 8 virtual stages"))).toBe(true);
+    expect(c.attentionKernel).toBe("flash-attention-2");
     expect(c.measurement!.compares).toContain("PaLM");
     expect(c.assumptions).toContain("micro-batch 1 (not stated)");
   });
@@ -144,6 +148,7 @@ describe("published records as meshplan plans", () => {
   it("uneven layer splits follow DeepSpeed's uniform partition with embedding and output as layers", () => {
     expect(unevenLayers(78, 12, 1)).toEqual([6, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 5]);
     expect(unevenLayers(72, 12, 1)).toBeUndefined(); // even: the plan's default
-    expect(unevenLayers(126, 8, 8)).toBeUndefined(); // interleaved: not representable
+    expect(unevenLayers(126, 16, 8)).toEqual([7, ...new Array<number>(14).fill(8), 7]); // interleaved: 128 slots in 128 chunks
+    expect(unevenLayers(126, 8, 3)).toBeUndefined(); // interleaved: 128 slots do not fill 24 chunks evenly
   });
 });

@@ -1,12 +1,12 @@
-import { fitsCapacity, objectiveSeconds, stageBytes, type PartitionProblem, type PartitionSolution } from "./problem.js";
+import { fitsCapacity, layerCounts, objectiveSeconds, stageBytes, type PartitionProblem, type PartitionSolution } from "./problem.js";
 
 /**
  * Every layout and recompute count, for checking the integer program on small instances: compositions
- * of the layers into stages (multiples of v, each >= v) times every r_i in [0, l_i]. Exponential: tests only.
+ * of the layers into stages (each stage's layerCounts) times every r_i in [0, l_i]. Exponential: tests only.
  */
 export function solveExhaustively(p: PartitionProblem): PartitionSolution | undefined {
   let best: PartitionSolution | undefined;
-  const v = p.layerMultiple;
+  const counts = Array.from({ length: p.stages }, (_, i) => layerCounts(p.layers, p.stages, p.layerMultiple, i));
   const layers = new Array<number>(p.stages).fill(0);
   const recomputed = new Array<number>(p.stages).fill(0);
 
@@ -29,12 +29,13 @@ export function solveExhaustively(p: PartitionProblem): PartitionSolution | unde
 
   const chooseLayers = (i: number, left: number) => {
     if (i === p.stages - 1) {
-      if (left < v || left % v !== 0) return;
+      if (!counts[i]!.includes(left)) return;
       layers[i] = left;
       chooseRecompute(0);
       return;
     }
-    for (let l = v; l <= left - v * (p.stages - 1 - i); l += v) {
+    for (const l of counts[i]!) {
+      if (l >= left) break;
       layers[i] = l;
       chooseLayers(i + 1, left - l);
     }

@@ -1,6 +1,6 @@
 import lpModule from "javascript-lp-solver";
 import { solveByThreshold } from "./threshold.js";
-import { fitsCapacity, objectiveSeconds, stageBytes, stageSeconds, type PartitionProblem, type PartitionSolution, type StageCoefficients } from "./problem.js";
+import { fitsCapacity, layerCounts, objectiveSeconds, stageBytes, stageSeconds, type PartitionProblem, type PartitionSolution, type StageCoefficients } from "./problem.js";
 
 /** The part of javascript-lp-solver's JSON model format used here. */
 interface Model {
@@ -44,9 +44,8 @@ export function fewestRecomputed(p: PartitionProblem, c: StageCoefficients, l: n
 
 function stageOptions(p: PartitionProblem, i: number): Option[] {
   const c = p.coefficients[i]!;
-  const v = p.layerMultiple;
   const out: Option[] = [];
-  for (let l = v; l <= p.layers - v * (p.stages - 1); l += v) {
+  for (const l of layerCounts(p.layers, p.stages, p.layerMultiple, i)) {
     const r = fewestRecomputed(p, c, l);
     if (r === undefined) continue;
     const seconds = stageSeconds(c, l, r);
@@ -222,12 +221,16 @@ function minimumSumTerm(p: PartitionProblem, all: Option[][]): number | undefine
 
 /**
  * Layers as even as multiples of v allow, the remainder given to the middle stages first (the first and
- * last stages also carry the embedding and the output layer).
+ * last stages also carry the embedding and the output layer). When the layers fall one or two short of a
+ * multiple of v, the first (then the last) stage holds one less (layerCounts).
  */
 export function balancedLayers(layers: number, stages: number, v: number): number[] {
-  const units = layers / v;
+  const short = (v - (layers % v)) % v;
+  const units = (layers + short) / v;
   const base = Math.floor(units / stages);
   const out = new Array<number>(stages).fill(base * v);
+  if (short >= 1) out[0]! -= 1;
+  if (short >= 2) out[stages - 1]! -= 1;
   let extra = units - base * stages;
   const order = Array.from({ length: stages }, (_, i) => i).sort((a, b) => Math.abs(a - (stages - 1) / 2) - Math.abs(b - (stages - 1) / 2));
   for (const i of order) {

@@ -1,10 +1,11 @@
+import { fillsChunks } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { stageMemory } from "../cost/estimate.js";
 import { planCosts, stageMicroBatchSeconds } from "../cost/stages.js";
 
 /**
  * The stage-layout problem of one mesh: how many layers each pipeline stage holds (l_i, a multiple of the
- * virtual stages v) and how many of them it fully recomputes (r_i <= l_i). In the cost model a stage's
+ * virtual stages v, or at the ends one less: layerCounts) and how many of them it fully recomputes (r_i <= l_i). In the cost model a stage's
  * time per micro-batch and its peak memory are affine in (l_i, r_i), with one jump: a stage that
  * recomputes anything rebuilds one layer's activations in its backward. So:
  *   T_i = fixedSeconds_i + perLayerSeconds_i * l_i + perRecomputedLayerSeconds_i * r_i
@@ -26,7 +27,8 @@ export interface StageCoefficients {
 
 /**
  * Minimise   maxWeight * max_i T_i + sumWeight * sum_i (T_i - weightGradFactor * W_i)
- * subject to sum_i l_i = layers, l_i >= v and a multiple of v, 0 <= r_i <= l_i, M_i <= capacity.
+ * subject to sum_i l_i = layers, l_i in layerCounts (multiples of v; at the ends also one less),
+ * 0 <= r_i <= l_i, M_i <= capacity.
  * The weights make the objective the schedule's pipelined time (pipeline.ts): 1F1B/GPipe (m-1, 1, 0);
  * interleaved (m - 1/v, 1/v, 0); ZB-H1 (m-1, 1, 2), dropping the critical stage's 2W; naive (0, m, 0).
  */
@@ -57,6 +59,29 @@ export const MEMORY_TOLERANCE = 1e-9;
 
 export function fitsCapacity(p: PartitionProblem, bytes: number): boolean {
   return bytes <= p.capacityBytes * (1 + MEMORY_TOLERANCE);
+}
+
+/**
+ * Layers stage `stage` may hold, ascending: multiples of v, and under interleaving (v > 1) the first and
+ * last stages also one less, their embedding or output taking a layer's place in a chunk (Megatron-Core's
+ * account_for_embedding_in_pipeline_split / account_for_loss_in_pipeline_split; the same rule as
+ * resolvePlan's). Bounded by the layers the other stages leave at their fewest.
+ */
+export function layerCounts(layers: number, stages: number, v: number, stage: number): number[] {
+  const end = (i: number) => stages > 1 && (i === 0 || i === stages - 1);
+  const fewest = (i: number) => (v > 1 && end(i) ? v - 1 : v);
+  let others = 0;
+  for (let i = 0; i < stages; i++) if (i !== stage) others += fewest(i);
+  const out: number[] = [];
+  for (let l = fewest(stage); l <= layers - others; l++) if (fillsChunks(l, v, end(stage))) out.push(l);
+  return out;
+}
+
+/** Whether `layers` can be laid out on pp stages of v chunks by layerCounts' rule. */
+export function layoutExists(layers: number, pp: number, v: number): boolean {
+  if (v === 1) return layers >= pp;
+  const short = (v - (layers % v)) % v; // layers one short of a multiple of v at one or both ends
+  return pp >= 2 && short <= 2 && layers + short >= pp * v;
 }
 
 export function stageSeconds(c: StageCoefficients, l: number, r: number): number {

@@ -9,28 +9,27 @@ import type { Option } from "./ilp.js";
  * the best found. Options per stage come from ilp.ts (fewest recomputed layers that fit, per layer count).
  */
 export function solveByThreshold(p: PartitionProblem, options: readonly Option[][]): PartitionSolution | undefined {
-  const v = p.layerMultiple;
-  const units = p.layers / v;
+  const units = p.layers;
   const times = p.maxWeight > 0 ? [...new Set(options.flatMap((o) => o.map((x) => x.seconds)))].sort((a, b) => a - b) : [Infinity];
-  const sumMin = knapsack(options, units, v, Infinity)?.value;
+  const sumMin = knapsack(options, units, Infinity)?.value;
   if (sumMin === undefined) return undefined;
   let best: { t: number; value: number } | undefined;
   for (const t of times) {
     if (best !== undefined && p.maxWeight * t + sumMin >= best.value) break;
-    const k = knapsack(options, units, v, t);
+    const k = knapsack(options, units, t);
     if (k === undefined) continue;
     const value = (p.maxWeight > 0 ? p.maxWeight * t : 0) + k.value;
     if (best === undefined || value < best.value) best = { t, value };
   }
   if (best === undefined) return undefined;
-  const choice = knapsack(options, units, v, best.t)!.choice;
+  const choice = knapsack(options, units, best.t)!.choice;
   const layersPerStage = choice.map((o) => o.layers);
   const recomputeLayersPerStage = choice.map((o) => o.recomputed);
   return { layersPerStage, recomputeLayersPerStage, objectiveSeconds: objectiveSeconds(p, layersPerStage, recomputeLayersPerStage) };
 }
 
-/** Least total sum term over stages with exactly `units` layer units, using options no slower than `t`. */
-function knapsack(options: readonly Option[][], units: number, v: number, t: number): { value: number; choice: Option[] } | undefined {
+/** Least total sum term over stages holding exactly `units` layers, using options no slower than `t`. */
+function knapsack(options: readonly Option[][], units: number, t: number): { value: number; choice: Option[] } | undefined {
   const stages = options.length;
   let cost = new Float64Array(units + 1).fill(Infinity);
   cost[0] = 0;
@@ -45,7 +44,7 @@ function knapsack(options: readonly Option[][], units: number, v: number, t: num
       for (let k = 0; k < opts.length; k++) {
         const o = opts[k]!;
         if (o.seconds > t) continue;
-        const w = u + o.layers / v;
+        const w = u + o.layers;
         if (w > units) continue;
         const value = base + o.sumTerm;
         if (value < next[w]!) {
@@ -62,7 +61,7 @@ function knapsack(options: readonly Option[][], units: number, v: number, t: num
   for (let i = stages - 1, u = units; i >= 0; i--) {
     const o = options[i]![picks[i]![u]!]!;
     choice[i] = o;
-    u -= o.layers / v;
+    u -= o.layers;
   }
   return { value: cost[units]!, choice };
 }

@@ -2,6 +2,7 @@ import { InputError } from "../../spec/errors.js";
 import { defaultGlobalBatch, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Recompute, Schedule, ZeroStage } from "../../spec/types.js";
 import { balancedLayers } from "../partition/ilp.js";
+import { layoutExists } from "../partition/problem.js";
 
 export function divisorsOf(n: number): number[] {
   const out: number[] = [];
@@ -29,7 +30,7 @@ function microBatches(b: number): number[] {
   if (out === undefined) microBatchCache.set(b, (out = divisorsOf(b)));
   return out;
 }
-const VIRTUAL_STAGES = [2, 4];
+const VIRTUAL_STAGES = [2, 4, 8];
 
 /**
  * The plan space: every factorisation of the GPUs into tp * pp * cp * dp (ep from dp*cp for MoE), the
@@ -128,8 +129,8 @@ export function forEachCandidate(
 }
 
 /**
- * Schedules worth evaluating for a mesh: 1F1B, ZB-H1 and interleaved (v in 2, 4, when the micro-batches
- * are a multiple of pp and the layers split into pp*v chunks). GPipe and naive model parallelism are
+ * Schedules worth evaluating for a mesh: 1F1B, ZB-H1 and interleaved (v in VIRTUAL_STAGES, when the
+ * micro-batches are a multiple of pp and the layers fill pp*v chunks, the ends allowed one layer less). GPipe and naive model parallelism are
  * evaluated only when pinned: the cost model makes GPipe as fast as 1F1B with more memory in flight, and
  * naive model parallelism idles (p-1)/p of the time.
  */
@@ -137,7 +138,7 @@ function schedules(model: ModelSpec, pp: number, m: number, pinned: PlanInput): 
   const interleaved = (): [Schedule, number][] => {
     if (pp === 1 || m % pp !== 0) return [];
     const vs = pinned.virtualStages === undefined ? VIRTUAL_STAGES : [pinned.virtualStages];
-    return vs.filter((v) => v > 1 && model.layers % v === 0 && model.layers >= pp * v).map((v): [Schedule, number] => ["interleaved", v]);
+    return vs.filter((v) => v > 1 && layoutExists(model.layers, pp, v)).map((v): [Schedule, number] => ["interleaved", v]);
   };
   if (pinned.schedule === "interleaved") return interleaved();
   if (pinned.schedule !== undefined) return [[pinned.schedule, 1]];
