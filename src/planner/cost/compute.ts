@@ -1,6 +1,7 @@
 import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { kvHeadsPerRank } from "./activations.js";
 import { attentionLengthFactor } from "./attention-length.js";
+import { gradientBytesPerParam } from "./memory.js";
 
 /**
  * Time of one layer's forward and backward on one GPU for one micro-batch, from a roofline per kernel:
@@ -185,4 +186,31 @@ export function headTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): HeadTimes
   const proj = gemmSeconds(gpu, gemm16Rate(gpu, plan), x, model.hiddenSize, vocab);
   const loss = streamSeconds(gpu, 14 * x * vocab);
   return { forwardSeconds: proj + loss, backwardSeconds: 2 * proj + loss, projectionSeconds: proj };
+}
+
+export interface EmbeddingTimes {
+  readonly forwardSeconds: number;
+  /** The table's gradient: a weight gradient (ZB-H1's W). */
+  readonly backwardSeconds: number;
+}
+
+/**
+ * The input embedding on the first stage, bound by memory traffic (16-bit activations). Forward: the
+ * lookup reads and writes x rows of h, and a learned position embedding's add reads two and writes one.
+ * Backward: the frameworks materialise the table's dense gradient, V/tp x h: PyTorch's
+ * embedding_dense_backward zero-fills it and adds the x incoming rows in (aten/src/ATen/native/
+ * Embedding.cpp), TensorFlow.js's gather gradient is an unsortedSegmentSum of the same shape; the result
+ * is then added into the accumulated gradient (Megatron's main_grad, 4 bytes with fp32 gradients):
+ * write 2, then read 2 + read g + write g bytes per table element, besides reading the x incoming rows.
+ */
+export function embeddingTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): EmbeddingTimes {
+  const x = (plan.microBatch * plan.seqLen) / plan.cp;
+  const h = model.hiddenSize;
+  const rows = x * h * BYTES_16;
+  const position = model.positionEmbedding === "learned";
+  const table = (model.vocabSize / plan.tp) * h;
+  const g = gradientBytesPerParam(plan);
+  const forward = 2 * rows + (position ? 3 * rows : 0);
+  const backward = rows + table * (BYTES_16 + BYTES_16 + 2 * g) + (position ? rows + plan.seqLen * h * (BYTES_16 + BYTES_16 + 2 * g) : 0);
+  return { forwardSeconds: streamSeconds(gpu, forward), backwardSeconds: streamSeconds(gpu, backward) };
 }

@@ -1,6 +1,6 @@
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { dpBytes, dpExposedSeconds, passTotal, ppSendsPerMicroBatch } from "./communication.js";
-import { headTimes, layerTimes, peakFlops } from "./compute.js";
+import { embeddingTimes, headTimes, layerTimes, peakFlops } from "./compute.js";
 import { stepFlops } from "./flops.js";
 import { stageActivationBytes, type MemoryBreakdown } from "./memory.js";
 import { parameterServerCost, parameterServerStepSeconds } from "./parameter-server.js";
@@ -127,7 +127,9 @@ export function tokensPerSecondUpperBound(model: ModelSpec, shape: ClusterShape,
   const gpu = shape.spec.gpu;
   const layer = layerTimes(model, gpu, plan);
   const head = headTimes(model, gpu, plan);
-  const perMicroBatch = (model.layers * (layer.forwardSeconds + layer.backwardInputSeconds + layer.backwardWeightSeconds) + head.forwardSeconds + head.backwardSeconds) / plan.pp;
+  const embedding = embeddingTimes(model, gpu, plan);
+  const perMicroBatch = (model.layers * (layer.forwardSeconds + layer.backwardInputSeconds + layer.backwardWeightSeconds) + head.forwardSeconds + head.backwardSeconds +
+    embedding.forwardSeconds + embedding.backwardSeconds) / plan.pp;
   const microBatches = plan.globalBatch / (plan.dp * plan.microBatch);
   return (plan.globalBatch * plan.seqLen) / (microBatches * perMicroBatch);
 }

@@ -6,7 +6,7 @@ import {
   cpCostPerMicroBatch, dpCosts, epCostPerMicroBatch, ppSendsOfStage, ppTransfer, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch,
   type DpCosts, type Links, type PassCosts,
 } from "./communication.js";
-import { headTimes, layerTimes } from "./compute.js";
+import { embeddingTimes, headTimes, layerTimes } from "./compute.js";
 import {
   gradientBytesPerParam, layerParamsPerRank, modelStateBytes, OPTIMIZER_BYTES, otherBytes, PARAM_BYTES,
   stageParams, type MemoryBreakdown,
@@ -77,6 +77,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
   const links = resolveLinks(plan, shape);
   const layer = layerTimes(model, gpu, plan);
   const head = headTimes(model, gpu, plan);
+  const embedding = embeddingTimes(model, gpu, plan);
   const perLayer = layerParamsPerRank(model, plan);
   const optimizerBytesPerSecond = gpu.hbmBytesPerSecond * (gpu.efficiency.optimizerBandwidth ?? gpu.efficiency.memoryBandwidth);
   const transfer = ppTransfer(model, plan, links);
@@ -85,13 +86,14 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
     const n = plan.layersPerStage[i] ?? 0;
     const r = plan.recomputeLayersPerStage[i] ?? 0;
     const last = i === plan.pp - 1;
+    const first = i === 0;
     const params = stageParams(model, plan, i, perLayer);
     const states = modelStateBytes(plan, params);
     const coreBackward = layer.backwardInputSeconds - layer.backwardWeightSeconds; // attention core + element-wise
     return {
-      forwardSeconds: n * layer.forwardSeconds + (last ? head.forwardSeconds : 0),
+      forwardSeconds: n * layer.forwardSeconds + (last ? head.forwardSeconds : 0) + (first ? embedding.forwardSeconds : 0),
       backwardInputSeconds: n * layer.backwardInputSeconds + (last ? head.backwardSeconds / 2 : 0),
-      backwardWeightSeconds: n * layer.backwardWeightSeconds + (last ? head.backwardSeconds / 2 : 0),
+      backwardWeightSeconds: n * layer.backwardWeightSeconds + (last ? head.backwardSeconds / 2 : 0) + (first ? embedding.backwardSeconds : 0),
       recomputeSeconds: r * layer.forwardSeconds + (n - r) * layer.selectiveRecomputeSeconds,
       tp: tpCostPerMicroBatch(model, plan, links, i, { layer, head }),
       cp: cpCostPerMicroBatch(model, plan, links, i, layer.attentionCoreForwardSeconds, coreBackward),

@@ -4,7 +4,7 @@ import { microBatchCount, resolvePlan, type PlanInput } from "../../spec/plan.js
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { estimate, quickScore, type QuickScore } from "../cost/estimate.js";
 import { cpCostPerMicroBatch, epCostPerMicroBatch, resolveLinks, tpCostPerMicroBatch } from "../cost/communication.js";
-import { headTimes, layerTimes } from "../cost/compute.js";
+import { embeddingTimes, headTimes, layerTimes } from "../cost/compute.js";
 import { peakBytesLowerBound } from "../cost/memory.js";
 import type { Estimate } from "../cost/types.js";
 import { solvePartition } from "../partition/ilp.js";
@@ -132,7 +132,9 @@ export function stageSumLowerBound(model: ModelSpec, shape: ClusterShape, plan: 
   const head = headTimes(model, gpu, plan);
   const links = resolveLinks(plan, shape);
   const p = plan.pp;
-  const compute = model.layers * (layer.forwardSeconds + layer.backwardInputSeconds + layer.backwardWeightSeconds) + head.forwardSeconds + head.backwardSeconds;
+  const embedding = embeddingTimes(model, gpu, plan);
+  const compute = model.layers * (layer.forwardSeconds + layer.backwardInputSeconds + layer.backwardWeightSeconds) + head.forwardSeconds + head.backwardSeconds +
+    embedding.forwardSeconds + embedding.backwardSeconds;
   // every layer on the first stage and none recomputed: its collectives are L a + e_first, the last stage's e_last
   const probe: Plan = { ...plan, layersPerStage: plan.layersPerStage.map((_, i) => (i === 0 ? model.layers : 0)), recomputeLayersPerStage: plan.layersPerStage.map(() => 0) };
   const coreBackward = layer.backwardInputSeconds - layer.backwardWeightSeconds;
