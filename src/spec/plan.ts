@@ -231,6 +231,15 @@ export function fillsChunks(layers: number, v: number, end: boolean): boolean {
   return layers % v === 0 || (end && (layers + 1) % v === 0 && layers + 1 >= v && v > 1);
 }
 
+/** Under interleaving, the even layout with the first (and last) stage one layer short, when the layers allow it. */
+function endShortLayout(layers: number, pp: number, v: number): number[] | undefined {
+  if (v < 2 || pp < 2) return undefined;
+  const short = (pp * v - (layers % (pp * v))) % (pp * v);
+  if (short < 1 || short > 2) return undefined;
+  const per = (layers + short) / pp;
+  return Array.from({ length: pp }, (_, i) => per - (i === 0 ? 1 : 0) - (short === 2 && i === pp - 1 ? 1 : 0));
+}
+
 function resolveLayers(model: ModelSpec, pp: number, v: number, given: readonly number[] | undefined): number[] {
   if (given !== undefined) {
     const sum = given.reduce((a, b) => a + b, 0);
@@ -239,9 +248,11 @@ function resolveLayers(model: ModelSpec, pp: number, v: number, given: readonly 
     }
     return [...given];
   }
-  if (pp * v > model.layers) bad("pp", pp, `at most ${Math.floor(model.layers / v)}`, `${model.layers} layers cannot fill ${pp * v} stages`);
+  const ends = endShortLayout(model.layers, pp, v);
+  if (pp * v > model.layers && ends === undefined) bad("pp", pp, `at most ${Math.floor(model.layers / v)}`, `${model.layers} layers cannot fill ${pp * v} stages`);
   if (model.layers % (pp * v) !== 0) {
-    notDivisible("pp", pp, `a divisor of ${model.layers} / virtualStages`, `${model.layers} layers do not split evenly into pp(${pp}) * virtualStages(${v}) chunks; give layersPerStage for an uneven split`);
+    const hint = ends === undefined ? "" : ` (e.g. ${ends.join(",")}: the first and last stages one short, for the embedding and the output)`;
+    notDivisible("pp", pp, `a divisor of ${model.layers} / virtualStages`, `${model.layers} layers do not split evenly into pp(${pp}) * virtualStages(${v}) chunks; give layersPerStage for an uneven split${hint}`);
   }
   return new Array<number>(pp).fill(model.layers / pp);
 }

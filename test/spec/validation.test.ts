@@ -75,6 +75,10 @@ describe("plan resolution", () => {
     expect(plan.layersPerStage).toEqual(layersPerStage);
     const middle = rejection(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048, layersPerStage: [8, 7, ...new Array<number>(14).fill(8)] }));
     expect(middle.field).toBe("layersPerStage");
+    // without a layout, the error names the one that works
+    const none = rejection(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048 }));
+    expect(none.field).toBe("pp");
+    expect(none.message).toContain(`e.g. ${layersPerStage.join(",")}`);
     const twoLess = [6, ...new Array<number>(14).fill(8), 8];
     expect(rejection(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048, layersPerStage: twoLess })).field).toBe("layersPerStage");
   });
