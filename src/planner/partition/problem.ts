@@ -5,9 +5,10 @@ import { planCosts, stageMicroBatchSeconds } from "../cost/stages.js";
 
 /**
  * The stage-layout problem of one mesh: how many layers each pipeline stage holds (l_i, a multiple of the
- * virtual stages v, or at the ends one less: layerCounts) and how many of them it fully recomputes (r_i <= l_i). In the cost model a stage's
- * time per micro-batch and its peak memory are affine in (l_i, r_i), with one jump: a stage that
- * recomputes anything rebuilds one layer's activations in its backward. So:
+ * virtual stages v, or at the ends one less: layerCounts) and how many of them it fully recomputes
+ * (r_i <= l_i). In the cost model a stage's time per micro-batch and its peak memory are affine in
+ * (l_i, r_i), with one jump: a stage that recomputes anything rebuilds one layer's activations in its
+ * backward. So:
  *   T_i = fixedSeconds_i + perLayerSeconds_i * l_i + perRecomputedLayerSeconds_i * r_i
  *   W_i = perLayerWeightSeconds_i * l_i                                (weight-gradient part, ZB-H1)
  *   M_i = fixedBytes_i + perLayerBytes_i * l_i + perRecomputedLayerBytes_i * r_i + transientBytes_i * [r_i > 0]
