@@ -131,7 +131,8 @@ const tok = (x: number) => (x >= 1000 ? x.toFixed(0) : x.toFixed(1));
 export function formatPlanner(rep: PlannerReport): string {
   const withBest = rep.rows.filter((r) => r.gain !== null);
   const behind = rep.rows.filter((r) => r.gain === null || r.gain < -1e-6);
-  const shown = [...[...withBest].sort((a, b) => b.gain! - a.gain!).slice(0, 10), ...behind];
+  const largest = [...withBest].sort((a, b) => b.gain! - a.gain!).slice(0, 10);
+  const shown = [...largest, ...behind];
   const cells = (r: PlannerReport["rows"][number]) => [
     r.source, r.model, String(r.gpus), r.published.plan, tok(r.published.tokensPerSecondPerGpu), "->",
     r.best?.plan ?? "none fits", r.best === null ? "" : tok(r.best.tokensPerSecondPerGpu), pct(r.gain),
@@ -147,7 +148,7 @@ export function formatPlanner(rep: PlannerReport): string {
       (rep.publishedDoesNotFit > 0 ? ` (${rep.publishedDoesNotFit} published configuration${rep.publishedDoesNotFit === 1 ? " is" : "s are"} predicted not to fit, so the planner cannot choose ${rep.publishedDoesNotFit === 1 ? "it" : "them"})` : ""),
     "Largest gains:",
     fmt(head),
-    ...[...withBest].sort((a, b) => b.gain! - a.gain!).slice(0, 10).map(line),
+    ...largest.map(line),
     ...(behind.length === 0 ? [] : ["Not at least as fast:", ...behind.map((r) => `${line(r)}${r.published.fits ? "" : "  (the published plan is predicted not to fit)"}`)]),
   ].join("\n");
 }

@@ -228,11 +228,11 @@ function roundUp(value: number, multiple: number): number {
  */
 export function fillsChunks(layers: number, v: number, end: boolean): boolean {
   if (layers < 1) return false;
-  return layers % v === 0 || (end && (layers + 1) % v === 0 && layers + 1 >= v && v > 1);
+  return layers % v === 0 || (end && v > 1 && (layers + 1) % v === 0);
 }
 
 /** Under interleaving, the even layout with the first (and last) stage one layer short, when the layers allow it. */
-function endShortLayout(layers: number, pp: number, v: number): number[] | undefined {
+export function endShortLayout(layers: number, pp: number, v: number): number[] | undefined {
   if (v < 2 || pp < 2) return undefined;
   const short = (pp * v - (layers % (pp * v))) % (pp * v);
   if (short < 1 || short > 2) return undefined;
@@ -244,7 +244,8 @@ function resolveLayers(model: ModelSpec, pp: number, v: number, given: readonly 
   if (given !== undefined) {
     const sum = given.reduce((a, b) => a + b, 0);
     if (given.length !== pp || sum !== model.layers || given.some((n, i) => !Number.isInteger(n) || !fillsChunks(n, v, i === 0 || i === pp - 1))) {
-      bad("layersPerStage", given, `${pp} multiples of virtualStages (${v}), each >= ${v} (the first and last may hold one layer less: their embedding or output takes a layer's place), adding up to ${model.layers} layers`);
+      const ends = v > 1 ? " (the first and last may hold one layer less: their embedding or output takes a layer's place)" : "";
+      bad("layersPerStage", given, `${pp} multiples of virtualStages (${v}), each >= ${v}${ends}, adding up to ${model.layers} layers`);
     }
     return [...given];
   }

@@ -1,4 +1,4 @@
-import type { PlanInput } from "../spec/plan.js";
+import { endShortLayout, type PlanInput } from "../spec/plan.js";
 import type { ModelSpec, Precision, Recompute } from "../spec/types.js";
 import { recordMeasurement, type Measurement } from "./conventions.js";
 import { recordModel } from "./model.js";
@@ -119,11 +119,7 @@ function zeroOf(r: MeasurementRecord, profile: SourceProfile, assumptions: strin
  */
 export function unevenLayers(layers: number, pp: number, v: number): number[] | undefined {
   if (pp < 2 || layers % (pp * v) === 0) return undefined;
-  if (v > 1) {
-    const units = layers + 2;
-    if (units % (pp * v) !== 0) return undefined;
-    return Array.from({ length: pp }, (_, i) => units / pp - (i === 0 || i === pp - 1 ? 1 : 0));
-  }
+  if (v > 1) return (layers + 2) % (pp * v) === 0 ? endShortLayout(layers, pp, v) : undefined;
   // DeepSpeed's partition_uniform: the first (units mod pp) stages take one unit more.
   const units = layers + 2;
   const base = Math.floor(units / pp);

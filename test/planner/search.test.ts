@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { loadModel } from "../../src/cli/catalog.js";
 import { groupPlacement } from "../../src/planner/cost/placement.js";
-import { quickScore, tokensPerSecondUpperBound } from "../../src/planner/cost/estimate.js";
+import { quickScore } from "../../src/planner/cost/estimate.js";
 import { pipelineFillFactor, searchPlans, stageSumLowerBound, tokensPerSecondBound } from "../../src/planner/search/search.js";
 import { forEachCandidate } from "../../src/planner/search/space.js";
 import { resolvePlan, type PlanInput } from "../../src/spec/plan.js";
@@ -129,10 +129,8 @@ describe("plan search: mechanics", () => {
     const sums = new Map<string, number>();
     forEachCandidate(model, shape, pinned as PlanInput, (input) => {
       const plan = resolvePlan(model, shape, input);
-      const cheap = tokensPerSecondUpperBound(model, shape, plan) / pipelineFillFactor(plan);
       const bound = tokensPerSecondBound(model, shape, plan);
       const actual = quickScore(model, shape, plan).tokensPerSecond;
-      expect(cheap).toBeGreaterThanOrEqual(actual * (1 - 1e-12));
       expect(bound).toBeGreaterThanOrEqual(actual * (1 - 1e-12));
       const group = `${plan.tp} ${plan.pp} ${plan.cp} ${plan.dp} ${plan.ep} ${plan.microBatch}`;
       const sum = stageSumLowerBound(model, shape, plan);

@@ -1,6 +1,6 @@
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { dpBytes, dpExposedSeconds, passTotal, ppSendsPerMicroBatch } from "./communication.js";
-import { embeddingTimes, headTimes, layerTimes, peakFlops } from "./compute.js";
+import { peakFlops } from "./compute.js";
 import { stepFlops } from "./flops.js";
 import { stageActivationBytes, type MemoryBreakdown } from "./memory.js";
 import { parameterServerCost, parameterServerStepSeconds } from "./parameter-server.js";
@@ -115,23 +115,6 @@ export function quickScore(model: ModelSpec, shape: ClusterShape, plan: Plan): Q
     peakBytesPerGpu: peak,
     fits: peak <= shape.spec.gpu.memoryBytes,
   };
-}
-
-/**
- * An upper bound on a plan's analytic tokens/s from compute alone: the critical stage takes at least the
- * average stage's compute per micro-batch (no recomputation, no communication, no bubble), and every
- * schedule's pipelined time is at least m times the critical stage's. The search skips plans whose bound
- * is below what it has already found.
- */
-export function tokensPerSecondUpperBound(model: ModelSpec, shape: ClusterShape, plan: Plan): number {
-  const gpu = shape.spec.gpu;
-  const layer = layerTimes(model, gpu, plan);
-  const head = headTimes(model, gpu, plan);
-  const embedding = embeddingTimes(model, gpu, plan);
-  const perMicroBatch = (model.layers * (layer.forwardSeconds + layer.backwardInputSeconds + layer.backwardWeightSeconds) + head.forwardSeconds + head.backwardSeconds +
-    embedding.forwardSeconds + embedding.backwardSeconds) / plan.pp;
-  const microBatches = plan.globalBatch / (plan.dp * plan.microBatch);
-  return (plan.globalBatch * plan.seqLen) / (microBatches * perMicroBatch);
 }
 
 /** The analytic cost model: memory, time, communication and throughput of one plan. Pure. */

@@ -68,23 +68,14 @@ export function planKey(p: Plan): string {
 }
 
 /**
- * Searches the plan space in three passes:
- * 1. every candidate (space.ts) through the analytic model, keeping the best that fit and, separately,
- *    the meshes that fit only with full recomputation ranked by their speed without it (the integer
- *    program may fit them by recomputing only some layers);
- * 2. the integer program on each shortlisted mesh: uneven layers per stage and per-stage recompute;
- * 3. `refine` (the simulator) on the analytic best of those, which sets the final order.
- */
-/**
  * A lower bound on the cost model's pipelined time over the time of the work alone, m * S / p (S the sum of
  * the stages' per-micro-batch times), from its formulas (cost/pipeline.ts), with T_max >= S / p:
  * - GPipe, 1F1B: (m - 1) T_max + S >= (m + p - 1) S / p;
  * - interleaved: m T_max + (S - T_max) / v = (m - 1/v) T_max + S / v >= (m + (p - 1) / v) S / p;
  * - naive: m S = p (m S / p);
  * - ZB-H1: m T_max + max(0, fill) >= m S / p (its fill may be 0).
- * Each S_i holds the stage's compute and more, so S is at least the model's compute per micro-batch, the
- * denominator of tokensPerSecondUpperBound: dividing that bound by this factor is still an upper bound on
- * tokens/s (test/planner/search.test.ts checks it on every candidate of several searches).
+ * So tokens/s is at most the step's tokens over pipelineFillFactor * m * S / p, S at least its lower bound
+ * (tokensPerSecondBound, below; test/planner/search.test.ts checks it on every candidate of several searches).
  */
 export function pipelineFillFactor(plan: Pick<Plan, "pp" | "dp" | "microBatch" | "globalBatch" | "schedule" | "virtualStages">): number {
   const p = plan.pp;
@@ -160,6 +151,14 @@ function fasterScore(a: Scored, b: Scored): number {
   return a.plan.cp - b.plan.cp || a.plan.pp - b.plan.pp || a.plan.tp - b.plan.tp || b.plan.microBatch - a.plan.microBatch;
 }
 
+/**
+ * Searches the plan space in three passes:
+ * 1. every candidate (space.ts) through the analytic model, keeping the best that fit and, separately,
+ *    the meshes that fit only with full recomputation ranked by their speed without it (the integer
+ *    program may fit them by recomputing only some layers);
+ * 2. the integer program on each shortlisted mesh: uneven layers per stage and per-stage recompute;
+ * 3. `refine` (the simulator) on the analytic best of those, which sets the final order.
+ */
 export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanInput, options: SearchOptions): SearchResult {
   const shortlist = options.shortlist ?? Math.max(3 * options.top, 12);
   let searched = 0;

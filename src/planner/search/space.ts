@@ -34,9 +34,9 @@ const VIRTUAL_STAGES = [2, 4, 8];
 
 /**
  * The plan space: every factorisation of the GPUs into tp * pp * cp * dp (ep from dp*cp for MoE), the
- * micro-batch sizes that divide the per-replica batch (all of them), the schedules (interleaved with 2 or 4 virtual
- * stages), ZeRO 0-3 and recompute none/selective/full, restricted by the model's shape (heads, KV heads
- * and MLP width by tp; layers by pp*v; sequence by cp; experts by ep) and by the pinned flags.
+ * micro-batch sizes that divide the per-replica batch (all of them), the schedules (interleaved with 2, 4
+ * or 8 virtual stages), ZeRO 0-3 and recompute none/selective/full, restricted by the model's shape
+ * (heads, KV heads and MLP width by tp; layers by pp*v; sequence by cp; experts by ep) and by the pinned flags.
  * Two knobs are not enumerated unless pinned, because the cost model makes them dominated:
  * - sequence parallel off: the same tensor-parallel traffic as on, with more memory and more element-wise
  *   time (each rank repeats the norms and dropouts), so it is never better;
@@ -130,8 +130,8 @@ export function forEachCandidate(
 
 /**
  * Schedules worth evaluating for a mesh: 1F1B, ZB-H1 and interleaved (v in VIRTUAL_STAGES, when the
- * micro-batches are a multiple of pp and the layers fill pp*v chunks, the ends allowed one layer less). GPipe and naive model parallelism are
- * evaluated only when pinned: the cost model makes GPipe as fast as 1F1B with more memory in flight, and
+ * micro-batches are a multiple of pp and the layers fill pp*v chunks, the ends allowed one layer less).
+ * GPipe and naive model parallelism are evaluated only when pinned: the cost model makes GPipe as fast as 1F1B with more memory in flight, and
  * naive model parallelism idles (p-1)/p of the time.
  */
 function schedules(model: ModelSpec, pp: number, m: number, pinned: PlanInput): [Schedule, number][] {
