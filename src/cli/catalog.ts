@@ -2,8 +2,9 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { InputError } from "../spec/errors.js";
-import { assembleCluster, parseClusterFile, parseGpu } from "../spec/hardware.js";
+import { assembleCluster, parseClusterFile, parseGpu, parseMeasuredLink } from "../spec/hardware.js";
 import { fromHuggingFaceConfig, isHuggingFaceConfig } from "../spec/huggingface.js";
+import { parseMeasuredGpu } from "../spec/measured.js";
 import { parseModel } from "../spec/model.js";
 import type { ClusterSpec, GpuSpec, ModelSpec } from "../spec/types.js";
 
@@ -69,9 +70,15 @@ export function loadModel(arg: string): ModelSpec {
   return isHuggingFaceConfig(json) ? fromHuggingFaceConfig(json, file, name) : parseModel(json, file, name);
 }
 
+/** A GPU file, with the measurement file it links (`measured.file`, relative to it) read in. */
 export function loadGpu(arg: string): GpuSpec {
   const { file, name } = resolveFile("gpu", arg, "--gpu");
-  return parseGpu(readJson(file, "--gpu"), file, name);
+  const json = readJson(file, "--gpu");
+  const gpu = parseGpu(json, file, name);
+  const link = parseMeasuredLink(json, file);
+  if (link === undefined) return gpu;
+  const measuredFile = resolve(dirname(file), link.file);
+  return { ...gpu, measured: parseMeasuredGpu(readJson(measuredFile, "measured.file"), measuredFile, link.attentionKernel) };
 }
 
 /** A cluster with its own GPU, or with `gpuOverride` swapped in (the topology is kept). */

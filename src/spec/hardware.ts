@@ -36,6 +36,19 @@ export function parseGpu(json: unknown, file: string, fallbackName: string): Gpu
   };
 }
 
+/** A GPU file's `measured`: the measurement file (relative to the GPU file) and the attention kernel to read from it. */
+export interface MeasuredLink {
+  readonly file: string;
+  readonly attentionKernel: string | undefined;
+}
+
+export function parseMeasuredLink(json: unknown, file: string): MeasuredLink | undefined {
+  const r = FieldReader.of(json, file);
+  if (!r.has("measured")) return undefined;
+  const m = r.child("measured");
+  return { file: m.string("file"), attentionKernel: m.optionalString("attentionKernel") };
+}
+
 /** A cluster file names its GPU; the caller resolves that name (or a `--gpu` override) to a GpuSpec. */
 export interface ClusterFile {
   readonly name: string;

@@ -62,6 +62,39 @@ export interface GpuEfficiency {
   readonly optimizerBandwidth?: number;
 }
 
+/**
+ * Seconds of one matrix product y[m, n] = x[m, k] w[n, k]^T at each point of a grid over m, k and n,
+ * measured on the GPU (models/hardware/measured, written by scripts/gpu/measure.py).
+ */
+export interface GemmGrid {
+  readonly m: readonly number[];
+  readonly k: readonly number[];
+  readonly n: readonly number[];
+  /** Index (i * k.length + j) * n.length + l for m[i], k[j], n[l]. */
+  readonly seconds: readonly number[];
+}
+
+/** One fused attention kernel's measured rate by key length, forward plus backward FLOPs over their seconds. */
+export interface MeasuredAttention {
+  readonly kernel: string;
+  readonly lengths: readonly number[];
+  /** Causal, FLOPs counted with the mask's halving. */
+  readonly causalFlopsPerSecond: readonly number[];
+  readonly unmaskedFlopsPerSecond: readonly number[];
+}
+
+/** What was measured on one GPU, replacing the efficiency model's curves for it (GpuSpec.measured). */
+export interface MeasuredGpu {
+  readonly file: string;
+  /** Device, driver and software the figures were taken with. */
+  readonly device: string;
+  readonly gemm16: GemmGrid;
+  readonly gemmFp8: GemmGrid | undefined;
+  readonly attention: MeasuredAttention | undefined;
+  /** An element-wise add over large buffers (two reads, one write): bytes moved per second. */
+  readonly streamBytesPerSecond: number | undefined;
+}
+
 export interface GpuSpec {
   readonly name: string;
   readonly displayName: string;
@@ -74,6 +107,11 @@ export interface GpuSpec {
   /** CUDA/ROCm context, BLAS workspace and communication buffers that the framework allocator never sees. */
   readonly runtimeReserveBytes: number;
   readonly sources: Readonly<Record<string, string>>;
+  /**
+   * Extension: figures measured on this GPU (the GPU file's `measured`). Where present, GEMM times follow the
+   * measured grid's shape and fused attention the measured kernel's length curve (src/planner/cost).
+   */
+  readonly measured?: MeasuredGpu;
 }
 
 export interface LinkSpec {

@@ -1,3 +1,5 @@
+import type { MeasuredAttention } from "../../spec/types.js";
+
 /**
  * How a fused causal attention kernel's throughput depends on the key length it runs over, relative to
  * the long-sequence, unmasked rate that each GPU's `efficiency.attentionMax` prior is (models/hardware/gpus).
@@ -24,14 +26,26 @@ const FA3 = { causal: [292, 423, 521, 579, 602, 616], unmaskedLong: 648 } as con
 /** Each kernel's causal rate over its own unmasked 16k rate; the two kernels' mean. */
 const CAUSAL = LENGTHS.map((_, i) => (FA2.causal[i]! / FA2.unmaskedLong + FA3.causal[i]! / FA3.unmaskedLong) / 2);
 
-function interpolate(curve: readonly number[], length: number): number {
-  const last = LENGTHS.length - 1;
-  if (length <= LENGTHS[0]) return curve[0]!;
-  if (length >= LENGTHS[last]!) return curve[last]!;
+function interpolate(lengths: readonly number[], curve: readonly number[], length: number): number {
+  const last = lengths.length - 1;
+  if (length <= lengths[0]!) return curve[0]!;
+  if (length >= lengths[last]!) return curve[last]!;
   let i = 0;
-  while (length > LENGTHS[i + 1]!) i++;
-  const t = Math.log2(length / LENGTHS[i]!) / Math.log2(LENGTHS[i + 1]! / LENGTHS[i]!);
+  while (length > lengths[i + 1]!) i++;
+  const t = Math.log2(length / lengths[i]!) / Math.log2(lengths[i + 1]! / lengths[i]!);
   return curve[i]! + t * (curve[i + 1]! - curve[i]!);
+}
+
+const measuredCurves = new WeakMap<MeasuredAttention, readonly number[]>();
+
+/** A measured kernel's causal rate at each length over its unmasked rate at its longest length. */
+function measuredCurve(m: MeasuredAttention): readonly number[] {
+  let curve = measuredCurves.get(m);
+  if (curve === undefined) {
+    const top = m.unmaskedFlopsPerSecond[m.unmaskedFlopsPerSecond.length - 1]!;
+    measuredCurves.set(m, (curve = m.causalFlopsPerSecond.map((r) => r / top)));
+  }
+  return curve;
 }
 
 /**
@@ -42,8 +56,13 @@ function interpolate(curve: readonly number[], length: number): number {
  * partial output and softmax statistics are then merged into the running result, element-wise work that
  * the cost model does not charge: the two are taken to cancel, so context parallelism never makes
  * attention faster per FLOP here, only slower when its chunks are short.
+ *
+ * A GPU with a measured kernel (GpuSpec.measured.attention, models/hardware/measured) uses that kernel's
+ * own curve instead, forward plus backward as measured: its causal rate at each length over its unmasked
+ * rate at the longest length measured, the rate that the GPU's attentionMax stands for.
  */
-export function attentionLengthFactor(seqLen: number, cp: number): number {
+export function attentionLengthFactor(seqLen: number, cp: number, measured?: MeasuredAttention): number {
   if (!(seqLen > 0) || !(cp >= 1)) throw new Error(`internal: attention over ${seqLen} tokens and cp ${cp}`);
-  return interpolate(CAUSAL, seqLen / cp);
+  if (measured !== undefined) return interpolate(measured.lengths, measuredCurve(measured), seqLen / cp);
+  return interpolate(LENGTHS, CAUSAL, seqLen / cp);
 }

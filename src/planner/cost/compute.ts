@@ -1,6 +1,7 @@
 import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { kvHeadsPerRank } from "./activations.js";
 import { attentionLengthFactor } from "./attention-length.js";
+import { efficiencyGrid, gridEfficiency, type EfficiencyGrid } from "./gemm-grid.js";
 import { gradientBytesPerParam } from "./memory.js";
 
 /**
@@ -9,7 +10,9 @@ import { gradientBytesPerParam } from "./memory.js";
  * GEMMs at the fp8 peak times fp8MatmulMax); fused attention runs at attentionMax of the 16-bit peak, less at short
  * sequences and under the causal mask (attention-length.ts); element-wise kernels (norms, residual adds, activation
  * functions, dropout, rotary embedding, unfused softmax) are bound by HBM traffic. The efficiency
- * constants are per GPU, with their sources, in models/hardware/gpus/*.json.
+ * constants are per GPU, with their sources, in models/hardware/gpus/*.json. A GPU with measured figures
+ * (GpuSpec.measured) has its GEMMs follow the measured grid instead of the fixed cost (gemm-grid.ts), and
+ * its fused attention the measured kernel's length curve.
  */
 export interface LayerTimes {
   readonly forwardSeconds: number;
@@ -69,29 +72,46 @@ export function peak16Flops(gpu: GpuSpec, plan: Plan): number {
   return gpu.peakFlopsPerSecond.bf16 ?? gpu.peakFlopsPerSecond.fp16 ?? peakFlops(gpu, plan);
 }
 
-/** How fast a GEMM runs: peak times the fraction a large GEMM reaches, its fixed cost, bytes per input element. */
+/**
+ * How fast a GEMM runs: peak times the fraction a large GEMM reaches, bytes per input element, and either
+ * a fixed cost per GEMM or the GPU's measured grid (whose small products carry their own fixed cost).
+ */
 interface GemmRate {
   readonly flopsPerSecond: number;
   readonly overheadSeconds: number;
   readonly inputBytes: number;
+  readonly grid: EfficiencyGrid | undefined;
 }
 
 /** The transformer layers' linear GEMMs: fp8 at the fp8 figures (default: the 16-bit fraction), else 16-bit. */
 function layerGemmRate(gpu: GpuSpec, plan: Plan): GemmRate {
   const e = gpu.efficiency;
   if (plan.precision !== "fp8") return gemm16Rate(gpu, plan);
-  return { flopsPerSecond: peakFlops(gpu, plan) * (e.fp8MatmulMax ?? e.matmulMax), overheadSeconds: e.matmulOverheadSeconds, inputBytes: 1 };
+  const peak = peakFlops(gpu, plan);
+  const measured = gpu.measured?.gemmFp8;
+  return {
+    flopsPerSecond: peak * (e.fp8MatmulMax ?? e.matmulMax), overheadSeconds: e.matmulOverheadSeconds, inputBytes: 1,
+    grid: measured === undefined ? undefined : efficiencyGrid(measured, peak),
+  };
 }
 
 function gemm16Rate(gpu: GpuSpec, plan: Plan): GemmRate {
   const e = gpu.efficiency;
-  return { flopsPerSecond: peak16Flops(gpu, plan) * e.matmulMax, overheadSeconds: e.matmulOverheadSeconds, inputBytes: BYTES_16 };
+  const peak = peak16Flops(gpu, plan);
+  const measured = gpu.measured?.gemm16;
+  return {
+    flopsPerSecond: peak * e.matmulMax, overheadSeconds: e.matmulOverheadSeconds, inputBytes: BYTES_16,
+    grid: measured === undefined ? undefined : efficiencyGrid(measured, peak),
+  };
 }
 
 function gemmSeconds(gpu: GpuSpec, rate: GemmRate, m: number, k: number, n: number): number {
   const flops = 2 * m * k * n;
   const bytes = rate.inputBytes * (m * k + k * n) + BYTES_16 * m * n;
-  return Math.max(flops / rate.flopsPerSecond + rate.overheadSeconds, bytes / (gpu.hbmBytesPerSecond * gpu.efficiency.memoryBandwidth));
+  const compute = rate.grid === undefined
+    ? flops / rate.flopsPerSecond + rate.overheadSeconds
+    : (flops * rate.grid.plateau) / (rate.flopsPerSecond * gridEfficiency(rate.grid, m, k, n));
+  return Math.max(compute, bytes / (gpu.hbmBytesPerSecond * gpu.efficiency.memoryBandwidth));
 }
 
 function streamSeconds(gpu: GpuSpec, bytes: number): number {
@@ -142,7 +162,7 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
   let coreBackward: number;
   let softmaxElements = 0;
   if (plan.flashAttention) {
-    const attentionFlopsPerSecond = peak16Flops(gpu, plan) * gpu.efficiency.attentionMax * attentionLengthFactor(plan.seqLen, plan.cp);
+    const attentionFlopsPerSecond = peak16Flops(gpu, plan) * gpu.efficiency.attentionMax * attentionLengthFactor(plan.seqLen, plan.cp, gpu.measured?.attention);
     coreForward = (coreFlops * CAUSAL_FRACTION) / attentionFlopsPerSecond;
     coreBackward = FLASH_BACKWARD_RATIO * coreForward;
   } else {

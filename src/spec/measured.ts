@@ -1,0 +1,101 @@
+import { InputError } from "./errors.js";
+import { FieldReader, POSITIVE } from "./read.js";
+import type { GemmGrid, MeasuredAttention, MeasuredGpu } from "./types.js";
+
+/**
+ * Reads a GPU's measurement file (models/hardware/measured/*.json, as scripts/gpu/measure.py writes it):
+ * the GEMM grids whole (every m, k, n combination, else an error naming the missing point), the named
+ * attention kernel's rows and the element-wise add's bandwidth, each reduced to the median over the
+ * script's passes.
+ */
+export function parseMeasuredGpu(json: unknown, file: string, attentionKernel: string | undefined): MeasuredGpu {
+  const r = FieldReader.of(json, file);
+  const d = r.child("device");
+  return {
+    file,
+    device: `${d.string("name")}, driver ${String(d.raw("nvidiaSmi") ?? "?").split(",")[1]?.trim() ?? "?"}, CUDA ${d.string("cuda")}, PyTorch ${d.string("torch")}`,
+    gemm16: parseGrid(r.child("gemmBf16"), file),
+    gemmFp8: r.has("gemmFp8") ? parseGrid(r.child("gemmFp8"), file) : undefined,
+    attention: attentionKernel === undefined ? undefined : parseAttention(r.child("attention"), file, attentionKernel),
+    streamBytesPerSecond: r.has("memory") ? streamBandwidth(r.child("memory"), file) : undefined,
+  };
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+};
+
+function rows(r: FieldReader, key: string): FieldReader[] {
+  const raw = r.raw(key);
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw new InputError({ code: "bad-type", file: r.file, field: r.path(key), value: raw, valid: "a non-empty array" });
+  }
+  return raw.map((row, i) => FieldReader.of(row, r.file, `${r.path(key)}[${i}]`));
+}
+
+function parseGrid(r: FieldReader, file: string): GemmGrid {
+  const raw = r.raw("points");
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw new InputError({ code: "bad-type", file, field: r.path("points"), value: raw, valid: "a non-empty array of [m, k, n, seconds, ...]" });
+  }
+  const seconds = new Map<string, number>();
+  const axes = [new Set<number>(), new Set<number>(), new Set<number>()];
+  raw.forEach((p: unknown, i) => {
+    const ok = Array.isArray(p) && p.length >= 4 && p.slice(0, 4).every((x) => typeof x === "number" && x > 0 && Number.isFinite(x));
+    if (!ok) throw new InputError({ code: "bad-type", file, field: `${r.path("points")}[${i}]`, value: p, valid: "[m, k, n, seconds, ...], all positive numbers" });
+    const [m, k, n, s] = p as number[];
+    axes[0]!.add(m!);
+    axes[1]!.add(k!);
+    axes[2]!.add(n!);
+    seconds.set(`${m},${k},${n}`, s!);
+  });
+  const [m, k, n] = axes.map((a) => [...a].sort((x, y) => x - y)) as [number[], number[], number[]];
+  const flat: number[] = [];
+  for (const a of m) {
+    for (const b of k) {
+      for (const c of n) {
+        const s = seconds.get(`${a},${b},${c}`);
+        if (s === undefined) throw new InputError({ code: "missing-field", file, field: r.path("points"), value: `m ${a}, k ${b}, n ${c}`, valid: "every combination of the grid's m, k and n values" });
+        flat.push(s);
+      }
+    }
+  }
+  return { m, k, n, seconds: flat };
+}
+
+/** Forward + backward FLOPs over their seconds, the backward counted as FLASH_BACKWARD_RATIO (2.5) forwards. */
+const BACKWARD_FLOPS_RATIO = 2.5;
+
+function parseAttention(r: FieldReader, file: string, kernel: string): MeasuredAttention {
+  const byKey = new Map<string, { flops: number; seconds: number[] }>();
+  for (const row of rows(r, "rows")) {
+    if (row.string("kernel") !== kernel || row.has("error")) continue;
+    const key = `${row.boolean("causal")},${row.number("seqLen", POSITIVE)}`;
+    const flops = row.number("forwardFlops", POSITIVE) * (1 + BACKWARD_FLOPS_RATIO);
+    const entry = byKey.get(key) ?? { flops, seconds: [] };
+    entry.seconds.push(row.number("forwardSeconds", POSITIVE) + row.number("backwardSeconds", POSITIVE));
+    byKey.set(key, entry);
+  }
+  const lengths = [...new Set([...byKey.keys()].map((k) => Number(k.split(",")[1])))].sort((a, b) => a - b);
+  const rate = (causal: boolean) =>
+    lengths.map((l) => {
+      const e = byKey.get(`${causal},${l}`);
+      if (e === undefined) throw new InputError({ code: "missing-field", file, field: r.path("rows"), value: `${kernel} causal ${causal} seqLen ${l}`, valid: "causal and unmasked rows at every length" });
+      return e.flops / median(e.seconds);
+    });
+  if (lengths.length < 2) throw new InputError({ code: "missing-field", file, field: r.path("rows"), value: kernel, valid: "rows of that kernel at two lengths or more" });
+  return { kernel, lengths, causalFlopsPerSecond: rate(true), unmaskedFlopsPerSecond: rate(false) };
+}
+
+/** Buffers this large are far past the 50 MB L2 of an H100 (and any GPU's L2 so far): HBM bandwidth. */
+const STREAM_MIN_BYTES = 256 * 2 ** 20;
+
+function streamBandwidth(r: FieldReader, file: string): number {
+  const rates = rows(r, "rows")
+    .filter((row) => row.string("op") === "add" && row.number("bufferBytes", POSITIVE) >= STREAM_MIN_BYTES)
+    .map((row) => row.number("bytesMoved", POSITIVE) / row.number("seconds", POSITIVE));
+  if (rates.length === 0) throw new InputError({ code: "missing-field", file, field: r.path("rows"), value: "add", valid: `'add' rows over buffers of ${STREAM_MIN_BYTES} bytes or more` });
+  return median(rates);
+}
