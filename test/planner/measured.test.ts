@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadGpu } from "../../src/cli/catalog.js";
@@ -137,6 +138,17 @@ describe("GEMMs on a GPU with a measured grid", () => {
       expect(Math.abs(modelled(tp) / modelled(1) / expected - 1), `tp ${tp}`).toBeLessThan(0.12);
     }
     expect(modelled(8) / modelled(1)).toBeGreaterThan(1.03);
+  });
+});
+
+describe("a GPU file's measured link", () => {
+  it("a missing measurement file is an input error naming measured.file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-measured-"));
+    const file = join(dir, "my-h100.json");
+    const own = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "models", "hardware", "gpus", "h100-sxm.json"), "utf8")) as object;
+    writeFileSync(file, JSON.stringify({ ...own, name: "my-h100", measured: { file: "missing.json" } }));
+    expect(() => loadGpu(file)).toThrow(InputError);
+    expect(() => loadGpu(file)).toThrow(/measured\.file.*no such file/);
   });
 });
 
