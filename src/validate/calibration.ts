@@ -15,7 +15,8 @@ export type ScaleName = (typeof SCALE_NAMES)[number];
  * - matmul: multiplies every GPU's efficiency.matmulMax (16-bit GEMMs);
  * - attention: multiplies efficiency.attentionMax;
  * - fp8Matmul: multiplies the calibrated matmulMax to give fp8MatmulMax (fp8 GEMMs);
- * - matmulOverhead: multiplies efficiency.matmulOverheadSeconds (the fixed cost per GEMM: small GEMMs slower);
+ * - matmulOverhead: multiplies efficiency.matmulOverheadSeconds (the fixed cost per GEMM: small GEMMs slower;
+ *   not used on a GPU with a measured GEMM grid, whose small products carry their own cost);
  * - memoryBandwidth: multiplies efficiency.memoryBandwidth (element-wise kernels);
  * - link: multiplies busBandwidthEfficiency of the intra- and inter-node links.
  * The factors are shared by every GPU: each GPU keeps its own sourced prior, scaled. (Factors per GPU
