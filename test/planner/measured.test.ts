@@ -11,19 +11,23 @@ import { parseMeasuredGpu } from "../../src/spec/measured.js";
 import type { GpuSpec } from "../../src/spec/types.js";
 import { planFor, shapeOf } from "../helpers.js";
 
-const FILE = join(import.meta.dirname, "..", "..", "models", "hardware", "measured", "h100-sxm.json");
 interface LayerRow {
   readonly model: string; readonly tp: number; readonly tokens: number; readonly pass: string;
   readonly m: number; readonly k: number; readonly n: number; readonly seconds: number;
 }
-const raw = JSON.parse(readFileSync(FILE, "utf8")) as {
+interface RawFile {
   gemmBf16: { points: number[][] };
   gemmLayers: { rows: LayerRow[] };
   attention: { rows: { kernel: string; causal: boolean; seqLen: number; forwardFlops: number; forwardSeconds: number; backwardSeconds: number }[] };
-};
-const gpu: GpuSpec = loadGpu("h100-sxm");
-const measured = gpu.measured!;
-const PEAK = gpu.peakFlopsPerSecond.bf16!;
+}
+
+/** A built-in GPU with its measurement file, read both through the catalog and as raw JSON. */
+function figures(name: string) {
+  const gpu: GpuSpec = loadGpu(name);
+  const raw = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "models", "hardware", "measured", `${name}.json`), "utf8")) as RawFile;
+  return { gpu, raw, measured: gpu.measured!, PEAK: gpu.peakFlopsPerSecond.bf16! };
+}
+const { gpu, raw, measured, PEAK } = figures("h100-sxm");
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -31,14 +35,16 @@ const median = (xs: number[]) => {
 };
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))]!;
 
-describe("the H100's measured figures (models/hardware/measured/h100-sxm.json)", () => {
+describe.each([["h100-sxm", "H100 80GB HBM3"], ["h200-sxm", "NVIDIA H200"]])("the measured figures of %s (models/hardware/measured)", (name, device) => {
+  const { gpu, raw, measured, PEAK } = figures(name);
+
   it("are linked from the GPU file, whose memory bandwidth is the measured one and whose levels they agree with", () => {
-    expect(measured.device).toContain("H100 80GB HBM3");
+    expect(measured.device).toContain(device);
     expect(gpu.efficiency.memoryBandwidth).toBeCloseTo(measured.streamBytesPerSecond! / gpu.hbmBytesPerSecond, 3);
     // matmulMax and attentionMax stay the published short-burst figures (the levels every GPU's prior has,
-    // h100-sxm.json sources); the sustained measurements sit 6-13% under them, never over.
+    // the GPU files' sources); the sustained measurements sit 6-16% under them, never over.
     const plateau = efficiencyGrid(measured.gemm16, PEAK).plateau;
-    expect(plateau / gpu.efficiency.matmulMax).toBeGreaterThan(0.85);
+    expect(plateau / gpu.efficiency.matmulMax).toBeGreaterThan(0.84);
     expect(plateau / gpu.efficiency.matmulMax).toBeLessThan(1);
     const a = measured.attention!;
     const attention = a.unmaskedFlopsPerSecond[a.lengths.length - 1]! / PEAK;
@@ -75,9 +81,9 @@ describe("the H100's measured figures (models/hardware/measured/h100-sxm.json)",
     expect(quantile(gridErrors, 0.9)).toBeLessThan(0.1);
     expect(Math.max(...gridErrors)).toBeLessThan(Math.max(...flatErrors));
     // Most of these products sit on the plateau, where both agree; the grid's shape tells on the small ones
-    // (Llama 3 8B at tp 4-8: 12 products of 50 GFLOP or less).
+    // (Llama 3 8B at tp 4-8: 12 products of 50 GFLOP or less; H100 median 3.4% against 9.2%, H200 7.2% against 10.7%).
     expect(small.grid.length).toBeGreaterThanOrEqual(10);
-    expect(median(small.grid)).toBeLessThan(median(small.flat) / 2);
+    expect(median(small.grid)).toBeLessThan(0.8 * median(small.flat));
   });
 
   it("the three layouts run alike, so the forward-layout grid serves the backward's GEMMs too", () => {
