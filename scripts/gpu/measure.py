@@ -178,7 +178,7 @@ class Timer:
         return statistics.median(samples), reps
 
 
-def rotating(torch, make, bytes_each):
+def rotating(make, bytes_each):
     """Enough copies of an input set that cycling through them keeps it out of L2."""
     copies = max(1, min(32, math.ceil(ROTATE_BYTES / max(1, bytes_each))))
     return [make() for _ in range(copies)]
@@ -196,7 +196,7 @@ def time_gemm(torch, timer, m, k, n, layout="nt"):
         # "tn": dy^T[m,k] @ x[k,n] with dy stored [k, m]
         return torch.randn(k, m, device="cuda", dtype=dt).t(), torch.randn(k, n, device="cuda", dtype=dt)
 
-    sets = rotating(torch, make, bytes_each)
+    sets = rotating(make, bytes_each)
     out = torch.empty(m, n, device="cuda", dtype=dt)
     state = {"i": 0}
 

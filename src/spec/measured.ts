@@ -21,6 +21,12 @@ export function parseMeasuredGpu(json: unknown, file: string, attentionKernel: s
   };
 }
 
+/**
+ * From 4096 up in every dimension the measured H100 and H200 grids are flat within their noise (0.65-0.75 of
+ * the bf16 peak at every point, models/hardware/measured); below it, efficiency falls with the size.
+ */
+export const PLATEAU_MIN_DIM = 4096;
+
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const h = s.length >> 1;
@@ -53,27 +59,27 @@ function parseGrid(r: FieldReader, file: string): GemmGrid {
   });
   const [m, k, n] = axes.map((a) => [...a].sort((x, y) => x - y)) as [number[], number[], number[]];
   const flat: number[] = [];
+  const plateau: number[] = [];
   for (const a of m) {
     for (const b of k) {
       for (const c of n) {
         const s = seconds.get(`${a},${b},${c}`);
         if (s === undefined) throw new InputError({ code: "missing-field", file, field: r.path("points"), value: `m ${a}, k ${b}, n ${c}`, valid: "every combination of the grid's m, k and n values" });
         flat.push(s);
+        if (a >= PLATEAU_MIN_DIM && b >= PLATEAU_MIN_DIM && c >= PLATEAU_MIN_DIM) plateau.push((2 * a * b * c) / s);
       }
     }
   }
-  return { m, k, n, seconds: flat };
+  if (plateau.length === 0) throw new InputError({ code: "missing-field", file, field: r.path("points"), value: raw.length, valid: `points with m, k and n all ${PLATEAU_MIN_DIM} or more (the plateau)` });
+  return { m, k, n, seconds: flat, plateauFlopsPerSecond: median(plateau) };
 }
-
-/** Forward + backward FLOPs over their seconds, the backward counted as FLASH_BACKWARD_RATIO (2.5) forwards. */
-const BACKWARD_FLOPS_RATIO = 2.5;
 
 function parseAttention(r: FieldReader, file: string, kernel: string): MeasuredAttention {
   const byKey = new Map<string, { flops: number; seconds: number[] }>();
   for (const row of rows(r, "rows")) {
     if (row.string("kernel") !== kernel || row.has("error")) continue;
     const key = `${row.boolean("causal")},${row.number("seqLen", POSITIVE)}`;
-    const flops = row.number("forwardFlops", POSITIVE) * (1 + BACKWARD_FLOPS_RATIO);
+    const flops = row.number("forwardFlops", POSITIVE);
     const entry = byKey.get(key) ?? { flops, seconds: [] };
     entry.seconds.push(row.number("forwardSeconds", POSITIVE) + row.number("backwardSeconds", POSITIVE));
     byKey.set(key, entry);

@@ -72,9 +72,15 @@ export interface GemmGrid {
   readonly n: readonly number[];
   /** Index (i * k.length + j) * n.length + l for m[i], k[j], n[l]. */
   readonly seconds: readonly number[];
+  /** Median achieved FLOP/s of the points with m, k and n all at least PLATEAU_MIN_DIM (spec/measured.ts). */
+  readonly plateauFlopsPerSecond: number;
 }
 
-/** One fused attention kernel's measured rate by key length, forward plus backward FLOPs over their seconds. */
+/**
+ * One fused attention kernel's measured rate by key length: forward FLOPs over the seconds of a forward and
+ * its backward (the backward's FLOPs, a fixed multiple of the forward's, are left to the cost model's
+ * convention; the length curve is a ratio of these rates, in which that multiple cancels).
+ */
 export interface MeasuredAttention {
   readonly kernel: string;
   readonly lengths: readonly number[];

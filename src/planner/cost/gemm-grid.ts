@@ -12,15 +12,9 @@ export interface EfficiencyGrid {
   readonly log2K: readonly number[];
   readonly log2N: readonly number[];
   readonly efficiency: Float64Array;
-  /** Median efficiency of the points with m, k and n all at least PLATEAU_MIN_DIM. */
+  /** The grid's plateau (GemmGrid.plateauFlopsPerSecond) as an efficiency. */
   readonly plateau: number;
 }
-
-/**
- * From 4096 up in every dimension the measured H100 grid is flat within its noise (0.65-0.75 of the bf16
- * peak at every point, models/hardware/measured/h100-sxm.json); below it, efficiency falls with the size.
- */
-export const PLATEAU_MIN_DIM = 4096;
 
 const cache = new WeakMap<GemmGrid, Map<number, EfficiencyGrid>>();
 
@@ -35,22 +29,17 @@ export function efficiencyGrid(grid: GemmGrid, peakFlopsPerSecond: number): Effi
 
 function build(grid: GemmGrid, peak: number): EfficiencyGrid {
   const efficiency = new Float64Array(grid.seconds.length);
-  const flat: number[] = [];
   let idx = 0;
   for (const m of grid.m) {
     for (const k of grid.k) {
       for (const n of grid.n) {
-        const e = (2 * m * k * n) / grid.seconds[idx]! / peak;
-        efficiency[idx++] = e;
-        if (m >= PLATEAU_MIN_DIM && k >= PLATEAU_MIN_DIM && n >= PLATEAU_MIN_DIM) flat.push(e);
+        efficiency[idx] = (2 * m * k * n) / grid.seconds[idx]! / peak;
+        idx++;
       }
     }
   }
-  if (flat.length === 0) throw new Error(`internal: a GEMM grid with no point at ${PLATEAU_MIN_DIM} or more in every dimension`);
-  flat.sort((a, b) => a - b);
-  const h = flat.length >> 1;
-  const plateau = flat.length % 2 === 1 ? flat[h]! : (flat[h - 1]! + flat[h]!) / 2;
-  return { log2M: grid.m.map(Math.log2), log2K: grid.k.map(Math.log2), log2N: grid.n.map(Math.log2), efficiency, plateau };
+  const log2 = (axis: readonly number[]) => axis.map(Math.log2);
+  return { log2M: log2(grid.m), log2K: log2(grid.k), log2N: log2(grid.n), efficiency, plateau: grid.plateauFlopsPerSecond / peak };
 }
 
 /** Lower index and weight of the upper neighbour of x on a sorted axis, x clamped to its ends. */
