@@ -1,4 +1,5 @@
 import { performance } from "node:perf_hooks";
+import { upperMedian as median } from "../src/executor/measure/stats.js";
 
 /** One line of `npm run bench`: a target, the measured median and how the two compare. */
 export interface BenchRow {
@@ -9,10 +10,7 @@ export interface BenchRow {
   readonly ratio: string;
 }
 
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
+export { median };
 
 /** Median seconds per call of `fn`, from `samples` samples of `batch` calls each, after one warm-up batch. */
 export function timePerCall(fn: () => void, batch: number, samples: number): number {

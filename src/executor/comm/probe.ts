@@ -1,3 +1,4 @@
+import { upperMedian } from "../measure/stats.js";
 import type { Program } from "../run/protocol.js";
 import { attachFabric } from "./endpoint.js";
 import type { TrafficSnapshot } from "./traffic.js";
@@ -44,11 +45,6 @@ export function probeInput(rank: number, n: number): Float32Array {
   const x = new Float32Array(n);
   for (let i = 0; i < n; i++) x[i] = rank + 1 + i / 1024;
   return x;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? 0;
 }
 
 export const probeProgram: Program = async (input) => {
@@ -126,7 +122,7 @@ export const probeProgram: Program = async (input) => {
       times.push((performance.now() - t0) / 1e3);
     }
     outputs.push(payload.keepOutputs === false || out === null ? null : Array.from(out as Float32Array));
-    seconds.push(median(times));
+    seconds.push(upperMedian(times));
   }
   return { outputs, seconds, traffic: ep.traffic.snapshot() } satisfies ProbeResult;
 };

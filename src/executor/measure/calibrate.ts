@@ -8,6 +8,7 @@ import { launch } from "../run/launch.js";
 import { countKernels, kernelOverheadSeconds, optimizerBytesPerSecond } from "./kernels.js";
 import { matmulSeconds } from "./matmul.js";
 import { predict, profileCluster, type DeviceProfile } from "./profile.js";
+import { upperMedian } from "./stats.js";
 
 /**
  * `meshplan calibrate`: measures this machine as the executor uses it and sets the cost model's two
@@ -21,11 +22,6 @@ import { predict, profileCluster, type DeviceProfile } from "./profile.js";
  */
 export const MATMUL_SIZES = [16, 32, 64, 128, 256] as const;
 
-export function medianOf(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? 0;
-}
-
 export function memcpyBytesPerSecond(bytes = 64 * 2 ** 20, repeats = 9): number {
   const src = new Uint8Array(bytes).fill(7);
   const dst = new Uint8Array(bytes);
@@ -36,7 +32,7 @@ export function memcpyBytesPerSecond(bytes = 64 * 2 ** 20, repeats = 9): number 
     dst.set(src);
     times.push((performance.now() - t0) / 1e3);
   }
-  return bytes / medianOf(times);
+  return bytes / upperMedian(times);
 }
 
 /**
@@ -70,7 +66,7 @@ export async function messageLatencySeconds(repeat: number, timeoutSeconds: numb
   const res = (await launch({ fabric, timeoutSeconds, ranks: [{ program: "probe", payload: ping }, { program: "probe", payload: pong }] })) as ProbeResult[];
   const s = res[0]!.seconds;
   // The first rounds pay for warm-up (JIT, first wake-ups); the median of the rest.
-  return medianOf(rounds.map((_, r) => s[2 * r]! + s[2 * r + 1]!).slice(Math.min(10, repeat - 1))) / 2;
+  return upperMedian(rounds.map((_, r) => s[2 * r]! + s[2 * r + 1]!).slice(Math.min(10, repeat - 1))) / 2;
 }
 
 /** Least squares y = a + b x. */
@@ -121,7 +117,7 @@ export function overheadPerGemm(base: FitBase, kernelOverhead: number, runs: rea
     const gemms = stepSeconds(base, 1, 1e9, r) - stepSeconds(base, 0, 1e9, r);
     return (kernelOverhead * r.kernels!) / gemms;
   });
-  return medianOf(perShape);
+  return upperMedian(perShape);
 }
 
 /**
@@ -177,7 +173,7 @@ export async function calibrate(o: { readonly backend: BackendChoice; readonly b
     say(`training steps (${s.shape})`);
     const kernels = await countKernels(loaded.tf, () => runReference({ model: s.model, plan: s.plan, steps: 1, backend: o.backend }));
     const ref = await runReference({ model: s.model, plan: s.plan, steps: 10, backend: o.backend });
-    runs.push({ ...s, kernels, measuredSeconds: medianOf(ref.result.steps.slice(1).map((x) => x.seconds)) });
+    runs.push({ ...s, kernels, measuredSeconds: upperMedian(ref.result.steps.slice(1).map((x) => x.seconds)) });
   }
   say("fitting");
   const measured = {
@@ -193,10 +189,10 @@ export async function calibrate(o: { readonly backend: BackendChoice; readonly b
   // is timed, when all of them are surely running.
   const stepOf = async () => {
     const ex = await execute({ model: probe.model, plan: probe.plan, steps: 30, backend: o.backend, reference: false });
-    return medianOf(ex.results[0]!.steps.slice(10, 20).map((x) => x.seconds));
+    return upperMedian(ex.results[0]!.steps.slice(10, 20).map((x) => x.seconds));
   };
   say(`the same step alone and ${cores} at once`);
   const aloneSeconds = await stepOf();
-  const concurrentSeconds = medianOf(await Promise.all(Array.from({ length: cores }, stepOf)));
+  const concurrentSeconds = upperMedian(await Promise.all(Array.from({ length: cores }, stepOf)));
   return { ...fitted, concurrency: { ranks: cores, aloneSeconds, concurrentSeconds, slowdown: Math.max(1, concurrentSeconds / aloneSeconds) } };
 }

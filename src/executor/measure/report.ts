@@ -8,6 +8,7 @@ import type { Execution } from "../execute.js";
 import type { RankResult, StepRecord } from "../run/job.js";
 import { peakActivationElements } from "./accounting.js";
 import { costModelElements } from "./cost-map.js";
+import { upperMedian } from "./stats.js";
 import { stageUnits, unitSlots } from "../model/layout.js";
 
 /**
@@ -71,11 +72,6 @@ function bytesComparison(ex: Execution, shape: ClusterShape): ExecuteReport["byt
   return out;
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? 0;
-}
-
 /** Steps after the first (which pays for warm-up), or all when there is one. */
 function timed<T>(steps: readonly T[]): readonly T[] {
   return steps.length > 1 ? steps.slice(1) : steps;
@@ -107,7 +103,7 @@ export function bubbleOf(s: StepRecord, window: { startMs: number; endMs: number
 function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[], windows: readonly { startMs: number; endMs: number }[]): RankMeasurement {
   const steps = timed(r.steps);
   const stepWindows = timed(windows);
-  const pick = (f: (s: (typeof steps)[number]) => number) => median(steps.map(f));
+  const pick = (f: (s: (typeof steps)[number]) => number) => upperMedian(steps.map(f));
   const comm = Object.fromEntries(COMM_KINDS.map((k) => [k, pick((s) => s.comm[k].seconds)])) as Record<CommKind, number>;
   const idle = pick((s) => COMM_KINDS.reduce((a, k) => a + s.comm[k].idleSeconds, 0));
   const st = r.memory.states;
@@ -123,7 +119,7 @@ function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[
     optimizerSeconds: pick((s) => s.optimizerSeconds),
     commSeconds: comm,
     idleSeconds: idle,
-    bubbleFraction: ex.plan.pp > 1 ? median(steps.map((s, i) => bubbleOf(s, stepWindows[i]!))) : 0,
+    bubbleFraction: ex.plan.pp > 1 ? upperMedian(steps.map((s, i) => bubbleOf(s, stepWindows[i]!))) : 0,
     memory: {
       ...st,
       activationsBytes: r.memory.peakActivationBytes,
@@ -150,7 +146,7 @@ export function buildReport(ex: Execution, shape: ClusterShape, predicted: Estim
   // The critical stage: the rank busiest outside pipeline waits sets the pace and the bubble.
   const busiest = ranks.reduce((a, b) => (b.stepSeconds * (1 - b.bubbleFraction) > a.stepSeconds * (1 - a.bubbleFraction) ? b : a), ranks[0]!);
   const critical = ranks.find((r) => r.stage === criticalStage) ?? busiest;
-  const stepSeconds = median(timed(workers[0]!.steps).map((_, i) => Math.max(...workers.map((r) => timed(r.steps)[i]!.seconds))));
+  const stepSeconds = upperMedian(timed(workers[0]!.steps).map((_, i) => Math.max(...workers.map((r) => timed(r.steps)[i]!.seconds))));
   const notes: string[] = [];
   const threads = ex.results.length;
   if (threads > cores) notes.push(`${threads} ranks share ${cores} cores: the timing comparison is not meaningful (ranks wait for a core, not for each other)`);
