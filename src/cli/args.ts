@@ -43,7 +43,7 @@ export const FLAGS = {
   "shard-group": { type: "int", help: "hybrid sharding: ZeRO shards over groups of N data-parallel ranks, replicated across groups (FSDP HYBRID_SHARD)", valueName: "N" },
   "tp-sync-backward": { type: "bool", help: "tensor-parallel backward collectives not hidden behind the gradient GEMMs (Megatron-DeepSpeed, Megatron-LM before 2022)" },
   "fp32-grads": { type: "bool", help: "fp32 gradient accumulation (default on for bf16/fp8)" },
-  calibrated: { type: "bool", help: "plan/simulate/explore with the efficiency factors fitted on published runs (models/hardware/calibration.json) instead of the priors" },
+  calibrated: { type: "bool", help: "plan/simulate/explore with the efficiency factors fitted on published runs (models/hardware/calibration.json; the default); --no-calibrated predicts with the sourced priors alone" },
   planner: { type: "bool", help: "validate: also search the best plan of every published setting and compare (slow: about 30 s)" },
   trace: { type: "string", help: "write a Chrome trace-event JSON (simulate)", valueName: "FILE" },
   top: { type: "int", help: "plans to show (plan: default 5; explore: default 10)", valueName: "K" },

@@ -48,13 +48,13 @@ function positive(flags: Flags, name: FlagName): number | undefined {
 export interface Context {
   readonly model: ModelSpec;
   readonly shape: ClusterShape;
-  /** --calibrated: when the calibration layer applied to the cluster was fitted. */
+  /** When the calibration layer applied to the cluster was fitted (absent: the priors alone, --no-calibrated). */
   readonly calibratedAt?: string;
 }
 
 /**
- * --calibrated: the cluster with the efficiency factors `meshplan validate` fitted on published runs
- * (models/hardware/calibration.json; README, "Accuracy"), instead of the datasheet and benchmark priors.
+ * The cluster with the efficiency factors `meshplan validate` fitted on published runs
+ * (models/hardware/calibration.json; README, "Accuracy") applied to the datasheet and benchmark priors.
  */
 function calibrate(spec: ClusterSpec): { spec: ClusterSpec; fittedAt: string } {
   const file = CALIBRATION_FILE();
@@ -70,12 +70,17 @@ function calibrate(spec: ClusterSpec): { spec: ClusterSpec; fittedAt: string } {
   return { spec: calibratedCluster(spec, cal.scales), fittedAt: cal.fittedAt };
 }
 
-/** Loads the model and cluster that the common flags name. */
-export function loadContext(flags: Flags): Context {
+/**
+ * Loads the model and cluster that the common flags name. `calibratedByDefault`: plan, simulate and
+ * explore predict with the calibration layer unless --no-calibrated asks for the priors alone (the
+ * calibrated model is the one whose held-out accuracy README reports); execute predicts with its own
+ * device profile and keeps the priors.
+ */
+export function loadContext(flags: Flags, calibratedByDefault = false): Context {
   const gpus = positive(flags, "gpus") ?? DEFAULT_GPUS;
   const model = loadModel(str(flags, "model") ?? DEFAULT_MODEL);
   const prior = loadCluster(str(flags, "cluster") ?? DEFAULT_CLUSTER, str(flags, "gpu"));
-  const calibrated = bool(flags, "calibrated") === true ? calibrate(prior) : undefined;
+  const calibrated = (bool(flags, "calibrated") ?? calibratedByDefault) ? calibrate(prior) : undefined;
   const spec = calibrated?.spec ?? prior;
   const gpusPerNode = positive(flags, "gpus-per-node") ?? spec.gpusPerNode;
   if (gpus > gpusPerNode && gpus % gpusPerNode !== 0) {

@@ -20,7 +20,7 @@ export function colorEnabled(env: NodeJS.ProcessEnv, stdout: { isTTY?: boolean; 
 
 /** The flags and what they load: the same validation as `meshplan plan`. */
 export function loadFlags(flags: Flags): { readonly context: Context; readonly pinned: PlanInput } {
-  return { context: loadContext(flags), pinned: planInputFrom(flags) };
+  return { context: loadContext(flags, true), pinned: planInputFrom(flags) };
 }
 
 const ALT_SCREEN_ON = "\x1b[?1049h\x1b[H";

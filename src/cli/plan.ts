@@ -15,7 +15,7 @@ import type { Io } from "./io.js";
 export function planCommand(args: ParsedArgs, io: Io): number {
   const top = typeof args.flags.top === "number" ? args.flags.top : 5;
   if (top < 1) throw new InputError({ code: "out-of-range", field: "--top", value: top, valid: "an integer >= 1" });
-  const { model, shape, calibratedAt } = loadContext(args.flags);
+  const { model, shape, calibratedAt } = loadContext(args.flags, true);
   const pinned = planInputFrom(args.flags);
   const start = performance.now();
   // The shortlist's final ranking comes from the event simulator (the search itself never imports it).

@@ -72,7 +72,7 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
   if (trace !== undefined && (typeof trace !== "string" || trace === "")) {
     throw new InputError({ code: "bad-flag", field: "--trace", value: trace, valid: "a file path" });
   }
-  const { model, shape, calibratedAt } = loadContext(args.flags);
+  const { model, shape, calibratedAt } = loadContext(args.flags, true);
   const input = planInputFrom(args.flags);
   const plan = resolvePlan(model, shape, input);
   const defaultBatch = defaultGlobalBatch(model, plan.seqLen);

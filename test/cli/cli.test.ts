@@ -28,20 +28,23 @@ function file(name: string, text: string): string {
   return path;
 }
 
-describe("--calibrated: the efficiency factors fitted on published runs", () => {
+describe("the efficiency factors fitted on published runs (default; --no-calibrated for the priors)", () => {
   it("slows the same plan by the calibration layer and says so; memory and the contract's shape do not change", () => {
     const args = ["simulate", "--model", "llama3-70b", "--gpus", "64", "--tp", "8", "--pp", "4", "--zero", "1"];
-    const prior = JSON.parse(meshplan(...args, "--json").stdout);
-    const cal = JSON.parse(meshplan(...args, "--json", "--calibrated").stdout);
+    const prior = JSON.parse(meshplan(...args, "--json", "--no-calibrated").stdout);
+    const cal = JSON.parse(meshplan(...args, "--json").stdout);
+    expect(JSON.parse(meshplan(...args, "--json", "--calibrated").stdout)).toEqual(cal);
     expect(Object.keys(cal).sort()).toEqual(Object.keys(prior).sort());
     expect(cal.cluster).toEqual(prior.cluster);
     expect(cal.memory).toEqual(prior.memory);
     // every fitted GEMM and attention factor is below 1 (models/hardware/calibration.json)
     expect(cal.time.stepSeconds).toBeGreaterThan(1.1 * prior.time.stepSeconds);
-    const text = meshplan(...args, "--calibrated");
-    expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/^efficiency calibrated on published runs \(models\/hardware\/calibration.json, fitted \d{4}-\d{2}-\d{2}/);
-    expect(meshplan(...args).stdout).not.toContain("calibrated");
+    for (const command of ["simulate", "plan"]) {
+      const text = meshplan(command, ...args.slice(1));
+      expect(text.code).toBe(0);
+      expect(text.stdout).toMatch(/^efficiency calibrated on published runs \(models\/hardware\/calibration.json, fitted \d{4}-\d{2}-\d{2}/m);
+      expect(meshplan(command, ...args.slice(1), "--no-calibrated").stdout).not.toContain("calibrated");
+    }
   });
 });
 
@@ -166,7 +169,7 @@ describe("meshplan plan: pins that cannot hold say why", () => {
 describe("meshplan simulate: a default it had to change", () => {
   it("says when the default global batch was rounded up to fit dp x micro-batch", () => {
     const r = meshplan("simulate", "--model", "llama3-70b", "--gpus", "64", "--tp", "8", "--pp", "4", "--micro-batch", "3");
-    expect(r.stdout.split("\n")[0]).toBe("global batch 516 sequences: the default 512 rounded up to a multiple of dp x micro-batch (--global-batch sets it)");
+    expect(r.stdout.split("\n")).toContain("global batch 516 sequences: the default 512 rounded up to a multiple of dp x micro-batch (--global-batch sets it)");
     const plain = meshplan("simulate", "--model", "llama3-70b", "--gpus", "64", "--tp", "8", "--pp", "4");
     expect(plain.stdout).not.toContain("rounded up");
   });

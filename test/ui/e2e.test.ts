@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadCluster, loadModel } from "../../src/cli/catalog.js";
+import { loadFlags } from "../../src/cli/explore.js";
 import { simulate } from "../../src/simulator/simulate.js";
 import { listRows, ready } from "./helpers.js";
 
@@ -87,8 +87,9 @@ describe.skipIf(!hasTmux)("meshplan explore in tmux", () => {
     expect(readdirSync(dir).some((f) => f.endsWith(".tmp"))).toBe(false); // the temporary file was renamed
     const saved = JSON.parse(readFileSync(join(dir, files[0]!), "utf8"));
     expect(saved.plan.tp).toBe(Number(tp));
-    const shape = { spec: loadCluster(saved.cluster.name, saved.cluster.gpu), gpus: saved.cluster.gpus, gpusPerNode: saved.cluster.gpusPerNode };
-    expect(JSON.parse(JSON.stringify(simulate(loadModel(saved.model), shape, saved.plan).estimate))).toEqual(saved);
+    // The context the explorer's flags give (the calibrated cluster, as plan and simulate use by default).
+    const { context } = loadFlags({ model: saved.model, gpus: saved.cluster.gpus, cluster: saved.cluster.name });
+    expect(JSON.parse(JSON.stringify(simulate(context.model, context.shape, saved.plan).estimate))).toEqual(saved);
 
     keys("q");
     const after = await waitFor((s) => s.includes("explorer exited with"), "the explorer to exit");

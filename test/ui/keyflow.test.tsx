@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadCluster, loadModel } from "../../src/cli/catalog.js";
+import { loadFlags } from "../../src/cli/explore.js";
 import { simulate } from "../../src/simulator/simulate.js";
 import { column, KEY, listRows, ready, startExplorer, type Started } from "./helpers.js";
 
@@ -68,8 +68,9 @@ describe("explorer key flows (tiny-gpt on 4 GPUs, in-thread planner)", () => {
     const files = readdirSync(ui.dir);
     expect(files).toHaveLength(1); // no temporary file left behind
     const saved = JSON.parse(readFileSync(join(ui.dir, files[0]!), "utf8"));
-    const spec = loadCluster(saved.cluster.name, saved.cluster.gpu);
-    const again = simulate(loadModel(saved.model), { spec, gpus: saved.cluster.gpus, gpusPerNode: saved.cluster.gpusPerNode }, saved.plan).estimate;
+    // The context the explorer's flags give (the calibrated cluster, as plan and simulate use by default).
+    const { context } = loadFlags({ model: saved.model, gpus: saved.cluster.gpus, cluster: saved.cluster.name });
+    const again = simulate(context.model, context.shape, saved.plan).estimate;
     expect(JSON.parse(JSON.stringify(again))).toEqual(saved);
     const selectedTp = listRows(ui.frame()).find((r) => r.selected)!.cells[column(ui.frame(), "tp")];
     expect(saved.plan.tp).toBe(Number(selectedTp));
