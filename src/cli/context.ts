@@ -62,10 +62,10 @@ function calibrate(spec: ClusterSpec): { spec: ClusterSpec; fittedAt: string } {
   try {
     cal = readCalibration(file);
   } catch (e) {
-    throw new InputError({ code: "bad-json", field: "--calibrated", value: file, valid: "a calibration file that `npm run calibrate` wrote", reason: (e as Error).message });
+    throw new InputError({ code: "bad-json", field: "--calibrated", value: file, valid: "a calibration file that `npm run calibrate` wrote, or --no-calibrated for the priors alone", reason: (e as Error).message });
   }
   if (cal === undefined) {
-    throw new InputError({ code: "missing-field", field: "--calibrated", value: file, valid: "an existing calibration file (`npm run calibrate` writes it)", reason: "the file does not exist" });
+    throw new InputError({ code: "missing-field", field: "--calibrated", value: file, valid: "an existing calibration file (`npm run calibrate` writes it), or --no-calibrated for the priors alone", reason: "the file does not exist" });
   }
   return { spec: calibratedCluster(spec, cal.scales), fittedAt: cal.fittedAt };
 }

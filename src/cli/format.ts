@@ -37,7 +37,7 @@ export function planSummary(e: Estimate): string {
   return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${zeroLabel(p)}, recompute ${p.recompute}${ps}`;
 }
 
-/** Says that the efficiencies are the calibration layer's, not the priors (--calibrated). */
+/** Says that the efficiencies are the calibration layer's, not the priors (the default; --no-calibrated drops the layer). */
 export function calibratedLine(fittedAt: string): string {
   return `efficiency calibrated on published runs (models/hardware/calibration.json, fitted ${fittedAt}; accuracy: meshplan validate)`;
 }

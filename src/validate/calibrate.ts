@@ -2,10 +2,9 @@ import { writeFileSync } from "node:fs";
 import { builtinNames, loadCluster, loadModel } from "../cli/catalog.js";
 import type { ClusterSpec } from "../spec/types.js";
 import { calibratedCluster, type CalibrationFile } from "./calibration.js";
-import { recordCase, type ValidationCase } from "./cases.js";
 import { CALIBRATION_FILE, readMeasurements } from "./files.js";
 import { comparable, DEFAULT_FIT, fitScales, heldOutFolds, PRIOR_WEIGHT } from "./fit.js";
-import { prepareCases } from "./predict.js";
+import { prepareRecords } from "./predict.js";
 import { buildReport } from "./report.js";
 
 /**
@@ -30,12 +29,7 @@ function main(): void {
     if (spec === undefined) clusters.set(name, (spec = loadCluster(name)));
     return spec;
   };
-  const cases: ValidationCase[] = [];
-  for (const r of records) {
-    const c = recordCase(r, builtins);
-    if ("case" in c) cases.push(c.case);
-  }
-  const { prepared } = prepareCases(cases, cluster);
+  const { prepared } = prepareRecords(records, builtins, cluster);
   const compared = comparable(prepared);
   log(`calibrate: ${compared.length} compared records from ${new Set(compared.map((c) => c.case.source)).size} sources; fitting all`);
   const all = fitScales(compared, DEFAULT_FIT);

@@ -87,7 +87,7 @@ describe("simulate(): an Estimate whose time comes from the timeline", () => {
         expect(sim).toBeLessThan(1e-12);
       }
       if (plan.pp === 1 && plan.zero <= 1) expect(sim).toBeCloseTo(analytic, 9);
-    }), { numRuns: 120 });
+    }), { numRuns: 120, seed: 20261122 }); // seeded: unseeded, a draw of 120 plans could hold no hidden case
     expect(hidden).toBeGreaterThan(0);
   });
 

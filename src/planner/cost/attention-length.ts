@@ -1,4 +1,5 @@
 import type { MeasuredAttention } from "../../spec/types.js";
+import { bracket } from "./gemm-grid.js";
 
 /**
  * How a fused causal attention kernel's throughput depends on the key length it runs over, relative to
@@ -24,26 +25,31 @@ const LENGTHS = [512, 1024, 2048, 4096, 8192, 16384] as const;
 const FA2 = { causal: [191, 260, 298, 319, 333, 335], unmaskedLong: 370 } as const;
 const FA3 = { causal: [292, 423, 521, 579, 602, 616], unmaskedLong: 648 } as const;
 /** Each kernel's causal rate over its own unmasked 16k rate; the two kernels' mean. */
-const CAUSAL = LENGTHS.map((_, i) => (FA2.causal[i]! / FA2.unmaskedLong + FA3.causal[i]! / FA3.unmaskedLong) / 2);
-
-function interpolate(lengths: readonly number[], curve: readonly number[], length: number): number {
-  const last = lengths.length - 1;
-  if (length <= lengths[0]!) return curve[0]!;
-  if (length >= lengths[last]!) return curve[last]!;
-  let i = 0;
-  while (length > lengths[i + 1]!) i++;
-  const t = Math.log2(length / lengths[i]!) / Math.log2(lengths[i + 1]! / lengths[i]!);
-  return curve[i]! + t * (curve[i + 1]! - curve[i]!);
+/** A curve over log2 of the key length. */
+interface LengthCurve {
+  readonly log2Lengths: readonly number[];
+  readonly values: readonly number[];
 }
 
-const measuredCurves = new WeakMap<MeasuredAttention, readonly number[]>();
+const PUBLISHED: LengthCurve = {
+  log2Lengths: LENGTHS.map(Math.log2),
+  values: LENGTHS.map((_, i) => (FA2.causal[i]! / FA2.unmaskedLong + FA3.causal[i]! / FA3.unmaskedLong) / 2),
+};
+
+/** Linear in log2(length) between points, held flat outside them (gemm-grid.ts's bracket). */
+function interpolate(c: LengthCurve, length: number): number {
+  const [i, t] = bracket(c.log2Lengths, Math.log2(length));
+  return t === 0 ? c.values[i]! : c.values[i]! + t * (c.values[i + 1]! - c.values[i]!);
+}
+
+const measuredCurves = new WeakMap<MeasuredAttention, LengthCurve>();
 
 /** A measured kernel's causal rate at each length over its unmasked rate at its longest length. */
-function measuredCurve(m: MeasuredAttention): readonly number[] {
+function measuredCurve(m: MeasuredAttention): LengthCurve {
   let curve = measuredCurves.get(m);
   if (curve === undefined) {
     const top = m.unmaskedFlopsPerSecond[m.unmaskedFlopsPerSecond.length - 1]!;
-    measuredCurves.set(m, (curve = m.causalFlopsPerSecond.map((r) => r / top)));
+    measuredCurves.set(m, (curve = { log2Lengths: m.lengths.map(Math.log2), values: m.causalFlopsPerSecond.map((r) => r / top) }));
   }
   return curve;
 }
@@ -63,6 +69,5 @@ function measuredCurve(m: MeasuredAttention): readonly number[] {
  */
 export function attentionLengthFactor(seqLen: number, cp: number, measured?: MeasuredAttention): number {
   if (!(seqLen > 0) || !(cp >= 1)) throw new Error(`internal: attention over ${seqLen} tokens and cp ${cp}`);
-  if (measured !== undefined) return interpolate(measured.lengths, measuredCurve(measured), seqLen / cp);
-  return interpolate(LENGTHS, CAUSAL, seqLen / cp);
+  return interpolate(measured === undefined ? PUBLISHED : measuredCurve(measured), seqLen / cp);
 }

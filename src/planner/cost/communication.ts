@@ -2,7 +2,7 @@ import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { kvHeadsPerRank } from "./activations.js";
 import { collective, FREE, plus, times, type CollectiveCost } from "./collectives.js";
 import type { HeadTimes, LayerTimes } from "./compute.js";
-import { gradientBytesPerParam, PARAM_BYTES, type RankParams } from "./memory.js";
+import { gradientBytesPerParam, PARAM_BYTES, zeroShardRanks, type RankParams } from "./memory.js";
 import { layerParams, normParams } from "./params.js";
 import { effectiveLink, groupPlacement, type EffectiveLink, type GroupKind } from "./placement.js";
 
@@ -281,7 +281,7 @@ export function dpCosts(plan: Plan, links: Links, params: RankParams, layers: nu
   const g = gradientBytesPerParam(plan);
   // [ranks sharing the shard, parameters, their link, replicas of the shard]: dense weights over dp*cp
   // (one shard group of them under hybrid sharding), expert weights over dp*cp/ep.
-  const shard = plan.shardGroup ?? plan.dp * plan.cp;
+  const shard = zeroShardRanks(plan);
   const groups: [number, number, EffectiveLink, number][] = [
     [shard, params.dense, links.dp, (plan.dp * plan.cp) / shard],
     [(plan.dp * plan.cp) / plan.ep, params.expert, links.edp, 1],

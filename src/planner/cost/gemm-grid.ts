@@ -43,7 +43,7 @@ function build(grid: GemmGrid, peak: number): EfficiencyGrid {
 }
 
 /** Lower index and weight of the upper neighbour of x on a sorted axis, x clamped to its ends. */
-function bracket(axis: readonly number[], x: number): [number, number] {
+export function bracket(axis: readonly number[], x: number): [number, number] {
   const last = axis.length - 1;
   if (last === 0 || x <= axis[0]!) return [0, 0];
   if (x >= axis[last]!) return [last - 1, 1];

@@ -64,12 +64,19 @@ export function totalBytes(m: MemoryBreakdown): number {
   return m.parametersBytes + m.gradientsBytes + m.optimizerBytes + m.activationsBytes + m.otherBytes;
 }
 
+/**
+ * The data-parallel ranks that share one shard of the dense model states: one group of shardGroup ranks
+ * under hybrid sharding (resolvePlan allows it with ep = 1 only), else all dp * cp ranks.
+ */
+export function zeroShardRanks(plan: Pick<Plan, "dp" | "cp" | "shardGroup">): number {
+  return plan.shardGroup ?? plan.dp * plan.cp;
+}
+
 /** Model states on one GPU: ZeRO stage 1 shards optimizer states, 2 also gradients, 3 also parameters. */
 export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients" | "shardGroup">;
 
 export function modelStateBytes(plan: StatePlan, params: RankParams): Pick<MemoryBreakdown, "parametersBytes" | "gradientsBytes" | "optimizerBytes"> {
-  // Hybrid sharding shards over one group of shardGroup ranks (resolvePlan allows it with ep = 1 only).
-  const denseShard = plan.shardGroup ?? plan.dp * plan.cp;
+  const denseShard = zeroShardRanks(plan);
   const expertShard = denseShard / plan.ep;
   const sharded = (stage: number) => (stage <= plan.zero ? params.dense / denseShard + params.expert / expertShard : params.dense + params.expert);
   const all = params.dense + params.expert;

@@ -1,4 +1,5 @@
 import type { ClusterShape, LinkSpec, Plan } from "../../spec/types.js";
+import { zeroShardRanks } from "./memory.js";
 
 /**
  * Where each parallel group's ranks sit. Ranks are laid out with tp varying fastest, then cp, dp and pp
@@ -38,9 +39,9 @@ function groupShape(kind: GroupKind, plan: Plan): { degree: number; stride: numb
       return { degree: plan.cp, stride: plan.tp };
     case "dp":
       // Gradients are reduced over dp*cp: context-parallel ranks hold the same weights.
-      return { degree: plan.shardGroup ?? plan.dp * plan.cp, stride: plan.tp };
+      return { degree: zeroShardRanks(plan), stride: plan.tp };
     case "dpr":
-      return { degree: (plan.dp * plan.cp) / (plan.shardGroup ?? plan.dp * plan.cp), stride: plan.tp * (plan.shardGroup ?? plan.dp * plan.cp) };
+      return { degree: (plan.dp * plan.cp) / zeroShardRanks(plan), stride: plan.tp * zeroShardRanks(plan) };
     case "ep":
       return { degree: plan.ep, stride: plan.tp };
     case "edp":

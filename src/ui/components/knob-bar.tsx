@@ -8,7 +8,7 @@ export interface KnobBarProps {
   readonly selected: Plan | undefined;
   readonly focus: number;
   readonly title: boolean;
-  /** --calibrated: shown after the context, so the numbers are not read as the priors'. */
+  /** The calibration layer applies (the default; not with --no-calibrated): shown after the context. */
   readonly calibrated?: boolean;
 }
 
