@@ -27,6 +27,9 @@ export function formatProfile(p: DeviceProfile, file: string): string {
     ...(p.concurrency === undefined ? [] : [
       `  ${p.concurrency.ranks} ranks at once: a step takes ${(p.concurrency.concurrentSeconds * 1e3).toFixed(1)} ms against ${(p.concurrency.aloneSeconds * 1e3).toFixed(1)} ms alone (x${p.concurrency.slowdown.toFixed(2)}; predictions for several ranks use it)`,
     ]),
+    ...(p.passJitter === undefined ? [] : [
+      `  pass times with every core busy (${p.passJitter.shape}, ${p.passJitter.samples} passes): log-sd ${p.passJitter.forward.logSd.toFixed(3)} for forwards of ${(p.passJitter.forward.meanSeconds * 1e3).toFixed(2)} ms, ${p.passJitter.backward.logSd.toFixed(3)} for backwards of ${(p.passJitter.backward.meanSeconds * 1e3).toFixed(2)} ms (pipeline predictions simulate it)`,
+    ]),
   ];
   return lines.join("\n");
 }

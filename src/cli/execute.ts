@@ -3,7 +3,7 @@ import { availableParallelism, loadavg, totalmem } from "node:os";
 import { execute, type ProgressEvent } from "../executor/execute.js";
 import { buildReport } from "../executor/measure/report.js";
 import { formatReport } from "../executor/measure/table.js";
-import { predictWithStage, profileShape, type DeviceProfile } from "../executor/measure/profile.js";
+import { predictOnProfile, type DeviceProfile } from "../executor/measure/profile.js";
 import { calibrate } from "../executor/measure/calibrate.js";
 import type { BackendChoice } from "../executor/run/backend.js";
 import { ExecutionError } from "../executor/run/launch.js";
@@ -107,10 +107,8 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
       reference: !plan.asynchronous,
       onProgress: progressReporter(io, workers, steps),
     });
-    const devices = ex.results.length;
-    const cluster = profileShape(profile, devices);
-    const prediction = predictWithStage(model, cluster, plan);
-    const report = buildReport(ex, cluster, prediction.estimate, availableParallelism(), load, plan.pp > 1 ? prediction.criticalStage : undefined);
+    const prediction = predictOnProfile(model, profile, ex.results.length, plan);
+    const report = buildReport(ex, prediction.shape, prediction.estimate, availableParallelism(), load, prediction.criticalStage, prediction.note);
     io.out(flags.json === true ? JSON.stringify(report, null, 2) : formatReport(report, model.name));
     const n = ex.numerics;
     if (n !== undefined && (n.maxRelativeError > LOSS_TOLERANCE || n.maxWeightError > WEIGHT_TOLERANCE)) {

@@ -2,7 +2,7 @@ import { availableParallelism, loadavg } from "node:os";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import { execute } from "./execute.js";
 import { calibrate } from "./measure/calibrate.js";
-import { predictWithStage, profileShape } from "./measure/profile.js";
+import { predictOnProfile } from "./measure/profile.js";
 import { buildReport, worstMemoryRank } from "./measure/report.js";
 
 /** The executor's entry for other front ends (the explorer's `x`): run a plan here and compare. */
@@ -40,9 +40,8 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
       options.onProgress(Math.min(1, done / (ranks * STEPS)), `step ${e.step + 1}/${STEPS}`);
     },
   });
-  const cluster = profileShape(profile, ex.results.length);
-  const prediction = predictWithStage(model, cluster, plan);
-  const r = buildReport(ex, cluster, prediction.estimate, availableParallelism(), loadavg()[0], plan.pp > 1 ? prediction.criticalStage : undefined);
+  const prediction = predictOnProfile(model, profile, ex.results.length, plan);
+  const r = buildReport(ex, prediction.shape, prediction.estimate, availableParallelism(), loadavg()[0], prediction.criticalStage, prediction.note);
   const worst = worstMemoryRank(r);
   const rows = [
     { quantity: "step time", predicted: fmt.seconds(r.predicted.time.stepSeconds), measured: fmt.seconds(r.measured.stepSeconds) },

@@ -6,8 +6,9 @@ import { analyze, opTable, summarize, type StepSummary } from "./analyze.js";
 import { buildPipeline } from "./build-pipeline.js";
 import { buildParameterServers } from "./build-ps.js";
 import { runGraph } from "./engine.js";
+import type { Graph } from "./graph.js";
 import { simInputFromCosts } from "./from-costs.js";
-import type { SimInput, Timeline } from "./types.js";
+import { OpKind, type SimInput, type Timeline } from "./types.js";
 
 export interface Simulation {
   /** The contract's Estimate, with its time and pipeline fields measured on the simulated timeline. */
@@ -60,6 +61,67 @@ export function simulate(model: ModelSpec, shape: ClusterShape, plan: Plan): Sim
   const costs = planCosts(model, shape, plan);
   const timeline = simulateInput(simInputFromCosts(model, shape, plan, costs));
   return { estimate: estimateFrom(model, shape, plan, costs, timeline, criticalStage(timeline.ranks, timeline.criticalRank)), timeline };
+}
+
+/**
+ * Pass-time jitter: every forward, backward and weight-gradient pass takes its cost-model time t times a
+ * log-normal factor exp(sigma z - sigma^2 / 2), z a standard normal and sigma = logSdAt(t), so the mean pass
+ * keeps the cost model's time and only its spread is added. Where ranks wait on one another (a stage on its
+ * neighbour's activation or gradient) the spread turns into waits a step with exact pass times never has.
+ * A stage's data-, tensor- and context-parallel replicas stay one simulated rank, so waits between replicas
+ * are not modelled.
+ */
+export interface PassJitter {
+  /** Standard deviation of the logarithm of a pass's time, for a pass of that many seconds. */
+  readonly logSdAt: (seconds: number) => number;
+  /** Simulated steps; the one with the median step time is reported. */
+  readonly samples: number;
+  /** Standard normal draws, seeded by the caller so that a prediction repeats. */
+  readonly normal: () => number;
+}
+
+export interface JitteredSimulation extends Simulation {
+  /** Every sample's step, shortest first. */
+  readonly stepSeconds: readonly number[];
+  /** The stage the Estimate is of: the critical one without jitter. */
+  readonly criticalStage: number;
+}
+
+function jittered(graph: Graph, kinds: Uint8Array, j: PassJitter): Graph {
+  const durationSeconds = graph.durationSeconds.slice();
+  for (let op = 0; op < graph.size; op++) {
+    const k = kinds[op]!;
+    if (k !== OpKind.forward && k !== OpKind.backward && k !== OpKind.weight) continue;
+    const sigma = j.logSdAt(durationSeconds[op]!);
+    durationSeconds[op]! *= Math.exp(sigma * j.normal() - (sigma * sigma) / 2);
+  }
+  return { ...graph, durationSeconds };
+}
+
+/**
+ * simulate() with pass-time jitter: `samples` steps, each with fresh factors; the step with the median time
+ * gives the Estimate and the timeline. The Estimate is assembled for the stage that is critical without
+ * jitter (the one whose bubble the exact schedule defines), so its bubble is that stage's idle share.
+ */
+export function simulateJittered(model: ModelSpec, shape: ClusterShape, plan: Plan, jitter: PassJitter): JitteredSimulation {
+  if (!Number.isInteger(jitter.samples) || jitter.samples < 1) throw new RangeError(`pass jitter: samples = ${jitter.samples}; want an integer >= 1`);
+  const costs = planCosts(model, shape, plan);
+  const input = simInputFromCosts(model, shape, plan, costs);
+  const { built, graph, columns, run } = play(input, true);
+  const stage = criticalStage(built.ranks, summarize(built, opTable(graph, columns, run), run).criticalRank);
+  const runs = Array.from({ length: jitter.samples }, () => {
+    const g = jittered(graph, columns.kind, jitter);
+    return { graph: g, run: runGraph(g) };
+  });
+  runs.sort((a, b) => a.run.spanSeconds - b.run.spanSeconds);
+  const median = runs[Math.floor(runs.length / 2)]!;
+  const timeline = analyze(input.schedule, built, median.graph, columns, median.run);
+  return {
+    estimate: estimateFrom(model, shape, plan, costs, timeline, stage),
+    timeline,
+    stepSeconds: runs.map((r) => r.run.spanSeconds),
+    criticalStage: stage,
+  };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { calibrateCommand } from "../../src/cli/calibrate.js";
@@ -32,6 +32,13 @@ describe("meshplan calibrate and execute", () => {
     expect(p.peakFlopsPerSecond).toBeGreaterThan(1e8);
     expect(p.collectiveBytesPerSecond).toBeGreaterThan(1e7);
     expect(p.fit).toHaveLength(3);
+    // Pass-time jitter with every core busy: two pass lengths (forwards shorter than backwards), a spread each.
+    if (cpus().length > 1) {
+      expect(p.passJitter.forward.meanSeconds).toBeLessThan(p.passJitter.backward.meanSeconds);
+      expect(p.passJitter.forward.logSd).toBeGreaterThan(0);
+      expect(p.passJitter.backward.logSd).toBeGreaterThan(0);
+      expect(p.passJitter.samples).toBe(cpus().length * 10 * 16);
+    }
     expect(out.stdout.join("\n")).toMatch(/matrix multiply/);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { upperMedian } from "../../src/executor/measure/stats.js";
+import { pooledLogSd, upperMedian } from "../../src/executor/measure/stats.js";
 
 describe("upperMedian", () => {
   it("takes the middle sample of an odd count, whatever the order", () => {
@@ -16,5 +16,21 @@ describe("upperMedian", () => {
     const xs = [3, 1, 2];
     upperMedian(xs);
     expect(xs).toEqual([3, 1, 2]);
+  });
+});
+
+describe("pooledLogSd", () => {
+  it("pools each group's log deviations about its own mean, one degree of freedom per group", () => {
+    const e = Math.E;
+    // logs [0, 1] (squares 0.25 + 0.25) and [2, 4] (1 + 1): 2.5 over 4 - 2 degrees of freedom.
+    expect(pooledLogSd([[1, e], [e ** 2, e ** 4]])).toBeCloseTo(Math.sqrt(1.25), 12);
+    // A group's scale does not matter, only its spread: the same spread at 1000x the time.
+    expect(pooledLogSd([[1000, 1000 * e]])).toBeCloseTo(pooledLogSd([[1, e]]), 12);
+  });
+
+  it("ignores groups of fewer than two and is 0 with nothing to pool", () => {
+    expect(pooledLogSd([[5], [1, Math.E]])).toBeCloseTo(Math.sqrt(0.5), 12);
+    expect(pooledLogSd([[3]])).toBe(0);
+    expect(pooledLogSd([])).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { bubbleOf, pipelineWindows } from "../../src/executor/measure/report.js";
-import { concurrencySlowdown, profileShape, type DeviceProfile } from "../../src/executor/measure/profile.js";
+import { concurrencySlowdown, predictOnProfile, profileJitter, profileShape, spreadAt, type DeviceProfile } from "../../src/executor/measure/profile.js";
 import type { RankResult, StepRecord } from "../../src/executor/run/job.js";
 
 const profile: DeviceProfile = {
@@ -29,9 +29,54 @@ describe("device profile: ranks computing at once", () => {
   });
 });
 
+describe("device profile: pass-time jitter", () => {
+  const forward = { meanSeconds: 0.002, logSd: 0.3 };
+  const backward = { meanSeconds: 0.008, logSd: 0.15 };
+
+  it("passes through both measured points, on a power law of the pass's length", () => {
+    const at = spreadAt(forward, backward);
+    expect(at(0.002)).toBeCloseTo(0.3, 12);
+    expect(at(0.008)).toBeCloseTo(0.15, 12);
+    // Halving per quadrupling: k = 1/2, so 0.004 s sits at 0.3 / sqrt(2).
+    expect(at(0.004)).toBeCloseTo(0.3 / Math.SQRT2, 12);
+    expect(spreadAt(backward, forward)(0.004)).toBeCloseTo(at(0.004), 12);
+  });
+
+  it("keeps the exponent in [0, 1] and the spread at most 1", () => {
+    // Longer passes spreading more: no power law downwards, the larger spread everywhere (k = 0).
+    expect(spreadAt({ meanSeconds: 0.002, logSd: 0.1 }, { meanSeconds: 0.008, logSd: 0.2 })(0.5)).toBeCloseTo(0.2, 12);
+    // Spread falling faster than a fixed-size delay's would: capped at k = 1.
+    const steep = spreadAt({ meanSeconds: 0.001, logSd: 0.8 }, { meanSeconds: 0.002, logSd: 0.1 });
+    expect(steep(0.004)).toBeCloseTo(0.2, 12);
+    expect(steep(1e-6)).toBe(1);
+  });
+
+  it("applies with several ranks and several stages only, and to profiles that measured it", () => {
+    const p: DeviceProfile = { ...profile, passJitter: { shape: "test", samples: 320, forward, backward } };
+    const pp2 = { pp: 2 } as Parameters<typeof profileJitter>[2];
+    expect(profileJitter(p, 2, pp2)).toBeDefined();
+    expect(profileJitter(p, 1, pp2)).toBeUndefined();
+    expect(profileJitter(p, 2, { pp: 1 } as typeof pp2)).toBeUndefined();
+    expect(profileJitter(profile, 2, pp2)).toBeUndefined();
+  });
+
+  it("predicts a pipeline's step with it as the median of seeded simulated steps, and says so", async () => {
+    const { planFor } = await import("../helpers.js");
+    const p: DeviceProfile = { ...profile, passJitter: { shape: "test", samples: 320, forward, backward } };
+    const { model, plan } = planFor("tiny-gpt", profileShape(p, 2), { pp: 2, globalBatch: 8, flashAttention: false });
+    const jittered = predictOnProfile(model, p, 2, plan);
+    const exact = predictOnProfile(model, profile, 2, plan);
+    expect(exact.note).toBeUndefined();
+    expect(jittered.note).toMatch(/pass-time jitter .* median of 63 simulated steps/);
+    expect(jittered.estimate.pipeline.bubbleFraction).toBeGreaterThan(exact.estimate.pipeline.bubbleFraction);
+    expect(predictOnProfile(model, p, 2, plan).estimate).toEqual(jittered.estimate);
+    expect(jittered.criticalStage).toBe(exact.criticalStage);
+  });
+});
+
 function step(startMs: number, endMs: number, idleSeconds: number): StepRecord {
   return {
-    loss: 0, seconds: (endMs - startMs) / 1e3, forwardSeconds: 0, backwardSeconds: 0, optimizerSeconds: 0,
+    loss: 0, seconds: (endMs - startMs) / 1e3, forwardSeconds: 0, backwardSeconds: 0, forwardPassSeconds: [], backwardPassSeconds: [], optimizerSeconds: 0,
     pipelineSpanSeconds: (endMs - startMs) / 1e3, pipelineIdleSeconds: idleSeconds, pipelineStartMs: startMs, pipelineEndMs: endMs,
     comm: {} as StepRecord["comm"], commBytesByPurpose: {},
   };

@@ -7,8 +7,9 @@ import { loadBackend, type BackendChoice } from "../run/backend.js";
 import { launch } from "../run/launch.js";
 import { countKernels, kernelOverheadSeconds, optimizerBytesPerSecond } from "./kernels.js";
 import { matmulSeconds } from "./matmul.js";
-import { predict, profileCluster, type DeviceProfile } from "./profile.js";
-import { upperMedian } from "./stats.js";
+import type { StepRecord } from "../run/job.js";
+import { predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
+import { pooledLogSd, upperMedian } from "./stats.js";
 
 /**
  * `meshplan calibrate`: measures this machine as the executor uses it and sets the cost model's two
@@ -138,7 +139,13 @@ export function fitConstants(base: FitBase, runs: FitRun[], overhead: number): D
   return { ...base, opOverheadSeconds: overhead, elementwiseBytesPerSecond: best.bw, fit };
 }
 
-export async function calibrate(o: { readonly backend: BackendChoice; readonly base: ModelSpec; readonly onProgress?: (what: string) => void }): Promise<DeviceProfile> {
+export interface CalibrateOptions {
+  readonly backend: BackendChoice;
+  readonly base: ModelSpec;
+  readonly onProgress?: (what: string) => void;
+}
+
+export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   const say = o.onProgress ?? (() => {});
   const loaded = await loadBackend(o.backend, 1);
   say("matrix multiplies");
@@ -194,5 +201,34 @@ export async function calibrate(o: { readonly backend: BackendChoice; readonly b
   say(`the same step alone and ${cores} at once`);
   const aloneSeconds = await stepOf();
   const concurrentSeconds = upperMedian(await Promise.all(Array.from({ length: cores }, stepOf)));
-  return { ...fitted, concurrency: { ranks: cores, aloneSeconds, concurrentSeconds, slowdown: Math.max(1, concurrentSeconds / aloneSeconds) } };
+  say(`pass times with ${cores} ranks at once`);
+  const passJitter = await measurePassJitter(o, cores);
+  return { ...fitted, concurrency: { ranks: cores, aloneSeconds, concurrentSeconds, slowdown: Math.max(1, concurrentSeconds / aloneSeconds) }, passJitter };
 }
+
+/**
+ * How much single passes vary with every core busy, which decides how long pipeline stages wait on each
+ * other (the simulator's PassJitter): one copy per core of the smallest fit shape's step (the size of
+ * tiny-gpt's, whose passes take milliseconds) with 8 micro-batches, 30 steps; of each copy's middle 10 steps,
+ * when all copies surely run, the forwards and the backwards: mean time, and the log-time spread about
+ * the copy's own mean. Forwards and backwards give two pass lengths, so the spread's dependence on length.
+ */
+async function measurePassJitter(o: CalibrateOptions, cores: number): Promise<NonNullable<DeviceProfile["passJitter"]>> {
+  const probe = fitShapes(o.base)[0]!;
+  const plan: Plan = { ...probe.plan, globalBatch: JITTER_MICRO_BATCHES };
+  const copies = await Promise.all(Array.from({ length: cores }, async () => {
+    const ex = await execute({ model: probe.model, plan, steps: 30, backend: o.backend, reference: false });
+    return ex.results[0]!.steps.slice(10, 20);
+  }));
+  const spread = (pass: (s: StepRecord) => readonly number[]): PassSpread => {
+    const groups = copies.map((steps) => steps.flatMap(pass));
+    const all = groups.flat();
+    return { meanSeconds: all.reduce((a, x) => a + x, 0) / all.length, logSd: pooledLogSd(groups) };
+  };
+  const forward = spread((s) => s.forwardPassSeconds);
+  const backward = spread((s) => s.backwardPassSeconds);
+  const samples = copies.reduce((a, steps) => a + steps.reduce((b, s) => b + s.forwardPassSeconds.length + s.backwardPassSeconds.length, 0), 0);
+  return { shape: `${probe.shape}, ${JITTER_MICRO_BATCHES} micro-batches`, samples, forward, backward };
+}
+
+const JITTER_MICRO_BATCHES = 8;

@@ -1,6 +1,7 @@
 import type { ClusterShape, ClusterSpec, GpuSpec, LinkSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { estimate } from "../../planner/cost/estimate.js";
-import { simulate } from "../../simulator/simulate.js";
+import { simulate, simulateJittered, type PassJitter } from "../../simulator/simulate.js";
+import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
 
 /**
@@ -47,6 +48,23 @@ export interface DeviceProfile {
    * Absent in profiles written before it was measured: no slowdown.
    */
   readonly concurrency?: { readonly ranks: number; readonly aloneSeconds: number; readonly concurrentSeconds: number; readonly slowdown: number };
+  /**
+   * Measured: how much one pass's time varies while every core runs a rank (calibrate.ts measurePassJitter):
+   * for the forwards and for the backwards of one copy of the `shape` step per core, their mean seconds and
+   * the standard deviation of the log of each one's time about its copy's mean (`samples` passes in all).
+   * Absent in older profiles: exact pass times.
+   */
+  readonly passJitter?: {
+    readonly shape: string;
+    readonly samples: number;
+    readonly forward: PassSpread;
+    readonly backward: PassSpread;
+  };
+}
+
+export interface PassSpread {
+  readonly meanSeconds: number;
+  readonly logSd: number;
 }
 
 /**
@@ -95,6 +113,35 @@ export function profileShape(p: DeviceProfile, ranks: number): ClusterShape {
   return { spec: profileCluster(slowed), gpus: ranks, gpusPerNode: 1024 };
 }
 
+/** Simulated steps per jittered prediction, and the seed of their draws (a prediction repeats exactly). */
+export const JITTER_SAMPLES = 63;
+const JITTER_SEED = 20261122;
+
+/**
+ * A pass's log-time spread as a function of its length, through the two measured points (forwards and
+ * backwards): sigma(t) = sigma_f (t / t_f)^-k. Short passes vary more in relative terms (a scheduler tick or
+ * a cache refill is a larger share of them); k = 0 would be noise proportional to the pass, k = 1/2 the sum
+ * of independent small delays, k = 1 a fixed-size delay, so k is kept in [0, 1]; sigma is kept at most 1.
+ */
+export function spreadAt(f: PassSpread, b: PassSpread): (seconds: number) => number {
+  const [short, long] = f.meanSeconds <= b.meanSeconds ? [f, b] : [b, f];
+  const ratio = long.meanSeconds / short.meanSeconds;
+  const k = ratio > 1.05 && short.logSd > 0 && long.logSd > 0 ? Math.min(1, Math.max(0, Math.log(short.logSd / long.logSd) / Math.log(ratio))) : 0;
+  const sigma = k === 0 ? Math.max(short.logSd, long.logSd) : short.logSd;
+  return (seconds) => Math.min(1, sigma * (seconds / short.meanSeconds) ** -k);
+}
+
+/**
+ * The measured pass-time jitter as the simulator takes it, for a plan on `ranks` ranks: only with several
+ * ranks running at once (it was measured with every core busy) and several pipeline stages (the simulator
+ * runs a stage's replicas as one rank, so stages are where waits can arise). Undefined otherwise.
+ */
+export function profileJitter(p: DeviceProfile, ranks: number, plan: Plan): PassJitter | undefined {
+  const j = p.passJitter;
+  if (j === undefined || ranks <= 1 || plan.pp <= 1) return undefined;
+  return { logSdAt: spreadAt(j.forward, j.backward), samples: JITTER_SAMPLES, normal: standardNormal(mulberry32(JITTER_SEED)) };
+}
+
 /**
  * The prediction an execution is checked against: the event simulator's step (src/simulator/simulate.ts),
  * so the predicted step time and bubble come from the simulated timeline of the plan's schedule, with the
@@ -106,9 +153,13 @@ export function predict(model: ModelSpec, shape: ClusterShape, plan: Plan): Esti
 }
 
 /** The prediction and the pipeline stage whose timeline sets the pace (the one its bubble is of). */
-export function predictWithStage(model: ModelSpec, shape: ClusterShape, plan: Plan): { estimate: Estimate; criticalStage: number } {
-  const sim = simulate(model, shape, asExecuted(plan));
-  return { estimate: sim.estimate, criticalStage: sim.timeline.criticalRank };
+export function predictWithStage(model: ModelSpec, shape: ClusterShape, plan: Plan, jitter?: PassJitter): { estimate: Estimate; criticalStage: number } {
+  if (jitter === undefined) {
+    const sim = simulate(model, shape, asExecuted(plan));
+    return { estimate: sim.estimate, criticalStage: sim.timeline.criticalRank };
+  }
+  const sim = simulateJittered(model, shape, asExecuted(plan), jitter);
+  return { estimate: sim.estimate, criticalStage: sim.criticalStage };
 }
 
 /**
@@ -120,6 +171,29 @@ function asExecuted(plan: Plan): Plan {
   const exposed = plan.zero <= 1 && plan.dp * plan.cp > 1 && plan.parameterServers === 0;
   const sync = plan.tp > 1 ? { tpCommOverlap: false, tpSyncBackward: true } : {};
   return { ...plan, flashAttention: false, ...(exposed ? { dpCommExposed: true } : {}), ...sync };
+}
+
+/** What an execution on `ranks` ranks is checked against, with the profile as its cluster. */
+export interface ProfilePrediction {
+  readonly shape: ClusterShape;
+  readonly estimate: Estimate;
+  /** The pipeline stage the predicted bubble is of; undefined with one stage. */
+  readonly criticalStage: number | undefined;
+  /** How the prediction was made, when it is not the exact simulated step (for the report's notes). */
+  readonly note?: string;
+}
+
+/** The prediction for `plan` on `ranks` ranks of the profiled machine, pass-time jitter included where it applies. */
+export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks: number, plan: Plan): ProfilePrediction {
+  const shape = profileShape(profile, ranks);
+  const jitter = profileJitter(profile, ranks, plan);
+  const p = predictWithStage(model, shape, plan, jitter);
+  return {
+    shape, estimate: p.estimate, criticalStage: plan.pp > 1 ? p.criticalStage : undefined,
+    ...(jitter === undefined ? {} : {
+      note: `predicted with this machine's pass-time jitter (measured by calibrate with every core busy): the median of ${jitter.samples} simulated steps`,
+    }),
+  };
 }
 
 /** The analytic estimate of the same plan (closed-form pipeline), for comparison with the simulator's. */

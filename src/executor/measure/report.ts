@@ -135,8 +135,9 @@ function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[
  * `loadAverage`: the machine's one-minute load average just before the run (os.loadavg), when known.
  * `criticalStage`: the pipeline stage the prediction's bubble is of (predictWithStage); the measured
  * bubble is that stage's, so both sides describe the same rank. Without it, the busiest stage's.
+ * `predictionNote`: how the prediction was made, when that needs saying (ProfilePrediction.note).
  */
-export function buildReport(ex: Execution, shape: ClusterShape, predicted: Estimate, cores: number, loadAverage?: number, criticalStage?: number): ExecuteReport {
+export function buildReport(ex: Execution, shape: ClusterShape, predicted: Estimate, cores: number, loadAverage?: number, criticalStage?: number, predictionNote?: string): ExecuteReport {
   const workers = ex.results.filter((r) => r.steps.length > 0);
   // ex.plan has flash attention off: execute() refuses it (validateForExecutor).
   const costs = planCosts(ex.model, shape, ex.plan);
@@ -147,7 +148,7 @@ export function buildReport(ex: Execution, shape: ClusterShape, predicted: Estim
   const busiest = ranks.reduce((a, b) => (b.stepSeconds * (1 - b.bubbleFraction) > a.stepSeconds * (1 - a.bubbleFraction) ? b : a), ranks[0]!);
   const critical = ranks.find((r) => r.stage === criticalStage) ?? busiest;
   const stepSeconds = upperMedian(timed(workers[0]!.steps).map((_, i) => Math.max(...workers.map((r) => timed(r.steps)[i]!.seconds))));
-  const notes: string[] = [];
+  const notes: string[] = predictionNote === undefined ? [] : [predictionNote];
   const threads = ex.results.length;
   if (threads > cores) notes.push(`${threads} ranks share ${cores} cores: the timing comparison is not meaningful (ranks wait for a core, not for each other)`);
   else if (loadAverage !== undefined && loadAverage + threads > cores + 0.5) {

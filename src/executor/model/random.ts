@@ -25,16 +25,28 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-/** Standard normal samples by the Box-Muller transform. */
-export function normals(random: () => number, count: number, std: number): Float32Array {
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i += 2) {
+/** Standard normal draws by the Box-Muller transform: each pair of uniforms gives two (cosine, then sine). */
+export function standardNormal(random: () => number): () => number {
+  let spare: number | undefined;
+  return () => {
+    if (spare !== undefined) {
+      const z = spare;
+      spare = undefined;
+      return z;
+    }
     const u = 1 - random();
     const v = random();
     const r = Math.sqrt(-2 * Math.log(u));
-    out[i] = std * r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < count) out[i + 1] = std * r * Math.sin(2 * Math.PI * v);
-  }
+    spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  };
+}
+
+/** `count` normal samples of standard deviation `std`. */
+export function normals(random: () => number, count: number, std: number): Float32Array {
+  const out = new Float32Array(count);
+  const z = standardNormal(random);
+  for (let i = 0; i < count; i++) out[i] = std * z();
   return out;
 }
 

@@ -28,6 +28,9 @@ export interface StepRecord {
   readonly seconds: number;
   readonly forwardSeconds: number;
   readonly backwardSeconds: number;
+  /** Each forward's and each backward's own seconds (communication excluded), in the order run. */
+  readonly forwardPassSeconds: readonly number[];
+  readonly backwardPassSeconds: readonly number[];
   readonly optimizerSeconds: number;
   /** The pipelined part: first pass's start to last pass's end, and the time blocked on neighbours in it. */
   readonly pipelineSpanSeconds: number;

@@ -47,6 +47,9 @@ export interface StageTimes {
   readonly endMs: number;
   /** Of the span, blocked waiting for a neighbouring stage. */
   readonly pipelineIdleSeconds: number;
+  /** Each pass's own seconds (communication excluded), in the order run: the pass-time jitter calibrate measures. */
+  readonly forwardPassSeconds: readonly number[];
+  readonly backwardPassSeconds: readonly number[];
 }
 
 function tag(pass: "F" | "B", microBatch: number, chunk: number): number {
@@ -78,8 +81,8 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
   });
   const acts = new Map<number, ChunkActivations>();
   let loss = 0;
-  let forwardSeconds = 0;
-  let backwardSeconds = 0;
+  const forwardPassSeconds: number[] = [];
+  const backwardPassSeconds: number[] = [];
   const start = performance.now();
   const before = commSeconds(d.traffic);
   const self = rankOf(plan, coords);
@@ -106,7 +109,7 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
         r.output.dispose();
       }
       acts.set(key, r.activations);
-      forwardSeconds += (performance.now() - t0) / 1e3 - (commSeconds(d.traffic).total - c0);
+      forwardPassSeconds.push((performance.now() - t0) / 1e3 - (commSeconds(d.traffic).total - c0));
     } else {
       d.before("backward");
       let dout: Tensor | null = null;
@@ -124,12 +127,13 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
         d.channel(self, prev.rank).send(tag("B", a.microBatch, prev.chunk), dinput.dataSync() as Float32Array, "pp.gradient");
         dinput.dispose();
       }
-      backwardSeconds += (performance.now() - t0) / 1e3 - (commSeconds(d.traffic).total - c0);
+      backwardPassSeconds.push((performance.now() - t0) / 1e3 - (commSeconds(d.traffic).total - c0));
     }
   }
   const end = performance.now();
+  const sum = (xs: readonly number[]) => xs.reduce((a, x) => a + x, 0);
   return {
-    loss, forwardSeconds, backwardSeconds,
+    loss, forwardSeconds: sum(forwardPassSeconds), backwardSeconds: sum(backwardPassSeconds), forwardPassSeconds, backwardPassSeconds,
     spanSeconds: (end - start) / 1e3,
     startMs: performance.timeOrigin + start,
     endMs: performance.timeOrigin + end,

@@ -93,6 +93,8 @@ export const rankProgram: Program = async (input, progress) => {
       seconds: (t2 - t0) / 1e3,
       forwardSeconds: stage.forwardSeconds,
       backwardSeconds: stage.backwardSeconds,
+      forwardPassSeconds: stage.forwardPassSeconds,
+      backwardPassSeconds: stage.backwardPassSeconds,
       optimizerSeconds: (t2 - t1) / 1e3 - commAfterUpdate,
       pipelineSpanSeconds: stage.spanSeconds,
       pipelineIdleSeconds: stage.pipelineIdleSeconds,

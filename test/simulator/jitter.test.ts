@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { simulate, simulateJittered, type PassJitter } from "../../src/simulator/simulate.js";
+import { mulberry32, standardNormal } from "../../src/executor/model/random.js";
+import { planFor, shapeOf } from "../helpers.js";
+
+const shape = shapeOf("dgx-h100", 8);
+
+function jitter(logSd: number, seed = 7, samples = 63): PassJitter {
+  return { logSdAt: () => logSd, samples, normal: standardNormal(mulberry32(seed)) };
+}
+
+describe("simulateJittered: pass times with a measured spread", () => {
+  const pipeline = planFor("llama3-8b", shape, { tp: 2, pp: 4, schedule: "1f1b", globalBatch: 16, flashAttention: true });
+
+  it("is simulate() exactly when the spread is zero", () => {
+    const { model, plan } = pipeline;
+    expect(simulateJittered(model, shape, plan, jitter(0)).estimate).toEqual(simulate(model, shape, plan).estimate);
+  });
+
+  it("repeats with the same draws and changes with others", () => {
+    const { model, plan } = pipeline;
+    const a = simulateJittered(model, shape, plan, jitter(0.3, 1)).estimate.time.stepSeconds;
+    expect(simulateJittered(model, shape, plan, jitter(0.3, 1)).estimate.time.stepSeconds).toBe(a);
+    expect(simulateJittered(model, shape, plan, jitter(0.3, 2)).estimate.time.stepSeconds).not.toBe(a);
+  });
+
+  it("turns the spread into waits between stages: a longer step and a larger bubble than exact pass times give", () => {
+    const { model, plan } = pipeline;
+    const exact = simulate(model, shape, plan).estimate;
+    const j = simulateJittered(model, shape, plan, jitter(0.3));
+    expect(j.estimate.time.stepSeconds).toBeGreaterThan(exact.time.stepSeconds * 1.02);
+    expect(j.estimate.pipeline.bubbleFraction).toBeGreaterThan(exact.pipeline.bubbleFraction + 0.01);
+    // The Estimate is of the stage the exact schedule makes critical; every sample is reported, shortest first.
+    expect(j.criticalStage).toBe(simulate(model, shape, plan).timeline.criticalRank);
+    expect(j.stepSeconds).toHaveLength(63);
+    expect([...j.stepSeconds].sort((x, y) => x - y)).toEqual(j.stepSeconds);
+  });
+
+  it("keeps the mean pass: with nothing to wait for, the median step stays within 1.5% of the exact one", () => {
+    // One stage, 64 micro-batches: the step sums 128 jittered passes, so a factor of mean exp(sigma^2/2)
+    // (4.6% at sigma 0.3) instead of one would show.
+    const { model, plan } = planFor("llama3-8b", shape, { tp: 8, pp: 1, globalBatch: 64, flashAttention: true });
+    const exact = simulate(model, shape, plan).timeline.stepSeconds;
+    const samples = simulateJittered(model, shape, plan, jitter(0.3)).stepSeconds;
+    const median = samples[31]!;
+    expect(samples[0]).toBeLessThan(exact);
+    expect(samples[62]).toBeGreaterThan(exact);
+    expect(Math.abs(median / exact - 1)).toBeLessThan(0.015);
+  });
+
+  it("refuses a sample count that is not a positive integer, naming it", () => {
+    const { model, plan } = pipeline;
+    expect(() => simulateJittered(model, shape, plan, jitter(0.3, 1, 0))).toThrow(/samples = 0; want an integer >= 1/);
+  });
+});
