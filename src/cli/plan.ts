@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Estimate } from "../planner/cost/types.js";
-import { describePlan, explainRanking, recomputeLabel, zeroLabel } from "../planner/explain/explain.js";
+import { describePlan, explainRanking, recomputeLabel, searchSummary, zeroLabel } from "../planner/explain/explain.js";
 import { fitAdvice } from "../planner/explain/fit-advice.js";
 import { searchPlans } from "../planner/search/search.js";
 import { simulateEstimate, type StepCache } from "../simulator/simulate.js";
@@ -35,7 +35,7 @@ export function planCommand(args: ParsedArgs, io: Io): number {
   }
   const lines = [
     `${model.name} on ${shape.gpus} x ${shape.spec.gpu.name} (${shape.spec.name}), global batch ${result.plans[0]?.plan.globalBatch ?? result.closest[0]?.plan.globalBatch} x ${result.plans[0]?.plan.seqLen ?? result.closest[0]?.plan.seqLen} tokens: ` +
-      `${result.searched.toLocaleString("en-US")} plans searched, ${result.feasible.toLocaleString("en-US")} fit, ${seconds(elapsedSeconds)}`,
+      `${searchSummary({ ...result, bounded: result.skipped.computeBound })}, ${seconds(elapsedSeconds)}`,
     ...(calibratedAt === undefined ? [] : [calibratedLine(calibratedAt)]),
     "",
   ];

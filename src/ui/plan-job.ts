@@ -19,6 +19,8 @@ export interface PlanRequest {
 export interface PlanResult {
   readonly searched: number;
   readonly feasible: number;
+  /** Of the searched, ruled out by a speed bound before evaluation (SearchResult.skipped.computeBound). */
+  readonly bounded: number;
   /** Fitting plans, best first. */
   readonly plans: readonly Estimate[];
   /** The simulated timeline of each plan (refined results only), index for index. */
@@ -50,7 +52,7 @@ export function quickSearch(req: PlanRequest): PlanUpdate {
   const t0 = performance.now();
   try {
     const r = searchPlans(req.model, req.shape, req.pinned, { top: req.top, shortlist: Math.ceil(req.top / 2) });
-    return { id: req.id, phase: "quick", result: { searched: r.searched, feasible: r.feasible, plans: r.plans, closest: r.closest, seconds: (performance.now() - t0) / 1e3 } };
+    return { id: req.id, phase: "quick", result: { searched: r.searched, feasible: r.feasible, bounded: r.skipped.computeBound, plans: r.plans, closest: r.closest, seconds: (performance.now() - t0) / 1e3 } };
   } catch (e) {
     return failed(req.id, e);
   }
@@ -77,7 +79,7 @@ export function refinedSearch(req: PlanRequest, isCurrent: () => boolean = () =>
       },
     });
     const result: PlanResult = {
-      searched: r.searched, feasible: r.feasible, plans: r.plans, closest: r.closest, seconds: (performance.now() - t0) / 1e3,
+      searched: r.searched, feasible: r.feasible, bounded: r.skipped.computeBound, plans: r.plans, closest: r.closest, seconds: (performance.now() - t0) / 1e3,
       timelines: r.plans.map((e) => timelines.get(planKey(e.plan))!),
     };
     return { id: req.id, phase: "refined", result };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { estimate } from "../../src/planner/cost/estimate.js";
-import { explainRanking } from "../../src/planner/explain/explain.js";
+import { explainRanking, searchSummary } from "../../src/planner/explain/explain.js";
 import { planFor, shapeOf } from "../helpers.js";
 
 describe("explainRanking: the runner-up in words", () => {
@@ -23,5 +23,12 @@ describe("explainRanking: the runner-up in words", () => {
     const other = planFor("llama3-8b", shape, { tp: 4, pp: 1, dp: 4, microBatch: 1, globalBatch: 64 });
     const last = explainRanking(model, shape, [estimates[0]!, estimate(model, shape, other.plan)]).at(-1)!;
     expect(last).toMatch(/^The next plan \(tp 4 x pp 1 x dp 4, micro-batch 1, ZeRO \d, recompute none\) is /);
+  });
+});
+
+describe("searchSummary: what the search went through", () => {
+  it("counts the fits among the plans it evaluated, apart from those a speed bound ruled out", () => {
+    expect(searchSummary({ searched: 12148, feasible: 967, bounded: 8864 })).toBe("12,148 plans searched, 967 of 3,284 evaluated fit");
+    expect(searchSummary({ searched: 40, feasible: 12, bounded: 0 })).toBe("40 plans searched, 12 fit");
   });
 });

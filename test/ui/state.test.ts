@@ -9,7 +9,7 @@ import { initialState, planIdentity, reduce, selectedEstimate, type ExplorerStat
 const { context, pinned } = loadFlags({ model: "tiny-gpt", gpus: 4 });
 const est = (input: PlanInput): Estimate => estimate(context.model, context.shape, resolvePlan(context.model, context.shape, input));
 const A = est({ dp: 4 }), B = est({ dp: 2, tp: 2 }), C = est({ pp: 2, dp: 2 }), D = est({ tp: 4 });
-const result = (plans: Estimate[]): PlanResult => ({ searched: 10, feasible: plans.length, plans, closest: [], seconds: 0.01 });
+const result = (plans: Estimate[]): PlanResult => ({ searched: 10, feasible: plans.length, bounded: 0, plans, closest: [], seconds: 0.01 });
 const start = (): ExplorerState => initialState({ model: "tiny-gpt", gpus: 4 }, context, pinned);
 const update = (s: ExplorerState, phase: "quick" | "refined", plans: Estimate[], id = s.request) =>
   reduce(s, { type: "update", update: { id, phase, result: phase === "refined" ? { ...result(plans), timelines: [] } : result(plans) } });

@@ -20,6 +20,17 @@ const OVERHEADS: [keyof Breakdown, string][] = [
   ["optimizerSeconds", "the optimizer step"],
 ];
 
+/**
+ * How many plans the search went through and how many fit: "12,148 plans searched, 967 of 2,104
+ * evaluated fit". Plans a speed bound rules out are never evaluated, so whether they fit is not known:
+ * the fits are counted among the evaluated ones (a calibration that moves the bound moves that count).
+ */
+export function searchSummary(r: { readonly searched: number; readonly feasible: number; readonly bounded: number }): string {
+  const n = (x: number) => x.toLocaleString("en-US");
+  const evaluated = r.searched - r.bounded;
+  return r.bounded === 0 ? `${n(r.searched)} plans searched, ${n(r.feasible)} fit` : `${n(r.searched)} plans searched, ${n(r.feasible)} of ${n(evaluated)} evaluated fit`;
+}
+
 export function describePlan(p: Plan): string {
   const parts = [`tp ${p.tp}`, `pp ${p.pp}`, `dp ${p.dp}`];
   if (p.cp > 1) parts.push(`cp ${p.cp}`);

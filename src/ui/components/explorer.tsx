@@ -1,6 +1,6 @@
 import { Box, useApp, useInput, useStdout } from "ink";
 import { useEffect, useMemo, useReducer, useRef, useState } from "react";
-import { explainRanking } from "../../planner/explain/explain.js";
+import { explainRanking, searchSummary } from "../../planner/explain/explain.js";
 import { knobContext } from "../knobs.js";
 import { layout, tooSmall, MIN_COLUMNS, MIN_ROWS } from "../layout.js";
 import { runCommand, type ExplorerEnv } from "../commands.js";
@@ -50,7 +50,7 @@ function statusText(s: ExplorerState): string {
     case "ready":
       if (r === undefined) return "";
       if (r.plans.length === 0) return `nothing fits in memory (${r.searched.toLocaleString("en-US")} plans searched): the closest are listed`;
-      return `${r.searched.toLocaleString("en-US")} plans searched, ${r.feasible.toLocaleString("en-US")} fit, ranked by the simulator in ${r.seconds.toFixed(2)} s`;
+      return `${searchSummary(r)}, ranked by the simulator in ${r.seconds.toFixed(2)} s`;
   }
 }
 
