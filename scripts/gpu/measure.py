@@ -3,7 +3,7 @@
 
 What it measures (all on random data, timed with CUDA events after warm-up, median of several trials):
   1. bf16 matrix products y[m, n] = x[m, k] @ w[n, k]^T (nn.Linear's forward layout) over a grid of
-     m, k, n in powers of two: the table the cost model interpolates (src/planner/cost/gemm-table.ts).
+     m, k, n in powers of two: the table the cost model interpolates (src/planner/cost/gemm-grid.ts).
   2. The exact GEMMs of transformer layers under tensor parallel splits (QKV, attention output, MLP up
      and down; forward, input-gradient and weight-gradient layouts) for a few published models: these
      check how well interpolating the grid predicts real layer shapes.

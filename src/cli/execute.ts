@@ -108,7 +108,7 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
       onProgress: progressReporter(io, workers, steps),
     });
     const prediction = predictOnProfile(model, profile, ex.results.length, plan);
-    const report = buildReport(ex, prediction.shape, prediction.estimate, availableParallelism(), load, prediction.criticalStage, prediction.note);
+    const report = buildReport(ex, prediction, availableParallelism(), load);
     io.out(flags.json === true ? JSON.stringify(report, null, 2) : formatReport(report, model.name));
     const n = ex.numerics;
     if (n !== undefined && (n.maxRelativeError > LOSS_TOLERANCE || n.maxWeightError > WEIGHT_TOLERANCE)) {

@@ -41,7 +41,7 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
     },
   });
   const prediction = predictOnProfile(model, profile, ex.results.length, plan);
-  const r = buildReport(ex, prediction.shape, prediction.estimate, availableParallelism(), loadavg()[0], prediction.criticalStage, prediction.note);
+  const r = buildReport(ex, prediction, availableParallelism(), loadavg()[0]);
   const worst = worstMemoryRank(r);
   const rows = [
     { quantity: "step time", predicted: fmt.seconds(r.predicted.time.stepSeconds), measured: fmt.seconds(r.measured.stepSeconds) },

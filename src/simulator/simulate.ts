@@ -76,11 +76,14 @@ export interface PassJitter {
   readonly logSdAt: (seconds: number) => number;
   /** Simulated steps; the one with the median step time is reported. */
   readonly samples: number;
-  /** Standard normal draws, seeded by the caller so that a prediction repeats. */
+  /** Standard normal draws, seeded by the caller so that a prediction repeats; a run consumes them, so a
+   * PassJitter serves one simulateJittered call (profileJitter makes a fresh one each time). */
   readonly normal: () => number;
 }
 
-export interface JitteredSimulation extends Simulation {
+export interface JitteredSimulation {
+  /** The Estimate of the median sample (by step time). */
+  readonly estimate: Estimate;
   /** Every sample's step, shortest first. */
   readonly stepSeconds: readonly number[];
   /** The stage the Estimate is of: the critical one without jitter. */
@@ -100,26 +103,25 @@ function jittered(graph: Graph, kinds: Uint8Array, j: PassJitter): Graph {
 
 /**
  * simulate() with pass-time jitter: `samples` steps, each with fresh factors; the step with the median time
- * gives the Estimate and the timeline. The Estimate is assembled for the stage that is critical without
- * jitter (the one whose bubble the exact schedule defines), so its bubble is that stage's idle share.
+ * gives the Estimate (as simulateEstimate, without the per-rank timeline). The Estimate is assembled for the
+ * stage that is critical without jitter (the one whose bubble the exact schedule defines), so its bubble is
+ * that stage's idle share.
  */
 export function simulateJittered(model: ModelSpec, shape: ClusterShape, plan: Plan, jitter: PassJitter): JitteredSimulation {
   if (!Number.isInteger(jitter.samples) || jitter.samples < 1) throw new RangeError(`pass jitter: samples = ${jitter.samples}; want an integer >= 1`);
   const costs = planCosts(model, shape, plan);
   const input = simInputFromCosts(model, shape, plan, costs);
-  const { built, graph, columns, run } = play(input, true);
+  const { built, graph, columns, run } = play(input, false);
   const stage = criticalStage(built.ranks, summarize(built, opTable(graph, columns, run), run).criticalRank);
-  const runs = Array.from({ length: jitter.samples }, () => {
+  const samples = Array.from({ length: jitter.samples }, () => {
     const g = jittered(graph, columns.kind, jitter);
-    return { graph: g, run: runGraph(g) };
+    const r = runGraph(g);
+    return summarize(built, opTable(g, columns, r), r);
   });
-  runs.sort((a, b) => a.run.spanSeconds - b.run.spanSeconds);
-  const median = runs[Math.floor(runs.length / 2)]!;
-  const timeline = analyze(input.schedule, built, median.graph, columns, median.run);
+  samples.sort((a, b) => a.spanSeconds - b.spanSeconds);
   return {
-    estimate: estimateFrom(model, shape, plan, costs, timeline, stage),
-    timeline,
-    stepSeconds: runs.map((r) => r.run.spanSeconds),
+    estimate: estimateFrom(model, shape, plan, costs, samples[Math.floor(samples.length / 2)]!, stage),
+    stepSeconds: samples.map((s) => s.spanSeconds),
     criticalStage: stage,
   };
 }

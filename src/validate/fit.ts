@@ -1,6 +1,5 @@
 import { quickScore } from "../planner/cost/estimate.js";
-import type { ClusterSpec } from "../spec/types.js";
-import { calibratedCluster, IDENTITY, SCALE_NAMES, type CalibrationScales, type Fold } from "./calibration.js";
+import { calibratedClusters, IDENTITY, SCALE_NAMES, type CalibrationScales, type Fold } from "./calibration.js";
 import { minimize } from "./nelder-mead.js";
 import type { PreparedCase } from "./predict.js";
 import { groupBy } from "./stats.js";
@@ -37,14 +36,9 @@ export function logOfScales(s: CalibrationScales): number[] {
 
 /** Predicted over measured throughput of each case under a calibration. */
 export function throughputRatios(cases: readonly PreparedCase[], s: CalibrationScales): number[] {
-  const clusters = new Map<ClusterSpec, ClusterSpec>();
+  const calibrated = calibratedClusters(s);
   return cases.map((p) => {
-    let spec = clusters.get(p.shape.spec);
-    if (spec === undefined) {
-      spec = calibratedCluster(p.shape.spec, s);
-      clusters.set(p.shape.spec, spec);
-    }
-    const predicted = quickScore(p.case.model, { ...p.shape, spec }, p.plan).tokensPerSecond / p.case.gpus;
+    const predicted = quickScore(p.case.model, { ...p.shape, spec: calibrated(p.shape.spec) }, p.plan).tokensPerSecond / p.case.gpus;
     return predicted / p.case.measurement!.tokensPerSecondPerGpu;
   });
 }

@@ -60,7 +60,8 @@ export function expectActivationMemory(ex: Execution): void {
   for (const r of ex.results.filter((x) => x.steps.length > 0)) {
     expect(r.memory.peakActivationBytes, `rank ${r.rank}`).toBe(4 * peakActivationElements(ex.model, ex.plan, r.coords.pp));
   }
-  const report = buildReport(ex, shapeOf("dgx-h100", ex.workers), estimate(ex.model, shapeOf("dgx-h100", ex.workers), ex.plan), 2);
+  const shape = shapeOf("dgx-h100", ex.workers);
+  const report = buildReport(ex, { shape, estimate: estimate(ex.model, shape, ex.plan) }, 2);
   for (const r of report.measured.ranks) {
     const ratio = r.memory.peakBytes / r.memory.predictedPeakBytes;
     expect(ratio, `rank ${r.rank} peak ${r.memory.peakBytes} predicted ${r.memory.predictedPeakBytes}`).toBeGreaterThan(0.9);

@@ -32,3 +32,12 @@ describe("searchSummary: what the search went through", () => {
     expect(searchSummary({ searched: 40, feasible: 12, bounded: 0 })).toBe("40 plans searched, 12 fit");
   });
 });
+
+describe("explainRanking under hybrid sharding", () => {
+  it("names both levels of the gradient reduction: inside the shard group and across the replicas", () => {
+    const shape = shapeOf("dgx-h100", 64);
+    const { model, plan } = planFor("llama3-8b", shape, { tp: 1, pp: 1, dp: 64, zero: 3, shardGroup: 8, globalBatch: 64 });
+    const text = explainRanking(model, shape, [estimate(model, shape, plan)]).join("\n");
+    expect(text).toMatch(/reduce-scattered 8 ways over nvlink4 and all-reduced 8 ways across the replicas over infiniband-ndr/);
+  });
+});

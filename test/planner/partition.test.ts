@@ -4,7 +4,7 @@ import { stageMemory } from "../../src/planner/cost/estimate.js";
 import { planCosts, stageMicroBatchSeconds } from "../../src/planner/cost/stages.js";
 import { solveExhaustively } from "../../src/planner/partition/exhaustive.js";
 import { solvePartition } from "../../src/planner/partition/ilp.js";
-import { fitsCapacity, layerCounts, objectiveSeconds, partitionProblem, stageBytes, stageSeconds, type PartitionProblem, type StageCoefficients } from "../../src/planner/partition/problem.js";
+import { fitsCapacity, objectiveSeconds, partitionProblem, stageBytes, stageSeconds, type PartitionProblem, type StageCoefficients } from "../../src/planner/partition/problem.js";
 import type { Plan } from "../../src/spec/types.js";
 import { planFor, shapeOf } from "../helpers.js";
 
@@ -95,7 +95,6 @@ describe("the integer program (javascript-lp-solver)", () => {
       // the program's layout is valid and fits ...
       expect(ilp!.layersPerStage.reduce((a, b) => a + b, 0)).toBe(p.layers);
       ilp!.layersPerStage.forEach((l, i) => {
-        expect(layerCounts(p.layers, p.stages, p.layerMultiple, i)).toContain(l);
         const end = i === 0 || i === p.stages - 1;
         expect(l % p.layerMultiple === 0 || (end && (l + 1) % p.layerMultiple === 0)).toBe(true);
         expect(ilp!.recomputeLayersPerStage[i]!).toBeLessThanOrEqual(l);

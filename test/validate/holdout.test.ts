@@ -2,11 +2,10 @@ import { describe, expect, it } from "vitest";
 import { builtinNames, loadCluster, loadModel } from "../../src/cli/catalog.js";
 import { fitBaseline } from "../../src/validate/baseline.js";
 import { calibratedCluster, IDENTITY, parseCalibration } from "../../src/validate/calibration.js";
-import { recordCase, type ValidationCase } from "../../src/validate/cases.js";
 import { readMeasurements } from "../../src/validate/files.js";
 import { comparable, fitScales, foldSplit, heldOutFolds } from "../../src/validate/fit.js";
 import { minimize } from "../../src/validate/nelder-mead.js";
-import { prepareCases, type PreparedCase } from "../../src/validate/predict.js";
+import { prepareRecords, type PreparedCase } from "../../src/validate/predict.js";
 import type { ClusterSpec } from "../../src/spec/types.js";
 
 const builtins = builtinNames("model").map(loadModel);
@@ -15,12 +14,7 @@ const cluster = (n: string) => clusters.get(n) ?? clusters.set(n, loadCluster(n)
 const SOURCES = ["megatron-sc21", "megatron-gpt2-2020-readme", "korthikanti-2022", "megatron-h100-2024"];
 
 function prepared(): PreparedCase[] {
-  const cases: ValidationCase[] = [];
-  for (const r of readMeasurements().filter((x) => SOURCES.includes(x.source))) {
-    const c = recordCase(r, builtins);
-    if ("case" in c) cases.push(c.case);
-  }
-  return comparable(prepareCases(cases, cluster).prepared);
+  return comparable(prepareRecords(readMeasurements().filter((x) => SOURCES.includes(x.source)), builtins, cluster).prepared);
 }
 
 /** The same cases with one source's measured throughput multiplied by `factor`. */

@@ -9,7 +9,7 @@ import { countKernels, kernelOverheadSeconds, optimizerBytesPerSecond } from "./
 import { matmulSeconds } from "./matmul.js";
 import type { StepRecord } from "../run/job.js";
 import { predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
-import { pooledLogSd, upperMedian } from "./stats.js";
+import { pooledLogSd, total, upperMedian } from "./stats.js";
 
 /**
  * `meshplan calibrate`: measures this machine as the executor uses it and sets the cost model's two
@@ -213,6 +213,8 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
  * when all copies surely run, the forwards and the backwards: mean time, and the log-time spread about
  * the copy's own mean. Forwards and backwards give two pass lengths, so the spread's dependence on length.
  */
+const JITTER_MICRO_BATCHES = 8;
+
 async function measurePassJitter(o: CalibrateOptions, cores: number): Promise<NonNullable<DeviceProfile["passJitter"]>> {
   const probe = fitShapes(o.base)[0]!;
   const plan: Plan = { ...probe.plan, globalBatch: JITTER_MICRO_BATCHES };
@@ -220,15 +222,12 @@ async function measurePassJitter(o: CalibrateOptions, cores: number): Promise<No
     const ex = await execute({ model: probe.model, plan, steps: 30, backend: o.backend, reference: false });
     return ex.results[0]!.steps.slice(10, 20);
   }));
-  const spread = (pass: (s: StepRecord) => readonly number[]): PassSpread => {
+  const spread = (pass: (s: StepRecord) => readonly number[]): PassSpread & { count: number } => {
     const groups = copies.map((steps) => steps.flatMap(pass));
     const all = groups.flat();
-    return { meanSeconds: all.reduce((a, x) => a + x, 0) / all.length, logSd: pooledLogSd(groups) };
+    return { meanSeconds: total(all) / all.length, logSd: pooledLogSd(groups), count: all.length };
   };
-  const forward = spread((s) => s.forwardPassSeconds);
-  const backward = spread((s) => s.backwardPassSeconds);
-  const samples = copies.reduce((a, steps) => a + steps.reduce((b, s) => b + s.forwardPassSeconds.length + s.backwardPassSeconds.length, 0), 0);
-  return { shape: `${probe.shape}, ${JITTER_MICRO_BATCHES} micro-batches`, samples, forward, backward };
+  const { count: forwards, ...forward } = spread((s) => s.forwardPassSeconds);
+  const { count: backwards, ...backward } = spread((s) => s.backwardPassSeconds);
+  return { shape: `${probe.shape}, ${JITTER_MICRO_BATCHES} micro-batches`, samples: forwards + backwards, forward, backward };
 }
-
-const JITTER_MICRO_BATCHES = 8;

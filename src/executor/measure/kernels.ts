@@ -1,5 +1,6 @@
-import { gradientBytesPerParam, OPTIMIZER_BYTES, PARAM_BYTES } from "../../planner/cost/memory.js";
+import { optimizerBytesPerParam } from "../../planner/cost/stages.js";
 import type { Tf } from "../model/ops.js";
+import { upperMedian } from "./stats.js";
 import { adamState, adamStep, DEFAULT_ADAM } from "../parallel/adam.js";
 
 /**
@@ -24,9 +25,9 @@ export function kernelOverheadSeconds(tf: Tf, chain = 400, repeats = 9): number 
     return seconds;
   };
   run();
-  const times = Array.from({ length: repeats }, run).sort((a, b) => a - b);
+  const times = Array.from({ length: repeats }, run);
   x.dispose();
-  return times[Math.floor(times.length / 2)]!;
+  return upperMedian(times);
 }
 
 /** Kernels that only relabel a tensor's shape or hand it through: no dispatch cost worth counting. */
@@ -57,7 +58,6 @@ export function optimizerBytesPerSecond(tf: Tf, n = 1 << 20, repeats = 7): numbe
     tf.tensor(params).dispose();
     if (step > 1) times.push((performance.now() - t0) / 1e3);
   }
-  times.sort((a, b) => a - b);
-  // stages.ts optimizerSeconds' count for fp32 gradients, which the executor keeps.
-  return (n * (2 * OPTIMIZER_BYTES + gradientBytesPerParam({ fp32Gradients: true }) + PARAM_BYTES)) / times[Math.floor(times.length / 2)]!;
+  // The cost model's count for fp32 gradients, which the executor keeps.
+  return (n * optimizerBytesPerParam({ fp32Gradients: true })) / upperMedian(times);
 }

@@ -1,5 +1,6 @@
 import { attachFabric } from "../comm/endpoint.js";
 import type { Tf } from "../model/ops.js";
+import { upperMedian } from "./stats.js";
 import { loadBackend, type BackendChoice } from "../run/backend.js";
 import type { Program } from "../run/protocol.js";
 
@@ -25,8 +26,7 @@ export function matmulSeconds(tf: Tf, n: number, repeats: number): number {
   }
   a.dispose();
   b.dispose();
-  times.sort((x, y) => x - y);
-  return times[Math.floor(times.length / 2)]!;
+  return upperMedian(times);
 }
 
 /** Floating-point operations per second of back-to-back n x n products for `seconds`. */

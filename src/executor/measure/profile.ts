@@ -1,5 +1,4 @@
 import type { ClusterShape, ClusterSpec, GpuSpec, LinkSpec, ModelSpec, Plan } from "../../spec/types.js";
-import { estimate } from "../../planner/cost/estimate.js";
 import { simulate, simulateJittered, type PassJitter } from "../../simulator/simulate.js";
 import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
@@ -132,13 +131,13 @@ export function spreadAt(f: PassSpread, b: PassSpread): (seconds: number) => num
 }
 
 /**
- * The measured pass-time jitter as the simulator takes it, for a plan on `ranks` ranks: only with several
- * ranks running at once (it was measured with every core busy) and several pipeline stages (the simulator
- * runs a stage's replicas as one rank, so stages are where waits can arise). Undefined otherwise.
+ * The measured pass-time jitter as the simulator takes it, for a plan with several pipeline stages (so
+ * several ranks running at once, as it was measured; the simulator runs a stage's replicas as one rank, so
+ * stages are where waits can arise). Undefined otherwise. Fresh seeded draws each call: a prediction repeats.
  */
-export function profileJitter(p: DeviceProfile, ranks: number, plan: Plan): PassJitter | undefined {
+export function profileJitter(p: DeviceProfile, plan: Plan): PassJitter | undefined {
   const j = p.passJitter;
-  if (j === undefined || ranks <= 1 || plan.pp <= 1) return undefined;
+  if (j === undefined || plan.pp <= 1) return undefined;
   return { logSdAt: spreadAt(j.forward, j.backward), samples: JITTER_SAMPLES, normal: standardNormal(mulberry32(JITTER_SEED)) };
 }
 
@@ -153,7 +152,7 @@ export function predict(model: ModelSpec, shape: ClusterShape, plan: Plan): Esti
 }
 
 /** The prediction and the pipeline stage whose timeline sets the pace (the one its bubble is of). */
-export function predictWithStage(model: ModelSpec, shape: ClusterShape, plan: Plan, jitter?: PassJitter): { estimate: Estimate; criticalStage: number } {
+function predictWithStage(model: ModelSpec, shape: ClusterShape, plan: Plan, jitter?: PassJitter): { estimate: Estimate; criticalStage: number } {
   if (jitter === undefined) {
     const sim = simulate(model, shape, asExecuted(plan));
     return { estimate: sim.estimate, criticalStage: sim.timeline.criticalRank };
@@ -186,7 +185,7 @@ export interface ProfilePrediction {
 /** The prediction for `plan` on `ranks` ranks of the profiled machine, pass-time jitter included where it applies. */
 export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks: number, plan: Plan): ProfilePrediction {
   const shape = profileShape(profile, ranks);
-  const jitter = profileJitter(profile, ranks, plan);
+  const jitter = profileJitter(profile, plan);
   const p = predictWithStage(model, shape, plan, jitter);
   return {
     shape, estimate: p.estimate, criticalStage: plan.pp > 1 ? p.criticalStage : undefined,
@@ -194,9 +193,4 @@ export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks
       note: `predicted with this machine's pass-time jitter (measured by calibrate with every core busy): the median of ${jitter.samples} simulated steps`,
     }),
   };
-}
-
-/** The analytic estimate of the same plan (closed-form pipeline), for comparison with the simulator's. */
-export function predictAnalytic(model: ModelSpec, shape: ClusterShape, plan: Plan): Estimate {
-  return estimate(model, shape, asExecuted(plan));
 }

@@ -8,7 +8,7 @@ import type { Execution } from "../execute.js";
 import type { RankResult, StepRecord } from "../run/job.js";
 import { peakActivationElements } from "./accounting.js";
 import { costModelElements } from "./cost-map.js";
-import { upperMedian } from "./stats.js";
+import { total, upperMedian } from "./stats.js";
 import { stageUnits, unitSlots } from "../model/layout.js";
 
 /**
@@ -16,6 +16,14 @@ import { stageUnits, unitSlots } from "../model/layout.js";
  * measured, numerics) with extensions: per-rank breakdowns, the tfjs memory accounting, and notes that
  * say when a comparison is not meaningful.
  */
+/** What a run is compared with: the estimate, on the cluster it was made for. */
+export interface ReportedPrediction {
+  readonly shape: ClusterShape;
+  readonly estimate: Estimate;
+  readonly criticalStage?: number | undefined;
+  readonly note?: string | undefined;
+}
+
 export interface RankMeasurement {
   readonly rank: number;
   readonly stage: number;
@@ -114,8 +122,8 @@ function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[
     rank: r.rank,
     stage: r.coords.pp,
     stepSeconds: pick((s) => s.seconds),
-    forwardSeconds: pick((s) => s.forwardSeconds),
-    backwardSeconds: pick((s) => s.backwardSeconds),
+    forwardSeconds: pick((s) => total(s.forwardPassSeconds)),
+    backwardSeconds: pick((s) => total(s.backwardPassSeconds)),
     optimizerSeconds: pick((s) => s.optimizerSeconds),
     commSeconds: comm,
     idleSeconds: idle,
@@ -132,12 +140,13 @@ function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[
 }
 
 /**
+ * `prediction`: what the run is compared with (predictOnProfile, or an Estimate on a cluster); its
+ * `criticalStage` is the pipeline stage the predicted bubble is of, and the measured bubble is that stage's,
+ * so both sides describe the same rank (without it, the busiest stage's); its `note` says how it was made.
  * `loadAverage`: the machine's one-minute load average just before the run (os.loadavg), when known.
- * `criticalStage`: the pipeline stage the prediction's bubble is of (predictWithStage); the measured
- * bubble is that stage's, so both sides describe the same rank. Without it, the busiest stage's.
- * `predictionNote`: how the prediction was made, when that needs saying (ProfilePrediction.note).
  */
-export function buildReport(ex: Execution, shape: ClusterShape, predicted: Estimate, cores: number, loadAverage?: number, criticalStage?: number, predictionNote?: string): ExecuteReport {
+export function buildReport(ex: Execution, prediction: ReportedPrediction, cores: number, loadAverage?: number): ExecuteReport {
+  const { shape, estimate: predicted, criticalStage, note: predictionNote } = prediction;
   const workers = ex.results.filter((r) => r.steps.length > 0);
   // ex.plan has flash attention off: execute() refuses it (validateForExecutor).
   const costs = planCosts(ex.model, shape, ex.plan);

@@ -9,6 +9,11 @@ export function upperMedian(xs: readonly number[]): number {
   return s[Math.floor(s.length / 2)] ?? 0;
 }
 
+/** The sum of samples (0 for none). */
+export function total(xs: readonly number[]): number {
+  return xs.reduce((a, x) => a + x, 0);
+}
+
 /**
  * The pooled standard deviation of log samples about each group's own mean: sqrt(sum of squared deviations
  * / (samples - groups)), the usual pooled estimate (each group's mean costs one degree of freedom). Groups

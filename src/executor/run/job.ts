@@ -26,8 +26,6 @@ export interface StepRecord {
   readonly loss: number;
   /** From the step's start (all ranks leave a barrier together) to the end of the update. */
   readonly seconds: number;
-  readonly forwardSeconds: number;
-  readonly backwardSeconds: number;
   /** Each forward's and each backward's own seconds (communication excluded), in the order run. */
   readonly forwardPassSeconds: readonly number[];
   readonly backwardPassSeconds: readonly number[];

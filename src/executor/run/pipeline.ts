@@ -38,8 +38,6 @@ export interface StageDeps {
 export interface StageTimes {
   /** This rank's share of the step's loss. */
   readonly loss: number;
-  readonly forwardSeconds: number;
-  readonly backwardSeconds: number;
   /** From the first pass's start to the last pass's end. */
   readonly spanSeconds: number;
   /** The span's start and end on the wall clock shared by every thread (ms since the epoch). */
@@ -131,9 +129,8 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
     }
   }
   const end = performance.now();
-  const sum = (xs: readonly number[]) => xs.reduce((a, x) => a + x, 0);
   return {
-    loss, forwardSeconds: sum(forwardPassSeconds), backwardSeconds: sum(backwardPassSeconds), forwardPassSeconds, backwardPassSeconds,
+    loss, forwardPassSeconds, backwardPassSeconds,
     spanSeconds: (end - start) / 1e3,
     startMs: performance.timeOrigin + start,
     endMs: performance.timeOrigin + end,

@@ -91,8 +91,6 @@ export const rankProgram: Program = async (input, progress) => {
     steps.push({
       loss: stage.loss,
       seconds: (t2 - t0) / 1e3,
-      forwardSeconds: stage.forwardSeconds,
-      backwardSeconds: stage.backwardSeconds,
       forwardPassSeconds: stage.forwardPassSeconds,
       backwardPassSeconds: stage.backwardPassSeconds,
       optimizerSeconds: (t2 - t1) / 1e3 - commAfterUpdate,

@@ -24,13 +24,13 @@ import { bracket } from "./gemm-grid.js";
 const LENGTHS = [512, 1024, 2048, 4096, 8192, 16384] as const;
 const FA2 = { causal: [191, 260, 298, 319, 333, 335], unmaskedLong: 370 } as const;
 const FA3 = { causal: [292, 423, 521, 579, 602, 616], unmaskedLong: 648 } as const;
-/** Each kernel's causal rate over its own unmasked 16k rate; the two kernels' mean. */
 /** A curve over log2 of the key length. */
 interface LengthCurve {
   readonly log2Lengths: readonly number[];
   readonly values: readonly number[];
 }
 
+/** Each kernel's causal rate over its own unmasked 16k rate; the two kernels' mean. */
 const PUBLISHED: LengthCurve = {
   log2Lengths: LENGTHS.map(Math.log2),
   values: LENGTHS.map((_, i) => (FA2.causal[i]! / FA2.unmaskedLong + FA3.causal[i]! / FA3.unmaskedLong) / 2),
@@ -56,7 +56,7 @@ function measuredCurve(m: MeasuredAttention): LengthCurve {
 
 /**
  * The fraction of `attentionMax` a causal fused attention reaches for one rank's queries, linear in
- * log2(length) between the measured points and held flat outside 512..16k. With context parallelism each
+ * log2(length) between the points and held flat outside them (512..16k published, the measured kernel's own lengths). With context parallelism each
  * ring step runs over chunks of seqLen/cp keys and the curve is read at that length. Only the diagonal
  * step is masked; the others run unmasked, faster per FLOP (up to 1 / 0.93 at 16k), but each step's
  * partial output and softmax statistics are then merged into the running result, element-wise work that

@@ -67,9 +67,13 @@ export function stageMicroBatchSeconds(s: StageCost): number {
  * Adam's update reads the fp32 master weight, both moments and the gradient, and writes the three fp32
  * states and the 16-bit weight (Kingma & Ba 2015, algorithm 1): 12 + g + 12 + 2 bytes per parameter.
  */
+export function optimizerBytesPerParam(plan: Pick<Plan, "fp32Gradients">): number {
+  return 2 * OPTIMIZER_BYTES + gradientBytesPerParam(plan) + PARAM_BYTES;
+}
+
 function optimizerSeconds(plan: Plan, paramsInShard: number, bytesPerSecond: number): number {
   if (plan.parameterServers > 0) return 0;
-  return (paramsInShard * (2 * OPTIMIZER_BYTES + gradientBytesPerParam(plan) + PARAM_BYTES)) / bytesPerSecond;
+  return (paramsInShard * optimizerBytesPerParam(plan)) / bytesPerSecond;
 }
 
 export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): PlanCosts {

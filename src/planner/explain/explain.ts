@@ -1,6 +1,7 @@
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { resolveLinks } from "../cost/communication.js";
 import { estimate } from "../cost/estimate.js";
+import { zeroShardRanks } from "../cost/memory.js";
 import { groupPlacement } from "../cost/placement.js";
 import type { Estimate } from "../cost/types.js";
 
@@ -75,7 +76,11 @@ export function explainRanking(model: ModelSpec, shape: ClusterShape, plans: rea
   }
   const dpWays = p.dp * p.cp;
   if (dpWays > 1) {
-    out.push(`Gradients are reduced ${dpWays} ways over ${links.dp.name}; ${pct(win.time.breakdown.dpCommSeconds / win.time.stepSeconds)} of the step is exposed data-parallel traffic.`);
+    const exposed = `${pct(win.time.breakdown.dpCommSeconds / win.time.stepSeconds)} of the step is exposed data-parallel traffic.`;
+    const group = zeroShardRanks(p);
+    out.push(links.dpReplica === undefined
+      ? `Gradients are reduced ${dpWays} ways over ${links.dp.name}; ${exposed}`
+      : `Gradients are reduce-scattered ${group} ways over ${links.dp.name} and all-reduced ${dpWays / group} ways across the replicas over ${links.dpReplica.name}; ${exposed}`);
   }
   if (p.zero > 0 && dpWays > 1) {
     const plain = estimate(model, shape, { ...p, zero: 0 });

@@ -9,20 +9,19 @@ import type { Option } from "./ilp.js";
  * the best found. Options per stage come from ilp.ts (fewest recomputed layers that fit, per layer count).
  */
 export function solveByThreshold(p: PartitionProblem, options: readonly Option[][]): PartitionSolution | undefined {
-  const units = p.layers;
   const times = p.maxWeight > 0 ? [...new Set(options.flatMap((o) => o.map((x) => x.seconds)))].sort((a, b) => a - b) : [Infinity];
-  const sumMin = knapsack(options, units, Infinity)?.value;
+  const sumMin = knapsack(options, p.layers, Infinity)?.value;
   if (sumMin === undefined) return undefined;
   let best: { t: number; value: number } | undefined;
   for (const t of times) {
     if (best !== undefined && p.maxWeight * t + sumMin >= best.value) break;
-    const k = knapsack(options, units, t);
+    const k = knapsack(options, p.layers, t);
     if (k === undefined) continue;
     const value = (p.maxWeight > 0 ? p.maxWeight * t : 0) + k.value;
     if (best === undefined || value < best.value) best = { t, value };
   }
   if (best === undefined) return undefined;
-  const choice = knapsack(options, units, best.t)!.choice;
+  const choice = knapsack(options, p.layers, best.t)!.choice;
   const layersPerStage = choice.map((o) => o.layers);
   const recomputeLayersPerStage = choice.map((o) => o.recomputed);
   return { layersPerStage, recomputeLayersPerStage, objectiveSeconds: objectiveSeconds(p, layersPerStage, recomputeLayersPerStage) };
