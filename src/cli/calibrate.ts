@@ -30,6 +30,9 @@ export function formatProfile(p: DeviceProfile, file: string): string {
     ...(p.passJitter === undefined ? [] : [
       `  pass times with every core busy (${p.passJitter.shape}, ${p.passJitter.samples} passes): log-sd ${p.passJitter.forward.logSd.toFixed(3)} for forwards of ${(p.passJitter.forward.meanSeconds * 1e3).toFixed(2)} ms, ${p.passJitter.backward.logSd.toFixed(3)} for backwards of ${(p.passJitter.backward.meanSeconds * 1e3).toFixed(2)} ms (pipeline predictions simulate it)`,
     ]),
+    ...(p.syncWaits === undefined ? [] : [
+      `  waits at a collective of ${p.syncWaits.members} with ${p.syncWaits.ranks} ranks busy: ${p.syncWaits.points.map((x) => `${(x.waitSeconds * 1e3).toFixed(3)} ms after ${(x.segmentSeconds * 1e3).toFixed(2)} ms`).join(", ")} (tp and cp predictions add them)`,
+    ]),
   ];
   return lines.join("\n");
 }

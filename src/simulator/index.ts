@@ -1,5 +1,5 @@
 /** The discrete-event simulator: one training step event by event, its timeline and its trace. */
-export { simulate, simulateEstimate, simulateInput, simulateJittered, type JitteredSimulation, type PassJitter, type Simulation, type StepCache } from "./simulate.js";
+export { simulate, simulateEstimate, simulateInput, simulateJittered, type JitteredSimulation, type PassJitter, type Simulation, type StageSyncs, type StepCache, type SyncGroup, type SyncPoints } from "./simulate.js";
 export { simInputFromCosts } from "./from-costs.js";
 export { stagePrograms, Pass, type StageProgram } from "./schedules.js";
 export { traceChunks, opName } from "./trace.js";

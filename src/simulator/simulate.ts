@@ -6,7 +6,7 @@ import { analyze, opTable, summarize, type StepSummary } from "./analyze.js";
 import { buildPipeline } from "./build-pipeline.js";
 import { buildParameterServers } from "./build-ps.js";
 import { runGraph } from "./engine.js";
-import type { Graph } from "./graph.js";
+import type { Graph, OpColumns } from "./graph.js";
 import { simInputFromCosts } from "./from-costs.js";
 import { OpKind, type SimInput, type Timeline } from "./types.js";
 
@@ -68,8 +68,12 @@ export function simulate(model: ModelSpec, shape: ClusterShape, plan: Plan): Sim
  * log-normal factor exp(sigma z - sigma^2 / 2), z a standard normal and sigma = logSdAt(t), so the mean pass
  * keeps the cost model's time and only its spread is added. Where ranks wait on one another (a stage on its
  * neighbour's activation or gradient) the spread turns into waits a step with exact pass times never has.
- * A stage's data-, tensor- and context-parallel replicas stay one simulated rank, so waits between replicas
- * are not modelled.
+ *
+ * A stage's replicas stay one simulated rank. Where they synchronise inside a pass (`syncs`: tensor- and
+ * context-parallel collectives, which block until every member of their group arrives), the pass is cut
+ * into equal segments at its sync points and each collective adds the mean wait for the slowest member
+ * after a segment of that length (`syncWaitSeconds`, measured). Segments are taken as equally long; the
+ * waits of data-parallel replicas at the once-per-step reduction are not modelled.
  */
 export interface PassJitter {
   /** Standard deviation of the logarithm of a pass's time, for a pass of that many seconds. */
@@ -79,7 +83,26 @@ export interface PassJitter {
   /** Standard normal draws, seeded by the caller so that a prediction repeats; a run consumes them, so a
    * PassJitter serves one simulateJittered call (profileJitter makes a fresh one each time). */
   readonly normal: () => number;
+  /** Per pipeline stage, the blocking collectives inside one micro-batch's passes; none where absent. */
+  readonly syncs?: readonly StageSyncs[];
+  /** Mean seconds a member waits at a collective of `members` ranks for the slowest, after `segmentSeconds` of work each. */
+  readonly syncWaitSeconds?: (segmentSeconds: number, members: number) => number;
 }
+
+/** The blocking collectives of one micro-batch's forward and backward passes (all chunks) on one stage. */
+export interface StageSyncs {
+  readonly forward: readonly SyncPoints[];
+  readonly backward: readonly SyncPoints[];
+}
+
+/** `count` collectives over groups of `members` ranks, of one parallel dimension. */
+export interface SyncPoints {
+  readonly group: SyncGroup;
+  readonly members: number;
+  readonly count: number;
+}
+
+export type SyncGroup = "tp" | "cp";
 
 export interface JitteredSimulation {
   /** The Estimate of the median sample (by step time). */
@@ -90,15 +113,54 @@ export interface JitteredSimulation {
   readonly criticalStage: number;
 }
 
-function jittered(graph: Graph, kinds: Uint8Array, j: PassJitter): Graph {
-  const durationSeconds = graph.durationSeconds.slice();
+/** For each pass op, its stage's sync points scaled by its share of that micro-batch's pass (chunks, pieces). */
+function opSyncs(graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], syncs: readonly StageSyncs[]): (readonly SyncPoints[] | undefined)[] {
+  const total = new Map<string, number>();
+  const key = (op: number) => `${columns.rank[op]} ${columns.kind[op]} ${columns.microBatch[op]}`;
+  const pointsOf = (op: number) => {
+    const r = columns.rank[op]!;
+    const s = stages[r]?.role === "stage" ? syncs[r] : undefined;
+    const k = columns.kind[op];
+    return k === OpKind.forward ? s?.forward : k === OpKind.backward ? s?.backward : undefined;
+  };
   for (let op = 0; op < graph.size; op++) {
-    const k = kinds[op]!;
-    if (k !== OpKind.forward && k !== OpKind.backward && k !== OpKind.weight) continue;
-    const sigma = j.logSdAt(durationSeconds[op]!);
-    durationSeconds[op]! *= Math.exp(sigma * j.normal() - (sigma * sigma) / 2);
+    if (pointsOf(op) !== undefined) total.set(key(op), (total.get(key(op)) ?? 0) + graph.durationSeconds[op]!);
   }
-  return { ...graph, durationSeconds };
+  return Array.from({ length: graph.size }, (_, op) => {
+    const points = pointsOf(op)?.filter((p) => p.members > 1 && p.count > 0);
+    if (points === undefined || points.length === 0) return undefined;
+    const share = graph.durationSeconds[op]! / total.get(key(op))!;
+    return points.map((p) => ({ ...p, count: Math.round(p.count * share) }));
+  });
+}
+
+/** Seconds each simulated rank spent waiting for slower replicas at its collectives, by group. */
+type ReplicaWaits = Record<SyncGroup, Float64Array>;
+
+/**
+ * One sample's pass times: each pass its own log-normal factor, plus the mean wait at each of its sync
+ * points for a segment of the pass's length over its segments (the segment after the last sync point ends
+ * with the pass, waiting for no one).
+ */
+function jittered(graph: Graph, columns: OpColumns, j: PassJitter, syncs: readonly (readonly SyncPoints[] | undefined)[], ranks: number): { graph: Graph; waits: ReplicaWaits } {
+  const durationSeconds = graph.durationSeconds.slice();
+  const waits: ReplicaWaits = { tp: new Float64Array(ranks), cp: new Float64Array(ranks) };
+  for (let op = 0; op < graph.size; op++) {
+    const k = columns.kind[op]!;
+    if (k !== OpKind.forward && k !== OpKind.backward && k !== OpKind.weight) continue;
+    const t = durationSeconds[op]!;
+    const sigma = j.logSdAt(t);
+    durationSeconds[op] = t * Math.exp(sigma * j.normal() - (sigma * sigma) / 2);
+    const points = syncs[op];
+    if (points === undefined || j.syncWaitSeconds === undefined) continue;
+    const segmentSeconds = t / (1 + points.reduce((a, p) => a + p.count, 0));
+    for (const p of points) {
+      const wait = p.count * j.syncWaitSeconds(segmentSeconds, p.members);
+      durationSeconds[op]! += wait;
+      waits[p.group][columns.rank[op]!]! += wait;
+    }
+  }
+  return { graph: { ...graph, durationSeconds }, waits };
 }
 
 /**
@@ -113,15 +175,17 @@ export function simulateJittered(model: ModelSpec, shape: ClusterShape, plan: Pl
   const input = simInputFromCosts(model, shape, plan, costs);
   const { built, graph, columns, run } = play(input, false);
   const stage = criticalStage(built.ranks, summarize(built, opTable(graph, columns, run), run).criticalRank);
+  const syncs = jitter.syncs === undefined ? [] : opSyncs(graph, columns, built.ranks, jitter.syncs);
   const samples = Array.from({ length: jitter.samples }, () => {
-    const g = jittered(graph, columns.kind, jitter);
+    const { graph: g, waits } = jittered(graph, columns, jitter, syncs, built.ranks.length);
     const r = runGraph(g);
-    return summarize(built, opTable(g, columns, r), r);
+    return { summary: summarize(built, opTable(g, columns, r), r), waits: { tp: waits.tp[stage]!, cp: waits.cp[stage]! } };
   });
-  samples.sort((a, b) => a.spanSeconds - b.spanSeconds);
+  samples.sort((a, b) => a.summary.spanSeconds - b.summary.spanSeconds);
+  const median = samples[Math.floor(samples.length / 2)]!;
   return {
-    estimate: estimateFrom(model, shape, plan, costs, samples[Math.floor(samples.length / 2)]!, stage),
-    stepSeconds: samples.map((s) => s.spanSeconds),
+    estimate: estimateFrom(model, shape, plan, costs, median.summary, stage, median.waits),
+    stepSeconds: samples.map((s) => s.summary.spanSeconds),
     criticalStage: stage,
   };
 }
@@ -150,12 +214,14 @@ export function simulateEstimate(model: ModelSpec, shape: ClusterShape, plan: Pl
 /** Simulated steps by their input, for simulateEstimate to reuse (one cache per model and cluster). */
 export type StepCache = Map<string, { readonly summary: StepSummary; readonly stage: number }>;
 
-function estimateFrom(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: PlanCosts, step: StepSummary, stage: number): Estimate {
+function estimateFrom(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: PlanCosts, step: StepSummary, stage: number, waits: Record<SyncGroup, number> = { tp: 0, cp: 0 }): Estimate {
   const x = step.exposed;
   const critical = costs.stages[stage]!;
   // The critical stage's own work plus its idle time; summation noise must not make the bubble negative.
   // Blocking sends run on the compute stream and the timeline counts them as pipeline traffic (x.ppSeconds).
-  const workSeconds = costs.microBatches * (stageMicroBatchSeconds(critical) - critical.blockingSendSeconds);
+  // Waits for slower replicas at tp and cp collectives (jittered steps only) count as that communication,
+  // as a rank measures its time in a collective, not as bubble.
+  const workSeconds = costs.microBatches * (stageMicroBatchSeconds(critical) - critical.blockingSendSeconds) + waits.tp + waits.cp;
   const idleSeconds = step.stepSeconds - x.ppSeconds - x.dpSeconds - x.optimizerSeconds - workSeconds;
   const bubbleSeconds = idleSeconds > 1e-12 * step.stepSeconds ? idleSeconds : 0;
   const pipelineSeconds = workSeconds + bubbleSeconds;
@@ -165,10 +231,13 @@ function estimateFrom(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: 
     dpCommSeconds: x.dpSeconds,
     optimizerSeconds: x.optimizerSeconds,
   };
-  return assembleEstimate(model, shape, plan, costs, {
+  const e = assembleEstimate(model, shape, plan, costs, {
     pipelineSeconds,
     bubbleSeconds,
     critical,
     off,
   });
+  if (waits.tp === 0 && waits.cp === 0) return e;
+  const b = e.time.breakdown;
+  return { ...e, time: { ...e.time, breakdown: { ...b, tpCommSeconds: b.tpCommSeconds + waits.tp, cpCommSeconds: b.cpCommSeconds + waits.cp } } };
 }

@@ -1,11 +1,11 @@
 import { expect } from "vitest";
 import { loadModel } from "../../src/cli/catalog.js";
 import { execute, type Execution } from "../../src/executor/execute.js";
-import { expectedElements, peakActivationElements } from "../../src/executor/measure/accounting.js";
+import { expectedElements, passCalls, peakActivationElements, stepSyncCalls } from "../../src/executor/measure/accounting.js";
 import { costModelElements } from "../../src/executor/measure/cost-map.js";
 import { buildReport } from "../../src/executor/measure/report.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
-import { resolvePlan, type PlanInput } from "../../src/spec/plan.js";
+import { microBatchCount, resolvePlan, type PlanInput } from "../../src/spec/plan.js";
 import type { ModelSpec } from "../../src/spec/types.js";
 import { shapeOf } from "../helpers.js";
 
@@ -30,7 +30,9 @@ export function expectSameNumerics(ex: Execution): void {
 
 /**
  * Bytes: each rank sends exactly 4 bytes per element the executor's algorithms imply, purpose by purpose;
- * and, kind by kind, the busiest rank's elements equal the cost model's, with nothing left out.
+ * and, kind by kind, the busiest rank's elements equal the cost model's, with nothing left out. Calls: each
+ * rank's tp and cp collectives per step are exactly the blocking ones per pass that pass-time jitter cuts
+ * passes at (accounting.ts passCalls), micro-batch by micro-batch, plus the once-per-step ones.
  */
 export function expectBytes(ex: Execution): void {
   const shape = shapeOf("dgx-h100", ex.workers);
@@ -47,6 +49,12 @@ export function expectBytes(ex: Execution): void {
     }
     for (const kind of ["tp", "cp", "pp", "dp"] as const) {
       worst[kind] = Math.max(worst[kind] ?? 0, r.steps[0]!.comm[kind].bytes / 4);
+    }
+    const pass = passCalls(ex.model, ex.plan, r.coords.pp);
+    const once = stepSyncCalls(ex.plan);
+    for (const kind of ["tp", "cp"] as const) {
+      const calls = microBatchCount(ex.plan) * (pass[kind].forward + pass[kind].backward) + once[kind];
+      for (const step of r.steps) expect(step.comm[kind].calls, `rank ${r.rank} ${kind} calls`).toBe(calls);
     }
   }
   for (const kind of ["tp", "cp", "pp", "dp"] as const) expect(worst[kind], kind).toBeCloseTo(cost[kind], 6);

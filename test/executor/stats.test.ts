@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pooledLogSd, upperMedian } from "../../src/executor/measure/stats.js";
+import { expectedMaxOfNormals, normalCdf, pooledLogSd, upperMedian } from "../../src/executor/measure/stats.js";
 
 describe("upperMedian", () => {
   it("takes the middle sample of an odd count, whatever the order", () => {
@@ -32,5 +32,22 @@ describe("pooledLogSd", () => {
     expect(pooledLogSd([[5], [1, Math.E]])).toBeCloseTo(Math.sqrt(0.5), 12);
     expect(pooledLogSd([[3]])).toBe(0);
     expect(pooledLogSd([])).toBe(0);
+  });
+});
+
+describe("normal distribution helpers", () => {
+  it("normalCdf matches tabulated values", () => {
+    expect(normalCdf(0)).toBeCloseTo(0.5, 7);
+    expect(normalCdf(1)).toBeCloseTo(0.8413447, 6);
+    expect(normalCdf(-1.96)).toBeCloseTo(0.0249979, 6);
+  });
+
+  it("expectedMaxOfNormals: 0 for one, 1/sqrt(pi) for two, the tabulated order statistics beyond", () => {
+    expect(expectedMaxOfNormals(1)).toBe(0);
+    expect(expectedMaxOfNormals(2)).toBeCloseTo(1 / Math.sqrt(Math.PI), 5);
+    // Expected largest of n standard normals (Harter 1961): 3 -> 0.8463, 4 -> 1.0294, 8 -> 1.4236.
+    expect(expectedMaxOfNormals(3)).toBeCloseTo(0.8463, 3);
+    expect(expectedMaxOfNormals(4)).toBeCloseTo(1.0294, 3);
+    expect(expectedMaxOfNormals(8)).toBeCloseTo(1.4236, 3);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { bubbleOf, pipelineWindows } from "../../src/executor/measure/report.js";
-import { concurrencySlowdown, JITTER_SAMPLES, predictOnProfile, profileJitter, profileShape, spreadAt, type DeviceProfile } from "../../src/executor/measure/profile.js";
+import { concurrencySlowdown, JITTER_SAMPLES, predictOnProfile, profileJitter, profileShape, spreadAt, syncWaitAt, type DeviceProfile } from "../../src/executor/measure/profile.js";
 import type { RankResult, StepRecord } from "../../src/executor/run/job.js";
 
 const profile: DeviceProfile = {
@@ -51,12 +51,27 @@ describe("device profile: pass-time jitter", () => {
     expect(steep(1e-6)).toBe(1);
   });
 
-  it("applies with several stages only (so several ranks), and to profiles that measured it", () => {
+  it("applies where ranks wait on one another inside a step (stages, tp and cp replicas), and to profiles that measured it", async () => {
+    const { planFor } = await import("../helpers.js");
     const p: DeviceProfile = { ...profile, passJitter: { shape: "test", samples: 320, forward, backward } };
-    const pp2 = { pp: 2 } as Parameters<typeof profileJitter>[1];
-    expect(profileJitter(p, pp2)).toBeDefined();
-    expect(profileJitter(p, { pp: 1 } as typeof pp2)).toBeUndefined();
-    expect(profileJitter(profile, pp2)).toBeUndefined();
+    const plan = (input: Record<string, number>) => planFor("tiny-gpt", profileShape(p, 2), { globalBatch: 8, flashAttention: false, ...input });
+    for (const split of [{ pp: 2 }, { tp: 2 }, { cp: 2 }]) {
+      const { model, plan: pl } = plan(split);
+      expect(profileJitter(p, model, pl), JSON.stringify(split)).toBeDefined();
+      expect(profileJitter(profile, model, pl), JSON.stringify(split)).toBeUndefined();
+    }
+    // Data-parallel replicas meet once per step, at the reduction: not modelled, no jitter.
+    const dp = plan({ dp: 2 });
+    expect(profileJitter(p, dp.model, dp.plan)).toBeUndefined();
+    // tp2's sync points per micro-batch are the executor's blocking collectives (accounting.ts passCalls).
+    const tp = plan({ tp: 2 });
+    const j = profileJitter(p, tp.model, tp.plan)!;
+    expect(j.syncs).toEqual([{
+      forward: [{ group: "tp", members: 2, count: 13 }, { group: "cp", members: 1, count: 0 }],
+      backward: [{ group: "tp", members: 2, count: 15 }, { group: "cp", members: 1, count: 0 }],
+    }]);
+    // Without measured waits the sync points cost nothing extra.
+    expect(j.syncWaitSeconds).toBeUndefined();
   });
 
   it("predicts a pipeline's step with it as the median of seeded simulated steps, and says so", async () => {
@@ -80,6 +95,34 @@ function step(startMs: number, endMs: number, idleSeconds: number): StepRecord {
     comm: {} as StepRecord["comm"], commBytesByPurpose: {},
   };
 }
+
+describe("device profile: waits at collectives", () => {
+  // Measured-like points: 0.05 ms of hand-over plus a quarter of the segment.
+  const points = [0.0001, 0.0004, 0.001].map((l) => ({ segmentSeconds: l, waitSeconds: 5e-5 + 0.25 * l }));
+
+  it("fits the line through the measured points, and grows as the square root of the segment beyond the longest", () => {
+    const at = syncWaitAt(points, 2);
+    expect(at(0.0002, 2)).toBeCloseTo(5e-5 + 0.25 * 0.0002, 12);
+    expect(at(0.001, 2)).toBeCloseTo(3e-4, 12);
+    expect(at(0.004, 2)).toBeCloseTo(3e-4 * 2, 12);
+    expect(at(0.0002, 1)).toBe(0);
+  });
+
+  it("keeps both terms non-negative: waits that fall with the segment give their mean, a negative intercept the line through zero", () => {
+    const falling = [{ segmentSeconds: 0.0001, waitSeconds: 3e-4 }, { segmentSeconds: 0.001, waitSeconds: 1e-4 }];
+    expect(syncWaitAt(falling, 2)(0.0005, 2)).toBeCloseTo(2e-4, 12);
+    const steep = [{ segmentSeconds: 0.0005, waitSeconds: 1e-5 }, { segmentSeconds: 0.001, waitSeconds: 3e-4 }];
+    const at = syncWaitAt(steep, 2);
+    expect(at(0, 2)).toBe(0);
+    expect(at(0.001, 2)).toBeGreaterThan(0);
+  });
+
+  it("scales the wait with the mean of the slowest of the group's members", () => {
+    const at = syncWaitAt(points, 2);
+    expect(at(0.0004, 4) / at(0.0004, 2)).toBeCloseTo(1.0294 / 0.5642, 3);
+    expect(syncWaitAt([], 2)(0.001, 2)).toBe(0);
+  });
+});
 
 describe("measured bubble: the stage's idle share of the whole pipelined window, as the simulator counts it", () => {
   it("counts the fill before a stage's first pass and the drain after its last, besides its waits", () => {

@@ -52,4 +52,42 @@ describe("simulateJittered: pass times with a measured spread", () => {
     const { model, plan } = pipeline;
     expect(() => simulateJittered(model, shape, plan, jitter(0.3, 1, 0))).toThrow(/samples = 0; want an integer >= 1/);
   });
+
+  describe("sync points inside passes (tp and cp replicas waiting at their collectives)", () => {
+    const single = planFor("llama3-8b", shape, { tp: 8, pp: 1, globalBatch: 8, flashAttention: true });
+    const syncs = [{ forward: [{ group: "tp" as const, members: 8, count: 4 }], backward: [{ group: "tp" as const, members: 8, count: 6 }] }];
+
+    it("adds each collective's wait to its pass, counts the waits as tp communication, not bubble, and cuts passes into equal segments", () => {
+      const { model, plan } = single;
+      const exact = simulate(model, shape, plan).estimate;
+      const segments: number[] = [];
+      const wait = 1e-3;
+      const j = simulateJittered(model, shape, plan, { ...jitter(0), syncs, syncWaitSeconds: (segment, members) => (segments.push(segment), members === 8 ? wait : NaN) });
+      const m = exact.pipeline.microBatches;
+      const waits = m * (4 + 6) * wait;
+      expect(j.estimate.time.stepSeconds).toBeCloseTo(exact.time.stepSeconds + waits, 9);
+      expect(j.estimate.time.breakdown.tpCommSeconds).toBeCloseTo(exact.time.breakdown.tpCommSeconds + waits, 9);
+      expect(j.estimate.time.breakdown.bubbleSeconds).toBeCloseTo(exact.time.breakdown.bubbleSeconds, 9);
+      // Forward passes in 5 segments, backward passes in 7.
+      const pass = simulate(model, shape, plan).timeline;
+      const forward = [...pass.ops.kind].findIndex((k) => k === 0);
+      const backward = [...pass.ops.kind].findIndex((k) => k === 1);
+      const length = (op: number) => pass.ops.endSeconds[op]! - pass.ops.startSeconds[op]!;
+      expect(new Set(segments.map((x) => x.toPrecision(9)))).toEqual(new Set([(length(forward) / 5).toPrecision(9), (length(backward) / 7).toPrecision(9)]));
+    });
+
+    it("is simulate() exactly when neither the passes vary nor the collectives wait", () => {
+      const { model, plan } = single;
+      expect(simulateJittered(model, shape, plan, { ...jitter(0), syncs, syncWaitSeconds: () => 0 }).estimate).toEqual(simulate(model, shape, plan).estimate);
+    });
+
+    it("shares a stage's sync points among its chunks in proportion to their time (interleaved 1F1B)", () => {
+      const { model, plan } = planFor("llama3-8b", shape, { tp: 2, pp: 4, virtualStages: 2, schedule: "interleaved", globalBatch: 16, flashAttention: true });
+      const perStage = Array.from({ length: 4 }, () => ({ forward: [{ group: "tp" as const, members: 2, count: 8 }], backward: [] }));
+      const exact = simulate(model, shape, plan).estimate;
+      const j = simulateJittered(model, shape, plan, { ...jitter(0), syncs: perStage, syncWaitSeconds: () => 1e-3 });
+      // Every stage's two chunks take 4 each: 8 waits per micro-batch on the critical stage.
+      expect(j.estimate.time.breakdown.tpCommSeconds - exact.time.breakdown.tpCommSeconds).toBeCloseTo(16 * 8 * 1e-3, 9);
+    });
+  });
 });

@@ -96,6 +96,44 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
 }
 
 /**
+ * The blocking collectives of one micro-batch on pipeline stage `stage`, forward and backward (all chunks),
+ * per group: what the executor's model code calls (model/layer.ts, model/ends.ts), as expectedElements
+ * counts their bytes. Per layer, tensor parallel: forward 2 reductions (SP: 2 reduce-scatters and 2
+ * all-gathers), backward 2 input-gradient reductions (SP: 2 all-gathers of output gradients, 2
+ * reduce-scatters and 2 re-gathers); context parallel: K and V gathered forward, gathered again and their
+ * gradients reduce-scattered backward. The embedding reduces its output (SP: and gathers its gradient
+ * back); the head gathers its input under SP, all-reduces three numbers per token for the cross-entropy and
+ * reduces its input gradient (SP: re-gather and reduce-scatter). The once-per-step sum of SP's replicated
+ * gradients is not in a pass (stepSyncCalls).
+ */
+export interface PassCalls {
+  readonly forward: number;
+  readonly backward: number;
+}
+
+export function passCalls(model: ModelSpec, plan: Plan, stage: number): { readonly tp: PassCalls; readonly cp: PassCalls } {
+  const units = stageChunks(model, plan, stage).flat();
+  const layers = units.filter((u) => u.kind === "layer").length;
+  const sp = plan.sequenceParallel;
+  let tp: PassCalls = { forward: 0, backward: 0 };
+  if (plan.tp > 1) {
+    const embed = units.some((u) => u.kind === "embed");
+    const head = units.some((u) => u.kind === "head");
+    tp = {
+      forward: layers * (sp ? 4 : 2) + (embed ? 1 : 0) + (head ? (sp ? 1 : 0) + 3 : 0),
+      backward: layers * (sp ? 6 : 2) + (embed && sp ? 1 : 0) + (head ? (sp ? 2 : 1) : 0),
+    };
+  }
+  const cp = plan.cp > 1 ? { forward: 2 * layers, backward: 4 * layers } : { forward: 0, backward: 0 };
+  return { tp, cp };
+}
+
+/** Collectives per step outside the passes, per group: the SP sum of tp-replicated gradients. */
+export function stepSyncCalls(plan: Plan): { readonly tp: number; readonly cp: number } {
+  return { tp: plan.sequenceParallel && plan.tp > 1 ? 1 : 0, cp: 0 };
+}
+
+/**
  * Activations one layer keeps for its backward, in float32 elements per micro-batch on one rank, tensor
  * by tensor (model/layer.ts LayerSaved), x = b s / cp tokens, r = tp under SP else 1: norm input and QKV
  * input x h / r each; Q, K, V x (q + 2 kv) / tp; softmax output heads/tp x x s; attention output x q / tp;

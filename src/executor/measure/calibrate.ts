@@ -7,6 +7,7 @@ import { loadBackend, type BackendChoice } from "../run/backend.js";
 import { launch } from "../run/launch.js";
 import { countKernels, kernelOverheadSeconds, optimizerBytesPerSecond } from "./kernels.js";
 import { matmulSeconds } from "./matmul.js";
+import { syncWaits } from "./segments.js";
 import type { StepRecord } from "../run/job.js";
 import { predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
 import { pooledLogSd, total, upperMedian } from "./stats.js";
@@ -203,8 +204,17 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   const concurrentSeconds = upperMedian(await Promise.all(Array.from({ length: cores }, stepOf)));
   say(`pass times with ${cores} ranks at once`);
   const passJitter = await measurePassJitter(o, cores);
-  return { ...fitted, concurrency: { ranks: cores, aloneSeconds, concurrentSeconds, slowdown: Math.max(1, concurrentSeconds / aloneSeconds) }, passJitter };
+  say(`waits at collectives with ${cores} ranks at once`);
+  const points = await syncWaits(o.backend, cores, SYNC_SEGMENT_SECONDS, SYNC_SEGMENTS);
+  return {
+    ...fitted, concurrency: { ranks: cores, aloneSeconds, concurrentSeconds, slowdown: Math.max(1, concurrentSeconds / aloneSeconds) }, passJitter,
+    syncWaits: { members: 2, ranks: cores, points },
+  };
 }
+
+/** Segment lengths the collective waits are measured after (0.2 to 2 ms: tiny-gpt's tp2 segments are 0.2 to 0.6 ms), and segments of each. */
+const SYNC_SEGMENT_SECONDS = [0.0002, 0.0006, 0.002];
+const SYNC_SEGMENTS = 300;
 
 /**
  * How much single passes vary with every core busy, which decides how long pipeline stages wait on each

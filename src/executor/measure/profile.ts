@@ -1,5 +1,8 @@
 import type { ClusterShape, ClusterSpec, GpuSpec, LinkSpec, ModelSpec, Plan } from "../../spec/types.js";
-import { simulate, simulateJittered, type PassJitter } from "../../simulator/simulate.js";
+import { simulate, simulateJittered, type PassJitter, type StageSyncs } from "../../simulator/simulate.js";
+import { passCalls } from "./accounting.js";
+import type { SyncWaitPoint } from "./segments.js";
+import { expectedMaxOfNormals, total } from "./stats.js";
 import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
 
@@ -59,6 +62,12 @@ export interface DeviceProfile {
     readonly forward: PassSpread;
     readonly backward: PassSpread;
   };
+  /**
+   * Measured: the mean wait of a rank at a collective of two while every core runs a rank, after segments
+   * of work of several lengths (segments.ts syncWaits). Absent in older profiles: collectives inside a pass
+   * cost their transfer only.
+   */
+  readonly syncWaits?: { readonly members: number; readonly ranks: number; readonly points: readonly SyncWaitPoint[] };
 }
 
 export interface PassSpread {
@@ -131,14 +140,57 @@ export function spreadAt(f: PassSpread, b: PassSpread): (seconds: number) => num
 }
 
 /**
- * The measured pass-time jitter as the simulator takes it, for a plan with several pipeline stages (so
- * several ranks running at once, as it was measured; the simulator runs a stage's replicas as one rank, so
- * stages are where waits can arise). Undefined otherwise. Fresh seeded draws each call: a prediction repeats.
+ * The mean wait at a collective after a segment of L seconds, from the measured points: the least-squares
+ * line w = a + b L with a, b >= 0 (a: the hand-over and wake-up a collective costs even when both members
+ * arrive together; b: the segments' spread, a share of their length) up to the longest measured segment,
+ * beyond it growing as sqrt(L) (the spread of a sum of independent delays), since a line fitted to short
+ * segments would charge long ones a constant share. For groups of m members instead of the measured
+ * `measuredMembers`, the wait scales with the mean of the largest of m normals (stats.ts
+ * expectedMaxOfNormals): the slowest of more members is slower.
  */
-export function profileJitter(p: DeviceProfile, plan: Plan): PassJitter | undefined {
+export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: number): (segmentSeconds: number, members: number) => number {
+  if (points.length === 0) return () => 0;
+  const n = points.length;
+  const mx = total(points.map((p) => p.segmentSeconds)) / n;
+  const my = total(points.map((p) => p.waitSeconds)) / n;
+  const sxx = total(points.map((p) => (p.segmentSeconds - mx) ** 2));
+  const sxy = total(points.map((p) => (p.segmentSeconds - mx) * (p.waitSeconds - my)));
+  let b = sxx > 0 ? sxy / sxx : 0;
+  let a = my - b * mx;
+  if (b < 0) [a, b] = [my, 0];
+  else if (a < 0) [a, b] = [0, total(points.map((p) => p.segmentSeconds * p.waitSeconds)) / total(points.map((p) => p.segmentSeconds ** 2))];
+  const longest = Math.max(...points.map((p) => p.segmentSeconds));
+  const line = (l: number) => a + b * l;
+  const base = expectedMaxOfNormals(measuredMembers);
+  return (segmentSeconds, members) => {
+    if (members <= 1) return 0;
+    const w = segmentSeconds <= longest ? line(segmentSeconds) : line(longest) * Math.sqrt(segmentSeconds / longest);
+    return base > 0 ? (w * expectedMaxOfNormals(members)) / base : w;
+  };
+}
+
+/**
+ * The measured pass-time jitter as the simulator takes it, for a plan whose ranks wait on one another
+ * inside a step: pipeline stages on their neighbours' activations and gradients, tensor- and context-
+ * parallel replicas at every blocking collective of their passes (accounting.ts passCalls gives the sync
+ * points; simulate.ts PassJitter cuts the passes there). Undefined where nothing waits (one rank, or data
+ * parallel alone, whose replicas meet once per step). Fresh seeded draws each call: a prediction repeats.
+ */
+export function profileJitter(p: DeviceProfile, model: ModelSpec, plan: Plan): PassJitter | undefined {
   const j = p.passJitter;
-  if (j === undefined || plan.pp <= 1) return undefined;
-  return { logSdAt: spreadAt(j.forward, j.backward), samples: JITTER_SAMPLES, normal: standardNormal(mulberry32(JITTER_SEED)) };
+  if (j === undefined || (plan.pp <= 1 && plan.tp <= 1 && plan.cp <= 1)) return undefined;
+  const syncs: StageSyncs[] = Array.from({ length: plan.pp }, (_, stage) => {
+    const { tp, cp } = passCalls(model, plan, stage);
+    return {
+      forward: [{ group: "tp", members: plan.tp, count: tp.forward }, { group: "cp", members: plan.cp, count: cp.forward }],
+      backward: [{ group: "tp", members: plan.tp, count: tp.backward }, { group: "cp", members: plan.cp, count: cp.backward }],
+    };
+  });
+  const w = p.syncWaits;
+  return {
+    logSdAt: spreadAt(j.forward, j.backward), samples: JITTER_SAMPLES, normal: standardNormal(mulberry32(JITTER_SEED)), syncs,
+    ...(w === undefined ? {} : { syncWaitSeconds: syncWaitAt(w.points, w.members) }),
+  };
 }
 
 /**
@@ -185,12 +237,12 @@ export interface ProfilePrediction {
 /** The prediction for `plan` on `ranks` ranks of the profiled machine, pass-time jitter included where it applies. */
 export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks: number, plan: Plan): ProfilePrediction {
   const shape = profileShape(profile, ranks);
-  const jitter = profileJitter(profile, plan);
+  const jitter = profileJitter(profile, model, plan);
   const p = predictWithStage(model, shape, plan, jitter);
   return {
     shape, estimate: p.estimate, criticalStage: plan.pp > 1 ? p.criticalStage : undefined,
     ...(jitter === undefined ? {} : {
-      note: `predicted with this machine's pass-time jitter (measured by calibrate with every core busy): the median of ${jitter.samples} simulated steps`,
+      note: `predicted with this machine's pass-time jitter${jitter.syncWaitSeconds !== undefined && plan.tp * plan.cp > 1 ? " and waits at tp/cp collectives" : ""} (measured by calibrate with every core busy): the median of ${jitter.samples} simulated steps`,
     }),
   };
 }

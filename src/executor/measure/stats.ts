@@ -31,3 +31,24 @@ export function pooledLogSd(groups: readonly (readonly number[])[]): number {
   }
   return freedom > 0 ? Math.sqrt(squares / freedom) : 0;
 }
+
+/** The standard normal distribution function, by Abramowitz and Stegun 7.1.26 (|error| < 1.5e-7). */
+export function normalCdf(x: number): number {
+  const z = Math.abs(x) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * z);
+  const poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  const erf = 1 - poly * Math.exp(-z * z);
+  return x >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
+}
+
+/**
+ * The mean of the largest of m independent standard normals, E = integral of x m phi(x) Phi(x)^(m-1) dx
+ * (midpoint rule over [-8, 8]; 0 for m = 1, 1/sqrt(pi) = 0.5642 for m = 2, 1.0294 for m = 4).
+ */
+export function expectedMaxOfNormals(m: number): number {
+  if (m <= 1) return 0;
+  const step = 1e-3;
+  let sum = 0;
+  for (let x = -8 + step / 2; x < 8; x += step) sum += x * m * Math.exp(-(x * x) / 2) * normalCdf(x) ** (m - 1);
+  return (sum * step) / Math.sqrt(2 * Math.PI);
+}
