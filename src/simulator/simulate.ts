@@ -72,8 +72,9 @@ export function simulate(model: ModelSpec, shape: ClusterShape, plan: Plan): Sim
  * A stage's replicas stay one simulated rank. Where they synchronise inside a pass (`syncs`: tensor- and
  * context-parallel collectives, which block until every member of their group arrives), the pass is cut
  * into equal segments at its sync points and each collective adds the mean wait for the slowest member
- * after a segment of that length (`syncWaitSeconds`, measured). Segments are taken as equally long; the
- * waits of data-parallel replicas at the once-per-step reduction are not modelled.
+ * after a segment of that length (`syncWaitSeconds`, measured). Segments are taken as equally long.
+ * Data-parallel collectives (the once-per-step reduction, ZeRO-2/3's reduce-scatters and gathers) are not
+ * taken as sync points.
  */
 export interface PassJitter {
   /** Standard deviation of the logarithm of a pass's time, for a pass of that many seconds. */
@@ -113,49 +114,71 @@ export interface JitteredSimulation {
   readonly criticalStage: number;
 }
 
-/** For each pass op, its stage's sync points scaled by its share of that micro-batch's pass (chunks, pieces). */
-function opSyncs(graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], syncs: readonly StageSyncs[]): (readonly SyncPoints[] | undefined)[] {
-  const total = new Map<string, number>();
-  const key = (op: number) => `${columns.rank[op]} ${columns.kind[op]} ${columns.microBatch[op]}`;
+/** A pass op's sync points (its share of its pass's) and the length of the pass's segments. */
+interface OpSyncs {
+  readonly points: readonly SyncPoints[];
+  readonly segmentSeconds: number;
+}
+
+/**
+ * For each pass op, its share of its stage's sync points for that micro-batch's pass, where a pass runs as
+ * several ops (interleaved chunks, pieces between data-parallel buckets): shared in proportion to the
+ * ops' time, rounded cumulatively so the pass keeps its count; segments are the whole pass's over its
+ * count plus one.
+ */
+function opSyncs(graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], syncs: readonly StageSyncs[]): (OpSyncs | undefined)[] {
+  const passes = new Map<string, number[]>();
   const pointsOf = (op: number) => {
     const r = columns.rank[op]!;
     const s = stages[r]?.role === "stage" ? syncs[r] : undefined;
     const k = columns.kind[op];
-    return k === OpKind.forward ? s?.forward : k === OpKind.backward ? s?.backward : undefined;
+    const points = k === OpKind.forward ? s?.forward : k === OpKind.backward ? s?.backward : undefined;
+    return points?.filter((p) => p.members > 1 && p.count > 0);
   };
   for (let op = 0; op < graph.size; op++) {
-    if (pointsOf(op) !== undefined) total.set(key(op), (total.get(key(op)) ?? 0) + graph.durationSeconds[op]!);
+    if ((pointsOf(op)?.length ?? 0) === 0) continue;
+    const key = `${columns.rank[op]} ${columns.kind[op]} ${columns.microBatch[op]}`;
+    const ops = passes.get(key);
+    if (ops === undefined) passes.set(key, [op]);
+    else ops.push(op);
   }
-  return Array.from({ length: graph.size }, (_, op) => {
-    const points = pointsOf(op)?.filter((p) => p.members > 1 && p.count > 0);
-    if (points === undefined || points.length === 0) return undefined;
-    const share = graph.durationSeconds[op]! / total.get(key(op))!;
-    return points.map((p) => ({ ...p, count: Math.round(p.count * share) }));
-  });
+  const out: (OpSyncs | undefined)[] = new Array(graph.size).fill(undefined);
+  for (const ops of passes.values()) {
+    const points = pointsOf(ops[0]!)!;
+    const seconds = ops.reduce((a, op) => a + graph.durationSeconds[op]!, 0);
+    const segmentSeconds = seconds / (1 + points.reduce((a, p) => a + p.count, 0));
+    let done = 0;
+    for (const op of ops) {
+      const before = done / seconds;
+      done += graph.durationSeconds[op]!;
+      const after = done / seconds;
+      out[op] = { points: points.map((p) => ({ ...p, count: Math.round(p.count * after) - Math.round(p.count * before) })), segmentSeconds };
+    }
+  }
+  return out;
 }
 
 /** Seconds each simulated rank spent waiting for slower replicas at its collectives, by group. */
 type ReplicaWaits = Record<SyncGroup, Float64Array>;
 
 /**
- * One sample's pass times: each pass its own log-normal factor, plus the mean wait at each of its sync
- * points for a segment of the pass's length over its segments (the segment after the last sync point ends
- * with the pass, waiting for no one).
+ * One sample's pass times: each pass its own log-normal factor (none when `noise` is false), plus the
+ * mean wait at each of its sync points after a segment of its pass.
  */
-function jittered(graph: Graph, columns: OpColumns, j: PassJitter, syncs: readonly (readonly SyncPoints[] | undefined)[], ranks: number): { graph: Graph; waits: ReplicaWaits } {
+function jittered(graph: Graph, columns: OpColumns, j: PassJitter, syncs: readonly (OpSyncs | undefined)[], ranks: number, noise = true): { graph: Graph; waits: ReplicaWaits } {
   const durationSeconds = graph.durationSeconds.slice();
   const waits: ReplicaWaits = { tp: new Float64Array(ranks), cp: new Float64Array(ranks) };
   for (let op = 0; op < graph.size; op++) {
     const k = columns.kind[op]!;
     if (k !== OpKind.forward && k !== OpKind.backward && k !== OpKind.weight) continue;
-    const t = durationSeconds[op]!;
-    const sigma = j.logSdAt(t);
-    durationSeconds[op] = t * Math.exp(sigma * j.normal() - (sigma * sigma) / 2);
-    const points = syncs[op];
-    if (points === undefined || j.syncWaitSeconds === undefined) continue;
-    const segmentSeconds = t / (1 + points.reduce((a, p) => a + p.count, 0));
-    for (const p of points) {
-      const wait = p.count * j.syncWaitSeconds(segmentSeconds, p.members);
+    if (noise) {
+      const sigma = j.logSdAt(durationSeconds[op]!);
+      durationSeconds[op]! *= Math.exp(sigma * j.normal() - (sigma * sigma) / 2);
+    }
+    const s = syncs[op];
+    if (s === undefined || j.syncWaitSeconds === undefined) continue;
+    for (const p of s.points) {
+      const wait = p.count * j.syncWaitSeconds(s.segmentSeconds, p.members);
       durationSeconds[op]! += wait;
       waits[p.group][columns.rank[op]!]! += wait;
     }
@@ -174,8 +197,13 @@ export function simulateJittered(model: ModelSpec, shape: ClusterShape, plan: Pl
   const costs = planCosts(model, shape, plan);
   const input = simInputFromCosts(model, shape, plan, costs);
   const { built, graph, columns, run } = play(input, false);
-  const stage = criticalStage(built.ranks, summarize(built, opTable(graph, columns, run), run).criticalRank);
   const syncs = jitter.syncs === undefined ? [] : opSyncs(graph, columns, built.ranks, jitter.syncs);
+  // The stage the exact schedule makes critical, with the (deterministic) waits at collectives in it.
+  const exact = syncs.length === 0 ? { graph, run } : (() => {
+    const g = jittered(graph, columns, jitter, syncs, built.ranks.length, false).graph;
+    return { graph: g, run: runGraph(g) };
+  })();
+  const stage = criticalStage(built.ranks, summarize(built, opTable(exact.graph, columns, exact.run), exact.run).criticalRank);
   const samples = Array.from({ length: jitter.samples }, () => {
     const { graph: g, waits } = jittered(graph, columns, jitter, syncs, built.ranks.length);
     const r = runGraph(g);

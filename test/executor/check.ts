@@ -31,8 +31,8 @@ export function expectSameNumerics(ex: Execution): void {
 /**
  * Bytes: each rank sends exactly 4 bytes per element the executor's algorithms imply, purpose by purpose;
  * and, kind by kind, the busiest rank's elements equal the cost model's, with nothing left out. Calls: each
- * rank's tp and cp collectives per step are exactly the blocking ones per pass that pass-time jitter cuts
- * passes at (accounting.ts passCalls), micro-batch by micro-batch, plus the once-per-step ones.
+ * rank's tp and cp collectives per step are exactly those of its passes that the predictions cut passes at
+ * (accounting.ts passCalls; the step's total, so not which pass each falls in) plus the once-per-step ones.
  */
 export function expectBytes(ex: Execution): void {
   const shape = shapeOf("dgx-h100", ex.workers);

@@ -53,25 +53,52 @@ describe("device profile: pass-time jitter", () => {
 
   it("applies where ranks wait on one another inside a step (stages, tp and cp replicas), and to profiles that measured it", async () => {
     const { planFor } = await import("../helpers.js");
-    const p: DeviceProfile = { ...profile, passJitter: { shape: "test", samples: 320, forward, backward } };
+    const waits = { members: 2, ranks: 4, points: [{ segmentSeconds: 1e-4, waitSeconds: 5e-5 }, { segmentSeconds: 1e-3, waitSeconds: 2e-4 }] };
+    const p: DeviceProfile = { ...profile, passJitter: { shape: "test", samples: 320, forward, backward }, syncWaits: waits };
+    const { syncWaits: _, ...noWaits } = p;
     const plan = (input: Record<string, number>) => planFor("tiny-gpt", profileShape(p, 2), { globalBatch: 8, flashAttention: false, ...input });
     for (const split of [{ pp: 2 }, { tp: 2 }, { cp: 2 }]) {
       const { model, plan: pl } = plan(split);
       expect(profileJitter(p, model, pl), JSON.stringify(split)).toBeDefined();
       expect(profileJitter(profile, model, pl), JSON.stringify(split)).toBeUndefined();
     }
-    // Data-parallel replicas meet once per step, at the reduction: not modelled, no jitter.
+    // One stage: the pass-time spread has nothing to turn into waits; only the collectives' waits, once.
+    const tp = plan({ tp: 2 });
+    const once = profileJitter(p, tp.model, tp.plan)!;
+    expect(once.samples).toBe(1);
+    expect(once.logSdAt(1e-3)).toBe(0);
+    expect(profileJitter(noWaits, tp.model, tp.plan)).toBeUndefined();
+    // Data-parallel collectives are not sync points: no jitter for dp alone.
     const dp = plan({ dp: 2 });
     expect(profileJitter(p, dp.model, dp.plan)).toBeUndefined();
-    // tp2's sync points per micro-batch are the executor's blocking collectives (accounting.ts passCalls).
-    const tp = plan({ tp: 2 });
-    const j = profileJitter(p, tp.model, tp.plan)!;
-    expect(j.syncs).toEqual([{
+    // Sync points per micro-batch are the executor's blocking collectives (accounting.ts passCalls):
+    // tp2 with SP 13 forward and 15 backward; cp2 K and V gathered per layer forward (2 x 2), again
+    // backward with their gradients reduce-scattered (4 x 2).
+    expect(once.syncs).toEqual([{
       forward: [{ group: "tp", members: 2, count: 13 }, { group: "cp", members: 1, count: 0 }],
       backward: [{ group: "tp", members: 2, count: 15 }, { group: "cp", members: 1, count: 0 }],
     }]);
-    // Without measured waits the sync points cost nothing extra.
-    expect(j.syncWaitSeconds).toBeUndefined();
+    const cp = plan({ cp: 2 });
+    expect(profileJitter(p, cp.model, cp.plan)!.syncs).toEqual([{
+      forward: [{ group: "tp", members: 1, count: 0 }, { group: "cp", members: 2, count: 4 }],
+      backward: [{ group: "tp", members: 1, count: 0 }, { group: "cp", members: 2, count: 8 }],
+    }]);
+  });
+
+  it("predicts tp2 with the measured waits at its collectives as tp communication, and says so", async () => {
+    const { planFor } = await import("../helpers.js");
+    const waits = { members: 2, ranks: 4, points: [{ segmentSeconds: 1e-4, waitSeconds: 5e-5 }, { segmentSeconds: 1e-3, waitSeconds: 2e-4 }] };
+    const p: DeviceProfile = { ...profile, syncWaits: waits };
+    const { model, plan } = planFor("tiny-gpt", profileShape(p, 2), { tp: 2, globalBatch: 8, flashAttention: false });
+    const withWaits = predictOnProfile(model, p, 2, plan);
+    const exact = predictOnProfile(model, profile, 2, plan);
+    expect(exact.note).toBeUndefined();
+    expect(withWaits.note).toMatch(/waits at tp\/cp collectives/);
+    // 8 micro-batches x 28 collectives, each at least the 0.05 ms the line gives a segment of length 0.
+    const added = withWaits.estimate.time.breakdown.tpCommSeconds - exact.estimate.time.breakdown.tpCommSeconds;
+    expect(added).toBeGreaterThan(8 * 28 * 5e-5 * 0.99);
+    expect(withWaits.estimate.time.stepSeconds - exact.estimate.time.stepSeconds).toBeCloseTo(added, 9);
+    expect(withWaits.estimate.time.breakdown.bubbleSeconds).toBe(0);
   });
 
   it("predicts a pipeline's step with it as the median of seeded simulated steps, and says so", async () => {
@@ -100,11 +127,12 @@ describe("device profile: waits at collectives", () => {
   // Measured-like points: 0.05 ms of hand-over plus a quarter of the segment.
   const points = [0.0001, 0.0004, 0.001].map((l) => ({ segmentSeconds: l, waitSeconds: 5e-5 + 0.25 * l }));
 
-  it("fits the line through the measured points, and grows as the square root of the segment beyond the longest", () => {
+  it("fits the line through the measured points; beyond the longest, the spread term grows as the square root of the segment", () => {
     const at = syncWaitAt(points, 2);
     expect(at(0.0002, 2)).toBeCloseTo(5e-5 + 0.25 * 0.0002, 12);
     expect(at(0.001, 2)).toBeCloseTo(3e-4, 12);
-    expect(at(0.004, 2)).toBeCloseTo(3e-4 * 2, 12);
+    // The hand-over stays 0.05 ms; the spread, 0.25 ms at 1 ms, doubles at 4 ms.
+    expect(at(0.004, 2)).toBeCloseTo(5e-5 + 2 * 2.5e-4, 12);
     expect(at(0.0002, 1)).toBe(0);
   });
 
@@ -113,14 +141,16 @@ describe("device profile: waits at collectives", () => {
     expect(syncWaitAt(falling, 2)(0.0005, 2)).toBeCloseTo(2e-4, 12);
     const steep = [{ segmentSeconds: 0.0005, waitSeconds: 1e-5 }, { segmentSeconds: 0.001, waitSeconds: 3e-4 }];
     const at = syncWaitAt(steep, 2);
+    // Through zero: b = sum(L w) / sum(L^2) = (5e-9 + 3e-7) / (2.5e-7 + 1e-6) = 0.244.
     expect(at(0, 2)).toBe(0);
-    expect(at(0.001, 2)).toBeGreaterThan(0);
+    expect(at(0.001, 2)).toBeCloseTo(0.244e-3, 12);
   });
 
-  it("scales the wait with the mean of the slowest of the group's members", () => {
+  it("scales the spread term with the mean of the slowest of the group's members", () => {
     const at = syncWaitAt(points, 2);
-    expect(at(0.0004, 4) / at(0.0004, 2)).toBeCloseTo(1.0294 / 0.5642, 3);
+    expect(at(0.0004, 4) - 5e-5).toBeCloseTo(0.25 * 0.0004 * (1.0294 / 0.5642), 7);
     expect(syncWaitAt([], 2)(0.001, 2)).toBe(0);
+    expect(syncWaitAt([{ segmentSeconds: 0, waitSeconds: 1e-4 }], 2)(0.001, 2)).toBe(0);
   });
 });
 

@@ -81,13 +81,32 @@ describe("simulateJittered: pass times with a measured spread", () => {
       expect(simulateJittered(model, shape, plan, { ...jitter(0), syncs, syncWaitSeconds: () => 0 }).estimate).toEqual(simulate(model, shape, plan).estimate);
     });
 
-    it("shares a stage's sync points among its chunks in proportion to their time (interleaved 1F1B)", () => {
+    it("shares a stage's sync points among its chunks in proportion to their time, keeping each pass's count (interleaved 1F1B)", () => {
       const { model, plan } = planFor("llama3-8b", shape, { tp: 2, pp: 4, virtualStages: 2, schedule: "interleaved", globalBatch: 16, flashAttention: true });
-      const perStage = Array.from({ length: 4 }, () => ({ forward: [{ group: "tp" as const, members: 2, count: 8 }], backward: [] }));
+      // Odd counts that differ by stage: a stage's two chunks cannot each round to half of them.
+      const counts = [13, 9, 11, 15];
+      const perStage = counts.map((count) => ({ forward: [{ group: "tp" as const, members: 2, count }], backward: [] }));
       const exact = simulate(model, shape, plan).estimate;
       const j = simulateJittered(model, shape, plan, { ...jitter(0), syncs: perStage, syncWaitSeconds: () => 1e-3 });
-      // Every stage's two chunks take 4 each: 8 waits per micro-batch on the critical stage.
-      expect(j.estimate.time.breakdown.tpCommSeconds - exact.time.breakdown.tpCommSeconds).toBeCloseTo(16 * 8 * 1e-3, 9);
+      const extra = j.estimate.time.breakdown.tpCommSeconds - exact.time.breakdown.tpCommSeconds;
+      expect(extra).toBeCloseTo(16 * counts[j.criticalStage]! * 1e-3, 9);
+      const b = j.estimate.time.breakdown;
+      const sum = b.computeSeconds + b.tpCommSeconds + b.cpCommSeconds + b.ppCommSeconds + b.dpCommSeconds + b.bubbleSeconds + b.optimizerSeconds + b.epCommSeconds;
+      expect(sum).toBeCloseTo(j.estimate.time.stepSeconds, 9);
+    });
+
+    it("keeps a pass's count and segment length when the pass runs in pieces between data-parallel buckets (ZeRO-3)", () => {
+      const { model, plan } = planFor("llama3-8b", shape, { tp: 2, dp: 4, zero: 3, globalBatch: 8, flashAttention: true });
+      const segments = new Set<string>();
+      const exact = simulate(model, shape, plan);
+      const j = simulateJittered(model, shape, plan, { ...jitter(0), syncs: [{ forward: [{ group: "tp", members: 2, count: 13 }], backward: [] }], syncWaitSeconds: (l) => (segments.add(l.toPrecision(9)), 1e-3) });
+      expect(j.estimate.time.breakdown.tpCommSeconds - exact.estimate.time.breakdown.tpCommSeconds).toBeCloseTo(exact.estimate.pipeline.microBatches * 13 * 1e-3, 9);
+      // Pieces of micro-batch 0's forward: several, and one segment length, the whole pass's over 14.
+      const ops = exact.timeline.ops;
+      const pieces = [...ops.kind.keys()].filter((op) => ops.kind[op] === 0 && ops.microBatch[op] === 0);
+      expect(pieces.length).toBeGreaterThan(1);
+      const pass = pieces.reduce((a, op) => a + ops.endSeconds[op]! - ops.startSeconds[op]!, 0);
+      expect([...segments]).toEqual([(pass / 14).toPrecision(9)]);
     });
   });
 });

@@ -205,10 +205,10 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   say(`pass times with ${cores} ranks at once`);
   const passJitter = await measurePassJitter(o, cores);
   say(`waits at collectives with ${cores} ranks at once`);
-  const points = await syncWaits(o.backend, cores, SYNC_SEGMENT_SECONDS, SYNC_SEGMENTS);
+  const waits = await syncWaits(o.backend, cores, SYNC_SEGMENT_SECONDS, SYNC_SEGMENTS);
   return {
     ...fitted, concurrency: { ranks: cores, aloneSeconds, concurrentSeconds, slowdown: Math.max(1, concurrentSeconds / aloneSeconds) }, passJitter,
-    syncWaits: { members: 2, ranks: cores, points },
+    syncWaits: { ...waits, ranks: cores },
   };
 }
 

@@ -142,43 +142,54 @@ export function spreadAt(f: PassSpread, b: PassSpread): (seconds: number) => num
 /**
  * The mean wait at a collective after a segment of L seconds, from the measured points: the least-squares
  * line w = a + b L with a, b >= 0 (a: the hand-over and wake-up a collective costs even when both members
- * arrive together; b: the segments' spread, a share of their length) up to the longest measured segment,
- * beyond it growing as sqrt(L) (the spread of a sum of independent delays), since a line fitted to short
- * segments would charge long ones a constant share. For groups of m members instead of the measured
- * `measuredMembers`, the wait scales with the mean of the largest of m normals (stats.ts
- * expectedMaxOfNormals): the slowest of more members is slower.
+ * arrive together; b: the segments' spread, a share of their length) up to the longest measured segment
+ * L_max, beyond it a + b sqrt(L L_max): the spread grows as the square root of the length (a sum of
+ * independent delays), since a line fitted to short segments would charge long ones a constant share.
+ * For groups of m members instead of the measured `measuredMembers`, the spread term scales with the mean
+ * of the largest of m normals (stats.ts expectedMaxOfNormals): the slowest of more members is slower.
  */
 export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: number): (segmentSeconds: number, members: number) => number {
-  if (points.length === 0) return () => 0;
-  const n = points.length;
-  const mx = total(points.map((p) => p.segmentSeconds)) / n;
-  const my = total(points.map((p) => p.waitSeconds)) / n;
-  const sxx = total(points.map((p) => (p.segmentSeconds - mx) ** 2));
-  const sxy = total(points.map((p) => (p.segmentSeconds - mx) * (p.waitSeconds - my)));
+  const usable = points.filter((p) => p.segmentSeconds > 0);
+  if (usable.length === 0) return () => 0;
+  const n = usable.length;
+  const mx = total(usable.map((p) => p.segmentSeconds)) / n;
+  const my = total(usable.map((p) => p.waitSeconds)) / n;
+  const sxx = total(usable.map((p) => (p.segmentSeconds - mx) ** 2));
+  const sxy = total(usable.map((p) => (p.segmentSeconds - mx) * (p.waitSeconds - my)));
   let b = sxx > 0 ? sxy / sxx : 0;
   let a = my - b * mx;
   if (b < 0) [a, b] = [my, 0];
-  else if (a < 0) [a, b] = [0, total(points.map((p) => p.segmentSeconds * p.waitSeconds)) / total(points.map((p) => p.segmentSeconds ** 2))];
-  const longest = Math.max(...points.map((p) => p.segmentSeconds));
-  const line = (l: number) => a + b * l;
+  else if (a < 0) [a, b] = [0, total(usable.map((p) => p.segmentSeconds * p.waitSeconds)) / total(usable.map((p) => p.segmentSeconds ** 2))];
+  const longest = Math.max(...usable.map((p) => p.segmentSeconds));
   const base = expectedMaxOfNormals(measuredMembers);
+  const scale = new Map<number, number>();
+  const scaleOf = (m: number) => {
+    let f = scale.get(m);
+    if (f === undefined) scale.set(m, (f = base > 0 ? expectedMaxOfNormals(m) / base : 1));
+    return f;
+  };
   return (segmentSeconds, members) => {
     if (members <= 1) return 0;
-    const w = segmentSeconds <= longest ? line(segmentSeconds) : line(longest) * Math.sqrt(segmentSeconds / longest);
-    return base > 0 ? (w * expectedMaxOfNormals(members)) / base : w;
+    const spread = segmentSeconds <= longest ? b * segmentSeconds : b * Math.sqrt(segmentSeconds * longest);
+    return a + spread * scaleOf(members);
   };
 }
 
 /**
  * The measured pass-time jitter as the simulator takes it, for a plan whose ranks wait on one another
- * inside a step: pipeline stages on their neighbours' activations and gradients, tensor- and context-
- * parallel replicas at every blocking collective of their passes (accounting.ts passCalls gives the sync
- * points; simulate.ts PassJitter cuts the passes there). Undefined where nothing waits (one rank, or data
- * parallel alone, whose replicas meet once per step). Fresh seeded draws each call: a prediction repeats.
+ * inside a step: pipeline stages on their neighbours' activations and gradients (the pass-time spread),
+ * tensor- and context-parallel replicas at every blocking collective of their passes (the measured wait;
+ * accounting.ts passCalls gives the sync points, simulate.ts PassJitter adds a wait at each). With one
+ * stage the spread has nothing to turn into waits, so only the collectives' waits are added, once.
+ * Undefined where nothing waits (one rank; data-parallel collectives are not sync points here) or the
+ * profile lacks the measurement. Fresh seeded draws each call: a prediction repeats.
  */
 export function profileJitter(p: DeviceProfile, model: ModelSpec, plan: Plan): PassJitter | undefined {
   const j = p.passJitter;
-  if (j === undefined || (plan.pp <= 1 && plan.tp <= 1 && plan.cp <= 1)) return undefined;
+  const w = p.syncWaits;
+  const replicas = plan.tp > 1 || plan.cp > 1;
+  const stages = plan.pp > 1 && j !== undefined;
+  if (!stages && !(replicas && w !== undefined)) return undefined;
   const syncs: StageSyncs[] = Array.from({ length: plan.pp }, (_, stage) => {
     const { tp, cp } = passCalls(model, plan, stage);
     return {
@@ -186,9 +197,11 @@ export function profileJitter(p: DeviceProfile, model: ModelSpec, plan: Plan): P
       backward: [{ group: "tp", members: plan.tp, count: tp.backward }, { group: "cp", members: plan.cp, count: cp.backward }],
     };
   });
-  const w = p.syncWaits;
   return {
-    logSdAt: spreadAt(j.forward, j.backward), samples: JITTER_SAMPLES, normal: standardNormal(mulberry32(JITTER_SEED)), syncs,
+    logSdAt: stages ? spreadAt(j.forward, j.backward) : () => 0,
+    samples: stages ? JITTER_SAMPLES : 1,
+    normal: standardNormal(mulberry32(JITTER_SEED)),
+    syncs,
     ...(w === undefined ? {} : { syncWaitSeconds: syncWaitAt(w.points, w.members) }),
   };
 }
@@ -234,6 +247,12 @@ export interface ProfilePrediction {
   readonly note?: string;
 }
 
+function predictionNote(jitter: PassJitter, plan: Plan): string {
+  const waits = jitter.syncWaitSeconds !== undefined && plan.tp * plan.cp > 1 ? "waits at tp/cp collectives" : undefined;
+  if (jitter.samples === 1) return `predicted with this machine's ${waits} (measured by calibrate with every core busy)`;
+  return `predicted with this machine's pass-time jitter${waits === undefined ? "" : ` and ${waits}`} (measured by calibrate with every core busy): the median of ${jitter.samples} simulated steps`;
+}
+
 /** The prediction for `plan` on `ranks` ranks of the profiled machine, pass-time jitter included where it applies. */
 export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks: number, plan: Plan): ProfilePrediction {
   const shape = profileShape(profile, ranks);
@@ -242,7 +261,7 @@ export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks
   return {
     shape, estimate: p.estimate, criticalStage: plan.pp > 1 ? p.criticalStage : undefined,
     ...(jitter === undefined ? {} : {
-      note: `predicted with this machine's pass-time jitter${jitter.syncWaitSeconds !== undefined && plan.tp * plan.cp > 1 ? " and waits at tp/cp collectives" : ""} (measured by calibrate with every core busy): the median of ${jitter.samples} simulated steps`,
+      note: predictionNote(jitter, plan),
     }),
   };
 }
