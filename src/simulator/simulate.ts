@@ -114,20 +114,22 @@ export interface JitteredSimulation {
   readonly criticalStage: number;
 }
 
-/** A pass op's sync points (its share of its pass's) and the length of the pass's segments. */
-interface OpSyncs {
-  readonly points: readonly SyncPoints[];
-  readonly segmentSeconds: number;
+/** The mean waits at collectives: added to each pass op, and in all per simulated rank, by group. */
+interface ReplicaWaits {
+  readonly perOp: Float64Array;
+  readonly perRank: Record<SyncGroup, Float64Array>;
 }
 
 /**
- * For each pass op, its share of its stage's sync points for that micro-batch's pass, where a pass runs as
- * several ops (interleaved chunks, pieces between data-parallel buckets): shared in proportion to the
- * ops' time, rounded cumulatively so the pass keeps its count; segments are the whole pass's over its
- * count plus one.
+ * The mean waits at each pass op's sync points (the same in every sample). A pass that runs as several ops
+ * (interleaved chunks, pieces between data-parallel buckets) shares its stage's sync points for that
+ * micro-batch among them in proportion to their time, rounded cumulatively so the pass keeps its count;
+ * its segments are the whole pass's time over its count plus one.
  */
-function opSyncs(graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], syncs: readonly StageSyncs[]): (OpSyncs | undefined)[] {
-  const passes = new Map<string, number[]>();
+function replicaWaits(graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], j: PassJitter): ReplicaWaits | undefined {
+  const waitAt = j.syncWaitSeconds;
+  if (j.syncs === undefined || waitAt === undefined) return undefined;
+  const syncs = j.syncs;
   const pointsOf = (op: number) => {
     const r = columns.rank[op]!;
     const s = stages[r]?.role === "stage" ? syncs[r] : undefined;
@@ -135,6 +137,7 @@ function opSyncs(graph: Graph, columns: OpColumns, stages: readonly { readonly r
     const points = k === OpKind.forward ? s?.forward : k === OpKind.backward ? s?.backward : undefined;
     return points?.filter((p) => p.members > 1 && p.count > 0);
   };
+  const passes = new Map<string, number[]>();
   for (let op = 0; op < graph.size; op++) {
     if ((pointsOf(op)?.length ?? 0) === 0) continue;
     const key = `${columns.rank[op]} ${columns.kind[op]} ${columns.microBatch[op]}`;
@@ -142,7 +145,8 @@ function opSyncs(graph: Graph, columns: OpColumns, stages: readonly { readonly r
     if (ops === undefined) passes.set(key, [op]);
     else ops.push(op);
   }
-  const out: (OpSyncs | undefined)[] = new Array(graph.size).fill(undefined);
+  const perOp = new Float64Array(graph.size);
+  const perRank: Record<SyncGroup, Float64Array> = { tp: new Float64Array(stages.length), cp: new Float64Array(stages.length) };
   for (const ops of passes.values()) {
     const points = pointsOf(ops[0]!)!;
     const seconds = ops.reduce((a, op) => a + graph.durationSeconds[op]!, 0);
@@ -151,39 +155,26 @@ function opSyncs(graph: Graph, columns: OpColumns, stages: readonly { readonly r
     for (const op of ops) {
       const before = done / seconds;
       done += graph.durationSeconds[op]!;
-      const after = done / seconds;
-      out[op] = { points: points.map((p) => ({ ...p, count: Math.round(p.count * after) - Math.round(p.count * before) })), segmentSeconds };
+      for (const p of points) {
+        const wait = (Math.round(p.count * (done / seconds)) - Math.round(p.count * before)) * waitAt(segmentSeconds, p.members);
+        perOp[op]! += wait;
+        perRank[p.group][columns.rank[op]!]! += wait;
+      }
     }
   }
-  return out;
+  return { perOp, perRank };
 }
 
-/** Seconds each simulated rank spent waiting for slower replicas at its collectives, by group. */
-type ReplicaWaits = Record<SyncGroup, Float64Array>;
-
-/**
- * One sample's pass times: each pass its own log-normal factor (none when `noise` is false), plus the
- * mean wait at each of its sync points after a segment of its pass.
- */
-function jittered(graph: Graph, columns: OpColumns, j: PassJitter, syncs: readonly (OpSyncs | undefined)[], ranks: number, noise = true): { graph: Graph; waits: ReplicaWaits } {
+/** The graph with each pass op taking its time times `factor(op)` (1 when absent) plus its mean waits. */
+function withPassTimes(graph: Graph, columns: OpColumns, waits: ReplicaWaits | undefined, factor?: (seconds: number) => number): Graph {
   const durationSeconds = graph.durationSeconds.slice();
-  const waits: ReplicaWaits = { tp: new Float64Array(ranks), cp: new Float64Array(ranks) };
   for (let op = 0; op < graph.size; op++) {
     const k = columns.kind[op]!;
     if (k !== OpKind.forward && k !== OpKind.backward && k !== OpKind.weight) continue;
-    if (noise) {
-      const sigma = j.logSdAt(durationSeconds[op]!);
-      durationSeconds[op]! *= Math.exp(sigma * j.normal() - (sigma * sigma) / 2);
-    }
-    const s = syncs[op];
-    if (s === undefined || j.syncWaitSeconds === undefined) continue;
-    for (const p of s.points) {
-      const wait = p.count * j.syncWaitSeconds(s.segmentSeconds, p.members);
-      durationSeconds[op]! += wait;
-      waits[p.group][columns.rank[op]!]! += wait;
-    }
+    if (factor !== undefined) durationSeconds[op]! *= factor(durationSeconds[op]!);
+    if (waits !== undefined) durationSeconds[op]! += waits.perOp[op]!;
   }
-  return { graph: { ...graph, durationSeconds }, waits };
+  return { ...graph, durationSeconds };
 }
 
 /**
@@ -197,23 +188,27 @@ export function simulateJittered(model: ModelSpec, shape: ClusterShape, plan: Pl
   const costs = planCosts(model, shape, plan);
   const input = simInputFromCosts(model, shape, plan, costs);
   const { built, graph, columns, run } = play(input, false);
-  const syncs = jitter.syncs === undefined ? [] : opSyncs(graph, columns, built.ranks, jitter.syncs);
-  // The stage the exact schedule makes critical, with the (deterministic) waits at collectives in it.
-  const exact = syncs.length === 0 ? { graph, run } : (() => {
-    const g = jittered(graph, columns, jitter, syncs, built.ranks.length, false).graph;
+  const waits = replicaWaits(graph, columns, built.ranks, jitter);
+  // The stage the exact schedule makes critical, with the waits at collectives (which differ by stage) in it.
+  const exact = waits === undefined ? { graph, run } : (() => {
+    const g = withPassTimes(graph, columns, waits);
     return { graph: g, run: runGraph(g) };
   })();
   const stage = criticalStage(built.ranks, summarize(built, opTable(exact.graph, columns, exact.run), exact.run).criticalRank);
+  const factor = (seconds: number) => {
+    const sigma = jitter.logSdAt(seconds);
+    return Math.exp(sigma * jitter.normal() - (sigma * sigma) / 2);
+  };
   const samples = Array.from({ length: jitter.samples }, () => {
-    const { graph: g, waits } = jittered(graph, columns, jitter, syncs, built.ranks.length);
+    const g = withPassTimes(graph, columns, waits, factor);
     const r = runGraph(g);
-    return { summary: summarize(built, opTable(g, columns, r), r), waits: { tp: waits.tp[stage]!, cp: waits.cp[stage]! } };
+    return summarize(built, opTable(g, columns, r), r);
   });
-  samples.sort((a, b) => a.summary.spanSeconds - b.summary.spanSeconds);
-  const median = samples[Math.floor(samples.length / 2)]!;
+  samples.sort((a, b) => a.spanSeconds - b.spanSeconds);
+  const stageWaits = { tp: waits?.perRank.tp[stage] ?? 0, cp: waits?.perRank.cp[stage] ?? 0 };
   return {
-    estimate: estimateFrom(model, shape, plan, costs, median.summary, stage, median.waits),
-    stepSeconds: samples.map((s) => s.summary.spanSeconds),
+    estimate: estimateFrom(model, shape, plan, costs, samples[Math.floor(samples.length / 2)]!, stage, stageWaits),
+    stepSeconds: samples.map((s) => s.spanSeconds),
     criticalStage: stage,
   };
 }

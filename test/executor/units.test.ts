@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { inFlightMicroBatches } from "../../src/planner/cost/activations.js";
 import { blockOf, layoutFabric } from "../../src/executor/comm/fabric.js";
 import { expectedElements } from "../../src/executor/measure/accounting.js";
-import { lineFit } from "../../src/executor/measure/calibrate.js";
+import { lineFit } from "../../src/executor/measure/stats.js";
 import { costModelElements } from "../../src/executor/measure/cost-map.js";
 import { TokenSource, tokenSlice } from "../../src/executor/model/data.js";
 import { joinRanks, modelUnits, sliceForRank, stageUnits, unitSlots } from "../../src/executor/model/layout.js";

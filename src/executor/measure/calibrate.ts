@@ -10,7 +10,7 @@ import { matmulSeconds } from "./matmul.js";
 import { syncWaits } from "./segments.js";
 import type { StepRecord } from "../run/job.js";
 import { predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
-import { pooledLogSd, total, upperMedian } from "./stats.js";
+import { lineFit, pooledLogSd, total, upperMedian } from "./stats.js";
 
 /**
  * `meshplan calibrate`: measures this machine as the executor uses it and sets the cost model's two
@@ -69,21 +69,6 @@ export async function messageLatencySeconds(repeat: number, timeoutSeconds: numb
   const s = res[0]!.seconds;
   // The first rounds pay for warm-up (JIT, first wake-ups); the median of the rest.
   return upperMedian(rounds.map((_, r) => s[2 * r]! + s[2 * r + 1]!).slice(Math.min(10, repeat - 1))) / 2;
-}
-
-/** Least squares y = a + b x. */
-export function lineFit(xs: readonly number[], ys: readonly number[]): { a: number; b: number } {
-  const n = xs.length;
-  const mx = xs.reduce((s, x) => s + x, 0) / n;
-  const my = ys.reduce((s, y) => s + y, 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  xs.forEach((x, i) => {
-    sxy += (x - mx) * (ys[i]! - my);
-    sxx += (x - mx) ** 2;
-  });
-  const b = sxx === 0 ? 0 : sxy / sxx;
-  return { a: my - b * mx, b };
 }
 
 /** Small GPTs the constants are fitted to (one rank, global batch 2, micro-batch 1). */

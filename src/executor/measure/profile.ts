@@ -2,7 +2,7 @@ import type { ClusterShape, ClusterSpec, GpuSpec, LinkSpec, ModelSpec, Plan } fr
 import { simulate, simulateJittered, type PassJitter, type StageSyncs } from "../../simulator/simulate.js";
 import { passCalls } from "./accounting.js";
 import type { SyncWaitPoint } from "./segments.js";
-import { expectedMaxOfNormals, total } from "./stats.js";
+import { expectedMaxOfNormals, lineFit, total } from "./stats.js";
 import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
 
@@ -151,14 +151,8 @@ export function spreadAt(f: PassSpread, b: PassSpread): (seconds: number) => num
 export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: number): (segmentSeconds: number, members: number) => number {
   const usable = points.filter((p) => p.segmentSeconds > 0);
   if (usable.length === 0) return () => 0;
-  const n = usable.length;
-  const mx = total(usable.map((p) => p.segmentSeconds)) / n;
-  const my = total(usable.map((p) => p.waitSeconds)) / n;
-  const sxx = total(usable.map((p) => (p.segmentSeconds - mx) ** 2));
-  const sxy = total(usable.map((p) => (p.segmentSeconds - mx) * (p.waitSeconds - my)));
-  let b = sxx > 0 ? sxy / sxx : 0;
-  let a = my - b * mx;
-  if (b < 0) [a, b] = [my, 0];
+  let { a, b } = lineFit(usable.map((p) => p.segmentSeconds), usable.map((p) => p.waitSeconds));
+  if (b < 0) [a, b] = [total(usable.map((p) => p.waitSeconds)) / usable.length, 0];
   else if (a < 0) [a, b] = [0, total(usable.map((p) => p.segmentSeconds * p.waitSeconds)) / total(usable.map((p) => p.segmentSeconds ** 2))];
   const longest = Math.max(...usable.map((p) => p.segmentSeconds));
   const base = expectedMaxOfNormals(measuredMembers);

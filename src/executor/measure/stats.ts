@@ -52,3 +52,18 @@ export function expectedMaxOfNormals(m: number): number {
   for (let x = -8 + step / 2; x < 8; x += step) sum += x * m * Math.exp(-(x * x) / 2) * normalCdf(x) ** (m - 1);
   return (sum * step) / Math.sqrt(2 * Math.PI);
 }
+
+/** Least squares y = a + b x. */
+export function lineFit(xs: readonly number[], ys: readonly number[]): { a: number; b: number } {
+  const n = xs.length;
+  const mx = xs.reduce((s, x) => s + x, 0) / n;
+  const my = ys.reduce((s, y) => s + y, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  xs.forEach((x, i) => {
+    sxy += (x - mx) * (ys[i]! - my);
+    sxx += (x - mx) ** 2;
+  });
+  const b = sxx === 0 ? 0 : sxy / sxx;
+  return { a: my - b * mx, b };
+}
