@@ -12,6 +12,10 @@ What it measures (all on random data, timed with CUDA events after warm-up, medi
      benchmark setting), causal and not, forward and backward: PyTorch's fused kernels (flash, cuDNN,
      memory-efficient) and the plain unfused version (two batched GEMMs around a softmax).
   5. Memory bandwidth: device-to-device copy and an element-wise add over buffer sizes from 1 MiB up.
+  6. Operand alignment: the unfused attention's two batched products as Megatron-LM runs them (q, k and v
+     as views into one fused QKV tensor, so each starts headDim elements after the previous one), fp16 and
+     bf16, at head dimensions that are multiples of 8 and some that are not (BLOOM's candidates: 108, 150,
+     225, 450): the cost model charges the latter at the CUDA-core fp32 rate (src/planner/cost/compute.ts).
 The GPU, driver, CUDA, cuDNN and PyTorch versions and the clocks before and after are recorded.
 
 Usage: python3 scripts/gpu/measure.py --gpu h100-sxm --out models/hardware/measured/h100-sxm.json
@@ -45,6 +49,10 @@ ATTENTION_HEAD_DIM = 128
 ATTENTION_HEADS = 16  # hidden 2048, as in the FlashAttention-2 and -3 benchmarks
 ATTENTION_LENGTHS = [512, 1024, 2048, 4096, 8192, 16384, 32768]
 PLAIN_ATTENTION_MAX_LENGTH = 8192  # the unfused scores tensor grows as length^2
+ALIGNMENT_HEAD_DIMS = [96, 104, 108, 112, 128, 144, 150, 216, 224, 225, 450]
+ALIGNMENT_HIDDEN = 1800  # per tensor-parallel rank (BLOOM's 14400 at tp 8); heads = hidden // head dim
+ALIGNMENT_TOKENS = 8192  # 4 sequences of 2048
+ALIGNMENT_SEQ = 2048
 COPY_BYTES = [2 ** i for i in range(20, 33, 2)]  # 1 MiB .. 4 GiB
 ROTATE_BYTES = 256 * 2 ** 20  # rotate inputs until the working set is past the 50 MB L2
 
@@ -263,6 +271,25 @@ def time_attention(torch, timer, kernel, length, causal):
     return forward_seconds, both_seconds - forward_seconds
 
 
+def time_aligned_attention(torch, timer, head_dim, dtype):
+    """Megatron-LM's unfused attention products, forward: baddbmm(q, k^T) then bmm(p, v), with q, k, v strided views."""
+    heads = max(1, ALIGNMENT_HIDDEN // head_dim)
+    s, b = ALIGNMENT_SEQ, ALIGNMENT_TOKENS // ALIGNMENT_SEQ
+    mixed = torch.randn(s, b, heads, 3 * head_dim, device="cuda", dtype=dtype)
+    q, k, v = (t.reshape(s, b * heads, head_dim) for t in mixed.split(head_dim, dim=-1))
+    scores = torch.empty(b * heads, s, s, device="cuda", dtype=dtype)
+    probs = torch.randn(b * heads, s, s, device="cuda", dtype=dtype)
+    context = torch.empty(b * heads, s, head_dim, device="cuda", dtype=dtype)
+
+    def fn():
+        torch.baddbmm(scores, q.transpose(0, 1), k.transpose(0, 1).transpose(1, 2), beta=0.0, alpha=1.0, out=scores)
+        torch.bmm(probs, v.transpose(0, 1), out=context)
+
+    seconds, _ = timer.median(fn)
+    flops = 2 * 2 * b * heads * s * s * head_dim
+    return seconds, flops, heads
+
+
 def time_stream(torch, timer, nbytes, op):
     n = nbytes // 2
     a = torch.randn(n, device="cuda", dtype=torch.bfloat16)
@@ -322,7 +349,7 @@ def main():
     ap.add_argument("--timing", choices=["graph", "eager"], default="graph",
                     help="products and copies: replay a captured CUDA graph (device time) or call from Python (eager)")
     ap.add_argument("--passes", type=int, default=3, help="times each section is measured (median kept)")
-    ap.add_argument("--skip", default="", help="comma-separated sections to skip: grid,layers,fp8,attention,memory")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: grid,layers,fp8,attention,memory,alignment")
     args = ap.parse_args()
     out = args.out or os.path.join(REPO, "models", "hardware", "measured", args.gpu + ".json")
     layers = layer_shapes()
@@ -402,8 +429,21 @@ def main():
                     torch.cuda.empty_cache()
         doc["memory"] = {"bytesMoved": "copy: read + write; add: two reads + one write (bf16)", "rows": rows}
 
+    def alignment():
+        rows = []
+        for p in range(args.passes):
+            for dtype in [torch.float16, torch.bfloat16]:
+                for head_dim in ALIGNMENT_HEAD_DIMS if p % 2 == 0 else reversed(ALIGNMENT_HEAD_DIMS):
+                    seconds, flops, heads = time_aligned_attention(torch, timer, head_dim, dtype)
+                    rows.append({"dtype": str(dtype).replace("torch.", ""), "headDim": head_dim, "heads": heads, "seconds": seconds,
+                                 "flops": flops, "flopsPerSecond": flops / seconds, "pass": p})
+                    torch.cuda.empty_cache()
+        doc["attentionAlignment"] = {
+            "what": "Megatron-LM unfused attention forward products: baddbmm(q, k^T) + bmm(probs, v), q/k/v views into one [s, b, heads, 3*headDim] tensor",
+            "seqLen": ALIGNMENT_SEQ, "tokens": ALIGNMENT_TOKENS, "hiddenPerRank": ALIGNMENT_HIDDEN, "rows": rows}
+
     warm_up(torch)
-    for name, body in [("memory", memory), ("attention", attention), ("grid", grid), ("layers", layer), ("fp8", fp8)]:
+    for name, body in [("memory", memory), ("attention", attention), ("grid", grid), ("layers", layer), ("fp8", fp8), ("alignment", alignment)]:
         if name not in skip:
             section(doc, out, name, body)
             torch.cuda.empty_cache()

@@ -105,6 +105,31 @@ function gemm16Rate(gpu: GpuSpec, plan: Plan): GemmRate {
   };
 }
 
+/**
+ * Operand alignment the tensor-core GEMM kernels need: 16 bytes (cuBLAS documentation, "Tensor Core
+ * Usage": best performance with pointers and leading dimensions that are multiples of 16 bytes; NVIDIA's
+ * "Matrix Multiplication Background" guide, "Tensor Core Requirements": dimensions that are multiples of
+ * 8 fp16 elements).
+ */
+const TENSOR_CORE_ALIGNMENT_BYTES = 16;
+
+/**
+ * The unfused attention's batched products (Megatron's baddbmm/bmm) read q, k and v as views into the
+ * fused QKV output, each head's slice starting headDim elements after the previous one: with a head
+ * dimension that is not a multiple of 8 (16 bytes), the operands are misaligned for the tensor-core
+ * kernels. Such products are charged at the GPU's CUDA-core fp32 rate (its datasheet `fp32` peak) times
+ * the same matmulMax fraction: BLOOM's candidates at head dimensions 108, 150 and 450 ran 28-44% slower
+ * than the model without this (models/measurements/bloom-176b.jsonl, README "Accuracy"), the fp16 and bf16
+ * rows alike, as a CUDA-core kernel accumulating in fp32 would. Falls back to the 16-bit rate on a GPU
+ * without an fp32 figure.
+ */
+function attentionProductRate(gpu: GpuSpec, plan: Plan, headDim: number): GemmRate {
+  const rate16 = gemm16Rate(gpu, plan);
+  const fp32 = gpu.peakFlopsPerSecond.fp32;
+  if ((headDim * BYTES_16) % TENSOR_CORE_ALIGNMENT_BYTES === 0 || fp32 === undefined) return rate16;
+  return { flopsPerSecond: fp32 * gpu.efficiency.matmulMax, overheadSeconds: gpu.efficiency.matmulOverheadSeconds, inputBytes: BYTES_16, grid: undefined };
+}
+
 function gemmSeconds(gpu: GpuSpec, rate: GemmRate, m: number, k: number, n: number): number {
   const flops = 2 * m * k * n;
   const bytes = rate.inputBytes * (m * k + k * n) + BYTES_16 * m * n;
@@ -166,7 +191,7 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
     coreForward = (coreFlops * CAUSAL_FRACTION) / attentionFlopsPerSecond;
     coreBackward = FLASH_BACKWARD_RATIO * coreForward;
   } else {
-    coreForward = 2 * gemmSeconds(gpu, rate16, x * heads, plan.seqLen, model.headDim);
+    coreForward = 2 * gemmSeconds(gpu, attentionProductRate(gpu, plan, model.headDim), x * heads, plan.seqLen, model.headDim);
     coreBackward = 2 * coreForward;
     // scale + mask + softmax read and write the scores; dropout reads, writes and writes its mask.
     softmaxElements = heads * x * plan.seqLen * (2 + (model.dropout ? 2.5 : 0));
