@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { explainRanking, searchSummary } from "../../src/planner/explain/explain.js";
-import { planFor, shapeOf } from "../helpers.js";
+import { gptModel, planFor, shapeOf } from "../helpers.js";
 
 describe("explainRanking: the runner-up in words", () => {
   const shape = shapeOf("dgx-h100", 16);
@@ -23,6 +23,25 @@ describe("explainRanking: the runner-up in words", () => {
     const other = planFor("llama3-8b", shape, { tp: 4, pp: 1, dp: 4, microBatch: 1, globalBatch: 64 });
     const last = explainRanking(model, shape, [estimates[0]!, estimate(model, shape, other.plan)]).at(-1)!;
     expect(last).toMatch(/^The next plan \(tp 4 x pp 1 x dp 4, micro-batch 1, ZeRO \d, recompute none\) is /);
+  });
+});
+
+describe("explainRanking: a misaligned head dimension", () => {
+  const shape = shapeOf("dgx-a100-80gb", 8);
+  const says = (heads: number, flashAttention: boolean) => {
+    const { model, plan } = planFor(gptModel({ layers: 8, hidden: 13824, heads, vocab: 50304, seq: 2048 }), shape, { tp: 8, microBatch: 1, globalBatch: 8, flashAttention });
+    return explainRanking(model, shape, [estimate(model, shape, plan)]).find((line) => line.startsWith("Head dimension"));
+  };
+
+  it("says when the unfused attention runs on the CUDA cores, and how to avoid it", () => {
+    expect(says(128, false)).toBe("Head dimension 108 is not a multiple of 8: the unfused attention's products miss the tensor cores' " +
+      "16-byte alignment and run on the CUDA cores at 19.5 TFLOP/s (fp32) instead of the tensor cores' 312; flash attention, " +
+      "or a head count that makes hidden / heads a multiple of 8, avoids it.");
+  });
+
+  it("says nothing with flash attention or an aligned head dimension", () => {
+    expect(says(128, true)).toBeUndefined();
+    expect(says(96, false)).toBeUndefined();
   });
 });
 

@@ -113,6 +113,11 @@ function gemm16Rate(gpu: GpuSpec, plan: Plan): GemmRate {
  */
 const TENSOR_CORE_ALIGNMENT_BYTES = 16;
 
+/** Whether a head's slice of the fused QKV output starts on the tensor cores' alignment (16-bit elements). */
+export function headDimAligned(headDim: number): boolean {
+  return (headDim * BYTES_16) % TENSOR_CORE_ALIGNMENT_BYTES === 0;
+}
+
 /**
  * The unfused attention's batched products (Megatron's baddbmm/bmm) read q, k and v as views into the
  * fused QKV output, each head's slice starting headDim elements after the previous one: with a head
@@ -126,7 +131,7 @@ const TENSOR_CORE_ALIGNMENT_BYTES = 16;
 function attentionProductRate(gpu: GpuSpec, plan: Plan, headDim: number): GemmRate {
   const rate16 = gemm16Rate(gpu, plan);
   const fp32 = gpu.peakFlopsPerSecond.fp32;
-  if ((headDim * BYTES_16) % TENSOR_CORE_ALIGNMENT_BYTES === 0 || fp32 === undefined) return rate16;
+  if (headDimAligned(headDim) || fp32 === undefined) return rate16;
   return { flopsPerSecond: fp32 * gpu.efficiency.matmulMax, overheadSeconds: gpu.efficiency.matmulOverheadSeconds, inputBytes: BYTES_16, grid: undefined };
 }
 
