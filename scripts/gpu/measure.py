@@ -20,6 +20,8 @@ The GPU, driver, CUDA, cuDNN and PyTorch versions and the clocks before and afte
 
 Usage: python3 scripts/gpu/measure.py --gpu h100-sxm --out models/hardware/measured/h100-sxm.json
        python3 scripts/gpu/measure.py --dry-run   (lists the shapes; needs no GPU or PyTorch)
+       python3 scripts/gpu/measure.py --gpu h100-sxm --skip memory,attention,grid,layers,fp8
+           (one section: the file's other sections are kept, the run listed under laterRuns)
 The output is rewritten after every section, so a run cut short keeps what it measured. Each section runs
 `--passes` times (the second pass in reverse order, so slow drifts of clock and temperature fall on
 different points); the file keeps each point's median over the passes and its spread (max/min - 1).
@@ -49,6 +51,7 @@ ATTENTION_HEAD_DIM = 128
 ATTENTION_HEADS = 16  # hidden 2048, as in the FlashAttention-2 and -3 benchmarks
 ATTENTION_LENGTHS = [512, 1024, 2048, 4096, 8192, 16384, 32768]
 PLAIN_ATTENTION_MAX_LENGTH = 8192  # the unfused scores tensor grows as length^2
+SECTIONS = ["memory", "attention", "grid", "layers", "fp8", "alignment"]  # in the order they run
 ALIGNMENT_HEAD_DIMS = [96, 104, 108, 112, 128, 144, 150, 216, 224, 225, 450]
 ALIGNMENT_HIDDEN = 1800  # per tensor-parallel rank (BLOOM's 14400 at tp 8); heads = hidden // head dim
 ALIGNMENT_TOKENS = 8192  # 4 sequences of 2048
@@ -272,22 +275,35 @@ def time_attention(torch, timer, kernel, length, causal):
 
 
 def time_aligned_attention(torch, timer, head_dim, dtype):
-    """Megatron-LM's unfused attention products, forward: baddbmm(q, k^T) then bmm(p, v), with q, k, v strided views."""
+    """Megatron-LM's unfused attention products: baddbmm(q, k^T) then bmm(p, v), q, k, v strided views of one
+    [s, b, heads, 3*headDim] tensor (no copy: each starts headDim elements after the last). Returns seconds of
+    the forward and of forward + backward (autograd: dS k, dS^T q, dC v^T, p^T dC), the forward's FLOPs, heads."""
     heads = max(1, ALIGNMENT_HIDDEN // head_dim)
     s, b = ALIGNMENT_SEQ, ALIGNMENT_TOKENS // ALIGNMENT_SEQ
-    mixed = torch.randn(s, b, heads, 3 * head_dim, device="cuda", dtype=dtype)
-    q, k, v = (t.reshape(s, b * heads, head_dim) for t in mixed.split(head_dim, dim=-1))
-    scores = torch.empty(b * heads, s, s, device="cuda", dtype=dtype)
-    probs = torch.randn(b * heads, s, s, device="cuda", dtype=dtype)
-    context = torch.empty(b * heads, s, head_dim, device="cuda", dtype=dtype)
+    mixed = torch.randn(s, b, heads, 3 * head_dim, device="cuda", dtype=dtype, requires_grad=True)
+    probs = torch.randn(b * heads, s, s, device="cuda", dtype=dtype, requires_grad=True)
+    grad_scores = torch.randn(b * heads, s, s, device="cuda", dtype=dtype)
+    grad_context = torch.randn(b * heads, s, head_dim, device="cuda", dtype=dtype)
 
-    def fn():
-        torch.baddbmm(scores, q.transpose(0, 1), k.transpose(0, 1).transpose(1, 2), beta=0.0, alpha=1.0, out=scores)
-        torch.bmm(probs, v.transpose(0, 1), out=context)
+    def products():
+        q, k, v = (t.view(s, b * heads, head_dim) for t in mixed.split(head_dim, dim=-1))
+        assert q.stride() == (b * heads * 3 * head_dim, 3 * head_dim, 1), "q must stay a strided view"
+        scores = torch.baddbmm(torch.empty(b * heads, s, s, device="cuda", dtype=dtype), q.transpose(0, 1),
+                               k.transpose(0, 1).transpose(1, 2), beta=0.0, alpha=1.0)
+        return scores, torch.bmm(probs, v.transpose(0, 1))
 
-    seconds, _ = timer.median(fn)
-    flops = 2 * 2 * b * heads * s * s * head_dim
-    return seconds, flops, heads
+    def fwd():
+        with torch.no_grad():
+            products()
+
+    def fwd_bwd():
+        scores, context = products()
+        torch.autograd.backward([scores, context], [grad_scores, grad_context])
+        mixed.grad = probs.grad = None
+
+    forward_seconds, _ = timer.median_eager(fwd, target_seconds=0.1, trials=7, max_reps=50)
+    both_seconds, _ = timer.median_eager(fwd_bwd, target_seconds=0.1, trials=7, max_reps=50)
+    return forward_seconds, both_seconds, 2 * 2 * b * heads * s * s * head_dim, heads
 
 
 def time_stream(torch, timer, nbytes, op):
@@ -349,13 +365,17 @@ def main():
     ap.add_argument("--timing", choices=["graph", "eager"], default="graph",
                     help="products and copies: replay a captured CUDA graph (device time) or call from Python (eager)")
     ap.add_argument("--passes", type=int, default=3, help="times each section is measured (median kept)")
-    ap.add_argument("--skip", default="", help="comma-separated sections to skip: grid,layers,fp8,attention,memory,alignment")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: %s; with an existing --out file, its other sections are kept" % ",".join(SECTIONS))
     args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    if skip - set(SECTIONS):
+        sys.exit("measure.py: --skip %s: unknown section(s); valid: %s" % (",".join(sorted(skip - set(SECTIONS))), ",".join(SECTIONS)))
     out = args.out or os.path.join(REPO, "models", "hardware", "measured", args.gpu + ".json")
     layers = layer_shapes()
     if args.dry_run:
         print("grid %d points, layer shapes %d, fp8 grid %d points, attention lengths %s" % (
             len(GRID_M) * len(GRID_KN) ** 2, len(layers), len(FP8_GRID_M) * len(FP8_GRID_KN) ** 2, ATTENTION_LENGTHS))
+        print("alignment head dims %s, hidden %d per rank, %d tokens" % (ALIGNMENT_HEAD_DIMS, ALIGNMENT_HIDDEN, ALIGNMENT_TOKENS))
         print(json.dumps(layers[:12]))
         return
     import torch
@@ -363,9 +383,8 @@ def main():
     if not torch.cuda.is_available():
         sys.exit("measure.py: no CUDA device visible to PyTorch")
     torch.backends.cuda.matmul.allow_tf32 = False
-    skip = set(filter(None, args.skip.split(",")))
     timer = Timer(torch, graphs=args.timing == "graph")
-    doc = {
+    header = {
         "gpu": args.gpu,
         "measuredAt": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "script": "scripts/gpu/measure.py",
@@ -373,10 +392,19 @@ def main():
         "timing": args.timing,
         "method": "After 10 s of 8192^3 bf16 products (sustained clocks and power): CUDA events around back-to-back calls "
         "after warm-up calls, the calls captured in one CUDA graph and replayed (timing 'graph': device time, no per-call "
-        "Python or launch cost) except attention, called from Python with autograd; median of 5 trials, each of as many calls as fill about 4 ms (attention: 7 trials of "
+        "Python or launch cost) except attention and alignment, called from Python with autograd; median of 5 trials, each of as many calls as fill about 4 ms (attention: 7 trials of "
         "about 14 ms), at least one; random normal inputs; GEMM inputs rotated among copies until 256 MiB so small "
         "products do not run from L2. Seconds are per call; each point is the median over %d passes." % args.passes,
     }
+    sections = [name for name in SECTIONS if name not in skip]
+    if skip and os.path.exists(out):
+        # Some sections only: the file keeps the others (the cost model reads them), and says which run measured what.
+        with open(out) as fh:
+            doc = json.load(fh)
+        doc.setdefault("laterRuns", []).append(dict(header, sections=sections))
+        print("measure.py: keeping the other sections of", out, flush=True)
+    else:
+        doc = header
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
 
     def grid_of(ms, kns, gemm):
@@ -434,19 +462,21 @@ def main():
         for p in range(args.passes):
             for dtype in [torch.float16, torch.bfloat16]:
                 for head_dim in ALIGNMENT_HEAD_DIMS if p % 2 == 0 else reversed(ALIGNMENT_HEAD_DIMS):
-                    seconds, flops, heads = time_aligned_attention(torch, timer, head_dim, dtype)
-                    rows.append({"dtype": str(dtype).replace("torch.", ""), "headDim": head_dim, "heads": heads, "seconds": seconds,
-                                 "flops": flops, "flopsPerSecond": flops / seconds, "pass": p})
+                    forward, both, flops, heads = time_aligned_attention(torch, timer, head_dim, dtype)
+                    rows.append({"dtype": str(dtype).replace("torch.", ""), "headDim": head_dim, "heads": heads,
+                                 "forwardSeconds": forward, "backwardSeconds": both - forward, "forwardFlops": flops,
+                                 "forwardFlopsPerSecond": flops / forward, "pass": p})
                     torch.cuda.empty_cache()
         doc["attentionAlignment"] = {
-            "what": "Megatron-LM unfused attention forward products: baddbmm(q, k^T) + bmm(probs, v), q/k/v views into one [s, b, heads, 3*headDim] tensor",
+            "what": "Megatron-LM unfused attention products: baddbmm(q, k^T) + bmm(probs, v), q/k/v views into one [s, b, heads, 3*headDim] tensor; "
+                    "forward, and backward = (forward + backward through autograd) - forward, called from Python",
             "seqLen": ALIGNMENT_SEQ, "tokens": ALIGNMENT_TOKENS, "hiddenPerRank": ALIGNMENT_HIDDEN, "rows": rows}
 
     warm_up(torch)
-    for name, body in [("memory", memory), ("attention", attention), ("grid", grid), ("layers", layer), ("fp8", fp8), ("alignment", alignment)]:
-        if name not in skip:
-            section(doc, out, name, body)
-            torch.cuda.empty_cache()
+    bodies = {"memory": memory, "attention": attention, "grid": grid, "layers": layer, "fp8": fp8, "alignment": alignment}
+    for name in sections:
+        section(doc, out, name, bodies[name])
+        torch.cuda.empty_cache()
     if timer.fallbacks:
         doc["graphFallbacks"] = {"count": len(timer.fallbacks), "first": timer.fallbacks[0]}
     doc["nvidiaSmiAfter"] = run(["nvidia-smi", "--query-gpu=clocks.sm,clocks.mem,power.draw,temperature.gpu", "--format=csv,noheader"])

@@ -204,11 +204,11 @@ export function simulateJittered(model: ModelSpec, shape: ClusterShape, plan: Pl
     const r = runGraph(g);
     return summarize(built, opTable(g, columns, r), r);
   });
-  samples.sort((a, b) => a.spanSeconds - b.spanSeconds);
+  samples.sort((a, b) => a.stepSeconds - b.stepSeconds);
   const stageWaits = { tp: waits?.perRank.tp[stage] ?? 0, cp: waits?.perRank.cp[stage] ?? 0 };
   return {
     estimate: estimateFrom(model, shape, plan, costs, samples[Math.floor(samples.length / 2)]!, stage, stageWaits),
-    stepSeconds: samples.map((s) => s.spanSeconds),
+    stepSeconds: samples.map((s) => s.stepSeconds),
     criticalStage: stage,
   };
 }

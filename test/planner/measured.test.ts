@@ -27,7 +27,7 @@ function figures(name: string) {
   const raw = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "models", "hardware", "measured", `${name}.json`), "utf8")) as RawFile;
   return { gpu, raw, measured: gpu.measured!, PEAK: gpu.peakFlopsPerSecond.bf16! };
 }
-const { gpu, raw, measured, PEAK } = figures("h100-sxm");
+const { raw, measured, PEAK } = figures("h100-sxm");
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -65,7 +65,7 @@ describe.each([["h100-sxm", "H100 80GB HBM3"], ["h200-sxm", "NVIDIA H200"]])("th
     // gemmLayers: the exact QKV, projection and MLP products of Llama 3 8B/70B/405B and GPT-3 175B at tp 1-8,
     // forward, input- and weight-gradient layouts, timed in the same run but not part of the grid.
     const grid = efficiencyGrid(measured.gemm16, PEAK);
-    const flatOverheadSeconds = 5e-6; // the prior's fixed cost per GEMM (h100-sxm.json sources)
+    const flatOverheadSeconds = gpu.efficiency.matmulOverheadSeconds; // the prior's fixed cost per GEMM (h100-sxm.json)
     const gridErrors: number[] = [];
     const flatErrors: number[] = [];
     const small = { grid: [] as number[], flat: [] as number[] };

@@ -96,6 +96,7 @@ describe("the integer program (javascript-lp-solver)", () => {
       expect(ilp!.layersPerStage.reduce((a, b) => a + b, 0)).toBe(p.layers);
       ilp!.layersPerStage.forEach((l, i) => {
         const end = i === 0 || i === p.stages - 1;
+        expect(l).toBeGreaterThanOrEqual(1);
         expect(l % p.layerMultiple === 0 || (end && (l + 1) % p.layerMultiple === 0)).toBe(true);
         expect(ilp!.recomputeLayersPerStage[i]!).toBeLessThanOrEqual(l);
         expect(fitsCapacity(p, stageBytes(p.coefficients[i]!, l, ilp!.recomputeLayersPerStage[i]!))).toBe(true);

@@ -111,10 +111,10 @@ function gemm16Rate(gpu: GpuSpec, plan: Plan): GemmRate {
  * "Matrix Multiplication Background" guide, "Tensor Core Requirements": dimensions that are multiples of
  * 8 fp16 elements).
  */
-const TENSOR_CORE_ALIGNMENT_BYTES = 16;
+export const TENSOR_CORE_ALIGNMENT_BYTES = 16;
 
 /** Whether a head's slice of the fused QKV output starts on the tensor cores' alignment (16-bit elements). */
-export function headDimAligned(headDim: number): boolean {
+function headDimAligned(headDim: number): boolean {
   return (headDim * BYTES_16) % TENSOR_CORE_ALIGNMENT_BYTES === 0;
 }
 
@@ -125,14 +125,13 @@ export function headDimAligned(headDim: number): boolean {
  * kernels. Such products are charged at the GPU's CUDA-core fp32 rate (its datasheet `fp32` peak) times
  * the same matmulMax fraction: BLOOM's candidates at head dimensions 108, 150 and 450 ran 28-44% slower
  * than the model without this (models/measurements/bloom-176b.jsonl, README "Accuracy"), the fp16 and bf16
- * rows alike, as a CUDA-core kernel accumulating in fp32 would. Falls back to the 16-bit rate on a GPU
- * without an fp32 figure.
+ * rows alike, as a CUDA-core kernel accumulating in fp32 would. That peak, where the plan's attention runs
+ * so; undefined where it runs on the tensor cores (fused, aligned, or a GPU without an fp32 figure).
+ * The products' fixed cost is the flat model's matmulOverheadSeconds, also on a GPU with a measured grid
+ * (the grid measured the tensor-core kernels only).
  */
-function attentionProductRate(gpu: GpuSpec, plan: Plan, headDim: number): GemmRate {
-  const rate16 = gemm16Rate(gpu, plan);
-  const fp32 = gpu.peakFlopsPerSecond.fp32;
-  if (headDimAligned(headDim) || fp32 === undefined) return rate16;
-  return { flopsPerSecond: fp32 * gpu.efficiency.matmulMax, overheadSeconds: gpu.efficiency.matmulOverheadSeconds, inputBytes: BYTES_16, grid: undefined };
+export function cudaCoreAttentionFlops(gpu: GpuSpec, plan: Plan, headDim: number): number | undefined {
+  return plan.flashAttention || headDimAligned(headDim) ? undefined : gpu.peakFlopsPerSecond.fp32;
 }
 
 function gemmSeconds(gpu: GpuSpec, rate: GemmRate, m: number, k: number, n: number): number {
@@ -196,7 +195,11 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
     coreForward = (coreFlops * CAUSAL_FRACTION) / attentionFlopsPerSecond;
     coreBackward = FLASH_BACKWARD_RATIO * coreForward;
   } else {
-    coreForward = 2 * gemmSeconds(gpu, attentionProductRate(gpu, plan, model.headDim), x * heads, plan.seqLen, model.headDim);
+    const cudaCore = cudaCoreAttentionFlops(gpu, plan, model.headDim);
+    const coreRate: GemmRate = cudaCore === undefined
+      ? rate16
+      : { flopsPerSecond: cudaCore * gpu.efficiency.matmulMax, overheadSeconds: gpu.efficiency.matmulOverheadSeconds, inputBytes: BYTES_16, grid: undefined };
+    coreForward = 2 * gemmSeconds(gpu, coreRate, x * heads, plan.seqLen, model.headDim);
     coreBackward = 2 * coreForward;
     // scale + mask + softmax read and write the scores; dropout reads, writes and writes its mask.
     softmaxElements = heads * x * plan.seqLen * (2 + (model.dropout ? 2.5 : 0));

@@ -14,7 +14,12 @@ export interface EfficiencyGrid {
   readonly efficiency: Float64Array;
   /** The grid's plateau (GemmGrid.plateauFlopsPerSecond) as an efficiency. */
   readonly plateau: number;
+  /** Efficiencies already interpolated, by shape: a plan search asks for the same few products again and again. */
+  readonly memo: Map<string, number>;
 }
+
+/** Shapes memoised per grid before the memo starts over (a bound on memory, far above what a search asks). */
+const MEMO_LIMIT = 1 << 16;
 
 const cache = new WeakMap<GemmGrid, Map<number, EfficiencyGrid>>();
 
@@ -39,7 +44,7 @@ function build(grid: GemmGrid, peak: number): EfficiencyGrid {
     }
   }
   const log2 = (axis: readonly number[]) => axis.map(Math.log2);
-  return { log2M: log2(grid.m), log2K: log2(grid.k), log2N: log2(grid.n), efficiency, plateau: grid.plateauFlopsPerSecond / peak };
+  return { log2M: log2(grid.m), log2K: log2(grid.k), log2N: log2(grid.n), efficiency, plateau: grid.plateauFlopsPerSecond / peak, memo: new Map() };
 }
 
 /** Lower index and weight of the upper neighbour of x on a sorted axis, x clamped to its ends. */
@@ -59,6 +64,16 @@ export function bracket(axis: readonly number[], x: number): [number, number] {
  * time for holding less work), so the efficiency falls in proportion to the dimension.
  */
 export function gridEfficiency(g: EfficiencyGrid, m: number, k: number, n: number): number {
+  const key = `${m} ${k} ${n}`;
+  let e = g.memo.get(key);
+  if (e === undefined) {
+    if (g.memo.size >= MEMO_LIMIT) g.memo.clear();
+    g.memo.set(key, (e = interpolate(g, m, k, n)));
+  }
+  return e;
+}
+
+function interpolate(g: EfficiencyGrid, m: number, k: number, n: number): number {
   const [i, ti] = bracket(g.log2M, Math.log2(m));
   const [j, tj] = bracket(g.log2K, Math.log2(k));
   const [l, tl] = bracket(g.log2N, Math.log2(n));

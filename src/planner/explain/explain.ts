@@ -1,6 +1,6 @@
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { resolveLinks } from "../cost/communication.js";
-import { headDimAligned, peak16Flops } from "../cost/compute.js";
+import { cudaCoreAttentionFlops, peak16Flops, TENSOR_CORE_ALIGNMENT_BYTES } from "../cost/compute.js";
 import { estimate } from "../cost/estimate.js";
 import { zeroShardRanks } from "../cost/memory.js";
 import { groupPlacement } from "../cost/placement.js";
@@ -92,11 +92,11 @@ export function explainRanking(model: ModelSpec, shape: ClusterShape, plans: rea
     out.push(`It recomputes ${full} of ${model.layers} layers in full (per stage ${p.recomputeLayersPerStage.join("/")}) to fit in memory; ` +
       `HFU ${pct(win.throughput.hfu)} against MFU ${pct(win.throughput.mfu)}.`);
   }
-  if (!p.flashAttention && !headDimAligned(model.headDim)) {
-    const fp32 = shape.spec.gpu.peakFlopsPerSecond.fp32;
-    const rate = fp32 === undefined ? "" : ` at ${(fp32 / 1e12).toFixed(1)} TFLOP/s (fp32) instead of the tensor cores' ${(peak16Flops(shape.spec.gpu, p) / 1e12).toFixed(0)}`;
-    out.push(`Head dimension ${model.headDim} is not a multiple of 8: the unfused attention's products miss the tensor cores' ` +
-      `16-byte alignment and run on the CUDA cores${rate}; flash attention, or a head count that makes hidden / heads a multiple of 8, avoids it.`);
+  const cudaCore = cudaCoreAttentionFlops(shape.spec.gpu, p, model.headDim);
+  if (cudaCore !== undefined) {
+    out.push(`Head dimension ${model.headDim} is not a multiple of ${TENSOR_CORE_ALIGNMENT_BYTES / 2}: the unfused attention's products miss the tensor cores' ` +
+      `${TENSOR_CORE_ALIGNMENT_BYTES}-byte alignment and run on the CUDA cores at ${(cudaCore / 1e12).toFixed(1)} TFLOP/s (fp32) instead of the tensor cores' ` +
+      `${(peak16Flops(shape.spec.gpu, p) / 1e12).toFixed(0)}; flash attention, or a head count that makes hidden / heads a multiple of ${TENSOR_CORE_ALIGNMENT_BYTES / 2}, avoids it.`);
   }
   const m = win.memory;
   out.push(`Peak memory ${gib(m.peakBytesPerGpu)} of ${gib(m.capacityBytes)} on stage ${m.worstStage} (${gib(m.capacityBytes - m.peakBytesPerGpu)} free).`);
