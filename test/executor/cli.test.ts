@@ -102,7 +102,7 @@ describe("meshplan calibrate and execute", () => {
     const plan = resolvePlan(model, shape, { dp: 2, globalBatch: 4 });
     expect(plan.flashAttention).toBe(true);
     const table = await executePlan(model, shape, plan, { onProgress: () => {} });
-    expect(table.notes[0]).toMatch(/flash attention off/);
+    expect(table.notes?.[0]).toMatch(/flash attention off/);
     expect(table.rows.map((r) => r.quantity)).toEqual(expect.arrayContaining(["step time", "peak memory, worst rank (float32)"]));
   }, 180_000);
 });

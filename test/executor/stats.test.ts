@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { expectedMaxOfNormals, normalCdf, pooledLogSd, upperMedian } from "../../src/executor/measure/stats.js";
+import { expectedMaxOfNormals, mean, normalCdf, pooledLogSd, upperMedian } from "../../src/executor/measure/stats.js";
+
+describe("mean", () => {
+  it("is the sum over the count, NaN for no samples", () => {
+    expect(mean([1, 2, 6])).toBe(3);
+    expect(mean([])).toBeNaN();
+  });
+});
 
 describe("upperMedian", () => {
   it("takes the middle sample of an odd count, whatever the order", () => {

@@ -95,6 +95,12 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
   return out;
 }
 
+/** Blocking collectives of one micro-batch, by pass. */
+export interface PassCalls {
+  readonly forward: number;
+  readonly backward: number;
+}
+
 /**
  * The blocking collectives of one micro-batch on pipeline stage `stage`, forward and backward (all chunks),
  * per group: what the executor's model code calls (model/layer.ts, model/ends.ts), as expectedElements
@@ -106,11 +112,6 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
  * reduces its input gradient (SP: re-gather and reduce-scatter). The once-per-step sum of SP's replicated
  * gradients is not in a pass (stepSyncCalls).
  */
-export interface PassCalls {
-  readonly forward: number;
-  readonly backward: number;
-}
-
 export function passCalls(model: ModelSpec, plan: Plan, stage: number): { readonly tp: PassCalls; readonly cp: PassCalls } {
   const units = stageChunks(model, plan, stage).flat();
   const layers = units.filter((u) => u.kind === "layer").length;

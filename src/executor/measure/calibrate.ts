@@ -10,7 +10,7 @@ import { matmulSeconds } from "./matmul.js";
 import { syncWaits } from "./segments.js";
 import type { StepRecord } from "../run/job.js";
 import { predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
-import { lineFit, pooledLogSd, total, upperMedian } from "./stats.js";
+import { lineFit, mean, pooledLogSd, upperMedian } from "./stats.js";
 
 /**
  * `meshplan calibrate`: measures this machine as the executor uses it and sets the cost model's two
@@ -220,7 +220,7 @@ async function measurePassJitter(o: CalibrateOptions, cores: number): Promise<No
   const spread = (pass: (s: StepRecord) => readonly number[]): PassSpread & { count: number } => {
     const groups = copies.map((steps) => steps.flatMap(pass));
     const all = groups.flat();
-    return { meanSeconds: total(all) / all.length, logSd: pooledLogSd(groups), count: all.length };
+    return { meanSeconds: mean(all), logSd: pooledLogSd(groups), count: all.length };
   };
   const { count: forwards, ...forward } = spread((s) => s.forwardPassSeconds);
   const { count: backwards, ...backward } = spread((s) => s.backwardPassSeconds);

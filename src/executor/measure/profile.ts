@@ -1,8 +1,9 @@
 import type { ClusterShape, ClusterSpec, GpuSpec, LinkSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { simulate, simulateJittered, type PassJitter, type StageSyncs } from "../../simulator/simulate.js";
 import { passCalls } from "./accounting.js";
+import type { ReportedPrediction } from "./report.js";
 import type { SyncWaitPoint } from "./segments.js";
-import { expectedMaxOfNormals, lineFit, total } from "./stats.js";
+import { expectedMaxOfNormals, lineFit, mean, total } from "./stats.js";
 import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
 
@@ -152,7 +153,7 @@ export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: nu
   const usable = points.filter((p) => p.segmentSeconds > 0);
   if (usable.length === 0) return () => 0;
   let { a, b } = lineFit(usable.map((p) => p.segmentSeconds), usable.map((p) => p.waitSeconds));
-  if (b < 0) [a, b] = [total(usable.map((p) => p.waitSeconds)) / usable.length, 0];
+  if (b < 0) [a, b] = [mean(usable.map((p) => p.waitSeconds)), 0];
   else if (a < 0) [a, b] = [0, total(usable.map((p) => p.segmentSeconds * p.waitSeconds)) / total(usable.map((p) => p.segmentSeconds ** 2))];
   const longest = Math.max(...usable.map((p) => p.segmentSeconds));
   const base = expectedMaxOfNormals(measuredMembers);
@@ -231,16 +232,6 @@ function asExecuted(plan: Plan): Plan {
   return { ...plan, flashAttention: false, ...(exposed ? { dpCommExposed: true } : {}), ...sync };
 }
 
-/** What an execution on `ranks` ranks is checked against, with the profile as its cluster. */
-export interface ProfilePrediction {
-  readonly shape: ClusterShape;
-  readonly estimate: Estimate;
-  /** The pipeline stage the predicted bubble is of; undefined with one stage. */
-  readonly criticalStage: number | undefined;
-  /** How the prediction was made, when it is not the exact simulated step (for the report's notes). */
-  readonly note?: string;
-}
-
 function predictionNote(jitter: PassJitter, plan: Plan): string {
   const waits = jitter.syncWaitSeconds !== undefined && plan.tp * plan.cp > 1 ? "waits at tp/cp collectives" : undefined;
   if (jitter.samples === 1) return `predicted with this machine's ${waits} (measured by calibrate with every core busy)`;
@@ -248,7 +239,7 @@ function predictionNote(jitter: PassJitter, plan: Plan): string {
 }
 
 /** The prediction for `plan` on `ranks` ranks of the profiled machine, pass-time jitter included where it applies. */
-export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks: number, plan: Plan): ProfilePrediction {
+export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks: number, plan: Plan): ReportedPrediction {
   const shape = profileShape(profile, ranks);
   const jitter = profileJitter(profile, model, plan);
   const p = predictWithStage(model, shape, plan, jitter);

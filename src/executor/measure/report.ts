@@ -8,19 +8,16 @@ import type { Execution } from "../execute.js";
 import type { RankResult, StepRecord } from "../run/job.js";
 import { peakActivationElements } from "./accounting.js";
 import { costModelElements } from "./cost-map.js";
-import { total, upperMedian } from "./stats.js";
+import { mean, total, upperMedian } from "./stats.js";
 import { stageUnits, unitSlots } from "../model/layout.js";
 
-/**
- * The execute command's result, the JSON contract of design brief section 5 (plan, engine, predicted,
- * measured, numerics) with extensions: per-rank breakdowns, the tfjs memory accounting, and notes that
- * say when a comparison is not meaningful.
- */
-/** What a run is compared with: the estimate, on the cluster it was made for. */
+/** What a run is compared with: the estimate, on the cluster it was made for (profile.ts predictOnProfile). */
 export interface ReportedPrediction {
   readonly shape: ClusterShape;
   readonly estimate: Estimate;
+  /** The pipeline stage the predicted bubble is of; undefined with one stage. */
   readonly criticalStage?: number | undefined;
+  /** How the prediction was made, when it is not the exact simulated step (for the report's notes). */
   readonly note?: string | undefined;
 }
 
@@ -50,6 +47,11 @@ export interface RankMeasurement {
   };
 }
 
+/**
+ * The execute command's result, the JSON contract of design brief section 5 (plan, engine, predicted,
+ * measured, numerics) with extensions: per-rank breakdowns, the tfjs memory accounting, and notes that
+ * say when a comparison is not meaningful.
+ */
 export interface ExecuteReport {
   readonly plan: Plan;
   readonly engine: { readonly name: string; readonly backend: string; readonly devices: number };
@@ -176,7 +178,7 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
       commBytesPerRank: workers.map((r) => Object.fromEntries(COMM_KINDS.map((k) => [k, r.steps[r.steps.length - 1]!.comm[k].bytes])) as Record<CommKind, number>),
       losses: ex.losses,
       ranks,
-      ...(servers.length > 0 ? { staleness: { max: Math.max(...servers), mean: servers.reduce((a, b) => a + b, 0) / servers.length } } : {}),
+      ...(servers.length > 0 ? { staleness: { max: Math.max(...servers), mean: mean(servers) } } : {}),
     },
     numerics: ex.numerics === undefined ? null : { referenceLosses: ex.numerics.referenceLosses, maxRelativeError: ex.numerics.maxRelativeError, maxWeightError: ex.numerics.maxWeightError },
     bytes: bytesComparison(ex, shape),

@@ -5,7 +5,7 @@ import type { Tf } from "../model/ops.js";
 import { loadBackend, type BackendChoice } from "../run/backend.js";
 import { launch } from "../run/launch.js";
 import type { Program } from "../run/protocol.js";
-import { total } from "./stats.js";
+import { mean } from "./stats.js";
 
 /**
  * How long a rank waits at a collective for the other members while every core runs one: the segments of
@@ -96,7 +96,6 @@ export async function syncWaits(backend: BackendChoice, ranks: number, targetSec
   const members = ranks === 3 ? 3 : 2;
   const used = groups.filter((g) => g.members.length === members).flatMap((g) => g.members.map((r) => res[r]!));
   const skip = Math.floor(count / 10);
-  const mean = (xs: number[]) => total(xs) / xs.length;
   const points = targetSeconds.map((_, j) => ({
     segmentSeconds: mean(used.flatMap((r) => r.times[j]!.slice(skip))),
     waitSeconds: mean(used.flatMap((r) => r.waits[j]!.slice(skip))),

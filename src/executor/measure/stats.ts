@@ -14,6 +14,11 @@ export function total(xs: readonly number[]): number {
   return xs.reduce((a, x) => a + x, 0);
 }
 
+/** The arithmetic mean of samples (NaN for none). */
+export function mean(xs: readonly number[]): number {
+  return total(xs) / xs.length;
+}
+
 /**
  * The pooled standard deviation of log samples about each group's own mean: sqrt(sum of squared deviations
  * / (samples - groups)), the usual pooled estimate (each group's mean costs one degree of freedom). Groups
@@ -25,8 +30,8 @@ export function pooledLogSd(groups: readonly (readonly number[])[]): number {
   for (const g of groups) {
     if (g.length < 2) continue;
     const logs = g.map((x) => Math.log(x));
-    const mean = logs.reduce((a, x) => a + x, 0) / logs.length;
-    squares += logs.reduce((a, x) => a + (x - mean) ** 2, 0);
+    const m = mean(logs);
+    squares += total(logs.map((x) => (x - m) ** 2));
     freedom += logs.length - 1;
   }
   return freedom > 0 ? Math.sqrt(squares / freedom) : 0;
@@ -55,9 +60,8 @@ export function expectedMaxOfNormals(m: number): number {
 
 /** Least squares y = a + b x. */
 export function lineFit(xs: readonly number[], ys: readonly number[]): { a: number; b: number } {
-  const n = xs.length;
-  const mx = xs.reduce((s, x) => s + x, 0) / n;
-  const my = ys.reduce((s, y) => s + y, 0) / n;
+  const mx = mean(xs);
+  const my = mean(ys);
   let sxy = 0;
   let sxx = 0;
   xs.forEach((x, i) => {
