@@ -166,12 +166,12 @@ describe("communication volumes per GPU per step", () => {
   });
 
   it("ZeRO-2 and 3 reduce every micro-batch; ZeRO-0 and 1 once per step", () => {
-    const { plan } = planFor("llama3-8b", h100, { zero: 1, globalBatch: 256 });
-    const once = dpCosts(plan, resolveLinks(plan, h100), { dense: 1e9, expert: 0 });
+    const { model, plan } = planFor("llama3-8b", h100, { zero: 1, globalBatch: 256 });
+    const once = dpCosts(plan, resolveLinks(plan, h100), { dense: 1e9, expert: 0 }, model.layers);
     expect(once.perMicroBatchBackward.bytes).toBe(0);
     expect(once.reduceOnce.bytes).toBeGreaterThan(0);
     const { plan: z2 } = planFor("llama3-8b", h100, { zero: 2, globalBatch: 256 });
-    expect(dpCosts(z2, resolveLinks(z2, h100), { dense: 1e9, expert: 0 }).perMicroBatchBackward.bytes).toBeGreaterThan(0);
+    expect(dpCosts(z2, resolveLinks(z2, h100), { dense: 1e9, expert: 0 }, model.layers).perMicroBatchBackward.bytes).toBeGreaterThan(0);
   });
 
   it("context parallel sends K and V round the ring; expert parallel all-to-alls only with experts", () => {

@@ -6,6 +6,7 @@ import { simulate } from "../../src/simulator/simulate.js";
 import { InputError } from "../../src/spec/errors.js";
 import { planFor, relErr, shapeOf } from "../helpers.js";
 
+
 /**
  * DeepSpeed's pipeline engine (plan.ppBlockingSends, plan.dpCommExposed): every send holds its stage, and
  * the once-per-step data-parallel traffic runs whole after the schedule. Both the analytic cost model and
@@ -23,7 +24,10 @@ const arb = fc.record({
   exposed: fc.boolean(),
 });
 
-function resolve(x: fc.RecordValue<typeof arb>) {
+/** A case: what `arb` generates, and the one-sequence micro-batches the knob tests also take. */
+interface Case { readonly pp: number; readonly microBatch: number; readonly zero: 0 | 1; readonly blocking: boolean; readonly exposed: boolean }
+
+function resolve(x: Case) {
   const dp = 384 / (8 * x.pp);
   return planFor("gpt3-175b", shape, {
     tp: 8, pp: x.pp, dp, microBatch: x.microBatch, globalBatch: dp * x.microBatch * 8 * x.pp, zero: x.zero, recompute: "full",
@@ -71,7 +75,7 @@ describe("DeepSpeed pipeline engine: blocking sends and the reduction after the 
   });
 
   it("each knob costs time, in both, and no more than what it exposes", () => {
-    for (const base of [{ pp: 6, microBatch: 1, zero: 1, blocking: false, exposed: false }, { pp: 12, microBatch: 4, zero: 1, blocking: false, exposed: false }]) {
+    for (const base of [{ pp: 6, microBatch: 1, zero: 1, blocking: false, exposed: false }, { pp: 12, microBatch: 4, zero: 1, blocking: false, exposed: false }] as const satisfies readonly Case[]) {
       const { model, plan } = resolve(base);
       const costs = planCosts(model, shape, plan);
       const m = costs.microBatches;

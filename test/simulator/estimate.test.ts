@@ -7,6 +7,9 @@ import type { PlanInput } from "../../src/spec/plan.js";
 import type { Schedule } from "../../src/spec/types.js";
 import { planFor, relErr, shapeOf } from "../helpers.js";
 
+/** The values an arbitrary generates. */
+type ValueOf<A> = A extends fc.Arbitrary<infer T> ? T : never;
+
 const h100 = shapeOf("dgx-h100", 64);
 
 const planArb = fc.record({
@@ -20,7 +23,7 @@ const planArb = fc.record({
   groups: fc.integer({ min: 1, max: 4 }),
 });
 
-function resolve(input: fc.RecordValue<typeof planArb>) {
+function resolve(input: ValueOf<typeof planArb>) {
   const { groups, ...rest } = input;
   const interleaved = rest.schedule === "interleaved";
   const pp = interleaved ? Math.max(2, rest.pp) : rest.pp;

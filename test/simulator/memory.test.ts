@@ -7,6 +7,9 @@ import type { PlanInput } from "../../src/spec/plan.js";
 import type { Schedule } from "../../src/spec/types.js";
 import { gptModel, planFor, relErr, shapeOf } from "../helpers.js";
 
+/** The values an arbitrary generates. */
+type ValueOf<A> = A extends fc.Arbitrary<infer T> ? T : never;
+
 const h100 = shapeOf("dgx-h100", 64);
 const gpt = gptModel({ layers: 24, hidden: 2048, heads: 16, vocab: 51200, seq: 2048 });
 
@@ -22,7 +25,7 @@ const planArb = fc.record({
   batchGroups: fc.integer({ min: 1, max: 3 }),
 });
 
-function planOf(input: fc.RecordValue<typeof planArb>) {
+function planOf(input: ValueOf<typeof planArb>) {
   const { batchGroups, ...rest } = input;
   const dp = 64 / (rest.tp * rest.pp * rest.cp);
   const virtualStages = rest.schedule === "interleaved" ? 3 : 1;
