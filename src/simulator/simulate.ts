@@ -73,8 +73,12 @@ export function simulate(model: ModelSpec, shape: ClusterShape, plan: Plan): Sim
  * context-parallel collectives, which block until every member of their group arrives), the pass is cut
  * into equal segments at its sync points and each collective adds the mean wait for the slowest member
  * after a segment of that length (`syncWaitSeconds`, measured). Segments are taken as equally long.
- * Data-parallel collectives (the once-per-step reduction, ZeRO-2/3's reduce-scatters and gathers) are not
- * taken as sync points.
+ * Data-parallel collectives (the once-per-step reduction, ZeRO-1's gather, ZeRO-2/3's reduce-scatters and
+ * gathers) are sync points too where `dataParallelMembers` is given: the replicas of a stage in different
+ * pipelines meet at no other collective, so each drifts over all the work it did since its previous
+ * data-parallel collective (its passes and optimizer step; from the step's start for the first, since the
+ * step ends on a barrier of every rank), and that work is the segment whose wait is added to the collective.
+ * That wait counts as data-parallel communication where the collective is exposed.
  */
 export interface PassJitter {
   /** Standard deviation of the logarithm of a pass's time, for a pass of that many seconds. */
@@ -88,6 +92,8 @@ export interface PassJitter {
   readonly syncs?: readonly StageSyncs[];
   /** Mean seconds a member waits at a collective of `members` ranks for the slowest, after `segmentSeconds` of work each. */
   readonly syncWaitSeconds?: (segmentSeconds: number, members: number) => number;
+  /** Ranks in each data-parallel collective (dp x cp); absent or 1: data-parallel collectives do not wait. */
+  readonly dataParallelMembers?: number;
 }
 
 /** The blocking collectives of one micro-batch's forward and backward passes (all chunks) on one stage. */
@@ -105,6 +111,9 @@ export interface SyncPoints {
 
 export type SyncGroup = "tp" | "cp";
 
+/** Groups whose waits a jittered step reports per simulated rank. */
+type WaitGroup = SyncGroup | "dp";
+
 export interface JitteredSimulation {
   /** The Estimate of the median sample (by step time). */
   readonly estimate: Estimate;
@@ -114,10 +123,10 @@ export interface JitteredSimulation {
   readonly criticalStage: number;
 }
 
-/** The mean waits at collectives: added to each pass op, and in all per simulated rank, by group. */
+/** The mean waits at collectives: added to each op (passes for tp and cp, data-parallel ops for dp), and in all per simulated rank, by group. */
 interface ReplicaWaits {
   readonly perOp: Float64Array;
-  readonly perRank: Record<SyncGroup, Float64Array>;
+  readonly perRank: Record<WaitGroup, Float64Array>;
 }
 
 /**
@@ -128,8 +137,22 @@ interface ReplicaWaits {
  */
 function replicaWaits(graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], j: PassJitter): ReplicaWaits | undefined {
   const waitAt = j.syncWaitSeconds;
-  if (j.syncs === undefined || waitAt === undefined) return undefined;
-  const syncs = j.syncs;
+  const dpMembers = j.dataParallelMembers ?? 1;
+  if ((j.syncs === undefined && dpMembers <= 1) || waitAt === undefined) return undefined;
+  const perOp = new Float64Array(graph.size);
+  const perRank: Record<WaitGroup, Float64Array> = { tp: new Float64Array(stages.length), cp: new Float64Array(stages.length), dp: new Float64Array(stages.length) };
+  if (j.syncs !== undefined) passWaits(graph, columns, stages, j.syncs, waitAt, perOp, perRank);
+  if (dpMembers > 1) dataParallelWaits(graph, columns, stages, dpMembers, waitAt, perOp, perRank.dp);
+  return { perOp, perRank };
+}
+
+type WaitAt = (segmentSeconds: number, members: number) => number;
+
+/** The waits at the tp and cp collectives inside passes (replicaWaits). */
+function passWaits(
+  graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], syncs: readonly StageSyncs[], waitAt: WaitAt,
+  perOp: Float64Array, perRank: Record<WaitGroup, Float64Array>,
+): void {
   const pointsOf = (op: number) => {
     const r = columns.rank[op]!;
     const s = stages[r]?.role === "stage" ? syncs[r] : undefined;
@@ -145,8 +168,6 @@ function replicaWaits(graph: Graph, columns: OpColumns, stages: readonly { reado
     if (ops === undefined) passes.set(key, [op]);
     else ops.push(op);
   }
-  const perOp = new Float64Array(graph.size);
-  const perRank: Record<SyncGroup, Float64Array> = { tp: new Float64Array(stages.length), cp: new Float64Array(stages.length) };
   for (const ops of passes.values()) {
     const points = pointsOf(ops[0]!)!;
     const seconds = ops.reduce((a, op) => a + graph.durationSeconds[op]!, 0);
@@ -162,16 +183,40 @@ function replicaWaits(graph: Graph, columns: OpColumns, stages: readonly { reado
       }
     }
   }
-  return { perOp, perRank };
 }
 
-/** The graph with each pass op taking its time times `factor(op)` (1 when absent) plus its mean waits. */
+/**
+ * The waits at data-parallel collectives (replicaWaits): each stage's ops in program order (the order the
+ * builder emits them), its passes and optimizer step summed since its previous data-parallel op, and that
+ * sum is the segment after which the op waits for the slowest of `members` replicas.
+ */
+function dataParallelWaits(
+  graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], members: number, waitAt: WaitAt,
+  perOp: Float64Array, perRank: Float64Array,
+): void {
+  const work = new Float64Array(stages.length);
+  for (let op = 0; op < graph.size; op++) {
+    const r = columns.rank[op]!;
+    if (stages[r]?.role !== "stage") continue;
+    const k = columns.kind[op];
+    if (k === OpKind.forward || k === OpKind.backward || k === OpKind.weight || k === OpKind.optimizer) {
+      work[r]! += graph.durationSeconds[op]!;
+    } else if (k === OpKind.dpReduce || k === OpKind.dpGather) {
+      const wait = waitAt(work[r]!, members);
+      perOp[op]! += wait;
+      perRank[r]! += wait;
+      work[r] = 0;
+    }
+  }
+}
+
+/** The graph with each pass op taking its time times `factor(op)` (1 when absent), and every op its mean waits. */
 function withPassTimes(graph: Graph, columns: OpColumns, waits: ReplicaWaits | undefined, factor?: (seconds: number) => number): Graph {
   const durationSeconds = graph.durationSeconds.slice();
   for (let op = 0; op < graph.size; op++) {
     const k = columns.kind[op]!;
-    if (k !== OpKind.forward && k !== OpKind.backward && k !== OpKind.weight) continue;
-    if (factor !== undefined) durationSeconds[op]! *= factor(durationSeconds[op]!);
+    const pass = k === OpKind.forward || k === OpKind.backward || k === OpKind.weight;
+    if (pass && factor !== undefined) durationSeconds[op]! *= factor(durationSeconds[op]!);
     if (waits !== undefined) durationSeconds[op]! += waits.perOp[op]!;
   }
   return { ...graph, durationSeconds };

@@ -68,9 +68,17 @@ describe("device profile: pass-time jitter", () => {
     expect(once.samples).toBe(1);
     expect(once.logSdAt(1e-3)).toBe(0);
     expect(profileJitter(noWaits, tp.model, tp.plan)).toBeUndefined();
-    // Data-parallel collectives are not sync points: no jitter for dp alone.
+    // Data parallel alone: its collectives are the sync points (dp x cp members), the waits added once.
     const dp = plan({ dp: 2 });
-    expect(profileJitter(p, dp.model, dp.plan)).toBeUndefined();
+    const dpJitter = profileJitter(p, dp.model, dp.plan)!;
+    expect(dpJitter.dataParallelMembers).toBe(2);
+    expect(dpJitter.samples).toBe(1);
+    expect(profileJitter(noWaits, dp.model, dp.plan)).toBeUndefined();
+    const cpOnly = plan({ cp: 2 });
+    expect(profileJitter(p, cpOnly.model, cpOnly.plan)!.dataParallelMembers).toBe(2);
+    // Parameter servers: workers push and pull without waiting for one another.
+    const ps = plan({ dp: 2, parameterServers: 1 });
+    expect(profileJitter(p, ps.model, ps.plan)).toBeUndefined();
     // Sync points per micro-batch are the executor's blocking collectives (accounting.ts passCalls):
     // tp2 with SP 13 forward and 15 backward; cp2 K and V gathered per layer forward (2 x 2), again
     // backward with their gradients reduce-scattered (4 x 2).
@@ -93,12 +101,32 @@ describe("device profile: pass-time jitter", () => {
     const withWaits = predictOnProfile(model, p, 2, plan);
     const exact = predictOnProfile(model, profile, 2, plan);
     expect(exact.note).toBeUndefined();
-    expect(withWaits.note).toMatch(/waits at tp\/cp collectives/);
+    expect(withWaits.note).toMatch(/waits at tp collectives/);
     // 8 micro-batches x 28 collectives, each at least the 0.05 ms the line gives a segment of length 0.
     const added = withWaits.estimate.time.breakdown.tpCommSeconds - exact.estimate.time.breakdown.tpCommSeconds;
     expect(added).toBeGreaterThan(8 * 28 * 5e-5 * 0.99);
     expect(withWaits.estimate.time.stepSeconds - exact.estimate.time.stepSeconds).toBeCloseTo(added, 9);
     expect(withWaits.estimate.time.breakdown.bubbleSeconds).toBe(0);
+  });
+
+  it("predicts dp2 with the wait at its gradient reduction, after the whole step's passes, as dp communication", async () => {
+    const { planFor } = await import("../helpers.js");
+    const waits = { members: 2, ranks: 4, points: [{ segmentSeconds: 1e-4, waitSeconds: 5e-5 }, { segmentSeconds: 1e-3, waitSeconds: 2e-4 }] };
+    const p: DeviceProfile = { ...profile, syncWaits: waits };
+    for (const zero of [0, 1] as const) {
+      const { model, plan } = planFor("tiny-gpt", profileShape(p, 2), { dp: 2, zero, globalBatch: 8, flashAttention: false });
+      const withWaits = predictOnProfile(model, p, 2, plan);
+      const exact = predictOnProfile(model, profile, 2, plan);
+      expect(withWaits.note).toMatch(/waits at dp collectives/);
+      const b = exact.estimate.time.breakdown;
+      const at = syncWaitAt(waits.points, 2);
+      // The executor reduces once after the last backward (and ZeRO-1 gathers after the update): the reduction
+      // waits after all of the step's passes, the gather after the optimizer step alone.
+      const expected = at(b.computeSeconds, 2) + (zero === 1 ? at(b.optimizerSeconds, 2) : 0);
+      const added = withWaits.estimate.time.breakdown.dpCommSeconds - b.dpCommSeconds;
+      expect(added, `zero ${zero}`).toBeCloseTo(expected, 9);
+      expect(withWaits.estimate.time.stepSeconds - exact.estimate.time.stepSeconds).toBeCloseTo(expected, 9);
+    }
   });
 
   it("predicts a pipeline's step with it as the median of seeded simulated steps, and says so", async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { simulate, simulateJittered, type PassJitter } from "../../src/simulator/simulate.js";
 import { mulberry32, standardNormal } from "../../src/executor/model/random.js";
+import { OpKind } from "../../src/simulator/types.js";
 import { planFor, shapeOf } from "../helpers.js";
 
 const shape = shapeOf("dgx-h100", 8);
@@ -107,6 +108,42 @@ describe("simulateJittered: pass times with a measured spread", () => {
       expect(pieces.length).toBeGreaterThan(1);
       const pass = pieces.reduce((a, op) => a + ops.endSeconds[op]! - ops.startSeconds[op]!, 0);
       expect([...segments]).toEqual([(pass / 14).toPrecision(9)]);
+    });
+  });
+
+  describe("data-parallel collectives as sync points (replicas of a stage in different pipelines)", () => {
+    const zero3 = planFor("llama3-8b", shape, { tp: 2, dp: 4, zero: 3, globalBatch: 8, flashAttention: true });
+
+    it("waits at every data-parallel op, after the work since the previous one, counted as data-parallel traffic", () => {
+      const { model, plan } = zero3;
+      const exact = simulate(model, shape, plan);
+      const calls: { segment: number; members: number }[] = [];
+      const j = simulateJittered(model, shape, plan, { ...jitter(0), dataParallelMembers: 4, syncWaitSeconds: (segment, members) => (calls.push({ segment, members }), 1e-3) });
+      const ops = exact.timeline.ops;
+      const dpOps = [...ops.kind].filter((k) => k === OpKind.dpGather || k === OpKind.dpReduce).length;
+      expect(dpOps).toBeGreaterThan(2);
+      expect(calls).toHaveLength(dpOps);
+      expect(new Set(calls.map((c) => c.members))).toEqual(new Set([4]));
+      // ZeRO-3 gathers the first layers' weights before any pass: nothing to drift over yet.
+      expect(calls[0]!.segment).toBe(0);
+      // The segments are the work between consecutive ops in the stage's program (a prefetched gather and the
+      // previous piece's reduction meet after none), so together they are at most all of the stage's passes.
+      const work = [...ops.kind.keys()].filter((op) => ops.kind[op]! <= OpKind.optimizer).reduce((a, op) => a + ops.endSeconds[op]! - ops.startSeconds[op]!, 0);
+      const total = calls.reduce((a, c) => a + c.segment, 0);
+      expect(calls.filter((c) => c.segment > 0).length).toBeGreaterThan(dpOps / 3);
+      expect(total).toBeLessThanOrEqual(work * (1 + 1e-12));
+      expect(total).toBeGreaterThan(0.5 * work);
+      // The waits sit on the data-parallel stream: overlapped, the step grows by less than their sum.
+      const grew = j.estimate.time.stepSeconds - exact.estimate.time.stepSeconds;
+      expect(grew).toBeGreaterThan(0);
+      expect(grew).toBeLessThanOrEqual(dpOps * 1e-3 + 1e-12);
+    });
+
+    it("is simulate() exactly when the collectives do not wait, and without members nothing waits", () => {
+      const { model, plan } = zero3;
+      const exact = simulate(model, shape, plan).estimate;
+      expect(simulateJittered(model, shape, plan, { ...jitter(0), dataParallelMembers: 4, syncWaitSeconds: () => 0 }).estimate).toEqual(exact);
+      expect(simulateJittered(model, shape, plan, { ...jitter(0), syncWaitSeconds: () => 1e-3 }).estimate).toEqual(exact);
     });
   });
 });

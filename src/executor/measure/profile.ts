@@ -174,15 +174,18 @@ export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: nu
  * The measured pass-time jitter as the simulator takes it, for a plan whose ranks wait on one another
  * inside a step: pipeline stages on their neighbours' activations and gradients (the pass-time spread),
  * tensor- and context-parallel replicas at every blocking collective of their passes (the measured wait;
- * accounting.ts passCalls gives the sync points, simulate.ts PassJitter adds a wait at each). With one
- * stage the spread has nothing to turn into waits, so only the collectives' waits are added, once.
- * Undefined where nothing waits (one rank; data-parallel collectives are not sync points here) or the
- * profile lacks the measurement. Fresh seeded draws each call: a prediction repeats.
+ * accounting.ts passCalls gives the sync points, simulate.ts PassJitter adds a wait at each), and the
+ * data-parallel replicas at their gradient reductions and ZeRO gathers (the same measured wait, after all
+ * the work since the previous one; not with parameter servers, whose pushes and pulls wait for no peer).
+ * With one stage the spread has nothing to turn into waits, so only the collectives' waits are added,
+ * once. Undefined where nothing waits (one rank) or the profile lacks the measurement. Fresh seeded draws
+ * each call: a prediction repeats.
  */
 export function profileJitter(p: DeviceProfile, model: ModelSpec, plan: Plan): PassJitter | undefined {
   const j = p.passJitter;
   const w = p.syncWaits;
-  const replicas = plan.tp > 1 || plan.cp > 1;
+  const dataParallelMembers = plan.parameterServers === 0 ? plan.dp * plan.cp : 1;
+  const replicas = plan.tp > 1 || plan.cp > 1 || dataParallelMembers > 1;
   const stages = plan.pp > 1 && j !== undefined;
   if (!stages && !(replicas && w !== undefined)) return undefined;
   const syncs: StageSyncs[] = Array.from({ length: plan.pp }, (_, stage) => {
@@ -197,7 +200,7 @@ export function profileJitter(p: DeviceProfile, model: ModelSpec, plan: Plan): P
     samples: stages ? JITTER_SAMPLES : 1,
     normal: standardNormal(mulberry32(JITTER_SEED)),
     syncs,
-    ...(w === undefined ? {} : { syncWaitSeconds: syncWaitAt(w.points, w.members) }),
+    ...(w === undefined ? {} : { syncWaitSeconds: syncWaitAt(w.points, w.members), dataParallelMembers }),
   };
 }
 
@@ -233,7 +236,8 @@ function asExecuted(plan: Plan): Plan {
 }
 
 function predictionNote(jitter: PassJitter, plan: Plan): string {
-  const waits = jitter.syncWaitSeconds !== undefined && plan.tp * plan.cp > 1 ? "waits at tp/cp collectives" : undefined;
+  const groups = [plan.tp > 1 ? "tp" : "", plan.cp > 1 ? "cp" : "", (jitter.dataParallelMembers ?? 1) > 1 ? "dp" : ""].filter((g) => g !== "");
+  const waits = jitter.syncWaitSeconds !== undefined && groups.length > 0 ? `waits at ${groups.join("/")} collectives` : undefined;
   if (jitter.samples === 1) return `predicted with this machine's ${waits} (measured by calibrate with every core busy)`;
   return `predicted with this machine's pass-time jitter${waits === undefined ? "" : ` and ${waits}`} (measured by calibrate with every core busy): the median of ${jitter.samples} simulated steps`;
 }
