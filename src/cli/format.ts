@@ -1,5 +1,7 @@
 import { zeroLabel } from "../planner/explain/explain.js";
 import type { Estimate } from "../planner/cost/types.js";
+import type { Plan } from "../spec/types.js";
+import { FLAG_OF_PLAN_FIELD } from "./args.js";
 
 export const GIB = 2 ** 30;
 
@@ -37,6 +39,12 @@ export function planSummary(e: Estimate): string {
   return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${zeroLabel(p)}, recompute ${p.recompute}${ps}`;
 }
 
+/** The framework knobs a plan has on, as their flags (doc/cost-model.md): how a stack runs the split. */
+export function frameworkFlags(p: Plan): string[] {
+  const on = { tpCommOverlap: p.tpCommOverlap, tpSyncBackward: p.tpSyncBackward, ppBlockingSends: p.ppBlockingSends, dpCommExposed: p.dpCommExposed, dpCommBlocking: p.dpCommBlocking };
+  return Object.entries(on).filter(([, v]) => v === true).map(([k]) => `--${FLAG_OF_PLAN_FIELD[k as keyof typeof on]}`);
+}
+
 /** Says that the efficiencies are the calibration layer's, not the priors (the default; --no-calibrated drops the layer). */
 export function calibratedLine(fittedAt: string): string {
   return `efficiency calibrated on published runs (models/hardware/calibration.json, fitted ${fittedAt}; accuracy: meshplan validate)`;
@@ -50,6 +58,8 @@ export function formatEstimate(e: Estimate): string {
   lines.push(`plan: ${planSummary(e)}`);
   lines.push(`      global batch ${p.globalBatch} x ${p.seqLen} tokens, ${e.pipeline.microBatches} micro-batches per replica, ${p.precision}` +
     `${p.flashAttention ? ", flash attention" : ""}, layers per stage ${p.layersPerStage.join("/")}`);
+  const knobs = frameworkFlags(p);
+  if (knobs.length > 0) lines.push(`      framework: ${knobs.join(" ")}`);
   lines.push("");
 
   const m = e.memory;

@@ -94,6 +94,9 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
   const cost = chunkCosts(st, v, split);
   const { before, after } = dpAround(prog, st, v, split, input.dpExposed === true);
   const buckets = input.dpExposed === true ? 1 : Math.max(1, Math.floor(st.dp.buckets));
+  // In line (dpBlocking): each collective on the compute stream, the next piece after it.
+  const blocking = input.dpBlocking === true;
+  const dpStream = blocking ? Stream.compute : Stream.dp;
   const pieces = (k: number) => (before[k]! > 0 || after[k]! > 0 ? buckets : 1);
   const chunkBytes = st.memory.perMicroBatchBytes / v;
 
@@ -102,15 +105,17 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
   let dpPrev = -1;
   let sendPrev = -1;
   let gather = -1;
-  const issueGather = (k: number, j: number) => {
+  // A gather bucket starts after `after` (overlapped: the piece before the one it runs ahead of; in line:
+  // everything the stage did before the piece it feeds).
+  const issueGather = (k: number, j: number, after: number) => {
     const seconds = before[k]! / pieces(k);
     if (seconds <= 0) return;
-    gather = b.op(OpKind.dpGather, s, Stream.dp, seconds, prog.microBatch[k]!, prog.chunk[k]!, j);
+    gather = b.op(OpKind.dpGather, s, dpStream, seconds, prog.microBatch[k]!, prog.chunk[k]!, j);
     b.edge(dpPrev, gather);
-    b.edge(prevPiece, gather);
+    b.edge(after, gather);
     dpPrev = gather;
   };
-  if (prog.length > 0) issueGather(0, 0);
+  if (prog.length > 0 && !blocking) issueGather(0, 0, -1);
 
   for (let k = 0; k < prog.length; k++) {
     const pass = prog.pass[k]!;
@@ -122,21 +127,29 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     const seconds = cost.pass[pass]! / n;
     let first = -1;
     let piece = -1;
+    // What the next piece (and, after the last, the pass's collectives) follows: the piece, or in line its reduction.
+    let link = -1;
     for (let j = 0; j < n; j++) {
+      if (blocking) issueGather(k, j, j === 0 ? prevDone : link);
       const op = b.op(PASS_KIND[pass]!, s, Stream.compute, seconds, mb, c, j);
-      b.edge(j === 0 ? prevDone : piece, op);
+      b.edge(j === 0 ? prevDone : link, op);
       b.edge(gather, op);
       gather = -1;
       if (j === 0) first = op;
-      if (j + 1 < n) issueGather(k, j + 1);
-      else if (k + 1 < prog.length) issueGather(k + 1, 0);
+      if (!blocking) {
+        // Prefetch: the next bucket's gather runs beside this piece.
+        if (j + 1 < n) issueGather(k, j + 1, prevPiece);
+        else if (k + 1 < prog.length) issueGather(k + 1, 0, prevPiece);
+      }
       prevPiece = op;
       piece = op;
+      link = op;
       if (after[k]! > 0 && input.dpExposed !== true) {
-        const r = b.op(OpKind.dpReduce, s, Stream.dp, after[k]! / n, mb, c, j);
+        const r = b.op(OpKind.dpReduce, s, dpStream, after[k]! / n, mb, c, j);
         b.edge(dpPrev, r);
         b.edge(op, r);
         dpPrev = r;
+        if (blocking) link = r;
       }
     }
     const lastOfChain = vs === lastVirtual;
@@ -151,7 +164,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     } else {
       mem.add(piece, true, -chunkBytes);
     }
-    let done = piece;
+    let done = link;
     if (pass !== Pass.weight) {
       for (const [kind, sec] of pass === Pass.forward ? cost.afterForward : cost.afterBackward) {
         const op = b.op(kind, s, Stream.collective, sec, mb, c);

@@ -76,6 +76,7 @@ export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: P
     ppTransferSeconds: costs.ppTransfer.seconds,
     ...(plan.ppBlockingSends === true ? { blockingSends: true } : {}),
     ...(plan.dpCommExposed === true ? { dpExposed: true } : {}),
+    ...(plan.dpCommBlocking === true ? { dpBlocking: true } : {}),
     stageNames,
     ...(plan.parameterServers > 0 ? { parameterServers: parameterServers(plan, shape, costs.stages[0]!.params) } : {}),
   };

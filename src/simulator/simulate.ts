@@ -74,11 +74,12 @@ export function simulate(model: ModelSpec, shape: ClusterShape, plan: Plan): Sim
  * into equal segments at its sync points and each collective adds the mean wait for the slowest member
  * after a segment of that length (`syncWaitSeconds`, measured). Segments are taken as equally long.
  * Data-parallel collectives (the once-per-step reduction, ZeRO-1's gather, ZeRO-2/3's reduce-scatters and
- * gathers) are sync points too where `dataParallelMembers` is given: the replicas of a stage in different
- * pipelines meet at no other collective, so each drifts over all the work it did since its previous
- * data-parallel collective (its passes and optimizer step; from the step's start for the first, since the
- * step ends on a barrier of every rank), and that work is the segment whose wait is added to the collective.
- * That wait counts as data-parallel communication where the collective is exposed.
+ * gathers) are sync points too where `dataParallel` is given: the replicas of a stage in different
+ * pipelines meet at no other collective, so each drifts by the spread of all the passes it ran since its
+ * previous data-parallel collective (from the step's start for the first, since the step ends on a barrier
+ * of every rank): independent passes of t_i seconds with log-sd sigma(t_i) give a drift with standard
+ * deviation sqrt(sum (sigma(t_i) t_i)^2), and the collective waits for the slowest replica after that
+ * drift. The wait counts as data-parallel communication where the collective is exposed.
  */
 export interface PassJitter {
   /** Standard deviation of the logarithm of a pass's time, for a pass of that many seconds. */
@@ -92,8 +93,21 @@ export interface PassJitter {
   readonly syncs?: readonly StageSyncs[];
   /** Mean seconds a member waits at a collective of `members` ranks for the slowest, after `segmentSeconds` of work each. */
   readonly syncWaitSeconds?: (segmentSeconds: number, members: number) => number;
-  /** Ranks in each data-parallel collective (dp x cp); absent or 1: data-parallel collectives do not wait. */
-  readonly dataParallelMembers?: number;
+  /** Data-parallel collectives as sync points; absent: they do not wait. */
+  readonly dataParallel?: DataParallelSync;
+}
+
+/** How the replicas of a stage wait for one another at their data-parallel collectives. */
+export interface DataParallelSync {
+  /**
+   * Replicas that drift apart between data-parallel collectives: dp (a replica's cp ranks, in the same
+   * collectives, meet at every layer's K and V exchange and stay together).
+   */
+  readonly members: number;
+  /** Standard deviation of the logarithm of one pass's time, for a pass of that many seconds (measured). */
+  readonly passLogSdAt: (seconds: number) => number;
+  /** Mean seconds a member waits for the slowest of `members` whose arrivals spread with this standard deviation. */
+  readonly waitSeconds: (driftSdSeconds: number, members: number) => number;
 }
 
 /** The blocking collectives of one micro-batch's forward and backward passes (all chunks) on one stage. */
@@ -137,12 +151,13 @@ interface ReplicaWaits {
  */
 function replicaWaits(graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], j: PassJitter): ReplicaWaits | undefined {
   const waitAt = j.syncWaitSeconds;
-  const dpMembers = j.dataParallelMembers ?? 1;
-  if ((j.syncs === undefined && dpMembers <= 1) || waitAt === undefined) return undefined;
+  const passes = j.syncs !== undefined && waitAt !== undefined;
+  const dp = j.dataParallel !== undefined && j.dataParallel.members > 1 ? j.dataParallel : undefined;
+  if (!passes && dp === undefined) return undefined;
   const perOp = new Float64Array(graph.size);
   const perRank: Record<WaitGroup, Float64Array> = { tp: new Float64Array(stages.length), cp: new Float64Array(stages.length), dp: new Float64Array(stages.length) };
-  if (j.syncs !== undefined) passWaits(graph, columns, stages, j.syncs, waitAt, perOp, perRank);
-  if (dpMembers > 1) dataParallelWaits(graph, columns, stages, dpMembers, waitAt, perOp, perRank.dp);
+  if (passes) passWaits(graph, columns, stages, j.syncs!, waitAt!, perOp, perRank);
+  if (dp !== undefined) dataParallelWaits(graph, columns, stages, dp, perOp, perRank.dp);
   return { perOp, perRank };
 }
 
@@ -187,25 +202,26 @@ function passWaits(
 
 /**
  * The waits at data-parallel collectives (replicaWaits): each stage's ops in program order (the order the
- * builder emits them), its passes and optimizer step summed since its previous data-parallel op, and that
- * sum is the segment after which the op waits for the slowest of `members` replicas.
+ * builder emits them), the variance of its passes' times summed since its previous data-parallel op, and
+ * the op waits for the slowest of the replicas after a drift of that standard deviation.
  */
 function dataParallelWaits(
-  graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], members: number, waitAt: WaitAt,
+  graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], dp: DataParallelSync,
   perOp: Float64Array, perRank: Float64Array,
 ): void {
-  const work = new Float64Array(stages.length);
+  const variance = new Float64Array(stages.length);
   for (let op = 0; op < graph.size; op++) {
     const r = columns.rank[op]!;
     if (stages[r]?.role !== "stage") continue;
     const k = columns.kind[op];
-    if (k === OpKind.forward || k === OpKind.backward || k === OpKind.weight || k === OpKind.optimizer) {
-      work[r]! += graph.durationSeconds[op]!;
+    if (k === OpKind.forward || k === OpKind.backward || k === OpKind.weight) {
+      const t = graph.durationSeconds[op]!;
+      variance[r]! += (dp.passLogSdAt(t) * t) ** 2;
     } else if (k === OpKind.dpReduce || k === OpKind.dpGather) {
-      const wait = waitAt(work[r]!, members);
+      const wait = dp.waitSeconds(Math.sqrt(variance[r]!), dp.members);
       perOp[op]! += wait;
       perRank[r]! += wait;
-      work[r] = 0;
+      variance[r] = 0;
     }
   }
 }

@@ -118,6 +118,8 @@ export interface SimInput {
   readonly blockingSends?: boolean;
   /** The once-per-step reduction runs whole after the last pass, the gather after the optimizer (DeepSpeed's pipeline engine). */
   readonly dpExposed?: boolean;
+  /** Every data-parallel collective runs in line with the passes, holding the stage's compute (the executor). */
+  readonly dpBlocking?: boolean;
   readonly parameterServers?: SimParameterServers;
   /** Display names of the stages (e.g. their layers); defaults to "stage i". */
   readonly stageNames?: readonly string[];

@@ -29,6 +29,7 @@ export interface PlanInput {
   fp32Gradients?: boolean | undefined;
   tpCommOverlap?: boolean | undefined;
   dpCommExposed?: boolean | undefined;
+  dpCommBlocking?: boolean | undefined;
   ppBlockingSends?: boolean | undefined;
   tpSyncBackward?: boolean | undefined;
   shardGroup?: number | undefined;
@@ -155,6 +156,9 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   const dpCommExposed = input.dpCommExposed ?? false;
   if (dpCommExposed && zero > 1) bad("zero", zero, "0 or 1 with dpCommExposed", "an exposed once-per-step reduction is DeepSpeed's pipeline engine, which runs ZeRO 0 and 1 only");
   if (dpCommExposed && parameterServers > 0) bad("dpCommExposed", true, "false with parameter servers", "the servers carry the data-parallel traffic");
+  const dpCommBlocking = input.dpCommBlocking ?? false;
+  if (dpCommBlocking && dpCommExposed) bad("dpCommBlocking", true, "false with dpCommExposed", "an exposed once-per-step reduction and collectives in line with every pass are two different engines");
+  if (dpCommBlocking && parameterServers > 0) bad("dpCommBlocking", true, "false with parameter servers", "the servers carry the data-parallel traffic");
   const ppBlockingSends = pp > 1 && (input.ppBlockingSends ?? false);
   const tpSyncBackward = tp > 1 && (input.tpSyncBackward ?? false);
   const shardGroup = resolveShardGroup(input.shardGroup, dp * cp, zero, ep, parameterServers);
@@ -186,6 +190,8 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     tpCommOverlap: tp > 1 && (input.tpCommOverlap ?? false),
     // Both off unless asked for: they describe DeepSpeed's pipeline engine, not the default stack.
     ...(dpCommExposed ? { dpCommExposed } : {}),
+    // Off unless asked for: it describes this project's executor.
+    ...(dpCommBlocking ? { dpCommBlocking } : {}),
     ...(ppBlockingSends ? { ppBlockingSends } : {}),
     // Off unless asked for: it describes Megatron-DeepSpeed and Megatron-LM before 2022.
     ...(tpSyncBackward ? { tpSyncBackward } : {}),

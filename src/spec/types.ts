@@ -187,6 +187,14 @@ export interface Plan {
    */
   readonly dpCommExposed?: boolean;
   /**
+   * Extension: every data-parallel collective (ZeRO-2's per-micro-batch reduce-scatters, ZeRO-3's gathers,
+   * the once-per-step reduction and gather) runs in line with the passes: the rank waits for it before its
+   * next pass, nothing overlaps it (this project's executor, whose ranks run each collective in turn,
+   * src/executor/parallel/state.ts). Absent or false: overlapped in buckets, or exposed once per step with
+   * dpCommExposed (which it excludes).
+   */
+  readonly dpCommBlocking?: boolean;
+  /**
    * Extension: every stage-to-stage send holds the sending stage until it completes (DeepSpeed's pipeline
    * engine: SendActivation and SendGrad are blocking, deepspeed/runtime/pipe/schedule.py). Absent or false:
    * sends run on their own stream beside the next pass.

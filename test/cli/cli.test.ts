@@ -75,6 +75,20 @@ describe("meshplan simulate", () => {
     expect(r.stdout).toContain("Memory per GPU");
     expect(r.stdout).toContain("Time per step");
     expect(r.stdout).toMatch(/MFU \d+\.\d%/);
+    // No framework knob asked for: no framework line.
+    expect(r.stdout).not.toContain("framework:");
+  });
+
+  it("names the framework knobs a plan runs with, and puts the in-line data-parallel traffic in the step", () => {
+    const base = ["simulate", "--model", "llama3-8b", "--gpus", "8", "--tp", "2", "--zero", "3", "--recompute", "full", "--json"];
+    const inline = meshplan(...base, "--dp-comm-blocking");
+    expect(inline.code).toBe(0);
+    const overlapped = JSON.parse(meshplan(...base).stdout);
+    const blocking = JSON.parse(inline.stdout);
+    expect(blocking.plan.dpCommBlocking).toBe(true);
+    expect(blocking.time.breakdown.dpCommSeconds).toBeGreaterThan(overlapped.time.breakdown.dpCommSeconds);
+    const text = meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--tp", "2", "--pp", "2", "--zero", "1", "--recompute", "full", "--tp-sync-backward", "--pp-blocking-sends", "--dp-comm-exposed");
+    expect(text.stdout).toMatch(/^ +framework: --tp-sync-backward --pp-blocking-sends --dp-comm-exposed$/m);
   });
 
   it("exits 1 for a plan that does not fit (the contract: no feasible plan), still printing the view", () => {

@@ -114,25 +114,28 @@ describe("simulateJittered: pass times with a measured spread", () => {
   describe("data-parallel collectives as sync points (replicas of a stage in different pipelines)", () => {
     const zero3 = planFor("llama3-8b", shape, { tp: 2, dp: 4, zero: 3, globalBatch: 8, flashAttention: true });
 
-    it("waits at every data-parallel op, after the work since the previous one, counted as data-parallel traffic", () => {
+    it("waits at every data-parallel op, after the drift of the passes since the previous one, counted as data-parallel traffic", () => {
       const { model, plan } = zero3;
       const exact = simulate(model, shape, plan);
-      const calls: { segment: number; members: number }[] = [];
-      const j = simulateJittered(model, shape, plan, { ...jitter(0), dataParallelMembers: 4, syncWaitSeconds: (segment, members) => (calls.push({ segment, members }), 1e-3) });
+      const calls: { sd: number; members: number }[] = [];
+      const sigma = 0.2;
+      const dataParallel = { members: 4, passLogSdAt: () => sigma, waitSeconds: (sd: number, members: number) => (calls.push({ sd, members }), 1e-3) };
+      const j = simulateJittered(model, shape, plan, { ...jitter(0), dataParallel });
       const ops = exact.timeline.ops;
       const dpOps = [...ops.kind].filter((k) => k === OpKind.dpGather || k === OpKind.dpReduce).length;
       expect(dpOps).toBeGreaterThan(2);
       expect(calls).toHaveLength(dpOps);
       expect(new Set(calls.map((c) => c.members))).toEqual(new Set([4]));
       // ZeRO-3 gathers the first layers' weights before any pass: nothing to drift over yet.
-      expect(calls[0]!.segment).toBe(0);
-      // The segments are the work between consecutive ops in the stage's program (a prefetched gather and the
-      // previous piece's reduction meet after none), so together they are at most all of the stage's passes.
-      const work = [...ops.kind.keys()].filter((op) => ops.kind[op]! <= OpKind.optimizer).reduce((a, op) => a + ops.endSeconds[op]! - ops.startSeconds[op]!, 0);
-      const total = calls.reduce((a, c) => a + c.segment, 0);
-      expect(calls.filter((c) => c.segment > 0).length).toBeGreaterThan(dpOps / 3);
-      expect(total).toBeLessThanOrEqual(work * (1 + 1e-12));
-      expect(total).toBeGreaterThan(0.5 * work);
+      expect(calls[0]!.sd).toBe(0);
+      // The drifts are over the passes between consecutive ops in the stage's program (a prefetched gather and
+      // the previous piece's reduction meet after none): their variances add up to at most every pass's.
+      const passes = [...ops.kind.keys()].filter((op) => ops.kind[op]! < OpKind.optimizer).map((op) => ops.endSeconds[op]! - ops.startSeconds[op]!);
+      const variance = passes.reduce((a, t) => a + (sigma * t) ** 2, 0);
+      const drifted = calls.reduce((a, c) => a + c.sd ** 2, 0);
+      expect(calls.filter((c) => c.sd > 0).length).toBeGreaterThan(dpOps / 3);
+      expect(drifted).toBeLessThanOrEqual(variance * (1 + 1e-12));
+      expect(drifted).toBeGreaterThan(0.5 * variance);
       // The waits sit on the data-parallel stream: overlapped, the step grows by less than their sum.
       const grew = j.estimate.time.stepSeconds - exact.estimate.time.stepSeconds;
       expect(grew).toBeGreaterThan(0);
@@ -142,8 +145,9 @@ describe("simulateJittered: pass times with a measured spread", () => {
     it("is simulate() exactly when the collectives do not wait, and without members nothing waits", () => {
       const { model, plan } = zero3;
       const exact = simulate(model, shape, plan).estimate;
-      expect(simulateJittered(model, shape, plan, { ...jitter(0), dataParallelMembers: 4, syncWaitSeconds: () => 0 }).estimate).toEqual(exact);
+      expect(simulateJittered(model, shape, plan, { ...jitter(0), dataParallel: { members: 4, passLogSdAt: () => 0.2, waitSeconds: () => 0 } }).estimate).toEqual(exact);
       expect(simulateJittered(model, shape, plan, { ...jitter(0), syncWaitSeconds: () => 1e-3 }).estimate).toEqual(exact);
+      expect(simulateJittered(model, shape, plan, { ...jitter(0), dataParallel: { members: 1, passLogSdAt: () => 0.2, waitSeconds: () => 1e-3 } }).estimate).toEqual(exact);
     });
   });
 });

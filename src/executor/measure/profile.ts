@@ -150,12 +150,9 @@ export function spreadAt(f: PassSpread, b: PassSpread): (seconds: number) => num
  * of the largest of m normals (stats.ts expectedMaxOfNormals): the slowest of more members is slower.
  */
 export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: number): (segmentSeconds: number, members: number) => number {
-  const usable = points.filter((p) => p.segmentSeconds > 0);
-  if (usable.length === 0) return () => 0;
-  let { a, b } = lineFit(usable.map((p) => p.segmentSeconds), usable.map((p) => p.waitSeconds));
-  if (b < 0) [a, b] = [mean(usable.map((p) => p.waitSeconds)), 0];
-  else if (a < 0) [a, b] = [0, total(usable.map((p) => p.segmentSeconds * p.waitSeconds)) / total(usable.map((p) => p.segmentSeconds ** 2))];
-  const longest = Math.max(...usable.map((p) => p.segmentSeconds));
+  const line = waitLine(points);
+  if (line === undefined) return () => 0;
+  const { a, b, longest } = line;
   const base = expectedMaxOfNormals(measuredMembers);
   const scale = new Map<number, number>();
   const scaleOf = (m: number) => {
@@ -170,13 +167,41 @@ export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: nu
   };
 }
 
+/** The wait line through the measured points (syncWaitAt), with a, b >= 0; undefined without a usable point. */
+function waitLine(points: readonly SyncWaitPoint[]): { a: number; b: number; longest: number } | undefined {
+  const usable = points.filter((p) => p.segmentSeconds > 0);
+  if (usable.length === 0) return undefined;
+  let { a, b } = lineFit(usable.map((p) => p.segmentSeconds), usable.map((p) => p.waitSeconds));
+  if (b < 0) [a, b] = [mean(usable.map((p) => p.waitSeconds)), 0];
+  else if (a < 0) [a, b] = [0, total(usable.map((p) => p.segmentSeconds * p.waitSeconds)) / total(usable.map((p) => p.segmentSeconds ** 2))];
+  return { a, b, longest: Math.max(...usable.map((p) => p.segmentSeconds)) };
+}
+
+/**
+ * The mean wait at a data-parallel collective for replicas whose arrivals spread with standard deviation
+ * sd (their drift over the passes since the last one, simulate.ts DataParallelSync): the hand-over the
+ * measured line gives a collective of no work (its intercept a) plus sd times the mean of the largest of
+ * m standard normals (how far behind the mean the slowest of m arrives; 0.56 sd for two).
+ */
+export function dataParallelWaitAt(points: readonly SyncWaitPoint[]): (driftSdSeconds: number, members: number) => number {
+  const a = waitLine(points)?.a ?? 0;
+  const scale = new Map<number, number>();
+  return (sd, members) => {
+    if (members <= 1) return 0;
+    let f = scale.get(members);
+    if (f === undefined) scale.set(members, (f = expectedMaxOfNormals(members)));
+    return a + f * sd;
+  };
+}
+
 /**
  * The measured pass-time jitter as the simulator takes it, for a plan whose ranks wait on one another
  * inside a step: pipeline stages on their neighbours' activations and gradients (the pass-time spread),
  * tensor- and context-parallel replicas at every blocking collective of their passes (the measured wait;
  * accounting.ts passCalls gives the sync points, simulate.ts PassJitter adds a wait at each), and the
- * data-parallel replicas at their gradient reductions and ZeRO gathers (the same measured wait, after all
- * the work since the previous one; not with parameter servers, whose pushes and pulls wait for no peer).
+ * data-parallel replicas at their gradient reductions and ZeRO gathers (after drifting by the measured
+ * pass-time spread of every pass since the previous one, dataParallelWaitAt; not with parameter servers,
+ * whose pushes and pulls wait for no peer).
  * With one stage the spread has nothing to turn into waits, so only the collectives' waits are added,
  * once. Undefined where nothing waits (one rank) or the profile lacks the measurement. Fresh seeded draws
  * each call: a prediction repeats.
@@ -184,8 +209,11 @@ export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: nu
 export function profileJitter(p: DeviceProfile, model: ModelSpec, plan: Plan): PassJitter | undefined {
   const j = p.passJitter;
   const w = p.syncWaits;
-  const dataParallelMembers = plan.parameterServers === 0 ? plan.dp * plan.cp : 1;
-  const replicas = plan.tp > 1 || plan.cp > 1 || dataParallelMembers > 1;
+  // The replicas that drift apart: the dp pipelines (a replica's cp ranks meet at every layer's collectives).
+  const dataParallelMembers = plan.parameterServers === 0 ? plan.dp : 1;
+  const dataParallel = dataParallelMembers > 1 && j !== undefined && w !== undefined
+    ? { members: dataParallelMembers, passLogSdAt: spreadAt(j.forward, j.backward), waitSeconds: dataParallelWaitAt(w.points) } : undefined;
+  const replicas = plan.tp > 1 || plan.cp > 1 || dataParallel !== undefined;
   const stages = plan.pp > 1 && j !== undefined;
   if (!stages && !(replicas && w !== undefined)) return undefined;
   const syncs: StageSyncs[] = Array.from({ length: plan.pp }, (_, stage) => {
@@ -200,7 +228,8 @@ export function profileJitter(p: DeviceProfile, model: ModelSpec, plan: Plan): P
     samples: stages ? JITTER_SAMPLES : 1,
     normal: standardNormal(mulberry32(JITTER_SEED)),
     syncs,
-    ...(w === undefined ? {} : { syncWaitSeconds: syncWaitAt(w.points, w.members), dataParallelMembers }),
+    ...(w === undefined ? {} : { syncWaitSeconds: syncWaitAt(w.points, w.members) }),
+    ...(dataParallel === undefined ? {} : { dataParallel }),
   };
 }
 
@@ -226,17 +255,20 @@ function predictWithStage(model: ModelSpec, shape: ClusterShape, plan: Plan, jit
 
 /**
  * The plan as the executor runs it: no fused attention, ZeRO 0/1's once-per-step reduction and gather
- * after the last backward and the update (src/executor/run/rank.ts), not overlapped with the passes, and
- * every tensor-parallel collective synchronous, never overlapped (src/executor/model/layer.ts runs each in turn).
+ * after the last backward and the update (src/executor/run/rank.ts), not overlapped with the passes,
+ * ZeRO-2/3's reduce-scatters and gathers in line with the passes, each unit's as its pass reaches it
+ * (src/executor/parallel/state.ts), and every tensor-parallel collective synchronous, never overlapped
+ * (src/executor/model/layer.ts runs each in turn).
  */
 function asExecuted(plan: Plan): Plan {
-  const exposed = plan.zero <= 1 && plan.dp * plan.cp > 1 && plan.parameterServers === 0;
+  const dataParallel = plan.dp * plan.cp > 1 && plan.parameterServers === 0;
+  const dp = !dataParallel ? {} : plan.zero <= 1 ? { dpCommExposed: true } : { dpCommBlocking: true };
   const sync = plan.tp > 1 ? { tpCommOverlap: false, tpSyncBackward: true } : {};
-  return { ...plan, flashAttention: false, ...(exposed ? { dpCommExposed: true } : {}), ...sync };
+  return { ...plan, flashAttention: false, ...dp, ...sync };
 }
 
 function predictionNote(jitter: PassJitter, plan: Plan): string {
-  const groups = [plan.tp > 1 ? "tp" : "", plan.cp > 1 ? "cp" : "", (jitter.dataParallelMembers ?? 1) > 1 ? "dp" : ""].filter((g) => g !== "");
+  const groups = [plan.tp > 1 ? "tp" : "", plan.cp > 1 ? "cp" : "", jitter.dataParallel !== undefined ? "dp" : ""].filter((g) => g !== "");
   const waits = jitter.syncWaitSeconds !== undefined && groups.length > 0 ? `waits at ${groups.join("/")} collectives` : undefined;
   if (jitter.samples === 1) return `predicted with this machine's ${waits} (measured by calibrate with every core busy)`;
   return `predicted with this machine's pass-time jitter${waits === undefined ? "" : ` and ${waits}`} (measured by calibrate with every core busy): the median of ${jitter.samples} simulated steps`;

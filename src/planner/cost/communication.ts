@@ -323,6 +323,8 @@ export interface DpWindows {
   readonly drainSeconds: number;
   /** plan.dpCommExposed: the reduction runs whole after the last pass, the gather whole after the optimizer step. */
   readonly exposed: boolean;
+  /** plan.dpCommBlocking: every collective runs in line with the passes, none hidden. */
+  readonly blocking?: boolean;
 }
 
 /**
@@ -342,8 +344,12 @@ export function bucketedExposure(seconds: number, windowSeconds: number, buckets
  * exposed; the pipeline's fill and drain hide them on the later stages. Per-micro-batch traffic (ZeRO-2/3)
  * is exposed by what exceeds its pass, plus the step's first ZeRO-3 gather bucket and last reduction bucket.
  * Exposed (plan.dpCommExposed, ZeRO 0/1 only): the whole reduction less the drain, and the whole gather.
+ * Blocking (plan.dpCommBlocking): all of it, on the stage's own timeline.
  */
 export function dpExposedSeconds(c: DpCosts, microBatches: number, w: DpWindows): number {
+  if (w.blocking === true) {
+    return c.reduceOnce.seconds + c.gatherOnce.seconds + microBatches * (c.perMicroBatchForward.seconds + c.perMicroBatchBackward.seconds);
+  }
   const v = w.virtualStages;
   const n = c.buckets;
   const hide = (cost: CollectiveCost, window: number) => Math.max(0, cost.seconds - window);

@@ -49,7 +49,7 @@ export function offPipeline(shape: ClusterShape, plan: Plan, costs: PlanCosts, p
     const trailing = (s.tp.backward.seconds + s.cp.backward.seconds + s.ep.backward.seconds) / v;
     // Exposed, the reduction waits for those collectives too.
     const drain = plan.schedule === "zb-h1" ? 0 : drainSeconds + (plan.dpCommExposed === true ? 0 : trailing);
-    const windows = { forwardSeconds, backwardSeconds: reduceWindow, virtualStages: v, fillSeconds, drainSeconds: drain, exposed: plan.dpCommExposed === true };
+    const windows = { forwardSeconds, backwardSeconds: reduceWindow, virtualStages: v, fillSeconds, drainSeconds: drain, exposed: plan.dpCommExposed === true, blocking: plan.dpCommBlocking === true };
     fillSeconds += forwardSeconds / v;
     drainSeconds += backwardSeconds / v;
     dpCommSeconds = Math.max(dpCommSeconds, dpExposedSeconds(s.dp, m, windows));

@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { estimate } from "../../src/planner/cost/estimate.js";
+import { planCosts } from "../../src/planner/cost/stages.js";
+import { simulate } from "../../src/simulator/simulate.js";
+import { OpKind } from "../../src/simulator/types.js";
+import { InputError } from "../../src/spec/errors.js";
+import { planFor, shapeOf } from "../helpers.js";
+
+/**
+ * plan.dpCommBlocking: every data-parallel collective runs in line with the passes (the executor's ranks run
+ * each reduce-scatter and gather before going on), so none of it hides behind compute.
+ */
+describe("data-parallel collectives in line with the passes (dpCommBlocking)", () => {
+  const shape = shapeOf("dgx-h100", 8);
+
+  it("shows every data-parallel second in the step, in the timeline and in the formula alike", () => {
+    for (const zero of [0, 1, 2, 3] as const) {
+      for (const pp of [1, 2]) {
+        const input = { tp: 2, pp, zero, globalBatch: 16, flashAttention: true };
+        const { model, plan } = planFor("llama3-8b", shape, { ...input, dpCommBlocking: true });
+        const overlapped = planFor("llama3-8b", shape, input).plan;
+        const label = `zero ${zero} pp ${pp}`;
+        const m = estimate(model, shape, plan).pipeline.microBatches;
+        // The stage whose data-parallel traffic is largest: all of it is exposed.
+        const perStage = planCosts(model, shape, plan).stages.map((s) =>
+          s.dp.reduceOnce.seconds + s.dp.gatherOnce.seconds + m * (s.dp.perMicroBatchForward.seconds + s.dp.perMicroBatchBackward.seconds));
+        const all = Math.max(...perStage);
+        expect(all, label).toBeGreaterThan(0);
+        const formula = estimate(model, shape, plan).time;
+        const timeline = simulate(model, shape, plan);
+        expect(formula.breakdown.dpCommSeconds, label).toBeCloseTo(all, 12);
+        if (pp === 1) {
+          // One stage: the simulated step is the stage's own timeline, the same sum.
+          expect(timeline.estimate.time.breakdown.dpCommSeconds, label).toBeCloseTo(all, 9);
+          expect(timeline.estimate.time.stepSeconds, label).toBeCloseTo(formula.stepSeconds, 9);
+        }
+        // In line, the step is longer than with the traffic overlapped, by at most all of it on every stage
+        // (a stage's gradient goes to the stage before only once its reductions are done).
+        const before = simulate(model, shape, overlapped).estimate.time.stepSeconds;
+        const grew = timeline.estimate.time.stepSeconds - before;
+        expect(grew, label).toBeGreaterThan(0);
+        expect(grew, label).toBeLessThanOrEqual(perStage.reduce((a, x) => a + x, 0) * (1 + 1e-9));
+      }
+    }
+  });
+
+  it("runs no data-parallel op beside a pass of its stage", () => {
+    const { model, plan } = planFor("llama3-8b", shape, { tp: 2, zero: 3, globalBatch: 16, flashAttention: true, dpCommBlocking: true });
+    const ops = simulate(model, shape, plan).timeline.ops;
+    const spans = (kinds: readonly number[]) => [...ops.kind.keys()].filter((op) => kinds.includes(ops.kind[op]!) && ops.rank[op] === 0)
+      .map((op) => [ops.startSeconds[op]!, ops.endSeconds[op]!] as const);
+    const dp = spans([OpKind.dpGather, OpKind.dpReduce]);
+    const passes = spans([OpKind.forward, OpKind.backward]);
+    expect(dp.length).toBeGreaterThan(passes.length);
+    const overlap = (a: readonly [number, number], b: readonly [number, number]) => Math.min(a[1], b[1]) - Math.max(a[0], b[0]);
+    for (const d of dp) for (const p of passes) expect(overlap(d, p)).toBeLessThanOrEqual(1e-12);
+  });
+
+  it("is refused with dpCommExposed or parameter servers, naming the field", () => {
+    const refused = (input: Record<string, unknown>) => {
+      try {
+        planFor("llama3-8b", shape, { globalBatch: 16, dpCommBlocking: true, ...input });
+      } catch (e) {
+        expect(e).toBeInstanceOf(InputError);
+        return (e as InputError).message;
+      }
+      return "accepted";
+    };
+    expect(refused({ zero: 1, dpCommExposed: true })).toMatch(/dpCommBlocking = true .*false with dpCommExposed/);
+    expect(refused({ parameterServers: 2, zero: 0 })).toMatch(/dpCommBlocking = true .*false with parameter servers/);
+    expect(refused({ zero: 2 })).toBe("accepted");
+  });
+});
