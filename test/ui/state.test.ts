@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { loadFlags } from "../../src/cli/explore.js";
+import { contextKeepingLoader, loadFlags } from "../../src/cli/explore.js";
+import { InputError } from "../../src/spec/errors.js";
 import type { Estimate } from "../../src/planner/cost/types.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { resolvePlan, type PlanInput } from "../../src/spec/plan.js";
@@ -73,5 +74,24 @@ describe("explorer state", () => {
     expect(s.phase).toBe("error");
     expect(s.error).toContain("tp = 3");
     expect(selectedEstimate(s)).toBeUndefined();
+  });
+});
+
+describe("the explorer's loader", () => {
+  it("keeps the loaded model and cluster while only plan knobs change, and loads again when the context does", () => {
+    const load = contextKeepingLoader();
+    const first = load({ model: "tiny-gpt", gpus: 4 });
+    const knob = load({ model: "tiny-gpt", gpus: 4, tp: 2, zero: 1 });
+    expect(knob.context).toBe(first.context);
+    expect(knob.pinned).toEqual({ tp: 2, zero: 1 });
+    const other = load({ model: "tiny-gpt", gpus: 8, tp: 2 });
+    expect(other.context).not.toBe(first.context);
+    expect(other.context.shape.gpus).toBe(8);
+    expect(load({ model: "llama3-8b", gpus: 8 }).context.model.name).toBe("llama3-8b");
+    expect(load({ model: "tiny-gpt", gpus: 8, calibrated: false }).context.calibratedAt).toBeUndefined();
+    // Bad knobs are still refused on every call, and a refused context leaves the kept one in place.
+    expect(() => load({ model: "tiny-gpt", gpus: 8, zero: 7 })).toThrow(InputError);
+    expect(() => load({ model: "llama9", gpus: 8 })).toThrow(InputError);
+    expect(load({ model: "tiny-gpt", gpus: 8, calibrated: false }).context.shape.gpus).toBe(8);
   });
 });
