@@ -42,7 +42,8 @@ export function planSummary(e: Estimate): string {
 /** The framework knobs a plan has on, as their flags (doc/cost-model.md): how a stack runs the split. */
 export function frameworkFlags(p: Plan): string[] {
   const on = { tpCommOverlap: p.tpCommOverlap, tpSyncBackward: p.tpSyncBackward, ppBlockingSends: p.ppBlockingSends, dpCommExposed: p.dpCommExposed, dpCommBlocking: p.dpCommBlocking };
-  return Object.entries(on).filter(([, v]) => v === true).map(([k]) => `--${FLAG_OF_PLAN_FIELD[k as keyof typeof on]}`);
+  const flags = Object.entries(on).filter(([, v]) => v === true).map(([k]) => `--${FLAG_OF_PLAN_FIELD[k as keyof typeof on]}`);
+  return p.shardGroup === undefined ? flags : [...flags, `--${FLAG_OF_PLAN_FIELD.shardGroup} ${p.shardGroup}`];
 }
 
 /** Says that the efficiencies are the calibration layer's, not the priors (the default; --no-calibrated drops the layer). */

@@ -125,8 +125,6 @@ export interface SyncPoints {
 
 export type SyncGroup = "tp" | "cp";
 
-/** Groups whose waits a jittered step reports per simulated rank. */
-type WaitGroup = SyncGroup | "dp";
 
 export interface JitteredSimulation {
   /** The Estimate of the median sample (by step time). */
@@ -137,17 +135,15 @@ export interface JitteredSimulation {
   readonly criticalStage: number;
 }
 
-/** The mean waits at collectives: added to each op (passes for tp and cp, data-parallel ops for dp), and in all per simulated rank, by group. */
+/** The mean waits at collectives: added to each op (passes for tp and cp, data-parallel ops for dp), and the tp and cp ones in all per simulated rank. */
 interface ReplicaWaits {
   readonly perOp: Float64Array;
-  readonly perRank: Record<WaitGroup, Float64Array>;
+  readonly perRank: Record<SyncGroup, Float64Array>;
 }
 
 /**
- * The mean waits at each pass op's sync points (the same in every sample). A pass that runs as several ops
- * (interleaved chunks, pieces between data-parallel buckets) shares its stage's sync points for that
- * micro-batch among them in proportion to their time, rounded cumulatively so the pass keeps its count;
- * its segments are the whole pass's time over its count plus one.
+ * The mean waits at collectives (the same in every sample): at the tp and cp sync points inside passes
+ * (passWaits) and at the data-parallel ops (dataParallelWaits). Undefined where nothing waits.
  */
 function replicaWaits(graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], j: PassJitter): ReplicaWaits | undefined {
   const waitAt = j.syncWaitSeconds;
@@ -155,18 +151,23 @@ function replicaWaits(graph: Graph, columns: OpColumns, stages: readonly { reado
   const dp = j.dataParallel !== undefined && j.dataParallel.members > 1 ? j.dataParallel : undefined;
   if (!passes && dp === undefined) return undefined;
   const perOp = new Float64Array(graph.size);
-  const perRank: Record<WaitGroup, Float64Array> = { tp: new Float64Array(stages.length), cp: new Float64Array(stages.length), dp: new Float64Array(stages.length) };
+  const perRank: Record<SyncGroup, Float64Array> = { tp: new Float64Array(stages.length), cp: new Float64Array(stages.length) };
   if (passes) passWaits(graph, columns, stages, j.syncs!, waitAt!, perOp, perRank);
-  if (dp !== undefined) dataParallelWaits(graph, columns, stages, dp, perOp, perRank.dp);
+  if (dp !== undefined) dataParallelWaits(graph, columns, stages, dp, perOp);
   return { perOp, perRank };
 }
 
 type WaitAt = (segmentSeconds: number, members: number) => number;
 
-/** The waits at the tp and cp collectives inside passes (replicaWaits). */
+/**
+ * The waits at the tp and cp collectives inside passes (replicaWaits). A pass that runs as several ops
+ * (interleaved chunks, pieces between data-parallel buckets) shares its stage's sync points for that
+ * micro-batch among them in proportion to their time, rounded cumulatively so the pass keeps its count;
+ * its segments are the whole pass's time over its count plus one.
+ */
 function passWaits(
   graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], syncs: readonly StageSyncs[], waitAt: WaitAt,
-  perOp: Float64Array, perRank: Record<WaitGroup, Float64Array>,
+  perOp: Float64Array, perRank: Record<SyncGroup, Float64Array>,
 ): void {
   const pointsOf = (op: number) => {
     const r = columns.rank[op]!;
@@ -203,12 +204,11 @@ function passWaits(
 /**
  * The waits at data-parallel collectives (replicaWaits): each stage's ops in program order (the order the
  * builder emits them), the variance of its passes' times summed since its previous data-parallel op, and
- * the op waits for the slowest of the replicas after a drift of that standard deviation.
+ * the op waits for the slowest of the replicas after a drift of that standard deviation. Meant for
+ * collectives that hold the replicas (exposed or in line, as the executor runs them): overlapped buckets
+ * are taken in the order the builder emits them, a prefetched gather after the piece it runs beside.
  */
-function dataParallelWaits(
-  graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], dp: DataParallelSync,
-  perOp: Float64Array, perRank: Float64Array,
-): void {
+function dataParallelWaits(graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], dp: DataParallelSync, perOp: Float64Array): void {
   const variance = new Float64Array(stages.length);
   for (let op = 0; op < graph.size; op++) {
     const r = columns.rank[op]!;
@@ -218,9 +218,7 @@ function dataParallelWaits(
       const t = graph.durationSeconds[op]!;
       variance[r]! += (dp.passLogSdAt(t) * t) ** 2;
     } else if (k === OpKind.dpReduce || k === OpKind.dpGather) {
-      const wait = dp.waitSeconds(Math.sqrt(variance[r]!), dp.members);
-      perOp[op]! += wait;
-      perRank[r]! += wait;
+      perOp[op]! += dp.waitSeconds(Math.sqrt(variance[r]!), dp.members);
       variance[r] = 0;
     }
   }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { planCosts } from "../../src/planner/cost/stages.js";
-import { simulate } from "../../src/simulator/simulate.js";
+import { simulate, simulateJittered } from "../../src/simulator/simulate.js";
 import { OpKind } from "../../src/simulator/types.js";
 import { InputError } from "../../src/spec/errors.js";
 import { planFor, shapeOf } from "../helpers.js";
@@ -14,8 +14,8 @@ describe("data-parallel collectives in line with the passes (dpCommBlocking)", (
   const shape = shapeOf("dgx-h100", 8);
 
   it("shows every data-parallel second in the step, in the timeline and in the formula alike", () => {
-    for (const zero of [0, 1, 2, 3] as const) {
-      for (const pp of [1, 2]) {
+    for (const zero of [2, 3] as const) {
+      for (const pp of [1]) {
         const input = { tp: 2, pp, zero, globalBatch: 16, flashAttention: true };
         const { model, plan } = planFor("llama3-8b", shape, { ...input, dpCommBlocking: true });
         const overlapped = planFor("llama3-8b", shape, input).plan;
@@ -44,6 +44,21 @@ describe("data-parallel collectives in line with the passes (dpCommBlocking)", (
     }
   });
 
+  it("puts the replicas' waits at its collectives whole into the step (the executor's ZeRO-2/3 on one stage)", () => {
+    const { model, plan } = planFor("llama3-8b", shape, { tp: 2, zero: 2, globalBatch: 16, flashAttention: true, dpCommBlocking: true });
+    const exact = simulate(model, shape, plan).estimate.time;
+    let waits = 0;
+    const waitSeconds = (sd: number) => {
+      const w = 1e-4 + 0.5 * sd;
+      waits += w;
+      return w;
+    };
+    const j = simulateJittered(model, shape, plan, { logSdAt: () => 0, samples: 1, normal: () => 0, dataParallel: { members: 4, passLogSdAt: () => 0.1, waitSeconds } });
+    expect(waits).toBeGreaterThan(0);
+    expect(j.estimate.time.stepSeconds - exact.stepSeconds).toBeCloseTo(waits, 9);
+    expect(j.estimate.time.breakdown.dpCommSeconds - exact.breakdown.dpCommSeconds).toBeCloseTo(waits, 9);
+  });
+
   it("runs no data-parallel op beside a pass of its stage", () => {
     const { model, plan } = planFor("llama3-8b", shape, { tp: 2, zero: 3, globalBatch: 16, flashAttention: true, dpCommBlocking: true });
     const ops = simulate(model, shape, plan).timeline.ops;
@@ -68,6 +83,10 @@ describe("data-parallel collectives in line with the passes (dpCommBlocking)", (
     };
     expect(refused({ zero: 1, dpCommExposed: true })).toMatch(/dpCommBlocking = true .*false with dpCommExposed/);
     expect(refused({ parameterServers: 2, zero: 0 })).toMatch(/dpCommBlocking = true .*false with parameter servers/);
+    expect(refused({ zero: 1 })).toMatch(/zero = 1 .*2 or 3 with dpCommBlocking/);
+    expect(refused({ zero: 2, pp: 2 })).toMatch(/pp = 2 .*1 with dpCommBlocking/);
     expect(refused({ zero: 2 })).toBe("accepted");
+    // One data-parallel rank: nothing to run in line; the knob is dropped.
+    expect(planFor("llama3-8b", shapeOf("dgx-h100", 1), { globalBatch: 16, zero: 2, dpCommBlocking: true }).plan.dpCommBlocking).toBeUndefined();
   });
 });

@@ -69,6 +69,9 @@ export function forEachCandidate(
   if (pinned.parameterServers !== undefined && pinned.parameterServers > 0) {
     throw new InputError({ code: "unsupported", field: "--ps", value: pinned.parameterServers, valid: "meshplan simulate --ps K", reason: "the search covers collective-based plans; evaluate parameter-server plans with simulate" });
   }
+  if (pinned.dpCommBlocking === true && pinned.dpCommExposed === true) {
+    throw new InputError({ code: "out-of-range", field: "--dp-comm-blocking", value: true, valid: "false with --dp-comm-exposed", reason: "an exposed once-per-step reduction and collectives in line with every pass are two different engines" });
+  }
   const recomputes = pick<Recompute>(pinned.recompute, flash ? ["none", "full"] : ["none", "selective", "full"]);
   const allZeros = pick(pinned.zero as ZeroStage | undefined, [0, 1, 2, 3] as ZeroStage[]);
   for (const tp of pick(pinned.tp, divisorsOf(gpus))) {
@@ -102,6 +105,8 @@ export function forEachCandidate(
         for (const ep of pick(pinned.ep, eps)) {
           for (const zero of zeros) {
             if (engine.dpCommExposed === true && zero > 1) continue; // resolvePlan refuses it
+            // In line: ZeRO 2/3 on one stage (resolvePlan refuses the rest); with one data-parallel rank it is off.
+            if (pinned.dpCommBlocking === true && dp * cp > 1 && (zero < 2 || pp > 1)) continue;
             const shardGroups = shardGroupsFor(zero, dp * cp, ep, pinned.shardGroup);
             if (skipMesh?.({ tp, pp, cp, dp, ep, zero }) === true) continue;
             if (globalBatch % dp !== 0) continue;
