@@ -125,7 +125,6 @@ export interface SyncPoints {
 
 export type SyncGroup = "tp" | "cp";
 
-
 export interface JitteredSimulation {
   /** The Estimate of the median sample (by step time). */
   readonly estimate: Estimate;

@@ -153,18 +153,21 @@ export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: nu
   const line = waitLine(points);
   if (line === undefined) return () => 0;
   const { a, b, longest } = line;
-  const base = expectedMaxOfNormals(measuredMembers);
-  const scale = new Map<number, number>();
-  const scaleOf = (m: number) => {
-    let f = scale.get(m);
-    if (f === undefined) scale.set(m, (f = base > 0 ? expectedMaxOfNormals(m) / base : 1));
-    return f;
-  };
+  const base = maxOfNormals(measuredMembers);
+  const scaleOf = (m: number) => (base > 0 ? maxOfNormals(m) / base : 1);
   return (segmentSeconds, members) => {
     if (members <= 1) return 0;
     const spread = segmentSeconds <= longest ? b * segmentSeconds : b * Math.sqrt(segmentSeconds * longest);
     return a + spread * scaleOf(members);
   };
+}
+
+/** expectedMaxOfNormals, each group size integrated once (the waits ask for it at every collective). */
+const MAX_OF_NORMALS = new Map<number, number>();
+function maxOfNormals(m: number): number {
+  let e = MAX_OF_NORMALS.get(m);
+  if (e === undefined) MAX_OF_NORMALS.set(m, (e = expectedMaxOfNormals(m)));
+  return e;
 }
 
 /** The wait line through the measured points (syncWaitAt), with a, b >= 0; undefined without a usable point. */
@@ -185,13 +188,7 @@ function waitLine(points: readonly SyncWaitPoint[]): { a: number; b: number; lon
  */
 export function dataParallelWaitAt(points: readonly SyncWaitPoint[]): (driftSdSeconds: number, members: number) => number {
   const a = waitLine(points)?.a ?? 0;
-  const scale = new Map<number, number>();
-  return (sd, members) => {
-    if (members <= 1) return 0;
-    let f = scale.get(members);
-    if (f === undefined) scale.set(members, (f = expectedMaxOfNormals(members)));
-    return a + f * sd;
-  };
+  return (sd, members) => (members <= 1 ? 0 : a + maxOfNormals(members) * sd);
 }
 
 /**

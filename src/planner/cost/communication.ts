@@ -324,7 +324,7 @@ export interface DpWindows {
   /** plan.dpCommExposed: the reduction runs whole after the last pass, the gather whole after the optimizer step. */
   readonly exposed: boolean;
   /** plan.dpCommBlocking: every collective runs in line with the passes, none hidden. */
-  readonly blocking?: boolean;
+  readonly blocking: boolean;
 }
 
 /**
@@ -347,7 +347,7 @@ export function bucketedExposure(seconds: number, windowSeconds: number, buckets
  * Blocking (plan.dpCommBlocking): all of it, on the stage's own timeline.
  */
 export function dpExposedSeconds(c: DpCosts, microBatches: number, w: DpWindows): number {
-  if (w.blocking === true) {
+  if (w.blocking) {
     return c.reduceOnce.seconds + c.gatherOnce.seconds + microBatches * (c.perMicroBatchForward.seconds + c.perMicroBatchBackward.seconds);
   }
   const v = w.virtualStages;
