@@ -21,8 +21,7 @@ export function formatProfile(p: DeviceProfile, file: string): string {
     `  memcpy (one thread, 64 MiB)      ${rate(p.memcpyBytesPerSecond, "B/s")}`,
     ...(p.optimizerBytesPerSecond === undefined ? [] : [`  optimizer step (Adam, float32)   ${rate(p.optimizerBytesPerSecond, "B/s")} (the cost model's 30 bytes per parameter)`]),
     `  all-reduce, 2 ranks, shared memory: ${rate(p.collectiveBytesPerSecond, "B/s")} bus bandwidth, ${(p.collectiveLatencySeconds * 1e6).toFixed(1)} us per step`,
-    ...(p.kernelOverheadSeconds === undefined ? [] : [`  one kernel's dispatch: ${(p.kernelOverheadSeconds * 1e6).toFixed(1)} us; kernels per step: ${(p.kernelsPerStep ?? []).map((k) => `${k.shape} ${k.kernels}`).join(", ")}`]),
-    `  per GEMM of the cost model: ${(p.opOverheadSeconds * 1e6).toFixed(1)} us; fitted element-wise rate ${rate(p.elementwiseBytesPerSecond, "B/s")} (16-bit bytes)`,
+    `  fitted: ${(p.opOverheadSeconds * 1e6).toFixed(1)} us per GEMM of the cost model, element-wise rate ${rate(p.elementwiseBytesPerSecond, "B/s")} (16-bit bytes)`,
     ...p.fit.map((f) => `    ${f.shape.padEnd(14)} step measured ${(f.measuredSeconds * 1e3).toFixed(1)} ms, fitted ${(f.fittedSeconds * 1e3).toFixed(1)} ms`),
     ...(p.concurrency === undefined ? [] : [
       `  ${p.concurrency.ranks} ranks at once: a step takes ${(p.concurrency.concurrentSeconds * 1e3).toFixed(1)} ms against ${(p.concurrency.aloneSeconds * 1e3).toFixed(1)} ms alone (x${p.concurrency.slowdown.toFixed(2)}; predictions for several ranks use it)`,

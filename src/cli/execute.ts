@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism, loadavg, totalmem } from "node:os";
-import { execute, type ProgressEvent } from "../executor/execute.js";
+import { DEFAULT_WARMUP_STEPS, execute, type ProgressEvent } from "../executor/execute.js";
 import { buildReport } from "../executor/measure/report.js";
 import { formatReport } from "../executor/measure/table.js";
 import { predictOnProfile, type DeviceProfile } from "../executor/measure/profile.js";
@@ -38,6 +38,12 @@ export function positiveFlag(args: ParsedArgs, name: string, fallback: number): 
   return v;
 }
 
+export function countFlag(args: ParsedArgs, name: string, fallback: number): number {
+  const v = extraFlag(args, name) ?? fallback;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new InputError({ code: "bad-flag", field: `--${name}`, value: v, valid: "an integer >= 0" });
+  return v;
+}
+
 export function backendFlag(args: ParsedArgs): BackendChoice {
   const v = extraFlag(args, "backend") ?? "wasm";
   if (typeof v !== "string" || !(BACKENDS as readonly string[]).includes(v)) throw new InputError({ code: "bad-flag", field: "--backend", value: v, valid: BACKENDS.join(", ") });
@@ -58,8 +64,8 @@ export function readProfile(file: string): DeviceProfile {
   return p as DeviceProfile;
 }
 
-/** Draws one line per completed step: every rank has reported it. */
-export function progressReporter(io: Io, ranks: number, steps: number): (e: ProgressEvent) => void {
+/** Draws one line per completed step: every rank has reported it; the first `warmup` of `steps` are named so. */
+export function progressReporter(io: Io, ranks: number, steps: number, warmup = 0): (e: ProgressEvent) => void {
   const done = new Array<number>(ranks).fill(-1);
   let shown = -1;
   return (e) => {
@@ -70,7 +76,8 @@ export function progressReporter(io: Io, ranks: number, steps: number): (e: Prog
     shown = all;
     const width = 30;
     const filled = Math.round(((all + 1) / steps) * width);
-    io.err(`execute [${"#".repeat(filled)}${".".repeat(width - filled)}] step ${all + 1}/${steps}`);
+    const what = all < warmup ? ` (warm-up, not timed)` : "";
+    io.err(`execute [${"#".repeat(filled)}${".".repeat(width - filled)}] step ${all + 1}/${steps}${what}`);
   };
 }
 
@@ -94,6 +101,7 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     const input = planInputFrom(flags);
     const plan = resolvePlan(model, shape, { flashAttention: false, ...input });
     const steps = positiveFlag(args, "steps", DEFAULT_STEPS);
+    const warmupSteps = countFlag(args, "warmup", DEFAULT_WARMUP_STEPS);
     const timeoutSeconds = positiveFlag(args, "timeout", 60);
     const seed = positiveFlag(args, "seed", 1234);
     const backend = backendFlag(args);
@@ -103,9 +111,9 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     const workers = plan.dp * plan.tp * plan.pp * plan.cp;
     const load = loadavg()[0];
     const ex = await execute({
-      model, plan, steps, seed, timeoutSeconds, backend,
+      model, plan, steps, warmupSteps, seed, timeoutSeconds, backend,
       reference: !plan.asynchronous,
-      onProgress: progressReporter(io, workers, steps),
+      onProgress: progressReporter(io, workers, warmupSteps + steps, warmupSteps),
     });
     const prediction = predictOnProfile(model, profile, ex.results.length, plan);
     const report = buildReport(ex, prediction, availableParallelism(), load);

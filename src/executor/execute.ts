@@ -20,7 +20,14 @@ import { referencePlan, validateForExecutor } from "./validate.js";
 export interface ExecuteOptions {
   readonly model: ModelSpec;
   readonly plan: Plan;
+  /** Timed training steps, run after the warm-up ones. */
   readonly steps: number;
+  /**
+   * Training steps run before the timed ones (default 0): each worker starts cold, and its steps take up
+   * to twice their steady time until V8 has compiled the hot paths (about 15 steps of tiny-gpt; README
+   * "Warm-up"). They train like the rest: their losses are reported and checked against the reference.
+   */
+  readonly warmupSteps?: number;
   readonly seed?: number;
   readonly timeoutSeconds?: number;
   readonly backend?: BackendChoice;
@@ -50,6 +57,8 @@ export interface Numerics {
 export interface Execution {
   readonly model: ModelSpec;
   readonly plan: Plan;
+  /** Leading steps of every rank's record that were warm-up, not timed. */
+  readonly warmupSteps: number;
   readonly backend: string;
   readonly workers: number;
   readonly results: readonly RankResult[];
@@ -58,12 +67,19 @@ export interface Execution {
   readonly numerics: Numerics | undefined;
 }
 
+/**
+ * Warm-up steps the command line and the explorer run before the timed ones: tiny-gpt's steps on two
+ * ranks reach their steady time after about 15 (measured: tp2 213 ms at step 2, 120-140 ms at steps 10-20,
+ * 95-110 ms after 20; README "Warm-up").
+ */
+export const DEFAULT_WARMUP_STEPS = 15;
+
 /** The seed of every run unless another is asked for. */
 export const DEFAULT_SEED = 1234;
 
 function job(o: ExecuteOptions, plan: Plan, withFault: boolean): RankJob {
   return {
-    model: o.model, plan, steps: o.steps, seed: o.seed ?? DEFAULT_SEED, adam: o.adam ?? DEFAULT_ADAM,
+    model: o.model, plan, steps: (o.warmupSteps ?? 0) + o.steps, seed: o.seed ?? DEFAULT_SEED, adam: o.adam ?? DEFAULT_ADAM,
     backend: o.backend ?? "wasm", collectWeights: true, ...(o.fault === undefined || !withFault ? {} : { fault: o.fault }),
   };
 }
@@ -101,5 +117,5 @@ export async function execute(o: ExecuteOptions): Promise<Execution> {
   const losses = stepLosses(results);
   const weights = assembleWeights(o.model, plan.tp, results);
   const numerics = o.reference === false ? undefined : compareNumerics(losses, weights, await runReference(o));
-  return { model: o.model, plan, backend: results[0]?.backend ?? "none", workers, results, losses, weights, numerics };
+  return { model: o.model, plan, warmupSteps: o.warmupSteps ?? 0, backend: results[0]?.backend ?? "none", workers, results, losses, weights, numerics };
 }

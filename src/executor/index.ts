@@ -1,6 +1,6 @@
 import { availableParallelism, loadavg } from "node:os";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
-import { execute } from "./execute.js";
+import { DEFAULT_WARMUP_STEPS, execute } from "./execute.js";
 import { calibrate } from "./measure/calibrate.js";
 import { predictOnProfile } from "./measure/profile.js";
 import { buildReport, worstMemoryRank } from "./measure/report.js";
@@ -33,11 +33,12 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
   const ranks = plan.dp * plan.tp * plan.pp * plan.cp;
   let done = 0;
   const ex = await execute({
-    model, plan, steps: STEPS, backend: "wasm", reference: !plan.asynchronous,
+    model, plan, steps: STEPS, warmupSteps: DEFAULT_WARMUP_STEPS, backend: "wasm", reference: !plan.asynchronous,
     onProgress: (e) => {
       if (e.phase !== "step") return;
       done++;
-      options.onProgress(Math.min(1, done / (ranks * STEPS)), `step ${e.step + 1}/${STEPS}`);
+      const all = DEFAULT_WARMUP_STEPS + STEPS;
+      options.onProgress(Math.min(1, done / (ranks * all)), `step ${e.step + 1}/${all}${e.step < DEFAULT_WARMUP_STEPS ? " (warm-up)" : ""}`);
     },
   });
   const prediction = predictOnProfile(model, profile, ex.results.length, plan);
@@ -54,5 +55,5 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
   ];
   if (r.numerics !== null) rows.push({ quantity: "loss vs one rank (max rel.)", predicted: "<= 1e-4", measured: r.numerics.maxRelativeError.toExponential(1) });
   const notes = searched.flashAttention ? ["ran with flash attention off: the executor has no fused attention kernel", ...r.notes] : r.notes;
-  return { title: `${model.name}: ${ranks} ranks, ${STEPS} steps on ${ex.backend}`, rows, notes };
+  return { title: `${model.name}: ${ranks} ranks, ${STEPS} timed steps after ${DEFAULT_WARMUP_STEPS} warm-up on ${ex.backend}`, rows, notes };
 }

@@ -31,7 +31,14 @@ describe("meshplan calibrate and execute", () => {
     expect(p.version).toBe(1);
     expect(p.peakFlopsPerSecond).toBeGreaterThan(1e8);
     expect(p.collectiveBytesPerSecond).toBeGreaterThan(1e7);
-    expect(p.fit).toHaveLength(3);
+    // Four small GPTs, two of which differ only in tokens per micro-batch (h64 at 32 and 8): with that pair
+    // the fixed cost per GEMM and the element-wise rate are both fitted, and the fit follows every shape.
+    expect(p.fit.map((f: { shape: string }) => f.shape)).toEqual(["h64 s32 L2", "h64 s8 L2", "h128 s32 L2", "h64 s64 L4"]);
+    expect(p.opOverheadSeconds).toBeGreaterThanOrEqual(0);
+    for (const f of p.fit) {
+      expect(f.fittedSeconds / f.measuredSeconds, f.shape).toBeGreaterThan(2 / 3);
+      expect(f.fittedSeconds / f.measuredSeconds, f.shape).toBeLessThan(3 / 2);
+    }
     // Pass-time jitter with every core busy: two pass lengths (forwards shorter than backwards), a spread each.
     if (cpus().length > 1) {
       expect(p.passJitter.forward.meanSeconds).toBeLessThan(p.passJitter.backward.meanSeconds);
@@ -54,8 +61,11 @@ describe("meshplan calibrate and execute", () => {
 
   it("execute --json prints the contract: plan, engine, predicted, measured, numerics", async () => {
     const out = io();
-    const code = await executeCommand(args("execute", { model: "tiny-gpt", pp: 2, "global-batch": 4, json: true, profile, steps: 3 }), out);
-    expect(out.stderr.join("\n")).toMatch(/step 3\/3/);
+    const code = await executeCommand(args("execute", { model: "tiny-gpt", pp: 2, "global-batch": 4, json: true, profile, steps: 3, warmup: 2 }), out);
+    // Two warm-up steps before the three timed ones, named so on the progress bar.
+    const progress = out.stderr.join("\n");
+    expect(progress).toMatch(/step 2\/5 \(warm-up, not timed\)/);
+    expect(progress).toMatch(/step 5\/5$/m);
     expect(code).toBe(0);
     expect(out.stdout).toHaveLength(1);
     const r = JSON.parse(out.stdout[0]!);
@@ -68,19 +78,28 @@ describe("meshplan calibrate and execute", () => {
     expect(m.peakBytesPerRank).toHaveLength(2);
     // 4 micro-batches, each one activation (stage 0) or gradient (stage 1) of 32 x 64 floats
     expect(m.commBytesPerRank).toEqual([{ tp: 0, cp: 0, pp: 4 * 4 * 32 * 64, dp: 0, ep: 0 }, { tp: 0, cp: 0, pp: 4 * 4 * 32 * 64, dp: 0, ep: 0 }]);
-    expect(m.losses).toHaveLength(3);
-    expect(r.numerics.referenceLosses).toHaveLength(3);
+    // Every step trains and is checked, the warm-up ones too; only the timing leaves them out.
+    expect(m.losses).toHaveLength(5);
+    expect(m.warmupSteps).toBe(2);
+    expect(r.numerics.referenceLosses).toHaveLength(5);
     expect(r.numerics.maxRelativeError).toBeLessThan(1e-4);
   });
 
   it("execute prints predicted against measured side by side", async () => {
     const out = io();
-    expect(await executeCommand(args("execute", { model: "tiny-gpt", tp: 2, "global-batch": 2, profile, steps: 2 }), out)).toBe(0);
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", tp: 2, "global-batch": 2, profile, steps: 2, warmup: 1 }), out)).toBe(0);
     const text = out.stdout.join("\n");
+    expect(text).toMatch(/2 timed steps after 1 warm-up steps/);
     expect(text).toMatch(/predicted +measured +difference/);
     expect(text).toMatch(/step time/);
     // tp bytes: the cost model counts everything the ranks send (re-gathers, cross-entropy, SP gradient sum).
     expect(text).toMatch(/^ +tp +[\d.]+ [kM]B +[\d.]+ [kM]B +\+0\.0%$/m);
+  });
+
+  it("--warmup must be a count: a negative one is bad input naming the flag", async () => {
+    const out = io();
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", dp: 2, warmup: -1, profile }), out)).toBe(2);
+    expect(out.stderr).toEqual([expect.stringMatching(/^meshplan: --warmup = -1 is not valid.*an integer >= 0/)]);
   });
 
   it("a plan the executor cannot run is bad input (exit 2, one line)", async () => {

@@ -4,7 +4,7 @@ import { backwardChunk, forwardChunk, type ParamProvider } from "../../src/execu
 import { soloGroup, type Grads, type ModelContext } from "../../src/executor/model/context.js";
 import { initialParameters, TokenSource, tokenSlice } from "../../src/executor/model/data.js";
 import { modelUnits } from "../../src/executor/model/layout.js";
-import type { Tf } from "../../src/executor/model/ops.js";
+import { product, type Tf } from "../../src/executor/model/ops.js";
 import { loadBackend } from "../../src/executor/run/backend.js";
 import type { ModelSpec } from "../../src/spec/types.js";
 import { loadModel } from "../../src/cli/catalog.js";
@@ -117,4 +117,21 @@ describe("the hand-written backward", () => {
       });
     });
   }
+});
+
+describe("products with a transposed operand (ops.ts product)", () => {
+  it("equal TensorFlow.js's own transposed products, for either operand", () => {
+    const a = tf.randomNormal([32, 64], 0, 1, "float32", 7);
+    const b = tf.randomNormal([32, 48], 0, 1, "float32", 8);
+    const w = tf.randomNormal([48, 64], 0, 1, "float32", 9);
+    const close = (x: Tensor, y: Tensor) => {
+      expect(x.shape).toEqual(y.shape);
+      const d = tf.max(tf.abs(tf.sub(x, y))).dataSync()[0]!;
+      expect(d).toBeLessThan(1e-4);
+    };
+    close(product(tf, a, b, true, false), tf.matMul(a as never, b as never, true, false));
+    close(product(tf, b, w, false, false), tf.matMul(b as never, w as never));
+    close(product(tf, a, w, false, true), tf.matMul(a as never, w as never, false, true));
+    close(product(tf, w, b, true, true), tf.matMul(w as never, b as never, true, true));
+  });
 });

@@ -243,3 +243,28 @@ describe("what the executor can hold", () => {
     expect(() => validateForExecutor(tiny.model, tiny.plan, 24 * 2 ** 30)).not.toThrow();
   });
 });
+
+describe("warm-up steps", () => {
+  it("train and are reported, but the step time and the ranks' medians leave them out", async () => {
+    const { execute } = await import("../../src/executor/execute.js");
+    const { buildReport } = await import("../../src/executor/measure/report.js");
+    const { loadModel } = await import("../../src/cli/catalog.js");
+    const { resolvePlan } = await import("../../src/spec/plan.js");
+    const { estimate } = await import("../../src/planner/cost/estimate.js");
+    const { upperMedian } = await import("../../src/executor/measure/stats.js");
+    const { shapeOf } = await import("../helpers.js");
+    const model = loadModel("tiny-gpt");
+    const shape = shapeOf("dgx-h100", 2);
+    const plan = resolvePlan(model, shape, { dp: 2, globalBatch: 4, flashAttention: false });
+    const ex = await execute({ model, plan, steps: 3, warmupSteps: 2, reference: false });
+    expect(ex.warmupSteps).toBe(2);
+    expect(ex.losses).toHaveLength(5);
+    for (const r of ex.results) expect(r.steps).toHaveLength(5);
+    const report = buildReport(ex, { shape, estimate: estimate(model, shape, plan) }, 2);
+    // The slowest rank's step, median over the three timed steps (indices 2 to 4) only.
+    const slowest = [2, 3, 4].map((i) => Math.max(...ex.results.map((r) => r.steps[i]!.seconds)));
+    expect(report.measured.stepSeconds).toBe(upperMedian(slowest));
+    for (const r of report.measured.ranks) expect(r.stepSeconds).toBe(upperMedian(ex.results[r.rank]!.steps.slice(2).map((s) => s.seconds)));
+    expect(report.measured.warmupSteps).toBe(2);
+  }, 60_000);
+});

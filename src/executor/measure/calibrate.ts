@@ -2,24 +2,25 @@ import { cpus } from "node:os";
 import type { ModelSpec, Plan } from "../../spec/types.js";
 import type { ProbeResult } from "../comm/probe.js";
 import type { FabricSpec } from "../comm/fabric.js";
-import { execute, runReference } from "../execute.js";
+import { DEFAULT_WARMUP_STEPS, execute, runReference } from "../execute.js";
 import { loadBackend, type BackendChoice } from "../run/backend.js";
 import { launch } from "../run/launch.js";
-import { countKernels, kernelOverheadSeconds, optimizerBytesPerSecond } from "./kernels.js";
+import { optimizerBytesPerSecond } from "./optimizer.js";
 import { matmulSeconds } from "./matmul.js";
 import { syncWaits } from "./segments.js";
 import type { StepRecord } from "../run/job.js";
 import { predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
 import { lineFit, mean, pooledLogSd, upperMedian } from "./stats.js";
+import { minimize } from "../../validate/nelder-mead.js";
 
 /**
  * `meshplan calibrate`: measures this machine as the executor uses it and sets the cost model's two
  * efficiency constants (design brief section 4: "a roofline plus a fitted efficiency curve whose
  * constants are measured and recorded"). Measured: float32 matmul by size on one rank (the roofline's
  * peak), one thread's memcpy, the shared-memory all-reduce between two ranks (bandwidth) and a ping-pong
- * (latency), one kernel's dispatch cost and the kernels per training step, which give the cost model's
- * fixed cost per GEMM. Fitted: the element-wise rate alone, by a grid search that makes the cost model's
- * step time match single-rank training steps of small GPTs (not the plans later checked against it).
+ * (latency), the optimizer step. Fitted: the cost model's fixed cost per GEMM and its element-wise rate, by
+ * a grid search that makes its step time match single-rank training steps of small GPTs, measured after
+ * their warm-up (not the plans later checked against it; fitConstants).
  * Also measured: how much slower one rank computes while every core runs one (DeviceProfile.concurrency).
  */
 export const MATMUL_SIZES = [16, 32, 64, 128, 256] as const;
@@ -71,13 +72,32 @@ export async function messageLatencySeconds(repeat: number, timeoutSeconds: numb
   return upperMedian(rounds.map((_, r) => s[2 * r]! + s[2 * r + 1]!).slice(Math.min(10, repeat - 1))) / 2;
 }
 
-/** Small GPTs the constants are fitted to (one rank, global batch 2, micro-batch 1). */
+/**
+ * Micro-batches per fit step: as many as the plans checked against the fit run per rank (tiny-gpt's
+ * global batch 8: 4 to 8), so that what a step pays once (the update) and per micro-batch are in the
+ * proportion those plans have.
+ */
+const FIT_MICRO_BATCHES = 8;
+
+/**
+ * The fit shapes' steps are timed in rounds, each shape in turn in every round: on a shared VM whose
+ * speed drifts from one minute to the next (src/executor/README.md "Time"), a slow spell then lands on
+ * every shape alike instead of on one, which would move the fitted split between the constants (two
+ * calibrations a minute apart fitted 25 and 117 us per GEMM when each shape was timed once). Each shape's
+ * figure is the median of all its timed steps.
+ */
+const FIT_ROUNDS = 3;
+const FIT_STEPS = 6;
+/** Alternating alone / all-cores measurements of the concurrency slowdown (one of each: 1.00 to 1.46 over six calibrations). */
+const CONCURRENCY_ROUNDS = 3;
+
+/** Small GPTs the constants are fitted to (one rank, FIT_MICRO_BATCHES micro-batches of one sequence). */
 export function fitShapes(base: ModelSpec): { shape: string; model: ModelSpec; plan: Plan }[] {
-  const shapes: [number, number, number][] = [[64, 32, 2], [128, 32, 2], [64, 64, 4]];
+  const shapes: [number, number, number][] = [[64, 32, 2], [64, 8, 2], [128, 32, 2], [64, 64, 4]];
   return shapes.map(([h, s, layers]) => {
     const model: ModelSpec = { ...base, name: `fit-${h}x${s}x${layers}`, hiddenSize: h, headDim: h / base.attentionHeads, ffnHiddenSize: 4 * h, seqLen: s, layers };
     const plan: Plan = {
-      dp: 1, tp: 1, pp: 1, cp: 1, ep: 1, sequenceParallel: false, virtualStages: 1, microBatch: 1, globalBatch: 2, seqLen: s,
+      dp: 1, tp: 1, pp: 1, cp: 1, ep: 1, sequenceParallel: false, virtualStages: 1, microBatch: 1, globalBatch: FIT_MICRO_BATCHES, seqLen: s,
       schedule: "1f1b", zero: 0, recompute: "none", precision: "bf16", layersPerStage: [layers], recomputeLayersPerStage: [0],
       parameterServers: 0, asynchronous: false, staleness: 0, flashAttention: false, fp32Gradients: true,
     };
@@ -85,7 +105,7 @@ export function fitShapes(base: ModelSpec): { shape: string; model: ModelSpec; p
   });
 }
 
-type FitRun = { shape: string; model: ModelSpec; plan: Plan; measuredSeconds: number; kernels?: number };
+type FitRun = { shape: string; model: ModelSpec; plan: Plan; measuredSeconds: number };
 
 function stepSeconds(base: FitBase, overhead: number, bw: number, r: FitRun): number {
   const draft = { ...base, opOverheadSeconds: overhead, elementwiseBytesPerSecond: bw, fit: [] } as DeviceProfile;
@@ -95,34 +115,38 @@ function stepSeconds(base: FitBase, overhead: number, bw: number, r: FitRun): nu
 type FitBase = Omit<DeviceProfile, "opOverheadSeconds" | "elementwiseBytesPerSecond" | "fit">;
 
 /**
- * The cost model's fixed cost per GEMM, from measurements only: the executor runs `kernels` TensorFlow.js
- * kernels per step, each paying `kernelOverheadSeconds`, where the cost model charges its per-GEMM overhead
- * G times (G: how much the predicted step grows per second of that overhead). The median over the shapes.
+ * The cost model's two fitted constants, its fixed cost per GEMM and its element-wise rate, by a grid
+ * search (log-spaced: 0 and 0.1 us to 1 ms; 10 MB/s to 100 GB/s) refined by Nelder-Mead, minimising the squared log error of the
+ * predicted single-rank steps. The fit shapes make both identifiable: two differ only in tokens per
+ * micro-batch (h64 at 32 and at 8), so the part of a step that does not scale with tokens (per-product
+ * and per-kernel costs) is measured, not assumed; the others vary the width and the depth. (An earlier
+ * fit had no such pair and was ill-conditioned: the same three steps fitted 0.1 us or 290 us, the noise
+ * decided; a fixed cost derived from one kernel's dispatch instead put cp2's 16-token steps 1.3-1.8x
+ * over, src/executor/README.md "Time".)
  */
-export function overheadPerGemm(base: FitBase, kernelOverhead: number, runs: readonly FitRun[]): number {
-  const perShape = runs.map((r) => {
-    const gemms = stepSeconds(base, 1, 1e9, r) - stepSeconds(base, 0, 1e9, r);
-    return (kernelOverhead * r.kernels!) / gemms;
-  });
-  return upperMedian(perShape);
-}
-
-/**
- * Given the per-GEMM overhead as calibrate measures it (overheadPerGemm), the element-wise rate by a
- * log-spaced grid search minimising the squared log error of the predicted step times. (Fitting the
- * overhead too was ill-conditioned: the same three steps fit many overheads, the noise decided which,
- * and the split between the two is what a plan's split changes.)
- */
-export function fitConstants(base: FitBase, runs: FitRun[], overhead: number): DeviceProfile {
-  let best = { err: Infinity, bw: 1e9 };
-  for (let j = 0; j <= 120; j++) {
-    const bw = 10 ** (7 + (5 * j) / 120);
-    let err = 0;
-    for (const r of runs) err += Math.log(stepSeconds(base, overhead, bw, r) / r.measuredSeconds) ** 2;
-    if (err < best.err) best = { err, bw };
+export function fitConstants(base: FitBase, runs: readonly FitRun[]): DeviceProfile {
+  const error = (overhead: number, bw: number) => runs.reduce((a, r) => a + Math.log(stepSeconds(base, overhead, bw, r) / r.measuredSeconds) ** 2, 0);
+  let best = { err: Infinity, bw: 1e9, overhead: 0 };
+  for (let i = 0; i <= 60; i++) {
+    const overhead = i === 0 ? 0 : 10 ** (-7 + (4 * i) / 60);
+    for (let j = 0; j <= 80; j++) {
+      const bw = 10 ** (7 + (4 * j) / 80);
+      const err = error(overhead, bw);
+      if (err < best.err) best = { err, bw, overhead };
+    }
   }
-  const fit = runs.map((r) => ({ shape: r.shape, measuredSeconds: r.measuredSeconds, fittedSeconds: stepSeconds(base, overhead, best.bw, r) }));
-  return { ...base, opOverheadSeconds: overhead, elementwiseBytesPerSecond: best.bw, fit };
+  // Then from the best grid point, continuously (the grid's steps are 17% and 12%, and along the valley
+  // where a larger fixed cost trades for faster element-wise work the nearest grid point can sit a step
+  // off in both): in log10 of (overhead + 0.1 us), so that 0 stays reachable, and log10 of the rate.
+  const offset = 1e-7;
+  const from = (x: readonly number[]) => ({ overhead: Math.max(0, 10 ** x[0]! - offset), bw: 10 ** x[1]! });
+  const refined = minimize((x) => {
+    const c = from(x);
+    return error(c.overhead, c.bw);
+  }, [Math.log10(best.overhead + offset), Math.log10(best.bw)], { step: 0.02, maxEvaluations: 300, tolerance: 1e-12 });
+  const { overhead, bw } = refined.value < best.err ? from(refined.x) : best;
+  const fit = runs.map((r) => ({ shape: r.shape, measuredSeconds: r.measuredSeconds, fittedSeconds: stepSeconds(base, overhead, bw, r) }));
+  return { ...base, opOverheadSeconds: overhead, elementwiseBytesPerSecond: bw, fit };
 }
 
 export interface CalibrateOptions {
@@ -158,35 +182,37 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
     // The alpha-beta line's intercept is too noisy at these sizes to give the latency; the ping-pong does.
     collectiveLatencySeconds: latency,
   };
-  say("kernel dispatch and the optimizer");
-  const kernelOverhead = kernelOverheadSeconds(loaded.tf);
+  say("the optimizer");
   const optimizerRate = optimizerBytesPerSecond(loaded.tf);
-  const runs: FitRun[] = [];
-  for (const s of fitShapes(o.base)) {
-    say(`training steps (${s.shape})`);
-    const kernels = await countKernels(loaded.tf, () => runReference({ model: s.model, plan: s.plan, steps: 1, backend: o.backend }));
-    const ref = await runReference({ model: s.model, plan: s.plan, steps: 10, backend: o.backend });
-    runs.push({ ...s, kernels, measuredSeconds: upperMedian(ref.result.steps.slice(1).map((x) => x.seconds)) });
+  const shapes = fitShapes(o.base);
+  const timedSteps = shapes.map(() => [] as number[]);
+  for (let round = 0; round < FIT_ROUNDS; round++) {
+    say(`training steps of ${shapes.length} small GPTs, round ${round + 1} of ${FIT_ROUNDS}`);
+    for (const [i, s] of shapes.entries()) {
+      // In this thread: the code warmed up in the first round stays warm for the later ones.
+      const warmup = round === 0 ? DEFAULT_WARMUP_STEPS : 1;
+      const ref = await runReference({ model: s.model, plan: s.plan, steps: FIT_STEPS, warmupSteps: warmup, backend: o.backend });
+      timedSteps[i]!.push(...ref.result.steps.slice(warmup).map((x) => x.seconds));
+    }
   }
+  const runs: FitRun[] = shapes.map((s, i) => ({ ...s, measuredSeconds: upperMedian(timedSteps[i]!) }));
   say("fitting");
-  const measured = {
-    ...base, kernelOverheadSeconds: kernelOverhead, optimizerBytesPerSecond: optimizerRate,
-    kernelsPerStep: runs.map((r) => ({ shape: r.shape, kernels: r.kernels! })),
-  };
-  const fitted = fitConstants(measured, runs, overheadPerGemm(measured, kernelOverhead, runs));
+  const fitted = fitConstants({ ...base, optimizerBytesPerSecond: optimizerRate }, runs);
   const cores = cpus().length;
   if (cores < 2) return fitted;
-  // The largest fit shape, in a worker thread as execute runs ranks: alone, then one copy per core at once.
-  const probe = fitShapes(o.base).at(-1)!;
-  // The copies start when their workers are up, not together: 30 steps each, and only the middle third
-  // is timed, when all of them are surely running.
-  const stepOf = async () => {
-    const ex = await execute({ model: probe.model, plan: probe.plan, steps: 30, backend: o.backend, reference: false });
-    return upperMedian(ex.results[0]!.steps.slice(10, 20).map((x) => x.seconds));
-  };
+  // The first fit shape, in worker threads as execute runs ranks: alone, then one copy per core at once,
+  // in turn for CONCURRENCY_ROUNDS rounds (the machine's speed drifts; each side gets the same drift).
+  const probe = shapes[0]!;
+  const stepOf = async () => upperMedian((await timedCopy(o, probe.model, probe.plan)).map((x) => x.seconds));
   say(`the same step alone and ${cores} at once`);
-  const aloneSeconds = await stepOf();
-  const concurrentSeconds = upperMedian(await Promise.all(Array.from({ length: cores }, stepOf)));
+  const alone: number[] = [];
+  const together: number[] = [];
+  for (let round = 0; round < CONCURRENCY_ROUNDS; round++) {
+    alone.push(await stepOf());
+    together.push(upperMedian(await Promise.all(Array.from({ length: cores }, stepOf))));
+  }
+  const aloneSeconds = upperMedian(alone);
+  const concurrentSeconds = upperMedian(together);
   say(`pass times with ${cores} ranks at once`);
   const passJitter = await measurePassJitter(o, cores);
   say(`waits at collectives with ${cores} ranks at once`);
@@ -197,6 +223,16 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   };
 }
 
+/**
+ * One worker's run of a one-rank plan as the probes with every core busy time it: warm-up steps (the
+ * workers start cold, DEFAULT_WARMUP_STEPS), then 10 timed steps, then 5 more so that copies started a
+ * little apart all still run while any is timed. The timed steps' records.
+ */
+async function timedCopy(o: CalibrateOptions, model: ModelSpec, plan: Plan): Promise<readonly StepRecord[]> {
+  const ex = await execute({ model, plan, steps: 15, warmupSteps: DEFAULT_WARMUP_STEPS, backend: o.backend, reference: false });
+  return ex.results[0]!.steps.slice(DEFAULT_WARMUP_STEPS, DEFAULT_WARMUP_STEPS + 10);
+}
+
 /** Segment lengths the collective waits are measured after (0.2 to 2 ms: tiny-gpt's tp2 segments are 0.2 to 0.6 ms), and segments of each. */
 const SYNC_SEGMENT_SECONDS = [0.0002, 0.0006, 0.002];
 const SYNC_SEGMENTS = 300;
@@ -204,8 +240,7 @@ const SYNC_SEGMENTS = 300;
 /**
  * How much single passes vary with every core busy, which decides how long pipeline stages wait on each
  * other (the simulator's PassJitter): one copy per core of the smallest fit shape's step (the size of
- * tiny-gpt's, whose passes take milliseconds) with 8 micro-batches, 30 steps; of each copy's middle 10 steps,
- * when all copies surely run, the forwards and the backwards: mean time, and the log-time spread about
+ * tiny-gpt's, whose passes take milliseconds) with 8 micro-batches; of each copy's 10 timed steps (timedCopy), the forwards and the backwards: mean time, and the log-time spread about
  * the copy's own mean. Forwards and backwards give two pass lengths, so the spread's dependence on length.
  */
 const JITTER_MICRO_BATCHES = 8;
@@ -213,10 +248,7 @@ const JITTER_MICRO_BATCHES = 8;
 async function measurePassJitter(o: CalibrateOptions, cores: number): Promise<NonNullable<DeviceProfile["passJitter"]>> {
   const probe = fitShapes(o.base)[0]!;
   const plan: Plan = { ...probe.plan, globalBatch: JITTER_MICRO_BATCHES };
-  const copies = await Promise.all(Array.from({ length: cores }, async () => {
-    const ex = await execute({ model: probe.model, plan, steps: 30, backend: o.backend, reference: false });
-    return ex.results[0]!.steps.slice(10, 20);
-  }));
+  const copies = await Promise.all(Array.from({ length: cores }, () => timedCopy(o, probe.model, plan)));
   const spread = (pass: (s: StepRecord) => readonly number[]): PassSpread & { count: number } => {
     const groups = copies.map((steps) => steps.flatMap(pass));
     const all = groups.flat();

@@ -21,16 +21,11 @@ export interface DeviceProfile {
   /** Fastest measured matmul rate: the roofline's peak. */
   readonly peakFlopsPerSecond: number;
   /**
-   * The fixed cost of one GEMM as the cost model counts it (its matmulOverheadSeconds): the measured cost
-   * of one kernel times the kernels the executor runs per GEMM the cost model charges (calibrate.ts
-   * overheadPerGemm).
+   * Fitted: the fixed cost of one GEMM as the cost model counts it (its matmulOverheadSeconds), which
+   * carries the dispatch of the other kernels around each product too (calibrate.ts fitConstants).
    */
   readonly opOverheadSeconds: number;
-  /** Measured: one TensorFlow.js kernel's dispatch cost (measure/kernels.ts); absent in older profiles. */
-  readonly kernelOverheadSeconds?: number;
-  /** Measured: kernels per single-rank training step of each fit shape (tf.profile, shape-only kernels excluded). */
-  readonly kernelsPerStep?: readonly { readonly shape: string; readonly kernels: number }[];
-  /** Fitted: the rate of element-wise work in the cost model's 16-bit bytes (its hbm x memoryBandwidth). */
+  /** Fitted with it: the rate of element-wise work in the cost model's 16-bit bytes (its hbm x memoryBandwidth). */
   readonly elementwiseBytesPerSecond: number;
   /**
    * Measured: the optimizer step as the executor runs it (Adam over float32 arrays, the gradient cleared,

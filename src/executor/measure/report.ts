@@ -61,7 +61,10 @@ export interface ExecuteReport {
     readonly bubbleFraction: number;
     readonly peakBytesPerRank: number[];
     readonly commBytesPerRank: Record<CommKind, number>[];
+    /** Every step's loss, the warm-up steps' first. */
     readonly losses: number[];
+    /** Leading steps not timed (warm-up); the step times and the bubble are medians over the rest. */
+    readonly warmupSteps: number;
     readonly ranks: RankMeasurement[];
     readonly staleness?: { readonly max: number; readonly mean: number };
   };
@@ -70,6 +73,7 @@ export interface ExecuteReport {
   readonly bytes: Record<CommKind, { readonly predictedBytes: number; readonly measuredBytes: number }>;
   readonly notes: string[];
 }
+
 
 function bytesComparison(ex: Execution, shape: ClusterShape): ExecuteReport["bytes"] {
   const cost = costModelElements(ex.model, shape, ex.plan);
@@ -82,9 +86,13 @@ function bytesComparison(ex: Execution, shape: ClusterShape): ExecuteReport["byt
   return out;
 }
 
-/** Steps after the first (which pays for warm-up), or all when there is one. */
-function timed<T>(steps: readonly T[]): readonly T[] {
-  return steps.length > 1 ? steps.slice(1) : steps;
+/**
+ * The timed steps: those after the execution's warm-up steps, and never the first (which pays for building
+ * the model and the first compilations) while another is left; all of them when there is one.
+ */
+function timed<T>(steps: readonly T[], warmupSteps: number): readonly T[] {
+  const skip = Math.min(Math.max(1, warmupSteps), steps.length - 1);
+  return skip > 0 ? steps.slice(skip) : steps;
 }
 
 /** Elements of the largest unit a stage holds (ZeRO-3 gathers one at a time). */
@@ -111,8 +119,8 @@ export function bubbleOf(s: StepRecord, window: { startMs: number; endMs: number
 }
 
 function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[], windows: readonly { startMs: number; endMs: number }[]): RankMeasurement {
-  const steps = timed(r.steps);
-  const stepWindows = timed(windows);
+  const steps = timed(r.steps, ex.warmupSteps);
+  const stepWindows = timed(windows, ex.warmupSteps);
   const pick = (f: (s: (typeof steps)[number]) => number) => upperMedian(steps.map(f));
   const comm = Object.fromEntries(COMM_KINDS.map((k) => [k, pick((s) => s.comm[k].seconds)])) as Record<CommKind, number>;
   const idle = pick((s) => COMM_KINDS.reduce((a, k) => a + s.comm[k].idleSeconds, 0));
@@ -158,7 +166,7 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   // The critical stage: the rank busiest outside pipeline waits sets the pace and the bubble.
   const busiest = ranks.reduce((a, b) => (b.stepSeconds * (1 - b.bubbleFraction) > a.stepSeconds * (1 - a.bubbleFraction) ? b : a), ranks[0]!);
   const critical = ranks.find((r) => r.stage === criticalStage) ?? busiest;
-  const stepSeconds = upperMedian(timed(workers[0]!.steps).map((_, i) => Math.max(...workers.map((r) => timed(r.steps)[i]!.seconds))));
+  const stepSeconds = upperMedian(timed(workers[0]!.steps, ex.warmupSteps).map((_, i) => Math.max(...workers.map((r) => timed(r.steps, ex.warmupSteps)[i]!.seconds))));
   const notes: string[] = predictionNote === undefined ? [] : [predictionNote];
   const threads = ex.results.length;
   if (threads > cores) notes.push(`${threads} ranks share ${cores} cores: the timing comparison is not meaningful (ranks wait for a core, not for each other)`);
@@ -177,6 +185,7 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
       peakBytesPerRank: ranks.map((r) => r.memory.peakBytes),
       commBytesPerRank: workers.map((r) => Object.fromEntries(COMM_KINDS.map((k) => [k, r.steps[r.steps.length - 1]!.comm[k].bytes])) as Record<CommKind, number>),
       losses: ex.losses,
+      warmupSteps: ex.warmupSteps,
       ranks,
       ...(servers.length > 0 ? { staleness: { max: Math.max(...servers), mean: mean(servers) } } : {}),
     },

@@ -25,13 +25,26 @@ function row(name: string, predicted: string, measured: string, difference: stri
   return `  ${name.padEnd(26)}${predicted.padStart(12)}  ${measured.padStart(12)}  ${difference}`.trimEnd();
 }
 
+/** Step losses as a path; a long run's middle elided, with the step numbers kept (all are in --json). */
+function lossPath(losses: readonly number[]): string {
+  const shown = (from: number, to: number) => losses.slice(from, to).map((x) => x.toFixed(4)).join(" -> ");
+  if (losses.length <= 8) return shown(0, losses.length);
+  return `${shown(0, 3)} -> ... (step ${losses.length - 2}) ${shown(losses.length - 3, losses.length)}`;
+}
+
+function stepsRun(r: ExecuteReport): string {
+  const all = r.measured.losses.length;
+  const w = r.measured.warmupSteps;
+  return w > 0 ? `${all - w} timed steps after ${w} warm-up steps` : `${all} steps`;
+}
+
 export function formatReport(r: ExecuteReport, modelName: string): string {
   const p = r.plan;
   const lines: string[] = [];
   const sched = p.pp > 1 ? `, ${p.schedule}${p.virtualStages > 1 ? ` (v=${p.virtualStages})` : ""}` : "";
   const ps = p.parameterServers > 0 ? `, ${p.parameterServers} parameter servers${p.asynchronous ? ` async (staleness ${p.staleness})` : " sync"}` : "";
   lines.push(`${modelName}: dp ${p.dp} x tp ${p.tp} x pp ${p.pp} x cp ${p.cp}, SP ${p.sequenceParallel ? "on" : "off"}, ZeRO ${p.zero}${sched}${ps}`);
-  lines.push(`  ${r.engine.devices} ${r.engine.name} ranks on the ${r.engine.backend} backend, micro-batch ${p.microBatch}, global batch ${p.globalBatch} x ${p.seqLen} tokens, ${r.measured.losses.length} steps`);
+  lines.push(`  ${r.engine.devices} ${r.engine.name} ranks on the ${r.engine.backend} backend, micro-batch ${p.microBatch}, global batch ${p.globalBatch} x ${p.seqLen} tokens, ${stepsRun(r)}`);
   lines.push("");
   lines.push(row("", "predicted", "measured", "difference"));
   const e = r.predicted;
@@ -56,10 +69,9 @@ export function formatReport(r: ExecuteReport, modelName: string): string {
     lines.push(row(`  ${k}`, bytes(b.predictedBytes), bytes(b.measuredBytes), diff(b.predictedBytes, b.measuredBytes)));
   }
   lines.push("");
-  const l = r.measured.losses;
-  lines.push(`loss ${l.map((x) => x.toFixed(4)).join(" -> ")}`);
+  lines.push(`loss ${lossPath(r.measured.losses)}`);
   if (r.numerics !== null) {
-    lines.push(`reference (one rank, same seed) ${r.numerics.referenceLosses.map((x) => x.toFixed(4)).join(" -> ")}`);
+    lines.push(`reference (one rank, same seed) ${lossPath(r.numerics.referenceLosses)}`);
     lines.push(`  largest loss difference ${r.numerics.maxRelativeError.toExponential(1)} relative, largest weight difference ${r.numerics.maxWeightError.toExponential(1)}`);
   }
   if (r.measured.staleness !== undefined) lines.push(`staleness of applied gradients: mean ${r.measured.staleness.mean.toFixed(2)}, max ${r.measured.staleness.max} updates`);

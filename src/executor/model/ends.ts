@@ -1,6 +1,6 @@
 import type { Tensor } from "@tensorflow/tfjs";
 import { residualPositions, type Grads, type ModelContext, type UnitParams } from "./context.js";
-import { norm, normBackward, type Tf } from "./ops.js";
+import { norm, normBackward, product, type Tf } from "./ops.js";
 
 /**
  * The embedding and the head (final norm, output layer, loss), vocabulary-parallel over tp (Shoeybi et al.
@@ -55,7 +55,7 @@ export function embedBackward(ctx: ModelContext, p: UnitParams, ids: Int32Array,
     }
     const dFull = ctx.sp ? ctx.tp.allGather(dout, "tp.embedding") : dout;
     const { local, offset } = vocabBlock(ctx);
-    grads.set("embed.word", tf.keep(tf.matMul(oneHot(tf, ids, local, offset), dFull, true, false)));
+    grads.set("embed.word", tf.keep(product(tf, oneHot(tf, ids, local, offset), dFull, true, false)));
   });
   return grads;
 }
@@ -78,7 +78,7 @@ export function headForward(ctx: ModelContext, p: UnitParams, x: Tensor, targets
   ctx.save(x);
   const f = ctx.save(norm(tf, x, p.get("final.norm.g"), p.maybe("final.norm.b")));
   const { w, tied } = outputWeight(ctx, p);
-  const logits = tf.tidy(() => tf.matMul((ctx.sp ? ctx.tp.allGather(f, "tp.head") : f), w, false, tied));
+  const logits = tf.tidy(() => product(tf, ctx.sp ? ctx.tp.allGather(f, "tp.head") : f, w, false, tied));
   const { local, offset } = vocabBlock(ctx);
   const target = tf.tidy(() => ctx.tp.allReduce(tf.sum(tf.mul(logits, oneHot(tf, targets, local, offset)), 1), "tp.vocab-ce"));
   const max = tf.tidy(() => ctx.tp.allReduceMax(tf.max(logits, 1), "tp.vocab-ce"));
@@ -99,9 +99,9 @@ export function headBackward(ctx: ModelContext, p: UnitParams, s: HeadSaved, tar
     const dlogits = tf.div(tf.sub(s.probs, oneHot(tf, targets, local, offset)), ctx.stepTokens);
     const fFull = ctx.sp ? ctx.tp.allGather(s.f, "tp.sp-regather") : s.f;
     const { w, tied } = outputWeight(ctx, p);
-    if (tied) grads.set("embed.word", tf.keep(tf.matMul(dlogits, fFull, true, false)));
-    else grads.set("head.w", tf.keep(tf.matMul(fFull, dlogits, true, false)));
-    const dfFull = tf.matMul(dlogits, w, false, !tied);
+    if (tied) grads.set("embed.word", tf.keep(product(tf, dlogits, fFull, true, false)));
+    else grads.set("head.w", tf.keep(product(tf, fFull, dlogits, true, false)));
+    const dfFull = product(tf, dlogits, w, false, !tied);
     const df = ctx.sp ? ctx.tp.reduceScatter(dfFull, "tp.head") : ctx.tp.allReduce(dfFull, "tp.head");
     const n = normBackward(tf, s.x, p.get("final.norm.g"), df, ctx.model.norm === "layernorm");
     grads.set("final.norm.g", tf.keep(n.dg));

@@ -17,6 +17,17 @@ export interface LinearGrads {
   readonly db: Tensor | undefined;
 }
 
+/**
+ * A 2-D product with either operand transposed, the transpose done by its own kernel: TensorFlow.js's
+ * wasm backend runs a product with transposeA or transposeB 5-10 times slower than the transpose and the
+ * plain product together (measured on the development machine, src/executor/README.md "Kernels": a
+ * [32 x 64]^T [32 x 256] weight gradient 779 us with the flag, 84 us as transpose + product; the plain
+ * forward product 95 us). The backward's products all have a transposed operand.
+ */
+export function product(tf: Tf, a: Tensor, b: Tensor, transposeA = false, transposeB = false): Tensor {
+  return tf.tidy(() => tf.matMul((transposeA ? tf.transpose(a) : a) as TF.Tensor2D, (transposeB ? tf.transpose(b) : b) as TF.Tensor2D));
+}
+
 /** y = x W (+ b). */
 export function linear(tf: Tf, x: Tensor, w: Tensor, b: Tensor | undefined): Tensor {
   return tf.tidy(() => {
@@ -28,8 +39,8 @@ export function linear(tf: Tf, x: Tensor, w: Tensor, b: Tensor | undefined): Ten
 /** dx = dy W^T, dW = x^T dy, db = column sums of dy. */
 export function linearBackward(tf: Tf, x: Tensor, w: Tensor, dy: Tensor, hasBias: boolean): LinearGrads {
   return tf.tidy(() => ({
-    dx: tf.matMul(dy as TF.Tensor2D, w as TF.Tensor2D, false, true),
-    dw: tf.matMul(x as TF.Tensor2D, dy as TF.Tensor2D, true, false),
+    dx: product(tf, dy, w, false, true),
+    dw: product(tf, x, dy, true, false),
     db: hasBias ? tf.sum(dy, 0) : undefined,
   })) as LinearGrads;
 }
@@ -77,16 +88,21 @@ export function normBackward(tf: Tf, x: Tensor, g: Tensor, dy: Tensor, layer: bo
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_A = 0.044715;
 
+/** tanh(c (u + a u^3)); the cube as products (the wasm backend's Pow costs 5x two Multiplies here). */
+function geluTanh(tf: Tf, u: Tensor): Tensor {
+  return tf.tanh(tf.mul(tf.add(u, tf.mul(tf.mul(tf.square(u), u), GELU_A)), GELU_C));
+}
+
 export function gelu(tf: Tf, u: Tensor): Tensor {
   return tf.tidy(() => {
-    const th = tf.tanh(tf.mul(tf.add(u, tf.mul(tf.pow(u, 3), GELU_A)), GELU_C));
+    const th = geluTanh(tf, u);
     return tf.mul(tf.mul(u, 0.5), tf.add(th, 1));
   });
 }
 
 export function geluBackward(tf: Tf, u: Tensor, dy: Tensor): Tensor {
   return tf.tidy(() => {
-    const th = tf.tanh(tf.mul(tf.add(u, tf.mul(tf.pow(u, 3), GELU_A)), GELU_C));
+    const th = geluTanh(tf, u);
     const left = tf.mul(tf.add(th, 1), 0.5);
     const dInner = tf.mul(tf.add(tf.mul(tf.square(u), 3 * GELU_A), 1), GELU_C);
     const right = tf.mul(tf.mul(tf.mul(u, 0.5), tf.sub(1, tf.square(th))), dInner);
