@@ -32,16 +32,18 @@ export function extraFlag(args: ParsedArgs, name: string): unknown {
   return (args.flags as Record<string, unknown>)[name];
 }
 
-export function positiveFlag(args: ParsedArgs, name: string, fallback: number): number {
+function integerFlag(args: ParsedArgs, name: string, fallback: number, least: number): number {
   const v = extraFlag(args, name) ?? fallback;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new InputError({ code: "bad-flag", field: `--${name}`, value: v, valid: "an integer >= 1" });
+  if (typeof v !== "number" || !Number.isInteger(v) || v < least) throw new InputError({ code: "bad-flag", field: `--${name}`, value: v, valid: `an integer >= ${least}` });
   return v;
 }
 
+export function positiveFlag(args: ParsedArgs, name: string, fallback: number): number {
+  return integerFlag(args, name, fallback, 1);
+}
+
 export function countFlag(args: ParsedArgs, name: string, fallback: number): number {
-  const v = extraFlag(args, name) ?? fallback;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new InputError({ code: "bad-flag", field: `--${name}`, value: v, valid: "an integer >= 0" });
-  return v;
+  return integerFlag(args, name, fallback, 0);
 }
 
 export function backendFlag(args: ParsedArgs): BackendChoice {
