@@ -32,12 +32,12 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
   const profile = await calibrate({ backend: "wasm", base: model });
   const ranks = plan.dp * plan.tp * plan.pp * plan.cp;
   let done = 0;
+  const all = DEFAULT_WARMUP_STEPS + STEPS;
   const ex = await execute({
     model, plan, steps: STEPS, warmupSteps: DEFAULT_WARMUP_STEPS, backend: "wasm", reference: !plan.asynchronous,
     onProgress: (e) => {
       if (e.phase !== "step") return;
       done++;
-      const all = DEFAULT_WARMUP_STEPS + STEPS;
       options.onProgress(Math.min(1, done / (ranks * all)), `step ${e.step + 1}/${all}${e.step < DEFAULT_WARMUP_STEPS ? " (warm-up)" : ""}`);
     },
   });

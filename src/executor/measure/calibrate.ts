@@ -107,12 +107,13 @@ export function fitShapes(base: ModelSpec): { shape: string; model: ModelSpec; p
 
 type FitRun = { shape: string; model: ModelSpec; plan: Plan; measuredSeconds: number };
 
-function stepSeconds(base: FitBase, overhead: number, bw: number, r: FitRun): number {
+/** The cost model's single-rank step for a fit shape with the two constants set (what fitConstants fits). */
+export function fitStepSeconds(base: FitBase, overhead: number, bw: number, r: Pick<FitRun, "model" | "plan">): number {
   const draft = { ...base, opOverheadSeconds: overhead, elementwiseBytesPerSecond: bw, fit: [] } as DeviceProfile;
   return predict(r.model, { spec: profileCluster(draft), gpus: 1, gpusPerNode: 1024 }, r.plan).time.stepSeconds;
 }
 
-type FitBase = Omit<DeviceProfile, "opOverheadSeconds" | "elementwiseBytesPerSecond" | "fit">;
+export type FitBase = Omit<DeviceProfile, "opOverheadSeconds" | "elementwiseBytesPerSecond" | "fit">;
 
 /**
  * The cost model's two fitted constants, its fixed cost per GEMM and its element-wise rate, by a grid
@@ -125,7 +126,7 @@ type FitBase = Omit<DeviceProfile, "opOverheadSeconds" | "elementwiseBytesPerSec
  * over, src/executor/README.md "Time".)
  */
 export function fitConstants(base: FitBase, runs: readonly FitRun[]): DeviceProfile {
-  const error = (overhead: number, bw: number) => runs.reduce((a, r) => a + Math.log(stepSeconds(base, overhead, bw, r) / r.measuredSeconds) ** 2, 0);
+  const error = (overhead: number, bw: number) => runs.reduce((a, r) => a + Math.log(fitStepSeconds(base, overhead, bw, r) / r.measuredSeconds) ** 2, 0);
   let best = { err: Infinity, bw: 1e9, overhead: 0 };
   for (let i = 0; i <= 60; i++) {
     const overhead = i === 0 ? 0 : 10 ** (-7 + (4 * i) / 60);
@@ -145,7 +146,7 @@ export function fitConstants(base: FitBase, runs: readonly FitRun[]): DeviceProf
     return error(c.overhead, c.bw);
   }, [Math.log10(best.overhead + offset), Math.log10(best.bw)], { step: 0.02, maxEvaluations: 300, tolerance: 1e-12 });
   const { overhead, bw } = refined.value < best.err ? from(refined.x) : best;
-  const fit = runs.map((r) => ({ shape: r.shape, measuredSeconds: r.measuredSeconds, fittedSeconds: stepSeconds(base, overhead, bw, r) }));
+  const fit = runs.map((r) => ({ shape: r.shape, measuredSeconds: r.measuredSeconds, fittedSeconds: fitStepSeconds(base, overhead, bw, r) }));
   return { ...base, opOverheadSeconds: overhead, elementwiseBytesPerSecond: bw, fit };
 }
 

@@ -166,7 +166,8 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   // The critical stage: the rank busiest outside pipeline waits sets the pace and the bubble.
   const busiest = ranks.reduce((a, b) => (b.stepSeconds * (1 - b.bubbleFraction) > a.stepSeconds * (1 - a.bubbleFraction) ? b : a), ranks[0]!);
   const critical = ranks.find((r) => r.stage === criticalStage) ?? busiest;
-  const stepSeconds = upperMedian(timed(workers[0]!.steps, ex.warmupSteps).map((_, i) => Math.max(...workers.map((r) => timed(r.steps, ex.warmupSteps)[i]!.seconds))));
+  const timedSteps = workers.map((r) => timed(r.steps, ex.warmupSteps));
+  const stepSeconds = upperMedian(timedSteps[0]!.map((_, i) => Math.max(...timedSteps.map((steps) => steps[i]!.seconds))));
   const notes: string[] = predictionNote === undefined ? [] : [predictionNote];
   const threads = ex.results.length;
   if (threads > cores) notes.push(`${threads} ranks share ${cores} cores: the timing comparison is not meaningful (ranks wait for a core, not for each other)`);
