@@ -18,6 +18,7 @@ export function parseGpu(json: unknown, file: string, fallbackName: string): Gpu
     });
   }
   const eff = r.child("efficiency");
+  const commOverlapSlowdown = eff.optionalNumber("commOverlapSlowdown", FRACTION);
   return {
     name,
     displayName: r.optionalString("displayName") ?? name,
@@ -30,6 +31,7 @@ export function parseGpu(json: unknown, file: string, fallbackName: string): Gpu
       matmulOverheadSeconds: eff.number("matmulOverheadSeconds", { min: 0 }),
       attentionMax: eff.number("attentionMax", FRACTION),
       memoryBandwidth: eff.number("memoryBandwidth", FRACTION),
+      ...(commOverlapSlowdown === undefined ? {} : { commOverlapSlowdown }),
     },
     runtimeReserveBytes: r.number("runtimeReserveBytes", { min: 0 }),
     sources: parseSources(r),
@@ -103,3 +105,4 @@ function parseSources(r: FieldReader): Record<string, string> {
   for (const key of Object.keys(raw)) out[key] = s.string(key);
   return out;
 }
+

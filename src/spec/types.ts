@@ -60,6 +60,12 @@ export interface GpuEfficiency {
    * JavaScript loop over typed arrays while its element-wise kernels are TensorFlow.js calls.
    */
   readonly optimizerBandwidth?: number;
+  /**
+   * Extension: fraction by which compute slows while a data-parallel collective runs beside it (SM and HBM
+   * contention; src/planner/cost/communication.ts dpContention). Absent: 0, no contention (the executor's
+   * CPU profile, whose collectives never overlap its passes).
+   */
+  readonly commOverlapSlowdown?: number;
 }
 
 /**

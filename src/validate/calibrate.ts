@@ -14,7 +14,7 @@ import { buildReport } from "./report.js";
  * never changed. Deterministic apart from the date.
  */
 const METHOD =
-  "Six scale factors on the sourced priors (matmul, attention, fp8Matmul, matmulOverhead, memoryBandwidth, link; " +
+  "Seven scale factors on the sourced priors (matmul, attention, fp8Matmul, matmulOverhead, memoryBandwidth, link, overlap; " +
   "src/validate/calibration.ts), shared by all GPUs, fitted by Nelder-Mead in log space to the mean absolute log " +
   `error of throughput with every source weighted equally, plus ${PRIOR_WEIGHT} * sum(log scale)^2 towards the priors ` +
   "(src/validate/fit.ts). Held out by source: one fold per source, fitted on the other sources' records only.";

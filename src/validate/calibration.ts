@@ -8,7 +8,7 @@ import { attentionSlowdown, type AttentionKernelName } from "./profiles.js";
  * of models/hardware/** (never overwrite them). A calibrated cluster is the prior cluster with each GPU
  * efficiency and link efficiency scaled; fractions are capped at 1. The identity scales give the priors back.
  */
-export const SCALE_NAMES = ["matmul", "attention", "fp8Matmul", "matmulOverhead", "memoryBandwidth", "link"] as const;
+export const SCALE_NAMES = ["matmul", "attention", "fp8Matmul", "matmulOverhead", "memoryBandwidth", "link", "overlap"] as const;
 export type ScaleName = (typeof SCALE_NAMES)[number];
 
 /**
@@ -18,7 +18,8 @@ export type ScaleName = (typeof SCALE_NAMES)[number];
  * - matmulOverhead: multiplies efficiency.matmulOverheadSeconds (the fixed cost per GEMM: small GEMMs slower;
  *   not used on a GPU with a measured GEMM grid, whose small products carry their own cost);
  * - memoryBandwidth: multiplies efficiency.memoryBandwidth (element-wise kernels);
- * - link: multiplies busBandwidthEfficiency of the intra- and inter-node links.
+ * - link: multiplies busBandwidthEfficiency of the intra- and inter-node links;
+ * - overlap: multiplies efficiency.commOverlapSlowdown (compute slowed beside data-parallel collectives).
  * The factors are shared by every GPU: each GPU keeps its own sourced prior, scaled. (Factors per GPU
  * generation were tried and held out worse: the generations' sources are mostly different frameworks.)
  */
@@ -38,6 +39,7 @@ export function calibratedGpu(gpu: GpuSpec, s: CalibrationScales): GpuSpec {
       attentionMax: cap(e.attentionMax * s.attention),
       memoryBandwidth: cap(e.memoryBandwidth * s.memoryBandwidth),
       fp8MatmulMax: cap((e.fp8MatmulMax ?? e.matmulMax) * s.matmul * s.fp8Matmul),
+      ...(e.commOverlapSlowdown === undefined ? {} : { commOverlapSlowdown: cap(e.commOverlapSlowdown * s.overlap) }),
     },
   };
 }
@@ -101,7 +103,8 @@ function readScales(v: unknown, where: string): CalibrationScales {
   const o = v as Record<string, unknown>;
   const out: Record<string, number> = {};
   for (const k of SCALE_NAMES) {
-    const x = o[k];
+    // A file written before the overlap scale existed leaves that prior unscaled.
+    const x = k === "overlap" && o[k] === undefined ? 1 : o[k];
     if (typeof x !== "number" || !Number.isFinite(x) || x <= 0) throw new Error(`${where}.${k} = ${String(x)} is not valid; valid: a number > 0`);
     out[k] = x;
   }

@@ -5,7 +5,7 @@ import type { PreparedCase } from "./predict.js";
 import { groupBy } from "./stats.js";
 
 /**
- * Fitting the calibration layer without overfitting: six scale factors (src/validate/calibration.ts) shared
+ * Fitting the calibration layer without overfitting: seven scale factors (src/validate/calibration.ts) shared
  * by every GPU, fitted by Nelder-Mead in log space to the mean absolute log error of throughput,
  * each source weighted equally (a source with 200 rows counts as much as one with 3), with a weak
  * quadratic pull of every log scale towards 0 (the sourced prior). Held out by source: the fold for a

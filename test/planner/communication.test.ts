@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { collective } from "../../src/planner/cost/collectives.js";
 import { loadModel } from "../../src/cli/catalog.js";
-import { dpCosts, passTotal, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch, vocabCrossEntropyCost } from "../../src/planner/cost/communication.js";
+import { dpContention, dpCosts, passTotal, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch, vocabCrossEntropyCost } from "../../src/planner/cost/communication.js";
 import { headTimes, layerTimes } from "../../src/planner/cost/compute.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
+import { planCosts } from "../../src/planner/cost/stages.js";
 import { effectiveLink, groupPlacement } from "../../src/planner/cost/placement.js";
 import { resolvePlan } from "../../src/spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../src/spec/types.js";
@@ -183,3 +184,49 @@ describe("communication volumes per GPU per step", () => {
     expect(estimate(moe.model, h100, moe.plan).communication.bytesPerGpuPerStep.ep).toBeGreaterThan(0);
   });
 });
+
+describe("compute slowed beside data-parallel collectives (Lee et al. 2025)", () => {
+  const withSlowdown = (shape: ClusterShape, slowdown: number): ClusterShape =>
+    ({ ...shape, spec: { ...shape.spec, gpu: { ...shape.spec.gpu, efficiency: { ...shape.spec.gpu.efficiency, commOverlapSlowdown: slowdown } } } });
+
+  it("ZeRO-3: each pass is charged the slowdown times the time its gathers and reductions overlap it", () => {
+    const shape = shapeOf("dgx-h100", 64);
+    const { model, plan } = planFor("llama3-8b", shape, { zero: 3, microBatch: 1 });
+    const alone = planCosts(model, withSlowdown(shape, 0), plan).stages[0]!;
+    const beside = planCosts(model, withSlowdown(shape, 0.25), plan).stages[0]!;
+    const dp = alone.dp;
+    expect(dp.perMicroBatchForward.seconds).toBeGreaterThan(0);
+    const backward = alone.backwardInputSeconds + alone.backwardWeightSeconds + alone.recomputeSeconds;
+    expect(beside.forwardSeconds - alone.forwardSeconds).toBeCloseTo(0.25 * Math.min(dp.perMicroBatchForward.seconds, alone.forwardSeconds), 12);
+    expect(beside.backwardWeightSeconds - alone.backwardWeightSeconds).toBeCloseTo(0.25 * Math.min(dp.perMicroBatchBackward.seconds, backward), 12);
+    expect(beside.backwardInputSeconds).toBe(alone.backwardInputSeconds);
+    // A slower step: the contention is not hidden.
+    expect(estimate(model, withSlowdown(shape, 0.25), plan).time.stepSeconds).toBeGreaterThan(estimate(model, withSlowdown(shape, 0), plan).time.stepSeconds);
+  });
+
+  it("the once-per-step reduction (ZeRO-1) is spread over the micro-batches' backwards; never more than the pass", () => {
+    const shape = shapeOf("dgx-h100", 64);
+    const { model, plan } = planFor("llama3-8b", shape, { zero: 1, microBatch: 1 });
+    const dp = planCosts(model, withSlowdown(shape, 0), plan).stages[0]!.dp;
+    const m = plan.globalBatch / (plan.microBatch * plan.dp);
+    const c = dpContention(plan, dp, 1, 1e9, 0.2);
+    expect(c.forwardSeconds).toBe(0);
+    expect(c.backwardSeconds).toBeCloseTo((0.2 * (dp.reduceOnce.seconds + dp.gatherOnce.seconds)) / m, 15);
+    expect(dpContention(plan, dp, 1, 1e-9, 0.2).backwardSeconds).toBeCloseTo(0.2 * 1e-9, 20);
+  });
+
+  it("none without data parallelism, without a slowdown, with in-line (blocking) or exposed once-per-step traffic", () => {
+    const shape = shapeOf("dgx-h100", 8);
+    const single = planFor("llama3-8b", shape, { pp: 8 });
+    expect(dpContention(single.plan, planCosts(single.model, shape, single.plan).stages[0]!.dp, 1, 1, 0.2)).toEqual({ forwardSeconds: 0, backwardSeconds: 0 });
+    const z3 = planFor("llama3-8b", shape, { zero: 3, microBatch: 1 });
+    const dp = planCosts(z3.model, shape, z3.plan).stages[0]!.dp;
+    expect(dpContention(z3.plan, dp, 1, 1, 0)).toEqual({ forwardSeconds: 0, backwardSeconds: 0 });
+    expect(dpContention({ ...z3.plan, dpCommBlocking: true }, dp, 1, 1, 0.2)).toEqual({ forwardSeconds: 0, backwardSeconds: 0 });
+    const z1 = planFor("llama3-8b", shape, { zero: 1, microBatch: 1 });
+    const dp1 = planCosts(z1.model, shape, z1.plan).stages[0]!.dp;
+    expect(dp1.reduceOnce.seconds).toBeGreaterThan(0);
+    expect(dpContention({ ...z1.plan, dpCommExposed: true }, dp1, 1, 1, 0.2)).toEqual({ forwardSeconds: 0, backwardSeconds: 0 });
+  });
+});
+

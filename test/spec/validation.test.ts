@@ -51,6 +51,16 @@ describe("model file validation", () => {
     const e = rejection(() => parseGpu({ memoryBytes: 1, hbmBytesPerSecond: 1, peakFlopsPerSecond: {}, nvlinkBytesPerSecond: 0, efficiency: { matmulMax: 0.8, matmulOverheadSeconds: 0, attentionMax: 0.5, memoryBandwidth: 0.9 }, runtimeReserveBytes: 0 }, "g.json", "g"));
     expect(e.field).toBe("peakFlopsPerSecond");
   });
+
+  it("reads the optional commOverlapSlowdown as a fraction, and rejects one outside [0, 1] naming it", () => {
+    const gpu = (efficiency: Record<string, number>) => ({ memoryBytes: 1, hbmBytesPerSecond: 1, peakFlopsPerSecond: { bf16: 1 }, nvlinkBytesPerSecond: 0, efficiency, runtimeReserveBytes: 0 });
+    const base = { matmulMax: 0.8, matmulOverheadSeconds: 0, attentionMax: 0.5, memoryBandwidth: 0.9 };
+    expect(parseGpu(gpu({ ...base, commOverlapSlowdown: 0.2 }), "g.json", "g").efficiency.commOverlapSlowdown).toBe(0.2);
+    expect(parseGpu(gpu(base), "g.json", "g").efficiency).not.toHaveProperty("commOverlapSlowdown");
+    const e = rejection(() => parseGpu(gpu({ ...base, commOverlapSlowdown: 1.5 }), "g.json", "g"));
+    expect(e.field).toMatch(/commOverlapSlowdown/);
+    expect(e.value).toBe(1.5);
+  });
 });
 
 describe("plan resolution", () => {

@@ -69,6 +69,18 @@ describe("the calibration layer", () => {
     expect(up.intraNode.busBandwidthEfficiency).toBeCloseTo(spec.intraNode.busBandwidthEfficiency / 2, 12);
   });
 
+  it("the overlap scale multiplies the GPU's contention prior; a file without it leaves the prior as it is", () => {
+    const spec = loadCluster("dgx-a100-80gb");
+    const prior = spec.gpu.efficiency.commOverlapSlowdown!;
+    expect(prior).toBeGreaterThan(0);
+    expect(calibratedCluster(spec, { ...IDENTITY, overlap: 2 }).gpu.efficiency.commOverlapSlowdown).toBeCloseTo(2 * prior, 12);
+    const noContention = { ...spec, gpu: { ...spec.gpu, efficiency: { matmulMax: 0.8, matmulOverheadSeconds: 0, attentionMax: 0.6, memoryBandwidth: 0.9 } } };
+    expect(calibratedCluster(noContention, { ...IDENTITY, overlap: 2 }).gpu.efficiency).not.toHaveProperty("commOverlapSlowdown");
+    const { overlap: _, ...older } = { ...IDENTITY, matmul: 0.7 };
+    expect(parseCalibration({ scales: older, folds: [] }).scales).toMatchObject({ matmul: 0.7, overlap: 1 });
+    expect(() => parseCalibration({ scales: { ...IDENTITY, overlap: 0 }, folds: [] })).toThrow(/scales\.overlap/);
+  });
+
   it("rejects a calibration file with a bad scale, naming the field", () => {
     expect(() => parseCalibration({ scales: { ...IDENTITY, attention: -1 }, folds: [] })).toThrow(/scales\.attention/);
     expect(parseCalibration({ scales: IDENTITY, folds: [{ heldOut: "x", scales: IDENTITY, trainedOn: ["y"] }] }).folds).toHaveLength(1);

@@ -3,7 +3,7 @@ import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { layerActivationBytes, type LayerActivationBytes } from "./activations.js";
 import type { CollectiveCost } from "./collectives.js";
 import {
-  cpCostPerMicroBatch, dpCosts, epCostPerMicroBatch, ppSendsOfStage, ppTransfer, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch,
+  cpCostPerMicroBatch, dpContention, dpCosts, epCostPerMicroBatch, ppSendsOfStage, ppTransfer, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch,
   type DpCosts, type Links, type PassCosts,
 } from "./communication.js";
 import { embeddingTimes, headTimes, layerTimes } from "./compute.js";
@@ -94,17 +94,24 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
     const params = stageParams(model, plan, i, perLayer);
     const states = modelStateBytes(plan, params);
     const coreBackward = layer.backwardInputSeconds - layer.backwardWeightSeconds; // attention core + element-wise
+    const forward = n * layer.forwardSeconds + (last ? head.forwardSeconds : 0) + (first ? embedding.forwardSeconds : 0);
+    const backwardInput = n * layer.backwardInputSeconds + (last ? head.backwardSeconds / 2 : 0);
+    const backwardWeight = n * layer.backwardWeightSeconds + (last ? head.backwardSeconds / 2 : 0) + (first ? embedding.backwardSeconds : 0);
+    const recompute = r * layer.forwardSeconds + (n - r) * layer.selectiveRecomputeSeconds;
+    const dp = dpCosts(plan, links, params, n, spReplicatedGradCost(model, plan, links, i));
+    // Compute that runs beside the stage's data-parallel collectives is slowed by them (dpContention).
+    const c = dpContention(plan, dp, forward, backwardInput + backwardWeight + recompute, gpu.efficiency.commOverlapSlowdown ?? 0);
     return {
-      forwardSeconds: n * layer.forwardSeconds + (last ? head.forwardSeconds : 0) + (first ? embedding.forwardSeconds : 0),
-      backwardInputSeconds: n * layer.backwardInputSeconds + (last ? head.backwardSeconds / 2 : 0),
-      backwardWeightSeconds: n * layer.backwardWeightSeconds + (last ? head.backwardSeconds / 2 : 0) + (first ? embedding.backwardSeconds : 0),
-      recomputeSeconds: r * layer.forwardSeconds + (n - r) * layer.selectiveRecomputeSeconds,
+      forwardSeconds: forward + c.forwardSeconds,
+      backwardInputSeconds: backwardInput,
+      backwardWeightSeconds: backwardWeight + c.backwardSeconds,
+      recomputeSeconds: recompute,
       tp: tpCostPerMicroBatch(model, plan, links, i, { layer, head }),
       cp: cpCostPerMicroBatch(model, plan, links, i, layer.attentionCoreForwardSeconds, coreBackward),
       ep: epCostPerMicroBatch(model, plan, links, i),
       // Naive model parallelism already puts every transfer on the critical path (ppCriticalTransfers).
       blockingSendSeconds: plan.ppBlockingSends === true && plan.schedule !== "naive" ? ppSendsOfStage(plan, i) * transfer.seconds : 0,
-      dp: dpCosts(plan, links, params, n, spReplicatedGradCost(model, plan, links, i)),
+      dp,
       optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, optimizerBytesPerSecond),
       states,
       params: params.dense + params.expert,
