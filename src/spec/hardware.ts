@@ -105,4 +105,3 @@ function parseSources(r: FieldReader): Record<string, string> {
   for (const key of Object.keys(raw)) out[key] = s.string(key);
   return out;
 }
-

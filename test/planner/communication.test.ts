@@ -6,7 +6,7 @@ import { headTimes, layerTimes } from "../../src/planner/cost/compute.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { planCosts } from "../../src/planner/cost/stages.js";
 import { effectiveLink, groupPlacement } from "../../src/planner/cost/placement.js";
-import { resolvePlan } from "../../src/spec/plan.js";
+import { microBatchCount, resolvePlan } from "../../src/spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../src/spec/types.js";
 import { planFor, shapeOf } from "../helpers.js";
 
@@ -208,7 +208,7 @@ describe("compute slowed beside data-parallel collectives (Lee et al. 2025)", ()
     const shape = shapeOf("dgx-h100", 64);
     const { model, plan } = planFor("llama3-8b", shape, { zero: 1, microBatch: 1 });
     const dp = planCosts(model, withSlowdown(shape, 0), plan).stages[0]!.dp;
-    const m = plan.globalBatch / (plan.microBatch * plan.dp);
+    const m = microBatchCount(plan);
     const c = dpContention(plan, dp, 1, 1e9, 0.2);
     expect(c.forwardSeconds).toBe(0);
     expect(c.backwardSeconds).toBeCloseTo((0.2 * (dp.reduceOnce.seconds + dp.gatherOnce.seconds)) / m, 15);
