@@ -39,7 +39,7 @@ export const FLAGS = {
   flash: { type: "bool", help: "fused (flash) attention (default on); --no-flash stores the score matrix" },
   "tp-comm-overlap": { type: "bool", help: "overlap tensor-parallel collectives with GEMMs (Megatron-LM --tp-comm-overlap)" },
   "dp-comm-exposed": { type: "bool", help: "data-parallel reduction after the last backward, not overlapped (DeepSpeed pipeline engine; ZeRO 0/1; the search: pp > 1 only)" },
-  "dp-comm-blocking": { type: "bool", help: "every data-parallel collective in line with the passes, none overlapped (meshplan's executor under ZeRO 2/3; one stage only)" },
+  "dp-comm-blocking": { type: "bool", help: "every data-parallel collective in line with the passes, none overlapped (meshplan's executor under ZeRO 2/3)" },
   "pp-blocking-sends": { type: "bool", help: "each stage-to-stage send blocks its stage (DeepSpeed pipeline engine)" },
   "shard-group": { type: "int", help: "hybrid sharding: ZeRO shards over groups of N data-parallel ranks, replicated across groups (FSDP HYBRID_SHARD)", valueName: "N" },
   "tp-sync-backward": { type: "bool", help: "tensor-parallel backward collectives not hidden behind the gradient GEMMs (Megatron-DeepSpeed, Megatron-LM before 2022)" },

@@ -129,8 +129,14 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     let piece = -1;
     // What the next piece (and, after the last, the pass's collectives) follows: the piece, or in line its reduction.
     let link = -1;
+    // What the activation (or gradient) from the neighbouring stage must reach first: in line, the pass's
+    // first gather (the executor receives, then gathers), otherwise its first piece.
+    let entry = -1;
     for (let j = 0; j < n; j++) {
-      if (blocking) issueGather(k, j, j === 0 ? prevDone : link);
+      if (blocking) {
+        issueGather(k, j, j === 0 ? prevDone : link);
+        if (j === 0) entry = gather;
+      }
       const op = b.op(PASS_KIND[pass]!, s, Stream.compute, seconds, mb, c, j);
       b.edge(j === 0 ? prevDone : link, op);
       b.edge(gather, op);
@@ -154,11 +160,12 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     }
     const lastOfChain = vs === lastVirtual;
     // Activations: held from the forward's start until the pass that last needs them ends.
+    if (entry < 0) entry = first;
     if (pass === Pass.forward) {
-      links.firstForward[slot] = first;
+      links.firstForward[slot] = entry;
       mem.add(first, false, chunkBytes + (lastOfChain ? st.memory.lossBytes : 0));
     } else if (pass === Pass.backward) {
-      links.firstBackward[slot] = first;
+      links.firstBackward[slot] = entry;
       mem.add(first, false, st.memory.backwardTransientBytes);
       mem.add(piece, true, -st.memory.backwardTransientBytes - (lastOfChain ? st.memory.lossBytes : 0) - (split ? 0 : chunkBytes));
     } else {

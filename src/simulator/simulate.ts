@@ -1,5 +1,5 @@
 import { assembleEstimate, offPipeline } from "../planner/cost/estimate.js";
-import { planCosts, stageMicroBatchSeconds, type PlanCosts } from "../planner/cost/stages.js";
+import { planCosts, stageInLineCommSeconds, stageMicroBatchSeconds, type PlanCosts } from "../planner/cost/stages.js";
 import type { Estimate } from "../planner/cost/types.js";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import { analyze, opTable, summarize, type StepSummary } from "./analyze.js";
@@ -299,10 +299,11 @@ function estimateFrom(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: 
   const x = step.exposed;
   const critical = costs.stages[stage]!;
   // The critical stage's own work plus its idle time; summation noise must not make the bubble negative.
-  // Blocking sends run on the compute stream and the timeline counts them as pipeline traffic (x.ppSeconds).
+  // Blocking sends and in-line dp collectives run on the compute stream and the timeline counts them as
+  // pipeline and data-parallel traffic (x.ppSeconds, x.dpSeconds).
   // Waits for slower replicas at tp and cp collectives (jittered steps only) count as that communication,
   // as a rank measures its time in a collective, not as bubble.
-  const workSeconds = costs.microBatches * (stageMicroBatchSeconds(critical) - critical.blockingSendSeconds) + waits.tp + waits.cp;
+  const workSeconds = costs.microBatches * (stageMicroBatchSeconds(critical) - stageInLineCommSeconds(critical)) + waits.tp + waits.cp;
   const idleSeconds = step.stepSeconds - x.ppSeconds - x.dpSeconds - x.optimizerSeconds - workSeconds;
   const bubbleSeconds = idleSeconds > 1e-12 * step.stepSeconds ? idleSeconds : 0;
   const pipelineSeconds = workSeconds + bubbleSeconds;

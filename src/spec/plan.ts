@@ -160,9 +160,6 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   if (dpCommBlocking && dpCommExposed) bad("dpCommBlocking", true, "false with dpCommExposed", "an exposed once-per-step reduction and collectives in line with every pass are two different engines");
   if (dpCommBlocking && parameterServers > 0) bad("dpCommBlocking", true, "false with parameter servers", "the servers carry the data-parallel traffic");
   if (dpCommBlocking && zero < 2) bad("zero", zero, "2 or 3 with dpCommBlocking", "in-line collectives describe ZeRO-2/3's per-micro-batch traffic; ZeRO 0/1 in line after the schedule is dpCommExposed");
-  if (dpCommBlocking && pp > 1) {
-    bad("pp", pp, "1 with dpCommBlocking", "in-line data-parallel traffic is modelled for one stage only: with a pipeline it would belong in each stage's pass time, which the cost model does not do yet");
-  }
   const ppBlockingSends = pp > 1 && (input.ppBlockingSends ?? false);
   const tpSyncBackward = tp > 1 && (input.tpSyncBackward ?? false);
   const shardGroup = resolveShardGroup(input.shardGroup, dp * cp, zero, ep, parameterServers);

@@ -196,9 +196,10 @@ export interface Plan {
    * Extension: every data-parallel collective (ZeRO-2's per-micro-batch reduce-scatters and its gather
    * after the update, ZeRO-3's gathers) runs in line with the passes: the rank waits for it before its next
    * pass, nothing overlaps it (this project's executor, whose ranks run each collective in turn,
-   * src/executor/parallel/state.ts). ZeRO 2/3 on one pipeline stage only (resolvePlan refuses the rest: with
-   * a pipeline the in-line traffic would belong in each stage's pass time). Absent or false: overlapped in
-   * buckets, or exposed once per step with dpCommExposed (which it excludes).
+   * src/executor/parallel/state.ts). ZeRO 2/3 only (resolvePlan refuses 0/1). The per-micro-batch part joins
+   * each stage's pass time (StageCost.blockingDpSeconds), so with a pipeline it stretches the schedule and
+   * its bubbles too. Absent or false: overlapped in buckets, or exposed once per step with dpCommExposed
+   * (which it excludes).
    */
   readonly dpCommBlocking?: boolean;
   /**

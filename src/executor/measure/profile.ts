@@ -249,13 +249,13 @@ function predictWithStage(model: ModelSpec, shape: ClusterShape, plan: Plan, jit
  * The plan as the executor runs it: no fused attention, ZeRO 0/1's once-per-step reduction and gather
  * after the last backward and the update (src/executor/run/rank.ts), not overlapped with the passes,
  * ZeRO-2/3's reduce-scatters and gathers in line with the passes, each unit's as its pass reaches it, and
- * ZeRO-2's gather after the update (src/executor/parallel/state.ts; on one stage: with a pipeline the cost
- * model cannot yet put that traffic in the passes, Plan.dpCommBlocking, and predicts it overlapped), and
- * every tensor-parallel collective synchronous, never overlapped (src/executor/model/layer.ts runs each in turn).
+ * ZeRO-2's gather after the update (src/executor/parallel/state.ts; Plan.dpCommBlocking, which puts that
+ * traffic in each stage's pass time), and every tensor-parallel collective synchronous, never overlapped
+ * (src/executor/model/layer.ts runs each in turn).
  */
 function asExecuted(plan: Plan): Plan {
   const dataParallel = plan.dp * plan.cp > 1 && plan.parameterServers === 0;
-  const dp = !dataParallel ? {} : plan.zero <= 1 ? { dpCommExposed: true } : plan.pp === 1 ? { dpCommBlocking: true } : {};
+  const dp = !dataParallel ? {} : plan.zero <= 1 ? { dpCommExposed: true } : { dpCommBlocking: true };
   const sync = plan.tp > 1 ? { tpCommOverlap: false, tpSyncBackward: true } : {};
   return { ...plan, flashAttention: false, ...dp, ...sync };
 }

@@ -345,12 +345,11 @@ export function bucketedExposure(seconds: number, windowSeconds: number, buckets
  * exposed; the pipeline's fill and drain hide them on the later stages. Per-micro-batch traffic (ZeRO-2/3)
  * is exposed by what exceeds its pass, plus the step's first ZeRO-3 gather bucket and last reduction bucket.
  * Exposed (plan.dpCommExposed, ZeRO 0/1 only): the whole reduction less the drain, and the whole gather.
- * Blocking (plan.dpCommBlocking): all of it, on the stage's own timeline.
+ * Blocking (plan.dpCommBlocking): the once-per-step part whole; the per-micro-batch part is in the stage's
+ * pass time (StageCost.blockingDpSeconds), where the schedule stretches with it.
  */
 export function dpExposedSeconds(c: DpCosts, microBatches: number, w: DpWindows): number {
-  if (w.blocking) {
-    return c.reduceOnce.seconds + c.gatherOnce.seconds + microBatches * (c.perMicroBatchForward.seconds + c.perMicroBatchBackward.seconds);
-  }
+  if (w.blocking) return c.reduceOnce.seconds + c.gatherOnce.seconds;
   const v = w.virtualStages;
   const n = c.buckets;
   const hide = (cost: CollectiveCost, window: number) => Math.max(0, cost.seconds - window);

@@ -35,6 +35,11 @@ export interface StageCost {
   readonly ep: PassCosts;
   /** Stage-to-stage sends that hold this stage per micro-batch (plan.ppBlockingSends); 0 when they overlap. */
   readonly blockingSendSeconds: number;
+  /**
+   * Data-parallel collectives that hold this stage per micro-batch (plan.dpCommBlocking: ZeRO-3's gathers
+   * and ZeRO-2/3's reduce-scatters in line with the passes); 0 when they overlap.
+   */
+  readonly blockingDpSeconds: number;
   /** Data-parallel traffic, grouped by what it can hide behind. */
   readonly dp: DpCosts;
   readonly optimizerSeconds: number;
@@ -57,10 +62,15 @@ export function stageComputeSeconds(s: StageCost): number {
   return s.forwardSeconds + s.backwardInputSeconds + s.backwardWeightSeconds + s.recomputeSeconds;
 }
 
-/** Time of one micro-batch through a stage, with its exposed tp/cp/ep communication. */
+/** Time of one micro-batch through a stage, with its exposed tp/cp/ep communication and what blocks it in line. */
 export function stageMicroBatchSeconds(s: StageCost): number {
   return stageComputeSeconds(s) + s.tp.forward.seconds + s.tp.backward.seconds + s.cp.forward.seconds + s.cp.backward.seconds +
-    s.ep.forward.seconds + s.ep.backward.seconds + s.blockingSendSeconds;
+    s.ep.forward.seconds + s.ep.backward.seconds + s.blockingSendSeconds + s.blockingDpSeconds;
+}
+
+/** The part of stageMicroBatchSeconds that the step reports as pp or dp communication rather than as the pipeline's work. */
+export function stageInLineCommSeconds(s: StageCost): number {
+  return s.blockingSendSeconds + s.blockingDpSeconds;
 }
 
 /**
@@ -111,6 +121,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
       ep: epCostPerMicroBatch(model, plan, links, i),
       // Naive model parallelism already puts every transfer on the critical path (ppCriticalTransfers).
       blockingSendSeconds: plan.ppBlockingSends === true && plan.schedule !== "naive" ? ppSendsOfStage(plan, i) * transfer.seconds : 0,
+      blockingDpSeconds: plan.dpCommBlocking === true ? dp.perMicroBatchForward.seconds + dp.perMicroBatchBackward.seconds : 0,
       dp,
       optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, optimizerBytesPerSecond),
       states,

@@ -105,8 +105,8 @@ export function forEachCandidate(
         for (const ep of pick(pinned.ep, eps)) {
           for (const zero of zeros) {
             if (engine.dpCommExposed === true && zero > 1) continue; // resolvePlan refuses it
-            // In line: ZeRO 2/3 on one stage (resolvePlan refuses the rest); with one data-parallel rank it is off.
-            if (pinned.dpCommBlocking === true && dp * cp > 1 && (zero < 2 || pp > 1)) continue;
+            // In line: ZeRO 2/3 only (resolvePlan refuses the rest); with one data-parallel rank it is off.
+            if (pinned.dpCommBlocking === true && dp * cp > 1 && zero < 2) continue;
             const shardGroups = shardGroupsFor(zero, dp * cp, ep, pinned.shardGroup);
             if (skipMesh?.({ tp, pp, cp, dp, ep, zero }) === true) continue;
             if (globalBatch % dp !== 0) continue;
