@@ -13,6 +13,12 @@ function rate(x: number, unit: string): string {
   return `${(x / 1e3).toFixed(2)} k${unit}`;
 }
 
+function concurrencyLine(c: NonNullable<DeviceProfile["concurrency"]>): string {
+  const ms = (seconds: number) => `${(seconds * 1e3).toFixed(1)} ms`;
+  const against = c.fittedSeconds === undefined ? `${ms(c.aloneSeconds)} alone` : `${ms(c.fittedSeconds)} fitted for one rank (${ms(c.aloneSeconds)} alone in a worker)`;
+  return `  ${c.ranks} ranks at once: a step takes ${ms(c.concurrentSeconds)} against ${against}: x${c.slowdown.toFixed(2)}, which predictions for several ranks use`;
+}
+
 export function formatProfile(p: DeviceProfile, file: string): string {
   const lines = [
     `device profile of ${p.machine.cpuModel} (${p.machine.cpus} cores), TensorFlow.js ${p.backend}, Node ${p.machine.node} -> ${file}`,
@@ -23,9 +29,7 @@ export function formatProfile(p: DeviceProfile, file: string): string {
     `  all-reduce, 2 ranks, shared memory: ${rate(p.collectiveBytesPerSecond, "B/s")} bus bandwidth, ${(p.collectiveLatencySeconds * 1e6).toFixed(1)} us per step`,
     `  fitted: ${(p.opOverheadSeconds * 1e6).toFixed(1)} us per GEMM of the cost model, element-wise rate ${rate(p.elementwiseBytesPerSecond, "B/s")} (16-bit bytes)`,
     ...p.fit.map((f) => `    ${f.shape.padEnd(14)} step measured ${(f.measuredSeconds * 1e3).toFixed(1)} ms, fitted ${(f.fittedSeconds * 1e3).toFixed(1)} ms`),
-    ...(p.concurrency === undefined ? [] : [
-      `  ${p.concurrency.ranks} ranks at once: a step takes ${(p.concurrency.concurrentSeconds * 1e3).toFixed(1)} ms against ${(p.concurrency.aloneSeconds * 1e3).toFixed(1)} ms alone (x${p.concurrency.slowdown.toFixed(2)}; predictions for several ranks use it)`,
-    ]),
+    ...(p.concurrency === undefined ? [] : [concurrencyLine(p.concurrency)]),
     ...(p.passJitter === undefined ? [] : [
       `  pass times with every core busy (${p.passJitter.shape}, ${p.passJitter.samples} passes): log-sd ${p.passJitter.forward.logSd.toFixed(3)} for forwards of ${(p.passJitter.forward.meanSeconds * 1e3).toFixed(2)} ms, ${p.passJitter.backward.logSd.toFixed(3)} for backwards of ${(p.passJitter.backward.meanSeconds * 1e3).toFixed(2)} ms (pipeline predictions simulate it)`,
     ]),

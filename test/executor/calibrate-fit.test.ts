@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { loadModel } from "../../src/cli/catalog.js";
-import { fitConstants, fitShapes, fitStepSeconds, type FitBase } from "../../src/executor/measure/calibrate.js";
+import { concurrencyFigures, fitConstants, fitShapes, fitStepSeconds, type FitBase } from "../../src/executor/measure/calibrate.js";
+import { predict, profileShape, type DeviceProfile } from "../../src/executor/measure/profile.js";
 
 const base: FitBase = {
   version: 1, measuredAt: "2026-11-22T00:00:00Z", machine: { cpus: 2, cpuModel: "test", node: "v20", platform: "linux" }, backend: "wasm",
@@ -29,6 +30,23 @@ describe("calibrate's fit of the cost model's two constants", () => {
       expect(fitted.elementwiseBytesPerSecond / bw).toBeGreaterThan(0.97);
       expect(fitted.elementwiseBytesPerSecond / bw).toBeLessThan(1.03);
       for (const f of fitted.fit) expect(Math.abs(Math.log(f.fittedSeconds / f.measuredSeconds)), f.shape).toBeLessThan(0.01);
+    }
+  });
+
+  it("sets the slowdown so that the probe predicted for every core lands on the busy step, whatever it took alone", () => {
+    const [probe] = shapes;
+    const fitted = fitConstants(base, shapes.map((s) => ({ ...s, measuredSeconds: fitStepSeconds(base, 30e-6, 4e8, s) })));
+    const one = fitted.fit[0]!.fittedSeconds;
+    const busy = [1.3 * one, 1.4 * one, 1.35 * one];
+    for (const alone of [[0.8 * one, 0.9 * one, 0.85 * one], [1.3 * one, 1.2 * one, 1.25 * one]]) {
+      const c = concurrencyFigures(2, alone, busy, one);
+      expect(c.concurrentSeconds).toBe(1.35 * one);
+      expect(c.slowdown).toBeCloseTo(1.35, 12);
+      // The probe as execute would predict it for one rank of two busy cores: its compute scales by the
+      // slowdown; a one-rank plan has no collectives, so the whole step does.
+      const profile: DeviceProfile = { ...fitted, concurrency: c };
+      const step = predict(probe!.model, profileShape(profile, 2), probe!.plan).time.stepSeconds;
+      expect(step / c.concurrentSeconds).toBeCloseTo(1, 6);
     }
   });
 });

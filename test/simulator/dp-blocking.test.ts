@@ -62,6 +62,19 @@ describe("data-parallel collectives in line with the passes (dpCommBlocking)", (
     }
   });
 
+  it("moves each unit's traffic in a collective of its own, as the executor does (layers, embedding, head)", () => {
+    const small = shapeOf("dgx-h100", 4);
+    const buckets = (input: Record<string, unknown>) => {
+      const { model, plan } = planFor("tiny-gpt", small, { zero: 2, globalBatch: 8, ...input });
+      return planCosts(model, small, plan).stages.map((s) => s.dp.buckets);
+    };
+    // tiny-gpt has 2 layers: one stage holds embedding, 2 layers and head; of two, each holds a layer and one end.
+    expect(buckets({ dpCommBlocking: true })).toEqual([4]);
+    expect(buckets({ dpCommBlocking: true, pp: 2 })).toEqual([2, 2]);
+    // Overlapped, its few kilobytes travel in one 25 MiB bucket per stage.
+    expect(buckets({})).toEqual([1]);
+  });
+
   it("gathers a pass's weights after its input has arrived from the previous stage, as the executor does", () => {
     const big = shapeOf("dgx-h100", 16);
     const { model, plan } = planFor("llama3-8b", big, { tp: 2, pp: 2, zero: 3, globalBatch: 32, flashAttention: true, dpCommBlocking: true });

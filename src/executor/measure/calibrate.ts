@@ -202,7 +202,10 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   const cores = cpus().length;
   if (cores < 2) return fitted;
   // The first fit shape, in worker threads as execute runs ranks: alone, then one copy per core at once,
-  // in turn for CONCURRENCY_ROUNDS rounds (the machine's speed drifts; each side gets the same drift).
+  // in turn for CONCURRENCY_ROUNDS rounds. The slowdown is the copies' step against the fitted constants'
+  // prediction for it, not against the step alone: over two calibrations minutes apart the copies took
+  // 79.3 and 79.5 ms, the step alone 77.2 and 50.8 ms, and the fit shapes in this thread moved as much,
+  // so a ratio to either carried their noise into every prediction (src/executor/README.md "Time").
   const probe = shapes[0]!;
   const stepOf = async () => upperMedian((await timedCopy(o, probe.model, probe.plan)).map((x) => x.seconds));
   say(`the same step alone and ${cores} at once`);
@@ -212,16 +215,24 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
     alone.push(await stepOf());
     together.push(upperMedian(await Promise.all(Array.from({ length: cores }, stepOf))));
   }
-  const aloneSeconds = upperMedian(alone);
-  const concurrentSeconds = upperMedian(together);
+  const concurrency = concurrencyFigures(cores, alone, together, fitted.fit[0]!.fittedSeconds);
   say(`pass times with ${cores} ranks at once`);
   const passJitter = await measurePassJitter(o, cores);
   say(`waits at collectives with ${cores} ranks at once`);
   const waits = await syncWaits(o.backend, cores, SYNC_SEGMENT_SECONDS, SYNC_SEGMENTS);
   return {
-    ...fitted, concurrency: { ranks: cores, aloneSeconds, concurrentSeconds, slowdown: Math.max(1, concurrentSeconds / aloneSeconds) }, passJitter,
+    ...fitted, concurrency, passJitter,
     syncWaits: { ...waits, ranks: cores },
   };
+}
+
+/**
+ * DeviceProfile.concurrency from the probe's timed steps alone and with every core busy (medians over the
+ * rounds) and the fitted constants' step for it: the slowdown is the busy step against the fitted one.
+ */
+export function concurrencyFigures(ranks: number, alone: readonly number[], together: readonly number[], fittedSeconds: number): NonNullable<DeviceProfile["concurrency"]> {
+  const concurrentSeconds = upperMedian(together);
+  return { ranks, aloneSeconds: upperMedian(alone), concurrentSeconds, fittedSeconds, slowdown: concurrentSeconds / fittedSeconds };
 }
 
 /**

@@ -41,11 +41,21 @@ export interface DeviceProfile {
   /** Single-rank training steps the constants were fitted to: measured and refitted seconds. */
   readonly fit: readonly { readonly shape: string; readonly measuredSeconds: number; readonly fittedSeconds: number }[];
   /**
-   * The same one-rank training step run alone and as `ranks` independent copies at once (one per core):
-   * how much slower each copy runs when every core is busy (shared caches, memory bandwidth, SMT siblings).
+   * The first fit shape's one-rank training step run as `ranks` independent copies at once (one per core,
+   * each in a worker thread as execute runs ranks): `slowdown` is how much longer it takes than the fitted
+   * constants predict for it on one rank (`fittedSeconds`), so that predictions for that many ranks land on
+   * what a worker computes with every core busy (shared caches, memory bandwidth, SMT siblings), whatever
+   * speed the calibrating thread happened to measure the fit shapes at. `aloneSeconds`: the same step in
+   * one worker alone, kept for the record (profiles written before `fittedSeconds` divided by it instead).
    * Absent in profiles written before it was measured: no slowdown.
    */
-  readonly concurrency?: { readonly ranks: number; readonly aloneSeconds: number; readonly concurrentSeconds: number; readonly slowdown: number };
+  readonly concurrency?: {
+    readonly ranks: number;
+    readonly aloneSeconds: number;
+    readonly concurrentSeconds: number;
+    readonly fittedSeconds?: number;
+    readonly slowdown: number;
+  };
   /**
    * Measured: how much one pass's time varies while every core runs a rank (calibrate.ts measurePassJitter):
    * for the forwards and for the backwards of one copy of the `shape` step per core, their mean seconds and

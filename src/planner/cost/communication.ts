@@ -268,17 +268,29 @@ export function dpBucketCount(plan: Plan, paramsOnGpu: number, layers: number): 
 }
 
 /**
+ * Buckets of a stage's chunk when its data-parallel collectives run in line (plan.dpCommBlocking, meshplan's
+ * executor): one collective per unit, each layer, the embedding on the first stage and the head on the last
+ * (src/executor/model/layout.ts chunkUnits, src/executor/parallel/state.ts), spread evenly over the v chunks,
+ * at most MAX_DP_BUCKETS.
+ */
+export function inLineBucketCount(plan: Plan, layers: number, first: boolean, last: boolean): number {
+  const units = layers + (first ? 1 : 0) + (last ? 1 : 0);
+  return Math.max(1, Math.min(Math.round(units / plan.virtualStages), MAX_DP_BUCKETS));
+}
+
+/**
  * Gradient reduction and, under ZeRO, parameter gathering (Rajbhandari et al. 2020, section 7: stage 1 and
  * 2 move 2x the parameters per step like an all-reduce, stage 3 1.5x). Stage 2 and 3 reduce every
  * micro-batch, since a sharded gradient cannot accumulate locally. Dense weights reduce over dp*cp, expert
  * weights over dp*cp/ep. Under hybrid sharding (plan.shardGroup) the gathers and reduce-scatters run in a
  * shard group and every reduce-scatter is followed by the all-reduce of the rank's 1/shardGroup of the
  * gradients across the dp*cp/shardGroup replicas. `spGradSync` (spReplicatedGradCost, over tp) joins the
- * once-per-step reduction.
+ * once-per-step reduction. In line (plan.dpCommBlocking), the traffic travels in `inLineBuckets`
+ * (inLineBucketCount) where given, else in 25 MiB buckets.
  */
-export function dpCosts(plan: Plan, links: Links, params: RankParams, layers: number, spGradSync: CollectiveCost = FREE): DpCosts {
+export function dpCosts(plan: Plan, links: Links, params: RankParams, layers: number, spGradSync: CollectiveCost = FREE, inLineBuckets?: number): DpCosts {
   if (plan.parameterServers > 0) return NO_DP;
-  const buckets = dpBucketCount(plan, params.dense + params.expert, layers);
+  const buckets = plan.dpCommBlocking === true && inLineBuckets !== undefined ? inLineBuckets : dpBucketCount(plan, params.dense + params.expert, layers);
   const g = gradientBytesPerParam(plan);
   // [ranks sharing the shard, parameters, their link, replicas of the shard]: dense weights over dp*cp
   // (one shard group of them under hybrid sharding), expert weights over dp*cp/ep.

@@ -3,7 +3,7 @@ import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { layerActivationBytes, type LayerActivationBytes } from "./activations.js";
 import type { CollectiveCost } from "./collectives.js";
 import {
-  cpCostPerMicroBatch, dpContention, dpCosts, epCostPerMicroBatch, ppSendsOfStage, ppTransfer, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch,
+  cpCostPerMicroBatch, dpContention, dpCosts, epCostPerMicroBatch, inLineBucketCount, ppSendsOfStage, ppTransfer, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch,
   type DpCosts, type Links, type PassCosts,
 } from "./communication.js";
 import { embeddingTimes, headTimes, layerTimes } from "./compute.js";
@@ -108,7 +108,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
     const backwardInput = n * layer.backwardInputSeconds + (last ? head.backwardSeconds / 2 : 0);
     const backwardWeight = n * layer.backwardWeightSeconds + (last ? head.backwardSeconds / 2 : 0) + (first ? embedding.backwardSeconds : 0);
     const recompute = r * layer.forwardSeconds + (n - r) * layer.selectiveRecomputeSeconds;
-    const dp = dpCosts(plan, links, params, n, spReplicatedGradCost(model, plan, links, i));
+    const dp = dpCosts(plan, links, params, n, spReplicatedGradCost(model, plan, links, i), inLineBucketCount(plan, n, first, last));
     // Compute that runs beside the stage's data-parallel collectives is slowed by them (dpContention).
     const c = dpContention(plan, dp, forward, backwardInput + backwardWeight + recompute, gpu.efficiency.commOverlapSlowdown ?? 0);
     return {
