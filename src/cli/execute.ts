@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism, loadavg, totalmem } from "node:os";
-import { DEFAULT_WARMUP_STEPS, execute, type ProgressEvent } from "../executor/execute.js";
+import { DEFAULT_WARMUP_STEPS, execute, stepLabel, type ProgressEvent } from "../executor/execute.js";
 import { buildReport } from "../executor/measure/report.js";
 import { formatReport } from "../executor/measure/table.js";
 import { predictOnProfile, type DeviceProfile } from "../executor/measure/profile.js";
@@ -78,8 +78,7 @@ export function progressReporter(io: Io, ranks: number, steps: number, warmup = 
     shown = all;
     const width = 30;
     const filled = Math.round(((all + 1) / steps) * width);
-    const what = all < warmup ? ` (warm-up, not timed)` : "";
-    io.err(`execute [${"#".repeat(filled)}${".".repeat(width - filled)}] step ${all + 1}/${steps}${what}`);
+    io.err(`execute [${"#".repeat(filled)}${".".repeat(width - filled)}] ${stepLabel(all, steps, warmup)}`);
   };
 }
 

@@ -17,6 +17,11 @@ import { referencePlan, validateForExecutor } from "./validate.js";
  * steps, and optionally the one-rank reference of the same seed in this thread, whose losses and final
  * weights every synchronous split must reproduce (fp32: losses within 1e-4 relative, weights within 1e-3).
  */
+/** How a progress display names step `step` (0-based) of `all`, the first `warmup` of them warm-up. */
+export function stepLabel(step: number, all: number, warmup: number): string {
+  return `step ${step + 1}/${all}${step < warmup ? " (warm-up, not timed)" : ""}`;
+}
+
 export interface ExecuteOptions {
   readonly model: ModelSpec;
   readonly plan: Plan;

@@ -1,6 +1,6 @@
 import { availableParallelism, loadavg } from "node:os";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
-import { DEFAULT_WARMUP_STEPS, execute } from "./execute.js";
+import { DEFAULT_WARMUP_STEPS, execute, stepLabel } from "./execute.js";
 import { calibrate } from "./measure/calibrate.js";
 import { predictOnProfile } from "./measure/profile.js";
 import { buildReport, worstMemoryRank } from "./measure/report.js";
@@ -38,7 +38,7 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
     onProgress: (e) => {
       if (e.phase !== "step") return;
       done++;
-      options.onProgress(Math.min(1, done / (ranks * all)), `step ${e.step + 1}/${all}${e.step < DEFAULT_WARMUP_STEPS ? " (warm-up)" : ""}`);
+      options.onProgress(Math.min(1, done / (ranks * all)), stepLabel(e.step, all, DEFAULT_WARMUP_STEPS));
     },
   });
   const prediction = predictOnProfile(model, profile, ex.results.length, plan);

@@ -1,3 +1,4 @@
+import { median } from "../math/median.js";
 import { InputError } from "./errors.js";
 import { FieldReader, POSITIVE } from "./read.js";
 import type { GemmGrid, MeasuredAttention, MeasuredGpu } from "./types.js";
@@ -27,11 +28,6 @@ export function parseMeasuredGpu(json: unknown, file: string, attentionKernel: s
  */
 export const PLATEAU_MIN_DIM = 4096;
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 === 1 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
-};
 
 function rows(r: FieldReader, key: string): FieldReader[] {
   const raw = r.raw(key);

@@ -98,13 +98,16 @@ export interface CalibrationFile {
   readonly calibratedGpus?: unknown;
 }
 
+/** Scales added after calibration files were first written: absent from an older file, they stay 1. */
+const LATER_SCALES: readonly ScaleName[] = ["overlap"];
+
 function readScales(v: unknown, where: string): CalibrationScales {
   if (typeof v !== "object" || v === null) throw new Error(`${where}: not an object`);
   const o = v as Record<string, unknown>;
   const out: Record<string, number> = {};
   for (const k of SCALE_NAMES) {
-    // A file written before the overlap scale existed leaves that prior unscaled.
-    const x = k === "overlap" && o[k] === undefined ? 1 : o[k];
+    // A file written before a later scale existed leaves that prior unscaled.
+    const x = o[k] === undefined && LATER_SCALES.includes(k) ? 1 : o[k];
     if (typeof x !== "number" || !Number.isFinite(x) || x <= 0) throw new Error(`${where}.${k} = ${String(x)} is not valid; valid: a number > 0`);
     out[k] = x;
   }

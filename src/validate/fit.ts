@@ -1,6 +1,6 @@
 import { quickScore } from "../planner/cost/estimate.js";
 import { calibratedClusters, IDENTITY, SCALE_NAMES, type CalibrationScales, type Fold } from "./calibration.js";
-import { minimize } from "./nelder-mead.js";
+import { minimize } from "../math/nelder-mead.js";
 import type { PreparedCase } from "./predict.js";
 import { groupBy } from "./stats.js";
 

@@ -1,3 +1,4 @@
+import { medianOfSorted } from "../math/median.js";
 /**
  * Error statistics over absolute relative errors: the median, the 90th percentile (nearest rank: the
  * smallest value with at least 90% of the errors at or below it) and the maximum.
@@ -11,12 +12,8 @@ export interface ErrorSummary {
 
 export const EMPTY_SUMMARY: ErrorSummary = { count: 0, median: Number.NaN, p90: Number.NaN, max: Number.NaN };
 
-export function median(sorted: readonly number[]): number {
-  const n = sorted.length;
-  if (n === 0) return Number.NaN;
-  const mid = Math.floor(n / 2);
-  return n % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
+/** The median of sorted values (src/math/median.ts), under the name this module's callers use. */
+export const median = medianOfSorted;
 
 export function nearestRank(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;

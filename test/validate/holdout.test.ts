@@ -4,7 +4,7 @@ import { fitBaseline } from "../../src/validate/baseline.js";
 import { calibratedCluster, IDENTITY, parseCalibration } from "../../src/validate/calibration.js";
 import { readMeasurements } from "../../src/validate/files.js";
 import { comparable, fitScales, foldSplit, heldOutFolds } from "../../src/validate/fit.js";
-import { minimize } from "../../src/validate/nelder-mead.js";
+import { minimize } from "../../src/math/nelder-mead.js";
 import { prepareRecords, type PreparedCase } from "../../src/validate/predict.js";
 import type { ClusterSpec } from "../../src/spec/types.js";
 

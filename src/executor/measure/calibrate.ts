@@ -11,7 +11,7 @@ import { syncWaits } from "./segments.js";
 import type { StepRecord } from "../run/job.js";
 import { predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
 import { lineFit, mean, pooledLogSd, upperMedian } from "./stats.js";
-import { minimize } from "../../validate/nelder-mead.js";
+import { minimize } from "../../math/nelder-mead.js";
 
 /**
  * `meshplan calibrate`: measures this machine as the executor uses it and sets the cost model's two
