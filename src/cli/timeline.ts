@@ -8,7 +8,7 @@ const CELLS = 7;
 /** Glyphs differ even without colour (NO_COLOR); colours are ANSI SGR background/foreground pairs. */
 const GLYPH = [".", "F", "B", "W", "~", "O", "="];
 const SGR = ["2", "44;97", "42;30", "43;30", "45;97", "46;30", "47;30"];
-const LEGEND = ["idle", "forward", "backward (+recompute)", "weight gradient", "exposed tp/cp/ep", "optimizer", "server link busy"];
+const LEGEND = ["idle", "forward", "backward (+recompute)", "weight gradient", "exposed tp/cp/ep, dp/pp in line", "optimizer", "server link busy"];
 
 export interface RenderOptions {
   /** Terminal width in characters. */
@@ -29,6 +29,8 @@ function cellOf(kind: number, stream: number): number {
     if (kind === OpKind.backward) return Cell.backward;
     if (kind === OpKind.weight) return Cell.weight;
     if (kind === OpKind.optimizer) return Cell.optimizer;
+    // Collectives and sends that hold the stage (dpCommBlocking, ppBlockingSends) run on its compute stream.
+    if (kind === OpKind.dpGather || kind === OpKind.dpReduce || kind === OpKind.pp) return Cell.comm;
     return -1; // a server's zero-cost update
   }
   return stream === Stream.collective ? Cell.comm : -1;

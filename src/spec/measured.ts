@@ -28,7 +28,6 @@ export function parseMeasuredGpu(json: unknown, file: string, attentionKernel: s
  */
 export const PLATEAU_MIN_DIM = 4096;
 
-
 function rows(r: FieldReader, key: string): FieldReader[] {
   const raw = r.raw(key);
   if (!Array.isArray(raw) || raw.length === 0) {

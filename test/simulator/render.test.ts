@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { renderTimeline, zoomSeconds } from "../../src/cli/timeline.js";
-import { simulateInput } from "../../src/simulator/simulate.js";
+import { simulate, simulateInput } from "../../src/simulator/simulate.js";
+import { planFor, shapeOf } from "../helpers.js";
 import { stage, uniform } from "./fixtures.js";
 
 // eslint-disable-next-line no-control-regex
@@ -30,6 +31,22 @@ describe("terminal timeline", () => {
     expect(rows[0]).toHaveLength(84);
     expect(rows[3]!.startsWith("............FFFF")).toBe(true);
     expect(rows[0]!.startsWith("FFFFFFFFFFFFFFFF....")).toBe(true);
+  });
+
+  it("draws collectives that hold a stage (in line, or blocking sends) as communication, not as idle", () => {
+    const shape = shapeOf("dgx-h100", 16);
+    for (const knobs of [{ zero: 3, dpCommBlocking: true }, { zero: 1, ppBlockingSends: true }] as const) {
+      const { model, plan } = planFor("llama3-8b", shape, { tp: 2, pp: 2, globalBatch: 32, flashAttention: true, ...knobs });
+      const t = simulate(model, shape, plan).timeline;
+      const rows = renderTimeline(t, { columns: 120, color: false }).split("\n").filter((l) => l.startsWith("stage "));
+      expect(rows).toHaveLength(2);
+      // Each row's idle share is the simulator's own: the time its compute and collective streams are free
+      // (in-line collectives and blocking sends run on the compute stream).
+      rows.forEach((row, r) => {
+        const idle = Number(/([0-9.]+)% idle/.exec(row)![1]) / 100;
+        expect(idle, `${JSON.stringify(knobs)} ${row}`).toBeCloseTo(t.ranks[r]!.idleFraction, 3);
+      });
+    }
   });
 
   it("colours with ANSI codes only when asked, and the glyphs stay the same", () => {
