@@ -48,7 +48,7 @@ export const FLAGS = {
   planner: { type: "bool", help: "validate: also search the best plan of every published setting and compare (slow: about 30 s)" },
   trace: { type: "string", help: "write a Chrome trace-event JSON (simulate)", valueName: "FILE" },
   top: { type: "int", help: "plans to show (plan: default 5; explore: default 10)", valueName: "K" },
-  steps: { type: "int", help: "timed training steps to run (execute; default 5)", valueName: "K" },
+  steps: { type: "int", help: "timed training steps to run (execute; default 12)", valueName: "K" },
   warmup: { type: "int", help: "untimed training steps before them while the workers' code warms up (execute; default 15)", valueName: "W" },
   timeout: { type: "int", help: "seconds a rank may wait in a collective before the run fails (execute; default 60)", valueName: "S" },
   profile: { type: "string", help: "device profile JSON (calibrate writes it, execute reads it; default meshplan-profile.json)", valueName: "FILE" },

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism, loadavg, totalmem } from "node:os";
-import { DEFAULT_WARMUP_STEPS, execute, stepLabel, type ProgressEvent } from "../executor/execute.js";
+import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel, type ProgressEvent } from "../executor/execute.js";
 import { buildReport } from "../executor/measure/report.js";
 import { formatReport } from "../executor/measure/table.js";
 import { predictOnProfile, type DeviceProfile } from "../executor/measure/profile.js";
@@ -21,7 +21,6 @@ import type { Io } from "./io.js";
  * 0 success, 1 a rank failed or a check failed, 2 bad input.
  */
 export const DEFAULT_PROFILE_FILE = "meshplan-profile.json";
-export const DEFAULT_STEPS = 5;
 const BACKENDS: readonly BackendChoice[] = ["auto", "wasm", "cpu", "tensorflow", "tensorflow-gpu"];
 /** Loss agreement with the reference (fp32; issue 5): 1e-4 relative per step, 1e-3 absolute per weight. */
 const LOSS_TOLERANCE = 1e-4;
@@ -101,7 +100,7 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     const { model, shape } = loadContext(flags);
     const input = planInputFrom(flags);
     const plan = resolvePlan(model, shape, { flashAttention: false, ...input });
-    const steps = positiveFlag(args, "steps", DEFAULT_STEPS);
+    const steps = positiveFlag(args, "steps", DEFAULT_TIMED_STEPS);
     const warmupSteps = countFlag(args, "warmup", DEFAULT_WARMUP_STEPS);
     const timeoutSeconds = positiveFlag(args, "timeout", 60);
     const seed = positiveFlag(args, "seed", 1234);

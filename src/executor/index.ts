@@ -1,6 +1,6 @@
 import { availableParallelism, loadavg } from "node:os";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
-import { DEFAULT_WARMUP_STEPS, execute, stepLabel } from "./execute.js";
+import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel } from "./execute.js";
 import { calibrate } from "./measure/calibrate.js";
 import { predictOnProfile } from "./measure/profile.js";
 import { buildReport, worstMemoryRank } from "./measure/report.js";
@@ -12,7 +12,7 @@ export interface PredictedVsMeasured {
   readonly notes?: readonly string[];
 }
 
-const STEPS = 3;
+const STEPS = DEFAULT_TIMED_STEPS;
 const fmt = {
   seconds: (s: number) => (s >= 1 ? `${s.toFixed(2)} s` : `${(s * 1e3).toFixed(1)} ms`),
   bytes: (b: number) => (b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : `${(b / 1e3).toFixed(1)} kB`),
