@@ -3,7 +3,8 @@ import { calibrate } from "../executor/measure/calibrate.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import type { ParsedArgs } from "./args.js";
 import { loadModel } from "./catalog.js";
-import { backendFlag, DEFAULT_PROFILE_FILE, extraFlag } from "./execute.js";
+import { backendFlag, extraFlag } from "./execute.js";
+import { DEFAULT_PROFILE_FILE } from "./profile-file.js";
 import type { Io } from "./io.js";
 
 /** `meshplan calibrate [--profile FILE] [--backend B] [--json]`: measures this machine and saves a device profile. */

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { availableParallelism, loadavg, totalmem } from "node:os";
 import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel, type ProgressEvent } from "../executor/execute.js";
 import { buildReport } from "../executor/measure/report.js";
@@ -14,13 +14,13 @@ import { planFieldAsFlag, type ParsedArgs } from "./args.js";
 import { loadModel } from "./catalog.js";
 import { loadContext, planInputFrom } from "./context.js";
 import type { Io } from "./io.js";
+import { DEFAULT_PROFILE_FILE, readProfile } from "./profile-file.js";
 
 /**
  * `meshplan execute`: runs a plan for real on this machine's ranks (TensorFlow.js, one worker thread per
  * rank), checks it against the one-rank reference, and prints predicted against measured. Exit codes:
  * 0 success, 1 a rank failed or a check failed, 2 bad input.
  */
-export const DEFAULT_PROFILE_FILE = "meshplan-profile.json";
 const BACKENDS: readonly BackendChoice[] = ["auto", "wasm", "cpu", "tensorflow", "tensorflow-gpu"];
 /** Loss agreement with the reference (fp32; issue 5): 1e-4 relative per step, 1e-3 absolute per weight. */
 const LOSS_TOLERANCE = 1e-4;
@@ -49,20 +49,6 @@ export function backendFlag(args: ParsedArgs): BackendChoice {
   const v = extraFlag(args, "backend") ?? "wasm";
   if (typeof v !== "string" || !(BACKENDS as readonly string[]).includes(v)) throw new InputError({ code: "bad-flag", field: "--backend", value: v, valid: BACKENDS.join(", ") });
   return v as BackendChoice;
-}
-
-export function readProfile(file: string): DeviceProfile {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new InputError({ code: "bad-json", field: "--profile", value: file, valid: "a profile written by meshplan calibrate", reason: (e as Error).message });
-  }
-  const p = json as Partial<DeviceProfile>;
-  if (p.version !== 1 || typeof p.peakFlopsPerSecond !== "number" || typeof p.opOverheadSeconds !== "number") {
-    throw new InputError({ code: "bad-json", file, field: "version", value: p.version, valid: "a version 1 profile written by meshplan calibrate" });
-  }
-  return p as DeviceProfile;
 }
 
 /** Draws one line per completed step: every rank has reported it; the first `warmup` of `steps` are named so. */

@@ -2,7 +2,7 @@ import { availableParallelism, loadavg } from "node:os";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel } from "./execute.js";
 import { calibrate } from "./measure/calibrate.js";
-import { predictOnProfile } from "./measure/profile.js";
+import { predictOnProfile, type DeviceProfile } from "./measure/profile.js";
 import { buildReport, worstMemoryRank } from "./measure/report.js";
 
 /** The executor's entry for other front ends (the explorer's `x`): run a plan here and compare. */
@@ -19,17 +19,43 @@ const fmt = {
   share: (x: number) => `${(100 * x).toFixed(1)}%`,
 };
 
+export interface ExecutePlanOptions {
+  readonly onProgress: (fraction: number, label: string) => void;
+  /** A profile `meshplan calibrate` saved, and its file: used instead of calibrating (as `meshplan execute` does). */
+  readonly saved?: { readonly profile: DeviceProfile; readonly file: string };
+  /** Now, for the saved profile's age (default: the clock). */
+  readonly now?: () => Date;
+}
+
+/** "12 min ago", "3 h ago", "2 days ago": how old a profile measured at `iso` is. */
+export function ageOf(iso: string, now: Date): string {
+  const minutes = (now.getTime() - Date.parse(iso)) / 60_000;
+  if (!Number.isFinite(minutes)) return "at an unknown time";
+  if (minutes < 120) return `${Math.max(0, Math.round(minutes))} min ago`;
+  if (minutes < 48 * 60) return `${Math.round(minutes / 60)} h ago`;
+  return `${Math.round(minutes / (24 * 60))} days ago`;
+}
+
 /**
- * Calibrates this machine (a few seconds), runs `plan` for a few steps on local ranks and its one-rank
- * reference, and returns predicted against measured. The cluster shape of the caller is not used for the
- * prediction: the comparison is made on this machine's calibrated profile, as `meshplan execute` does.
+ * Runs `plan` for a few steps on local ranks and its one-rank reference, and returns predicted against
+ * measured, on the saved device profile where one is given, else on one measured now (about 35 s). The
+ * cluster shape of the caller is not used for the prediction: the comparison is made on this machine's
+ * profile, as `meshplan execute` does.
  */
-export async function executePlan(model: ModelSpec, _shape: ClusterShape, searched: Plan, options: { onProgress: (fraction: number, label: string) => void }): Promise<PredictedVsMeasured> {
+export async function executePlan(model: ModelSpec, _shape: ClusterShape, searched: Plan, options: ExecutePlanOptions): Promise<PredictedVsMeasured> {
   // The executor has no fused attention kernel (validateForExecutor refuses flash attention): a searched
   // plan runs, and is predicted, with the score matrix stored, and the report says so.
   const plan: Plan = { ...searched, flashAttention: false };
-  options.onProgress(0, "calibrating this machine");
-  const profile = await calibrate({ backend: "wasm", base: model });
+  let profile: DeviceProfile;
+  let source: string;
+  if (options.saved !== undefined) {
+    profile = options.saved.profile;
+    source = `predicted on the profile in ${options.saved.file}, measured ${ageOf(profile.measuredAt, (options.now ?? (() => new Date()))())} (meshplan calibrate measures it again)`;
+  } else {
+    options.onProgress(0, "calibrating this machine");
+    profile = await calibrate({ backend: "wasm", base: model });
+    source = "predicted on a profile of this machine measured just now (meshplan calibrate saves one, which x then uses)";
+  }
   const ranks = plan.dp * plan.tp * plan.pp * plan.cp;
   let done = 0;
   const all = DEFAULT_WARMUP_STEPS + STEPS;
@@ -54,6 +80,6 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
       .map(([kind, b]) => ({ quantity: `${kind} bytes sent per step`, predicted: fmt.bytes(b.predictedBytes), measured: fmt.bytes(b.measuredBytes) })),
   ];
   if (r.numerics !== null) rows.push({ quantity: "loss vs one rank (max rel.)", predicted: "<= 1e-4", measured: r.numerics.maxRelativeError.toExponential(1) });
-  const notes = searched.flashAttention ? ["ran with flash attention off: the executor has no fused attention kernel", ...r.notes] : r.notes;
+  const notes = [...(searched.flashAttention ? ["ran with flash attention off: the executor has no fused attention kernel"] : []), source, ...r.notes];
   return { title: `${model.name}: ${ranks} ranks, ${STEPS} timed steps after ${DEFAULT_WARMUP_STEPS} warm-up on ${ex.backend}`, rows, notes };
 }

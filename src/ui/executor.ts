@@ -1,13 +1,16 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { totalParams } from "../planner/cost/params.js";
+import { savedProfile, type SavedProfile } from "../cli/profile-file.js";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 
 /**
  * The explorer's one seam to the executor (`x`). The executor is built separately; the explorer loads
  * `src/executor/index.js` at run time only, and expects it to export
  *
- *   executePlan(model, shape, plan, { onProgress(fraction, label) }): Promise<PredictedVsMeasured>
+ *   executePlan(model, shape, plan, { onProgress(fraction, label), saved? }): Promise<PredictedVsMeasured>
+ *
+ * (`saved`: the device profile `meshplan calibrate` saved, when there is one.)
  *
  * Until that exists, `x` says the executor is not available yet.
  */
@@ -27,7 +30,7 @@ export type Execution = { readonly title: string } & (
 );
 
 export interface ExecutorModule {
-  executePlan(model: ModelSpec, shape: ClusterShape, plan: Plan, options: { onProgress: Progress }): Promise<PredictedVsMeasured>;
+  executePlan(model: ModelSpec, shape: ClusterShape, plan: Plan, options: { onProgress: Progress; saved?: SavedProfile }): Promise<PredictedVsMeasured>;
 }
 
 export class ExecuteError extends Error {
@@ -63,9 +66,14 @@ export async function loadExecutor(): Promise<ExecutorModule | undefined> {
   return typeof mod.executePlan === "function" ? (mod as ExecutorModule) : undefined;
 }
 
-/** Runs the plan for real and returns predicted against measured; rejects with an ExecuteError. */
+/**
+ * Runs the plan for real and returns predicted against measured; rejects with an ExecuteError. Like
+ * `meshplan execute`, it predicts on the profile `meshplan calibrate` saved in the working directory where
+ * there is one (`saved`), and otherwise has the executor measure one first.
+ */
 export async function executePlan(
   model: ModelSpec, shape: ClusterShape, plan: Plan, onProgress: Progress, load: () => Promise<ExecutorModule | undefined> = loadExecutor,
+  saved: () => SavedProfile | undefined = savedProfile,
 ): Promise<PredictedVsMeasured> {
   const large = tooLargeToExecute(model, plan);
   if (large !== undefined) throw new ExecuteError("too-large", large);
@@ -74,7 +82,8 @@ export async function executePlan(
     throw new ExecuteError("unavailable", "executor not available yet: src/executor/index.ts does not export executePlan");
   }
   try {
-    return await executor.executePlan(model, shape, plan, { onProgress });
+    const profile = saved();
+    return await executor.executePlan(model, shape, plan, { onProgress, ...(profile === undefined ? {} : { saved: profile }) });
   } catch (e) {
     throw new ExecuteError("failed", `execution failed: ${e instanceof Error ? e.message : String(e)}`);
   }

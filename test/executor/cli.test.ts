@@ -7,7 +7,7 @@ import { executeCommand } from "../../src/cli/execute.js";
 import type { ParsedArgs } from "../../src/cli/args.js";
 import type { Io } from "../../src/cli/io.js";
 import { loadModel } from "../../src/cli/catalog.js";
-import { executePlan } from "../../src/executor/index.js";
+import { ageOf, executePlan } from "../../src/executor/index.js";
 import { resolvePlan } from "../../src/spec/plan.js";
 import { shapeOf } from "../helpers.js";
 
@@ -120,8 +120,23 @@ describe("meshplan calibrate and execute", () => {
     const shape = shapeOf("dgx-h100", 2);
     const plan = resolvePlan(model, shape, { dp: 2, globalBatch: 4 });
     expect(plan.flashAttention).toBe(true);
-    const table = await executePlan(model, shape, plan, { onProgress: () => {} });
+    // On the profile the first test saved (as x does with meshplan-profile.json): no calibration, and the
+    // table says which profile and how old.
+    const saved = { profile: JSON.parse(readFileSync(profile, "utf8")), file: profile };
+    const measuredAt = Date.parse(saved.profile.measuredAt);
+    const table = await executePlan(model, shape, plan, { onProgress: () => {}, saved, now: () => new Date(measuredAt + 12 * 60_000) });
     expect(table.notes?.[0]).toMatch(/flash attention off/);
+    expect(table.notes?.[1]).toBe(`predicted on the profile in ${profile}, measured 12 min ago (meshplan calibrate measures it again)`);
     expect(table.rows.map((r) => r.quantity)).toEqual(expect.arrayContaining(["step time", "peak memory, worst rank (float32)"]));
   }, 180_000);
+
+  it("says how old a saved profile is", () => {
+    const at = "2026-11-22T10:00:00.000Z";
+    const after = (minutes: number) => new Date(Date.parse(at) + minutes * 60_000);
+    expect(ageOf(at, after(0))).toBe("0 min ago");
+    expect(ageOf(at, after(90))).toBe("90 min ago");
+    expect(ageOf(at, after(180))).toBe("3 h ago");
+    expect(ageOf(at, after(3 * 24 * 60))).toBe("3 days ago");
+    expect(ageOf("not a date", after(0))).toBe("at an unknown time");
+  });
 });

@@ -145,4 +145,17 @@ describe("the executor seam", () => {
     const failing = async () => ({ executePlan: async () => Promise.reject(new Error("rank 2 died")) });
     await expect(executePlan(tiny.model, tiny.shape, plan, () => {}, failing)).rejects.toMatchObject({ code: "failed", message: "execution failed: rank 2 died" });
   });
+  it("hands the executor the profile meshplan calibrate saved, and none where there is none", async () => {
+    const seen: unknown[] = [];
+    const executor = async () => ({
+      executePlan: async (_m: unknown, _s: unknown, _p: unknown, o: { saved?: unknown }) => {
+        seen.push(o.saved);
+        return { title: "t", rows: [] };
+      },
+    });
+    const saved = { profile: { version: 1 } as never, file: "meshplan-profile.json" };
+    await executePlan(tiny.model, tiny.shape, plan, () => {}, executor, () => saved);
+    await executePlan(tiny.model, tiny.shape, plan, () => {}, executor, () => undefined);
+    expect(seen).toEqual([saved, undefined]);
+  });
 });
