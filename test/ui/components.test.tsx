@@ -4,6 +4,7 @@ import { colorEnabled, loadFlags } from "../../src/cli/explore.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { resolvePlan } from "../../src/spec/plan.js";
 import { KnobBar } from "../../src/ui/components/knob-bar.js";
+import { ExecuteView } from "../../src/ui/components/panels.js";
 import { PlanList } from "../../src/ui/components/plan-list.js";
 import { ColorContext } from "../../src/ui/components/styled.js";
 import { listRows, ready, startExplorer, type Started } from "./helpers.js";
@@ -34,6 +35,20 @@ describe("components", () => {
     expect(context).toContain("gpus 64");
     expect(plan).toContain(" tp 8* ");
     expect(plan).toContain("[pp 4]");
+  });
+});
+
+describe("the x view", () => {
+  it("wraps a failure and the notes to the terminal's width instead of cutting their ends off", () => {
+    const message = 'execution failed: schedule = "zb-h1" is not valid (the zero-bubble schedule is not executed yet); valid: naive, gpipe, 1f1b, interleaved';
+    const failed = render(<ColorContext.Provider value={false}><ExecuteView run={{ title: "t", state: "failed", message }} columns={60} /></ColorContext.Provider>);
+    const lines = failed.lastFrame()!.split("\n").slice(1);
+    for (const l of lines) expect(l.length).toBeLessThanOrEqual(60);
+    expect(lines.join(" ")).toBe(message);
+    const note = "predicted on the profile in meshplan-profile.json, measured 32 min ago (meshplan calibrate measures it again)";
+    const table = { title: "t", rows: [{ quantity: "step time", predicted: "1 ms", measured: "1 ms" }], notes: [note] };
+    const done = render(<ColorContext.Provider value={false}><ExecuteView run={{ title: "t", state: "done", table }} columns={60} /></ColorContext.Provider>);
+    expect(done.lastFrame()!.split("\n").slice(4).join(" ")).toBe(note);
   });
 });
 

@@ -2,6 +2,7 @@ import type { Estimate } from "../../planner/cost/types.js";
 import type { Execution } from "../executor.js";
 import { KEY_HELP } from "../keys.js";
 import { compareRows } from "../rows.js";
+import { wrap } from "./detail.js";
 import { Line, Styled } from "./styled.js";
 
 /** Two marked plans side by side: each quantity, plan A, plan B, and B against A. */
@@ -22,7 +23,7 @@ export function Compare({ a, b, columns }: { readonly a: Estimate; readonly b: E
 const LEGENDS = [
   "memory: P params  G grads  O optimizer  A activations  X other  . free",
   "time: C compute  T K E tp/cp/ep comm  P pp  D dp  U optimizer  B bubble",
-  "timeline: F fwd  B bwd  W weight grad  ~ tp/cp/ep comm  O optimizer  . idle",
+  "timeline: F fwd B bwd W w-grad ~ comm (tp/cp/ep, dp/pp in line) O opt . idle",
   "list: > selected  * marked  ! does not fit     knobs: * pinned  [ ] chosen",
 ];
 
@@ -46,7 +47,8 @@ export function Help() {
 /** `x`: a progress bar while the plan runs, then predicted against measured. */
 export function ExecuteView({ run, columns }: { readonly run: Execution; readonly columns: number }) {
   const head = <Line><Styled bold>{`Execute ${run.title} (Esc: back)`}</Styled></Line>;
-  if (run.state === "failed") return <>{head}<Line><Styled color="red">{run.message}</Styled></Line></>;
+  // Messages and notes wrap rather than lose their ends (which name what would be valid).
+  if (run.state === "failed") return <>{head}{wrap(run.message, columns).map((l, i) => <Line key={i}><Styled color="red">{l}</Styled></Line>)}</>;
   if (run.state === "running") {
     const width = Math.max(10, columns - 30);
     const filled = Math.round(Math.max(0, Math.min(1, run.fraction)) * width);
@@ -61,7 +63,7 @@ export function ExecuteView({ run, columns }: { readonly run: Execution; readonl
       <Line><Styled bold>{t.title}</Styled></Line>
       <Line><Styled bold>{`${"".padEnd(q)} ${"predicted".padStart(v)} ${"measured".padStart(v)}`}</Styled></Line>
       {t.rows.map((r) => <Line key={r.quantity}>{`${r.quantity.padEnd(q)} ${r.predicted.padStart(v)} ${r.measured.padStart(v)}`}</Line>)}
-      {(t.notes ?? []).map((n) => <Line key={n}>{n}</Line>)}
+      {(t.notes ?? []).flatMap((n) => wrap(n, columns).map((l, i) => <Line key={`${n}/${i}`}>{l}</Line>))}
     </>
   );
 }
