@@ -87,3 +87,15 @@ export function loadCluster(arg: string, gpuOverride?: string): ClusterSpec {
   const parsed = parseClusterFile(readJson(file, "--cluster"), file, name);
   return assembleCluster(parsed, loadGpu(gpuOverride ?? parsed.gpuName));
 }
+
+/**
+ * loadCluster by name, each read once (a validation run maps hundreds of records onto a few clusters);
+ * `clusters` keeps what was loaded, for a caller that lists them afterwards.
+ */
+export function clusterLoader(clusters = new Map<string, ClusterSpec>()): (name: string) => ClusterSpec {
+  return (name) => {
+    let spec = clusters.get(name);
+    if (spec === undefined) clusters.set(name, (spec = loadCluster(name)));
+    return spec;
+  };
+}

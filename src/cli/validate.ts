@@ -1,11 +1,11 @@
-import { loadCluster, builtinNames, loadModel } from "./catalog.js";
+import { builtinNames, clusterLoader, loadModel } from "./catalog.js";
 import type { ParsedArgs } from "./args.js";
 import type { Io } from "./io.js";
-import type { ClusterSpec } from "../spec/types.js";
 import type { CalibrationFile } from "../validate/calibration.js";
 import { CALIBRATION_FILE, readCalibration, readMeasurements } from "../validate/files.js";
 import { RecordError, type MeasurementRecord } from "../validate/records.js";
 import { plannerReport, type PlannerReport } from "../validate/planner.js";
+import { prepareRecords } from "../validate/predict.js";
 import { buildReport, type Errors, type ReportRow, type ValidateReport } from "../validate/report.js";
 import { groupBy, type ErrorSummary } from "../validate/stats.js";
 
@@ -107,16 +107,10 @@ function loadInputs(io: Io, paths: ValidatePaths): { records: MeasurementRecord[
 export function validateCommand(args: ParsedArgs, io: Io, paths: ValidatePaths = {}): number {
   const inputs = loadInputs(io, paths);
   if (inputs === undefined) return 2;
-  const clusters = new Map<string, ClusterSpec>();
-  const cluster = (name: string) => {
-    let spec = clusters.get(name);
-    if (spec === undefined) clusters.set(name, (spec = loadCluster(name)));
-    return spec;
-  };
-  const builtins = builtinNames("model").map(loadModel);
-  const report = buildReport(inputs.records, builtins, cluster, inputs.calibration);
+  const records = prepareRecords(inputs.records, builtinNames("model").map(loadModel), clusterLoader());
+  const report = buildReport(records, inputs.calibration);
   const planner = args.flags.planner === true
-    ? plannerReport(inputs.records, builtins, cluster, inputs.calibration, (done, total) => {
+    ? plannerReport(records, inputs.calibration, (done, total) => {
       if (done % 50 === 0 || done === total) io.err(`validate: planner ${done}/${total} settings`);
     })
     : undefined;

@@ -1,5 +1,5 @@
 import { writeFileSync } from "node:fs";
-import { builtinNames, loadCluster, loadModel } from "../cli/catalog.js";
+import { builtinNames, clusterLoader, loadModel } from "../cli/catalog.js";
 import type { ClusterSpec } from "../spec/types.js";
 import { calibratedCluster, type CalibrationFile } from "./calibration.js";
 import { CALIBRATION_FILE, readMeasurements } from "./files.js";
@@ -24,16 +24,11 @@ function main(): void {
   const records = readMeasurements();
   const builtins = builtinNames("model").map(loadModel);
   const clusters = new Map<string, ClusterSpec>();
-  const cluster = (name: string) => {
-    let spec = clusters.get(name);
-    if (spec === undefined) clusters.set(name, (spec = loadCluster(name)));
-    return spec;
-  };
-  const { prepared } = prepareRecords(records, builtins, cluster);
-  const compared = comparable(prepared);
+  const prepared = prepareRecords(records, builtins, clusterLoader(clusters));
+  const compared = comparable(prepared.prepared);
   log(`calibrate: ${compared.length} compared records from ${new Set(compared.map((c) => c.case.source)).size} sources; fitting all`);
   const all = fitScales(compared, DEFAULT_FIT);
-  const folds = heldOutFolds(prepared, DEFAULT_FIT, (source) => log(`calibrate: fold without ${source}`));
+  const folds = heldOutFolds(prepared.prepared, DEFAULT_FIT, (source) => log(`calibrate: fold without ${source}`));
   const file: CalibrationFile = {
     fittedAt: new Date().toISOString().slice(0, 10),
     method: METHOD,
@@ -42,7 +37,7 @@ function main(): void {
     sources: [...new Set(compared.map((c) => c.case.source))],
     folds,
   };
-  const report = buildReport(records, builtins, cluster, file);
+  const report = buildReport(prepared, file);
   const calibratedGpus = Object.fromEntries([...clusters.values()].map((spec) => {
     const c = calibratedCluster(spec, all.scales);
     return [spec.name, {

@@ -2,10 +2,9 @@ import { profileOf } from "./profiles.js";
 import { quickScore } from "../planner/cost/estimate.js";
 import { searchPlans } from "../planner/search/search.js";
 import type { PlanInput } from "../spec/plan.js";
-import type { ClusterSpec, ModelSpec, Plan } from "../spec/types.js";
+import type { Plan } from "../spec/types.js";
 import { calibratedClusters, IDENTITY, type CalibrationFile } from "./calibration.js";
-import { prepareRecords, type PreparedCase } from "./predict.js";
-import type { MeasurementRecord } from "./records.js";
+import type { PreparedCase, PreparedRecords } from "./predict.js";
 import { groupBy } from "./stats.js";
 
 /**
@@ -76,11 +75,8 @@ function syncBackward(p: PreparedCase): boolean {
   return profileOf(p.case.source)?.tpSyncBackward === true;
 }
 
-export function plannerReport(
-  records: readonly MeasurementRecord[], builtins: readonly ModelSpec[], cluster: (name: string) => ClusterSpec, calibration: CalibrationFile | undefined,
-  onProgress?: (done: number, total: number) => void,
-): PlannerReport {
-  const measured = prepareRecords(records, builtins, cluster).prepared.filter((p) => p.case.ran && p.case.measurement !== undefined);
+export function plannerReport(records: PreparedRecords, calibration: CalibrationFile | undefined, onProgress?: (done: number, total: number) => void): PlannerReport {
+  const measured = records.prepared.filter((p) => p.case.ran && p.case.measurement !== undefined);
   const calibrated = calibratedClusters(calibration?.scales ?? IDENTITY);
   const groups = [...groupBy(measured, settingKey).values()];
   const rows: PlannerRow[] = [];

@@ -13,10 +13,18 @@ export interface PreparedCase {
   readonly plan: Plan;
 }
 
+/** The records of a validation run, prepared once for the report, the planner comparison and the fit. */
+export interface PreparedRecords {
+  /** Records read. */
+  readonly count: number;
+  readonly prepared: PreparedCase[];
+  readonly skipped: Skipped[];
+}
+
 /** Every record as a case resolved on its built-in cluster, and every record that could not be, with the reason. */
 export function prepareRecords(
   records: readonly MeasurementRecord[], builtins: readonly ModelSpec[], cluster: (name: string) => ClusterSpec,
-): { prepared: PreparedCase[]; skipped: Skipped[] } {
+): PreparedRecords {
   const cases: ValidationCase[] = [];
   const skipped: Skipped[] = [];
   for (const r of records) {
@@ -25,7 +33,7 @@ export function prepareRecords(
     else skipped.push(result.skipped);
   }
   const prep = prepareCases(cases, cluster);
-  return { prepared: prep.prepared, skipped: [...skipped, ...prep.skipped] };
+  return { count: records.length, prepared: prep.prepared, skipped: [...skipped, ...prep.skipped] };
 }
 
 /** What a predictor says about one plan: throughput over the whole cluster and the worst GPU's memory. */

@@ -1,12 +1,10 @@
 import { quickScore } from "../planner/cost/estimate.js";
-import type { ClusterSpec, ModelSpec } from "../spec/types.js";
 import { baselineTokensPerSecondPerGpu, fitBaseline } from "./baseline.js";
 import { calibratedClusters, IDENTITY, type CalibrationFile, type CalibrationScales } from "./calibration.js";
 import type { Skipped } from "./cases.js";
 import type { MeasureKind } from "./conventions.js";
 import { comparable, foldSplit, throughputRatios } from "./fit.js";
-import { predictCase, prepareRecords, type PreparedCase } from "./predict.js";
-import type { MeasurementRecord } from "./records.js";
+import { predictCase, type PreparedCase, type PreparedRecords } from "./predict.js";
 import { groupBy, summarize, type ErrorSummary } from "./stats.js";
 
 /** What `meshplan validate` reports (its --json output). Pure: built from records, built-ins and the calibration. */
@@ -89,10 +87,8 @@ function errorsUnder(cases: readonly PreparedCase[], s: CalibrationScales): Map<
   return new Map(cases.map((c, i) => [c.case.id, ratios[i]! - 1]));
 }
 
-export function buildReport(
-  records: readonly MeasurementRecord[], builtins: readonly ModelSpec[], cluster: (name: string) => ClusterSpec, calibration: CalibrationFile | undefined,
-): ValidateReport {
-  const { prepared, skipped } = prepareRecords(records, builtins, cluster);
+export function buildReport(records: PreparedRecords, calibration: CalibrationFile | undefined): ValidateReport {
+  const { prepared, skipped } = records;
   const compared = comparable(prepared);
   const scales = calibration?.scales ?? IDENTITY;
 
@@ -130,7 +126,7 @@ export function buildReport(
   const hasFolds = (calibration?.folds.length ?? 0) > 0;
   return {
     compares: COMPARES,
-    records: records.length,
+    records: records.count,
     compared: compared.length,
     outOfMemoryRecords: prepared.filter((p) => !p.case.ran).length,
     skipped,

@@ -1,16 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { builtinNames, loadCluster, loadModel } from "../../src/cli/catalog.js";
+import { builtinNames, clusterLoader, loadCluster, loadModel } from "../../src/cli/catalog.js";
 import { fitBaseline } from "../../src/validate/baseline.js";
 import { calibratedCluster, IDENTITY, parseCalibration } from "../../src/validate/calibration.js";
 import { readMeasurements } from "../../src/validate/files.js";
 import { comparable, fitScales, foldSplit, heldOutFolds } from "../../src/validate/fit.js";
 import { minimize } from "../../src/math/nelder-mead.js";
 import { prepareRecords, type PreparedCase } from "../../src/validate/predict.js";
-import type { ClusterSpec } from "../../src/spec/types.js";
 
 const builtins = builtinNames("model").map(loadModel);
-const clusters = new Map<string, ClusterSpec>();
-const cluster = (n: string) => clusters.get(n) ?? clusters.set(n, loadCluster(n)).get(n)!;
+const cluster = clusterLoader();
 const SOURCES = ["megatron-sc21", "megatron-gpt2-2020-readme", "korthikanti-2022", "megatron-h100-2024"];
 
 function prepared(): PreparedCase[] {

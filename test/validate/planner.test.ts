@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { builtinNames, loadCluster, loadModel } from "../../src/cli/catalog.js";
+import { builtinNames, clusterLoader, loadModel } from "../../src/cli/catalog.js";
 import { formatPlanner } from "../../src/cli/validate.js";
 import { quickScore } from "../../src/planner/cost/estimate.js";
 import { searchPlans } from "../../src/planner/search/search.js";
@@ -7,6 +7,7 @@ import { forEachCandidate } from "../../src/planner/search/space.js";
 import { resolvePlan } from "../../src/spec/plan.js";
 import { readCalibration, readMeasurements } from "../../src/validate/files.js";
 import { plannerReport } from "../../src/validate/planner.js";
+import { prepareRecords } from "../../src/validate/predict.js";
 import { shapeOf } from "../helpers.js";
 
 const records = readMeasurements();
@@ -18,7 +19,7 @@ describe("the planner on published settings (issue 7)", () => {
     // SC'21 Table 1, BLOOM's final run and one llm-foundry row with an odd micro-batch (26 of 104 per replica).
     const ids = new Set(["r0001", "r0101", "r0204", "r1196"]);
     const subset = records.filter((r) => ids.has(r.id) || r.source === "megatron-sc21");
-    const rep = plannerReport(subset, builtins, (n) => loadCluster(n), calibration);
+    const rep = plannerReport(prepareRecords(subset, builtins, clusterLoader()), calibration);
     expect(rep.settings).toBeGreaterThanOrEqual(10);
     expect(rep.atLeastAsFast).toBe(rep.settings);
     for (const r of rep.rows) {
@@ -46,7 +47,7 @@ describe("the planner on published settings (issue 7)", () => {
 
   it("keeps DeepSpeed's pipeline engine pinned for Megatron-DeepSpeed settings", () => {
     const bloom = records.filter((r) => r.id === "r0204");
-    const rep = plannerReport(bloom, builtins, (n) => loadCluster(n), calibration);
+    const rep = plannerReport(prepareRecords(bloom, builtins, clusterLoader()), calibration);
     expect(rep.rows).toHaveLength(1);
     // The search honoured the pins: a pipelined best plan carries both knobs (and so is ZeRO 0/1), as the
     // published one does; a plan without a pipeline would carry neither. Megatron-DeepSpeed's synchronous
