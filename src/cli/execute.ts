@@ -3,7 +3,7 @@ import { availableParallelism, loadavg, totalmem } from "node:os";
 import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel, type ProgressEvent } from "../executor/execute.js";
 import { buildReport } from "../executor/measure/report.js";
 import { formatReport } from "../executor/measure/table.js";
-import { predictOnProfile, type DeviceProfile } from "../executor/measure/profile.js";
+import { otherMachine, predictOnProfile, type DeviceProfile } from "../executor/measure/profile.js";
 import { calibrate } from "../executor/measure/calibrate.js";
 import type { BackendChoice } from "../executor/run/backend.js";
 import { ExecutionError } from "../executor/run/launch.js";
@@ -67,11 +67,26 @@ export function progressReporter(io: Io, ranks: number, steps: number, warmup = 
   };
 }
 
+/**
+ * The device profile the prediction uses: --profile FILE as given (with a warning when another machine
+ * measured it), else the saved meshplan-profile.json where this machine measured it, else one measured now.
+ */
 async function profileFor(args: ParsedArgs, io: Io, backend: BackendChoice): Promise<DeviceProfile> {
   const given = extraFlag(args, "profile");
-  if (typeof given === "string") return readProfile(given);
-  if (existsSync(DEFAULT_PROFILE_FILE)) return readProfile(DEFAULT_PROFILE_FILE);
-  io.err(`execute: no device profile (${DEFAULT_PROFILE_FILE}); calibrating this machine first (meshplan calibrate saves one)`);
+  if (typeof given === "string") {
+    const profile = readProfile(given);
+    const other = otherMachine(profile);
+    if (other !== undefined) io.err(`execute: warning: --profile ${given}: ${other}; predictions use its rates`);
+    return profile;
+  }
+  if (existsSync(DEFAULT_PROFILE_FILE)) {
+    const profile = readProfile(DEFAULT_PROFILE_FILE);
+    const other = otherMachine(profile);
+    if (other === undefined) return profile;
+    io.err(`execute: ${DEFAULT_PROFILE_FILE} does not describe this machine (${other}); calibrating this machine first (meshplan calibrate saves one)`);
+  } else {
+    io.err(`execute: no device profile (${DEFAULT_PROFILE_FILE}); calibrating this machine first (meshplan calibrate saves one)`);
+  }
   return calibrate({ backend, base: loadModel("tiny-gpt") });
 }
 

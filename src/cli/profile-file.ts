@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import type { DeviceProfile } from "../executor/measure/profile.js";
+import { otherMachine, type DeviceProfile } from "../executor/measure/profile.js";
 import { InputError } from "../spec/errors.js";
 
 /** Where `meshplan calibrate` saves this machine's device profile, and `execute` and the explorer's `x` read it. */
@@ -26,11 +26,15 @@ export interface SavedProfile {
   readonly file: string;
 }
 
-/** The profile saved in `file`, or undefined where there is none or it cannot be read as one. */
+/**
+ * The profile saved in `file` for this machine, or undefined where there is none, it cannot be read as one,
+ * or it was measured on another machine (otherMachine).
+ */
 export function savedProfile(file = DEFAULT_PROFILE_FILE): SavedProfile | undefined {
   if (!existsSync(file)) return undefined;
   try {
-    return { profile: readProfile(file), file };
+    const profile = readProfile(file);
+    return otherMachine(profile) === undefined ? { profile, file } : undefined;
   } catch {
     return undefined;
   }

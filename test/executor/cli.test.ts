@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -8,6 +8,8 @@ import type { ParsedArgs } from "../../src/cli/args.js";
 import type { Io } from "../../src/cli/io.js";
 import { loadModel } from "../../src/cli/catalog.js";
 import { ageOf, executePlan } from "../../src/executor/index.js";
+import { otherMachine } from "../../src/executor/measure/profile.js";
+import { savedProfile } from "../../src/cli/profile-file.js";
 import { resolvePlan } from "../../src/spec/plan.js";
 import { shapeOf } from "../helpers.js";
 
@@ -129,6 +131,20 @@ describe("meshplan calibrate and execute", () => {
     expect(table.notes?.[1]).toBe(`predicted on the profile in ${profile}, measured 12 min ago (meshplan calibrate measures it again)`);
     expect(table.rows.map((r) => r.quantity)).toEqual(expect.arrayContaining(["step time", "peak memory, worst rank (float32)"]));
   }, 180_000);
+
+  it("warns when --profile was measured on another machine, and a saved profile of another machine is not used", async () => {
+    const saved = JSON.parse(readFileSync(profile, "utf8"));
+    expect(otherMachine(saved)).toBeUndefined();
+    const other = { ...saved, machine: { ...saved.machine, cpus: saved.machine.cpus + 62, cpuModel: "Another CPU" } };
+    expect(otherMachine(other)).toBe(`it was measured on Another CPU (${saved.machine.cpus + 62} cores), this machine is ${saved.machine.cpuModel} (${saved.machine.cpus} cores)`);
+    const file = join(mkdtempSync(join(tmpdir(), "meshplan-other-")), "meshplan-profile.json");
+    writeFileSync(file, JSON.stringify(other));
+    expect(savedProfile(file)).toBeUndefined();
+    expect(savedProfile(profile)?.profile.machine).toEqual(saved.machine);
+    const out = io();
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", dp: 2, "global-batch": 2, profile: file, steps: 1, warmup: 0 }), out)).toBe(0);
+    expect(out.stderr.join("\n")).toMatch(/warning: --profile .*: it was measured on Another CPU .*predictions use its rates/);
+  }, 60_000);
 
   it("says how old a saved profile is", () => {
     const at = "2026-11-22T10:00:00.000Z";

@@ -9,7 +9,7 @@ import { optimizerBytesPerSecond } from "./optimizer.js";
 import { matmulSeconds } from "./matmul.js";
 import { syncWaits } from "./segments.js";
 import type { StepRecord } from "../run/job.js";
-import { predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
+import { predict, profileCluster, thisMachine, type DeviceProfile, type PassSpread } from "./profile.js";
 import { lineFit, mean, pooledLogSd, upperMedian } from "./stats.js";
 import { minimize } from "../../math/nelder-mead.js";
 
@@ -174,7 +174,7 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   const base = {
     version: 1 as const,
     measuredAt: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? "unknown", node: process.version, platform: process.platform },
+    machine: thisMachine(),
     backend: loaded.backend,
     matmul,
     peakFlopsPerSecond: Math.max(...matmul.map((m) => m.flopsPerSecond)),
