@@ -50,7 +50,6 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
   if (plan.flashAttention) {
     unsupported("flashAttention", true, "false (leave out --flash)", "the executor has no fused attention kernel: it stores the score matrix, and predicts with flash attention off");
   }
-  if (plan.schedule === "zb-h1") unsupported("schedule", plan.schedule, "naive, gpipe, 1f1b, interleaved", "the zero-bubble schedule is not executed yet");
   if (plan.recompute !== "none" || plan.recomputeLayersPerStage.some((n) => n > 0)) {
     unsupported("recompute", plan.recompute, "none", "the executor keeps every activation (recomputation is not executed yet)");
   }

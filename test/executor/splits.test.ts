@@ -43,6 +43,17 @@ describe("pipeline parallel", () => {
       expectActivationMemory(ex);
     });
   }
+  it("pp2, ZB-H1: the backward split into input-gradient (B) and weight-gradient (W) passes", async () => {
+    const ex = await runPlan(2, { pp: 2, schedule: "zb-h1" });
+    expectSameNumerics(ex);
+    expectBytes(ex);
+    expectActivationMemory(ex);
+    // Stage 1 (the last) runs each W after stage 0 has had its B's gradient: its W are the passes beyond F and B.
+    const r = ex.results.find((x) => x.coords.pp === 1)!;
+    const m = ex.plan.globalBatch / ex.plan.microBatch;
+    expect(r.steps[0]!.forwardPassSeconds).toHaveLength(m);
+    expect(r.steps[0]!.backwardPassSeconds).toHaveLength(2 * m);
+  });
   it("pp2, interleaved 1F1B with 2 chunks per stage (4 layers)", async () => {
     const ex = await runPlan(2, { pp: 2, virtualStages: 2 }, { layers: 4 });
     expectSameNumerics(ex);

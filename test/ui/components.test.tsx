@@ -40,7 +40,7 @@ describe("components", () => {
 
 describe("the x view", () => {
   it("wraps a failure and the notes to the terminal's width instead of cutting their ends off", () => {
-    const message = 'execution failed: schedule = "zb-h1" is not valid (the zero-bubble schedule is not executed yet); valid: naive, gpipe, 1f1b, interleaved';
+    const message = 'execution failed: recompute = "full" is not valid (the executor keeps every activation (recomputation is not executed yet)); valid: none';
     const failed = render(<ColorContext.Provider value={false}><ExecuteView run={{ title: "t", state: "failed", message }} columns={60} /></ColorContext.Provider>);
     const lines = failed.lastFrame()!.split("\n").slice(1);
     for (const l of lines) expect(l.length).toBeLessThanOrEqual(60);

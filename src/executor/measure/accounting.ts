@@ -165,14 +165,47 @@ export function headActivationElements(model: ModelSpec, plan: Plan): number {
   return (2 * x * model.hiddenSize) / r + (x * model.vocabSize) / plan.tp;
 }
 
-/** Peak activation elements of stage `stage`: its schedule walked pass by pass (F keeps a chunk's, B frees it). */
+/**
+ * What a split backward (ZB-H1) keeps from B to W beyond the saved activations, in float32 elements per
+ * micro-batch (model/layer.ts and model/ends.ts through WeightDeferral.keep): each linear's output gradient
+ * and, where it is not a saved activation, its input. Per layer, x = b s / cp tokens: the second MLP
+ * matrix's output gradient x h (SP: gathered; else the layer's output gradient itself), the MLP
+ * pre-activation gradient(s) x f / tp (two for SwiGLU), the attention output projection's x h (SP:
+ * gathered; else the residual's gradient), Q, K and V's x (q + 2 kv) / tp; under SP also the two inputs
+ * gathered again (x h each), which are saved activations otherwise. The untied head: the logits' gradient
+ * x V / tp (and its input gathered again under SP); the embedding: its output gradient x h.
+ */
+export function deferredWeightElements(model: ModelSpec, plan: Plan, unit: UnitSpec): number {
+  const t = plan.tp;
+  const sp = plan.sequenceParallel && t > 1;
+  const x = (plan.microBatch * plan.seqLen) / plan.cp;
+  const h = model.hiddenSize;
+  if (unit.kind === "embed") return x * h;
+  if (unit.kind === "head") return model.tiedEmbeddings ? 0 : (x * model.vocabSize) / t + (sp ? x * h : 0);
+  const q = (model.attentionHeads * model.headDim) / t;
+  const kv = (model.kvHeads * model.headDim) / t;
+  const f = model.ffnHiddenSize / t;
+  const up = model.mlp === "swiglu" ? 2 : 1;
+  return (sp ? 4 : 2) * x * h + up * x * f + x * (q + 2 * kv);
+}
+
+/**
+ * Peak activation elements of stage `stage`: its schedule walked pass by pass (F keeps a chunk's, B frees
+ * it; a split backward's B adds what W needs, and W frees both).
+ */
 export function peakActivationElements(model: ModelSpec, plan: Plan, stage: number): number {
-  const perChunk = stageChunks(model, plan, stage).map((units) =>
+  const chunks = stageChunks(model, plan, stage);
+  const perChunk = chunks.map((units) =>
     units.reduce((a, u) => a + (u.kind === "layer" ? layerActivationElements(model, plan) : u.kind === "head" ? headActivationElements(model, plan) : 0), 0));
+  const actions = stageSchedule(plan, stage, microBatchCount(plan));
+  const split = actions.some((a) => a.pass === "W");
+  const deferred = chunks.map((units) => (split ? units.reduce((a, u) => a + deferredWeightElements(model, plan, u), 0) : 0));
   let live = 0;
   let peak = 0;
-  for (const a of stageSchedule(plan, stage, microBatchCount(plan))) {
-    live += (a.pass === "F" ? 1 : -1) * perChunk[a.chunk]!;
+  for (const a of actions) {
+    if (a.pass === "F") live += perChunk[a.chunk]!;
+    else if (a.pass === "W") live -= perChunk[a.chunk]! + deferred[a.chunk]!;
+    else live += split ? deferred[a.chunk]! : -perChunk[a.chunk]!;
     peak = Math.max(peak, live);
   }
   return peak;

@@ -1,8 +1,9 @@
 import type { Tensor } from "@tensorflow/tfjs";
-import type { Grads, ModelContext, UnitParams } from "./context.js";
+import type { Grads, ModelContext, UnitParams, WeightDeferral } from "./context.js";
 import { embedBackward, embedForward, headBackward, headForward, type HeadSaved } from "./ends.js";
 import { layerBackward, layerForward, type LayerSaved } from "./layer.js";
 import type { UnitSpec } from "./layout.js";
+import type { Tf } from "./ops.js";
 
 /**
  * Forward and backward of one model chunk (a pipeline stage's slice of units) for one micro-batch.
@@ -72,37 +73,88 @@ export function forwardChunk(
 }
 
 /**
+ * A split backward's weight gradients (ZB-H1): for each unit in backward order, the gradients B computed
+ * at once (norms, biases, position embeddings) and the weight gradients left for W with what they need,
+ * kept through `keepTensor` (the memory ledger: counted as activations, released after W) unless it is
+ * one of the chunk's saved activations already.
+ */
+export class DeferredWeights implements WeightDeferral {
+  readonly units: { readonly unit: UnitSpec; readonly grads: Grads; readonly later: [string, () => Tensor][] }[] = [];
+  /** Tensors kept for W beyond the saved activations: the caller releases them after W. */
+  readonly kept: Tensor[] = [];
+  private readonly held = new Set<Tensor>();
+
+  constructor(private readonly saved: ReadonlySet<Tensor>, private readonly keepTensor: (t: Tensor, into: Tensor[]) => Tensor) {}
+
+  begin(unit: UnitSpec, grads: Grads): void {
+    this.units.push({ unit, grads, later: [] });
+  }
+
+  keep(t: Tensor): Tensor {
+    if (this.saved.has(t) || this.held.has(t)) return t;
+    this.held.add(t);
+    return this.keepTensor(t, this.kept);
+  }
+
+  /** Whether W still needs `t` (so the backward must not dispose it). */
+  holds(t: Tensor): boolean {
+    return this.held.has(t);
+  }
+
+  later(name: string, compute: () => Tensor): void {
+    this.units[this.units.length - 1]!.later.push([name, compute]);
+  }
+}
+
+/**
  * Backward through the chunk, last unit first. `dout` is null for the chunk that ends with the head.
  * Returns the gradient of the chunk's input (null for the chunk that starts with the embedding) and
- * disposes `dout`; the caller releases the kept activations.
+ * disposes `dout`; the caller releases the kept activations. With `deferred` (a split backward, ZB-H1)
+ * the weight gradients wait in it for weightChunk, and the units' gradients go to `params` then.
  */
 export function backwardChunk(
   units: readonly UnitSpec[], params: ParamProvider, acts: ChunkActivations, dout: Tensor | null, data: MicroBatchTokens,
-  ctx: ModelContext,
+  ctx: ModelContext, deferred?: DeferredWeights,
 ): Tensor | null {
   let d = dout;
+  const c: ModelContext = deferred === undefined ? ctx : { ...ctx, weights: deferred };
   for (let i = units.length - 1; i >= 0; i--) {
     const unit = units[i]!;
     const s = acts.saved[i]!;
     const p = params.acquire(unit);
     let grads: Grads;
     let next: Tensor | null;
+    // The unit's entry first: its weight gradients are recorded against it as its backward runs.
+    const entry: Grads = new Map();
+    deferred?.begin(unit, entry);
     if (s.kind === "head") {
-      const r = headBackward(ctx, p, s.saved, data.targets);
+      const r = headBackward(c, p, s.saved, data.targets);
       grads = r.grads;
       next = r.dx;
     } else if (s.kind === "layer") {
-      const r = layerBackward(ctx, p, unit.layer, s.saved, d!);
+      const r = layerBackward(c, p, unit.layer, s.saved, d!);
       grads = r.grads;
       next = r.dx;
     } else {
-      grads = embedBackward(ctx, p, data.ids, d!);
+      grads = embedBackward(c, p, data.ids, d!);
       next = null;
     }
-    d?.dispose();
+    if (d !== null && deferred?.holds(d) !== true) d.dispose();
     d = next;
     params.release(unit);
-    params.accept(unit, grads);
+    if (deferred === undefined) params.accept(unit, grads);
+    else for (const [k, t] of grads) entry.set(k, t);
   }
   return d;
+}
+
+/**
+ * A split backward's W pass for one micro-batch's chunk: each unit's deferred weight gradients, then the
+ * unit's gradients to `params`, in the order B left them (as an unsplit backward would hand them over).
+ */
+export function weightChunk(tf: Tf, params: ParamProvider, deferred: DeferredWeights): void {
+  for (const u of deferred.units) {
+    for (const [name, compute] of u.later) u.grads.set(name, tf.tidy(compute));
+    params.accept(u.unit, u.grads);
+  }
 }

@@ -49,6 +49,19 @@ export interface ModelContext {
   readonly sp: boolean;
   /** Keeps a tensor for the backward (counted as activation memory) and returns it. */
   save(t: Tensor): Tensor;
+  /**
+   * ZB-H1's split backward (Qi et al. 2023): where present, the backward (B) computes input gradients only
+   * and leaves each weight gradient to the later W pass, keeping what it needs; absent, both at once.
+   */
+  readonly weights?: WeightDeferral;
+}
+
+/** Where a split backward leaves its weight gradients for the W pass. */
+export interface WeightDeferral {
+  /** Keeps `t` until the W pass (counted as activation memory unless it already is one) and returns it. */
+  keep(t: Tensor): Tensor;
+  /** The gradient `name`, to be computed in the W pass from kept tensors. */
+  later(name: string, compute: () => Tensor): void;
 }
 
 /** The block of positions this rank's residual stream holds: all `tokens`, or 1/tp of them under SP. */

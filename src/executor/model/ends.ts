@@ -1,6 +1,6 @@
 import type { Tensor } from "@tensorflow/tfjs";
 import { residualPositions, type Grads, type ModelContext, type UnitParams } from "./context.js";
-import { norm, normBackward, product, type Tf } from "./ops.js";
+import { norm, normBackward, product, weightGradient, type Tf } from "./ops.js";
 
 /**
  * The embedding and the head (final norm, output layer, loss), vocabulary-parallel over tp (Shoeybi et al.
@@ -55,7 +55,13 @@ export function embedBackward(ctx: ModelContext, p: UnitParams, ids: Int32Array,
     }
     const dFull = ctx.sp ? ctx.tp.allGather(dout, "tp.embedding") : dout;
     const { local, offset } = vocabBlock(ctx);
-    grads.set("embed.word", tf.keep(product(tf, oneHot(tf, ids, local, offset), dFull, true, false)));
+    // oneHot^T dFull; a split backward (ZB-H1) keeps dFull and builds the one-hot rows again in W.
+    const wordGradient = (d: Tensor) => product(tf, oneHot(tf, ids, local, offset), d, true, false);
+    if (ctx.weights === undefined) grads.set("embed.word", tf.keep(wordGradient(dFull)));
+    else {
+      const kept = ctx.weights.keep(dFull);
+      ctx.weights.later("embed.word", () => wordGradient(kept));
+    }
   });
   return grads;
 }
@@ -100,7 +106,7 @@ export function headBackward(ctx: ModelContext, p: UnitParams, s: HeadSaved, tar
     const fFull = ctx.sp ? ctx.tp.allGather(s.f, "tp.sp-regather") : s.f;
     const { w, tied } = outputWeight(ctx, p);
     if (tied) grads.set("embed.word", tf.keep(product(tf, dlogits, fFull, true, false)));
-    else grads.set("head.w", tf.keep(product(tf, fFull, dlogits, true, false)));
+    else weightGradient(ctx, grads, "head.w", fFull, dlogits);
     const dfFull = product(tf, dlogits, w, false, !tied);
     const df = ctx.sp ? ctx.tp.reduceScatter(dfFull, "tp.head") : ctx.tp.allReduce(dfFull, "tp.head");
     const n = normBackward(tf, s.x, p.get("final.norm.g"), df, ctx.model.norm === "layernorm");

@@ -1,7 +1,7 @@
 import type { Tensor } from "@tensorflow/tfjs";
 import { attention, attentionBackward } from "./attention.js";
 import type { Grads, ModelContext, UnitParams } from "./context.js";
-import { gelu, geluBackward, linear, linearBackward, norm, normBackward, rope, swiglu, swigluBackward } from "./ops.js";
+import { gelu, geluBackward, linear, linearInputBackward, norm, normBackward, rope, swiglu, swigluBackward } from "./ops.js";
 
 /**
  * One pre-norm decoder layer, Megatron tensor parallel (Shoeybi et al. 2019, fig. 3): Q/K/V and the first
@@ -112,26 +112,17 @@ export function layerBackward(ctx: ModelContext, p: UnitParams, layer: number, s
   const dx = tf.tidy(() => {
     // MLP: z = act W_down (+ b) reduced over tp.
     const dzFull = gatherSp(ctx, dout, "tp.layer");
-    const down = linearBackward(tf, s.act, p.get(`${n}.mlp.down.w`), dzFull, false);
-    put(grads, `${n}.mlp.down.w`, tf.keep(down.dw));
+    const dAct = linearInputBackward(ctx, grads, `${n}.mlp.down`, s.act, p.get(`${n}.mlp.down.w`), dzFull, false);
     if (hasBias) put(grads, `${n}.mlp.down.b`, tf.keep(tf.sum(dout, 0)));
     const bFull = gatherSp(ctx, s.b2, "tp.sp-regather");
     let dbFull: Tensor;
     if (model.mlp === "swiglu") {
-      const { da, du } = swigluBackward(tf, s.pre[0]!, s.pre[1]!, down.dx);
-      const gateG = linearBackward(tf, bFull, p.get(`${n}.mlp.gate.w`), da, hasBias);
-      const upG = linearBackward(tf, bFull, p.get(`${n}.mlp.up.w`), du, hasBias);
-      put(grads, `${n}.mlp.gate.w`, tf.keep(gateG.dw));
-      put(grads, `${n}.mlp.gate.b`, gateG.db && tf.keep(gateG.db));
-      put(grads, `${n}.mlp.up.w`, tf.keep(upG.dw));
-      put(grads, `${n}.mlp.up.b`, upG.db && tf.keep(upG.db));
-      dbFull = tf.add(gateG.dx, upG.dx);
+      const { da, du } = swigluBackward(tf, s.pre[0]!, s.pre[1]!, dAct);
+      const dGate = linearInputBackward(ctx, grads, `${n}.mlp.gate`, bFull, p.get(`${n}.mlp.gate.w`), da, hasBias);
+      dbFull = tf.add(dGate, linearInputBackward(ctx, grads, `${n}.mlp.up`, bFull, p.get(`${n}.mlp.up.w`), du, hasBias));
     } else {
-      const du = geluBackward(tf, s.pre[0]!, down.dx);
-      const upG = linearBackward(tf, bFull, p.get(`${n}.mlp.up.w`), du, hasBias);
-      put(grads, `${n}.mlp.up.w`, tf.keep(upG.dw));
-      put(grads, `${n}.mlp.up.b`, upG.db && tf.keep(upG.db));
-      dbFull = upG.dx;
+      const du = geluBackward(tf, s.pre[0]!, dAct);
+      dbFull = linearInputBackward(ctx, grads, `${n}.mlp.up`, bFull, p.get(`${n}.mlp.up.w`), du, hasBias);
     }
     const db2 = reduceRow(ctx, dbFull, "tp.layer");
     const n2 = normBackward(tf, s.x1, p.get(`${n}.ln2.g`), db2, isLayerNorm);
@@ -141,12 +132,11 @@ export function layerBackward(ctx: ModelContext, p: UnitParams, layer: number, s
 
     // Attention: y = o W_o (+ b) reduced over tp.
     const dyFull = gatherSp(ctx, dx1, "tp.layer");
-    const outG = linearBackward(tf, s.o, p.get(`${n}.attn.o.w`), dyFull, false);
-    put(grads, `${n}.attn.o.w`, tf.keep(outG.dw));
+    const dO = linearInputBackward(ctx, grads, `${n}.attn.o`, s.o, p.get(`${n}.attn.o.w`), dyFull, false);
     if (hasBias) put(grads, `${n}.attn.o.b`, tf.keep(tf.sum(dx1, 0)));
     const kAll = ctx.cp.size > 1 ? ctx.cp.allGather(s.k, "cp.kv") : s.k;
     const vAll = ctx.cp.size > 1 ? ctx.cp.allGather(s.v, "cp.kv") : s.v;
-    const att = attentionBackward(tf, s.q, kAll, vAll, s.probs, outG.dx, g);
+    const att = attentionBackward(tf, s.q, kAll, vAll, s.probs, dO, g);
     let dk = ctx.cp.size > 1 ? ctx.cp.reduceScatter(att.dk, "cp.kv") : att.dk;
     const dv = ctx.cp.size > 1 ? ctx.cp.reduceScatter(att.dv, "cp.kv") : att.dv;
     let dq = att.dq;
@@ -157,10 +147,8 @@ export function layerBackward(ctx: ModelContext, p: UnitParams, layer: number, s
     const aFull = gatherSp(ctx, s.a, "tp.sp-regather");
     let daFull: Tensor | undefined;
     for (const [name, grad] of [["q", dq], ["k", dk], ["v", dv]] as const) {
-      const lg = linearBackward(tf, aFull, p.get(`${n}.attn.${name}.w`), grad, qkvBias);
-      put(grads, `${n}.attn.${name}.w`, tf.keep(lg.dw));
-      put(grads, `${n}.attn.${name}.b`, lg.db && tf.keep(lg.db));
-      daFull = daFull === undefined ? lg.dx : tf.add(daFull, lg.dx);
+      const dx = linearInputBackward(ctx, grads, `${n}.attn.${name}`, aFull, p.get(`${n}.attn.${name}.w`), grad, qkvBias);
+      daFull = daFull === undefined ? dx : tf.add(daFull, dx);
     }
     const da = reduceRow(ctx, daFull!, "tp.layer");
     const n1 = normBackward(tf, s.xin, p.get(`${n}.ln1.g`), da, isLayerNorm);

@@ -1,5 +1,6 @@
 import type * as TF from "@tensorflow/tfjs";
 import type { Tensor } from "@tensorflow/tfjs";
+import type { Grads, ModelContext } from "./context.js";
 
 /**
  * Forward and backward of the decoder's building blocks, written out by hand over TensorFlow.js ops so
@@ -10,12 +11,6 @@ export type Tf = typeof TF;
 
 /** Epsilon of LayerNorm and RMSNorm, as GPT-2 and Llama use (1e-5; HF GPT2Config.layer_norm_epsilon). */
 export const NORM_EPS = 1e-5;
-
-export interface LinearGrads {
-  readonly dx: Tensor;
-  readonly dw: Tensor;
-  readonly db: Tensor | undefined;
-}
 
 /**
  * A 2-D product with either operand transposed, the transpose done by its own kernel: TensorFlow.js's
@@ -28,6 +23,32 @@ export function product(tf: Tf, a: Tensor, b: Tensor, transposeA = false, transp
   return tf.tidy(() => tf.matMul((transposeA ? tf.transpose(a) : a) as TF.Tensor2D, (transposeB ? tf.transpose(b) : b) as TF.Tensor2D));
 }
 
+/**
+ * The weight gradient x^T dy of a linear: at once into `grads`, or, in a split backward (ZB-H1), later in
+ * the W pass from x and dy kept until then.
+ */
+export function weightGradient(ctx: ModelContext, grads: Grads, name: string, x: Tensor, dy: Tensor): void {
+  const { tf } = ctx;
+  if (ctx.weights === undefined) {
+    grads.set(name, tf.keep(product(tf, x, dy, true, false)));
+    return;
+  }
+  const xs = ctx.weights.keep(x);
+  const dys = ctx.weights.keep(dy);
+  ctx.weights.later(name, () => product(tf, xs, dys, true, false));
+}
+
+/**
+ * A linear's backward: dx = dy W^T and db (the column sums of dy) now, dW = x^T dy through
+ * weightGradient (now, or in a split backward's W pass).
+ */
+export function linearInputBackward(ctx: ModelContext, grads: Grads, prefix: string, x: Tensor, w: Tensor, dy: Tensor, hasBias: boolean): Tensor {
+  const { tf } = ctx;
+  if (hasBias) grads.set(`${prefix}.b`, tf.keep(tf.sum(dy, 0)));
+  weightGradient(ctx, grads, `${prefix}.w`, x, dy);
+  return product(tf, dy, w, false, true);
+}
+
 /** y = x W (+ b). */
 export function linear(tf: Tf, x: Tensor, w: Tensor, b: Tensor | undefined): Tensor {
   return tf.tidy(() => {
@@ -36,14 +57,6 @@ export function linear(tf: Tf, x: Tensor, w: Tensor, b: Tensor | undefined): Ten
   });
 }
 
-/** dx = dy W^T, dW = x^T dy, db = column sums of dy. */
-export function linearBackward(tf: Tf, x: Tensor, w: Tensor, dy: Tensor, hasBias: boolean): LinearGrads {
-  return tf.tidy(() => ({
-    dx: product(tf, dy, w, false, true),
-    dw: product(tf, x, dy, true, false),
-    db: hasBias ? tf.sum(dy, 0) : undefined,
-  })) as LinearGrads;
-}
 
 /** The normalised rows and the reciprocal standard deviation (LayerNorm: Ba et al. 2016; RMSNorm: Zhang & Sennrich 2019). */
 function normalise(tf: Tf, x: Tensor, layer: boolean): { xhat: Tensor; rstd: Tensor } {

@@ -1,3 +1,4 @@
+import { stagePrograms } from "../../simulator/schedules.js";
 import type { Plan } from "../../spec/types.js";
 
 /**
@@ -11,9 +12,12 @@ import type { Plan } from "../../spec/types.js";
  * - Interleaved 1F1B (Narayanan et al. 2021, section 2.2.2; Megatron-LM
  *   forward_backward_pipelining_with_interleaving): v chunks per stage, 2(p - i - 1) + (v - 1)p warm-up
  *   forwards, in groups of p micro-batches per chunk.
+ * - ZB-H1 (Qi et al. 2023, section 3.1): 1F1B's forwards and input-gradient passes B, each weight-gradient
+ *   pass W deferred while stage i has at most i pending.
  */
 export interface Action {
-  readonly pass: "F" | "B";
+  /** Forward, backward (input gradients; with the weight gradients unless the schedule splits them), weight gradients (ZB-H1's W). */
+  readonly pass: "F" | "B" | "W";
   readonly microBatch: number;
   readonly chunk: number;
 }
@@ -55,8 +59,12 @@ export function stageSchedule(plan: Plan, stage: number, microBatches: number): 
       };
       return oneFOneB(m * v, 2 * (p - stage - 1) + (v - 1) * p, (k) => at(k, false), (k) => at(k, true));
     }
-    case "zb-h1":
-      throw new Error("internal: zb-h1 is not executed (rejected by executor validation)");
+    case "zb-h1": {
+      // The simulator's order (simulator/schedules.ts zeroBubbleH1), so that prediction and run agree pass by pass.
+      const prog = stagePrograms("zb-h1", p, m, 1)[stage]!;
+      const name = ["F", "B", "W"] as const;
+      return Array.from({ length: prog.length }, (_, k) => ({ pass: name[prog.pass[k]!]!, microBatch: prog.microBatch[k]!, chunk: 0 }));
+    }
   }
 }
 

@@ -3,7 +3,7 @@ import type { ModelSpec, Plan } from "../../spec/types.js";
 import type { Channel } from "../comm/p2p.js";
 import type { Traffic } from "../comm/traffic.js";
 import type { MemoryLedger } from "../measure/ledger.js";
-import { backwardChunk, forwardChunk, type ChunkActivations, type MicroBatchTokens } from "../model/chunk.js";
+import { backwardChunk, DeferredWeights, forwardChunk, weightChunk, type ChunkActivations, type MicroBatchTokens } from "../model/chunk.js";
 import type { GroupOps, ModelContext } from "../model/context.js";
 import { tokenSlice, type TokenSource } from "../model/data.js";
 import type { UnitSpec } from "../model/layout.js";
@@ -78,6 +78,8 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
     save: (t) => d.ledger.keep(t, kept),
   });
   const acts = new Map<number, ChunkActivations>();
+  const split = actions.some((a) => a.pass === "W");
+  const deferred = new Map<number, DeferredWeights>();
   let loss = 0;
   const forwardPassSeconds: number[] = [];
   const backwardPassSeconds: number[] = [];
@@ -108,6 +110,17 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
       }
       acts.set(key, r.activations);
       forwardPassSeconds.push((performance.now() - t0) / 1e3 - (commSeconds(d.traffic).total - c0));
+    } else if (a.pass === "W") {
+      // ZB-H1's weight-gradient pass: what B left, then the micro-batch's activations and kept tensors go.
+      d.before("backward");
+      const w = deferred.get(key)!;
+      deferred.delete(key);
+      weightChunk(tf, d.state, w);
+      d.ledger.sample();
+      d.ledger.release(acts.get(key)!.kept);
+      d.ledger.release(w.kept);
+      acts.delete(key);
+      backwardPassSeconds.push((performance.now() - t0) / 1e3 - (commSeconds(d.traffic).total - c0));
     } else {
       d.before("backward");
       let dout: Tensor | null = null;
@@ -116,10 +129,14 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
         dout = tf.tensor(d.channel(next.rank, self).recv(tag("B", a.microBatch, a.chunk), "pp.gradient"), [rows, d.model.hiddenSize]);
       }
       const saved = acts.get(key)!;
-      acts.delete(key);
-      const dinput = backwardChunk(units, d.state, saved, dout, tokensOf(a.microBatch), context([]));
+      // A split backward (ZB-H1) keeps the activations and what its weight gradients need until W.
+      const w = split ? new DeferredWeights(new Set(saved.kept), (t, into) => d.ledger.keep(t, into)) : undefined;
+      const dinput = backwardChunk(units, d.state, saved, dout, tokensOf(a.microBatch), context([]), w);
       d.ledger.sample();
-      d.ledger.release(saved.kept);
+      if (w === undefined) {
+        d.ledger.release(saved.kept);
+        acts.delete(key);
+      } else deferred.set(key, w);
       if (dinput !== null) {
         const prev = neighbour(g - 1);
         d.channel(self, prev.rank).send(tag("B", a.microBatch, prev.chunk), dinput.dataSync() as Float32Array, "pp.gradient");
