@@ -13,12 +13,17 @@ export class MemoryLedger {
 
   constructor(private readonly tf: Tf) {}
 
-  keep(t: Tensor, kept: Tensor[]): Tensor {
+  /**
+   * `sample` false: the tensor is kept in the middle of a backward (ZB-H1's tensors for W), where the
+   * backward's own temporaries are live; live tensors are then sampled after the unit's backward, as for
+   * every other backward, so that the schedules' peaks are taken at the same points.
+   */
+  keep(t: Tensor, kept: Tensor[], sample = true): Tensor {
     this.tf.keep(t);
     kept.push(t);
     this.activationBytes += t.size * 4;
     this.peakActivationBytes = Math.max(this.peakActivationBytes, this.activationBytes);
-    this.sample();
+    if (sample) this.sample();
     return t;
   }
 

@@ -130,7 +130,7 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
       }
       const saved = acts.get(key)!;
       // A split backward (ZB-H1) keeps the activations and what its weight gradients need until W.
-      const w = split ? new DeferredWeights(new Set(saved.kept), (t, into) => d.ledger.keep(t, into)) : undefined;
+      const w = split ? new DeferredWeights(new Set(saved.kept), (t, into) => d.ledger.keep(t, into, false)) : undefined;
       const dinput = backwardChunk(units, d.state, saved, dout, tokensOf(a.microBatch), context([]), w);
       d.ledger.sample();
       if (w === undefined) {
