@@ -99,6 +99,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
   const dpStream = blocking ? Stream.compute : Stream.dp;
   const pieces = (k: number) => (before[k]! > 0 || after[k]! > 0 ? buckets : 1);
   const chunkBytes = st.memory.perMicroBatchBytes / v;
+  const weightInputs = (st.memory.weightGradInputBytes ?? 0) / v;
 
   let prevDone = -1;
   let prevPiece = -1;
@@ -167,9 +168,10 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     } else if (pass === Pass.backward) {
       links.firstBackward[slot] = entry;
       mem.add(first, false, st.memory.backwardTransientBytes);
-      mem.add(piece, true, -st.memory.backwardTransientBytes - (lastOfChain ? st.memory.lossBytes : 0) - (split ? 0 : chunkBytes));
+      // Split (ZB-H1): the activations wait for W, and B leaves W its inputs.
+      mem.add(piece, true, -st.memory.backwardTransientBytes - (lastOfChain ? st.memory.lossBytes : 0) + (split ? weightInputs : -chunkBytes));
     } else {
-      mem.add(piece, true, -chunkBytes);
+      mem.add(piece, true, -chunkBytes - weightInputs);
     }
     let done = link;
     if (pass !== Pass.weight) {

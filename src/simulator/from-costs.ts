@@ -1,6 +1,6 @@
 import { keptBytes } from "../planner/cost/activations.js";
 import type { DpCosts } from "../planner/cost/communication.js";
-import { gradientBytesPerParam, lossBytes, PARAM_BYTES } from "../planner/cost/memory.js";
+import { gradientBytesPerParam, lossBytes, PARAM_BYTES, stageWeightGradInputBytes } from "../planner/cost/memory.js";
 import type { PlanCosts } from "../planner/cost/stages.js";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import type { SimDp, SimInput, SimParameterServers, SimStage } from "./types.js";
@@ -64,6 +64,7 @@ export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: P
         perMicroBatchBytes: full * costs.activations.full + (layers - full) * kept,
         backwardTransientBytes: full > 0 ? costs.activations.none : 0,
         lossBytes: i === plan.pp - 1 ? lossBytes(model, plan) : 0,
+        ...(plan.schedule === "zb-h1" ? { weightGradInputBytes: stageWeightGradInputBytes(model, plan, i) } : {}),
       },
     };
   });

@@ -75,6 +75,8 @@ export interface SimMemory {
   readonly backwardTransientBytes: number;
   /** Last stage: the logits of a micro-batch, from its forward to its backward. */
   readonly lossBytes: number;
+  /** A split backward (ZB-H1): what a micro-batch keeps from its B to its W (all chunks); absent: none. */
+  readonly weightGradInputBytes?: number;
 }
 
 export interface SimStage {

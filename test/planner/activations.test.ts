@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { inFlightMicroBatches, layerActivationBytes } from "../../src/planner/cost/activations.js";
+import { inFlightMicroBatches, layerActivationBytes, weightGradInputBytes } from "../../src/planner/cost/activations.js";
 import { stageActivationBytes } from "../../src/planner/cost/memory.js";
 import { gptModel, planFor, relErr, shapeOf } from "../helpers.js";
 
@@ -96,5 +96,35 @@ describe("activation memory per layer (Korthikanti et al. 2022)", () => {
       const stage0 = stageActivationBytes(model, plan, 0, m, act);
       expect(stage0).toBeCloseTo(p * (1 + (p - 1) / (p * v)) * layers * act.none, -3);
     }
+  });
+});
+
+describe("ZB-H1's weight-gradient inputs (kept from each B to its W)", () => {
+  const [s, h] = [2048, 12288];
+
+  it("every linear's output gradient: 2 x (3h + h + 4h + h) bytes per token without tensor parallel", () => {
+    const { plan } = planFor(gpt175, shape, { flashAttention: false, schedule: "zb-h1", pp: 2 });
+    expect(weightGradInputBytes(gpt175, plan)).toBe(2 * s * 9 * h);
+  });
+
+  it("under sequence parallel the column-parallel inputs gathered again too: 2 x (7h/t + 2h + 2h)", () => {
+    for (const t of [2, 4, 8]) {
+      const { plan } = planFor(gpt175, shape, { flashAttention: false, schedule: "zb-h1", pp: 2, tp: t, sequenceParallel: true });
+      expect(weightGradInputBytes(gpt175, plan)).toBeCloseTo(2 * s * ((7 * h) / t + 4 * h), 6);
+    }
+  });
+
+  it("stage i holds them for up to i + 1 micro-batches, on top of min(p, m) micro-batches' activations", () => {
+    const { plan } = planFor(gpt175, shape, { flashAttention: true, schedule: "zb-h1", pp: 4, tp: 8, globalBatch: 64 });
+    const m = 64 / plan.dp;
+    const a = layerActivationBytes(gpt175, plan);
+    const layers = plan.layersPerStage[1]!;
+    const kept = layers * a.none;
+    const w = layers * weightGradInputBytes(gpt175, plan);
+    // A middle stage: no logits, nothing recomputed, so its peak is at the end of a backward.
+    expect(stageActivationBytes(gpt175, plan, 1, m, a)).toBeCloseTo(Math.min(4, m) * kept + Math.min(2, m) * w, 0);
+    // Without the split (1F1B) the same stage holds min(p - i, m) micro-batches and nothing for W.
+    const ofb = planFor(gpt175, shape, { flashAttention: true, schedule: "1f1b", pp: 4, tp: 8, globalBatch: 64 }).plan;
+    expect(stageActivationBytes(gpt175, ofb, 1, m, layerActivationBytes(gpt175, ofb))).toBeCloseTo(3 * kept, 0);
   });
 });

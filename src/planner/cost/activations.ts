@@ -18,7 +18,7 @@ export interface LayerActivationBytes {
   readonly full: number;
 }
 
-const BYTES_16 = 2;
+export const BYTES_16 = 2;
 const BYTES_MASK = 1;
 const BYTES_FP32 = 4;
 
@@ -56,6 +56,27 @@ export function layerActivationBytes(model: ModelSpec, plan: Plan): LayerActivat
   const none = attnLinear + core + mlp;
   const selective = plan.flashAttention ? none : none - scores;
   return { none, selective, full: BYTES_16 * x * h / r };
+}
+
+/**
+ * What a split backward (ZB-H1) keeps from one micro-batch's B to its W on one layer, 16-bit: each linear's
+ * output gradient, and under sequence parallel the inputs of the column-parallel linears gathered again
+ * (Qi et al. 2023's implementation puts every linear's input and output gradient in its WeightGradStore;
+ * the other inputs are activations the layer keeps anyway): Q, K and V's x (q + 2 kv), the attention output
+ * projection's x h, the MLP's first matrix output(s) x k f (two for SwiGLU), its second x k h, and with SP
+ * the QKV and FC1 inputs, x h each.
+ */
+export function weightGradInputBytes(model: ModelSpec, plan: Plan): number {
+  const t = plan.tp;
+  const sp = plan.sequenceParallel && t > 1;
+  const x = (plan.microBatch * plan.seqLen) / plan.cp;
+  const h = model.hiddenSize;
+  const q = (model.attentionHeads * model.headDim) / t;
+  const kv = kvHeadsPerRank(model, t) * model.headDim;
+  const k = model.moe?.topK ?? 1;
+  const f = model.ffnHiddenSize / t;
+  const up = model.mlp === "swiglu" ? 2 : 1;
+  return BYTES_16 * x * (q + 2 * kv + h + k * up * f + k * h + (sp ? 2 * h : 0));
 }
 
 /** Bytes one layer keeps under a recompute mode that is not `full`. */

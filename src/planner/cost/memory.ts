@@ -1,5 +1,5 @@
 import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
-import { inFlightMicroBatches, keptBytes, kvHeadsPerRank, type LayerActivationBytes } from "./activations.js";
+import { BYTES_16, inFlightMicroBatches, keptBytes, kvHeadsPerRank, weightGradInputBytes, type LayerActivationBytes } from "./activations.js";
 import { layerParams, normParams } from "./params.js";
 
 /** Parameters one GPU holds, split by how they are sharded for ZeRO (dense over dp*cp, experts over dp*cp/ep). */
@@ -106,17 +106,54 @@ export function peakBytesLowerBound(model: ModelSpec, gpu: GpuSpec, plan: StateP
   return s.parametersBytes + s.gradientsBytes + s.optimizerBytes + gpu.runtimeReserveBytes;
 }
 
-/** Activation bytes of stage `stage` at its peak. */
+/**
+ * What stage `stage` keeps from one micro-batch's B to its W under a split backward (ZB-H1), 16-bit: its layers'
+ * weightGradInputBytes and, on the last stage, the output layer's (its logits' gradient x V / tp, and under
+ * SP its input gathered again, x h); 0 for schedules that do not split the backward.
+ */
+export function stageWeightGradInputBytes(model: ModelSpec, plan: Plan, stage: number): number {
+  if (plan.schedule !== "zb-h1") return 0;
+  const x = (plan.microBatch * plan.seqLen) / plan.cp;
+  const head = stage === plan.pp - 1
+    ? BYTES_16 * x * (model.vocabSize / plan.tp + (plan.sequenceParallel && plan.tp > 1 ? model.hiddenSize : 0))
+    : 0;
+  return (plan.layersPerStage[stage] ?? 0) * weightGradInputBytes(model, plan) + head;
+}
+
+/**
+ * Activation bytes of stage `stage` at its peak. Under ZB-H1 a micro-batch's weight-gradient inputs stay
+ * from its B to its W: stage i holds those of min(i, m - 1) micro-batches when a backward starts (with
+ * the backward's transient and, on the last stage, the micro-batch's logits) and min(i + 1, m) when it ends.
+ */
 export function stageActivationBytes(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes): number {
+  const b = stageActivationBranches(model, plan, stage, microBatches, a);
+  return Math.max(b.backwardStart, b.backwardEnd);
+}
+
+/**
+ * The two candidates for a stage's activation peak: when a backward starts (the in-flight micro-batches,
+ * the backward's transient, the last stage's logits) and, under a split backward, when it ends (its
+ * weight-gradient inputs added, the transient and logits gone); 0 for the latter otherwise. Each is
+ * affine in the stage's layers and recomputed layers, which the stage-layout program reads off.
+ */
+export function stageActivationBranches(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes): { backwardStart: number; backwardEnd: number } {
   const layers = plan.layersPerStage[stage] ?? 0;
   const full = plan.recomputeLayersPerStage[stage] ?? 0;
   const perMicroBatch = full * a.full + (layers - full) * keptBytes(a, plan);
-  let bytes = inFlightMicroBatches(plan, stage, microBatches) * perMicroBatch;
+  const inFlight = inFlightMicroBatches(plan, stage, microBatches) * perMicroBatch;
   // Backward through a fully recomputed layer rebuilds that one layer's activations.
-  if (full > 0) bytes += a.none;
+  const transient = full > 0 ? a.none : 0;
+  const last = stage === plan.pp - 1;
+  const w = stageWeightGradInputBytes(model, plan, stage);
+  if (w > 0) {
+    const m = microBatches;
+    return {
+      backwardStart: inFlight + Math.min(stage, m - 1) * w + transient + (last ? lossBytes(model, plan) : 0),
+      backwardEnd: inFlight + Math.min(stage + 1, m) * w,
+    };
+  }
   // GPipe runs every forward before any backward: its last stage keeps each micro-batch's logits.
-  if (stage === plan.pp - 1) bytes += (plan.schedule === "gpipe" ? microBatches : 1) * lossBytes(model, plan);
-  return bytes;
+  return { backwardStart: inFlight + transient + (last ? (plan.schedule === "gpipe" ? microBatches : 1) * lossBytes(model, plan) : 0), backwardEnd: 0 };
 }
 
 /**

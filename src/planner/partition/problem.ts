@@ -1,6 +1,7 @@
 import { fillsChunks } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { stageMemory } from "../cost/estimate.js";
+import { stageActivationBranches } from "../cost/memory.js";
 import { planCosts, stageMicroBatchSeconds } from "../cost/stages.js";
 
 /**
@@ -12,6 +13,7 @@ import { planCosts, stageMicroBatchSeconds } from "../cost/stages.js";
  *   T_i = fixedSeconds_i + perLayerSeconds_i * l_i + perRecomputedLayerSeconds_i * r_i
  *   W_i = perLayerWeightSeconds_i * l_i                                (weight-gradient part, ZB-H1)
  *   M_i = fixedBytes_i + perLayerBytes_i * l_i + perRecomputedLayerBytes_i * r_i + transientBytes_i * [r_i > 0]
+ *         (ZB-H1: the larger of that and the backward-end form, StageCoefficients.backwardEnd)
  * The coefficients differ by stage: the first and last stages carry the embedding, the output layer and
  * the loss, and stage i of 1F1B holds min(p - i, m) micro-batches in flight.
  */
@@ -24,6 +26,11 @@ export interface StageCoefficients {
   readonly perLayerBytes: number;
   readonly perRecomputedLayerBytes: number;
   readonly transientBytes: number;
+  /**
+   * ZB-H1: the peak when a backward ends (its weight-gradient inputs kept for W) is a second affine form,
+   * fixed + perLayer * l + perRecomputedLayerBytes * r (no transient); M_i is the larger of the two.
+   */
+  readonly backwardEnd?: { readonly fixedBytes: number; readonly perLayerBytes: number };
 }
 
 /**
@@ -90,7 +97,9 @@ export function stageSeconds(c: StageCoefficients, l: number, r: number): number
 }
 
 export function stageBytes(c: StageCoefficients, l: number, r: number): number {
-  return c.fixedBytes + c.perLayerBytes * l + c.perRecomputedLayerBytes * r + (r > 0 ? c.transientBytes : 0);
+  const start = c.fixedBytes + c.perLayerBytes * l + c.perRecomputedLayerBytes * r + (r > 0 ? c.transientBytes : 0);
+  if (c.backwardEnd === undefined) return start;
+  return Math.max(start, c.backwardEnd.fixedBytes + c.backwardEnd.perLayerBytes * l + c.perRecomputedLayerBytes * r);
 }
 
 export function objectiveSeconds(p: PartitionProblem, layers: readonly number[], recomputed: readonly number[]): number {
@@ -126,6 +135,12 @@ export function objectiveWeights(plan: Plan, microBatches: number): Pick<Partiti
  * recompute jump, four probes give every coefficient exactly, and the program stays consistent with
  * whatever the cost model counts (tested in test/planner/partition.test.ts).
  */
+/** The backward-end form from two probes at v and 2v layers (nothing recomputed). */
+function endForm(at1: number, at2: number, v: number): { fixedBytes: number; perLayerBytes: number } {
+  const perLayerBytes = (at2 - at1) / v;
+  return { fixedBytes: at1 - perLayerBytes * v, perLayerBytes };
+}
+
 export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Plan): PartitionProblem {
   const v = plan.virtualStages;
   const p = plan.pp;
@@ -134,10 +149,13 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
     const costs = planCosts(model, shape, probePlan);
     return costs.stages.map((s, i) => {
       const mem = stageMemory(model, probePlan, costs, i);
+      const rest = mem.parametersBytes + mem.gradientsBytes + mem.optimizerBytes + mem.otherBytes;
+      const branches = stageActivationBranches(model, probePlan, i, costs.microBatches, costs.activations);
       return {
         seconds: stageMicroBatchSeconds(s),
         weight: s.backwardWeightSeconds,
-        bytes: mem.parametersBytes + mem.gradientsBytes + mem.optimizerBytes + mem.activationsBytes + mem.otherBytes,
+        bytes: rest + branches.backwardStart,
+        endBytes: rest + branches.backwardEnd,
       };
     });
   };
@@ -159,6 +177,7 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
       perLayerBytes,
       perRecomputedLayerBytes,
       transientBytes: c[i]!.bytes - b[i]!.bytes - perRecomputedLayerBytes,
+      ...(plan.schedule === "zb-h1" ? { backwardEnd: endForm(a[i]!.endBytes, b[i]!.endBytes, v) } : {}),
     };
   });
   return {
