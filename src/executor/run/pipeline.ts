@@ -47,6 +47,7 @@ export interface StageTimes {
   readonly pipelineIdleSeconds: number;
   /** Each pass's own seconds (communication excluded), in the order run: the pass-time jitter calibrate measures. */
   readonly forwardPassSeconds: readonly number[];
+  /** Backward passes, and under ZB-H1 the weight-gradient passes W too (backward work either way). */
   readonly backwardPassSeconds: readonly number[];
 }
 
