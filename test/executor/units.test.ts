@@ -71,7 +71,7 @@ describe("the rank grid", () => {
 describe("pipeline schedules", () => {
   it("run every pass once, forward before backward, holding the cost model's micro-batches at the peak", () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }),
-      fc.constantFrom("naive", "gpipe", "1f1b", "interleaved"), (p, v0, k, schedule) => {
+      fc.constantFrom("naive", "gpipe", "1f1b", "interleaved", "zb-h1"), (p, v0, k, schedule) => {
         const v = schedule === "interleaved" ? Math.max(2, v0) : 1;
         if (schedule === "interleaved" && p < 2) return;
         const m = schedule === "interleaved" ? p * k : k + p - 1;
@@ -80,12 +80,16 @@ describe("pipeline schedules", () => {
         expect(microBatchCount(plan)).toBe(m);
         for (let s = 0; s < p; s++) {
           const actions = stageSchedule(plan, s, m);
-          expect(actions).toHaveLength(2 * m * v);
+          const split = schedule === "zb-h1";
+          expect(actions).toHaveLength((split ? 3 : 2) * m * v);
           const seen = new Set<string>();
           for (const a of actions) {
             const key = `${a.microBatch}:${a.chunk}`;
             if (a.pass === "F") expect(seen.has(key)).toBe(false);
             else expect(seen.has(key)).toBe(true);
+            // Under ZB-H1 each W follows its micro-batch's B.
+            if (a.pass === "W") expect(seen.has(`B${key}`)).toBe(true);
+            if (a.pass === "B") seen.add(`B${key}`);
             seen.add(key);
           }
           expect(peakInFlightChunks(actions) / v).toBeCloseTo(inFlightMicroBatches(plan, s, m), 9);
@@ -160,6 +164,7 @@ describe("the executor's bytes against the cost model's, for plans not executed 
     [8, { tp: 4, dp: 2, zero: 2 }, 2], [8, { tp: 2, pp: 2, dp: 2, zero: 3 }, 2], [8, { pp: 4, virtualStages: 2, dp: 2 }, 8],
     [8, { cp: 4, tp: 2 }, 2], [8, { tp: 4, sequenceParallel: false, pp: 2 }, 4], [4, { dp: 4, zero: 1 }, 2], [8, { cp: 2, dp: 2, tp: 2, zero: 3 }, 2],
     [8, { tp: 2, dp: 4, zero: 1 }, 2], [8, { tp: 2, pp: 2, virtualStages: 2, dp: 2, zero: 2 }, 4],
+    [8, { tp: 2, pp: 2, dp: 2, zero: 3, schedule: "zb-h1" }, 2], [8, { tp: 2, sequenceParallel: false, pp: 4, schedule: "zb-h1" }, 4],
   ];
   // Llama-style: RMSNorm, rotary positions, SwiGLU, no biases, grouped K/V heads (fewer replicated weights).
   const llama: Partial<ModelSpec> = { mlp: "swiglu", norm: "rmsnorm", positionEmbedding: "rope", linearBias: false, kvHeads: 2 };

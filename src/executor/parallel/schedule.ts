@@ -70,10 +70,12 @@ export function stageSchedule(plan: Plan, stage: number, microBatches: number): 
 
 /** Most (micro-batch, chunk) activations a stage holds at once under its schedule, in chunks. */
 export function peakInFlightChunks(actions: readonly Action[]): number {
+  // A split backward (ZB-H1) frees a chunk's activations at its W, not at its B.
+  const split = actions.some((a) => a.pass === "W");
   let live = 0;
   let peak = 0;
   for (const a of actions) {
-    live += a.pass === "F" ? 1 : -1;
+    live += a.pass === "F" ? 1 : a.pass === "W" || !split ? -1 : 0;
     peak = Math.max(peak, live);
   }
   return peak;
