@@ -76,3 +76,10 @@ export function expectActivationMemory(ex: Execution): void {
     expect(ratio, `rank ${r.rank} peak ${r.memory.peakBytes} predicted ${r.memory.predictedPeakBytes}`).toBeLessThan(1.1);
   }
 }
+
+/** A split as the issue asks it to be checked: the reference's numerics, every byte, the activation memory. */
+export function expectFaithful(ex: Execution): void {
+  expectSameNumerics(ex);
+  expectBytes(ex);
+  expectActivationMemory(ex);
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { expectActivationMemory, expectBytes, expectSameNumerics, runPlan } from "./check.js";
+import { expectBytes, expectFaithful, expectSameNumerics, runPlan } from "./check.js";
 
 /**
  * Every split of tiny-gpt (2 layers, hidden 64, 4 heads, vocab 256, 32 tokens; global batch 4) against
@@ -11,9 +11,7 @@ describe("data parallel", () => {
     it(`dp2, ZeRO ${zero}`, async () => {
       const ex = await runPlan(2, { dp: 2, zero });
       expect(ex.backend).toBe("wasm");
-      expectSameNumerics(ex);
-      expectBytes(ex);
-      expectActivationMemory(ex);
+      expectFaithful(ex);
     });
   }
   it("dp2, ZeRO 2, tied embeddings (the head's backward starts the embedding's gradient: its own bucket region)", async () => {
@@ -27,9 +25,7 @@ describe("tensor parallel", () => {
   for (const sp of [true, false]) {
     it(`tp2, sequence parallel ${sp ? "on" : "off"}`, async () => {
       const ex = await runPlan(2, { tp: 2, sequenceParallel: sp });
-      expectSameNumerics(ex);
-      expectBytes(ex);
-      expectActivationMemory(ex);
+      expectFaithful(ex);
     });
   }
 });
@@ -38,16 +34,12 @@ describe("pipeline parallel", () => {
   for (const schedule of ["gpipe", "1f1b", "naive"] as const) {
     it(`pp2, ${schedule}`, async () => {
       const ex = await runPlan(2, { pp: 2, schedule });
-      expectSameNumerics(ex);
-      expectBytes(ex);
-      expectActivationMemory(ex);
+      expectFaithful(ex);
     });
   }
   it("pp2, ZB-H1: the backward split into input-gradient (B) and weight-gradient (W) passes", async () => {
     const ex = await runPlan(2, { pp: 2, schedule: "zb-h1" });
-    expectSameNumerics(ex);
-    expectBytes(ex);
-    expectActivationMemory(ex);
+    expectFaithful(ex);
     // Stage 1 (the last) runs each W after stage 0 has had its B's gradient: its W are the passes beyond F and B.
     const r = ex.results.find((x) => x.coords.pp === 1)!;
     const m = ex.plan.globalBatch / ex.plan.microBatch;
@@ -56,18 +48,29 @@ describe("pipeline parallel", () => {
   });
   it("pp2, interleaved 1F1B with 2 chunks per stage (4 layers)", async () => {
     const ex = await runPlan(2, { pp: 2, virtualStages: 2 }, { layers: 4 });
-    expectSameNumerics(ex);
-    expectBytes(ex);
-    expectActivationMemory(ex);
+    expectFaithful(ex);
+  });
+});
+
+describe("selective recomputation", () => {
+  it("tp2 x pp2 keeping no attention scores: the backward computes them again", async () => {
+    const ex = await runPlan(4, { tp: 2, pp: 2, recompute: "selective" });
+    expectFaithful(ex);
+  });
+  it("keeps less than the same plan without it, by the scores exactly", async () => {
+    const [plain, selective] = await Promise.all([runPlan(2, { cp: 2 }, { steps: 1 }), runPlan(2, { cp: 2, recompute: "selective" }, { steps: 1 })]);
+    const scores = (ex: typeof plain) => ex.results[0]!.memory.peakActivationBytes;
+    const { plan, model } = selective;
+    // Per layer and micro-batch: heads x (s / cp) x s floats, for the in-flight micro-batch of each layer.
+    expect(scores(plain) - scores(selective)).toBe(4 * model.layers * model.attentionHeads * (plan.seqLen / plan.cp) * plan.seqLen * plan.microBatch);
+    expectSameNumerics(selective);
   });
 });
 
 describe("context parallel", () => {
   it("cp2, keys and values gathered over the cp group", async () => {
     const ex = await runPlan(2, { cp: 2 });
-    expectSameNumerics(ex);
-    expectBytes(ex);
-    expectActivationMemory(ex);
+    expectFaithful(ex);
   });
 });
 

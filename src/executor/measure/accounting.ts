@@ -151,7 +151,9 @@ export function layerActivationElements(model: ModelSpec, plan: Plan): number {
   const kv = (model.kvHeads * model.headDim) / t;
   const f = model.ffnHiddenSize / t;
   const up = model.mlp === "swiglu" ? 2 : 1;
-  return 4 * (x * h) / r + x * (q + 2 * kv) + (model.attentionHeads / t) * x * plan.seqLen + x * q + x * f * up + x * f;
+  // Selective recomputation keeps no scores (model/layer.ts): the cost model's selective term.
+  const scores = plan.recompute === "selective" ? 0 : (model.attentionHeads / t) * x * plan.seqLen;
+  return 4 * (x * h) / r + x * (q + 2 * kv) + scores + x * q + x * f * up + x * f;
 }
 
 /**

@@ -50,6 +50,11 @@ export interface ModelContext {
   /** Keeps a tensor for the backward (counted as activation memory) and returns it. */
   save(t: Tensor): Tensor;
   /**
+   * Selective recomputation (Korthikanti et al. 2022, section 4.2): the attention scores are not kept; the
+   * backward computes them again from the kept Q and K.
+   */
+  readonly recomputeAttention?: boolean;
+  /**
    * ZB-H1's split backward (Qi et al. 2023): where present, the backward (B) computes input gradients only
    * and leaves each weight gradient to the later W pass, keeping what it needs; absent, both at once.
    */

@@ -20,7 +20,8 @@ export interface LayerSaved {
   readonly q: Tensor;
   readonly k: Tensor;
   readonly v: Tensor;
-  readonly probs: Tensor;
+  /** The softmax output; null under selective recomputation (computed again in the backward). */
+  readonly probs: Tensor | null;
   readonly o: Tensor;
   readonly x1: Tensor;
   readonly b2: Tensor;
@@ -54,7 +55,9 @@ export function layerForward(ctx: ModelContext, p: UnitParams, layer: number, xi
   const g = geometry(ctx);
   const d = model.headDim;
   const isRope = model.positionEmbedding === "rope";
-  return tf.tidy(() => {
+  // Kept through ctx.save, so it outlives the tidy; outside its container, which cannot hold null.
+  let probs: Tensor | null = null;
+  const r = tf.tidy(() => {
     ctx.save(xin);
     const a = ctx.save(norm(tf, xin, p.get(`${n}.ln1.g`), p.maybe(`${n}.ln1.b`)));
     const aFull = gatherSp(ctx, a, "tp.layer");
@@ -70,7 +73,7 @@ export function layerForward(ctx: ModelContext, p: UnitParams, layer: number, xi
     const kAll = ctx.cp.size > 1 ? ctx.cp.allGather(k, "cp.kv") : k;
     const vAll = ctx.cp.size > 1 ? ctx.cp.allGather(v, "cp.kv") : v;
     const att = attention(tf, q, kAll, vAll, g);
-    const probs = ctx.save(att.probs);
+    if (ctx.recomputeAttention !== true) probs = ctx.save(att.probs);
     const o = ctx.save(att.out);
     let y = reduceRow(ctx, linear(tf, o, p.get(`${n}.attn.o.w`), undefined), "tp.layer");
     const ob = p.maybe(`${n}.attn.o.b`);
@@ -93,8 +96,9 @@ export function layerForward(ctx: ModelContext, p: UnitParams, layer: number, xi
     const db = p.maybe(`${n}.mlp.down.b`);
     if (db !== undefined) z = tf.add(z, db);
     const out = tf.add(x1, z);
-    return { out, saved: { xin, a, q, k, v, probs, o, x1, b2, pre, act } };
+    return { out, saved: { xin, a, q, k, v, o, x1, b2, pre, act } };
   });
+  return { out: r.out, saved: { ...r.saved, probs } };
 }
 
 function put(grads: Grads, name: string, t: Tensor | undefined): void {
@@ -136,7 +140,9 @@ export function layerBackward(ctx: ModelContext, p: UnitParams, layer: number, s
     if (hasBias) put(grads, `${n}.attn.o.b`, tf.keep(tf.sum(dx1, 0)));
     const kAll = ctx.cp.size > 1 ? ctx.cp.allGather(s.k, "cp.kv") : s.k;
     const vAll = ctx.cp.size > 1 ? ctx.cp.allGather(s.v, "cp.kv") : s.v;
-    const att = attentionBackward(tf, s.q, kAll, vAll, s.probs, dO, g);
+    // Selective recomputation: the scores again, from the kept Q and the keys gathered for the backward anyway.
+    const probs = s.probs ?? attention(tf, s.q, kAll, vAll, g).probs;
+    const att = attentionBackward(tf, s.q, kAll, vAll, probs, dO, g);
     let dk = ctx.cp.size > 1 ? ctx.cp.reduceScatter(att.dk, "cp.kv") : att.dk;
     const dv = ctx.cp.size > 1 ? ctx.cp.reduceScatter(att.dv, "cp.kv") : att.dv;
     let dq = att.dq;

@@ -77,6 +77,7 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
     tf, model: d.model, batch: plan.microBatch, tokens: tokensPerRank, pos0: coords.cp * tokensPerRank,
     stepTokens: plan.globalBatch * plan.seqLen, tp: d.tp, cp: d.cp, sp: plan.sequenceParallel,
     save: (t) => d.ledger.keep(t, kept),
+    recomputeAttention: plan.recompute === "selective",
   });
   const acts = new Map<number, ChunkActivations>();
   const split = actions.some((a) => a.pass === "W");
