@@ -50,8 +50,8 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
   if (plan.flashAttention) {
     unsupported("flashAttention", true, "false (leave out --flash)", "the executor has no fused attention kernel: it stores the score matrix, and predicts with flash attention off");
   }
-  if (plan.recompute === "full" || plan.recomputeLayersPerStage.some((n) => n > 0)) {
-    unsupported("recompute", plan.recompute, "none or selective", "full recomputation (each layer's forward run again) is not executed yet");
+  if (plan.schedule === "zb-h1" && plan.recomputeLayersPerStage.some((n) => n > 0)) {
+    unsupported("recompute", plan.recompute, "none or selective under ZB-H1", "full recomputation with the split backward is not executed yet");
   }
   if (model.tiedEmbeddings && plan.pp > 1) unsupported("pp", plan.pp, "1 for a model with tied embeddings", "the tied copy on the last stage is not executed yet");
   if (plan.virtualStages > 1 && new Set(plan.layersPerStage).size > 1) {

@@ -106,9 +106,9 @@ describe("meshplan calibrate and execute", () => {
 
   it("a plan the executor cannot run is bad input (exit 2, one line)", async () => {
     const out = io();
-    expect(await executeCommand(args("execute", { model: "tiny-gpt", tp: 2, recompute: "full", profile }), out)).toBe(2);
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", pp: 2, schedule: "zb-h1", recompute: "full", profile }), out)).toBe(2);
     expect(out.stderr).toHaveLength(1);
-    expect(out.stderr[0]).toMatch(/^meshplan: --recompute = "full" is not valid/);
+    expect(out.stderr[0]).toMatch(/^meshplan: --recompute = "full" is not valid .*under ZB-H1/);
   });
 
   it("--flash is refused by name: the executor has no fused attention kernel", async () => {

@@ -67,6 +67,19 @@ describe("selective recomputation", () => {
   });
 });
 
+describe("full recomputation", () => {
+  it("pp2, every layer's forward run again in its backward from the kept input", async () => {
+    expectFaithful(await runPlan(2, { pp: 2, recompute: "full" }));
+  });
+  it("tp2 with sequence parallel: the recomputed forward's collectives run again", async () => {
+    expectFaithful(await runPlan(2, { tp: 2, recompute: "full" }));
+  });
+  it("cp2, a Llama-style model, one of two layers recomputed", async () => {
+    const llama = { norm: "rmsnorm", mlp: "swiglu", positionEmbedding: "rope", kvHeads: 2, linearBias: false, ffnHiddenSize: 96 } as const;
+    expectFaithful(await runPlan(2, { cp: 2, recomputeLayersPerStage: [1] }, { model: llama }));
+  });
+});
+
 describe("context parallel", () => {
   it("cp2, keys and values gathered over the cp group", async () => {
     const ex = await runPlan(2, { cp: 2 });

@@ -1,7 +1,7 @@
 import { microBatchCount } from "../../spec/plan.js";
 import type { ModelSpec, Plan } from "../../spec/types.js";
 import { blockOf } from "../comm/fabric.js";
-import { chunkUnits, unitSlots, type UnitSpec } from "../model/layout.js";
+import { chunkUnits, recomputedLayers, unitSlots, type UnitSpec } from "../model/layout.js";
 import { coordsOf } from "../parallel/grid.js";
 import { replicatedCount } from "../parallel/sp-sync.js";
 import { stageSchedule } from "../parallel/schedule.js";
@@ -49,7 +49,9 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
   // Tensor parallel, per micro-batch: each layer's two row-parallel reductions forward and its two
   // input-gradient reductions backward (SP: each an all-gather and a reduce-scatter).
   const pair = sp ? ag(act, t, c.tp) + rs(act, t, c.tp) : ar(act, t, c.tp);
-  add(out, "tp.layer", m * layers * 4 * pair);
+  // A fully recomputed layer runs its forward, and its two reductions, again in the backward.
+  const recomputed = plan.recomputeLayersPerStage[c.pp] ?? 0;
+  add(out, "tp.layer", m * (layers * 4 + recomputed * 2) * pair);
   if (first && units.some((u) => u.kind === "embed")) add(out, "tp.embedding", m * (sp ? rs(act, t, c.tp) + ag(act, t, c.tp) : ar(act, t, c.tp)));
   if (last) {
     add(out, "tp.head", m * (sp ? ag(act, t, c.tp) + rs(act, t, c.tp) : ar(act, t, c.tp)));
@@ -61,7 +63,7 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
   // Context parallel: K and V gathered forward and backward, their gradients reduce-scattered backward.
   const kv = rows * (model.kvHeads / t) * model.headDim;
   const cpg = plan.cp;
-  add(out, "cp.kv", m * layers * (4 * ag(cpg * kv, cpg, c.cp) + 2 * rs(cpg * kv, cpg, c.cp)));
+  add(out, "cp.kv", m * (layers * (4 * ag(cpg * kv, cpg, c.cp) + 2 * rs(cpg * kv, cpg, c.cp)) + recomputed * 2 * ag(cpg * kv, cpg, c.cp)));
 
   // Pipeline: an activation forward out of every chunk but the model's last, a gradient backward out of every chunk but its first.
   const p = plan.pp;
@@ -115,6 +117,7 @@ export interface PassCalls {
 export function passCalls(model: ModelSpec, plan: Plan, stage: number): { readonly tp: PassCalls; readonly cp: PassCalls } {
   const units = stageChunks(model, plan, stage).flat();
   const layers = units.filter((u) => u.kind === "layer").length;
+  const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
   const sp = plan.sequenceParallel;
   let tp: PassCalls = { forward: 0, backward: 0 };
   if (plan.tp > 1) {
@@ -122,10 +125,10 @@ export function passCalls(model: ModelSpec, plan: Plan, stage: number): { readon
     const head = units.some((u) => u.kind === "head");
     tp = {
       forward: layers * (sp ? 4 : 2) + (embed ? 1 : 0) + (head ? (sp ? 1 : 0) + 3 : 0),
-      backward: layers * (sp ? 6 : 2) + (embed && sp ? 1 : 0) + (head ? (sp ? 2 : 1) : 0),
+      backward: layers * (sp ? 6 : 2) + recomputed * (sp ? 4 : 2) + (embed && sp ? 1 : 0) + (head ? (sp ? 2 : 1) : 0),
     };
   }
-  const cp = plan.cp > 1 ? { forward: 2 * layers, backward: 4 * layers } : { forward: 0, backward: 0 };
+  const cp = plan.cp > 1 ? { forward: 2 * layers, backward: 4 * layers + 2 * recomputed } : { forward: 0, backward: 0 };
   return { tp, cp };
 }
 
@@ -197,14 +200,21 @@ export function deferredWeightElements(model: ModelSpec, plan: Plan, unit: UnitS
  */
 export function peakActivationElements(model: ModelSpec, plan: Plan, stage: number): number {
   const chunks = stageChunks(model, plan, stage);
+  const layer = layerActivationElements(model, plan);
+  // A fully recomputed layer keeps its input only (x h / r); its backward holds the rest of one layer
+  // again while it runs (model/chunk.ts).
+  const input = (plan.microBatch * plan.seqLen * model.hiddenSize) / plan.cp / (plan.sequenceParallel ? plan.tp : 1);
+  const recomputed = recomputedLayers(plan, stage);
   const perChunk = chunks.map((units) =>
-    units.reduce((a, u) => a + (u.kind === "layer" ? layerActivationElements(model, plan) : u.kind === "head" ? headActivationElements(model, plan) : 0), 0));
+    units.reduce((a, u) => a + (u.kind === "layer" ? (recomputed.has(u.layer) ? input : layer) : u.kind === "head" ? headActivationElements(model, plan) : 0), 0));
+  const transient = chunks.map((units) => (units.some((u) => u.kind === "layer" && recomputed.has(u.layer)) ? layer - input : 0));
   const actions = stageSchedule(plan, stage, microBatchCount(plan));
   const split = actions.some((a) => a.pass === "W");
   const deferred = chunks.map((units) => (split ? units.reduce((a, u) => a + deferredWeightElements(model, plan, u), 0) : 0));
   let live = 0;
   let peak = 0;
   for (const a of actions) {
+    if (a.pass === "B") peak = Math.max(peak, live + transient[a.chunk]!);
     if (a.pass === "F") live += perChunk[a.chunk]!;
     else if (a.pass === "W") live -= perChunk[a.chunk]! + deferred[a.chunk]!;
     else live += split ? deferred[a.chunk]! : -perChunk[a.chunk]!;

@@ -23,7 +23,7 @@ export interface MicroBatchTokens {
   readonly targets: Int32Array;
 }
 
-type Saved = { kind: "embed" } | { kind: "layer"; saved: LayerSaved } | { kind: "head"; saved: HeadSaved };
+type Saved = { kind: "embed" } | { kind: "layer"; saved: LayerSaved } | { kind: "checkpoint"; xin: Tensor } | { kind: "head"; saved: HeadSaved };
 
 export interface ChunkActivations {
   readonly saved: readonly Saved[];
@@ -37,6 +37,13 @@ export interface ChunkForwardResult {
   /** This rank's share of the loss (0 unless the chunk ends with the head). */
   readonly loss: number;
   readonly activations: ChunkActivations;
+}
+
+/** Disposes what a layer's forward saved, all but `keep` (its input, kept for a recomputed backward). */
+function disposeSaved(saved: LayerSaved, keep: Tensor): void {
+  for (const t of [saved.xin, saved.a, saved.q, saved.k, saved.v, saved.probs, saved.o, saved.x1, saved.b2, ...saved.pre, saved.act]) {
+    if (t !== null && t !== keep) t.dispose();
+  }
 }
 
 /**
@@ -57,6 +64,13 @@ export function forwardChunk(
     if (unit.kind === "embed") {
       x = embedForward(ctx, p, data.ids);
       saved.push({ kind: "embed" });
+    } else if (unit.kind === "layer" && ctx.recomputeLayers?.has(unit.layer) === true) {
+      // Full recomputation: keep the input only; the rest of this forward goes as soon as it is done.
+      const xin = ctx.save(x!);
+      const r = layerForward({ ...ctx, save: (t) => t }, p, unit.layer, xin);
+      disposeSaved(r.saved, xin);
+      x = r.out;
+      saved.push({ kind: "checkpoint", xin });
     } else if (unit.kind === "layer") {
       const r = layerForward(ctx, p, unit.layer, x!);
       x = r.out;
@@ -133,6 +147,16 @@ export function backwardChunk(
       next = r.dx;
     } else if (s.kind === "layer") {
       const r = layerBackward(c, p, unit.layer, s.saved, d!);
+      grads = r.grads;
+      next = r.dx;
+    } else if (s.kind === "checkpoint") {
+      // The layer's forward again from its kept input (its collectives too), then its backward; what the
+      // rebuilt forward kept is released once that backward is done.
+      const held: Tensor[] = [];
+      const again = layerForward({ ...c, save: (t) => (t === s.xin ? t : c.keepIn!(t, held)) }, p, unit.layer, s.xin);
+      again.out.dispose();
+      const r = layerBackward(c, p, unit.layer, again.saved, d!);
+      c.release!(held);
       grads = r.grads;
       next = r.dx;
     } else {

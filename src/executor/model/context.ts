@@ -55,6 +55,14 @@ export interface ModelContext {
    */
   readonly recomputeAttention?: boolean;
   /**
+   * Full recomputation: the layers (by index) whose forward keeps only its input, run again in the
+   * backward; `keepIn` and `release` hold that rebuilt forward's tensors for one layer's backward
+   * (counted as activation memory while held).
+   */
+  readonly recomputeLayers?: ReadonlySet<number>;
+  keepIn?(t: Tensor, into: Tensor[]): Tensor;
+  release?(tensors: readonly Tensor[]): void;
+  /**
    * ZB-H1's split backward (Qi et al. 2023): where present, the backward (B) computes input gradients only
    * and leaves each weight gradient to the later W pass, keeping what it needs; absent, both at once.
    */

@@ -134,6 +134,16 @@ export function chunkLayers(plan: Plan, stage: number, chunk: number): number[] 
   return Array.from({ length: size(stage) }, (_, i) => first + i);
 }
 
+/**
+ * The layers stage `stage` recomputes in full: the first recomputeLayersPerStage[stage] of its layers in
+ * forward order (Megatron-LM's "block" recompute method, chunk by chunk under interleaving).
+ */
+export function recomputedLayers(plan: Plan, stage: number): Set<number> {
+  const r = plan.recomputeLayersPerStage[stage] ?? 0;
+  const layers = Array.from({ length: plan.virtualStages }, (_, c) => chunkLayers(plan, stage, c)).flat();
+  return new Set(layers.slice(0, r));
+}
+
 /** The units of one model chunk, in forward order. */
 export function chunkUnits(model: ModelSpec, plan: Plan, stage: number, chunk: number): UnitSpec[] {
   const all = modelUnits(model);

@@ -6,7 +6,7 @@ import type { MemoryLedger } from "../measure/ledger.js";
 import { backwardChunk, DeferredWeights, forwardChunk, weightChunk, type ChunkActivations, type MicroBatchTokens } from "../model/chunk.js";
 import type { GroupOps, ModelContext } from "../model/context.js";
 import { tokenSlice, type TokenSource } from "../model/data.js";
-import type { UnitSpec } from "../model/layout.js";
+import { recomputedLayers, type UnitSpec } from "../model/layout.js";
 import type { Tf } from "../model/ops.js";
 import type { ModelState } from "../parallel/state.js";
 import { rankOf, type Coords } from "../parallel/grid.js";
@@ -73,11 +73,15 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
     if (t === undefined) data.set(mb, (t = d.tokens.tokens(step, tokenSlice(plan, coords.dp, coords.cp, mb))));
     return t;
   };
+  const recomputed = recomputedLayers(plan, coords.pp);
   const context = (kept: Tensor[]): ModelContext => ({
     tf, model: d.model, batch: plan.microBatch, tokens: tokensPerRank, pos0: coords.cp * tokensPerRank,
     stepTokens: plan.globalBatch * plan.seqLen, tp: d.tp, cp: d.cp, sp: plan.sequenceParallel,
     save: (t) => d.ledger.keep(t, kept),
     recomputeAttention: plan.recompute === "selective",
+    recomputeLayers: recomputed,
+    keepIn: (t, into) => d.ledger.keep(t, into),
+    release: (ts) => d.ledger.release(ts),
   });
   const acts = new Map<number, ChunkActivations>();
   const split = actions.some((a) => a.pass === "W");
