@@ -80,6 +80,25 @@ describe("plan search: mechanics", () => {
     expect(p.recomputeLayersPerStage[0]!).toBeGreaterThanOrEqual(p.recomputeLayersPerStage[1]!);
   });
 
+  it("a pinned recomputation holds: full keeps every layer recomputed, none and selective add no recomputed layers", () => {
+    const pins = { tp: 8, pp: 2, microBatch: 1, zero: 1 as const, schedule: "1f1b" as const };
+    const full = searchPlans(loadModel("llama3-70b"), shapeOf("dgx-h100", 16), { ...pins, recompute: "full" }, { top: 3 }).plans;
+    expect(full.length).toBeGreaterThan(0);
+    for (const e of full) {
+      expect(e.plan.recompute).toBe("full");
+      expect(e.plan.recomputeLayersPerStage).toEqual(e.plan.layersPerStage);
+    }
+    // Unpinned, the same mesh recomputes some layers (the test above); pinned none, it may not, and nothing fits.
+    for (const recompute of ["none", "selective"] as const) {
+      const r = searchPlans(loadModel("llama3-70b"), shapeOf("dgx-h100", 64), { tp: 8, recompute }, { top: 3 });
+      expect(r.plans.length).toBeGreaterThan(0);
+      for (const e of r.plans) {
+        expect(e.plan.recompute).toBe(recompute);
+        expect(e.plan.recomputeLayersPerStage.every((n) => n === 0)).toBe(true);
+      }
+    }
+  });
+
   it("when nothing fits, returns no plan and the closest ones, smallest overflow first", () => {
     const result = searchPlans(loadModel("llama3-405b"), shapeOf("dgx-h100", 8), {}, { top: 3 });
     expect(result.plans).toHaveLength(0);

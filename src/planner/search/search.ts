@@ -291,11 +291,14 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     if (e.memory.fits) analytic.set(planKey(plan), e);
   };
   for (const candidate of [...best.items(), ...repairable.items()]) {
+    if (candidate.score.fits) keep(candidate.plan);
+    // A pinned recomputation is kept as pinned: under "full" every layer stays recomputed (no program:
+    // it would trade recomputation for memory), under "none" or "selective" the program adds none.
+    if (pinned.recompute === "full") continue;
     const base: Plan = candidate.plan.recompute === "full"
       ? { ...candidate.plan, recompute: "none", recomputeLayersPerStage: candidate.plan.layersPerStage.map(() => 0) }
       : candidate.plan;
-    if (candidate.score.fits) keep(candidate.plan);
-    const problem = partitionProblem(model, shape, base);
+    const problem = { ...partitionProblem(model, shape, base), ...(pinned.recompute === undefined ? {} : { allowRecompute: false }) };
     const key = JSON.stringify(problem);
     let layout = layouts.get(key);
     if (!layouts.has(key)) {
