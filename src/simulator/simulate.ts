@@ -32,11 +32,17 @@ function check(input: SimInput): void {
 }
 
 /** Builds the step's event graph and plays it; `recordMemory` keeps activation memory over time. */
-function play(input: SimInput, recordMemory: boolean) {
+/** The step's event graph, built but not run. */
+function build(input: SimInput, recordMemory: boolean) {
   check(input);
   const built = input.parameterServers === undefined ? buildPipeline(input, recordMemory) : buildParameterServers(input, input.parameterServers);
   const { graph, columns } = built.builder.freeze();
-  return { built, graph, columns, run: runGraph(graph) };
+  return { built, graph, columns };
+}
+
+function play(input: SimInput, recordMemory: boolean) {
+  const b = build(input, recordMemory);
+  return { ...b, run: runGraph(b.graph) };
 }
 
 /** The stage whose costs the Estimate is assembled from: the critical rank, or stage 0 when a server is. */
@@ -245,13 +251,11 @@ export function simulateJittered(model: ModelSpec, shape: ClusterShape, plan: Pl
   if (!Number.isInteger(jitter.samples) || jitter.samples < 1) throw new RangeError(`pass jitter: samples = ${jitter.samples}; want an integer >= 1`);
   const costs = planCosts(model, shape, plan);
   const input = simInputFromCosts(model, shape, plan, costs);
-  const { built, graph, columns, run } = play(input, false);
+  const { built, graph, columns } = build(input, false);
   const waits = replicaWaits(graph, columns, built.ranks, jitter);
   // The stage the exact schedule makes critical, with the waits at collectives (which differ by stage) in it.
-  const exact = waits === undefined ? { graph, run } : (() => {
-    const g = withPassTimes(graph, columns, waits);
-    return { graph: g, run: runGraph(g) };
-  })();
+  const exactGraph = waits === undefined ? graph : withPassTimes(graph, columns, waits);
+  const exact = { graph: exactGraph, run: runGraph(exactGraph) };
   const stage = criticalStage(built.ranks, summarize(built, opTable(exact.graph, columns, exact.run), exact.run).criticalRank);
   const factor = (seconds: number) => {
     const sigma = jitter.logSdAt(seconds);
