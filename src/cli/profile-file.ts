@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
-import { otherMachine, type DeviceProfile } from "../executor/measure/profile.js";
+import { otherMachine } from "../executor/measure/machine.js";
+import type { DeviceProfile } from "../executor/measure/profile.js";
 import { InputError } from "../spec/errors.js";
 
 /** Where `meshplan calibrate` saves this machine's device profile, and `execute` and the explorer's `x` read it. */

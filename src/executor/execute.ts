@@ -13,11 +13,6 @@ import { DEFAULT_TIMEOUT_SECONDS } from "./comm/sync.js";
 import { referencePlan, validateForExecutor } from "./validate.js";
 
 /**
- * Runs a plan for real: one worker thread per rank (plus one per parameter server), a few training
- * steps, and optionally the one-rank reference of the same seed in this thread, whose losses and final
- * weights every synchronous split must reproduce (fp32: losses within 1e-4 relative, weights within 1e-3).
- */
-/**
  * Timed steps an execution runs unless told otherwise: on the shared 2-core VM one step of a CI plan took
  * 63 to 100 ms from one step to the next (the waits at collectives moved most), so the median of 5 moved
  * with one slow step more than the median of 12, which is what the timing figures in README were taken with.
@@ -29,6 +24,11 @@ export function stepLabel(step: number, all: number, warmup: number): string {
   return `step ${step + 1}/${all}${step < warmup ? " (warm-up, not timed)" : ""}`;
 }
 
+/**
+ * Runs a plan for real: one worker thread per rank (plus one per parameter server), a few training
+ * steps, and optionally the one-rank reference of the same seed in this thread, whose losses and final
+ * weights every synchronous split must reproduce (fp32: losses within 1e-4 relative, weights within 1e-3).
+ */
 export interface ExecuteOptions {
   readonly model: ModelSpec;
   readonly plan: Plan;

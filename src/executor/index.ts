@@ -12,7 +12,6 @@ export interface PredictedVsMeasured {
   readonly notes?: readonly string[];
 }
 
-const STEPS = DEFAULT_TIMED_STEPS;
 const fmt = {
   seconds: (s: number) => (s >= 1 ? `${s.toFixed(2)} s` : `${(s * 1e3).toFixed(1)} ms`),
   bytes: (b: number) => (b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : `${(b / 1e3).toFixed(1)} kB`),
@@ -58,9 +57,9 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
   }
   const ranks = plan.dp * plan.tp * plan.pp * plan.cp;
   let done = 0;
-  const all = DEFAULT_WARMUP_STEPS + STEPS;
+  const all = DEFAULT_WARMUP_STEPS + DEFAULT_TIMED_STEPS;
   const ex = await execute({
-    model, plan, steps: STEPS, warmupSteps: DEFAULT_WARMUP_STEPS, backend: "wasm", reference: !plan.asynchronous,
+    model, plan, steps: DEFAULT_TIMED_STEPS, warmupSteps: DEFAULT_WARMUP_STEPS, backend: "wasm", reference: !plan.asynchronous,
     onProgress: (e) => {
       if (e.phase !== "step") return;
       done++;
@@ -81,5 +80,5 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
   ];
   if (r.numerics !== null) rows.push({ quantity: "loss vs one rank (max rel.)", predicted: "<= 1e-4", measured: r.numerics.maxRelativeError.toExponential(1) });
   const notes = [...(searched.flashAttention ? ["ran with flash attention off: the executor has no fused attention kernel"] : []), source, ...r.notes];
-  return { title: `${model.name}: ${ranks} ranks, ${STEPS} timed steps after ${DEFAULT_WARMUP_STEPS} warm-up on ${ex.backend}`, rows, notes };
+  return { title: `${model.name}: ${ranks} ranks, ${DEFAULT_TIMED_STEPS} timed steps after ${DEFAULT_WARMUP_STEPS} warm-up on ${ex.backend}`, rows, notes };
 }

@@ -95,8 +95,8 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
   const { before, after } = dpAround(prog, st, v, split, input.dpExposed === true);
   const buckets = input.dpExposed === true ? 1 : Math.max(1, Math.floor(st.dp.buckets));
   // In line (dpBlocking): each collective on the compute stream, the next piece after it.
-  const blocking = input.dpBlocking === true;
-  const dpStream = blocking ? Stream.compute : Stream.dp;
+  const inLine = input.dpBlocking === true;
+  const dpStream = inLine ? Stream.compute : Stream.dp;
   const pieces = (k: number) => (before[k]! > 0 || after[k]! > 0 ? buckets : 1);
   const chunkBytes = st.memory.perMicroBatchBytes / v;
   const weightInputs = (st.memory.weightGradInputBytes ?? 0) / v;
@@ -116,7 +116,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     b.edge(after, gather);
     dpPrev = gather;
   };
-  if (prog.length > 0 && !blocking) issueGather(0, 0, -1);
+  if (prog.length > 0 && !inLine) issueGather(0, 0, -1);
 
   for (let k = 0; k < prog.length; k++) {
     const pass = prog.pass[k]!;
@@ -134,7 +134,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     // first gather (the executor receives, then gathers), otherwise its first piece.
     let entry = -1;
     for (let j = 0; j < n; j++) {
-      if (blocking) {
+      if (inLine) {
         issueGather(k, j, j === 0 ? prevDone : link);
         if (j === 0) entry = gather;
       }
@@ -143,7 +143,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
       b.edge(gather, op);
       gather = -1;
       if (j === 0) first = op;
-      if (!blocking) {
+      if (!inLine) {
         // Prefetch: the next bucket's gather runs beside this piece.
         if (j + 1 < n) issueGather(k, j + 1, prevPiece);
         else if (k + 1 < prog.length) issueGather(k + 1, 0, prevPiece);
@@ -156,7 +156,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
         b.edge(dpPrev, r);
         b.edge(op, r);
         dpPrev = r;
-        if (blocking) link = r;
+        if (inLine) link = r;
       }
     }
     const lastOfChain = vs === lastVirtual;

@@ -8,7 +8,7 @@ import type { ParsedArgs } from "../../src/cli/args.js";
 import type { Io } from "../../src/cli/io.js";
 import { loadModel } from "../../src/cli/catalog.js";
 import { ageOf, executePlan } from "../../src/executor/index.js";
-import { otherMachine } from "../../src/executor/measure/profile.js";
+import { otherMachine } from "../../src/executor/measure/machine.js";
 import { savedProfile } from "../../src/cli/profile-file.js";
 import { resolvePlan } from "../../src/spec/plan.js";
 import { shapeOf } from "../helpers.js";

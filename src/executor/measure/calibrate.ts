@@ -9,7 +9,8 @@ import { optimizerBytesPerSecond } from "./optimizer.js";
 import { matmulSeconds } from "./matmul.js";
 import { syncWaits } from "./segments.js";
 import type { StepRecord } from "../run/job.js";
-import { predict, profileCluster, thisMachine, type DeviceProfile, type PassSpread } from "./profile.js";
+import { thisMachine } from "./machine.js";
+import { predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
 import { lineFit, mean, pooledLogSd, upperMedian } from "./stats.js";
 import { minimize } from "../../math/nelder-mead.js";
 

@@ -1,4 +1,3 @@
-import { cpus } from "node:os";
 import type { ClusterShape, ClusterSpec, GpuSpec, LinkSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { simulate, simulateJittered, type PassJitter, type StageSyncs } from "../../simulator/simulate.js";
 import { passCalls } from "./accounting.js";
@@ -75,21 +74,6 @@ export interface DeviceProfile {
    * cost their transfer only.
    */
   readonly syncWaits?: { readonly members: number; readonly ranks: number; readonly points: readonly SyncWaitPoint[] };
-}
-
-/** This machine as `meshplan calibrate` records it in DeviceProfile.machine. */
-export function thisMachine(): DeviceProfile["machine"] {
-  return { cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? "unknown", node: process.version, platform: process.platform };
-}
-
-/**
- * Why `p` does not describe the machine `here` (another CPU model or core count: its rates and its
- * slowdown with every core busy are another machine's), or undefined when it does.
- */
-export function otherMachine(p: DeviceProfile, here: DeviceProfile["machine"] = thisMachine()): string | undefined {
-  const m = p.machine;
-  if (m.cpus === here.cpus && m.cpuModel === here.cpuModel) return undefined;
-  return `it was measured on ${m.cpuModel} (${m.cpus} cores), this machine is ${here.cpuModel} (${here.cpus} cores)`;
 }
 
 export interface PassSpread {

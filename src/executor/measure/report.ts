@@ -74,7 +74,6 @@ export interface ExecuteReport {
   readonly notes: string[];
 }
 
-
 function bytesComparison(ex: Execution, shape: ClusterShape): ExecuteReport["bytes"] {
   const cost = costModelElements(ex.model, shape, ex.plan);
   const workers = ex.results.filter((r) => r.steps.length > 0);
