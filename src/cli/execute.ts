@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { availableParallelism, loadavg, totalmem } from "node:os";
 import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel, type ProgressEvent } from "../executor/execute.js";
 import { buildReport } from "../executor/measure/report.js";
@@ -15,7 +14,7 @@ import { planFieldAsFlag, type ParsedArgs } from "./args.js";
 import { loadModel } from "./catalog.js";
 import { loadContext, planInputFrom } from "./context.js";
 import type { Io } from "./io.js";
-import { DEFAULT_PROFILE_FILE, readProfile } from "./profile-file.js";
+import { DEFAULT_PROFILE_FILE, profileOnDisk, readProfile } from "./profile-file.js";
 
 /**
  * `meshplan execute`: runs a plan for real on this machine's ranks (TensorFlow.js, one worker thread per
@@ -80,14 +79,11 @@ async function profileFor(args: ParsedArgs, io: Io, backend: BackendChoice): Pro
     if (other !== undefined) io.err(`execute: warning: --profile ${given}: ${other}; predictions use its rates`);
     return profile;
   }
-  if (existsSync(DEFAULT_PROFILE_FILE)) {
-    const profile = readProfile(DEFAULT_PROFILE_FILE);
-    const other = otherMachine(profile);
-    if (other === undefined) return profile;
-    io.err(`execute: ${DEFAULT_PROFILE_FILE} does not describe this machine (${other}); calibrating this machine first (meshplan calibrate saves one)`);
-  } else {
-    io.err(`execute: no device profile (${DEFAULT_PROFILE_FILE}); calibrating this machine first (meshplan calibrate saves one)`);
-  }
+  const saved = profileOnDisk(DEFAULT_PROFILE_FILE);
+  if (saved.kind === "usable") return saved.profile;
+  if (saved.kind === "unreadable") throw saved.error;
+  const why = saved.kind === "missing" ? `no device profile (${saved.file})` : `${saved.file} does not describe this machine (${saved.why})`;
+  io.err(`execute: ${why}; calibrating this machine first (meshplan calibrate saves one)`);
   return calibrate({ backend, base: loadModel("tiny-gpt") });
 }
 

@@ -28,15 +28,31 @@ export interface SavedProfile {
 }
 
 /**
- * The profile saved in `file` for this machine, or undefined where there is none, it cannot be read as one,
- * or it was measured on another machine (otherMachine).
+ * What `file` holds for this machine: a usable profile, nothing, a profile of another machine (`why`:
+ * otherMachine's reason), or something that is not a profile (`error`). `execute` and the explorer's `x`
+ * both start here and differ only in what they do with the last two.
  */
-export function savedProfile(file = DEFAULT_PROFILE_FILE): SavedProfile | undefined {
-  if (!existsSync(file)) return undefined;
+export type ProfileOnDisk =
+  | ({ readonly kind: "usable" } & SavedProfile)
+  | { readonly kind: "missing"; readonly file: string }
+  | { readonly kind: "other-machine"; readonly file: string; readonly why: string }
+  | { readonly kind: "unreadable"; readonly file: string; readonly error: InputError };
+
+export function profileOnDisk(file = DEFAULT_PROFILE_FILE): ProfileOnDisk {
+  if (!existsSync(file)) return { kind: "missing", file };
+  let profile: DeviceProfile;
   try {
-    const profile = readProfile(file);
-    return otherMachine(profile) === undefined ? { profile, file } : undefined;
-  } catch {
-    return undefined;
+    profile = readProfile(file);
+  } catch (e) {
+    if (e instanceof InputError) return { kind: "unreadable", file, error: e };
+    throw e;
   }
+  const why = otherMachine(profile);
+  return why === undefined ? { kind: "usable", profile, file } : { kind: "other-machine", file, why };
+}
+
+/** The profile saved in `file` for this machine, or undefined for anything else (profileOnDisk). */
+export function savedProfile(file = DEFAULT_PROFILE_FILE): SavedProfile | undefined {
+  const saved = profileOnDisk(file);
+  return saved.kind === "usable" ? { profile: saved.profile, file: saved.file } : undefined;
 }

@@ -1,6 +1,6 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { calibrateCommand } from "../../src/cli/calibrate.js";
 import { executeCommand } from "../../src/cli/execute.js";
@@ -9,7 +9,7 @@ import type { Io } from "../../src/cli/io.js";
 import { loadModel } from "../../src/cli/catalog.js";
 import { ageOf, executePlan } from "../../src/executor/index.js";
 import { otherMachine } from "../../src/executor/measure/machine.js";
-import { savedProfile } from "../../src/cli/profile-file.js";
+import { profileOnDisk, savedProfile } from "../../src/cli/profile-file.js";
 import { resolvePlan } from "../../src/spec/plan.js";
 import { shapeOf } from "../helpers.js";
 
@@ -141,6 +141,15 @@ describe("meshplan calibrate and execute", () => {
     writeFileSync(file, JSON.stringify(other));
     expect(savedProfile(file)).toBeUndefined();
     expect(savedProfile(profile)?.profile.machine).toEqual(saved.machine);
+    // The four states execute and the explorer's x start from.
+    expect(profileOnDisk(file)).toEqual({ kind: "other-machine", file, why: otherMachine(other) });
+    expect(profileOnDisk(profile)).toMatchObject({ kind: "usable", file: profile });
+    expect(profileOnDisk(join(dirname(file), "absent.json"))).toEqual({ kind: "missing", file: join(dirname(file), "absent.json") });
+    const broken = join(dirname(file), "broken.json");
+    writeFileSync(broken, "{ not json");
+    const unreadable = profileOnDisk(broken);
+    expect(unreadable.kind).toBe("unreadable");
+    expect(unreadable.kind === "unreadable" ? unreadable.error.message : "").toMatch(/--profile/);
     const out = io();
     expect(await executeCommand(args("execute", { model: "tiny-gpt", dp: 2, "global-batch": 2, profile: file, steps: 1, warmup: 0 }), out)).toBe(0);
     expect(out.stderr.join("\n")).toMatch(/warning: --profile .*: it was measured on Another CPU .*predictions use its rates/);
