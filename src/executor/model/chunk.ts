@@ -64,7 +64,7 @@ export function forwardChunk(
     if (unit.kind === "embed") {
       x = embedForward(ctx, p, data.ids);
       saved.push({ kind: "embed" });
-    } else if (unit.kind === "layer" && ctx.recomputeLayers?.has(unit.layer) === true) {
+    } else if (unit.kind === "layer" && ctx.fullRecompute?.layers.has(unit.layer) === true) {
       // Full recomputation: keep the input only; the rest of this forward goes as soon as it is done.
       const xin = ctx.save(x!);
       const r = layerForward({ ...ctx, save: (t) => t }, p, unit.layer, xin);
@@ -152,11 +152,13 @@ export function backwardChunk(
     } else if (s.kind === "checkpoint") {
       // The layer's forward again from its kept input (its collectives too), then its backward; what the
       // rebuilt forward kept is released once that backward is done.
+      const full = c.fullRecompute;
+      if (full === undefined) throw new Error(`internal: layer ${unit.layer} was checkpointed in a context without full recomputation`);
       const held: Tensor[] = [];
-      const again = layerForward({ ...c, save: (t) => (t === s.xin ? t : c.keepIn!(t, held)) }, p, unit.layer, s.xin);
+      const again = layerForward({ ...c, save: (t) => (t === s.xin ? t : full.keepIn(t, held)) }, p, unit.layer, s.xin);
       again.out.dispose();
       const r = layerBackward(c, p, unit.layer, again.saved, d!);
-      c.release!(held);
+      full.release(held);
       grads = r.grads;
       next = r.dx;
     } else {

@@ -54,19 +54,24 @@ export interface ModelContext {
    * backward computes them again from the kept Q and K.
    */
   readonly recomputeAttention?: boolean;
-  /**
-   * Full recomputation: the layers (by index) whose forward keeps only its input, run again in the
-   * backward; `keepIn` and `release` hold that rebuilt forward's tensors for one layer's backward
-   * (counted as activation memory while held).
-   */
-  readonly recomputeLayers?: ReadonlySet<number>;
-  keepIn?(t: Tensor, into: Tensor[]): Tensor;
-  release?(tensors: readonly Tensor[]): void;
+  /** Full recomputation of some layers; absent: none. */
+  readonly fullRecompute?: FullRecompute;
   /**
    * ZB-H1's split backward (Qi et al. 2023): where present, the backward (B) computes input gradients only
    * and leaves each weight gradient to the later W pass, keeping what it needs; absent, both at once.
    */
   readonly weights?: WeightDeferral;
+}
+
+/**
+ * Full recomputation: the layers (by index) whose forward keeps only its input and runs again in the
+ * backward; `keepIn` and `release` hold that rebuilt forward's tensors for the one layer's backward
+ * (counted as activation memory while held).
+ */
+export interface FullRecompute {
+  readonly layers: ReadonlySet<number>;
+  keepIn(t: Tensor, into: Tensor[]): Tensor;
+  release(tensors: readonly Tensor[]): void;
 }
 
 /** Where a split backward leaves its weight gradients for the W pass. */

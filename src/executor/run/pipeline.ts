@@ -79,9 +79,7 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
     stepTokens: plan.globalBatch * plan.seqLen, tp: d.tp, cp: d.cp, sp: plan.sequenceParallel,
     save: (t) => d.ledger.keep(t, kept),
     recomputeAttention: plan.recompute === "selective",
-    recomputeLayers: recomputed,
-    keepIn: (t, into) => d.ledger.keep(t, into),
-    release: (ts) => d.ledger.release(ts),
+    fullRecompute: { layers: recomputed, keepIn: (t, into) => d.ledger.keep(t, into), release: (ts) => d.ledger.release(ts) },
   });
   const acts = new Map<number, ChunkActivations>();
   const split = actions.some((a) => a.pass === "W");
