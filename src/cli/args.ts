@@ -41,6 +41,7 @@ export const FLAGS = {
   "dp-comm-exposed": { type: "bool", help: "data-parallel reduction after the last backward, not overlapped (DeepSpeed pipeline engine; ZeRO 0/1; the search: pp > 1 only)" },
   "dp-comm-blocking": { type: "bool", help: "every data-parallel collective in line with the passes, none overlapped (meshplan's executor under ZeRO 2/3)" },
   "pp-blocking-sends": { type: "bool", help: "each stage-to-stage send blocks its stage (DeepSpeed pipeline engine)" },
+  "launch-blocking": { type: "bool", help: "every kernel launch waits for the last kernel (CUDA_LAUNCH_BLOCKING=1, as BLOOM trained)" },
   "shard-group": { type: "int", help: "hybrid sharding: ZeRO shards over groups of N data-parallel ranks, replicated across groups (FSDP HYBRID_SHARD)", valueName: "N" },
   "tp-sync-backward": { type: "bool", help: "tensor-parallel backward collectives not hidden behind the gradient GEMMs (Megatron-DeepSpeed, Megatron-LM before 2022)" },
   "fp32-grads": { type: "bool", help: "fp32 gradient accumulation (default on for bf16/fp8)" },
@@ -121,7 +122,7 @@ export const FLAG_OF_PLAN_FIELD = {
   layersPerStage: "layers-per-stage", recomputeLayersPerStage: "recompute-layers", parameterServers: "ps", asynchronous: "async",
   staleness: "staleness", flashAttention: "flash", fp32Gradients: "fp32-grads", tpCommOverlap: "tp-comm-overlap",
   dpCommExposed: "dp-comm-exposed", dpCommBlocking: "dp-comm-blocking", ppBlockingSends: "pp-blocking-sends", tpSyncBackward: "tp-sync-backward",
-  shardGroup: "shard-group",
+  launchBlocking: "launch-blocking", shardGroup: "shard-group",
 } as const satisfies Readonly<Record<keyof PlanInput, FlagName>>;
 
 /**

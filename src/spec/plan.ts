@@ -32,6 +32,7 @@ export interface PlanInput {
   dpCommBlocking?: boolean | undefined;
   ppBlockingSends?: boolean | undefined;
   tpSyncBackward?: boolean | undefined;
+  launchBlocking?: boolean | undefined;
   shardGroup?: number | undefined;
 }
 
@@ -196,6 +197,8 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     ...(ppBlockingSends ? { ppBlockingSends } : {}),
     // Off unless asked for: it describes Megatron-DeepSpeed and Megatron-LM before 2022.
     ...(tpSyncBackward ? { tpSyncBackward } : {}),
+    // Off unless asked for: it describes a debugging setting that BLOOM's training kept on.
+    ...(input.launchBlocking === true ? { launchBlocking: true } : {}),
     // Present only when it shards over fewer ranks than dp * cp (hybrid sharding); absent: full sharding.
     ...(shardGroup !== undefined ? { shardGroup } : {}),
   };

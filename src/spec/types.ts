@@ -218,6 +218,14 @@ export interface Plan {
    */
   readonly tpSyncBackward?: boolean;
   /**
+   * Extension: every kernel launch waits for the kernel before it to finish (CUDA_LAUNCH_BLOCKING=1, which
+   * BLOOM's training set to stop hangs: bigscience train/tr11-176B-ml/tr11-176B-ml.slurm and
+   * chronicles-prequel.md, "dealing with JZ hanging on the large model"), so the host's time to issue each
+   * kernel is no longer hidden behind the kernels already queued. Charged per layer and micro-batch
+   * (src/planner/cost/launch.ts). Absent or false: launches are asynchronous.
+   */
+  readonly launchBlocking?: boolean;
+  /**
    * Extension: hybrid sharding. ZeRO shards the model states over groups of this many of the dp * cp ranks
    * and replicates them across the groups (PyTorch FSDP HYBRID_SHARD, FSDP2 HSDP; DeepSpeed ZeRO++ hpZ,
    * MiCS): the gathers and reduce-scatters stay inside a group, and each rank's gradient shard is then

@@ -178,6 +178,11 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     ...(layersPerStage === undefined ? {} : { layersPerStage }),
     ...(rc.fullShare === undefined ? {} : { recomputeLayersPerStage: stages.map((n) => Math.round(n * rc.fullShare!)) }),
   };
+  const blocking = profile.launchBlocking?.(r);
+  if (blocking !== undefined) {
+    assumptions.push(blocking);
+    plan.launchBlocking = true;
+  }
   if (profile.deepspeedPipeline === true && p.pp > 1) {
     assumptions.push("DeepSpeed pipeline engine: blocking sends, data-parallel reduction after the schedule");
     plan.ppBlockingSends = true;

@@ -33,6 +33,11 @@ export interface SourceProfile {
   /** Tensor-parallel backward collectives all synchronous (plan knob tpSyncBackward), when tp > 1. */
   readonly tpSyncBackward?: boolean;
   /**
+   * Blocking kernel launches (plan knob launchBlocking, CUDA_LAUNCH_BLOCKING=1) for this record, with the
+   * reason printed as its assumption (undefined: asynchronous).
+   */
+  readonly launchBlocking?: (r: MeasurementRecord) => string | undefined;
+  /**
    * The fused attention kernel the framework ran (the GPU priors describe their generation's best), for
    * every record or per record (undefined: the GPU's prior kernel).
    */
@@ -53,6 +58,17 @@ export interface SourceProfile {
   readonly virtualStages?: (r: MeasurementRecord, layers: number) => { v: number; why: string } | undefined;
   /** Micro-batch when the record gives none (default 1). */
   readonly microBatch?: (r: MeasurementRecord) => number | undefined;
+}
+
+/**
+ * BLOOM's runs set CUDA_LAUNCH_BLOCKING=1 from the prequel's "dealing with JZ hanging on the large model"
+ * onwards (chronicles-prequel.md; without it the 320-GPU runs always hung) and in the training itself
+ * (tr11-176B-ml.slurm: "do not remove or the training will hang"). The prequel's "Best TFLOPs" runs come
+ * before that section, so their launches are taken as asynchronous.
+ */
+function bloomLaunchBlocking(r: MeasurementRecord): string | undefined {
+  if (r.table?.includes("Best TFLOPs") === true) return undefined;
+  return "blocking kernel launches (CUDA_LAUNCH_BLOCKING=1, BigScience's workaround for hangs)";
 }
 
 /**
@@ -150,7 +166,7 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     // released config has hidden_dropout = attention_dropout = 0.0; the prequel's earlier runs used fp16.
     framework: "Megatron-DeepSpeed 2022 (BigScience tr11)", flashAttention: false, dropout: false, zero: 1, recompute: "full",
     precision: "fp16", sequenceParallel: false, vocab: 250000, heads: 64, seqLen: 2048, deepspeedPipeline: true,
-    tpSyncBackward: true,
+    tpSyncBackward: true, launchBlocking: bloomLaunchBlocking,
   },
   "megatron-h100-2024": {
     // As test/planner/megatron-table.test.ts: bf16, Transformer Engine attention, SP, distributed optimizer.

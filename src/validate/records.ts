@@ -61,6 +61,8 @@ export interface MeasurementRecord {
   /** The file the record came from, without `.jsonl`: the unit the calibration holds out. */
   readonly source: string;
   readonly publication: string;
+  /** The table or figure of the publication the record was read from (source.table_or_figure). */
+  readonly table?: string;
   readonly model: RecordModel;
   readonly hardware: RecordHardware;
   readonly parallel: RecordParallel;
@@ -107,6 +109,7 @@ function parseOne(json: unknown, source: string, file: string, line: number): Me
     id,
     source,
     publication: str(s, "publication") ?? "",
+    ...(str(s, "table_or_figure") === null ? {} : { table: str(s, "table_or_figure")! }),
     model: {
       name: str(m, "name") ?? id, family: str(m, "family"), params_b: num(m, "params_b"), layers: num(m, "layers"),
       hidden: num(m, "hidden"), heads: num(m, "heads"), kv_heads: num(m, "kv_heads"), ffn: num(m, "ffn"),

@@ -103,6 +103,15 @@ describe("published records as meshplan plans", () => {
     expect(mapped("r1362").plan.ppBlockingSends).toBeUndefined();
   });
 
+  it("BLOOM's launches block from the prequel's hang workaround on; its earlier 'Best TFLOPs' runs and other sources do not", () => {
+    for (const id of ["r0204", "r0209", "r1246"]) {
+      const c = mapped(id);
+      expect(c.plan.launchBlocking).toBe(true);
+      expect(c.assumptions.some((a) => a.includes("CUDA_LAUNCH_BLOCKING=1"))).toBe(true);
+    }
+    for (const id of ["r1201", "r1202", "r1411", "r0015"]) expect(mapped(id).plan.launchBlocking).toBeUndefined();
+  });
+
   it("Megatron-DeepSpeed and 2021 Megatron-LM run the tp backward synchronously; Megatron-LM from 2022 does not", () => {
     expect(mapped("r0204").plan.tpSyncBackward).toBe(true); // BLOOM, tp 4
     expect(mapped("r1411").plan.tpSyncBackward).toBe(true); // MT-NLG

@@ -7,6 +7,7 @@ import {
   type DpCosts, type Links, type PassCosts,
 } from "./communication.js";
 import { embeddingTimes, headTimes, layerTimes } from "./compute.js";
+import { blockingLaunchSeconds } from "./launch.js";
 import {
   gradientBytesPerParam, layerParamsPerRank, modelStateBytes, OPTIMIZER_BYTES, otherBytes, PARAM_BYTES,
   stageParams, type MemoryBreakdown,
@@ -111,11 +112,13 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
     const dp = dpCosts(plan, links, params, n, spReplicatedGradCost(model, plan, links, i), inLineBucketCount(plan, n, first, last));
     // Compute that runs beside the stage's data-parallel collectives is slowed by them (dpContention).
     const c = dpContention(plan, dp, forward, backwardInput + backwardWeight + recompute, gpu.efficiency.commOverlapSlowdown ?? 0);
+    // Blocking launches (plan.launchBlocking) leave the host's time to issue each kernel exposed.
+    const launch = blockingLaunchSeconds(plan, n, r);
     return {
-      forwardSeconds: forward + c.forwardSeconds,
-      backwardInputSeconds: backwardInput,
+      forwardSeconds: forward + c.forwardSeconds + launch.forwardSeconds,
+      backwardInputSeconds: backwardInput + launch.backwardSeconds,
       backwardWeightSeconds: backwardWeight + c.backwardSeconds,
-      recomputeSeconds: recompute,
+      recomputeSeconds: recompute + launch.recomputeSeconds,
       tp: tpCostPerMicroBatch(model, plan, links, i, { layer, head }),
       cp: cpCostPerMicroBatch(model, plan, links, i, layer.attentionCoreForwardSeconds, coreBackward),
       ep: epCostPerMicroBatch(model, plan, links, i),
