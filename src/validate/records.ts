@@ -105,11 +105,12 @@ function parseOne(json: unknown, source: string, file: string, line: number): Me
   const x = object(r.measured, file, line, "measured");
   const s = object(r.source, file, line, "source");
   const sp = p.sequence_parallel;
+  const table = str(s, "table_or_figure");
   return {
     id,
     source,
     publication: str(s, "publication") ?? "",
-    ...(str(s, "table_or_figure") === null ? {} : { table: str(s, "table_or_figure")! }),
+    ...(table === null ? {} : { table }),
     model: {
       name: str(m, "name") ?? id, family: str(m, "family"), params_b: num(m, "params_b"), layers: num(m, "layers"),
       hidden: num(m, "hidden"), heads: num(m, "heads"), kv_heads: num(m, "kv_heads"), ffn: num(m, "ffn"),

@@ -12,6 +12,9 @@ const input = {
   sequenceParallel: false, schedule: "1f1b", ppBlockingSends: true, dpCommExposed: true,
 } as const;
 
+/** A stage's compute per micro-batch: every pass the launches add to. */
+const perMicroBatch = (s: ReturnType<typeof planCosts>["stages"][number]) => s.forwardSeconds + s.backwardInputSeconds + s.backwardWeightSeconds + s.recomputeSeconds;
+
 describe("blocking kernel launches", () => {
   it("add the per-layer host time to every stage's passes, a quarter of it to the recomputation", () => {
     const off = planFor("gpt3-175b", shape, input);
@@ -22,7 +25,6 @@ describe("blocking kernel launches", () => {
     const b = planCosts(on.model, shape, on.plan).stages;
     for (let i = 0; i < a.length; i++) {
       const layers = on.plan.layersPerStage[i]!;
-      const perMicroBatch = (s: (typeof a)[number]) => s.forwardSeconds + s.backwardInputSeconds + s.backwardWeightSeconds + s.recomputeSeconds;
       expect(perMicroBatch(b[i]!) - perMicroBatch(a[i]!)).toBeCloseTo(layers * BLOCKING_LAUNCH_SECONDS_PER_LAYER, 9);
       expect(b[i]!.recomputeSeconds - a[i]!.recomputeSeconds).toBeCloseTo(layers * BLOCKING_LAUNCH_SECONDS_PER_LAYER / 4, 9);
     }
@@ -34,8 +36,7 @@ describe("blocking kernel launches", () => {
     const on = planFor("gpt3-175b", shape, { ...none, launchBlocking: true });
     const a = planCosts(off.model, shape, off.plan).stages[0]!;
     const b = planCosts(on.model, shape, on.plan).stages[0]!;
-    const total = (s: typeof a) => s.forwardSeconds + s.backwardInputSeconds + s.backwardWeightSeconds + s.recomputeSeconds;
-    expect(total(b) - total(a)).toBeCloseTo(0.75 * on.plan.layersPerStage[0]! * BLOCKING_LAUNCH_SECONDS_PER_LAYER, 9);
+    expect(perMicroBatch(b) - perMicroBatch(a)).toBeCloseTo(0.75 * on.plan.layersPerStage[0]! * BLOCKING_LAUNCH_SECONDS_PER_LAYER, 9);
   });
 
   it("lengthen the step by the stage passes on its critical path, as the constant's derivation assumes", () => {
