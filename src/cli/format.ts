@@ -41,7 +41,8 @@ export function planSummary(e: Estimate): string {
 
 /** The framework knobs a plan has on, as their flags (doc/cost-model.md): how a stack runs the split. */
 export function frameworkFlags(p: Plan): string[] {
-  const on = { tpCommOverlap: p.tpCommOverlap, tpSyncBackward: p.tpSyncBackward, ppBlockingSends: p.ppBlockingSends, dpCommExposed: p.dpCommExposed, dpCommBlocking: p.dpCommBlocking, launchBlocking: p.launchBlocking };
+  const on = { tpCommOverlap: p.tpCommOverlap, tpSyncBackward: p.tpSyncBackward, ppBlockingSends: p.ppBlockingSends, dpCommExposed: p.dpCommExposed, dpCommBlocking: p.dpCommBlocking, launchBlocking: p.launchBlocking,
+    ppKeepOutputs: p.ppKeepOutputs, keep16BitGrads: p.keep16BitGrads };
   const flags = Object.entries(on).filter(([, v]) => v === true).map(([k]) => `--${FLAG_OF_PLAN_FIELD[k as keyof typeof on]}`);
   return p.shardGroup === undefined ? flags : [...flags, `--${FLAG_OF_PLAN_FIELD.shardGroup} ${p.shardGroup}`];
 }
@@ -65,7 +66,8 @@ export function formatEstimate(e: Estimate): string {
 
   const m = e.memory;
   const free = m.capacityBytes - m.peakBytesPerGpu;
-  lines.push(`Memory per GPU (worst: stage ${m.worstStage})   ${gib(m.peakBytesPerGpu)} of ${gib(m.capacityBytes)}  ` +
+  const when = m.atOptimizerStep === true ? ", at the optimizer step" : "";
+  lines.push(`Memory per GPU (worst: stage ${m.worstStage}${when})   ${gib(m.peakBytesPerGpu)} of ${gib(m.capacityBytes)}  ` +
     (m.fits ? `fits, ${gib(free)} free` : `DOES NOT FIT: over by ${gib(-free)}`));
   const mem: [string, number][] = [
     ["parameters", m.breakdown.parametersBytes],

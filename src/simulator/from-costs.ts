@@ -1,6 +1,5 @@
-import { keptBytes } from "../planner/cost/activations.js";
 import type { DpCosts } from "../planner/cost/communication.js";
-import { gradientBytesPerParam, lossBytes, PARAM_BYTES, stageWeightGradInputBytes } from "../planner/cost/memory.js";
+import { gradientBytesPerParam, lossBytes, PARAM_BYTES, stagePerMicroBatchBytes, stageWeightGradInputBytes } from "../planner/cost/memory.js";
 import type { PlanCosts } from "../planner/cost/stages.js";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import type { SimDp, SimInput, SimParameterServers, SimStage } from "./types.js";
@@ -45,9 +44,7 @@ function parameterServers(plan: Plan, shape: ClusterShape, paramsPerWorker: numb
 
 /** The simulator's input for a plan, every duration and size taken from the cost model's per-stage costs. */
 export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: PlanCosts): SimInput {
-  const kept = keptBytes(costs.activations, plan);
   const stages: SimStage[] = costs.stages.map((s, i) => {
-    const layers = plan.layersPerStage[i] ?? 0;
     const full = plan.recomputeLayersPerStage[i] ?? 0;
     return {
       forwardSeconds: s.forwardSeconds,
@@ -61,7 +58,7 @@ export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: P
       optimizerSeconds: s.optimizerSeconds,
       // The same terms as stageActivationBytes (src/planner/cost/memory.ts), per micro-batch.
       memory: {
-        perMicroBatchBytes: full * costs.activations.full + (layers - full) * kept,
+        perMicroBatchBytes: stagePerMicroBatchBytes(model, plan, i, costs.activations),
         backwardTransientBytes: full > 0 ? costs.activations.none : 0,
         lossBytes: i === plan.pp - 1 ? lossBytes(model, plan) : 0,
         ...(plan.schedule === "zb-h1" ? { weightGradInputBytes: stageWeightGradInputBytes(model, plan, i) } : {}),

@@ -33,6 +33,8 @@ export interface PlanInput {
   ppBlockingSends?: boolean | undefined;
   tpSyncBackward?: boolean | undefined;
   launchBlocking?: boolean | undefined;
+  ppKeepOutputs?: boolean | undefined;
+  keep16BitGrads?: boolean | undefined;
   shardGroup?: number | undefined;
 }
 
@@ -162,6 +164,13 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   if (dpCommBlocking && parameterServers > 0) bad("dpCommBlocking", true, "false with parameter servers", "the servers carry the data-parallel traffic");
   if (dpCommBlocking && zero < 2) bad("zero", zero, "2 or 3 with dpCommBlocking", "in-line collectives describe ZeRO-2/3's per-micro-batch traffic; ZeRO 0/1 in line after the schedule is dpCommExposed");
   const ppBlockingSends = pp > 1 && (input.ppBlockingSends ?? false);
+  const ppKeepOutputs = pp > 1 && (input.ppKeepOutputs ?? false);
+  // Megatron-LM accumulates and reduces gradients in fp32 under bf16 (arguments.py: bf16 implies
+  // accumulate_allreduce_grads_in_fp32); the ZeRO paper's fp16 recipe keeps 2-byte gradients.
+  const fp32Gradients = input.fp32Gradients ?? precision !== "fp16";
+  const keep16BitGrads = input.keep16BitGrads ?? false;
+  if (keep16BitGrads && !fp32Gradients) bad("keep16BitGrads", true, "false without fp32 gradients", "with 16-bit gradients there is no fp32 accumulator to keep them beside");
+  if (keep16BitGrads && zero > 1) bad("zero", zero, "0 or 1 with keep16BitGrads", "it describes DeepSpeed's BF16_Optimizer, which runs ZeRO 0 and 1 only");
   const tpSyncBackward = tp > 1 && (input.tpSyncBackward ?? false);
   const shardGroup = resolveShardGroup(input.shardGroup, dp * cp, zero, ep, parameterServers);
   if (tpSyncBackward && input.tpCommOverlap === true) {
@@ -185,9 +194,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     asynchronous,
     staleness,
     flashAttention: input.flashAttention ?? true,
-    // Megatron-LM accumulates and reduces gradients in fp32 under bf16 (arguments.py: bf16 implies
-    // accumulate_allreduce_grads_in_fp32); the ZeRO paper's fp16 recipe keeps 2-byte gradients.
-    fp32Gradients: input.fp32Gradients ?? precision !== "fp16",
+    fp32Gradients,
     // Off unless asked for: Megatron-LM's --tp-comm-overlap is opt-in (arguments.py default False).
     tpCommOverlap: tp > 1 && (input.tpCommOverlap ?? false),
     // Both off unless asked for: they describe DeepSpeed's pipeline engine, not the default stack.
@@ -199,6 +206,9 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     ...(tpSyncBackward ? { tpSyncBackward } : {}),
     // Off unless asked for: it describes a debugging setting that BLOOM's training kept on.
     ...(input.launchBlocking === true ? { launchBlocking: true } : {}),
+    // Both off unless asked for: they describe DeepSpeed's pipeline engine and BF16_Optimizer.
+    ...(ppKeepOutputs ? { ppKeepOutputs } : {}),
+    ...(keep16BitGrads ? { keep16BitGrads } : {}),
     // Present only when it shards over fewer ranks than dp * cp (hybrid sharding); absent: full sharding.
     ...(shardGroup !== undefined ? { shardGroup } : {}),
   };

@@ -226,6 +226,20 @@ export interface Plan {
    */
   readonly launchBlocking?: boolean;
   /**
+   * Extension: every stage keeps each in-flight micro-batch's output (16-bit, one per model chunk that
+   * sends) until that micro-batch's backward (DeepSpeed's pipeline engine: buffers['outputs'] freed after
+   * BackwardPass, deepspeed/runtime/pipe/engine.py). Absent or false: an output's data is freed once sent
+   * (Megatron-LM deallocate_output_tensor). pp > 1 only (resolvePlan drops it otherwise).
+   */
+  readonly ppKeepOutputs?: boolean;
+  /**
+   * Extension: the 16-bit gradients autograd writes stay beside their fp32 accumulators until the next
+   * backward (DeepSpeed's BF16_Optimizer: update_hp_grads(clear_lp_grads=False), deepspeed/runtime/
+   * bf16_optimizer.py): 2 more bytes per parameter. Needs fp32Gradients and ZeRO 0 or 1 (the optimizer's).
+   * Absent or false: the 16-bit gradient is folded into the fp32 one and dropped (Megatron-LM).
+   */
+  readonly keep16BitGrads?: boolean;
+  /**
    * Extension: hybrid sharding. ZeRO shards the model states over groups of this many of the dp * cp ranks
    * and replicates them across the groups (PyTorch FSDP HYBRID_SHARD, FSDP2 HSDP; DeepSpeed ZeRO++ hpZ,
    * MiCS): the gathers and reduce-scatters stay inside a group, and each rank's gradient shard is then

@@ -184,9 +184,14 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     plan.launchBlocking = true;
   }
   if (profile.deepspeedPipeline === true && p.pp > 1) {
-    assumptions.push("DeepSpeed pipeline engine: blocking sends, data-parallel reduction after the schedule");
+    assumptions.push("DeepSpeed pipeline engine: blocking sends, data-parallel reduction after the schedule, stage outputs kept until their backward");
     plan.ppBlockingSends = true;
+    plan.ppKeepOutputs = true;
     if ((plan.zero ?? 0) <= 1) plan.dpCommExposed = true;
+  }
+  if (profile.deepspeedBf16Optimizer === true && plan.precision === "bf16" && (plan.zero ?? 0) <= 1) {
+    assumptions.push("DeepSpeed BF16_Optimizer: 16-bit gradients kept beside the fp32 accumulators");
+    plan.keep16BitGrads = true;
   }
   const ran = r.measured.oom !== true;
   const kernel = plan.flashAttention === true ? attentionKernelOf(profile, r) : undefined;

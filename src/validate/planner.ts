@@ -48,14 +48,16 @@ export function planText(x: Plan): string {
   const full = x.recomputeLayersPerStage.reduce((a, b) => a + b, 0);
   const rc = x.recompute === "full" ? "full" : full > 0 ? `${full} layers full` : x.recompute;
   const knobs = [x.sequenceParallel ? " sp" : "", x.tpCommOverlap === true ? " tp-overlap" : "", x.ppBlockingSends === true ? " blocking-sends" : "", x.dpCommExposed === true ? " dp-exposed" : "",
-    x.tpSyncBackward === true ? " tp-sync" : "", x.launchBlocking === true ? " launch-blocking" : ""].join("");
+    x.tpSyncBackward === true ? " tp-sync" : "", x.launchBlocking === true ? " launch-blocking" : "", x.ppKeepOutputs === true ? " keep-outputs" : "",
+    x.keep16BitGrads === true ? " keep-16bit-grads" : ""].join("");
   return `tp${x.tp} pp${x.pp}${v} dp${x.dp}${x.cp > 1 ? ` cp${x.cp}` : ""} mb${x.microBatch} ${x.schedule} z${x.zero} ${rc}${knobs}`;
 }
 
 function settingKey(p: PreparedCase): string {
   const x = p.plan;
   return [p.case.source, p.case.model.name, p.case.model.layers, p.case.model.hiddenSize, p.case.cluster, p.case.gpus, x.globalBatch, x.seqLen, x.precision,
-    x.flashAttention, p.case.attentionKernel ?? "", x.tpCommOverlap === true, x.ppBlockingSends === true, x.dpCommExposed === true, syncBackward(p), x.launchBlocking === true].join("|");
+    x.flashAttention, p.case.attentionKernel ?? "", x.tpCommOverlap === true, x.ppBlockingSends === true, x.dpCommExposed === true, syncBackward(p), x.launchBlocking === true, x.ppKeepOutputs === true,
+    x.keep16BitGrads === true].join("|");
 }
 
 /** What the search keeps fixed: the setting and the software, not the split. */
@@ -69,6 +71,8 @@ function pinnedFor(p: PreparedCase): PlanInput {
     // The framework's property, not the published split's: a tp-1 published plan still pins it for tp > 1 candidates.
     ...(syncBackward(p) ? { tpSyncBackward: true } : {}),
     ...(x.launchBlocking === true ? { launchBlocking: true } : {}),
+    ...(x.ppKeepOutputs === true ? { ppKeepOutputs: true } : {}),
+    ...(x.keep16BitGrads === true ? { keep16BitGrads: true } : {}),
   };
 }
 

@@ -30,6 +30,11 @@ export interface SourceProfile {
    * sends and the data-parallel reduction after the schedule (deepspeed/runtime/pipe/schedule.py).
    */
   readonly deepspeedPipeline?: boolean;
+  /**
+   * DeepSpeed's BF16_Optimizer runs the bf16 records (ZeRO 0/1): their 16-bit gradients stay beside the fp32
+   * accumulators (plan knob keep16BitGrads, deepspeed/runtime/bf16_optimizer.py).
+   */
+  readonly deepspeedBf16Optimizer?: boolean;
   /** Tensor-parallel backward collectives all synchronous (plan knob tpSyncBackward), when tp > 1. */
   readonly tpSyncBackward?: boolean;
   /**
@@ -166,7 +171,7 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     // released config has hidden_dropout = attention_dropout = 0.0; the prequel's earlier runs used fp16.
     framework: "Megatron-DeepSpeed 2022 (BigScience tr11)", flashAttention: false, dropout: false, zero: 1, recompute: "full",
     precision: "fp16", sequenceParallel: false, vocab: 250000, heads: 64, seqLen: 2048, deepspeedPipeline: true,
-    tpSyncBackward: true, launchBlocking: bloomLaunchBlocking,
+    deepspeedBf16Optimizer: true, tpSyncBackward: true, launchBlocking: bloomLaunchBlocking,
   },
   "megatron-h100-2024": {
     // As test/planner/megatron-table.test.ts: bf16, Transformer Engine attention, SP, distributed optimizer.

@@ -23,6 +23,7 @@ const planArb = fc.record({
   flashAttention: fc.boolean(),
   schedule: fc.constantFrom<Schedule>("naive", "gpipe", "1f1b", "interleaved", "zb-h1"),
   batchGroups: fc.integer({ min: 1, max: 3 }),
+  ppKeepOutputs: fc.boolean(),
 });
 
 function planOf(input: ValueOf<typeof planArb>) {

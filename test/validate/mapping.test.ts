@@ -112,6 +112,15 @@ describe("published records as meshplan plans", () => {
     for (const id of ["r1201", "r1202", "r1411", "r0015"]) expect(mapped(id).plan.launchBlocking).toBeUndefined();
   });
 
+  it("DeepSpeed's pipeline engine keeps stage outputs (BLOOM, MT-NLG with pp > 1); its BF16_Optimizer keeps BLOOM's bf16 gradients", () => {
+    for (const id of ["r0205", "r1296", "r1411"]) expect(mapped(id).plan.ppKeepOutputs).toBe(true);
+    expect(mapped("r1296").plan.keep16BitGrads).toBe(true); // bf16 (BF16 optimizer, fp32 accumulation)
+    expect(mapped("r1296").assumptions.some((a) => a.includes("BF16_Optimizer"))).toBe(true);
+    expect(mapped("r0205").plan.keep16BitGrads).toBeUndefined(); // fp16
+    expect(mapped("r1411").plan.keep16BitGrads).toBeUndefined(); // MT-NLG: no BF16_Optimizer in 2021
+    for (const id of ["r0015", "r1362", "r1231"]) expect(mapped(id).plan.ppKeepOutputs).toBeUndefined(); // Megatron-LM, NeMo, BLOOM pp 1
+  });
+
   it("Megatron-DeepSpeed and 2021 Megatron-LM run the tp backward synchronously; Megatron-LM from 2022 does not", () => {
     expect(mapped("r0204").plan.tpSyncBackward).toBe(true); // BLOOM, tp 4
     expect(mapped("r1411").plan.tpSyncBackward).toBe(true); // MT-NLG

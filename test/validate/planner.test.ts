@@ -52,13 +52,14 @@ describe("the planner on published settings (issue 7)", () => {
     // The search honoured the pins: a pipelined best plan carries both knobs (and so is ZeRO 0/1), as the
     // published one does; a plan without a pipeline would carry neither. Megatron-DeepSpeed's synchronous
     // tensor-parallel backward is pinned too, for every plan with tp > 1, and BLOOM's blocking kernel
-    // launches for every plan.
+    // launches for every plan; the engine's kept stage outputs with the pipeline, and the BF16_Optimizer's
+    // kept 16-bit gradients (r0204 is bf16) for every plan.
     const best = rep.rows[0]!.best!.plan;
-    expect(rep.rows[0]!.published.plan).toMatch(/blocking-sends dp-exposed tp-sync launch-blocking$/);
-    if (/ pp1 /.test(best)) expect(best).not.toMatch(/blocking-sends|dp-exposed/);
-    else expect(best).toMatch(/ z[01] .*blocking-sends dp-exposed/);
+    expect(rep.rows[0]!.published.plan).toMatch(/blocking-sends dp-exposed tp-sync launch-blocking keep-outputs keep-16bit-grads$/);
+    if (/ pp1 /.test(best)) expect(best).not.toMatch(/blocking-sends|dp-exposed|keep-outputs/);
+    else expect(best).toMatch(/ z[01] .*blocking-sends dp-exposed.* keep-outputs/);
     if (/^tp1 /.test(best)) expect(best).not.toMatch(/tp-sync/);
-    else expect(best).toMatch(/tp-sync launch-blocking$/);
-    expect(best).toMatch(/launch-blocking$/);
+    else expect(best).toMatch(/tp-sync launch-blocking/);
+    expect(best).toMatch(/ z[01] .*launch-blocking( keep-outputs)? keep-16bit-grads$/);
   });
 });

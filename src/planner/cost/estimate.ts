@@ -8,13 +8,23 @@ import { pipelineSeconds, ppCriticalTransfers, type StageTime } from "./pipeline
 import { planCosts, stageComputeSeconds, stageMicroBatchSeconds, type PlanCosts, type StageCost } from "./stages.js";
 import type { Estimate } from "./types.js";
 
-/** Peak memory of each stage's GPUs: model states, activations in flight (schedule-dependent) and the rest. */
+/**
+ * Peak memory of each stage's GPUs: model states, activations in flight (schedule-dependent) and the rest,
+ * or, when it is larger, the same states during the optimizer step with its fp32 gradient copy (counted
+ * as gradients; the activations are gone by then).
+ */
 export function stageMemory(model: ModelSpec, plan: Plan, costs: PlanCosts, stage: number): MemoryBreakdown {
-  return {
-    ...costs.stages[stage]!.states,
-    activationsBytes: stageActivationBytes(model, plan, stage, costs.microBatches, costs.activations),
-    otherBytes: costs.otherBytes,
-  };
+  const s = costs.stages[stage]!;
+  const activationsBytes = stageActivationBytes(model, plan, stage, costs.microBatches, costs.activations);
+  if (s.optimizerStepBytes > activationsBytes) {
+    return { ...s.states, gradientsBytes: s.states.gradientsBytes + s.optimizerStepBytes, activationsBytes: 0, otherBytes: costs.otherBytes };
+  }
+  return { ...s.states, activationsBytes, otherBytes: costs.otherBytes };
+}
+
+/** Whether stageMemory chose the optimizer step's peak for this stage. */
+function atOptimizerStep(s: StageCost, m: MemoryBreakdown): boolean {
+  return s.optimizerStepBytes > 0 && m.gradientsBytes > s.states.gradientsBytes;
 }
 
 /** The step's time pieces that do not come from the pipeline schedule itself. */
@@ -94,9 +104,11 @@ export function worstStageMemory(model: ModelSpec, plan: Plan, costs: PlanCosts)
   let stage = 0;
   let bytes = -1;
   for (let i = 0; i < plan.pp; i++) {
-    const st = costs.stages[i]!.states;
+    const s = costs.stages[i]!;
+    const st = s.states;
+    // stageMemory's total, without building the breakdown (this runs for every candidate of a search)
     const b = st.parametersBytes + st.gradientsBytes + st.optimizerBytes + costs.otherBytes +
-      stageActivationBytes(model, plan, i, costs.microBatches, costs.activations);
+      Math.max(s.optimizerStepBytes, stageActivationBytes(model, plan, i, costs.microBatches, costs.activations));
     if (b > bytes) [stage, bytes] = [i, b];
   }
   return { stage, bytes };
@@ -162,7 +174,8 @@ export function assembleEstimate(model: ModelSpec, shape: ClusterShape, plan: Pl
     model: model.name,
     cluster: { name: shape.spec.name, gpu: gpu.name, gpus: shape.gpus, gpusPerNode: shape.gpusPerNode },
     plan,
-    memory: { peakBytesPerGpu, capacityBytes: gpu.memoryBytes, fits: peakBytesPerGpu <= gpu.memoryBytes, breakdown: worstMemory, worstStage: worst },
+    memory: { peakBytesPerGpu, capacityBytes: gpu.memoryBytes, fits: peakBytesPerGpu <= gpu.memoryBytes, breakdown: worstMemory, worstStage: worst,
+      ...(atOptimizerStep(costs.stages[worst]!, worstMemory) ? { atOptimizerStep: true } : {}) },
     time: {
       stepSeconds,
       breakdown: {

@@ -15,6 +15,20 @@ export function gradientBytesPerParam(plan: Pick<Plan, "fp32Gradients">): number
   return plan.fp32Gradients ? 4 : 2; // Megatron keeps fp32 main grads under bf16; ZeRO's recipe 16-bit
 }
 
+/**
+ * Gradient bytes held per parameter: the accumulated gradient (gradientBytesPerParam) and, with
+ * plan.keep16BitGrads, the 16-bit gradient autograd wrote beside its fp32 accumulator (DeepSpeed's
+ * BF16_Optimizer adds each backward's 16-bit grads into fp32 ones and clears the 16-bit ones only when
+ * the next backward starts: deepspeed/runtime/bf16_optimizer.py, backward() and update_hp_grads with
+ * clear_lp_grads=False).
+ */
+export function gradientMemoryBytesPerParam(plan: Pick<Plan, "fp32Gradients" | "keep16BitGrads">): number {
+  return gradientBytesPerParam(plan) + (plan.keep16BitGrads === true ? 2 : 0);
+}
+
+/** fp32 bytes per parameter of the gradient copy an optimizer step makes when gradients are 16-bit. */
+export const STEP_GRADIENT_COPY_BYTES = 4;
+
 /** One transformer layer's parameters on one tensor-parallel rank. */
 export function layerParamsPerRank(model: ModelSpec, plan: Pick<Plan, "tp" | "ep">): RankParams {
   const t = plan.tp;
@@ -73,19 +87,35 @@ export function zeroShardRanks(plan: Pick<Plan, "dp" | "cp" | "shardGroup">): nu
 }
 
 /** Model states on one GPU: ZeRO stage 1 shards optimizer states, 2 also gradients, 3 also parameters. */
-export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients" | "shardGroup">;
+export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients" | "keep16BitGrads" | "shardGroup">;
+
+/** Parameters one GPU holds a shard of at ZeRO stage `stage` (all of them below it). */
+function shardedParams(plan: StatePlan, params: RankParams, stage: number): number {
+  const denseShard = zeroShardRanks(plan);
+  if (stage > plan.zero) return params.dense + params.expert;
+  return params.dense / denseShard + params.expert / (denseShard / plan.ep);
+}
 
 export function modelStateBytes(plan: StatePlan, params: RankParams): Pick<MemoryBreakdown, "parametersBytes" | "gradientsBytes" | "optimizerBytes"> {
-  const denseShard = zeroShardRanks(plan);
-  const expertShard = denseShard / plan.ep;
-  const sharded = (stage: number) => (stage <= plan.zero ? params.dense / denseShard + params.expert / expertShard : params.dense + params.expert);
-  const all = params.dense + params.expert;
   return {
-    parametersBytes: PARAM_BYTES * (plan.zero >= 3 ? sharded(3) : all),
-    gradientsBytes: gradientBytesPerParam(plan) * (plan.zero >= 2 ? sharded(2) : all),
+    parametersBytes: PARAM_BYTES * shardedParams(plan, params, 3),
+    gradientsBytes: gradientMemoryBytesPerParam(plan) * shardedParams(plan, params, 2),
     // With parameter servers the optimizer lives on the servers, not on the workers.
-    optimizerBytes: plan.parameterServers > 0 ? 0 : OPTIMIZER_BYTES * (plan.zero >= 1 ? sharded(1) : all),
+    optimizerBytes: plan.parameterServers > 0 ? 0 : OPTIMIZER_BYTES * shardedParams(plan, params, 1),
   };
+}
+
+/**
+ * What the optimizer step adds while it runs, when gradients are 16-bit: an fp32 copy of the gradients
+ * of the shard it updates, made before the update and dropped after it (Megatron-LM optimizer.py
+ * _copy_model_grads_to_main_grads, `main_param.grad = model_grad.float()`; DeepSpeed ZeRO-1/2
+ * stage_1_and_2.py step, the gradient partition flattened and cast to fp32). The activations are gone
+ * by then, so a stage's peak is the larger of its backward peak and its states plus this. Nothing with
+ * fp32 gradients (the optimizer reads them as they are) or with parameter servers (the update is theirs).
+ */
+export function optimizerStepCopyBytes(plan: StatePlan, params: RankParams): number {
+  if (plan.fp32Gradients || plan.parameterServers > 0) return 0;
+  return STEP_GRADIENT_COPY_BYTES * shardedParams(plan, params, 1);
 }
 
 /**
@@ -131,16 +161,24 @@ export function stageActivationBytes(model: ModelSpec, plan: Plan, stage: number
 }
 
 /**
+ * What one micro-batch leaves on stage `stage` until its backward frees it: its layers' saved activations
+ * (fully recomputed layers their inputs only) and, under ppKeepOutputs, its kept outputs.
+ */
+export function stagePerMicroBatchBytes(model: ModelSpec, plan: Plan, stage: number, a: LayerActivationBytes): number {
+  const layers = plan.layersPerStage[stage] ?? 0;
+  const full = plan.recomputeLayersPerStage[stage] ?? 0;
+  return full * a.full + (layers - full) * keptBytes(a, plan) + keptOutputBytes(model, plan, stage);
+}
+
+/**
  * The two candidates for a stage's activation peak: when a backward starts (the in-flight micro-batches,
  * the backward's transient, the last stage's logits) and, under a split backward, when it ends (its
  * weight-gradient inputs added, the transient and logits gone); 0 for the latter otherwise. Each is
  * affine in the stage's layers and recomputed layers, which the stage-layout program reads off.
  */
 export function stageActivationBranches(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes): { backwardStart: number; backwardEnd: number } {
-  const layers = plan.layersPerStage[stage] ?? 0;
   const full = plan.recomputeLayersPerStage[stage] ?? 0;
-  const perMicroBatch = full * a.full + (layers - full) * keptBytes(a, plan);
-  const inFlight = inFlightMicroBatches(plan, stage, microBatches) * perMicroBatch;
+  const inFlight = inFlightMicroBatches(plan, stage, microBatches) * stagePerMicroBatchBytes(model, plan, stage, a);
   // Backward through a fully recomputed layer rebuilds that one layer's activations.
   const transient = full > 0 ? a.none : 0;
   const last = stage === plan.pp - 1;
@@ -154,6 +192,22 @@ export function stageActivationBranches(model: ModelSpec, plan: Plan, stage: num
   }
   // GPipe runs every forward before any backward: its last stage keeps each micro-batch's logits.
   return { backwardStart: inFlight + transient + (last ? (plan.schedule === "gpipe" ? microBatches : 1) * lossBytes(model, plan) : 0), backwardEnd: 0 };
+}
+
+/**
+ * What stage `stage` keeps of one micro-batch's outputs until that micro-batch's backward, under
+ * plan.ppKeepOutputs: DeepSpeed's pipeline engine holds each forward's output in buffers['outputs'] for
+ * its BackwardPass and drops it only after (deepspeed/runtime/pipe/engine.py _exec_backward_pass, "Free up
+ * the memory from the output of forward()"), while Megatron-LM frees an output's data once it is sent
+ * (deallocate_output_tensor, megatron/core/pipeline_parallel/schedules.py). One 16-bit tensor of the
+ * hidden state (split over tp under SP) per model chunk that hands its output to another stage: every
+ * chunk but the last stage's last, which ends in the loss.
+ */
+export function keptOutputBytes(model: ModelSpec, plan: Plan, stage: number): number {
+  if (plan.ppKeepOutputs !== true || plan.pp === 1) return 0;
+  const chunks = plan.virtualStages - (stage === plan.pp - 1 ? 1 : 0);
+  const r = plan.sequenceParallel ? plan.tp : 1;
+  return (chunks * BYTES_16 * plan.microBatch * plan.seqLen * model.hiddenSize) / (plan.cp * r);
 }
 
 /**

@@ -9,7 +9,7 @@ import {
 import { embeddingTimes, headTimes, layerTimes } from "./compute.js";
 import { blockingLaunchSeconds } from "./launch.js";
 import {
-  gradientBytesPerParam, layerParamsPerRank, modelStateBytes, OPTIMIZER_BYTES, otherBytes, PARAM_BYTES,
+  gradientBytesPerParam, layerParamsPerRank, modelStateBytes, OPTIMIZER_BYTES, optimizerStepCopyBytes, otherBytes, PARAM_BYTES,
   stageParams, type MemoryBreakdown,
 } from "./memory.js";
 
@@ -45,6 +45,8 @@ export interface StageCost {
   readonly dp: DpCosts;
   readonly optimizerSeconds: number;
   readonly states: ModelStates;
+  /** Held only while the optimizer step runs, on top of the states (memory.ts optimizerStepCopyBytes). */
+  readonly optimizerStepBytes: number;
   /** Parameters on one GPU of this stage. */
   readonly params: number;
 }
@@ -128,6 +130,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
       dp,
       optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, optimizerBytesPerSecond),
       states,
+      optimizerStepBytes: optimizerStepCopyBytes(plan, params),
       params: params.dense + params.expert,
     };
   }

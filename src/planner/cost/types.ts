@@ -18,6 +18,11 @@ export interface Estimate {
     };
     /** Extension: the pipeline stage whose GPUs peak highest. */
     readonly worstStage: number;
+    /**
+     * Extension: true when that peak comes during the optimizer step (16-bit gradients copied to fp32,
+     * counted in gradientsBytes; no activations then), absent when it comes in the backward.
+     */
+    readonly atOptimizerStep?: boolean;
   };
   readonly time: {
     readonly stepSeconds: number;

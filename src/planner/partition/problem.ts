@@ -1,6 +1,5 @@
 import { fillsChunks } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
-import { stageMemory } from "../cost/estimate.js";
 import { stageActivationBranches } from "../cost/memory.js";
 import { planCosts, stageMicroBatchSeconds } from "../cost/stages.js";
 
@@ -13,7 +12,8 @@ import { planCosts, stageMicroBatchSeconds } from "../cost/stages.js";
  *   T_i = fixedSeconds_i + perLayerSeconds_i * l_i + perRecomputedLayerSeconds_i * r_i
  *   W_i = perLayerWeightSeconds_i * l_i                                (weight-gradient part, ZB-H1)
  *   M_i = fixedBytes_i + perLayerBytes_i * l_i + perRecomputedLayerBytes_i * r_i + transientBytes_i * [r_i > 0]
- *         (ZB-H1: the larger of that and the backward-end form, StageCoefficients.backwardEnd)
+ *         (ZB-H1: the larger of that and the backward-end form, StageCoefficients.backwardEnd; 16-bit
+ *         gradients: and the optimizer step's, StageCoefficients.optimizerStep)
  * The coefficients differ by stage: the first and last stages carry the embedding, the output layer and
  * the loss, and stage i of 1F1B holds min(p - i, m) micro-batches in flight.
  */
@@ -31,6 +31,11 @@ export interface StageCoefficients {
    * fixed + perLayer * l + perRecomputedLayerBytes * r (no transient); M_i is the larger of the two.
    */
   readonly backwardEnd?: { readonly fixedBytes: number; readonly perLayerBytes: number };
+  /**
+   * 16-bit gradients: the peak during the optimizer step (states and their fp32 gradient copy, no
+   * activations), fixed + perLayer * l; M_i is the larger of it and the others.
+   */
+  readonly optimizerStep?: { readonly fixedBytes: number; readonly perLayerBytes: number };
 }
 
 /**
@@ -98,8 +103,9 @@ export function stageSeconds(c: StageCoefficients, l: number, r: number): number
 
 export function stageBytes(c: StageCoefficients, l: number, r: number): number {
   const start = c.fixedBytes + c.perLayerBytes * l + c.perRecomputedLayerBytes * r + (r > 0 ? c.transientBytes : 0);
-  if (c.backwardEnd === undefined) return start;
-  return Math.max(start, c.backwardEnd.fixedBytes + c.backwardEnd.perLayerBytes * l + c.perRecomputedLayerBytes * r);
+  const end = c.backwardEnd === undefined ? start : c.backwardEnd.fixedBytes + c.backwardEnd.perLayerBytes * l + c.perRecomputedLayerBytes * r;
+  const step = c.optimizerStep === undefined ? start : c.optimizerStep.fixedBytes + c.optimizerStep.perLayerBytes * l;
+  return Math.max(start, end, step);
 }
 
 export function objectiveSeconds(p: PartitionProblem, layers: readonly number[], recomputed: readonly number[]): number {
@@ -148,14 +154,15 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
     const probePlan: Plan = { ...plan, layersPerStage: new Array<number>(p).fill(l), recomputeLayersPerStage: new Array<number>(p).fill(r) };
     const costs = planCosts(model, shape, probePlan);
     return costs.stages.map((s, i) => {
-      const mem = stageMemory(model, probePlan, costs, i);
-      const rest = mem.parametersBytes + mem.gradientsBytes + mem.optimizerBytes + mem.otherBytes;
+      const rest = s.states.parametersBytes + s.states.gradientsBytes + s.states.optimizerBytes + costs.otherBytes;
       const branches = stageActivationBranches(model, probePlan, i, costs.microBatches, costs.activations);
       return {
         seconds: stageMicroBatchSeconds(s),
         weight: s.backwardWeightSeconds,
         bytes: rest + branches.backwardStart,
         endBytes: rest + branches.backwardEnd,
+        stepBytes: rest + s.optimizerStepBytes,
+        stepCopies: s.optimizerStepBytes > 0,
       };
     });
   };
@@ -178,6 +185,7 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
       perRecomputedLayerBytes,
       transientBytes: c[i]!.bytes - b[i]!.bytes - perRecomputedLayerBytes,
       ...(plan.schedule === "zb-h1" ? { backwardEnd: endForm(a[i]!.endBytes, b[i]!.endBytes, v) } : {}),
+      ...(a[i]!.stepCopies ? { optimizerStep: endForm(a[i]!.stepBytes, b[i]!.stepBytes, v) } : {}),
     };
   });
   return {

@@ -180,7 +180,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   let prune = true;
   const skipMesh = (mesh: MeshChoice) => {
     if (!prune) return false;
-    const bound = peakBytesLowerBound(model, gpu, { ...mesh, parameterServers: 0, fp32Gradients });
+    const bound = peakBytesLowerBound(model, gpu, { ...mesh, parameterServers: 0, fp32Gradients, keep16BitGrads: pinned.keep16BitGrads === true });
     if (bound <= gpu.memoryBytes) return false;
     pruned++;
     return true;

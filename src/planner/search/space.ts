@@ -88,7 +88,9 @@ export function forEachCandidate(
       if (pp > model.layers) continue;
       // DeepSpeed's pipeline-engine knobs describe how it runs a pipeline; without one (pp = 1) its ZeRO
       // optimizer overlaps the reduction with the backward (overlap_comm) as the other frameworks do.
-      const engine = pp > 1 ? { ppBlockingSends: pinned.ppBlockingSends, dpCommExposed: pinned.dpCommExposed } : { ppBlockingSends: undefined, dpCommExposed: undefined };
+      const engine = pp > 1
+        ? { ppBlockingSends: pinned.ppBlockingSends, dpCommExposed: pinned.dpCommExposed, ppKeepOutputs: pinned.ppKeepOutputs }
+        : { ppBlockingSends: undefined, dpCommExposed: undefined, ppKeepOutputs: undefined };
       // The starting split of an uneven mesh depends only on pp and v: build it once per v, not per
       // candidate (resolvePlan copies it, so the candidates may share it).
       const splits = new Map<number, readonly number[]>();
@@ -111,6 +113,7 @@ export function forEachCandidate(
         for (const ep of pick(pinned.ep, eps)) {
           for (const zero of zeros) {
             if (engine.dpCommExposed === true && zero > 1) continue; // resolvePlan refuses it
+            if (pinned.keep16BitGrads === true && zero > 1) continue; // so it does this
             // In line: ZeRO 2/3 only (resolvePlan refuses the rest); with one data-parallel rank it is off.
             if (pinned.dpCommBlocking === true && dp * cp > 1 && zero < 2) continue;
             const shardGroups = shardGroupsFor(zero, dp * cp, ep, pinned.shardGroup);
@@ -127,7 +130,8 @@ export function forEachCandidate(
                     dp, tp, pp, cp, ep, sequenceParallel, virtualStages, microBatch, globalBatch, seqLen, schedule, zero, recompute,
                     precision: pinned.precision, layersPerStage, recomputeLayersPerStage: pinned.recomputeLayersPerStage,
                     parameterServers: undefined, asynchronous: undefined, staleness: undefined, flashAttention: flash, fp32Gradients: pinned.fp32Gradients, tpCommOverlap: pinned.tpCommOverlap,
-                    ppBlockingSends: engine.ppBlockingSends, dpCommExposed: engine.dpCommExposed, dpCommBlocking: pinned.dpCommBlocking, tpSyncBackward: pinned.tpSyncBackward, launchBlocking: pinned.launchBlocking, shardGroup,
+                    ppBlockingSends: engine.ppBlockingSends, dpCommExposed: engine.dpCommExposed, dpCommBlocking: pinned.dpCommBlocking, tpSyncBackward: pinned.tpSyncBackward, launchBlocking: pinned.launchBlocking,
+                    ppKeepOutputs: engine.ppKeepOutputs, keep16BitGrads: pinned.keep16BitGrads, shardGroup,
                   });
                 }
               }

@@ -1,0 +1,116 @@
+import { describe, expect, it } from "vitest";
+import { frameworkFlags } from "../../src/cli/format.js";
+import { estimate, stageMemory } from "../../src/planner/cost/estimate.js";
+import { totalBytes } from "../../src/planner/cost/memory.js";
+import { planCosts } from "../../src/planner/cost/stages.js";
+import { InputError } from "../../src/spec/errors.js";
+import type { PlanInput } from "../../src/spec/plan.js";
+import { planFor, shapeOf } from "../helpers.js";
+
+/**
+ * Memory that depends on how a framework runs the split rather than on the split: the optimizer step's
+ * fp32 gradient copy under 16-bit gradients, DeepSpeed's kept stage outputs and its BF16_Optimizer's kept
+ * 16-bit gradients (src/planner/cost/memory.ts).
+ */
+const shape = shapeOf("dgx-a100-80gb", 8);
+
+function rejection(input: PlanInput): InputError {
+  try {
+    planFor("llama2-7b", shape, input);
+  } catch (e) {
+    if (e instanceof InputError) return e;
+    throw e;
+  }
+  throw new Error("expected an InputError");
+}
+
+describe("the optimizer step's fp32 copy of 16-bit gradients", () => {
+  // 512 tokens with every layer recomputed: the activations are far smaller than the copy.
+  const small = { tp: 8, pp: 1, microBatch: 1, globalBatch: 8, seqLen: 512, recompute: "full", zero: 0 } as const;
+
+  it("is the peak of an fp16 stage with few activations: states, the rest and 4 bytes per parameter", () => {
+    const { model, plan } = planFor("llama2-7b", shape, { ...small, precision: "fp16" });
+    const costs = planCosts(model, shape, plan);
+    const params = costs.stages[0]!.params;
+    expect(costs.stages[0]!.optimizerStepBytes).toBe(4 * params);
+    const m = estimate(model, shape, plan).memory;
+    expect(m.breakdown.activationsBytes).toBe(0);
+    expect(m.atOptimizerStep).toBe(true);
+    expect(m.breakdown.gradientsBytes).toBe((2 + 4) * params);
+    expect(m.peakBytesPerGpu).toBe(totalBytes(m.breakdown));
+    expect(m.peakBytesPerGpu).toBe((2 + 2 + 12 + 4) * params + costs.otherBytes);
+  });
+
+  it("copies only the optimizer's shard under ZeRO-1", () => {
+    const { model, plan } = planFor("llama2-7b", shape, { ...small, tp: 1, zero: 1, precision: "fp16", globalBatch: 8 });
+    const s = planCosts(model, shape, plan).stages[0]!;
+    expect(s.optimizerStepBytes).toBeCloseTo((4 * s.params) / 8, 0);
+  });
+
+  it("is not made with fp32 gradients (bf16's default), which the optimizer reads as they are", () => {
+    const { model, plan } = planFor("llama2-7b", shape, { ...small, precision: "bf16" });
+    const costs = planCosts(model, shape, plan);
+    expect(costs.stages[0]!.optimizerStepBytes).toBe(0);
+    expect(stageMemory(model, plan, costs, 0).activationsBytes).toBeGreaterThan(0);
+  });
+
+  it("gives way to the backward's peak when the activations are larger", () => {
+    const { model, plan } = planFor("llama2-7b", shape, { ...small, precision: "fp16", seqLen: 4096, microBatch: 8, globalBatch: 8, recompute: "none" });
+    const costs = planCosts(model, shape, plan);
+    const m = stageMemory(model, plan, costs, 0);
+    expect(m.activationsBytes).toBeGreaterThan(costs.stages[0]!.optimizerStepBytes);
+    expect(estimate(model, shape, plan).memory.atOptimizerStep).toBeUndefined();
+    expect(m.gradientsBytes).toBe(2 * costs.stages[0]!.params);
+  });
+});
+
+describe("DeepSpeed's BF16_Optimizer keeps the 16-bit gradients (keep16BitGrads)", () => {
+  const base = { tp: 1, pp: 1, zero: 1, precision: "bf16", microBatch: 1, globalBatch: 8 } as const;
+
+  it("adds 2 bytes per parameter on the GPU to the gradients, nothing else", () => {
+    const off = planFor("llama2-7b", shape, base);
+    const on = planFor("llama2-7b", shape, { ...base, keep16BitGrads: true });
+    const a = planCosts(off.model, shape, off.plan);
+    const b = planCosts(on.model, shape, on.plan);
+    expect(b.stages[0]!.states.gradientsBytes - a.stages[0]!.states.gradientsBytes).toBe(2 * a.stages[0]!.params);
+    expect(b.stages[0]!.states.optimizerBytes).toBe(a.stages[0]!.states.optimizerBytes);
+    expect(estimate(on.model, shape, on.plan).time.stepSeconds).toBe(estimate(off.model, shape, off.plan).time.stepSeconds);
+    expect(frameworkFlags(on.plan)).toContain("--keep-16bit-grads");
+  });
+
+  it("is refused with 16-bit gradients and with ZeRO 2/3, naming the field", () => {
+    const fp16 = rejection({ ...base, precision: "fp16", keep16BitGrads: true });
+    expect(fp16.field).toBe("keep16BitGrads");
+    expect(fp16.message).toContain("fp32 gradients");
+    const zero2 = rejection({ ...base, zero: 2, keep16BitGrads: true });
+    expect(zero2.field).toBe("zero");
+    expect(zero2.message).toContain("0 or 1");
+  });
+});
+
+describe("DeepSpeed's pipeline engine keeps each in-flight micro-batch's output (ppKeepOutputs)", () => {
+  const big = shapeOf("dgx-a100-80gb", 64);
+  const base = { tp: 2, pp: 4, microBatch: 2, globalBatch: 64, seqLen: 2048, sequenceParallel: false, recompute: "full", schedule: "1f1b" } as const;
+
+  it("adds one 16-bit hidden state per micro-batch in flight on every stage but the last", () => {
+    const off = planFor("llama2-7b", big, base);
+    const on = planFor("llama2-7b", big, { ...base, ppKeepOutputs: true });
+    const a = planCosts(off.model, big, off.plan);
+    const b = planCosts(on.model, big, on.plan);
+    const output = 2 * 2 * 2048 * off.model.hiddenSize; // bytes x micro-batch x tokens x hidden
+    for (let i = 0; i < 4; i++) {
+      const extra = stageMemory(on.model, on.plan, b, i).activationsBytes - stageMemory(off.model, off.plan, a, i).activationsBytes;
+      expect(extra).toBeCloseTo(i === 3 ? 0 : (4 - i) * output, 0);
+    }
+    expect(frameworkFlags(on.plan)).toContain("--pp-keep-outputs");
+  });
+
+  it("splits the kept output over tp under sequence parallelism, and is dropped without a pipeline", () => {
+    const off = planFor("llama2-7b", big, { ...base, sequenceParallel: true });
+    const on = planFor("llama2-7b", big, { ...base, sequenceParallel: true, ppKeepOutputs: true });
+    const extra = stageMemory(on.model, on.plan, planCosts(on.model, big, on.plan), 0).activationsBytes -
+      stageMemory(off.model, off.plan, planCosts(off.model, big, off.plan), 0).activationsBytes;
+    expect(extra).toBeCloseTo((4 * 2 * 2 * 2048 * off.model.hiddenSize) / 2, 0);
+    expect(planFor("llama2-7b", big, { ...base, pp: 1, ppKeepOutputs: true }).plan.ppKeepOutputs).toBeUndefined();
+  });
+});
