@@ -76,7 +76,8 @@ export function memoryLegend(e: Estimate): string {
 
 export function memoryTotal(e: Estimate): string {
   const m = e.memory;
-  const head = `${(m.peakBytesPerGpu / GIB).toFixed(1)}/${(m.capacityBytes / GIB).toFixed(0)} GiB`;
+  const at = m.atOptimizerStep === true ? " (step peak)" : ""; // during the optimizer step
+  const head = `${(m.peakBytesPerGpu / GIB).toFixed(1)}/${(m.capacityBytes / GIB).toFixed(0)} GiB${at}`;
   return m.fits ? head : `${head} OVER by ${((m.peakBytesPerGpu - m.capacityBytes) / GIB).toFixed(1)}`;
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { frameworkFlags } from "../../src/cli/format.js";
+import { memoryTotal } from "../../src/ui/bars.js";
 import { estimate, stageMemory } from "../../src/planner/cost/estimate.js";
 import { totalBytes } from "../../src/planner/cost/memory.js";
 import { planCosts } from "../../src/planner/cost/stages.js";
@@ -36,6 +37,7 @@ describe("the optimizer step's fp32 copy of 16-bit gradients", () => {
     const m = estimate(model, shape, plan).memory;
     expect(m.breakdown.activationsBytes).toBe(0);
     expect(m.atOptimizerStep).toBe(true);
+    expect(memoryTotal(estimate(model, shape, plan))).toMatch(/GiB \(step peak\)$/); // the explorer's memory bar
     expect(m.breakdown.gradientsBytes).toBe((2 + 4) * params);
     expect(m.peakBytesPerGpu).toBe(totalBytes(m.breakdown));
     expect(m.peakBytesPerGpu).toBe((2 + 2 + 12 + 4) * params + costs.otherBytes);
