@@ -14,17 +14,18 @@ import type { Estimate } from "./types.js";
  * as gradients; the activations are gone by then).
  */
 export function stageMemory(model: ModelSpec, plan: Plan, costs: PlanCosts, stage: number): MemoryBreakdown {
+  return stagePeak(model, plan, costs, stage).breakdown;
+}
+
+/** stageMemory's breakdown, and whether it is the optimizer step's peak rather than the backward's. */
+function stagePeak(model: ModelSpec, plan: Plan, costs: PlanCosts, stage: number): { breakdown: MemoryBreakdown; atOptimizerStep: boolean } {
   const s = costs.stages[stage]!;
   const activationsBytes = stageActivationBytes(model, plan, stage, costs.microBatches, costs.activations);
   if (s.optimizerStepBytes > activationsBytes) {
-    return { ...s.states, gradientsBytes: s.states.gradientsBytes + s.optimizerStepBytes, activationsBytes: 0, otherBytes: costs.otherBytes };
+    const gradientsBytes = s.states.gradientsBytes + s.optimizerStepBytes;
+    return { breakdown: { ...s.states, gradientsBytes, activationsBytes: 0, otherBytes: costs.otherBytes }, atOptimizerStep: true };
   }
-  return { ...s.states, activationsBytes, otherBytes: costs.otherBytes };
-}
-
-/** Whether stageMemory chose the optimizer step's peak for this stage. */
-function atOptimizerStep(s: StageCost, m: MemoryBreakdown): boolean {
-  return s.optimizerStepBytes > 0 && m.gradientsBytes > s.states.gradientsBytes;
+  return { breakdown: { ...s.states, activationsBytes, otherBytes: costs.otherBytes }, atOptimizerStep: false };
 }
 
 /** The step's time pieces that do not come from the pipeline schedule itself. */
@@ -155,7 +156,7 @@ export function assembleEstimate(model: ModelSpec, shape: ClusterShape, plan: Pl
   const off = timing.off;
   const stepSeconds = stepSecondsOf(timing);
   const { stage: worst, bytes: peakBytesPerGpu } = worstStageMemory(model, plan, costs);
-  const worstMemory = stageMemory(model, plan, costs, worst);
+  const worstMemory = stagePeak(model, plan, costs, worst);
 
   let tpBytes = 0;
   let cpBytes = 0;
@@ -174,8 +175,8 @@ export function assembleEstimate(model: ModelSpec, shape: ClusterShape, plan: Pl
     model: model.name,
     cluster: { name: shape.spec.name, gpu: gpu.name, gpus: shape.gpus, gpusPerNode: shape.gpusPerNode },
     plan,
-    memory: { peakBytesPerGpu, capacityBytes: gpu.memoryBytes, fits: peakBytesPerGpu <= gpu.memoryBytes, breakdown: worstMemory, worstStage: worst,
-      ...(atOptimizerStep(costs.stages[worst]!, worstMemory) ? { atOptimizerStep: true } : {}) },
+    memory: { peakBytesPerGpu, capacityBytes: gpu.memoryBytes, fits: peakBytesPerGpu <= gpu.memoryBytes, breakdown: worstMemory.breakdown, worstStage: worst,
+      ...(worstMemory.atOptimizerStep ? { atOptimizerStep: true } : {}) },
     time: {
       stepSeconds,
       breakdown: {

@@ -141,8 +141,8 @@ export function objectiveWeights(plan: Plan, microBatches: number): Pick<Partiti
  * recompute jump, four probes give every coefficient exactly, and the program stays consistent with
  * whatever the cost model counts (tested in test/planner/partition.test.ts).
  */
-/** The backward-end form from two probes at v and 2v layers (nothing recomputed). */
-function endForm(at1: number, at2: number, v: number): { fixedBytes: number; perLayerBytes: number } {
+/** An affine form in the stage's layers (the backward-end or optimizer-step peak) from two probes at v and 2v layers. */
+function layerForm(at1: number, at2: number, v: number): { fixedBytes: number; perLayerBytes: number } {
   const perLayerBytes = (at2 - at1) / v;
   return { fixedBytes: at1 - perLayerBytes * v, perLayerBytes };
 }
@@ -184,8 +184,8 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
       perLayerBytes,
       perRecomputedLayerBytes,
       transientBytes: c[i]!.bytes - b[i]!.bytes - perRecomputedLayerBytes,
-      ...(plan.schedule === "zb-h1" ? { backwardEnd: endForm(a[i]!.endBytes, b[i]!.endBytes, v) } : {}),
-      ...(a[i]!.stepCopies ? { optimizerStep: endForm(a[i]!.stepBytes, b[i]!.stepBytes, v) } : {}),
+      ...(plan.schedule === "zb-h1" ? { backwardEnd: layerForm(a[i]!.endBytes, b[i]!.endBytes, v) } : {}),
+      ...(a[i]!.stepCopies ? { optimizerStep: layerForm(a[i]!.stepBytes, b[i]!.stepBytes, v) } : {}),
     };
   });
   return {

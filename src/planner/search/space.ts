@@ -113,7 +113,7 @@ export function forEachCandidate(
         for (const ep of pick(pinned.ep, eps)) {
           for (const zero of zeros) {
             if (engine.dpCommExposed === true && zero > 1) continue; // resolvePlan refuses it
-            if (pinned.keep16BitGrads === true && zero > 1) continue; // so it does this
+            if (pinned.keep16BitGrads === true && zero > 1) continue; // resolvePlan refuses this too
             // In line: ZeRO 2/3 only (resolvePlan refuses the rest); with one data-parallel rank it is off.
             if (pinned.dpCommBlocking === true && dp * cp > 1 && zero < 2) continue;
             const shardGroups = shardGroupsFor(zero, dp * cp, ep, pinned.shardGroup);
