@@ -1,8 +1,10 @@
 import type { Built } from "./build-pipeline.js";
 import type { OpColumns, Graph } from "./graph.js";
 import type { RunResult } from "./engine.js";
-import { OpKind, STREAMS, Stream, type ExposedSeconds, type OpTable, type RankTimeline, type Timeline } from "./types.js";
+import { OpKind, STREAMS, Stream, type ExposedSeconds, type MemorySeries, type OpTable, type RankTimeline, type Timeline } from "./types.js";
 import type { Schedule } from "../spec/types.js";
+
+const EMPTY_SERIES: MemorySeries = { timeSeconds: new Float64Array(0), bytes: new Float64Array(0) };
 
 /** Work that keeps a rank's GPU busy for the step: passes and the collectives they wait for. */
 function isWork(kind: number): boolean {
@@ -154,9 +156,11 @@ export function analyze(schedule: Schedule, built: Built, graph: Graph, columns:
     const perStream = Array.from(busy.subarray(i * STREAMS, (i + 1) * STREAMS));
     const idle = Math.max(0, span - perStream[Stream.compute]! - perStream[Stream.collective]!);
     const mem = built.memory[i]!.evaluate(run.startSeconds, run.endSeconds);
+    const step = built.optimizerStepMemory?.[i]?.evaluate(run.startSeconds, run.endSeconds);
     return {
       name: r.name, role: r.role, busySeconds: perStream, idleSeconds: idle, idleFraction: span > 0 ? idle / span : 0,
       peakActivationBytes: mem.peakBytes, memory: { timeSeconds: mem.timeSeconds, bytes: mem.bytes },
+      optimizerStepMemory: step === undefined ? EMPTY_SERIES : { timeSeconds: step.timeSeconds, bytes: step.bytes },
     };
   });
   return {

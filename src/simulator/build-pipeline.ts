@@ -7,7 +7,10 @@ import { OpKind, Stream, type OpKindCode, type RankRole, type SimInput, type Sim
 export interface Built {
   readonly builder: GraphBuilder;
   readonly ranks: readonly { readonly name: string; readonly role: RankRole }[];
+  /** Activation memory, per rank. */
   readonly memory: readonly MemoryLog[];
+  /** The optimizer step's transient memory, per rank (absent: none on any rank). */
+  readonly optimizerStepMemory?: readonly MemoryLog[];
   /** For each simulated step, the ops whose latest end closes it. */
   readonly stepEnds: readonly Int32Array[];
 }
@@ -242,10 +245,14 @@ export function buildPipeline(input: SimInput, recordMemory = true): Built {
     b.edge(t.dp, barrier);
   }
   const optimizers = new Int32Array(p);
+  const optimizerStepMemory = programs.map(() => new MemoryLog(recordMemory));
   input.stages.forEach((st, s) => {
     const o = b.op(OpKind.optimizer, s, Stream.compute, st.optimizerSeconds);
     b.edge(barrier, o);
     optimizers[s] = o;
+    // The step's fp32 copy of the 16-bit gradients lives while the step runs (after every backward).
+    optimizerStepMemory[s]!.add(o, false, st.memory.optimizerStepBytes ?? 0);
+    optimizerStepMemory[s]!.add(o, true, -(st.memory.optimizerStepBytes ?? 0));
     if (input.dpExposed === true && st.dp.gatherOnceSeconds > 0) {
       // DeepSpeed's OptimizerStep gathers ZeRO-1's updated weights before the step ends.
       const g = b.op(OpKind.dpGather, s, Stream.dp, st.dp.gatherOnceSeconds);
@@ -254,5 +261,5 @@ export function buildPipeline(input: SimInput, recordMemory = true): Built {
     }
   });
   const names = input.stageNames ?? programs.map((_, s) => `stage ${s}`);
-  return { builder: b, ranks: names.map((name) => ({ name, role: "stage" as const })), memory, stepEnds: [optimizers] };
+  return { builder: b, ranks: names.map((name) => ({ name, role: "stage" as const })), memory, optimizerStepMemory, stepEnds: [optimizers] };
 }

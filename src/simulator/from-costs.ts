@@ -62,6 +62,7 @@ export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: P
         backwardTransientBytes: full > 0 ? costs.activations.none : 0,
         lossBytes: i === plan.pp - 1 ? lossBytes(model, plan) : 0,
         ...(plan.schedule === "zb-h1" ? { weightGradInputBytes: stageWeightGradInputBytes(model, plan, i) } : {}),
+        ...(s.optimizerStepBytes > 0 ? { optimizerStepBytes: s.optimizerStepBytes } : {}),
       },
     };
   });

@@ -61,7 +61,8 @@ export function simulateInput(input: SimInput): Timeline {
  * critical path; compute and tp/cp/ep are the critical stage's own; pipeline transfers, data-parallel
  * traffic, the optimizer and the bubble are what that stage waited for (so the breakdown adds up to
  * stepSeconds, as assembleEstimate builds it). Memory stays the cost model's (the simulated activation
- * peaks agree with it; test/simulator/memory.test.ts).
+ * peaks, and the optimizer step's gradient copy held over its operation, agree with it;
+ * test/simulator/memory.test.ts).
  */
 export function simulate(model: ModelSpec, shape: ClusterShape, plan: Plan): Simulation {
   const costs = planCosts(model, shape, plan);

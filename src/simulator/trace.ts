@@ -4,7 +4,8 @@ import { OpKind, STREAMS, Stream, type OpTable, type RankRole, type Timeline } f
  * Chrome trace-event JSON (the Trace Event Format, as chrome://tracing and Perfetto read it): one process
  * per rank, one thread per stream; each operation is a complete event (ph "X") on its stream's thread
  * and, for a transfer, also on the peer's; ph "M" events name processes and threads; ph "C" counters
- * give activation memory. Times are microseconds with nanosecond resolution. Operations on one stream
+ * give activation memory and, beside it, the optimizer step's transient memory (its fp32 gradient copy).
+ * Times are microseconds with nanosecond resolution. Operations on one stream
  * never overlap in the simulation, and rounding to whole nanoseconds keeps it so (rounding is monotonic).
  * Every event carries name, ph, ts, dur, pid and tid (zero where the format ignores them).
  */
@@ -99,10 +100,12 @@ export function* traceChunks(t: Timeline): Generator<string> {
   if (batch.length > 0) yield ",\n" + batch.join(",\n");
 
   for (let i = 0; i < t.ranks.length; i++) {
-    const mem = t.ranks[i]!.memory;
+    const r = t.ranks[i]!;
     const counters: string[] = [];
-    for (let k = 0; k < mem.timeSeconds.length; k++) {
-      counters.push(`{"name":"activation memory","ph":"C","ts":${us(ns(mem.timeSeconds[k]!))},"dur":0,"pid":${i + 1},"tid":0,"args":{"bytes":${mem.bytes[k]}}}`);
+    for (const [name, mem] of [["activation memory", r.memory], ["optimizer step memory", r.optimizerStepMemory]] as const) {
+      for (let k = 0; k < mem.timeSeconds.length; k++) {
+        counters.push(`{"name":"${name}","ph":"C","ts":${us(ns(mem.timeSeconds[k]!))},"dur":0,"pid":${i + 1},"tid":0,"args":{"bytes":${mem.bytes[k]}}}`);
+      }
     }
     if (counters.length > 0) yield ",\n" + counters.join(",\n");
   }

@@ -77,6 +77,11 @@ export interface SimMemory {
   readonly lossBytes: number;
   /** A split backward (ZB-H1): what a micro-batch keeps from its B to its W (all chunks); absent: none. */
   readonly weightGradInputBytes?: number;
+  /**
+   * Held while this stage's optimizer step runs: the fp32 copy of its 16-bit gradients (StageCost
+   * optimizerStepBytes, src/planner/cost/memory.ts optimizerStepCopyBytes); absent: none.
+   */
+  readonly optimizerStepBytes?: number;
 }
 
 export interface SimStage {
@@ -156,7 +161,18 @@ export interface RankTimeline {
   readonly idleFraction: number;
   readonly peakActivationBytes: number;
   /** Activation memory over time: the value from each time on (a step function). */
-  readonly memory: { readonly timeSeconds: Float64Array; readonly bytes: Float64Array };
+  readonly memory: MemorySeries;
+  /**
+   * The optimizer step's transient memory over time (the fp32 copy of 16-bit gradients while the step
+   * runs), beside the activations; empty where the step copies nothing.
+   */
+  readonly optimizerStepMemory: MemorySeries;
+}
+
+/** Bytes held from each time on (a step function). */
+export interface MemorySeries {
+  readonly timeSeconds: Float64Array;
+  readonly bytes: Float64Array;
 }
 
 /**

@@ -69,8 +69,21 @@ describe("Chrome trace-event JSON", () => {
     }
     expect(processes.size).toBe(t.ranks.length);
     t.ranks.forEach((r, i) => {
-      const counters = events.filter((e) => e.ph === "C" && e.pid === i + 1).map((e) => e.args!.bytes as number);
+      const counters = events.filter((e) => e.ph === "C" && e.pid === i + 1 && e.name === "activation memory").map((e) => e.args!.bytes as number);
       if (r.role !== "server") expect(Math.max(...counters)).toBe(r.peakActivationBytes);
+    });
+  });
+
+  it("an fp16 plan's optimizer step memory counter rises to the gradient copy as the optimizer span starts and falls as it ends", () => {
+    const { model, plan } = planFor("llama3-8b", shape, { tp: 2, pp: 2, zero: 1, precision: "fp16", globalBatch: 16 });
+    const t = simulate(model, shape, plan).timeline;
+    const events = parse(t);
+    t.ranks.forEach((r, i) => {
+      const span = events.find((e) => e.ph === "X" && e.pid === i + 1 && e.name === "optimizer")!;
+      const counter = events.filter((e) => e.ph === "C" && e.pid === i + 1 && e.name === "optimizer step memory");
+      expect(counter.map((e) => e.ts)).toEqual([span.ts, span.ts + span.dur].map((x) => expect.closeTo(x, 3)));
+      expect(counter.map((e) => e.args!.bytes)).toEqual([r.optimizerStepMemory.bytes[0], 0]);
+      expect(counter[0]!.args!.bytes).toBeGreaterThan(0);
     });
   });
 
