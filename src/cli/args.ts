@@ -40,7 +40,7 @@ export const FLAGS = {
   "tp-comm-overlap": { type: "bool", help: "overlap tensor-parallel collectives with GEMMs (Megatron-LM --tp-comm-overlap)" },
   "dp-comm-exposed": { type: "bool", help: "data-parallel reduction after the last backward, not overlapped (DeepSpeed pipeline engine; ZeRO 0/1; the search: pp > 1 only)" },
   "dp-comm-blocking": { type: "bool", help: "every data-parallel collective in line with the passes, none overlapped (meshplan's executor under ZeRO 2/3)" },
-  "pp-blocking-sends": { type: "bool", help: "each stage-to-stage send blocks its stage (DeepSpeed pipeline engine)" },
+  "pp-blocking-sends": { type: "bool", help: "each stage-to-stage transfer blocks both stages (DeepSpeed pipeline engine)" },
   "launch-blocking": { type: "bool", help: "every kernel launch waits for the last kernel (CUDA_LAUNCH_BLOCKING=1, as BLOOM trained)" },
   "pp-keep-outputs": { type: "bool", help: "each stage keeps every in-flight micro-batch's output until its backward (DeepSpeed pipeline engine)" },
   "keep-16bit-grads": { type: "bool", help: "16-bit gradients kept beside the fp32 accumulators, 2 bytes per parameter more (DeepSpeed BF16_Optimizer)" },

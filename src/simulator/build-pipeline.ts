@@ -1,7 +1,7 @@
 import { GraphBuilder } from "./graph.js";
 import { MemoryLog } from "./memory.js";
 import { Pass, splitsBackward, stagePrograms, type StageProgram } from "./schedules.js";
-import { OpKind, Stream, type OpKindCode, type RankRole, type SimInput, type SimStage } from "./types.js";
+import { OpKind, RECV_ACTIVATION, RECV_GRADIENT, SEND_ACTIVATION, SEND_GRADIENT, Stream, type OpKindCode, type RankRole, type SimInput, type SimStage } from "./types.js";
 
 /** A built step: the graph, who the ranks are, their memory logs, and which ops end each simulated step. */
 export interface Built {
@@ -129,6 +129,14 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     const slot = vs * m + mb;
     const n = pieces(k);
     const seconds = cost.pass[pass]! / n;
+    const receives = (pass === Pass.forward && vs > 0) || (pass === Pass.backward && vs < lastVirtual);
+    if (receives && input.blockingSends === true) {
+      // A blocking receive holds this stage for the transfer before the pass that needs it (DeepSpeed's
+      // engine: p2p.recv without async_op); the pass also waits for the send itself (buildPipeline).
+      const r = b.op(OpKind.pp, s, Stream.compute, input.ppTransferSeconds, mb, c, pass === Pass.forward ? RECV_ACTIVATION : RECV_GRADIENT);
+      b.edge(prevDone, r);
+      prevDone = r;
+    }
     let first = -1;
     let piece = -1;
     // What the next piece (and, after the last, the pass's collectives) follows: the piece, or in line its reduction.
@@ -189,7 +197,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     const sends = (pass === Pass.forward && vs < lastVirtual) || (pass === Pass.backward && vs > 0);
     if (sends) {
       const blocking = input.blockingSends === true;
-      const x = b.op(OpKind.pp, s, blocking ? Stream.compute : Stream.send, input.ppTransferSeconds, mb, c, pass === Pass.forward ? 0 : 1);
+      const x = b.op(OpKind.pp, s, blocking ? Stream.compute : Stream.send, input.ppTransferSeconds, mb, c, pass === Pass.forward ? SEND_ACTIVATION : SEND_GRADIENT);
       b.fifo(x, pass === Pass.forward ? (s + 1) % p : (s - 1 + p) % p, Stream.recv);
       b.edge(done, x);
       b.edge(sendPrev, x);

@@ -1,4 +1,4 @@
-import { OpKind, STREAMS, Stream, type OpTable, type RankRole, type Timeline } from "./types.js";
+import { OpKind, RECV_ACTIVATION, RECV_GRADIENT, SEND_ACTIVATION, STREAMS, Stream, type OpTable, type RankRole, type Timeline } from "./types.js";
 
 /**
  * Chrome trace-event JSON (the Trace Event Format, as chrome://tracing and Perfetto read it): one process
@@ -35,7 +35,15 @@ export function opName(t: Timeline, op: number, asPeer: boolean): string {
     case OpKind.cp: return "cp ring (exposed)";
     case OpKind.ep: return "ep all-to-all";
     case OpKind.pp: {
-      const what = `${o.index[op] === 0 ? "act" : "grad"} ${mb}${suffix}`;
+      const index = o.index[op]!;
+      const activation = index === SEND_ACTIVATION || index === RECV_ACTIVATION;
+      const what = `${activation ? "act" : "grad"} ${mb}${suffix}`;
+      if (index === RECV_ACTIVATION || index === RECV_GRADIENT) {
+        // A blocking receive on the receiver's own compute stream: from the previous stage (activations) or the next.
+        const p = t.ranks.length;
+        const from = activation ? (o.rank[op]! - 1 + p) % p : (o.rank[op]! + 1) % p;
+        return `recv ${what} from ${rankName(from)} (blocking)`;
+      }
       return asPeer ? `recv ${what} from ${rankName(o.rank[op]!)}` : `send ${what} to ${rankName(Math.floor(o.peer[op]! / STREAMS))}`;
     }
     case OpKind.dpGather: return `all-gather bucket ${o.index[op]}`;

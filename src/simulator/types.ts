@@ -45,6 +45,12 @@ export const OpKind = {
 } as const;
 export type OpKindCode = (typeof OpKind)[keyof typeof OpKind];
 
+/** `index` of a pp op: a send of an activation (0) or a gradient (1), or a blocking receive of one (2, 3). */
+export const SEND_ACTIVATION = 0;
+export const SEND_GRADIENT = 1;
+export const RECV_ACTIVATION = 2;
+export const RECV_GRADIENT = 3;
+
 /** Seconds per micro-batch through a whole stage (all its virtual chunks), exposed parts only for tp/cp/ep. */
 export interface PassSeconds {
   readonly forward: number;
@@ -142,7 +148,7 @@ export interface OpTable {
   readonly peer: Int32Array;
   readonly microBatch: Int32Array;
   readonly chunk: Int32Array;
-  /** Piece of a split pass or dp bucket; a transfer's direction (0 activation, 1 gradient); a PS op's step. */
+  /** Piece of a split pass or dp bucket; a transfer's kind (SEND_ACTIVATION .. RECV_GRADIENT); a PS op's step. */
   readonly index: Int32Array;
   readonly startSeconds: Float64Array;
   readonly endSeconds: Float64Array;

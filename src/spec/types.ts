@@ -203,9 +203,11 @@ export interface Plan {
    */
   readonly dpCommBlocking?: boolean;
   /**
-   * Extension: every stage-to-stage send holds the sending stage until it completes (DeepSpeed's pipeline
-   * engine: SendActivation and SendGrad are blocking, deepspeed/runtime/pipe/schedule.py). Absent or false:
-   * sends run on their own stream beside the next pass.
+   * Extension: every stage-to-stage transfer holds both stages until it completes: the sender, and the
+   * receiver before the pass that needs the data (DeepSpeed's pipeline engine: its SendActivation,
+   * SendGrad, RecvActivation and RecvGrad instructions, deepspeed/runtime/pipe/schedule.py, call
+   * deepspeed/runtime/pipe/p2p.py send and recv, which assert async_op is false). Absent or false: sends
+   * run on their own stream beside the next pass and arrive on the receiver's receive stream.
    */
   readonly ppBlockingSends?: boolean;
   /**

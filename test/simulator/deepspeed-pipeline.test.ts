@@ -3,12 +3,13 @@ import fc from "fast-check";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { planCosts } from "../../src/planner/cost/stages.js";
 import { simulate } from "../../src/simulator/simulate.js";
+import { OpKind, RECV_ACTIVATION, RECV_GRADIENT, SEND_ACTIVATION, SEND_GRADIENT, Stream } from "../../src/simulator/types.js";
 import { InputError } from "../../src/spec/errors.js";
 import { planFor, relErr, shapeOf } from "../helpers.js";
 
 
 /**
- * DeepSpeed's pipeline engine (plan.ppBlockingSends, plan.dpCommExposed): every send holds its stage, and
+ * DeepSpeed's pipeline engine (plan.ppBlockingSends, plan.dpCommExposed): every transfer holds both its stages, and
  * the once-per-step data-parallel traffic runs whole after the schedule. Both the analytic cost model and
  * the event simulator must price it, and agree.
  */
@@ -43,7 +44,11 @@ describe("DeepSpeed pipeline engine: blocking sends and the reduction after the 
     }), { numRuns: 30 });
   });
 
-  it("with both knobs (as validate maps Megatron-DeepSpeed), they agree within 1.5% on DGX and Omni-Path nodes; the parts add up", () => {
+  // The closed form prices the fill and drain at the slowest stage's time per micro-batch, four blocking
+  // transfers included where a middle stage has them; the simulator's fill and drain hold fewer (a stage
+  // waiting for its first activation has nothing to send back yet): up to 2.2% apart with 12 stages on
+  // Jean Zay's slow inter-node links, 0.7% on DGX nodes.
+  it("with both knobs (as validate maps Megatron-DeepSpeed), they agree within 2.5% on DGX and Omni-Path nodes; the parts add up", () => {
     for (const cluster of ["dgx-a100-80gb", "jean-zay-a100-80gb"]) {
       const jz = shapeOf(cluster, 384);
       for (const pp of [2, 6, 12]) {
@@ -55,7 +60,7 @@ describe("DeepSpeed pipeline engine: blocking sends and the reduction after the 
           });
           const a = estimate(model, jz, plan);
           const sim = simulate(model, jz, plan).estimate;
-          expect(relErr(sim.time.stepSeconds, a.time.stepSeconds)).toBeLessThan(0.015);
+          expect(relErr(sim.time.stepSeconds, a.time.stepSeconds)).toBeLessThan(0.025);
           for (const e of [a, sim]) {
             const parts = Object.values(e.time.breakdown).reduce((x, y) => x + y, 0);
             expect(parts).toBeCloseTo(e.time.stepSeconds, 9);
@@ -83,14 +88,41 @@ describe("DeepSpeed pipeline engine: blocking sends and the reduction after the 
       const dp = costs.stages[0]!.dp;
       for (const run of [(p: typeof plan) => estimate(model, shape, p).time.stepSeconds, (p: typeof plan) => simulate(model, shape, p).estimate.time.stepSeconds]) {
         const t0 = run(plan);
-        // A middle stage sends twice per micro-batch; blocking puts some of that on the critical path.
+        // A middle stage sends twice and receives twice per micro-batch, each blocking; some of that is on
+        // the critical path.
         const blocking = run(resolve({ ...base, blocking: true }).plan) - t0;
-        expect(blocking).toBeGreaterThan(0.25 * 2 * m * transfer);
-        expect(blocking).toBeLessThan(1.05 * 2 * (m + plan.pp) * transfer);
+        expect(blocking).toBeGreaterThan(0.25 * 4 * m * transfer);
+        expect(blocking).toBeLessThan(1.05 * 4 * (m + plan.pp) * transfer);
         // Exposed: at most the whole gather and reduction show, and more than before.
         const exposed = run(resolve({ ...base, exposed: true }).plan) - t0;
         expect(exposed).toBeLessThan(dp.reduceOnce.seconds + dp.gatherOnce.seconds);
         if (base.microBatch > 1) expect(exposed).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it("a blocking transfer holds the receiver too: a receive of the transfer's length on its compute stream before the pass that needs it", () => {
+    const { model, plan } = resolve({ pp: 4, microBatch: 2, zero: 1, blocking: true, exposed: false });
+    const { timeline } = simulate(model, shape, plan);
+    const o = timeline.ops;
+    const transfer = planCosts(model, shape, plan).ppTransfer.seconds;
+    const m = planCosts(model, shape, plan).microBatches;
+    for (let s = 0; s < plan.pp; s++) {
+      const mine = Array.from(o.kind.keys()).filter((op) => o.rank[op] === s && o.kind[op] === OpKind.pp);
+      const sends = mine.filter((op) => o.index[op] === SEND_ACTIVATION || o.index[op] === SEND_GRADIENT);
+      const receives = mine.filter((op) => o.index[op] === RECV_ACTIVATION || o.index[op] === RECV_GRADIENT);
+      // As many receives as sends: m per neighbour, each way (ppSendsOfStage).
+      const neighbours = (s > 0 ? 1 : 0) + (s < plan.pp - 1 ? 1 : 0);
+      expect(sends).toHaveLength(neighbours * m);
+      expect(receives).toHaveLength(neighbours * m);
+      for (const r of receives) {
+        expect(o.stream[r]).toBe(Stream.compute);
+        expect(o.endSeconds[r]! - o.startSeconds[r]!).toBeCloseTo(transfer, 12);
+        // The next op of this stage on its compute stream is the pass of the same micro-batch, after it.
+        const pass = Array.from(o.kind.keys()).filter((op) => o.rank[op] === s && o.stream[op] === Stream.compute && o.startSeconds[op]! >= o.endSeconds[r]! - 1e-12 && op !== r)
+          .sort((a, b) => o.startSeconds[a]! - o.startSeconds[b]!)[0]!;
+        expect(o.kind[pass]).toBe(o.index[r] === RECV_ACTIVATION ? OpKind.forward : OpKind.backward);
+        expect(o.microBatch[pass]).toBe(o.microBatch[r]);
       }
     }
   });

@@ -34,7 +34,10 @@ export interface StageCost {
   readonly cp: PassCosts;
   /** Expert-parallel all-to-alls; on the critical path. */
   readonly ep: PassCosts;
-  /** Stage-to-stage sends that hold this stage per micro-batch (plan.ppBlockingSends); 0 when they overlap. */
+  /**
+   * Stage-to-stage transfers that hold this stage per micro-batch (plan.ppBlockingSends: its blocking sends
+   * and its blocking receives); 0 when they overlap.
+   */
   readonly blockingSendSeconds: number;
   /**
    * Data-parallel collectives that hold this stage per micro-batch (plan.dpCommBlocking: ZeRO-3's gathers
@@ -125,7 +128,8 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
       cp: cpCostPerMicroBatch(model, plan, links, i, layer.attentionCoreForwardSeconds, coreBackward),
       ep: epCostPerMicroBatch(model, plan, links, i),
       // Naive model parallelism already puts every transfer on the critical path (ppCriticalTransfers).
-      blockingSendSeconds: plan.ppBlockingSends === true && plan.schedule !== "naive" ? ppSendsOfStage(plan, i) * transfer.seconds : 0,
+      // Each blocking transfer holds both ends; a stage receives as many as it sends (ppSendsOfStage).
+      blockingSendSeconds: plan.ppBlockingSends === true && plan.schedule !== "naive" ? 2 * ppSendsOfStage(plan, i) * transfer.seconds : 0,
       blockingDpSeconds: plan.dpCommBlocking === true ? dp.perMicroBatchForward.seconds + dp.perMicroBatchBackward.seconds : 0,
       dp,
       optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, optimizerBytesPerSecond),
