@@ -77,6 +77,11 @@ interface Links {
   readonly doneForward: Int32Array;
   readonly sendForward: Int32Array;
   readonly sendBackward: Int32Array;
+  /** A backward pass with its collectives, before its send (as doneForward). */
+  readonly doneBackward: Int32Array;
+  /** Blocking receives (plan.ppBlockingSends) before a forward or backward; -1 where none. */
+  readonly receiveForward: Int32Array;
+  readonly receiveBackward: Int32Array;
 }
 
 /**
@@ -136,6 +141,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
       const r = b.op(OpKind.pp, s, Stream.compute, input.ppTransferSeconds, mb, c, pass === Pass.forward ? RECV_ACTIVATION : RECV_GRADIENT);
       b.edge(prevDone, r);
       prevDone = r;
+      (pass === Pass.forward ? links.receiveForward : links.receiveBackward)[slot] = r;
     }
     let first = -1;
     let piece = -1;
@@ -194,6 +200,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     }
     prevDone = done;
     if (pass === Pass.forward) links.doneForward[slot] = done;
+    else if (pass === Pass.backward) links.doneBackward[slot] = done;
     const sends = (pass === Pass.forward && vs < lastVirtual) || (pass === Pass.backward && vs > 0);
     if (sends) {
       const blocking = input.blockingSends === true;
@@ -234,16 +241,24 @@ export function buildPipeline(input: SimInput, recordMemory = true): Built {
   const links: Links = {
     firstForward: new Int32Array(slots).fill(-1), firstBackward: new Int32Array(slots).fill(-1),
     doneForward: new Int32Array(slots).fill(-1), sendForward: new Int32Array(slots).fill(-1), sendBackward: new Int32Array(slots).fill(-1),
+    doneBackward: new Int32Array(slots).fill(-1), receiveForward: new Int32Array(slots).fill(-1), receiveBackward: new Int32Array(slots).fill(-1),
   };
   const memory = programs.map(() => new MemoryLog(recordMemory));
   const tails = programs.map((prog, s) => emitStage(b, input, s, prog, links, memory[s]!));
 
+  // A blocking receive starts no earlier than its sender has the data (the pass before the send): it
+  // runs beside the transfer, not before it was sent.
   for (let vs = 0; vs < p * v; vs++) {
     for (let mb = 0; mb < m; mb++) {
       const slot = vs * m + mb;
-      if (vs > 0) b.edge(links.sendForward[slot - m]!, links.firstForward[slot]!);
-      if (vs < p * v - 1) b.edge(links.sendBackward[slot + m]!, links.firstBackward[slot]!);
-      else b.edge(links.doneForward[slot]!, links.firstBackward[slot]!);
+      if (vs > 0) {
+        b.edge(links.sendForward[slot - m]!, links.firstForward[slot]!);
+        if (links.receiveForward[slot]! >= 0) b.edge(links.doneForward[slot - m]!, links.receiveForward[slot]!);
+      }
+      if (vs < p * v - 1) {
+        b.edge(links.sendBackward[slot + m]!, links.firstBackward[slot]!);
+        if (links.receiveBackward[slot]! >= 0) b.edge(links.doneBackward[slot + m]!, links.receiveBackward[slot]!);
+      } else b.edge(links.doneForward[slot]!, links.firstBackward[slot]!);
     }
   }
 

@@ -123,6 +123,12 @@ describe("DeepSpeed pipeline engine: blocking sends and the reduction after the 
           .sort((a, b) => o.startSeconds[a]! - o.startSeconds[b]!)[0]!;
         expect(o.kind[pass]).toBe(o.index[r] === RECV_ACTIVATION ? OpKind.forward : OpKind.backward);
         expect(o.microBatch[pass]).toBe(o.microBatch[r]);
+        // It runs beside its transfer: not before the sender had the data.
+        const activation = o.index[r] === RECV_ACTIVATION;
+        const send = Array.from(o.kind.keys()).find((op) => o.kind[op] === OpKind.pp && o.rank[op] === (activation ? s - 1 : s + 1) &&
+          o.index[op] === (activation ? SEND_ACTIVATION : SEND_GRADIENT) && o.microBatch[op] === o.microBatch[r])!;
+        expect(o.startSeconds[r]).toBeGreaterThanOrEqual(o.startSeconds[send]! - 1e-12);
+        expect(o.startSeconds[pass]).toBeGreaterThanOrEqual(o.endSeconds[send]! - 1e-12);
       }
     }
   });
