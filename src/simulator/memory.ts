@@ -1,7 +1,8 @@
 /**
- * Activation memory of one rank over time, recorded while the graph is built: "at the start (or end) of
- * operation X, add (or free) N bytes". Entries are appended in the rank's program order, which is also
- * time order on its compute stream, so after the run they become a step function without sorting.
+ * Memory of one rank over time (its activations, or the optimizer step's gradient copy), recorded while
+ * the graph is built: "at the start (or end) of operation X, add (or free) N bytes". Entries are appended
+ * in the rank's program order, which is also time order on its compute stream, so after the run they
+ * become a step function without sorting.
  */
 export class MemoryLog {
   length = 0;

@@ -86,7 +86,7 @@ export function analyticTiming(shape: ClusterShape, plan: Plan, costs: PlanCosts
   // Blocking sends (plan.ppBlockingSends) and in-line data-parallel collectives (plan.dpCommBlocking) sit
   // inside each stage's time for the schedule; the step's breakdown reports the critical stage's as
   // pipeline and data-parallel traffic, so its parts still add up to the step.
-  const sends = m * crit.blockingSendSeconds;
+  const sends = m * crit.blockingTransferSeconds;
   const inLineDp = m * crit.blockingDpSeconds;
   return {
     pipelineSeconds: pipe.seconds - sends - inLineDp,

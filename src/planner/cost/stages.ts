@@ -38,7 +38,7 @@ export interface StageCost {
    * Stage-to-stage transfers that hold this stage per micro-batch (plan.ppBlockingSends: its blocking sends
    * and its blocking receives); 0 when they overlap.
    */
-  readonly blockingSendSeconds: number;
+  readonly blockingTransferSeconds: number;
   /**
    * Data-parallel collectives that hold this stage per micro-batch (plan.dpCommBlocking: ZeRO-3's gathers
    * and ZeRO-2/3's reduce-scatters in line with the passes); 0 when they overlap.
@@ -71,12 +71,12 @@ export function stageComputeSeconds(s: StageCost): number {
 /** Time of one micro-batch through a stage, with its exposed tp/cp/ep communication and what blocks it in line. */
 export function stageMicroBatchSeconds(s: StageCost): number {
   return stageComputeSeconds(s) + s.tp.forward.seconds + s.tp.backward.seconds + s.cp.forward.seconds + s.cp.backward.seconds +
-    s.ep.forward.seconds + s.ep.backward.seconds + s.blockingSendSeconds + s.blockingDpSeconds;
+    s.ep.forward.seconds + s.ep.backward.seconds + s.blockingTransferSeconds + s.blockingDpSeconds;
 }
 
 /** The part of stageMicroBatchSeconds that the step reports as pp or dp communication rather than as the pipeline's work. */
 export function stageInLineCommSeconds(s: StageCost): number {
-  return s.blockingSendSeconds + s.blockingDpSeconds;
+  return s.blockingTransferSeconds + s.blockingDpSeconds;
 }
 
 /**
@@ -129,7 +129,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
       ep: epCostPerMicroBatch(model, plan, links, i),
       // Naive model parallelism already puts every transfer on the critical path (ppCriticalTransfers).
       // Each blocking transfer holds both ends; a stage receives as many as it sends (ppSendsOfStage).
-      blockingSendSeconds: plan.ppBlockingSends === true && plan.schedule !== "naive" ? 2 * ppSendsOfStage(plan, i) * transfer.seconds : 0,
+      blockingTransferSeconds: plan.ppBlockingSends === true && plan.schedule !== "naive" ? 2 * ppSendsOfStage(plan, i) * transfer.seconds : 0,
       blockingDpSeconds: plan.dpCommBlocking === true ? dp.perMicroBatchForward.seconds + dp.perMicroBatchBackward.seconds : 0,
       dp,
       optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, optimizerBytesPerSecond),
