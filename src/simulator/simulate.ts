@@ -304,7 +304,7 @@ function estimateFrom(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: 
   const x = step.exposed;
   const critical = costs.stages[stage]!;
   // The critical stage's own work plus its idle time; summation noise must not make the bubble negative.
-  // Blocking sends and in-line dp collectives run on the compute stream and the timeline counts them as
+  // Blocking sends and receives and in-line dp collectives run on the compute stream and the timeline counts them as
   // pipeline and data-parallel traffic (x.ppSeconds, x.dpSeconds).
   // Waits for slower replicas at tp and cp collectives (jittered steps only) count as that communication,
   // as a rank measures its time in a collective, not as bubble.

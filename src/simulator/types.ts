@@ -127,7 +127,10 @@ export interface SimInput {
   readonly stages: readonly SimStage[];
   /** One activation (or gradient) between adjacent stages. */
   readonly ppTransferSeconds: number;
-  /** Each send holds its stage's compute stream until it completes (DeepSpeed's pipeline engine). */
+  /**
+   * Each transfer holds both stages' compute streams: the send after its pass, and a receive of the same
+   * length before the pass that needs the data (DeepSpeed's pipeline engine).
+   */
   readonly blockingSends?: boolean;
   /** The once-per-step reduction runs whole after the last pass, the gather after the optimizer (DeepSpeed's pipeline engine). */
   readonly dpExposed?: boolean;

@@ -184,7 +184,7 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     plan.launchBlocking = true;
   }
   if (profile.deepspeedPipeline === true && p.pp > 1) {
-    assumptions.push("DeepSpeed pipeline engine: blocking sends, data-parallel reduction after the schedule, stage outputs kept until their backward");
+    assumptions.push("DeepSpeed pipeline engine: blocking sends and receives, data-parallel reduction after the schedule, stage outputs kept until their backward");
     plan.ppBlockingSends = true;
     plan.ppKeepOutputs = true;
     if ((plan.zero ?? 0) <= 1) plan.dpCommExposed = true;

@@ -83,16 +83,16 @@ export function analyticTiming(shape: ClusterShape, plan: Plan, costs: PlanCosts
   const pipe = pipelineSeconds(plan, times, m);
   const crit = costs.stages[pipe.critical]!;
   const off = offPipeline(shape, plan, costs, pipe.seconds, crit);
-  // Blocking sends (plan.ppBlockingSends) and in-line data-parallel collectives (plan.dpCommBlocking) sit
-  // inside each stage's time for the schedule; the step's breakdown reports the critical stage's as
+  // Blocking transfers (plan.ppBlockingSends) and in-line data-parallel collectives (plan.dpCommBlocking)
+  // sit inside each stage's time for the schedule; the step's breakdown reports the critical stage's as
   // pipeline and data-parallel traffic, so its parts still add up to the step.
-  const sends = m * crit.blockingTransferSeconds;
+  const transfers = m * crit.blockingTransferSeconds;
   const inLineDp = m * crit.blockingDpSeconds;
   return {
-    pipelineSeconds: pipe.seconds - sends - inLineDp,
+    pipelineSeconds: pipe.seconds - transfers - inLineDp,
     bubbleSeconds: pipe.seconds - m * stageMicroBatchSeconds(crit),
     critical: crit,
-    off: { ...off, ppCommSeconds: off.ppCommSeconds + sends, dpCommSeconds: off.dpCommSeconds + inLineDp },
+    off: { ...off, ppCommSeconds: off.ppCommSeconds + transfers, dpCommSeconds: off.dpCommSeconds + inLineDp },
   };
 }
 
