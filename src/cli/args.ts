@@ -41,6 +41,7 @@ export const FLAGS = {
   "dp-comm-exposed": { type: "bool", help: "data-parallel reduction after the last backward, not overlapped (DeepSpeed pipeline engine; ZeRO 0/1; the search: pp > 1 only)" },
   "dp-comm-blocking": { type: "bool", help: "every data-parallel collective in line with the passes, none overlapped (meshplan's executor under ZeRO 2/3)" },
   "pp-blocking-sends": { type: "bool", help: "each stage-to-stage transfer blocks both stages (DeepSpeed pipeline engine)" },
+  "pp-scatter-gather": { type: "bool", help: "each tp rank sends 1/tp of a stage's output, the receiver all-gathers it over tp (Megatron-LM before Megatron-Core, DeepSpeed; none under SP, whose transfers are split already)" },
   "launch-blocking": { type: "bool", help: "every kernel launch waits for the last kernel (CUDA_LAUNCH_BLOCKING=1, as BLOOM trained)" },
   "pp-keep-outputs": { type: "bool", help: "each stage keeps every in-flight micro-batch's output until its backward (DeepSpeed pipeline engine)" },
   "keep-16bit-grads": { type: "bool", help: "16-bit gradients kept beside the fp32 accumulators, 2 bytes per parameter more (DeepSpeed BF16_Optimizer)" },
@@ -123,7 +124,7 @@ export const FLAG_OF_PLAN_FIELD = {
   seqLen: "seq", sequenceParallel: "sp", schedule: "schedule", zero: "zero", recompute: "recompute", precision: "precision",
   layersPerStage: "layers-per-stage", recomputeLayersPerStage: "recompute-layers", parameterServers: "ps", asynchronous: "async",
   staleness: "staleness", flashAttention: "flash", fp32Gradients: "fp32-grads", tpCommOverlap: "tp-comm-overlap",
-  dpCommExposed: "dp-comm-exposed", dpCommBlocking: "dp-comm-blocking", ppBlockingSends: "pp-blocking-sends", tpSyncBackward: "tp-sync-backward",
+  dpCommExposed: "dp-comm-exposed", dpCommBlocking: "dp-comm-blocking", ppBlockingSends: "pp-blocking-sends", ppScatterGather: "pp-scatter-gather", tpSyncBackward: "tp-sync-backward",
   launchBlocking: "launch-blocking", ppKeepOutputs: "pp-keep-outputs", keep16BitGrads: "keep-16bit-grads", shardGroup: "shard-group",
 } as const satisfies Readonly<Record<keyof PlanInput, FlagName>>;
 

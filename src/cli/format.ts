@@ -41,7 +41,7 @@ export function planSummary(e: Estimate): string {
 
 /** The framework knobs a plan has on, as their flags (doc/cost-model.md): how a stack runs the split. */
 export function frameworkFlags(p: Plan): string[] {
-  const on = { tpCommOverlap: p.tpCommOverlap, tpSyncBackward: p.tpSyncBackward, ppBlockingSends: p.ppBlockingSends, dpCommExposed: p.dpCommExposed, dpCommBlocking: p.dpCommBlocking, launchBlocking: p.launchBlocking,
+  const on = { tpCommOverlap: p.tpCommOverlap, tpSyncBackward: p.tpSyncBackward, ppBlockingSends: p.ppBlockingSends, ppScatterGather: p.ppScatterGather, dpCommExposed: p.dpCommExposed, dpCommBlocking: p.dpCommBlocking, launchBlocking: p.launchBlocking,
     ppKeepOutputs: p.ppKeepOutputs, keep16BitGrads: p.keep16BitGrads };
   const flags = Object.entries(on).filter(([, v]) => v === true).map(([k]) => `--${FLAG_OF_PLAN_FIELD[k as keyof typeof on]}`);
   return p.shardGroup === undefined ? flags : [...flags, `--${FLAG_OF_PLAN_FIELD.shardGroup} ${p.shardGroup}`];

@@ -53,6 +53,7 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
   if (plan.schedule === "zb-h1" && plan.recomputeLayersPerStage.some((n) => n > 0)) {
     unsupported("recompute", plan.recompute, "none or selective under ZB-H1", "full recomputation with the split backward is not executed yet");
   }
+  if (plan.ppScatterGather === true) unsupported("ppScatterGather", true, "false (leave out --pp-scatter-gather)", "the executor's pipeline sends whole activations");
   if (model.tiedEmbeddings && plan.pp > 1) unsupported("pp", plan.pp, "1 for a model with tied embeddings", "the tied copy on the last stage is not executed yet");
   if (plan.virtualStages > 1 && new Set(plan.layersPerStage).size > 1) {
     unsupported("layersPerStage", plan.layersPerStage, "equal stages under the interleaved schedule", "interleaved chunks are taken to be equal");

@@ -31,6 +31,7 @@ export interface PlanInput {
   dpCommExposed?: boolean | undefined;
   dpCommBlocking?: boolean | undefined;
   ppBlockingSends?: boolean | undefined;
+  ppScatterGather?: boolean | undefined;
   tpSyncBackward?: boolean | undefined;
   launchBlocking?: boolean | undefined;
   ppKeepOutputs?: boolean | undefined;
@@ -202,6 +203,8 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     // Off unless asked for: it describes this project's executor.
     ...(dpCommBlocking ? { dpCommBlocking } : {}),
     ...(ppBlockingSends ? { ppBlockingSends } : {}),
+    // Off unless asked for (Megatron-LM before Megatron-Core, DeepSpeed's pipeline engine); moot under SP.
+    ...(pp > 1 && tp > 1 && !(input.sequenceParallel ?? true) && input.ppScatterGather === true ? { ppScatterGather: true } : {}),
     // Off unless asked for: it describes Megatron-DeepSpeed and Megatron-LM before 2022.
     ...(tpSyncBackward ? { tpSyncBackward } : {}),
     // Off unless asked for: it describes a debugging setting that BLOOM's training kept on.

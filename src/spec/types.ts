@@ -211,6 +211,18 @@ export interface Plan {
    */
   readonly ppBlockingSends?: boolean;
   /**
+   * Extension: each tensor-parallel rank sends only its 1/tp slice of a stage's output (or of its
+   * gradient), and the receiving stage's tp group all-gathers the whole over its own link before using it:
+   * Megatron-LM's scatter/gather optimisation (Narayanan et al. 2021, section 4.1; arguments.py
+   * --no-scatter-gather-tensors-in-pipeline turns off what is on by default; moot under sequence parallel,
+   * whose transfers are already split) and DeepSpeed's pipeline engine (pipe_partitioned and
+   * grad_partitioned, both true by default in deepspeed/runtime/config.py; engine.py
+   * _exec_forward_pass partitions the output with PartitionedTensor, the receiver calls full()). With
+   * ppBlockingSends (DeepSpeed) the sender also re-gathers its own output before that micro-batch's
+   * backward, and keeps only its slice meanwhile. Resolved only for tp > 1, pp > 1 without SP.
+   */
+  readonly ppScatterGather?: boolean;
+  /**
    * Extension: every tensor-parallel collective of the backward runs synchronously, on the critical path
    * (Megatron-DeepSpeed and Megatron-LM before 2022: the column-parallel linear's backward all-reduce is
    * `copy_to_tensor_model_parallel_region`'s, bigscience-workshop/Megatron-DeepSpeed megatron/mpu/layers.py).

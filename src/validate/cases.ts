@@ -174,10 +174,14 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     precision: precisionOf(p.precision, profile, assumptions), flashAttention: profile.flashAttention,
     tpCommOverlap: p.tp > 1 && profile.tpCommOverlap === true,
     ...(p.tp > 1 && profile.tpSyncBackward === true ? { tpSyncBackward: true } : {}),
+    ...(profile.ppScatterGather === true ? { ppScatterGather: true } : {}),
     ...shardGroupOf(r, profile, dp * cp, assumptions),
     ...(layersPerStage === undefined ? {} : { layersPerStage }),
     ...(rc.fullShare === undefined ? {} : { recomputeLayersPerStage: stages.map((n) => Math.round(n * rc.fullShare!)) }),
   };
+  if (plan.ppScatterGather === true && p.pp > 1 && p.tp > 1 && !sp) {
+    assumptions.push(`pipeline transfers as 1/tp slices, all-gathered over tp by the receiver (${profile.deepspeedPipeline === true ? "DeepSpeed's pipe_partitioned default" : "Megatron-LM's scatter/gather default"})`);
+  }
   const blocking = profile.launchBlocking?.(r);
   if (blocking !== undefined) {
     assumptions.push(blocking);

@@ -48,7 +48,7 @@ export function planText(x: Plan): string {
   const full = x.recomputeLayersPerStage.reduce((a, b) => a + b, 0);
   const rc = x.recompute === "full" ? "full" : full > 0 ? `${full} layers full` : x.recompute;
   const knobs = [x.sequenceParallel ? " sp" : "", x.tpCommOverlap === true ? " tp-overlap" : "", x.ppBlockingSends === true ? " blocking-sends" : "", x.dpCommExposed === true ? " dp-exposed" : "",
-    x.tpSyncBackward === true ? " tp-sync" : "", x.launchBlocking === true ? " launch-blocking" : "", x.ppKeepOutputs === true ? " keep-outputs" : "",
+    x.tpSyncBackward === true ? " tp-sync" : "", x.ppScatterGather === true ? " scatter-gather" : "", x.launchBlocking === true ? " launch-blocking" : "", x.ppKeepOutputs === true ? " keep-outputs" : "",
     x.keep16BitGrads === true ? " keep-16bit-grads" : ""].join("");
   return `tp${x.tp} pp${x.pp}${v} dp${x.dp}${x.cp > 1 ? ` cp${x.cp}` : ""} mb${x.microBatch} ${x.schedule} z${x.zero} ${rc}${knobs}`;
 }
@@ -56,7 +56,7 @@ export function planText(x: Plan): string {
 function settingKey(p: PreparedCase): string {
   const x = p.plan;
   return [p.case.source, p.case.model.name, p.case.model.layers, p.case.model.hiddenSize, p.case.cluster, p.case.gpus, x.globalBatch, x.seqLen, x.precision,
-    x.flashAttention, p.case.attentionKernel ?? "", x.tpCommOverlap === true, x.ppBlockingSends === true, x.dpCommExposed === true, syncBackward(p), x.launchBlocking === true, x.ppKeepOutputs === true,
+    x.flashAttention, p.case.attentionKernel ?? "", x.tpCommOverlap === true, x.ppBlockingSends === true, x.dpCommExposed === true, syncBackward(p), scatterGather(p), x.launchBlocking === true, x.ppKeepOutputs === true,
     x.keep16BitGrads === true].join("|");
 }
 
@@ -70,6 +70,7 @@ function pinnedFor(p: PreparedCase): PlanInput {
     ...(x.dpCommExposed === true ? { dpCommExposed: true } : {}),
     // The framework's property, not the published split's: a tp-1 published plan still pins it for tp > 1 candidates.
     ...(syncBackward(p) ? { tpSyncBackward: true } : {}),
+    ...(scatterGather(p) ? { ppScatterGather: true } : {}),
     ...(x.launchBlocking === true ? { launchBlocking: true } : {}),
     ...(x.ppKeepOutputs === true ? { ppKeepOutputs: true } : {}),
     ...(x.keep16BitGrads === true ? { keep16BitGrads: true } : {}),
@@ -78,6 +79,10 @@ function pinnedFor(p: PreparedCase): PlanInput {
 
 function syncBackward(p: PreparedCase): boolean {
   return profileOf(p.case.source)?.tpSyncBackward === true;
+}
+
+function scatterGather(p: PreparedCase): boolean {
+  return profileOf(p.case.source)?.ppScatterGather === true;
 }
 
 export function plannerReport(records: PreparedRecords, calibration: CalibrationFile | undefined, onProgress?: (done: number, total: number) => void): PlannerReport {

@@ -37,6 +37,8 @@ export interface SourceProfile {
   readonly deepspeedBf16Optimizer?: boolean;
   /** Tensor-parallel backward collectives all synchronous (plan knob tpSyncBackward), when tp > 1. */
   readonly tpSyncBackward?: boolean;
+  /** Stage outputs sent as 1/tp slices and all-gathered by the receiver (plan knob ppScatterGather), when tp > 1 without SP. */
+  readonly ppScatterGather?: boolean;
   /**
    * Blocking kernel launches (plan knob launchBlocking, CUDA_LAUNCH_BLOCKING=1) for this record, with the
    * reason printed as its assumption (undefined: asynchronous).
@@ -127,6 +129,10 @@ const MEGATRON_2021 = {
   // as the 2021 fork Megatron-DeepSpeed still does (bigscience-workshop/Megatron-DeepSpeed megatron/mpu/layers.py);
   // the asynchronous path (ColumnParallelLinearWithAsyncAllreduce) came with the 2022 sequence-parallel work.
   tpSyncBackward: true,
+  // Pipeline transfers as 1/tp slices, all-gathered by the receiver: Megatron-LM's scatter/gather optimisation
+  // (SC'21 section 4.1; on unless --no-scatter-gather-tensors-in-pipeline, off under SP) and DeepSpeed's
+  // pipeline engine for Megatron-DeepSpeed (pipe_partitioned / grad_partitioned, true by default).
+  ppScatterGather: true,
 } as const;
 
 // NeMo / Megatron-Bridge recipes: Transformer Engine fused attention, the distributed optimizer (ZeRO-1),
@@ -172,6 +178,8 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     framework: "Megatron-DeepSpeed 2022 (BigScience tr11)", flashAttention: false, dropout: false, zero: 1, recompute: "full",
     precision: "fp16", sequenceParallel: false, vocab: 250000, heads: 64, seqLen: 2048, deepspeedPipeline: true,
     deepspeedBf16Optimizer: true, tpSyncBackward: true, launchBlocking: bloomLaunchBlocking,
+    // tr11's ds_config has no "pipeline" section, so DeepSpeed's defaults partition the transfers.
+    ppScatterGather: true,
   },
   "megatron-h100-2024": {
     // As test/planner/megatron-table.test.ts: bf16, Transformer Engine attention, SP, distributed optimizer.

@@ -89,6 +89,8 @@ describe("meshplan simulate", () => {
     expect(blocking.time.breakdown.dpCommSeconds).toBeGreaterThan(overlapped.time.breakdown.dpCommSeconds);
     const text = meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--tp", "2", "--pp", "2", "--zero", "1", "--recompute", "full", "--tp-sync-backward", "--pp-blocking-sends", "--dp-comm-exposed");
     expect(text.stdout).toMatch(/^ +framework: --tp-sync-backward --pp-blocking-sends --dp-comm-exposed$/m);
+    const split = meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--tp", "2", "--pp", "2", "--no-sp", "--zero", "1", "--recompute", "full", "--pp-scatter-gather");
+    expect(split.stdout).toMatch(/^ +framework: --pp-scatter-gather$/m);
   });
 
   it("exits 1 for a plan that does not fit (the contract: no feasible plan), still printing the view", () => {

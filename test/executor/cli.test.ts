@@ -117,6 +117,12 @@ describe("meshplan calibrate and execute", () => {
     expect(out.stderr).toEqual([expect.stringMatching(/^meshplan: --flash \(flashAttention\) = true is not valid .*no fused attention kernel.*valid: false/)]);
   });
 
+  it("--pp-scatter-gather is refused by name: the executor's pipeline sends whole activations", async () => {
+    const out = io();
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", tp: 2, pp: 2, sp: false, "pp-scatter-gather": true, profile }), out)).toBe(2);
+    expect(out.stderr).toEqual([expect.stringMatching(/^meshplan: --pp-scatter-gather \(ppScatterGather\) = true is not valid .*whole activations/)]);
+  });
+
   it("the explorer's run (x) takes a searched plan with flash attention, runs it without, and says so", async () => {
     const model = loadModel("tiny-gpt");
     const shape = shapeOf("dgx-h100", 2);

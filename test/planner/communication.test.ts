@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { collective } from "../../src/planner/cost/collectives.js";
 import { loadModel } from "../../src/cli/catalog.js";
-import { dpContention, dpCosts, passTotal, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch, vocabCrossEntropyCost } from "../../src/planner/cost/communication.js";
+import { dpContention, dpCosts, passTotal, ppScatterGatherCounts, ppTransfer, resolveLinks, spReplicatedGradCost, tpCostPerMicroBatch, vocabCrossEntropyCost } from "../../src/planner/cost/communication.js";
 import { headTimes, layerTimes } from "../../src/planner/cost/compute.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { planCosts } from "../../src/planner/cost/stages.js";
@@ -125,6 +125,42 @@ describe("communication volumes per GPU per step", () => {
       expect(a.backward.bytes).toBeCloseTo(s.backward.bytes, 0);
       expect(a.forward).toEqual(s.forward);
     }
+  });
+
+  it("ppScatterGather sends 1/tp of each stage output and all-gathers it over tp at the receiver (SC'21 section 4.1; DeepSpeed pipe_partitioned)", () => {
+    const base = { tp: 8, pp: 4, globalBatch: 64, sequenceParallel: false } as const;
+    const { model, plan: whole } = planFor("llama3-70b", h100, base);
+    const split = resolvePlan(model, h100, { ...base, ppScatterGather: true });
+    const links = resolveLinks(split, h100);
+    const bytes = 2 * split.seqLen * split.microBatch * model.hiddenSize;
+    expect(ppTransfer(model, whole, links).bytes).toBe(bytes);
+    expect(ppTransfer(model, split, links).bytes).toBe(bytes / 8);
+    expect(ppTransfer(model, split, links).seconds).toBeLessThan(ppTransfer(model, whole, links).seconds);
+    const gather = collective("all-gather", 8, bytes, links.tp);
+    for (let i = 0; i < 4; i++) {
+      const a = tpCostPerMicroBatch(model, whole, links, i, windows(model, whole, h100));
+      const b = tpCostPerMicroBatch(model, split, links, i, windows(model, split, h100));
+      // Megatron-LM: the receiver gathers each activation (none into stage 0) and each gradient (none into the last stage).
+      expect(b.forward.seconds - a.forward.seconds).toBeCloseTo(i === 0 ? 0 : gather.seconds, 12);
+      expect(b.backward.seconds - a.backward.seconds).toBeCloseTo(i === 3 ? 0 : gather.seconds, 12);
+      expect(b.forward.bytes - a.forward.bytes).toBeCloseTo(i === 0 ? 0 : gather.bytes, 0);
+    }
+    // DeepSpeed's engine also re-gathers the sender's own output before its backward; interleaving gathers per chunk.
+    const ds = resolvePlan(model, h100, { ...base, ppScatterGather: true, ppBlockingSends: true });
+    expect(ppScatterGatherCounts(ds, 1)).toEqual({ forward: 1, backward: 2 });
+    expect(ppScatterGatherCounts(ds, 3)).toEqual({ forward: 1, backward: 0 });
+    const v2 = resolvePlan(model, h100, { ...base, globalBatch: 64, virtualStages: 2, schedule: "interleaved", ppScatterGather: true });
+    expect(ppScatterGatherCounts(v2, 0)).toEqual({ forward: 1, backward: 2 });
+    expect(ppScatterGatherCounts(v2, 3)).toEqual({ forward: 2, backward: 1 });
+  });
+
+  it("ppScatterGather is off by default and dropped under SP (whose transfers are already split), at tp 1 and at pp 1", () => {
+    const { model, plan } = planFor("llama3-70b", h100, { tp: 8, pp: 2, globalBatch: 64 });
+    expect(plan.ppScatterGather).toBeUndefined();
+    expect(resolvePlan(model, h100, { tp: 8, pp: 2, ppScatterGather: true }).ppScatterGather).toBeUndefined(); // SP on by default
+    expect(resolvePlan(model, h100, { tp: 1, pp: 8, ppScatterGather: true }).ppScatterGather).toBeUndefined();
+    expect(resolvePlan(model, h100, { tp: 8, pp: 1, sequenceParallel: false, ppScatterGather: true }).ppScatterGather).toBeUndefined();
+    expect(resolvePlan(model, h100, { tp: 8, pp: 2, sequenceParallel: false, ppScatterGather: true }).ppScatterGather).toBe(true);
   });
 
   it("tpSyncBackward is off by default, dropped at tp 1 and refused beside tpCommOverlap", () => {

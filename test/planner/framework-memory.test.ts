@@ -115,4 +115,12 @@ describe("DeepSpeed's pipeline engine keeps each in-flight micro-batch's output 
     expect(extra).toBeCloseTo((4 * 2 * 2 * 2048 * off.model.hiddenSize) / 2, 0);
     expect(planFor("llama2-7b", big, { ...base, pp: 1, ppKeepOutputs: true }).plan.ppKeepOutputs).toBeUndefined();
   });
+
+  it("keeps only the rank's 1/tp slice when the transfers are partitioned (ppScatterGather)", () => {
+    const whole = planFor("llama2-7b", big, { ...base, ppKeepOutputs: true });
+    const sliced = planFor("llama2-7b", big, { ...base, ppKeepOutputs: true, ppScatterGather: true });
+    const kept = (x: typeof whole) => stageMemory(x.model, x.plan, planCosts(x.model, big, x.plan), 0).activationsBytes;
+    const output = 2 * 2 * 2048 * whole.model.hiddenSize;
+    expect(kept(whole) - kept(sliced)).toBeCloseTo((4 * output) / 2, 0); // 4 in flight on stage 0, tp 2
+  });
 });

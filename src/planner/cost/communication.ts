@@ -133,7 +133,24 @@ export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
     const head = async ? columnBackwardExposure(sp, ar, ag, rs, compute.head.projectionSeconds) : column;
     backward = plus(backward, head);
   }
-  return { forward, backward };
+  const gathers = ppScatterGatherCounts(plan, stage);
+  return { forward: plus(forward, times(ag, gathers.forward)), backward: plus(backward, times(ag, gathers.backward)) };
+}
+
+/**
+ * All-gathers over tp of one whole stage output (or its gradient) that plan.ppScatterGather adds to stage
+ * `stage` per micro-batch, on the critical path: the receiver gathers each activation before the forward
+ * that needs it (Megatron-LM p2p_communication.py gather_split_1d_tensor; DeepSpeed engine.py
+ * _exec_forward_pass, PartitionedTensor.full()) and each gradient before the backward; under DeepSpeed's
+ * engine (ppBlockingSends) the sender also re-gathers its own output before that micro-batch's backward
+ * (_exec_backward_pass, "Reconstruct if we previously partitioned the output"). One per model chunk that
+ * receives: v activations (none into stage 0's first chunk), v gradients (none into the last stage's last).
+ */
+export function ppScatterGatherCounts(plan: Plan, stage: number): { forward: number; backward: number } {
+  if (plan.ppScatterGather !== true || plan.pp <= 1 || plan.tp <= 1 || plan.sequenceParallel) return { forward: 0, backward: 0 };
+  const v = plan.virtualStages;
+  const gradients = v - (stage === plan.pp - 1 ? 1 : 0);
+  return { forward: v - (stage === 0 ? 1 : 0), backward: gradients * (plan.ppBlockingSends === true ? 2 : 1) };
 }
 
 /**
@@ -209,10 +226,14 @@ export function epCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
   return { forward: times(a2a, layers), backward: times(a2a, layers + recomputed) };
 }
 
-/** One activation (or its gradient) crossing a stage boundary. */
+/**
+ * One activation (or its gradient) crossing a stage boundary, from one GPU: split over tp under SP, and
+ * under plan.ppScatterGather each tp rank sends its 1/tp slice (the receiver's all-gather is in
+ * tpCostPerMicroBatch).
+ */
 export function ppTransfer(model: ModelSpec, plan: Plan, links: Links): CollectiveCost {
   if (plan.pp <= 1) return FREE;
-  const r = plan.sequenceParallel ? plan.tp : 1;
+  const r = plan.sequenceParallel || plan.ppScatterGather === true ? plan.tp : 1;
   return collective("send", 2, (2 * tokensPerRank(plan) * model.hiddenSize) / r, links.pp);
 }
 

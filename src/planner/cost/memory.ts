@@ -201,12 +201,14 @@ export function stageActivationBranches(model: ModelSpec, plan: Plan, stage: num
  * the memory from the output of forward()"), while Megatron-LM frees an output's data once it is sent
  * (deallocate_output_tensor, megatron/core/pipeline_parallel/schedules.py). One 16-bit tensor of the
  * hidden state (split over tp under SP) per model chunk that hands its output to another stage: every
- * chunk but the last stage's last, which ends in the loss.
+ * chunk but the last stage's last, which ends in the loss. Under ppScatterGather the engine keeps only the
+ * rank's slice (engine.py _exec_forward_pass: `first_output.data = torch.zeros(1)`, the PartitionedTensor
+ * kept in its place) and re-gathers the whole just before the backward.
  */
 export function keptOutputBytes(model: ModelSpec, plan: Plan, stage: number): number {
   if (plan.ppKeepOutputs !== true || plan.pp === 1) return 0;
   const chunks = plan.virtualStages - (stage === plan.pp - 1 ? 1 : 0);
-  const r = plan.sequenceParallel ? plan.tp : 1;
+  const r = plan.sequenceParallel || plan.ppScatterGather === true ? plan.tp : 1;
   return (chunks * BYTES_16 * plan.microBatch * plan.seqLen * model.hiddenSize) / (plan.cp * r);
 }
 
