@@ -173,6 +173,9 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   if (keep16BitGrads && !fp32Gradients) bad("keep16BitGrads", true, "false without fp32 gradients", "with 16-bit gradients there is no fp32 accumulator to keep them beside");
   if (keep16BitGrads && zero > 1) bad("zero", zero, "0 or 1 with keep16BitGrads", "it describes DeepSpeed's BF16_Optimizer, which runs ZeRO 0 and 1 only");
   const tpSyncBackward = tp > 1 && (input.tpSyncBackward ?? false);
+  const sequenceParallel = tp > 1 && (input.sequenceParallel ?? true);
+  // Off unless asked for (Megatron-LM before Megatron-Core, DeepSpeed's pipeline engine); moot under SP.
+  const ppScatterGather = pp > 1 && tp > 1 && !sequenceParallel && input.ppScatterGather === true;
   const shardGroup = resolveShardGroup(input.shardGroup, dp * cp, zero, ep, parameterServers);
   if (tpSyncBackward && input.tpCommOverlap === true) {
     bad("tpSyncBackward", true, "false with tpCommOverlap", "overlapping every tensor-parallel collective is the opposite of a synchronous backward");
@@ -180,7 +183,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
 
   return {
     dp, tp, pp, cp, ep,
-    sequenceParallel: tp > 1 && (input.sequenceParallel ?? true),
+    sequenceParallel,
     virtualStages,
     microBatch,
     globalBatch,
@@ -203,8 +206,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     // Off unless asked for: it describes this project's executor.
     ...(dpCommBlocking ? { dpCommBlocking } : {}),
     ...(ppBlockingSends ? { ppBlockingSends } : {}),
-    // Off unless asked for (Megatron-LM before Megatron-Core, DeepSpeed's pipeline engine); moot under SP.
-    ...(pp > 1 && tp > 1 && !(input.sequenceParallel ?? true) && input.ppScatterGather === true ? { ppScatterGather: true } : {}),
+    ...(ppScatterGather ? { ppScatterGather } : {}),
     // Off unless asked for: it describes Megatron-DeepSpeed and Megatron-LM before 2022.
     ...(tpSyncBackward ? { tpSyncBackward } : {}),
     // Off unless asked for: it describes a debugging setting that BLOOM's training kept on.
