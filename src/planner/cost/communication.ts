@@ -147,7 +147,8 @@ export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
  * receives: v activations (none into stage 0's first chunk), v gradients (none into the last stage's last).
  */
 export function ppScatterGatherCounts(plan: Plan, stage: number): { forward: number; backward: number } {
-  if (plan.ppScatterGather !== true || plan.pp <= 1 || plan.tp <= 1 || plan.sequenceParallel) return { forward: 0, backward: 0 };
+  // resolvePlan keeps the knob only for tp > 1, pp > 1 without SP.
+  if (plan.ppScatterGather !== true) return { forward: 0, backward: 0 };
   const v = plan.virtualStages;
   const gradients = v - (stage === plan.pp - 1 ? 1 : 0);
   return { forward: v - (stage === 0 ? 1 : 0), backward: gradients * (plan.ppBlockingSends === true ? 2 : 1) };
