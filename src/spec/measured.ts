@@ -1,7 +1,7 @@
 import { median } from "../math/median.js";
 import { InputError } from "./errors.js";
 import { FieldReader, POSITIVE } from "./read.js";
-import type { GemmGrid, MeasuredAttention, MeasuredGpu } from "./types.js";
+import type { GemmGrid, MeasuredAttention, MeasuredGpu, MeasuredMisalignedAttention } from "./types.js";
 
 /**
  * Reads a GPU's measurement file (models/hardware/measured/*.json, as scripts/gpu/measure.py writes it):
@@ -19,6 +19,7 @@ export function parseMeasuredGpu(json: unknown, file: string, attentionKernel: s
     gemmFp8: r.has("gemmFp8") ? parseGrid(r.child("gemmFp8"), file) : undefined,
     attention: attentionKernel === undefined ? undefined : parseAttention(r.child("attention"), file, attentionKernel),
     streamBytesPerSecond: r.has("memory") ? streamBandwidth(r.child("memory"), file) : undefined,
+    misalignedAttention: r.has("attentionAlignment") ? misalignedAttention(r.child("attentionAlignment"), file) : undefined,
   };
 }
 
@@ -99,4 +100,24 @@ function streamBandwidth(r: FieldReader, file: string): number {
     .map((row) => row.number("bytesMoved", POSITIVE) / row.number("seconds", POSITIVE));
   if (rates.length === 0) throw new InputError({ code: "missing-field", file, field: r.path("rows"), value: "add", valid: `'add' rows over buffers of ${STREAM_MIN_BYTES} bytes or more` });
   return median(rates);
+}
+
+/** Tensor-core operands must start on 16 bytes: a 16-bit head slice does when its head dimension is a multiple of 8. */
+const ALIGNED_HEAD_DIM = 8;
+
+/**
+ * The alignment section's bf16 rows at head dimensions that are not multiples of 8: forward FLOPs times 3
+ * (the backward's two products per forward product) over forward plus backward seconds, median over passes.
+ */
+function misalignedAttention(r: FieldReader, file: string): MeasuredMisalignedAttention {
+  const byDim = new Map<number, number[]>();
+  for (const row of rows(r, "rows")) {
+    const headDim = row.number("headDim", POSITIVE);
+    if (row.string("dtype") !== "bfloat16" || headDim % ALIGNED_HEAD_DIM === 0) continue;
+    const seconds = row.number("forwardSeconds", POSITIVE) + row.number("backwardSeconds", POSITIVE);
+    byDim.set(headDim, [...(byDim.get(headDim) ?? []), (3 * row.number("forwardFlops", POSITIVE)) / seconds]);
+  }
+  const headDims = [...byDim.keys()].sort((a, b) => a - b);
+  if (headDims.length === 0) throw new InputError({ code: "missing-field", file, field: r.path("rows"), value: "none", valid: `bfloat16 rows at a head dimension that is not a multiple of ${ALIGNED_HEAD_DIM}` });
+  return { headDims, flopsPerSecond: headDims.map((d) => median(byDim.get(d)!)) };
 }

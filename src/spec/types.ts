@@ -95,6 +95,16 @@ export interface MeasuredAttention {
   readonly unmaskedFlopsPerSecond: readonly number[];
 }
 
+/**
+ * Megatron-LM's unfused attention products (baddbmm, bmm over strided q, k, v views) at head dimensions
+ * off the tensor cores' 16-byte alignment, bf16: forward plus backward FLOPs over their seconds, the
+ * median over the script's passes, by head dimension (ascending).
+ */
+export interface MeasuredMisalignedAttention {
+  readonly headDims: readonly number[];
+  readonly flopsPerSecond: readonly number[];
+}
+
 /** What was measured on one GPU, replacing the efficiency model's curves for it (GpuSpec.measured). */
 export interface MeasuredGpu {
   readonly file: string;
@@ -105,6 +115,8 @@ export interface MeasuredGpu {
   readonly attention: MeasuredAttention | undefined;
   /** An element-wise add over large buffers (two reads, one write): bytes moved per second. */
   readonly streamBytesPerSecond: number | undefined;
+  /** Where measured (measure.py's alignment section); misaligned attention then runs at these rates. */
+  readonly misalignedAttention: MeasuredMisalignedAttention | undefined;
 }
 
 export interface GpuSpec {

@@ -39,6 +39,13 @@ describe("explainRanking: a misaligned head dimension", () => {
       "or a head count that makes hidden / heads a multiple of 8, avoids it.");
   });
 
+  it("gives the measured rate on a GPU that measured misaligned products", () => {
+    const h100 = shapeOf("dgx-h100", 8);
+    const { model, plan } = planFor(gptModel({ layers: 8, hidden: 13824, heads: 128, vocab: 50304, seq: 2048 }), h100, { tp: 8, microBatch: 1, globalBatch: 8, flashAttention: false });
+    const line = explainRanking(model, h100, [estimate(model, h100, plan)]).find((l) => l.startsWith("Head dimension"));
+    expect(line).toMatch(/^Head dimension 108 is not a multiple of 8: .* and run at \d+ TFLOP\/s \(as measured on this GPU at head dimension 108\) instead of the tensor cores' 989;/);
+  });
+
   it("says nothing with flash attention or an aligned head dimension", () => {
     expect(says(128, true)).toBeUndefined();
     expect(says(96, false)).toBeUndefined();

@@ -118,20 +118,42 @@ function headDimAligned(headDim: number): boolean {
   return (headDim * BYTES_16) % TENSOR_CORE_ALIGNMENT_BYTES === 0;
 }
 
+/** The rate the unfused attention's misaligned products are charged, and where it comes from. */
+export interface MisalignedAttentionRate {
+  readonly flopsPerSecond: number;
+  /** "measured": this GPU's alignment measurement at `headDim`; "fp32": its CUDA-core fp32 peak. */
+  readonly from: "measured" | "fp32";
+  /** The measured head dimension the rate is taken from (the nearest in log scale). */
+  readonly headDim?: number;
+}
+
 /**
  * The unfused attention's batched products (Megatron's baddbmm/bmm) read q, k and v as views into the
  * fused QKV output, each head's slice starting headDim elements after the previous one: with a head
  * dimension that is not a multiple of 8 (16 bytes), the operands are misaligned for the tensor-core
- * kernels. Such products are charged at the GPU's CUDA-core fp32 rate (its datasheet `fp32` peak) times
- * the same matmulMax fraction: BLOOM's candidates at head dimensions 108, 150 and 450 ran 28-44% slower
- * than the model without this (models/measurements/bloom-176b.jsonl, README "Accuracy"), the fp16 and bf16
- * rows alike, as a CUDA-core kernel accumulating in fp32 would. That peak, where the plan's attention runs
- * so; undefined where it runs on the tensor cores (fused, aligned, or a GPU without an fp32 figure).
- * The products' fixed cost is the flat model's matmulOverheadSeconds, also on a GPU with a measured grid
- * (the grid measured the tensor-core kernels only).
+ * kernels. On a GPU whose measurement file has the alignment section (scripts/gpu/measure.py), they are
+ * charged the measured rate of the nearest measured misaligned head dimension (log scale), taken relative
+ * to the measured GEMM grid's plateau and set at the GPU's matmulMax level as the grid's products are:
+ * on an H100 with CUDA 13's cuBLAS they ran at 87-186 TFLOP/s, 0.2-0.5 of their aligned neighbours
+ * (models/hardware/measured/README.md). Elsewhere they are charged the GPU's CUDA-core fp32 rate (its
+ * datasheet `fp32` peak) times the same matmulMax fraction: BLOOM's candidates at head dimensions 108, 150
+ * and 450 ran 28-44% slower on A100s in 2022 than the model without this (models/measurements/
+ * bloom-176b.jsonl, README "Accuracy"), the fp16 and bf16 rows alike, as a CUDA-core kernel accumulating in
+ * fp32 would. Undefined where the products run on the tensor cores (fused, aligned, or a GPU with neither
+ * figure). The products' fixed cost is the flat model's matmulOverheadSeconds, also on a GPU with a
+ * measured grid (the grid measured the aligned kernels only).
  */
-export function cudaCoreAttentionFlops(gpu: GpuSpec, plan: Plan, headDim: number): number | undefined {
-  return plan.flashAttention || headDimAligned(headDim) ? undefined : gpu.peakFlopsPerSecond.fp32;
+export function misalignedAttentionRate(gpu: GpuSpec, plan: Plan, headDim: number): MisalignedAttentionRate | undefined {
+  if (plan.flashAttention || headDimAligned(headDim)) return undefined;
+  const measured = gpu.measured?.misalignedAttention;
+  if (measured !== undefined) {
+    const distance = (d: number) => Math.abs(Math.log(d / headDim));
+    const i = measured.headDims.reduce((best, d, j) => (distance(d) < distance(measured.headDims[best]!) ? j : best), 0);
+    const relative = measured.flopsPerSecond[i]! / gpu.measured!.gemm16.plateauFlopsPerSecond;
+    return { flopsPerSecond: relative * peak16Flops(gpu, plan) * gpu.efficiency.matmulMax, from: "measured", headDim: measured.headDims[i]! };
+  }
+  const fp32 = gpu.peakFlopsPerSecond.fp32;
+  return fp32 === undefined ? undefined : { flopsPerSecond: fp32 * gpu.efficiency.matmulMax, from: "fp32" };
 }
 
 function gemmSeconds(gpu: GpuSpec, rate: GemmRate, m: number, k: number, n: number): number {
@@ -195,10 +217,10 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
     coreForward = (coreFlops * CAUSAL_FRACTION) / attentionFlopsPerSecond;
     coreBackward = FLASH_BACKWARD_RATIO * coreForward;
   } else {
-    const cudaCore = cudaCoreAttentionFlops(gpu, plan, model.headDim);
-    const coreRate: GemmRate = cudaCore === undefined
+    const misaligned = misalignedAttentionRate(gpu, plan, model.headDim);
+    const coreRate: GemmRate = misaligned === undefined
       ? rate16
-      : { flopsPerSecond: cudaCore * gpu.efficiency.matmulMax, overheadSeconds: gpu.efficiency.matmulOverheadSeconds, inputBytes: BYTES_16, grid: undefined };
+      : { flopsPerSecond: misaligned.flopsPerSecond, overheadSeconds: gpu.efficiency.matmulOverheadSeconds, inputBytes: BYTES_16, grid: undefined };
     coreForward = 2 * gemmSeconds(gpu, coreRate, x * heads, plan.seqLen, model.headDim);
     coreBackward = 2 * coreForward;
     // scale + mask + softmax read and write the scores; dropout reads, writes and writes its mask.

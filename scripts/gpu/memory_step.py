@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Measure, on one NVIDIA GPU with PyTorch, the memory a training step takes beyond what it allocates.
+
+The cost model predicts the bytes a rank's tensors need (model states, saved activations, the optimizer
+step's copy) plus a runtime reserve (CUDA context, library workspaces). What nvidia-smi or a framework's
+"max reserved" shows is more: PyTorch's caching allocator keeps freed blocks for reuse and cannot always
+fit a new tensor into them. This script measures both pieces on a real GPU:
+
+  1. context: device memory in use (cudaMemGetInfo) after the CUDA context is made, after the first cuBLAS
+     product (handle and workspace), after a fused attention call (cuDNN / flash), after a one-rank NCCL
+     group's first all-reduce; the part PyTorch's allocator does not hold is what the runtime reserve models.
+  2. steps: one rank of a published configuration, played for real: the pipeline stage's layers at their
+     tensor-parallel widths (one rank's shard; the collectives themselves are not run, they do not change
+     what a rank holds), the embedding on the first stage, GPT layers (layer norm, fused QKV, unfused
+     attention as Megatron-LM's, MLP with GeLU), full activation recomputation per layer
+     (torch.utils.checkpoint), 1F1B's in-flight micro-batches (the first stage holds pp of them), 16-bit
+     weights as views of one flat buffer (as DeepSpeed's ZeRO and Megatron-LM's optimizer flatten them),
+     autograd's 16-bit gradients, and mixed-precision Adam on this rank's 1/dp shard of fp32 master
+     weights, momentum and variance (ZeRO-1), with an fp32 copy of the shard's gradients made for the
+     step. Under bf16 with DeepSpeed's BF16_Optimizer the fp32 gradient accumulators of every weight are
+     kept beside the 16-bit gradients. It records the allocator's peak allocated and peak reserved bytes
+     and the device's used bytes; each configuration runs in its own process, with the allocator's
+     default settings and with expandable segments.
+
+Usage: python3 scripts/gpu/memory_step.py --out models/hardware/measured/h100-sxm-memory.json
+       python3 scripts/gpu/memory_step.py --dry-run     (lists the configurations; needs no GPU)
+       python3 scripts/gpu/memory_step.py --only r1201  (one configuration)
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+
+# Published configurations (models/measurements/bloom-176b.jsonl), one rank of the first pipeline stage.
+# Shapes are those meshplan validate resolves for the record (ffn 4h, vocab 250000, learned positions,
+# tied embeddings); microBatches is how many micro-batches the emulation plays per step (1F1B's warm-up
+# of pp in flight, then one more to reach its steady state), not the record's whole accumulation.
+CONFIGS = [
+    dict(record="r1201", layers=8, hidden=14400, heads=32, ffn=57600, tp=8, pp=1, dp=1, mb=1, precision="fp16"),
+    dict(record="r1204", layers=8, hidden=14400, heads=32, ffn=57600, tp=8, pp=1, dp=1, mb=1, precision="bf16"),
+    dict(record="r1231", layers=6, hidden=14336, heads=64, ffn=57344, tp=8, pp=1, dp=1, mb=2, precision="fp16"),
+    dict(record="r1233", layers=10, hidden=14336, heads=64, ffn=57344, tp=8, pp=1, dp=1, mb=1, precision="fp16"),
+    dict(record="r1250", layers=6, hidden=14336, heads=64, ffn=57344, tp=4, pp=12, dp=8, mb=2, precision="fp16"),
+    dict(record="r1247", layers=36, hidden=14336, heads=64, ffn=57344, tp=8, pp=2, dp=24, mb=2, precision="fp16"),
+    dict(record="r1256", layers=12, hidden=14336, heads=64, ffn=57344, tp=2, pp=6, dp=32, mb=1, precision="fp16"),
+    dict(record="r1292", layers=16, hidden=12288, heads=64, ffn=49152, tp=4, pp=6, dp=16, mb=1, precision="bf16"),
+]
+VOCAB = 250000
+SEQ = 2048
+STEPS = 2
+
+
+def smi_used():
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+        used, total = (int(x) * 2 ** 20 for x in out.split(","))
+        return used, total
+    except Exception:
+        return None, None
+
+
+def param_count(c):
+    h, t = c["hidden"], c["tp"]
+    layer = 3 * h * h // t + 3 * h // t + h * h // t + h + 2 * h * c["ffn"] // t + c["ffn"] // t + h + 4 * h
+    ends = VOCAB // t * h + SEQ * h + (2 * h if c["pp"] == 1 else 0)
+    return c["layers"] * layer + ends
+
+
+def context_section():
+    """Device bytes in use after each runtime piece is first touched, and how much of it the allocator holds."""
+    import torch
+    import torch.nn.functional as F
+    rows = []
+    smi_before, total = smi_used()
+
+    def mark(what):
+        torch.cuda.synchronize()
+        free, tot = torch.cuda.mem_get_info()
+        rows.append({"after": what, "deviceUsedBytes": tot - free, "reservedBytes": torch.cuda.memory_reserved(),
+                     "allocatedBytes": torch.cuda.memory_allocated(), "nvidiaSmiUsedBytes": smi_used()[0]})
+
+    torch.cuda.init()
+    torch.zeros(1, device="cuda")
+    mark("context (first tensor)")
+    a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+    (a @ a).sum().item()
+    mark("cuBLAS bf16 product")
+    q = torch.randn(2, 16, 2048, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    F.scaled_dot_product_attention(q, q, q, is_causal=True).sum().backward()
+    mark("fused attention forward and backward")
+    x = torch.randn(1024, 1024, device="cuda", dtype=torch.float16, requires_grad=True)
+    F.layer_norm(x, (1024,)).float().softmax(-1).sum().backward()
+    mark("layer norm, softmax, casts")
+    try:
+        import tempfile
+        import torch.distributed as dist
+        init = "file://" + tempfile.mktemp()
+        dist.init_process_group("nccl", init_method=init, rank=0, world_size=1, device_id=torch.device("cuda", 0))
+        t = torch.ones(1 << 20, device="cuda")
+        dist.all_reduce(t)
+        mark("NCCL one-rank group, first all-reduce")
+        dist.destroy_process_group()
+    except Exception as e:
+        rows.append({"after": "NCCL one-rank group", "error": "%s: %s" % (type(e).__name__, str(e)[:200])})
+    return {"nvidiaSmiUsedBeforeBytes": smi_before, "totalBytes": total, "rows": rows}
+
+
+def emulate(c):
+    """One rank of configuration c: STEPS training steps; returns the allocator's and the device's peaks."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.checkpoint import checkpoint
+
+    dtype = torch.float16 if c["precision"] == "fp16" else torch.bfloat16
+    h, t, heads = c["hidden"], c["tp"], c["heads"] // c["tp"]
+    d = h // c["heads"]
+    f = c["ffn"] // t
+    first, last = True, c["pp"] == 1
+    shapes = []  # (name, shape) of every weight, in the flat buffer's order
+
+    for i in range(c["layers"]):
+        shapes += [("ln1w", (h,)), ("ln1b", (h,)), ("qkvw", (3 * heads * d, h)), ("qkvb", (3 * heads * d,)),
+                   ("projw", (h, heads * d)), ("projb", (h,)), ("ln2w", (h,)), ("ln2b", (h,)),
+                   ("fc1w", (f, h)), ("fc1b", (f,)), ("fc2w", (h, f)), ("fc2b", (h,))]
+    shapes += [("wte", (VOCAB // t, h)), ("wpe", (SEQ, h))]
+    if last:
+        shapes += [("lnfw", (h,)), ("lnfb", (h,))]
+    total = sum(torch.Size(s).numel() for _, s in shapes)
+    flat = torch.empty(total, device="cuda", dtype=dtype)
+    flat.normal_(0.0, 0.02)
+    params, off = [], 0
+    for _, s in shapes:
+        n = torch.Size(s).numel()
+        p = torch.nn.Parameter(flat[off:off + n].view(s))
+        params.append(p)
+        off += n
+    layer_params = [params[12 * i:12 * i + 12] for i in range(c["layers"])]
+    wte, wpe = params[12 * c["layers"]], params[12 * c["layers"] + 1]
+    lnf = params[12 * c["layers"] + 2:] if last else None
+
+    shard = total // c["dp"]
+    master = flat[:shard].float()
+    adam = torch.optim.Adam([master], lr=1e-4, fused=True)
+    # Adam's momentum and variance exist from the start in the frameworks (allocated with the optimizer).
+    adam.state[master] = {"step": torch.zeros((), dtype=torch.float32, device="cuda"),
+                          "exp_avg": torch.zeros_like(master), "exp_avg_sq": torch.zeros_like(master)}
+    fp32_flat, fp32_grads = None, None
+    if c["precision"] == "bf16":  # DeepSpeed BF16_Optimizer: flat fp32 accumulators of every weight's gradient
+        fp32_flat = torch.zeros(total, device="cuda", dtype=torch.float32)
+        fp32_grads, off = [], 0
+        for p in params:
+            fp32_grads.append(fp32_flat[off:off + p.numel()].view(p.shape))
+            off += p.numel()
+
+    def layer(x, ln1w, ln1b, qkvw, qkvb, projw, projb, ln2w, ln2b, fc1w, fc1b, fc2w, fc2b):
+        s, b = x.shape[0], x.shape[1]
+        y = F.layer_norm(x, (h,), ln1w, ln1b)
+        qkv = F.linear(y, qkvw, qkvb).view(s, b * heads, 3 * d)
+        q, k, v = qkv.split(d, dim=-1)
+        scores = torch.baddbmm(torch.empty(b * heads, s, s, device="cuda", dtype=dtype), q.transpose(0, 1),
+                               k.transpose(0, 1).transpose(1, 2), beta=0.0, alpha=d ** -0.5)
+        mask = torch.ones(s, s, device="cuda", dtype=torch.bool).triu_(1)
+        probs = scores.masked_fill(mask, float("-inf")).softmax(-1)
+        ctx = torch.bmm(probs, v.transpose(0, 1)).transpose(0, 1).reshape(s, b, heads * d)
+        x = x + F.linear(ctx, projw, projb)
+        y = F.layer_norm(x, (h,), ln2w, ln2b)
+        return x + F.linear(F.gelu(F.linear(y, fc1w, fc1b)), fc2w, fc2b)
+
+    def forward(tokens):
+        x = (F.embedding(tokens, wte) + wpe[: tokens.shape[0]].unsqueeze(1)).to(dtype)
+        for lp in layer_params:
+            x = checkpoint(layer, x, *lp, use_reentrant=False)
+        if not last:
+            return x
+        x = F.layer_norm(x, (h,), lnf[0], lnf[1])
+        logits = F.linear(x, wte)  # tied output layer, vocabulary-parallel shard
+        labels = torch.randint(0, VOCAB // t, tokens.shape, device="cuda")
+        return F.cross_entropy(logits.float().view(-1, VOCAB // t), labels.view(-1))
+
+    def backward(out):
+        if last:
+            out.backward()
+        else:
+            out.backward(torch.randn_like(out))
+        if fp32_grads is not None:
+            for acc, p in zip(fp32_grads, params):
+                if p.grad is not None:
+                    acc.add_(p.grad.to(torch.float32))
+
+    micro = min(c["pp"] + 1, 8)
+    inflight = min(c["pp"], micro)
+    peaks = []
+    torch.cuda.reset_peak_memory_stats()
+    for step in range(STEPS):
+        queue = []
+        todo = micro
+        while todo > 0 or queue:
+            while todo > 0 and len(queue) < inflight:
+                queue.append(forward(torch.randint(0, VOCAB // t, (SEQ, c["mb"]), device="cuda")))
+                todo -= 1
+            backward(queue.pop(0))
+        # Optimizer step on this rank's shard: Adam on fp32 gradients (a copy of the 16-bit ones made for the
+        # step, or BF16_Optimizer's accumulators as they are), then the 16-bit weights refreshed.
+        if fp32_flat is not None:
+            grad32 = fp32_flat[:shard]
+        else:
+            grad32 = torch.empty(shard, device="cuda", dtype=torch.float32)
+            off = 0
+            for p in params:
+                if off >= shard:
+                    break
+                take = min(p.numel(), shard - off)
+                grad32[off:off + take].copy_(p.grad.reshape(-1)[:take])
+                off += take
+        master.grad = grad32
+        adam.step()  # fused: no temporaries of the shard's size, as apex's and DeepSpeed's FusedAdam
+        master.grad = None
+        del grad32
+        flat[:shard].copy_(master)
+        for p in params:
+            p.grad = None
+        if fp32_flat is not None:
+            fp32_flat.zero_()
+        torch.cuda.synchronize()
+        free, tot = torch.cuda.mem_get_info()
+        peaks.append({"step": step, "maxAllocatedBytes": torch.cuda.max_memory_allocated(),
+                      "maxReservedBytes": torch.cuda.max_memory_reserved(), "deviceUsedBytes": tot - free,
+                      "reservedBytes": torch.cuda.memory_reserved()})
+    return {"params": total, "microBatchesPerStep": micro, "inFlight": inflight, "steps": peaks}
+
+
+def child(record, out):
+    import torch
+    c = next(x for x in CONFIGS if x["record"] == record)
+    t0 = time.time()
+    try:
+        res = emulate(c)
+    except torch.cuda.OutOfMemoryError as e:
+        free, tot = torch.cuda.mem_get_info()
+        res = {"outOfMemory": str(e).split("\n")[0][:300], "maxAllocatedBytes": torch.cuda.max_memory_allocated(),
+               "maxReservedBytes": torch.cuda.max_memory_reserved(), "deviceUsedBytes": tot - free}
+    res["seconds"] = round(time.time() - t0, 1)
+    with open(out, "w") as fh:
+        json.dump(res, fh)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="memory-step.json")
+    ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated record ids")
+    ap.add_argument("--child", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--child-out", default="", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child, args.child_out)
+    chosen = [c for c in CONFIGS if not args.only or c["record"] in args.only.split(",")]
+    if args.dry_run:
+        for c in chosen:
+            print(c["record"], "params/rank %.2fB" % (param_count(c) / 1e9))
+        return
+    import torch
+    doc = {"measuredAt": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "script": "scripts/gpu/memory_step.py", "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
+           "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(), "seqLen": SEQ, "vocab": VOCAB,
+           "steps": STEPS, "context": context_section(), "configs": []}
+    for c in chosen:
+        for conf in ["", "expandable_segments:True"]:
+            env = dict(os.environ, PYTORCH_CUDA_ALLOC_CONF=conf)
+            tmp = args.out + ".child"
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            p = subprocess.run([sys.executable, __file__, "--child", c["record"], "--child-out", tmp], env=env,
+                               capture_output=True, text=True)
+            row = dict(c, allocatorConf=conf or "default")
+            if os.path.exists(tmp):
+                with open(tmp) as fh:
+                    row.update(json.load(fh))
+            else:
+                row["error"] = (p.stderr or p.stdout)[-1500:]
+            doc["configs"].append(row)
+            print(json.dumps(row)[:600], flush=True)
+            with open(args.out, "w") as fh:
+                json.dump(doc, fh, indent=1)
+    print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()
