@@ -6,8 +6,8 @@ import type { GemmGrid, MeasuredAttention, MeasuredGpu, MeasuredMisalignedAttent
 /**
  * Reads a GPU's measurement file (models/hardware/measured/*.json, as scripts/gpu/measure.py writes it):
  * the GEMM grids whole (every m, k, n combination, else an error naming the missing point), the named
- * attention kernel's rows and the element-wise add's bandwidth, each reduced to the median over the
- * script's passes.
+ * attention kernel's rows, the element-wise add's bandwidth and, where measured, the unfused attention's
+ * products at misaligned head dimensions, each reduced to the median over the script's passes.
  */
 export function parseMeasuredGpu(json: unknown, file: string, attentionKernel: string | undefined): MeasuredGpu {
   const r = FieldReader.of(json, file);

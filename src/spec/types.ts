@@ -133,7 +133,8 @@ export interface GpuSpec {
   readonly sources: Readonly<Record<string, string>>;
   /**
    * Extension: figures measured on this GPU (the GPU file's `measured`). Where present, GEMM times follow the
-   * measured grid's shape and fused attention the measured kernel's length curve (src/planner/cost).
+   * measured grid's shape, fused attention the measured kernel's length curve and misaligned unfused
+   * attention the measured rates (src/planner/cost).
    */
   readonly measured?: MeasuredGpu;
 }
