@@ -13,7 +13,7 @@ fit a new tensor into them. This script measures both pieces on a real GPU:
      tensor-parallel widths (one rank's shard; the collectives themselves are not run, they do not change
      what a rank holds), the embedding on the first stage, GPT layers (layer norm, fused QKV, unfused
      attention as Megatron-LM's, MLP with GeLU), full activation recomputation per layer
-     (torch.utils.checkpoint), 1F1B's in-flight micro-batches (the first stage holds pp of them), 16-bit
+     (torch.utils.checkpoint), 1F1B's in-flight micro-batches (the first stage holds pp of them, here at most 8), 16-bit
      weights as views of one flat buffer (as DeepSpeed's ZeRO and Megatron-LM's optimizer flatten them),
      autograd's 16-bit gradients, and mixed-precision Adam on this rank's 1/dp shard of fp32 master
      weights, momentum and variance (ZeRO-1), with an fp32 copy of the shard's gradients made for the
@@ -37,7 +37,8 @@ import time
 # Published configurations (models/measurements/bloom-176b.jsonl), one rank of the first pipeline stage.
 # Shapes are those meshplan validate resolves for the record (ffn 4h, vocab 250000, learned positions,
 # tied embeddings); microBatches is how many micro-batches the emulation plays per step (1F1B's warm-up
-# of pp in flight, then one more to reach its steady state), not the record's whole accumulation.
+# of pp in flight, at most 8, then one more while pp < 8), not the record's whole accumulation; the test
+# (test/planner/measured-memory.test.ts) gives the cost model the same micro-batch count.
 CONFIGS = [
     dict(record="r1201", layers=8, hidden=14400, heads=32, ffn=57600, tp=8, pp=1, dp=1, mb=1, precision="fp16"),
     dict(record="r1204", layers=8, hidden=14400, heads=32, ffn=57600, tp=8, pp=1, dp=1, mb=1, precision="bf16"),
