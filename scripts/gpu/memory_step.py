@@ -64,11 +64,22 @@ def smi_used():
         return None, None
 
 
-def param_count(c):
+def weight_shapes(c):
+    """Every weight of the rank's stage, in the flat buffer's order: 12 per layer, the embedding and learned
+    positions, and the final norm when the stage is the last (the output layer is tied to the embedding)."""
     h, t = c["hidden"], c["tp"]
-    layer = 3 * h * h // t + 3 * h // t + h * h // t + h + 2 * h * c["ffn"] // t + c["ffn"] // t + h + 4 * h
-    ends = VOCAB // t * h + SEQ * h + (2 * h if c["pp"] == 1 else 0)
-    return c["layers"] * layer + ends
+    qkv = 3 * (c["heads"] // t) * (h // c["heads"])
+    f = c["ffn"] // t
+    layer = [(h,), (h,), (qkv, h), (qkv,), (h, qkv // 3), (h,), (h,), (h,), (f, h), (f,), (h, f), (h,)]
+    ends = [(VOCAB // t, h), (SEQ, h)] + ([(h,), (h,)] if c["pp"] == 1 else [])
+    return layer * c["layers"] + ends
+
+
+def numel(shape):
+    n = 1
+    for x in shape:
+        n *= x
+    return n
 
 
 def context_section():
@@ -119,23 +130,14 @@ def emulate(c):
     dtype = torch.float16 if c["precision"] == "fp16" else torch.bfloat16
     h, t, heads = c["hidden"], c["tp"], c["heads"] // c["tp"]
     d = h // c["heads"]
-    f = c["ffn"] // t
-    first, last = True, c["pp"] == 1
-    shapes = []  # (name, shape) of every weight, in the flat buffer's order
-
-    for i in range(c["layers"]):
-        shapes += [("ln1w", (h,)), ("ln1b", (h,)), ("qkvw", (3 * heads * d, h)), ("qkvb", (3 * heads * d,)),
-                   ("projw", (h, heads * d)), ("projb", (h,)), ("ln2w", (h,)), ("ln2b", (h,)),
-                   ("fc1w", (f, h)), ("fc1b", (f,)), ("fc2w", (h, f)), ("fc2b", (h,))]
-    shapes += [("wte", (VOCAB // t, h)), ("wpe", (SEQ, h))]
-    if last:
-        shapes += [("lnfw", (h,)), ("lnfb", (h,))]
-    total = sum(torch.Size(s).numel() for _, s in shapes)
+    last = c["pp"] == 1
+    shapes = weight_shapes(c)
+    total = sum(numel(s) for s in shapes)
     flat = torch.empty(total, device="cuda", dtype=dtype)
     flat.normal_(0.0, 0.02)
     params, off = [], 0
-    for _, s in shapes:
-        n = torch.Size(s).numel()
+    for s in shapes:
+        n = numel(s)
         p = torch.nn.Parameter(flat[off:off + n].view(s))
         params.append(p)
         off += n
@@ -262,7 +264,7 @@ def main():
     chosen = [c for c in CONFIGS if not args.only or c["record"] in args.only.split(",")]
     if args.dry_run:
         for c in chosen:
-            print(c["record"], "params/rank %.2fB" % (param_count(c) / 1e9))
+            print(c["record"], "params/rank %.2fB" % (sum(map(numel, weight_shapes(c))) / 1e9))
         return
     import torch
     doc = {"measuredAt": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

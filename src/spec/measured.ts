@@ -1,4 +1,5 @@
 import { median } from "../math/median.js";
+import { ALIGNED_16BIT_ELEMENTS, headDimAligned } from "./alignment.js";
 import { InputError } from "./errors.js";
 import { FieldReader, POSITIVE } from "./read.js";
 import type { GemmGrid, MeasuredAttention, MeasuredGpu, MeasuredMisalignedAttention } from "./types.js";
@@ -102,9 +103,6 @@ function streamBandwidth(r: FieldReader, file: string): number {
   return median(rates);
 }
 
-/** Tensor-core operands must start on 16 bytes: a 16-bit head slice does when its head dimension is a multiple of 8. */
-const ALIGNED_HEAD_DIM = 8;
-
 /**
  * The alignment section's bf16 rows at head dimensions that are not multiples of 8: forward FLOPs times 3
  * (the backward's two products per forward product) over forward plus backward seconds, median over passes.
@@ -113,11 +111,11 @@ function misalignedAttention(r: FieldReader, file: string): MeasuredMisalignedAt
   const byDim = new Map<number, number[]>();
   for (const row of rows(r, "rows")) {
     const headDim = row.number("headDim", POSITIVE);
-    if (row.string("dtype") !== "bfloat16" || headDim % ALIGNED_HEAD_DIM === 0) continue;
+    if (row.string("dtype") !== "bfloat16" || headDimAligned(headDim)) continue;
     const seconds = row.number("forwardSeconds", POSITIVE) + row.number("backwardSeconds", POSITIVE);
     byDim.set(headDim, [...(byDim.get(headDim) ?? []), (3 * row.number("forwardFlops", POSITIVE)) / seconds]);
   }
   const headDims = [...byDim.keys()].sort((a, b) => a - b);
-  if (headDims.length === 0) throw new InputError({ code: "missing-field", file, field: r.path("rows"), value: "none", valid: `bfloat16 rows at a head dimension that is not a multiple of ${ALIGNED_HEAD_DIM}` });
+  if (headDims.length === 0) throw new InputError({ code: "missing-field", file, field: r.path("rows"), value: "none", valid: `bfloat16 rows at a head dimension that is not a multiple of ${ALIGNED_16BIT_ELEMENTS}` });
   return { headDims, flopsPerSecond: headDims.map((d) => median(byDim.get(d)!)) };
 }

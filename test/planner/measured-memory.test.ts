@@ -11,8 +11,8 @@ import { prepareCases, prepareRecords } from "../../src/validate/predict.js";
 /** One configuration of models/hardware/measured/h100-sxm-memory.json (scripts/gpu/memory_step.py). */
 interface Row {
   readonly record: string; readonly tp: number; readonly pp: number; readonly dp: number; readonly mb: number;
-  readonly allocatorConf: string; readonly microBatchesPerStep?: number; readonly outOfMemory?: string;
-  readonly steps?: { maxAllocatedBytes: number; maxReservedBytes: number; deviceUsedBytes: number }[];
+  readonly allocatorConf: string; readonly microBatchesPerStep?: number;
+  readonly steps?: { maxAllocatedBytes: number }[];
 }
 const FILE = join(import.meta.dirname, "..", "..", "models", "hardware", "measured", "h100-sxm-memory.json");
 const rows = (JSON.parse(readFileSync(FILE, "utf8")) as { configs: Row[] }).configs;

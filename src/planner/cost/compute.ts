@@ -1,5 +1,6 @@
 import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
-import { kvHeadsPerRank } from "./activations.js";
+import { headDimAligned } from "../../spec/alignment.js";
+import { BYTES_16, kvHeadsPerRank } from "./activations.js";
 import { attentionLengthFactor } from "./attention-length.js";
 import { efficiencyGrid, gridEfficiency, type EfficiencyGrid } from "./gemm-grid.js";
 import { gradientBytesPerParam } from "./memory.js";
@@ -39,7 +40,6 @@ export interface HeadTimes {
   readonly projectionSeconds: number;
 }
 
-const BYTES_16 = 2;
 /**
  * Backward of an element-wise kernel reads the saved input and the incoming gradient and writes one
  * gradient (three passes) where the forward reads one tensor and writes one (two passes): 1.5x the traffic.
@@ -103,19 +103,6 @@ function gemm16Rate(gpu: GpuSpec, plan: Plan): GemmRate {
     flopsPerSecond: peak * e.matmulMax, overheadSeconds: e.matmulOverheadSeconds, inputBytes: BYTES_16,
     grid: measured === undefined ? undefined : efficiencyGrid(measured, peak),
   };
-}
-
-/**
- * Operand alignment the tensor-core GEMM kernels need: 16 bytes (cuBLAS documentation, "Tensor Core
- * Usage": best performance with pointers and leading dimensions that are multiples of 16 bytes; NVIDIA's
- * "Matrix Multiplication Background" guide, "Tensor Core Requirements": dimensions that are multiples of
- * 8 fp16 elements).
- */
-export const TENSOR_CORE_ALIGNMENT_BYTES = 16;
-
-/** Whether a head's slice of the fused QKV output starts on the tensor cores' alignment (16-bit elements). */
-function headDimAligned(headDim: number): boolean {
-  return (headDim * BYTES_16) % TENSOR_CORE_ALIGNMENT_BYTES === 0;
 }
 
 /** The rate the unfused attention's misaligned products are charged, and where it comes from. */

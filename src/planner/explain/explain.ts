@@ -1,6 +1,7 @@
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { resolveLinks } from "../cost/communication.js";
-import { misalignedAttentionRate, peak16Flops, TENSOR_CORE_ALIGNMENT_BYTES } from "../cost/compute.js";
+import { ALIGNED_16BIT_ELEMENTS, TENSOR_CORE_ALIGNMENT_BYTES } from "../../spec/alignment.js";
+import { misalignedAttentionRate, peak16Flops } from "../cost/compute.js";
 import { estimate } from "../cost/estimate.js";
 import { zeroShardRanks } from "../cost/memory.js";
 import { groupPlacement } from "../cost/placement.js";
@@ -98,9 +99,9 @@ export function explainRanking(model: ModelSpec, shape: ClusterShape, plans: rea
     const rate = misaligned.from === "fp32"
       ? `run on the CUDA cores at ${(gpu.peakFlopsPerSecond.fp32! / 1e12).toFixed(1)} TFLOP/s (fp32)`
       : `run at ${(misaligned.flopsPerSecond / 1e12).toFixed(0)} TFLOP/s (as measured on this GPU at head dimension ${misaligned.headDim})`;
-    out.push(`Head dimension ${model.headDim} is not a multiple of ${TENSOR_CORE_ALIGNMENT_BYTES / 2}: the unfused attention's products miss the tensor cores' ` +
+    out.push(`Head dimension ${model.headDim} is not a multiple of ${ALIGNED_16BIT_ELEMENTS}: the unfused attention's products miss the tensor cores' ` +
       `${TENSOR_CORE_ALIGNMENT_BYTES}-byte alignment and ${rate} instead of the tensor cores' ` +
-      `${(peak16Flops(gpu, p) / 1e12).toFixed(0)}; flash attention, or a head count that makes hidden / heads a multiple of ${TENSOR_CORE_ALIGNMENT_BYTES / 2}, avoids it.`);
+      `${(peak16Flops(gpu, p) / 1e12).toFixed(0)}; flash attention, or a head count that makes hidden / heads a multiple of ${ALIGNED_16BIT_ELEMENTS}, avoids it.`);
   }
   const m = win.memory;
   out.push(`Peak memory ${gib(m.peakBytesPerGpu)} of ${gib(m.capacityBytes)} on stage ${m.worstStage} (${gib(m.capacityBytes - m.peakBytesPerGpu)} free).`);
