@@ -44,7 +44,9 @@ export function frameworkFlags(p: Plan): string[] {
   const on = { tpCommOverlap: p.tpCommOverlap, tpSyncBackward: p.tpSyncBackward, ppBlockingSends: p.ppBlockingSends, ppScatterGather: p.ppScatterGather, dpCommExposed: p.dpCommExposed, dpCommBlocking: p.dpCommBlocking, launchBlocking: p.launchBlocking,
     ppKeepOutputs: p.ppKeepOutputs, keep16BitGrads: p.keep16BitGrads };
   const flags = Object.entries(on).filter(([, v]) => v === true).map(([k]) => `--${FLAG_OF_PLAN_FIELD[k as keyof typeof on]}`);
-  return p.shardGroup === undefined ? flags : [...flags, `--${FLAG_OF_PLAN_FIELD.shardGroup} ${p.shardGroup}`];
+  const numeric = { shardGroup: p.shardGroup, optimizerStateBytes: p.optimizerStateBytes };
+  const valued = Object.entries(numeric).filter(([, v]) => v !== undefined).map(([k, v]) => `--${FLAG_OF_PLAN_FIELD[k as keyof typeof numeric]} ${v}`);
+  return [...flags, ...valued];
 }
 
 /** Says that the efficiencies are the calibration layer's, not the priors (the default; --no-calibrated drops the layer). */

@@ -36,6 +36,7 @@ export interface PlanInput {
   launchBlocking?: boolean | undefined;
   ppKeepOutputs?: boolean | undefined;
   keep16BitGrads?: boolean | undefined;
+  optimizerStateBytes?: number | undefined;
   shardGroup?: number | undefined;
 }
 
@@ -44,6 +45,9 @@ export interface PlanInput {
  * 4M tokens, the batch of Llama 2's pre-training (Touvron et al. 2023, section 2.2).
  */
 export const DEFAULT_BATCH_TOKENS = 4 * 1024 * 1024;
+
+/** Optimizer state per parameter for mixed-precision Adam: fp32 master weight, momentum and variance (ZeRO, section 3.1, "K = 12"). */
+export const OPTIMIZER_STATE_BYTES = 12;
 
 function bad(field: string, value: unknown, valid: string, reason?: string): never {
   throw new InputError({ code: "out-of-range", field, value, valid, ...(reason === undefined ? {} : { reason }) });
@@ -172,6 +176,10 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   const keep16BitGrads = input.keep16BitGrads ?? false;
   if (keep16BitGrads && !fp32Gradients) bad("keep16BitGrads", true, "false without fp32 gradients", "with 16-bit gradients there is no fp32 accumulator to keep them beside");
   if (keep16BitGrads && zero > 1) bad("zero", zero, "0 or 1 with keep16BitGrads", "it describes DeepSpeed's BF16_Optimizer, which runs ZeRO 0 and 1 only");
+  const optimizerStateBytes = input.optimizerStateBytes;
+  if (optimizerStateBytes !== undefined && (!Number.isInteger(optimizerStateBytes) || optimizerStateBytes < 1 || optimizerStateBytes > 16)) {
+    bad("optimizerStateBytes", optimizerStateBytes, "an integer from 1 to 16 (12: fp32 master weight, momentum and variance)");
+  }
   const tpSyncBackward = tp > 1 && (input.tpSyncBackward ?? false);
   const sequenceParallel = tp > 1 && (input.sequenceParallel ?? true);
   // Off unless asked for (Megatron-LM before Megatron-Core, DeepSpeed's pipeline engine); moot under SP.
@@ -215,6 +223,8 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     ...(ppKeepOutputs ? { ppKeepOutputs } : {}),
     ...(keep16BitGrads ? { keep16BitGrads } : {}),
     // Present only when it shards over fewer ranks than dp * cp (hybrid sharding); absent: full sharding.
+    // Absent unless it differs from mixed-precision Adam's 12 bytes.
+    ...(optimizerStateBytes !== undefined && optimizerStateBytes !== OPTIMIZER_STATE_BYTES ? { optimizerStateBytes } : {}),
     ...(shardGroup !== undefined ? { shardGroup } : {}),
   };
 }

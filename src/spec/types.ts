@@ -267,6 +267,13 @@ export interface Plan {
    */
   readonly keep16BitGrads?: boolean;
   /**
+   * Extension: bytes of optimizer state per parameter the optimizer keeps (before ZeRO shards them).
+   * Absent: 12, mixed-precision Adam's fp32 master weight, momentum and variance (Rajbhandari et al. 2020,
+   * section 3.1, "K = 12"). Apex's DistributedFusedAdam with a bf16 state dtype keeps 6 (bf16 master
+   * weight, momentum and variance) or 4 (no master copy), as NeMo's SFT recipe configures it.
+   */
+  readonly optimizerStateBytes?: number;
+  /**
    * Extension: hybrid sharding. ZeRO shards the model states over groups of this many of the dp * cp ranks
    * and replicates them across the groups (PyTorch FSDP HYBRID_SHARD, FSDP2 HSDP; DeepSpeed ZeRO++ hpZ,
    * MiCS): the gathers and reduce-scatters stay inside a group, and each rank's gradient shard is then

@@ -197,6 +197,12 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     assumptions.push("DeepSpeed BF16_Optimizer: 16-bit gradients kept beside the fp32 accumulators");
     plan.keep16BitGrads = true;
   }
+  const optimizer = profile.optimizer?.(r);
+  if (optimizer !== undefined) {
+    assumptions.push(optimizer.why);
+    plan.fp32Gradients = optimizer.fp32Gradients;
+    plan.optimizerStateBytes = optimizer.optimizerStateBytes;
+  }
   const ran = r.measured.oom !== true;
   const kernel = plan.flashAttention === true ? attentionKernelOf(profile, r) : undefined;
   if (kernel !== undefined) assumptions.push(`attention kernel ${kernel} (${profile.framework})`);

@@ -63,6 +63,12 @@ export interface SourceProfile {
    * with the reason printed as the record's assumption.
    */
   readonly virtualStages?: (r: MeasurementRecord, layers: number) => { v: number; why: string } | undefined;
+  /**
+   * The optimizer's gradient and state precision for this record where the framework's recipe sets them
+   * (undefined: the plan's defaults, fp32 gradients under bf16/fp8 and 12 bytes of fp32 Adam state), with
+   * the reason printed as the record's assumption.
+   */
+  readonly optimizer?: (r: MeasurementRecord) => { fp32Gradients: boolean; optimizerStateBytes: number; why: string } | undefined;
   /** Micro-batch when the record gives none (default 1). */
   readonly microBatch?: (r: MeasurementRecord) => number | undefined;
 }
@@ -76,6 +82,35 @@ export interface SourceProfile {
 function bloomLaunchBlocking(r: MeasurementRecord): string | undefined {
   if (r.table?.includes("Best TFLOPs") === true) return undefined;
   return "blocking kernel launches (CUDA_LAUNCH_BLOCKING=1, BigScience's workaround for hangs)";
+}
+
+/**
+ * The Finetuning table's pipelined SFT rows print no virtual stages, but the launcher scripts that ran them
+ * interleave one layer per virtual stage: NVIDIA/NeMo-Framework-Launcher examples/peft/llama/h100/
+ * 13b_1node.sh (commit 7d6e2df: tp 1, pp 4, virtual_pipeline_model_parallel_size 10, 40 layers) and
+ * 70b_2node.sh (commit 97f45c1: tp 4, pp 4, 20, 80 layers), both at global batch 32 on packed
+ * 4096-token sequences in fp8, as the table's rows.
+ */
+function nemoFinetuningVirtualStages(r: MeasurementRecord, layers: number): { v: number; why: string } | undefined {
+  const pp = r.parallel.pp ?? 1;
+  if (r.table?.includes("Finetuning") !== true || layers % pp !== 0) return undefined;
+  return { v: layers / pp, why: "NeMo-Framework-Launcher's SFT scripts: one layer per virtual stage" };
+}
+
+/**
+ * The same SFT scripts run NeMo's Llama SFT recipe (NVIDIA/NeMo-Framework-Launcher launcher_scripts/conf/
+ * peft/llama/sft.yaml, commit 0da9ad9: distributed_fused_adam with `dtype: bf16` and `grad_sync_dtype:
+ * bf16`) with `fp8_params=true`. NeMo passes the configured dtype to Apex's DistributedFusedAdam and, under
+ * fp8_params, has it store master weights (nemo/collections/nlp/models/language_modeling/
+ * megatron_base_model.py, setup_optimization: `optim_dtype = str_to_dtype(get_config_arg('dtype', ...))`,
+ * `if self.cfg.get('fp8_params', False): optim_kwargs['store_params'] = True`); Apex keeps its gradient
+ * buffer in the gradient-sync dtype (apex/contrib/optimizers/distributed_fused_adam.py, init_grad_buffer,
+ * `dtype=self.grad_sync_dtype`). So: bf16 gradients (2 bytes) and bf16 master weight, momentum and
+ * variance (6 bytes) per parameter, against fp32 ones (4 and 12) in the pre-training recipes.
+ */
+function nemoFinetuningOptimizer(r: MeasurementRecord): { fp32Gradients: boolean; optimizerStateBytes: number; why: string } | undefined {
+  if (r.table?.includes("Finetuning") !== true) return undefined;
+  return { fp32Gradients: false, optimizerStateBytes: 6, why: "NeMo's Llama SFT recipe: Apex DistributedFusedAdam in bf16 (bf16 gradients; bf16 master weight, momentum and variance)" };
 }
 
 /**
@@ -196,6 +231,8 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     // it more"; removed by the launcher's PR #422, "enable fused attention", August 2024). What the 24.07
     // tables ran is not established: those keep the GPU's prior kernel.
     attentionKernel: (r) => (r.publication.includes("NeMo24.03") ? "flash-attention-2" : undefined),
+    virtualStages: nemoFinetuningVirtualStages,
+    optimizer: nemoFinetuningOptimizer,
   },
   "megatron-bridge-performance": { framework: "Megatron-Bridge 25.09/25.11", ...NVIDIA_RECIPES },
   // The benchmark sweep runs attn_impl 'triton' unless told otherwise (scripts/train/benchmarking/

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { frameworkFlags } from "../../src/cli/format.js";
+import { validateForExecutor } from "../../src/executor/validate.js";
+import { searchPlans } from "../../src/planner/search/search.js";
 import { memoryTotal } from "../../src/ui/bars.js";
 import { estimate, stageMemory } from "../../src/planner/cost/estimate.js";
 import { totalBytes } from "../../src/planner/cost/memory.js";
@@ -87,6 +89,50 @@ describe("DeepSpeed's BF16_Optimizer keeps the 16-bit gradients (keep16BitGrads)
     const zero2 = rejection({ ...base, zero: 2, keep16BitGrads: true });
     expect(zero2.field).toBe("zero");
     expect(zero2.message).toContain("0 or 1");
+  });
+});
+
+describe("optimizer state per parameter (optimizerStateBytes)", () => {
+  const base = { tp: 1, pp: 1, zero: 1, precision: "bf16", microBatch: 1, globalBatch: 8 } as const;
+
+  it("scales the optimizer's bytes (ZeRO-sharded) and the step's traffic, not the weights or gradients", () => {
+    const fp32 = planFor("llama2-7b", shape, base);
+    const bf16 = planFor("llama2-7b", shape, { ...base, optimizerStateBytes: 6 });
+    const a = planCosts(fp32.model, shape, fp32.plan).stages[0]!;
+    const b = planCosts(bf16.model, shape, bf16.plan).stages[0]!;
+    expect(a.states.optimizerBytes).toBeCloseTo((12 * a.params) / 8, 0); // mixed-precision Adam's K = 12 over dp 8
+    expect(b.states.optimizerBytes).toBeCloseTo((6 * b.params) / 8, 0);
+    expect(b.states.parametersBytes).toBe(a.states.parametersBytes);
+    expect(b.states.gradientsBytes).toBe(a.states.gradientsBytes);
+    // Adam reads and writes K bytes of state, reads 4 of fp32 gradient and writes 2 of weight: 30 against 18.
+    expect(a.optimizerSeconds / b.optimizerSeconds).toBeCloseTo((2 * 12 + 4 + 2) / (2 * 6 + 4 + 2), 6);
+    expect(frameworkFlags(bf16.plan)).toContain("--optimizer-state-bytes 6");
+    expect(frameworkFlags(fp32.plan).join(" ")).not.toContain("optimizer-state-bytes");
+  });
+
+  it("is absent from the plan at the default 12, and refused outside 1..16 naming the field", () => {
+    expect(planFor("llama2-7b", shape, { ...base, optimizerStateBytes: 12 }).plan.optimizerStateBytes).toBeUndefined();
+    for (const bad of [0, 17, 6.5]) {
+      const e = rejection({ ...base, optimizerStateBytes: bad });
+      expect(e.field).toBe("optimizerStateBytes");
+      expect(e.message).toContain("1 to 16");
+    }
+  });
+
+  it("is kept by the search when pinned, so a bf16 optimizer fits where fp32 Adam does not", () => {
+    // Llama 2 7B on one A100 80GB without ZeRO: 2 + 4 + 12 bytes per parameter cannot fit, 2 + 4 + 6 can.
+    const one = shapeOf("dgx-a100-80gb", 1);
+    const { model } = planFor("llama2-7b", one, base);
+    const pins = { zero: 0, microBatch: 1, globalBatch: 4, seqLen: 1024 } as const;
+    expect(searchPlans(model, one, pins, { top: 1 }).plans).toHaveLength(0);
+    const fits = searchPlans(model, one, { ...pins, optimizerStateBytes: 6 }, { top: 3 }).plans;
+    expect(fits.length).toBeGreaterThan(0);
+    for (const e of fits) expect(e.plan.optimizerStateBytes).toBe(6);
+  });
+
+  it("the executor refuses it (its Adam keeps fp32 states)", () => {
+    const { model, plan } = planFor("tiny-gpt", shapeOf("dgx-h100", 1), { optimizerStateBytes: 6 });
+    expect(() => validateForExecutor(model, plan)).toThrow(/fp32 master weights, momentum and variance/);
   });
 });
 

@@ -121,6 +121,21 @@ describe("published records as meshplan plans", () => {
     for (const id of ["r0015", "r1362", "r1231"]) expect(mapped(id).plan.ppKeepOutputs).toBeUndefined(); // Megatron-LM, NeMo, BLOOM pp 1
   });
 
+  it("NeMo's SFT rows run as the launcher's SFT scripts and recipe: one layer per virtual stage, Apex's bf16 optimizer", () => {
+    expect(mapped("r1378").plan).toMatchObject({ pp: 4, virtualStages: 10, schedule: "interleaved", fp32Gradients: false, optimizerStateBytes: 6 });
+    expect(mapped("r1379").plan).toMatchObject({ tp: 4, pp: 4, virtualStages: 20, schedule: "interleaved", fp32Gradients: false, optimizerStateBytes: 6 });
+    expect(mapped("r1379").assumptions.some((a) => a.includes("SFT scripts: one layer per virtual stage"))).toBe(true);
+    expect(mapped("r1379").assumptions.some((a) => a.includes("DistributedFusedAdam in bf16"))).toBe(true);
+    const single = mapped("r1377").plan; // Llama 2 7B on one GPU's worth of stages: nothing to interleave
+    expect(single.virtualStages).toBe(1);
+    expect(single.optimizerStateBytes).toBe(6);
+    // The pre-training rows keep the plan's defaults (fp32 gradients and Adam states) and their published virtual stages.
+    const pretraining = mapped("r1362").plan;
+    expect(pretraining.virtualStages).toBe(20);
+    expect(pretraining.fp32Gradients).toBeUndefined();
+    expect(pretraining.optimizerStateBytes).toBeUndefined();
+  });
+
   it("Megatron-DeepSpeed and 2021 Megatron-LM run the tp backward synchronously; Megatron-LM from 2022 does not", () => {
     expect(mapped("r0204").plan.tpSyncBackward).toBe(true); // BLOOM, tp 4
     expect(mapped("r1411").plan.tpSyncBackward).toBe(true); // MT-NLG

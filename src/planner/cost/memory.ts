@@ -1,3 +1,4 @@
+import { OPTIMIZER_STATE_BYTES } from "../../spec/plan.js";
 import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { BYTES_16, inFlightMicroBatches, keptBytes, kvHeadsPerRank, weightGradInputBytes, type LayerActivationBytes } from "./activations.js";
 import { layerParams, normParams } from "./params.js";
@@ -10,7 +11,10 @@ export interface RankParams {
 
 /** Bytes per parameter for mixed-precision Adam (Rajbhandari et al. 2020, ZeRO, section 3.1). */
 export const PARAM_BYTES = 2; // 16-bit weights
-export const OPTIMIZER_BYTES = 12; // fp32 master weights, momentum and variance ("K = 12")
+/** Optimizer state per parameter: the plan's (optimizerStateBytes), else mixed-precision Adam's 12. */
+export function optimizerStateBytesPerParam(plan: Pick<Plan, "optimizerStateBytes">): number {
+  return plan.optimizerStateBytes ?? OPTIMIZER_STATE_BYTES;
+}
 export function gradientBytesPerParam(plan: Pick<Plan, "fp32Gradients">): number {
   return plan.fp32Gradients ? 4 : 2; // Megatron keeps fp32 main grads under bf16; ZeRO's recipe 16-bit
 }
@@ -87,7 +91,7 @@ export function zeroShardRanks(plan: Pick<Plan, "dp" | "cp" | "shardGroup">): nu
 }
 
 /** Model states on one GPU: ZeRO stage 1 shards optimizer states, 2 also gradients, 3 also parameters. */
-export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients" | "keep16BitGrads" | "shardGroup">;
+export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients" | "keep16BitGrads" | "shardGroup" | "optimizerStateBytes">;
 
 /** Parameters one GPU holds a shard of at ZeRO stage `stage` (all of them below it). */
 function shardedParams(plan: StatePlan, params: RankParams, stage: number): number {
@@ -101,7 +105,7 @@ export function modelStateBytes(plan: StatePlan, params: RankParams): Pick<Memor
     parametersBytes: PARAM_BYTES * shardedParams(plan, params, 3),
     gradientsBytes: gradientMemoryBytesPerParam(plan) * shardedParams(plan, params, 2),
     // With parameter servers the optimizer lives on the servers, not on the workers.
-    optimizerBytes: plan.parameterServers > 0 ? 0 : OPTIMIZER_BYTES * shardedParams(plan, params, 1),
+    optimizerBytes: plan.parameterServers > 0 ? 0 : optimizerStateBytesPerParam(plan) * shardedParams(plan, params, 1),
   };
 }
 

@@ -9,7 +9,7 @@ import {
 import { embeddingTimes, headTimes, layerTimes } from "./compute.js";
 import { blockingLaunchSeconds } from "./launch.js";
 import {
-  gradientBytesPerParam, layerParamsPerRank, modelStateBytes, OPTIMIZER_BYTES, optimizerStepCopyBytes, otherBytes, PARAM_BYTES,
+  gradientBytesPerParam, layerParamsPerRank, modelStateBytes, optimizerStateBytesPerParam, optimizerStepCopyBytes, otherBytes, PARAM_BYTES,
   stageParams, type MemoryBreakdown,
 } from "./memory.js";
 
@@ -80,11 +80,12 @@ export function stageInLineCommSeconds(s: StageCost): number {
 }
 
 /**
- * Adam's update reads the fp32 master weight, both moments and the gradient, and writes the three fp32
- * states and the 16-bit weight (Kingma & Ba 2015, algorithm 1): 12 + g + 12 + 2 bytes per parameter.
+ * Adam's update reads the master weight, both moments and the gradient, and writes the three states and
+ * the 16-bit weight (Kingma & Ba 2015, algorithm 1): K + g + K + 2 bytes per parameter, K the optimizer
+ * state (12 in fp32).
  */
-export function optimizerBytesPerParam(plan: Pick<Plan, "fp32Gradients">): number {
-  return 2 * OPTIMIZER_BYTES + gradientBytesPerParam(plan) + PARAM_BYTES;
+export function optimizerBytesPerParam(plan: Pick<Plan, "fp32Gradients" | "optimizerStateBytes">): number {
+  return 2 * optimizerStateBytesPerParam(plan) + gradientBytesPerParam(plan) + PARAM_BYTES;
 }
 
 function optimizerSeconds(plan: Plan, paramsInShard: number, bytesPerSecond: number): number {
@@ -132,7 +133,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
       blockingTransferSeconds: plan.ppBlockingSends === true && plan.schedule !== "naive" ? 2 * ppSendsOfStage(plan, i) * transfer.seconds : 0,
       blockingDpSeconds: plan.dpCommBlocking === true ? dp.perMicroBatchForward.seconds + dp.perMicroBatchBackward.seconds : 0,
       dp,
-      optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / OPTIMIZER_BYTES, optimizerBytesPerSecond),
+      optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / optimizerStateBytesPerParam(plan), optimizerBytesPerSecond),
       states,
       optimizerStepBytes: optimizerStepCopyBytes(plan, params),
       params: params.dense + params.expert,

@@ -175,12 +175,13 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
 
   const gpu = shape.spec.gpu;
   const fp32Gradients = pinned.fp32Gradients ?? (pinned.precision ?? "bf16") !== "fp16"; // resolvePlan's default
+  const optimizerState = pinned.optimizerStateBytes === undefined ? {} : { optimizerStateBytes: pinned.optimizerStateBytes };
   let pruned = 0;
   let bounded = 0;
   let prune = true;
   const skipMesh = (mesh: MeshChoice) => {
     if (!prune) return false;
-    const bound = peakBytesLowerBound(model, gpu, { ...mesh, parameterServers: 0, fp32Gradients, keep16BitGrads: pinned.keep16BitGrads === true });
+    const bound = peakBytesLowerBound(model, gpu, { ...mesh, parameterServers: 0, fp32Gradients, keep16BitGrads: pinned.keep16BitGrads === true, ...optimizerState });
     if (bound <= gpu.memoryBytes) return false;
     pruned++;
     return true;
