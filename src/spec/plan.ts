@@ -222,9 +222,9 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     // Both off unless asked for: they describe DeepSpeed's pipeline engine and BF16_Optimizer.
     ...(ppKeepOutputs ? { ppKeepOutputs } : {}),
     ...(keep16BitGrads ? { keep16BitGrads } : {}),
-    // Present only when it shards over fewer ranks than dp * cp (hybrid sharding); absent: full sharding.
     // Absent unless it differs from mixed-precision Adam's 12 bytes.
     ...(optimizerStateBytes !== undefined && optimizerStateBytes !== OPTIMIZER_STATE_BYTES ? { optimizerStateBytes } : {}),
+    // Present only when it shards over fewer ranks than dp * cp (hybrid sharding); absent: full sharding.
     ...(shardGroup !== undefined ? { shardGroup } : {}),
   };
 }

@@ -217,7 +217,7 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
   };
 }
 
-/** The profile's virtual stages per GPU where the record names an interleaved schedule but no count (an assumption, printed). */
+/** The profile's virtual stages per GPU where the record states no count (an assumption, printed). */
 function virtualStagesOf(r: MeasurementRecord, profile: SourceProfile, layers: number, assumptions: string[]): number {
   const pp = r.parallel.pp ?? 1;
   const chosen = pp > 1 ? profile.virtualStages?.(r, layers) : undefined;

@@ -59,8 +59,8 @@ export interface SourceProfile {
   /** Hybrid sharding: the shard group the framework used for this record (undefined: the whole dp * cp group). */
   readonly shardGroup?: (r: MeasurementRecord) => number | undefined;
   /**
-   * Virtual stages per GPU when the record names an interleaved schedule without a count (undefined: 1F1B),
-   * with the reason printed as the record's assumption.
+   * Virtual stages per GPU when the record states no count but the source names an interleaved schedule or
+   * its run scripts set one (undefined: 1F1B), with the reason printed as the record's assumption.
    */
   readonly virtualStages?: (r: MeasurementRecord, layers: number) => { v: number; why: string } | undefined;
   /**
@@ -106,7 +106,9 @@ function nemoFinetuningVirtualStages(r: MeasurementRecord, layers: number): { v:
  * `if self.cfg.get('fp8_params', False): optim_kwargs['store_params'] = True`); Apex keeps its gradient
  * buffer in the gradient-sync dtype (apex/contrib/optimizers/distributed_fused_adam.py, init_grad_buffer,
  * `dtype=self.grad_sync_dtype`). So: bf16 gradients (2 bytes) and bf16 master weight, momentum and
- * variance (6 bytes) per parameter, against fp32 ones (4 and 12) in the pre-training recipes.
+ * variance (6 bytes) per parameter, against fp32 ones (4 and 12) in the pre-training recipes. Apex's step
+ * makes no fp32 copy of the gradients; the model's copy term (optimizerStepCopyBytes, Megatron's and
+ * DeepSpeed's) stays below these rows' activations, so it sets none of their peaks.
  */
 function nemoFinetuningOptimizer(r: MeasurementRecord): { fp32Gradients: boolean; optimizerStateBytes: number; why: string } | undefined {
   if (r.table?.includes("Finetuning") !== true) return undefined;
