@@ -126,7 +126,7 @@ describe("published records as meshplan plans", () => {
     expect(mapped("r1379").plan).toMatchObject({ tp: 4, pp: 4, virtualStages: 20, schedule: "interleaved", fp32Gradients: false, optimizerStateBytes: 6 });
     expect(mapped("r1379").assumptions.some((a) => a.includes("SFT scripts: one layer per virtual stage"))).toBe(true);
     expect(mapped("r1379").assumptions.some((a) => a.includes("DistributedFusedAdam in bf16"))).toBe(true);
-    const single = mapped("r1377").plan; // Llama 2 7B on one GPU's worth of stages: nothing to interleave
+    const single = mapped("r1377").plan; // Llama 2 7B at pp 1: no pipeline to interleave
     expect(single.virtualStages).toBe(1);
     expect(single.optimizerStateBytes).toBe(6);
     // The pre-training rows keep the plan's defaults (fp32 gradients and Adam states) and their published virtual stages.

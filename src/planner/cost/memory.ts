@@ -11,10 +11,12 @@ export interface RankParams {
 
 /** Bytes per parameter for mixed-precision Adam (Rajbhandari et al. 2020, ZeRO, section 3.1). */
 export const PARAM_BYTES = 2; // 16-bit weights
+
 /** Optimizer state per parameter: the plan's (optimizerStateBytes), else mixed-precision Adam's 12. */
 export function optimizerStateBytesPerParam(plan: Pick<Plan, "optimizerStateBytes">): number {
   return plan.optimizerStateBytes ?? OPTIMIZER_STATE_BYTES;
 }
+
 export function gradientBytesPerParam(plan: Pick<Plan, "fp32Gradients">): number {
   return plan.fp32Gradients ? 4 : 2; // Megatron keeps fp32 main grads under bf16; ZeRO's recipe 16-bit
 }
