@@ -3,7 +3,7 @@ import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel, type Pro
 import { buildReport } from "../executor/measure/report.js";
 import { formatReport } from "../executor/measure/table.js";
 import { otherMachine } from "../executor/measure/machine.js";
-import { predictOnProfile, type DeviceProfile } from "../executor/measure/profile.js";
+import { predictForRun, runSpeedProbe, type DeviceProfile } from "../executor/measure/profile.js";
 import { calibrate } from "../executor/measure/calibrate.js";
 import type { BackendChoice } from "../executor/run/backend.js";
 import { ExecutionError } from "../executor/run/launch.js";
@@ -108,13 +108,15 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     const profile = await profileFor(args, io, backend);
     const workers = plan.dp * plan.tp * plan.pp * plan.cp;
     const load = loadavg()[0];
+    const cores = availableParallelism();
+    const probe = runSpeedProbe(profile, workers, cores);
     const ex = await execute({
       model, plan, steps, warmupSteps, seed, timeoutSeconds, backend,
       reference: !plan.asynchronous,
+      ...(probe === undefined ? {} : { speedProbe: probe }),
       onProgress: progressReporter(io, workers, warmupSteps + steps, warmupSteps),
     });
-    const prediction = predictOnProfile(model, profile, ex.results.length, plan);
-    const report = buildReport(ex, prediction, availableParallelism(), load);
+    const report = buildReport(ex, predictForRun(model, profile, ex), cores, load);
     io.out(flags.json === true ? JSON.stringify(report, null, 2) : formatReport(report, model.name));
     const n = ex.numerics;
     if (n !== undefined && (n.maxRelativeError > LOSS_TOLERANCE || n.maxWeightError > WEIGHT_TOLERANCE)) {

@@ -9,6 +9,7 @@ import type { RankJob, RankResult } from "./run/job.js";
 import { launch } from "./run/launch.js";
 import type { FaultSpec } from "./run/protocol.js";
 import { rankProgram } from "./run/rank.js";
+import type { SpeedProbeSpec } from "./run/speed-probe.js";
 import { DEFAULT_TIMEOUT_SECONDS } from "./comm/sync.js";
 import { referencePlan, validateForExecutor } from "./validate.js";
 
@@ -47,6 +48,12 @@ export interface ExecuteOptions {
   /** Also run the one-rank reference and compare (default true). */
   readonly reference?: boolean;
   readonly fault?: FaultSpec;
+  /**
+   * A one-rank step every rank runs at once before each of its steps, timed (run/speed-probe.ts): the
+   * machine's speed during the run, for predictions at that speed (profile.ts atRunSpeed). Not in the
+   * one-rank reference. Absent: none.
+   */
+  readonly speedProbe?: SpeedProbeSpec;
   readonly onProgress?: (event: ProgressEvent) => void;
   readonly onOutput?: (rank: number, text: string) => void;
 }
@@ -93,6 +100,7 @@ function job(o: ExecuteOptions, plan: Plan, withFault: boolean): RankJob {
   return {
     model: o.model, plan, steps: (o.warmupSteps ?? 0) + o.steps, seed: o.seed ?? DEFAULT_SEED, adam: o.adam ?? DEFAULT_ADAM,
     backend: o.backend ?? "wasm", collectWeights: true, ...(o.fault === undefined || !withFault ? {} : { fault: o.fault }),
+    ...(o.speedProbe === undefined || !withFault ? {} : { speedProbe: o.speedProbe }),
   };
 }
 

@@ -2,7 +2,7 @@ import { availableParallelism, loadavg } from "node:os";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel } from "./execute.js";
 import { calibrate } from "./measure/calibrate.js";
-import { predictOnProfile, type DeviceProfile } from "./measure/profile.js";
+import { predictForRun, runSpeedProbe, type DeviceProfile } from "./measure/profile.js";
 import { buildReport, worstMemoryRank } from "./measure/report.js";
 
 /** The executor's entry for other front ends (the explorer's `x`): run a plan here and compare. */
@@ -58,16 +58,17 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
   const ranks = plan.dp * plan.tp * plan.pp * plan.cp;
   let done = 0;
   const all = DEFAULT_WARMUP_STEPS + DEFAULT_TIMED_STEPS;
+  const probe = runSpeedProbe(profile, ranks, availableParallelism());
   const ex = await execute({
     model, plan, steps: DEFAULT_TIMED_STEPS, warmupSteps: DEFAULT_WARMUP_STEPS, backend: "wasm", reference: !plan.asynchronous,
+    ...(probe === undefined ? {} : { speedProbe: probe }),
     onProgress: (e) => {
       if (e.phase !== "step") return;
       done++;
       options.onProgress(Math.min(1, done / (ranks * all)), stepLabel(e.step, all, DEFAULT_WARMUP_STEPS));
     },
   });
-  const prediction = predictOnProfile(model, profile, ex.results.length, plan);
-  const r = buildReport(ex, prediction, availableParallelism(), loadavg()[0]);
+  const r = buildReport(ex, predictForRun(model, profile, ex), availableParallelism(), loadavg()[0]);
   const worst = worstMemoryRank(r);
   const rows = [
     { quantity: "step time", predicted: fmt.seconds(r.predicted.time.stepSeconds), measured: fmt.seconds(r.measured.stepSeconds) },

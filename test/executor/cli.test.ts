@@ -47,6 +47,10 @@ describe("meshplan calibrate and execute", () => {
       expect(p.passJitter.forward.logSd).toBeGreaterThan(0);
       expect(p.passJitter.backward.logSd).toBeGreaterThan(0);
       expect(p.passJitter.samples).toBe(cpus().length * 10 * 16);
+      // The concurrency step names its model and plan, so that execute can run it again as its speed probe.
+      expect(p.concurrency.probe.model.hiddenSize).toBe(64);
+      expect(p.concurrency.probe.plan.globalBatch).toBe(8);
+      expect(p.concurrency.fittedSeconds).toBe(p.fit[0].fittedSeconds);
       // Waits at a collective of two after segments of the three target lengths (0.2, 0.6, 2 ms), in that
       // order as measured: each longer than the one before, and the longest several times the shortest.
       expect(p.syncWaits.members).toBe(cpus().length === 3 ? 3 : 2);
@@ -85,6 +89,13 @@ describe("meshplan calibrate and execute", () => {
     expect(m.warmupSteps).toBe(2);
     expect(r.numerics.referenceLosses).toHaveLength(5);
     expect(r.numerics.maxRelativeError).toBeLessThan(1e-4);
+    // Two ranks with a core each: the speed probe ran beside every step, and the prediction is at its speed.
+    if (cpus().length >= 2) {
+      expect(r.speed.probe).toBe("h64 s32 L2, 8 micro-batches, 2 at once");
+      expect(r.speed.runSeconds).toBeGreaterThan(0);
+      expect(r.speed.calibrationSeconds).toBeGreaterThan(0);
+      expect(r.notes.join("\n")).toMatch(/predicted at the machine's speed during the run/);
+    }
   });
 
   it("execute prints predicted against measured side by side", async () => {

@@ -9,7 +9,7 @@ import { CONTROL, STATUS, STATUS_WORDS } from "./fabric.js";
 /** What a rank is doing, as a code in its status words (read by the coordinator when a rank dies). */
 export const OPERATIONS = [
   "starting", "forward", "backward", "optimizer", "barrier", "all-reduce", "all-gather", "reduce-scatter",
-  "all-to-all", "send", "recv", "done",
+  "all-to-all", "send", "recv", "done", "speed probe",
 ] as const;
 export type Operation = (typeof OPERATIONS)[number];
 

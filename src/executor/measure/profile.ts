@@ -1,11 +1,13 @@
 import type { ClusterShape, ClusterSpec, GpuSpec, LinkSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { simulate, simulateJittered, type PassJitter, type StageSyncs } from "../../simulator/simulate.js";
 import { passCalls } from "./accounting.js";
-import type { ReportedPrediction } from "./report.js";
+import { runProbeSeconds, type ReportedPrediction } from "./report.js";
+import type { Execution } from "../execute.js";
 import type { SyncWaitPoint } from "./segments.js";
 import { expectedMaxOfNormals, lineFit, mean, total } from "./stats.js";
 import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
+import type { SpeedProbeSpec } from "../run/speed-probe.js";
 
 /**
  * A device profile: what `meshplan calibrate` measured on this machine for one executor rank, and the
@@ -47,7 +49,9 @@ export interface DeviceProfile {
    * what a worker computes with every core busy (shared caches, memory bandwidth, SMT siblings), whatever
    * speed the calibrating thread happened to measure the fit shapes at. `aloneSeconds`: the same step in
    * one worker alone, kept for the record (profiles written before `fittedSeconds` divided by it instead).
-   * Absent in profiles written before it was measured: no slowdown.
+   * Absent in profiles written before it was measured: no slowdown. `probe`: that step's model and plan,
+   * which `execute` runs again during a run to measure the machine's speed then (atRunSpeed); absent in
+   * profiles written before 2026-11-22.
    */
   readonly concurrency?: {
     readonly ranks: number;
@@ -55,6 +59,7 @@ export interface DeviceProfile {
     readonly concurrentSeconds: number;
     readonly fittedSeconds?: number;
     readonly slowdown: number;
+    readonly probe?: SpeedProbeSpec;
   };
   /**
    * Measured: how much one pass's time varies while every core runs a rank (calibrate.ts measurePassJitter):
@@ -88,8 +93,23 @@ export interface PassSpread {
  */
 export function concurrencySlowdown(p: DeviceProfile, ranks: number): number {
   const c = p.concurrency;
+  if (c !== undefined && ranks === c.ranks) return c.slowdown;
   if (c === undefined || ranks <= 1 || c.ranks <= 1) return 1;
   return 1 + ((c.slowdown - 1) * (Math.min(ranks, c.ranks) - 1)) / (c.ranks - 1);
+}
+
+/**
+ * The profile at the speed a run had: the speed probe (calibrate's concurrency step, `concurrency.probe`)
+ * took `probeSeconds` with the run's `ranks` ranks running it at once (the median over the timed steps,
+ * report.ts runProbeSeconds), so the slowdown for that many ranks becomes that step over the fitted
+ * constants' one-rank prediction for it (`fittedSeconds`), as calibrate computes it from its own copies.
+ * Everything else (the fitted constants, the collectives, the pass-time spread and the waits, which are
+ * relative) stays as calibrated. Undefined where the profile has no fitted probe step to compare with.
+ */
+export function atRunSpeed(p: DeviceProfile, ranks: number, probeSeconds: number): DeviceProfile | undefined {
+  const c = p.concurrency;
+  if (c?.fittedSeconds === undefined || !(probeSeconds > 0) || ranks < 1) return undefined;
+  return { ...p, concurrency: { ...c, ranks, concurrentSeconds: probeSeconds, slowdown: probeSeconds / c.fittedSeconds } };
 }
 
 const SOURCE = "measured by `meshplan calibrate` on this machine (src/executor/measure/calibrate.ts)";
@@ -287,5 +307,39 @@ export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks
     ...(jitter === undefined ? {} : {
       note: predictionNote(jitter, plan),
     }),
+  };
+}
+
+/**
+ * The speed probe a run of `workers` ranks takes (ExecuteOptions.speedProbe): the profile's concurrency step,
+ * where the profile names it and has its fitted one-rank prediction, and the ranks have a core each (with
+ * more ranks than cores the timing comparison is not meaningful, and the probe would only lengthen it).
+ */
+export function runSpeedProbe(p: DeviceProfile, workers: number, cores: number): SpeedProbeSpec | undefined {
+  const c = p.concurrency;
+  return c?.probe !== undefined && c.fittedSeconds !== undefined && workers <= cores ? c.probe : undefined;
+}
+
+/**
+ * predictOnProfile for an execution: at the machine's speed during the run where the run timed the speed
+ * probe (atRunSpeed), with the speed figures for the report; else on the profile as calibrated.
+ */
+export function predictForRun(model: ModelSpec, p: DeviceProfile, ex: Execution): ReportedPrediction {
+  const ranks = ex.results.length;
+  const calibrated = predictOnProfile(model, p, ranks, ex.plan);
+  const probeSeconds = runProbeSeconds(ex);
+  const probing = ex.results.filter((r) => r.steps.some((s) => s.probeSeconds !== undefined)).length;
+  const atRun = probeSeconds === undefined ? undefined : atRunSpeed(p, probing, probeSeconds);
+  const c = p.concurrency;
+  if (atRun === undefined || c?.fittedSeconds === undefined || probeSeconds === undefined) return calibrated;
+  const shape = c.probe === undefined ? "calibrate's concurrency step" : `h${c.probe.model.hiddenSize} s${c.probe.model.seqLen} L${c.probe.model.layers}, ${c.probe.plan.globalBatch} micro-batches`;
+  return {
+    ...predictOnProfile(model, atRun, ranks, ex.plan),
+    speed: {
+      probe: `${shape}, ${probing} at once`,
+      calibrationSeconds: c.fittedSeconds * concurrencySlowdown(p, probing),
+      runSeconds: probeSeconds,
+      stepSecondsAtCalibration: calibrated.estimate.time.stepSeconds,
+    },
   };
 }

@@ -19,6 +19,21 @@ export interface ReportedPrediction {
   readonly criticalStage?: number | undefined;
   /** How the prediction was made, when it is not the exact simulated step (for the report's notes). */
   readonly note?: string | undefined;
+  /** The machine's speed during the run, where the run measured it and the prediction is made at it. */
+  readonly speed?: RunSpeed | undefined;
+}
+
+/**
+ * The speed probe's step (calibrate's concurrency step, run/speed-probe.ts) with the run's ranks running it
+ * at once: at calibration (the profile's slowdown for that many ranks times the fitted one-rank step) and
+ * during the run (the median over the timed steps); and the predicted step had the machine kept its speed
+ * of calibration. The prediction reported is made at the run's speed.
+ */
+export interface RunSpeed {
+  readonly probe: string;
+  readonly calibrationSeconds: number;
+  readonly runSeconds: number;
+  readonly stepSecondsAtCalibration: number;
 }
 
 export interface RankMeasurement {
@@ -71,6 +86,8 @@ export interface ExecuteReport {
   readonly numerics: { readonly referenceLosses: number[]; readonly maxRelativeError: number; readonly maxWeightError: number } | null;
   /** Bytes sent per step by the busiest rank, kind by kind: the cost model's elements at 4 bytes, and measured. */
   readonly bytes: Record<CommKind, { readonly predictedBytes: number; readonly measuredBytes: number }>;
+  /** The machine's speed during the run, where it was measured (the prediction is made at it). */
+  readonly speed?: RunSpeed;
   readonly notes: string[];
 }
 
@@ -92,6 +109,19 @@ function bytesComparison(ex: Execution, shape: ClusterShape): ExecuteReport["byt
 function timed<T>(steps: readonly T[], warmupSteps: number): readonly T[] {
   const skip = Math.min(Math.max(1, warmupSteps), steps.length - 1);
   return skip > 0 ? steps.slice(skip) : steps;
+}
+
+/**
+ * The run's speed-probe step (RankJob.speedProbe): each rank's median over the timed steps, then the upper
+ * median over the ranks, as calibrate takes its copies' (calibrate.ts concurrencyFigures). Undefined when
+ * no rank timed it.
+ */
+export function runProbeSeconds(ex: Execution): number | undefined {
+  const perRank = ex.results
+    .map((r) => timed(r.steps, ex.warmupSteps).flatMap((s) => (s.probeSeconds === undefined ? [] : [s.probeSeconds])))
+    .filter((t) => t.length > 0)
+    .map(upperMedian);
+  return perRank.length === 0 ? undefined : upperMedian(perRank);
 }
 
 /** Elements of the largest unit a stage holds (ZeRO-3 gathers one at a time). */
@@ -168,6 +198,11 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   const timedSteps = workers.map((r) => timed(r.steps, ex.warmupSteps));
   const stepSeconds = upperMedian(timedSteps[0]!.map((_, i) => Math.max(...timedSteps.map((steps) => steps[i]!.seconds))));
   const notes: string[] = predictionNote === undefined ? [] : [predictionNote];
+  const speed = prediction.speed;
+  if (speed !== undefined) {
+    const ms = (x: number) => `${(x * 1e3).toFixed(1)} ms`;
+    notes.push(`predicted at the machine's speed during the run: the speed probe (${speed.probe}) took ${ms(speed.runSeconds)} against ${ms(speed.calibrationSeconds)} at calibration (x${(speed.runSeconds / speed.calibrationSeconds).toFixed(2)}); at calibration's speed the step would be predicted at ${ms(speed.stepSecondsAtCalibration)}`);
+  }
   const threads = ex.results.length;
   if (threads > cores) notes.push(`${threads} ranks share ${cores} cores: the timing comparison is not meaningful (ranks wait for a core, not for each other)`);
   else if (loadAverage !== undefined && loadAverage + threads > cores + 0.5) {
@@ -191,6 +226,7 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
     },
     numerics: ex.numerics === undefined ? null : { referenceLosses: ex.numerics.referenceLosses, maxRelativeError: ex.numerics.maxRelativeError, maxWeightError: ex.numerics.maxWeightError },
     bytes: bytesComparison(ex, shape),
+    ...(speed === undefined ? {} : { speed }),
     notes,
   };
 }

@@ -6,6 +6,7 @@ import type { Coords } from "../parallel/grid.js";
 import type { StateBytes } from "../parallel/state.js";
 import type { BackendChoice } from "./backend.js";
 import type { FaultSpec } from "./protocol.js";
+import type { SpeedProbeSpec } from "./speed-probe.js";
 
 /** What every rank of one execution gets. */
 export interface RankJob {
@@ -18,6 +19,8 @@ export interface RankJob {
   /** Return the final weights (for the numerics check). */
   readonly collectWeights: boolean;
   readonly fault?: FaultSpec;
+  /** Run this one-rank step between barriers before each step and time it (speed-probe.ts); absent: none. */
+  readonly speedProbe?: SpeedProbeSpec;
 }
 
 /** One step as one rank saw it. */
@@ -38,6 +41,8 @@ export interface StepRecord {
   readonly pipelineEndMs: number;
   readonly comm: Readonly<Record<CommKind, KindTotals>>;
   readonly commBytesByPurpose: Readonly<Record<string, number>>;
+  /** The speed probe's step just before this step, every rank running it at once (RankJob.speedProbe). */
+  readonly probeSeconds?: number;
 }
 
 export interface RankMemory {

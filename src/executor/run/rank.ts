@@ -12,6 +12,7 @@ import { ModelState } from "../parallel/state.js";
 import { loadBackend } from "./backend.js";
 import type { RankJob, RankResult, StepRecord } from "./job.js";
 import { runStage } from "./pipeline.js";
+import { speedProbe } from "./speed-probe.js";
 import type { FaultSpec, Program } from "./protocol.js";
 import { tensorGroup } from "./tensor-group.js";
 
@@ -42,6 +43,9 @@ export const rankProgram: Program = async (input, progress) => {
   ep.status.set("starting", -1, 0);
   const loaded = await loadBackend(job.backend, workerCount(plan));
   const tf = loaded.tf;
+  // Before the baseline: the probe's weights are not the plan's memory. Not for asynchronous plans, whose
+  // ranks meet at no barrier to run it together.
+  const probe = job.speedProbe === undefined || plan.asynchronous ? undefined : speedProbe(tf, job.speedProbe, job.seed, job.adam);
   const baseline = tf.memory().numBytes;
   const coords = coordsOf(plan, rank);
   const tp = maybeGroup(ep, rank, job, "tp", ["tp"]);
@@ -64,6 +68,12 @@ export const rankProgram: Program = async (input, progress) => {
 
   for (let step = 0; step < job.steps; step++) {
     if (!plan.asynchronous) world.barrier();
+    let probeSeconds: number | undefined;
+    if (probe !== undefined) {
+      ep.status.set("speed probe", -1, step);
+      probeSeconds = probe.step();
+      world.barrier();
+    }
     ep.traffic.reset();
     const t0 = performance.now();
     const stage = runStage({
@@ -100,6 +110,7 @@ export const rankProgram: Program = async (input, progress) => {
       pipelineEndMs: stage.endMs,
       comm: snap.byKind,
       commBytesByPurpose: snap.byPurpose,
+      ...(probeSeconds === undefined ? {} : { probeSeconds }),
     });
     progress(step, "step");
   }
@@ -114,5 +125,6 @@ export const rankProgram: Program = async (input, progress) => {
     weights: job.collectWeights ? layout.map((u, i) => ({ unit: u.slots.unit.name, tpRank: coords.tp, first: u.owned.first, data: owned[i]! })) : [],
   };
   state.dispose();
+  probe?.dispose();
   return result;
 };
