@@ -92,4 +92,12 @@ describe("speed probe: the machine's speed during a run", () => {
     expect(probed.results.map((r) => r.memory)).toEqual(plain.results.map((r) => r.memory));
     expect(probed.results.map((r) => r.steps.map((s) => s.commBytesByPurpose))).toEqual(plain.results.map((r) => r.steps.map((s) => s.commBytesByPurpose)));
   });
+
+  it("keeps synchronous parameter servers in step: they pass the probe's barrier too", async () => {
+    const plan = planFor(tiny, profileShape(profile, 2), { dp: 2, parameterServers: 1, globalBatch: 4, flashAttention: false }).plan;
+    const ex = await execute({ model: tiny, plan, steps: 2, warmupSteps: 0, backend: "wasm", reference: false, timeoutSeconds: 20, speedProbe: { model: probe.model, plan: probe.plan } });
+    const workers = ex.results.filter((r) => r.steps.length > 0);
+    expect(workers).toHaveLength(2);
+    for (const r of workers) for (const s of r.steps) expect(s.probeSeconds).toBeGreaterThan(0);
+  });
 });

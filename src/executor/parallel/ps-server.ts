@@ -36,6 +36,8 @@ export const serverProgram: Program = async (input, progress) => {
   if (!plan.asynchronous) {
     for (let step = 0; step < job.steps; step++) {
       world.barrier();
+      // The workers' speed probe (run/speed-probe.ts) ends on a second barrier of the world.
+      if (job.speedProbe !== undefined) world.barrier();
       const sum = new Float32Array(weights.length);
       for (let w = 0; w < workers; w++) {
         const g = ep.channel(w, input.rank).recv(step, "dp.ps-push");
