@@ -96,11 +96,12 @@ export const DEFAULT_WARMUP_STEPS = 15;
 /** The seed of every run unless another is asked for. */
 export const DEFAULT_SEED = 1234;
 
-function job(o: ExecuteOptions, plan: Plan, withFault: boolean): RankJob {
+/** The job every rank gets; the one-rank reference (`ranks` false) runs without the fault and the speed probe. */
+function job(o: ExecuteOptions, plan: Plan, ranks: boolean): RankJob {
   return {
     model: o.model, plan, steps: (o.warmupSteps ?? 0) + o.steps, seed: o.seed ?? DEFAULT_SEED, adam: o.adam ?? DEFAULT_ADAM,
-    backend: o.backend ?? "wasm", collectWeights: true, ...(o.fault === undefined || !withFault ? {} : { fault: o.fault }),
-    ...(o.speedProbe === undefined || !withFault ? {} : { speedProbe: o.speedProbe }),
+    backend: o.backend ?? "wasm", collectWeights: true, ...(o.fault === undefined || !ranks ? {} : { fault: o.fault }),
+    ...(o.speedProbe === undefined || !ranks ? {} : { speedProbe: o.speedProbe }),
   };
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { execute, type Execution } from "../../src/executor/execute.js";
 import { fitShapes } from "../../src/executor/measure/calibrate.js";
 import { atRunSpeed, concurrencySlowdown, predictForRun, predictOnProfile, profileShape, runSpeedProbe, type DeviceProfile } from "../../src/executor/measure/profile.js";
-import { runProbeSeconds } from "../../src/executor/measure/report.js";
+import { runProbe } from "../../src/executor/measure/report.js";
 import type { RankResult, StepRecord } from "../../src/executor/run/job.js";
 import { loadModel } from "../../src/cli/catalog.js";
 import type { Plan } from "../../src/spec/types.js";
@@ -15,7 +15,7 @@ const profile: DeviceProfile = {
   version: 1, measuredAt: "2026-11-22T00:00:00Z", machine: { cpus: 2, cpuModel: "test", node: "v20", platform: "linux" }, backend: "wasm",
   matmul: [{ n: 64, seconds: 1e-4, flopsPerSecond: 5e9 }], peakFlopsPerSecond: 5e9, opOverheadSeconds: 4e-5, elementwiseBytesPerSecond: 4e8,
   memcpyBytesPerSecond: 8e9, collectiveBytesPerSecond: 3e9, collectiveLatencySeconds: 5e-6, fit: [],
-  concurrency: { ranks: 2, aloneSeconds: 0.05, concurrentSeconds: 0.06, fittedSeconds: 0.048, slowdown: 0.06 / 0.048, probe: { model: probe.model, plan: probe.plan } },
+  concurrency: { ranks: 2, aloneSeconds: 0.05, concurrentSeconds: 0.06, fittedSeconds: 0.048, slowdown: 0.06 / 0.048, probe: { shape: probe.shape, model: probe.model, plan: probe.plan } },
 };
 
 const dp2 = (globalBatch: number): Plan => planFor(tiny, profileShape(profile, 2), { dp: 2, globalBatch, flashAttention: false }).plan;
@@ -59,8 +59,9 @@ describe("speed probe: the machine's speed during a run", () => {
     const plan = dp2(8);
     // Two warm-up steps (their probes, 0.5 s, left out), then three timed ones.
     const ex = run(plan, [[0.5, 0.5, 0.07, 0.06, 0.08], [0.5, 0.5, 0.09, 0.1, 0.2]], 2);
-    expect(runProbeSeconds(ex)).toBeCloseTo(0.1, 12);
-    expect(runProbeSeconds(run(plan, [[undefined, undefined]], 1))).toBeUndefined();
+    expect(runProbe(ex)!.seconds).toBeCloseTo(0.1, 12);
+    expect(runProbe(ex)!.ranks).toBe(2);
+    expect(runProbe(run(plan, [[undefined, undefined]], 1))).toBeUndefined();
   });
 
   it("predicts at the run's speed and reports both speeds and the step at calibration's", () => {

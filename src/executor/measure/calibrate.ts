@@ -216,7 +216,7 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
     alone.push(await stepOf());
     together.push(upperMedian(await Promise.all(Array.from({ length: cores }, stepOf))));
   }
-  const concurrency = { ...concurrencyFigures(cores, alone, together, fitted.fit[0]!.fittedSeconds), probe: { model: probe.model, plan: probe.plan } };
+  const concurrency = { ...concurrencyFigures(cores, alone, together, fitted.fit[0]!.fittedSeconds), probe: { shape: probe.shape, model: probe.model, plan: probe.plan } };
   say(`pass times with ${cores} ranks at once`);
   const passJitter = await measurePassJitter(o, cores);
   say(`waits at collectives with ${cores} ranks at once`);

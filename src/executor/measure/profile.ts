@@ -1,7 +1,7 @@
 import type { ClusterShape, ClusterSpec, GpuSpec, LinkSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { simulate, simulateJittered, type PassJitter, type StageSyncs } from "../../simulator/simulate.js";
 import { passCalls } from "./accounting.js";
-import { runProbeSeconds, type ReportedPrediction } from "./report.js";
+import { runProbe, type ReportedPrediction } from "./report.js";
 import type { Execution } from "../execute.js";
 import type { SyncWaitPoint } from "./segments.js";
 import { expectedMaxOfNormals, lineFit, mean, total } from "./stats.js";
@@ -49,9 +49,9 @@ export interface DeviceProfile {
    * what a worker computes with every core busy (shared caches, memory bandwidth, SMT siblings), whatever
    * speed the calibrating thread happened to measure the fit shapes at. `aloneSeconds`: the same step in
    * one worker alone, kept for the record (profiles written before `fittedSeconds` divided by it instead).
-   * Absent in profiles written before it was measured: no slowdown. `probe`: that step's model and plan,
-   * which `execute` runs again during a run to measure the machine's speed then (atRunSpeed); absent in
-   * profiles written before 2026-11-22.
+   * Absent in profiles written before it was measured: no slowdown. `probe`: that step's model and plan
+   * (and its fit shape's name), which `execute` runs again during a run to measure the machine's speed then
+   * (atRunSpeed); absent in profiles written before 2026-11-22.
    */
   readonly concurrency?: {
     readonly ranks: number;
@@ -59,7 +59,7 @@ export interface DeviceProfile {
     readonly concurrentSeconds: number;
     readonly fittedSeconds?: number;
     readonly slowdown: number;
-    readonly probe?: SpeedProbeSpec;
+    readonly probe?: SpeedProbeSpec & { readonly shape: string };
   };
   /**
    * Measured: how much one pass's time varies while every core runs a rank (calibrate.ts measurePassJitter):
@@ -101,7 +101,7 @@ export function concurrencySlowdown(p: DeviceProfile, ranks: number): number {
 /**
  * The profile at the speed a run had: the speed probe (calibrate's concurrency step, `concurrency.probe`)
  * took `probeSeconds` with the run's `ranks` ranks running it at once (the median over the timed steps,
- * report.ts runProbeSeconds), so the slowdown for that many ranks becomes that step over the fitted
+ * report.ts runProbe), so the slowdown for that many ranks becomes that step over the fitted
  * constants' one-rank prediction for it (`fittedSeconds`), as calibrate computes it from its own copies.
  * Everything else (the fitted constants, the collectives, the pass-time spread and the waits, which are
  * relative) stays as calibrated. Undefined where the profile has no fitted probe step to compare with.
@@ -317,7 +317,7 @@ export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks
  */
 export function runSpeedProbe(p: DeviceProfile, workers: number, cores: number): SpeedProbeSpec | undefined {
   const c = p.concurrency;
-  return c?.probe !== undefined && c.fittedSeconds !== undefined && workers <= cores ? c.probe : undefined;
+  return c?.probe !== undefined && c.fittedSeconds !== undefined && workers <= cores ? { model: c.probe.model, plan: c.probe.plan } : undefined;
 }
 
 /**
@@ -327,18 +327,17 @@ export function runSpeedProbe(p: DeviceProfile, workers: number, cores: number):
 export function predictForRun(model: ModelSpec, p: DeviceProfile, ex: Execution): ReportedPrediction {
   const ranks = ex.results.length;
   const calibrated = predictOnProfile(model, p, ranks, ex.plan);
-  const probeSeconds = runProbeSeconds(ex);
-  const probing = ex.results.filter((r) => r.steps.some((s) => s.probeSeconds !== undefined)).length;
-  const atRun = probeSeconds === undefined ? undefined : atRunSpeed(p, probing, probeSeconds);
+  const probe = runProbe(ex);
+  const atRun = probe === undefined ? undefined : atRunSpeed(p, probe.ranks, probe.seconds);
   const c = p.concurrency;
-  if (atRun === undefined || c?.fittedSeconds === undefined || probeSeconds === undefined) return calibrated;
-  const shape = c.probe === undefined ? "calibrate's concurrency step" : `h${c.probe.model.hiddenSize} s${c.probe.model.seqLen} L${c.probe.model.layers}, ${c.probe.plan.globalBatch} micro-batches`;
+  if (probe === undefined || atRun === undefined || c?.fittedSeconds === undefined) return calibrated;
+  const shape = c.probe === undefined ? "calibrate's concurrency step" : `${c.probe.shape}, ${c.probe.plan.globalBatch} micro-batches`;
   return {
     ...predictOnProfile(model, atRun, ranks, ex.plan),
     speed: {
-      probe: `${shape}, ${probing} at once`,
-      calibrationSeconds: c.fittedSeconds * concurrencySlowdown(p, probing),
-      runSeconds: probeSeconds,
+      probe: `${shape}, ${probe.ranks} at once`,
+      calibrationSeconds: c.fittedSeconds * concurrencySlowdown(p, probe.ranks),
+      runSeconds: probe.seconds,
       stepSecondsAtCalibration: calibrated.estimate.time.stepSeconds,
     },
   };

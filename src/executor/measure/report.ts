@@ -10,6 +10,7 @@ import { peakActivationElements } from "./accounting.js";
 import { costModelElements } from "./cost-map.js";
 import { mean, total, upperMedian } from "./stats.js";
 import { stageUnits, unitSlots } from "../model/layout.js";
+import { seconds } from "../../cli/format.js";
 
 /** What a run is compared with: the estimate, on the cluster it was made for (profile.ts predictOnProfile). */
 export interface ReportedPrediction {
@@ -113,15 +114,15 @@ function timed<T>(steps: readonly T[], warmupSteps: number): readonly T[] {
 
 /**
  * The run's speed-probe step (RankJob.speedProbe): each rank's median over the timed steps, then the upper
- * median over the ranks, as calibrate takes its copies' (calibrate.ts concurrencyFigures). Undefined when
- * no rank timed it.
+ * median over the ranks that ran it, as calibrate takes its copies' (calibrate.ts concurrencyFigures), and
+ * how many ranks ran it at once. Undefined when no rank timed it.
  */
-export function runProbeSeconds(ex: Execution): number | undefined {
+export function runProbe(ex: Execution): { seconds: number; ranks: number } | undefined {
   const perRank = ex.results
     .map((r) => timed(r.steps, ex.warmupSteps).flatMap((s) => (s.probeSeconds === undefined ? [] : [s.probeSeconds])))
     .filter((t) => t.length > 0)
     .map(upperMedian);
-  return perRank.length === 0 ? undefined : upperMedian(perRank);
+  return perRank.length === 0 ? undefined : { seconds: upperMedian(perRank), ranks: perRank.length };
 }
 
 /** Elements of the largest unit a stage holds (ZeRO-3 gathers one at a time). */
@@ -200,8 +201,7 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   const notes: string[] = predictionNote === undefined ? [] : [predictionNote];
   const speed = prediction.speed;
   if (speed !== undefined) {
-    const ms = (x: number) => `${(x * 1e3).toFixed(1)} ms`;
-    notes.push(`predicted at the machine's speed during the run: the speed probe (${speed.probe}) took ${ms(speed.runSeconds)} against ${ms(speed.calibrationSeconds)} at calibration (x${(speed.runSeconds / speed.calibrationSeconds).toFixed(2)}); at calibration's speed the step would be predicted at ${ms(speed.stepSecondsAtCalibration)}`);
+    notes.push(`predicted at the machine's speed during the run: the speed probe (${speed.probe}) took ${seconds(speed.runSeconds)} against ${seconds(speed.calibrationSeconds)} at calibration (x${(speed.runSeconds / speed.calibrationSeconds).toFixed(2)}); at calibration's speed the step would be predicted at ${seconds(speed.stepSecondsAtCalibration)}`);
   }
   const threads = ex.results.length;
   if (threads > cores) notes.push(`${threads} ranks share ${cores} cores: the timing comparison is not meaningful (ranks wait for a core, not for each other)`);

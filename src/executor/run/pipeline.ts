@@ -1,16 +1,19 @@
 import type { Tensor } from "@tensorflow/tfjs";
+import { microBatchCount } from "../../spec/plan.js";
 import type { ModelSpec, Plan } from "../../spec/types.js";
+import type { Group } from "../comm/group.js";
 import type { Channel } from "../comm/p2p.js";
 import type { Traffic } from "../comm/traffic.js";
 import type { MemoryLedger } from "../measure/ledger.js";
 import { backwardChunk, DeferredWeights, forwardChunk, weightChunk, type ChunkActivations, type MicroBatchTokens } from "../model/chunk.js";
 import type { GroupOps, ModelContext } from "../model/context.js";
-import { tokenSlice, type TokenSource } from "../model/data.js";
-import { recomputedLayers, type UnitSpec } from "../model/layout.js";
+import { initialParameters, tokenSlice, TokenSource } from "../model/data.js";
+import { recomputedLayers, stageUnits, type UnitSpec } from "../model/layout.js";
 import type { Tf } from "../model/ops.js";
-import type { ModelState } from "../parallel/state.js";
+import type { AdamConfig } from "../parallel/adam.js";
+import { ModelState } from "../parallel/state.js";
 import { rankOf, type Coords } from "../parallel/grid.js";
-import type { Action } from "../parallel/schedule.js";
+import { stageSchedule, type Action } from "../parallel/schedule.js";
 
 /**
  * Runs one stage's schedule for one step: forwards and backwards of (micro-batch, chunk) pairs, with
@@ -58,6 +61,23 @@ function tag(pass: "F" | "B", microBatch: number, chunk: number): number {
 function commSeconds(traffic: Traffic): { total: number; ppIdle: number } {
   const k = traffic.snapshot().byKind;
   return { total: k.tp.seconds + k.cp.seconds + k.pp.seconds + k.dp.seconds + k.ep.seconds, ppIdle: k.pp.idleSeconds };
+}
+
+/** What a rank's stage trains: its chunks' units, their state from the seeded weights, the tokens, the schedule. */
+export interface StageModel {
+  readonly chunks: readonly (readonly UnitSpec[])[];
+  readonly state: ModelState;
+  readonly tokens: TokenSource;
+  readonly actions: readonly Action[];
+}
+
+/** The stage at `coords` of `plan`, weights seeded by `seed` (the same on every split), sharded over `dp` by ZeRO. */
+export function stageModel(tf: Tf, model: ModelSpec, plan: Plan, coords: Coords, seed: number, adam: AdamConfig, dp: Group | undefined): StageModel {
+  const chunks = stageUnits(model, plan, coords.pp);
+  const init = initialParameters(model, seed);
+  const state = new ModelState({ tf, units: chunks.flat(), tp: plan.tp, tpRank: coords.tp, zero: plan.zero, dp, initial: (name) => init.get(name)!, adam });
+  init.clear();
+  return { chunks, state, tokens: new TokenSource(model, plan.seqLen, seed, plan.globalBatch), actions: stageSchedule(plan, coords.pp, microBatchCount(plan)) };
 }
 
 export function runStage(d: StageDeps, step: number, actions: readonly Action[]): StageTimes {

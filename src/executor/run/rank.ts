@@ -1,17 +1,12 @@
-import { microBatchCount } from "../../spec/plan.js";
 import { attachFabric, type Endpoint } from "../comm/endpoint.js";
 import type { Group } from "../comm/group.js";
 import { MemoryLedger } from "../measure/ledger.js";
-import { initialParameters, TokenSource } from "../model/data.js";
-import { stageUnits } from "../model/layout.js";
 import { coordsOf, groupMembers, groupName, workerCount, type Axis } from "../parallel/grid.js";
 import { exchangeWithServers } from "../parallel/ps.js";
-import { stageSchedule } from "../parallel/schedule.js";
 import { syncReplicatedGradients } from "../parallel/sp-sync.js";
-import { ModelState } from "../parallel/state.js";
 import { loadBackend } from "./backend.js";
 import type { RankJob, RankResult, StepRecord } from "./job.js";
-import { runStage } from "./pipeline.js";
+import { runStage, stageModel } from "./pipeline.js";
 import { speedProbe } from "./speed-probe.js";
 import type { FaultSpec, Program } from "./protocol.js";
 import { tensorGroup } from "./tensor-group.js";
@@ -52,16 +47,8 @@ export const rankProgram: Program = async (input, progress) => {
   const cp = maybeGroup(ep, rank, job, "cp", ["cp"]);
   const dp = maybeGroup(ep, rank, job, "dp", ["dp", "cp"]);
   const world = ep.group(input.fabric.groups[input.fabric.groups.length - 1]!.name);
-  const chunks = stageUnits(model, plan, coords.pp);
-  const init = initialParameters(model, job.seed);
-  const state = new ModelState({
-    tf, units: chunks.flat(), tp: plan.tp, tpRank: coords.tp, zero: plan.zero, dp,
-    initial: (name) => init.get(name)!, adam: job.adam,
-  });
-  init.clear();
+  const { chunks, state, tokens, actions } = stageModel(tf, model, plan, coords, job.seed, job.adam, dp);
   const ledger = new MemoryLedger(tf);
-  const tokens = new TokenSource(model, plan.seqLen, job.seed, plan.globalBatch);
-  const actions = stageSchedule(plan, coords.pp, microBatchCount(plan));
   const tpOps = tensorGroup(tf, tp);
   const cpOps = tensorGroup(tf, cp);
   const steps: StepRecord[] = [];

@@ -1,14 +1,9 @@
-import { microBatchCount } from "../../spec/plan.js";
 import type { ModelSpec, Plan } from "../../spec/types.js";
 import { Traffic } from "../comm/traffic.js";
 import { MemoryLedger } from "../measure/ledger.js";
-import { initialParameters, TokenSource } from "../model/data.js";
-import { stageUnits } from "../model/layout.js";
 import type { Tf } from "../model/ops.js";
-import { stageSchedule } from "../parallel/schedule.js";
 import type { AdamConfig } from "../parallel/adam.js";
-import { ModelState } from "../parallel/state.js";
-import { runStage } from "./pipeline.js";
+import { runStage, stageModel } from "./pipeline.js";
 import { tensorGroup } from "./tensor-group.js";
 
 /**
@@ -42,12 +37,7 @@ export function speedProbe(tf: Tf, spec: SpeedProbeSpec, seed: number, adam: Ada
   const { model, plan } = spec;
   if (plan.dp * plan.tp * plan.pp * plan.cp * plan.ep !== 1) throw new RangeError("speed probe: its plan must run on one rank");
   const coords = { dp: 0, tp: 0, pp: 0, cp: 0 };
-  const chunks = stageUnits(model, plan, 0);
-  const init = initialParameters(model, seed);
-  const state = new ModelState({ tf, units: chunks.flat(), tp: 1, tpRank: 0, zero: 0, dp: undefined, initial: (name) => init.get(name)!, adam });
-  init.clear();
-  const tokens = new TokenSource(model, plan.seqLen, seed, plan.globalBatch);
-  const actions = stageSchedule(plan, 0, microBatchCount(plan));
+  const { chunks, state, tokens, actions } = stageModel(tf, model, plan, coords, seed, adam, undefined);
   const none = tensorGroup(tf, undefined);
   const ledger = new MemoryLedger(tf);
   const traffic = new Traffic();
