@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { loadModel } from "../../src/cli/catalog.js";
-import { concurrencyFigures, fitConstants, fitShapes, fitStepSeconds, type FitBase } from "../../src/executor/measure/calibrate.js";
+import { resolvePlan } from "../../src/spec/plan.js";
+import { concurrencyFigures, fitConstants, fitShapes, fitStepSeconds, linkLatencySeconds, type FitBase } from "../../src/executor/measure/calibrate.js";
 import { predict, profileShape, type DeviceProfile } from "../../src/executor/measure/profile.js";
 
 const base: FitBase = {
@@ -48,5 +49,20 @@ describe("calibrate's fit of the cost model's two constants", () => {
       const step = predict(probe!.model, profileShape(profile, 2), probe!.plan).time.stepSeconds;
       expect(step / c.concurrentSeconds).toBeCloseTo(1, 6);
     }
+  });
+
+  it("takes the link's latency from its quietest round: a round where a rank slept measures the wake-up, not the link", () => {
+    // One session's single rounds: 62.8, 19.8, 65.9, 60.0, 5.6 and 4.5 us.
+    expect(linkLatencySeconds([62.8e-6, 5.6e-6, 60.0e-6])).toBe(5.6e-6);
+    expect(linkLatencySeconds([19.8e-6])).toBe(19.8e-6);
+    // The tp2 step's prediction moves with it (224 collectives a step): the quiet round's is the smaller.
+    const model = loadModel("tiny-gpt");
+    const tp2 = (latency: number) => {
+      const profile: DeviceProfile = { ...fitConstants(base, shapes.map((x) => ({ ...x, measuredSeconds: fitStepSeconds(base, 30e-6, 4e8, x) }))), collectiveLatencySeconds: latency };
+      const shape = profileShape(profile, 2);
+      return predict(model, shape, resolvePlan(model, shape, { tp: 2, flashAttention: false })).time.breakdown.tpCommSeconds;
+    };
+    expect(tp2(linkLatencySeconds([62.8e-6, 5.6e-6]))).toBeLessThan(tp2(62.8e-6) / 4);
+    expect(() => linkLatencySeconds([])).toThrow(/no round/);
   });
 });

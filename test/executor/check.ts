@@ -32,7 +32,8 @@ export function expectSameNumerics(ex: Execution): void {
  * Bytes: each rank sends exactly 4 bytes per element the executor's algorithms imply, purpose by purpose;
  * and, kind by kind, the busiest rank's elements equal the cost model's, with nothing left out. Calls: each
  * rank's tp and cp collectives per step are exactly those of its passes that the predictions cut passes at
- * (accounting.ts passCalls; the step's total, so not which pass each falls in) plus the once-per-step ones.
+ * (accounting.ts passCalls; the step's total, so not which pass each falls in) plus the once-per-step ones,
+ * and the passes' traffic alone (StepRecord.passComm) holds all but the once-per-step ones.
  */
 export function expectBytes(ex: Execution): void {
   const shape = shapeOf("dgx-h100", ex.workers);
@@ -54,7 +55,11 @@ export function expectBytes(ex: Execution): void {
     const once = stepSyncCalls(ex.plan);
     for (const kind of ["tp", "cp"] as const) {
       const calls = microBatchCount(ex.plan) * (pass[kind].forward + pass[kind].backward) + once[kind];
-      for (const step of r.steps) expect(step.comm[kind].calls, `rank ${r.rank} ${kind} calls`).toBe(calls);
+      for (const step of r.steps) {
+        expect(step.comm[kind].calls, `rank ${r.rank} ${kind} calls`).toBe(calls);
+        // The passes' share (what calibrate's wait points divide by, waits.ts waitPoint): all but the once-per-step ones.
+        expect(step.passComm[kind].calls, `rank ${r.rank} ${kind} calls in passes`).toBe(calls - once[kind]);
+      }
     }
   }
   for (const kind of ["tp", "cp", "pp", "dp"] as const) expect(worst[kind], kind).toBeCloseTo(cost[kind], 6);

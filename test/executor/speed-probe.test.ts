@@ -23,7 +23,7 @@ const dp2 = (globalBatch: number): Plan => planFor(tiny, profileShape(profile, 2
 function record(probeSeconds?: number): StepRecord {
   return {
     loss: 1, seconds: 0.03, forwardPassSeconds: [0.01], backwardPassSeconds: [0.02], optimizerSeconds: 0, pipelineSpanSeconds: 0.03, pipelineIdleSeconds: 0,
-    pipelineStartMs: 0, pipelineEndMs: 30, comm: {} as StepRecord["comm"], commBytesByPurpose: {}, ...(probeSeconds === undefined ? {} : { probeSeconds }),
+    pipelineStartMs: 0, pipelineEndMs: 30, comm: {} as StepRecord["comm"], passComm: {} as StepRecord["comm"], commBytesByPurpose: {}, ...(probeSeconds === undefined ? {} : { probeSeconds }),
   };
 }
 

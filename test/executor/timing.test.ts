@@ -158,7 +158,7 @@ function step(startMs: number, endMs: number, idleSeconds: number): StepRecord {
   return {
     loss: 0, seconds: (endMs - startMs) / 1e3, forwardPassSeconds: [], backwardPassSeconds: [], optimizerSeconds: 0,
     pipelineSpanSeconds: (endMs - startMs) / 1e3, pipelineIdleSeconds: idleSeconds, pipelineStartMs: startMs, pipelineEndMs: endMs,
-    comm: {} as StepRecord["comm"], commBytesByPurpose: {},
+    comm: {} as StepRecord["comm"], passComm: {} as StepRecord["comm"], commBytesByPurpose: {},
   };
 }
 

@@ -7,7 +7,7 @@ import { loadBackend, type BackendChoice } from "../run/backend.js";
 import { launch } from "../run/launch.js";
 import { optimizerBytesPerSecond } from "./optimizer.js";
 import { matmulSeconds } from "./matmul.js";
-import { syncWaits } from "./segments.js";
+import { collectiveWaits } from "./waits.js";
 import type { StepRecord } from "../run/job.js";
 import { thisMachine } from "./machine.js";
 import { predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
@@ -71,6 +71,24 @@ export async function messageLatencySeconds(repeat: number, timeoutSeconds: numb
   const s = res[0]!.seconds;
   // The first rounds pay for warm-up (JIT, first wake-ups); the median of the rest.
   return upperMedian(rounds.map((_, r) => s[2 * r]! + s[2 * r + 1]!).slice(Math.min(10, repeat - 1))) / 2;
+}
+
+/** Round trips of each latency round; the first 10 are left out (messageLatencySeconds). */
+const LATENCY_PINGS = 201;
+
+/**
+ * The link's latency from the latency rounds taken at the start, middle and end of a calibration: the
+ * smallest. A round's median is either the hand-over of two running ranks (4.5-5.6 us on the 2-core VM)
+ * or, where one rank had lost its core for the round, the wake-up of a sleeping one: six calibrations of
+ * one session measured 62.8, 19.8, 65.9, 60.0, 5.6 and 4.5 us with one round each, and the three near
+ * 60 us put every tp2 step 22-42% under its prediction (224 collectives a step, each charged its latency
+ * on every ring step), where the executor's tp collectives spent about 7 us each outside their waits (tp
+ * seconds less idle seconds per call, tiny-gpt tp2). Those wake-ups are the waits at collectives, which
+ * calibrate measures with the executor's own collectives (waits.ts) and the simulator adds apart.
+ */
+export function linkLatencySeconds(rounds: readonly number[]): number {
+  if (rounds.length === 0) throw new RangeError("link latency: no round measured");
+  return Math.min(...rounds);
 }
 
 /**
@@ -171,7 +189,8 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   const sizes = [256, 1024, 16384, 262144, 1048576];
   const times = await collectiveSeconds(sizes, 21, 60);
   const line = lineFit(sizes.map((n) => 4 * n), times);
-  const latency = await messageLatencySeconds(201, 60);
+  // The first of the latency's rounds (linkLatencySeconds); the others come later in the calibration.
+  const latencies = [await messageLatencySeconds(LATENCY_PINGS, 60)];
   const base = {
     version: 1 as const,
     measuredAt: new Date().toISOString(),
@@ -182,7 +201,7 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
     memcpyBytesPerSecond: memcpy,
     collectiveBytesPerSecond: line.b > 0 ? 1 / line.b : memcpy,
     // The alpha-beta line's intercept is too noisy at these sizes to give the latency; the ping-pong does.
-    collectiveLatencySeconds: latency,
+    collectiveLatencySeconds: latencies[0]!,
   };
   say("the optimizer");
   const optimizerRate = optimizerBytesPerSecond(loaded.tf);
@@ -198,10 +217,11 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
     }
   }
   const runs: FitRun[] = shapes.map((s, i) => ({ ...s, measuredSeconds: upperMedian(timedSteps[i]!) }));
+  latencies.push(await messageLatencySeconds(LATENCY_PINGS, 60));
   say("fitting");
   const fitted = fitConstants({ ...base, optimizerBytesPerSecond: optimizerRate }, runs);
   const cores = cpus().length;
-  if (cores < 2) return fitted;
+  if (cores < 2) return { ...fitted, collectiveLatencySeconds: linkLatencySeconds(latencies) };
   // The first fit shape, in worker threads as execute runs ranks: alone, then one copy per core at once,
   // in turn for CONCURRENCY_ROUNDS rounds. The slowdown is the copies' step against the fitted constants'
   // prediction for it, not against the step alone: over two calibrations minutes apart the copies took
@@ -220,10 +240,11 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   say(`pass times with ${cores} ranks at once`);
   const passJitter = await measurePassJitter(o, cores);
   say(`waits at collectives with ${cores} ranks at once`);
-  const waits = await syncWaits(o.backend, cores, SYNC_SEGMENT_SECONDS, SYNC_SEGMENTS);
+  const waits = await collectiveWaits(o.backend, shapes, fitted, cores);
+  latencies.push(await messageLatencySeconds(LATENCY_PINGS, 60));
   return {
-    ...fitted, concurrency, passJitter,
-    syncWaits: { ...waits, ranks: cores },
+    ...fitted, collectiveLatencySeconds: linkLatencySeconds(latencies), concurrency, passJitter,
+    syncWaits: waits,
   };
 }
 
@@ -245,10 +266,6 @@ async function timedCopy(o: CalibrateOptions, model: ModelSpec, plan: Plan): Pro
   const ex = await execute({ model, plan, steps: 15, warmupSteps: DEFAULT_WARMUP_STEPS, backend: o.backend, reference: false });
   return ex.results[0]!.steps.slice(DEFAULT_WARMUP_STEPS, DEFAULT_WARMUP_STEPS + 10);
 }
-
-/** Segment lengths the collective waits are measured after (0.2 to 2 ms: tiny-gpt's tp2 segments are 0.2 to 0.6 ms), and segments of each. */
-const SYNC_SEGMENT_SECONDS = [0.0002, 0.0006, 0.002];
-const SYNC_SEGMENTS = 300;
 
 /**
  * How much single passes vary with every core busy, which decides how long pipeline stages wait on each

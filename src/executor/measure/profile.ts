@@ -3,7 +3,7 @@ import { simulate, simulateJittered, type PassJitter, type StageSyncs } from "..
 import { passCalls } from "./accounting.js";
 import { runProbe, type ReportedPrediction } from "./report.js";
 import type { Execution } from "../execute.js";
-import type { SyncWaitPoint } from "./segments.js";
+import type { SyncWaitPoint } from "./waits.js";
 import { expectedMaxOfNormals, lineFit, mean, total } from "./stats.js";
 import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
@@ -75,7 +75,7 @@ export interface DeviceProfile {
   };
   /**
    * Measured: the mean wait of a rank at a collective of two while every core runs a rank, after segments
-   * of work of several lengths (segments.ts syncWaits). Absent in older profiles: collectives inside a pass
+   * of work of several lengths (waits.ts collectiveWaits). Absent in older profiles: collectives inside a pass
    * cost their transfer only.
    */
   readonly syncWaits?: { readonly members: number; readonly ranks: number; readonly points: readonly SyncWaitPoint[] };

@@ -40,6 +40,8 @@ export interface StepRecord {
   readonly pipelineStartMs: number;
   readonly pipelineEndMs: number;
   readonly comm: Readonly<Record<CommKind, KindTotals>>;
+  /** The passes' share of `comm`: its traffic before the gradient reduction and the update. */
+  readonly passComm: Readonly<Record<CommKind, KindTotals>>;
   readonly commBytesByPurpose: Readonly<Record<string, number>>;
   /** The speed probe's step just before this step, every rank running it at once (RankJob.speedProbe). */
   readonly probeSeconds?: number;

@@ -1,7 +1,7 @@
 import type { FabricSpec } from "../comm/fabric.js";
 
 /** What the coordinator hands a worker thread, and what the worker sends back. */
-export type ProgramName = "rank" | "server" | "probe" | "matmul" | "segments";
+export type ProgramName = "rank" | "server" | "probe" | "matmul";
 
 export interface WorkerInput<P = unknown> {
   readonly program: ProgramName;

@@ -96,6 +96,7 @@ export const rankProgram: Program = async (input, progress) => {
       pipelineStartMs: stage.startMs,
       pipelineEndMs: stage.endMs,
       comm: snap.byKind,
+      passComm: commBefore.byKind,
       commBytesByPurpose: snap.byPurpose,
       ...(probeSeconds === undefined ? {} : { probeSeconds }),
     });

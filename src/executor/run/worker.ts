@@ -8,7 +8,6 @@ const PROGRAMS: Record<ProgramName, () => Promise<Program>> = {
   server: async () => (await import("../parallel/ps-server.js")).serverProgram,
   probe: async () => (await import("../comm/probe.js")).probeProgram,
   matmul: async () => (await import("../measure/matmul.js")).matmulProgram,
-  segments: async () => (await import("../measure/segments.js")).segmentProgram,
 };
 
 function serialize(e: unknown): SerializedError {
