@@ -205,6 +205,25 @@ describe("measured bubble: the stage's idle share of the whole pipelined window,
     // Stage 1: busy 90 ms (95 ms span less 5 ms of waits): fill 5 + waits 5.
     expect(bubbleOf(ranks[1]!.steps[0]!, w!)).toBeCloseTo(0.1, 12);
   });
+
+  it("compares the run's bottleneck (the stage busiest outside its waits), and says so when another stage was predicted", async () => {
+    const { execute } = await import("../../src/executor/execute.js");
+    const { buildReport } = await import("../../src/executor/measure/report.js");
+    const { planFor } = await import("../helpers.js");
+    const { model, plan } = planFor("tiny-gpt", profileShape(profile, 2), { pp: 2, globalBatch: 4, flashAttention: false });
+    const ex = await execute({ model, plan, steps: 3, warmupSteps: 0, backend: "wasm", reference: false });
+    const prediction = (criticalStage: number) => ({ ...predictOnProfile(model, profile, 2, plan), criticalStage });
+    const ranks = buildReport(ex, prediction(0), 2).measured.ranks;
+    const work = (r: (typeof ranks)[number]) => r.stepSeconds * (1 - r.bubbleFraction);
+    const busiest = work(ranks[0]!) >= work(ranks[1]!) ? ranks[0]! : ranks[1]!;
+    const other = ranks.find((r) => r !== busiest)!;
+    const agreed = buildReport(ex, prediction(busiest.stage), 2);
+    expect(agreed.measured.bubbleFraction).toBe(busiest.bubbleFraction);
+    expect(agreed.notes.join("\n")).not.toMatch(/was the busiest/);
+    const differed = buildReport(ex, prediction(other.stage), 2);
+    expect(differed.measured.bubbleFraction).toBe(busiest.bubbleFraction);
+    expect(differed.notes.join("\n")).toMatch(new RegExp(`stage ${busiest.stage} was the busiest in the run, where stage ${other.stage} was predicted to be: .* idled ${(100 * other.bubbleFraction).toFixed(1)}%`));
+  });
 });
 
 describe("device profile: the optimizer streams at its own measured rate", () => {

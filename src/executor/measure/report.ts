@@ -181,8 +181,12 @@ function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[
 
 /**
  * `prediction`: what the run is compared with (predictOnProfile, or an Estimate on a cluster); its
- * `criticalStage` is the pipeline stage the predicted bubble is of, and the measured bubble is that stage's,
- * so both sides describe the same rank (without it, the busiest stage's); its `note` says how it was made.
+ * `criticalStage` is the pipeline stage the predicted bubble is of (the simulated bottleneck); its `note`
+ * says how it was made. The measured bubble is the run's bottleneck's: the stage busiest outside its
+ * pipeline waits, which sets the step. Where the run's bottleneck is another stage than the predicted one
+ * (the stages nearly balanced, and one rank slower for the whole run), the predicted one's idle share holds
+ * that imbalance rather than the schedule's bubble; the report then notes both (src/executor/README.md,
+ * "Which stage's bubble").
  * `loadAverage`: the machine's one-minute load average just before the run (os.loadavg), when known.
  */
 export function buildReport(ex: Execution, prediction: ReportedPrediction, cores: number, loadAverage?: number): ExecuteReport {
@@ -194,8 +198,8 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   const windows = pipelineWindows(workers);
   const ranks = workers.map((r) => perRank(ex, r, stages, windows));
   // The critical stage: the rank busiest outside pipeline waits sets the pace and the bubble.
-  const busiest = ranks.reduce((a, b) => (b.stepSeconds * (1 - b.bubbleFraction) > a.stepSeconds * (1 - a.bubbleFraction) ? b : a), ranks[0]!);
-  const critical = ranks.find((r) => r.stage === criticalStage) ?? busiest;
+  const critical = ranks.reduce((a, b) => (b.stepSeconds * (1 - b.bubbleFraction) > a.stepSeconds * (1 - a.bubbleFraction) ? b : a), ranks[0]!);
+  const predictedCritical = ranks.find((r) => r.stage === criticalStage);
   const timedSteps = workers.map((r) => timed(r.steps, ex.warmupSteps));
   const stepSeconds = upperMedian(timedSteps[0]!.map((_, i) => Math.max(...timedSteps.map((steps) => steps[i]!.seconds))));
   const notes: string[] = predictionNote === undefined ? [] : [predictionNote];
@@ -209,6 +213,9 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
     notes.push(`the machine was busy (load average ${loadAverage.toFixed(2)} on ${cores} cores before the run): other work competed with the ranks, so measured times run long`);
   }
   if (ex.plan.pp === 1) notes.push("one pipeline stage: no bubble to compare");
+  else if (predictedCritical !== undefined && predictedCritical.stage !== critical.stage) {
+    notes.push(`stage ${critical.stage} was the busiest in the run, where stage ${predictedCritical.stage} was predicted to be: the bubble compared is stage ${critical.stage}'s (stage ${predictedCritical.stage} idled ${(100 * predictedCritical.bubbleFraction).toFixed(1)}% of the pipelined window)`);
+  }
   const servers = ex.results.filter((r) => r.staleness !== undefined).flatMap((r) => r.staleness!);
   return {
     plan: ex.plan,
