@@ -1,0 +1,68 @@
+/**
+ * `npm run timing-check [-- CALIBRATIONS ROUNDS]`: the executor's timing check as a user would make it,
+ * through the command line's own code: `meshplan calibrate` into a fresh profile, then ROUNDS rounds of
+ * the CI's four executions (tiny-gpt dp2, tp2, pp2 1F1B, cp2; `meshplan execute --json`, 12 timed steps),
+ * CALIBRATIONS times (defaults 3 and 2). Prints each execution's step error (measured - predicted over
+ * predicted) and bubble error (measured - predicted), then how many came within 25% and 0.05
+ * (src/executor/measure/accuracy.ts). Not a test and not a benchmark: it takes about 2.5 minutes per
+ * calibration on a 2-core machine and its figures move with the machine's load; src/executor/README.md
+ * ("Time") records what it gave.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { calibrateCommand } from "../src/cli/calibrate.js";
+import { executeCommand } from "../src/cli/execute.js";
+import type { ParsedArgs } from "../src/cli/args.js";
+import type { Io } from "../src/cli/io.js";
+import { summarizeTiming, timingRow, type TimingRow } from "../src/executor/measure/accuracy.js";
+import type { ExecuteReport } from "../src/executor/measure/report.js";
+
+const PLANS: readonly { name: string; flags: Record<string, string | number> }[] = [
+  { name: "dp2", flags: { dp: 2 } }, { name: "tp2", flags: { tp: 2 } }, { name: "pp2", flags: { pp: 2, schedule: "1f1b" } }, { name: "cp2", flags: { cp: 2 } },
+];
+
+function count(arg: string | undefined, fallback: number, name: string): number {
+  if (arg === undefined) return fallback;
+  const n = Number(arg);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`timing-check: ${name} = ${JSON.stringify(arg)} is not valid; want a whole number >= 1`);
+    process.exit(2);
+  }
+  return n;
+}
+
+async function run(command: (a: ParsedArgs, io: Io) => Promise<number>, name: string, flags: Record<string, unknown>): Promise<string> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await command({ command: name, flags: flags as ParsedArgs["flags"] }, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  if (code !== 0) throw new Error(`meshplan ${name} exited ${code}: ${err.join("\n")}`);
+  return out.join("\n");
+}
+
+const calibrations = count(process.argv[2], 3, "CALIBRATIONS");
+const rounds = count(process.argv[3], 2, "ROUNDS");
+const dir = mkdtempSync(join(tmpdir(), "meshplan-timing-"));
+const rows: TimingRow[] = [];
+const pct = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}%`;
+try {
+  for (let c = 0; c < calibrations; c++) {
+    const profile = join(dir, `profile-${c + 1}.json`);
+    console.error(`calibration ${c + 1} of ${calibrations}`);
+    await run(calibrateCommand, "calibrate", { profile });
+    for (let round = 1; round <= rounds; round++) {
+      for (const p of PLANS) {
+        const report = JSON.parse(await run(executeCommand, "execute", { model: "tiny-gpt", ...p.flags, profile, json: true })) as ExecuteReport;
+        const row = timingRow(`${c + 1}`, round, p.name, report);
+        rows.push(row);
+        const bubble = row.bubbleError === undefined ? "" : `  bubble ${row.bubbleError >= 0 ? "+" : ""}${row.bubbleError.toFixed(3)}`;
+        console.log(`calibration ${row.calibration} round ${round} ${p.name.padEnd(4)} predicted ${(1e3 * row.predictedStepSeconds).toFixed(1)} ms, measured ${(1e3 * row.measuredStepSeconds).toFixed(1)} ms (${pct(row.stepError)})${bubble}`);
+      }
+    }
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+const s = summarizeTiming(rows);
+console.log(`steps within 25%: ${s.steps.within} of ${s.steps.count} (median error ${(100 * s.steps.medianAbsError).toFixed(1)}%, largest ${(100 * s.steps.maxAbsError).toFixed(1)}%)`);
+console.log(`bubbles within 0.05: ${s.bubbles.within} of ${s.bubbles.count} (largest ${s.bubbles.maxAbsError.toFixed(3)})`);

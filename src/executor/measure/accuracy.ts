@@ -1,0 +1,50 @@
+import type { ExecuteReport } from "./report.js";
+import { upperMedian } from "./stats.js";
+
+/**
+ * The executor's timing check (issue: "on a calibrated profile ... the measured step time is within 25% of
+ * the simulator's prediction, and the measured bubble fraction of a pipeline run within 0.05"), as counts
+ * over repeated executions: one row per execution, the summary over all of them. bench/executor-timing.ts
+ * runs the calibrations and executions; this file only does the arithmetic.
+ */
+export const STEP_TOLERANCE = 0.25;
+export const BUBBLE_TOLERANCE = 0.05;
+
+export interface TimingRow {
+  /** Which calibration and round, and the plan (e.g. "tp2"). */
+  readonly calibration: string;
+  readonly round: number;
+  readonly plan: string;
+  readonly predictedStepSeconds: number;
+  readonly measuredStepSeconds: number;
+  /** (measured - predicted) / predicted. */
+  readonly stepError: number;
+  /** measured - predicted, for pipelined plans only. */
+  readonly bubbleError?: number;
+}
+
+export function timingRow(calibration: string, round: number, plan: string, r: ExecuteReport): TimingRow {
+  const predicted = r.predicted.time.stepSeconds;
+  const measured = r.measured.stepSeconds;
+  return {
+    calibration, round, plan, predictedStepSeconds: predicted, measuredStepSeconds: measured, stepError: (measured - predicted) / predicted,
+    ...(r.plan.pp > 1 ? { bubbleError: r.measured.bubbleFraction - r.predicted.pipeline.bubbleFraction } : {}),
+  };
+}
+
+export interface TimingSummary {
+  readonly steps: { readonly count: number; readonly within: number; readonly medianAbsError: number; readonly maxAbsError: number };
+  readonly bubbles: { readonly count: number; readonly within: number; readonly maxAbsError: number };
+}
+
+export function summarizeTiming(rows: readonly TimingRow[]): TimingSummary {
+  const steps = rows.map((r) => Math.abs(r.stepError));
+  const bubbles = rows.flatMap((r) => (r.bubbleError === undefined ? [] : [Math.abs(r.bubbleError)]));
+  return {
+    steps: {
+      count: steps.length, within: steps.filter((e) => e <= STEP_TOLERANCE).length,
+      medianAbsError: upperMedian(steps), maxAbsError: steps.length === 0 ? 0 : Math.max(...steps),
+    },
+    bubbles: { count: bubbles.length, within: bubbles.filter((e) => e <= BUBBLE_TOLERANCE).length, maxAbsError: bubbles.length === 0 ? 0 : Math.max(...bubbles) },
+  };
+}

@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { summarizeTiming, timingRow, type TimingRow } from "../../src/executor/measure/accuracy.js";
+import type { ExecuteReport } from "../../src/executor/measure/report.js";
+
+function report(pp: number, predicted: number, measured: number, predictedBubble: number, measuredBubble: number): ExecuteReport {
+  return {
+    plan: { pp },
+    predicted: { time: { stepSeconds: predicted }, pipeline: { bubbleFraction: predictedBubble } },
+    measured: { stepSeconds: measured, bubbleFraction: measuredBubble },
+  } as unknown as ExecuteReport;
+}
+
+describe("the executor's timing check (accuracy.ts)", () => {
+  it("a row: the step's error relative to the prediction, and the bubble's difference for pipelined plans only", () => {
+    const pp = timingRow("1", 2, "pp2", report(2, 0.04, 0.05, 0.15, 0.12));
+    expect(pp.stepError).toBeCloseTo(0.25, 12);
+    expect(pp.bubbleError).toBeCloseTo(-0.03, 12);
+    const dp = timingRow("1", 2, "dp2", report(1, 0.04, 0.03, 0, 0));
+    expect(dp.stepError).toBeCloseTo(-0.25, 12);
+    expect(dp.bubbleError).toBeUndefined();
+  });
+
+  it("counts steps within 25% and bubbles within 0.05, with the median and largest errors", () => {
+    const row = (stepError: number, bubbleError?: number): TimingRow => ({
+      calibration: "1", round: 1, plan: "x", predictedStepSeconds: 1, measuredStepSeconds: 1 + stepError, stepError, ...(bubbleError === undefined ? {} : { bubbleError }),
+    });
+    const s = summarizeTiming([row(0.1), row(-0.3), row(0.05, 0.02), row(-0.2, -0.07), row(0.25)]);
+    expect(s.steps).toEqual({ count: 5, within: 4, medianAbsError: 0.2, maxAbsError: 0.3 });
+    expect(s.bubbles).toEqual({ count: 2, within: 1, maxAbsError: 0.07 });
+    expect(summarizeTiming([]).steps.count).toBe(0);
+  });
+});
