@@ -35,7 +35,7 @@ export function formatProfile(p: DeviceProfile, file: string): string {
       `  pass times with every core busy (${p.passJitter.shape}, ${p.passJitter.samples} passes): log-sd ${p.passJitter.forward.logSd.toFixed(3)} for forwards of ${(p.passJitter.forward.meanSeconds * 1e3).toFixed(2)} ms, ${p.passJitter.backward.logSd.toFixed(3)} for backwards of ${(p.passJitter.backward.meanSeconds * 1e3).toFixed(2)} ms (pipeline predictions simulate it)`,
     ]),
     ...(p.syncWaits === undefined ? [] : [
-      `  waits at a collective of ${p.syncWaits.members} with ${p.syncWaits.ranks} ranks busy: ${p.syncWaits.points.map((x) => `${(x.waitSeconds * 1e3).toFixed(3)} ms after ${(x.segmentSeconds * 1e3).toFixed(2)} ms`).join(", ")} (tp, cp and dp predictions add them)`,
+      `  waits at a collective of ${p.syncWaits.members} with ${p.syncWaits.ranks} ranks busy: ${p.syncWaits.points.map((x) => `${(x.waitSeconds * 1e3).toFixed(3)} ms after ${(x.segmentSeconds * 1e3).toFixed(2)} ms${x.group === undefined ? "" : ` (${x.group})`}`).join(", ")} (tp, cp and dp predictions add them)`,
     ]),
   ];
   return lines.join("\n");

@@ -98,8 +98,8 @@ export interface PassJitter {
   readonly normal: () => number;
   /** Per pipeline stage, the blocking collectives inside one micro-batch's passes; none where absent. */
   readonly syncs?: readonly StageSyncs[];
-  /** Mean seconds a member waits at a collective of `members` ranks for the slowest, after `segmentSeconds` of work each. */
-  readonly syncWaitSeconds?: (segmentSeconds: number, members: number) => number;
+  /** Mean seconds a member waits at a `group` collective of `members` ranks for the slowest, after `segmentSeconds` of work each. */
+  readonly syncWaitSeconds?: (segmentSeconds: number, members: number, group: SyncGroup) => number;
   /** Data-parallel collectives as sync points; absent: they do not wait. */
   readonly dataParallel?: DataParallelSync;
 }
@@ -163,7 +163,7 @@ function replicaWaits(graph: Graph, columns: OpColumns, stages: readonly { reado
   return { perOp, perRank };
 }
 
-type WaitAt = (segmentSeconds: number, members: number) => number;
+type WaitAt = (segmentSeconds: number, members: number, group: SyncGroup) => number;
 
 /**
  * The waits at the tp and cp collectives inside passes (replicaWaits). A pass that runs as several ops
@@ -199,7 +199,7 @@ function passWaits(
       const before = done / seconds;
       done += graph.durationSeconds[op]!;
       for (const p of points) {
-        const wait = (Math.round(p.count * (done / seconds)) - Math.round(p.count * before)) * waitAt(segmentSeconds, p.members);
+        const wait = (Math.round(p.count * (done / seconds)) - Math.round(p.count * before)) * waitAt(segmentSeconds, p.members, p.group);
         perOp[op]! += wait;
         perRank[p.group][columns.rank[op]!]! += wait;
       }

@@ -51,17 +51,16 @@ describe("meshplan calibrate and execute", () => {
       expect(p.concurrency.probe.model.hiddenSize).toBe(64);
       expect(p.concurrency.probe.plan.globalBatch).toBe(8);
       expect(p.concurrency.fittedSeconds).toBe(p.fit[0].fittedSeconds);
-      // Waits at a collective of two, one point per wait run (waits.ts WAIT_RUNS: tp2 of h64 s8 L2, tp2 of
-      // h128 s32 L2, cp2 of h64 s64 L4), whose segments lengthen in that order.
+      // Waits at a collective of two, one point per wait run (waits.ts WAIT_RUNS: tp2 of h64 s8 L2 and of
+      // h128 s32 L2, cp2 of h64 s8 L2 and of h64 s64 L4), each group's segments lengthening in that order.
       expect(p.syncWaits.members).toBe(2);
       expect(p.syncWaits.ranks).toBe(2 * Math.floor(cpus().length / 2));
-      expect(p.syncWaits.points).toHaveLength(3);
-      const [l0, l1, l2] = p.syncWaits.points.map((x: { segmentSeconds: number }) => x.segmentSeconds);
-      expect(l1).toBeGreaterThan(l0);
-      expect(l2).toBeGreaterThan(l1);
-      expect(l2 / l0).toBeGreaterThan(2.5);
-      for (const x of p.syncWaits.points) expect(x.waitSeconds).toBeGreaterThan(0);
-      expect(out.stdout.join("\n")).toMatch(/waits at a collective of 2 with \d+ ranks busy: .* ms after .* ms/);
+      const points = p.syncWaits.points as { segmentSeconds: number; waitSeconds: number; group: string }[];
+      expect(points.map((x) => x.group)).toEqual(["tp", "tp", "cp", "cp"]);
+      expect(points[1]!.segmentSeconds / points[0]!.segmentSeconds).toBeGreaterThan(1.5);
+      expect(points[3]!.segmentSeconds).toBeGreaterThan(points[2]!.segmentSeconds);
+      for (const x of points) expect(x.waitSeconds).toBeGreaterThan(0);
+      expect(out.stdout.join("\n")).toMatch(/waits at a collective of 2 with \d+ ranks busy: .* ms after .* ms \(tp\), .* \(cp\)/);
     }
     expect(out.stdout.join("\n")).toMatch(/matrix multiply/);
   });

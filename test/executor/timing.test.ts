@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { bubbleOf, pipelineWindows } from "../../src/executor/measure/report.js";
-import { concurrencySlowdown, JITTER_SAMPLES, predictOnProfile, profileJitter, profileShape, spreadAt, syncWaitAt, type DeviceProfile } from "../../src/executor/measure/profile.js";
+import { concurrencySlowdown, dataParallelWaitAt, JITTER_SAMPLES, predictOnProfile, profileJitter, profileShape, spreadAt, syncWaitAt, type DeviceProfile } from "../../src/executor/measure/profile.js";
 import type { RankResult, StepRecord } from "../../src/executor/run/job.js";
 
 const profile: DeviceProfile = {
@@ -183,6 +183,34 @@ describe("device profile: waits at collectives", () => {
     // Through zero: b = sum(L w) / sum(L^2) = (5e-9 + 3e-7) / (2.5e-7 + 1e-6) = 0.244.
     expect(at(0, 2)).toBe(0);
     expect(at(0.001, 2)).toBeCloseTo(0.244e-3, 12);
+  });
+
+  it("gives each group the line through its own points where it has two, else the line through all", () => {
+    const tp = [0.0002, 0.0004].map((l) => ({ segmentSeconds: l, waitSeconds: 5e-5 + 0.1 * l, group: "tp" as const }));
+    const cp = [0.0003, 0.0007].map((l) => ({ segmentSeconds: l, waitSeconds: 8e-5 + 0.2 * l, group: "cp" as const }));
+    const at = syncWaitAt([...tp, ...cp], 2);
+    expect(at(0.0003, 2, "tp")).toBeCloseTo(5e-5 + 0.1 * 0.0003, 12);
+    expect(at(0.0005, 2, "cp")).toBeCloseTo(8e-5 + 0.2 * 0.0005, 12);
+    // One cp point only: cp collectives take the line through every point, as a group-less caller does.
+    const oneCp = syncWaitAt([...tp, cp[0]!], 2);
+    expect(oneCp(0.0003, 2, "cp")).toBeCloseTo(oneCp(0.0003, 2), 12);
+    expect(oneCp(0.0003, 2, "tp")).toBeCloseTo(5e-5 + 0.1 * 0.0003, 12);
+    // Data-parallel hand-over: the tp line's intercept, not one pulled up by the cp ranks' longer waits.
+    expect(dataParallelWaitAt([...tp, ...cp])(0, 2)).toBeCloseTo(5e-5, 12);
+  });
+
+  it("charges a cp plan's collectives the cp line and a tp plan's the tp line, through the simulator", async () => {
+    const { planFor } = await import("../helpers.js");
+    const tp = [0.0002, 0.0004].map((l) => ({ segmentSeconds: l, waitSeconds: 5e-5 + 0.1 * l, group: "tp" as const }));
+    const cpLike = (extra: number) => [0.0003, 0.0007].map((l) => ({ segmentSeconds: l, waitSeconds: extra + 5e-5 + 0.1 * l, group: "cp" as const }));
+    const at = (extra: number, split: Record<string, number>) => {
+      const p: DeviceProfile = { ...profile, syncWaits: { members: 2, ranks: 2, points: [...tp, ...cpLike(extra)] } };
+      const { model, plan } = planFor("tiny-gpt", profileShape(p, 2), { globalBatch: 8, flashAttention: false, ...split });
+      return predictOnProfile(model, p, 2, plan).estimate.time;
+    };
+    const calls = 8 * 12; // tiny-gpt cp2: 4 cp collectives forward and 8 backward per micro-batch, 8 micro-batches
+    expect(at(1e-4, { cp: 2 }).breakdown.cpCommSeconds - at(0, { cp: 2 }).breakdown.cpCommSeconds).toBeCloseTo(calls * 1e-4, 9);
+    expect(at(1e-4, { tp: 2 }).stepSeconds).toBe(at(0, { tp: 2 }).stepSeconds);
   });
 
   it("scales the spread term with the mean of the slowest of the group's members", () => {

@@ -1,5 +1,5 @@
 import type { ClusterShape, ClusterSpec, GpuSpec, LinkSpec, ModelSpec, Plan } from "../../spec/types.js";
-import { simulate, simulateJittered, type PassJitter, type StageSyncs } from "../../simulator/simulate.js";
+import { simulate, simulateJittered, type PassJitter, type StageSyncs, type SyncGroup } from "../../simulator/simulate.js";
 import { passCalls } from "./accounting.js";
 import { runProbe, type ReportedPrediction } from "./report.js";
 import type { Execution } from "../execute.js";
@@ -173,9 +173,24 @@ export function spreadAt(f: PassSpread, b: PassSpread): (seconds: number) => num
  * independent delays), since a line fitted to short segments would charge long ones a constant share.
  * For groups of m members instead of the measured `measuredMembers`, the spread term scales with the mean
  * of the largest of m normals (stats.ts expectedMaxOfNormals): the slowest of more members is slower.
+ * Each group's collectives (tp, cp) take the line through the points measured at that group's collectives
+ * where there are two or more of them: the executor's cp ranks wait longer than its tp ranks after
+ * segments of the same mean length (cp2 runs of the fit shapes 0.10-0.17 ms, tp2 runs 0.06-0.09 ms; not
+ * from uneven work, since every cp rank computes its queries against all keys under a mask; perhaps from
+ * the passes' uneven cuts: cp's K and V gathers come back to back, so its other segments are longer than
+ * the mean); else the line through all points (older profiles name no group).
  */
-export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: number): (segmentSeconds: number, members: number) => number {
-  const line = waitLine(points);
+export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: number): (segmentSeconds: number, members: number, group?: SyncGroup) => number {
+  const all = waitAtLine(waitLine(points), measuredMembers);
+  const byGroup = new Map<SyncGroup, (segmentSeconds: number, members: number) => number>();
+  for (const g of ["tp", "cp"] as const) {
+    const own = points.filter((p) => p.group === g);
+    if (own.length >= 2) byGroup.set(g, waitAtLine(waitLine(own), measuredMembers));
+  }
+  return (segmentSeconds, members, group) => (group === undefined ? all : byGroup.get(group) ?? all)(segmentSeconds, members);
+}
+
+function waitAtLine(line: ReturnType<typeof waitLine>, measuredMembers: number): (segmentSeconds: number, members: number) => number {
   if (line === undefined) return () => 0;
   const { a, b, longest } = line;
   const base = maxOfNormals(measuredMembers);
@@ -209,10 +224,12 @@ function waitLine(points: readonly SyncWaitPoint[]): { a: number; b: number; lon
  * The mean wait at a data-parallel collective for replicas whose arrivals spread with standard deviation
  * sd (their drift over the passes since the last one, simulate.ts DataParallelSync): the hand-over the
  * measured line gives a collective of no work (its intercept a) plus sd times the mean of the largest of
- * m standard normals (how far behind the mean the slowest of m arrives; 0.56 sd for two).
+ * m standard normals (how far behind the mean the slowest of m arrives; 0.56 sd for two). The line through
+ * the tp points where there are two or more (the cp ranks wait longer for reasons of their own, syncWaitAt).
  */
 export function dataParallelWaitAt(points: readonly SyncWaitPoint[]): (driftSdSeconds: number, members: number) => number {
-  const a = waitLine(points)?.a ?? 0;
+  const tp = points.filter((p) => p.group === "tp");
+  const a = waitLine(tp.length >= 2 ? tp : points)?.a ?? 0;
   return (sd, members) => (members <= 1 ? 0 : a + maxOfNormals(members) * sd);
 }
 

@@ -25,12 +25,17 @@ import { total } from "./stats.js";
 export interface SyncWaitPoint {
   readonly segmentSeconds: number;
   readonly waitSeconds: number;
+  /** The collectives it was measured at (absent in older profiles: any). */
+  readonly group?: "tp" | "cp";
 }
 
 /** The fit shapes (calibrate.ts fitShapes, by index) and the axis each is split over to measure a point. */
 export const WAIT_RUNS: readonly { readonly shape: number; readonly axis: "tp" | "cp" }[] = [
-  // Segments of about 0.15, 0.4 and 0.8 ms on this machine: tp2 of h64 s8 L2, tp2 of h128 s32 L2, cp2 of h64 s64 L4.
-  { shape: 1, axis: "tp" }, { shape: 2, axis: "tp" }, { shape: 3, axis: "cp" },
+  // Segments of about 0.15 and 0.4 ms on this machine: tp2 of h64 s8 L2 and of h128 s32 L2.
+  { shape: 1, axis: "tp" }, { shape: 2, axis: "tp" },
+  // cp2 of h64 s8 L2 and of h64 s64 L4, whose segments lie either side of tiny-gpt cp2's; cp ranks wait
+  // longer than tp ranks after the same segment, so each group gets its own line (profile.ts syncWaitAt).
+  { shape: 1, axis: "cp" }, { shape: 3, axis: "cp" },
 ];
 
 /** Timed steps of each wait run (after the warm-up ones): about 5000 collectives per rank pair. */
@@ -72,7 +77,7 @@ export function waitPoint(ex: Execution, kind: Extract<CommKind, "tp" | "cp">): 
     }
   }
   if (blockedCalls === 0) throw new RangeError(`wait point: the execution's passes made no ${kind} collective`);
-  return { segmentSeconds: passSeconds / segments, waitSeconds: blockedSeconds / blockedCalls };
+  return { segmentSeconds: passSeconds / segments, waitSeconds: blockedSeconds / blockedCalls, group: kind };
 }
 
 /**
