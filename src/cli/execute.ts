@@ -1,4 +1,5 @@
-import { availableParallelism, loadavg, totalmem } from "node:os";
+import { availableParallelism, totalmem } from "node:os";
+import { cpuSnapshot, otherWorkShare } from "../executor/measure/machine.js";
 import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel, type ProgressEvent } from "../executor/execute.js";
 import { buildReport } from "../executor/measure/report.js";
 import { formatReport } from "../executor/measure/table.js";
@@ -107,7 +108,7 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     validateForExecutor(model, plan, totalmem());
     const profile = await profileFor(args, io, backend);
     const workers = plan.dp * plan.tp * plan.pp * plan.cp;
-    const load = loadavg()[0];
+    const before = cpuSnapshot();
     const cores = availableParallelism();
     const probe = runSpeedProbe(profile, workers, cores);
     const ex = await execute({
@@ -116,7 +117,7 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
       ...(probe === undefined ? {} : { speedProbe: probe }),
       onProgress: progressReporter(io, workers, warmupSteps + steps, warmupSteps),
     });
-    const report = buildReport(ex, predictForRun(model, profile, ex), cores, load);
+    const report = buildReport(ex, predictForRun(model, profile, ex), cores, otherWorkShare(before, cpuSnapshot()));
     io.out(flags.json === true ? JSON.stringify(report, null, 2) : formatReport(report, model.name));
     const n = ex.numerics;
     if (n !== undefined && (n.maxRelativeError > LOSS_TOLERANCE || n.maxWeightError > WEIGHT_TOLERANCE)) {

@@ -1,7 +1,8 @@
-import { availableParallelism, loadavg } from "node:os";
+import { availableParallelism } from "node:os";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel } from "./execute.js";
 import { calibrate } from "./measure/calibrate.js";
+import { cpuSnapshot, otherWorkShare } from "./measure/machine.js";
 import { predictForRun, runSpeedProbe, type DeviceProfile } from "./measure/profile.js";
 import { buildReport, worstMemoryRank } from "./measure/report.js";
 
@@ -59,6 +60,7 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
   let done = 0;
   const all = DEFAULT_WARMUP_STEPS + DEFAULT_TIMED_STEPS;
   const probe = runSpeedProbe(profile, ranks, availableParallelism());
+  const before = cpuSnapshot();
   const ex = await execute({
     model, plan, steps: DEFAULT_TIMED_STEPS, warmupSteps: DEFAULT_WARMUP_STEPS, backend: "wasm", reference: !plan.asynchronous,
     ...(probe === undefined ? {} : { speedProbe: probe }),
@@ -68,7 +70,7 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
       options.onProgress(Math.min(1, done / (ranks * all)), stepLabel(e.step, all, DEFAULT_WARMUP_STEPS));
     },
   });
-  const r = buildReport(ex, predictForRun(model, profile, ex), availableParallelism(), loadavg()[0]);
+  const r = buildReport(ex, predictForRun(model, profile, ex), availableParallelism(), otherWorkShare(before, cpuSnapshot()));
   const worst = worstMemoryRank(r);
   const rows = [
     { quantity: "step time", predicted: fmt.seconds(r.predicted.time.stepSeconds), measured: fmt.seconds(r.measured.stepSeconds) },

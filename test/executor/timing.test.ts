@@ -234,6 +234,29 @@ describe("measured bubble: the stage's idle share of the whole pipelined window,
     expect(bubbleOf(ranks[1]!.steps[0]!, w!)).toBeCloseTo(0.1, 12);
   });
 
+  it("counts other processes' share of the cores during a run, and says when it was more than a tenth", async () => {
+    const { otherWorkShare, cpuSnapshot } = await import("../../src/executor/measure/machine.js");
+    const at = (machineBusyMs: number, machineTotalMs: number, processMs: number) => ({ machineBusyMs, machineTotalMs, processMs });
+    // 2 cores for 3 s: 6000 ms in all; the machine busy 5000 ms, this process 3800: others 1200 ms, 20%.
+    expect(otherWorkShare(at(100, 1000, 50), at(5100, 7000, 3850))).toBeCloseTo(0.2, 12);
+    // The process's own time may exceed the machine's busy time by the counters' granularity: 0, not negative.
+    expect(otherWorkShare(at(0, 0, 0), at(5000, 6000, 5100))).toBe(0);
+    expect(otherWorkShare(at(0, 10, 0), at(0, 10, 0))).toBeUndefined();
+    const now = cpuSnapshot();
+    expect(now.machineTotalMs).toBeGreaterThanOrEqual(now.machineBusyMs);
+    expect(now.processMs).toBeGreaterThan(0);
+
+    const { execute } = await import("../../src/executor/execute.js");
+    const { buildReport, OTHER_WORK_NOTED } = await import("../../src/executor/measure/report.js");
+    const { planFor } = await import("../helpers.js");
+    const { model, plan } = planFor("tiny-gpt", profileShape(profile, 2), { dp: 2, globalBatch: 4, flashAttention: false });
+    const ex = await execute({ model, plan, steps: 1, warmupSteps: 0, backend: "wasm", reference: false });
+    const notes = (other: number | undefined) => buildReport(ex, predictOnProfile(model, profile, 2, plan), 2, other).notes.join("\n");
+    expect(notes(0.35)).toMatch(/other processes kept 35% of the 2 cores busy during the run/);
+    expect(notes(OTHER_WORK_NOTED)).not.toMatch(/other processes/);
+    expect(notes(undefined)).not.toMatch(/other processes/);
+  });
+
   it("compares the run's bottleneck (the stage busiest outside its waits), and says so when another stage was predicted", async () => {
     const { execute } = await import("../../src/executor/execute.js");
     const { buildReport } = await import("../../src/executor/measure/report.js");

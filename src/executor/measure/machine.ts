@@ -20,3 +20,34 @@ export function otherMachine(p: DeviceProfile, here: DeviceProfile["machine"] = 
   if (m.cpus === here.cpus && m.cpuModel === here.cpuModel) return undefined;
   return `it was measured on ${m.cpuModel} (${m.cpus} cores), this machine is ${here.cpuModel} (${here.cpus} cores)`;
 }
+
+/** CPU time at one moment: every core's busy and total milliseconds (os.cpus) and this process's own. */
+export interface CpuSnapshot {
+  readonly machineBusyMs: number;
+  readonly machineTotalMs: number;
+  /** User and system time of this process, all its threads (the ranks are worker threads of it). */
+  readonly processMs: number;
+}
+
+export function cpuSnapshot(): CpuSnapshot {
+  let busy = 0;
+  let all = 0;
+  for (const c of cpus()) {
+    const t = c.times;
+    busy += t.user + t.nice + t.sys + t.irq;
+    all += t.user + t.nice + t.sys + t.irq + t.idle;
+  }
+  const own = process.cpuUsage();
+  return { machineBusyMs: busy, machineTotalMs: all, processMs: (own.user + own.system) / 1e3 };
+}
+
+/**
+ * The share of the machine's cores that other processes kept busy between two snapshots: the machine's
+ * busy time less this process's, over the machine's total, in [0, 1]; undefined when no time passed.
+ */
+export function otherWorkShare(before: CpuSnapshot, after: CpuSnapshot): number | undefined {
+  const total = after.machineTotalMs - before.machineTotalMs;
+  if (!(total > 0)) return undefined;
+  const other = after.machineBusyMs - before.machineBusyMs - (after.processMs - before.processMs);
+  return Math.min(1, Math.max(0, other / total));
+}
