@@ -73,6 +73,10 @@ describe("speed probe: the machine's speed during a run", () => {
     // 1.5 / 1.25 slower than at calibration: every compute rate slowed, so the step is predicted longer.
     expect(p.estimate.time.stepSeconds).toBeGreaterThan(1.1 * calibrated.estimate.time.stepSeconds);
     expect(p.speed).toEqual({ probe: "h64 s32 L2, 8 micro-batches, 2 at once", calibrationSeconds: 0.06, runSeconds: 0.072, stepSecondsAtCalibration: calibrated.estimate.time.stepSeconds });
+    // A profile of the first day, whose probe names no fit shape: the label is made from its model.
+    const { shape: _, ...unnamed } = profile.concurrency!.probe!;
+    const early: DeviceProfile = { ...profile, concurrency: { ...profile.concurrency!, probe: unnamed } };
+    expect(predictForRun(tiny, early, ex).speed!.probe).toBe("h64 s32 L2, 8 micro-batches, 2 at once");
     // Without probe steps the prediction is the calibrated one, with no speed figures.
     const none = predictForRun(tiny, profile, run(plan, [[undefined, undefined], [undefined, undefined]], 1));
     expect(none.estimate).toEqual(calibrated.estimate);

@@ -10,7 +10,7 @@ import { matmulSeconds } from "./matmul.js";
 import { collectiveWaits } from "./waits.js";
 import type { StepRecord } from "../run/job.js";
 import { thisMachine } from "./machine.js";
-import { predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
+import { fitShapeName, predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
 import { lineFit, mean, pooledLogSd, upperMedian } from "./stats.js";
 import { minimize } from "../../math/nelder-mead.js";
 
@@ -120,7 +120,7 @@ export function fitShapes(base: ModelSpec): { shape: string; model: ModelSpec; p
       schedule: "1f1b", zero: 0, recompute: "none", precision: "bf16", layersPerStage: [layers], recomputeLayersPerStage: [0],
       parameterServers: 0, asynchronous: false, staleness: 0, flashAttention: false, fp32Gradients: true,
     };
-    return { shape: `h${h} s${s} L${layers}`, model, plan };
+    return { shape: fitShapeName(model), model, plan };
   });
 }
 

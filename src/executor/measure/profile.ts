@@ -50,8 +50,9 @@ export interface DeviceProfile {
    * speed the calibrating thread happened to measure the fit shapes at. `aloneSeconds`: the same step in
    * one worker alone, kept for the record (profiles written before `fittedSeconds` divided by it instead).
    * Absent in profiles written before it was measured: no slowdown. `probe`: that step's model and plan
-   * (and its fit shape's name), which `execute` runs again during a run to measure the machine's speed then
-   * (atRunSpeed); absent in profiles written before 2026-11-22.
+   * (and its fit shape's name, absent in the profiles of the first day it was written: fitShapeName gives
+   * it), which `execute` runs again during a run to measure the machine's speed then (atRunSpeed); absent
+   * in profiles written before 2026-11-22.
    */
   readonly concurrency?: {
     readonly ranks: number;
@@ -59,7 +60,7 @@ export interface DeviceProfile {
     readonly concurrentSeconds: number;
     readonly fittedSeconds?: number;
     readonly slowdown: number;
-    readonly probe?: SpeedProbeSpec & { readonly shape: string };
+    readonly probe?: SpeedProbeSpec & { readonly shape?: string };
   };
   /**
    * Measured: how much one pass's time varies while every core runs a rank (calibrate.ts measurePassJitter):
@@ -327,6 +328,11 @@ export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks
   };
 }
 
+/** A fit shape's name as calibrate gives it: width, sequence length and depth ("h64 s32 L2"). */
+export function fitShapeName(model: Pick<ModelSpec, "hiddenSize" | "seqLen" | "layers">): string {
+  return `h${model.hiddenSize} s${model.seqLen} L${model.layers}`;
+}
+
 /**
  * The speed probe a run of `workers` ranks takes (ExecuteOptions.speedProbe): the profile's concurrency step,
  * where the profile names it and has its fitted one-rank prediction, and the ranks have a core each (with
@@ -348,7 +354,7 @@ export function predictForRun(model: ModelSpec, p: DeviceProfile, ex: Execution)
   const atRun = probe === undefined ? undefined : atRunSpeed(p, probe.ranks, probe.seconds);
   const c = p.concurrency;
   if (probe === undefined || atRun === undefined || c?.fittedSeconds === undefined) return calibrated;
-  const shape = c.probe === undefined ? "calibrate's concurrency step" : `${c.probe.shape}, ${c.probe.plan.globalBatch} micro-batches`;
+  const shape = c.probe === undefined ? "calibrate's concurrency step" : `${c.probe.shape ?? fitShapeName(c.probe.model)}, ${c.probe.plan.globalBatch} micro-batches`;
   return {
     ...predictOnProfile(model, atRun, ranks, ex.plan),
     speed: {
