@@ -41,10 +41,12 @@ export function summarizeTiming(rows: readonly TimingRow[]): TimingSummary {
   const steps = rows.map((r) => Math.abs(r.stepError));
   const bubbles = rows.flatMap((r) => (r.bubbleError === undefined ? [] : [Math.abs(r.bubbleError)]));
   return {
-    steps: {
-      count: steps.length, within: steps.filter((e) => e <= STEP_TOLERANCE).length,
-      medianAbsError: upperMedian(steps), maxAbsError: steps.length === 0 ? 0 : Math.max(...steps),
-    },
-    bubbles: { count: bubbles.length, within: bubbles.filter((e) => e <= BUBBLE_TOLERANCE).length, maxAbsError: bubbles.length === 0 ? 0 : Math.max(...bubbles) },
+    steps: { count: steps.length, within: steps.filter((e) => e <= STEP_TOLERANCE).length, medianAbsError: upperMedian(steps), maxAbsError: largest(steps) },
+    bubbles: { count: bubbles.length, within: bubbles.filter((e) => e <= BUBBLE_TOLERANCE).length, maxAbsError: largest(bubbles) },
   };
+}
+
+/** The largest of the errors; 0 for none. */
+function largest(xs: readonly number[]): number {
+  return xs.reduce((a, x) => Math.max(a, x), 0);
 }

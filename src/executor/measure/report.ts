@@ -107,7 +107,7 @@ function bytesComparison(ex: Execution, shape: ClusterShape): ExecuteReport["byt
  * The timed steps: those after the execution's warm-up steps, and never the first (which pays for building
  * the model and the first compilations) while another is left; all of them when there is one.
  */
-function timed<T>(steps: readonly T[], warmupSteps: number): readonly T[] {
+export function timed<T>(steps: readonly T[], warmupSteps: number): readonly T[] {
   const skip = Math.min(Math.max(1, warmupSteps), steps.length - 1);
   return skip > 0 ? steps.slice(skip) : steps;
 }

@@ -1,10 +1,11 @@
 import type { ModelSpec, Plan } from "../../spec/types.js";
 import { resolvePlan } from "../../spec/plan.js";
-import type { CommKind } from "../comm/fabric.js";
+import type { SyncGroup } from "../../simulator/simulate.js";
 import { DEFAULT_WARMUP_STEPS, execute, type Execution } from "../execute.js";
 import type { BackendChoice } from "../run/backend.js";
 import { passCalls } from "./accounting.js";
 import { profileCluster, type DeviceProfile } from "./profile.js";
+import { timed } from "./report.js";
 import { total } from "./stats.js";
 
 /**
@@ -26,11 +27,11 @@ export interface SyncWaitPoint {
   readonly segmentSeconds: number;
   readonly waitSeconds: number;
   /** The collectives it was measured at (absent in older profiles: any). */
-  readonly group?: "tp" | "cp";
+  readonly group?: SyncGroup;
 }
 
 /** The fit shapes (calibrate.ts fitShapes, by index) and the axis each is split over to measure a point. */
-export const WAIT_RUNS: readonly { readonly shape: number; readonly axis: "tp" | "cp" }[] = [
+export const WAIT_RUNS: readonly { readonly shape: number; readonly axis: SyncGroup }[] = [
   // Segments of about 0.15 and 0.4 ms on this machine: tp2 of h64 s8 L2 and of h128 s32 L2.
   { shape: 1, axis: "tp" }, { shape: 2, axis: "tp" },
   // cp2 of h64 s8 L2 and of h64 s64 L4, whose segments lie either side of tiny-gpt cp2's; cp ranks wait
@@ -48,27 +49,26 @@ const WAIT_MICRO_BATCHES = 8;
  * of cores (data-parallel replicas, so that every core runs a rank as in the runs predicted), 8 micro-batches
  * per replica, the executor's defaults otherwise (sequence parallel with tp, no flash attention).
  */
-export function waitRunPlan(model: ModelSpec, profile: DeviceProfile, axis: "tp" | "cp", cores: number): Plan {
+export function waitRunPlan(model: ModelSpec, profile: DeviceProfile, axis: SyncGroup, cores: number): Plan {
   const dp = Math.max(1, Math.floor(cores / 2));
   const shape = { spec: profileCluster(profile), gpus: 2 * dp, gpusPerNode: 1024 };
   return resolvePlan(model, shape, { dp, [axis]: 2, microBatch: 1, globalBatch: WAIT_MICRO_BATCHES * dp, flashAttention: false });
 }
 
 /**
- * An execution's wait point for collectives of `kind`: every rank's timed steps (after the warm-up and
- * never the first), their passes' own seconds over their segments (a pass with n collectives is n + 1
- * segments, as the simulator cuts it, simulate.ts passWaits), and the seconds blocked at those collectives
- * over their count. Throws where the passes made no such collective.
+ * An execution's wait point for collectives of `kind`: over every rank's timed steps (report.ts timed),
+ * their passes' own seconds over their segments (a pass with n collectives is n + 1 segments, as the
+ * simulator cuts it, simulate.ts passWaits), and the seconds blocked at those collectives over their
+ * count. Throws where the passes made no such collective.
  */
-export function waitPoint(ex: Execution, kind: Extract<CommKind, "tp" | "cp">): SyncWaitPoint {
-  const skip = Math.max(1, ex.warmupSteps);
+export function waitPoint(ex: Execution, kind: SyncGroup): SyncWaitPoint {
   let passSeconds = 0;
   let segments = 0;
   let blockedSeconds = 0;
   let blockedCalls = 0;
   for (const r of ex.results) {
     const calls = passCalls(ex.model, ex.plan, r.coords.pp)[kind];
-    for (const s of r.steps.slice(skip)) {
+    for (const s of timed(r.steps, ex.warmupSteps)) {
       passSeconds += total(s.forwardPassSeconds) + total(s.backwardPassSeconds);
       segments += (calls.forward + 1) * s.forwardPassSeconds.length + (calls.backward + 1) * s.backwardPassSeconds.length;
       const traffic = s.passComm[kind];
