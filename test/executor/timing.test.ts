@@ -265,7 +265,8 @@ describe("measured bubble: the stage's idle share of the whole pipelined window,
     const ex = await execute({ model, plan, steps: 3, warmupSteps: 0, backend: "wasm", reference: false });
     const prediction = (criticalStage: number) => ({ ...predictOnProfile(model, profile, 2, plan), criticalStage });
     const ranks = buildReport(ex, prediction(0), 2).measured.ranks;
-    const work = (r: (typeof ranks)[number]) => r.stepSeconds * (1 - r.bubbleFraction);
+    // Busy outside its waits, over the step's pipelined window that every rank's bubble is a share of.
+    const work = (r: (typeof ranks)[number]) => 1 - r.bubbleFraction;
     const busiest = work(ranks[0]!) >= work(ranks[1]!) ? ranks[0]! : ranks[1]!;
     const other = ranks.find((r) => r !== busiest)!;
     const agreed = buildReport(ex, prediction(busiest.stage), 2);

@@ -207,8 +207,11 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   const stages = Array.from({ length: ex.plan.pp }, (_, i) => stageMemory(ex.model, ex.plan, costs, i));
   const windows = pipelineWindows(workers);
   const ranks = workers.map((r) => perRank(ex, r, stages, windows));
-  // The critical stage: the rank busiest outside pipeline waits sets the pace and the bubble.
-  const critical = ranks.reduce((a, b) => (b.stepSeconds * (1 - b.bubbleFraction) > a.stepSeconds * (1 - a.bubbleFraction) ? b : a), ranks[0]!);
+  // The critical stage: the rank busiest outside pipeline waits sets the pace and the bubble. Every rank's
+  // bubble is a share of the same pipelined window, so that is the rank with the least bubble. (Not its own
+  // step seconds times its busy share: a last stage's step ends with its update while the first stage still
+  // runs its backward, which with one micro-batch took a quarter off stage 1's step and named stage 0.)
+  const critical = ranks.reduce((a, b) => (b.bubbleFraction < a.bubbleFraction ? b : a), ranks[0]!);
   const predictedCritical = ranks.find((r) => r.stage === criticalStage);
   const timedSteps = workers.map((r) => timed(r.steps, ex.warmupSteps));
   const stepSeconds = upperMedian(timedSteps[0]!.map((_, i) => Math.max(...timedSteps.map((steps) => steps[i]!.seconds))));
