@@ -1,5 +1,6 @@
 import { renameSync, writeFileSync } from "node:fs";
 import { calibrate } from "../executor/measure/calibrate.js";
+import { LOSS_BYTES_PER_LOGIT } from "../planner/cost/compute.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import type { ParsedArgs } from "./args.js";
 import { loadModel } from "./catalog.js";
@@ -27,6 +28,7 @@ export function formatProfile(p: DeviceProfile, file: string): string {
     ...p.matmul.map((m) => `    ${String(m.n).padStart(4)}^3   ${(m.seconds * 1e6).toFixed(1).padStart(9)} us   ${rate(m.flopsPerSecond, "FLOP/s")}`),
     `  memcpy (one thread, 64 MiB)      ${rate(p.memcpyBytesPerSecond, "B/s")}`,
     ...(p.optimizerBytesPerSecond === undefined ? [] : [`  optimizer step (Adam, float32)   ${rate(p.optimizerBytesPerSecond, "B/s")} (the cost model's 30 bytes per parameter)`]),
+    ...(p.loss === undefined ? [] : [`  cross-entropy (float32)          ${rate(p.loss.bytesPerSecond, "B/s")} (the cost model's ${LOSS_BYTES_PER_LOGIT} bytes per logit each way) and ${(p.loss.overheadSeconds * 1e6).toFixed(1)} us per pass`]),
     `  all-reduce, 2 ranks, shared memory: ${rate(p.collectiveBytesPerSecond, "B/s")} bus bandwidth, ${(p.collectiveLatencySeconds * 1e6).toFixed(1)} us per step`,
     `  fitted: ${(p.opOverheadSeconds * 1e6).toFixed(1)} us per GEMM of the cost model, element-wise rate ${rate(p.elementwiseBytesPerSecond, "B/s")} (16-bit bytes)`,
     ...p.fit.map((f) => `    ${f.shape.padEnd(14)} step measured ${(f.measuredSeconds * 1e3).toFixed(1)} ms, fitted ${(f.fittedSeconds * 1e3).toFixed(1)} ms`),

@@ -61,6 +61,14 @@ export interface GpuEfficiency {
    */
   readonly optimizerBandwidth?: number;
   /**
+   * Extension: achieved fraction of HBM bandwidth for the vocabulary cross-entropy (compute.ts headTimes).
+   * Absent: memoryBandwidth. Set by the executor's device profile, which measures its own cross-entropy:
+   * a few large TensorFlow.js calls over the logits, where the layers' element-wise work is many small ones.
+   */
+  readonly lossBandwidth?: number;
+  /** Extension: fixed time of the cross-entropy per pass (forward or backward). Absent: 0. Set with lossBandwidth. */
+  readonly lossOverheadSeconds?: number;
+  /**
    * Extension: fraction by which compute slows while a data-parallel collective runs beside it (SM and HBM
    * contention; src/planner/cost/communication.ts dpContention). Absent: 0, no contention (the executor's
    * CPU profile, whose collectives never overlap its passes).

@@ -135,3 +135,27 @@ describe("products with a transposed operand (ops.ts product)", () => {
     close(product(tf, w, b, true, true), tf.matMul(w as never, b as never, true, true));
   });
 });
+
+describe("the cross-entropy calibrate times (ends.ts, measure/loss.ts)", () => {
+  it("is the head's loss: the mean negative log-softmax at the targets, and (softmax - one-hot) / tokens backward", async () => {
+    const { crossEntropyBackward, crossEntropyForward } = await import("../../src/executor/model/ends.js");
+    const ctx = { tf, tp: soloGroup(tf), stepTokens: 6, model: { vocabSize: 5 } };
+    const logits = tf.randomNormal([6, 5], 0, 2, "float32", 11);
+    const targets = Int32Array.from([0, 4, 2, 2, 1, 3]);
+    const logSoftmax = tf.logSoftmax(logits).arraySync() as number[][];
+    const expected = -logSoftmax.reduce((a, row, i) => a + row[targets[i]!]!, 0) / 6;
+    const softmax = tf.softmax(logits);
+    const { loss, probs } = crossEntropyForward(ctx, tf.clone(logits), targets);
+    expect(loss).toBeCloseTo(expected, 5);
+    const d = crossEntropyBackward(ctx, probs, targets).arraySync() as number[][];
+    const p = softmax.arraySync() as number[][];
+    d.forEach((row, i) => row.forEach((x, j) => expect(x).toBeCloseTo((p[i]![j]! - (j === targets[i] ? 1 : 0)) / 6, 6)));
+  });
+
+  it("is timed on the executor's own backend: a positive, finite time per call", async () => {
+    const { lossSeconds } = await import("../../src/executor/measure/loss.js");
+    const seconds = lossSeconds(tf, 32, 64, 2);
+    expect(Number.isFinite(seconds)).toBe(true);
+    expect(seconds).toBeGreaterThan(0);
+  });
+});

@@ -295,6 +295,39 @@ describe("device profile: the optimizer streams at its own measured rate", () =>
   });
 });
 
+describe("device profile: the cross-entropy at its own measured cost", () => {
+  it("prices the loss with the profile's fixed time per pass and rate (14 bytes per logit each way), slowed like the rest", async () => {
+    const { headTimes, LOSS_BYTES_PER_LOGIT } = await import("../../src/planner/cost/compute.js");
+    const { planFor } = await import("../helpers.js");
+    const withLoss: DeviceProfile = { ...profile, loss: { overheadSeconds: 2e-4, bytesPerSecond: 3e9 } };
+    const lossOf = (p: DeviceProfile, ranks: number) => {
+      const shape = profileShape(p, ranks);
+      const { model, plan } = planFor("tiny-gpt", shape, { globalBatch: 16, microBatch: 4 });
+      const head = headTimes(model, shape.spec.gpu, plan);
+      return { seconds: head.forwardSeconds - head.projectionSeconds, logits: plan.microBatch * plan.seqLen * model.vocabSize };
+    };
+    const one = lossOf(withLoss, 1);
+    expect(LOSS_BYTES_PER_LOGIT).toBe(14);
+    expect(one.seconds).toBeCloseTo(2e-4 + (14 * one.logits) / 3e9, 12);
+    // Four ranks at once: the fixed time 1.6x longer and the rate 1.6x slower, as every other constant.
+    expect(lossOf(withLoss, 4).seconds).toBeCloseTo(1.6 * one.seconds, 12);
+    // An older profile without the measurement: no fixed time, the layers' element-wise rate, as before.
+    const old = lossOf(profile, 1);
+    expect(old.seconds).toBeCloseTo((14 * old.logits) / 1e9, 12);
+  });
+
+  it("takes the fixed time and the rate from the line through the two timed sizes", async () => {
+    const { lossCostFrom } = await import("../../src/executor/measure/loss.js");
+    // 0.3 ms fixed (0.15 per pass) and 2 GB/s: exactly on the line.
+    const line = lossCostFrom([1e5, 8e5], [3e-4 + 1e5 / 2e9, 3e-4 + 8e5 / 2e9]);
+    expect(line.overheadSeconds).toBeCloseTo(1.5e-4, 12);
+    expect(line.bytesPerSecond).toBeCloseTo(2e9, 0);
+    // Noise that puts the intercept below zero, or makes the larger size no slower: the larger size's time is all streaming.
+    expect(lossCostFrom([1e5, 8e5], [1e-5, 8e-4])).toEqual({ overheadSeconds: 0, bytesPerSecond: 8e5 / 8e-4 });
+    expect(lossCostFrom([1e5, 8e5], [5e-4, 4e-4])).toEqual({ overheadSeconds: 0, bytesPerSecond: 8e5 / 4e-4 });
+  });
+});
+
 describe("what the executor can hold", () => {
   it("refuses a model whose one-rank reference would not fit in half this machine, naming the field and the limit", async () => {
     const { validateForExecutor } = await import("../../src/executor/validate.js");

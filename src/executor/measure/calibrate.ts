@@ -6,6 +6,7 @@ import { DEFAULT_WARMUP_STEPS, execute, runReference } from "../execute.js";
 import { loadBackend, type BackendChoice } from "../run/backend.js";
 import { launch } from "../run/launch.js";
 import { optimizerBytesPerSecond } from "./optimizer.js";
+import { lossCost } from "./loss.js";
 import { matmulSeconds } from "./matmul.js";
 import { collectiveWaits } from "./waits.js";
 import type { StepRecord } from "../run/job.js";
@@ -205,6 +206,8 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   };
   say("the optimizer");
   const optimizerRate = optimizerBytesPerSecond(loaded.tf);
+  say("the loss");
+  const loss = lossCost(loaded.tf, o.base.vocabSize);
   const shapes = fitShapes(o.base);
   const timedSteps = shapes.map(() => [] as number[]);
   for (let round = 0; round < FIT_ROUNDS; round++) {
@@ -219,7 +222,7 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   const runs: FitRun[] = shapes.map((s, i) => ({ ...s, measuredSeconds: upperMedian(timedSteps[i]!) }));
   latencies.push(await messageLatencySeconds(LATENCY_PINGS, 60));
   say("fitting");
-  const fitted = fitConstants({ ...base, optimizerBytesPerSecond: optimizerRate }, runs);
+  const fitted = fitConstants({ ...base, optimizerBytesPerSecond: optimizerRate, loss }, runs);
   const cores = cpus().length;
   if (cores < 2) return { ...fitted, collectiveLatencySeconds: linkLatencySeconds(latencies) };
   // The first fit shape, in worker threads as execute runs ranks: alone, then one copy per core at once,

@@ -8,6 +8,7 @@ import { expectedMaxOfNormals, lineFit, mean, total } from "./stats.js";
 import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
 import type { SpeedProbeSpec } from "../run/speed-probe.js";
+import type { LossCost } from "./loss.js";
 
 /**
  * A device profile: what `meshplan calibrate` measured on this machine for one executor rank, and the
@@ -35,6 +36,13 @@ export interface DeviceProfile {
    * absent in older profiles (then the element-wise rate).
    */
   readonly optimizerBytesPerSecond?: number;
+  /**
+   * Measured: the executor's cross-entropy (model/ends.ts) forward and backward on one rank at two sizes
+   * (loss.ts lossCost): a fixed time per pass and a rate in the cost model's bytes per logit
+   * (LOSS_BYTES_PER_LOGIT each way, compute.ts headTimes); absent in older profiles (then no fixed time and
+   * the element-wise rate).
+   */
+  readonly loss?: LossCost;
   /** One thread's memory copy of 64 MiB (TypedArray.set). */
   readonly memcpyBytesPerSecond: number;
   /** Shared-memory all-reduce between two ranks, alpha-beta fit: bus bytes per second and latency per step. */
@@ -119,7 +127,8 @@ export function profileGpu(p: DeviceProfile, opOverheadSeconds = p.opOverheadSec
   const peak = p.peakFlopsPerSecond;
   // "HBM" is the faster of the two measured streams; each is a fraction of it.
   const optimizer = p.optimizerBytesPerSecond ?? elementwise;
-  const hbm = Math.max(elementwise, optimizer);
+  const loss = p.loss?.bytesPerSecond ?? elementwise;
+  const hbm = Math.max(elementwise, optimizer, loss);
   return {
     name: `local-${p.backend}`,
     displayName: `${p.machine.cpuModel} core, TensorFlow.js ${p.backend}`,
@@ -127,7 +136,7 @@ export function profileGpu(p: DeviceProfile, opOverheadSeconds = p.opOverheadSec
     hbmBytesPerSecond: hbm,
     peakFlopsPerSecond: { fp32: peak, tf32: peak, bf16: peak, fp16: peak, fp8: peak },
     nvlinkBytesPerSecond: p.collectiveBytesPerSecond,
-    efficiency: { matmulMax: 1, matmulOverheadSeconds: opOverheadSeconds, attentionMax: 1, memoryBandwidth: elementwise / hbm, optimizerBandwidth: optimizer / hbm },
+    efficiency: { matmulMax: 1, matmulOverheadSeconds: opOverheadSeconds, attentionMax: 1, memoryBandwidth: elementwise / hbm, optimizerBandwidth: optimizer / hbm, lossBandwidth: loss / hbm, lossOverheadSeconds: p.loss?.overheadSeconds ?? 0 },
     runtimeReserveBytes: 0,
     sources: { all: SOURCE },
   };
@@ -144,6 +153,7 @@ export function profileShape(p: DeviceProfile, ranks: number): ClusterShape {
   const slowed: DeviceProfile = {
     ...p, peakFlopsPerSecond: p.peakFlopsPerSecond / f, opOverheadSeconds: p.opOverheadSeconds * f, elementwiseBytesPerSecond: p.elementwiseBytesPerSecond / f,
     ...(p.optimizerBytesPerSecond === undefined ? {} : { optimizerBytesPerSecond: p.optimizerBytesPerSecond / f }),
+    ...(p.loss === undefined ? {} : { loss: { overheadSeconds: p.loss.overheadSeconds * f, bytesPerSecond: p.loss.bytesPerSecond / f } }),
   };
   return { spec: profileCluster(slowed), gpus: ranks, gpusPerNode: 1024 };
 }

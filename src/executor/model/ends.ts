@@ -1,4 +1,5 @@
 import type { Tensor } from "@tensorflow/tfjs";
+import type { ModelSpec } from "../../spec/types.js";
 import { residualPositions, type Grads, type ModelContext, type UnitParams } from "./context.js";
 import { norm, normBackward, product, weightGradient, type Tf } from "./ops.js";
 
@@ -21,7 +22,7 @@ function oneHot(tf: Tf, ids: Int32Array, vocabLocal: number, offset: number): Te
   return tf.tensor(m, [ids.length, vocabLocal]);
 }
 
-function vocabBlock(ctx: ModelContext): { local: number; offset: number } {
+function vocabBlock(ctx: Pick<ModelContext, "tp"> & { readonly model: Pick<ModelSpec, "vocabSize"> }): { local: number; offset: number } {
   const local = ctx.model.vocabSize / ctx.tp.size;
   return { local, offset: ctx.tp.rank * local };
 }
@@ -79,12 +80,24 @@ function outputWeight(ctx: ModelContext, p: UnitParams): { w: Tensor; tied: bool
 /** Returns this rank's share of the loss (sum over its tokens / stepTokens) and what the backward needs. */
 export function headForward(ctx: ModelContext, p: UnitParams, x: Tensor, targets: Int32Array): { loss: number; saved: HeadSaved } {
   const { tf } = ctx;
-  // Logit-sized temporaries are freed as soon as they are used (at most three live at once), as an
-  // eager framework's reference counting would.
   ctx.save(x);
   const f = ctx.save(norm(tf, x, p.get("final.norm.g"), p.maybe("final.norm.b")));
   const { w, tied } = outputWeight(ctx, p);
   const logits = tf.tidy(() => product(tf, ctx.sp ? ctx.tp.allGather(f, "tp.head") : f, w, false, tied));
+  const ce = crossEntropyForward(ctx, logits, targets);
+  return { loss: ce.loss, saved: { x, f, probs: ctx.save(ce.probs) } };
+}
+
+/** What the cross-entropy needs of the model context (the loss probe of calibrate gives a group of one). */
+export type CrossEntropyContext = Pick<ModelContext, "tf" | "tp" | "stepTokens"> & { readonly model: Pick<ModelSpec, "vocabSize"> };
+
+/**
+ * The loss part of the head: this rank's block of logits to its share of the loss and the softmax kept for
+ * the backward. Disposes `logits`; logit-sized temporaries are freed as soon as they are used (at most three
+ * live at once), as an eager framework's reference counting would.
+ */
+export function crossEntropyForward(ctx: CrossEntropyContext, logits: Tensor, targets: Int32Array): { loss: number; probs: Tensor } {
+  const { tf } = ctx;
   const { local, offset } = vocabBlock(ctx);
   const target = tf.tidy(() => ctx.tp.allReduce(tf.sum(tf.mul(logits, oneHot(tf, targets, local, offset)), 1), "tp.vocab-ce"));
   const max = tf.tidy(() => ctx.tp.allReduceMax(tf.max(logits, 1), "tp.vocab-ce"));
@@ -92,17 +105,23 @@ export function headForward(ctx: ModelContext, p: UnitParams, x: Tensor, targets
   logits.dispose();
   const sumExp = tf.tidy(() => ctx.tp.allReduce(tf.sum(e, 1), "tp.vocab-ce"));
   const loss = tf.tidy(() => tf.sum(tf.sub(tf.add(tf.log(sumExp), max), target)).dataSync()[0] ?? 0) / ctx.stepTokens;
-  const probs = ctx.save(tf.tidy(() => tf.div(e, tf.reshape(sumExp, [-1, 1]))));
+  const probs = tf.tidy(() => tf.div(e, tf.reshape(sumExp, [-1, 1])));
   for (const t of [e, sumExp, max, target]) t.dispose();
-  return { loss, saved: { x, f, probs } };
+  return { loss, probs };
+}
+
+/** The gradient of the loss with respect to this rank's logits: (softmax - one-hot) / step tokens. */
+export function crossEntropyBackward(ctx: CrossEntropyContext, probs: Tensor, targets: Int32Array): Tensor {
+  const { tf } = ctx;
+  const { local, offset } = vocabBlock(ctx);
+  return tf.tidy(() => tf.div(tf.sub(probs, oneHot(tf, targets, local, offset)), ctx.stepTokens));
 }
 
 export function headBackward(ctx: ModelContext, p: UnitParams, s: HeadSaved, targets: Int32Array): { dx: Tensor; grads: Grads } {
   const { tf } = ctx;
   const grads: Grads = new Map();
   const dx = tf.tidy(() => {
-    const { local, offset } = vocabBlock(ctx);
-    const dlogits = tf.div(tf.sub(s.probs, oneHot(tf, targets, local, offset)), ctx.stepTokens);
+    const dlogits = crossEntropyBackward(ctx, s.probs, targets);
     const fFull = ctx.sp ? ctx.tp.allGather(s.f, "tp.sp-regather") : s.f;
     const { w, tied } = outputWeight(ctx, p);
     if (tied) grads.set("embed.word", tf.keep(product(tf, dlogits, fFull, true, false)));

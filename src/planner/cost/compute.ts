@@ -238,15 +238,23 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
 }
 
 /**
+ * Bytes per logit that the vocabulary-parallel cross-entropy streams each way: it reads the 16-bit logits
+ * and makes fp32 copies, read 2 + write 4 + read 4 + write 4 forward, the same again backward.
+ */
+export const LOSS_BYTES_PER_LOGIT = 14;
+
+/**
  * The output layer and the loss on the last stage: the h x V/tp projection (forward, then input and weight
- * gradients) and the vocabulary-parallel cross-entropy, which reads the 16-bit logits and makes fp32
- * copies: read 2 + write 4 + read 4 + write 4 bytes per logit forward, the same again backward.
+ * gradients) and the cross-entropy's LOSS_BYTES_PER_LOGIT each way, at the GPU's loss bandwidth and with its
+ * fixed loss time where given (the executor's profile measures its own cross-entropy), else at its
+ * element-wise rate.
  */
 export function headTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): HeadTimes {
   const x = (plan.microBatch * plan.seqLen) / plan.cp;
   const vocab = model.vocabSize / plan.tp;
   const proj = gemmSeconds(gpu, gemm16Rate(gpu, plan), x, model.hiddenSize, vocab);
-  const loss = streamSeconds(gpu, 14 * x * vocab);
+  const e = gpu.efficiency;
+  const loss = (e.lossOverheadSeconds ?? 0) + (LOSS_BYTES_PER_LOGIT * x * vocab) / (gpu.hbmBytesPerSecond * (e.lossBandwidth ?? e.memoryBandwidth));
   return { forwardSeconds: proj + loss, backwardSeconds: 2 * proj + loss, projectionSeconds: proj };
 }
 
