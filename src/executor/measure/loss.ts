@@ -2,7 +2,7 @@ import { LOSS_BYTES_PER_LOGIT } from "../../planner/cost/compute.js";
 import { soloGroup } from "../model/context.js";
 import { crossEntropyBackward, crossEntropyForward } from "../model/ends.js";
 import type { Tf } from "../model/ops.js";
-import { lineFit, upperMedian } from "./stats.js";
+import { fixedAndPerUnit, upperMedian } from "./stats.js";
 
 /**
  * Tokens per micro-batch the cross-entropy is timed at: one and eight 32-token sequences, the fit shapes'
@@ -43,8 +43,8 @@ export function lossSeconds(tf: Tf, tokens: number, vocab: number, repeats: numb
 
 /**
  * The line through the cross-entropy's times at LOSS_TOKENS against the cost model's bytes (both passes):
- * its intercept is the fixed part (half of it per pass), its slope the streaming rate. Where noise made the
- * slope flat or the intercept negative, the largest size's time is all streaming.
+ * its intercept is the fixed part (half of it per pass), its slope the streaming rate (stats.ts
+ * fixedAndPerUnit, which leaves the larger size's time all to the rate where noise bent the line).
  */
 export function lossCost(tf: Tf, vocab: number, repeats = 21): LossCost {
   const bytes = LOSS_TOKENS.map((t) => 2 * LOSS_BYTES_PER_LOGIT * t * vocab);
@@ -53,8 +53,6 @@ export function lossCost(tf: Tf, vocab: number, repeats = 21): LossCost {
 }
 
 export function lossCostFrom(bytes: readonly number[], seconds: readonly number[]): LossCost {
-  const line = lineFit(bytes, seconds);
-  if (line.b > 0 && line.a >= 0) return { overheadSeconds: line.a / 2, bytesPerSecond: 1 / line.b };
-  const last = bytes.length - 1;
-  return { overheadSeconds: 0, bytesPerSecond: bytes[last]! / seconds[last]! };
+  const c = fixedAndPerUnit(bytes, seconds);
+  return { overheadSeconds: c.fixedSeconds / 2, bytesPerSecond: 1 / c.secondsPerUnit };
 }

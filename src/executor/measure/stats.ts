@@ -71,3 +71,14 @@ export function lineFit(xs: readonly number[], ys: readonly number[]): { a: numb
   const b = sxx === 0 ? 0 : sxy / sxx;
   return { a: my - b * mx, b };
 }
+
+/**
+ * A fixed part and a part per unit through times at several sizes (the least-squares line): where noise
+ * made the slope flat or the intercept negative, the largest size's time is all per unit.
+ */
+export function fixedAndPerUnit(units: readonly number[], seconds: readonly number[]): { fixedSeconds: number; secondsPerUnit: number } {
+  const line = lineFit(units, seconds);
+  if (line.b > 0 && line.a >= 0) return { fixedSeconds: line.a, secondsPerUnit: line.b };
+  const last = units.length - 1;
+  return { fixedSeconds: 0, secondsPerUnit: seconds[last]! / units[last]! };
+}
