@@ -55,7 +55,9 @@ try {
         const report = JSON.parse(await run(executeCommand, "execute", { model: "tiny-gpt", ...p.flags, profile, json: true })) as ExecuteReport;
         const row = timingRow(`${c + 1}`, round, p.name, report);
         rows.push(row);
-        const bubble = row.bubbleError === undefined ? "" : `  bubble ${row.bubbleError >= 0 ? "+" : ""}${row.bubbleError.toFixed(3)}`;
+        // The bubble compared (the run's bottleneck, the stage with the least) and every stage's, to see the choice.
+        const stages = report.measured.ranks.map((r) => `s${r.stage} ${r.bubbleFraction.toFixed(3)}`).join(", ");
+        const bubble = row.bubbleError === undefined ? "" : `  bubble ${report.predicted.pipeline.bubbleFraction.toFixed(3)} predicted, ${report.measured.bubbleFraction.toFixed(3)} measured (${row.bubbleError >= 0 ? "+" : ""}${row.bubbleError.toFixed(3)}; ${stages})`;
         console.log(`calibration ${row.calibration} round ${round} ${p.name.padEnd(4)} predicted ${(1e3 * row.predictedStepSeconds).toFixed(1)} ms, measured ${(1e3 * row.measuredStepSeconds).toFixed(1)} ms (${pct(row.stepError)})${bubble}`);
       }
     }

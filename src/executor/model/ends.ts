@@ -22,7 +22,7 @@ function oneHot(tf: Tf, ids: Int32Array, vocabLocal: number, offset: number): Te
   return tf.tensor(m, [ids.length, vocabLocal]);
 }
 
-function vocabBlock(ctx: Pick<ModelContext, "tp"> & { readonly model: Pick<ModelSpec, "vocabSize"> }): { local: number; offset: number } {
+function vocabBlock(ctx: Pick<CrossEntropyContext, "tp" | "model">): { local: number; offset: number } {
   const local = ctx.model.vocabSize / ctx.tp.size;
   return { local, offset: ctx.tp.rank * local };
 }
