@@ -1,10 +1,9 @@
-import { availableParallelism, totalmem } from "node:os";
-import { cpuSnapshot, otherWorkShare } from "../executor/measure/machine.js";
-import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel, type ProgressEvent } from "../executor/execute.js";
-import { buildReport } from "../executor/measure/report.js";
+import { totalmem } from "node:os";
+import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, stepLabel, type ProgressEvent } from "../executor/execute.js";
+import { executeAndReport } from "../executor/index.js";
 import { formatReport } from "../executor/measure/table.js";
 import { otherMachine } from "../executor/measure/machine.js";
-import { predictForRun, runSpeedProbe, type DeviceProfile } from "../executor/measure/profile.js";
+import type { DeviceProfile } from "../executor/measure/profile.js";
 import { calibrate } from "../executor/measure/calibrate.js";
 import type { BackendChoice } from "../executor/run/backend.js";
 import { ExecutionError } from "../executor/run/launch.js";
@@ -108,16 +107,11 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     validateForExecutor(model, plan, totalmem());
     const profile = await profileFor(args, io, backend);
     const workers = plan.dp * plan.tp * plan.pp * plan.cp;
-    const before = cpuSnapshot();
-    const cores = availableParallelism();
-    const probe = runSpeedProbe(profile, workers, cores);
-    const ex = await execute({
+    const { ex, report } = await executeAndReport({
       model, plan, steps, warmupSteps, seed, timeoutSeconds, backend,
       reference: !plan.asynchronous,
-      ...(probe === undefined ? {} : { speedProbe: probe }),
       onProgress: progressReporter(io, workers, warmupSteps + steps, warmupSteps),
-    });
-    const report = buildReport(ex, predictForRun(model, profile, ex), cores, otherWorkShare(before, cpuSnapshot()));
+    }, profile);
     io.out(flags.json === true ? JSON.stringify(report, null, 2) : formatReport(report, model.name));
     const n = ex.numerics;
     if (n !== undefined && (n.maxRelativeError > LOSS_TOLERANCE || n.maxWeightError > WEIGHT_TOLERANCE)) {

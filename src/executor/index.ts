@@ -1,10 +1,10 @@
 import { availableParallelism } from "node:os";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
-import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel } from "./execute.js";
+import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel, type Execution, type ExecuteOptions } from "./execute.js";
 import { calibrate } from "./measure/calibrate.js";
 import { cpuSnapshot, otherWorkShare } from "./measure/machine.js";
 import { predictForRun, runSpeedProbe, type DeviceProfile } from "./measure/profile.js";
-import { buildReport, worstMemoryRank } from "./measure/report.js";
+import { buildReport, worstMemoryRank, type ExecuteReport } from "./measure/report.js";
 
 /** The executor's entry for other front ends (the explorer's `x`): run a plan here and compare. */
 export interface PredictedVsMeasured {
@@ -57,6 +57,19 @@ export function onTimer(show: (fraction: number, label: string) => void, everyMs
   };
 }
 
+/**
+ * Runs `o` with the profile's speed probe (where its ranks have a core each) and reports it against the
+ * prediction at the run's speed, noting other processes' share of the cores during the run: what
+ * `meshplan execute` and the explorer's `x` both do once they have a plan and a profile.
+ */
+export async function executeAndReport(o: Omit<ExecuteOptions, "speedProbe">, profile: DeviceProfile): Promise<{ ex: Execution; report: ExecuteReport }> {
+  const cores = availableParallelism();
+  const probe = runSpeedProbe(profile, o.plan.dp * o.plan.tp * o.plan.pp * o.plan.cp, cores);
+  const before = cpuSnapshot();
+  const ex = await execute({ ...o, ...(probe === undefined ? {} : { speedProbe: probe }) });
+  return { ex, report: buildReport(ex, predictForRun(o.model, profile, ex), cores, otherWorkShare(before, cpuSnapshot())) };
+}
+
 /** "12 min ago", "3 h ago", "2 days ago": how old a profile measured at `iso` is. */
 export function ageOf(iso: string, now: Date): string {
   const minutes = (now.getTime() - Date.parse(iso)) / 60_000;
@@ -89,24 +102,21 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
   const ranks = plan.dp * plan.tp * plan.pp * plan.cp;
   let done = 0;
   const all = DEFAULT_WARMUP_STEPS + DEFAULT_TIMED_STEPS;
-  const probe = runSpeedProbe(profile, ranks, availableParallelism());
-  const before = cpuSnapshot();
   const shown = onTimer(options.onProgress, PROGRESS_EVERY_MS);
-  let ex;
+  let run: { ex: Execution; report: ExecuteReport };
   try {
-    ex = await execute({
+    run = await executeAndReport({
       model, plan, steps: DEFAULT_TIMED_STEPS, warmupSteps: DEFAULT_WARMUP_STEPS, backend: "wasm", reference: !plan.asynchronous,
-      ...(probe === undefined ? {} : { speedProbe: probe }),
       onProgress: (e) => {
         if (e.phase !== "step") return;
         done++;
         shown.update(Math.min(1, done / (ranks * all)), stepLabel(e.step, all, DEFAULT_WARMUP_STEPS));
       },
-    });
+    }, profile);
   } finally {
     shown.stop();
   }
-  const r = buildReport(ex, predictForRun(model, profile, ex), availableParallelism(), otherWorkShare(before, cpuSnapshot()));
+  const { ex, report: r } = run;
   const worst = worstMemoryRank(r);
   const rows = [
     { quantity: "step time", predicted: fmt.seconds(r.predicted.time.stepSeconds), measured: fmt.seconds(r.measured.stepSeconds) },

@@ -152,8 +152,9 @@ function gemmSeconds(gpu: GpuSpec, rate: GemmRate, m: number, k: number, n: numb
   return Math.max(compute, bytes / (gpu.hbmBytesPerSecond * gpu.efficiency.memoryBandwidth));
 }
 
-function streamSeconds(gpu: GpuSpec, bytes: number): number {
-  return bytes / (gpu.hbmBytesPerSecond * gpu.efficiency.memoryBandwidth);
+/** Seconds to stream `bytes` at `fraction` of the GPU's HBM bandwidth (default: its element-wise fraction). */
+function streamSeconds(gpu: GpuSpec, bytes: number, fraction = gpu.efficiency.memoryBandwidth): number {
+  return bytes / (gpu.hbmBytesPerSecond * fraction);
 }
 
 /**
@@ -254,7 +255,7 @@ export function headTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): HeadTimes
   const vocab = model.vocabSize / plan.tp;
   const proj = gemmSeconds(gpu, gemm16Rate(gpu, plan), x, model.hiddenSize, vocab);
   const e = gpu.efficiency;
-  const loss = (e.lossOverheadSeconds ?? 0) + (LOSS_BYTES_PER_LOGIT * x * vocab) / (gpu.hbmBytesPerSecond * (e.lossBandwidth ?? e.memoryBandwidth));
+  const loss = (e.lossOverheadSeconds ?? 0) + streamSeconds(gpu, LOSS_BYTES_PER_LOGIT * x * vocab, e.lossBandwidth ?? e.memoryBandwidth);
   return { forwardSeconds: proj + loss, backwardSeconds: 2 * proj + loss, projectionSeconds: proj };
 }
 
