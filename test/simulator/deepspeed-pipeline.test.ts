@@ -47,12 +47,11 @@ describe("DeepSpeed pipeline engine: blocking sends and the reduction after the 
     }), { numRuns: 30 });
   });
 
-  // The closed form prices the fill and drain at the slowest stage's time per micro-batch, four blocking
-  // transfers included where a middle stage has them; the simulator's fill and drain hold fewer (a stage
-  // waiting for its first activation has nothing to send back yet): up to 2.2% apart with 12 stages on
-  // Jean Zay's slow inter-node links, 0.7% on DGX nodes; with the transfers partitioned over tp
-  // (ppScatterGather, as DeepSpeed runs them by default) 0.3% and 0.1%.
-  it("with both knobs (as validate maps Megatron-DeepSpeed), they agree within 2.5% on DGX and Omni-Path nodes; the parts add up", () => {
+  // The closed form's fill and drain count the other stages' passes without their blocking transfers and
+  // the chain's transfers once per hop (pipeline.ts chainSeconds): at most 0.4% apart, with whole-sized
+  // transfers on Jean Zay's Omni-Path nodes. (Counting each stage's four transfers in the fill and drain as
+  // well had them 2.2% apart there.)
+  it("with both knobs (as validate maps Megatron-DeepSpeed), they agree within 1% on DGX and Omni-Path nodes; the parts add up", () => {
     for (const cluster of ["dgx-a100-80gb", "jean-zay-a100-80gb"]) for (const ppScatterGather of [false, true]) {
       const jz = shapeOf(cluster, 384);
       for (const pp of [2, 6, 12]) {
@@ -64,7 +63,7 @@ describe("DeepSpeed pipeline engine: blocking sends and the reduction after the 
           });
           const a = estimate(model, jz, plan);
           const sim = simulate(model, jz, plan).estimate;
-          expect(relErr(sim.time.stepSeconds, a.time.stepSeconds)).toBeLessThan(0.025);
+          expect(relErr(sim.time.stepSeconds, a.time.stepSeconds)).toBeLessThan(0.01);
           for (const e of [a, sim]) {
             const parts = Object.values(e.time.breakdown).reduce((x, y) => x + y, 0);
             expect(parts).toBeCloseTo(e.time.stepSeconds, 9);

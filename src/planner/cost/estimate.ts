@@ -79,7 +79,10 @@ export function offPipeline(shape: ClusterShape, plan: Plan, costs: PlanCosts, p
 /** The analytic step timing of a plan, before it is dressed as an Estimate. */
 export function analyticTiming(shape: ClusterShape, plan: Plan, costs: PlanCosts): StepTiming {
   const m = costs.microBatches;
-  const times: StageTime[] = costs.stages.map((s) => ({ totalSeconds: stageMicroBatchSeconds(s), weightGradSeconds: s.backwardWeightSeconds }));
+  const times: StageTime[] = costs.stages.map((s) => {
+    const totalSeconds = stageMicroBatchSeconds(s);
+    return { totalSeconds, weightGradSeconds: s.backwardWeightSeconds, chainSeconds: totalSeconds - s.blockingTransferSeconds };
+  });
   const pipe = pipelineSeconds(plan, times, m);
   const crit = costs.stages[pipe.critical]!;
   const off = offPipeline(shape, plan, costs, pipe.seconds, crit);

@@ -6,6 +6,12 @@ export interface StageTime {
   readonly totalSeconds: number;
   /** The weight-gradient part (W of Qi et al. 2023). */
   readonly weightGradSeconds: number;
+  /**
+   * What the stage adds to the fill and drain chain when it is not the critical one: totalSeconds without
+   * its blocking transfers (plan.ppBlockingSends), since the chain's own transfers, one per hop each way,
+   * are counted once by ppCriticalTransfers. Absent: totalSeconds.
+   */
+  readonly chainSeconds?: number;
 }
 
 /**
@@ -17,6 +23,7 @@ export interface StageTime {
  * - ZB-H1: m T_max + sum over the other stages of (F + B - W); uniform: bubble (p-1)(F + B - W)
  *   (Qi et al. 2023, section 3.1, Table 1).
  * - Naive model parallel: one micro-batch in flight, each traverses every stage: m * sum_i T_i.
+ * In the fill and drain terms a stage other than the critical one counts its chainSeconds where given.
  * The event simulator derives these from the schedule itself; these formulas are its tests.
  */
 export function pipelineSeconds(plan: Plan, stages: readonly StageTime[], microBatches: number): { seconds: number; critical: number } {
@@ -29,18 +36,23 @@ export function pipelineSeconds(plan: Plan, stages: readonly StageTime[], microB
     if (t > stages[critical]!.totalSeconds) critical = i;
   }
   const tMax = stages[critical]!.totalSeconds;
+  // The other stages' share of the fill and drain.
+  let others = 0;
+  stages.forEach((s, i) => {
+    if (i !== critical) others += s.chainSeconds ?? s.totalSeconds;
+  });
   switch (plan.schedule) {
     case "naive":
       return { seconds: m * sum, critical };
     case "gpipe":
     case "1f1b":
-      return { seconds: (m - 1) * tMax + sum, critical };
+      return { seconds: m * tMax + others, critical };
     case "interleaved":
-      return { seconds: m * tMax + (sum - tMax) / plan.virtualStages, critical };
+      return { seconds: m * tMax + others / plan.virtualStages, critical };
     case "zb-h1": {
       let fill = 0;
       stages.forEach((s, i) => {
-        if (i !== critical) fill += s.totalSeconds - 2 * s.weightGradSeconds;
+        if (i !== critical) fill += (s.chainSeconds ?? s.totalSeconds) - 2 * s.weightGradSeconds;
       });
       return { seconds: m * tMax + Math.max(0, fill), critical };
     }
