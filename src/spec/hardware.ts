@@ -94,6 +94,7 @@ function parseLink(r: FieldReader): LinkSpec {
     bytesPerSecondPerGpu: r.number("bytesPerSecondPerGpu", POSITIVE),
     latencySeconds: r.number("latencySeconds", { min: 0 }),
     busBandwidthEfficiency: r.number("busBandwidthEfficiency", FRACTION),
+    ...(r.has("maxBytesPerSecondPerGroup") ? { maxBytesPerSecondPerGroup: r.number("maxBytesPerSecondPerGroup", POSITIVE) } : {}),
   };
 }
 

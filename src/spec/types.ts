@@ -155,6 +155,13 @@ export interface LinkSpec {
   readonly latencySeconds: number;
   /** Achieved NCCL bus bandwidth divided by bytesPerSecondPerGpu. */
   readonly busBandwidthEfficiency: number;
+  /**
+   * Extension, inter-node links only: the most line rate (bytes per second per direction) that one group's
+   * ring drives across a node boundary, however many of its members a node holds: where NCCL routes a
+   * communicator through fewer NICs than it has members per node (Jean Zay's Omni-Path under NCCL 2.10:
+   * one port pair). Absent: every member drives its own share (k * bytesPerSecondPerGpu).
+   */
+  readonly maxBytesPerSecondPerGroup?: number;
 }
 
 export interface ClusterSpec {

@@ -56,6 +56,33 @@ describe("rank placement: tp fastest, then cp, dp, pp (Megatron order)", () => {
     expect(l.bytesPerSecond).toBeLessThanOrEqual(shape.spec.intraNode.bytesPerSecondPerGpu);
   });
 
+  it("a cluster's per-group cap bounds the line rate one group's ring drives across nodes (Jean Zay: one Omni-Path port)", () => {
+    const jz = shapeOf("jean-zay-a100-80gb", 384);
+    const inter = jz.spec.interNode;
+    const cap = inter.maxBytesPerSecondPerGroup;
+    expect(cap).toBe(12.5e9);
+    const dpLink = (tp: number) => {
+      const { plan } = planFor("llama3-70b", jz, { tp, pp: 1 });
+      return { placement: groupPlacement("dp", plan, 8), link: resolveLinks(plan, jz).dp };
+    };
+    // tp 8: one member per node drives its GPU's share; below the cap.
+    const one = dpLink(8);
+    expect(one.placement.membersPerNode).toBe(1);
+    expect(one.link.bytesPerSecond).toBeCloseTo(inter.bytesPerSecondPerGpu * inter.busBandwidthEfficiency, 0);
+    // tp 4 and tp 2: two and four members per node reach one port's line rate, and no more.
+    for (const [tp, members] of [[4, 2], [2, 4]] as const) {
+      const g = dpLink(tp);
+      expect(g.placement.membersPerNode).toBe(members);
+      expect(g.link.bytesPerSecond).toBeCloseTo(cap! * inter.busBandwidthEfficiency, 0);
+    }
+    // Without the cap the same four members drive four shares (the default everywhere else).
+    const { maxBytesPerSecondPerGroup: _dropped, ...noCap } = inter;
+    const uncapped = { ...jz, spec: { ...jz.spec, interNode: noCap } };
+    const { plan } = planFor("llama3-70b", jz, { tp: 2, pp: 1 });
+    expect(resolveLinks(plan, uncapped).dp.bytesPerSecond).toBeCloseTo(4 * inter.bytesPerSecondPerGpu * inter.busBandwidthEfficiency, 0);
+    expect(shapeOf("dgx-h100", 64).spec.interNode.maxBytesPerSecondPerGroup).toBeUndefined();
+  });
+
   it("with a pcie box there is no NVLink: even a tp group inside the node uses PCIe", () => {
     const shape = shapeOf("pcie-h100", 8);
     const { plan } = planFor("llama3-8b", shape, { tp: 8 });

@@ -63,7 +63,8 @@ export interface EffectiveLink {
 /**
  * Inside a node a group uses the intra-node fabric. Across nodes NCCL runs one ring channel per NIC, so
  * a group with k members per node drives k NICs: the bus bandwidth is the smaller of the intra-node link
- * and k times the per-GPU network bandwidth (NCCL's ring algorithm; see doc/cost-model.md).
+ * and k times the per-GPU network bandwidth (NCCL's ring algorithm; see doc/cost-model.md), the line rate
+ * capped where the cluster says one group's ring drives less (LinkSpec.maxBytesPerSecondPerGroup).
  */
 export function effectiveLink(placement: GroupPlacement, shape: ClusterShape): EffectiveLink {
   const intra = shape.spec.intraNode;
@@ -72,7 +73,8 @@ export function effectiveLink(placement: GroupPlacement, shape: ClusterShape): E
     return { name: intra.link, bytesPerSecond: intraBw, latencySeconds: intra.latencySeconds, crossesNodes: false };
   }
   const inter = shape.spec.interNode;
-  const interBw = achieved(inter) * placement.membersPerNode;
+  const lineRate = Math.min(inter.bytesPerSecondPerGpu * placement.membersPerNode, inter.maxBytesPerSecondPerGroup ?? Infinity);
+  const interBw = lineRate * inter.busBandwidthEfficiency;
   return {
     name: inter.link,
     bytesPerSecond: Math.min(intraBw, interBw),
