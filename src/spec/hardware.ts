@@ -70,8 +70,8 @@ export function parseClusterFile(json: unknown, file: string, fallbackName: stri
     displayName: r.optionalString("displayName") ?? name,
     gpuName: r.string("gpu"),
     gpusPerNode: r.number("gpusPerNode", POSITIVE_INT),
-    intraNode: parseLink(r.child("intraNode")),
-    interNode: parseLink(r.child("interNode")),
+    intraNode: parseLink(r.child("intraNode"), false),
+    interNode: parseLink(r.child("interNode"), true),
     sources: parseSources(r),
   };
 }
@@ -88,7 +88,11 @@ export function assembleCluster(file: ClusterFile, gpu: GpuSpec): ClusterSpec {
   };
 }
 
-function parseLink(r: FieldReader): LinkSpec {
+function parseLink(r: FieldReader, interNode: boolean): LinkSpec {
+  // A cap on one group's line rate describes how NCCL crosses nodes; inside a node it would mean nothing.
+  if (!interNode && r.has("maxBytesPerSecondPerGroup")) {
+    throw new InputError({ code: "out-of-range", file: r.file, field: r.path("maxBytesPerSecondPerGroup"), value: r.raw("maxBytesPerSecondPerGroup"), valid: "absent: it applies to interNode only" });
+  }
   return {
     link: r.string("link"),
     bytesPerSecondPerGpu: r.number("bytesPerSecondPerGpu", POSITIVE),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InputError } from "../../src/spec/errors.js";
-import { parseGpu } from "../../src/spec/hardware.js";
+import { parseClusterFile, parseGpu } from "../../src/spec/hardware.js";
 import { fromHuggingFaceConfig } from "../../src/spec/huggingface.js";
 import { parseModel } from "../../src/spec/model.js";
 import { resolvePlan } from "../../src/spec/plan.js";
@@ -60,6 +60,19 @@ describe("model file validation", () => {
     const e = rejection(() => parseGpu(gpu({ ...base, commOverlapSlowdown: 1.5 }), "g.json", "g"));
     expect(e.field).toMatch(/commOverlapSlowdown/);
     expect(e.value).toBe(1.5);
+  });
+
+  it("reads the optional per-group cap on an inter-node link, and rejects one that is not positive or sits on the intra-node link", () => {
+    const link = { link: "net", bytesPerSecondPerGpu: 6.25e9, latencySeconds: 1e-5, busBandwidthEfficiency: 0.4 };
+    const cluster = (intraNode: object, interNode: object) => ({ gpu: "a100-sxm-80gb", gpusPerNode: 8, intraNode, interNode });
+    expect(parseClusterFile(cluster(link, { ...link, maxBytesPerSecondPerGroup: 12.5e9 }), "c.json", "c").interNode.maxBytesPerSecondPerGroup).toBe(12.5e9);
+    expect(parseClusterFile(cluster(link, link), "c.json", "c").interNode).not.toHaveProperty("maxBytesPerSecondPerGroup");
+    const negative = rejection(() => parseClusterFile(cluster(link, { ...link, maxBytesPerSecondPerGroup: -1 }), "c.json", "c"));
+    expect(negative.field).toBe("interNode.maxBytesPerSecondPerGroup");
+    expect(negative.value).toBe(-1);
+    const inside = rejection(() => parseClusterFile(cluster({ ...link, maxBytesPerSecondPerGroup: 1e9 }, link), "c.json", "c"));
+    expect(inside.field).toBe("intraNode.maxBytesPerSecondPerGroup");
+    expect(inside.message).toContain("interNode only");
   });
 });
 
