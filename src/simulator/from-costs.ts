@@ -1,5 +1,6 @@
 import type { DpCosts } from "../planner/cost/communication.js";
 import { gradientBytesPerParam, lossBytes, PARAM_BYTES, stagePerMicroBatchBytes, stageWeightGradInputBytes } from "../planner/cost/memory.js";
+import { achievedBytesPerSecond } from "../planner/cost/placement.js";
 import type { PlanCosts } from "../planner/cost/stages.js";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import type { SimDp, SimInput, SimParameterServers, SimStage } from "./types.js";
@@ -29,7 +30,7 @@ function simDp(plan: Plan, dp: DpCosts): SimDp {
  */
 function parameterServers(plan: Plan, shape: ClusterShape, paramsPerWorker: number): SimParameterServers {
   const link = shape.spec.interNode;
-  const bytesPerSecond = link.bytesPerSecondPerGpu * link.busBandwidthEfficiency;
+  const bytesPerSecond = achievedBytesPerSecond(link);
   const k = plan.parameterServers;
   return {
     workers: plan.dp,

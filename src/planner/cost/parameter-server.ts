@@ -1,5 +1,6 @@
 import type { ClusterShape, Plan } from "../../spec/types.js";
 import { gradientBytesPerParam, PARAM_BYTES } from "./memory.js";
+import { achievedBytesPerSecond } from "./placement.js";
 
 /**
  * Data parallelism through parameter servers (Li et al. 2014, OSDI; TensorFlow's ParameterServerStrategy):
@@ -19,7 +20,7 @@ export interface ParameterServerCost {
 
 export function parameterServerCost(plan: Plan, shape: ClusterShape, paramsPerWorker: number): ParameterServerCost {
   const link = shape.spec.interNode;
-  const bw = link.bytesPerSecondPerGpu * link.busBandwidthEfficiency;
+  const bw = achievedBytesPerSecond(link);
   const push = gradientBytesPerParam(plan) * paramsPerWorker;
   const pull = PARAM_BYTES * paramsPerWorker;
   const workerSeconds = 2 * link.latencySeconds + (push + pull) / bw;

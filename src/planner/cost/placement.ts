@@ -68,13 +68,12 @@ export interface EffectiveLink {
  */
 export function effectiveLink(placement: GroupPlacement, shape: ClusterShape): EffectiveLink {
   const intra = shape.spec.intraNode;
-  const intraBw = achieved(intra);
+  const intraBw = achievedBytesPerSecond(intra);
   if (placement.nodes <= 1) {
     return { name: intra.link, bytesPerSecond: intraBw, latencySeconds: intra.latencySeconds, crossesNodes: false };
   }
   const inter = shape.spec.interNode;
-  const lineRate = Math.min(inter.bytesPerSecondPerGpu * placement.membersPerNode, inter.maxBytesPerSecondPerGroup ?? Infinity);
-  const interBw = lineRate * inter.busBandwidthEfficiency;
+  const interBw = achievedBytesPerSecond(inter, Math.min(inter.bytesPerSecondPerGpu * placement.membersPerNode, inter.maxBytesPerSecondPerGroup ?? Infinity));
   return {
     name: inter.link,
     bytesPerSecond: Math.min(intraBw, interBw),
@@ -83,6 +82,7 @@ export function effectiveLink(placement: GroupPlacement, shape: ClusterShape): E
   };
 }
 
-function achieved(link: LinkSpec): number {
-  return link.bytesPerSecondPerGpu * link.busBandwidthEfficiency;
+/** The NCCL bus bandwidth a link achieves on `lineRate` bytes per second (default: one GPU's share). */
+export function achievedBytesPerSecond(link: LinkSpec, lineRate = link.bytesPerSecondPerGpu): number {
+  return lineRate * link.busBandwidthEfficiency;
 }
