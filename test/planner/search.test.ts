@@ -113,6 +113,40 @@ describe("plan search: mechanics", () => {
     expect(() => searchPlans(loadModel("tiny-gpt"), shapeOf("dgx-h100", 3), {}, { top: 1 })).toThrow(InputError);
   });
 
+  it("too many GPUs for the model is reported against the GPU count and the global batch, not against unpinned flags", () => {
+    // tiny-gpt: tp <= 4 heads, pp <= 2 layers, cp <= 32 tokens leave dp >= 16 on 4096 GPUs, above its 8 sequences
+    try {
+      searchPlans(loadModel("tiny-gpt"), shapeOf("dgx-h100", 4096), {}, { top: 1 });
+      expect.unreachable("4096 GPUs of tiny-gpt should be refused");
+    } catch (e) {
+      expect(e).toBeInstanceOf(InputError);
+      expect((e as InputError).field).toBe("gpus");
+      expect((e as InputError).message).toMatch(/4096 .*fewer GPUs, or a larger --global-batch \(now 8 sequences\)/);
+    }
+  });
+
+  it("a pinned --vpp pins the interleaved schedule with that many virtual stages, and --vpp 1 rules it out", () => {
+    const model = loadModel("llama3-70b");
+    const v3 = searchPlans(model, shape, { virtualStages: 3 }, { top: 5 }).plans;
+    expect(v3.length).toBeGreaterThan(0);
+    for (const e of v3) expect(e.plan).toMatchObject({ schedule: "interleaved", virtualStages: 3 });
+    const v1 = searchPlans(model, shape, { virtualStages: 1 }, { top: 5 }).plans;
+    expect(v1.length).toBeGreaterThan(0);
+    for (const e of v1) expect(e.plan.virtualStages).toBe(1);
+  });
+
+  it("a pinned --vpp that no pipeline depth takes names the counts that would", () => {
+    // 80 layers: pp x 7 chunks (the ends one layer less) fit no pp that divides 64
+    try {
+      searchPlans(loadModel("llama3-70b"), shape, { virtualStages: 7 }, { top: 1 });
+      expect.unreachable("--vpp 7 should be refused");
+    } catch (e) {
+      expect(e).toBeInstanceOf(InputError);
+      expect((e as InputError).field).toBe("virtualStages");
+      expect((e as InputError).message).toContain("valid: 1, or one of 2, 3, 4");
+    }
+  });
+
   // The search skips a plan when these bounds are below its shortlist's last entry: if one ever fell under
   // a plan's real speed, the search could drop a plan that belongs in the ranking. tokensPerSecondBound must
   // also hold for every layout and recomputation the integer program may give the plan's mesh.

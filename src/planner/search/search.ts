@@ -8,7 +8,7 @@ import { embeddingTimes, headTimes, layerTimes } from "../cost/compute.js";
 import { peakBytesLowerBound } from "../cost/memory.js";
 import type { Estimate } from "../cost/types.js";
 import { solvePartition } from "../partition/ilp.js";
-import { partitionProblem, type PartitionSolution } from "../partition/problem.js";
+import { layoutExists, partitionProblem, type PartitionSolution } from "../partition/problem.js";
 import { divisorsOf, forEachCandidate, searchGlobalBatch, type MeshChoice } from "./space.js";
 import { TopList } from "./top-list.js";
 
@@ -267,7 +267,10 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     if (firstError === undefined) {
       // The pins alone may name the cause (heads that do not split over tp, degrees that do not divide
       // the GPUs): resolving them as a plan throws the error that says which field and what is valid.
-      resolvePlan(model, shape, pinned);
+      // (A pinned --vpp above 1 means the interleaved schedule, as the search reads it.)
+      const v = pinned.virtualStages;
+      if (v !== undefined && v > 1 && pinned.pp === undefined && pinned.layersPerStage === undefined) throw virtualStagesError(model, shape, v);
+      resolvePlan(model, shape, v !== undefined && v > 1 && pinned.schedule === undefined ? { ...pinned, schedule: "interleaved" } : pinned);
       if (pinned.microBatch !== undefined) {
         const batch = searchGlobalBatch(model, pinned);
         throw new InputError({
@@ -277,7 +280,18 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
         });
       }
     }
-    throw firstError ?? new InputError({ code: "unsupported", field: "plan flags", value: pinned, valid: "flags that leave at least one valid plan", reason: "no plan matches the pinned dimensions" });
+    if (firstError !== undefined) throw firstError;
+    if (!pinsAnyDimension(pinned)) {
+      // Nothing pinned but the GPUs: tp, pp and cp are bounded by the model's heads, layers and sequence,
+      // so too many GPUs leave more data-parallel replicas than the global batch has sequences.
+      const batch = searchGlobalBatch(model, pinned);
+      throw new InputError({
+        code: "out-of-range", field: "gpus", value: shape.gpus,
+        valid: `fewer GPUs, or a larger --global-batch (now ${batch} sequences)`,
+        reason: `no split of ${shape.gpus} GPUs runs ${model.displayName}: with tp, pp and cp bounded by its heads, layers and sequence, every split leaves more data-parallel replicas than sequences in the global batch, or layers that do not divide`,
+      });
+    }
+    throw new InputError({ code: "unsupported", field: "plan flags", value: pinned, valid: "flags that leave at least one valid plan", reason: "no plan matches the pinned dimensions" });
   }
 
   // Pass 2: the integer program's layout for each shortlisted mesh, evaluated analytically.
@@ -351,4 +365,24 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     partitionSeconds,
     partitionSolvers,
   };
+}
+
+/** Whether the flags pin any parallel dimension, schedule, batch split or layout (not only the model and GPUs). */
+function pinsAnyDimension(p: PlanInput): boolean {
+  const dims = [p.dp, p.tp, p.pp, p.cp, p.ep, p.virtualStages, p.microBatch, p.schedule, p.zero, p.recompute, p.layersPerStage, p.recomputeLayersPerStage, p.parameterServers, p.shardGroup];
+  return dims.some((d) => d !== undefined);
+}
+
+/**
+ * A pinned --vpp (and no --pp) that no searched plan can take: no pipeline depth of these GPUs splits the
+ * layers into pp * v chunks (the ends allowed one layer less). Names the counts that would.
+ */
+function virtualStagesError(model: ModelSpec, shape: ClusterShape, v: number): InputError {
+  const depths = divisorsOf(shape.gpus).filter((pp) => pp >= 2 && pp <= model.layers);
+  const works = Array.from({ length: 15 }, (_, i) => i + 2).filter((w) => depths.some((pp) => layoutExists(model.layers, pp, w)));
+  return new InputError({
+    code: "not-divisible", field: "virtualStages", value: v,
+    valid: works.length === 0 ? "1 (no pipeline depth of these GPUs takes virtual stages)" : `1, or one of ${works.join(", ")}`,
+    reason: `no pipeline depth pp of ${shape.gpus} GPUs splits ${model.layers} layers into pp x ${v} chunks`,
+  });
 }

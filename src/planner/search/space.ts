@@ -157,8 +157,12 @@ function schedules(model: ModelSpec, pp: number, m: number, pinned: PlanInput): 
     const tried = pinned.virtualStages === undefined && fits.includes(4) ? fits.filter((v) => v !== 3) : fits;
     return tried.map((v): [Schedule, number] => ["interleaved", v]);
   };
-  if (pinned.schedule === "interleaved") return interleaved();
+  // A pinned --vpp above 1 is the interleaved schedule with that many virtual stages (only that schedule
+  // has them); a pinned 1 rules it out.
+  const v = pinned.virtualStages;
+  if (pinned.schedule === "interleaved" || (pinned.schedule === undefined && v !== undefined && v > 1)) return interleaved();
   if (pinned.schedule !== undefined) return [[pinned.schedule, 1]];
+  if (v === 1) return pp === 1 ? [["1f1b", 1]] : [["1f1b", 1], ["zb-h1", 1]];
   if (pp === 1) return [["1f1b", 1]];
   return [["1f1b", 1], ["zb-h1", 1], ...interleaved()];
 }
