@@ -1,4 +1,3 @@
-import { renameSync, writeFileSync } from "node:fs";
 import { calibrate } from "../executor/measure/calibrate.js";
 import { LOSS_BYTES_PER_LOGIT } from "../planner/cost/compute.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
@@ -7,6 +6,7 @@ import { loadModel } from "./catalog.js";
 import { backendFlag, extraFlag } from "./execute.js";
 import { DEFAULT_PROFILE_FILE } from "./profile-file.js";
 import type { Io } from "./io.js";
+import { outputTarget, writeOutput } from "./output-file.js";
 
 /** `meshplan calibrate [--profile FILE] [--backend B] [--json]`: measures this machine and saves a device profile. */
 function rate(x: number, unit: string): string {
@@ -46,12 +46,12 @@ export function formatProfile(p: DeviceProfile, file: string): string {
 export async function calibrateCommand(args: ParsedArgs, io: Io): Promise<number> {
   // bad input (InputError) reaches run() in main.ts, which prints it on one line and returns 2
   const given = extraFlag(args, "profile");
-  const file = typeof given === "string" ? given : DEFAULT_PROFILE_FILE;
+  const file = given === undefined ? DEFAULT_PROFILE_FILE : given;
+  // Checked before the minute of measuring; written through a temporary file renamed into place, so an
+  // interrupted write never leaves half a profile (output-file.ts).
+  const target = outputTarget("--profile", file);
   const profile = await calibrate({ backend: backendFlag(args), base: loadModel("tiny-gpt"), onProgress: (what) => io.err(`calibrate: ${what}`) });
-  // A temporary file renamed into place: an interrupted write never leaves half a profile.
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(profile, null, 2)}\n`);
-  renameSync(tmp, file);
-  io.out(args.flags.json === true ? JSON.stringify(profile, null, 2) : formatProfile(profile, file));
+  writeOutput(target, [`${JSON.stringify(profile, null, 2)}\n`]);
+  io.out(args.flags.json === true ? JSON.stringify(profile, null, 2) : formatProfile(profile, target.given));
   return 0;
 }

@@ -14,6 +14,9 @@ export function readProfile(file: string): DeviceProfile {
   } catch (e) {
     throw new InputError({ code: "bad-json", field: "--profile", value: file, valid: "a profile written by meshplan calibrate", reason: (e as Error).message });
   }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    throw new InputError({ code: "bad-type", file, field: "(profile)", value: json, valid: "a JSON object: a profile written by meshplan calibrate" });
+  }
   const p = json as Partial<DeviceProfile>;
   if (p.version !== 1 || typeof p.peakFlopsPerSecond !== "number" || typeof p.opOverheadSeconds !== "number") {
     throw new InputError({ code: "bad-json", file, field: "version", value: p.version, valid: "a version 1 profile written by meshplan calibrate" });

@@ -1,13 +1,11 @@
-import { closeSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
 import { estimate } from "../planner/cost/estimate.js";
 import { simulate } from "../simulator/simulate.js";
 import { traceChunks } from "../simulator/trace.js";
 import type { Timeline } from "../simulator/types.js";
-import { InputError } from "../spec/errors.js";
 import { defaultGlobalBatch, resolvePlan } from "../spec/plan.js";
 import type { ParsedArgs } from "./args.js";
 import { loadContext, planInputFrom } from "./context.js";
+import { outputTarget, writeOutput } from "./output-file.js";
 import { calibratedLine, formatEstimate, pct, seconds } from "./format.js";
 import type { Io } from "./io.js";
 import { renderTimeline, zoomSeconds } from "./timeline.js";
@@ -27,33 +25,6 @@ function useColor(): boolean {
   return process.stdout.isTTY === true;
 }
 
-/**
- * Writes the Chrome trace to a temporary file next to `file`, then renames it: a crash leaves no half
- * file under the asked name. Failures are bad input (the path), reported in one line.
- */
-export function writeTrace(file: string, timeline: Timeline): void {
-  const target = resolve(file);
-  const temp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
-  let fd: number | undefined;
-  try {
-    fd = openSync(temp, "w");
-    for (const chunk of traceChunks(timeline)) writeSync(fd, chunk);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(temp, target);
-  } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    try {
-      unlinkSync(temp);
-    } catch {
-      // nothing was written
-    }
-    const code = (e as NodeJS.ErrnoException).code ?? "unwritable";
-    const reason = code === "ENOENT" ? `no such directory: ${dirname(target)}` : code === "EISDIR" ? "is a directory" : code === "EACCES" ? "permission denied" : code;
-    throw new InputError({ code: "bad-flag", field: "--trace", value: file, valid: "a file path in an existing, writable directory", reason });
-  }
-}
-
 function summary(t: Timeline, simulatedSeconds: number, analyticSeconds: number): string {
   const x = t.exposed;
   const comm = [["tp", x.tpSeconds], ["cp", x.cpSeconds], ["ep", x.epSeconds], ["pp", x.ppSeconds], ["dp", x.dpSeconds]] as const;
@@ -69,9 +40,8 @@ function summary(t: Timeline, simulatedSeconds: number, analyticSeconds: number)
 /** `meshplan simulate`: one plan, simulated event by event (time from the timeline, memory from the cost model). */
 export function simulateCommand(args: ParsedArgs, io: Io): number {
   const trace = args.flags.trace;
-  if (trace !== undefined && (typeof trace !== "string" || trace === "")) {
-    throw new InputError({ code: "bad-flag", field: "--trace", value: trace, valid: "a file path" });
-  }
+  // checked before the simulation, which can take a while
+  const traceTarget = trace === undefined ? undefined : outputTarget("--trace", trace);
   const { model, shape, calibratedAt } = loadContext(args.flags, true);
   const input = planInputFrom(args.flags);
   const plan = resolvePlan(model, shape, input);
@@ -80,7 +50,7 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
     ? [`global batch ${plan.globalBatch} sequences: the default ${defaultBatch} rounded up to a multiple of dp x micro-batch (--global-batch sets it)`]
     : [];
   const { estimate: simulated, timeline } = simulate(model, shape, plan);
-  if (trace !== undefined) writeTrace(trace, timeline);
+  if (traceTarget !== undefined) writeOutput(traceTarget, traceChunks(timeline));
   // The contract's exit codes (design brief section 5): 1 when the plan is not feasible (does not fit).
   const code = simulated.memory.fits ? 0 : 1;
   if (args.flags.json === true) {

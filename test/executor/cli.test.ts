@@ -117,6 +117,26 @@ describe("meshplan calibrate and execute", () => {
     expect(out.stderr).toEqual([expect.stringMatching(/^meshplan: --warmup = -1 is not valid.*an integer >= 0/)]);
   });
 
+  it("a --profile file holding JSON that is not an object is bad input naming the file, not an internal error", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-badprofile-"));
+    for (const text of ["null", "[1]", "3"]) {
+      const file = join(dir, "p.json");
+      writeFileSync(file, text);
+      const out = io();
+      expect(await executeCommand(args("execute", { model: "tiny-gpt", dp: 2, profile: file }), out)).toBe(2);
+      expect(out.stderr).toEqual([expect.stringContaining(`${file}: (profile) = ${text} is not valid`)]);
+    }
+  });
+
+  it("calibrate checks where it will save before measuring: a missing directory or an empty name is bad input at once", async () => {
+    for (const [path, reason] of [[join(tmpdir(), "meshplan-no-such-dir", "p.json"), "no such directory"], ["", "no file name"]] as const) {
+      const out = io();
+      // an InputError, which main.ts prints on one line with exit 2; no progress line: nothing was measured
+      await expect(calibrateCommand(args("calibrate", { profile: path }), out)).rejects.toThrow(reason);
+      expect(out.stderr).toEqual([]);
+    }
+  });
+
   it("a plan the executor cannot run is bad input (exit 2, one line)", async () => {
     const out = io();
     expect(await executeCommand(args("execute", { model: "tiny-gpt", pp: 2, schedule: "zb-h1", recompute: "full", profile }), out)).toBe(2);

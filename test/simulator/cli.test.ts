@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { outputTarget } from "../../src/cli/output-file.js";
 
 // Runs the built binary (npm test compiles first: `tsc -p . && vitest run`).
 const BIN = join(import.meta.dirname, "..", "..", "bin", "meshplan.js");
@@ -55,6 +56,48 @@ describe("meshplan simulate (the event simulator)", () => {
     expect(r.stderr).toContain("--trace");
     expect(r.stderr).toContain("no such directory");
     expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("--trace through a symbolic link writes the file it points to and keeps the link", () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-trace-"));
+    const target = join(dir, "target.json");
+    writeFileSync(target, "old");
+    const link = join(dir, "link.json");
+    symlinkSync(target, link);
+    const r = meshplan([...PLAN, "--trace", link]);
+    expect(r.code).toBe(0);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(JSON.parse(readFileSync(target, "utf8")).traceEvents.length).toBeGreaterThan(100);
+    expect(readdirSync(dir).sort()).toEqual(["link.json", "target.json"]);
+  });
+
+  it("--trace /dev/stdout writes the trace on stdout, before the report, and replaces no file", () => {
+    const r = meshplan([...PLAN, "--json", "--trace", "/dev/stdout"]);
+    expect(r.code).toBe(0);
+    const end = r.stdout.indexOf("\n]}\n") + 4;
+    const trace = JSON.parse(r.stdout.slice(0, end));
+    const estimate = JSON.parse(r.stdout.slice(end));
+    expect(trace.traceEvents.length).toBeGreaterThan(100);
+    expect(estimate.time.stepSeconds).toBeGreaterThan(0);
+  });
+
+  it("an output path that is a device is written in place, never renamed over (checked without writing)", () => {
+    expect(outputTarget("--trace", "/dev/null")).toMatchObject({ path: "/dev/null", stream: true });
+    expect(outputTarget("--trace", "/dev/stdout")).toMatchObject({ stream: true, fd: 1 });
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-trace-"));
+    expect(outputTarget("--trace", join(dir, "new.json"))).toMatchObject({ path: join(dir, "new.json"), stream: false });
+    expect(() => outputTarget("--profile", "")).toThrow(/--profile .*no file name/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("--trace naming a directory is refused before anything is simulated", () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-trace-"));
+    const r = meshplan([...PLAN, "--trace", dir]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain("is a directory");
     expect(readdirSync(dir)).toEqual([]);
   });
 

@@ -1,0 +1,114 @@
+import { type Stats, accessSync, closeSync, constants, lstatSync, openSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { InputError } from "../spec/errors.js";
+
+/**
+ * Where an output flag (--trace, --profile) writes, checked before any work is done:
+ * - a symbolic link is followed, so the file it points to is written and the link stays;
+ * - an existing device, pipe or socket (a FIFO, /dev/null) is written in place, as a stream, and
+ *   /dev/stdout or /dev/stderr through this process's own descriptor, after what it printed before;
+ * - anything else is a regular file written to a temporary file beside it and renamed over it, so an
+ *   interrupted or failed write never leaves half a file under the asked name.
+ */
+export interface OutputTarget {
+  readonly flag: string;
+  readonly given: string;
+  /** The path written: the link's target for a symbolic link. */
+  readonly path: string;
+  readonly stream: boolean;
+  /** This process's own stdout or stderr (1 or 2), written through its descriptor so the output keeps its order. */
+  readonly fd?: number;
+}
+
+/** Names of this process's stdout and stderr: writing through the descriptor shares its offset with the report. */
+const OWN_STREAMS: Readonly<Record<string, number>> = {
+  "/dev/stdout": 1, "/dev/fd/1": 1, "/proc/self/fd/1": 1,
+  "/dev/stderr": 2, "/dev/fd/2": 2, "/proc/self/fd/2": 2,
+};
+
+function refuse(flag: string, given: unknown, reason: string): InputError {
+  return new InputError({ code: "bad-flag", field: flag, value: given, valid: "a file path in an existing, writable directory", reason });
+}
+
+function errnoReason(e: unknown, path: string): string {
+  const code = (e as NodeJS.ErrnoException).code ?? "unwritable";
+  if (code === "ENOENT") return `no such directory: ${dirname(path)}`;
+  if (code === "EISDIR") return "is a directory";
+  if (code === "EACCES" || code === "EPERM") return "permission denied";
+  if (code === "ENOSPC") return "no space left on the device";
+  return code;
+}
+
+/** Checks an output path (InputError naming `flag` when it cannot be written); writes nothing. */
+export function outputTarget(flag: string, given: unknown): OutputTarget {
+  if (typeof given !== "string" || given === "") throw refuse(flag, given, "no file name");
+  const asked = resolve(given);
+  const own = OWN_STREAMS[asked];
+  if (own !== undefined) return { flag, given, path: asked, stream: true, fd: own };
+  let st: Stats | undefined;
+  try {
+    st = statSync(asked); // follows links
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw refuse(flag, given, errnoReason(e, asked));
+  }
+  if (st?.isDirectory() === true) throw refuse(flag, given, "is a directory");
+  if (st !== undefined && !st.isFile()) {
+    // a device, pipe or socket (opening the asked path follows any link to it)
+    try {
+      accessSync(asked, constants.W_OK);
+    } catch (e) {
+      throw refuse(flag, given, errnoReason(e, asked));
+    }
+    return { flag, given, path: asked, stream: true };
+  }
+  // A regular file, or none yet: the file a link points to (a dangling link: where it points).
+  const path = st !== undefined ? realpathSync(asked) : lstatOrUndefined(asked)?.isSymbolicLink() === true ? resolve(dirname(asked), readlinkSync(asked)) : asked;
+  const dir = dirname(path);
+  try {
+    if (!statSync(dir).isDirectory()) throw refuse(flag, given, `not a directory: ${dir}`);
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw refuse(flag, given, errnoReason(e, path));
+  }
+  return { flag, given, path, stream: false };
+}
+
+function lstatOrUndefined(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Writes `chunks` to the checked target: in place for a stream, else through a temporary file renamed over
+ * the path. A failure removes the temporary file and is an InputError naming the flag.
+ */
+export function writeOutput(target: OutputTarget, chunks: Iterable<string>): void {
+  const { flag, given, path } = target;
+  const temp = target.stream ? path : join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  let fd: number | undefined;
+  try {
+    if (target.fd !== undefined) {
+      for (const chunk of chunks) writeSync(target.fd, chunk);
+      return;
+    }
+    fd = openSync(temp, "w");
+    for (const chunk of chunks) writeSync(fd, chunk);
+    closeSync(fd);
+    fd = undefined;
+    if (!target.stream) renameSync(temp, path);
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    if (!target.stream) {
+      try {
+        unlinkSync(temp);
+      } catch {
+        // nothing was written
+      }
+    }
+    throw refuse(flag, given, errnoReason(e, path));
+  }
+}
