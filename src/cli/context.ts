@@ -39,6 +39,13 @@ function choice<T extends string>(flags: Flags, name: FlagName, options: readonl
   return v as T;
 }
 
+/**
+ * Largest cluster meshplan plans for: 2^20 GPUs, several times the largest training clusters reported
+ * (about 100,000 to 200,000 GPUs in 2024-2025), so that a mistyped count is an error, not a search
+ * through the divisors of a billion.
+ */
+export const MAX_GPUS = 2 ** 20;
+
 function positive(flags: Flags, name: FlagName): number | undefined {
   const v = int(flags, name);
   if (v !== undefined && v < 1) throw new InputError({ code: "out-of-range", field: `--${name}`, value: v, valid: "an integer >= 1" });
@@ -78,6 +85,7 @@ function calibrate(spec: ClusterSpec): { spec: ClusterSpec; fittedAt: string } {
  */
 export function loadContext(flags: Flags, calibratedByDefault = false): Context {
   const gpus = positive(flags, "gpus") ?? DEFAULT_GPUS;
+  if (gpus > MAX_GPUS) throw new InputError({ code: "out-of-range", field: "--gpus", value: gpus, valid: `an integer from 1 to ${MAX_GPUS.toLocaleString("en-US")}` });
   const model = loadModel(str(flags, "model") ?? DEFAULT_MODEL);
   const prior = loadCluster(str(flags, "cluster") ?? DEFAULT_CLUSTER, str(flags, "gpu"));
   const calibrated = (bool(flags, "calibrated") ?? calibratedByDefault) ? calibrate(prior) : undefined;

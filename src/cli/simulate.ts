@@ -2,7 +2,8 @@ import { estimate } from "../planner/cost/estimate.js";
 import { simulate } from "../simulator/simulate.js";
 import { traceChunks } from "../simulator/trace.js";
 import type { Timeline } from "../simulator/types.js";
-import { defaultGlobalBatch, resolvePlan } from "../spec/plan.js";
+import { defaultGlobalBatch, microBatchCount, resolvePlan } from "../spec/plan.js";
+import { InputError } from "../spec/errors.js";
 import type { ParsedArgs } from "./args.js";
 import { loadContext, planInputFrom } from "./context.js";
 import { outputTarget, writeOutput } from "./output-file.js";
@@ -37,6 +38,12 @@ function summary(t: Timeline, simulatedSeconds: number, analyticSeconds: number)
   ].join("\n");
 }
 
+/**
+ * Most forward and backward passes `simulate` plays for one step (2^21, a few seconds on one core); the
+ * event graph grows with micro-batches x stages x virtual stages.
+ */
+export const MAX_SIMULATED_PASSES = 2 ** 21;
+
 /** `meshplan simulate`: one plan, simulated event by event (time from the timeline, memory from the cost model). */
 export function simulateCommand(args: ParsedArgs, io: Io): number {
   const trace = args.flags.trace;
@@ -45,6 +52,14 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
   const { model, shape, calibratedAt } = loadContext(args.flags, true);
   const input = planInputFrom(args.flags);
   const plan = resolvePlan(model, shape, input);
+  const passes = 2 * microBatchCount(plan) * plan.pp * plan.virtualStages;
+  if (passes > MAX_SIMULATED_PASSES) {
+    throw new InputError({
+      code: "out-of-range", field: "--global-batch", value: plan.globalBatch,
+      valid: `at most ${Math.floor((MAX_SIMULATED_PASSES * plan.dp * plan.microBatch) / (2 * plan.pp * plan.virtualStages)).toLocaleString("en-US")} sequences with this split (or a larger --micro-batch)`,
+      reason: `one step would be ${passes.toLocaleString("en-US")} forward and backward passes to simulate, above ${MAX_SIMULATED_PASSES.toLocaleString("en-US")}; \`meshplan plan\` estimates any batch analytically`,
+    });
+  }
   const defaultBatch = defaultGlobalBatch(model, plan.seqLen);
   const batchNote = input.globalBatch === undefined && plan.globalBatch !== defaultBatch
     ? [`global batch ${plan.globalBatch} sequences: the default ${defaultBatch} rounded up to a multiple of dp x micro-batch (--global-batch sets it)`]

@@ -1,5 +1,5 @@
 import { InputError } from "./errors.js";
-import { FieldReader, POSITIVE_INT } from "./read.js";
+import { FieldReader, MODEL_COUNT, MODEL_SIZE } from "./read.js";
 import type { ModelSpec } from "./types.js";
 
 /** Hugging Face `model_type` values whose config.json field names this importer knows. */
@@ -29,33 +29,36 @@ export function fromHuggingFaceConfig(json: unknown, file: string, fallbackName:
 }
 
 function fromLlamaFamily(r: FieldReader, modelType: HfModelType, name: string, source: string): ModelSpec {
-  const hiddenSize = r.number("hidden_size", POSITIVE_INT);
-  const attentionHeads = r.number("num_attention_heads", POSITIVE_INT);
-  const kvHeads = r.optionalNumber("num_key_value_heads", POSITIVE_INT) ?? attentionHeads;
-  const headDim = r.optionalNumber("head_dim", POSITIVE_INT) ?? exactDiv(r, hiddenSize, attentionHeads);
+  const hiddenSize = r.number("hidden_size", MODEL_SIZE);
+  const attentionHeads = r.number("num_attention_heads", MODEL_COUNT);
+  const kvHeads = r.optionalNumber("num_key_value_heads", MODEL_COUNT) ?? attentionHeads;
+  if (attentionHeads % kvHeads !== 0) {
+    throw new InputError({ code: "not-divisible", file: r.file, field: "num_key_value_heads", value: kvHeads, valid: `a divisor of num_attention_heads (${attentionHeads})` });
+  }
+  const headDim = r.optionalNumber("head_dim", MODEL_SIZE) ?? exactDiv(r, hiddenSize, attentionHeads);
   const act = r.optionalString("hidden_act") ?? "silu";
   if (act !== "silu" && act !== "swish") {
     throw new InputError({ code: "unsupported", file: r.file, field: "hidden_act", value: act, valid: "silu (a gated SwiGLU MLP)" });
   }
-  const experts = modelType === "mixtral" ? r.number("num_local_experts", POSITIVE_INT) : undefined;
+  const experts = modelType === "mixtral" ? r.number("num_local_experts", MODEL_COUNT) : undefined;
   return {
     name,
     displayName: name,
-    layers: r.number("num_hidden_layers", POSITIVE_INT),
+    layers: r.number("num_hidden_layers", MODEL_COUNT),
     hiddenSize,
     attentionHeads,
     kvHeads,
     headDim,
-    ffnHiddenSize: r.number("intermediate_size", POSITIVE_INT),
+    ffnHiddenSize: r.number("intermediate_size", MODEL_SIZE),
     mlp: "swiglu",
     norm: "rmsnorm",
-    vocabSize: r.number("vocab_size", POSITIVE_INT),
+    vocabSize: r.number("vocab_size", MODEL_SIZE),
     tiedEmbeddings: r.boolean("tie_word_embeddings", false),
     positionEmbedding: "rope",
     linearBias: false,
     qkvBias: modelType === "qwen2",
     dropout: (r.optionalNumber("attention_dropout", { min: 0 }) ?? 0) > 0,
-    seqLen: Math.min(r.number("max_position_embeddings", POSITIVE_INT), DEFAULT_SEQ_CAP),
+    seqLen: Math.min(r.number("max_position_embeddings", MODEL_SIZE), DEFAULT_SEQ_CAP),
     globalBatch: undefined,
     moe: experts === undefined ? undefined : { experts, topK: r.number("num_experts_per_tok", { integer: true, min: 1, max: experts }) },
     publishedParameters: undefined,
@@ -64,22 +67,22 @@ function fromLlamaFamily(r: FieldReader, modelType: HfModelType, name: string, s
 }
 
 function fromGpt2(r: FieldReader, name: string, source: string): ModelSpec {
-  const hiddenSize = r.number("n_embd", POSITIVE_INT);
-  const attentionHeads = r.number("n_head", POSITIVE_INT);
-  const positions = r.number("n_positions", POSITIVE_INT);
+  const hiddenSize = r.number("n_embd", MODEL_SIZE);
+  const attentionHeads = r.number("n_head", MODEL_COUNT);
+  const positions = r.number("n_positions", MODEL_SIZE);
   return {
     name,
     displayName: name,
-    layers: r.number("n_layer", POSITIVE_INT),
+    layers: r.number("n_layer", MODEL_COUNT),
     hiddenSize,
     attentionHeads,
     kvHeads: attentionHeads,
     headDim: exactDiv(r, hiddenSize, attentionHeads),
     // GPT-2's n_inner is null for the default 4 x n_embd (transformers GPT2Config docs).
-    ffnHiddenSize: r.optionalNumber("n_inner", POSITIVE_INT) ?? 4 * hiddenSize,
+    ffnHiddenSize: r.optionalNumber("n_inner", MODEL_SIZE) ?? 4 * hiddenSize,
     mlp: "gelu",
     norm: "layernorm",
-    vocabSize: r.number("vocab_size", POSITIVE_INT),
+    vocabSize: r.number("vocab_size", MODEL_SIZE),
     tiedEmbeddings: r.boolean("tie_word_embeddings", true),
     positionEmbedding: "learned",
     linearBias: true,
@@ -94,26 +97,26 @@ function fromGpt2(r: FieldReader, name: string, source: string): ModelSpec {
 }
 
 function fromNeox(r: FieldReader, name: string, source: string): ModelSpec {
-  const hiddenSize = r.number("hidden_size", POSITIVE_INT);
-  const attentionHeads = r.number("num_attention_heads", POSITIVE_INT);
+  const hiddenSize = r.number("hidden_size", MODEL_SIZE);
+  const attentionHeads = r.number("num_attention_heads", MODEL_COUNT);
   return {
     name,
     displayName: name,
-    layers: r.number("num_hidden_layers", POSITIVE_INT),
+    layers: r.number("num_hidden_layers", MODEL_COUNT),
     hiddenSize,
     attentionHeads,
     kvHeads: attentionHeads,
     headDim: exactDiv(r, hiddenSize, attentionHeads),
-    ffnHiddenSize: r.number("intermediate_size", POSITIVE_INT),
+    ffnHiddenSize: r.number("intermediate_size", MODEL_SIZE),
     mlp: "gelu",
     norm: "layernorm",
-    vocabSize: r.number("vocab_size", POSITIVE_INT),
+    vocabSize: r.number("vocab_size", MODEL_SIZE),
     tiedEmbeddings: r.boolean("tie_word_embeddings", false),
     positionEmbedding: "rope",
     linearBias: true,
     qkvBias: false,
     dropout: (r.optionalNumber("hidden_dropout", { min: 0 }) ?? 0) > 0,
-    seqLen: Math.min(r.number("max_position_embeddings", POSITIVE_INT), DEFAULT_SEQ_CAP),
+    seqLen: Math.min(r.number("max_position_embeddings", MODEL_SIZE), DEFAULT_SEQ_CAP),
     globalBatch: undefined,
     moe: undefined,
     publishedParameters: undefined,

@@ -1,21 +1,21 @@
 import { InputError } from "./errors.js";
-import { FieldReader, POSITIVE_INT } from "./read.js";
+import { FieldReader, MODEL_COUNT, MODEL_SIZE, POSITIVE_INT } from "./read.js";
 import type { ModelSpec, MoeSpec } from "./types.js";
 
 /** Validates a meshplan model JSON (already parsed). `file` names where it came from, for errors. */
 export function parseModel(json: unknown, file: string, fallbackName: string): ModelSpec {
   const r = FieldReader.of(json, file);
   const name = r.optionalString("name") ?? fallbackName;
-  const hiddenSize = r.number("hiddenSize", POSITIVE_INT);
-  const attentionHeads = r.number("attentionHeads", POSITIVE_INT);
-  const kvHeads = r.optionalNumber("kvHeads", POSITIVE_INT) ?? attentionHeads;
+  const hiddenSize = r.number("hiddenSize", MODEL_SIZE);
+  const attentionHeads = r.number("attentionHeads", MODEL_COUNT);
+  const kvHeads = r.optionalNumber("kvHeads", MODEL_COUNT) ?? attentionHeads;
   if (attentionHeads % kvHeads !== 0) {
     throw new InputError({
       code: "not-divisible", file, field: "kvHeads", value: kvHeads,
       valid: `a divisor of attentionHeads (${attentionHeads})`,
     });
   }
-  const headDim = r.optionalNumber("headDim", POSITIVE_INT) ?? hiddenSize / attentionHeads;
+  const headDim = r.optionalNumber("headDim", MODEL_SIZE) ?? hiddenSize / attentionHeads;
   if (!Number.isInteger(headDim)) {
     throw new InputError({
       code: "not-divisible", file, field: "attentionHeads", value: attentionHeads,
@@ -25,21 +25,21 @@ export function parseModel(json: unknown, file: string, fallbackName: string): M
   return {
     name,
     displayName: r.optionalString("displayName") ?? name,
-    layers: r.number("layers", POSITIVE_INT),
+    layers: r.number("layers", MODEL_COUNT),
     hiddenSize,
     attentionHeads,
     kvHeads,
     headDim,
-    ffnHiddenSize: r.number("ffnHiddenSize", POSITIVE_INT),
+    ffnHiddenSize: r.number("ffnHiddenSize", MODEL_SIZE),
     mlp: r.oneOf("mlp", ["swiglu", "gelu"]),
     norm: r.oneOf("norm", ["rmsnorm", "layernorm"], "layernorm"),
-    vocabSize: r.number("vocabSize", POSITIVE_INT),
+    vocabSize: r.number("vocabSize", MODEL_SIZE),
     tiedEmbeddings: r.boolean("tiedEmbeddings", false),
     positionEmbedding: r.oneOf("positionEmbedding", ["rope", "learned"], "rope"),
     linearBias: r.boolean("linearBias", false),
     qkvBias: r.boolean("qkvBias", false),
     dropout: r.boolean("dropout", false),
-    seqLen: r.number("seqLen", POSITIVE_INT),
+    seqLen: r.number("seqLen", MODEL_SIZE),
     globalBatch: r.optionalNumber("globalBatch", POSITIVE_INT),
     moe: r.has("moe") ? parseMoe(r.child("moe")) : undefined,
     publishedParameters: r.optionalNumber("publishedParameters", { above: 0 }),
@@ -48,7 +48,7 @@ export function parseModel(json: unknown, file: string, fallbackName: string): M
 }
 
 function parseMoe(r: FieldReader): MoeSpec {
-  const experts = r.number("experts", POSITIVE_INT);
+  const experts = r.number("experts", MODEL_COUNT);
   const topK = r.number("topK", { integer: true, min: 1, max: experts });
   return { experts, topK };
 }

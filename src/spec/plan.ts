@@ -49,6 +49,13 @@ export const DEFAULT_BATCH_TOKENS = 4 * 1024 * 1024;
 /** Optimizer state per parameter for mixed-precision Adam: fp32 master weight, momentum and variance (ZeRO, section 3.1, "K = 12"). */
 export const OPTIMIZER_STATE_BYTES = 12;
 
+/**
+ * Largest global batch a plan may have, in sequences (2^24, about 16.8 million): three orders of
+ * magnitude above the largest published LLM batches (Llama 3 405B: 16M tokens, 2,048 sequences of 8,192),
+ * so that a mistyped figure is an error instead of an analysis that never ends.
+ */
+export const MAX_GLOBAL_BATCH = 2 ** 24;
+
 function bad(field: string, value: unknown, valid: string, reason?: string): never {
   throw new InputError({ code: "out-of-range", field, value, valid, ...(reason === undefined ? {} : { reason }) });
 }
@@ -125,6 +132,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   const perStep = dp * microBatch;
   const globalBatch = input.globalBatch ?? roundUp(defaultGlobalBatch(model, seqLen), perStep);
   positiveInt("globalBatch", globalBatch, 1);
+  if (globalBatch > MAX_GLOBAL_BATCH) bad("globalBatch", globalBatch, `an integer from 1 to ${MAX_GLOBAL_BATCH.toLocaleString("en-US")} (sequences)`);
   if (globalBatch % perStep !== 0) {
     notDivisible("globalBatch", globalBatch, `a multiple of dp * microBatch = ${perStep}`, `dp(${dp}) * microBatch(${microBatch}) must divide it`);
   }

@@ -118,5 +118,13 @@ export function describeRule(rule: NumberRule): string {
 }
 
 export const POSITIVE_INT: NumberRule = { integer: true, min: 1 };
+/**
+ * A model's widths and lengths (hidden, MLP and head sizes, vocabulary, sequence): up to 2^24, far above
+ * any published model (hidden sizes to 2^15, vocabularies to 2^18, contexts to 2^21 tokens), so that a
+ * mistyped figure is an error instead of Infinity and NaN in every estimate.
+ */
+export const MODEL_SIZE: NumberRule = { integer: true, min: 1, max: 2 ** 24 };
+/** A model's counts (layers, heads, experts): up to 2^16. */
+export const MODEL_COUNT: NumberRule = { integer: true, min: 1, max: 2 ** 16 };
 export const POSITIVE: NumberRule = { above: 0 };
 export const FRACTION: NumberRule = { above: 0, max: 1 };

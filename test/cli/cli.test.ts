@@ -137,6 +137,13 @@ describe("bad input", () => {
     expectBadInput(meshplan("simulate", "--gpus", "64", "--dp", "4", "--tp", "8"), "dp(4) * tp(8) * pp(1) * cp(1) = 32 != gpus(64)");
   });
 
+  it("sizes far beyond any cluster or batch are refused at once, not searched or simulated for minutes", () => {
+    expectBadInput(meshplan("plan", "--gpus", "2147483648"), "--gpus", "2147483648", "1,048,576");
+    expectBadInput(meshplan("simulate", "--tp", "8", "--pp", "8", "--global-batch", "99999999999999999999999"), "--global-batch", "16,777,216");
+    // within the batch limit but beyond what one simulated step plays: the analytic plan is pointed to
+    expectBadInput(meshplan("simulate", "--tp", "8", "--pp", "8", "--global-batch", "1000000"), "--global-batch", "1000000", "131,072 sequences", "meshplan plan");
+  });
+
   it("malformed JSON or a missing field in a model file names the file and the field", () => {
     expectBadInput(meshplan("simulate", "--model", file("broken.json", "{ \"layers\": 2,")), "broken.json", "well-formed JSON");
     expectBadInput(meshplan("simulate", "--model", file("nohidden.json", JSON.stringify({ layers: 2, attentionHeads: 4, ffnHiddenSize: 256, mlp: "gelu", vocabSize: 256, seqLen: 32 }))), "nohidden.json", "hiddenSize", "(missing)");

@@ -33,6 +33,10 @@ describe("model file validation", () => {
     [{ ...good, vocabSize: "big" }, "vocabSize", "bad-type"],
     [{ ...good, moe: { experts: 8, topK: 9 } }, "moe.topK", "out-of-range"],
     [[1, 2], "(top level)", "bad-type"],
+    // sizes beyond any model are refused rather than turned into Infinity and NaN downstream
+    [{ ...good, hiddenSize: 1e300 }, "hiddenSize", "out-of-range"],
+    [{ ...good, layers: 100000 }, "layers", "out-of-range"],
+    [{ ...good, vocabSize: 2 ** 24 + 1 }, "vocabSize", "out-of-range"],
   ])("rejects %j at %s", (json, field, code) => {
     const e = rejection(() => parseModel(json, "bad.json", "bad"));
     expect(e.field).toBe(field);
@@ -45,6 +49,14 @@ describe("model file validation", () => {
     const e = rejection(() => fromHuggingFaceConfig({ model_type: "t5" }, "config.json", "x"));
     expect(e.message).toContain("model_type");
     expect(e.message).toContain("llama, mistral, mixtral, qwen2, gpt2, gpt_neox");
+  });
+
+  it("rejects a Hugging Face config whose key/value heads do not divide its heads, naming the field", () => {
+    const config = { model_type: "llama", hidden_size: 4096, num_attention_heads: 32, num_key_value_heads: 5, num_hidden_layers: 2, intermediate_size: 11008, vocab_size: 32000, max_position_embeddings: 4096 };
+    const e = rejection(() => fromHuggingFaceConfig(config, "config.json", "x"));
+    expect(e.field).toBe("num_key_value_heads");
+    expect(e.message).toContain("a divisor of num_attention_heads (32)");
+    expect(fromHuggingFaceConfig({ ...config, num_key_value_heads: 8 }, "config.json", "x").kvHeads).toBe(8);
   });
 
   it("rejects a GPU without any peak", () => {
