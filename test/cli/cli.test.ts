@@ -135,6 +135,8 @@ describe("bad input", () => {
     expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "24", "--pp", "3"), "pp", "32 layers");
     expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--cp", "8", "--seq", "1001"), "cp", "8", "1001 tokens");
     expectBadInput(meshplan("simulate", "--gpus", "64", "--dp", "4", "--tp", "8"), "dp(4) * tp(8) * pp(1) * cp(1) = 32 != gpus(64)");
+    // with virtual stages the count of them is blamed, with the counts that split the layers evenly
+    expectBadInput(meshplan("simulate", "--gpus", "64", "--tp", "4", "--pp", "4", "--schedule", "interleaved", "--vpp", "8"), "--vpp", "= 8", "one of 2, 4, 5, 10, 20", "--layers-per-stage");
   });
 
   it("sizes far beyond any cluster or batch are refused at once, not searched or simulated for minutes", () => {

@@ -112,8 +112,9 @@ describe("plan resolution", () => {
     expect(middle.field).toBe("layersPerStage");
     // without a layout, the error names the one that works
     const none = rejection(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048 }));
-    expect(none.field).toBe("pp");
+    expect(none.field).toBe("virtualStages"); // with virtual stages, their count is what to change
     expect(none.message).toContain(`e.g. ${layersPerStage.join(",")}`);
+    expect(none.message).toContain("none splits 126 layers evenly over pp(16)");
     const twoLess = [6, ...new Array<number>(14).fill(8), 8];
     expect(rejection(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048, layersPerStage: twoLess })).field).toBe("layersPerStage");
   });
