@@ -83,26 +83,23 @@ function lstatOrUndefined(path: string) {
 }
 
 /**
- * Writes `chunks` to the checked target: in place for a stream, else through a temporary file renamed over
- * the path. A failure removes the temporary file and is an InputError naming the flag.
+ * Writes `chunks` to the checked target: in place for a stream (through this process's descriptor for its
+ * own stdout or stderr), else through a temporary file renamed over the path. A failure removes the
+ * temporary file and is an InputError naming the flag.
  */
 export function writeOutput(target: OutputTarget, chunks: Iterable<string>): void {
   const { flag, given, path } = target;
-  const temp = target.stream ? path : join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  let fd: number | undefined;
+  const temp = target.stream ? undefined : join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  let opened: number | undefined;
   try {
-    if (target.fd !== undefined) {
-      for (const chunk of chunks) writeSync(target.fd, chunk);
-      return;
-    }
-    fd = openSync(temp, "w");
+    const fd = target.fd ?? (opened = openSync(temp ?? path, "w"));
     for (const chunk of chunks) writeSync(fd, chunk);
-    closeSync(fd);
-    fd = undefined;
-    if (!target.stream) renameSync(temp, path);
+    if (opened !== undefined) closeSync(opened);
+    opened = undefined;
+    if (temp !== undefined) renameSync(temp, path);
   } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    if (!target.stream) {
+    if (opened !== undefined) closeSync(opened);
+    if (temp !== undefined) {
       try {
         unlinkSync(temp);
       } catch {

@@ -70,10 +70,6 @@ function positiveInt(field: string, value: number | undefined, fallback: number)
   return v;
 }
 
-function gcd(a: number, b: number): number {
-  return b === 0 ? a : gcd(b, a % b);
-}
-
 function divisors(n: number): number[] {
   const out: number[] = [];
   for (let d = 1; d <= n; d++) if (n % d === 0) out.push(d);
@@ -303,7 +299,7 @@ function resolveLayers(model: ModelSpec, pp: number, v: number, given: readonly 
     const reason = `${model.layers} layers do not split evenly into pp(${pp}) * virtualStages(${v}) chunks; give layersPerStage (--layers-per-stage) for an uneven split${hint}`;
     // With virtual stages the count of them is what to change (pp was chosen for the GPUs); without, pp.
     if (v > 1) {
-      const even = divisors(model.layers / gcd(model.layers, pp)).filter((w) => w > 1 && model.layers % (pp * w) === 0);
+      const even = divisors(model.layers).filter((w) => w > 1 && model.layers % (pp * w) === 0);
       notDivisible("virtualStages", v, even.length === 0 ? `none splits ${model.layers} layers evenly over pp(${pp}); give layersPerStage` : `one of ${even.join(", ")} (pp * virtualStages dividing ${model.layers})`, reason);
     }
     notDivisible("pp", pp, `a divisor of ${model.layers}`, reason);

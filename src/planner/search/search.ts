@@ -9,7 +9,7 @@ import { peakBytesLowerBound } from "../cost/memory.js";
 import type { Estimate } from "../cost/types.js";
 import { solvePartition } from "../partition/ilp.js";
 import { layoutExists, partitionProblem, type PartitionSolution } from "../partition/problem.js";
-import { divisorsOf, forEachCandidate, searchGlobalBatch, type MeshChoice } from "./space.js";
+import { divisorsOf, forEachCandidate, pinnedSchedule, searchGlobalBatch, type MeshChoice } from "./space.js";
 import { TopList } from "./top-list.js";
 
 /** Evaluates one plan; the analytic estimate by default, the event simulator when the caller passes it. */
@@ -267,10 +267,13 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     if (firstError === undefined) {
       // The pins alone may name the cause (heads that do not split over tp, degrees that do not divide
       // the GPUs): resolving them as a plan throws the error that says which field and what is valid.
-      // (A pinned --vpp above 1 means the interleaved schedule, as the search reads it.)
       const v = pinned.virtualStages;
-      if (v !== undefined && v > 1 && pinned.pp === undefined && pinned.layersPerStage === undefined) throw virtualStagesError(model, shape, v);
-      resolvePlan(model, shape, v !== undefined && v > 1 && pinned.schedule === undefined ? { ...pinned, schedule: "interleaved" } : pinned);
+      if (v !== undefined && v > 1 && pinned.pp === undefined && pinned.layersPerStage === undefined) {
+        const works = virtualStageCounts(model, shape);
+        if (!works.includes(v)) throw virtualStagesError(model, shape, v, works);
+      }
+      const schedule = pinnedSchedule(pinned);
+      resolvePlan(model, shape, schedule === undefined ? pinned : { ...pinned, schedule });
       if (pinned.microBatch !== undefined) {
         const batch = searchGlobalBatch(model, pinned);
         throw new InputError({
@@ -373,13 +376,19 @@ function pinsAnyDimension(p: PlanInput): boolean {
   return dims.some((d) => d !== undefined);
 }
 
-/**
- * A pinned --vpp (and no --pp) that no searched plan can take: no pipeline depth of these GPUs splits the
- * layers into pp * v chunks (the ends allowed one layer less). Names the counts that would.
- */
-function virtualStagesError(model: ModelSpec, shape: ClusterShape, v: number): InputError {
+/** Largest count of virtual stages an error suggests. */
+const MOST_VIRTUAL_STAGES_SUGGESTED = 16;
+
+/** Counts of virtual stages (2 and up) that some pipeline depth of these GPUs splits the layers into (the ends allowed one layer less). */
+function virtualStageCounts(model: ModelSpec, shape: ClusterShape): number[] {
   const depths = divisorsOf(shape.gpus).filter((pp) => pp >= 2 && pp <= model.layers);
-  const works = Array.from({ length: 15 }, (_, i) => i + 2).filter((w) => depths.some((pp) => layoutExists(model.layers, pp, w)));
+  const counts: number[] = [];
+  for (let w = 2; w <= MOST_VIRTUAL_STAGES_SUGGESTED; w++) if (depths.some((pp) => layoutExists(model.layers, pp, w))) counts.push(w);
+  return counts;
+}
+
+/** A pinned --vpp (and no --pp) that no pipeline depth of these GPUs takes; names the counts that would. */
+function virtualStagesError(model: ModelSpec, shape: ClusterShape, v: number, works: readonly number[]): InputError {
   return new InputError({
     code: "not-divisible", field: "virtualStages", value: v,
     valid: works.length === 0 ? "1 (no pipeline depth of these GPUs takes virtual stages)" : `1, or one of ${works.join(", ")}`,

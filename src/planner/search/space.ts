@@ -144,6 +144,15 @@ export function forEachCandidate(
 }
 
 /**
+ * The schedule the flags pin: --schedule, or the interleaved one for a --vpp above 1 (only that schedule
+ * has virtual stages); undefined when the search chooses.
+ */
+export function pinnedSchedule(pinned: PlanInput): Schedule | undefined {
+  const v = pinned.virtualStages;
+  return pinned.schedule ?? (v !== undefined && v > 1 ? "interleaved" : undefined);
+}
+
+/**
  * Schedules worth evaluating for a mesh: 1F1B, ZB-H1 and interleaved (v in VIRTUAL_STAGES, when the
  * micro-batches are a multiple of pp and the layers fill pp*v chunks, the ends allowed one layer less).
  * GPipe and naive model parallelism are evaluated only when pinned: the cost model makes GPipe as fast as 1F1B with more memory in flight, and
@@ -157,12 +166,11 @@ function schedules(model: ModelSpec, pp: number, m: number, pinned: PlanInput): 
     const tried = pinned.virtualStages === undefined && fits.includes(4) ? fits.filter((v) => v !== 3) : fits;
     return tried.map((v): [Schedule, number] => ["interleaved", v]);
   };
-  // A pinned --vpp above 1 is the interleaved schedule with that many virtual stages (only that schedule
-  // has them); a pinned 1 rules it out.
-  const v = pinned.virtualStages;
-  if (pinned.schedule === "interleaved" || (pinned.schedule === undefined && v !== undefined && v > 1)) return interleaved();
-  if (pinned.schedule !== undefined) return [[pinned.schedule, 1]];
-  if (v === 1) return pp === 1 ? [["1f1b", 1]] : [["1f1b", 1], ["zb-h1", 1]];
+  const schedule = pinnedSchedule(pinned);
+  if (schedule === "interleaved") return interleaved();
+  if (schedule !== undefined) return [[schedule, 1]];
+  // a pinned --vpp 1 rules the interleaved schedule out
+  if (pinned.virtualStages === 1) return pp === 1 ? [["1f1b", 1]] : [["1f1b", 1], ["zb-h1", 1]];
   if (pp === 1) return [["1f1b", 1]];
   return [["1f1b", 1], ["zb-h1", 1], ...interleaved()];
 }
