@@ -82,6 +82,13 @@ function parseInt10(flag: string, text: string): number {
 /** Parses `meshplan COMMAND [--flag value | --flag=value | --bool | --no-bool]...`. */
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const flags: Partial<Record<FlagName, FlagValue>> = {};
+  // A second value would silently win over the first (a script that appends a flag to a pasted line).
+  const setOnce = (name: FlagName, value: FlagValue) => {
+    if (Object.hasOwn(flags, name)) {
+      throw new InputError({ code: "bad-flag", field: `--${name}`, value: [flags[name], value], valid: "the flag given once", reason: `--${name} is given twice` });
+    }
+    flags[name] = value;
+  };
   let command: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -103,7 +110,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     const spec: FlagSpec = FLAGS[name];
     if (spec.type === "bool") {
       if (eq >= 0) throw new InputError({ code: "bad-flag", field: `--${name}`, value: arg.slice(eq + 1), valid: `--${name} or --no-${name} without a value` });
-      flags[name] = !negated;
+      setOnce(name, !negated);
       continue;
     }
     if (negated) throw new InputError({ code: "bad-flag", field: "flag", value: arg, valid: `--${name} ${spec.valueName ?? "VALUE"}` });
@@ -111,7 +118,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (text === undefined || (eq < 0 && text.startsWith("--"))) {
       throw new InputError({ code: "bad-flag", field: `--${name}`, value: undefined, valid: spec.valueName ?? "a value" });
     }
-    flags[name] = spec.type === "int" ? parseInt10(name, text) : spec.type === "list" ? text.split(",").map((t) => parseInt10(name, t.trim())) : text;
+    setOnce(name, spec.type === "int" ? parseInt10(name, text) : spec.type === "list" ? text.split(",").map((t) => parseInt10(name, t.trim())) : text);
   }
   return { command, flags };
 }
@@ -144,18 +151,47 @@ const CONTEXT_FLAGS: readonly FlagName[] = ["model", "gpus", "cluster", "gpu", "
 const PLAN_FLAGS: readonly FlagName[] = Object.values(FLAG_OF_PLAN_FIELD).filter((f) => !CONTEXT_FLAGS.includes(f));
 
 /** The flags each command reads (help for one command lists these). */
-const COMMAND_FLAGS: Readonly<Record<string, readonly FlagName[]>> = {
+const COMMAND_FLAGS = {
   plan: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "top", "calibrated", "json"],
   simulate: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "trace", "calibrated", "json"],
   explore: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "top", "calibrated"],
-  execute: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "steps", "timeout", "profile", "seed", "backend", "json"],
+  execute: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "steps", "warmup", "timeout", "profile", "seed", "backend", "json"],
   calibrate: ["profile", "backend", "json"],
   validate: ["planner", "json"],
   models: ["json"],
-};
+} as const satisfies Readonly<Record<string, readonly FlagName[]>>;
+
+export type CommandName = keyof typeof COMMAND_FLAGS;
+
+/** The commands, in the order help lists them. */
+export const COMMAND_NAMES = Object.keys(COMMAND_FLAGS) as readonly CommandName[];
+
+function isCommand(name: string): name is CommandName {
+  return Object.hasOwn(COMMAND_FLAGS, name);
+}
+
+/**
+ * A flag the command does not read is bad input, not silently ignored (`plan --trace out.json` wrote
+ * nothing and said nothing). An unknown command is named with the valid ones.
+ */
+export function checkCommandFlags(args: ParsedArgs): void {
+  const command = args.command;
+  if (command === undefined || command === "help") return;
+  if (!isCommand(command)) {
+    throw new InputError({ code: "bad-flag", field: "command", value: command, valid: COMMAND_NAMES.join(", "), reason: "unknown command" });
+  }
+  const allowed: readonly FlagName[] = COMMAND_FLAGS[command];
+  for (const name of Object.keys(args.flags) as FlagName[]) {
+    if (name === "help" || allowed.includes(name)) continue;
+    throw new InputError({
+      code: "bad-flag", field: `--${name}`, value: args.flags[name], reason: `${command} does not read --${name}`,
+      valid: `a flag of ${command}: ${allowed.map((f) => `--${f}`).join(" ")}`,
+    });
+  }
+}
 
 /** Where a command's default differs from the flag's general one, its own help line. */
-const COMMAND_FLAG_HELP: Readonly<Record<string, Partial<Record<FlagName, string>>>> = {
+const COMMAND_FLAG_HELP: Readonly<Partial<Record<CommandName, Partial<Record<FlagName, string>>>>> = {
   execute: {
     model: "built-in model name, a meshplan model JSON or a Hugging Face config.json (default tiny-gpt)",
     gpus: "ranks to run, one per GPU of the plan (default dp * tp * pp * cp)",
@@ -180,12 +216,12 @@ function flagRow(name: string, spec: FlagSpec): string {
 
 /** The whole help, or one command's usage and the flags it reads. */
 export function helpText(command?: string): string {
-  const only = command === undefined ? undefined : COMMAND_FLAGS[command];
-  if (only !== undefined) {
+  if (command !== undefined && isCommand(command)) {
+    const only: readonly FlagName[] = COMMAND_FLAGS[command];
     const line = COMMAND_LINES.find((l) => l.startsWith(`  ${command} `))!;
     return [
       `usage: meshplan ${command} [flags]`, "", line.trim().replace(/^\S+\s+/, ""), "", "flags:",
-      ...[...only, "help" as const].map((name) => flagRow(name, { ...FLAGS[name], help: COMMAND_FLAG_HELP[command!]?.[name] ?? FLAGS[name].help })),
+      ...[...only, "help" as const].map((name) => flagRow(name, { ...FLAGS[name], help: COMMAND_FLAG_HELP[command]?.[name] ?? FLAGS[name].help })),
       "", "exit codes: 0 success, 1 no feasible plan or a failed check, 2 bad input",
     ].join("\n");
   }

@@ -1,4 +1,4 @@
-import { zeroLabel } from "../planner/explain/explain.js";
+import { recomputeLabel, zeroLabel } from "../planner/explain/explain.js";
 import type { Estimate } from "../planner/cost/types.js";
 import type { Plan } from "../spec/types.js";
 import { FLAG_OF_PLAN_FIELD } from "./args.js";
@@ -36,7 +36,9 @@ export function planSummary(e: Estimate): string {
   const degrees = `dp ${p.dp} x tp ${p.tp} x pp ${p.pp} x cp ${p.cp}${p.ep > 1 ? ` (ep ${p.ep})` : ""}`;
   const sched = p.schedule === "interleaved" ? `interleaved (v=${p.virtualStages})` : p.schedule;
   const ps = p.parameterServers > 0 ? `, ${p.parameterServers} parameter servers${p.asynchronous ? ` async (staleness ${p.staleness})` : " sync"}` : "";
-  return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${zeroLabel(p)}, recompute ${p.recompute}${ps}`;
+  const rc = recomputeLabel(p);
+  const perStage = rc.includes("+") ? ` (full per stage ${p.recomputeLayersPerStage.join("/")})` : "";
+  return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${zeroLabel(p)}, recompute ${rc}${perStage}${ps}`;
 }
 
 /** The framework knobs a plan has on, as their flags (doc/cost-model.md): how a stack runs the split. */

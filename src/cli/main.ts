@@ -1,10 +1,10 @@
 import { InputError } from "../spec/errors.js";
-import { helpText, parseArgs, planFieldAsFlag, type ParsedArgs } from "./args.js";
+import { checkCommandFlags, helpText, parseArgs, planFieldAsFlag, type CommandName, type ParsedArgs } from "./args.js";
 import type { Io } from "./io.js";
 type Command = (args: ParsedArgs, io: Io) => number | Promise<number>;
 
 /** Each command's module is loaded only when it runs, so that `plan` does not pay for the executor's start-up. */
-const COMMANDS: Record<string, () => Promise<Command>> = {
+const COMMANDS: Record<CommandName, () => Promise<Command>> = {
   plan: async () => (await import("./plan.js")).planCommand,
   simulate: async () => (await import("./simulate.js")).simulateCommand,
   explore: async () => (await import("./explore.js")).exploreCommand,
@@ -18,15 +18,12 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 export async function run(argv: readonly string[], io: Io): Promise<number> {
   try {
     const args = parseArgs(argv);
+    checkCommandFlags(args);
     if (args.flags.help === true || args.command === undefined || args.command === "help") {
       io.out(helpText(args.command));
       return args.command === undefined && args.flags.help !== true ? 2 : 0;
     }
-    const load = COMMANDS[args.command];
-    if (load === undefined) {
-      throw new InputError({ code: "bad-flag", field: "command", value: args.command, valid: Object.keys(COMMANDS).join(", "), reason: "unknown command" });
-    }
-    const command = await load();
+    const command = await COMMANDS[args.command as CommandName]();
     return await command(args, io);
   } catch (e) {
     if (e instanceof InputError) {

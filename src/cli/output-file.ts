@@ -1,4 +1,4 @@
-import { type Stats, accessSync, closeSync, constants, lstatSync, openSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { type Stats, accessSync, closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { InputError } from "../spec/errors.js";
 
@@ -82,21 +82,63 @@ function lstatOrUndefined(path: string) {
   }
 }
 
+function tempName(path: string, pid: number): string {
+  return join(dirname(path), `.${basename(path)}.${pid}.tmp`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"; // exists, owned by another user
+  }
+}
+
+/**
+ * Removes the temporary files of earlier writes to `path` whose process is gone: a run stopped by a
+ * signal (Ctrl-C during a long --trace write) cannot remove its own, since the write is synchronous and
+ * the default action ends the process mid-write. The next write to the same path cleans up.
+ */
+function removeStaleTemps(path: string): void {
+  const prefix = `.${basename(path)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue;
+    const pid = Number(name.slice(prefix.length, -".tmp".length));
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    try {
+      unlinkSync(tempName(path, pid));
+    } catch {
+      // another run removed it
+    }
+  }
+}
+
 /**
  * Writes `chunks` to the checked target: in place for a stream (through this process's descriptor for its
  * own stdout or stderr), else through a temporary file renamed over the path. A failure removes the
- * temporary file and is an InputError naming the flag.
+ * temporary file and is an InputError naming the flag; one left by a killed run is removed by the next.
+ * Returns the bytes written.
  */
-export function writeOutput(target: OutputTarget, chunks: Iterable<string>): void {
+export function writeOutput(target: OutputTarget, chunks: Iterable<string>): number {
   const { flag, given, path } = target;
-  const temp = target.stream ? undefined : join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const temp = target.stream ? undefined : tempName(path, process.pid);
+  if (temp !== undefined) removeStaleTemps(path);
   let opened: number | undefined;
   try {
     const fd = target.fd ?? (opened = openSync(temp ?? path, "w"));
-    for (const chunk of chunks) writeSync(fd, chunk);
+    let bytes = 0;
+    for (const chunk of chunks) bytes += writeSync(fd, chunk);
     if (opened !== undefined) closeSync(opened);
     opened = undefined;
     if (temp !== undefined) renameSync(temp, path);
+    return bytes;
   } catch (e) {
     if (opened !== undefined) closeSync(opened);
     if (temp !== undefined) {

@@ -7,7 +7,7 @@ import { InputError } from "../spec/errors.js";
 import type { ParsedArgs } from "./args.js";
 import { loadContext, planInputFrom } from "./context.js";
 import { outputTarget, writeOutput } from "./output-file.js";
-import { calibratedLine, formatEstimate, pct, seconds } from "./format.js";
+import { bytesHuman, calibratedLine, formatEstimate, pct, seconds } from "./format.js";
 import type { Io } from "./io.js";
 import { renderTimeline, zoomSeconds } from "./timeline.js";
 
@@ -44,6 +44,20 @@ function summary(t: Timeline, simulatedSeconds: number, analyticSeconds: number)
  */
 export const MAX_SIMULATED_PASSES = 2 ** 21;
 
+/**
+ * The largest JSON trace the browser viewers are known to open: chrome://tracing stops at 256 MB
+ * (google/trace-viewer issue #627), and ui.perfetto.dev crashed on a 900 MB JSON trace (google/perfetto
+ * issue #99; its large-traces guide puts a browser tab's memory at about 2 GB, the parsed trace taking
+ * several times the file).
+ */
+const TRACE_VIEWER_BYTES = 256e6;
+
+/** What to say about a trace of `bytes`: nothing, or how to open one too large for a browser viewer. */
+export function traceSizeWarning(bytes: number): string | undefined {
+  if (bytes <= TRACE_VIEWER_BYTES) return undefined;
+  return `the trace is ${bytesHuman(bytes)}, above the 256 MB a browser viewer opens: load it with Perfetto's trace_processor --httpd (ui.perfetto.dev then reads it from there), or trace a smaller --global-batch`;
+}
+
 /** `meshplan simulate`: one plan, simulated event by event (time from the timeline, memory from the cost model). */
 export function simulateCommand(args: ParsedArgs, io: Io): number {
   const trace = args.flags.trace;
@@ -65,7 +79,9 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
     ? [`global batch ${plan.globalBatch} sequences: the default ${defaultBatch} rounded up to a multiple of dp x micro-batch (--global-batch sets it)`]
     : [];
   const { estimate: simulated, timeline } = simulate(model, shape, plan);
-  if (traceTarget !== undefined) writeOutput(traceTarget, traceChunks(timeline));
+  const traceBytes = traceTarget === undefined ? 0 : writeOutput(traceTarget, traceChunks(timeline));
+  const traceWarning = traceSizeWarning(traceBytes);
+  if (traceWarning !== undefined && args.flags.json === true) io.err(`simulate: ${traceWarning}`);
   // The contract's exit codes (design brief section 5): 1 when the plan is not feasible (does not fit).
   const code = simulated.memory.fits ? 0 : 1;
   if (args.flags.json === true) {
@@ -86,7 +102,10 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
     lines.push("", renderTimeline(timeline, { ...view, fromSeconds: 0, toSeconds: zoom, title: `Zoom: the first ${seconds(zoom)}${pipelined ? " (pipeline fill)" : ""}` }));
     lines.push("", renderTimeline(timeline, { ...view, fromSeconds: end - zoom, toSeconds: end, title: `Zoom: the last ${seconds(zoom)}${pipelined ? " (drain)" : ""}` }));
   }
-  if (trace !== undefined) lines.push("", `Trace           ${trace} (Chrome trace-event JSON; open in https://ui.perfetto.dev or chrome://tracing)`);
+  if (trace !== undefined) {
+    lines.push("", `Trace           ${trace} (${bytesHuman(traceBytes)} of Chrome trace-event JSON; open in https://ui.perfetto.dev or chrome://tracing)`);
+    if (traceWarning !== undefined) lines.push(`                ${traceWarning}`);
+  }
   io.out(lines.join("\n"));
   return code;
 }

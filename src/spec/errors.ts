@@ -7,6 +7,7 @@ export type InputErrorCode =
   | "unknown-name"
   | "bad-json"
   | "missing-field"
+  | "unknown-field"
   | "bad-type"
   | "out-of-range"
   | "not-divisible"

@@ -11,6 +11,7 @@ export function parseGpu(json: unknown, file: string, fallbackName: string): Gpu
     const value = peaksReader.optionalNumber(precision, POSITIVE);
     if (value !== undefined) peakFlopsPerSecond[precision] = value;
   }
+  peaksReader.rejectUnread();
   if (Object.keys(peakFlopsPerSecond).length === 0) {
     throw new InputError({
       code: "missing-field", file, field: "peakFlopsPerSecond", value: r.raw("peakFlopsPerSecond"),
@@ -19,7 +20,7 @@ export function parseGpu(json: unknown, file: string, fallbackName: string): Gpu
   }
   const eff = r.child("efficiency");
   const commOverlapSlowdown = eff.optionalNumber("commOverlapSlowdown", FRACTION);
-  return {
+  const gpu: GpuSpec = {
     name,
     displayName: r.optionalString("displayName") ?? name,
     memoryBytes: r.number("memoryBytes", POSITIVE),
@@ -36,6 +37,9 @@ export function parseGpu(json: unknown, file: string, fallbackName: string): Gpu
     runtimeReserveBytes: r.number("runtimeReserveBytes", { min: 0 }),
     sources: parseSources(r),
   };
+  eff.rejectUnread();
+  r.rejectUnread(["measured"]);
+  return gpu;
 }
 
 /** A GPU file's `measured`: the measurement file (relative to the GPU file) and the attention kernel to read from it. */
@@ -48,7 +52,9 @@ export function parseMeasuredLink(json: unknown, file: string): MeasuredLink | u
   const r = FieldReader.of(json, file);
   if (!r.has("measured")) return undefined;
   const m = r.child("measured");
-  return { file: m.string("file"), attentionKernel: m.optionalString("attentionKernel") };
+  const link = { file: m.string("file"), attentionKernel: m.optionalString("attentionKernel") };
+  m.rejectUnread();
+  return link;
 }
 
 /** A cluster file names its GPU; the caller resolves that name (or a `--gpu` override) to a GpuSpec. */
@@ -65,7 +71,7 @@ export interface ClusterFile {
 export function parseClusterFile(json: unknown, file: string, fallbackName: string): ClusterFile {
   const r = FieldReader.of(json, file);
   const name = r.optionalString("name") ?? fallbackName;
-  return {
+  const cluster: ClusterFile = {
     name,
     displayName: r.optionalString("displayName") ?? name,
     gpuName: r.string("gpu"),
@@ -74,6 +80,8 @@ export function parseClusterFile(json: unknown, file: string, fallbackName: stri
     interNode: parseLink(r.child("interNode"), true),
     sources: parseSources(r),
   };
+  r.rejectUnread();
+  return cluster;
 }
 
 export function assembleCluster(file: ClusterFile, gpu: GpuSpec): ClusterSpec {
@@ -93,13 +101,15 @@ function parseLink(r: FieldReader, interNode: boolean): LinkSpec {
   if (!interNode && r.has("maxBytesPerSecondPerGroup")) {
     throw new InputError({ code: "out-of-range", file: r.file, field: r.path("maxBytesPerSecondPerGroup"), value: r.raw("maxBytesPerSecondPerGroup"), valid: "absent: it applies to interNode only" });
   }
-  return {
+  const link: LinkSpec = {
     link: r.string("link"),
     bytesPerSecondPerGpu: r.number("bytesPerSecondPerGpu", POSITIVE),
     latencySeconds: r.number("latencySeconds", { min: 0 }),
     busBandwidthEfficiency: r.number("busBandwidthEfficiency", FRACTION),
     ...(r.has("maxBytesPerSecondPerGroup") ? { maxBytesPerSecondPerGroup: r.number("maxBytesPerSecondPerGroup", POSITIVE) } : {}),
   };
+  r.rejectUnread();
+  return link;
 }
 
 function parseSources(r: FieldReader): Record<string, string> {

@@ -22,7 +22,7 @@ export function parseModel(json: unknown, file: string, fallbackName: string): M
       valid: `a divisor of hiddenSize (${hiddenSize}), or give headDim`,
     });
   }
-  return {
+  const spec: ModelSpec = {
     name,
     displayName: r.optionalString("displayName") ?? name,
     layers: r.number("layers", MODEL_COUNT),
@@ -45,10 +45,13 @@ export function parseModel(json: unknown, file: string, fallbackName: string): M
     publishedParameters: r.optionalNumber("publishedParameters", { above: 0 }),
     source: r.optionalString("source") ?? "(no source given)",
   };
+  r.rejectUnread();
+  return spec;
 }
 
 function parseMoe(r: FieldReader): MoeSpec {
   const experts = r.number("experts", MODEL_COUNT);
   const topK = r.number("topK", { integer: true, min: 1, max: experts });
+  r.rejectUnread();
   return { experts, topK };
 }

@@ -312,6 +312,11 @@ function resolveRecompute(recompute: Recompute, layers: readonly number[], given
     if (given.length !== layers.length || given.some((n, i) => !Number.isInteger(n) || n < 0 || n > (layers[i] ?? 0))) {
       bad("recomputeLayersPerStage", given, `${layers.length} integers, each between 0 and that stage's layers (${layers.join(", ")})`);
     }
+    // "full" recomputes every layer; a partial list under it would be reported as full while the
+    // unlisted layers kept all their activations.
+    if (recompute === "full" && given.some((n, i) => n !== layers[i])) {
+      bad("recomputeLayersPerStage", given, `every stage's layers (${layers.join(", ")}) under recompute full, or recompute none or selective for the unlisted layers`, "recompute full recomputes every layer");
+    }
     return [...given];
   }
   return layers.map((n) => (recompute === "full" ? n : 0));

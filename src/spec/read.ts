@@ -13,6 +13,9 @@ export interface NumberRule {
 }
 
 export class FieldReader {
+  /** The keys a parser has asked about, read or found absent: what `rejectUnread` counts as known. */
+  private readonly asked = new Set<string>();
+
   constructor(
     private readonly obj: Record<string, unknown>,
     readonly file: string,
@@ -31,11 +34,25 @@ export class FieldReader {
   }
 
   has(key: string): boolean {
+    this.asked.add(key);
     return this.obj[key] !== undefined && this.obj[key] !== null;
   }
 
   raw(key: string): unknown {
+    this.asked.add(key);
     return this.obj[key];
+  }
+
+  /**
+   * After a parser has asked for every field it knows: any other key is an error, so that a misspelt
+   * optional field ("kvHead") is not dropped silently for its default. `alsoKnown`: keys another parser
+   * of the same object reads.
+   */
+  rejectUnread(alsoKnown: readonly string[] = []): void {
+    const unknown = Object.keys(this.obj).find((k) => !this.asked.has(k) && !alsoKnown.includes(k));
+    if (unknown === undefined) return;
+    const known = [...this.asked, ...alsoKnown].sort();
+    throw new InputError({ code: "unknown-field", file: this.file, field: this.path(unknown), value: this.obj[unknown], valid: `a known field: ${known.join(", ")}`, reason: "unknown field" });
   }
 
   child(key: string): FieldReader {

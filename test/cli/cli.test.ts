@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -165,6 +165,38 @@ describe("bad input", () => {
     expectBadInput(meshplan("simulate", "--tp", "eight"), "--tp", '"eight"', "an integer");
     expectBadInput(meshplan("simulate", "--gpu", "v100-sxm-32gb", "--precision", "bf16"), "precision", "fp16");
     expectBadInput(meshplan("frobnicate"), "command", "frobnicate", "plan", "simulate", "explore", "execute", "calibrate", "validate", "models");
+    // --help does not turn an unknown command into a success
+    expectBadInput(meshplan("estimate", "--help"), "command", "estimate", "unknown command");
+  });
+
+  it("a flag the command does not read is refused, naming that command's flags", () => {
+    // plan used to accept --trace and write nothing; simulate shows one plan, so --top means nothing there
+    expectBadInput(meshplan("plan", "--model", "tiny-gpt", "--gpus", "4", "--trace", join(dir, "t.json")), "--trace", "plan does not read --trace", "--top");
+    expectBadInput(meshplan("simulate", "--model", "tiny-gpt", "--gpus", "4", "--top", "3"), "--top = 3", "simulate does not read --top", "--trace");
+    expectBadInput(meshplan("validate", "--model", "tiny-gpt"), "--model", "validate does not read --model", "--planner");
+    expectBadInput(meshplan("execute", "--calibrated"), "--calibrated", "execute does not read --calibrated", "--warmup");
+  });
+
+  it("a flag given twice is refused, where the last value used to win silently", () => {
+    expectBadInput(meshplan("plan", "--gpus", "4", "--gpus=8"), "--gpus = [4,8]", "given twice");
+    expectBadInput(meshplan("simulate", "--sp", "--no-sp"), "--sp = [true,false]", "given twice");
+  });
+
+  it("an unknown field in a model or cluster file is refused, where a misspelt optional field fell back to its default", () => {
+    const model = { name: "m", layers: 2, hiddenSize: 64, attentionHeads: 4, kvHead: 2, ffnHiddenSize: 256, mlp: "gelu", vocabSize: 256, seqLen: 32 };
+    expectBadInput(meshplan("simulate", "--model", file("typo.json", JSON.stringify(model))), "typo.json", "kvHead = 2", "unknown field", "kvHeads");
+    const moe = { ...model, kvHead: undefined, moe: { experts: 8, topk: 2 } };
+    expectBadInput(meshplan("simulate", "--model", file("moe.json", JSON.stringify(moe))), "moe.json", "moe.topK", "(missing)");
+    const cluster = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "models", "hardware", "clusters", "dgx-h100.json"), "utf8"));
+    cluster.interNode.latencySecond = 1e-6;
+    expectBadInput(meshplan("simulate", "--model", "tiny-gpt", "--gpus", "2", "--cluster", file("c.json", JSON.stringify(cluster))), "c.json", "interNode.latencySecond", "unknown field");
+  });
+
+  it("--recompute full with a partial --recompute-layers is refused: the unlisted layers would not be recomputed", () => {
+    expectBadInput(meshplan("simulate", "--model", "tiny-gpt", "--gpus", "4", "--pp", "2", "--recompute", "full", "--recompute-layers", "1,0"), "--recompute-layers (recomputeLayersPerStage) = [1,0]", "recompute full recomputes every layer", "recompute none or selective");
+    const partial = meshplan("simulate", "--model", "tiny-gpt", "--gpus", "4", "--pp", "2", "--recompute", "none", "--recompute-layers", "1,0");
+    expect(partial.code).toBe(0);
+    expect(partial.stdout).toContain("recompute none + 1 full (full per stage 1/0)");
   });
 });
 

@@ -4,6 +4,7 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { outputTarget } from "../../src/cli/output-file.js";
+import { traceSizeWarning } from "../../src/cli/simulate.js";
 
 // Runs the built binary (npm test compiles first: `tsc -p . && vitest run`).
 const BIN = join(import.meta.dirname, "..", "..", "bin", "meshplan.js");
@@ -34,6 +35,30 @@ describe("meshplan simulate (the event simulator)", () => {
     expect(trace.traceEvents.some((e) => e.ph === "M" && e.name === "thread_name")).toBe(true);
     expect(trace.traceEvents.some((e) => e.ph === "C")).toBe(true);
     expect(readdirSync(dir)).toEqual(["step.json"]);
+  });
+
+  it("says how large the trace is, and how to open one too large for a browser viewer", () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-trace-"));
+    const file = join(dir, "step.json");
+    const r = meshplan([...PLAN, "--trace", file]);
+    const size = readFileSync(file).length;
+    expect(r.stdout).toContain(`${file} (${(size / 1e3).toFixed(1)} kB of Chrome trace-event JSON`);
+    expect(traceSizeWarning(size)).toBeUndefined();
+    expect(traceSizeWarning(256e6)).toBeUndefined();
+    expect(traceSizeWarning(1.04e9)).toContain("the trace is 1.04 GB, above the 256 MB");
+    expect(traceSizeWarning(1.04e9)).toContain("trace_processor --httpd");
+  });
+
+  it("removes the temporary file a killed earlier write left beside the trace, and no live run's", () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-trace-"));
+    // a process that has exited: its pid names a run stopped mid-write (Ctrl-C ends a synchronous write at once)
+    const gone = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+    const stale = join(dir, `.step.json.${gone.stdout}.tmp`);
+    const live = join(dir, `.step.json.${process.pid}.tmp`); // this test runner is alive: another write in progress
+    writeFileSync(stale, "{\"traceEvents\": [");
+    writeFileSync(live, "{");
+    expect(meshplan([...PLAN, "--trace", join(dir, "step.json")]).code).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual([`.step.json.${process.pid}.tmp`, "step.json"]);
   });
 
   it("--json prints only the simulated Estimate; its breakdown adds up to the step", () => {
