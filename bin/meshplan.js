@@ -2,6 +2,15 @@
 // The binary is a thin shell: it hands argv and the process streams to the CLI library.
 import { run } from "../dist/src/cli/main.js";
 
+// A reader that stops early (`meshplan validate | head`) closes the pipe: stop quietly, as other tools do,
+// with the status a shell gives a writer its pipe has closed (128 + SIGPIPE).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e) => {
+    if (e.code === "EPIPE") process.exit(141);
+    throw e;
+  });
+}
+
 const io = {
   out: (text) => process.stdout.write(text + "\n"),
   err: (text) => process.stderr.write(text + "\n"),

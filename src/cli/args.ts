@@ -150,12 +150,22 @@ const CONTEXT_FLAGS: readonly FlagName[] = ["model", "gpus", "cluster", "gpu", "
 /** The plan flags: every plan field's flag, less the context's (global batch, sequence, precision). */
 const PLAN_FLAGS: readonly FlagName[] = Object.values(FLAG_OF_PLAN_FIELD).filter((f) => !CONTEXT_FLAGS.includes(f));
 
+/**
+ * Flags `execute` cannot honour, refused rather than ignored: the ranks train in float32 on this machine's
+ * cores, predicted on its calibrated profile (not a GPU or cluster file), and run their collectives their
+ * own way (src/executor/measure/profile.ts asExecuted), whatever another framework's knobs say.
+ */
+const NOT_EXECUTED: readonly FlagName[] = [
+  "gpu", "cluster", "gpus-per-node", "precision", "fp32-grads", "tp-comm-overlap", "tp-sync-backward", "dp-comm-exposed",
+  "dp-comm-blocking", "pp-blocking-sends", "launch-blocking", "pp-keep-outputs", "keep-16bit-grads",
+];
+
 /** The flags each command reads (help for one command lists these). */
 const COMMAND_FLAGS = {
   plan: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "top", "calibrated", "json"],
   simulate: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "trace", "calibrated", "json"],
   explore: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "top", "calibrated"],
-  execute: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "steps", "warmup", "timeout", "profile", "seed", "backend", "json"],
+  execute: [...CONTEXT_FLAGS.filter((f) => !NOT_EXECUTED.includes(f)), ...PLAN_FLAGS.filter((f) => !NOT_EXECUTED.includes(f)), "steps", "warmup", "timeout", "profile", "seed", "backend", "json"],
   calibrate: ["profile", "backend", "json"],
   validate: ["planner", "json"],
   models: ["json"],
@@ -184,7 +194,10 @@ export function checkCommandFlags(args: ParsedArgs): void {
   for (const name of Object.keys(args.flags) as FlagName[]) {
     if (name === "help" || allowed.includes(name)) continue;
     throw new InputError({
-      code: "bad-flag", field: `--${name}`, value: args.flags[name], reason: `${command} does not read --${name}`,
+      code: "bad-flag", field: `--${name}`, value: args.flags[name],
+      reason: command === "execute" && NOT_EXECUTED.includes(name)
+        ? `execute does not read --${name}: its ranks train in float32 on this machine's cores, predicted on its calibrated profile, with collectives of their own`
+        : `${command} does not read --${name}`,
       valid: `a flag of ${command}: ${allowed.map((f) => `--${f}`).join(" ")}`,
     });
   }

@@ -5,7 +5,7 @@ import { formatReport } from "../executor/measure/table.js";
 import { otherMachine } from "../executor/measure/machine.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import { calibrate } from "../executor/measure/calibrate.js";
-import type { BackendChoice } from "../executor/run/backend.js";
+import { missingBackendPackage, type BackendChoice } from "../executor/run/backend.js";
 import { ExecutionError } from "../executor/run/launch.js";
 import { validateForExecutor } from "../executor/validate.js";
 import { InputError } from "../spec/errors.js";
@@ -48,6 +48,13 @@ export function countFlag(args: ParsedArgs, name: string, fallback: number): num
 export function backendFlag(args: ParsedArgs): BackendChoice {
   const v = extraFlag(args, "backend") ?? "wasm";
   if (typeof v !== "string" || !(BACKENDS as readonly string[]).includes(v)) throw new InputError({ code: "bad-flag", field: "--backend", value: v, valid: BACKENDS.join(", ") });
+  const missing = missingBackendPackage(v as BackendChoice);
+  if (missing !== undefined) {
+    throw new InputError({
+      code: "unsupported", field: "--backend", value: v, valid: `auto, wasm or cpu, or install ${missing} (its install downloads libtensorflow)`,
+      reason: `${missing} is not installed`,
+    });
+  }
   return v as BackendChoice;
 }
 

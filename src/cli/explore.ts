@@ -55,10 +55,9 @@ const ALT_SCREEN_OFF = "\x1b[?1049l";
  */
 export async function exploreCommand(args: ParsedArgs, io: Io): Promise<number> {
   // bad input (InputError) reaches run() in main.ts, which prints it on one line and returns 2
-  const { top: topFlag, json, help: _help, trace: _trace, ...flags } = args.flags;
+  const { top: topFlag, help: _help, ...flags } = args.flags;
   const top = typeof topFlag === "number" ? topFlag : DEFAULT_TOP;
   if (top < 1) throw new InputError({ code: "out-of-range", field: "--top", value: top, valid: "an integer >= 1" });
-  if (json === true) throw new InputError({ code: "bad-flag", field: "--json", value: true, valid: "meshplan plan --json", reason: "explore is interactive" });
   const load = contextKeepingLoader();
   const loaded = load(flags);
   if (process.stdin.isTTY !== true || process.stdout.isTTY !== true) {
@@ -70,12 +69,20 @@ export async function exploreCommand(args: ParsedArgs, io: Io): Promise<number> 
   const restore = () => process.stdout.write(ALT_SCREEN_OFF);
   process.stdout.write(ALT_SCREEN_ON);
   process.once("exit", restore);
+  let stopRun = false;
   try {
     const app = openExplorer({ flags, loaded, load, top, color: colorEnabled(process.env, process.stdout), saveDir: process.cwd() });
     await app.waitUntilExit();
+    stopRun = app.running();
   } finally {
     process.off("exit", restore);
     restore();
+  }
+  if (stopRun) {
+    // q during a run of x: its ranks are worker threads of this process and would keep it alive, silent,
+    // until the run ended (a minute when it calibrates first). Stop them with the process.
+    io.err("meshplan: explore: the run in progress (x) was stopped");
+    process.exit(0);
   }
   return 0;
 }

@@ -60,9 +60,11 @@ export function formatReport(rep: ValidateReport, calibrationFile: string): stri
     cal === null
       ? `Calibration: none (${calibrationFile} not found): priors only, no held-out figures`
       : `Calibration: ${calibrationFile}, fitted ${cal.fittedAt}: ${Object.entries(cal.scales).map(([k, v]) => `${k} x${v.toFixed(3)}`).join(", ")}; ${cal.folds} held-out folds`,
+    "Columns: error = calibrated model (JSON error); held-out = fitted without the record's source (heldOutError); " +
+      "base h-o = the MFU baseline, held out (heldOutBaselineError); prior = priors only (priorError)",
     "",
     ["id".padEnd(6), "source".padEnd(22), "model".padEnd(22), "GPUs".padStart(5), "plan".padEnd(46), "measured".padStart(17), "predicted".padStart(17),
-      "error".padStart(8), "held-out".padStart(8), "baseline".padStart(8), "prior".padStart(8), "memory".padStart(16)].join("  "),
+      "error".padStart(8), "held-out".padStart(8), "base h-o".padStart(8), "prior".padStart(8), "memory".padStart(16)].join("  "),
     ...rep.rows.map(row),
     "",
     ...summaryTable(rep),

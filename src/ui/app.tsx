@@ -29,6 +29,8 @@ export interface ExplorerApp {
   readonly waitUntilExit: () => Promise<unknown>;
   /** Unmounts and stops the planner's threads. */
   readonly close: () => void;
+  /** Whether a run of `x` is still going (its ranks are worker threads of this process). */
+  readonly running: () => boolean;
 }
 
 /** A name given on the command line that is not built in (a file) leads its list. */
@@ -46,6 +48,7 @@ export function openExplorer(o: OpenOptions): ExplorerApp {
     saveDir: o.saveDir,
     load: o.load,
     execute: executePlan,
+    runs: { active: 0 },
   };
   const app = render(<Explorer {...env} initial={initialState(o.flags, o.loaded.context, o.loaded.pinned)} color={o.color} />, {
     exitOnCtrlC: true,
@@ -57,5 +60,5 @@ export function openExplorer(o: OpenOptions): ExplorerApp {
     app.unmount();
     env.planner.close();
   };
-  return { waitUntilExit: () => app.waitUntilExit().finally(() => env.planner.close()), close };
+  return { waitUntilExit: () => app.waitUntilExit().finally(() => env.planner.close()), close, running: () => env.runs.active > 0 };
 }

@@ -24,6 +24,8 @@ export interface ExplorerEnv {
   /** Loads the model and cluster the flags name, and the knobs they pin; throws InputError. */
   readonly load: (flags: Flags) => { readonly context: Context; readonly pinned: PlanInput };
   readonly execute: (model: ModelSpec, shape: ClusterShape, plan: Plan, onProgress: Progress) => Promise<PredictedVsMeasured>;
+  /** Runs of `x` still going: one at a time (two would share the cores and time each other). */
+  readonly runs: { active: number };
 }
 
 type Apply = (a: Action) => void;
@@ -94,12 +96,18 @@ function execute(s: ExplorerState, env: ExplorerEnv, apply: Apply, setRun: (r: E
     apply({ type: "message", message: "no plan selected" });
     return;
   }
+  if (env.runs.active > 0) {
+    apply({ type: "message", message: "a run is in progress: its table comes when it ends (q quits and stops it)" });
+    return;
+  }
   const title = `${e.model}: ${describePlan(e.plan)}`;
   setRun({ title, state: "running", fraction: 0, label: "starting" });
   if (s.view !== "execute") apply({ type: "view", view: "execute" });
+  env.runs.active++;
   env.execute(s.resultContext.model, s.resultContext.shape, e.plan, (fraction, label) => setRun({ title, state: "running", fraction, label }))
     .then((table) => setRun({ title, state: "done", table }))
-    .catch((err: unknown) => setRun({ title, state: "failed", message: err instanceof Error ? err.message : String(err) }));
+    .catch((err: unknown) => setRun({ title, state: "failed", message: err instanceof Error ? err.message : String(err) }))
+    .finally(() => env.runs.active--);
 }
 
 /** Carries out one command against the latest state. */

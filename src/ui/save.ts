@@ -1,15 +1,20 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Estimate } from "../planner/cost/types.js";
 import { scheduleShort } from "./rows.js";
 
-/** A file name that says which plan it holds, unique per plan of a model on a cluster. */
+/**
+ * A file name that says which plan it holds (model, GPUs, the main knobs) and ends with 8 hex digits of a
+ * hash of the whole model name, cluster and plan (sequence, batch, layers per stage, every framework knob):
+ * two plans that differ in anything the name leaves out get two files, the same plan saved again the same.
+ */
 export function planFileName(e: Estimate): string {
   const p = e.plan;
   const safe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "_");
   const sched = p.pp === 1 ? "" : `-${scheduleShort(p).replace("/", "v")}`;
-  return safe(`meshplan-${e.model}-${e.cluster.gpus}x${e.cluster.gpu}-tp${p.tp}-pp${p.pp}-dp${p.dp}-cp${p.cp}-mb${p.microBatch}${sched}-z${p.zero}-${p.recompute}${p.tp > 1 && !p.sequenceParallel ? "-nosp" : ""}.json`);
+  const id = createHash("sha256").update(JSON.stringify({ model: e.model, cluster: e.cluster, plan: p })).digest("hex").slice(0, 8);
+  return safe(`meshplan-${e.model}-${e.cluster.gpus}x${e.cluster.gpu}-tp${p.tp}-pp${p.pp}-dp${p.dp}-cp${p.cp}-mb${p.microBatch}${sched}-z${p.zero}-${p.recompute}${p.tp > 1 && !p.sequenceParallel ? "-nosp" : ""}-${id}.json`);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -175,6 +175,16 @@ describe("bad input", () => {
     expectBadInput(meshplan("simulate", "--model", "tiny-gpt", "--gpus", "4", "--top", "3"), "--top = 3", "simulate does not read --top", "--trace");
     expectBadInput(meshplan("validate", "--model", "tiny-gpt"), "--model", "validate does not read --model", "--planner");
     expectBadInput(meshplan("execute", "--calibrated"), "--calibrated", "execute does not read --calibrated", "--warmup");
+    // what the executor cannot honour (it ran --precision fp8 in float32 and said nothing)
+    expectBadInput(meshplan("execute", "--precision", "fp8"), "--precision", "train in float32");
+    expectBadInput(meshplan("execute", "--gpu", "b200"), "--gpu", "calibrated profile");
+    expectBadInput(meshplan("execute", "--tp", "2", "--tp-comm-overlap"), "--tp-comm-overlap", "collectives of their own");
+  });
+
+  it("a native TensorFlow.js backend that is not installed is refused before any work, naming the package", () => {
+    // the CI machine cannot install them (their install downloads libtensorflow)
+    expectBadInput(meshplan("execute", "--backend", "tensorflow-gpu"), "--backend", "@tensorflow/tfjs-node-gpu is not installed", "auto, wasm or cpu");
+    expectBadInput(meshplan("calibrate", "--backend", "tensorflow", "--profile", join(dir, "p.json")), "@tensorflow/tfjs-node is not installed");
   });
 
   it("a flag given twice is refused, where the last value used to win silently", () => {
@@ -197,6 +207,19 @@ describe("bad input", () => {
     const partial = meshplan("simulate", "--model", "tiny-gpt", "--gpus", "4", "--pp", "2", "--recompute", "none", "--recompute-layers", "1,0");
     expect(partial.code).toBe(0);
     expect(partial.stdout).toContain("recompute none + 1 full (full per stage 1/0)");
+  });
+});
+
+describe("a reader that stops early", () => {
+  it("ends the command quietly with 141 (128 + SIGPIPE), without a stack trace", async () => {
+    const child = spawn(process.execPath, [BIN, "validate", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    // read the first chunk, then close the pipe as `| head -1` does
+    await new Promise<void>((done) => child.stdout.once("data", () => { child.stdout.destroy(); done(); }));
+    const code = await new Promise<number | null>((done) => child.on("close", (c) => done(c)));
+    expect(code).toBe(141);
+    expect(stderr).toBe("");
   });
 });
 

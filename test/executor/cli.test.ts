@@ -128,6 +128,25 @@ describe("meshplan calibrate and execute", () => {
     }
   });
 
+  it("an edited or truncated profile is bad input before the run, naming the field (it failed inside the simulator, or predicted a collective as free)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-badprofile-"));
+    const good = JSON.parse(readFileSync(profile, "utf8")) as Record<string, unknown>;
+    const cases: [Record<string, unknown>, string][] = [
+      [{ version: 1, peakFlopsPerSecond: 1, opOverheadSeconds: 1 }, "machine = (missing)"],
+      [{ ...good, elementwiseBytesPerSecond: -1 }, "elementwiseBytesPerSecond = -1 is not valid; valid: a number > 0"],
+      [{ ...good, collectiveBytesPerSecond: "fast" }, 'collectiveBytesPerSecond = "fast" is not valid'],
+      [{ ...good, fit: null }, "fit = null is not valid; valid: a non-empty list"],
+      [{ ...good, matmul: [{ n: 64, seconds: -1, flopsPerSecond: 1e9 }] }, "matmul[0].seconds = -1 is not valid"],
+    ];
+    for (const [json, message] of cases) {
+      const file = join(dir, "p.json");
+      writeFileSync(file, JSON.stringify(json));
+      const out = io();
+      expect(await executeCommand(args("execute", { model: "tiny-gpt", dp: 2, profile: file }), out)).toBe(2);
+      expect(out.stderr).toEqual([expect.stringContaining(`${file}: ${message}`)]);
+    }
+  });
+
   it("calibrate checks where it will save before measuring: a missing directory or an empty name is bad input at once", async () => {
     for (const [path, reason] of [[join(tmpdir(), "meshplan-no-such-dir", "p.json"), "no such directory"], ["", "no file name"]] as const) {
       const out = io();

@@ -7,7 +7,8 @@ import { KnobBar } from "../../src/ui/components/knob-bar.js";
 import { ExecuteView } from "../../src/ui/components/panels.js";
 import { PlanList } from "../../src/ui/components/plan-list.js";
 import { ColorContext } from "../../src/ui/components/styled.js";
-import { listRows, ready, startExplorer, type Started } from "./helpers.js";
+import { readdirSync } from "node:fs";
+import { listRows, ready, startExplorer, tick, type Started } from "./helpers.js";
 
 // eslint-disable-next-line no-control-regex
 const SGR_COLOUR = /\x1b\[(?:\d+;)*(?:3\d|4\d|9\d|10\d)(?:;\d+)*m/;
@@ -57,6 +58,11 @@ describe("the screen", () => {
     ui = await startExplorer({ model: "tiny-gpt", gpus: 4 }, { size: { columns: 79, rows: 30 } });
     expect(ui.frame()).toContain("terminal too small: 79x30");
     expect(ui.frame()).toContain("80x24");
+    // keys other than q do nothing there: s used to write a plan file unseen
+    await tick(500);
+    await ui.press("s");
+    await tick(100);
+    expect(readdirSync(ui.dir)).toEqual([]);
   });
 
   it("fits 80x24, eliding pipeline stages that do not fit", async () => {

@@ -84,9 +84,11 @@ describe("explorer key flows (tiny-gpt on 4 GPUs, in-thread planner)", () => {
     await ui.press(KEY.escape);
     ui.unmount();
     let finish: () => void = () => {};
+    let runs = 0;
     ui = await startExplorer({ model: "tiny-gpt", gpus: 4 }, {
       env: {
         execute: (_m, _s, plan, onProgress) => new Promise((resolve) => {
+          runs++;
           onProgress(0.5, "step 3/5");
           finish = () => resolve({ title: `tp ${plan.tp}`, rows: [{ quantity: "step time", predicted: "1.0 ms", measured: "1.2 ms" }] });
         }),
@@ -95,6 +97,10 @@ describe("explorer key flows (tiny-gpt on 4 GPUs, in-thread planner)", () => {
     await ui.waitFor(ready, "the list");
     await ui.press("x");
     await ui.waitFor((f) => f.includes("50% step 3/5"), "the progress bar");
+    // a second x while the first runs would share the cores with it and time both wrong: refused
+    await ui.press("x");
+    await ui.waitFor((f) => f.includes("a run is in progress"), "the refusal");
+    expect(runs).toBe(1);
     finish();
     const f = await ui.waitFor((f2) => f2.includes("step time"), "the table");
     expect(f).toMatch(/step time +1\.0 ms +1\.2 ms/);

@@ -119,7 +119,12 @@ describe("save", () => {
     const e = est({ tp: 8, pp: 4, zero: 1 });
     const path = savePlan(dir, e);
     expect(readdirSync(dir)).toEqual([planFileName(e)]);
-    expect(planFileName(e)).toBe("meshplan-llama3-70b-64xh100-sxm-tp8-pp4-dp2-cp1-mb1-1f1b-z1-none.json");
+    expect(planFileName(e)).toMatch(/^meshplan-llama3-70b-64xh100-sxm-tp8-pp4-dp2-cp1-mb1-1f1b-z1-none-[0-9a-f]{8}\.json$/);
+    // the same plan again: the same file; a plan that differs only where the name is silent: another
+    expect(planFileName(est({ tp: 8, pp: 4, zero: 1 }))).toBe(planFileName(e));
+    const other = est({ tp: 8, pp: 4, zero: 1, layersPerStage: [19, 21, 21, 19] });
+    expect(planFileName(other)).not.toBe(planFileName(e));
+    expect(planFileName({ ...e, plan: { ...e.plan, seqLen: 4096 } })).not.toBe(planFileName(e));
     expect(JSON.parse(readFileSync(path, "utf8"))).toEqual(JSON.parse(JSON.stringify(e)));
     expect(() => savePlan(join(dir, "missing"), e)).toThrow();
     expect(readdirSync(dir)).toHaveLength(1);

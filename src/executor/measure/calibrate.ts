@@ -176,15 +176,26 @@ export interface CalibrateOptions {
   readonly onProgress?: (what: string) => void;
 }
 
+/**
+ * A turn of the event loop between two measurements: most of them run synchronously in this thread for a
+ * second or more, and the explorer calibrates on its own thread, so its keys (q) are read only here.
+ */
+function betweenMeasurements(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   const say = o.onProgress ?? (() => {});
   const loaded = await loadBackend(o.backend, 1);
   say("matrix multiplies");
-  const matmul = MATMUL_SIZES.map((n) => {
+  const matmul: DeviceProfile["matmul"][number][] = [];
+  for (const n of MATMUL_SIZES) {
+    await betweenMeasurements();
     const seconds = matmulSeconds(loaded.tf, n, n >= 256 ? 9 : 31);
-    return { n, seconds, flopsPerSecond: (2 * n ** 3) / seconds };
-  });
+    matmul.push({ n, seconds, flopsPerSecond: (2 * n ** 3) / seconds });
+  }
   say("memory copies");
+  await betweenMeasurements();
   const memcpy = memcpyBytesPerSecond();
   say("collectives");
   const sizes = [256, 1024, 16384, 262144, 1048576];
@@ -205,8 +216,10 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
     collectiveLatencySeconds: latencies[0]!,
   };
   say("the optimizer");
+  await betweenMeasurements();
   const optimizerRate = optimizerBytesPerSecond(loaded.tf);
   say("the loss");
+  await betweenMeasurements();
   const loss = lossCost(loaded.tf, o.base.vocabSize);
   const shapes = fitShapes(o.base);
   const timedSteps = shapes.map(() => [] as number[]);
@@ -215,6 +228,7 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
     for (const [i, s] of shapes.entries()) {
       // In this thread: the code warmed up in the first round stays warm for the later ones.
       const warmup = round === 0 ? DEFAULT_WARMUP_STEPS : 1;
+      await betweenMeasurements();
       const ref = await runReference({ model: s.model, plan: s.plan, steps: FIT_STEPS, warmupSteps: warmup, backend: o.backend });
       timedSteps[i]!.push(...ref.result.steps.slice(warmup).map((x) => x.seconds));
     }

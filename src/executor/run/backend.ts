@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import type { Tf } from "../model/ops.js";
 
 /**
@@ -68,4 +69,19 @@ export async function loadBackend(choice: BackendChoice, ranks: number): Promise
     if (loaded !== undefined) return loaded;
   }
   throw new Error(`no TensorFlow.js backend could be loaded (tried ${order.map((c) => c.packageName).join(", ")})`);
+}
+
+/**
+ * The package a chosen native backend needs, when it is not installed here (undefined when it is, or when
+ * the choice needs no native package): `execute` and `calibrate` refuse such a choice before any work.
+ */
+export function missingBackendPackage(choice: BackendChoice): string | undefined {
+  const c = CANDIDATES.find((x) => x.choice === choice);
+  if (c === undefined || !c.native) return undefined;
+  try {
+    createRequire(import.meta.url).resolve(c.packageName);
+    return undefined;
+  } catch {
+    return c.packageName;
+  }
 }

@@ -84,6 +84,8 @@ export function Explorer(props: ExplorerProps) {
         exit();
         return;
       }
+      // The too-small screen shows nothing to act on and says only q: other keys (s saves, x runs) wait.
+      if (tooSmall(size.columns, size.rows)) continue;
       const s = latest.current;
       runCommand(cmd, s, knobContext(s.context, s.pinned, props), props, apply, setRun);
     }
