@@ -9,6 +9,11 @@ export function scheduleShort(p: Plan): string {
   return p.schedule === "interleaved" ? `int/${p.virtualStages}` : p.schedule;
 }
 
+/** `text` within `width` characters, cut ones ending in ".." so that a cut list does not read as a whole one. */
+function clip(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, width - 2)}..`;
+}
+
 export function recomputeShort(p: Plan): string {
   const full = p.recomputeLayersPerStage.reduce((a, b) => a + b, 0);
   const total = p.layersPerStage.reduce((a, b) => a + b, 0);
@@ -40,7 +45,7 @@ const COLUMNS: readonly Column[] = [
   { head: "sched", width: 6, cell: (e) => scheduleShort(e.plan) },
   { head: "Z", width: 2, cell: (e) => String(e.plan.zero) },
   { head: "rc", width: 9, cell: (e) => recomputeShort(e.plan) },
-  { head: "layers", width: 11, cell: (e) => (new Set(e.plan.layersPerStage).size === 1 ? "even" : e.plan.layersPerStage.join("/").slice(0, 11)), minColumns: 120 },
+  { head: "layers", width: 11, cell: (e) => (new Set(e.plan.layersPerStage).size === 1 ? "even" : clip(e.plan.layersPerStage.join("/"), 11)), minColumns: 120 },
   { head: "SP", width: 3, cell: (e) => (e.plan.tp > 1 ? (e.plan.sequenceParallel ? "on" : "off") : "-"), minColumns: 100 },
   { head: "GiB/GPU", width: 9, cell: (e) => `${(e.memory.peakBytesPerGpu / GIB).toFixed(1)}/${(e.memory.capacityBytes / GIB).toFixed(0)}${e.memory.fits ? "" : "!"}` },
   { head: "step", width: 9, cell: (e) => seconds(e.time.stepSeconds) },

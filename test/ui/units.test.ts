@@ -100,6 +100,13 @@ describe("bars and rows", () => {
     expect(listRow(e, 0, 120).length).toBe(listHeader(120).length);
     expect(row).toContain("int/2");
   });
+  it("a layer list too long for its column ends in '..', not cut where it reads as a whole list", () => {
+    // llama3-70b: 80 layers over 8 stages
+    const e = est({ tp: 8, pp: 8, layersPerStage: [8, 8, 12, 12, 12, 12, 8, 8] });
+    const cells = listRow(e, 0, 160).split(/\s+/);
+    expect(cells).toContain("8/8/12/12..");
+    expect(cells.some((c) => c.startsWith("8/8/12/12/1"))).toBe(false);
+  });
   it("bytes per link name the link each group crosses", () => {
     const lines = linkLines(est({ tp: 8, pp: 4 }), shape);
     expect(lines).toHaveLength(2);
