@@ -96,7 +96,8 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
     source = `predicted on the profile in ${options.saved.file}, measured ${ageOf(profile.measuredAt, (options.now ?? (() => new Date()))())} (meshplan calibrate measures it again)`;
   } else {
     options.onProgress(0, "calibrating this machine");
-    profile = await calibrate({ backend: "wasm", base: model });
+    // calibrate names each measurement as it starts (about a minute in all); the bar shows which
+    profile = await calibrate({ backend: "wasm", base: model, onProgress: (what) => options.onProgress(0, `calibrating this machine: ${what}`) });
     source = "predicted on a profile of this machine measured just now (meshplan calibrate saves one, which x then uses)";
   }
   const ranks = plan.dp * plan.tp * plan.pp * plan.cp;
