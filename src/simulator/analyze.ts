@@ -34,14 +34,38 @@ function criticalPath(run: RunResult): Int32Array {
   return Int32Array.from(path.reverse());
 }
 
+/** Sorted, disjoint intervals covering the given ones (starts and ends in parallel arrays). */
+function unionOf(starts: number[], ends: number[]): { starts: number[]; ends: number[] } {
+  const order = starts.map((_, i) => i).sort((a, b) => starts[a]! - starts[b]!);
+  const out = { starts: [] as number[], ends: [] as number[] };
+  for (const i of order) {
+    const n = out.ends.length;
+    if (n > 0 && starts[i]! <= out.ends[n - 1]!) out.ends[n - 1] = Math.max(out.ends[n - 1]!, ends[i]!);
+    else {
+      out.starts.push(starts[i]!);
+      out.ends.push(ends[i]!);
+    }
+  }
+  return out;
+}
+
+/** Seconds of [from, to] that the disjoint sorted intervals cover (`from` at or after `cursor.at`'s interval start). */
+function coveredSeconds(u: { starts: number[]; ends: number[] }, from: number, to: number, cursor: { at: number }): number {
+  while (cursor.at < u.ends.length && u.ends[cursor.at]! <= from) cursor.at++;
+  let covered = 0;
+  for (let k = cursor.at; k < u.ends.length && u.starts[k]! < to; k++) covered += Math.max(0, Math.min(to, u.ends[k]!) - Math.max(from, u.starts[k]!));
+  return covered;
+}
+
 /**
  * The step in the contract's terms (design brief section 5: exposed seconds on the critical path that
  * add up to the step). The critical rank's own passes and blocking collectives count as compute and
- * tp/cp/ep. The rest of the step is explained by the critical path, which covers [0, span] without gaps
- * (each op starts when its critical predecessor ends): its optimizer, pipeline-transfer and data-parallel
- * segments are exposed communication (each capped by what is left, since a path segment may run while the
- * critical rank does off-path work of its own), and whatever remains is the pipeline bubble: the critical
- * rank waiting for other stages' passes. With uniform stages this is exactly the analytic decomposition.
+ * tp/cp/ep. The rest of the step is the time that rank is idle, and each idle moment is named by what the
+ * critical path is doing then (the path covers [0, span] without gaps: each op starts when its critical
+ * predecessor ends): a pipeline transfer is exposed pp, a data-parallel collective dp, the optimizer step
+ * the optimizer, and another stage's pass the pipeline bubble. (Summing the path's transfers whole, as
+ * before 2026-11-23, also counted transfers that ran while the critical rank computed off the path: gpt3
+ * tp 8 x pp 8 showed 1.06 s of pp and no bubble.) With uniform stages this is the analytic decomposition.
  */
 function attribute(ops: OpTable, path: Int32Array, rank: number, span: number): ExposedSeconds {
   const own = { compute: 0, tp: 0, cp: 0, ep: 0 };
@@ -49,6 +73,8 @@ function attribute(ops: OpTable, path: Int32Array, rank: number, span: number): 
   const ranks = ops.rank;
   const starts = ops.startSeconds;
   const ends = ops.endSeconds;
+  const busyStarts: number[] = [];
+  const busyEnds: number[] = [];
   for (let op = 0; op < ops.size; op++) {
     const k = kinds[op]!;
     if (ranks[op] !== rank || !isWork(k)) continue;
@@ -57,21 +83,29 @@ function attribute(ops: OpTable, path: Int32Array, rank: number, span: number): 
     else if (k === OpKind.cp) own.cp += d;
     else if (k === OpKind.ep) own.ep += d;
     else own.compute += d;
+    if (d > 0) {
+      busyStarts.push(starts[op]!);
+      busyEnds.push(ends[op]!);
+    }
   }
-  const onPath: Record<Waiting, number> = { pp: 0, dp: 0, optimizer: 0, other: 0 };
-  for (const op of path) onPath[waitingOn(kinds[op]!)] += ends[op]! - starts[op]!;
-  let left = Math.max(0, span - own.compute - own.tp - own.cp - own.ep);
-  const take = (seconds: number) => {
-    const x = Math.min(seconds, left);
-    left -= x;
-    return x;
-  };
-  const optimizerSeconds = take(onPath.optimizer);
-  const ppSeconds = take(onPath.pp);
-  const dpSeconds = take(onPath.dp);
+  const busy = unionOf(busyStarts, busyEnds);
+  const idleOnPath: Record<Waiting, number> = { pp: 0, dp: 0, optimizer: 0, other: 0 };
+  const cursor = { at: 0 };
+  for (const op of path) {
+    const from = starts[op]!;
+    const to = ends[op]!;
+    if (to <= from) continue;
+    idleOnPath[waitingOn(kinds[op]!)] += to - from - coveredSeconds(busy, from, to, cursor);
+  }
+  // The parts add up to the step: where the rank's own work overlaps itself (a collective beside a pass),
+  // its sum exceeds the time it is busy, and the idle parts shrink alike.
+  const left = Math.max(0, span - own.compute - own.tp - own.cp - own.ep);
+  const idle = idleOnPath.pp + idleOnPath.dp + idleOnPath.optimizer + idleOnPath.other;
+  const share = idle > 0 ? left / idle : 0;
   return {
     computeSeconds: own.compute, tpSeconds: own.tp, cpSeconds: own.cp, epSeconds: own.ep,
-    ppSeconds, dpSeconds, optimizerSeconds, bubbleSeconds: left,
+    ppSeconds: idleOnPath.pp * share, dpSeconds: idleOnPath.dp * share, optimizerSeconds: idleOnPath.optimizer * share,
+    bubbleSeconds: idle > 0 ? idleOnPath.other * share : left,
   };
 }
 
@@ -115,11 +149,13 @@ export function summarize(built: Built, ops: OpTable, run: RunResult, busy?: Flo
     if (isWork(kinds[op]!)) work[r]! += d;
   }
 
-  // The critical rank does the most work; near-ties (summation noise) go to the first.
+  // The critical rank does the most work; near-ties (summation noise) go to the last, whose waits are
+  // the pipeline's fill before its first pass and drain after its last (the analytic decomposition's view;
+  // the first stage of a uniform pipeline is busy during the drain's transfers).
   let most = 0;
   for (let r = 0; r < nRanks; r++) if (built.ranks[r]!.role !== "server") most = Math.max(most, work[r]!);
-  let criticalRank = 0;
-  while (built.ranks[criticalRank]!.role === "server" || work[criticalRank]! < most * (1 - 1e-12)) criticalRank++;
+  let criticalRank = nRanks - 1;
+  while (built.ranks[criticalRank]!.role === "server" || work[criticalRank]! < most * (1 - 1e-12)) criticalRank--;
 
   const span = run.spanSeconds;
   const stepEnds = stepEndSeconds(built, run);

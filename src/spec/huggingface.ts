@@ -41,6 +41,14 @@ function fromLlamaFamily(r: FieldReader, modelType: HfModelType, name: string, s
     throw new InputError({ code: "unsupported", file: r.file, field: "hidden_act", value: act, valid: "silu (a gated SwiGLU MLP)" });
   }
   const experts = modelType === "mixtral" ? r.number("num_local_experts", MODEL_COUNT) : undefined;
+  // LlamaConfig's attention_bias (q, k, v and o projections) and mlp_bias (gate, up, down), both off by
+  // default. The model spec has q/k/v biases alone (qkvBias) or biases on every linear layer (linearBias):
+  // what does not map exactly is said in the source line (an o_proj bias, h per layer, or attention biases
+  // counted with the MLP's: each a few h per layer, against 12 h^2 of weights).
+  const attentionBias = r.boolean("attention_bias", false);
+  const mlpBias = r.boolean("mlp_bias", false);
+  const biasNote = attentionBias && !mlpBias ? "; attention_bias: its o_proj bias (hidden_size per layer) is not counted"
+    : mlpBias && !attentionBias ? "; mlp_bias: counted with attention biases as well (linearBias)" : "";
   return {
     name,
     displayName: name,
@@ -55,14 +63,14 @@ function fromLlamaFamily(r: FieldReader, modelType: HfModelType, name: string, s
     vocabSize: r.number("vocab_size", MODEL_SIZE),
     tiedEmbeddings: r.boolean("tie_word_embeddings", false),
     positionEmbedding: "rope",
-    linearBias: false,
-    qkvBias: modelType === "qwen2",
+    linearBias: mlpBias,
+    qkvBias: modelType === "qwen2" || attentionBias,
     dropout: (r.optionalNumber("attention_dropout", { min: 0 }) ?? 0) > 0,
     seqLen: Math.min(r.number("max_position_embeddings", MODEL_SIZE), DEFAULT_SEQ_CAP),
     globalBatch: undefined,
     moe: experts === undefined ? undefined : { experts, topK: r.number("num_experts_per_tok", { integer: true, min: 1, max: experts }) },
     publishedParameters: undefined,
-    source,
+    source: source + biasNote,
   };
 }
 

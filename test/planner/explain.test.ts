@@ -26,6 +26,40 @@ describe("explainRanking: the runner-up in words", () => {
   });
 });
 
+describe("explainRanking: what it says is true of the numbers", () => {
+  it("a runner-up within 0.05% is compared by its memory, which may be less (it said 'ranked lower for using more memory' of one using 23 GiB less)", () => {
+    const shape = shapeOf("dgx-h100", 16);
+    const lean = planFor("llama3-8b", shape, { tp: 2, pp: 1, dp: 8, microBatch: 1, globalBatch: 64, zero: 1 });
+    const win = estimate(lean.model, shape, lean.plan);
+    // the same plan with 2 GiB more memory and 0.01% less speed, then with 2 GiB less
+    const heavier = { ...win, memory: { ...win.memory, peakBytesPerGpu: win.memory.peakBytesPerGpu + 2 * 2 ** 30 }, throughput: { ...win.throughput, tokensPerSecond: win.throughput.tokensPerSecond * 0.9999 } };
+    const lighter = { ...heavier, memory: { ...win.memory, peakBytesPerGpu: win.memory.peakBytesPerGpu - 2 * 2 ** 30 } };
+    expect(explainRanking(lean.model, shape, [win, heavier]).at(-1)).toMatch(/is as fast \(0\.01% slower\) and needs as much memory or more/);
+    expect(explainRanking(lean.model, shape, [win, lighter]).at(-1)).toMatch(/is as fast \(0\.01% slower\) and needs 2\.0 GiB less memory .*: the one to take for headroom\.$/);
+  });
+
+  it("names recomputation as the limit when it costs more than any overhead", () => {
+    const shape = shapeOf("dgx-a100-40gb", 32);
+    const { model, plan } = planFor("llama3-70b", shape, { tp: 8, pp: 4, dp: 1, microBatch: 1, globalBatch: 32, recompute: "full" });
+    const e = estimate(model, shape, plan);
+    const share = (e.time.breakdown.computeSeconds / e.time.stepSeconds) * (1 - e.throughput.mfu / e.throughput.hfu);
+    expect(share).toBeGreaterThan(0.15); // a whole extra forward: about a quarter of compute
+    expect(explainRanking(model, shape, [e])).toContain(`What limits it: recomputation, paid to fit in memory, ${(100 * share).toFixed(1)}% of the step.`);
+  });
+
+  it("without tensor parallel, names context- and expert-parallel traffic instead of saying there is none", () => {
+    const shape = shapeOf("dgx-h100", 64);
+    const { model, plan } = planFor("mixtral-8x7b", shape, { tp: 1, pp: 2, cp: 8, ep: 4, dp: 4, microBatch: 1 });
+    const lines = explainRanking(model, shape, [estimate(model, shape, plan)]);
+    expect(lines).not.toContain("No tensor parallel: every GPU holds whole layers, so no activation traffic per layer.");
+    const line = lines.find((l) => l.startsWith("No tensor parallel"))!;
+    expect(line).toContain("2 of the 8 experts of each MoE layer");
+    expect(line).toContain("context parallel's ring over 8 GPUs");
+    expect(line).toContain("expert parallel's all-to-alls over 4 GPUs");
+    expect(lines.find((l) => l.startsWith("Gradients are reduced"))).toContain("32 ways (the experts' 8 ways)");
+  });
+});
+
 describe("explainRanking: a misaligned head dimension", () => {
   const shape = shapeOf("dgx-a100-80gb", 8);
   const says = (heads: number, flashAttention: boolean) => {

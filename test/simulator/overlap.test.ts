@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { simulateInput } from "../../src/simulator/simulate.js";
+import { simulate, simulateInput } from "../../src/simulator/simulate.js";
+import { loadContext, planInputFrom } from "../../src/cli/context.js";
+import { resolvePlan } from "../../src/spec/plan.js";
 import { OpKind, Stream, type SimDp, type SimInput, type SimStage } from "../../src/simulator/types.js";
 import type { Schedule } from "../../src/spec/types.js";
 import { NO_DP, perMicroBatch, stage } from "./fixtures.js";
@@ -111,3 +113,22 @@ describe("exposed communication", () => {
     expect(t.stepSeconds).toBeCloseTo(5 * 3 + 0.75, 9);
   });
 });
+
+describe("the breakdown names what the critical rank waits for", () => {
+  it("a 1F1B pipeline whose transfers run while the critical stage computes still shows its fill and drain as bubble", () => {
+    // gpt3-175b tp 8 x pp 8, 768 micro-batches: the critical path runs mostly through the other stages, whose
+    // transfers overlap the last stage's own passes; summing them whole reported 1.06 s of pp and bubble 0
+    const flags = { model: "gpt3-175b", gpus: 128, tp: 8, pp: 8, zero: 1, sp: false } as const;
+    const { model, shape } = loadContext(flags, true);
+    const plan = resolvePlan(model, shape, planInputFrom(flags));
+    const t = simulate(model, shape, plan).timeline;
+    const p = plan.pp;
+    const m = plan.globalBatch / (plan.dp * plan.microBatch);
+    const ideal = (p - 1) / (m + p - 1); // uniform stages, free transfers
+    expect(t.exposed.bubbleSeconds / t.stepSeconds).toBeGreaterThan(0.5 * ideal);
+    expect(t.exposed.ppSeconds).toBeLessThan(t.exposed.bubbleSeconds);
+    const parts = Object.values(t.exposed).reduce((a, b) => a + b, 0);
+    expect(parts).toBeCloseTo(t.stepSeconds, 6);
+  });
+});
+

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/cli/catalog.js";
 import { totalParams } from "../../src/planner/cost/params.js";
@@ -34,6 +36,25 @@ describe("Hugging Face config.json import", () => {
     for (const key of ["layers", "hiddenSize", "attentionHeads", "kvHeads", "headDim", "ffnHiddenSize", "vocabSize", "tiedEmbeddings", "mlp", "norm"] as const) {
       expect(imported[key]).toEqual(builtin[key]);
     }
+  });
+
+  it("Llama's attention_bias and mlp_bias add their biases (they were dropped silently)", () => {
+    const base = JSON.parse(readFileSync(fixture("llama3-8b"), "utf8")) as Record<string, unknown>;
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-hf-"));
+    const load = (extra: Record<string, unknown>) => {
+      const file = join(dir, "config.json");
+      writeFileSync(file, JSON.stringify({ ...base, ...extra }));
+      return loadModel(file);
+    };
+    const plain = load({});
+    const kv = plain.kvHeads * plain.headDim;
+    const perLayerAttention = plain.attentionHeads * plain.headDim + 2 * kv; // q, k, v biases
+    const both = load({ attention_bias: true, mlp_bias: true });
+    // every linear layer: q, k, v, o and the SwiGLU's gate, up and down
+    expect(totalParams(both) - totalParams(plain)).toBe(plain.layers * (perLayerAttention + plain.hiddenSize + 2 * plain.ffnHiddenSize + plain.hiddenSize));
+    const attention = load({ attention_bias: true });
+    expect(totalParams(attention) - totalParams(plain)).toBe(plain.layers * perLayerAttention);
+    expect(attention.source).toContain("o_proj bias (hidden_size per layer) is not counted");
   });
 
   it("Mixtral's experts and top-k come through; Qwen2's q/k/v biases too", () => {

@@ -70,8 +70,16 @@ export function explainRanking(model: ModelSpec, shape: ClusterShape, plans: rea
     out.push(place.nodes === 1
       ? `Tensor parallel (tp ${p.tp}) stays inside a node, on ${links.tp.name} (${(links.tp.bytesPerSecond / 1e9).toFixed(0)} GB/s per GPU achieved).`
       : `Tensor parallel (tp ${p.tp}) spans ${place.nodes} nodes over ${links.tp.name}; its traffic is ${pct(win.time.breakdown.tpCommSeconds / win.time.stepSeconds)} of the step.`);
-  } else {
+  } else if (p.cp === 1 && p.ep === 1) {
     out.push("No tensor parallel: every GPU holds whole layers, so no activation traffic per layer.");
+  } else {
+    const b = win.time.breakdown;
+    const traffic = [
+      ...(p.cp > 1 ? [`context parallel's ring over ${p.cp} GPUs (${pct(b.cpCommSeconds / win.time.stepSeconds)} of the step exposed)`] : []),
+      ...(p.ep > 1 ? [`expert parallel's all-to-alls over ${p.ep} GPUs (${pct(b.epCommSeconds / win.time.stepSeconds)} exposed)`] : []),
+    ];
+    const experts = model.moe !== undefined && p.ep > 1 ? `, and ${model.moe.experts / p.ep} of the ${model.moe.experts} experts of each MoE layer` : "";
+    out.push(`No tensor parallel: every GPU holds the attention and dense weights of its layers whole${experts}; the traffic per layer is ${traffic.join(" and ")}.`);
   }
   if (p.pp > 1) {
     out.push(`${p.pp} pipeline stages, ${p.schedule} over ${win.pipeline.microBatches} micro-batches: bubble ${pct(win.pipeline.bubbleFraction)} of the pipelined time; layers per stage ${p.layersPerStage.join("/")}.`);
@@ -80,8 +88,9 @@ export function explainRanking(model: ModelSpec, shape: ClusterShape, plans: rea
   if (dpWays > 1) {
     const exposed = `${pct(win.time.breakdown.dpCommSeconds / win.time.stepSeconds)} of the step is exposed data-parallel traffic.`;
     const group = zeroShardRanks(p);
+    const expertWays = model.moe !== undefined && p.ep > 1 ? ` (the experts' ${dpWays / p.ep} ways)` : "";
     out.push(links.dpReplica === undefined
-      ? `Gradients are reduced ${dpWays} ways over ${links.dp.name}; ${exposed}`
+      ? `Gradients are reduced ${dpWays} ways${expertWays} over ${links.dp.name}; ${exposed}`
       : `Gradients are reduce-scattered ${group} ways over ${links.dp.name} and all-reduced ${dpWays / group} ways across the replicas over ${links.dpReplica.name}; ${exposed}`);
   }
   if (p.zero > 0 && dpWays > 1) {
@@ -122,6 +131,10 @@ function largestOverhead(e: Estimate): [string, number] {
     const share = e.time.breakdown[key] / e.time.stepSeconds;
     if (share > best[1]) best = [words, share];
   }
+  // Recomputation is inside compute: the part of it beyond the model's FLOPs (1 - MFU/HFU of the compute).
+  const hfu = e.throughput.hfu;
+  const recompute = hfu > 0 ? (e.time.breakdown.computeSeconds / e.time.stepSeconds) * (1 - e.throughput.mfu / hfu) : 0;
+  if (recompute > best[1]) best = ["recomputation, paid to fit in memory", recompute];
   return best;
 }
 
@@ -137,8 +150,15 @@ function compareNext(win: Estimate, next: Estimate): string {
   }
   const share = worst[1] * next.plan.globalBatch * next.plan.seqLen / next.time.stepSeconds;
   const which = nextPlanWords(win.plan, next.plan);
-  if (loss < 0.0005) return `The next plan ${which} is as fast; it is ranked lower for using more memory (${gib(next.memory.peakBytesPerGpu)}).`;
-  return `The next plan ${which} is ${pct(loss)} slower: it loses most to ${worst[0]} (${pct(share)} of its step).`;
+  if (loss < 0.0005) {
+    const less = win.memory.peakBytesPerGpu - next.memory.peakBytesPerGpu;
+    const memory = `${gib(next.memory.peakBytesPerGpu)} per GPU against ${gib(win.memory.peakBytesPerGpu)}`;
+    const slower = `${(100 * Math.max(0, loss)).toFixed(2)}% slower`;
+    if (less >= 2 ** 30) return `The next plan ${which} is as fast (${slower}) and needs ${gib(less)} less memory (${memory}): the one to take for headroom.`;
+    if (less > 0) return `The next plan ${which} is as fast (${slower}) and needs ${gib(less)} less memory (${memory}).`;
+    return `The next plan ${which} is as fast (${slower}) and needs as much memory or more (${memory}).`;
+  }
+  return `The next plan ${which} is ${pct(loss)} slower: it loses most to ${worst[0]}, ${pct(share)} of its step more than the best plan's.`;
 }
 
 /**
