@@ -12,9 +12,12 @@ import type { Io } from "./io.js";
 import { renderTimeline, zoomSeconds } from "./timeline.js";
 
 /** Terminal width for the timeline: stdout's columns, else 100. */
+/** The terminal's width; piped, $COLUMNS where it is set (POSIX's preferred width), else 100. At least 40. */
 function terminalColumns(): number {
   const c = process.stdout.columns;
-  return typeof c === "number" && c >= 40 ? c : 100;
+  if (typeof c === "number" && c >= 40) return c;
+  const env = Number(process.env.COLUMNS);
+  return Number.isInteger(env) && env >= 40 ? env : 100;
 }
 
 /** Colour only on a terminal, and never when NO_COLOR is set to anything non-empty (no-color.org); FORCE_COLOR forces it. */

@@ -138,6 +138,13 @@ describe("meshplan simulate (the event simulator)", () => {
     expect(r.stdout).toMatch(/Simulated .* operations event by event/);
   });
 
+  it("piped, draws the timeline within $COLUMNS where it is set", () => {
+    const r = meshplan(PLAN, { NO_COLOR: "1", COLUMNS: "60" });
+    const timeline = r.stdout.slice(r.stdout.indexOf("Timeline of one step"));
+    expect(timeline.split("\n").filter((l) => l.startsWith("stage ")).length).toBeGreaterThanOrEqual(4);
+    for (const line of timeline.split("\n")) expect(line.length).toBeLessThanOrEqual(60);
+  });
+
   it("colours when forced (FORCE_COLOR) and NO_COLOR always wins", () => {
     expect(meshplan(PLAN, { FORCE_COLOR: "1" }).stdout).toMatch(ANSI);
     expect(meshplan(PLAN, { FORCE_COLOR: "1", NO_COLOR: "1" }).stdout).not.toMatch(ANSI);
