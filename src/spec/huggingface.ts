@@ -47,6 +47,14 @@ function fromLlamaFamily(r: FieldReader, modelType: HfModelType, name: string, s
   // counted with the MLP's: each a few h per layer, against 12 h^2 of weights).
   const attentionBias = r.boolean("attention_bias", false);
   const mlpBias = r.boolean("mlp_bias", false);
+  // Mistral's sliding_window: each position attends to at most that many before it, which the cost
+  // model does not represent; up to the window attention is full, so the default sequence stops there
+  // (Qwen2's configs carry a window with use_sliding_window false).
+  const maxPositions = r.number("max_position_embeddings", MODEL_SIZE);
+  const window = r.raw("use_sliding_window") === false ? undefined : r.optionalNumber("sliding_window", MODEL_SIZE);
+  const seqLen = Math.min(maxPositions, DEFAULT_SEQ_CAP, window ?? Infinity);
+  const windowNote = window !== undefined && window < Math.min(maxPositions, DEFAULT_SEQ_CAP)
+    ? `; sliding_window ${window}: the default sequence is the window, within which attention is full (a longer --seq is counted as full attention)` : "";
   const biasNote = attentionBias && !mlpBias ? "; attention_bias: its o_proj bias (hidden_size per layer) is not counted"
     : mlpBias && !attentionBias ? "; mlp_bias: counted with attention biases as well (linearBias)" : "";
   return {
@@ -66,11 +74,11 @@ function fromLlamaFamily(r: FieldReader, modelType: HfModelType, name: string, s
     linearBias: mlpBias,
     qkvBias: modelType === "qwen2" || attentionBias,
     dropout: (r.optionalNumber("attention_dropout", { min: 0 }) ?? 0) > 0,
-    seqLen: Math.min(r.number("max_position_embeddings", MODEL_SIZE), DEFAULT_SEQ_CAP),
+    seqLen,
     globalBatch: undefined,
     moe: experts === undefined ? undefined : { experts, topK: r.number("num_experts_per_tok", { integer: true, min: 1, max: experts }) },
     publishedParameters: undefined,
-    source: source + biasNote,
+    source: source + biasNote + windowNote,
   };
 }
 

@@ -57,6 +57,14 @@ describe("Hugging Face config.json import", () => {
     expect(attention.source).toContain("o_proj bias (hidden_size per layer) is not counted");
   });
 
+  it("Mistral's sliding window bounds the default sequence, where attention is still full; Qwen2's unused window does not", () => {
+    const mistral = loadModel(fixture("mistral-7b"));
+    expect(mistral.seqLen).toBe(4096);
+    expect(mistral.source).toContain("sliding_window 4096");
+    expect(loadModel(fixture("qwen2-7b")).seqLen).toBe(8192);
+    expect(loadModel(fixture("mixtral-8x7b")).seqLen).toBe(8192);
+  });
+
   it("Mixtral's experts and top-k come through; Qwen2's q/k/v biases too", () => {
     expect(loadModel(fixture("mixtral-8x7b")).moe).toEqual({ experts: 8, topK: 2 });
     expect(loadModel(fixture("qwen2-7b")).qkvBias).toBe(true);
