@@ -8,6 +8,7 @@ import { calibratedCluster, type CalibrationFile } from "../validate/calibration
 import { CALIBRATION_FILE, readCalibration } from "../validate/files.js";
 import { FLAG_OF_PLAN_FIELD, type FlagName, type FlagValue } from "./args.js";
 import { loadCluster, loadModel } from "./catalog.js";
+import { grouped } from "../math/digits.js";
 
 export const DEFAULT_MODEL = "llama3-70b";
 export const DEFAULT_GPUS = 64;
@@ -85,7 +86,7 @@ function calibrate(spec: ClusterSpec): { spec: ClusterSpec; fittedAt: string } {
  */
 export function loadContext(flags: Flags, calibratedByDefault = false): Context {
   const gpus = positive(flags, "gpus") ?? DEFAULT_GPUS;
-  if (gpus > MAX_GPUS) throw new InputError({ code: "out-of-range", field: "--gpus", value: gpus, valid: `an integer from 1 to ${MAX_GPUS.toLocaleString("en-US")}` });
+  if (gpus > MAX_GPUS) throw new InputError({ code: "out-of-range", field: "--gpus", value: gpus, valid: `an integer from 1 to ${grouped(MAX_GPUS)}` });
   const model = loadModel(str(flags, "model") ?? DEFAULT_MODEL);
   const prior = loadCluster(str(flags, "cluster") ?? DEFAULT_CLUSTER, str(flags, "gpu"));
   const calibrated = (bool(flags, "calibrated") ?? calibratedByDefault) ? calibrate(prior) : undefined;

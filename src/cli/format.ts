@@ -2,6 +2,7 @@ import { recomputeLabel, zeroLabel } from "../planner/explain/explain.js";
 import type { Estimate } from "../planner/cost/types.js";
 import type { Plan } from "../spec/types.js";
 import { FLAG_OF_PLAN_FIELD } from "./args.js";
+import { grouped } from "../math/digits.js";
 
 export const GIB = 2 ** 30;
 
@@ -104,7 +105,7 @@ export function formatEstimate(e: Estimate): string {
   lines.push("");
 
   const th = e.throughput;
-  lines.push(`Throughput      ${Math.round(th.tokensPerSecond).toLocaleString("en-US")} tokens/s, ` +
+  lines.push(`Throughput      ${grouped(th.tokensPerSecond)} tokens/s, ` +
     `${th.modelTflopsPerGpu.toFixed(0)} model TFLOP/s per GPU, MFU ${pct(th.mfu)}, HFU ${pct(th.hfu)}`);
   if (p.pp > 1) lines.push(`Pipeline        bubble ${pct(e.pipeline.bubbleFraction)} of the pipelined time`);
   const c = e.communication.bytesPerGpuPerStep;

@@ -10,6 +10,7 @@ import { builtinNames, loadGpu } from "./catalog.js";
 import { loadContext, planInputFrom } from "./context.js";
 import { calibratedLine, pct, seconds } from "./format.js";
 import type { Io } from "./io.js";
+import { grouped } from "../math/digits.js";
 
 /** `meshplan plan`: search the plan space, rank what fits and say why. Exit 1 when nothing fits. */
 export function planCommand(args: ParsedArgs, io: Io): number {
@@ -67,7 +68,7 @@ function table(plans: readonly Estimate[]): string {
       zeroLabel(p, true), recomputeLabel(p),
       `${(e.memory.peakBytesPerGpu / 2 ** 30).toFixed(1)}/${(e.memory.capacityBytes / 2 ** 30).toFixed(1)} GiB`,
       seconds(e.time.stepSeconds),
-      Math.round(e.throughput.tokensPerSecond).toLocaleString("en-US"),
+      grouped(e.throughput.tokensPerSecond),
       pct(e.throughput.mfu), pct(e.pipeline.bubbleFraction), pct(comm / e.time.stepSeconds),
     ];
   });

@@ -10,6 +10,7 @@ import { outputTarget, writeOutput } from "./output-file.js";
 import { bytesHuman, calibratedLine, formatEstimate, pct, seconds } from "./format.js";
 import type { Io } from "./io.js";
 import { renderTimeline, zoomSeconds } from "./timeline.js";
+import { grouped } from "../math/digits.js";
 
 /** Terminal width for the timeline: stdout's columns, else 100. */
 /** The terminal's width; piped, $COLUMNS where it is set (POSIX's preferred width), else 100. At least 40. */
@@ -35,7 +36,7 @@ function summary(t: Timeline, simulatedSeconds: number, analyticSeconds: number)
   const exposed = comm.filter(([, s]) => s > 0).map(([k, s]) => `${k} ${seconds(s)}`);
   const diff = (simulatedSeconds - analyticSeconds) / analyticSeconds;
   return [
-    `Simulated       ${t.ops.size.toLocaleString("en-US")} operations event by event; step ${seconds(simulatedSeconds)} ` +
+    `Simulated       ${grouped(t.ops.size)} operations event by event; step ${seconds(simulatedSeconds)} ` +
       `(analytic model ${seconds(analyticSeconds)}, ${diff >= 0 ? "+" : ""}${pct(diff)})`,
     `Exposed comm    ${exposed.length === 0 ? "none" : exposed.join(", ")} on the critical path (${t.ranks[t.criticalRank]?.name ?? "-"})`,
   ].join("\n");
@@ -73,8 +74,8 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
   if (passes > MAX_SIMULATED_PASSES) {
     throw new InputError({
       code: "out-of-range", field: "--global-batch", value: plan.globalBatch,
-      valid: `at most ${Math.floor((MAX_SIMULATED_PASSES * plan.dp * plan.microBatch) / (2 * plan.pp * plan.virtualStages)).toLocaleString("en-US")} sequences with this split (or a larger --micro-batch)`,
-      reason: `one step would be ${passes.toLocaleString("en-US")} forward and backward passes to simulate, above ${MAX_SIMULATED_PASSES.toLocaleString("en-US")}; \`meshplan plan\` estimates any batch analytically`,
+      valid: `at most ${grouped(Math.floor((MAX_SIMULATED_PASSES * plan.dp * plan.microBatch) / (2 * plan.pp * plan.virtualStages)))} sequences with this split (or a larger --micro-batch)`,
+      reason: `one step would be ${grouped(passes)} forward and backward passes to simulate, above ${grouped(MAX_SIMULATED_PASSES)}; \`meshplan plan\` estimates any batch analytically`,
     });
   }
   const defaultBatch = defaultGlobalBatch(model, plan.seqLen);

@@ -3,6 +3,7 @@ import {
   RECOMPUTES, SCHEDULES, TRAINING_PRECISIONS,
   type ClusterShape, type ModelSpec, type Plan, type Precision, type Recompute, type Schedule, type ZeroStage,
 } from "./types.js";
+import { grouped } from "../math/digits.js";
 
 /** Knobs as a user gives them: anything left out gets a default. Field names follow the contract's plan object. */
 export interface PlanInput {
@@ -132,7 +133,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   const perStep = dp * microBatch;
   const globalBatch = input.globalBatch ?? roundUp(defaultGlobalBatch(model, seqLen), perStep);
   positiveInt("globalBatch", globalBatch, 1);
-  if (globalBatch > MAX_GLOBAL_BATCH) bad("globalBatch", globalBatch, `an integer from 1 to ${MAX_GLOBAL_BATCH.toLocaleString("en-US")} (sequences)`);
+  if (globalBatch > MAX_GLOBAL_BATCH) bad("globalBatch", globalBatch, `an integer from 1 to ${grouped(MAX_GLOBAL_BATCH)} (sequences)`);
   if (globalBatch % perStep !== 0) {
     notDivisible("globalBatch", globalBatch, `a multiple of dp * microBatch = ${perStep}`, `dp(${dp}) * microBatch(${microBatch}) must divide it`);
   }

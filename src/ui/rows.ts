@@ -2,6 +2,7 @@ import { bytesHuman, GIB, pct, seconds } from "../cli/format.js";
 import { resolveLinks } from "../planner/cost/communication.js";
 import type { Estimate } from "../planner/cost/types.js";
 import type { ClusterShape, Plan } from "../spec/types.js";
+import { grouped } from "../math/digits.js";
 
 /** Text of the plan list, the links line and the compare table. Pure: widths in, strings out. */
 export function scheduleShort(p: Plan): string {
@@ -50,7 +51,7 @@ const COLUMNS: readonly Column[] = [
   { head: "GiB/GPU", width: 9, cell: (e) => `${(e.memory.peakBytesPerGpu / GIB).toFixed(1)}/${(e.memory.capacityBytes / GIB).toFixed(0)}${e.memory.fits ? "" : "!"}` },
   { head: "step", width: 9, cell: (e) => seconds(e.time.stepSeconds) },
   { head: "MFU", width: 6, cell: (e) => pct(e.throughput.mfu) },
-  { head: "tokens/s", width: 10, cell: (e) => Math.round(e.throughput.tokensPerSecond).toLocaleString("en-US"), minColumns: 100 },
+  { head: "tokens/s", width: 10, cell: (e) => grouped(e.throughput.tokensPerSecond), minColumns: 100 },
   { head: "bubble", width: 7, cell: (e) => pct(e.pipeline.bubbleFraction), minColumns: 110 },
   { head: "comm", width: 7, cell: (e) => pct(exposedComm(e) / e.time.stepSeconds), minColumns: 110 },
 ];
@@ -109,7 +110,7 @@ export function compareRows(a: Estimate, b: Estimate): [string, string, string, 
     text("mesh", (e) => `dp ${e.plan.dp} tp ${e.plan.tp} pp ${e.plan.pp} cp ${e.plan.cp}`),
     text("knobs", (e) => `mb ${e.plan.microBatch} ${scheduleShort(e.plan)} Z${e.plan.zero} ${recomputeShort(e.plan)}${e.plan.tp > 1 && !e.plan.sequenceParallel ? " noSP" : ""}`),
     num("step", (e) => e.time.stepSeconds, seconds),
-    num("tokens/s", (e) => e.throughput.tokensPerSecond, (v) => Math.round(v).toLocaleString("en-US")),
+    num("tokens/s", (e) => e.throughput.tokensPerSecond, (v) => grouped(v)),
     num("MFU", (e) => e.throughput.mfu, pct),
     num("  compute", (e) => bd(e).computeSeconds, seconds),
     num("  bubble", (e) => bd(e).bubbleSeconds, seconds),

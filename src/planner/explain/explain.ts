@@ -6,6 +6,7 @@ import { estimate } from "../cost/estimate.js";
 import { zeroShardRanks } from "../cost/memory.js";
 import { groupPlacement } from "../cost/placement.js";
 import type { Estimate } from "../cost/types.js";
+import { grouped } from "../../math/digits.js";
 
 const GIB = 2 ** 30;
 const gib = (b: number) => `${(b / GIB).toFixed(1)} GiB`;
@@ -29,7 +30,7 @@ const OVERHEADS: [keyof Breakdown, string][] = [
  * the fits are counted among the evaluated ones (a calibration that moves the bound moves that count).
  */
 export function searchSummary(r: { readonly searched: number; readonly feasible: number; readonly bounded: number }): string {
-  const n = (x: number) => x.toLocaleString("en-US");
+  const n = grouped;
   const evaluated = r.searched - r.bounded;
   return r.bounded === 0 ? `${n(r.searched)} plans searched, ${n(r.feasible)} fit` : `${n(r.searched)} plans searched, ${n(r.feasible)} of ${n(evaluated)} evaluated fit`;
 }
@@ -62,7 +63,7 @@ export function explainRanking(model: ModelSpec, shape: ClusterShape, plans: rea
   if (win === undefined) return [];
   const p = win.plan;
   const out: string[] = [];
-  out.push(`Best: ${describePlan(p)}: ${Math.round(win.throughput.tokensPerSecond).toLocaleString("en-US")} tokens/s, MFU ${pct(win.throughput.mfu)}.`);
+  out.push(`Best: ${describePlan(p)}: ${grouped(win.throughput.tokensPerSecond)} tokens/s, MFU ${pct(win.throughput.mfu)}.`);
 
   const links = resolveLinks(p, shape);
   if (p.tp > 1) {

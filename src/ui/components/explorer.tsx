@@ -13,6 +13,7 @@ import { Compare, ExecuteView, Help } from "./panels.js";
 import { PlanList } from "./plan-list.js";
 import { Hints, StatusLine } from "./status.js";
 import { ColorContext, Line } from "./styled.js";
+import { grouped } from "../../math/digits.js";
 
 export interface Size {
   readonly columns: number;
@@ -49,7 +50,7 @@ function statusText(s: ExplorerState): string {
     case "error": return s.error ?? "error";
     case "ready":
       if (r === undefined) return "";
-      if (r.plans.length === 0) return `nothing fits in memory (${r.searched.toLocaleString("en-US")} plans searched): the closest are listed`;
+      if (r.plans.length === 0) return `nothing fits in memory (${grouped(r.searched)} plans searched): the closest are listed`;
       return `${searchSummary(r)}, ranked by the simulator in ${r.seconds.toFixed(2)} s`;
   }
 }
