@@ -36,6 +36,10 @@ describe("components", () => {
     expect(context).toContain("gpus 64");
     expect(plan).toContain(" tp 8* ");
     expect(plan).toContain("[pp 4]");
+    expect(context).not.toContain(" gpu ");
+    // --gpu swapped the cluster's GPU: the bar says which, where the cluster alone would name its own
+    const swapped = render(<ColorContext.Provider value={false}><KnobBar flags={{ gpu: "a100-sxm-40gb" }} knobs={knobs} selected={undefined} focus={6} title={false} gpu="a100-sxm-40gb" /></ColorContext.Provider>);
+    expect(swapped.lastFrame()!.split("\n")[0]).toMatch(/cluster dgx-h100 .* gpu a100-sxm-40gb/);
   });
 });
 

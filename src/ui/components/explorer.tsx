@@ -126,7 +126,7 @@ export function Explorer(props: ExplorerProps) {
   return (
     <ColorContext.Provider value={props.color}>
       <Box flexDirection="column" width={L.columns} height={L.height} overflow="hidden">
-        <KnobBar flags={state.flags} knobs={knobs} selected={selected?.plan} focus={state.focus} title={L.wide} calibrated={state.context.calibratedAt !== undefined} />
+        <KnobBar flags={state.flags} knobs={knobs} selected={selected?.plan} focus={state.focus} title={L.wide} calibrated={state.context.calibratedAt !== undefined} gpu={typeof state.flags.gpu === "string" ? state.context.shape.spec.gpu.name : undefined} />
         <Box flexDirection="column" flexGrow={1} overflow="hidden">{body}</Box>
         <StatusLine busy={state.phase === "searching" || state.phase === "refining"} text={statusText(state)} error={state.phase === "error"} message={state.message} />
         <Hints columns={L.columns} />

@@ -10,6 +10,8 @@ export interface KnobBarProps {
   readonly title: boolean;
   /** The calibration layer applies (the default; not with --no-calibrated): shown after the context. */
   readonly calibrated?: boolean;
+  /** The GPU when --gpu swapped the cluster's: shown after the cluster, which names its own GPU otherwise. */
+  readonly gpu?: string | undefined;
 }
 
 const MAX_VALUE = 24;
@@ -18,7 +20,7 @@ const MAX_VALUE = 24;
  * Two lines: the context (model, GPUs, cluster, sequence, batch) and the plan knobs. A pinned knob shows
  * its value with `*`; a free one shows the selected plan's value. The focused knob is in brackets.
  */
-export function KnobBar({ flags, knobs, selected, focus, title, calibrated }: KnobBarProps) {
+export function KnobBar({ flags, knobs, selected, focus, title, calibrated, gpu }: KnobBarProps) {
   const cell = (i: number) => {
     const k = KNOBS[i]!;
     const pinned = isPinned(flags, k);
@@ -38,6 +40,7 @@ export function KnobBar({ flags, knobs, selected, focus, title, calibrated }: Kn
       <Line>
         {title ? <Styled color="cyan" bold>meshplan explore </Styled> : null}
         {indices("context").map(cell)}
+        {gpu !== undefined ? <Styled bold> gpu {gpu} </Styled> : null}
         {calibrated === true ? <Styled color="cyan"> calibrated</Styled> : null}
       </Line>
       <Line>{indices("plan").map(cell)}</Line>
