@@ -2,7 +2,7 @@ import { recomputeLabel, zeroLabel } from "../planner/explain/explain.js";
 import type { Estimate } from "../planner/cost/types.js";
 import type { Plan } from "../spec/types.js";
 import { FLAG_OF_PLAN_FIELD } from "./args.js";
-import { grouped } from "../math/digits.js";
+import { counted, grouped } from "../math/digits.js";
 
 export const GIB = 2 ** 30;
 
@@ -36,7 +36,7 @@ export function planSummary(e: Estimate): string {
   const p = e.plan;
   const degrees = `dp ${p.dp} x tp ${p.tp} x pp ${p.pp} x cp ${p.cp}${p.ep > 1 ? ` (ep ${p.ep})` : ""}`;
   const sched = p.schedule === "interleaved" ? `interleaved (v=${p.virtualStages})` : p.schedule;
-  const ps = p.parameterServers > 0 ? `, ${p.parameterServers} parameter servers${p.asynchronous ? ` async (staleness ${p.staleness})` : " sync"}` : "";
+  const ps = p.parameterServers > 0 ? `, ${counted(p.parameterServers, "parameter server")}${p.asynchronous ? ` async (staleness ${p.staleness})` : " sync"}` : "";
   const rc = recomputeLabel(p);
   const perStage = rc.includes("+") ? ` (full per stage ${p.recomputeLayersPerStage.join("/")})` : "";
   return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${zeroLabel(p)}, recompute ${rc}${perStage}${ps}`;
@@ -63,7 +63,7 @@ export function formatEstimate(e: Estimate): string {
   const lines: string[] = [];
   lines.push(`${e.model} on ${e.cluster.gpus} x ${e.cluster.gpu} (${e.cluster.name}, ${e.cluster.gpusPerNode} per node)`);
   lines.push(`plan: ${planSummary(e)}`);
-  lines.push(`      global batch ${p.globalBatch} x ${p.seqLen} tokens, ${e.pipeline.microBatches} micro-batches per replica, ${p.precision}` +
+  lines.push(`      global batch ${p.globalBatch} x ${p.seqLen} tokens, ${counted(e.pipeline.microBatches, "micro-batch", "micro-batches")} per replica, ${p.precision}` +
     `${p.flashAttention ? ", flash attention" : ""}, layers per stage ${p.layersPerStage.join("/")}`);
   const knobs = frameworkFlags(p);
   if (knobs.length > 0) lines.push(`      framework: ${knobs.join(" ")}`);

@@ -8,3 +8,8 @@ export function grouped(n: number): string {
   const digits = Math.abs(r).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
   return r < 0 ? `-${digits}` : digits;
 }
+
+/** A count with its noun, singular for one: "1 layer", "8 layers". */
+export function counted(n: number, noun: string, nouns = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : nouns}`;
+}

@@ -4,6 +4,7 @@ import { achievedBytesPerSecond } from "../planner/cost/placement.js";
 import type { PlanCosts } from "../planner/cost/stages.js";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import type { SimDp, SimInput, SimParameterServers, SimStage } from "./types.js";
+import { counted } from "../math/digits.js";
 
 /**
  * How a stage's data-parallel traffic overlaps (src/planner/cost/communication.ts dpCosts): ZeRO-0/1
@@ -67,7 +68,7 @@ export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: P
       },
     };
   });
-  const stageNames = plan.layersPerStage.map((n, i) => `stage ${i} (${n} layers)`);
+  const stageNames = plan.layersPerStage.map((n, i) => `stage ${i} (${counted(n, "layer")})`);
   return {
     schedule: plan.schedule,
     microBatches: costs.microBatches,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { grouped } from "../../src/math/digits.js";
+import { counted, grouped } from "../../src/math/digits.js";
 
 describe("grouped", () => {
   it("writes integers as toLocaleString('en-US') does", () => {
@@ -11,5 +11,15 @@ describe("grouped", () => {
   it("rounds a non-integer first, as the tokens/s columns want", () => {
     expect(grouped(69893.6)).toBe("69,894");
     expect(grouped(-0.4)).toBe("0");
+  });
+});
+
+describe("counted", () => {
+  it("says one in the singular and any other count in the plural", () => {
+    expect(counted(1, "layer")).toBe("1 layer");
+    expect(counted(8, "layer")).toBe("8 layers");
+    expect(counted(0, "step")).toBe("0 steps");
+    expect(counted(1, "micro-batch", "micro-batches")).toBe("1 micro-batch");
+    expect(counted(4, "micro-batch", "micro-batches")).toBe("4 micro-batches");
   });
 });

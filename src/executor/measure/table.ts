@@ -1,5 +1,6 @@
 import { COMM_KINDS } from "../comm/fabric.js";
 import { worstMemoryRank, type ExecuteReport } from "./report.js";
+import { counted } from "../../math/digits.js";
 
 /** The execute command's human view: predicted against measured, side by side, with the difference. */
 function seconds(s: number): string {
@@ -35,14 +36,14 @@ function lossPath(losses: readonly number[]): string {
 function stepsRun(r: ExecuteReport): string {
   const all = r.measured.losses.length;
   const w = r.measured.warmupSteps;
-  return w > 0 ? `${all - w} timed steps after ${w} warm-up steps` : `${all} steps`;
+  return w > 0 ? `${counted(all - w, "timed step")} after ${counted(w, "warm-up step")}` : counted(all, "step");
 }
 
 export function formatReport(r: ExecuteReport, modelName: string): string {
   const p = r.plan;
   const lines: string[] = [];
   const sched = p.pp > 1 ? `, ${p.schedule}${p.virtualStages > 1 ? ` (v=${p.virtualStages})` : ""}` : "";
-  const ps = p.parameterServers > 0 ? `, ${p.parameterServers} parameter servers${p.asynchronous ? ` async (staleness ${p.staleness})` : " sync"}` : "";
+  const ps = p.parameterServers > 0 ? `, ${counted(p.parameterServers, "parameter server")}${p.asynchronous ? ` async (staleness ${p.staleness})` : " sync"}` : "";
   lines.push(`${modelName}: dp ${p.dp} x tp ${p.tp} x pp ${p.pp} x cp ${p.cp}, SP ${p.sequenceParallel ? "on" : "off"}, ZeRO ${p.zero}${sched}${ps}`);
   lines.push(`  ${r.engine.devices} ${r.engine.name} ranks on the ${r.engine.backend} backend, micro-batch ${p.microBatch}, global batch ${p.globalBatch} x ${p.seqLen} tokens, ${stepsRun(r)}`);
   lines.push("");

@@ -6,7 +6,7 @@ import { estimate } from "../cost/estimate.js";
 import { zeroShardRanks } from "../cost/memory.js";
 import { groupPlacement } from "../cost/placement.js";
 import type { Estimate } from "../cost/types.js";
-import { grouped } from "../../math/digits.js";
+import { counted, grouped } from "../../math/digits.js";
 
 const GIB = 2 ** 30;
 const gib = (b: number) => `${(b / GIB).toFixed(1)} GiB`;
@@ -83,7 +83,7 @@ export function explainRanking(model: ModelSpec, shape: ClusterShape, plans: rea
     out.push(`No tensor parallel: every GPU holds the attention and dense weights of its layers whole${experts}; the traffic per layer is ${traffic.join(" and ")}.`);
   }
   if (p.pp > 1) {
-    out.push(`${p.pp} pipeline stages, ${p.schedule} over ${win.pipeline.microBatches} micro-batches: bubble ${pct(win.pipeline.bubbleFraction)} of the pipelined time; layers per stage ${p.layersPerStage.join("/")}.`);
+    out.push(`${p.pp} pipeline stages, ${p.schedule} over ${counted(win.pipeline.microBatches, "micro-batch", "micro-batches")}: bubble ${pct(win.pipeline.bubbleFraction)} of the pipelined time; layers per stage ${p.layersPerStage.join("/")}.`);
   }
   const dpWays = p.dp * p.cp;
   if (dpWays > 1) {
