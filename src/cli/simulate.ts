@@ -12,7 +12,6 @@ import type { Io } from "./io.js";
 import { renderTimeline, zoomSeconds } from "./timeline.js";
 import { grouped } from "../math/digits.js";
 
-/** Terminal width for the timeline: stdout's columns, else 100. */
 /** The terminal's width; piped, $COLUMNS where it is set (POSIX's preferred width), else 100. At least 40. */
 function terminalColumns(): number {
   const c = process.stdout.columns;

@@ -50,10 +50,10 @@ function fromLlamaFamily(r: FieldReader, modelType: HfModelType, name: string, s
   // Mistral's sliding_window: each position attends to at most that many before it, which the cost
   // model does not represent; up to the window attention is full, so the default sequence stops there
   // (Qwen2's configs carry a window with use_sliding_window false).
-  const maxPositions = r.number("max_position_embeddings", MODEL_SIZE);
+  const usual = Math.min(r.number("max_position_embeddings", MODEL_SIZE), DEFAULT_SEQ_CAP);
   const window = r.raw("use_sliding_window") === false ? undefined : r.optionalNumber("sliding_window", MODEL_SIZE);
-  const seqLen = Math.min(maxPositions, DEFAULT_SEQ_CAP, window ?? Infinity);
-  const windowNote = window !== undefined && window < Math.min(maxPositions, DEFAULT_SEQ_CAP)
+  const seqLen = Math.min(usual, window ?? usual);
+  const windowNote = window !== undefined && window < usual
     ? `; sliding_window ${window}: the default sequence is the window, within which attention is full (a longer --seq is counted as full attention)` : "";
   const biasNote = attentionBias && !mlpBias ? "; attention_bias: its o_proj bias (hidden_size per layer) is not counted"
     : mlpBias && !attentionBias ? "; mlp_bias: counted with attention biases as well (linearBias)" : "";

@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from "node:crypto";
-import { renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import type { Estimate } from "../planner/cost/types.js";
 import { scheduleShort } from "./rows.js";
+import { outputTarget, writeOutput } from "../cli/output-file.js";
 
 /**
  * A file name that says which plan it holds (model, GPUs, the main knobs) and ends with 8 hex digits of a
@@ -18,23 +18,12 @@ export function planFileName(e: Estimate): string {
 }
 
 /**
- * Writes the plan's Estimate (the JSON contract of `meshplan simulate --json`) to `dir`: first to a
- * temporary file beside it, then renamed over the name, so a crash never leaves half a file.
- * Returns the path written.
+ * Writes the plan's Estimate (the JSON contract of `meshplan simulate --json`) to `dir` as --trace and
+ * --profile are written (cli/output-file.ts): through a temporary file beside it, renamed over the name,
+ * so a crash never leaves half a file. Returns the path written.
  */
 export function savePlan(dir: string, e: Estimate): string {
-  const target = resolve(join(dir, planFileName(e)));
-  const temp = `${target}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  try {
-    writeFileSync(temp, JSON.stringify(e, null, 2) + "\n");
-    renameSync(temp, target);
-  } catch (err) {
-    try {
-      unlinkSync(temp);
-    } catch {
-      // nothing was written
-    }
-    throw err;
-  }
-  return target;
+  const target = outputTarget("s (save)", resolve(join(dir, planFileName(e))));
+  writeOutput(target, [JSON.stringify(e, null, 2) + "\n"]);
+  return target.path;
 }

@@ -253,7 +253,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     if (scored.score.fits) {
       feasible++;
       best.offer(scored);
-      if (scored.plan.pp > 1 && generatedLayouts) {
+      if (scored.plan.pp > 1 && generatedLayouts && pinned.recompute !== "full") {
         const key = `${group} ${scored.plan.schedule} ${scored.plan.virtualStages}`;
         const held = meshBest.get(key);
         if (held === undefined || fasterScore(scored, held) < 0) meshBest.set(key, scored);
@@ -326,7 +326,9 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     const e = estimate(model, shape, plan);
     if (e.memory.fits) analytic.set(planKey(plan), e);
   };
-  const meshes = [...meshBest.values()].sort(fasterScore).slice(0, shortlist);
+  // (those the shortlist already holds are laid out once)
+  const shortlisted = new Set(best.items());
+  const meshes = [...meshBest.values()].filter((c) => !shortlisted.has(c)).sort(fasterScore).slice(0, shortlist);
   for (const candidate of [...best.items(), ...repairable.items(), ...meshes]) {
     if (candidate.score.fits) keep(candidate.plan);
     // A pinned recomputation is kept as pinned: under "full" every layer stays recomputed (no program:
@@ -393,16 +395,9 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       results.push(options.refine(model, shape, candidate.plan));
     }
   }
-  const ranked: Estimate[] = [];
-  for (const e of results.filter((x) => x.memory.fits).sort(faster)) {
-    // the same speed and memory by another route (e.g. dp 4 x cp 2 x mb 1 against dp 2 x cp 4 x mb 2):
-    // list the simplest once rather than fill the ranking with copies
-    if (ranked.some((k) => sameOutcome(k, e))) {
-      equivalent++;
-      continue;
-    }
-    if (ranked.length < options.top) ranked.push(e);
-  }
+  const final = rankDistinct(results, options.top);
+  const ranked = final.plans;
+  equivalent += final.repeats;
   return {
     searched,
     feasible,
@@ -415,14 +410,23 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   };
 }
 
+/**
+ * The `top` fastest fitting plans, each outcome once: the same speed and memory by another route (e.g.
+ * dp 4 x cp 2 x mb 1 against dp 2 x cp 4 x mb 2) is listed once, the simplest, and counted in `repeats`.
+ */
+function rankDistinct(results: readonly Estimate[], top: number): { plans: Estimate[]; repeats: number } {
+  const plans: Estimate[] = [];
+  let repeats = 0;
+  for (const e of results.filter((x) => x.memory.fits).sort(faster)) {
+    if (plans.some((k) => sameOutcome(k, e))) repeats++;
+    else if (plans.length < top) plans.push(e);
+  }
+  return { plans, repeats };
+}
+
 /** The K-th smallest step among the fitting, distinct outcomes; undefined when there are fewer than K. */
 function kthFastestSeconds(results: readonly Estimate[], k: number): number | undefined {
-  const distinct: Estimate[] = [];
-  for (const e of results.filter((x) => x.memory.fits).sort(faster)) {
-    if (!distinct.some((d) => sameOutcome(d, e))) distinct.push(e);
-    if (distinct.length === k) return e.time.stepSeconds;
-  }
-  return undefined;
+  return rankDistinct(results, k).plans[k - 1]?.time.stepSeconds;
 }
 
 /** Whether the flags pin any parallel dimension, schedule, batch split or layout (not only the model and GPUs). */
