@@ -1,0 +1,71 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { builtinNames, clusterLoader, loadModel } from "../../src/cli/catalog.js";
+import { estimate } from "../../src/planner/cost/estimate.js";
+import { resolvePlan } from "../../src/spec/plan.js";
+import type { ClusterSpec } from "../../src/spec/types.js";
+import { calibratedCluster, withAttentionKernel } from "../../src/validate/calibration.js";
+import { CALIBRATION_FILE, readCalibration, readMeasurements } from "../../src/validate/files.js";
+import { prepareRecords } from "../../src/validate/predict.js";
+
+/** One row of models/hardware/measured/<gpu>-blocks.json (scripts/gpu/block_step.py). */
+interface Row {
+  readonly model: "mpt-7b" | "mpt-13b"; readonly microBatch: number; readonly seqLen: number;
+  readonly checkpoint: boolean; readonly secondsPerBlock: number;
+}
+const rowsOf = (gpu: string): Row[] =>
+  (JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "models", "hardware", "measured", `${gpu}-blocks.json`), "utf8")) as { rows: Row[] }).rows;
+
+// The MPT shapes as `meshplan validate` resolves llm-foundry's records (an H100 row of each size).
+const SHAPE_OF = { "mpt-7b": "r1020", "mpt-13b": "r1014" } as const;
+const cases = prepareRecords(
+  readMeasurements().filter((r) => Object.values(SHAPE_OF).includes(r.id as never)), builtinNames("model").map(loadModel), clusterLoader(),
+).prepared;
+const scales = readCalibration(CALIBRATION_FILE())!.scales;
+
+/**
+ * The cost model's forward + backward time of one block on one GPU: the difference of two single-GPU
+ * estimates 4 layers apart, over 4 (embedding, output layer and optimizer cancel), with the attention of
+ * the script (PyTorch's scaled_dot_product_attention: FlashAttention-2 on Hopper).
+ */
+function predictedSecondsPerBlock(row: Row, spec: ClusterSpec): number {
+  const c = cases.find((x) => x.case.id === SHAPE_OF[row.model])!;
+  const at = (layers: number) => {
+    const model = { ...c.case.model, layers };
+    const shape = { spec, gpus: 1, gpusPerNode: spec.gpusPerNode };
+    const plan = resolvePlan(model, shape, {
+      ...c.case.plan, dp: 1, tp: 1, pp: 1, zero: 0, microBatch: row.microBatch, seqLen: row.seqLen, globalBatch: row.microBatch,
+      recompute: row.checkpoint ? "full" : "none", layersPerStage: undefined, recomputeLayersPerStage: undefined,
+    });
+    return estimate(model, shape, plan).time.breakdown.computeSeconds;
+  };
+  return (at(40) - at(36)) / 4;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
+describe.each([["h100-sxm", "dgx-h100"], ["h200-sxm", "dgx-h200"]])("MPT blocks timed on one %s (scripts/gpu/block_step.py)", (gpu, cluster) => {
+  const rows = rowsOf(gpu);
+  const spec = withAttentionKernel(clusterLoader()(cluster), "flash-attention-2");
+
+  it("covers both models, eight micro-batch shapes, with and without checkpointing", () => {
+    expect(cases).toHaveLength(2);
+    expect(rows).toHaveLength(32);
+    expect(new Set(rows.map((r) => `${r.microBatch}x${r.seqLen}`)).size).toBe(8);
+  });
+
+  it("the cost model before calibration predicts every block time within 15% (its compute is the GPU's)", () => {
+    const errors = rows.map((r) => predictedSecondsPerBlock(r, spec) / r.secondsPerBlock - 1);
+    for (const [i, e] of errors.entries()) {
+      const r = rows[i]!;
+      expect(Math.abs(e), `${r.model} mb${r.microBatch} s${r.seqLen} checkpoint ${r.checkpoint}: ${e.toFixed(3)}`).toBeLessThan(0.15);
+    }
+    expect(Math.abs(median(errors))).toBeLessThan(0.08);
+  });
+
+  it("the calibrated model is slower than one GPU alone: the calibration carries what multi-GPU runs lose beside the arithmetic", () => {
+    const ratios = rows.map((r) => predictedSecondsPerBlock(r, calibratedCluster(spec, scales)) / r.secondsPerBlock);
+    expect(median(ratios)).toBeGreaterThan(1.1);
+  });
+});
