@@ -12,8 +12,9 @@ per-unit launch and synchronisation), not matrix-multiply efficiency.
 What it plays: a stack of MPT blocks (pre-norm LayerNorm with biases in bf16, fused QKV with bias,
 causal attention through torch's scaled_dot_product_attention (flash on Hopper), output projection,
 GELU MLP with expansion 4, residuals; no dropout), bf16 weights and activations, at each (micro-batch,
-sequence) pair, with and without activation checkpointing per block (torch.utils.checkpoint, not
-re-entrant, as Composer's FSDP wrapper). Timed with CUDA events: forward + backward of the stack (the
+sequence) pair, without activation checkpointing and with it per block (torch.utils.checkpoint, not
+re-entrant, as Composer's FSDP wrapper), the latter with PyTorch's early stop of the recomputation (its
+default) and without. Timed with CUDA events: forward + backward of the stack (the
 gradients of the weights and the input), after warm-up, median of 5 trials. Seconds are per block per
 micro-batch; the FLOPs are the model's (6 x 12 d^2 x tokens for the weights, 6 s^2 d per sequence for
 causal attention: QK^T and PV, 4 s^2 d forward, halved by the mask, x3 with the backward) and the
@@ -36,6 +37,11 @@ MODELS = {"mpt-7b": (4096, 32), "mpt-13b": (5120, 40)}
 SHAPES = [(2, 2048), (4, 2048), (1, 8192), (8, 1024), (5, 8192), (10, 4096), (40, 1024), (16, 4096)]
 BLOCKS = 4
 TRIALS = 5
+# (checkpoint, early stop): PyTorch's non-reentrant checkpoint stops recomputing once every tensor the
+# backward needs is back (torch.utils.checkpoint.set_checkpoint_early_stop, on by default), so a block's
+# last product (the MLP's down projection, whose output nothing saves) is not run again; off, the whole
+# forward is, as in Megatron-LM's and DeepSpeed's reentrant checkpointing.
+SETTINGS = [(False, True), (True, True), (True, False)]
 
 
 def block_params(d):
@@ -75,16 +81,18 @@ def build(torch, d, heads):
     return nn.ModuleList([Block() for _ in range(BLOCKS)]).to(device="cuda", dtype=torch.bfloat16)
 
 
-def time_step(torch, blocks, mb, s, d, checkpoint):
-    from torch.utils.checkpoint import checkpoint as ckpt
+def time_step(torch, blocks, mb, s, d, checkpoint, early_stop=True):
+    from torch.utils.checkpoint import checkpoint as ckpt, set_checkpoint_early_stop
     x0 = torch.randn(mb, s, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
     grad = torch.randn(mb, s, d, device="cuda", dtype=torch.bfloat16)
 
     def step():
-        x = x0
-        for blk in blocks:
-            x = ckpt(blk, x, use_reentrant=False) if checkpoint else blk(x)
-        x.backward(grad)
+        # Held over the forward and the backward, so the setting applies whichever of them reads it.
+        with set_checkpoint_early_stop(early_stop):
+            x = x0
+            for blk in blocks:
+                x = ckpt(blk, x, use_reentrant=False) if checkpoint else blk(x)
+            x.backward(grad)
         for p in blocks.parameters():
             p.grad = None
         x0.grad = None
@@ -110,7 +118,7 @@ def main():
     ap.add_argument("--out", default="models/hardware/measured/h100-sxm-blocks.json")
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args()
-    plan = [(name, mb, s, ck) for name in MODELS for (mb, s) in SHAPES for ck in (False, True)]
+    plan = [(name, mb, s, ck, es) for name in MODELS for (mb, s) in SHAPES for (ck, es) in SETTINGS]
     if args.dry_run:
         for p in plan:
             print(*p)
@@ -129,20 +137,20 @@ def main():
     for name, (d, heads) in MODELS.items():
         blocks = build(torch, d, heads)
         for mb, s in SHAPES:
-            for ck in (False, True):
+            for ck, es in SETTINGS:
                 try:
-                    sec, spread, peak = time_step(torch, blocks, mb, s, d, ck)
+                    sec, spread, peak = time_step(torch, blocks, mb, s, d, ck, es)
                 except torch.OutOfMemoryError:
                     torch.cuda.empty_cache()
-                    doc["rows"].append({"model": name, "microBatch": mb, "seqLen": s, "checkpoint": ck, "outOfMemory": True})
+                    doc["rows"].append({"model": name, "microBatch": mb, "seqLen": s, "checkpoint": ck, "earlyStop": es, "outOfMemory": True})
                     continue
                 f = flops(d, mb, s)
                 hw = f * (4 / 3 if ck else 1)
-                row = {"model": name, "microBatch": mb, "seqLen": s, "tokens": mb * s, "checkpoint": ck,
+                row = {"model": name, "microBatch": mb, "seqLen": s, "tokens": mb * s, "checkpoint": ck, "earlyStop": es,
                        "secondsPerBlock": sec, "spread": round(spread, 4), "modelFlopsPerBlock": f,
                        "hardwareFlopsPerSecond": hw / sec, "peakAllocatedBytes": peak}
                 doc["rows"].append(row)
-                print("%s mb%-3d s%-5d ckpt=%d  %.4f s/block  %.0f TFLOP/s hw  spread %.3f" % (name, mb, s, ck, sec, hw / sec / 1e12, spread), flush=True)
+                print("%s mb%-3d s%-5d ckpt=%d early=%d  %.4f s/block  %.0f TFLOP/s hw  spread %.3f" % (name, mb, s, ck, es, sec, hw / sec / 1e12, spread), flush=True)
         del blocks
         torch.cuda.empty_cache()
     with open(args.out, "w") as fh:

@@ -43,6 +43,7 @@ export const FLAGS = {
   "pp-blocking-sends": { type: "bool", help: "each stage-to-stage transfer blocks both stages (DeepSpeed pipeline engine)" },
   "pp-scatter-gather": { type: "bool", help: "each tp rank sends 1/tp of a stage's output, the receiver all-gathers it over tp (Megatron-LM before Megatron-Core, DeepSpeed; none under SP, whose transfers are split already)" },
   "launch-blocking": { type: "bool", help: "every kernel launch waits for the last kernel (CUDA_LAUNCH_BLOCKING=1, as BLOOM trained)" },
+  "recompute-early-stop": { type: "bool", help: "a layer recomputed in full skips its last product (PyTorch's non-reentrant checkpoint)" },
   "pp-keep-outputs": { type: "bool", help: "each stage keeps every in-flight micro-batch's output until its backward (DeepSpeed pipeline engine)" },
   "keep-16bit-grads": { type: "bool", help: "16-bit gradients kept beside the fp32 accumulators, 2 bytes per parameter more (DeepSpeed BF16_Optimizer)" },
   "optimizer-state-bytes": { type: "int", help: "optimizer state per parameter before ZeRO sharding (default 12: fp32 master, momentum, variance; 6: bf16 ones, as NeMo's SFT recipe)", valueName: "N" },
@@ -133,7 +134,7 @@ export const FLAG_OF_PLAN_FIELD = {
   layersPerStage: "layers-per-stage", recomputeLayersPerStage: "recompute-layers", parameterServers: "ps", asynchronous: "async",
   staleness: "staleness", flashAttention: "flash", fp32Gradients: "fp32-grads", tpCommOverlap: "tp-comm-overlap",
   dpCommExposed: "dp-comm-exposed", dpCommBlocking: "dp-comm-blocking", ppBlockingSends: "pp-blocking-sends", ppScatterGather: "pp-scatter-gather", tpSyncBackward: "tp-sync-backward",
-  launchBlocking: "launch-blocking", ppKeepOutputs: "pp-keep-outputs", keep16BitGrads: "keep-16bit-grads", optimizerStateBytes: "optimizer-state-bytes", shardGroup: "shard-group",
+  launchBlocking: "launch-blocking", recomputeEarlyStop: "recompute-early-stop", ppKeepOutputs: "pp-keep-outputs", keep16BitGrads: "keep-16bit-grads", optimizerStateBytes: "optimizer-state-bytes", shardGroup: "shard-group",
 } as const satisfies Readonly<Record<keyof PlanInput, FlagName>>;
 
 /**
@@ -157,7 +158,7 @@ const PLAN_FLAGS: readonly FlagName[] = Object.values(FLAG_OF_PLAN_FIELD).filter
  */
 const NOT_EXECUTED: readonly FlagName[] = [
   "gpu", "cluster", "gpus-per-node", "precision", "fp32-grads", "tp-comm-overlap", "tp-sync-backward", "dp-comm-exposed",
-  "dp-comm-blocking", "pp-blocking-sends", "launch-blocking", "pp-keep-outputs", "keep-16bit-grads",
+  "dp-comm-blocking", "pp-blocking-sends", "launch-blocking", "recompute-early-stop", "pp-keep-outputs", "keep-16bit-grads",
 ];
 
 /** The flags each command reads (help for one command lists these). */

@@ -133,7 +133,7 @@ export function planInputFrom(flags: Flags): PlanInput {
   set("staleness", int(flags, f.staleness));
   set("shardGroup", positive(flags, f.shardGroup));
   set("optimizerStateBytes", int(flags, f.optimizerStateBytes));
-  for (const key of ["flashAttention", "fp32Gradients", "tpCommOverlap", "dpCommExposed", "dpCommBlocking", "ppBlockingSends", "ppScatterGather", "tpSyncBackward", "launchBlocking", "ppKeepOutputs", "keep16BitGrads"] as const) {
+  for (const key of ["flashAttention", "fp32Gradients", "tpCommOverlap", "dpCommExposed", "dpCommBlocking", "ppBlockingSends", "ppScatterGather", "tpSyncBackward", "launchBlocking", "recomputeEarlyStop", "ppKeepOutputs", "keep16BitGrads"] as const) {
     set(key, bool(flags, f[key]));
   }
   return input;

@@ -35,6 +35,7 @@ export interface PlanInput {
   ppScatterGather?: boolean | undefined;
   tpSyncBackward?: boolean | undefined;
   launchBlocking?: boolean | undefined;
+  recomputeEarlyStop?: boolean | undefined;
   ppKeepOutputs?: boolean | undefined;
   keep16BitGrads?: boolean | undefined;
   optimizerStateBytes?: number | undefined;
@@ -228,6 +229,8 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     ...(tpSyncBackward ? { tpSyncBackward } : {}),
     // Off unless asked for: it describes a debugging setting that BLOOM's training kept on.
     ...(input.launchBlocking === true ? { launchBlocking: true } : {}),
+    // Off unless asked for: it describes PyTorch's non-reentrant checkpoint, not Megatron-LM's.
+    ...(input.recomputeEarlyStop === true ? { recomputeEarlyStop: true } : {}),
     // Both off unless asked for: they describe DeepSpeed's pipeline engine and BF16_Optimizer.
     ...(ppKeepOutputs ? { ppKeepOutputs } : {}),
     ...(keep16BitGrads ? { keep16BitGrads } : {}),

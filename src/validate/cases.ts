@@ -182,6 +182,10 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
   if (plan.ppScatterGather === true && p.pp > 1 && p.tp > 1 && !sp) {
     assumptions.push(`pipeline transfers as 1/tp slices, all-gathered over tp by the receiver (${profile.deepspeedPipeline === true ? "DeepSpeed's pipe_partitioned default" : "Megatron-LM's scatter/gather default"})`);
   }
+  if (profile.recomputeEarlyStop !== undefined && (rc.mode === "full" || rc.fullShare !== undefined)) {
+    assumptions.push(profile.recomputeEarlyStop);
+    plan.recomputeEarlyStop = true;
+  }
   const blocking = profile.launchBlocking?.(r);
   if (blocking !== undefined) {
     assumptions.push(blocking);

@@ -48,7 +48,7 @@ export function planText(x: Plan): string {
   const full = x.recomputeLayersPerStage.reduce((a, b) => a + b, 0);
   const rc = x.recompute === "full" ? "full" : full > 0 ? `${full} layers full` : x.recompute;
   const knobs = [x.sequenceParallel ? " sp" : "", x.tpCommOverlap === true ? " tp-overlap" : "", x.ppBlockingSends === true ? " blocking-sends" : "", x.dpCommExposed === true ? " dp-exposed" : "",
-    x.tpSyncBackward === true ? " tp-sync" : "", x.ppScatterGather === true ? " scatter-gather" : "", x.launchBlocking === true ? " launch-blocking" : "", x.ppKeepOutputs === true ? " keep-outputs" : "",
+    x.tpSyncBackward === true ? " tp-sync" : "", x.ppScatterGather === true ? " scatter-gather" : "", x.launchBlocking === true ? " launch-blocking" : "", x.recomputeEarlyStop === true ? " early-stop" : "", x.ppKeepOutputs === true ? " keep-outputs" : "",
     x.keep16BitGrads === true ? " keep-16bit-grads" : "", x.optimizerStateBytes !== undefined ? ` optimizer-${x.optimizerStateBytes}B` : ""].join("");
   return `tp${x.tp} pp${x.pp}${v} dp${x.dp}${x.cp > 1 ? ` cp${x.cp}` : ""} mb${x.microBatch} ${x.schedule} z${x.zero} ${rc}${knobs}`;
 }
@@ -57,7 +57,7 @@ function settingKey(p: PreparedCase): string {
   const x = p.plan;
   return [p.case.source, p.case.model.name, p.case.model.layers, p.case.model.hiddenSize, p.case.cluster, p.case.gpus, x.globalBatch, x.seqLen, x.precision,
     x.flashAttention, p.case.attentionKernel ?? "", x.tpCommOverlap === true, x.ppBlockingSends === true, x.dpCommExposed === true, syncBackward(p), scatterGather(p), x.launchBlocking === true, x.ppKeepOutputs === true,
-    x.keep16BitGrads === true, x.optimizerStateBytes ?? ""].join("|");
+    x.keep16BitGrads === true, x.recomputeEarlyStop === true, x.optimizerStateBytes ?? ""].join("|");
 }
 
 /** What the search keeps fixed: the setting and the software, not the split. */
@@ -72,6 +72,7 @@ function pinnedFor(p: PreparedCase): PlanInput {
     ...(syncBackward(p) ? { tpSyncBackward: true } : {}),
     ...(scatterGather(p) ? { ppScatterGather: true } : {}),
     ...(x.launchBlocking === true ? { launchBlocking: true } : {}),
+    ...(x.recomputeEarlyStop === true ? { recomputeEarlyStop: true } : {}),
     ...(x.ppKeepOutputs === true ? { ppKeepOutputs: true } : {}),
     ...(x.keep16BitGrads === true ? { keep16BitGrads: true } : {}),
     ...(x.optimizerStateBytes !== undefined ? { optimizerStateBytes: x.optimizerStateBytes } : {}),

@@ -45,6 +45,12 @@ export interface SourceProfile {
    */
   readonly launchBlocking?: (r: MeasurementRecord) => string | undefined;
   /**
+   * Layers recomputed in full through PyTorch's non-reentrant checkpoint, which stops once every saved
+   * tensor is back (plan knob recomputeEarlyStop), with the reason printed as the assumption of every
+   * record that recomputes (undefined: the whole forward runs again).
+   */
+  readonly recomputeEarlyStop?: string;
+  /**
    * The fused attention kernel the framework ran (the GPU priors describe their generation's best), for
    * every record or per record (undefined: the GPU's prior kernel).
    */
@@ -253,6 +259,10 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     // HYBRID_SHARD over the 8 GPUs of a node) and the 34B and 70B with fsdp (FULL_SHARD)
     // (foundation-model-stack/fms-fsdp scripts/7b.sh, 13b.sh, 34b.sh, 70b.sh).
     shardGroup: (r) => (r.model.params_b !== null && r.model.params_b <= 13 ? 8 : undefined),
+    // fms-fsdp wraps the checkpointed blocks in checkpoint_wrapper(checkpoint_impl=CheckpointImpl.NO_REENTRANT)
+    // (fms_fsdp/policies/ac_handler.py) and requires torch>=2.2 (requirements.txt), whose non-reentrant
+    // checkpoint stops recomputing early by default (torch.utils.checkpoint.set_checkpoint_early_stop).
+    recomputeEarlyStop: "checkpointed blocks through PyTorch's non-reentrant checkpoint: the recomputation stops before each block's last product (fms-fsdp ac_handler.py, torch>=2.2)",
     skip: (r) => (r.parallel.recompute?.includes("not restated") === true ? "activation checkpointing share not stated per row" : undefined),
   },
   "llama3-405b": {

@@ -112,6 +112,15 @@ describe("published records as meshplan plans", () => {
     for (const id of ["r1201", "r1202", "r1411", "r0015"]) expect(mapped(id).plan.launchBlocking).toBeUndefined();
   });
 
+  it("IBM's fms-fsdp rows that recompute stop early (PyTorch's non-reentrant checkpoint); rows without recomputation and other sources do not", () => {
+    for (const id of ["r1342", "r1339"]) {
+      const c = mapped(id);
+      expect(c.plan.recomputeEarlyStop).toBe(true);
+      expect(c.assumptions.some((a) => a.includes("non-reentrant checkpoint"))).toBe(true);
+    }
+    for (const id of ["r1337", "r0204", "r1074"]) expect(mapped(id).plan.recomputeEarlyStop).toBeUndefined();
+  });
+
   it("DeepSpeed's pipeline engine keeps stage outputs (BLOOM, MT-NLG with pp > 1); its BF16_Optimizer keeps BLOOM's bf16 gradients", () => {
     for (const id of ["r0205", "r1296", "r1411"]) expect(mapped(id).plan.ppKeepOutputs).toBe(true);
     expect(mapped("r1296").plan.keep16BitGrads).toBe(true); // bf16 (BF16 optimizer, fp32 accumulation)

@@ -31,6 +31,12 @@ export interface LayerTimes {
    * linear's tensor-parallel backward collectives behind them (tpCostPerMicroBatch).
    */
   readonly columnGemmSeconds: readonly number[];
+  /**
+   * The layer's last product (the MLP's down projection; under MoE, the local experts'), whose output
+   * nothing saves for the backward: a recomputation that stops once every saved tensor is back
+   * (Plan.recomputeEarlyStop) does not run it again.
+   */
+  readonly lastGemmSeconds: number;
 }
 
 export interface HeadTimes {
@@ -184,14 +190,17 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
   const qkv = gemmSeconds(gpu, rate, x, h, q + 2 * kv);
   const columnGemmSeconds = [qkv];
   let linear = qkv + gemmSeconds(gpu, rate, x, q, h);
+  let lastGemmSeconds: number;
   if (moe === undefined) {
     const fc1 = gemmSeconds(gpu, rate, x, h, up * f);
     columnGemmSeconds.push(fc1);
-    linear += fc1 + gemmSeconds(gpu, rate, x, f, h);
+    lastGemmSeconds = gemmSeconds(gpu, rate, x, f, h);
+    linear += fc1 + lastGemmSeconds;
   } else {
     const local = moe.experts / plan.ep;
     const tokens = (x * k * plan.ep) / moe.experts;
-    linear += local * (gemmSeconds(gpu, rate, tokens, h, up * f) + gemmSeconds(gpu, rate, tokens, f, h));
+    lastGemmSeconds = local * gemmSeconds(gpu, rate, tokens, f, h);
+    linear += local * gemmSeconds(gpu, rate, tokens, h, up * f) + lastGemmSeconds;
     linear += gemmSeconds(gpu, rate16, x, h, moe.experts);
   }
 
@@ -235,6 +244,7 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
     selectiveRecomputeSeconds: plan.recompute === "selective" && !plan.flashAttention ? coreForward : 0,
     attentionCoreForwardSeconds: coreForward,
     columnGemmSeconds,
+    lastGemmSeconds,
   };
 }
 

@@ -114,7 +114,8 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
     const forward = n * layer.forwardSeconds + (last ? head.forwardSeconds : 0) + (first ? embedding.forwardSeconds : 0);
     const backwardInput = n * layer.backwardInputSeconds + (last ? head.backwardSeconds / 2 : 0);
     const backwardWeight = n * layer.backwardWeightSeconds + (last ? head.backwardSeconds / 2 : 0) + (first ? embedding.backwardSeconds : 0);
-    const recompute = r * layer.forwardSeconds + (n - r) * layer.selectiveRecomputeSeconds;
+    const recomputedLayerSeconds = layer.forwardSeconds - (plan.recomputeEarlyStop === true ? layer.lastGemmSeconds : 0);
+    const recompute = r * recomputedLayerSeconds + (n - r) * layer.selectiveRecomputeSeconds;
     const dp = dpCosts(plan, links, params, n, spReplicatedGradCost(model, plan, links, i), inLineBucketCount(plan, n, first, last));
     // Compute that runs beside the stage's data-parallel collectives is slowed by them (dpContention).
     const c = dpContention(plan, dp, forward, backwardInput + backwardWeight + recompute, gpu.efficiency.commOverlapSlowdown ?? 0);
