@@ -44,11 +44,6 @@ TRIALS = 5
 SETTINGS = [(False, True), (True, True), (True, False)]
 
 
-def block_params(d):
-    """Weights and biases of one block: QKV (3d^2 + 3d), out (d^2 + d), up (4d^2 + 4d), down (4d^2 + d), 2 norms (4d)."""
-    return 12 * d * d + 13 * d
-
-
 def flops(d, mb, s):
     """Model FLOPs of forward + backward for one block: 6 x weights x tokens + causal attention (QK^T and PV,
     2 x 2 x s^2 x d per sequence forward, halved for causality, x3 for the backward)."""

@@ -138,6 +138,16 @@ export const FLAG_OF_PLAN_FIELD = {
 } as const satisfies Readonly<Record<keyof PlanInput, FlagName>>;
 
 /**
+ * The framework knobs that are switches (doc/cost-model.md), in the order the framework line names them:
+ * read from their flags (context.ts planInputFrom) and printed back (format.ts frameworkFlags) from this
+ * one list, so a new knob cannot be read without being shown.
+ */
+export const FRAMEWORK_SWITCHES = [
+  "tpCommOverlap", "tpSyncBackward", "ppBlockingSends", "ppScatterGather", "dpCommExposed", "dpCommBlocking", "launchBlocking",
+  "recomputeEarlyStop", "ppKeepOutputs", "keep16BitGrads",
+] as const satisfies readonly (keyof PlanInput)[];
+
+/**
  * An error about a plan field, named as the user wrote it: `--tp-sync-backward (tpSyncBackward) = true
  * is not valid ...`. Errors from a file, or about anything else, are returned as they are.
  */

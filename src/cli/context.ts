@@ -6,7 +6,7 @@ import {
 } from "../spec/types.js";
 import { calibratedCluster, type CalibrationFile } from "../validate/calibration.js";
 import { CALIBRATION_FILE, readCalibration } from "../validate/files.js";
-import { FLAG_OF_PLAN_FIELD, type FlagName, type FlagValue } from "./args.js";
+import { FLAG_OF_PLAN_FIELD, FRAMEWORK_SWITCHES, type FlagName, type FlagValue } from "./args.js";
 import { loadCluster, loadModel } from "./catalog.js";
 import { grouped } from "../math/digits.js";
 
@@ -133,7 +133,7 @@ export function planInputFrom(flags: Flags): PlanInput {
   set("staleness", int(flags, f.staleness));
   set("shardGroup", positive(flags, f.shardGroup));
   set("optimizerStateBytes", int(flags, f.optimizerStateBytes));
-  for (const key of ["flashAttention", "fp32Gradients", "tpCommOverlap", "dpCommExposed", "dpCommBlocking", "ppBlockingSends", "ppScatterGather", "tpSyncBackward", "launchBlocking", "recomputeEarlyStop", "ppKeepOutputs", "keep16BitGrads"] as const) {
+  for (const key of ["flashAttention", "fp32Gradients", ...FRAMEWORK_SWITCHES] as const) {
     set(key, bool(flags, f[key]));
   }
   return input;

@@ -1,7 +1,7 @@
 import { recomputeLabel, zeroLabel } from "../planner/explain/explain.js";
 import type { Estimate } from "../planner/cost/types.js";
 import type { Plan } from "../spec/types.js";
-import { FLAG_OF_PLAN_FIELD } from "./args.js";
+import { FLAG_OF_PLAN_FIELD, FRAMEWORK_SWITCHES } from "./args.js";
 import { counted, grouped } from "../math/digits.js";
 
 export const GIB = 2 ** 30;
@@ -44,9 +44,7 @@ export function planSummary(e: Estimate): string {
 
 /** The framework knobs a plan has on, as their flags (doc/cost-model.md): how a stack runs the split. */
 export function frameworkFlags(p: Plan): string[] {
-  const on = { tpCommOverlap: p.tpCommOverlap, tpSyncBackward: p.tpSyncBackward, ppBlockingSends: p.ppBlockingSends, ppScatterGather: p.ppScatterGather, dpCommExposed: p.dpCommExposed, dpCommBlocking: p.dpCommBlocking, launchBlocking: p.launchBlocking,
-    ppKeepOutputs: p.ppKeepOutputs, keep16BitGrads: p.keep16BitGrads };
-  const flags = Object.entries(on).filter(([, v]) => v === true).map(([k]) => `--${FLAG_OF_PLAN_FIELD[k as keyof typeof on]}`);
+  const flags = FRAMEWORK_SWITCHES.filter((k) => p[k] === true).map((k) => `--${FLAG_OF_PLAN_FIELD[k]}`);
   const numeric = { shardGroup: p.shardGroup, optimizerStateBytes: p.optimizerStateBytes };
   const valued = Object.entries(numeric).filter(([, v]) => v !== undefined).map(([k, v]) => `--${FLAG_OF_PLAN_FIELD[k as keyof typeof numeric]} ${v}`);
   return [...flags, ...valued];

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { frameworkFlags } from "../../src/cli/format.js";
 import { layerTimes } from "../../src/planner/cost/compute.js";
 import { planCosts } from "../../src/planner/cost/stages.js";
 import { planFor, shapeOf } from "../helpers.js";
@@ -13,6 +14,8 @@ describe("early stop of the recomputation", () => {
     const on = planFor("llama3-8b", shape, { ...input, recomputeEarlyStop: true });
     expect(on.plan.recomputeEarlyStop).toBe(true);
     expect(off.plan.recomputeEarlyStop).toBeUndefined();
+    expect(frameworkFlags(on.plan)).toContain("--recompute-early-stop");
+    expect(frameworkFlags(off.plan)).not.toContain("--recompute-early-stop");
     const layer = layerTimes(on.model, shape.spec.gpu, on.plan);
     // The down projection: tokens x ffn -> hidden, a third of a SwiGLU MLP's forward GEMM FLOPs.
     expect(layer.lastGemmSeconds).toBeGreaterThan(0.1 * layer.forwardSeconds);
