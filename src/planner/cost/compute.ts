@@ -230,7 +230,8 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
     (2 * 2 * h + 2 * 3 * h + (model.dropout ? 2 * 2.5 * h : 0)) / r +
     k * (up + 1) * f +
     (model.positionEmbedding === "rope" ? 2 * (q + kv) : 0);
-  const elementwise = streamSeconds(gpu, BYTES_16 * (x * perToken + softmaxElements));
+  const softmaxSeconds = streamSeconds(gpu, BYTES_16 * softmaxElements);
+  const elementwise = streamSeconds(gpu, BYTES_16 * x * perToken) + softmaxSeconds;
   // fp8: cast the GEMM inputs forward (h, q, h, k*f per token) and the output gradients backward (q + 2kv, h, k*up*f, h).
   const fp8 = plan.precision === "fp8";
   const castForward = fp8 ? streamSeconds(gpu, FP8_CAST_BYTES * x * ((2 * h) / r + q + k * f)) : 0;
@@ -241,7 +242,9 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
     forwardSeconds,
     backwardInputSeconds: linear + coreBackward + ELEMENTWISE_BACKWARD_RATIO * elementwise + castBackward,
     backwardWeightSeconds: linear,
-    selectiveRecomputeSeconds: plan.recompute === "selective" && !plan.flashAttention ? coreForward : 0,
+    // Selective recomputation redoes the attention core: QK^T, softmax, its dropout and the product with V
+    // (Korthikanti et al. 2022, section 4.2), the memory-bound softmax and dropout included.
+    selectiveRecomputeSeconds: plan.recompute === "selective" && !plan.flashAttention ? coreForward + softmaxSeconds : 0,
     attentionCoreForwardSeconds: coreForward,
     columnGemmSeconds,
     lastGemmSeconds,
