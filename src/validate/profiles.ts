@@ -251,6 +251,11 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     // attention output and every other matmul output and recomputes the rest (torchtitan
     // parallelize_llama.py `_save_list`, "mm_count % 2"): about half the forward's matmuls are redone.
     framework: "torchtitan (FSDP2)", ...FSDP, recompute: "selective", selectiveShare: 0.5,
+    // Full and per-layer checkpointing wrap each block in ptd_checkpoint_wrapper(module, preserve_rng_state=False)
+    // (parallelize_llama.py _apply_ac_to_transformer_block): torch's checkpoint_wrapper, NO_REENTRANT by default
+    // since torch 2.2 (pytorch PR #108435), whose non-reentrant checkpoint stops early by default since 2.1
+    // (PR #96866); torchtitan runs on torch nightlies of 2024 and later.
+    recomputeEarlyStop: "checkpointed blocks through ptd_checkpoint_wrapper (non-reentrant): the recomputation stops before each block's last product (torchtitan parallelize_llama.py, torch>=2.2)",
     skip: (r) => (r.hardware.gpu?.includes("96GB") === true ? "H100 96GB HBM2e at a 500 W limit (Grand Teton) is not a built-in GPU" : undefined),
   },
   "pytorch-fsdp-ibm-2024": {

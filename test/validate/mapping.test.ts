@@ -112,13 +112,19 @@ describe("published records as meshplan plans", () => {
     for (const id of ["r1201", "r1202", "r1411", "r0015"]) expect(mapped(id).plan.launchBlocking).toBeUndefined();
   });
 
-  it("IBM's fms-fsdp rows that recompute stop early (PyTorch's non-reentrant checkpoint); rows without recomputation and other sources do not", () => {
+  it("IBM's fms-fsdp and torchtitan rows that recompute stop early (PyTorch's non-reentrant checkpoint); rows without recomputation and other sources do not", () => {
     for (const id of ["r1342", "r1339"]) {
       const c = mapped(id);
       expect(c.plan.recomputeEarlyStop).toBe(true);
       expect(c.assumptions.some((a) => a.includes("non-reentrant checkpoint"))).toBe(true);
     }
-    for (const id of ["r1337", "r0204", "r1074"]) expect(mapped(id).plan.recomputeEarlyStop).toBeUndefined();
+    for (const id of ["r1309", "r1314", "r1311"]) {
+      const c = mapped(id);
+      expect(c.plan.recomputeEarlyStop).toBe(true);
+      expect(c.assumptions.some((a) => a.includes("ptd_checkpoint_wrapper"))).toBe(true);
+    }
+    // llm-foundry's tables predate torch 2.1's early stop (torch 1.13 image); Megatron and DeepSpeed re-run whole layers.
+    for (const id of ["r1337", "r1310", "r0204", "r1074", "r1411"]) expect(mapped(id).plan.recomputeEarlyStop).toBeUndefined();
   });
 
   it("DeepSpeed's pipeline engine keeps stage outputs (BLOOM, MT-NLG with pp > 1); its BF16_Optimizer keeps BLOOM's bf16 gradients", () => {
