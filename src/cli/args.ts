@@ -47,6 +47,7 @@ export const FLAGS = {
   "pp-keep-outputs": { type: "bool", help: "each stage keeps every in-flight micro-batch's output until its backward (DeepSpeed pipeline engine)" },
   "keep-16bit-grads": { type: "bool", help: "16-bit gradients kept beside the fp32 accumulators, 2 bytes per parameter more (DeepSpeed BF16_Optimizer)" },
   "optimizer-state-bytes": { type: "int", help: "optimizer state per parameter before ZeRO sharding (default 12: fp32 master, momentum, variance; 6: bf16 ones, as NeMo's SFT recipe)", valueName: "N" },
+  "optimizer-step-bytes": { type: "int", help: "HBM bytes the optimizer step moves per parameter of the shard (default: fused Adam's, about 30; Composer's per-operation DecoupledAdamW with clipping 92)", valueName: "N" },
   "shard-group": { type: "int", help: "hybrid sharding: ZeRO shards over groups of N data-parallel ranks, replicated across groups (FSDP HYBRID_SHARD)", valueName: "N" },
   "tp-sync-backward": { type: "bool", help: "tensor-parallel backward collectives not hidden behind the gradient GEMMs (Megatron-DeepSpeed, Megatron-LM before 2022)" },
   "fp32-grads": { type: "bool", help: "fp32 gradient accumulation (default on for bf16/fp8)" },
@@ -134,18 +135,8 @@ export const FLAG_OF_PLAN_FIELD = {
   layersPerStage: "layers-per-stage", recomputeLayersPerStage: "recompute-layers", parameterServers: "ps", asynchronous: "async",
   staleness: "staleness", flashAttention: "flash", fp32Gradients: "fp32-grads", tpCommOverlap: "tp-comm-overlap",
   dpCommExposed: "dp-comm-exposed", dpCommBlocking: "dp-comm-blocking", ppBlockingSends: "pp-blocking-sends", ppScatterGather: "pp-scatter-gather", tpSyncBackward: "tp-sync-backward",
-  launchBlocking: "launch-blocking", recomputeEarlyStop: "recompute-early-stop", ppKeepOutputs: "pp-keep-outputs", keep16BitGrads: "keep-16bit-grads", optimizerStateBytes: "optimizer-state-bytes", shardGroup: "shard-group",
+  launchBlocking: "launch-blocking", recomputeEarlyStop: "recompute-early-stop", ppKeepOutputs: "pp-keep-outputs", keep16BitGrads: "keep-16bit-grads", optimizerStateBytes: "optimizer-state-bytes", optimizerStepBytesPerParam: "optimizer-step-bytes", shardGroup: "shard-group",
 } as const satisfies Readonly<Record<keyof PlanInput, FlagName>>;
-
-/**
- * The framework knobs that are switches (doc/cost-model.md), in the order the framework line names them:
- * read from their flags (context.ts planInputFrom) and printed back (format.ts frameworkFlags) from this
- * one list, so a new knob cannot be read without being shown.
- */
-export const FRAMEWORK_SWITCHES = [
-  "tpCommOverlap", "tpSyncBackward", "ppBlockingSends", "ppScatterGather", "dpCommExposed", "dpCommBlocking", "launchBlocking",
-  "recomputeEarlyStop", "ppKeepOutputs", "keep16BitGrads",
-] as const satisfies readonly (keyof PlanInput)[];
 
 /**
  * An error about a plan field, named as the user wrote it: `--tp-sync-backward (tpSyncBackward) = true

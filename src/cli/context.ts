@@ -1,12 +1,12 @@
 import { InputError } from "../spec/errors.js";
-import type { PlanInput } from "../spec/plan.js";
+import { FRAMEWORK_SWITCHES, type PlanInput } from "../spec/plan.js";
 import {
   RECOMPUTES, SCHEDULES, TRAINING_PRECISIONS,
   type ClusterShape, type ClusterSpec, type ModelSpec, type Precision, type Recompute, type Schedule,
 } from "../spec/types.js";
 import { calibratedCluster, type CalibrationFile } from "../validate/calibration.js";
 import { CALIBRATION_FILE, readCalibration } from "../validate/files.js";
-import { FLAG_OF_PLAN_FIELD, FRAMEWORK_SWITCHES, type FlagName, type FlagValue } from "./args.js";
+import { FLAG_OF_PLAN_FIELD, type FlagName, type FlagValue } from "./args.js";
 import { loadCluster, loadModel } from "./catalog.js";
 import { grouped } from "../math/digits.js";
 
@@ -133,6 +133,7 @@ export function planInputFrom(flags: Flags): PlanInput {
   set("staleness", int(flags, f.staleness));
   set("shardGroup", positive(flags, f.shardGroup));
   set("optimizerStateBytes", int(flags, f.optimizerStateBytes));
+  set("optimizerStepBytesPerParam", positive(flags, f.optimizerStepBytesPerParam));
   for (const key of ["flashAttention", "fp32Gradients", ...FRAMEWORK_SWITCHES] as const) {
     set(key, bool(flags, f[key]));
   }

@@ -1,7 +1,8 @@
 import { recomputeLabel, zeroLabel } from "../planner/explain/explain.js";
 import type { Estimate } from "../planner/cost/types.js";
 import type { Plan } from "../spec/types.js";
-import { FLAG_OF_PLAN_FIELD, FRAMEWORK_SWITCHES } from "./args.js";
+import { FLAG_OF_PLAN_FIELD } from "./args.js";
+import { FRAMEWORK_SWITCHES, FRAMEWORK_VALUES } from "../spec/plan.js";
 import { counted, grouped } from "../math/digits.js";
 
 export const GIB = 2 ** 30;
@@ -45,8 +46,7 @@ export function planSummary(e: Estimate): string {
 /** The framework knobs a plan has on, as their flags (doc/cost-model.md): how a stack runs the split. */
 export function frameworkFlags(p: Plan): string[] {
   const flags = FRAMEWORK_SWITCHES.filter((k) => p[k] === true).map((k) => `--${FLAG_OF_PLAN_FIELD[k]}`);
-  const numeric = { shardGroup: p.shardGroup, optimizerStateBytes: p.optimizerStateBytes };
-  const valued = Object.entries(numeric).filter(([, v]) => v !== undefined).map(([k, v]) => `--${FLAG_OF_PLAN_FIELD[k as keyof typeof numeric]} ${v}`);
+  const valued = (["shardGroup", ...FRAMEWORK_VALUES] as const).filter((k) => p[k] !== undefined).map((k) => `--${FLAG_OF_PLAN_FIELD[k]} ${p[k]}`);
   return [...flags, ...valued];
 }
 

@@ -39,6 +39,7 @@ export interface PlanInput {
   ppKeepOutputs?: boolean | undefined;
   keep16BitGrads?: boolean | undefined;
   optimizerStateBytes?: number | undefined;
+  optimizerStepBytesPerParam?: number | undefined;
   shardGroup?: number | undefined;
 }
 
@@ -190,6 +191,10 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   if (optimizerStateBytes !== undefined && (!Number.isInteger(optimizerStateBytes) || optimizerStateBytes < 1 || optimizerStateBytes > 16)) {
     bad("optimizerStateBytes", optimizerStateBytes, "an integer from 1 to 16 (12: fp32 master weight, momentum and variance)");
   }
+  const optimizerStepBytesPerParam = input.optimizerStepBytesPerParam;
+  if (optimizerStepBytesPerParam !== undefined && !(Number.isFinite(optimizerStepBytesPerParam) && optimizerStepBytesPerParam > 0 && optimizerStepBytesPerParam <= 1000)) {
+    bad("optimizerStepBytesPerParam", optimizerStepBytesPerParam, "a number of bytes above 0 and at most 1000 (fused Adam moves about 30 per parameter)");
+  }
   const tpSyncBackward = tp > 1 && (input.tpSyncBackward ?? false);
   const sequenceParallel = tp > 1 && (input.sequenceParallel ?? true);
   // Off unless asked for (Megatron-LM before Megatron-Core, DeepSpeed's pipeline engine); moot under SP.
@@ -236,10 +241,26 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     ...(keep16BitGrads ? { keep16BitGrads } : {}),
     // Absent unless it differs from mixed-precision Adam's 12 bytes.
     ...(optimizerStateBytes !== undefined && optimizerStateBytes !== OPTIMIZER_STATE_BYTES ? { optimizerStateBytes } : {}),
+    // Absent unless given: fused Adam's traffic (optimizerBytesPerParam).
+    ...(optimizerStepBytesPerParam !== undefined ? { optimizerStepBytesPerParam } : {}),
     // Present only when it shards over fewer ranks than dp * cp (hybrid sharding); absent: full sharding.
     ...(shardGroup !== undefined ? { shardGroup } : {}),
   };
 }
+
+/**
+ * The framework knobs that are switches (doc/cost-model.md), in the order the framework line names them:
+ * read from their flags (cli/context.ts planInputFrom), printed back (cli/format.ts frameworkFlags) and
+ * pinned by validate's planner comparison (validate/planner.ts) from this one list, so a new knob cannot be
+ * read without being shown and kept.
+ */
+export const FRAMEWORK_SWITCHES = [
+  "tpCommOverlap", "tpSyncBackward", "ppBlockingSends", "ppScatterGather", "dpCommExposed", "dpCommBlocking", "launchBlocking",
+  "recomputeEarlyStop", "ppKeepOutputs", "keep16BitGrads",
+] as const satisfies readonly (keyof PlanInput)[];
+
+/** The framework knobs that take a number (how many bytes the optimizer keeps and moves), shown and pinned like the switches. */
+export const FRAMEWORK_VALUES = ["optimizerStateBytes", "optimizerStepBytesPerParam"] as const satisfies readonly (keyof PlanInput)[];
 
 /**
  * Hybrid sharding (PyTorch FSDP HYBRID_SHARD / FSDP2 HSDP; DeepSpeed ZeRO++ hpZ and MiCS): ZeRO shards

@@ -298,6 +298,13 @@ export interface Plan {
    */
   readonly optimizerStateBytes?: number;
   /**
+   * Extension: bytes of HBM traffic per parameter of the rank's shard that one optimizer step moves (the
+   * update and, where the stack clips gradients, the clipping). Absent: a fused Adam's, which reads and
+   * writes each state once (2K + g + 2; planner/cost/stages.ts optimizerBytesPerParam). An optimizer that
+   * runs one kernel per operation, as Composer's DecoupledAdamW does, moves several times that.
+   */
+  readonly optimizerStepBytesPerParam?: number;
+  /**
    * Extension: hybrid sharding. ZeRO shards the model states over groups of this many of the dp * cp ranks
    * and replicates them across the groups (PyTorch FSDP HYBRID_SHARD, FSDP2 HSDP; DeepSpeed ZeRO++ hpZ,
    * MiCS): the gathers and reduce-scatters stay inside a group, and each rank's gradient shard is then

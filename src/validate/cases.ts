@@ -207,6 +207,10 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     plan.fp32Gradients = optimizer.fp32Gradients;
     plan.optimizerStateBytes = optimizer.optimizerStateBytes;
   }
+  if (profile.optimizerStep !== undefined) {
+    assumptions.push(profile.optimizerStep.why);
+    plan.optimizerStepBytesPerParam = profile.optimizerStep.bytesPerParam;
+  }
   const ran = r.measured.oom !== true;
   const kernel = plan.flashAttention === true ? attentionKernelOf(profile, r) : undefined;
   if (kernel !== undefined) assumptions.push(`attention kernel ${kernel} (${profile.framework})`);

@@ -1,7 +1,7 @@
 import { profileOf } from "./profiles.js";
 import { quickScore } from "../planner/cost/estimate.js";
 import { searchPlans } from "../planner/search/search.js";
-import type { PlanInput } from "../spec/plan.js";
+import { FRAMEWORK_SWITCHES, FRAMEWORK_VALUES, type PlanInput } from "../spec/plan.js";
 import type { Plan } from "../spec/types.js";
 import { calibratedClusters, IDENTITY, type CalibrationFile } from "./calibration.js";
 import type { PreparedCase, PreparedRecords } from "./predict.js";
@@ -49,15 +49,15 @@ export function planText(x: Plan): string {
   const rc = x.recompute === "full" ? "full" : full > 0 ? `${full} layers full` : x.recompute;
   const knobs = [x.sequenceParallel ? " sp" : "", x.tpCommOverlap === true ? " tp-overlap" : "", x.ppBlockingSends === true ? " blocking-sends" : "", x.dpCommExposed === true ? " dp-exposed" : "",
     x.tpSyncBackward === true ? " tp-sync" : "", x.ppScatterGather === true ? " scatter-gather" : "", x.launchBlocking === true ? " launch-blocking" : "", x.recomputeEarlyStop === true ? " early-stop" : "", x.ppKeepOutputs === true ? " keep-outputs" : "",
-    x.keep16BitGrads === true ? " keep-16bit-grads" : "", x.optimizerStateBytes !== undefined ? ` optimizer-${x.optimizerStateBytes}B` : ""].join("");
+    x.keep16BitGrads === true ? " keep-16bit-grads" : "", x.optimizerStateBytes !== undefined ? ` optimizer-${x.optimizerStateBytes}B` : "",
+    x.optimizerStepBytesPerParam !== undefined ? ` optimizer-step-${x.optimizerStepBytesPerParam}B` : ""].join("");
   return `tp${x.tp} pp${x.pp}${v} dp${x.dp}${x.cp > 1 ? ` cp${x.cp}` : ""} mb${x.microBatch} ${x.schedule} z${x.zero} ${rc}${knobs}`;
 }
 
 function settingKey(p: PreparedCase): string {
   const x = p.plan;
   return [p.case.source, p.case.model.name, p.case.model.layers, p.case.model.hiddenSize, p.case.cluster, p.case.gpus, x.globalBatch, x.seqLen, x.precision,
-    x.flashAttention, p.case.attentionKernel ?? "", x.tpCommOverlap === true, x.ppBlockingSends === true, x.dpCommExposed === true, syncBackward(p), scatterGather(p), x.launchBlocking === true, x.ppKeepOutputs === true,
-    x.keep16BitGrads === true, x.recomputeEarlyStop === true, x.optimizerStateBytes ?? ""].join("|");
+    x.flashAttention, p.case.attentionKernel ?? "", ...Object.entries(frameworkPins(p))].join("|");
 }
 
 /** What the search keeps fixed: the setting and the software, not the split. */
@@ -65,18 +65,28 @@ function pinnedFor(p: PreparedCase): PlanInput {
   const x = p.plan;
   return {
     globalBatch: x.globalBatch, seqLen: x.seqLen, precision: x.precision, flashAttention: x.flashAttention, fp32Gradients: x.fp32Gradients,
-    ...(x.tpCommOverlap === true ? { tpCommOverlap: true } : {}),
-    ...(x.ppBlockingSends === true ? { ppBlockingSends: true } : {}),
-    ...(x.dpCommExposed === true ? { dpCommExposed: true } : {}),
-    // The framework's property, not the published split's: a tp-1 published plan still pins it for tp > 1 candidates.
-    ...(syncBackward(p) ? { tpSyncBackward: true } : {}),
-    ...(scatterGather(p) ? { ppScatterGather: true } : {}),
-    ...(x.launchBlocking === true ? { launchBlocking: true } : {}),
-    ...(x.recomputeEarlyStop === true ? { recomputeEarlyStop: true } : {}),
-    ...(x.ppKeepOutputs === true ? { ppKeepOutputs: true } : {}),
-    ...(x.keep16BitGrads === true ? { keep16BitGrads: true } : {}),
-    ...(x.optimizerStateBytes !== undefined ? { optimizerStateBytes: x.optimizerStateBytes } : {}),
+    ...frameworkPins(p),
   };
+}
+
+/**
+ * The framework knobs of the published run (spec/plan.ts FRAMEWORK_SWITCHES and FRAMEWORK_VALUES), those it
+ * has on: the software's properties, which every candidate split keeps. tpSyncBackward and ppScatterGather
+ * come from the source's profile, so that a tp-1 or pp-1 published plan still pins them for candidates with
+ * tp > 1 or pp > 1.
+ */
+function frameworkPins(p: PreparedCase): PlanInput {
+  const x = p.plan;
+  const pins: Record<string, boolean | number> = {};
+  for (const k of FRAMEWORK_SWITCHES) {
+    const on = k === "tpSyncBackward" ? syncBackward(p) : k === "ppScatterGather" ? scatterGather(p) : x[k] === true;
+    if (on) pins[k] = true;
+  }
+  for (const k of FRAMEWORK_VALUES) {
+    const v = x[k];
+    if (v !== undefined) pins[k] = v;
+  }
+  return pins as PlanInput;
 }
 
 function syncBackward(p: PreparedCase): boolean {

@@ -75,6 +75,8 @@ export interface SourceProfile {
    * the reason printed as the record's assumption.
    */
   readonly optimizer?: (r: MeasurementRecord) => { fp32Gradients: boolean; optimizerStateBytes: number; why: string } | undefined;
+  /** HBM bytes per parameter of the shard the framework's optimizer step moves, where it is not a fused Adam (plan.optimizerStepBytesPerParam), and why. */
+  readonly optimizerStep?: { readonly bytesPerParam: number; readonly why: string };
   /** Micro-batch when the record gives none (default 1). */
   readonly microBatch?: (r: MeasurementRecord) => number | undefined;
 }
@@ -245,7 +247,21 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
   "megatron-bridge-performance": { framework: "Megatron-Bridge 25.09/25.11", ...NVIDIA_RECIPES },
   // The benchmark sweep runs attn_impl 'triton' unless told otherwise (scripts/train/benchmarking/
   // submit_benchmarks.py, --attn_impl default 'triton'), the kernel of llmfoundry/models/layers/flash_attn_triton.py.
-  "llm-foundry-mpt": { framework: "MosaicML llm-foundry (Composer FSDP)", ...FSDP, attentionKernel: "triton-flash-2022" },
+  "llm-foundry-mpt": {
+    framework: "MosaicML llm-foundry (Composer FSDP)", ...FSDP, attentionKernel: "triton-flash-2022",
+    // The MPT yamls train with Composer's DecoupledAdamW (weight_decay 0.0) and clip gradients by norm
+    // (scripts/train/yamls/pretrain/mpt-*.yaml: optimizer decoupled_adamw, algorithms gradient_clipping).
+    // DecoupledAdamW.adamw loops over the parameters one operation at a time (composer/optim/
+    // decoupled_weight_decay.py), each a kernel over the fp32 shard: mul_ and add_ on exp_avg (8 + 12
+    // bytes per parameter), mul_ and addcmul_ on exp_avg_sq (8 + 12), sqrt, the division by the bias
+    // correction and add_(eps) into a new denominator (8 + 8 + 8), addcdiv_ into the parameter (16): 80.
+    // FSDP's clip_grad_norm_ reads every gradient for the norm and scales it in place (4 + 8): 92 in all,
+    // where a fused Adam moves 30.
+    optimizerStep: {
+      bytesPerParam: 92,
+      why: "optimizer step: Composer's DecoupledAdamW, one kernel per operation, and gradient clipping move 92 bytes per parameter of the shard (fused Adam: 30)",
+    },
+  },
   "torchtitan": {
     // torchtitan's llama3 configs default to selective (op) activation checkpointing, whose policy saves the
     // attention output and every other matmul output and recomputes the rest (torchtitan

@@ -136,6 +136,42 @@ describe("optimizer state per parameter (optimizerStateBytes)", () => {
   });
 });
 
+describe("the optimizer step's traffic per parameter (optimizerStepBytesPerParam)", () => {
+  const base = { tp: 1, pp: 1, zero: 3, precision: "bf16", microBatch: 1, globalBatch: 8 } as const;
+
+  it("sets the step's HBM traffic per parameter of the shard in place of fused Adam's, and nothing else", () => {
+    const fused = planFor("llama2-7b", shape, base);
+    const perOp = planFor("llama2-7b", shape, { ...base, optimizerStepBytesPerParam: 92 });
+    const a = planCosts(fused.model, shape, fused.plan).stages[0]!;
+    const b = planCosts(perOp.model, shape, perOp.plan).stages[0]!;
+    expect(b.optimizerSeconds / a.optimizerSeconds).toBeCloseTo(92 / (2 * 12 + 4 + 2), 6);
+    expect(b.states).toEqual(a.states);
+    expect(b.forwardSeconds).toBe(a.forwardSeconds);
+    const step = (p: typeof fused) => estimate(p.model, shape, p.plan).time;
+    expect(step(perOp).breakdown.optimizerSeconds - step(fused).breakdown.optimizerSeconds).toBeCloseTo(b.optimizerSeconds - a.optimizerSeconds, 9);
+    expect(frameworkFlags(perOp.plan)).toContain("--optimizer-step-bytes 92");
+    expect(frameworkFlags(fused.plan).join(" ")).not.toContain("optimizer-step-bytes");
+    expect(fused.plan.optimizerStepBytesPerParam).toBeUndefined();
+  });
+
+  it("is refused when not a positive number of bytes up to 1000, naming the field", () => {
+    for (const bad of [0, -4, Number.NaN, 1001]) {
+      const e = rejection({ ...base, optimizerStepBytesPerParam: bad });
+      expect(e.field).toBe("optimizerStepBytesPerParam");
+      expect(e.message).toContain("fused Adam");
+    }
+  });
+
+  it("is kept by the search when pinned, and the executor refuses it (it measures its own step)", () => {
+    const { model } = planFor("llama2-7b", shape, base);
+    const found = searchPlans(model, shape, { globalBatch: 8, optimizerStepBytesPerParam: 92 }, { top: 3 }).plans;
+    expect(found.length).toBeGreaterThan(0);
+    for (const e of found) expect(e.plan.optimizerStepBytesPerParam).toBe(92);
+    const tiny = planFor("tiny-gpt", shapeOf("dgx-h100", 1), { optimizerStepBytesPerParam: 92 });
+    expect(() => validateForExecutor(tiny.model, tiny.plan)).toThrow(/measures its own optimizer step/);
+  });
+});
+
 describe("DeepSpeed's pipeline engine keeps each in-flight micro-batch's output (ppKeepOutputs)", () => {
   const big = shapeOf("dgx-a100-80gb", 64);
   const base = { tp: 2, pp: 4, microBatch: 2, globalBatch: 64, seqLen: 2048, sequenceParallel: false, recompute: "full", schedule: "1f1b" } as const;

@@ -127,6 +127,15 @@ describe("published records as meshplan plans", () => {
     for (const id of ["r1337", "r1310", "r0204", "r1074", "r1411"]) expect(mapped(id).plan.recomputeEarlyStop).toBeUndefined();
   });
 
+  it("llm-foundry's optimizer step moves Composer's per-operation DecoupledAdamW and clipping traffic; other sources keep fused Adam's", () => {
+    for (const id of ["r1014", "r1074"]) {
+      const c = mapped(id);
+      expect(c.plan.optimizerStepBytesPerParam).toBe(92);
+      expect(c.assumptions.some((a) => a.includes("DecoupledAdamW"))).toBe(true);
+    }
+    for (const id of ["r1310", "r1337", "r0204", "r1411"]) expect(mapped(id).plan.optimizerStepBytesPerParam).toBeUndefined();
+  });
+
   it("DeepSpeed's pipeline engine keeps stage outputs (BLOOM, MT-NLG with pp > 1); its BF16_Optimizer keeps BLOOM's bf16 gradients", () => {
     for (const id of ["r0205", "r1296", "r1411"]) expect(mapped(id).plan.ppKeepOutputs).toBe(true);
     expect(mapped("r1296").plan.keep16BitGrads).toBe(true); // bf16 (BF16 optimizer, fp32 accumulation)

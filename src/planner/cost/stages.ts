@@ -82,10 +82,10 @@ export function stageInLineCommSeconds(s: StageCost): number {
 /**
  * Adam's update reads the master weight, both moments and the gradient, and writes the three states and
  * the 16-bit weight (Kingma & Ba 2015, algorithm 1): K + g + K + 2 bytes per parameter, K the optimizer
- * state (12 in fp32).
+ * state (12 in fp32), when one fused kernel does it all; plan.optimizerStepBytesPerParam where given.
  */
-export function optimizerBytesPerParam(plan: Pick<Plan, "fp32Gradients" | "optimizerStateBytes">): number {
-  return 2 * optimizerStateBytesPerParam(plan) + gradientBytesPerParam(plan) + PARAM_BYTES;
+export function optimizerBytesPerParam(plan: Pick<Plan, "fp32Gradients" | "optimizerStateBytes" | "optimizerStepBytesPerParam">): number {
+  return plan.optimizerStepBytesPerParam ?? 2 * optimizerStateBytesPerParam(plan) + gradientBytesPerParam(plan) + PARAM_BYTES;
 }
 
 function optimizerSeconds(plan: Plan, paramsInShard: number, bytesPerSecond: number): number {
