@@ -1,5 +1,5 @@
 import { InputError } from "./errors.js";
-import { FieldReader, MODEL_COUNT, MODEL_SIZE } from "./read.js";
+import { FieldReader, MODEL_COUNT, MODEL_SIZE, readKvHeads } from "./read.js";
 import type { ModelSpec } from "./types.js";
 
 /** Hugging Face `model_type` values whose config.json field names this importer knows. */
@@ -31,10 +31,7 @@ export function fromHuggingFaceConfig(json: unknown, file: string, fallbackName:
 function fromLlamaFamily(r: FieldReader, modelType: HfModelType, name: string, source: string): ModelSpec {
   const hiddenSize = r.number("hidden_size", MODEL_SIZE);
   const attentionHeads = r.number("num_attention_heads", MODEL_COUNT);
-  const kvHeads = r.optionalNumber("num_key_value_heads", MODEL_COUNT) ?? attentionHeads;
-  if (attentionHeads % kvHeads !== 0) {
-    throw new InputError({ code: "not-divisible", file: r.file, field: "num_key_value_heads", value: kvHeads, valid: `a divisor of num_attention_heads (${attentionHeads})` });
-  }
+  const kvHeads = readKvHeads(r, "num_key_value_heads", "num_attention_heads", attentionHeads);
   const headDim = r.optionalNumber("head_dim", MODEL_SIZE) ?? exactDiv(r, hiddenSize, attentionHeads);
   const act = r.optionalString("hidden_act") ?? "silu";
   if (act !== "silu" && act !== "swish") {

@@ -1,5 +1,5 @@
 import { InputError } from "./errors.js";
-import { FieldReader, MODEL_COUNT, MODEL_SIZE, POSITIVE_INT } from "./read.js";
+import { FieldReader, MODEL_COUNT, MODEL_SIZE, POSITIVE_INT, readKvHeads } from "./read.js";
 import type { ModelSpec, MoeSpec } from "./types.js";
 
 /** Validates a meshplan model JSON (already parsed). `file` names where it came from, for errors. */
@@ -8,13 +8,7 @@ export function parseModel(json: unknown, file: string, fallbackName: string): M
   const name = r.optionalString("name") ?? fallbackName;
   const hiddenSize = r.number("hiddenSize", MODEL_SIZE);
   const attentionHeads = r.number("attentionHeads", MODEL_COUNT);
-  const kvHeads = r.optionalNumber("kvHeads", MODEL_COUNT) ?? attentionHeads;
-  if (attentionHeads % kvHeads !== 0) {
-    throw new InputError({
-      code: "not-divisible", file, field: "kvHeads", value: kvHeads,
-      valid: `a divisor of attentionHeads (${attentionHeads})`,
-    });
-  }
+  const kvHeads = readKvHeads(r, "kvHeads", "attentionHeads", attentionHeads);
   const headDim = r.optionalNumber("headDim", MODEL_SIZE) ?? hiddenSize / attentionHeads;
   if (!Number.isInteger(headDim)) {
     throw new InputError({

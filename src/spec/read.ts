@@ -145,3 +145,15 @@ export const MODEL_SIZE: NumberRule = { integer: true, min: 1, max: 2 ** 24 };
 export const MODEL_COUNT: NumberRule = { integer: true, min: 1, max: 2 ** 16 };
 export const POSITIVE: NumberRule = { above: 0 };
 export const FRACTION: NumberRule = { above: 0, max: 1 };
+
+/**
+ * Key-value heads (grouped-query attention): the optional field `field`, absent meaning one per attention
+ * head, which must divide the attention heads (named `headsField` in the error).
+ */
+export function readKvHeads(r: FieldReader, field: string, headsField: string, attentionHeads: number): number {
+  const kvHeads = r.optionalNumber(field, MODEL_COUNT) ?? attentionHeads;
+  if (attentionHeads % kvHeads !== 0) {
+    throw new InputError({ code: "not-divisible", file: r.file, field: r.path(field), value: kvHeads, valid: `a divisor of ${headsField} (${attentionHeads})` });
+  }
+  return kvHeads;
+}
