@@ -54,6 +54,8 @@ export interface RecordMeasured {
   /** As published in "GB" (BLOOM: nvidia-smi); treated as 10^9 bytes. */
   readonly memory_per_gpu_gb: number | null;
   readonly oom?: boolean;
+  /** The numbers of `measured.other`: figures outside the throughput columns (per-layer times, memory parts). */
+  readonly other: Readonly<Record<string, number>>;
 }
 
 export interface MeasurementRecord {
@@ -95,6 +97,11 @@ function str(o: Record<string, unknown>, key: string): string | null {
   return typeof v === "string" ? v : null;
 }
 
+function numbersOf(value: unknown): Record<string, number> {
+  if (typeof value !== "object" || value === null) return {};
+  return Object.fromEntries(Object.entries(value).filter((e): e is [string, number] => typeof e[1] === "number" && Number.isFinite(e[1])));
+}
+
 function parseOne(json: unknown, source: string, file: string, line: number): MeasurementRecord {
   const r = object(json, file, line, "record");
   const id = str(r, "id");
@@ -130,6 +137,7 @@ function parseOne(json: unknown, source: string, file: string, line: number): Me
       tokens_per_sec_total: num(x, "tokens_per_sec_total"), iteration_time_s: num(x, "iteration_time_s"),
       memory_per_gpu_gib: num(x, "memory_per_gpu_gib"), memory_per_gpu_gb: num(x, "memory_per_gpu_gb"),
       ...(x.oom === true ? { oom: true } : {}),
+      other: numbersOf(x.other),
     },
     notes: str(r, "notes"),
   };

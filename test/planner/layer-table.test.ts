@@ -1,12 +1,10 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { builtinNames, clusterLoader, loadModel } from "../../src/cli/catalog.js";
 import { planCosts } from "../../src/planner/cost/stages.js";
 import { resolvePlan, type PlanInput } from "../../src/spec/plan.js";
 import type { ClusterShape, ModelSpec } from "../../src/spec/types.js";
 import { calibratedCluster, IDENTITY, type CalibrationScales } from "../../src/validate/calibration.js";
-import { MEASUREMENTS_DIR, readCalibration, readMeasurements } from "../../src/validate/files.js";
+import { readCalibration, readMeasurements } from "../../src/validate/files.js";
 import { prepareRecords, type PreparedCase } from "../../src/validate/predict.js";
 
 /**
@@ -24,11 +22,8 @@ const ROWS: Record<string, { id: string; input: Partial<PlanInput> }> = {
 };
 
 const records = readMeasurements();
-// The per-layer times sit in the records' measured.other, which the record parser leaves out.
-const raw = readFileSync(join(MEASUREMENTS_DIR(), "korthikanti-2022.jsonl"), "utf8").trim().split("\n")
-  .map((line) => JSON.parse(line) as { id: string; measured: { other?: { per_layer_combined_ms?: number } } });
 const measuredMs = (id: string): number => {
-  const ms = raw.find((r) => r.id === id)?.measured.other?.per_layer_combined_ms;
+  const ms = records.find((r) => r.id === id)?.measured.other.per_layer_combined_ms;
   if (ms === undefined) throw new Error(`${id}: no per-layer time in models/measurements/korthikanti-2022.jsonl`);
   return ms;
 };
