@@ -124,6 +124,22 @@ function nemoFinetuningOptimizer(r: MeasurementRecord): { fp32Gradients: boolean
 }
 
 /**
+ * Nemotron-4 340B is the one pre-training model whose NVIDIA configs set the optimizer to bf16:
+ * NVIDIA/dgxc-benchmarking nemotron/nemotron4-340b-synth.yaml (the benchmark recipe for this model on 128
+ * or more H100s, run in the NeMo 24.09 container, launch.sh FW_VERSION) and NVIDIA/NeMo-Framework-Launcher
+ * launcher_scripts/conf/training/nemotron/nemotron_340b.yaml (commit 6daee02) both have
+ * `optim: name: distributed_fused_adam, grad_sync_dtype: bf16, dtype: bf16`; the launcher's 8B and 22B
+ * configs keep the fp32 defaults. With `dtype` equal to the model's bf16 and no fp8_params, NeMo has Apex
+ * store no master weights (megatron_base_model.py setup_optimization: `elif optim_dtype == model_dtype:
+ * optim_kwargs['store_params'] = False`): the state is a bf16 momentum and variance, 4 bytes per parameter,
+ * and the gradient buffer is bf16 (the grad-sync dtype, as for the SFT rows above).
+ */
+function nemotron340bOptimizer(r: MeasurementRecord): { fp32Gradients: boolean; optimizerStateBytes: number; why: string } | undefined {
+  if (r.table?.includes("Pretraining") !== true || !/nemotron.*340b/i.test(r.model.name)) return undefined;
+  return { fp32Gradients: false, optimizerStateBytes: 4, why: "NVIDIA's Nemotron-4 340B config: Apex DistributedFusedAdam with dtype and grad_sync_dtype bf16 (bf16 gradients; bf16 momentum and variance, no master copy)" };
+}
+
+/**
  * A fused attention kernel, by how much longer its forward and backward take than the next faster
  * generation's on the same GPU. The GPU priors (models/hardware/gpus) describe the best kernel of their
  * generation; `attentionSlowdown` chains these ratios from there down to the kernel a framework ran.
@@ -242,7 +258,7 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     // tables ran is not established: those keep the GPU's prior kernel.
     attentionKernel: (r) => (r.publication.includes("NeMo24.03") ? "flash-attention-2" : undefined),
     virtualStages: nemoFinetuningVirtualStages,
-    optimizer: nemoFinetuningOptimizer,
+    optimizer: (r) => nemoFinetuningOptimizer(r) ?? nemotron340bOptimizer(r),
   },
   "megatron-bridge-performance": { framework: "Megatron-Bridge 25.09/25.11", ...NVIDIA_RECIPES },
   // The benchmark sweep runs attn_impl 'triton' unless told otherwise (scripts/train/benchmarking/

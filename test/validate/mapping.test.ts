@@ -160,6 +160,17 @@ describe("published records as meshplan plans", () => {
     expect(pretraining.optimizerStateBytes).toBeUndefined();
   });
 
+  it("NeMo's Nemotron-4 340B row runs NVIDIA's config for that model: bf16 gradients and bf16 Adam moments without a master copy", () => {
+    const nemotron = mapped("r1365");
+    expect(nemotron.plan).toMatchObject({ fp32Gradients: false, optimizerStateBytes: 4 });
+    expect(nemotron.assumptions.some((a) => a.includes("grad_sync_dtype bf16"))).toBe(true);
+    // The launcher's 8B and 22B configs keep the fp32 defaults.
+    for (const id of ["r1363", "r1364"]) {
+      expect(mapped(id).plan.fp32Gradients).toBeUndefined();
+      expect(mapped(id).plan.optimizerStateBytes).toBeUndefined();
+    }
+  });
+
   it("Megatron-DeepSpeed and 2021 Megatron-LM run the tp backward synchronously; Megatron-LM from 2022 does not", () => {
     expect(mapped("r0204").plan.tpSyncBackward).toBe(true); // BLOOM, tp 4
     expect(mapped("r1411").plan.tpSyncBackward).toBe(true); // MT-NLG
