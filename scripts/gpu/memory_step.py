@@ -12,7 +12,7 @@ fit a new tensor into them. This script measures both pieces on a real GPU:
   2. steps: one rank of a published configuration, played for real: the pipeline stage's layers at their
      tensor-parallel widths (one rank's shard; the collectives themselves are not run, they do not change
      what a rank holds), the embedding on the first stage, GPT layers (layer norm, fused QKV, unfused
-     attention as Megatron-LM's, MLP with GeLU), full activation recomputation per layer
+     attention as Megatron-LM's with its fused softmax's in-place backward, MLP with GeLU), full activation recomputation per layer
      (torch.utils.checkpoint), 1F1B's in-flight micro-batches (the first stage holds pp of them, here at most 8), 16-bit
      weights as views of one flat buffer (as DeepSpeed's ZeRO and Megatron-LM's optimizer flatten them),
      autograd's 16-bit gradients, and mixed-precision Adam on this rank's 1/dp shard of fp32 master
@@ -25,6 +25,7 @@ fit a new tensor into them. This script measures both pieces on a real GPU:
 Usage: python3 scripts/gpu/memory_step.py --out models/hardware/measured/h100-sxm-memory.json
        python3 scripts/gpu/memory_step.py --dry-run     (lists the configurations; needs no GPU)
        python3 scripts/gpu/memory_step.py --only r1201  (one configuration)
+       python3 scripts/gpu/memory_step.py --check       (the masked softmax's gradients against PyTorch's)
 """
 import argparse
 import datetime
@@ -48,6 +49,12 @@ CONFIGS = [
     dict(record="r1247", layers=36, hidden=14336, heads=64, ffn=57344, tp=8, pp=2, dp=24, mb=2, precision="fp16"),
     dict(record="r1256", layers=12, hidden=14336, heads=64, ffn=57344, tp=2, pp=6, dp=32, mb=1, precision="fp16"),
     dict(record="r1292", layers=16, hidden=12288, heads=64, ffn=49152, tp=4, pp=6, dp=16, mb=1, precision="bf16"),
+    # The other three runs BLOOM reported out of memory that the cost model predicts to fit (run with
+    # --only r1255,r1291,r1306 into their own file); r1306's first stage holds all twelve micro-batches of
+    # 1F1B's warm-up (maxInFlight), so the verdict is the real stage's.
+    dict(record="r1255", layers=12, hidden=14336, heads=64, ffn=57344, tp=2, pp=6, dp=32, mb=2, precision="fp16"),
+    dict(record="r1291", layers=16, hidden=12288, heads=64, ffn=49152, tp=4, pp=6, dp=16, mb=2, precision="bf16"),
+    dict(record="r1306", layers=6, hidden=14336, heads=128, ffn=57344, tp=4, pp=12, dp=8, mb=2, precision="bf16", maxInFlight=12),
 ]
 VOCAB = 250000
 SEQ = 2048
@@ -121,6 +128,45 @@ def context_section():
     return {"nvidiaSmiUsedBeforeBytes": smi_before, "totalBytes": total, "rows": rows}
 
 
+def masked_softmax_class():
+    """The autograd function the emulation's attention uses for its masked softmax (needs torch)."""
+    import torch
+
+    class MaskedSoftmax(torch.autograd.Function):
+        """Megatron-LM's fused scale-mask-softmax as far as memory goes (megatron/fused_kernels,
+        scaled_upper_triang_masked_softmax): the forward masks in place and keeps only its output; the
+        backward writes the input's gradient over the output's gradient, so no score-sized temporary is
+        made (plain masked_fill + softmax would add two or three of them to each layer's backward)."""
+
+        @staticmethod
+        def forward(ctx, scores, mask):
+            probs = torch.softmax(scores.masked_fill_(mask, float("-inf")), -1)
+            ctx.save_for_backward(probs)
+            return probs
+
+        @staticmethod
+        def backward(ctx, grad):
+            (probs,) = ctx.saved_tensors
+            rows = grad.shape[-1]
+            dot = torch.bmm(grad.reshape(-1, 1, rows), probs.reshape(-1, rows, 1)).view(*grad.shape[:-1], 1)
+            return grad.sub_(dot).mul_(probs), None
+    return MaskedSoftmax
+
+
+def check_masked_softmax():
+    """Its gradients against plain masked_fill + softmax on a small causal case (printed; used by --check)."""
+    import torch
+    fn = masked_softmax_class()
+    x = torch.randn(3, 64, 64, device="cuda", dtype=torch.float32, requires_grad=True)
+    mask = torch.ones(64, 64, device="cuda", dtype=torch.bool).triu_(1)
+    g = torch.randn(3, 64, 64, device="cuda")
+    ref = x.masked_fill(mask, float("-inf")).softmax(-1)
+    (gx_ref,) = torch.autograd.grad(ref, x, g)
+    y = fn.apply(x.clone(), mask)
+    (gx,) = torch.autograd.grad(y, x, g.clone())
+    return {"maxForwardDiff": (y - ref).abs().max().item(), "maxGradDiff": (gx - gx_ref).abs().max().item()}
+
+
 def emulate(c):
     """One rank of configuration c: STEPS training steps; returns the allocator's and the device's peaks."""
     import torch
@@ -159,6 +205,8 @@ def emulate(c):
             fp32_grads.append(fp32_flat[off:off + p.numel()].view(p.shape))
             off += p.numel()
 
+    MaskedSoftmax = masked_softmax_class()
+
     def layer(x, ln1w, ln1b, qkvw, qkvb, projw, projb, ln2w, ln2b, fc1w, fc1b, fc2w, fc2b):
         s, b = x.shape[0], x.shape[1]
         y = F.layer_norm(x, (h,), ln1w, ln1b)
@@ -167,7 +215,7 @@ def emulate(c):
         scores = torch.baddbmm(torch.empty(b * heads, s, s, device="cuda", dtype=dtype), q.transpose(0, 1),
                                k.transpose(0, 1).transpose(1, 2), beta=0.0, alpha=d ** -0.5)
         mask = torch.ones(s, s, device="cuda", dtype=torch.bool).triu_(1)
-        probs = scores.masked_fill(mask, float("-inf")).softmax(-1)
+        probs = MaskedSoftmax.apply(scores, mask)
         ctx = torch.bmm(probs, v.transpose(0, 1)).transpose(0, 1).reshape(s, b, heads * d)
         x = x + F.linear(ctx, projw, projb)
         y = F.layer_norm(x, (h,), ln2w, ln2b)
@@ -194,7 +242,8 @@ def emulate(c):
                 if p.grad is not None:
                     acc.add_(p.grad.to(torch.float32))
 
-    micro = min(c["pp"] + 1, 8)
+    cap = c.get("maxInFlight", 8)
+    micro = min(c["pp"] + 1, cap)
     inflight = min(c["pp"], micro)
     peaks = []
     torch.cuda.reset_peak_memory_stats()
@@ -255,12 +304,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="memory-step.json")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--check", action="store_true", help="check the masked softmax's gradients and exit")
     ap.add_argument("--only", default="", help="comma-separated record ids")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     ap.add_argument("--child-out", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(args.child, args.child_out)
+    if args.check:
+        return print(json.dumps(check_masked_softmax()))
     chosen = [c for c in CONFIGS if not args.only or c["record"] in args.only.split(",")]
     if args.dry_run:
         for c in chosen:
