@@ -4,7 +4,8 @@ import { validateForExecutor } from "../../src/executor/validate.js";
 import { searchPlans } from "../../src/planner/search/search.js";
 import { memoryTotal } from "../../src/ui/bars.js";
 import { estimate, stageMemory } from "../../src/planner/cost/estimate.js";
-import { totalBytes } from "../../src/planner/cost/memory.js";
+import { inFlightMicroBatches } from "../../src/planner/cost/activations.js";
+import { gradientCastPeak, stagePerMicroBatchBytes, totalBytes } from "../../src/planner/cost/memory.js";
 import { planCosts } from "../../src/planner/cost/stages.js";
 import { InputError } from "../../src/spec/errors.js";
 import type { PlanInput } from "../../src/spec/plan.js";
@@ -80,6 +81,25 @@ describe("DeepSpeed's BF16_Optimizer keeps the 16-bit gradients (keep16BitGrads)
     expect(b.stages[0]!.states.optimizerBytes).toBe(a.stages[0]!.states.optimizerBytes);
     expect(estimate(on.model, shape, on.plan).time.stepSeconds).toBe(estimate(off.model, shape, off.plan).time.stepSeconds);
     expect(frameworkFlags(on.plan)).toContain("--keep-16bit-grads");
+  });
+
+  it("peaks, after each backward, with an fp32 copy of the largest gradient while one micro-batch fewer is in flight", () => {
+    const input = { ...base, tp: 2, pp: 2, globalBatch: 64, recompute: "full" } as const;
+    const on = planFor("llama2-7b", shape, { ...input, keep16BitGrads: true });
+    const off = planFor("llama2-7b", shape, input);
+    const costs = planCosts(on.model, shape, on.plan);
+    const m = on.model;
+    for (const stage of [0, 1]) {
+      const cast = gradientCastPeak(m, on.plan, stage, costs.microBatches, costs.activations)!;
+      // The embedding (first stage) and the untied output layer (last) are each vocab/tp x h: the largest weight.
+      expect(cast.castBytes).toBe((4 * m.vocabSize * m.hiddenSize) / 2);
+      const perMicroBatch = stagePerMicroBatchBytes(m, on.plan, stage, costs.activations);
+      expect(cast.activationsBytes).toBeCloseTo((inFlightMicroBatches(on.plan, stage, costs.microBatches) - 1) * perMicroBatch, 0);
+      const peak = totalBytes(stageMemory(m, on.plan, costs, stage));
+      const states = costs.stages[stage]!.states;
+      expect(peak).toBeGreaterThanOrEqual(states.parametersBytes + states.gradientsBytes + states.optimizerBytes + costs.otherBytes + cast.activationsBytes + cast.castBytes - 1);
+    }
+    expect(gradientCastPeak(off.model, off.plan, 0, costs.microBatches, costs.activations)).toBeUndefined();
   });
 
   it("is refused with 16-bit gradients and with ZeRO 2/3, naming the field", () => {

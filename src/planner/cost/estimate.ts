@@ -2,7 +2,7 @@ import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { dpBytes, dpExposedSeconds, passTotal, ppSendsPerMicroBatch } from "./communication.js";
 import { peakFlops } from "./compute.js";
 import { stepFlops } from "./flops.js";
-import { stageActivationBytes, type MemoryBreakdown } from "./memory.js";
+import { gradientCastPeak, stageActivationBytes, type MemoryBreakdown } from "./memory.js";
 import { parameterServerCost, parameterServerStepSeconds } from "./parameter-server.js";
 import { pipelineSeconds, ppCriticalTransfers, type StageTime } from "./pipeline.js";
 import { planCosts, stageComputeSeconds, stageMicroBatchSeconds, type PlanCosts, type StageCost } from "./stages.js";
@@ -11,7 +11,8 @@ import type { Estimate } from "./types.js";
 /**
  * Peak memory of each stage's GPUs: model states, activations in flight (schedule-dependent) and the rest,
  * or, when it is larger, the same states during the optimizer step with its fp32 gradient copy (counted
- * as gradients; the activations are gone by then).
+ * as gradients; the activations are gone by then), or, under DeepSpeed's BF16_Optimizer, right after a
+ * backward while it casts a gradient to fp32 (gradientCastPeak; the cast counted as gradients).
  */
 export function stageMemory(model: ModelSpec, plan: Plan, costs: PlanCosts, stage: number): MemoryBreakdown {
   return stagePeak(model, plan, costs, stage).breakdown;
@@ -24,6 +25,11 @@ function stagePeak(model: ModelSpec, plan: Plan, costs: PlanCosts, stage: number
   if (s.optimizerStepBytes > activationsBytes) {
     const gradientsBytes = s.states.gradientsBytes + s.optimizerStepBytes;
     return { breakdown: { ...s.states, gradientsBytes, activationsBytes: 0, otherBytes: costs.otherBytes }, atOptimizerStep: true };
+  }
+  const cast = gradientCastPeak(model, plan, stage, costs.microBatches, costs.activations);
+  if (cast !== undefined && cast.activationsBytes + cast.castBytes > activationsBytes) {
+    const gradientsBytes = s.states.gradientsBytes + cast.castBytes;
+    return { breakdown: { ...s.states, gradientsBytes, activationsBytes: cast.activationsBytes, otherBytes: costs.otherBytes }, atOptimizerStep: false };
   }
   return { breakdown: { ...s.states, activationsBytes, otherBytes: costs.otherBytes }, atOptimizerStep: false };
 }
@@ -111,8 +117,10 @@ export function worstStageMemory(model: ModelSpec, plan: Plan, costs: PlanCosts)
     const s = costs.stages[i]!;
     const st = s.states;
     // stageMemory's total, without building the breakdown (this runs for every candidate of a search)
+    const cast = gradientCastPeak(model, plan, i, costs.microBatches, costs.activations);
     const b = st.parametersBytes + st.gradientsBytes + st.optimizerBytes + costs.otherBytes +
-      Math.max(s.optimizerStepBytes, stageActivationBytes(model, plan, i, costs.microBatches, costs.activations));
+      Math.max(s.optimizerStepBytes, stageActivationBytes(model, plan, i, costs.microBatches, costs.activations),
+        cast === undefined ? 0 : cast.activationsBytes + cast.castBytes);
     if (b > bytes) [stage, bytes] = [i, b];
   }
   return { stage, bytes };

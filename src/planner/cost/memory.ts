@@ -125,6 +125,26 @@ export function optimizerStepCopyBytes(plan: StatePlan, params: RankParams): num
 }
 
 /**
+ * Under plan.keep16BitGrads (DeepSpeed's BF16_Optimizer), what the stage holds right after one
+ * micro-batch's backward, when the optimizer folds that backward's 16-bit gradients into its fp32
+ * accumulators one weight at a time (deepspeed/runtime/bf16_optimizer.py update_hp_grads, after every
+ * backward: `hp_grad.data.add_(lp.grad.data.to(hp_grad.dtype)...)`): an fp32 copy of the largest weight's
+ * gradient (the embedding or output shard, vocab/tp x h, on the end stages; the largest layer matrix
+ * elsewhere), while one micro-batch fewer is in flight. Measured on an H100 (scripts/gpu/memory_step.py,
+ * which accumulates the same way): it sets the peak of r1306's first stage. 0 without keep16BitGrads.
+ */
+export function gradientCastPeak(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes): { activationsBytes: number; castBytes: number } | undefined {
+  if (plan.keep16BitGrads !== true) return undefined;
+  const h = model.hiddenSize;
+  const qkv = (model.attentionHeads * model.headDim) / plan.tp + 2 * kvHeadsPerRank(model, plan.tp) * model.headDim;
+  let largest = h * Math.max(model.ffnHiddenSize / plan.tp, qkv);
+  const end = stage === 0 || (stage === plan.pp - 1 && (!model.tiedEmbeddings || plan.pp > 1));
+  if (end) largest = Math.max(largest, (model.vocabSize * h) / plan.tp);
+  const inFlight = inFlightMicroBatches(plan, stage, microBatches);
+  return { activationsBytes: Math.max(0, inFlight - 1) * stagePerMicroBatchBytes(model, plan, stage, a), castBytes: 4 * largest };
+}
+
+/**
  * A lower bound on any stage's peak for a mesh, whatever its micro-batch, schedule, recompute and layout:
  * the model states of the average stage (the worst stage holds at least the average, and states are
  * linear in parameters) plus the runtime's reserve. The search uses it to skip meshes early.

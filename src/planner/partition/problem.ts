@@ -1,6 +1,6 @@
 import { fillsChunks } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
-import { stageActivationBranches } from "../cost/memory.js";
+import { gradientCastPeak, stageActivationBranches } from "../cost/memory.js";
 import { planCosts, stageMicroBatchSeconds } from "../cost/stages.js";
 
 /**
@@ -13,7 +13,8 @@ import { planCosts, stageMicroBatchSeconds } from "../cost/stages.js";
  *   W_i = perLayerWeightSeconds_i * l_i                                (weight-gradient part, ZB-H1)
  *   M_i = fixedBytes_i + perLayerBytes_i * l_i + perRecomputedLayerBytes_i * r_i + transientBytes_i * [r_i > 0]
  *         (ZB-H1: the larger of that and the backward-end form, StageCoefficients.backwardEnd; 16-bit
- *         gradients: and the optimizer step's, StageCoefficients.optimizerStep)
+ *         gradients: and the optimizer step's, StageCoefficients.optimizerStep; DeepSpeed's BF16_Optimizer:
+ *         and the moment after a backward, StageCoefficients.gradientCast)
  * The coefficients differ by stage: the first and last stages carry the embedding, the output layer and
  * the loss, and stage i of 1F1B holds min(p - i, m) micro-batches in flight.
  */
@@ -36,6 +37,11 @@ export interface StageCoefficients {
    * activations), fixed + perLayer * l; M_i is the larger of it and the others.
    */
   readonly optimizerStep?: { readonly fixedBytes: number; readonly perLayerBytes: number };
+  /**
+   * keep16BitGrads: the peak right after a backward, while a gradient is cast to fp32 (memory.ts
+   * gradientCastPeak), fixed + perLayer * l + perRecomputedLayer * r with one micro-batch fewer in flight.
+   */
+  readonly gradientCast?: { readonly fixedBytes: number; readonly perLayerBytes: number; readonly perRecomputedLayerBytes: number };
 }
 
 /**
@@ -105,7 +111,9 @@ export function stageBytes(c: StageCoefficients, l: number, r: number): number {
   const start = c.fixedBytes + c.perLayerBytes * l + c.perRecomputedLayerBytes * r + (r > 0 ? c.transientBytes : 0);
   const end = c.backwardEnd === undefined ? start : c.backwardEnd.fixedBytes + c.backwardEnd.perLayerBytes * l + c.perRecomputedLayerBytes * r;
   const step = c.optimizerStep === undefined ? start : c.optimizerStep.fixedBytes + c.optimizerStep.perLayerBytes * l;
-  return Math.max(start, end, step);
+  const g = c.gradientCast;
+  const cast = g === undefined ? start : g.fixedBytes + g.perLayerBytes * l + g.perRecomputedLayerBytes * r;
+  return Math.max(start, end, step, cast);
 }
 
 export function objectiveSeconds(p: PartitionProblem, layers: readonly number[], recomputed: readonly number[]): number {
@@ -156,6 +164,7 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
     return costs.stages.map((s, i) => {
       const rest = s.states.parametersBytes + s.states.gradientsBytes + s.states.optimizerBytes + costs.otherBytes;
       const branches = stageActivationBranches(model, probePlan, i, costs.microBatches, costs.activations);
+      const cast = gradientCastPeak(model, probePlan, i, costs.microBatches, costs.activations);
       return {
         seconds: stageMicroBatchSeconds(s),
         weight: s.backwardWeightSeconds,
@@ -163,6 +172,7 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
         endBytes: rest + branches.backwardEnd,
         stepBytes: rest + s.optimizerStepBytes,
         stepCopies: s.optimizerStepBytes > 0,
+        castBytes: cast === undefined ? undefined : rest + cast.activationsBytes + cast.castBytes,
       };
     });
   };
@@ -186,6 +196,9 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
       transientBytes: c[i]!.bytes - b[i]!.bytes - perRecomputedLayerBytes,
       ...(plan.schedule === "zb-h1" ? { backwardEnd: layerForm(a[i]!.endBytes, b[i]!.endBytes, v) } : {}),
       ...(a[i]!.stepCopies ? { optimizerStep: layerForm(a[i]!.stepBytes, b[i]!.stepBytes, v) } : {}),
+      ...(a[i]!.castBytes === undefined ? {} : {
+        gradientCast: { ...layerForm(a[i]!.castBytes!, b[i]!.castBytes!, v), perRecomputedLayerBytes: c[i]!.castBytes! - b[i]!.castBytes! },
+      }),
     };
   });
   return {
