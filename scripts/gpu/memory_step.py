@@ -13,7 +13,7 @@ fit a new tensor into them. This script measures both pieces on a real GPU:
      tensor-parallel widths (one rank's shard; the collectives themselves are not run, they do not change
      what a rank holds), the embedding on the first stage, GPT layers (layer norm, fused QKV, unfused
      attention as Megatron-LM's with its fused softmax's in-place backward, MLP with GeLU), full activation recomputation per layer
-     (torch.utils.checkpoint), 1F1B's in-flight micro-batches (the first stage holds pp of them, here at most 8), 16-bit
+     (torch.utils.checkpoint), 1F1B's in-flight micro-batches (the first stage holds pp of them, here at most 8 unless a configuration's maxInFlight says more), 16-bit
      weights as views of one flat buffer (as DeepSpeed's ZeRO and Megatron-LM's optimizer flatten them),
      autograd's 16-bit gradients, and mixed-precision Adam on this rank's 1/dp shard of fp32 master
      weights, momentum and variance (ZeRO-1), with an fp32 copy of the shard's gradients made for the
@@ -38,7 +38,7 @@ import time
 # Published configurations (models/measurements/bloom-176b.jsonl), one rank of the first pipeline stage.
 # Shapes are those meshplan validate resolves for the record (ffn 4h, vocab 250000, learned positions,
 # tied embeddings); microBatches is how many micro-batches the emulation plays per step (1F1B's warm-up
-# of pp in flight, at most 8, then one more while pp < 8), not the record's whole accumulation; the test
+# of pp in flight, at most 8 or the configuration's maxInFlight, then one more while pp is below that), not the record's whole accumulation; the test
 # (test/planner/measured-memory.test.ts) gives the cost model the same micro-batch count.
 CONFIGS = [
     dict(record="r1201", layers=8, hidden=14400, heads=32, ffn=57600, tp=8, pp=1, dp=1, mb=1, precision="fp16"),
@@ -49,9 +49,8 @@ CONFIGS = [
     dict(record="r1247", layers=36, hidden=14336, heads=64, ffn=57344, tp=8, pp=2, dp=24, mb=2, precision="fp16"),
     dict(record="r1256", layers=12, hidden=14336, heads=64, ffn=57344, tp=2, pp=6, dp=32, mb=1, precision="fp16"),
     dict(record="r1292", layers=16, hidden=12288, heads=64, ffn=49152, tp=4, pp=6, dp=16, mb=1, precision="bf16"),
-    # The other three runs BLOOM reported out of memory that the cost model predicts to fit (run with
-    # --only r1255,r1291,r1306 into their own file); r1306's first stage holds all twelve micro-batches of
-    # 1F1B's warm-up (maxInFlight), so the verdict is the real stage's.
+    # The other three runs BLOOM reported out of memory that the cost model predicts to fit; r1306's first
+    # stage holds all twelve micro-batches of 1F1B's warm-up (maxInFlight), so the verdict is the real stage's.
     dict(record="r1255", layers=12, hidden=14336, heads=64, ffn=57344, tp=2, pp=6, dp=32, mb=2, precision="fp16"),
     dict(record="r1291", layers=16, hidden=12288, heads=64, ffn=49152, tp=4, pp=6, dp=16, mb=2, precision="bf16"),
     dict(record="r1306", layers=6, hidden=14336, heads=128, ffn=57344, tp=4, pp=12, dp=8, mb=2, precision="bf16", maxInFlight=12),

@@ -18,20 +18,28 @@ export function stageMemory(model: ModelSpec, plan: Plan, costs: PlanCosts, stag
   return stagePeak(model, plan, costs, stage).breakdown;
 }
 
+/**
+ * What a stage adds to its model states at its peak, the largest of its candidates: the activations in
+ * flight during a backward, the optimizer step's fp32 gradient copy (no activations left), and under
+ * keep16BitGrads the fp32 cast right after a backward (gradientCastPeak). Both copies count as gradients.
+ */
+function peakAddition(model: ModelSpec, plan: Plan, costs: PlanCosts, stage: number): { activationsBytes: number; addedGradientsBytes: number; atOptimizerStep: boolean } {
+  const s = costs.stages[stage]!;
+  let best = { activationsBytes: stageActivationBytes(model, plan, stage, costs.microBatches, costs.activations), addedGradientsBytes: 0, atOptimizerStep: false };
+  if (s.optimizerStepBytes > best.activationsBytes) best = { activationsBytes: 0, addedGradientsBytes: s.optimizerStepBytes, atOptimizerStep: true };
+  const cast = gradientCastPeak(model, plan, stage, costs.microBatches, costs.activations);
+  if (cast !== undefined && cast.activationsBytes + cast.castBytes > best.activationsBytes + best.addedGradientsBytes) {
+    best = { activationsBytes: cast.activationsBytes, addedGradientsBytes: cast.castBytes, atOptimizerStep: false };
+  }
+  return best;
+}
+
 /** stageMemory's breakdown, and whether it is the optimizer step's peak rather than the backward's. */
 function stagePeak(model: ModelSpec, plan: Plan, costs: PlanCosts, stage: number): { breakdown: MemoryBreakdown; atOptimizerStep: boolean } {
   const s = costs.stages[stage]!;
-  const activationsBytes = stageActivationBytes(model, plan, stage, costs.microBatches, costs.activations);
-  if (s.optimizerStepBytes > activationsBytes) {
-    const gradientsBytes = s.states.gradientsBytes + s.optimizerStepBytes;
-    return { breakdown: { ...s.states, gradientsBytes, activationsBytes: 0, otherBytes: costs.otherBytes }, atOptimizerStep: true };
-  }
-  const cast = gradientCastPeak(model, plan, stage, costs.microBatches, costs.activations);
-  if (cast !== undefined && cast.activationsBytes + cast.castBytes > activationsBytes) {
-    const gradientsBytes = s.states.gradientsBytes + cast.castBytes;
-    return { breakdown: { ...s.states, gradientsBytes, activationsBytes: cast.activationsBytes, otherBytes: costs.otherBytes }, atOptimizerStep: false };
-  }
-  return { breakdown: { ...s.states, activationsBytes, otherBytes: costs.otherBytes }, atOptimizerStep: false };
+  const add = peakAddition(model, plan, costs, stage);
+  const gradientsBytes = s.states.gradientsBytes + add.addedGradientsBytes;
+  return { breakdown: { ...s.states, gradientsBytes, activationsBytes: add.activationsBytes, otherBytes: costs.otherBytes }, atOptimizerStep: add.atOptimizerStep };
 }
 
 /** The step's time pieces that do not come from the pipeline schedule itself. */
@@ -117,10 +125,8 @@ export function worstStageMemory(model: ModelSpec, plan: Plan, costs: PlanCosts)
     const s = costs.stages[i]!;
     const st = s.states;
     // stageMemory's total, without building the breakdown (this runs for every candidate of a search)
-    const cast = gradientCastPeak(model, plan, i, costs.microBatches, costs.activations);
-    const b = st.parametersBytes + st.gradientsBytes + st.optimizerBytes + costs.otherBytes +
-      Math.max(s.optimizerStepBytes, stageActivationBytes(model, plan, i, costs.microBatches, costs.activations),
-        cast === undefined ? 0 : cast.activationsBytes + cast.castBytes);
+    const add = peakAddition(model, plan, costs, i);
+    const b = st.parametersBytes + st.gradientsBytes + st.optimizerBytes + costs.otherBytes + add.activationsBytes + add.addedGradientsBytes;
     if (b > bytes) [stage, bytes] = [i, b];
   }
   return { stage, bytes };
