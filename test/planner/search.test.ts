@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { loadModel } from "../../src/cli/catalog.js";
 import { groupPlacement } from "../../src/planner/cost/placement.js";
-import { quickScore } from "../../src/planner/cost/estimate.js";
+import { quickMemory, quickScore } from "../../src/planner/cost/estimate.js";
 import { pipelineFillFactor, searchPlans, stageSumLowerBound, tokensPerSecondBound } from "../../src/planner/search/search.js";
 import { forEachCandidate } from "../../src/planner/search/space.js";
 import { resolvePlan, type PlanInput } from "../../src/spec/plan.js";
@@ -216,7 +216,7 @@ describe("plan search: mechanics", () => {
     ["llama3-8b", "dgx-h100", 16, { schedule: "naive" }],
     ["llama3-8b", "dgx-h100", 32, { recompute: "selective", flashAttention: false }],
     ["llama3-8b", "dgx-h100", 64, { tpCommOverlap: true }],
-  ] as const)("the pruning bounds are at least every candidate's tokens/s, in any layout: %s on %s x %d, %o", (name, cluster, gpus, pinned) => {
+  ] as const)("the pruning bounds are at least every candidate's tokens/s, and its memory alone is quickScore's, in any layout: %s on %s x %d, %o", (name, cluster, gpus, pinned) => {
     const model = loadModel(name);
     const shape = shapeOf(cluster, gpus);
     let seed = 1;
@@ -233,6 +233,7 @@ describe("plan search: mechanics", () => {
       return resolvePlan(model, shape, { ...plan, recompute: "none", layersPerStage, recomputeLayersPerStage: layersPerStage.map((n) => random(n + 1)) });
     };
     let checked = 0;
+    let overflowing = 0;
     let closest = Infinity;
     let filled = 0;
     // the search keeps the stage sum once per mesh and micro-batch: ZeRO, the schedule, the layout and
@@ -241,8 +242,12 @@ describe("plan search: mechanics", () => {
     forEachCandidate(model, shape, pinned as PlanInput, (input) => {
       const plan = resolvePlan(model, shape, input);
       const bound = tokensPerSecondBound(model, shape, plan);
-      const actual = quickScore(model, shape, plan).tokensPerSecond;
+      const score = quickScore(model, shape, plan);
+      const actual = score.tokensPerSecond;
       expect(bound).toBeGreaterThanOrEqual(actual * (1 - 1e-12));
+      // the search checks memory alone first and times only the plans that fit: the same peak, bit for bit
+      expect(quickMemory(model, shape, plan)).toEqual({ peakBytesPerGpu: score.peakBytesPerGpu, fits: score.fits });
+      if (!score.fits) overflowing++;
       const group = `${plan.tp} ${plan.pp} ${plan.cp} ${plan.dp} ${plan.ep} ${plan.microBatch}`;
       const sum = stageSumLowerBound(model, shape, plan);
       if (!sums.has(group)) sums.set(group, sum);
@@ -250,13 +255,16 @@ describe("plan search: mechanics", () => {
       if (model.layers % plan.virtualStages === 0) {
         const other = anyLayout(plan);
         expect(stageSumLowerBound(model, shape, other)).toBe(sum);
-        expect(bound).toBeGreaterThanOrEqual(quickScore(model, shape, other).tokensPerSecond * (1 - 1e-12));
+        const otherScore = quickScore(model, shape, other);
+        expect(bound).toBeGreaterThanOrEqual(otherScore.tokensPerSecond * (1 - 1e-12));
+        expect(quickMemory(model, shape, other)).toEqual({ peakBytesPerGpu: otherScore.peakBytesPerGpu, fits: otherScore.fits });
       }
       closest = Math.min(closest, bound / actual);
       if (pipelineFillFactor(plan) > 1) filled++;
       checked++;
     });
     expect(checked).toBeGreaterThan(50);
+    expect(overflowing).toBeGreaterThan(0);
     // not vacuous: within 10% of some plan's speed, and the pipeline's fill takes part
     expect(closest).toBeLessThan(1.1);
     expect(filled).toBeGreaterThan(0);

@@ -5,7 +5,7 @@ import { stepFlops } from "./flops.js";
 import { gradientCastPeak, stageActivationBytes, type MemoryBreakdown } from "./memory.js";
 import { parameterServerCost, parameterServerStepSeconds } from "./parameter-server.js";
 import { pipelineSeconds, ppCriticalTransfers, type StageTime } from "./pipeline.js";
-import { planCosts, stageComputeSeconds, stageMicroBatchSeconds, type PlanCosts, type StageCost } from "./stages.js";
+import { memoryCosts, planCosts, stageComputeSeconds, stageMicroBatchSeconds, type MemoryCosts, type PlanCosts, type StageCost } from "./stages.js";
 import type { Estimate } from "./types.js";
 
 /**
@@ -14,7 +14,7 @@ import type { Estimate } from "./types.js";
  * as gradients; the activations are gone by then), or, under DeepSpeed's BF16_Optimizer, right after a
  * backward while it casts a gradient to fp32 (gradientCastPeak; the cast counted as gradients).
  */
-export function stageMemory(model: ModelSpec, plan: Plan, costs: PlanCosts, stage: number): MemoryBreakdown {
+export function stageMemory(model: ModelSpec, plan: Plan, costs: MemoryCosts, stage: number): MemoryBreakdown {
   return stagePeak(model, plan, costs, stage).breakdown;
 }
 
@@ -23,7 +23,7 @@ export function stageMemory(model: ModelSpec, plan: Plan, costs: PlanCosts, stag
  * flight during a backward, the optimizer step's fp32 gradient copy (no activations left), and under
  * keep16BitGrads the fp32 cast right after a backward (gradientCastPeak). Both copies count as gradients.
  */
-function peakAddition(model: ModelSpec, plan: Plan, costs: PlanCosts, stage: number): { activationsBytes: number; addedGradientsBytes: number; atOptimizerStep: boolean } {
+function peakAddition(model: ModelSpec, plan: Plan, costs: MemoryCosts, stage: number): { activationsBytes: number; addedGradientsBytes: number; atOptimizerStep: boolean } {
   const s = costs.stages[stage]!;
   let best = { activationsBytes: stageActivationBytes(model, plan, stage, costs.microBatches, costs.activations), addedGradientsBytes: 0, atOptimizerStep: false };
   if (s.optimizerStepBytes > best.activationsBytes) best = { activationsBytes: 0, addedGradientsBytes: s.optimizerStepBytes, atOptimizerStep: true };
@@ -35,7 +35,7 @@ function peakAddition(model: ModelSpec, plan: Plan, costs: PlanCosts, stage: num
 }
 
 /** stageMemory's breakdown, and whether it is the optimizer step's peak rather than the backward's. */
-function stagePeak(model: ModelSpec, plan: Plan, costs: PlanCosts, stage: number): { breakdown: MemoryBreakdown; atOptimizerStep: boolean } {
+function stagePeak(model: ModelSpec, plan: Plan, costs: MemoryCosts, stage: number): { breakdown: MemoryBreakdown; atOptimizerStep: boolean } {
   const s = costs.stages[stage]!;
   const add = peakAddition(model, plan, costs, stage);
   const gradientsBytes = s.states.gradientsBytes + add.addedGradientsBytes;
@@ -118,7 +118,7 @@ export function stepSecondsOf(timing: StepTiming): number {
 }
 
 /** The worst stage and its peak bytes (1F1B stage i holds min(p - i, m) micro-batches, so memory differs per stage). */
-export function worstStageMemory(model: ModelSpec, plan: Plan, costs: PlanCosts): { stage: number; bytes: number } {
+export function worstStageMemory(model: ModelSpec, plan: Plan, costs: MemoryCosts): { stage: number; bytes: number } {
   let stage = 0;
   let bytes = -1;
   for (let i = 0; i < plan.pp; i++) {
@@ -132,11 +132,21 @@ export function worstStageMemory(model: ModelSpec, plan: Plan, costs: PlanCosts)
   return { stage, bytes };
 }
 
-/** What a search needs to rank a plan, without building the whole Estimate. */
-export interface QuickScore {
-  readonly tokensPerSecond: number;
+/** Whether a plan fits, and its peak: what a search needs before it times the plan. */
+export interface QuickMemory {
   readonly peakBytesPerGpu: number;
   readonly fits: boolean;
+}
+
+/** What a search needs to rank a plan, without building the whole Estimate. */
+export interface QuickScore extends QuickMemory {
+  readonly tokensPerSecond: number;
+}
+
+/** quickScore's memory alone (the same numbers), without timing the plan. */
+export function quickMemory(model: ModelSpec, shape: ClusterShape, plan: Plan): QuickMemory {
+  const peak = worstStageMemory(model, plan, memoryCosts(model, shape, plan)).bytes;
+  return { peakBytesPerGpu: peak, fits: peak <= shape.spec.gpu.memoryBytes };
 }
 
 export function quickScore(model: ModelSpec, shape: ClusterShape, plan: Plan): QuickScore {

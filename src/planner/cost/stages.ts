@@ -10,7 +10,7 @@ import { embeddingTimes, headTimes, layerTimes } from "./compute.js";
 import { blockingLaunchSeconds } from "./launch.js";
 import {
   gradientBytesPerParam, layerParamsPerRank, modelStateBytes, optimizerStateBytesPerParam, optimizerStepCopyBytes, otherBytes, PARAM_BYTES,
-  stageParams, type MemoryBreakdown,
+  stageParams, type MemoryBreakdown, type RankParams,
 } from "./memory.js";
 
 export type ModelStates = Pick<MemoryBreakdown, "parametersBytes" | "gradientsBytes" | "optimizerBytes">;
@@ -54,14 +54,22 @@ export interface StageCost {
   readonly params: number;
 }
 
-export interface PlanCosts {
+/** What one stage's GPUs hold besides activations: its model states and the optimizer step's copy. */
+export type StageStates = Pick<StageCost, "states" | "optimizerStepBytes" | "params">;
+
+/** The part of PlanCosts that a stage's peak memory needs (estimate.ts worstStageMemory), without any timing. */
+export interface MemoryCosts {
   readonly microBatches: number;
+  readonly stages: readonly StageStates[];
+  readonly activations: LayerActivationBytes;
+  readonly otherBytes: number;
+}
+
+export interface PlanCosts extends MemoryCosts {
   readonly links: Links;
   readonly stages: readonly StageCost[];
   /** One activation (or gradient) crossing a stage boundary. */
   readonly ppTransfer: CollectiveCost;
-  readonly activations: LayerActivationBytes;
-  readonly otherBytes: number;
 }
 
 export function stageComputeSeconds(s: StageCost): number {
@@ -93,6 +101,39 @@ function optimizerSeconds(plan: Plan, paramsInShard: number, bytesPerSecond: num
   return (paramsInShard * optimizerBytesPerParam(plan)) / bytesPerSecond;
 }
 
+function stageStates(plan: Plan, params: RankParams): StageStates {
+  return { states: modelStateBytes(plan, params), optimizerStepBytes: optimizerStepCopyBytes(plan, params), params: params.dense + params.expert };
+}
+
+/**
+ * A middle stage with the layers and recomputed layers of the one before it costs the same: the first and
+ * last differ by the embedding and the output layer. Builds each stage once, reusing such repeats.
+ */
+function perStage<T>(plan: Plan, build: (stage: number) => T): T[] {
+  const stages: T[] = [];
+  for (let i = 0; i < plan.pp; i++) {
+    const prev = i - 1;
+    const same = prev > 0 && i < plan.pp - 1 &&
+      plan.layersPerStage[i] === plan.layersPerStage[prev] && plan.recomputeLayersPerStage[i] === plan.recomputeLayersPerStage[prev];
+    stages.push(same ? stages[prev]! : build(i));
+  }
+  return stages;
+}
+
+/**
+ * Only what memory needs (model states per stage, activations per layer, the rest): the search checks
+ * that a plan fits with this before it times it, since most plans it scores do not fit.
+ */
+export function memoryCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): MemoryCosts {
+  const perLayer = layerParamsPerRank(model, plan);
+  return {
+    microBatches: microBatchCount(plan),
+    stages: perStage(plan, (i) => stageStates(plan, stageParams(model, plan, i, perLayer))),
+    activations: layerActivationBytes(model, plan),
+    otherBytes: otherBytes(model, shape.spec.gpu, plan, perLayer),
+  };
+}
+
 export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): PlanCosts {
   const gpu = shape.spec.gpu;
   const links = resolveLinks(plan, shape);
@@ -109,7 +150,8 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
     const last = i === plan.pp - 1;
     const first = i === 0;
     const params = stageParams(model, plan, i, perLayer);
-    const states = modelStateBytes(plan, params);
+    const held = stageStates(plan, params);
+    const states = held.states;
     const coreBackward = layer.backwardInputSeconds - layer.backwardWeightSeconds; // attention core + element-wise
     const forward = n * layer.forwardSeconds + (last ? head.forwardSeconds : 0) + (first ? embedding.forwardSeconds : 0);
     const backwardInput = n * layer.backwardInputSeconds + (last ? head.backwardSeconds / 2 : 0);
@@ -136,20 +178,12 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
       dp,
       optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / optimizerStateBytesPerParam(plan), optimizerBytesPerSecond),
       states,
-      optimizerStepBytes: optimizerStepCopyBytes(plan, params),
-      params: params.dense + params.expert,
+      optimizerStepBytes: held.optimizerStepBytes,
+      params: held.params,
     };
   }
 
-  // Stages differ only by their layer counts and by being first or last: a middle stage like the one
-  // before it is not evaluated again.
-  const stages: StageCost[] = [];
-  for (let i = 0; i < plan.pp; i++) {
-    const prev = i - 1;
-    const same = prev > 0 && i < plan.pp - 1 &&
-      plan.layersPerStage[i] === plan.layersPerStage[prev] && plan.recomputeLayersPerStage[i] === plan.recomputeLayersPerStage[prev];
-    stages.push(same ? stages[prev]! : evaluate(i));
-  }
+  const stages = perStage(plan, evaluate);
   return {
     microBatches: microBatchCount(plan),
     links,

@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { InputError } from "../../spec/errors.js";
 import { microBatchCount, resolvePlan, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
-import { estimate, quickScore, type QuickScore } from "../cost/estimate.js";
+import { estimate, quickMemory, quickScore, type QuickMemory, type QuickScore } from "../cost/estimate.js";
 import { cpCostPerMicroBatch, epCostPerMicroBatch, resolveLinks, tpCostPerMicroBatch } from "../cost/communication.js";
 import { embeddingTimes, headTimes, layerTimes } from "../cost/compute.js";
 import { peakBytesLowerBound } from "../cost/memory.js";
@@ -138,12 +138,23 @@ export function stageSumLowerBound(model: ModelSpec, shape: ClusterShape, plan: 
   return compute + exposed(0) + (p > 1 ? exposed(p - 1) : 0);
 }
 
+/** A plan and its memory; its speed too where it was timed (every plan that fits). */
 interface Scored {
   readonly plan: Plan;
+  readonly score: QuickMemory | QuickScore;
+}
+
+/** A plan with its speed, for the lists that rank by it. */
+interface Timed extends Scored {
   readonly score: QuickScore;
 }
 
-function fasterScore(a: Scored, b: Scored): number {
+/** The plan timed: quickScore unless it already was. */
+function timed(model: ModelSpec, shape: ClusterShape, s: Scored): Timed {
+  return "tokensPerSecond" in s.score ? { plan: s.plan, score: s.score } : { plan: s.plan, score: quickScore(model, shape, s.plan) };
+}
+
+function fasterScore(a: Timed, b: Timed): number {
   const speed = b.score.tokensPerSecond - a.score.tokensPerSecond;
   if (Math.abs(speed) > 1e-6 * Math.max(a.score.tokensPerSecond, 1)) return speed;
   const memory = a.score.peakBytesPerGpu - b.score.peakBytesPerGpu;
@@ -164,13 +175,13 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   let searched = 0;
   let feasible = 0;
   // Pass 1 ranks by a quick score (the same analytic model, without building Estimates).
-  const best = new TopList<Scored>(shortlist, fasterScore);
-  const repairable = new TopList<Scored>(shortlist, fasterScore);
+  const best = new TopList<Timed>(shortlist, fasterScore);
+  const repairable = new TopList<Timed>(shortlist, fasterScore);
   // The fastest fitting variant of each pipelined mesh, micro-batch and schedule: the shortlist above can fill with
   // ZeRO and schedule variants of a few meshes, leaving out one whose even layout ranks just below them
   // but leads once the integer program splits its layers unevenly (llama3-8b dp 4 x pp 2 on 8 GPUs:
   // 57.0 s with 16/16 layers, 53.9 s with 17/15).
-  const meshBest = new Map<string, Scored>();
+  const meshBest = new Map<string, Timed>();
   const closest = new TopList<Scored>(options.top, (a, b) => a.score.peakBytesPerGpu - b.score.peakBytesPerGpu);
   let firstError: InputError | undefined;
   let lastNone: Scored | undefined;
@@ -194,7 +205,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     return true;
   };
 
-  const visit = (input: PlanInput) => {
+  const visit = (input: PlanInput, group: string) => {
     if (input.recompute === "none") {
       lastNone = undefined; // set again below once this variant is scored
       noneBounded = false;
@@ -213,12 +224,12 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       return;
     }
     let scored: Scored;
+    let fitting: Timed | undefined;
     // Once the shortlist is full, a plan whose compute and collectives alone are slower than its last entry
     // in any layout cannot enter it, nor can the integer program's layouts of its mesh. The bound's stage
     // sum is kept per mesh and micro-batch; with it known, a candidate is ruled out before it is resolved
     // (the generator's variants of a mesh that resolved once resolve too, unless the user gave layer lists).
     const floor = best.last();
-    const group = `${input.tp} ${input.pp} ${input.cp} ${input.dp} ${input.ep} ${input.microBatch}`;
     if (floor !== undefined && generatedLayouts) {
       const sum = stageSums.get(group);
       if (sum !== undefined && boundFromStageSum(input as Plan, sum) < floor.score.tokensPerSecond) {
@@ -243,20 +254,24 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
           return;
         }
       }
-      scored = { plan, score: quickScore(model, shape, plan) };
+      // Most scored plans do not fit: their memory alone says so, and their speed is needed only if a
+      // list that ranks by speed takes them (the repairable meshes below).
+      const memory = quickMemory(model, shape, plan);
+      fitting = memory.fits ? { plan, score: quickScore(model, shape, plan) } : undefined;
+      scored = fitting ?? { plan, score: memory };
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
       firstError ??= err;
       return;
     }
     searched++;
-    if (scored.score.fits) {
+    if (fitting !== undefined) {
       feasible++;
-      best.offer(scored);
-      if (scored.plan.pp > 1 && generatedLayouts && pinned.recompute !== "full") {
-        const key = `${group} ${scored.plan.schedule} ${scored.plan.virtualStages}`;
+      best.offer(fitting);
+      if (fitting.plan.pp > 1 && generatedLayouts && pinned.recompute !== "full") {
+        const key = `${group} ${fitting.plan.schedule} ${fitting.plan.virtualStages}`;
         const held = meshBest.get(key);
-        if (held === undefined || fasterScore(scored, held) < 0) meshBest.set(key, scored);
+        if (held === undefined || fasterScore(fitting, held) < 0) meshBest.set(key, fitting);
       }
     } else if (revisited === undefined) {
       closest.offer(scored);
@@ -270,7 +285,12 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     // fit it by recomputing only some layers.
     if (scored.plan.recompute === "none") lastNone = scored;
     else if (scored.plan.recompute === "full" && scored.score.fits && lastNone !== undefined && !lastNone.score.fits) {
-      repairable.offer(lastNone);
+      // Timed only if it could enter: the compute bound (an upper bound on its speed) tells when it cannot.
+      const floorRepairable = repairable.last();
+      const sum = stageSums.get(group);
+      const cannot = floorRepairable !== undefined && sum !== undefined &&
+        boundFromStageSum(lastNone.plan, sum) * (1 + 1e-6) < floorRepairable.score.tokensPerSecond;
+      if (!cannot) repairable.offer(timed(model, shape, lastNone));
     }
   };
   forEachCandidate(model, shape, pinned, visit, skipMesh);

@@ -61,11 +61,13 @@ export interface MeshChoice {
 }
 
 /**
- * Visits every candidate. `skipMesh`, when given, may rule out a mesh and ZeRO stage before its
- * micro-batch, schedule and recompute variants are generated (a bound that holds for all of them).
+ * Visits every candidate, with the key of its mesh and micro-batch ("tp pp cp dp ep microBatch": the
+ * candidates that share it share the search's compute bound). `skipMesh`, when given, may rule out a mesh
+ * and ZeRO stage before its micro-batch, schedule and recompute variants are generated (a bound that
+ * holds for all of them).
  */
 export function forEachCandidate(
-  model: ModelSpec, shape: ClusterShape, pinned: PlanInput, visit: (input: PlanInput) => void, skipMesh?: (mesh: MeshChoice) => boolean,
+  model: ModelSpec, shape: ClusterShape, pinned: PlanInput, visit: (input: PlanInput, group: string) => void, skipMesh?: (mesh: MeshChoice) => boolean,
 ): void {
   const gpus = shape.gpus;
   const seqLen = pinned.seqLen ?? model.seqLen;
@@ -122,6 +124,7 @@ export function forEachCandidate(
             for (const microBatch of pick(pinned.microBatch, microBatches(globalBatch / dp))) {
               if ((globalBatch / dp) % microBatch !== 0) continue; // a pinned one may not divide
               const m = globalBatch / (dp * microBatch);
+              const group = `${tp} ${pp} ${cp} ${dp} ${ep} ${microBatch}`;
               for (const [schedule, virtualStages] of schedules(model, pp, m, pinned)) {
                 const layersPerStage = pinned.layersPerStage ?? startingLayers(virtualStages);
                 for (const recompute of recomputes) for (const shardGroup of shardGroups) {
@@ -132,7 +135,7 @@ export function forEachCandidate(
                     parameterServers: undefined, asynchronous: undefined, staleness: undefined, flashAttention: flash, fp32Gradients: pinned.fp32Gradients, tpCommOverlap: pinned.tpCommOverlap,
                     ppBlockingSends: engine.ppBlockingSends, dpCommExposed: engine.dpCommExposed, dpCommBlocking: pinned.dpCommBlocking, tpSyncBackward: pinned.tpSyncBackward, launchBlocking: pinned.launchBlocking,
                     ppScatterGather: pinned.ppScatterGather, ppKeepOutputs: engine.ppKeepOutputs, keep16BitGrads: pinned.keep16BitGrads, optimizerStateBytes: pinned.optimizerStateBytes, optimizerStepBytesPerParam: pinned.optimizerStepBytesPerParam, shardGroup,
-                  });
+                  }, group);
                 }
               }
             }
