@@ -2,7 +2,10 @@ import { availableParallelism, loadavg } from "node:os";
 import type { FabricSpec } from "../src/executor/comm/fabric.js";
 import type { ProbeOp, ProbeResult } from "../src/executor/comm/probe.js";
 import { memcpyBytesPerSecond } from "../src/executor/measure/calibrate.js";
+import { readNow } from "../src/executor/model/ops.js";
+import { loadBackend } from "../src/executor/run/backend.js";
 import { launch } from "../src/executor/run/launch.js";
+import { median } from "./util.js";
 import type { BenchRow } from "./util.js";
 
 /**
@@ -77,6 +80,22 @@ export async function bench(): Promise<BenchRow[]> {
       const bw = await collectiveBusBandwidth(2, op, mib * MIB);
       rows.push({ name: `${names[op]}, 2 ranks, ${mib} MiB: bus bandwidth`, target: `${gb(0.5 * memcpy)} (0.5 x memcpy)`, median: `${gb(bw)} (${(bw / memcpy).toFixed(2)} x)`, ratio: (bw / memcpy / 0.5).toFixed(2) });
     }
+  }
+  // How a tensor's values reach a slot (tp, cp, the pipeline's sends): dataSync's fresh buffer, then the
+  // copy, against the copy straight out of the wasm heap (ops.ts readNow). No target: the ratio is shown.
+  const { tf } = await loadBackend("wasm", 1);
+  for (const mib of [4, 64]) {
+    const x = tf.randomUniform([(mib * MIB) / 4]);
+    const slot = new Float32Array(new SharedArrayBuffer(mib * MIB));
+    const time = (copy: () => void) => median(Array.from({ length: REPEAT }, () => {
+      const t0 = performance.now();
+      copy();
+      return (performance.now() - t0) / 1e3;
+    }));
+    const viaDataSync = time(() => slot.set(x.dataSync() as Float32Array));
+    const viaHeap = time(() => slot.set(readNow(tf, x)));
+    rows.push({ name: `a ${mib} MiB tensor into a shared-memory slot: dataSync then copy / straight from the wasm heap`, target: "-", median: `${gb((mib * MIB) / viaDataSync)} / ${gb((mib * MIB) / viaHeap)}`, ratio: `${(viaDataSync / viaHeap).toFixed(1)} x faster` });
+    x.dispose();
   }
   const alone = await matmulPerRank(1, 256, 1.5);
   const together = await matmulPerRank(cores, 256, 1.5);

@@ -4,7 +4,7 @@ import { backwardChunk, forwardChunk, type ParamProvider } from "../../src/execu
 import { soloGroup, type Grads, type ModelContext } from "../../src/executor/model/context.js";
 import { initialParameters, TokenSource, tokenSlice } from "../../src/executor/model/data.js";
 import { modelUnits } from "../../src/executor/model/layout.js";
-import { product, type Tf } from "../../src/executor/model/ops.js";
+import { product, readNow, type Tf } from "../../src/executor/model/ops.js";
 import { loadBackend } from "../../src/executor/run/backend.js";
 import type { ModelSpec } from "../../src/spec/types.js";
 import { loadModel } from "../../src/cli/catalog.js";
@@ -157,5 +157,28 @@ describe("the cross-entropy calibrate times (ends.ts, measure/loss.ts)", () => {
     const seconds = lossSeconds(tf, 32, 64, 2);
     expect(Number.isFinite(seconds)).toBe(true);
     expect(seconds).toBeGreaterThan(0);
+  });
+});
+
+describe("reading a tensor's values for a copy out (ops.ts readNow)", () => {
+  it("on the wasm backend, reads the values where they lie in its heap, for a fresh tensor, a reshape and an op's output", () => {
+    expect(tf.getBackend()).toBe("wasm");
+    const x = tf.randomUniform([64, 48], -1, 1, "float32", 7);
+    const y = tf.reshape(x, [48, 64]);
+    const z = tf.matMul(x, tf.transpose(x));
+    for (const t of [x, y, z]) {
+      const view = readNow(tf, t);
+      const copy = t.dataSync() as Float32Array;
+      expect(view.length).toBe(copy.length);
+      expect(Array.from(view)).toEqual(Array.from(copy));
+      // a view of the heap, not dataSync's fresh buffer
+      expect(view.buffer).toBe((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer);
+    }
+  });
+
+  it("for other dtypes, is dataSync (a fresh buffer)", () => {
+    const ints = tf.tensor([1, 2, 3], [3], "int32");
+    expect(Array.from(readNow(tf, ints))).toEqual([1, 2, 3]);
+    expect(readNow(tf, ints).buffer).not.toBe((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer);
   });
 });

@@ -180,3 +180,24 @@ export function rope(tf: Tf, x: Tensor, pos0: number, batch: number, heads: numb
 export function tensorFromShared(tf: Tf, data: Float32Array, shape: number[]): Tensor {
   return tf.tensor(tf.getBackend() === "wasm" ? data : data.slice(), shape);
 }
+
+/** The wasm backend's public reader of a tensor's values where they lie (its own kernels read inputs with it). */
+interface HeapReader {
+  typedArrayFromHeap(t: { shape: number[]; dtype: string; dataId: object }): Float32Array;
+}
+
+/**
+ * A float32 tensor's values for a caller that copies them out at once (into shared memory, or summed into
+ * a buffer), with no TensorFlow.js call in between. On the wasm backend this is a view of its heap
+ * (tfjs-backend-wasm backend_wasm.js typedArrayFromHeap), which the next TensorFlow.js call may invalidate
+ * by growing the heap; elsewhere it is dataSync. dataSync on the wasm backend slices the heap into a new
+ * buffer, and allocating that buffer cost more than the copy itself: taking 4 to 64 MiB into a
+ * shared-memory slot ran 3-14x faster from the view (src/executor/README.md, Speed).
+ */
+export function readNow(tf: Tf, x: Tensor): Float32Array {
+  if (x.dtype === "float32" && tf.getBackend() === "wasm") {
+    const backend = tf.backend() as unknown as Partial<HeapReader>;
+    if (typeof backend.typedArrayFromHeap === "function") return backend.typedArrayFromHeap(x as unknown as { shape: number[]; dtype: string; dataId: object });
+  }
+  return x.dataSync() as Float32Array;
+}

@@ -4,7 +4,7 @@ import type { ParamProvider } from "../model/chunk.js";
 import type { Grads, UnitParams } from "../model/context.js";
 import { blockOf } from "../comm/fabric.js";
 import { sliceForRank, unitSlots, type UnitSlots, type UnitSpec } from "../model/layout.js";
-import { tensorFromShared, type Tf } from "../model/ops.js";
+import { readNow, tensorFromShared, type Tf } from "../model/ops.js";
 import { adamState, adamStep, type AdamConfig, type AdamState } from "./adam.js";
 import { gradientBucket } from "./bucket.js";
 
@@ -154,7 +154,7 @@ export class ModelState implements ParamProvider {
       const s = this.owner.get(name)!;
       const slot = s.slots.tensors.find((x) => x.spec.name === name)!;
       s.grad ??= this.gradBuffer(s.bucketOffset, s.slots.size);
-      const data = t.dataSync() as Float32Array;
+      const data = readNow(this.o.tf, t); // summed below before any other TensorFlow.js call
       const g = s.grad;
       for (let i = 0; i < slot.size; i++) g[slot.offset + i]! += data[i]!;
       t.dispose();

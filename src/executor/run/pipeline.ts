@@ -9,7 +9,7 @@ import { backwardChunk, DeferredWeights, forwardChunk, weightChunk, type ChunkAc
 import type { GroupOps, ModelContext } from "../model/context.js";
 import { initialParameters, tokenSlice, TokenSource } from "../model/data.js";
 import { recomputedLayers, stageUnits, type UnitSpec } from "../model/layout.js";
-import type { Tf } from "../model/ops.js";
+import { readNow, type Tf } from "../model/ops.js";
 import type { AdamConfig } from "../parallel/adam.js";
 import { ModelState } from "../parallel/state.js";
 import { rankOf, type Coords } from "../parallel/grid.js";
@@ -129,7 +129,7 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
       loss += r.loss;
       if (r.output !== null) {
         const next = neighbour(g + 1);
-        d.channel(self, next.rank).send(tag("F", a.microBatch, next.chunk), r.output.dataSync() as Float32Array, "pp.activation");
+        d.channel(self, next.rank).send(tag("F", a.microBatch, next.chunk), readNow(tf, r.output), "pp.activation");
         r.output.dispose();
       }
       acts.set(key, r.activations);
@@ -163,7 +163,7 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
       } else deferred.set(key, w);
       if (dinput !== null) {
         const prev = neighbour(g - 1);
-        d.channel(self, prev.rank).send(tag("B", a.microBatch, prev.chunk), dinput.dataSync() as Float32Array, "pp.gradient");
+        d.channel(self, prev.rank).send(tag("B", a.microBatch, prev.chunk), readNow(tf, dinput), "pp.gradient");
         dinput.dispose();
       }
       backwardPassSeconds.push((performance.now() - t0) / 1e3 - (commSeconds(d.traffic).total - c0));
