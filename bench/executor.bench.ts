@@ -5,8 +5,7 @@ import { memcpyBytesPerSecond } from "../src/executor/measure/calibrate.js";
 import { readNow } from "../src/executor/model/ops.js";
 import { loadBackend } from "../src/executor/run/backend.js";
 import { launch } from "../src/executor/run/launch.js";
-import { median } from "./util.js";
-import type { BenchRow } from "./util.js";
+import { median, type BenchRow } from "./util.js";
 
 /**
  * The executor's speed targets (issue 5):

@@ -143,20 +143,24 @@ export interface QuickScore extends QuickMemory {
   readonly tokensPerSecond: number;
 }
 
+function quickMemoryOf(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: MemoryCosts): QuickMemory {
+  const peak = worstStageMemory(model, plan, costs).bytes;
+  return { peakBytesPerGpu: peak, fits: peak <= shape.spec.gpu.memoryBytes };
+}
+
 /** quickScore's memory alone (the same numbers), without timing the plan. */
 export function quickMemory(model: ModelSpec, shape: ClusterShape, plan: Plan): QuickMemory {
-  const peak = worstStageMemory(model, plan, memoryCosts(model, shape, plan)).bytes;
-  return { peakBytesPerGpu: peak, fits: peak <= shape.spec.gpu.memoryBytes };
+  return quickMemoryOf(model, shape, plan, memoryCosts(model, shape, plan));
+}
+
+/** quickScore's speed alone, for a caller that has the memory already (quickMemory). */
+export function quickTokensPerSecond(model: ModelSpec, shape: ClusterShape, plan: Plan, costs = planCosts(model, shape, plan)): number {
+  return (plan.globalBatch * plan.seqLen) / stepSecondsOf(analyticTiming(shape, plan, costs));
 }
 
 export function quickScore(model: ModelSpec, shape: ClusterShape, plan: Plan): QuickScore {
   const costs = planCosts(model, shape, plan);
-  const peak = worstStageMemory(model, plan, costs).bytes;
-  return {
-    tokensPerSecond: (plan.globalBatch * plan.seqLen) / stepSecondsOf(analyticTiming(shape, plan, costs)),
-    peakBytesPerGpu: peak,
-    fits: peak <= shape.spec.gpu.memoryBytes,
-  };
+  return { ...quickMemoryOf(model, shape, plan, costs), tokensPerSecond: quickTokensPerSecond(model, shape, plan, costs) };
 }
 
 /** The analytic cost model: memory, time, communication and throughput of one plan. Pure. */

@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { InputError } from "../../spec/errors.js";
 import { microBatchCount, resolvePlan, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
-import { estimate, quickMemory, quickScore, type QuickMemory, type QuickScore } from "../cost/estimate.js";
+import { estimate, quickMemory, quickTokensPerSecond, type QuickMemory, type QuickScore } from "../cost/estimate.js";
 import { cpCostPerMicroBatch, epCostPerMicroBatch, resolveLinks, tpCostPerMicroBatch } from "../cost/communication.js";
 import { embeddingTimes, headTimes, layerTimes } from "../cost/compute.js";
 import { peakBytesLowerBound } from "../cost/memory.js";
@@ -44,13 +44,16 @@ export interface SearchResult {
   readonly partitionSolvers: readonly string[];
 }
 
+/** Speeds closer than this share (relative) rank as equal, and the smaller memory goes first. */
+const SPEED_TIE = 1e-6;
+
 /**
  * Ranking: more tokens/s first; equal speed (to a part in a million), less memory; equal memory too,
  * the simpler mesh (fewer context-parallel, then pipeline, then tensor-parallel ranks).
  */
 export function faster(a: Estimate, b: Estimate): number {
   const speed = b.throughput.tokensPerSecond - a.throughput.tokensPerSecond;
-  if (Math.abs(speed) > 1e-6 * Math.max(a.throughput.tokensPerSecond, 1)) return speed;
+  if (Math.abs(speed) > SPEED_TIE * Math.max(a.throughput.tokensPerSecond, 1)) return speed;
   const memory = a.memory.peakBytesPerGpu - b.memory.peakBytesPerGpu;
   if (Math.abs(memory) > 1e-6 * a.memory.capacityBytes) return memory;
   return a.plan.cp - b.plan.cp || a.plan.pp - b.plan.pp || a.plan.tp - b.plan.tp || b.plan.microBatch - a.plan.microBatch;
@@ -149,14 +152,14 @@ interface Timed extends Scored {
   readonly score: QuickScore;
 }
 
-/** The plan timed: quickScore unless it already was. */
+/** The plan with its speed added to the memory it was scored with (quickScore's numbers), unless it has it. */
 function timed(model: ModelSpec, shape: ClusterShape, s: Scored): Timed {
-  return "tokensPerSecond" in s.score ? { plan: s.plan, score: s.score } : { plan: s.plan, score: quickScore(model, shape, s.plan) };
+  return "tokensPerSecond" in s.score ? { plan: s.plan, score: s.score } : { plan: s.plan, score: { ...s.score, tokensPerSecond: quickTokensPerSecond(model, shape, s.plan) } };
 }
 
 function fasterScore(a: Timed, b: Timed): number {
   const speed = b.score.tokensPerSecond - a.score.tokensPerSecond;
-  if (Math.abs(speed) > 1e-6 * Math.max(a.score.tokensPerSecond, 1)) return speed;
+  if (Math.abs(speed) > SPEED_TIE * Math.max(a.score.tokensPerSecond, 1)) return speed;
   const memory = a.score.peakBytesPerGpu - b.score.peakBytesPerGpu;
   if (Math.abs(memory) > 1) return memory;
   return a.plan.cp - b.plan.cp || a.plan.pp - b.plan.pp || a.plan.tp - b.plan.tp || b.plan.microBatch - a.plan.microBatch;
@@ -256,9 +259,9 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       }
       // Most scored plans do not fit: their memory alone says so, and their speed is needed only if a
       // list that ranks by speed takes them (the repairable meshes below).
-      const memory = quickMemory(model, shape, plan);
-      fitting = memory.fits ? { plan, score: quickScore(model, shape, plan) } : undefined;
-      scored = fitting ?? { plan, score: memory };
+      scored = { plan, score: quickMemory(model, shape, plan) };
+      fitting = scored.score.fits ? timed(model, shape, scored) : undefined;
+      if (fitting !== undefined) scored = fitting;
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
       firstError ??= err;
@@ -289,7 +292,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       const floorRepairable = repairable.last();
       const sum = stageSums.get(group);
       const cannot = floorRepairable !== undefined && sum !== undefined &&
-        boundFromStageSum(lastNone.plan, sum) * (1 + 1e-6) < floorRepairable.score.tokensPerSecond;
+        boundFromStageSum(lastNone.plan, sum) * (1 + SPEED_TIE) < floorRepairable.score.tokensPerSecond;
       if (!cannot) repairable.offer(timed(model, shape, lastNone));
     }
   };
