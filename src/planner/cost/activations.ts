@@ -23,8 +23,18 @@ const BYTES_MASK = 1;
 const BYTES_FP32 = 4;
 
 /** KV heads a tensor-parallel rank holds: split when there are enough, else one replicated head. */
-export function kvHeadsPerRank(model: ModelSpec, tp: number): number {
+function kvHeadsPerRank(model: ModelSpec, tp: number): number {
   return model.kvHeads >= tp ? model.kvHeads / tp : 1;
+}
+
+/**
+ * Per token, the widths of one tensor-parallel rank's attention projections: its queries (`q`), one of its
+ * keys or values (`kv`), and the fused QKV output (`qkv` = q + 2 kv).
+ */
+export function attentionWidthsPerRank(model: ModelSpec, tp: number): { q: number; kv: number; qkv: number } {
+  const q = (model.attentionHeads * model.headDim) / tp;
+  const kv = kvHeadsPerRank(model, tp) * model.headDim;
+  return { q, kv, qkv: q + 2 * kv };
 }
 
 export function layerActivationBytes(model: ModelSpec, plan: Plan): LayerActivationBytes {
@@ -33,8 +43,7 @@ export function layerActivationBytes(model: ModelSpec, plan: Plan): LayerActivat
   const x = (plan.microBatch * plan.seqLen) / plan.cp; // tokens of one micro-batch on this rank
   const s = plan.seqLen;
   const h = model.hiddenSize;
-  const q = (model.attentionHeads * model.headDim) / t;
-  const kv = kvHeadsPerRank(model, t) * model.headDim;
+  const { q, kv } = attentionWidthsPerRank(model, t);
   const headsPerRank = model.attentionHeads / t;
   const drop = model.dropout;
   const k = model.moe?.topK ?? 1;
@@ -71,8 +80,7 @@ export function weightGradInputBytes(model: ModelSpec, plan: Plan): number {
   const sp = plan.sequenceParallel && t > 1;
   const x = (plan.microBatch * plan.seqLen) / plan.cp;
   const h = model.hiddenSize;
-  const q = (model.attentionHeads * model.headDim) / t;
-  const kv = kvHeadsPerRank(model, t) * model.headDim;
+  const { q, kv } = attentionWidthsPerRank(model, t);
   const k = model.moe?.topK ?? 1;
   const f = model.ffnHiddenSize / t;
   const up = model.mlp === "swiglu" ? 2 : 1;

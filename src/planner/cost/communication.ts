@@ -1,6 +1,6 @@
 import { microBatchCount } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
-import { kvHeadsPerRank } from "./activations.js";
+import { attentionWidthsPerRank } from "./activations.js";
 import { collective, FREE, plus, times, type CollectiveCost } from "./collectives.js";
 import type { HeadTimes, LayerTimes } from "./compute.js";
 import { gradientBytesPerParam, PARAM_BYTES, zeroShardRanks, type RankParams } from "./memory.js";
@@ -203,7 +203,7 @@ export function cpCostPerMicroBatch(
 ): PassCosts {
   const c = plan.cp;
   if (c <= 1) return NO_PASS;
-  const chunk = 2 * 2 * tokensPerRank(plan) * kvHeadsPerRank(model, plan.tp) * model.headDim; // K and V, 16-bit
+  const chunk = 2 * 2 * tokensPerRank(plan) * attentionWidthsPerRank(model, plan.tp).kv; // K and V, 16-bit
   const fwdHop = collective("send", 2, chunk, links.cp);
   const bwdHop = collective("send", 2, 2 * chunk, links.cp);
   const fwdLayer = { bytes: (c - 1) * fwdHop.bytes, seconds: (c - 1) * Math.max(0, fwdHop.seconds - coreForwardSeconds / c) };

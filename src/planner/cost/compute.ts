@@ -1,6 +1,6 @@
 import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { headDimAligned } from "../../spec/alignment.js";
-import { BYTES_16, kvHeadsPerRank } from "./activations.js";
+import { attentionWidthsPerRank, BYTES_16 } from "./activations.js";
 import { attentionLengthFactor } from "./attention-length.js";
 import { efficiencyGrid, gridEfficiency, type EfficiencyGrid } from "./gemm-grid.js";
 import { gradientBytesPerParam } from "./memory.js";
@@ -178,8 +178,7 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
   const r = plan.sequenceParallel ? t : 1;
   const x = (plan.microBatch * plan.seqLen) / plan.cp;
   const h = model.hiddenSize;
-  const q = (model.attentionHeads * model.headDim) / t;
-  const kv = kvHeadsPerRank(model, t) * model.headDim;
+  const { q, kv } = attentionWidthsPerRank(model, t);
   const f = model.ffnHiddenSize / t;
   const heads = model.attentionHeads / t;
   const moe = model.moe;

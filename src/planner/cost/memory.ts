@@ -1,6 +1,6 @@
 import { OPTIMIZER_STATE_BYTES } from "../../spec/plan.js";
 import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
-import { BYTES_16, inFlightMicroBatches, keptBytes, kvHeadsPerRank, weightGradInputBytes, type LayerActivationBytes } from "./activations.js";
+import { attentionWidthsPerRank, BYTES_16, inFlightMicroBatches, keptBytes, weightGradInputBytes, type LayerActivationBytes } from "./activations.js";
 import { layerParams, normParams } from "./params.js";
 
 /** Parameters one GPU holds, split by how they are sharded for ZeRO (dense over dp*cp, experts over dp*cp/ep). */
@@ -40,11 +40,10 @@ export function layerParamsPerRank(model: ModelSpec, plan: Pick<Plan, "tp" | "ep
   const t = plan.tp;
   const lp = layerParams(model);
   const h = model.hiddenSize;
-  const qDim = model.attentionHeads * model.headDim;
-  const kvRank = kvHeadsPerRank(model, t) * model.headDim;
-  const qkvBias = model.linearBias || model.qkvBias ? qDim / t + 2 * kvRank : 0;
+  const { q, kv, qkv } = attentionWidthsPerRank(model, t);
+  const qkvBias = model.linearBias || model.qkvBias ? qkv : 0;
   const outBias = model.linearBias ? h : 0; // row-parallel bias is replicated
-  const attention = (2 * h * qDim) / t + 2 * h * kvRank + qkvBias + outBias;
+  const attention = 2 * h * q + 2 * h * kv + qkvBias + outBias;
   // The MLP's second (row-parallel) matrix adds its bias after the reduction, so every tp rank holds all
   // h of it (Megatron-LM tensor_parallel/layers.py RowParallelLinear: bias of output_size, not partitioned);
   // the column-parallel biases split with their matrices.
@@ -136,8 +135,7 @@ export function optimizerStepCopyBytes(plan: StatePlan, params: RankParams): num
 export function gradientCastPeak(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes): { activationsBytes: number; castBytes: number } | undefined {
   if (plan.keep16BitGrads !== true) return undefined;
   const h = model.hiddenSize;
-  const qkv = (model.attentionHeads * model.headDim) / plan.tp + 2 * kvHeadsPerRank(model, plan.tp) * model.headDim;
-  let largest = h * Math.max(model.ffnHiddenSize / plan.tp, qkv);
+  let largest = h * Math.max(model.ffnHiddenSize / plan.tp, attentionWidthsPerRank(model, plan.tp).qkv);
   const end = stage === 0 || (stage === plan.pp - 1 && (!model.tiedEmbeddings || plan.pp > 1));
   if (end) largest = Math.max(largest, (model.vocabSize * h) / plan.tp);
   const inFlight = inFlightMicroBatches(plan, stage, microBatches);

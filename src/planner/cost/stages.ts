@@ -126,12 +126,12 @@ function perStage<T>(plan: Plan, build: (stage: number) => T): T[] {
  */
 export function memoryCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): MemoryCosts {
   const perLayer = layerParamsPerRank(model, plan);
-  return {
-    microBatches: microBatchCount(plan),
-    stages: perStage(plan, (i) => stageStates(plan, stageParams(model, plan, i, perLayer))),
-    activations: layerActivationBytes(model, plan),
-    otherBytes: otherBytes(model, shape.spec.gpu, plan, perLayer),
-  };
+  return { ...beyondStates(model, shape, plan, perLayer), stages: perStage(plan, (i) => stageStates(plan, stageParams(model, plan, i, perLayer))) };
+}
+
+/** What memory needs besides the stages' states: the micro-batches, one layer's activations, the rest. */
+function beyondStates(model: ModelSpec, shape: ClusterShape, plan: Plan, perLayer: RankParams): Omit<MemoryCosts, "stages"> {
+  return { microBatches: microBatchCount(plan), activations: layerActivationBytes(model, plan), otherBytes: otherBytes(model, shape.spec.gpu, plan, perLayer) };
 }
 
 export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): PlanCosts {
@@ -183,13 +183,5 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
     };
   }
 
-  const stages = perStage(plan, evaluate);
-  return {
-    microBatches: microBatchCount(plan),
-    links,
-    stages,
-    ppTransfer: transfer,
-    activations: layerActivationBytes(model, plan),
-    otherBytes: otherBytes(model, gpu, plan, perLayer),
-  };
+  return { ...beyondStates(model, shape, plan, perLayer), links, stages: perStage(plan, evaluate), ppTransfer: transfer };
 }
