@@ -5,7 +5,7 @@ import { memcpyBytesPerSecond } from "../src/executor/measure/calibrate.js";
 import { readNow } from "../src/executor/model/ops.js";
 import { loadBackend } from "../src/executor/run/backend.js";
 import { launch } from "../src/executor/run/launch.js";
-import { median, type BenchRow } from "./util.js";
+import { timePerCall, type BenchRow } from "./util.js";
 
 /**
  * The executor's speed targets (issue 5):
@@ -86,13 +86,8 @@ export async function bench(): Promise<BenchRow[]> {
   for (const mib of [4, 64]) {
     const x = tf.randomUniform([(mib * MIB) / 4]);
     const slot = new Float32Array(new SharedArrayBuffer(mib * MIB));
-    const time = (copy: () => void) => median(Array.from({ length: REPEAT }, () => {
-      const t0 = performance.now();
-      copy();
-      return (performance.now() - t0) / 1e3;
-    }));
-    const viaDataSync = time(() => slot.set(x.dataSync() as Float32Array));
-    const viaHeap = time(() => slot.set(readNow(tf, x)));
+    const viaDataSync = timePerCall(() => slot.set(x.dataSync() as Float32Array), 1, REPEAT);
+    const viaHeap = timePerCall(() => slot.set(readNow(tf, x)), 1, REPEAT);
     rows.push({ name: `a ${mib} MiB tensor into a shared-memory slot: dataSync then copy / straight from the wasm heap`, target: "-", median: `${gb((mib * MIB) / viaDataSync)} / ${gb((mib * MIB) / viaHeap)}`, ratio: `${(viaDataSync / viaHeap).toFixed(1)} x faster` });
     x.dispose();
   }

@@ -161,6 +161,7 @@ describe("the cross-entropy calibrate times (ends.ts, measure/loss.ts)", () => {
 });
 
 describe("reading a tensor's values for a copy out (ops.ts readNow)", () => {
+  const heap = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer;
   it("on the wasm backend, reads the values where they lie in its heap, for a fresh tensor, a reshape and an op's output", () => {
     expect(tf.getBackend()).toBe("wasm");
     const x = tf.randomUniform([64, 48], -1, 1, "float32", 7);
@@ -172,13 +173,13 @@ describe("reading a tensor's values for a copy out (ops.ts readNow)", () => {
       expect(view.length).toBe(copy.length);
       expect(Array.from(view)).toEqual(Array.from(copy));
       // a view of the heap, not dataSync's fresh buffer
-      expect(view.buffer).toBe((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer);
+      expect(view.buffer).toBe(heap());
     }
   });
 
   it("for other dtypes, is dataSync (a fresh buffer)", () => {
     const ints = tf.tensor([1, 2, 3], [3], "int32");
     expect(Array.from(readNow(tf, ints))).toEqual([1, 2, 3]);
-    expect(readNow(tf, ints).buffer).not.toBe((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer);
+    expect(readNow(tf, ints).buffer).not.toBe(heap());
   });
 });
