@@ -12,8 +12,10 @@ import { timePerCall, type BenchRow } from "./util.js";
  * - collectives over shared memory move data at no less than half of this machine's memcpy bandwidth for
  *   buffers of 4 MiB and more: NCCL's bus bandwidth (nccl-tests doc/PERFORMANCE.md: all-reduce
  *   2(n-1)/n S / t, all-gather and reduce-scatter (n-1)/n S / t) of two ranks, against one thread's
- *   TypedArray.set; the data-parallel gradient reduction as the training runs it (in place in the
- *   gradient bucket, Group.allReduceBucket / reduceScatterBucket) first, then the other forms;
+ *   TypedArray.set; the tensor- and context-parallel collectives as the training runs them (tensor to
+ *   tensor, reading the other ranks' shared wasm heaps: Group's heap forms) first, then the data-parallel
+ *   gradient reduction as the training runs it (in place in the gradient bucket, Group.allReduceBucket /
+ *   reduceScatterBucket), then the other forms;
  * - with as many ranks as cores, each rank keeps at least 80% of the matrix-multiply throughput (float32,
  *   256^3, TensorFlow.js wasm) that one rank has alone.
  * Medians over repeated runs; the ratio column is measured / target (>= 1 meets it).
@@ -25,9 +27,11 @@ function gb(bytesPerSecond: number): string {
   return `${(bytesPerSecond / 1e9).toFixed(2)} GB/s`;
 }
 
-type BenchOp = "all-reduce-bucket" | "reduce-scatter-bucket" | "all-reduce-slot" | "all-gather-slot" | "all-reduce" | "all-reduce-view" | "reduce-scatter-view" | "all-gather-view";
+type BenchOp = "all-reduce-bucket" | "reduce-scatter-bucket" | "all-reduce-slot" | "all-gather-slot" | "all-reduce" | "all-reduce-view" | "reduce-scatter-view" | "all-gather-view"
+  | "all-reduce-tensor" | "reduce-scatter-tensor" | "all-gather-tensor";
 
-async function collectiveBusBandwidth(ranks: number, op: BenchOp, bytes: number): Promise<number> {
+/** heap: the *-tensor ops with the ranks' wasm heaps shared (Group's heap forms), else through the slots. */
+async function collectiveBusBandwidth(ranks: number, op: BenchOp, bytes: number, heap = false): Promise<number> {
   const n = bytes / 4;
   const members = Array.from({ length: ranks }, (_, r) => r);
   const bucket = op.endsWith("-bucket");
@@ -38,8 +42,11 @@ async function collectiveBusBandwidth(ranks: number, op: BenchOp, bytes: number)
   // copying all-reduce writes its result back, so it is refilled each time, outside the timing). The
   // bucket and slot forms reduce in place, back to back, as nccl-tests does; the bucket forms' time
   // includes their closing sync.
-  const payload = { script, repeat: REPEAT, keepOutputs: false, refill: op === "all-reduce" };
-  const res = (await launch({ fabric, timeoutSeconds: 60, ranks: members.map(() => ({ program: "probe" as const, payload })) })) as ProbeResult[];
+  // The tensor forms time from the input tensor to the output tensor (input made and output read untimed).
+  const tensor = op.endsWith("-tensor");
+  const payload = { script, repeat: REPEAT, keepOutputs: false, refill: op === "all-reduce", heap };
+  const res = (await launch({ fabric, timeoutSeconds: 60, ranks: members.map(() => ({ program: "probe" as const, payload, shareHeap: tensor })) })) as ProbeResult[];
+  if (tensor && res.some((r) => (r.heapForms.length > 0) !== heap)) throw new Error(`bench: ${op} ran ${heap ? "without" : "in"} the heap forms`);
   const seconds = Math.max(...res.map((r) => r.seconds[0]!));
   const factor = op.startsWith("all-reduce") ? (2 * (ranks - 1)) / ranks : (ranks - 1) / ranks;
   return (factor * bytes) / seconds;
@@ -71,14 +78,24 @@ export async function bench(): Promise<BenchRow[]> {
     "reduce-scatter-view": "reduce-scatter, copy in from a tensor (tp under SP, cp; no longer the ZeRO gradients)",
     "all-gather-view": "all-gather, copy in (tp, cp and the ZeRO weight gathers)",
     "all-reduce": "all-reduce, copying in and out (the SP gradient sum; no longer the ZeRO-0 gradients)",
+    "all-reduce-tensor": "tp/cp all-reduce as training runs it, tensor to tensor",
+    "reduce-scatter-tensor": "tp/cp reduce-scatter as training runs it, tensor to tensor",
+    "all-gather-tensor": "tp/cp all-gather as training runs it, tensor to tensor",
   };
+  const row = (name: string, mib: number, bw: number): BenchRow =>
+    ({ name: `${name}, 2 ranks, ${mib} MiB: bus bandwidth`, target: `${gb(0.5 * memcpy)} (0.5 x memcpy)`, median: `${gb(bw)} (${(bw / memcpy).toFixed(2)} x)`, ratio: (bw / memcpy / 0.5).toFixed(2) });
   for (const mib of [4, 16, 64]) {
+    // The tensor- and context-parallel collectives as training runs them (run/tensor-group.ts): reading
+    // the other ranks' shared wasm heaps, then (for comparison) through the slots with unshared heaps.
+    for (const heap of [true, false]) {
+      for (const op of ["all-reduce-tensor", "reduce-scatter-tensor", "all-gather-tensor"] as const) {
+        const how = heap ? "in the ranks' shared wasm heaps" : "unshared heaps: copied into the slot and out into a new tensor";
+        rows.push(row(`${names[op]} (${how})`, mib, await collectiveBusBandwidth(2, op, mib * MIB, heap)));
+      }
+    }
     const ops: BenchOp[] = mib === 16 ? ["all-reduce-view", "reduce-scatter-view", "all-gather-view"]
       : ["all-reduce-bucket", "reduce-scatter-bucket", "all-reduce-slot", "all-gather-slot", "all-reduce-view", "reduce-scatter-view", "all-gather-view", "all-reduce"];
-    for (const op of ops) {
-      const bw = await collectiveBusBandwidth(2, op, mib * MIB);
-      rows.push({ name: `${names[op]}, 2 ranks, ${mib} MiB: bus bandwidth`, target: `${gb(0.5 * memcpy)} (0.5 x memcpy)`, median: `${gb(bw)} (${(bw / memcpy).toFixed(2)} x)`, ratio: (bw / memcpy / 0.5).toFixed(2) });
-    }
+    for (const op of ops) rows.push(row(names[op], mib, await collectiveBusBandwidth(2, op, mib * MIB)));
   }
   // How a tensor's values reach a slot (tp, cp, the pipeline's sends): dataSync's fresh buffer, then the
   // copy, against the copy straight out of the wasm heap (ops.ts readNow). No target: the ratio is shown.

@@ -54,6 +54,12 @@ export interface ExecuteOptions {
    * one-rank reference. Absent: none.
    */
   readonly speedProbe?: SpeedProbeSpec;
+  /**
+   * Tensor- and context-parallel collectives read the other ranks' tensors from their wasm heaps, made
+   * shareable (run/shared-heap.ts; default true); false keeps every heap unshared and copies each tensor
+   * through the fabric's slots instead. Either way the numerics and the bytes counted are the same.
+   */
+  readonly sharedHeap?: boolean;
   readonly onProgress?: (event: ProgressEvent) => void;
   readonly onOutput?: (rank: number, text: string) => void;
 }
@@ -113,6 +119,7 @@ export async function runReference(o: ExecuteOptions): Promise<{ losses: number[
   const result = (await rankProgram(
     { program: "rank", rank: 0, memory, fabric, timeoutSeconds: o.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS, payload: job(o, plan, false) },
     () => {},
+    () => Promise.reject(new Error("internal: the one-rank reference shares no heap")),
   )) as RankResult;
   return { losses: stepLosses([result]), weights: assembleWeights(o.model, 1, [result]), result };
 }
@@ -129,7 +136,9 @@ export async function execute(o: ExecuteOptions): Promise<Execution> {
   const fabric = fabricFor(o.model, plan);
   const workers = workerCount(plan);
   const j = job(o, plan, true);
-  const ranks = Array.from({ length: fabric.ranks }, (_, r) => ({ program: r < workers ? ("rank" as const) : ("server" as const), payload: j }));
+  // Ranks share their wasm heaps for the tensor- and context-parallel collectives (tensor-group.ts).
+  const shareHeap = o.sharedHeap !== false && (plan.tp > 1 || plan.cp > 1);
+  const ranks = Array.from({ length: fabric.ranks }, (_, r) => (r < workers ? { program: "rank" as const, payload: j, shareHeap } : { program: "server" as const, payload: j }));
   const results = (await launch({
     fabric, ranks, timeoutSeconds: o.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
     ...(o.onProgress === undefined ? {} : { onProgress: (rank: number, step: number, phase: string) => o.onProgress!({ rank, step, phase }) }),

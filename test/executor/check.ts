@@ -14,10 +14,10 @@ export function tinyGpt(layers = 2): ModelSpec {
   return { ...loadModel("tiny-gpt"), layers };
 }
 
-export async function runPlan(gpus: number, input: PlanInput, o: { layers?: number; steps?: number; reference?: boolean; model?: Partial<ModelSpec> } = {}): Promise<Execution> {
+export async function runPlan(gpus: number, input: PlanInput, o: { layers?: number; steps?: number; reference?: boolean; model?: Partial<ModelSpec>; sharedHeap?: boolean } = {}): Promise<Execution> {
   const model = { ...tinyGpt(o.layers), ...o.model };
   const plan = resolvePlan(model, shapeOf("dgx-h100", gpus), { globalBatch: 4, flashAttention: false, ...input });
-  return execute({ model, plan, steps: o.steps ?? 5, timeoutSeconds: 30, reference: o.reference ?? true });
+  return execute({ model, plan, steps: o.steps ?? 5, timeoutSeconds: 30, reference: o.reference ?? true, ...(o.sharedHeap === undefined ? {} : { sharedHeap: o.sharedHeap }) });
 }
 
 /** Per-step losses within 1e-4 relative of the one-rank run of the same seed, final weights within 1e-3. */

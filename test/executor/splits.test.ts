@@ -26,8 +26,19 @@ describe("tensor parallel", () => {
     it(`tp2, sequence parallel ${sp ? "on" : "off"}`, async () => {
       const ex = await runPlan(2, { tp: 2, sequenceParallel: sp });
       expectFaithful(ex);
+      // The collectives read each other's tensors in the ranks' shared wasm heaps (run/tensor-group.ts).
+      expect(ex.results.map((r) => r.heapCollectives)).toEqual([true, true]);
     });
   }
+  it("tp2 with every heap unshared: the collectives copy through the slots, with the same losses to the bit and the same bytes", async () => {
+    const shared = await runPlan(2, { tp: 2 }, { steps: 3, reference: false });
+    const copied = await runPlan(2, { tp: 2 }, { steps: 3, sharedHeap: false });
+    expectFaithful(copied);
+    expect(copied.results.map((r) => r.heapCollectives)).toEqual([false, false]);
+    expect(shared.results.map((r) => r.heapCollectives)).toEqual([true, true]);
+    expect(copied.losses).toEqual(shared.losses);
+    expect(copied.results.map((r) => r.steps.map((s) => s.commBytesByPurpose))).toEqual(shared.results.map((r) => r.steps.map((s) => s.commBytesByPurpose)));
+  });
 });
 
 describe("pipeline parallel", () => {
@@ -84,6 +95,7 @@ describe("context parallel", () => {
   it("cp2, keys and values gathered over the cp group", async () => {
     const ex = await runPlan(2, { cp: 2 });
     expectFaithful(ex);
+    expect(ex.results.map((r) => r.heapCollectives)).toEqual([true, true]);
   });
 });
 

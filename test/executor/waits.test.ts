@@ -53,7 +53,7 @@ describe("calibrate's waits at collectives (waits.ts)", () => {
     const warm = step("tp", forward.map((x) => 10 * x), backward.map((x) => 10 * x), made, 1, 1);
     const timed = (idle: number) => step("tp", forward, backward, made, idle, 0.05);
     const result = (rank: number, idle: number): RankResult => ({
-      rank, coords: { dp: 0, tp: rank, pp: 0, cp: 0 }, backend: "test", holdsLoss: rank === 0,
+      rank, coords: { dp: 0, tp: rank, pp: 0, cp: 0 }, backend: "test", heapCollectives: false, holdsLoss: rank === 0,
       steps: [warm, warm, timed(idle), timed(idle)],
       memory: { peakTensorBytes: 0, peakActivationBytes: 0, states: { parametersBytes: 0, gradientsBytes: 0, optimizerBytes: 0 } },
       weights: [],

@@ -51,6 +51,9 @@ export const CONTROL = {
 export const STATUS_WORDS = 4;
 export const STATUS = { op: 0, target: 1, step: 2, doorbell: 3 } as const;
 
+/** Per group member, after the arrival epochs: [input byte, output byte] in its wasm heap (Group's heap forms). */
+export const HEAP_WORDS = 2;
+
 const ALIGN_BYTES = 64;
 const PAGE_BYTES = 65536;
 
@@ -60,7 +63,10 @@ function align(bytes: number): number {
 
 export interface GroupLayout {
   readonly spec: GroupSpec;
-  /** Int32 words: [bump, arrival epoch of member 0, member 1, ...]. */
+  /**
+   * Int32 words: [bump, arrival epoch of member 0, member 1, ..., then per member the two heap byte
+   * offsets it publishes for a heap collective (HEAP_WORDS: input, output)].
+   */
   readonly controlByte: number;
   /** Byte offset of buffer `buf` (0 or 1), member `j`: dataByte + (buf * size + j) * slotBytes. */
   readonly dataByte: number;
@@ -90,7 +96,7 @@ export function layoutFabric(spec: FabricSpec): FabricLayout {
   let at = align(4 * (CONTROL.statusBase + spec.ranks * STATUS_WORDS));
   const groups = spec.groups.map((g): GroupLayout => {
     const controlByte = at;
-    at = align(at + 4 * (1 + g.members.length));
+    at = align(at + 4 * (1 + (1 + HEAP_WORDS) * g.members.length));
     const slotBytes = align(4 * g.capacityFloats);
     const dataByte = at;
     at += 2 * g.members.length * slotBytes;

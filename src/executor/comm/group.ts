@@ -1,4 +1,4 @@
-import { blockOf, type CommKind, type GroupLayout } from "./fabric.js";
+import { blockOf, HEAP_WORDS, type CommKind, type GroupLayout } from "./fabric.js";
 import type { Kernels } from "./kernels.js";
 import { bump, type Operation, type Status, type Waiter } from "./sync.js";
 import type { Traffic } from "./traffic.js";
@@ -25,6 +25,8 @@ export class Group {
   private calls = 0;
   /** Collectives over the slots so far: call c uses buffer c mod 2 (the bucket forms use no slot). */
   private slotCalls = 0;
+  /** Set by useHeaps when every member's heap is shared: the heap forms below may run. */
+  private heaps: { readonly own: WebAssembly.Memory; readonly members: readonly WebAssembly.Memory[]; readonly scratch: HeapScratch } | undefined;
   /**
    * Tests only: milliseconds this member sleeps in a bucket collective just before it reads the other
    * members' buckets for the last time, which widens the window a missing closing sync would leave open.
@@ -273,6 +275,131 @@ export class Group {
     return this.floats.subarray(at, at + own);
   }
 
+  /**
+   * Enables the heap forms when every member has a shared wasm heap (`heaps` by global rank, null where a
+   * rank has none; run/shared-heap.ts); returns whether they are enabled. Every member passes the same
+   * heaps, so all members decide alike.
+   */
+  useHeaps(own: WebAssembly.Memory, heaps: readonly (WebAssembly.Memory | null)[], scratch: HeapScratch): boolean {
+    const members = this.layout.spec.members.map((r) => heaps[r] ?? null);
+    if (members.some((m) => m === null) || !(own.buffer instanceof SharedArrayBuffer)) return false;
+    this.heaps = { own, members: members as WebAssembly.Memory[], scratch };
+    return true;
+  }
+
+  get heapForms(): boolean {
+    return this.heaps !== undefined;
+  }
+
+  /**
+   * The heap forms: the input is a tensor's data where TensorFlow.js put it in this member's heap (byte
+   * offset xByte), the output a buffer the caller allocated there for the result (yByte), and members
+   * read each other's inputs and outputs straight from their heaps: nothing is copied into the fabric
+   * and nothing out of it. A member sums its own block chunk by chunk: each other member's part is copied
+   * into a scratch buffer of its own heap, small enough to stay in cache, and the SIMD kernel adds it
+   * (a kernel addresses one memory: WebAssembly multi-memory is not in Node 20's V8). Summed in the
+   * order of the slot forms, so the results are bitwise equal to theirs; bytes counted as theirs. Each
+   * ends with a closing sync: once it returns, no member reads this member's input or output any more.
+   *
+   * All-reduce of n floats: the sum (or maximum) lands in the output, n floats.
+   */
+  allReduceHeap(xByte: number, yByte: number, n: number, purpose: string, op: "sum" | "max" = "sum"): void {
+    const t0 = this.beginHeap("all-reduce", xByte, yByte);
+    this.sync("all-reduce"); // every member's input and output are in place and published
+    const { first } = this.block(n);
+    const own = this.reduceOwnBlockFromHeaps(xByte, yByte + 4 * first, n, op);
+    this.sync("all-reduce"); // every block is summed
+    this.copyBlocksFromHeaps(yByte, n, (k) => this.published(k, 1) + 4 * this.block(n, k).first);
+    this.sync("all-reduce"); // closing
+    this.end(purpose, n + (this.size - 2) * own, t0);
+  }
+
+  /** Reduce-scatter of n floats: this member's block of the sum lands in the output (block(n) floats). */
+  reduceScatterHeap(xByte: number, yByte: number, n: number, purpose: string): void {
+    const t0 = this.beginHeap("reduce-scatter", xByte, yByte);
+    this.sync("reduce-scatter");
+    const own = this.reduceOwnBlockFromHeaps(xByte, yByte, n, "sum");
+    this.sync("reduce-scatter"); // closing
+    this.end(purpose, n - own, t0);
+  }
+
+  /** All-gather: the input is this member's block of `total` floats; the output gets all of them. */
+  allGatherHeap(xByte: number, yByte: number, total: number, purpose: string): void {
+    const t0 = this.beginHeap("all-gather", xByte, yByte);
+    const { first, end } = this.block(total);
+    const floats = new Float32Array(this.heaps!.own.buffer);
+    floats.copyWithin(yByte / 4 + first, xByte / 4, xByte / 4 + end - first);
+    this.sync("all-gather");
+    this.copyBlocksFromHeaps(yByte, total, (k) => this.published(k, 0));
+    this.sync("all-gather"); // closing
+    this.end(purpose, (this.size - 1) * (end - first), t0);
+  }
+
+  private beginHeap(operation: Operation, xByte: number, yByte: number): number {
+    if (this.heaps === undefined) throw new Error(`internal: ${this.describe(operation)} in a heap form, but the heaps of ${this.name} are not shared`);
+    this.status.set(operation, this.slot);
+    this.waiter.takeIdleMs();
+    this.calls++;
+    const at = this.heapWord(this.index);
+    Atomics.store(this.epochs, at, xByte | 0);
+    Atomics.store(this.epochs, at + 1, yByte | 0);
+    return performance.now();
+  }
+
+  private heapWord(member: number): number {
+    return this.bumpWord + 1 + this.size + HEAP_WORDS * member;
+  }
+
+  /** The byte offset member k published for this call: 0 its input, 1 its output. */
+  private published(member: number, which: 0 | 1): number {
+    return Atomics.load(this.epochs, this.heapWord(member) + which) >>> 0;
+  }
+
+  /** Member k's heap as floats, checked to hold [firstFloat, firstFloat + count). */
+  private heapFloats(member: number, firstFloat: number, count: number): Float32Array {
+    const floats = new Float32Array(this.heaps!.members[member]!.buffer);
+    if (firstFloat + count > floats.length) {
+      throw new Error(`internal: ${this.name} member ${member}'s heap shows ${floats.length} floats, fewer than the ${firstFloat + count} its data needs`);
+    }
+    return floats;
+  }
+
+  /**
+   * Sums (or maxes) this member's block of every member's input into outByte (this member's heap), in the
+   * slot forms' order: its own part first, then the others' in member order. Returns the block length.
+   */
+  private reduceOwnBlockFromHeaps(xByte: number, outByte: number, n: number, op: "sum" | "max"): number {
+    const { own, scratch } = this.heaps!;
+    const { first, end } = this.block(n);
+    const count = end - first;
+    const kernel = op === "sum" ? scratch.kernels.add : scratch.kernels.max;
+    const mine = new Float32Array(own.buffer);
+    const peers = Array.from({ length: this.size }, (_, k) => (k === this.index ? mine : this.heapFloats(k, this.published(k, 0) / 4 + first, count)));
+    const inputs = peers.map((_, k) => this.published(k, 0) / 4 + first);
+    for (let c = 0; c < count; c += scratch.floats) {
+      const m = Math.min(scratch.floats, count - c);
+      let a = xByte + 4 * (first + c);
+      for (let k = 0; k < this.size; k++) {
+        if (k === this.index) continue;
+        mine.set(peers[k]!.subarray(inputs[k]! + c, inputs[k]! + c + m), scratch.byte / 4);
+        kernel(a, scratch.byte, outByte + 4 * c, m);
+        a = outByte + 4 * c;
+      }
+    }
+    return count;
+  }
+
+  /** Copies block k of member k's buffer (at byte `from(k)` of its heap) into block k of yByte, for every other member k. */
+  private copyBlocksFromHeaps(yByte: number, n: number, from: (member: number) => number): void {
+    const mine = new Float32Array(this.heaps!.own.buffer);
+    for (let k = 0; k < this.size; k++) {
+      if (k === this.index) continue;
+      const { first, end } = this.block(n, k);
+      const at = from(k) / 4;
+      mine.set(this.heapFloats(k, at, end - first).subarray(at, at + end - first), yByte / 4 + first);
+    }
+  }
+
   private bucketFloat(member: number, offsetFloats: number, n: number): number {
     const capacity = this.layout.bucketBytes / 4;
     if (offsetFloats < 0 || n < 0 || offsetFloats + n > capacity) {
@@ -325,4 +452,11 @@ export class Group {
     }
     return count;
   }
+}
+
+/** A buffer in a rank's own heap for staging other members' data, and the SIMD kernels on that heap. */
+export interface HeapScratch {
+  readonly byte: number;
+  readonly floats: number;
+  readonly kernels: Kernels;
 }

@@ -2,8 +2,8 @@
  * Element-wise float32 reductions over the shared fabric memory, in WebAssembly SIMD (128-bit, four
  * lanes): a plain JavaScript loop over Float32Arrays runs at about 2.4 ns per element on the development
  * machine, the SIMD loop at about 0.2 ns (measured with 1 Mi elements; see bench/executor.bench.ts), and
- * the reduction is what bounds an all-reduce. The module imports the shared memory, so every rank's
- * instance works on the same bytes.
+ * the reduction is what bounds an all-reduce. The module imports a shared memory: the fabric, where every
+ * rank's instance works on the same bytes, or a rank's own shared wasm heap (Group's heap forms).
  *
  * Encoding per the WebAssembly core specification 2.0 (binary format, section 5) and the fixed-width SIMD
  * proposal's opcodes: v128.load 0xfd 0x00, v128.store 0xfd 0x0b, f32x4.add 0xfd 0xe4 0x01, f32x4.max 0xfd 0xe9 0x01.
@@ -56,11 +56,13 @@ export function kernels(memory: WebAssembly.Memory): Kernels {
     add(a: number, b: number, out: number, bytes: number): void;
     max(a: number, b: number, out: number, bytes: number): void;
   };
-  const floats = new Float32Array(memory.buffer);
   const run = (simd: typeof exports.add, scalar: (x: number, y: number) => number) =>
     (a: number, b: number, out: number, count: number) => {
       const vector = count & ~3;
       if (vector > 0) simd(a, b, out, vector * 4);
+      if (vector === count) return;
+      // A fresh view: the memory may have grown since the last call (a rank's wasm heap does).
+      const floats = new Float32Array(memory.buffer);
       for (let i = vector; i < count; i++) floats[out / 4 + i] = scalar(floats[a / 4 + i]!, floats[b / 4 + i]!);
     };
   return { add: run(exports.add, (x, y) => x + y), max: run(exports.max, (x, y) => Math.max(x, y)) };

@@ -1,6 +1,10 @@
 import { upperMedian } from "../measure/stats.js";
-import type { Program } from "../run/protocol.js";
-import { attachFabric } from "./endpoint.js";
+import type { GroupOps } from "../model/context.js";
+import { loadBackend } from "../run/backend.js";
+import type { HeapExchange, Program, WorkerInput } from "../run/protocol.js";
+import { heapPath, tensorGroup } from "../run/tensor-group.js";
+import { attachFabric, type Endpoint } from "./endpoint.js";
+import { blockOf } from "./fabric.js";
 import type { TrafficSnapshot } from "./traffic.js";
 
 /**
@@ -19,6 +23,12 @@ export type ProbeOp =
     readonly op: "all-reduce-bucket" | "reduce-scatter-bucket"; readonly group: string; readonly n: number;
     readonly offset?: number; readonly salt?: number; readonly readDelayMs?: number;
   }
+  /**
+   * The training path's tensor collectives (run/tensor-group.ts) on the wasm backend: the input becomes a
+   * tensor of rank r's heap, and the result is read back from the output tensor. With ProbePayload.heap
+   * and every member sharing its heap, Group's heap forms; otherwise the slot (*View) forms.
+   */
+  | { readonly op: "all-reduce-tensor" | "all-reduce-max-tensor" | "reduce-scatter-tensor" | "all-gather-tensor"; readonly group: string; readonly n: number }
   | { readonly op: "send"; readonly to: number; readonly tag: number; readonly n: number }
   | { readonly op: "recv"; readonly from: number; readonly tag: number }
   | { readonly op: "barrier"; readonly group: string }
@@ -32,6 +42,13 @@ export interface ProbePayload {
   readonly keepOutputs?: boolean;
   /** Refill the input before every repeat (default true); false times the collectives back to back, as nccl-tests does. */
   readonly refill?: boolean;
+  /**
+   * For the *-tensor ops: load the wasm backend with its heap shared (shared-heap.ts) and offer it to the
+   * other ranks (the rank must be launched with shareHeap). Absent or false: an unshared heap.
+   */
+  readonly heap?: boolean;
+  /** Then allocate a tensor of this many bytes, kept to the end, so the heap grows after the exchange. */
+  readonly growBytes?: number;
 }
 
 export interface ProbeResult {
@@ -39,6 +56,8 @@ export interface ProbeResult {
   /** Median seconds per run of each op. */
   readonly seconds: number[];
   readonly traffic: TrafficSnapshot;
+  /** The groups whose *-tensor ops ran in Group's heap forms. */
+  readonly heapForms: readonly string[];
 }
 
 export function probeInput(rank: number, n: number): Float32Array {
@@ -47,9 +66,49 @@ export function probeInput(rank: number, n: number): Float32Array {
   return x;
 }
 
-export const probeProgram: Program = async (input) => {
+/** The wasm backend and each group's tensor collectives, for the *-tensor ops. */
+async function tensorSide(input: WorkerInput, payload: ProbePayload, ep: Endpoint, exchangeHeaps: HeapExchange) {
+  const loaded = await loadBackend("wasm", input.fabric.ranks, { sharedHeap: payload.heap === true });
+  const tf = loaded.tf;
+  const heaps = input.shareHeap === true ? await exchangeHeaps(loaded.heap) : undefined;
+  const heap = loaded.heap === undefined || heaps === undefined ? undefined : heapPath(tf, loaded.heap, heaps);
+  const grown = payload.growBytes === undefined ? undefined : tf.zeros([payload.growBytes / 4]);
+  const ops = new Map<string, GroupOps>();
+  return {
+    tf,
+    heapForms: (name: string) => ep.group(name).heapForms,
+    ops(name: string): GroupOps {
+      if (!ops.has(name)) ops.set(name, tensorGroup(tf, ep.group(name), heap));
+      return ops.get(name)!;
+    },
+    dispose() {
+      grown?.dispose();
+      heap?.dispose();
+    },
+  };
+}
+
+/** Runs one *-tensor op on x; returns the output's values and the collective's seconds (input and read-back untimed). */
+function tensorOp(side: Awaited<ReturnType<typeof tensorSide>>, op: ProbeOp & { readonly group: string; readonly n: number }, x: Float32Array): { out: Float32Array; seconds: number } {
+  const { tf } = side;
+  const g = side.ops(op.group);
+  const block = blockOf(op.n, g.size, g.rank);
+  const input = op.op === "all-gather-tensor" ? tf.tensor(x.subarray(block.first, block.end), [block.end - block.first, 1]) : tf.tensor(x, [op.n, 1]);
+  const t0 = performance.now();
+  const y = op.op === "all-reduce-tensor" ? g.allReduce(input, "probe")
+    : op.op === "all-reduce-max-tensor" ? g.allReduceMax(input, "probe")
+      : op.op === "reduce-scatter-tensor" ? g.reduceScatter(input, "probe")
+        : g.allGather(input, "probe");
+  const seconds = (performance.now() - t0) / 1e3;
+  const out = y.dataSync() as Float32Array;
+  tf.dispose([input, y]);
+  return { out, seconds };
+}
+
+export const probeProgram: Program = async (input, _progress, exchangeHeaps) => {
   const payload = input.payload as ProbePayload;
   const ep = attachFabric(input.memory, input.fabric, input.rank, input.timeoutSeconds);
+  const tensors = payload.script.some((op) => op.op.endsWith("-tensor")) ? await tensorSide(input, payload, ep, exchangeHeaps) : undefined;
   const outputs: (number[] | null)[] = [];
   const seconds: number[] = [];
   const repeat = payload.repeat ?? 1;
@@ -111,6 +170,15 @@ export const probeProgram: Program = async (input) => {
           g.readDelayMs = 0;
           continue;
         }
+        case "all-reduce-tensor":
+        case "all-reduce-max-tensor":
+        case "reduce-scatter-tensor":
+        case "all-gather-tensor": {
+          const r = tensorOp(tensors!, op, x!);
+          out = r.out;
+          times.push(r.seconds);
+          continue;
+        }
         case "send": ep.channel(input.rank, op.to).send(op.tag, x!, "probe"); break;
         case "recv": out = ep.channel(op.from, input.rank).recv(op.tag, "probe"); break;
         case "barrier": ep.group(op.group).barrier(); break;
@@ -124,5 +192,7 @@ export const probeProgram: Program = async (input) => {
     outputs.push(payload.keepOutputs === false || out === null ? null : Array.from(out as Float32Array));
     seconds.push(upperMedian(times));
   }
-  return { outputs, seconds, traffic: ep.traffic.snapshot() } satisfies ProbeResult;
+  const heapForms = tensors === undefined ? [] : [...new Set(payload.script.flatMap((op) => ("group" in op && op.op.endsWith("-tensor") ? [op.group] : [])))].filter((g) => tensors.heapForms(g));
+  tensors?.dispose();
+  return { outputs, seconds, traffic: ep.traffic.snapshot(), heapForms } satisfies ProbeResult;
 };

@@ -225,6 +225,8 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   else if (otherWork !== undefined && otherWork > OTHER_WORK_NOTED) {
     notes.push(`other processes kept ${(100 * otherWork).toFixed(0)}% of the ${cores} cores busy during the run: they competed with the ranks, so measured times run long`);
   }
+  const sequenceNote = heapNote(ex.plan, workers);
+  if (sequenceNote !== undefined) notes.push(sequenceNote);
   if (ex.plan.pp === 1) notes.push("one pipeline stage: no bubble to compare");
   else if (predictedCritical !== undefined && predictedCritical.stage !== critical.stage) {
     notes.push(`stage ${critical.stage} was the busiest in the run, where stage ${predictedCritical.stage} was predicted to be: the bubble compared is stage ${critical.stage}'s (stage ${predictedCritical.stage} idled ${(100 * predictedCritical.bubbleFraction).toFixed(1)}% of the pipelined window)`);
@@ -254,4 +256,12 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
 /** The rank whose measured peak memory is the largest: the one both reports compare memory on. */
 export function worstMemoryRank(r: ExecuteReport): ExecuteReport["measured"]["ranks"][number] {
   return r.measured.ranks.reduce((a, b) => (b.memory.peakBytes > a.memory.peakBytes ? b : a), r.measured.ranks[0]!);
+}
+
+/** How the tensor- and context-parallel collectives reached the other ranks' tensors (run/tensor-group.ts). */
+export function heapNote(plan: Plan, workers: readonly RankResult[]): string | undefined {
+  if (plan.tp === 1 && plan.cp === 1) return undefined;
+  if (workers.every((r) => r.heapCollectives)) return "tp and cp collectives read the other ranks' tensors in their shared wasm heaps (no copy through the fabric's slots)";
+  const why = workers.find((r) => r.heapNote !== undefined)?.heapNote;
+  return `tp and cp collectives copied each tensor through the fabric's slots${why === undefined ? "" : ` (${why})`}`;
 }

@@ -77,7 +77,7 @@ export const serverProgram: Program = async (input, progress) => {
     }
   }
   const result: RankResult = {
-    rank: input.rank, coords: coordsOf(plan, 0), backend: "none", holdsLoss: false, steps: [],
+    rank: input.rank, coords: coordsOf(plan, 0), backend: "none", heapCollectives: false, holdsLoss: false, steps: [],
     memory: { peakTensorBytes: 0, peakActivationBytes: 0, states: { parametersBytes: 4 * weights.length, gradientsBytes: 0, optimizerBytes: 8 * weights.length } },
     weights: [{ unit: "server", tpRank: 0, first: block.first, data: weights }],
     staleness,

@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import type { Tf } from "../model/ops.js";
+import { sharedHeapBinary, SIMD_BINARY, WASM_BINARIES, wasmBinaryFolder } from "./shared-heap.js";
 
 /**
  * The TensorFlow.js backend of a rank (design brief section 6): @tensorflow/tfjs-node-gpu, then
@@ -19,6 +20,17 @@ export interface LoadedBackend {
   readonly backend: string;
   /** The package that provides it. */
   readonly packageName: string;
+  /**
+   * The wasm backend's heap, when it was asked to be shared and is (a SharedArrayBuffer that other ranks
+   * can read: shared-heap.ts); otherwise undefined, with the reason in heapNote.
+   */
+  readonly heap?: WebAssembly.Memory;
+  readonly heapNote?: string;
+}
+
+export interface BackendOptions {
+  /** Load the wasm backend with a shared heap (shared-heap.ts), falling back to the plain one. */
+  readonly sharedHeap?: boolean;
 }
 
 interface Candidate {
@@ -49,23 +61,55 @@ async function core(): Promise<Tf> {
   }
 }
 
-async function tryLoad(c: Candidate): Promise<LoadedBackend | undefined> {
+interface WasmPackage {
+  setWasmPaths(files: Record<string, string>): void;
+}
+
+/** Points tfjs-backend-wasm at a shared-memory copy of its SIMD binary; returns why not when it cannot. */
+function shareWasmHeap(pkg: WasmPackage): string | undefined {
+  try {
+    const folder = wasmBinaryFolder();
+    const files: Record<string, string> = Object.fromEntries(WASM_BINARIES.map((name) => [name, `${folder}/${name}`]));
+    files[SIMD_BINARY] = sharedHeapBinary(folder);
+    pkg.setWasmPaths(files);
+    return undefined;
+  } catch (e) {
+    return `the wasm heap stays unshared: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
+
+/** The wasm backend's memory (its Emscripten module's exported "memory"), when it is shared. */
+function sharedHeapOf(tf: Tf): WebAssembly.Memory | undefined {
+  const module = (tf.backend() as unknown as { wasm?: { asm?: { memory?: unknown } } }).wasm;
+  const memory = module?.asm?.memory;
+  return memory instanceof WebAssembly.Memory && memory.buffer instanceof SharedArrayBuffer ? memory : undefined;
+}
+
+async function tryLoad(c: Candidate, options: BackendOptions): Promise<LoadedBackend | undefined> {
   try {
     const tf = c.native ? ((await importOptional(c.packageName)) as Tf) : await core();
-    if (!c.native) await importOptional(c.packageName);
+    let heapNote: string | undefined;
+    if (!c.native) {
+      const pkg = (await importOptional(c.packageName)) as WasmPackage;
+      if (c.backend === "wasm" && options.sharedHeap === true) heapNote = shareWasmHeap(pkg);
+    }
     if (!(await tf.setBackend(c.backend))) return undefined;
     await tf.ready();
-    return { tf, backend: tf.getBackend(), packageName: c.packageName };
+    const loaded = { tf, backend: tf.getBackend(), packageName: c.packageName };
+    if (c.backend !== "wasm" || options.sharedHeap !== true) return loaded;
+    const heap = sharedHeapOf(tf);
+    if (heap !== undefined) return { ...loaded, heap };
+    return { ...loaded, heapNote: heapNote ?? "the wasm heap stays unshared: the backend's memory is not a shared WebAssembly.Memory" };
   } catch {
     return undefined;
   }
 }
 
 /** Loads the chosen backend, or under "auto" the first that loads; `ranks` > 1 skips tfjs-node-gpu. */
-export async function loadBackend(choice: BackendChoice, ranks: number): Promise<LoadedBackend> {
+export async function loadBackend(choice: BackendChoice, ranks: number, options: BackendOptions = {}): Promise<LoadedBackend> {
   const order = choice === "auto" ? CANDIDATES.filter((c) => !(c.choice === "tensorflow-gpu" && ranks > 1)) : CANDIDATES.filter((c) => c.choice === choice);
   for (const c of order) {
-    const loaded = await tryLoad(c);
+    const loaded = await tryLoad(c, options);
     if (loaded !== undefined) return loaded;
   }
   throw new Error(`no TensorFlow.js backend could be loaded (tried ${order.map((c) => c.packageName).join(", ")})`);

@@ -68,6 +68,14 @@ export interface RankResult {
   readonly rank: number;
   readonly coords: Coords;
   readonly backend: string;
+  /**
+   * Whether every tensor- and context-parallel collective of this rank read the other ranks' tensors
+   * straight from their shared wasm heaps (Group's heap forms) rather than through copies into the
+   * fabric's slots; false for a rank in no such group.
+   */
+  readonly heapCollectives: boolean;
+  /** Why this rank's wasm heap could not be shared, when it was asked to be. */
+  readonly heapNote?: string;
   /** Whether this rank's step losses count towards the step loss (tp rank 0 of the stage with the head). */
   readonly holdsLoss: boolean;
   readonly steps: readonly StepRecord[];

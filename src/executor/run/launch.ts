@@ -1,7 +1,7 @@
 import type { Worker } from "node:worker_threads";
 import { allocateFabric, CONTROL, layoutFabric, type FabricSpec } from "../comm/fabric.js";
 import { readStatus, type StatusReading } from "../comm/sync.js";
-import type { FromWorker, ProgramName, WorkerInput } from "./protocol.js";
+import type { FromWorker, HeapsMessage, ProgramName, WorkerInput } from "./protocol.js";
 import { spawnWorker } from "./spawn.js";
 
 /**
@@ -12,7 +12,11 @@ import { spawnWorker } from "./spawn.js";
  */
 export interface LaunchSpec {
   readonly fabric: FabricSpec;
-  readonly ranks: readonly { readonly program: ProgramName; readonly payload: unknown }[];
+  /**
+   * shareHeap: the rank sends its wasm heap once its backend is loaded, and receives every sharing rank's
+   * once all have sent theirs (protocol.ts HeapExchange).
+   */
+  readonly ranks: readonly { readonly program: ProgramName; readonly payload: unknown; readonly shareHeap?: boolean }[];
   readonly timeoutSeconds: number;
   readonly onProgress?: (rank: number, step: number, phase: string) => void;
   /** What workers print (tfjs banners and the like); dropped when absent. */
@@ -63,6 +67,9 @@ export function launch(spec: LaunchSpec): Promise<unknown[]> {
   const workers: Worker[] = [];
   let failure: ExecutionError | undefined;
   let exited = 0;
+  const sharing = spec.ranks.flatMap((r, rank) => (r.shareHeap === true ? [rank] : []));
+  const heaps: (WebAssembly.Memory | null)[] = new Array<WebAssembly.Memory | null>(n).fill(null);
+  let heapsIn = 0;
 
   return new Promise((resolve, reject) => {
     const where = (rank: number) => {
@@ -77,6 +84,10 @@ export function launch(spec: LaunchSpec): Promise<unknown[]> {
     };
     const onMessage = (rank: number, m: FromWorker) => {
       if (m.type === "progress") spec.onProgress?.(rank, m.step, m.phase);
+      else if (m.type === "heap") {
+        heaps[rank] = m.heap;
+        if (++heapsIn === sharing.length) sharing.forEach((r) => workers[r]!.postMessage({ type: "heaps", heaps } satisfies HeapsMessage));
+      }
       else if (m.type === "result") {
         results[rank] = m.result;
         finished[rank] = true;
@@ -100,7 +111,7 @@ export function launch(spec: LaunchSpec): Promise<unknown[]> {
       }
     };
     spec.ranks.forEach((r, rank) => {
-      const input: WorkerInput = { program: r.program, rank, memory, fabric: spec.fabric, timeoutSeconds: spec.timeoutSeconds, payload: r.payload };
+      const input: WorkerInput = { program: r.program, rank, memory, fabric: spec.fabric, timeoutSeconds: spec.timeoutSeconds, payload: r.payload, shareHeap: r.shareHeap === true };
       const w = spawnWorker(input);
       live++;
       workers.push(w);

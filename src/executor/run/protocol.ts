@@ -10,6 +10,8 @@ export interface WorkerInput<P = unknown> {
   readonly fabric: FabricSpec;
   readonly timeoutSeconds: number;
   readonly payload: P;
+  /** This rank offers its wasm heap to the others and receives theirs (HeapExchange); see LaunchSpec. */
+  readonly shareHeap?: boolean;
 }
 
 export interface SerializedError {
@@ -23,10 +25,24 @@ export interface SerializedError {
 export type FromWorker =
   | { readonly type: "progress"; readonly rank: number; readonly step: number; readonly phase: string }
   | { readonly type: "result"; readonly rank: number; readonly result: unknown }
-  | { readonly type: "error"; readonly rank: number; readonly error: SerializedError };
+  | { readonly type: "error"; readonly rank: number; readonly error: SerializedError }
+  /** This rank's shared wasm heap (null: it has none), once its backend is loaded. */
+  | { readonly type: "heap"; readonly rank: number; readonly heap: WebAssembly.Memory | null };
+
+/** The coordinator's answer once every sharing rank has sent its heap: the heaps by global rank. */
+export interface HeapsMessage {
+  readonly type: "heaps";
+  readonly heaps: readonly (WebAssembly.Memory | null)[];
+}
+
+/**
+ * Offers this rank's shared heap (undefined: none) and resolves to every rank's, by global rank (null
+ * for a rank that has none or does not share). A rank whose input says shareHeap must call it once.
+ */
+export type HeapExchange = (own: WebAssembly.Memory | undefined) => Promise<readonly (WebAssembly.Memory | null)[]>;
 
 /** A program a worker runs: gets its input and a way to report progress, returns its result. */
-export type Program = (input: WorkerInput, progress: (step: number, phase: string) => void) => Promise<unknown>;
+export type Program = (input: WorkerInput, progress: (step: number, phase: string) => void, exchangeHeaps: HeapExchange) => Promise<unknown>;
 
 /** Deliberate failures, for testing the fault handling. */
 export interface FaultSpec {

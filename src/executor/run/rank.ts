@@ -9,7 +9,7 @@ import type { RankJob, RankResult, StepRecord } from "./job.js";
 import { runStage, stageModel } from "./pipeline.js";
 import { speedProbe } from "./speed-probe.js";
 import type { FaultSpec, Program } from "./protocol.js";
-import { tensorGroup } from "./tensor-group.js";
+import { heapPath, tensorGroup } from "./tensor-group.js";
 
 /**
  * One training rank: builds its share of the model, then runs the steps: its stage's schedule of passes,
@@ -30,14 +30,16 @@ function maybeGroup(ep: Endpoint, rank: number, job: RankJob, kind: "tp" | "cp" 
   return ep.group(groupName(kind, members));
 }
 
-export const rankProgram: Program = async (input, progress) => {
+export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
   const job = input.payload as RankJob;
   const { model, plan } = job;
   const rank = input.rank;
   const ep = attachFabric(input.memory, input.fabric, rank, input.timeoutSeconds);
   ep.status.set("starting", -1, 0);
-  const loaded = await loadBackend(job.backend, workerCount(plan));
+  const loaded = await loadBackend(job.backend, workerCount(plan), { sharedHeap: input.shareHeap === true });
   const tf = loaded.tf;
+  const heaps = input.shareHeap === true ? await exchangeHeaps(loaded.heap) : undefined;
+  const heap = loaded.heap === undefined || heaps === undefined ? undefined : heapPath(tf, loaded.heap, heaps);
   // Before the baseline: the probe's weights are not the plan's memory. Not for asynchronous plans, whose
   // ranks meet at no barrier to run it together.
   const probe = job.speedProbe === undefined || plan.asynchronous ? undefined : speedProbe(tf, job.speedProbe, job.seed, job.adam);
@@ -49,8 +51,10 @@ export const rankProgram: Program = async (input, progress) => {
   const world = ep.group(input.fabric.groups[input.fabric.groups.length - 1]!.name);
   const { chunks, state, tokens, actions } = stageModel(tf, model, plan, coords, job.seed, job.adam, dp);
   const ledger = new MemoryLedger(tf);
-  const tpOps = tensorGroup(tf, tp);
-  const cpOps = tensorGroup(tf, cp);
+  const tpOps = tensorGroup(tf, tp, heap);
+  const cpOps = tensorGroup(tf, cp, heap);
+  const sequenceGroups = [tp, cp].filter((g): g is Group => g !== undefined);
+  const heapCollectives = sequenceGroups.length > 0 && sequenceGroups.every((g) => g.heapForms);
   const steps: StepRecord[] = [];
 
   for (let step = 0; step < job.steps; step++) {
@@ -106,7 +110,8 @@ export const rankProgram: Program = async (input, progress) => {
   const layout = state.layout();
   const owned = state.ownedWeights();
   const result: RankResult = {
-    rank, coords, backend: loaded.backend,
+    rank, coords, backend: loaded.backend, heapCollectives,
+    ...(loaded.heapNote === undefined ? {} : { heapNote: loaded.heapNote }),
     holdsLoss: coords.tp === 0 && coords.pp === plan.pp - 1,
     steps,
     memory: { peakTensorBytes: ledger.peakTfBytes - baseline, peakActivationBytes: ledger.peakActivationBytes, states: state.bytes() },
@@ -114,5 +119,6 @@ export const rankProgram: Program = async (input, progress) => {
   };
   state.dispose();
   probe?.dispose();
+  heap?.dispose();
   return result;
 };

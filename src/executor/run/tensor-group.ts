@@ -1,20 +1,41 @@
 import type { Tensor } from "@tensorflow/tfjs";
-import type { Group } from "../comm/group.js";
+import type { Group, HeapScratch } from "../comm/group.js";
+import { kernels } from "../comm/kernels.js";
 import { soloGroup, type GroupOps } from "../model/context.js";
 import { readNow, tensorFromShared, type Tf } from "../model/ops.js";
 
 /**
- * The model's view of a shared-memory group: tensors in, tensors out. Data leaves TensorFlow.js through
- * readNow (a view of the wasm heap; dataSync elsewhere), is copied once into this rank's slot, the
- * collective runs in place there (Group's *View forms), and the result becomes a new tensor straight from
- * the slot. Row blocks: all-gather stacks every member's rows in member order, reduce-scatter keeps this
- * member's 1/size of the rows.
+ * The model's view of a shared-memory group: tensors in, tensors out. Row blocks: all-gather stacks every
+ * member's rows in member order, reduce-scatter keeps this member's 1/size of the rows.
+ *
+ * Two paths. When every member's wasm heap is shared (HeapPath, shared-heap.ts), the collective reads
+ * the input tensors where TensorFlow.js put them and writes the result into a tensor allocated for it
+ * (Group's heap forms): no copy into the fabric and none out of it. Otherwise data leaves TensorFlow.js
+ * through readNow (a view of the wasm heap; dataSync elsewhere), is copied once into this rank's slot,
+ * the collective runs in place there (Group's *View forms), and the result becomes a new tensor
+ * copied from the slot.
  */
-export function tensorGroup(tf: Tf, group: Group | undefined): GroupOps {
+export function tensorGroup(tf: Tf, group: Group | undefined, heap?: HeapPath): GroupOps {
   if (group === undefined || group.size === 1) return soloGroup(tf);
+  const rowsShape = (x: Tensor, rows: number) => [rows, ...x.shape.slice(1)];
+  const checkRows = (x: Tensor) => {
+    if (x.shape[0]! % group.size !== 0) throw new Error(`internal: reduce-scatter of ${x.shape[0]} rows over ${group.size} ranks`);
+  };
+  if (heap !== undefined && heap.enable(group)) {
+    return {
+      size: group.size,
+      rank: group.index,
+      allReduce: (x, purpose) => heap.run(x, x.shape, (xb, yb) => group.allReduceHeap(xb, yb, x.size, purpose)),
+      allReduceMax: (x, purpose) => heap.run(x, x.shape, (xb, yb) => group.allReduceHeap(xb, yb, x.size, purpose, "max")),
+      allGather: (x, purpose) => heap.run(x, rowsShape(x, x.shape[0]! * group.size), (xb, yb) => group.allGatherHeap(xb, yb, x.size * group.size, purpose)),
+      reduceScatter: (x, purpose) => {
+        checkRows(x);
+        return heap.run(x, rowsShape(x, x.shape[0]! / group.size), (xb, yb) => group.reduceScatterHeap(xb, yb, x.size, purpose));
+      },
+    };
+  }
   // each *View form copies its input into the slot before anything else runs, as readNow requires
   const data = (x: Tensor) => readNow(tf, x);
-  const rowsShape = (x: Tensor, rows: number) => [rows, ...x.shape.slice(1)];
   return {
     size: group.size,
     rank: group.index,
@@ -25,8 +46,64 @@ export function tensorGroup(tf: Tf, group: Group | undefined): GroupOps {
       return tensorFromShared(tf, group.allGatherView(d, d.length * group.size, purpose), rowsShape(x, x.shape[0]! * group.size));
     },
     reduceScatter: (x, purpose) => {
-      if (x.shape[0]! % group.size !== 0) throw new Error(`internal: reduce-scatter of ${x.shape[0]} rows over ${group.size} ranks`);
+      checkRows(x);
       return tensorFromShared(tf, group.reduceScatterView(data(x), purpose), rowsShape(x, x.shape[0]! / group.size));
     },
+  };
+}
+
+/** The parts of tfjs-backend-wasm's BackendWasm the heap path uses (public methods of its class). */
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: "float32"): { dataId: object; shape: number[]; dtype: "float32" };
+  typedArrayFromHeap(t: { shape: number[]; dtype: string; dataId: object }): Float32Array;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+interface TrackingEngine {
+  makeTensorFromTensorInfo(info: { dataId: object; shape: number[]; dtype: "float32" }): Tensor;
+}
+
+/**
+ * Floats of the staging buffer (128 KiB): large enough that a call per chunk costs nothing, small enough
+ * to stay in a core's L2 cache, so the staged copy is read back from cache, not memory. Between 8 Ki and
+ * 64 Ki floats the prototype's timings differed less than the machine's noise (src/executor/README.md, Speed).
+ */
+const SCRATCH_FLOATS = 32768;
+
+/** A rank's side of the heap forms: its heap, every rank's, its staging buffer and its kernels. */
+export interface HeapPath {
+  /** Enables the group's heap forms if every member shares its heap (Group.useHeaps). */
+  enable(group: Group): boolean;
+  /**
+   * Allocates the output tensor in this rank's heap, runs `collective` on the input's and the output's
+   * byte offsets, and returns the output.
+   */
+  run(x: Tensor, shape: number[], collective: (xByte: number, yByte: number) => void): Tensor;
+  dispose(): void;
+}
+
+/** The heap path of a rank whose own heap is `own`, given every rank's (protocol.ts HeapExchange). */
+export function heapPath(tf: Tf, own: WebAssembly.Memory, heaps: readonly (WebAssembly.Memory | null)[]): HeapPath {
+  const backend = tf.backend() as unknown as WasmBackend;
+  const engine = tf.engine() as unknown as TrackingEngine;
+  // Untracked by the engine: a communication buffer, as NCCL's, not a tensor of the model.
+  const staging = backend.makeOutput([SCRATCH_FLOATS], "float32");
+  const scratch: HeapScratch = { byte: backend.typedArrayFromHeap(staging).byteOffset, floats: SCRATCH_FLOATS, kernels: kernels(own) };
+  return {
+    enable: (group) => group.useHeaps(own, heaps, scratch),
+    run(x, shape, collective) {
+      if (x.dtype !== "float32") throw new Error(`internal: a heap collective of a ${x.dtype} tensor`);
+      const xByte = backend.typedArrayFromHeap(x as unknown as { shape: number[]; dtype: string; dataId: object }).byteOffset;
+      const info = backend.makeOutput(shape, "float32");
+      const y = engine.makeTensorFromTensorInfo(info);
+      try {
+        collective(xByte, backend.typedArrayFromHeap(info).byteOffset);
+      } catch (e) {
+        y.dispose();
+        throw e;
+      }
+      return y;
+    },
+    dispose: () => void backend.disposeData(staging.dataId, true),
   };
 }

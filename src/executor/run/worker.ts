@@ -1,6 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { CommError } from "../comm/sync.js";
-import type { FromWorker, Program, ProgramName, SerializedError, WorkerInput } from "./protocol.js";
+import type { FromWorker, HeapExchange, HeapsMessage, Program, ProgramName, SerializedError, WorkerInput } from "./protocol.js";
 
 /** Entry of every worker thread: runs the named program and reports its result or its error. */
 const PROGRAMS: Record<ProgramName, () => Promise<Program>> = {
@@ -18,9 +18,15 @@ function serialize(e: unknown): SerializedError {
 
 const input = workerData as WorkerInput;
 const post = (m: FromWorker) => parentPort!.postMessage(m);
+const exchangeHeaps: HeapExchange = (own) => {
+  if (input.shareHeap !== true) throw new Error(`internal: rank ${input.rank} exchanges heaps but was not started to share one`);
+  const answer = new Promise<HeapsMessage>((resolve) => parentPort!.once("message", resolve));
+  post({ type: "heap", rank: input.rank, heap: own ?? null });
+  return answer.then((m) => m.heaps);
+};
 try {
   const program = await PROGRAMS[input.program]();
-  const result = await program(input, (step, phase) => post({ type: "progress", rank: input.rank, step, phase }));
+  const result = await program(input, (step, phase) => post({ type: "progress", rank: input.rank, step, phase }), exchangeHeaps);
   post({ type: "result", rank: input.rank, result });
 } catch (e) {
   post({ type: "error", rank: input.rank, error: serialize(e) });

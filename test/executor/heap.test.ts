@@ -1,0 +1,98 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { FabricSpec } from "../../src/executor/comm/fabric.js";
+import { probeInput, type ProbeOp, type ProbeResult } from "../../src/executor/comm/probe.js";
+import { ExecutionError, launch, liveWorkers } from "../../src/executor/run/launch.js";
+import { shareDefinedMemory, sharedHeapBinary, SIMD_BINARY, wasmBinaryFolder } from "../../src/executor/run/shared-heap.js";
+
+const HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+/** A module of one memory section: one memory with the given limits bytes. */
+const withMemory = (...limits: number[]) => new Uint8Array([...HEADER, 0x05, 1 + limits.length, 0x01, ...limits]);
+
+describe("the shared-heap binary (shared-heap.ts)", () => {
+  it("flips only the installed SIMD binary's memory limits flag, from 1 (unshared) to 3 (shared), and the result validates", () => {
+    const original = new Uint8Array(readFileSync(join(wasmBinaryFolder(), SIMD_BINARY)));
+    const patched = shareDefinedMemory(original);
+    const changed = [...patched.keys()].filter((i) => patched[i] !== original[i]);
+    expect(changed).toHaveLength(1);
+    expect([original[changed[0]!], patched[changed[0]!]]).toEqual([1, 3]);
+    expect(WebAssembly.validate(patched as BufferSource)).toBe(true);
+    // The smallest module of the same form: its memory, once instantiated, is a SharedArrayBuffer.
+    const small = shareDefinedMemory(new Uint8Array([...withMemory(0x01, 1, 2), 0x07, 0x05, 0x01, 0x01, 0x6d, 0x02, 0x00]));
+    const memory = new WebAssembly.Instance(new WebAssembly.Module(small as BufferSource)).exports.m as WebAssembly.Memory;
+    expect(memory.buffer).toBeInstanceOf(SharedArrayBuffer);
+  });
+
+  it("refuses modules of another form, naming what it found", () => {
+    expect(() => shareDefinedMemory(new Uint8Array([1, 2, 3]))).toThrow(/not a WebAssembly version 1 module/);
+    expect(() => shareDefinedMemory(new Uint8Array(HEADER))).toThrow(/no memory section/);
+    expect(() => shareDefinedMemory(withMemory(0x00, 1))).toThrow(/limits flag is 0/);
+    expect(() => shareDefinedMemory(withMemory(0x03, 1, 2))).toThrow(/limits flag is 3/);
+    expect(() => shareDefinedMemory(new Uint8Array([...HEADER, 0x05, 0x05, 0x02, 0x01, 1, 2, 0x00]))).toThrow(/defines 2 memories/);
+    expect(() => shareDefinedMemory(new Uint8Array([...HEADER, 0x05, 0x09, 0x01]))).toThrow(/runs past the end/);
+  });
+
+  it("writes the patched copy once, whole, under a name made from its contents", () => {
+    const path = sharedHeapBinary();
+    expect(path).toMatch(/meshplan-shared-heap-[0-9a-f]{16}\.wasm$/);
+    expect(sharedHeapBinary()).toBe(path);
+    expect(new Uint8Array(readFileSync(path))).toEqual(shareDefinedMemory(new Uint8Array(readFileSync(join(wasmBinaryFolder(), SIMD_BINARY)))));
+  });
+});
+
+const fabric: FabricSpec = { ranks: 3, groups: [{ name: "all", kind: "tp", members: [0, 1, 2], capacityFloats: 2048 }], channels: [] };
+
+function run(payloads: object[], timeoutSeconds = 20): Promise<ProbeResult[]> {
+  return launch({ fabric, timeoutSeconds, ranks: payloads.map((payload) => ({ program: "probe", payload, shareHeap: true })) }) as Promise<ProbeResult[]>;
+}
+
+describe("the heap forms of the tensor collectives (Group.*Heap through run/tensor-group.ts)", () => {
+  // 1026 floats over 3 ranks: blocks of 342, not a multiple of 4 (the SIMD kernel's scalar tail).
+  const n = 1026;
+  const script: ProbeOp[] = [
+    { op: "all-reduce-tensor", group: "all", n },
+    { op: "all-reduce-max-tensor", group: "all", n },
+    { op: "reduce-scatter-tensor", group: "all", n },
+    { op: "all-gather-tensor", group: "all", n },
+  ];
+  const inputs = [0, 1, 2].map((r) => probeInput(r, n));
+  const block = (r: number) => ({ first: (r * n) / 3, end: ((r + 1) * n) / 3 });
+
+  it("read the other ranks' tensors in their heaps, grown after the exchange, and give the slot forms' results to the bit and their bytes", async () => {
+    // 32 MiB kept by every rank after the heaps are exchanged: the inputs then lie beyond the heap's first size.
+    const heap = await run([0, 1, 2].map(() => ({ script, heap: true, growBytes: 32 * 2 ** 20 })));
+    const slots = await run([0, 1, 2].map(() => ({ script, heap: false })));
+    expect(heap.map((r) => r.heapForms)).toEqual([["all"], ["all"], ["all"]]);
+    expect(slots.map((r) => r.heapForms)).toEqual([[], [], []]);
+    // Exact sums: the inputs are multiples of 1/1024 below 5.
+    const sum = Array.from({ length: n }, (_, i) => inputs[0]![i]! + inputs[1]![i]! + inputs[2]![i]!);
+    const max = Array.from(inputs[2]!);
+    for (let r = 0; r < 3; r++) {
+      const [allReduce, allMax, scatter, gather] = heap[r]!.outputs;
+      expect(allReduce).toEqual(sum);
+      expect(allMax).toEqual(max);
+      expect(scatter).toEqual(sum.slice(block(r).first, block(r).end));
+      expect(gather).toEqual([0, 1, 2].flatMap((k) => Array.from(inputs[k]!.subarray(block(k).first, block(k).end))));
+      expect(heap[r]!.outputs).toEqual(slots[r]!.outputs);
+      const counted = (t: ProbeResult["traffic"]) => ({ bytes: t.byKind.tp.bytes, calls: t.byKind.tp.calls, byPurpose: t.byPurpose });
+      expect(counted(heap[r]!.traffic)).toEqual(counted(slots[r]!.traffic));
+    }
+  });
+
+  it("fall back to the slot forms in every member when one rank's heap is not shared", async () => {
+    const res = await run([{ script, heap: true }, { script, heap: false }, { script, heap: true }]);
+    expect(res.map((r) => r.heapForms)).toEqual([[], [], []]);
+    expect(res[1]!.outputs[0]).toEqual(Array.from({ length: n }, (_, i) => inputs[0]![i]! + inputs[1]![i]! + inputs[2]![i]!));
+  });
+
+  it("a rank that never joins a heap collective ends the run with a timeout naming it and the operation, no worker left", async () => {
+    const hang: ProbeOp[] = [{ op: "all-reduce-tensor", group: "all", n: 8 }, { op: "hang" }];
+    const stuck: ProbeOp[] = [{ op: "all-reduce-tensor", group: "all", n: 8 }, { op: "all-reduce-tensor", group: "all", n: 8 }];
+    const failure = await run([{ script: stuck, heap: true }, { script: stuck, heap: true }, { script: hang, heap: true }], 1).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ExecutionError);
+    expect((failure as ExecutionError).kind).toBe("timeout");
+    expect((failure as ExecutionError).message).toMatch(/all-reduce \(all, call 2\).*rank 2/);
+    expect(liveWorkers()).toBe(0);
+  });
+});
