@@ -1,6 +1,6 @@
 import { availableParallelism, loadavg } from "node:os";
 import type { FabricSpec } from "../src/executor/comm/fabric.js";
-import type { ProbeOp, ProbeResult } from "../src/executor/comm/probe.js";
+import type { ProbeOp, ProbeResult } from "../src/executor/run/probe.js";
 import { memcpyBytesPerSecond } from "../src/executor/measure/calibrate.js";
 import { readNow } from "../src/executor/model/ops.js";
 import { loadBackend } from "../src/executor/run/backend.js";
@@ -74,9 +74,9 @@ export async function bench(): Promise<BenchRow[]> {
     "reduce-scatter-bucket": "ZeRO-1/2/3 gradient reduce-scatter as training runs it (accumulated in the dp bucket, reduced and read in place)",
     "all-reduce-slot": "all-reduce, in place (data already in the slot)",
     "all-gather-slot": "all-gather, in place (data already in the slot)",
-    "all-reduce-view": "all-reduce, copy in from a tensor (tp, cp; no longer the dp gradients)",
-    "reduce-scatter-view": "reduce-scatter, copy in from a tensor (tp under SP, cp; no longer the ZeRO gradients)",
-    "all-gather-view": "all-gather, copy in (tp, cp and the ZeRO weight gathers)",
+    "all-reduce-view": "all-reduce, copy in from an array (the view form: tp and cp with unshared heaps)",
+    "reduce-scatter-view": "reduce-scatter, copy in from an array (the view form: tp under SP and cp with unshared heaps)",
+    "all-gather-view": "all-gather, copy in (the view form: the ZeRO weight gathers; tp and cp with unshared heaps)",
     "all-reduce": "all-reduce, copying in and out (the SP gradient sum; no longer the ZeRO-0 gradients)",
     "all-reduce-tensor": "tp/cp all-reduce as training runs it, tensor to tensor",
     "reduce-scatter-tensor": "tp/cp reduce-scatter as training runs it, tensor to tensor",
@@ -97,7 +97,7 @@ export async function bench(): Promise<BenchRow[]> {
       : ["all-reduce-bucket", "reduce-scatter-bucket", "all-reduce-slot", "all-gather-slot", "all-reduce-view", "reduce-scatter-view", "all-gather-view", "all-reduce"];
     for (const op of ops) rows.push(row(names[op], mib, await collectiveBusBandwidth(2, op, mib * MIB)));
   }
-  // How a tensor's values reach a slot (tp, cp, the pipeline's sends): dataSync's fresh buffer, then the
+  // How a tensor's values reach a slot (the pipeline's sends; tp and cp with unshared heaps): dataSync's fresh buffer, then the
   // copy, against the copy straight out of the wasm heap (ops.ts readNow). No target: the ratio is shown.
   const { tf } = await loadBackend("wasm", 1);
   for (const mib of [4, 64]) {

@@ -61,6 +61,7 @@ export const FLAGS = {
   profile: { type: "string", help: "device profile JSON (calibrate writes it, execute reads it; default meshplan-profile.json)", valueName: "FILE" },
   seed: { type: "int", help: "seed of the weights and the synthetic tokens (execute; default 1234)", valueName: "N" },
   backend: { type: "string", help: "auto | wasm | cpu | tensorflow | tensorflow-gpu (execute, calibrate; default wasm)", valueName: "B" },
+  "shared-heap": { type: "bool", help: "execute: tp and cp collectives read the other ranks' tensors in their shared wasm heaps (default on); --no-shared-heap copies each through the shared-memory slots" },
   help: { type: "bool", help: "show help" },
 } as const satisfies Record<string, FlagSpec>;
 
@@ -167,7 +168,7 @@ const COMMAND_FLAGS = {
   plan: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "top", "calibrated", "json"],
   simulate: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "trace", "calibrated", "json"],
   explore: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "top", "calibrated"],
-  execute: [...CONTEXT_FLAGS.filter((f) => !NOT_EXECUTED.includes(f)), ...PLAN_FLAGS.filter((f) => !NOT_EXECUTED.includes(f)), "steps", "warmup", "timeout", "profile", "seed", "backend", "json"],
+  execute: [...CONTEXT_FLAGS.filter((f) => !NOT_EXECUTED.includes(f)), ...PLAN_FLAGS.filter((f) => !NOT_EXECUTED.includes(f)), "steps", "warmup", "timeout", "profile", "seed", "backend", "shared-heap", "json"],
   calibrate: ["profile", "backend", "json"],
   validate: ["planner", "json"],
   models: ["json"],

@@ -116,6 +116,7 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     const workers = plan.dp * plan.tp * plan.pp * plan.cp;
     const { ex, report } = await executeAndReport({
       model, plan, steps, warmupSteps, seed, timeoutSeconds, backend,
+      sharedHeap: extraFlag(args, "shared-heap") !== false,
       reference: !plan.asynchronous,
       onProgress: progressReporter(io, workers, warmupSteps + steps, warmupSteps),
     }, profile);

@@ -111,6 +111,13 @@ describe("meshplan calibrate and execute", () => {
     expect(text).toMatch(/step time/);
     // tp bytes: the cost model counts everything the ranks send (re-gathers, cross-entropy, SP gradient sum).
     expect(text).toMatch(/^ +tp +[\d.]+ [kM]B +[\d.]+ [kM]B +\+0\.0%$/m);
+    expect(text).toMatch(/^note: tp and cp collectives read the other ranks' tensors in their shared wasm heaps/m);
+  });
+
+  it("--no-shared-heap keeps the heaps unshared: the report says the tensors went through the slots", async () => {
+    const out = io();
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", tp: 2, "global-batch": 2, profile, steps: 1, warmup: 0, "shared-heap": false }), out)).toBe(0);
+    expect(out.stdout.join("\n")).toMatch(/^note: tp and cp collectives copied each tensor through the fabric's slots$/m);
   });
 
   it("--warmup must be a count: a negative one is bad input naming the flag", async () => {

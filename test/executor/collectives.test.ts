@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { FabricSpec } from "../../src/executor/comm/fabric.js";
-import { probeInput, type ProbeOp, type ProbeResult } from "../../src/executor/comm/probe.js";
+import { probeInput, type ProbeOp, type ProbeResult } from "../../src/executor/run/probe.js";
 import { ExecutionError, launch, liveWorkers } from "../../src/executor/run/launch.js";
 
 const fabric: FabricSpec = {

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { FabricSpec } from "../../src/executor/comm/fabric.js";
-import { probeInput, type ProbeOp, type ProbeResult } from "../../src/executor/comm/probe.js";
+import { probeInput, type ProbeOp, type ProbeResult } from "../../src/executor/run/probe.js";
 import { ExecutionError, launch, liveWorkers } from "../../src/executor/run/launch.js";
 import { shareDefinedMemory, sharedHeapBinary, SIMD_BINARY, wasmBinaryFolder } from "../../src/executor/run/shared-heap.js";
 
@@ -87,7 +87,8 @@ describe("the heap forms of the tensor collectives (Group.*Heap through run/tens
   });
 
   it("a rank that never joins a heap collective ends the run with a timeout naming it and the operation, no worker left", async () => {
-    const hang: ProbeOp[] = [{ op: "all-reduce-tensor", group: "all", n: 8 }, { op: "hang" }];
+    // Rank 2 meets the others at the barrier the probe puts before each timed tensor op, then stops.
+    const hang: ProbeOp[] = [{ op: "all-reduce-tensor", group: "all", n: 8 }, { op: "barrier", group: "all" }, { op: "hang" }];
     const stuck: ProbeOp[] = [{ op: "all-reduce-tensor", group: "all", n: 8 }, { op: "all-reduce-tensor", group: "all", n: 8 }];
     const failure = await run([{ script: stuck, heap: true }, { script: stuck, heap: true }, { script: hang, heap: true }], 1).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(ExecutionError);

@@ -1,6 +1,6 @@
 import { cpus } from "node:os";
 import type { ModelSpec, Plan } from "../../spec/types.js";
-import type { ProbeResult } from "../comm/probe.js";
+import type { ProbeResult } from "../run/probe.js";
 import type { FabricSpec } from "../comm/fabric.js";
 import { DEFAULT_WARMUP_STEPS, execute, runReference } from "../execute.js";
 import { loadBackend, type BackendChoice } from "../run/backend.js";
@@ -42,15 +42,16 @@ export function memcpyBytesPerSecond(bytes = 64 * 2 ** 20, repeats = 9): number 
 
 /**
  * Two ranks all-reducing n floats, `repeat` times each size: median seconds per size. The form tensor and
- * context parallel use (the tensor's data copied into the slot once, reduced in place, read in place):
- * their per-layer traffic is most of what crosses the fabric; the data-parallel gradients, reduced in
- * place in their bucket, run about twice as fast (src/executor/README.md, "Speed").
+ * context parallel use: tensor to tensor on the given backend, reading the other rank's wasm heap where it
+ * can be shared (run/tensor-group.ts), else through the slots. Their per-layer traffic is most of what
+ * crosses the fabric; the data-parallel gradients are reduced in place in their bucket
+ * (src/executor/README.md, "Speed").
  */
-export async function collectiveSeconds(sizes: readonly number[], repeat: number, timeoutSeconds: number): Promise<number[]> {
-  const fabric: FabricSpec = { ranks: 2, groups: [{ name: "pair", kind: "dp", members: [0, 1], capacityFloats: Math.max(...sizes) }], channels: [] };
-  const script = sizes.map((n) => ({ op: "all-reduce-view" as const, group: "pair", n }));
-  const payload = { script, repeat, keepOutputs: false };
-  const res = (await launch({ fabric, timeoutSeconds, ranks: [{ program: "probe", payload }, { program: "probe", payload }] })) as ProbeResult[];
+export async function collectiveSeconds(sizes: readonly number[], repeat: number, timeoutSeconds: number, backend: BackendChoice): Promise<number[]> {
+  const fabric: FabricSpec = { ranks: 2, groups: [{ name: "pair", kind: "tp", members: [0, 1], capacityFloats: Math.max(...sizes) }], channels: [] };
+  const script = sizes.map((n) => ({ op: "all-reduce-tensor" as const, group: "pair", n }));
+  const payload = { script, repeat, keepOutputs: false, heap: true, backend };
+  const res = (await launch({ fabric, timeoutSeconds, ranks: [0, 1].map(() => ({ program: "probe" as const, payload, shareHeap: true })) })) as ProbeResult[];
   return sizes.map((_, i) => Math.max(res[0]!.seconds[i]!, res[1]!.seconds[i]!));
 }
 
@@ -199,7 +200,7 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   const memcpy = memcpyBytesPerSecond();
   say("collectives");
   const sizes = [256, 1024, 16384, 262144, 1048576];
-  const times = await collectiveSeconds(sizes, 21, 60);
+  const times = await collectiveSeconds(sizes, 21, 60, o.backend);
   const line = lineFit(sizes.map((n) => 4 * n), times);
   // The first of the latency's rounds (linkLatencySeconds); the others come later in the calibration.
   const latencies = [await messageLatencySeconds(LATENCY_PINGS, 60)];

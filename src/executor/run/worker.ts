@@ -6,7 +6,7 @@ import type { FromWorker, HeapExchange, HeapsMessage, Program, ProgramName, Seri
 const PROGRAMS: Record<ProgramName, () => Promise<Program>> = {
   rank: async () => (await import("./rank.js")).rankProgram,
   server: async () => (await import("../parallel/ps-server.js")).serverProgram,
-  probe: async () => (await import("../comm/probe.js")).probeProgram,
+  probe: async () => (await import("./probe.js")).probeProgram,
   matmul: async () => (await import("../measure/matmul.js")).matmulProgram,
 };
 

@@ -1,11 +1,11 @@
 import { upperMedian } from "../measure/stats.js";
+import { attachFabric, type Endpoint } from "../comm/endpoint.js";
+import { blockOf } from "../comm/fabric.js";
 import type { GroupOps } from "../model/context.js";
-import { loadBackend } from "../run/backend.js";
-import type { HeapExchange, Program, WorkerInput } from "../run/protocol.js";
-import { heapPath, tensorGroup } from "../run/tensor-group.js";
-import { attachFabric, type Endpoint } from "./endpoint.js";
-import { blockOf } from "./fabric.js";
-import type { TrafficSnapshot } from "./traffic.js";
+import { loadBackend, type BackendChoice } from "./backend.js";
+import type { HeapExchange, Program, WorkerInput } from "./protocol.js";
+import { heapPath, tensorGroup } from "./tensor-group.js";
+import type { TrafficSnapshot } from "../comm/traffic.js";
 
 /**
  * A worker program that runs a script of collectives on deterministic inputs and returns what came out,
@@ -49,6 +49,8 @@ export interface ProbePayload {
   readonly heap?: boolean;
   /** Then allocate a tensor of this many bytes, kept to the end, so the heap grows after the exchange. */
   readonly growBytes?: number;
+  /** The backend of the *-tensor ops (default wasm). */
+  readonly backend?: BackendChoice;
 }
 
 export interface ProbeResult {
@@ -68,7 +70,7 @@ export function probeInput(rank: number, n: number): Float32Array {
 
 /** The wasm backend and each group's tensor collectives, for the *-tensor ops. */
 async function tensorSide(input: WorkerInput, payload: ProbePayload, ep: Endpoint, exchangeHeaps: HeapExchange) {
-  const loaded = await loadBackend("wasm", input.fabric.ranks, { sharedHeap: payload.heap === true });
+  const loaded = await loadBackend(payload.backend ?? "wasm", input.fabric.ranks, { sharedHeap: payload.heap === true });
   const tf = loaded.tf;
   const heaps = input.shareHeap === true ? await exchangeHeaps(loaded.heap) : undefined;
   const heap = loaded.heap === undefined || heaps === undefined ? undefined : heapPath(tf, loaded.heap, heaps);
@@ -77,6 +79,7 @@ async function tensorSide(input: WorkerInput, payload: ProbePayload, ep: Endpoin
   return {
     tf,
     heapForms: (name: string) => ep.group(name).heapForms,
+    barrier: (name: string) => ep.group(name).barrier(),
     ops(name: string): GroupOps {
       if (!ops.has(name)) ops.set(name, tensorGroup(tf, ep.group(name), heap));
       return ops.get(name)!;
@@ -88,19 +91,25 @@ async function tensorSide(input: WorkerInput, payload: ProbePayload, ep: Endpoin
   };
 }
 
-/** Runs one *-tensor op on x; returns the output's values and the collective's seconds (input and read-back untimed). */
-function tensorOp(side: Awaited<ReturnType<typeof tensorSide>>, op: ProbeOp & { readonly group: string; readonly n: number }, x: Float32Array): { out: Float32Array; seconds: number } {
+/**
+ * Runs one *-tensor op on x; returns the output's values (when kept) and the collective's seconds (the
+ * input's making and the read-back untimed; a benchmark keeps no output, so it allocates no array per run).
+ */
+function tensorOp(side: Awaited<ReturnType<typeof tensorSide>>, op: ProbeOp & { readonly group: string; readonly n: number }, x: Float32Array, keep: boolean): { out: Float32Array | null; seconds: number } {
   const { tf } = side;
   const g = side.ops(op.group);
   const block = blockOf(op.n, g.size, g.rank);
   const input = op.op === "all-gather-tensor" ? tf.tensor(x.subarray(block.first, block.end), [block.end - block.first, 1]) : tf.tensor(x, [op.n, 1]);
+  // Every member starts the clock together: making the input and reading the last output back (untimed)
+  // take as long as the collective itself, and a member still at them would count in the others' time.
+  side.barrier(op.group);
   const t0 = performance.now();
   const y = op.op === "all-reduce-tensor" ? g.allReduce(input, "probe")
     : op.op === "all-reduce-max-tensor" ? g.allReduceMax(input, "probe")
       : op.op === "reduce-scatter-tensor" ? g.reduceScatter(input, "probe")
         : g.allGather(input, "probe");
   const seconds = (performance.now() - t0) / 1e3;
-  const out = y.dataSync() as Float32Array;
+  const out = keep ? (y.dataSync() as Float32Array) : null;
   tf.dispose([input, y]);
   return { out, seconds };
 }
@@ -174,7 +183,7 @@ export const probeProgram: Program = async (input, _progress, exchangeHeaps) => 
         case "all-reduce-max-tensor":
         case "reduce-scatter-tensor":
         case "all-gather-tensor": {
-          const r = tensorOp(tensors!, op, x!);
+          const r = tensorOp(tensors!, op, x!, payload.keepOutputs !== false);
           out = r.out;
           times.push(r.seconds);
           continue;
