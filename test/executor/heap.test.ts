@@ -1,5 +1,6 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { FabricSpec } from "../../src/executor/comm/fabric.js";
 import { probeInput, type ProbeOp, type ProbeResult } from "../../src/executor/run/probe.js";
@@ -33,11 +34,22 @@ describe("the shared-heap binary (shared-heap.ts)", () => {
     expect(() => shareDefinedMemory(new Uint8Array([...HEADER, 0x05, 0x09, 0x01]))).toThrow(/runs past the end/);
   });
 
-  it("writes the patched copy once, whole, under a name made from its contents", () => {
-    const path = sharedHeapBinary();
-    expect(path).toMatch(/meshplan-shared-heap-[0-9a-f]{16}\.wasm$/);
-    expect(sharedHeapBinary()).toBe(path);
-    expect(new Uint8Array(readFileSync(path))).toEqual(shareDefinedMemory(new Uint8Array(readFileSync(join(wasmBinaryFolder(), SIMD_BINARY)))));
+  it("writes the patched copy under a name made from its contents, in a folder only this user can write, and replaces other bytes found there", () => {
+    const expected = shareDefinedMemory(new Uint8Array(readFileSync(join(wasmBinaryFolder(), SIMD_BINARY))));
+    const shared = sharedHeapBinary();
+    expect(shared).toMatch(/meshplan-shared-heap-[0-9a-f]{16}\.wasm$/);
+    expect(new Uint8Array(readFileSync(shared))).toEqual(expected);
+    if (process.getuid !== undefined) expect(statSync(dirname(shared)).mode & 0o077).toBe(0);
+    // Elsewhere than the folder the ranks of other test files load from at the same time.
+    const into = mkdtempSync(join(tmpdir(), "meshplan-heap-test-"));
+    try {
+      const path = sharedHeapBinary(wasmBinaryFolder(), into);
+      writeFileSync(path, "not the binary");
+      expect(sharedHeapBinary(wasmBinaryFolder(), into)).toBe(path);
+      expect(new Uint8Array(readFileSync(path))).toEqual(expected);
+    } finally {
+      rmSync(into, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -74,16 +74,32 @@ export function wasmBinaryFolder(): string {
 }
 
 /**
- * The path of a shared-memory copy of the installed SIMD binary, written once into the system's
- * temporary folder under a name made from its contents (a whole file or none: written beside, then
- * renamed). Throws when the binary is not of the expected form.
+ * This user's folder under the system's temporary folder, made private (mode 700) and checked to be
+ * this user's and writable by nobody else: the patched binary written there is code that will run.
  */
-export function sharedHeapBinary(folder = wasmBinaryFolder()): string {
-  const patched = shareDefinedMemory(readFileSync(join(folder, SIMD_BINARY)));
-  if (!WebAssembly.validate(patched as BufferSource)) throw new Error("the patched binary does not validate");
+function privateFolder(): string {
+  const uid = process.getuid?.();
+  const folder = join(tmpdir(), `meshplan-${uid ?? "user"}`);
+  mkdirSync(folder, { recursive: true, mode: 0o700 });
+  const st = lstatSync(folder);
+  if (!st.isDirectory() || (uid !== undefined && (st.uid !== uid || (st.mode & 0o022) !== 0))) {
+    throw new Error(`${folder} is not a directory of this user's that only this user can write`);
+  }
+  return folder;
+}
+
+/**
+ * The path of a shared-memory copy of the installed SIMD binary, written once into this user's private
+ * temporary folder under a name made from its contents (a whole file or none: written beside, then
+ * renamed; a file there with other bytes is replaced), or into `into` (tests). Throws when the binary is
+ * not of the expected form.
+ */
+export function sharedHeapBinary(folder = wasmBinaryFolder(), into?: string): string {
+  const patched = Buffer.from(shareDefinedMemory(readFileSync(join(folder, SIMD_BINARY))));
+  if (!WebAssembly.validate(patched)) throw new Error("the patched binary does not validate");
   const digest = createHash("sha256").update(patched).digest("hex").slice(0, 16);
-  const path = join(tmpdir(), `meshplan-shared-heap-${digest}.wasm`);
-  if (!existsSync(path)) {
+  const path = join(into ?? privateFolder(), `meshplan-shared-heap-${digest}.wasm`);
+  if (!existsSync(path) || !patched.equals(readFileSync(path))) {
     const partial = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.part`;
     writeFileSync(partial, patched);
     renameSync(partial, path);
