@@ -96,7 +96,8 @@ async function tryLoad(c: Candidate, options: BackendOptions): Promise<LoadedBac
     if (!(await tf.setBackend(c.backend))) return undefined;
     await tf.ready();
     const loaded = { tf, backend: tf.getBackend(), packageName: c.packageName };
-    if (c.backend !== "wasm" || options.sharedHeap !== true) return loaded;
+    if (options.sharedHeap !== true) return loaded;
+    if (c.backend !== "wasm") return { ...loaded, heapNote: `the ${loaded.backend} backend has no wasm heap to share` };
     const heap = sharedHeapOf(tf);
     if (heap !== undefined) return { ...loaded, heap };
     return { ...loaded, heapNote: heapNote ?? "the wasm heap stays unshared: the backend's memory is not a shared WebAssembly.Memory" };
