@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { FabricSpec } from "../../src/executor/comm/fabric.js";
-import { probeInput, type ProbeOp, type ProbeResult } from "../../src/executor/run/probe.js";
+import { probeInput, seededInput, type ProbeOp, type ProbeResult } from "../../src/executor/run/probe.js";
 import { ExecutionError, launch, liveWorkers } from "../../src/executor/run/launch.js";
 import { shareDefinedMemory, sharedHeapBinary, SIMD_BINARY, wasmBinaryFolder } from "../../src/executor/run/shared-heap.js";
 
@@ -35,10 +35,10 @@ describe("the shared-heap binary (shared-heap.ts)", () => {
   });
 
   it("writes the patched copy under a name made from its contents, in a folder only this user can write, and replaces other bytes found there", () => {
-    const expected = shareDefinedMemory(new Uint8Array(readFileSync(join(wasmBinaryFolder(), SIMD_BINARY))));
+    const expected = Buffer.from(shareDefinedMemory(new Uint8Array(readFileSync(join(wasmBinaryFolder(), SIMD_BINARY)))));
     const shared = sharedHeapBinary();
     expect(shared).toMatch(/meshplan-shared-heap-[0-9a-f]{16}\.wasm$/);
-    expect(new Uint8Array(readFileSync(shared))).toEqual(expected);
+    expect(readFileSync(shared).equals(expected)).toBe(true);
     if (process.getuid !== undefined) expect(statSync(dirname(shared)).mode & 0o077).toBe(0);
     // Elsewhere than the folder the ranks of other test files load from at the same time.
     const into = mkdtempSync(join(tmpdir(), "meshplan-heap-test-"));
@@ -46,56 +46,98 @@ describe("the shared-heap binary (shared-heap.ts)", () => {
       const path = sharedHeapBinary(wasmBinaryFolder(), into);
       writeFileSync(path, "not the binary");
       expect(sharedHeapBinary(wasmBinaryFolder(), into)).toBe(path);
-      expect(new Uint8Array(readFileSync(path))).toEqual(expected);
+      expect(readFileSync(path).equals(expected)).toBe(true);
     } finally {
       rmSync(into, { recursive: true, force: true });
     }
   });
 });
 
-const fabric: FabricSpec = { ranks: 3, groups: [{ name: "all", kind: "tp", members: [0, 1, 2], capacityFloats: 2048 }], channels: [] };
+const fabric: FabricSpec = {
+  ranks: 3,
+  groups: [{ name: "all", kind: "tp", members: [0, 1, 2], capacityFloats: 2048 }, { name: "pair", kind: "cp", members: [0, 1], capacityFloats: 2048 }],
+  channels: [],
+};
 
 function run(payloads: object[], timeoutSeconds = 20): Promise<ProbeResult[]> {
   return launch({ fabric, timeoutSeconds, ranks: payloads.map((payload) => ({ program: "probe", payload, shareHeap: true })) }) as Promise<ProbeResult[]>;
 }
 
 describe("the heap forms of the tensor collectives (Group.*Heap through run/tensor-group.ts)", () => {
-  // 1026 floats over 3 ranks: blocks of 342, not a multiple of 4 (the SIMD kernel's scalar tail).
+  // 1026 floats over 3 ranks: blocks of 342, not a multiple of 4 (the SIMD kernel's scalar tail); the
+  // all-reduce of 1027 has uneven blocks (342, 342, 343).
   const n = 1026;
   const script: ProbeOp[] = [
     { op: "all-reduce-tensor", group: "all", n },
     { op: "all-reduce-max-tensor", group: "all", n },
     { op: "reduce-scatter-tensor", group: "all", n },
     { op: "all-gather-tensor", group: "all", n },
+    { op: "all-reduce-tensor", group: "all", n: n + 1 },
   ];
   const inputs = [0, 1, 2].map((r) => probeInput(r, n));
   const block = (r: number) => ({ first: (r * n) / 3, end: ((r + 1) * n) / 3 });
 
-  it("read the other ranks' tensors in their heaps, grown after the exchange, and give the slot forms' results to the bit and their bytes", async () => {
+  it("read the other ranks' tensors in their heaps and give what the collectives should", async () => {
     // 32 MiB kept by every rank after the heaps are exchanged: the inputs then lie beyond the heap's first size.
     const heap = await run([0, 1, 2].map(() => ({ script, heap: true, growBytes: 32 * 2 ** 20 })));
-    const slots = await run([0, 1, 2].map(() => ({ script, heap: false })));
     expect(heap.map((r) => r.heapForms)).toEqual([["all"], ["all"], ["all"]]);
-    expect(slots.map((r) => r.heapForms)).toEqual([[], [], []]);
     // Exact sums: the inputs are multiples of 1/1024 below 5.
     const sum = Array.from({ length: n }, (_, i) => inputs[0]![i]! + inputs[1]![i]! + inputs[2]![i]!);
     const max = Array.from(inputs[2]!);
+    const longer = [0, 1, 2].map((r) => probeInput(r, n + 1));
     for (let r = 0; r < 3; r++) {
-      const [allReduce, allMax, scatter, gather] = heap[r]!.outputs;
+      const [allReduce, allMax, scatter, gather, uneven] = heap[r]!.outputs;
       expect(allReduce).toEqual(sum);
       expect(allMax).toEqual(max);
       expect(scatter).toEqual(sum.slice(block(r).first, block(r).end));
       expect(gather).toEqual([0, 1, 2].flatMap((k) => Array.from(inputs[k]!.subarray(block(k).first, block(k).end))));
+      expect(uneven).toEqual(Array.from({ length: n + 1 }, (_, i) => longer[0]![i]! + longer[1]![i]! + longer[2]![i]!));
+    }
+  });
+
+  it("sum in the slot forms' order, to the bit, and count their bytes, with every heap growing before each collective", async () => {
+    // Inputs whose float32 sums depend on the order of the terms; 4 MiB more kept before every run.
+    const heap = await run([0, 1, 2].map(() => ({ script, repeat: 3, heap: true, seeded: true, growBytesPerOp: 4 * 2 ** 20 })));
+    const slots = await run([0, 1, 2].map(() => ({ script, heap: false, seeded: true })));
+    expect(heap.map((r) => r.heapForms)).toEqual([["all"], ["all"], ["all"]]);
+    expect(slots.map((r) => r.heapForms)).toEqual([[], [], []]);
+    const x = [0, 1, 2].map((r) => seededInput(r, n));
+    // Block j is summed by member j: its own term first, then the others' in member order.
+    const f = Math.fround;
+    const slotOrder = (i: number) => {
+      const j = [0, 1, 2].findIndex((k) => i < block(k).end);
+      const rest = [0, 1, 2].filter((k) => k !== j);
+      return f(f(x[j]![i]! + x[rest[0]!]![i]!) + x[rest[1]!]![i]!);
+    };
+    // With these inputs another order gives other bits: (x0 + x2) + x1 in place of (x0 + x1) + x2.
+    expect(Array.from({ length: n }, (_, i) => f(f(x[0]![i]! + x[2]![i]!) + x[1]![i]!) !== slotOrder(i)).some(Boolean)).toBe(true);
+    for (let r = 0; r < 3; r++) expect(heap[r]!.outputs[0]).toEqual(Array.from({ length: n }, (_, i) => slotOrder(i)));
+    const counted = (t: ProbeResult["traffic"]) => ({ bytes: t.byKind.tp.bytes, calls: t.byKind.tp.calls, byPurpose: t.byPurpose });
+    for (let r = 0; r < 3; r++) {
       expect(heap[r]!.outputs).toEqual(slots[r]!.outputs);
-      const counted = (t: ProbeResult["traffic"]) => ({ bytes: t.byKind.tp.bytes, calls: t.byKind.tp.calls, byPurpose: t.byPurpose });
-      expect(counted(heap[r]!.traffic)).toEqual(counted(slots[r]!.traffic));
+      expect(counted(heap[r]!.traffic)).toEqual({ ...counted(slots[r]!.traffic), calls: 3 * counted(slots[r]!.traffic).calls, bytes: 3 * counted(slots[r]!.traffic).bytes, byPurpose: { probe: 3 * slots[r]!.traffic.byPurpose.probe! } });
     }
   });
 
   it("fall back to the slot forms in every member when one rank's heap is not shared", async () => {
     const res = await run([{ script, heap: true }, { script, heap: false }, { script, heap: true }]);
     expect(res.map((r) => r.heapForms)).toEqual([[], [], []]);
-    expect(res[1]!.outputs[0]).toEqual(Array.from({ length: n }, (_, i) => inputs[0]![i]! + inputs[1]![i]! + inputs[2]![i]!));
+    const sum = Array.from({ length: n }, (_, i) => inputs[0]![i]! + inputs[1]![i]! + inputs[2]![i]!);
+    for (let r = 0; r < 3; r++) {
+      expect(res[r]!.outputs[0]).toEqual(sum);
+      expect(res[r]!.outputs[3]).toEqual([0, 1, 2].flatMap((k) => Array.from(inputs[k]!.subarray(block(k).first, block(k).end))));
+    }
+  });
+
+  it("the exchange completes when a sharing rank finishes without offering its heap, and times out, naming itself, when one never does", async () => {
+    const pair: ProbeOp[] = [{ op: "all-reduce-tensor", group: "pair", n: 8 }];
+    const done = await run([{ script: pair, heap: true }, { script: pair, heap: true }, { script: [] }]);
+    expect(done.map((r) => r.heapForms)).toEqual([["pair"], ["pair"], []]);
+    const failure = await run([{ script: pair, heap: true }, { script: pair, heap: true }, { script: [{ op: "hang" }] }], 1).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ExecutionError);
+    expect((failure as ExecutionError).kind).toBe("timeout");
+    expect((failure as ExecutionError).message).toMatch(/^rank [01]: heap exchange timed out after 1 s/);
+    expect(liveWorkers()).toBe(0);
   });
 
   it("a rank that never joins a heap collective ends the run with a timeout naming it and the operation, no worker left", async () => {

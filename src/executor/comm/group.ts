@@ -304,8 +304,9 @@ export class Group {
    * All-reduce of n floats: the sum (or maximum) lands in the output, n floats.
    */
   allReduceHeap(xByte: number, yByte: number, n: number, purpose: string, op: "sum" | "max" = "sum"): void {
-    const t0 = this.beginHeap("all-reduce", xByte, yByte);
+    const t0 = this.beginHeap("all-reduce", xByte, yByte, n);
     this.sync("all-reduce"); // every member's input and output are in place and published
+    this.checkCounts("all-reduce", n);
     const { first } = this.block(n);
     const own = this.reduceOwnBlockFromHeaps(xByte, yByte + 4 * first, n, op);
     this.sync("all-reduce"); // every block is summed
@@ -316,26 +317,29 @@ export class Group {
 
   /** Reduce-scatter of n floats: this member's block of the sum lands in the output (block(n) floats). */
   reduceScatterHeap(xByte: number, yByte: number, n: number, purpose: string): void {
-    const t0 = this.beginHeap("reduce-scatter", xByte, yByte);
+    const t0 = this.beginHeap("reduce-scatter", xByte, yByte, n);
     this.sync("reduce-scatter");
+    this.checkCounts("reduce-scatter", n);
     const own = this.reduceOwnBlockFromHeaps(xByte, yByte, n, "sum");
     this.sync("reduce-scatter"); // closing
     this.end(purpose, n - own, t0);
   }
 
-  /** All-gather: the input is this member's block of `total` floats; the output gets all of them. */
-  allGatherHeap(xByte: number, yByte: number, total: number, purpose: string): void {
-    const t0 = this.beginHeap("all-gather", xByte, yByte);
+  /** All-gather: the input is this member's block (blockFloats) of `total` floats; the output gets all of them. */
+  allGatherHeap(xByte: number, yByte: number, blockFloats: number, total: number, purpose: string): void {
     const { first, end } = this.block(total);
+    if (blockFloats !== end - first) throw new Error(`internal: ${this.describe("all-gather")} got ${blockFloats} floats for a block of ${end - first}`);
+    const t0 = this.beginHeap("all-gather", xByte, yByte, total);
     const floats = new Float32Array(this.heaps!.own.buffer);
     floats.copyWithin(yByte / 4 + first, xByte / 4, xByte / 4 + end - first);
     this.sync("all-gather");
+    this.checkCounts("all-gather", total);
     this.copyBlocksFromHeaps(yByte, total, (k) => this.published(k, 0));
     this.sync("all-gather"); // closing
     this.end(purpose, (this.size - 1) * (end - first), t0);
   }
 
-  private beginHeap(operation: Operation, xByte: number, yByte: number): number {
+  private beginHeap(operation: Operation, xByte: number, yByte: number, n: number): number {
     if (this.heaps === undefined) throw new Error(`internal: ${this.describe(operation)} in a heap form, but the heaps of ${this.name} are not shared`);
     this.status.set(operation, this.slot);
     this.waiter.takeIdleMs();
@@ -343,7 +347,14 @@ export class Group {
     const at = this.heapWord(this.index);
     Atomics.store(this.epochs, at, xByte | 0);
     Atomics.store(this.epochs, at + 1, yByte | 0);
+    Atomics.store(this.epochs, at + 2, n);
     return performance.now();
+  }
+
+  /** After the first sync: every member passed the same element count (a misuse otherwise). */
+  private checkCounts(operation: Operation, n: number): void {
+    const counts = Array.from({ length: this.size }, (_, k) => Atomics.load(this.epochs, this.heapWord(k) + 2));
+    if (counts.some((c) => c !== n)) throw new Error(`internal: ${this.describe(operation)}: the members passed ${counts.join(", ")} elements`);
   }
 
   private heapWord(member: number): number {
@@ -355,13 +366,22 @@ export class Group {
     return Atomics.load(this.epochs, this.heapWord(member) + which) >>> 0;
   }
 
-  /** Member k's heap as floats, checked to hold [firstFloat, firstFloat + count). */
+  /**
+   * Member k's heap as floats, checked to hold [firstFloat, firstFloat + count). Just after another thread
+   * has grown a shared memory, this thread's `buffer` can still have the old length until V8 handles the
+   * pending interrupt that announces the growth, so a short view is read again for a while before it
+   * counts as an error.
+   */
   private heapFloats(member: number, firstFloat: number, count: number): Float32Array {
-    const floats = new Float32Array(this.heaps!.members[member]!.buffer);
-    if (firstFloat + count > floats.length) {
-      throw new Error(`internal: ${this.name} member ${member}'s heap shows ${floats.length} floats, fewer than the ${firstFloat + count} its data needs`);
+    const memory = this.heaps!.members[member]!;
+    const deadline = performance.now() + HEAP_GROWTH_GRACE_MS;
+    for (;;) {
+      const floats = new Float32Array(memory.buffer);
+      if (firstFloat + count <= floats.length) return floats;
+      if (performance.now() > deadline) {
+        throw new Error(`internal: ${this.name} member ${member}'s heap shows ${floats.length} floats, fewer than the ${firstFloat + count} its data needs`);
+      }
     }
-    return floats;
   }
 
   /**
@@ -453,6 +473,9 @@ export class Group {
     return count;
   }
 }
+
+/** How long a member keeps reading another's heap again while it looks too short (heapFloats). */
+const HEAP_GROWTH_GRACE_MS = 100;
 
 /** A buffer in a rank's own heap for staging other members' data, and the SIMD kernels on that heap. */
 export interface HeapScratch {

@@ -70,6 +70,14 @@ export function launch(spec: LaunchSpec): Promise<unknown[]> {
   const sharing = spec.ranks.flatMap((r, rank) => (r.shareHeap === true ? [rank] : []));
   const heaps: (WebAssembly.Memory | null)[] = new Array<WebAssembly.Memory | null>(n).fill(null);
   let heapsIn = 0;
+  const posted = spec.ranks.map((r) => r.shareHeap !== true);
+  /** Every sharing rank offers its heap once; when all have, each gets every heap. */
+  const offered = (rank: number, heap: WebAssembly.Memory | null) => {
+    if (posted[rank]) return;
+    posted[rank] = true;
+    heaps[rank] = heap;
+    if (++heapsIn === sharing.length) sharing.forEach((r) => void workers[r]!.postMessage({ type: "heaps", heaps } satisfies HeapsMessage));
+  };
 
   return new Promise((resolve, reject) => {
     const where = (rank: number) => {
@@ -84,11 +92,10 @@ export function launch(spec: LaunchSpec): Promise<unknown[]> {
     };
     const onMessage = (rank: number, m: FromWorker) => {
       if (m.type === "progress") spec.onProgress?.(rank, m.step, m.phase);
-      else if (m.type === "heap") {
-        heaps[rank] = m.heap;
-        if (++heapsIn === sharing.length) sharing.forEach((r) => workers[r]!.postMessage({ type: "heaps", heaps } satisfies HeapsMessage));
-      }
+      else if (m.type === "heap") offered(rank, m.heap);
       else if (m.type === "result") {
+        // A sharing rank that finished without offering its heap (a probe with no tensor op) shares none.
+        if (!posted[rank]) offered(rank, null);
         results[rank] = m.result;
         finished[rank] = true;
         void workers[rank]!.terminate();

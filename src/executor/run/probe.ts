@@ -49,6 +49,10 @@ export interface ProbePayload {
   readonly heap?: boolean;
   /** Then allocate a tensor of this many bytes, kept to the end, so the heap grows after the exchange. */
   readonly growBytes?: number;
+  /** And one more of this many bytes before each run of a *-tensor op: the heap grows between collectives. */
+  readonly growBytesPerOp?: number;
+  /** Inputs whose sums round (seededInput) instead of probeInput's exact ones: the order of summation shows. */
+  readonly seeded?: boolean;
   /** The backend of the *-tensor ops (default wasm). */
   readonly backend?: BackendChoice;
 }
@@ -60,6 +64,13 @@ export interface ProbeResult {
   readonly traffic: TrafficSnapshot;
   /** The groups whose *-tensor ops ran in Group's heap forms. */
   readonly heapForms: readonly string[];
+}
+
+/** Rank r's input i: deterministic values of mixed magnitude whose float32 sums depend on their order. */
+export function seededInput(rank: number, n: number): Float32Array {
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = Math.sin((rank + 1) * 12.9898 + i * 78.233) * 10 ** ((i + rank) % 7 - 3);
+  return x;
 }
 
 export function probeInput(rank: number, n: number): Float32Array {
@@ -74,18 +85,21 @@ async function tensorSide(input: WorkerInput, payload: ProbePayload, ep: Endpoin
   const tf = loaded.tf;
   const heaps = input.shareHeap === true ? await exchangeHeaps(loaded.heap) : undefined;
   const heap = loaded.heap === undefined || heaps === undefined ? undefined : heapPath(tf, loaded.heap, heaps);
-  const grown = payload.growBytes === undefined ? undefined : tf.zeros([payload.growBytes / 4]);
+  const grown = payload.growBytes === undefined ? [] : [tf.zeros([payload.growBytes / 4])];
   const ops = new Map<string, GroupOps>();
   return {
     tf,
     heapForms: (name: string) => ep.group(name).heapForms,
     barrier: (name: string) => ep.group(name).barrier(),
+    grow() {
+      if (payload.growBytesPerOp !== undefined) grown.push(tf.zeros([payload.growBytesPerOp / 4]));
+    },
     ops(name: string): GroupOps {
       if (!ops.has(name)) ops.set(name, tensorGroup(tf, ep.group(name), heap));
       return ops.get(name)!;
     },
     dispose() {
-      grown?.dispose();
+      tf.dispose(grown);
       heap?.dispose();
     },
   };
@@ -99,6 +113,7 @@ function tensorOp(side: Awaited<ReturnType<typeof tensorSide>>, op: ProbeOp & { 
   const { tf } = side;
   const g = side.ops(op.group);
   const block = blockOf(op.n, g.size, g.rank);
+  side.grow();
   const input = op.op === "all-gather-tensor" ? tf.tensor(x.subarray(block.first, block.end), [block.end - block.first, 1]) : tf.tensor(x, [op.n, 1]);
   // Every member starts the clock together: making the input and reading the last output back (untimed)
   // take as long as the collective itself, and a member still at them would count in the others' time.
@@ -124,7 +139,7 @@ export const probeProgram: Program = async (input, _progress, exchangeHeaps) => 
   for (const op of payload.script) {
     let out: Float32Array | null = null;
     const times: number[] = [];
-    const inputs = "n" in op ? probeInput(input.rank + ("salt" in op ? op.salt ?? 0 : 0), op.n) : null;
+    const inputs = "n" in op ? (payload.seeded === true ? seededInput : probeInput)(input.rank + ("salt" in op ? op.salt ?? 0 : 0), op.n) : null;
     for (let r = 0; r < repeat; r++) {
       const fill = r === 0 || payload.refill !== false;
       const x = inputs === null ? null : fill ? inputs.slice() : inputs;

@@ -27,7 +27,7 @@ export function tensorGroup(tf: Tf, group: Group | undefined, heap?: HeapPath): 
       rank: group.index,
       allReduce: (x, purpose) => heap.run(x, x.shape, (xb, yb) => group.allReduceHeap(xb, yb, x.size, purpose)),
       allReduceMax: (x, purpose) => heap.run(x, x.shape, (xb, yb) => group.allReduceHeap(xb, yb, x.size, purpose, "max")),
-      allGather: (x, purpose) => heap.run(x, rowsShape(x, x.shape[0]! * group.size), (xb, yb) => group.allGatherHeap(xb, yb, x.size * group.size, purpose)),
+      allGather: (x, purpose) => heap.run(x, rowsShape(x, x.shape[0]! * group.size), (xb, yb) => group.allGatherHeap(xb, yb, x.size, x.size * group.size, purpose)),
       reduceScatter: (x, purpose) => {
         checkRows(x);
         return heap.run(x, rowsShape(x, x.shape[0]! / group.size), (xb, yb) => group.reduceScatterHeap(xb, yb, x.size, purpose));

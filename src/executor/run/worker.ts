@@ -18,11 +18,18 @@ function serialize(e: unknown): SerializedError {
 
 const input = workerData as WorkerInput;
 const post = (m: FromWorker) => parentPort!.postMessage(m);
+/** The heap exchange, bounded by the run's collective timeout (a rank that never offers its heap). */
 const exchangeHeaps: HeapExchange = (own) => {
   if (input.shareHeap !== true) throw new Error(`internal: rank ${input.rank} exchanges heaps but was not started to share one`);
+  let timer: NodeJS.Timeout | undefined;
   const answer = new Promise<HeapsMessage>((resolve) => parentPort!.once("message", resolve));
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new CommError(input.rank, "heap exchange", "timeout", `timed out after ${input.timeoutSeconds} s waiting for the other ranks to offer their heaps`));
+    }, input.timeoutSeconds * 1e3);
+  });
   post({ type: "heap", rank: input.rank, heap: own ?? null });
-  return answer.then((m) => m.heaps);
+  return Promise.race([answer, deadline]).then((m) => m.heaps).finally(() => clearTimeout(timer));
 };
 try {
   const program = await PROGRAMS[input.program]();
