@@ -9,6 +9,7 @@ import type { Io } from "../../src/cli/io.js";
 import { loadModel } from "../../src/cli/catalog.js";
 import { ageOf, executePlan } from "../../src/executor/index.js";
 import { otherMachine } from "../../src/executor/measure/machine.js";
+import type { ExecuteReport } from "../../src/executor/measure/report.js";
 import { profileOnDisk, savedProfile } from "../../src/cli/profile-file.js";
 import { resolvePlan } from "../../src/spec/plan.js";
 import { shapeOf } from "../helpers.js";
@@ -80,7 +81,7 @@ describe("meshplan calibrate and execute", () => {
     expect(out.stdout).toHaveLength(1);
     const r = JSON.parse(out.stdout[0]!);
     expect(Object.keys(r)).toEqual(expect.arrayContaining(["plan", "engine", "predicted", "measured", "numerics"]));
-    expect(r.engine).toEqual({ name: "tfjs", backend: "wasm", devices: 2 });
+    expect(r.engine).toEqual({ name: "tfjs", backend: "wasm", devices: 2, heapCollectives: false }); // pp2: no tp or cp collective
     expect(Object.keys(r.predicted)).toEqual(expect.arrayContaining(["memory", "time", "communication", "pipeline"]));
     const m = r.measured;
     expect(m.stepSeconds).toBeGreaterThan(0);
@@ -115,9 +116,14 @@ describe("meshplan calibrate and execute", () => {
   });
 
   it("--no-shared-heap keeps the heaps unshared: the report says the tensors went through the slots", async () => {
-    const out = io();
-    expect(await executeCommand(args("execute", { model: "tiny-gpt", tp: 2, "global-batch": 2, profile, steps: 1, warmup: 0, "shared-heap": false }), out)).toBe(0);
-    expect(out.stdout.join("\n")).toMatch(/^note: tp and cp collectives copied each tensor through the fabric's slots$/m);
+    for (const shared of [true, false]) {
+      const out = io();
+      expect(await executeCommand(args("execute", { model: "tiny-gpt", tp: 2, "global-batch": 2, profile, steps: 1, warmup: 0, json: true, "shared-heap": shared }), out)).toBe(0);
+      const r = JSON.parse(out.stdout.join("\n")) as ExecuteReport;
+      expect(r.engine.heapCollectives).toBe(shared);
+      expect(r.notes).toContain(shared ? "tp and cp collectives read the other ranks' tensors in their shared wasm heaps (no copy through the fabric's slots)"
+        : "tp and cp collectives copied each tensor through the fabric's slots");
+    }
   });
 
   it("--warmup must be a count: a negative one is bad input naming the flag", async () => {

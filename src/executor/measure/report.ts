@@ -70,7 +70,11 @@ export interface RankMeasurement {
  */
 export interface ExecuteReport {
   readonly plan: Plan;
-  readonly engine: { readonly name: string; readonly backend: string; readonly devices: number };
+  /**
+   * heapCollectives (an extension): every training rank's tensor- and context-parallel collectives read
+   * the other ranks' shared wasm heaps (false when they went through the slots, or when the plan has none).
+   */
+  readonly engine: { readonly name: string; readonly backend: string; readonly devices: number; readonly heapCollectives: boolean };
   readonly predicted: Estimate;
   readonly measured: {
     readonly stepSeconds: number;
@@ -234,7 +238,7 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   const servers = ex.results.filter((r) => r.staleness !== undefined).flatMap((r) => r.staleness!);
   return {
     plan: ex.plan,
-    engine: { name: "tfjs", backend: ex.backend, devices: threads },
+    engine: { name: "tfjs", backend: ex.backend, devices: threads, heapCollectives: workers.every((r) => r.heapCollectives) },
     predicted,
     measured: {
       stepSeconds,
