@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { loadModel } from "../../src/cli/catalog.js";
 import { groupPlacement } from "../../src/planner/cost/placement.js";
 import { quickMemory, quickScore } from "../../src/planner/cost/estimate.js";
+import { memoryCosts, planCosts } from "../../src/planner/cost/stages.js";
 import { pipelineFillFactor, searchPlans, stageSumLowerBound, tokensPerSecondBound } from "../../src/planner/search/search.js";
 import { forEachCandidate } from "../../src/planner/search/space.js";
 import { resolvePlan, type PlanInput } from "../../src/spec/plan.js";
@@ -247,6 +248,8 @@ describe("plan search: mechanics", () => {
       expect(bound).toBeGreaterThanOrEqual(actual * (1 - 1e-12));
       // the search checks memory alone first and times only the plans that fit: the same peak, bit for bit
       expect(quickMemory(model, shape, plan)).toEqual({ peakBytesPerGpu: score.peakBytesPerGpu, fits: score.fits });
+      // and times them from the memory costs it has already: the same costs as computed afresh
+      if (checked % 7 === 0) expect(planCosts(model, shape, plan, memoryCosts(model, shape, plan))).toEqual(planCosts(model, shape, plan));
       if (!score.fits) overflowing++;
       const sum = stageSumLowerBound(model, shape, plan);
       if (!sums.has(group)) sums.set(group, sum);

@@ -143,7 +143,8 @@ export interface QuickScore extends QuickMemory {
   readonly tokensPerSecond: number;
 }
 
-function quickMemoryOf(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: MemoryCosts): QuickMemory {
+/** quickMemory from the plan's memory costs (memoryCosts or planCosts). */
+export function quickMemoryOf(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: MemoryCosts): QuickMemory {
   const peak = worstStageMemory(model, plan, costs).bytes;
   return { peakBytesPerGpu: peak, fits: peak <= shape.spec.gpu.memoryBytes };
 }

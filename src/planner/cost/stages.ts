@@ -134,7 +134,11 @@ function beyondStates(model: ModelSpec, shape: ClusterShape, plan: Plan, perLaye
   return { microBatches: microBatchCount(plan), activations: layerActivationBytes(model, plan), otherBytes: otherBytes(model, shape.spec.gpu, plan, perLayer) };
 }
 
-export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): PlanCosts {
+/**
+ * Everything a plan's timing and memory need, per stage. `memory`, when the caller has it already for
+ * this plan (memoryCosts: the search checks memory first), is reused instead of computed again.
+ */
+export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, memory?: MemoryCosts): PlanCosts {
   const gpu = shape.spec.gpu;
   const links = resolveLinks(plan, shape);
   const layer = layerTimes(model, gpu, plan);
@@ -150,7 +154,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
     const last = i === plan.pp - 1;
     const first = i === 0;
     const params = stageParams(model, plan, i, perLayer);
-    const held = stageStates(plan, params);
+    const held = memory?.stages[i] ?? stageStates(plan, params);
     const states = held.states;
     const coreBackward = layer.backwardInputSeconds - layer.backwardWeightSeconds; // attention core + element-wise
     const forward = n * layer.forwardSeconds + (last ? head.forwardSeconds : 0) + (first ? embedding.forwardSeconds : 0);
@@ -183,5 +187,6 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): Pl
     };
   }
 
-  return { ...beyondStates(model, shape, plan, perLayer), links, stages: perStage(plan, evaluate), ppTransfer: transfer };
+  const beyond = memory === undefined ? beyondStates(model, shape, plan, perLayer) : { microBatches: memory.microBatches, activations: memory.activations, otherBytes: memory.otherBytes };
+  return { ...beyond, links, stages: perStage(plan, evaluate), ppTransfer: transfer };
 }

@@ -2,10 +2,11 @@ import { performance } from "node:perf_hooks";
 import { InputError } from "../../spec/errors.js";
 import { microBatchCount, resolvePlan, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
-import { estimate, quickMemory, quickTokensPerSecond, type QuickMemory, type QuickScore } from "../cost/estimate.js";
+import { estimate, quickMemoryOf, quickTokensPerSecond, type QuickMemory, type QuickScore } from "../cost/estimate.js";
 import { cpCostPerMicroBatch, epCostPerMicroBatch, resolveLinks, tpCostPerMicroBatch } from "../cost/communication.js";
 import { embeddingTimes, headTimes, layerTimes } from "../cost/compute.js";
 import { peakBytesLowerBound } from "../cost/memory.js";
+import { memoryCosts, planCosts } from "../cost/stages.js";
 import type { Estimate } from "../cost/types.js";
 import { solvePartition } from "../partition/ilp.js";
 import { layoutExists, partitionProblem, type PartitionSolution } from "../partition/problem.js";
@@ -259,8 +260,9 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       }
       // Most scored plans do not fit: their memory alone says so, and their speed is needed only if a
       // list that ranks by speed takes them (the repairable meshes below).
-      scored = { plan, score: quickMemory(model, shape, plan) };
-      fitting = scored.score.fits ? timed(model, shape, scored) : undefined;
+      const memory = memoryCosts(model, shape, plan);
+      scored = { plan, score: quickMemoryOf(model, shape, plan, memory) };
+      fitting = scored.score.fits ? { plan, score: { ...scored.score, tokensPerSecond: quickTokensPerSecond(model, shape, plan, planCosts(model, shape, plan, memory)) } } : undefined;
       if (fitting !== undefined) scored = fitting;
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
