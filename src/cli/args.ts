@@ -61,7 +61,7 @@ export const FLAGS = {
   profile: { type: "string", help: "device profile JSON (calibrate writes it, execute reads it; default meshplan-profile.json)", valueName: "FILE" },
   seed: { type: "int", help: "seed of the weights and the synthetic tokens (execute; default 1234)", valueName: "N" },
   backend: { type: "string", help: "auto | wasm | cpu | tensorflow | tensorflow-gpu (execute, calibrate; default wasm)", valueName: "B" },
-  "shared-heap": { type: "bool", help: "execute: tp and cp collectives read the other ranks' tensors in their shared wasm heaps (default on); --no-shared-heap copies each through the shared-memory slots" },
+  "shared-heap": { type: "bool", help: "execute: tp and cp collectives and ZeRO weight gathers read the other ranks' data in their shared wasm heaps (default on); --no-shared-heap copies it through the shared-memory slots" },
   help: { type: "bool", help: "show help" },
 } as const satisfies Record<string, FlagSpec>;
 

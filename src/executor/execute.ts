@@ -5,7 +5,7 @@ import { assembleWeights, maxWeightDifference, stepLosses, type Weights } from "
 import { DEFAULT_ADAM, type AdamConfig } from "./parallel/adam.js";
 import { fabricFor, workerCount } from "./parallel/grid.js";
 import type { BackendChoice } from "./run/backend.js";
-import type { RankJob, RankResult } from "./run/job.js";
+import { heapCollectivesIn, type RankJob, type RankResult } from "./run/job.js";
 import { launch } from "./run/launch.js";
 import type { FaultSpec } from "./run/protocol.js";
 import { rankProgram } from "./run/rank.js";
@@ -55,9 +55,10 @@ export interface ExecuteOptions {
    */
   readonly speedProbe?: SpeedProbeSpec;
   /**
-   * Tensor- and context-parallel collectives read the other ranks' tensors from their wasm heaps, made
-   * shareable (run/shared-heap.ts; default true); false keeps every heap unshared and copies each tensor
-   * through the fabric's slots instead. Either way the numerics and the bytes counted are the same.
+   * Tensor- and context-parallel collectives and ZeRO's weight gathers read the other ranks' data from
+   * their wasm heaps, made shareable (run/shared-heap.ts; default true); false keeps every heap unshared
+   * and copies the data through the fabric's slots instead. Either way the numerics and the bytes counted
+   * are the same.
    */
   readonly sharedHeap?: boolean;
   readonly onProgress?: (event: ProgressEvent) => void;
@@ -136,8 +137,9 @@ export async function execute(o: ExecuteOptions): Promise<Execution> {
   const fabric = fabricFor(o.model, plan);
   const workers = workerCount(plan);
   const j = job(o, plan, true);
-  // Ranks share their wasm heaps for the tensor- and context-parallel collectives (tensor-group.ts).
-  const shareHeap = o.sharedHeap !== false && (plan.tp > 1 || plan.cp > 1);
+  // Ranks share their wasm heaps for the tensor- and context-parallel collectives (tensor-group.ts) and
+  // the ZeRO weight gathers (parallel/state.ts).
+  const shareHeap = o.sharedHeap !== false && heapCollectivesIn(plan);
   const ranks = Array.from({ length: fabric.ranks }, (_, r) => (r < workers ? { program: "rank" as const, payload: j, shareHeap } : { program: "server" as const, payload: j }));
   const results = (await launch({
     fabric, ranks, timeoutSeconds: o.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,

@@ -112,7 +112,7 @@ describe("meshplan calibrate and execute", () => {
     expect(text).toMatch(/step time/);
     // tp bytes: the cost model counts everything the ranks send (re-gathers, cross-entropy, SP gradient sum).
     expect(text).toMatch(/^ +tp +[\d.]+ [kM]B +[\d.]+ [kM]B +\+0\.0%$/m);
-    expect(text).toMatch(/^note: tp and cp collectives read the other ranks' tensors in their shared wasm heaps/m);
+    expect(text).toMatch(/^note: tp collectives read the other ranks' data in their shared wasm heaps/m);
   });
 
   it("--no-shared-heap keeps the heaps unshared: the report says the tensors went through the slots", async () => {
@@ -121,8 +121,8 @@ describe("meshplan calibrate and execute", () => {
       expect(await executeCommand(args("execute", { model: "tiny-gpt", tp: 2, "global-batch": 2, profile, steps: 1, warmup: 0, json: true, "shared-heap": shared }), out)).toBe(0);
       const r = JSON.parse(out.stdout.join("\n")) as ExecuteReport;
       expect(r.engine.heapCollectives).toBe(shared);
-      expect(r.notes).toContain(shared ? "tp and cp collectives read the other ranks' tensors in their shared wasm heaps (no copy through the fabric's slots)"
-        : "tp and cp collectives copied each tensor through the fabric's slots");
+      expect(r.notes).toContain(shared ? "tp collectives read the other ranks' data in their shared wasm heaps (no copy through the fabric's slots)"
+        : "tp collectives copied their data through the fabric's slots");
     }
   });
 

@@ -12,8 +12,19 @@ describe("data parallel", () => {
       const ex = await runPlan(2, { dp: 2, zero });
       expect(ex.backend).toBe("wasm");
       expectFaithful(ex);
+      // ZeRO's weight gathers copy every member's block from its shared heap into the new tensors (state.ts).
+      expect(ex.results.map((r) => r.heapCollectives)).toEqual([zero >= 1, zero >= 1]);
     });
   }
+  it("dp2, ZeRO 3 with every heap unshared: the weight gathers go through the slots, with the same losses to the bit and the same bytes", async () => {
+    const shared = await runPlan(2, { dp: 2, zero: 3 }, { steps: 3, reference: false });
+    const copied = await runPlan(2, { dp: 2, zero: 3 }, { steps: 3, reference: false, sharedHeap: false });
+    expect(shared.results.map((r) => r.heapCollectives)).toEqual([true, true]);
+    expect(copied.results.map((r) => r.heapCollectives)).toEqual([false, false]);
+    expect(copied.losses).toEqual(shared.losses);
+    expect(copied.results.map((r) => r.weights)).toEqual(shared.results.map((r) => r.weights));
+    expect(copied.results.map((r) => r.steps.map((s) => s.commBytesByPurpose))).toEqual(shared.results.map((r) => r.steps.map((s) => s.commBytesByPurpose)));
+  });
   it("dp2, ZeRO 2, tied embeddings (the head's backward starts the embedding's gradient: its own bucket region)", async () => {
     const ex = await runPlan(2, { dp: 2, zero: 2 }, { model: { tiedEmbeddings: true }, steps: 3 });
     expectSameNumerics(ex);

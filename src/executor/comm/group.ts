@@ -339,6 +339,40 @@ export class Group {
     this.end(purpose, (this.size - 1) * (end - first), t0);
   }
 
+  /**
+   * All-gather into several outputs: the input is this member's block of a flat vector of `total` floats
+   * (at srcByte of its heap: the ZeRO master or shard), and each segment [first, first + count) of the
+   * vector goes to the buffer at `byte` of this member's heap (a unit's parameter tensors): no flat copy
+   * in between. Same bytes as the other all-gathers.
+   */
+  allGatherHeapInto(srcByte: number, total: number, segments: readonly HeapSegment[], purpose: string): void {
+    const t0 = this.beginHeap("all-gather", srcByte, 0, total);
+    const mine = new Float32Array(this.heaps!.own.buffer);
+    this.copyBlockInto(this.index, mine, srcByte / 4, total, segments);
+    this.sync("all-gather");
+    this.checkCounts("all-gather", total);
+    for (let k = 0; k < this.size; k++) {
+      if (k === this.index) continue;
+      const { first, end } = this.block(total, k);
+      const at = this.published(k, 0) / 4;
+      this.copyBlockInto(k, this.heapFloats(k, at, end - first), at, total, segments);
+    }
+    this.sync("all-gather"); // closing
+    const { first, end } = this.block(total);
+    this.end(purpose, (this.size - 1) * (end - first), t0);
+  }
+
+  /** Copies member k's block (at float `at` of `from`) into the parts of the segments it covers. */
+  private copyBlockInto(member: number, from: Float32Array, at: number, total: number, segments: readonly HeapSegment[]): void {
+    const mine = new Float32Array(this.heaps!.own.buffer);
+    const { first, end } = this.block(total, member);
+    for (const s of segments) {
+      const lo = Math.max(first, s.first);
+      const hi = Math.min(end, s.first + s.count);
+      if (lo < hi) mine.set(from.subarray(at + lo - first, at + hi - first), s.byte / 4 + lo - s.first);
+    }
+  }
+
   private beginHeap(operation: Operation, xByte: number, yByte: number, n: number): number {
     if (this.heaps === undefined) throw new Error(`internal: ${this.describe(operation)} in a heap form, but the heaps of ${this.name} are not shared`);
     this.status.set(operation, this.slot);
@@ -472,6 +506,13 @@ export class Group {
     }
     return count;
   }
+}
+
+/** Floats [first, first + count) of a flat vector, to be written at `byte` of a member's own heap. */
+export interface HeapSegment {
+  readonly first: number;
+  readonly count: number;
+  readonly byte: number;
 }
 
 /** How long a member keeps reading another's heap again while it looks too short (heapFloats). */

@@ -5,7 +5,7 @@ import type { Estimate } from "../../planner/cost/types.js";
 import type { ClusterShape, Plan } from "../../spec/types.js";
 import { COMM_KINDS, type CommKind } from "../comm/fabric.js";
 import type { Execution } from "../execute.js";
-import type { RankResult, StepRecord } from "../run/job.js";
+import { heapCollectivesIn, type RankResult, type StepRecord } from "../run/job.js";
 import { peakActivationElements } from "./accounting.js";
 import { costModelElements } from "./cost-map.js";
 import { mean, total, upperMedian } from "./stats.js";
@@ -71,8 +71,9 @@ export interface RankMeasurement {
 export interface ExecuteReport {
   readonly plan: Plan;
   /**
-   * heapCollectives (an extension): every training rank's tensor- and context-parallel collectives read
-   * the other ranks' shared wasm heaps (false when they went through the slots, or when the plan has none).
+   * heapCollectives (an extension): every training rank's tensor- and context-parallel collectives and
+   * ZeRO weight gathers read the other ranks' shared wasm heaps (false when they went through the slots,
+   * or when the plan has none).
    */
   readonly engine: { readonly name: string; readonly backend: string; readonly devices: number; readonly heapCollectives: boolean };
   readonly predicted: Estimate;
@@ -262,10 +263,14 @@ export function worstMemoryRank(r: ExecuteReport): ExecuteReport["measured"]["ra
   return r.measured.ranks.reduce((a, b) => (b.memory.peakBytes > a.memory.peakBytes ? b : a), r.measured.ranks[0]!);
 }
 
-/** How the tensor- and context-parallel collectives reached the other ranks' tensors (run/tensor-group.ts). */
+/**
+ * How the tensor- and context-parallel collectives and the ZeRO weight gathers reached the other ranks'
+ * data (run/tensor-group.ts, parallel/state.ts).
+ */
 export function heapNote(plan: Plan, workers: readonly RankResult[]): string | undefined {
-  if (plan.tp === 1 && plan.cp === 1) return undefined;
-  if (workers.every((r) => r.heapCollectives)) return "tp and cp collectives read the other ranks' tensors in their shared wasm heaps (no copy through the fabric's slots)";
+  if (!heapCollectivesIn(plan)) return undefined;
+  const which = [plan.tp > 1 ? "tp" : "", plan.cp > 1 ? "cp" : "", plan.zero >= 1 && plan.dp * plan.cp > 1 ? "ZeRO weight-gather" : ""].filter((x) => x !== "").join(" and ");
+  if (workers.every((r) => r.heapCollectives)) return `${which} collectives read the other ranks' data in their shared wasm heaps (no copy through the fabric's slots)`;
   const why = workers.find((r) => r.heapNote !== undefined)?.heapNote;
-  return `tp and cp collectives copied each tensor through the fabric's slots${why === undefined ? "" : ` (${why})`}`;
+  return `${which} collectives copied their data through the fabric's slots${why === undefined ? "" : ` (${why})`}`;
 }

@@ -5,6 +5,7 @@ import type { Grads, UnitParams } from "../model/context.js";
 import { blockOf } from "../comm/fabric.js";
 import { sliceForRank, unitSlots, type UnitSlots, type UnitSpec } from "../model/layout.js";
 import { readNow, tensorFromShared, type Tf } from "../model/ops.js";
+import type { HeapPath } from "../run/tensor-group.js";
 import { adamState, adamStep, type AdamConfig, type AdamState } from "./adam.js";
 import { gradientBucket } from "./bucket.js";
 
@@ -62,17 +63,29 @@ export interface StateOptions {
   readonly dp: Group | undefined;
   readonly initial: (name: string) => Float32Array;
   readonly adam: AdamConfig;
+  /**
+   * This rank's shared wasm heap (run/tensor-group.ts), when the ranks share theirs: the ZeRO master
+   * (1/2) or shard (3) then lives in it, and the weight gathers copy every member's block straight into
+   * the unit's new parameter tensors (Group.allGatherHeapInto) instead of through a slot and a flat copy.
+   */
+  readonly heap?: HeapPath;
 }
 
 export class ModelState implements ParamProvider {
   private readonly units = new Map<string, UnitState>();
   private readonly owner = new Map<string, UnitState>();
   private step = 0;
+  /** The weight gathers run in the heap form (StateOptions.heap, every dp member sharing its heap). */
+  private readonly heapGathers: boolean;
+  /** Byte offsets of each unit's gathered block (master or shard) in this rank's heap, under heapGathers. */
+  private readonly sourceBytes = new Map<UnitState, number>();
 
   constructor(private readonly o: StateOptions) {
     const n = o.dp?.size ?? 1;
     const j = o.dp?.index ?? 0;
     const bucket = o.dp !== undefined && o.dp.size > 1 ? gradientBucket(o.units, o.tp, o.zero) : undefined;
+    // Every dp member decides alike: useHeaps is true only if all of them share their heaps.
+    this.heapGathers = o.heap !== undefined && o.dp !== undefined && o.dp.size > 1 && o.zero >= 1 && o.heap.enable(o.dp);
     o.units.forEach((unit, u) => {
       const slots = unitSlots(unit, o.tp);
       const flat = new Float32Array(slots.size);
@@ -80,15 +93,19 @@ export class ModelState implements ParamProvider {
       const owned = o.zero >= 1 ? blockOf(slots.size, n, j) : { first: 0, end: slots.size };
       const count = owned.end - owned.first;
       const bucketOffset = bucket?.offsets[u];
+      // The block the weight gathers read: the master (ZeRO 1/2) or the shard (3), in the heap under heapGathers.
+      const source = this.heapGathers ? o.heap!.buffer(count) : undefined;
+      source?.view.set(flat.subarray(owned.first, owned.end));
       const state: UnitState = {
         slots, owned, bucketOffset,
         grad: o.zero <= 1 ? this.gradBuffer(bucketOffset, slots.size) : undefined,
         ownedGrad: o.zero >= 2 ? new Float32Array(count) : undefined,
-        master: flat.slice(owned.first, owned.end),
+        master: source !== undefined && o.zero < 3 ? source.view : flat.slice(owned.first, owned.end),
         adam: adamState(count),
-        shard: o.zero === 3 ? flat.slice(owned.first, owned.end) : undefined,
+        shard: o.zero === 3 ? source?.view ?? flat.slice(owned.first, owned.end) : undefined,
         tensors: undefined,
       };
+      if (source !== undefined) this.sourceBytes.set(state, source.byte);
       if (o.zero < 3) state.tensors = this.toTensors(slots, flat);
       this.units.set(unit.name, state);
       for (const t of slots.tensors) this.owner.set(t.spec.name, state);
@@ -124,8 +141,8 @@ export class ModelState implements ParamProvider {
     const states = this.reads(unit);
     if (this.o.zero === 3) {
       for (const s of states) {
-        const full = this.o.dp!.allGatherView(s.shard!, s.slots.size, "dp.zero3-gather");
-        s.tensors = this.toTensors(s.slots, full);
+        if (this.heapGathers) s.tensors = this.gatherTensors(s, "dp.zero3-gather");
+        else s.tensors = this.toTensors(s.slots, this.o.dp!.allGatherView(s.shard!, s.slots.size, "dp.zero3-gather"));
       }
     }
     const find = (name: string) => {
@@ -198,13 +215,29 @@ export class ModelState implements ParamProvider {
     [...this.units.values()].forEach((s, i) => {
       adamStep(s.master, grads[i]!, s.adam, this.step, this.o.adam);
       if (this.o.zero === 3) s.shard!.set(s.master);
-      else {
+      else if (this.heapGathers) {
+        for (const t of s.tensors!.values()) t.dispose();
+        s.tensors = this.gatherTensors(s, "dp.zero-gather");
+      } else {
         const full = this.o.zero === 0 || this.o.dp === undefined ? s.master : this.o.dp.allGatherView(s.master, s.slots.size, "dp.zero-gather");
         this.setWeights(s, full);
       }
       if (s.grad !== undefined) s.grad.fill(0);
       s.ownedGrad?.fill(0);
     });
+  }
+
+  /** The unit's parameter tensors, every member's block copied straight into them from its heap. */
+  private gatherTensors(s: UnitState, purpose: string): Map<string, Tensor> {
+    const outputs = this.o.heap!.outputs(s.slots.tensors.map((t) => t.shape));
+    const segments = s.slots.tensors.map((t, i) => ({ first: t.offset, count: t.size, byte: outputs[i]!.byte }));
+    try {
+      this.o.dp!.allGatherHeapInto(this.sourceBytes.get(s)!, s.slots.size, segments, purpose);
+    } catch (e) {
+      for (const o of outputs) o.tensor.dispose();
+      throw e;
+    }
+    return new Map(s.slots.tensors.map((t, i) => [t.spec.name, outputs[i]!.tensor]));
   }
 
   private setWeights(s: UnitState, full: Float32Array): void {

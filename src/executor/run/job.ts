@@ -69,9 +69,9 @@ export interface RankResult {
   readonly coords: Coords;
   readonly backend: string;
   /**
-   * Whether every tensor- and context-parallel collective of this rank read the other ranks' tensors
-   * straight from their shared wasm heaps (Group's heap forms) rather than through copies into the
-   * fabric's slots; false for a rank in no such group.
+   * Whether every tensor- and context-parallel collective and every ZeRO weight gather of this rank read
+   * the other ranks' data straight from their shared wasm heaps (Group's heap forms) rather than through
+   * copies into the fabric's slots; false for a rank in no such group.
    */
   readonly heapCollectives: boolean;
   /** Why this rank's wasm heap could not be shared, when it was asked to be. */
@@ -83,4 +83,9 @@ export interface RankResult {
   readonly weights: readonly WeightBlock[];
   /** Asynchronous parameter servers: how many updates old each applied gradient's weights were. */
   readonly staleness?: readonly number[];
+}
+
+/** Whether a plan has collectives that can read the ranks' shared heaps: tp, cp, or ZeRO's weight gathers. */
+export function heapCollectivesIn(plan: Plan): boolean {
+  return plan.tp > 1 || plan.cp > 1 || (plan.zero >= 1 && plan.dp * plan.cp > 1 && plan.parameterServers === 0);
 }

@@ -1,6 +1,7 @@
 import type { Tensor } from "@tensorflow/tfjs";
 import { microBatchCount } from "../../spec/plan.js";
 import type { ModelSpec, Plan } from "../../spec/types.js";
+import type { HeapPath } from "./tensor-group.js";
 import type { Group } from "../comm/group.js";
 import type { Channel } from "../comm/p2p.js";
 import type { Traffic } from "../comm/traffic.js";
@@ -71,11 +72,17 @@ export interface StageModel {
   readonly actions: readonly Action[];
 }
 
-/** The stage at `coords` of `plan`, weights seeded by `seed` (the same on every split), sharded over `dp` by ZeRO. */
-export function stageModel(tf: Tf, model: ModelSpec, plan: Plan, coords: Coords, seed: number, adam: AdamConfig, dp: Group | undefined): StageModel {
+/**
+ * The stage at `coords` of `plan`, weights seeded by `seed` (the same on every split), sharded over `dp` by
+ * ZeRO, whose weight gathers read the other ranks' heaps when `heap` is given and every dp member shares.
+ */
+export function stageModel(tf: Tf, model: ModelSpec, plan: Plan, coords: Coords, seed: number, adam: AdamConfig, dp: Group | undefined, heap?: HeapPath): StageModel {
   const chunks = stageUnits(model, plan, coords.pp);
   const init = initialParameters(model, seed);
-  const state = new ModelState({ tf, units: chunks.flat(), tp: plan.tp, tpRank: coords.tp, zero: plan.zero, dp, initial: (name) => init.get(name)!, adam });
+  const state = new ModelState({
+    tf, units: chunks.flat(), tp: plan.tp, tpRank: coords.tp, zero: plan.zero, dp, initial: (name) => init.get(name)!, adam,
+    ...(heap === undefined ? {} : { heap }),
+  });
   init.clear();
   return { chunks, state, tokens: new TokenSource(model, plan.seqLen, seed, plan.globalBatch), actions: stageSchedule(plan, coords.pp, microBatchCount(plan)) };
 }

@@ -49,12 +49,13 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
   const cp = maybeGroup(ep, rank, job, "cp", ["cp"]);
   const dp = maybeGroup(ep, rank, job, "dp", ["dp", "cp"]);
   const world = ep.group(input.fabric.groups[input.fabric.groups.length - 1]!.name);
-  const { chunks, state, tokens, actions } = stageModel(tf, model, plan, coords, job.seed, job.adam, dp);
+  const { chunks, state, tokens, actions } = stageModel(tf, model, plan, coords, job.seed, job.adam, dp, heap);
   const ledger = new MemoryLedger(tf);
   const tpOps = tensorGroup(tf, tp, heap);
   const cpOps = tensorGroup(tf, cp, heap);
-  const sequenceGroups = [tp, cp].filter((g): g is Group => g !== undefined);
-  const heapCollectives = sequenceGroups.length > 0 && sequenceGroups.every((g) => g.heapForms);
+  // The groups whose collectives take tensors: tp, cp, and dp under ZeRO (its weight gathers).
+  const tensorGroups = [tp, cp, plan.zero >= 1 ? dp : undefined].filter((g): g is Group => g !== undefined);
+  const heapCollectives = tensorGroups.length > 0 && tensorGroups.every((g) => g.heapForms);
   const steps: StepRecord[] = [];
 
   for (let step = 0; step < job.steps; step++) {

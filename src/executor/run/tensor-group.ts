@@ -79,6 +79,14 @@ export interface HeapPath {
    * byte offsets, and returns the output.
    */
   run(x: Tensor, shape: number[], collective: (xByte: number, yByte: number) => void): Tensor;
+  /**
+   * A float32 buffer of this rank's heap that lives until dispose, untracked by TensorFlow.js (model
+   * state kept outside it, as the ZeRO master and shard are), as a view and its byte offset. The heap
+   * is shared, so the view stays valid when the heap grows.
+   */
+  buffer(floats: number): { readonly view: Float32Array; readonly byte: number };
+  /** New tensors of these shapes, allocated in this rank's heap for a collective to fill, with their byte offsets. */
+  outputs(shapes: readonly (readonly number[])[]): { readonly tensor: Tensor; readonly byte: number }[];
   dispose(): void;
 }
 
@@ -88,6 +96,7 @@ export function heapPath(tf: Tf, own: WebAssembly.Memory, heaps: readonly (WebAs
   const engine = tf.engine() as unknown as TrackingEngine;
   // Untracked by the engine: a communication buffer, as NCCL's, not a tensor of the model.
   const staging = backend.makeOutput([SCRATCH_FLOATS], "float32");
+  const kept: { dataId: object; shape: number[]; dtype: "float32" }[] = [];
   const scratch: HeapScratch = { byte: backend.typedArrayFromHeap(staging).byteOffset, floats: SCRATCH_FLOATS, kernels: kernels(own) };
   return {
     enable: (group) => group.useHeaps(own, heaps, scratch),
@@ -104,6 +113,18 @@ export function heapPath(tf: Tf, own: WebAssembly.Memory, heaps: readonly (WebAs
       }
       return y;
     },
-    dispose: () => void backend.disposeData(staging.dataId, true),
+    buffer(floats) {
+      const info = backend.makeOutput([floats], "float32");
+      kept.push(info);
+      const view = backend.typedArrayFromHeap(info);
+      return { view, byte: view.byteOffset };
+    },
+    outputs: (shapes) => shapes.map((shape) => {
+      const info = backend.makeOutput([...shape], "float32");
+      return { tensor: engine.makeTensorFromTensorInfo(info), byte: backend.typedArrayFromHeap(info).byteOffset };
+    }),
+    dispose: () => {
+      for (const info of [staging, ...kept]) backend.disposeData(info.dataId, true);
+    },
   };
 }
