@@ -1,5 +1,15 @@
-import { describe, it } from "vitest";
-import { expectFaithful, runPlan } from "./check.js";
+import { describe, expect, it } from "vitest";
+import { expectActivationMemory, expectBytes, expectFaithful, expectSameNumerics, runPlan } from "./check.js";
+
+describe("three data-parallel ranks", () => {
+  it("dp3, ZeRO 3: uneven blocks, parameter tensors straddling the members' blocks, gathered from the shared heaps", async () => {
+    const ex = await runPlan(3, { dp: 3, zero: 3, globalBatch: 6 }, { steps: 3 });
+    expectSameNumerics(ex);
+    expectBytes(ex, { unevenDpBlocks: true });
+    expectActivationMemory(ex);
+    expect(ex.results.map((r) => r.heapCollectives)).toEqual([true, true, true]);
+  });
+});
 
 describe("combinations on 4 ranks", () => {
   it("dp2 x tp2 (ZeRO 1, sequence parallel)", async () => {
