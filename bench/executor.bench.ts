@@ -28,7 +28,7 @@ function gb(bytesPerSecond: number): string {
 }
 
 type BenchOp = "all-reduce-bucket" | "reduce-scatter-bucket" | "all-reduce-slot" | "all-gather-slot" | "all-reduce" | "all-reduce-view" | "reduce-scatter-view" | "all-gather-view"
-  | "all-reduce-tensor" | "reduce-scatter-tensor" | "all-gather-tensor";
+  | "all-reduce-tensor" | "reduce-scatter-tensor" | "all-gather-tensor" | "all-gather-params-tensor";
 
 /** heap: the *-tensor ops with the ranks' wasm heaps shared (Group's heap forms), else through the slots. */
 async function collectiveBusBandwidth(ranks: number, op: BenchOp, bytes: number, heap = false): Promise<number> {
@@ -81,6 +81,7 @@ export async function bench(): Promise<BenchRow[]> {
     "all-reduce-tensor": "tp/cp all-reduce as training runs it, tensor to tensor",
     "reduce-scatter-tensor": "tp/cp reduce-scatter as training runs it, tensor to tensor",
     "all-gather-tensor": "tp/cp all-gather as training runs it, tensor to tensor",
+    "all-gather-params-tensor": "ZeRO weight gather as training runs it, master block to 4 parameter tensors",
   };
   const row = (name: string, mib: number, bw: number): BenchRow =>
     ({ name: `${name}, 2 ranks, ${mib} MiB: bus bandwidth`, target: `${gb(0.5 * memcpy)} (0.5 x memcpy)`, median: `${gb(bw)} (${(bw / memcpy).toFixed(2)} x)`, ratio: (bw / memcpy / 0.5).toFixed(2) });
@@ -88,7 +89,7 @@ export async function bench(): Promise<BenchRow[]> {
     // The tensor- and context-parallel collectives as training runs them (run/tensor-group.ts): reading
     // the other ranks' shared wasm heaps, then (for comparison) through the slots with unshared heaps.
     for (const heap of [true, false]) {
-      for (const op of ["all-reduce-tensor", "reduce-scatter-tensor", "all-gather-tensor"] as const) {
+      for (const op of ["all-reduce-tensor", "reduce-scatter-tensor", "all-gather-tensor", "all-gather-params-tensor"] as const) {
         const how = heap ? "in the ranks' shared wasm heaps" : "unshared heaps: copied into the slot and out into a new tensor";
         rows.push(row(`${names[op]} (${how})`, mib, await collectiveBusBandwidth(2, op, mib * MIB, heap)));
       }

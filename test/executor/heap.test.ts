@@ -73,6 +73,8 @@ describe("the heap forms of the tensor collectives (Group.*Heap through run/tens
     { op: "reduce-scatter-tensor", group: "all", n },
     { op: "all-gather-tensor", group: "all", n },
     { op: "all-reduce-tensor", group: "all", n: n + 1 },
+    // A ZeRO weight gather into 4 tensors of 258 floats: the members' blocks of 344 straddle them.
+    { op: "all-gather-params-tensor", group: "all", n: 1032 },
   ];
   const inputs = [0, 1, 2].map((r) => probeInput(r, n));
   const block = (r: number) => ({ first: (r * n) / 3, end: ((r + 1) * n) / 3 });
@@ -86,7 +88,8 @@ describe("the heap forms of the tensor collectives (Group.*Heap through run/tens
     const max = Array.from(inputs[2]!);
     const longer = [0, 1, 2].map((r) => probeInput(r, n + 1));
     for (let r = 0; r < 3; r++) {
-      const [allReduce, allMax, scatter, gather, uneven] = heap[r]!.outputs;
+      const [allReduce, allMax, scatter, gather, uneven, params] = heap[r]!.outputs;
+      expect(params).toEqual([0, 1, 2].flatMap((k) => Array.from(probeInput(k, 1032).subarray(344 * k, 344 * (k + 1)))));
       expect(allReduce).toEqual(sum);
       expect(allMax).toEqual(max);
       expect(scatter).toEqual(sum.slice(block(r).first, block(r).end));

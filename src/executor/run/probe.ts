@@ -5,6 +5,8 @@ import type { GroupOps } from "../model/context.js";
 import { loadBackend, type BackendChoice } from "./backend.js";
 import type { HeapExchange, Program, WorkerInput } from "./protocol.js";
 import { heapPath, tensorGroup } from "./tensor-group.js";
+import { tensorFromShared } from "../model/ops.js";
+import type { Tensor } from "@tensorflow/tfjs";
 import type { TrafficSnapshot } from "../comm/traffic.js";
 
 /**
@@ -29,6 +31,12 @@ export type ProbeOp =
    * and every member sharing its heap, Group's heap forms; otherwise the slot (*View) forms.
    */
   | { readonly op: "all-reduce-tensor" | "all-reduce-max-tensor" | "reduce-scatter-tensor" | "all-gather-tensor"; readonly group: string; readonly n: number }
+  /**
+   * A ZeRO weight gather as parallel/state.ts runs it: this member's block of n floats (a unit's master)
+   * gathered into 4 new tensors of n/4 floats (its parameters). With the heaps shared, the block lies in
+   * the heap and Group.allGatherHeapInto fills the tensors; otherwise the view form, then a copy into each.
+   */
+  | { readonly op: "all-gather-params-tensor"; readonly group: string; readonly n: number }
   | { readonly op: "send"; readonly to: number; readonly tag: number; readonly n: number }
   | { readonly op: "recv"; readonly from: number; readonly tag: number }
   | { readonly op: "barrier"; readonly group: string }
@@ -87,8 +95,17 @@ async function tensorSide(input: WorkerInput, payload: ProbePayload, ep: Endpoin
   const heap = loaded.heap === undefined || heaps === undefined ? undefined : heapPath(tf, loaded.heap, heaps);
   const grown = payload.growBytes === undefined ? [] : [tf.zeros([payload.growBytes / 4])];
   const ops = new Map<string, GroupOps>();
+  const sources = new Map<string, { readonly view: Float32Array; readonly byte: number }>();
   return {
     tf,
+    heap,
+    group: (name: string) => ep.group(name),
+    /** One heap buffer per group and size, kept to the end (the ZeRO master it stands for persists too). */
+    source(name: string, floats: number) {
+      const key = `${name} ${floats}`;
+      if (!sources.has(key)) sources.set(key, heap!.buffer(floats));
+      return sources.get(key)!;
+    },
     heapForms: (name: string) => ep.group(name).heapForms,
     barrier: (name: string) => ep.group(name).barrier(),
     grow() {
@@ -126,6 +143,32 @@ function tensorOp(side: Awaited<ReturnType<typeof tensorSide>>, op: ProbeOp & { 
   const seconds = (performance.now() - t0) / 1e3;
   const out = keep ? (y.dataSync() as Float32Array) : null;
   tf.dispose([input, y]);
+  return { out, seconds };
+}
+
+/** Runs an all-gather-params-tensor op on x: the outputs' values (when kept) and the gather's seconds. */
+function paramsGatherOp(side: Awaited<ReturnType<typeof tensorSide>>, op: ProbeOp & { readonly group: string; readonly n: number }, x: Float32Array, keep: boolean): { out: Float32Array | null; seconds: number } {
+  const { tf } = side;
+  const g = side.group(op.group);
+  const block = blockOf(op.n, g.size, g.index);
+  const q = op.n / 4;
+  const heapForms = side.heap !== undefined && side.heap.enable(g);
+  const source = heapForms ? side.source(op.group, block.end - block.first) : undefined;
+  source?.view.set(x.subarray(block.first, block.end));
+  side.barrier(op.group);
+  const t0 = performance.now();
+  let tensors: Tensor[];
+  if (source !== undefined) {
+    const outputs = side.heap!.outputs([0, 1, 2, 3].map(() => [q, 1]));
+    g.allGatherHeapInto(source.byte, op.n, outputs.map((o, i) => ({ first: i * q, count: q, byte: o.byte })), "probe");
+    tensors = outputs.map((o) => o.tensor);
+  } else {
+    const full = g.allGatherView(x.subarray(block.first, block.end), op.n, "probe");
+    tensors = [0, 1, 2, 3].map((i) => tensorFromShared(tf, full.subarray(i * q, (i + 1) * q), [q, 1]));
+  }
+  const seconds = (performance.now() - t0) / 1e3;
+  const out = keep ? new Float32Array(tensors.flatMap((t) => Array.from(t.dataSync() as Float32Array))) : null;
+  tf.dispose(tensors);
   return { out, seconds };
 }
 
@@ -197,8 +240,9 @@ export const probeProgram: Program = async (input, _progress, exchangeHeaps) => 
         case "all-reduce-tensor":
         case "all-reduce-max-tensor":
         case "reduce-scatter-tensor":
-        case "all-gather-tensor": {
-          const r = tensorOp(tensors!, op, x!, payload.keepOutputs !== false);
+        case "all-gather-tensor":
+        case "all-gather-params-tensor": {
+          const r = (op.op === "all-gather-params-tensor" ? paramsGatherOp : tensorOp)(tensors!, op, x!, payload.keepOutputs !== false);
           out = r.out;
           times.push(r.seconds);
           continue;
