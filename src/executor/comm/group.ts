@@ -329,14 +329,7 @@ export class Group {
   allGatherHeap(xByte: number, yByte: number, blockFloats: number, total: number, purpose: string): void {
     const { first, end } = this.block(total);
     if (blockFloats !== end - first) throw new Error(`internal: ${this.describe("all-gather")} got ${blockFloats} floats for a block of ${end - first}`);
-    const t0 = this.beginHeap("all-gather", xByte, yByte, total);
-    const floats = new Float32Array(this.heaps!.own.buffer);
-    floats.copyWithin(yByte / 4 + first, xByte / 4, xByte / 4 + end - first);
-    this.sync("all-gather");
-    this.checkCounts("all-gather", total);
-    this.copyBlocksFromHeaps(yByte, total, (k) => this.published(k, 0));
-    this.sync("all-gather"); // closing
-    this.end(purpose, (this.size - 1) * (end - first), t0);
+    this.allGatherHeapInto(xByte, total, [{ first: 0, count: total, byte: yByte }], purpose);
   }
 
   /**
@@ -347,8 +340,7 @@ export class Group {
    */
   allGatherHeapInto(srcByte: number, total: number, segments: readonly HeapSegment[], purpose: string): void {
     const t0 = this.beginHeap("all-gather", srcByte, 0, total);
-    const mine = new Float32Array(this.heaps!.own.buffer);
-    this.copyBlockInto(this.index, mine, srcByte / 4, total, segments);
+    this.copyBlockInto(this.index, new Float32Array(this.heaps!.own.buffer), srcByte / 4, total, segments);
     this.sync("all-gather");
     this.checkCounts("all-gather", total);
     for (let k = 0; k < this.size; k++) {
@@ -362,14 +354,21 @@ export class Group {
     this.end(purpose, (this.size - 1) * (end - first), t0);
   }
 
-  /** Copies member k's block (at float `at` of `from`) into the parts of the segments it covers. */
+  /**
+   * Copies member k's block (at float `at` of `from`) into the parts of the segments it covers. This
+   * member's own block moves within its heap by copyWithin (a memmove; set on views of one buffer may
+   * copy the source aside first).
+   */
   private copyBlockInto(member: number, from: Float32Array, at: number, total: number, segments: readonly HeapSegment[]): void {
     const mine = new Float32Array(this.heaps!.own.buffer);
     const { first, end } = this.block(total, member);
     for (const s of segments) {
       const lo = Math.max(first, s.first);
       const hi = Math.min(end, s.first + s.count);
-      if (lo < hi) mine.set(from.subarray(at + lo - first, at + hi - first), s.byte / 4 + lo - s.first);
+      if (lo >= hi) continue;
+      const to = s.byte / 4 + lo - s.first;
+      if (member === this.index) mine.copyWithin(to, at + lo - first, at + hi - first);
+      else mine.set(from.subarray(at + lo - first, at + hi - first), to);
     }
   }
 

@@ -229,15 +229,8 @@ export class ModelState implements ParamProvider {
 
   /** The unit's parameter tensors, every member's block copied straight into them from its heap. */
   private gatherTensors(s: UnitState, purpose: string): Map<string, Tensor> {
-    const outputs = this.o.heap!.outputs(s.slots.tensors.map((t) => t.shape));
-    const segments = s.slots.tensors.map((t, i) => ({ first: t.offset, count: t.size, byte: outputs[i]!.byte }));
-    try {
-      this.o.dp!.allGatherHeapInto(this.sourceBytes.get(s)!, s.slots.size, segments, purpose);
-    } catch (e) {
-      for (const o of outputs) o.tensor.dispose();
-      throw e;
-    }
-    return new Map(s.slots.tensors.map((t, i) => [t.spec.name, outputs[i]!.tensor]));
+    const tensors = gatherIntoTensors(this.o.heap!, this.o.dp!, this.sourceBytes.get(s)!, s.slots.size, s.slots.tensors, purpose);
+    return new Map(s.slots.tensors.map((t, i) => [t.spec.name, tensors[i]!]));
   }
 
   private setWeights(s: UnitState, full: Float32Array): void {
@@ -283,4 +276,18 @@ export class ModelState implements ParamProvider {
   dispose(): void {
     for (const s of this.units.values()) for (const t of s.tensors?.values() ?? []) t.dispose();
   }
+}
+
+/**
+ * A ZeRO weight gather on shared heaps (ModelState's, and the probe's that times it): this member's block
+ * of a unit's flat vector of `total` floats lies at `sourceByte` of its heap; every member's block is
+ * copied straight into new tensors of the unit's parameters (their offsets in the vector, sizes and
+ * shapes; Group.allGatherHeapInto).
+ */
+export function gatherIntoTensors(
+  heap: HeapPath, group: Group, sourceByte: number, total: number,
+  parts: readonly { readonly offset: number; readonly size: number; readonly shape: readonly number[] }[], purpose: string,
+): Tensor[] {
+  return heap.filled(parts.map((p) => p.shape), (bytes) =>
+    group.allGatherHeapInto(sourceByte, total, parts.map((p, i) => ({ first: p.offset, count: p.size, byte: bytes[i]! })), purpose));
 }

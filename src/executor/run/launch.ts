@@ -69,14 +69,13 @@ export function launch(spec: LaunchSpec): Promise<unknown[]> {
   let exited = 0;
   const sharing = spec.ranks.flatMap((r, rank) => (r.shareHeap === true ? [rank] : []));
   const heaps: (WebAssembly.Memory | null)[] = new Array<WebAssembly.Memory | null>(n).fill(null);
-  let heapsIn = 0;
   const posted = spec.ranks.map((r) => r.shareHeap !== true);
   /** Every sharing rank offers its heap once; when all have, each gets every heap. */
   const offered = (rank: number, heap: WebAssembly.Memory | null) => {
     if (posted[rank]) return;
     posted[rank] = true;
     heaps[rank] = heap;
-    if (++heapsIn === sharing.length) sharing.forEach((r) => void workers[r]!.postMessage({ type: "heaps", heaps } satisfies HeapsMessage));
+    if (posted.every(Boolean)) sharing.forEach((r) => void workers[r]!.postMessage({ type: "heaps", heaps } satisfies HeapsMessage));
   };
 
   return new Promise((resolve, reject) => {

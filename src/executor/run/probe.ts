@@ -5,6 +5,7 @@ import type { GroupOps } from "../model/context.js";
 import { loadBackend, type BackendChoice } from "./backend.js";
 import type { HeapExchange, Program, WorkerInput } from "./protocol.js";
 import { heapPath, tensorGroup } from "./tensor-group.js";
+import { gatherIntoTensors } from "../parallel/state.js";
 import { tensorFromShared } from "../model/ops.js";
 import type { Tensor } from "@tensorflow/tfjs";
 import type { TrafficSnapshot } from "../comm/traffic.js";
@@ -159,9 +160,7 @@ function paramsGatherOp(side: Awaited<ReturnType<typeof tensorSide>>, op: ProbeO
   const t0 = performance.now();
   let tensors: Tensor[];
   if (source !== undefined) {
-    const outputs = side.heap!.outputs([0, 1, 2, 3].map(() => [q, 1]));
-    g.allGatherHeapInto(source.byte, op.n, outputs.map((o, i) => ({ first: i * q, count: q, byte: o.byte })), "probe");
-    tensors = outputs.map((o) => o.tensor);
+    tensors = gatherIntoTensors(side.heap!, g, source.byte, op.n, [0, 1, 2, 3].map((i) => ({ offset: i * q, size: q, shape: [q, 1] })), "probe");
   } else {
     const full = g.allGatherView(x.subarray(block.first, block.end), op.n, "probe");
     tensors = [0, 1, 2, 3].map((i) => tensorFromShared(tf, full.subarray(i * q, (i + 1) * q), [q, 1]));
@@ -198,7 +197,7 @@ export const probeProgram: Program = async (input, _progress, exchangeHeaps) => 
           break;
         }
         case "all-to-all": out = ep.group(op.group).allToAll(x!, "probe"); break;
-        // The training path's forms (copy in once, in place, result read from the slot).
+        // The view forms (copy in once, in place, result read from the slot): training's with unshared heaps.
         case "all-reduce-view": out = ep.group(op.group).allReduceView(x!, "probe"); break;
         case "reduce-scatter-view": out = ep.group(op.group).reduceScatterView(x!, "probe"); break;
         case "all-gather-view": {

@@ -85,8 +85,11 @@ export interface HeapPath {
    * is shared, so the view stays valid when the heap grows.
    */
   buffer(floats: number): { readonly view: Float32Array; readonly byte: number };
-  /** New tensors of these shapes, allocated in this rank's heap for a collective to fill, with their byte offsets. */
-  outputs(shapes: readonly (readonly number[])[]): { readonly tensor: Tensor; readonly byte: number }[];
+  /**
+   * New tensors of these shapes, allocated in this rank's heap and handed by byte offset to `fill` (a
+   * collective writing them); disposed again if it throws.
+   */
+  filled(shapes: readonly (readonly number[])[], fill: (bytes: number[]) => void): Tensor[];
   dispose(): void;
 }
 
@@ -97,21 +100,24 @@ export function heapPath(tf: Tf, own: WebAssembly.Memory, heaps: readonly (WebAs
   // Untracked by the engine: a communication buffer, as NCCL's, not a tensor of the model.
   const staging = backend.makeOutput([SCRATCH_FLOATS], "float32");
   const kept: { dataId: object; shape: number[]; dtype: "float32" }[] = [];
+  const filled: HeapPath["filled"] = (shapes, fill) => {
+    const infos = shapes.map((shape) => backend.makeOutput([...shape], "float32"));
+    const tensors = infos.map((info) => engine.makeTensorFromTensorInfo(info));
+    try {
+      fill(infos.map((info) => backend.typedArrayFromHeap(info).byteOffset));
+    } catch (e) {
+      for (const t of tensors) t.dispose();
+      throw e;
+    }
+    return tensors;
+  };
   const scratch: HeapScratch = { byte: backend.typedArrayFromHeap(staging).byteOffset, floats: SCRATCH_FLOATS, kernels: kernels(own) };
   return {
     enable: (group) => group.useHeaps(own, heaps, scratch),
     run(x, shape, collective) {
       if (x.dtype !== "float32") throw new Error(`internal: a heap collective of a ${x.dtype} tensor`);
       const xByte = backend.typedArrayFromHeap(x as unknown as { shape: number[]; dtype: string; dataId: object }).byteOffset;
-      const info = backend.makeOutput(shape, "float32");
-      const y = engine.makeTensorFromTensorInfo(info);
-      try {
-        collective(xByte, backend.typedArrayFromHeap(info).byteOffset);
-      } catch (e) {
-        y.dispose();
-        throw e;
-      }
-      return y;
+      return filled([shape], ([yByte]) => collective(xByte, yByte!))[0]!;
     },
     buffer(floats) {
       const info = backend.makeOutput([floats], "float32");
@@ -119,10 +125,7 @@ export function heapPath(tf: Tf, own: WebAssembly.Memory, heaps: readonly (WebAs
       const view = backend.typedArrayFromHeap(info);
       return { view, byte: view.byteOffset };
     },
-    outputs: (shapes) => shapes.map((shape) => {
-      const info = backend.makeOutput([...shape], "float32");
-      return { tensor: engine.makeTensorFromTensorInfo(info), byte: backend.typedArrayFromHeap(info).byteOffset };
-    }),
+    filled,
     dispose: () => {
       for (const info of [staging, ...kept]) backend.disposeData(info.dataId, true);
     },

@@ -187,6 +187,5 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
     };
   }
 
-  const beyond = memory === undefined ? beyondStates(model, shape, plan, perLayer) : { microBatches: memory.microBatches, activations: memory.activations, otherBytes: memory.otherBytes };
-  return { ...beyond, links, stages: perStage(plan, evaluate), ppTransfer: transfer };
+  return { ...(memory ?? beyondStates(model, shape, plan, perLayer)), links, stages: perStage(plan, evaluate), ppTransfer: transfer };
 }

@@ -6,7 +6,7 @@ import { estimate, quickMemoryOf, quickTokensPerSecond, type QuickMemory, type Q
 import { cpCostPerMicroBatch, epCostPerMicroBatch, resolveLinks, tpCostPerMicroBatch } from "../cost/communication.js";
 import { embeddingTimes, headTimes, layerTimes } from "../cost/compute.js";
 import { peakBytesLowerBound } from "../cost/memory.js";
-import { memoryCosts, planCosts } from "../cost/stages.js";
+import { memoryCosts, planCosts, type MemoryCosts } from "../cost/stages.js";
 import type { Estimate } from "../cost/types.js";
 import { solvePartition } from "../partition/ilp.js";
 import { layoutExists, partitionProblem, type PartitionSolution } from "../partition/problem.js";
@@ -153,9 +153,13 @@ interface Timed extends Scored {
   readonly score: QuickScore;
 }
 
-/** The plan with its speed added to the memory it was scored with (quickScore's numbers), unless it has it. */
-function timed(model: ModelSpec, shape: ClusterShape, s: Scored): Timed {
-  return "tokensPerSecond" in s.score ? { plan: s.plan, score: s.score } : { plan: s.plan, score: { ...s.score, tokensPerSecond: quickTokensPerSecond(model, shape, s.plan) } };
+/**
+ * The plan with its speed added to the memory it was scored with (quickScore's numbers), unless it has it;
+ * `memory`, the plan's memory costs when the caller has them, is reused for the timing.
+ */
+function timed(model: ModelSpec, shape: ClusterShape, s: Scored, memory?: MemoryCosts): Timed {
+  if ("tokensPerSecond" in s.score) return { plan: s.plan, score: s.score };
+  return { plan: s.plan, score: { ...s.score, tokensPerSecond: quickTokensPerSecond(model, shape, s.plan, planCosts(model, shape, s.plan, memory)) } };
 }
 
 function fasterScore(a: Timed, b: Timed): number {
@@ -262,7 +266,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       // list that ranks by speed takes them (the repairable meshes below).
       const memory = memoryCosts(model, shape, plan);
       scored = { plan, score: quickMemoryOf(model, shape, plan, memory) };
-      fitting = scored.score.fits ? { plan, score: { ...scored.score, tokensPerSecond: quickTokensPerSecond(model, shape, plan, planCosts(model, shape, plan, memory)) } } : undefined;
+      fitting = scored.score.fits ? timed(model, shape, scored, memory) : undefined;
       if (fitting !== undefined) scored = fitting;
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
