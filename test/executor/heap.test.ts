@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { FabricSpec } from "../../src/executor/comm/fabric.js";
 import { probeInput, seededInput, type ProbeOp, type ProbeResult } from "../../src/executor/run/probe.js";
 import { ExecutionError, launch, liveWorkers } from "../../src/executor/run/launch.js";
-import { shareDefinedMemory, sharedHeapBinary, SIMD_BINARY, wasmBinaryFolder } from "../../src/executor/run/shared-heap.js";
+import { shareDefinedMemory, sharedHeapBinary, sharedHeapFile, SIMD_BINARY, wasmBinaryFolder } from "../../src/executor/run/shared-heap.js";
 
 const HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 /** A module of one memory section: one memory with the given limits bytes. */
@@ -51,6 +51,16 @@ describe("the shared-heap binary (shared-heap.ts)", () => {
       rmSync(into, { recursive: true, force: true });
     }
   });
+
+  it("as the coordinator derives it once for its ranks: the path, or the reason there is none", () => {
+    expect(sharedHeapFile()).toEqual({ path: sharedHeapBinary() });
+    const empty = mkdtempSync(join(tmpdir(), "meshplan-heap-test-"));
+    try {
+      expect(sharedHeapFile(empty)).toEqual({ note: expect.stringMatching(/^the wasm heap stays unshared: .*no such file/) });
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
 });
 
 const fabric: FabricSpec = {
@@ -59,8 +69,8 @@ const fabric: FabricSpec = {
   channels: [],
 };
 
-function run(payloads: object[], timeoutSeconds = 20): Promise<ProbeResult[]> {
-  return launch({ fabric, timeoutSeconds, ranks: payloads.map((payload) => ({ program: "probe", payload, shareHeap: true })) }) as Promise<ProbeResult[]>;
+function run(payloads: object[], timeoutSeconds = 20, on: FabricSpec = fabric): Promise<ProbeResult[]> {
+  return launch({ fabric: on, timeoutSeconds, ranks: payloads.map((payload) => ({ program: "probe", payload, shareHeap: true })) }) as Promise<ProbeResult[]>;
 }
 
 describe("the heap forms of the tensor collectives (Group.*Heap through run/tensor-group.ts)", () => {
@@ -79,48 +89,77 @@ describe("the heap forms of the tensor collectives (Group.*Heap through run/tens
   const inputs = [0, 1, 2].map((r) => probeInput(r, n));
   const block = (r: number) => ({ first: (r * n) / 3, end: ((r + 1) * n) / 3 });
 
-  it("read the other ranks' tensors in their heaps and give what the collectives should", async () => {
-    // 32 MiB kept by every rank after the heaps are exchanged: the inputs then lie beyond the heap's first size.
-    const heap = await run([0, 1, 2].map(() => ({ script, heap: true, growBytes: 32 * 2 ** 20 })));
-    expect(heap.map((r) => r.heapForms)).toEqual([["all"], ["all"], ["all"]]);
-    // Exact sums: the inputs are multiples of 1/1024 below 5.
-    const sum = Array.from({ length: n }, (_, i) => inputs[0]![i]! + inputs[1]![i]! + inputs[2]![i]!);
-    const max = Array.from(inputs[2]!);
-    const longer = [0, 1, 2].map((r) => probeInput(r, n + 1));
-    for (let r = 0; r < 3; r++) {
-      const [allReduce, allMax, scatter, gather, uneven, params] = heap[r]!.outputs;
-      expect(params).toEqual([0, 1, 2].flatMap((k) => Array.from(probeInput(k, 1032).subarray(344 * k, 344 * (k + 1)))));
-      expect(allReduce).toEqual(sum);
-      expect(allMax).toEqual(max);
-      expect(scatter).toEqual(sum.slice(block(r).first, block(r).end));
-      expect(gather).toEqual([0, 1, 2].flatMap((k) => Array.from(inputs[k]!.subarray(block(k).first, block(k).end))));
-      expect(uneven).toEqual(Array.from({ length: n + 1 }, (_, i) => longer[0]![i]! + longer[1]![i]! + longer[2]![i]!));
-    }
-  });
+  // Small blocks are pulled from the other members' heaps, large ones pushed into them (Group.pushes):
+  // every test runs both forms, the push by lowering its threshold to one float.
+  for (const [name, form] of [["blocks pulled", {}], ["blocks pushed", { pushMinFloats: 1 }]] as const) {
+    it(`read the other ranks' tensors in their heaps and give what the collectives should (${name})`, async () => {
+      // 32 MiB kept by every rank after the heaps are exchanged: the inputs then lie beyond the heap's first size.
+      const heap = await run([0, 1, 2].map(() => ({ script, heap: true, growBytes: 32 * 2 ** 20, ...form })));
+      expect(heap.map((r) => r.heapForms)).toEqual([["all"], ["all"], ["all"]]);
+      // Exact sums: the inputs are multiples of 1/1024 below 5.
+      const sum = Array.from({ length: n }, (_, i) => inputs[0]![i]! + inputs[1]![i]! + inputs[2]![i]!);
+      const max = Array.from(inputs[2]!);
+      const longer = [0, 1, 2].map((r) => probeInput(r, n + 1));
+      for (let r = 0; r < 3; r++) {
+        const [allReduce, allMax, scatter, gather, uneven, params] = heap[r]!.outputs;
+        expect(params).toEqual([0, 1, 2].flatMap((k) => Array.from(probeInput(k, 1032).subarray(344 * k, 344 * (k + 1)))));
+        expect(allReduce).toEqual(sum);
+        expect(allMax).toEqual(max);
+        expect(scatter).toEqual(sum.slice(block(r).first, block(r).end));
+        expect(gather).toEqual([0, 1, 2].flatMap((k) => Array.from(inputs[k]!.subarray(block(k).first, block(k).end))));
+        expect(uneven).toEqual(Array.from({ length: n + 1 }, (_, i) => longer[0]![i]! + longer[1]![i]! + longer[2]![i]!));
+      }
+    });
 
-  it("sum in the slot forms' order, to the bit, and count their bytes, with every heap growing before each collective", async () => {
-    // Inputs whose float32 sums depend on the order of the terms; 4 MiB more kept before every run.
-    const heap = await run([0, 1, 2].map(() => ({ script, repeat: 3, heap: true, seeded: true, growBytesPerOp: 4 * 2 ** 20 })));
-    const slots = await run([0, 1, 2].map(() => ({ script, heap: false, seeded: true })));
-    expect(heap.map((r) => r.heapForms)).toEqual([["all"], ["all"], ["all"]]);
-    expect(slots.map((r) => r.heapForms)).toEqual([[], [], []]);
-    const x = [0, 1, 2].map((r) => seededInput(r, n));
-    // Block j is summed by member j: its own term first, then the others' in member order.
-    const f = Math.fround;
-    const slotOrder = (i: number) => {
-      const j = [0, 1, 2].findIndex((k) => i < block(k).end);
-      const rest = [0, 1, 2].filter((k) => k !== j);
-      return f(f(x[j]![i]! + x[rest[0]!]![i]!) + x[rest[1]!]![i]!);
-    };
-    // With these inputs another order gives other bits: (x0 + x2) + x1 in place of (x0 + x1) + x2.
-    expect(Array.from({ length: n }, (_, i) => f(f(x[0]![i]! + x[2]![i]!) + x[1]![i]!) !== slotOrder(i)).some(Boolean)).toBe(true);
-    for (let r = 0; r < 3; r++) expect(heap[r]!.outputs[0]).toEqual(Array.from({ length: n }, (_, i) => slotOrder(i)));
-    const counted = (t: ProbeResult["traffic"]) => ({ bytes: t.byKind.tp.bytes, calls: t.byKind.tp.calls, byPurpose: t.byPurpose });
-    for (let r = 0; r < 3; r++) {
-      expect(heap[r]!.outputs).toEqual(slots[r]!.outputs);
-      expect(counted(heap[r]!.traffic)).toEqual({ ...counted(slots[r]!.traffic), calls: 3 * counted(slots[r]!.traffic).calls, bytes: 3 * counted(slots[r]!.traffic).bytes, byPurpose: { probe: 3 * slots[r]!.traffic.byPurpose.probe! } });
-    }
-  });
+    it(`sum in the slot forms' order, to the bit, and count their bytes, with every heap growing before each collective (${name})`, async () => {
+      // Inputs whose float32 sums depend on the order of the terms; 4 MiB more kept before every run.
+      const heap = await run([0, 1, 2].map(() => ({ script, repeat: 3, heap: true, seeded: true, growBytesPerOp: 4 * 2 ** 20, ...form })));
+      const slots = await run([0, 1, 2].map(() => ({ script, heap: false, seeded: true })));
+      expect(heap.map((r) => r.heapForms)).toEqual([["all"], ["all"], ["all"]]);
+      expect(slots.map((r) => r.heapForms)).toEqual([[], [], []]);
+      const x = [0, 1, 2].map((r) => seededInput(r, n));
+      // Block j is summed by member j: its own term first, then the others' in member order.
+      const f = Math.fround;
+      const slotOrder = (i: number) => {
+        const j = [0, 1, 2].findIndex((k) => i < block(k).end);
+        const rest = [0, 1, 2].filter((k) => k !== j);
+        return f(f(x[j]![i]! + x[rest[0]!]![i]!) + x[rest[1]!]![i]!);
+      };
+      // With these inputs another order gives other bits: (x0 + x2) + x1 in place of (x0 + x1) + x2.
+      expect(Array.from({ length: n }, (_, i) => f(f(x[0]![i]! + x[2]![i]!) + x[1]![i]!) !== slotOrder(i)).some(Boolean)).toBe(true);
+      for (let r = 0; r < 3; r++) expect(heap[r]!.outputs[0]).toEqual(Array.from({ length: n }, (_, i) => slotOrder(i)));
+      const counted = (t: ProbeResult["traffic"]) => ({ bytes: t.byKind.tp.bytes, calls: t.byKind.tp.calls, byPurpose: t.byPurpose });
+      for (let r = 0; r < 3; r++) {
+        expect(heap[r]!.outputs).toEqual(slots[r]!.outputs);
+        expect(counted(heap[r]!.traffic)).toEqual({ ...counted(slots[r]!.traffic), calls: 3 * counted(slots[r]!.traffic).calls, bytes: 3 * counted(slots[r]!.traffic).bytes, byPurpose: { probe: 3 * slots[r]!.traffic.byPurpose.probe! } });
+      }
+    });
+
+    it(`give the slot forms' bits when a block spans several staging chunks (${name}, chunk by chunk)`, async () => {
+      // Blocks of 70001 floats: two full chunks of the 32768-float staging buffer and a partial one, whose
+      // length is not a multiple of 4; the all-reduce of one float more has uneven blocks.
+      const big = 3 * 70001;
+      const long: ProbeOp[] = [
+        { op: "all-reduce-tensor", group: "all", n: big + 1 },
+        { op: "reduce-scatter-tensor", group: "all", n: big },
+        { op: "all-gather-tensor", group: "all", n: big },
+      ];
+      const wide: FabricSpec = { ...fabric, groups: [{ ...fabric.groups[0]!, capacityFloats: big + 1 }] };
+      const heap = await run([0, 1, 2].map(() => ({ script: long, heap: true, seeded: true, ...form })), 60, wide);
+      const slots = await run([0, 1, 2].map(() => ({ script: long, heap: false, seeded: true })), 60, wide);
+      expect(heap.map((r) => r.heapForms)).toEqual([["all"], ["all"], ["all"]]);
+      expect(slots.map((r) => r.heapForms)).toEqual([[], [], []]);
+      const x = [0, 1, 2].map((r) => seededInput(r, big));
+      for (let r = 0; r < 3; r++) {
+        // The first element that differs (-1: none), which fails fast where a diff of 210k elements does not.
+        const gathered = [0, 1, 2].flatMap((k) => Array.from(x[k]!.subarray(70001 * k, 70001 * (k + 1))));
+        const expected = [...slots[r]!.outputs.slice(0, 2), gathered];
+        expect(heap[r]!.outputs.map((o) => o?.length)).toEqual([big + 1, 70001, big]);
+        expect(expected.map((e, i) => e!.findIndex((v, j) => !Object.is(v, heap[r]!.outputs[i]![j])))).toEqual([-1, -1, -1]);
+        expect(slots[r]!.outputs[2]).toEqual(gathered);
+      }
+    });
+  }
 
   it("fall back to the slot forms in every member when one rank's heap is not shared", async () => {
     const res = await run([{ script, heap: true }, { script, heap: false }, { script, heap: true }]);

@@ -308,10 +308,13 @@ export class Group {
     this.sync("all-reduce"); // every member's input and output are in place and published
     this.checkCounts("all-reduce", n);
     const { first } = this.block(n);
-    const own = this.reduceOwnBlockFromHeaps(xByte, yByte + 4 * first, n, op);
-    this.sync("all-reduce"); // every block is summed
-    this.copyBlocksFromHeaps(yByte, n, (k) => this.published(k, 1) + 4 * this.block(n, k).first);
-    this.sync("all-reduce"); // closing
+    const push = this.pushes(n);
+    const own = this.reduceOwnBlockFromHeaps(xByte, yByte + 4 * first, n, op, push);
+    if (!push) {
+      this.sync("all-reduce"); // every block is summed
+      this.copyBlocksFromHeaps(yByte, n, (k) => this.published(k, 1) + 4 * this.block(n, k).first);
+    }
+    this.sync("all-reduce"); // closing: every block is in every output
     this.end(purpose, n + (this.size - 2) * own, t0);
   }
 
@@ -337,39 +340,82 @@ export class Group {
    * (at srcByte of its heap: the ZeRO master or shard), and each segment [first, first + count) of the
    * vector goes to the buffer at `byte` of this member's heap (a unit's parameter tensors): no flat copy
    * in between. Same bytes as the other all-gathers.
+   *
+   * Blocks too large for the caches (pushes) are pushed: each member writes its own block, chunk by
+   * chunk, into its own segments and then, the chunk still in cache, into every other member's, so it
+   * reads its block from memory once; the members publish their segments as a table in their staging
+   * buffers, which an all-gather does not otherwise use. Smaller blocks are pulled: each member copies
+   * its own block while the others arrive, then reads theirs, which the caches still hold.
    */
   allGatherHeapInto(srcByte: number, total: number, segments: readonly HeapSegment[], purpose: string): void {
-    const t0 = this.beginHeap("all-gather", srcByte, 0, total);
-    this.copyBlockInto(this.index, new Float32Array(this.heaps!.own.buffer), srcByte / 4, total, segments);
-    this.sync("all-gather");
-    this.checkCounts("all-gather", total);
-    for (let k = 0; k < this.size; k++) {
-      if (k === this.index) continue;
-      const { first, end } = this.block(total, k);
-      const at = this.published(k, 0) / 4;
-      this.copyBlockInto(k, this.heapFloats(k, at, end - first), at, total, segments);
+    const { own, scratch } = this.heaps!;
+    const mine = new Float32Array(own.buffer);
+    const push = this.pushes(total);
+    let t0: number;
+    if (push) {
+      if (1 + 3 * segments.length > scratch.floats) throw new Error(`internal: ${this.describe("all-gather")} into ${segments.length} segments, more than the staging buffer can list`);
+      const table = new Int32Array(own.buffer, scratch.byte, 1 + 3 * segments.length);
+      table[0] = segments.length;
+      segments.forEach((s, i) => table.set([s.first, s.count, s.byte], 1 + 3 * i));
+      t0 = this.beginHeap("all-gather", srcByte, scratch.byte, total);
+    } else {
+      t0 = this.beginHeap("all-gather", srcByte, 0, total);
+      this.copyBlockInto(mine, segments, srcByte / 4, this.block(total), mine, this.block(total).first);
     }
-    this.sync("all-gather"); // closing
+    this.sync("all-gather"); // every member's block (and, pushing, its segments) in place and published
+    this.checkCounts("all-gather", total);
     const { first, end } = this.block(total);
+    if (push) {
+      const others: { readonly floats: Float32Array; readonly segments: readonly HeapSegment[] }[] = [];
+      for (let k = 0; k < this.size; k++) if (k !== this.index) others.push(this.peerSegments(k));
+      for (let lo = first; lo < end; lo += scratch.floats) {
+        const chunk = { first: lo, end: Math.min(end, lo + scratch.floats) };
+        const from = srcByte / 4 + lo - first;
+        this.copyBlockInto(mine, segments, from, chunk, mine, lo);
+        for (const o of others) this.copyBlockInto(mine, o.segments, from, chunk, o.floats, lo);
+      }
+    } else {
+      for (let k = 0; k < this.size; k++) {
+        if (k === this.index) continue;
+        const block = this.block(total, k);
+        const at = this.published(k, 0) / 4;
+        this.copyBlockInto(this.heapFloats(k, at, block.end - block.first), segments, at, block, mine, block.first);
+      }
+    }
+    this.sync("all-gather"); // closing: every block is in every member's segments
     this.end(purpose, (this.size - 1) * (end - first), t0);
   }
 
   /**
-   * Copies member k's block (at float `at` of `from`) into the parts of the segments it covers. This
-   * member's own block moves within its heap by copyWithin (a memmove; set on views of one buffer may
-   * copy the source aside first).
+   * Copies floats [range.first, range.end) of the gathered vector, which lie at float `at` of `from`
+   * (`at` holding element `origin`), into the parts of the segments they cover, the segments lying in
+   * `to`. Within one heap a memmove (set on views of one buffer may copy the source aside first).
    */
-  private copyBlockInto(member: number, from: Float32Array, at: number, total: number, segments: readonly HeapSegment[]): void {
-    const mine = new Float32Array(this.heaps!.own.buffer);
-    const { first, end } = this.block(total, member);
+  private copyBlockInto(from: Float32Array, segments: readonly HeapSegment[], at: number, range: { readonly first: number; readonly end: number }, to: Float32Array, origin: number): void {
     for (const s of segments) {
-      const lo = Math.max(first, s.first);
-      const hi = Math.min(end, s.first + s.count);
+      const lo = Math.max(range.first, s.first);
+      const hi = Math.min(range.end, s.first + s.count);
       if (lo >= hi) continue;
-      const to = s.byte / 4 + lo - s.first;
-      if (member === this.index) mine.copyWithin(to, at + lo - first, at + hi - first);
-      else mine.set(from.subarray(at + lo - first, at + hi - first), to);
+      const src = at + lo - origin;
+      const dst = s.byte / 4 + lo - s.first;
+      if (from.buffer === to.buffer) to.copyWithin(dst, src, src + hi - lo);
+      else to.set(from.subarray(src, src + hi - lo), dst);
     }
+  }
+
+  /** Whether a collective of n floats pushes its blocks (all members decide alike: n and the threshold are the same). */
+  private pushes(n: number): boolean {
+    return Math.floor(n / this.size) >= this.heaps!.scratch.pushMinFloats;
+  }
+
+  /** Member k's segments, from the table it published, and its heap, checked to hold every one of them. */
+  private peerSegments(member: number): { readonly floats: Float32Array; readonly segments: readonly HeapSegment[] } {
+    const at = this.published(member, 1) / 4;
+    const count = new Int32Array(this.heapFloats(member, at, 1).buffer)[at]!;
+    const words = new Int32Array(this.heapFloats(member, at, 1 + 3 * count).buffer, 4 * (at + 1), 3 * count);
+    const segments = Array.from({ length: count }, (_, i) => ({ first: words[3 * i]!, count: words[3 * i + 1]!, byte: words[3 * i + 2]! }));
+    const last = Math.max(0, ...segments.map((s) => s.byte / 4 + s.count));
+    return { floats: this.heapFloats(member, 0, last), segments };
   }
 
   private beginHeap(operation: Operation, xByte: number, yByte: number, n: number): number {
@@ -419,25 +465,28 @@ export class Group {
 
   /**
    * Sums (or maxes) this member's block of every member's input into outByte (this member's heap), in the
-   * slot forms' order: its own part first, then the others' in member order. Returns the block length.
+   * slot forms' order: its own part first, then the others' in member order. With `push`, each summed
+   * chunk, still in cache, is also written into the same place of every other member's output (an
+   * all-reduce: no member then reads another's output, and no second pass over the block). Returns the
+   * block length.
    */
-  private reduceOwnBlockFromHeaps(xByte: number, outByte: number, n: number, op: "sum" | "max"): number {
+  private reduceOwnBlockFromHeaps(xByte: number, outByte: number, n: number, op: "sum" | "max", push = false): number {
     const { own, scratch } = this.heaps!;
     const { first, end } = this.block(n);
     const count = end - first;
     const kernel = op === "sum" ? scratch.kernels.add : scratch.kernels.max;
     const mine = new Float32Array(own.buffer);
-    const peers = Array.from({ length: this.size }, (_, k) => (k === this.index ? mine : this.heapFloats(k, this.published(k, 0) / 4 + first, count)));
-    const inputs = peers.map((_, k) => this.published(k, 0) / 4 + first);
+    const inputs = this.peerBlocks(0, first, count);
+    const outputs = push ? this.peerBlocks(1, first, count) : [];
     for (let c = 0; c < count; c += scratch.floats) {
       const m = Math.min(scratch.floats, count - c);
       let a = xByte + 4 * (first + c);
-      for (let k = 0; k < this.size; k++) {
-        if (k === this.index) continue;
-        mine.set(peers[k]!.subarray(inputs[k]! + c, inputs[k]! + c + m), scratch.byte / 4);
+      for (const input of inputs) {
+        mine.set(input.floats.subarray(input.at + c, input.at + c + m), scratch.byte / 4);
         kernel(a, scratch.byte, outByte + 4 * c, m);
         a = outByte + 4 * c;
       }
+      for (const o of outputs) o.floats.set(mine.subarray(outByte / 4 + c, outByte / 4 + c + m), o.at + c);
     }
     return count;
   }
@@ -451,6 +500,20 @@ export class Group {
       const at = from(k) / 4;
       mine.set(this.heapFloats(k, at, end - first).subarray(at, at + end - first), yByte / 4 + first);
     }
+  }
+
+  /**
+   * Every other member's heap, in member order, with the float where [first, first + count) of the
+   * buffer it published for this call (0: its input, 1: its output) begins.
+   */
+  private peerBlocks(which: 0 | 1, first: number, count: number): { readonly floats: Float32Array; readonly at: number }[] {
+    const blocks: { floats: Float32Array; at: number }[] = [];
+    for (let k = 0; k < this.size; k++) {
+      if (k === this.index) continue;
+      const at = this.published(k, which) / 4 + first;
+      blocks.push({ floats: this.heapFloats(k, at, count), at });
+    }
+    return blocks;
   }
 
   private bucketFloat(member: number, offsetFloats: number, n: number): number {
@@ -522,4 +585,6 @@ export interface HeapScratch {
   readonly byte: number;
   readonly floats: number;
   readonly kernels: Kernels;
+  /** Collectives whose blocks have at least this many floats push them into the other members' outputs (Group.pushes). */
+  readonly pushMinFloats: number;
 }

@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
 import type { Tf } from "../model/ops.js";
-import { sharedHeapBinary, SIMD_BINARY, WASM_BINARIES, wasmBinaryFolder } from "./shared-heap.js";
+import { sharedHeapFile, SIMD_BINARY, WASM_BINARIES, wasmBinaryFolder, type SharedBinary } from "./shared-heap.js";
 
 /**
  * The TensorFlow.js backend of a rank (design brief section 6): @tensorflow/tfjs-node-gpu, then
@@ -31,6 +31,8 @@ export interface LoadedBackend {
 export interface BackendOptions {
   /** Load the wasm backend with a shared heap (shared-heap.ts), falling back to the plain one. */
   readonly sharedHeap?: boolean;
+  /** The shared binary as the coordinator derived it for every rank (WorkerInput.sharedBinary); derived here when absent. */
+  readonly sharedBinary?: SharedBinary | undefined;
 }
 
 interface Candidate {
@@ -66,11 +68,13 @@ interface WasmPackage {
 }
 
 /** Points tfjs-backend-wasm at a shared-memory copy of its SIMD binary; returns why not when it cannot. */
-function shareWasmHeap(pkg: WasmPackage): string | undefined {
+function shareWasmHeap(pkg: WasmPackage, binary: SharedBinary | undefined): string | undefined {
   try {
     const folder = wasmBinaryFolder();
+    const shared = binary ?? sharedHeapFile(folder);
+    if ("note" in shared) return shared.note;
     const files: Record<string, string> = Object.fromEntries(WASM_BINARIES.map((name) => [name, `${folder}/${name}`]));
-    files[SIMD_BINARY] = sharedHeapBinary(folder);
+    files[SIMD_BINARY] = shared.path;
     pkg.setWasmPaths(files);
     return undefined;
   } catch (e) {
@@ -91,7 +95,7 @@ async function tryLoad(c: Candidate, options: BackendOptions): Promise<LoadedBac
     let heapNote: string | undefined;
     if (!c.native) {
       const pkg = (await importOptional(c.packageName)) as WasmPackage;
-      if (c.backend === "wasm" && options.sharedHeap === true) heapNote = shareWasmHeap(pkg);
+      if (c.backend === "wasm" && options.sharedHeap === true) heapNote = shareWasmHeap(pkg, options.sharedBinary);
     }
     if (!(await tf.setBackend(c.backend))) return undefined;
     await tf.ready();

@@ -2,6 +2,7 @@ import type { Worker } from "node:worker_threads";
 import { allocateFabric, CONTROL, layoutFabric, type FabricSpec } from "../comm/fabric.js";
 import { readStatus, type StatusReading } from "../comm/sync.js";
 import type { FromWorker, HeapsMessage, ProgramName, WorkerInput } from "./protocol.js";
+import { sharedHeapFile } from "./shared-heap.js";
 import { spawnWorker } from "./spawn.js";
 
 /**
@@ -70,6 +71,7 @@ export function launch(spec: LaunchSpec): Promise<unknown[]> {
   const sharing = spec.ranks.flatMap((r, rank) => (r.shareHeap === true ? [rank] : []));
   const heaps: (WebAssembly.Memory | null)[] = new Array<WebAssembly.Memory | null>(n).fill(null);
   const posted = spec.ranks.map((r) => r.shareHeap !== true);
+  const sharedBinary = sharing.length > 0 ? sharedHeapFile() : undefined;
   /** Every sharing rank offers its heap once; when all have, each gets every heap. */
   const offered = (rank: number, heap: WebAssembly.Memory | null) => {
     if (posted[rank]) return;
@@ -117,7 +119,7 @@ export function launch(spec: LaunchSpec): Promise<unknown[]> {
       }
     };
     spec.ranks.forEach((r, rank) => {
-      const input: WorkerInput = { program: r.program, rank, memory, fabric: spec.fabric, timeoutSeconds: spec.timeoutSeconds, payload: r.payload, shareHeap: r.shareHeap === true };
+      const input: WorkerInput = { program: r.program, rank, memory, fabric: spec.fabric, timeoutSeconds: spec.timeoutSeconds, payload: r.payload, shareHeap: r.shareHeap === true, sharedBinary };
       const w = spawnWorker(input);
       live++;
       workers.push(w);

@@ -64,6 +64,8 @@ export interface ProbePayload {
   readonly seeded?: boolean;
   /** The backend of the *-tensor ops (default wasm). */
   readonly backend?: BackendChoice;
+  /** The heap forms push blocks of at least this many floats (default tensor-group.ts's; a test lowers it to run that form on small data). */
+  readonly pushMinFloats?: number;
 }
 
 export interface ProbeResult {
@@ -90,10 +92,10 @@ export function probeInput(rank: number, n: number): Float32Array {
 
 /** The wasm backend and each group's tensor collectives, for the *-tensor ops. */
 async function tensorSide(input: WorkerInput, payload: ProbePayload, ep: Endpoint, exchangeHeaps: HeapExchange) {
-  const loaded = await loadBackend(payload.backend ?? "wasm", input.fabric.ranks, { sharedHeap: payload.heap === true });
+  const loaded = await loadBackend(payload.backend ?? "wasm", input.fabric.ranks, { sharedHeap: payload.heap === true, sharedBinary: input.sharedBinary });
   const tf = loaded.tf;
   const heaps = input.shareHeap === true ? await exchangeHeaps(loaded.heap) : undefined;
-  const heap = loaded.heap === undefined || heaps === undefined ? undefined : heapPath(tf, loaded.heap, heaps);
+  const heap = loaded.heap === undefined || heaps === undefined ? undefined : heapPath(tf, loaded.heap, heaps, payload.pushMinFloats);
   const grown = payload.growBytes === undefined ? [] : [tf.zeros([payload.growBytes / 4])];
   const ops = new Map<string, GroupOps>();
   const sources = new Map<string, { readonly view: Float32Array; readonly byte: number }>();

@@ -1,4 +1,5 @@
 import type { FabricSpec } from "../comm/fabric.js";
+import type { SharedBinary } from "./shared-heap.js";
 
 /** What the coordinator hands a worker thread, and what the worker sends back. */
 export type ProgramName = "rank" | "server" | "probe" | "matmul";
@@ -12,6 +13,8 @@ export interface WorkerInput<P = unknown> {
   readonly payload: P;
   /** This rank offers its wasm heap to the others and receives theirs (HeapExchange); see LaunchSpec. */
   readonly shareHeap?: boolean;
+  /** With shareHeap: the shared-memory wasm binary the coordinator derived once for every rank (shared-heap.ts). */
+  readonly sharedBinary?: SharedBinary | undefined;
 }
 
 export interface SerializedError {

@@ -36,7 +36,7 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
   const rank = input.rank;
   const ep = attachFabric(input.memory, input.fabric, rank, input.timeoutSeconds);
   ep.status.set("starting", -1, 0);
-  const loaded = await loadBackend(job.backend, workerCount(plan), { sharedHeap: input.shareHeap === true });
+  const loaded = await loadBackend(job.backend, workerCount(plan), { sharedHeap: input.shareHeap === true, sharedBinary: input.sharedBinary });
   const tf = loaded.tf;
   const heaps = input.shareHeap === true ? await exchangeHeaps(loaded.heap) : undefined;
   const heap = loaded.heap === undefined || heaps === undefined ? undefined : heapPath(tf, loaded.heap, heaps);

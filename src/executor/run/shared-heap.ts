@@ -106,3 +106,18 @@ export function sharedHeapBinary(folder = wasmBinaryFolder(), into?: string): st
   }
   return path;
 }
+
+/** The shared-memory SIMD binary's path, or why there is none (the report's note). */
+export type SharedBinary = { readonly path: string } | { readonly note: string };
+
+/**
+ * sharedHeapBinary as a result: the coordinator derives it once for all its ranks (read, patch, validate,
+ * hash and compare the cached file: 10-20 ms each, once per rank before) and hands it to them.
+ */
+export function sharedHeapFile(folder?: string): SharedBinary {
+  try {
+    return { path: sharedHeapBinary(folder) };
+  } catch (e) {
+    return { note: `the wasm heap stays unshared: ${e instanceof Error ? e.message : String(e)}` };
+  }
+}
