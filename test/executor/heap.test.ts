@@ -91,11 +91,13 @@ describe("the heap forms of the tensor collectives (Group.*Heap through run/tens
 
   // Small blocks are pulled from the other members' heaps, large ones pushed into them (Group.pushes):
   // every test runs both forms, the push by lowering its threshold to one float.
-  for (const [name, form] of [["blocks pulled", {}], ["blocks pushed", { pushMinFloats: 1 }]] as const) {
+  // `pushes`: how many of the script's collectives push (all but the reduce-scatter).
+  for (const [name, form, pushes] of [["blocks pulled", {}, 0], ["blocks pushed", { pushMinFloats: 1 }, 1]] as const) {
     it(`read the other ranks' tensors in their heaps and give what the collectives should (${name})`, async () => {
       // 32 MiB kept by every rank after the heaps are exchanged: the inputs then lie beyond the heap's first size.
       const heap = await run([0, 1, 2].map(() => ({ script, heap: true, growBytes: 32 * 2 ** 20, ...form })));
       expect(heap.map((r) => r.heapForms)).toEqual([["all"], ["all"], ["all"]]);
+      expect(heap.map((r) => r.pushed)).toEqual([5, 5, 5].map((c) => c * pushes));
       // Exact sums: the inputs are multiples of 1/1024 below 5.
       const sum = Array.from({ length: n }, (_, i) => inputs[0]![i]! + inputs[1]![i]! + inputs[2]![i]!);
       const max = Array.from(inputs[2]!);
@@ -117,6 +119,7 @@ describe("the heap forms of the tensor collectives (Group.*Heap through run/tens
       const slots = await run([0, 1, 2].map(() => ({ script, heap: false, seeded: true })));
       expect(heap.map((r) => r.heapForms)).toEqual([["all"], ["all"], ["all"]]);
       expect(slots.map((r) => r.heapForms)).toEqual([[], [], []]);
+      expect(heap.map((r) => r.pushed)).toEqual([15, 15, 15].map((c) => c * pushes));
       const x = [0, 1, 2].map((r) => seededInput(r, n));
       // Block j is summed by member j: its own term first, then the others' in member order.
       const f = Math.fround;
@@ -143,23 +146,48 @@ describe("the heap forms of the tensor collectives (Group.*Heap through run/tens
         { op: "all-reduce-tensor", group: "all", n: big + 1 },
         { op: "reduce-scatter-tensor", group: "all", n: big },
         { op: "all-gather-tensor", group: "all", n: big },
+        // A ZeRO gather of blocks of 80000 floats (three chunks) into 4 tensors of 60000 that they straddle.
+        { op: "all-gather-params-tensor", group: "all", n: 240000 },
       ];
-      const wide: FabricSpec = { ...fabric, groups: [{ ...fabric.groups[0]!, capacityFloats: big + 1 }] };
+      const wide: FabricSpec = { ...fabric, groups: [{ ...fabric.groups[0]!, capacityFloats: 240000 }] };
       const heap = await run([0, 1, 2].map(() => ({ script: long, heap: true, seeded: true, ...form })), 60, wide);
       const slots = await run([0, 1, 2].map(() => ({ script: long, heap: false, seeded: true })), 60, wide);
       expect(heap.map((r) => r.heapForms)).toEqual([["all"], ["all"], ["all"]]);
       expect(slots.map((r) => r.heapForms)).toEqual([[], [], []]);
+      expect(heap.map((r) => r.pushed)).toEqual([3, 3, 3].map((c) => c * pushes));
       const x = [0, 1, 2].map((r) => seededInput(r, big));
+      const params = [0, 1, 2].flatMap((k) => Array.from(seededInput(k, 240000).subarray(80000 * k, 80000 * (k + 1))));
       for (let r = 0; r < 3; r++) {
         // The first element that differs (-1: none), which fails fast where a diff of 210k elements does not.
         const gathered = [0, 1, 2].flatMap((k) => Array.from(x[k]!.subarray(70001 * k, 70001 * (k + 1))));
-        const expected = [...slots[r]!.outputs.slice(0, 2), gathered];
-        expect(heap[r]!.outputs.map((o) => o?.length)).toEqual([big + 1, 70001, big]);
-        expect(expected.map((e, i) => e!.findIndex((v, j) => !Object.is(v, heap[r]!.outputs[i]![j])))).toEqual([-1, -1, -1]);
-        expect(slots[r]!.outputs[2]).toEqual(gathered);
+        const expected = [...slots[r]!.outputs.slice(0, 2), gathered, params];
+        const differs = (a: readonly number[], b: readonly number[]) => a.findIndex((v, j) => !Object.is(v, b[j]));
+        expect(heap[r]!.outputs.map((o) => o?.length)).toEqual([big + 1, 70001, big, 240000]);
+        expect(expected.map((e, i) => differs(e!, heap[r]!.outputs[i]!))).toEqual([-1, -1, -1, -1]);
+        expect([differs(slots[r]!.outputs[2]!, gathered), differs(slots[r]!.outputs[3]!, params)]).toEqual([-1, -1]);
       }
     });
   }
+
+  it("push between two members too, and end the run, not hang, when the members would choose different forms", async () => {
+    const pair: ProbeOp[] = [{ op: "all-reduce-tensor", group: "pair", n: 70001 }, { op: "all-gather-tensor", group: "pair", n: 70002 }];
+    const done = await run([{ script: pair, heap: true, seeded: true, pushMinFloats: 1 }, { script: pair, heap: true, seeded: true, pushMinFloats: 1 }, { script: [] }]);
+    expect(done.map((r) => r.pushed)).toEqual([2, 2, 0]);
+    const x = [0, 1].map((r) => seededInput(r, 70001));
+    const g = [0, 1].map((r) => seededInput(r, 70002));
+    const f = Math.fround;
+    // Block j (35001 and 35000 floats) summed by member j, its own term first.
+    const sum = Array.from({ length: 70001 }, (_, i) => (i < 35001 ? f(x[0]![i]! + x[1]![i]!) : f(x[1]![i]! + x[0]![i]!)));
+    const gathered = [...g[0]!.subarray(0, 35001), ...g[1]!.subarray(35001)];
+    for (const r of [0, 1]) {
+      expect(done[r]!.outputs[0]!.findIndex((v, j) => !Object.is(v, sum[j]))).toBe(-1);
+      expect(done[r]!.outputs[1]!.findIndex((v, j) => !Object.is(v, gathered[j]))).toBe(-1);
+    }
+    const mixed = await run([{ script: pair, heap: true, pushMinFloats: 1 }, { script: pair, heap: true }, { script: [] }], 5).catch((e: unknown) => e);
+    expect(mixed).toBeInstanceOf(ExecutionError);
+    expect((mixed as ExecutionError).message).toMatch(/all-reduce.*chose the forms (pushed, pulled|pulled, pushed)/);
+    expect(liveWorkers()).toBe(0);
+  });
 
   it("fall back to the slot forms in every member when one rank's heap is not shared", async () => {
     const res = await run([{ script, heap: true }, { script, heap: false }, { script, heap: true }]);

@@ -51,8 +51,8 @@ export const CONTROL = {
 export const STATUS_WORDS = 4;
 export const STATUS = { op: 0, target: 1, step: 2, doorbell: 3 } as const;
 
-/** Per group member, after the arrival epochs: [input byte, output byte, element count] of a heap form (Group). */
-export const HEAP_WORDS = 3;
+/** Per group member, after the arrival epochs: [input byte, output byte, element count, 1 if pushed] of a heap form (Group). */
+export const HEAP_WORDS = 4;
 
 const ALIGN_BYTES = 64;
 const PAGE_BYTES = 65536;
@@ -65,7 +65,7 @@ export interface GroupLayout {
   readonly spec: GroupSpec;
   /**
    * Int32 words: [bump, arrival epoch of member 0, member 1, ..., then per member the two heap byte
-   * offsets and the element count it publishes for a heap collective (HEAP_WORDS)].
+   * offsets, the element count and the form (pushed or pulled) it publishes for a heap collective (HEAP_WORDS)].
    */
   readonly controlByte: number;
   /** Byte offset of buffer `buf` (0 or 1), member `j`: dataByte + (buf * size + j) * slotBytes. */

@@ -25,6 +25,8 @@ export class Group {
   private calls = 0;
   /** Collectives over the slots so far: call c uses buffer c mod 2 (the bucket forms use no slot). */
   private slotCalls = 0;
+  /** Heap collectives so far that pushed their blocks (Group.pushes; the probe reports it). */
+  pushedCalls = 0;
   /** Set by useHeaps when every member's heap is shared: the heap forms below may run. */
   private heaps: { readonly own: WebAssembly.Memory; readonly members: readonly WebAssembly.Memory[]; readonly scratch: HeapScratch } | undefined;
   /**
@@ -304,11 +306,11 @@ export class Group {
    * All-reduce of n floats: the sum (or maximum) lands in the output, n floats.
    */
   allReduceHeap(xByte: number, yByte: number, n: number, purpose: string, op: "sum" | "max" = "sum"): void {
-    const t0 = this.beginHeap("all-reduce", xByte, yByte, n);
+    const push = this.pushes("all-reduce", n);
+    const t0 = this.beginHeap("all-reduce", xByte, yByte, n, push);
     this.sync("all-reduce"); // every member's input and output are in place and published
-    this.checkCounts("all-reduce", n);
+    this.checkCounts("all-reduce", n, push);
     const { first } = this.block(n);
-    const push = this.pushes(n);
     const own = this.reduceOwnBlockFromHeaps(xByte, yByte + 4 * first, n, op, push);
     if (!push) {
       this.sync("all-reduce"); // every block is summed
@@ -320,9 +322,9 @@ export class Group {
 
   /** Reduce-scatter of n floats: this member's block of the sum lands in the output (block(n) floats). */
   reduceScatterHeap(xByte: number, yByte: number, n: number, purpose: string): void {
-    const t0 = this.beginHeap("reduce-scatter", xByte, yByte, n);
+    const t0 = this.beginHeap("reduce-scatter", xByte, yByte, n, false);
     this.sync("reduce-scatter");
-    this.checkCounts("reduce-scatter", n);
+    this.checkCounts("reduce-scatter", n, false);
     const own = this.reduceOwnBlockFromHeaps(xByte, yByte, n, "sum");
     this.sync("reduce-scatter"); // closing
     this.end(purpose, n - own, t0);
@@ -348,22 +350,23 @@ export class Group {
    * its own block while the others arrive, then reads theirs, which the caches still hold.
    */
   allGatherHeapInto(srcByte: number, total: number, segments: readonly HeapSegment[], purpose: string): void {
-    const { own, scratch } = this.heaps!;
+    const { own, scratch } = this.sharedHeaps("all-gather");
     const mine = new Float32Array(own.buffer);
-    const push = this.pushes(total);
+    // A table of more segments than the staging buffer holds (a unit of over 10k tensors) is pulled.
+    const push = this.pushes("all-gather", total) && 1 + 3 * segments.length <= scratch.floats;
     let t0: number;
     if (push) {
-      if (1 + 3 * segments.length > scratch.floats) throw new Error(`internal: ${this.describe("all-gather")} into ${segments.length} segments, more than the staging buffer can list`);
-      const table = new Int32Array(own.buffer, scratch.byte, 1 + 3 * segments.length);
+      // Unsigned: a heap of up to 4 GiB has byte offsets of 2^31 and more.
+      const table = new Uint32Array(own.buffer, scratch.byte, 1 + 3 * segments.length);
       table[0] = segments.length;
       segments.forEach((s, i) => table.set([s.first, s.count, s.byte], 1 + 3 * i));
-      t0 = this.beginHeap("all-gather", srcByte, scratch.byte, total);
+      t0 = this.beginHeap("all-gather", srcByte, scratch.byte, total, true);
     } else {
-      t0 = this.beginHeap("all-gather", srcByte, 0, total);
+      t0 = this.beginHeap("all-gather", srcByte, 0, total, false);
       this.copyBlockInto(mine, segments, srcByte / 4, this.block(total), mine, this.block(total).first);
     }
     this.sync("all-gather"); // every member's block (and, pushing, its segments) in place and published
-    this.checkCounts("all-gather", total);
+    this.checkCounts("all-gather", total, push);
     const { first, end } = this.block(total);
     if (push) {
       const others: { readonly floats: Float32Array; readonly segments: readonly HeapSegment[] }[] = [];
@@ -403,37 +406,54 @@ export class Group {
     }
   }
 
-  /** Whether a collective of n floats pushes its blocks (all members decide alike: n and the threshold are the same). */
-  private pushes(n: number): boolean {
-    return Math.floor(n / this.size) >= this.heaps!.scratch.pushMinFloats;
+  /**
+   * Whether a collective of n floats pushes its blocks. Members with the same threshold decide alike (n
+   * and the group are the same); each publishes its choice and checkCounts compares them, since the two
+   * forms sync a different number of times.
+   */
+  private pushes(operation: Operation, n: number): boolean {
+    return Math.floor(n / this.size) >= this.sharedHeaps(operation).scratch.pushMinFloats;
   }
 
   /** Member k's segments, from the table it published, and its heap, checked to hold every one of them. */
   private peerSegments(member: number): { readonly floats: Float32Array; readonly segments: readonly HeapSegment[] } {
     const at = this.published(member, 1) / 4;
-    const count = new Int32Array(this.heapFloats(member, at, 1).buffer)[at]!;
-    const words = new Int32Array(this.heapFloats(member, at, 1 + 3 * count).buffer, 4 * (at + 1), 3 * count);
+    const count = new Uint32Array(this.heapFloats(member, at, 1).buffer)[at]!;
+    const words = new Uint32Array(this.heapFloats(member, at, 1 + 3 * count).buffer, 4 * (at + 1), 3 * count);
     const segments = Array.from({ length: count }, (_, i) => ({ first: words[3 * i]!, count: words[3 * i + 1]!, byte: words[3 * i + 2]! }));
     const last = Math.max(0, ...segments.map((s) => s.byte / 4 + s.count));
     return { floats: this.heapFloats(member, 0, last), segments };
   }
 
-  private beginHeap(operation: Operation, xByte: number, yByte: number, n: number): number {
+  /** The heaps, when the heap forms are enabled (useHeaps); calling a heap form otherwise is a misuse. */
+  private sharedHeaps(operation: Operation): NonNullable<Group["heaps"]> {
     if (this.heaps === undefined) throw new Error(`internal: ${this.describe(operation)} in a heap form, but the heaps of ${this.name} are not shared`);
+    return this.heaps;
+  }
+
+  private beginHeap(operation: Operation, xByte: number, yByte: number, n: number, push: boolean): number {
+    this.sharedHeaps(operation);
     this.status.set(operation, this.slot);
     this.waiter.takeIdleMs();
     this.calls++;
+    if (push) this.pushedCalls++;
     const at = this.heapWord(this.index);
     Atomics.store(this.epochs, at, xByte | 0);
     Atomics.store(this.epochs, at + 1, yByte | 0);
     Atomics.store(this.epochs, at + 2, n);
+    Atomics.store(this.epochs, at + 3, push ? 1 : 0);
     return performance.now();
   }
 
-  /** After the first sync: every member passed the same element count (a misuse otherwise). */
-  private checkCounts(operation: Operation, n: number): void {
+  /**
+   * After the first sync: every member passed the same element count and chose the same form, pushed or
+   * pulled (a misuse otherwise: the forms sync a different number of times).
+   */
+  private checkCounts(operation: Operation, n: number, push: boolean): void {
     const counts = Array.from({ length: this.size }, (_, k) => Atomics.load(this.epochs, this.heapWord(k) + 2));
     if (counts.some((c) => c !== n)) throw new Error(`internal: ${this.describe(operation)}: the members passed ${counts.join(", ")} elements`);
+    const forms = Array.from({ length: this.size }, (_, k) => (Atomics.load(this.epochs, this.heapWord(k) + 3) === 1 ? "pushed" : "pulled"));
+    if (forms.some((f) => f !== (push ? "pushed" : "pulled"))) throw new Error(`internal: ${this.describe(operation)}: the members chose the forms ${forms.join(", ")}`);
   }
 
   private heapWord(member: number): number {

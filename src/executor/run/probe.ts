@@ -75,6 +75,8 @@ export interface ProbeResult {
   readonly traffic: TrafficSnapshot;
   /** The groups whose *-tensor ops ran in Group's heap forms. */
   readonly heapForms: readonly string[];
+  /** Of those groups' heap collectives, how many pushed their blocks into the other ranks' outputs (Group.pushes). */
+  readonly pushed: number;
 }
 
 /** Rank r's input i: deterministic values of mixed magnitude whose float32 sums depend on their order. */
@@ -262,6 +264,7 @@ export const probeProgram: Program = async (input, _progress, exchangeHeaps) => 
     seconds.push(upperMedian(times));
   }
   const heapForms = tensors === undefined ? [] : [...new Set(payload.script.flatMap((op) => ("group" in op && op.op.endsWith("-tensor") ? [op.group] : [])))].filter((g) => tensors.heapForms(g));
+  const pushed = heapForms.reduce((a, g) => a + ep.group(g).pushedCalls, 0);
   tensors?.dispose();
-  return { outputs, seconds, traffic: ep.traffic.snapshot(), heapForms } satisfies ProbeResult;
+  return { outputs, seconds, traffic: ep.traffic.snapshot(), heapForms, pushed } satisfies ProbeResult;
 };
