@@ -352,6 +352,7 @@ export class Group {
   allGatherHeapInto(srcByte: number, total: number, segments: readonly HeapSegment[], purpose: string): void {
     const { own, scratch } = this.sharedHeaps("all-gather");
     const mine = new Float32Array(own.buffer);
+    const { first, end } = this.block(total);
     // A table of more segments than the staging buffer holds (a unit of over 10k tensors) is pulled.
     const push = this.pushes("all-gather", total) && 1 + 3 * segments.length <= scratch.floats;
     let t0: number;
@@ -363,11 +364,10 @@ export class Group {
       t0 = this.beginHeap("all-gather", srcByte, scratch.byte, total, true);
     } else {
       t0 = this.beginHeap("all-gather", srcByte, 0, total, false);
-      this.copyBlockInto(mine, segments, srcByte / 4, this.block(total), mine, this.block(total).first);
+      this.copyBlockInto(mine, segments, srcByte / 4, { first, end }, mine, first);
     }
     this.sync("all-gather"); // every member's block (and, pushing, its segments) in place and published
     this.checkCounts("all-gather", total, push);
-    const { first, end } = this.block(total);
     if (push) {
       const others: { readonly floats: Float32Array; readonly segments: readonly HeapSegment[] }[] = [];
       for (let k = 0; k < this.size; k++) if (k !== this.index) others.push(this.peerSegments(k));

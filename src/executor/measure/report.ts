@@ -5,7 +5,7 @@ import type { Estimate } from "../../planner/cost/types.js";
 import type { ClusterShape, Plan } from "../../spec/types.js";
 import { COMM_KINDS, type CommKind } from "../comm/fabric.js";
 import type { Execution } from "../execute.js";
-import { heapCollectivesIn, type RankResult, type StepRecord } from "../run/job.js";
+import { heapCollectiveKinds, type RankResult, type StepRecord } from "../run/job.js";
 import { peakActivationElements } from "./accounting.js";
 import { costModelElements } from "./cost-map.js";
 import { mean, total, upperMedian } from "./stats.js";
@@ -230,8 +230,8 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   else if (otherWork !== undefined && otherWork > OTHER_WORK_NOTED) {
     notes.push(`other processes kept ${(100 * otherWork).toFixed(0)}% of the ${cores} cores busy during the run: they competed with the ranks, so measured times run long`);
   }
-  const sequenceNote = heapNote(ex.plan, workers);
-  if (sequenceNote !== undefined) notes.push(sequenceNote);
+  const collectivesNote = heapNote(ex.plan, workers);
+  if (collectivesNote !== undefined) notes.push(collectivesNote);
   if (ex.plan.pp === 1) notes.push("one pipeline stage: no bubble to compare");
   else if (predictedCritical !== undefined && predictedCritical.stage !== critical.stage) {
     notes.push(`stage ${critical.stage} was the busiest in the run, where stage ${predictedCritical.stage} was predicted to be: the bubble compared is stage ${critical.stage}'s (stage ${predictedCritical.stage} idled ${(100 * predictedCritical.bubbleFraction).toFixed(1)}% of the pipelined window)`);
@@ -268,8 +268,9 @@ export function worstMemoryRank(r: ExecuteReport): ExecuteReport["measured"]["ra
  * data (run/tensor-group.ts, parallel/state.ts).
  */
 export function heapNote(plan: Plan, workers: readonly RankResult[]): string | undefined {
-  if (!heapCollectivesIn(plan)) return undefined;
-  const which = [plan.tp > 1 ? "tp" : "", plan.cp > 1 ? "cp" : "", plan.zero >= 1 && plan.dp * plan.cp > 1 ? "ZeRO weight-gather" : ""].filter((x) => x !== "").join(" and ");
+  const kinds = heapCollectiveKinds(plan);
+  if (kinds.length === 0) return undefined;
+  const which = kinds.join(" and ");
   if (workers.every((r) => r.heapCollectives)) return `${which} collectives read the other ranks' data in their shared wasm heaps (no copy through the fabric's slots)`;
   const why = workers.find((r) => r.heapNote !== undefined)?.heapNote;
   return `${which} collectives copied their data through the fabric's slots${why === undefined ? "" : ` (${why})`}`;

@@ -85,7 +85,13 @@ export interface RankResult {
   readonly staleness?: readonly number[];
 }
 
-/** Whether a plan has collectives that can read the ranks' shared heaps: tp, cp, or ZeRO's weight gathers. */
+/** The plan's collectives that can read the ranks' shared heaps, by name: tp, cp, and ZeRO's weight gathers. */
+export function heapCollectiveKinds(plan: Plan): string[] {
+  const zeroGathers = plan.zero >= 1 && plan.dp * plan.cp > 1 && plan.parameterServers === 0;
+  return [plan.tp > 1 ? "tp" : "", plan.cp > 1 ? "cp" : "", zeroGathers ? "ZeRO weight-gather" : ""].filter((x) => x !== "");
+}
+
+/** Whether a plan has collectives that can read the ranks' shared heaps. */
 export function heapCollectivesIn(plan: Plan): boolean {
-  return plan.tp > 1 || plan.cp > 1 || (plan.zero >= 1 && plan.dp * plan.cp > 1 && plan.parameterServers === 0);
+  return heapCollectiveKinds(plan).length > 0;
 }

@@ -4,7 +4,7 @@ import { blockOf } from "../comm/fabric.js";
 import type { GroupOps } from "../model/context.js";
 import { loadBackend, type BackendChoice } from "./backend.js";
 import type { HeapExchange, Program, WorkerInput } from "./protocol.js";
-import { heapPath, tensorGroup } from "./tensor-group.js";
+import { joinHeaps, tensorGroup } from "./tensor-group.js";
 import { gatherIntoTensors } from "../parallel/state.js";
 import { tensorFromShared } from "../model/ops.js";
 import type { Tensor } from "@tensorflow/tfjs";
@@ -96,8 +96,7 @@ export function probeInput(rank: number, n: number): Float32Array {
 async function tensorSide(input: WorkerInput, payload: ProbePayload, ep: Endpoint, exchangeHeaps: HeapExchange) {
   const loaded = await loadBackend(payload.backend ?? "wasm", input.fabric.ranks, { sharedHeap: payload.heap === true, sharedBinary: input.sharedBinary });
   const tf = loaded.tf;
-  const heaps = input.shareHeap === true ? await exchangeHeaps(loaded.heap) : undefined;
-  const heap = loaded.heap === undefined || heaps === undefined ? undefined : heapPath(tf, loaded.heap, heaps, payload.pushMinFloats);
+  const heap = await joinHeaps(loaded, input, exchangeHeaps, payload.pushMinFloats);
   const grown = payload.growBytes === undefined ? [] : [tf.zeros([payload.growBytes / 4])];
   const ops = new Map<string, GroupOps>();
   const sources = new Map<string, { readonly view: Float32Array; readonly byte: number }>();
@@ -194,22 +193,19 @@ export const probeProgram: Program = async (input, _progress, exchangeHeaps) => 
         case "all-reduce": out = ep.group(op.group).allReduce(x!, "probe"); break;
         case "all-reduce-max": out = ep.group(op.group).allReduce(x!, "probe", "max"); break;
         case "reduce-scatter": out = ep.group(op.group).reduceScatter(x!, "probe"); break;
-        case "all-gather": {
-          const g = ep.group(op.group);
-          const b = g.block(op.n);
-          out = g.allGather(x!.subarray(b.first, b.end), op.n, "probe");
-          break;
-        }
-        case "all-to-all": out = ep.group(op.group).allToAll(x!, "probe"); break;
-        // The view forms (copy in once, in place, result read from the slot): training's with unshared heaps.
-        case "all-reduce-view": out = ep.group(op.group).allReduceView(x!, "probe"); break;
-        case "reduce-scatter-view": out = ep.group(op.group).reduceScatterView(x!, "probe"); break;
+        // all-gather-view: the view form (copy in once, in place, result read from the slot), as the
+        // all-reduce-view and reduce-scatter-view below: training's with unshared heaps.
+        case "all-gather":
         case "all-gather-view": {
           const g = ep.group(op.group);
           const b = g.block(op.n);
-          out = g.allGatherView(x!.subarray(b.first, b.end), op.n, "probe");
+          const mine = x!.subarray(b.first, b.end);
+          out = op.op === "all-gather" ? g.allGather(mine, op.n, "probe") : g.allGatherView(mine, op.n, "probe");
           break;
         }
+        case "all-to-all": out = ep.group(op.group).allToAll(x!, "probe"); break;
+        case "all-reduce-view": out = ep.group(op.group).allReduceView(x!, "probe"); break;
+        case "reduce-scatter-view": out = ep.group(op.group).reduceScatterView(x!, "probe"); break;
         case "all-reduce-slot": {
           const g = ep.group(op.group);
           if (fill) g.nextSlot(op.n).set(x!);

@@ -9,7 +9,7 @@ import type { RankJob, RankResult, StepRecord } from "./job.js";
 import { runStage, stageModel } from "./pipeline.js";
 import { speedProbe } from "./speed-probe.js";
 import type { FaultSpec, Program } from "./protocol.js";
-import { heapPath, tensorGroup } from "./tensor-group.js";
+import { joinHeaps, tensorGroup } from "./tensor-group.js";
 
 /**
  * One training rank: builds its share of the model, then runs the steps: its stage's schedule of passes,
@@ -38,8 +38,7 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
   ep.status.set("starting", -1, 0);
   const loaded = await loadBackend(job.backend, workerCount(plan), { sharedHeap: input.shareHeap === true, sharedBinary: input.sharedBinary });
   const tf = loaded.tf;
-  const heaps = input.shareHeap === true ? await exchangeHeaps(loaded.heap) : undefined;
-  const heap = loaded.heap === undefined || heaps === undefined ? undefined : heapPath(tf, loaded.heap, heaps);
+  const heap = await joinHeaps(loaded, input, exchangeHeaps);
   // Before the baseline: the probe's weights are not the plan's memory. Not for asynchronous plans, whose
   // ranks meet at no barrier to run it together.
   const probe = job.speedProbe === undefined || plan.asynchronous ? undefined : speedProbe(tf, job.speedProbe, job.seed, job.adam);

@@ -3,6 +3,8 @@ import type { Group, HeapScratch } from "../comm/group.js";
 import { kernels } from "../comm/kernels.js";
 import { soloGroup, type GroupOps } from "../model/context.js";
 import { readNow, tensorFromShared, type Tf } from "../model/ops.js";
+import type { LoadedBackend } from "./backend.js";
+import type { HeapExchange, WorkerInput } from "./protocol.js";
 
 /**
  * The model's view of a shared-memory group: tensors in, tensors out. Row blocks: all-gather stacks every
@@ -74,8 +76,9 @@ const SCRATCH_FLOATS = 32768;
  * Blocks of at least this many floats (16 MiB) are pushed into the other ranks' outputs rather than
  * pulled from their inputs (Group.pushes). Measured with the bench's tensor rows, 2 ranks, alternating
  * the two forms (2026-11-23, AMD EPYC, 2 cores, 1 MiB L2 per core, 32 MiB L3): at 64 MiB pushing gave
- * 15-30% more bandwidth (the block read from memory once), at 16 MiB blocks about 15%; at 0.25-8 MiB
- * blocks pulling was as fast or faster (the data in the caches; a push writes lines the owner holds).
+ * the all-gather about 15% more bandwidth, the ZeRO gather 0-30% (the block read from memory once) and
+ * the all-reduce about the same; the ZeRO gather about 15% more at 16 MiB blocks; at 0.125-8 MiB blocks
+ * pulling was as fast or faster (the data in the caches; a push writes lines the owner holds).
  */
 const PUSH_MIN_FLOATS = 4 * 2 ** 20;
 
@@ -100,6 +103,15 @@ export interface HeapPath {
    */
   filled(shapes: readonly (readonly number[])[], fill: (bytes: number[]) => void): Tensor[];
   dispose(): void;
+}
+
+/**
+ * A rank's heap path, if its input says it shares its heap: offers its heap (or none) to the others and,
+ * once every sharing rank has, builds the path on it; undefined when it shares none or has none to share.
+ */
+export async function joinHeaps(loaded: LoadedBackend, input: WorkerInput, exchangeHeaps: HeapExchange, pushMinFloats?: number): Promise<HeapPath | undefined> {
+  const heaps = input.shareHeap === true ? await exchangeHeaps(loaded.heap) : undefined;
+  return loaded.heap === undefined || heaps === undefined ? undefined : heapPath(loaded.tf, loaded.heap, heaps, pushMinFloats);
 }
 
 /** The heap path of a rank whose own heap is `own`, given every rank's (protocol.ts HeapExchange). */
