@@ -122,8 +122,13 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   const virtualStages = positiveInt("virtualStages", input.virtualStages, 1);
   const schedule = input.schedule ?? (pp > 1 && virtualStages > 1 ? "interleaved" : "1f1b");
   if (!SCHEDULES.includes(schedule)) bad("schedule", schedule, SCHEDULES.join(", "));
-  if (schedule === "interleaved" && (virtualStages < 2 || pp < 2)) {
-    bad("virtualStages", virtualStages, "2 or more, with pp >= 2", "the interleaved schedule needs virtual stages");
+  if (schedule === "interleaved" && pp < 2) bad("pp", pp, "2 or more with the interleaved schedule", "it interleaves the virtual stages of a pipeline");
+  if (schedule === "interleaved" && virtualStages < 2) bad("virtualStages", virtualStages, "2 or more with the interleaved schedule", "the interleaved schedule needs virtual stages");
+  // With one stage there is no pipeline: its micro-batches run one after the other, each forward then its
+  // backward (gradient accumulation, what 1F1B reduces to). GPipe's all-forwards-first order, ZB-H1's
+  // deferred weight gradients and naive model parallelism would only change memory, not what runs.
+  if (pp === 1 && schedule !== "1f1b" && schedule !== "interleaved") {
+    bad("schedule", schedule, "1f1b with pp 1, or pp >= 2", "a pipeline schedule needs a pipeline: one stage runs its micro-batches as gradient accumulation");
   }
   if (schedule !== "interleaved" && virtualStages !== 1) {
     bad("virtualStages", virtualStages, "1", `virtual stages need --schedule interleaved (got ${schedule})`);
@@ -171,6 +176,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   if (asynchronous && parameterServers === 0) bad("asynchronous", true, "false without --ps", "asynchronous updates need parameter servers");
   const staleness = input.staleness ?? (asynchronous ? 1 : 0);
   if (!Number.isInteger(staleness) || staleness < 0) bad("staleness", staleness, "an integer >= 0");
+  if (asynchronous && staleness === 0) bad("staleness", staleness, "an integer >= 1 with --async", "a bound of 0 is synchronous: leave --async out");
   if (!asynchronous && staleness !== 0) bad("staleness", staleness, "0 without --async", "synchronous updates are never stale");
   const dpCommExposed = input.dpCommExposed ?? false;
   if (dpCommExposed && zero > 1) bad("zero", zero, "0 or 1 with dpCommExposed", "an exposed once-per-step reduction is DeepSpeed's pipeline engine, which runs ZeRO 0 and 1 only");
@@ -195,6 +201,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   if (optimizerStepBytesPerParam !== undefined && !(Number.isFinite(optimizerStepBytesPerParam) && optimizerStepBytesPerParam > 0 && optimizerStepBytesPerParam <= 1000)) {
     bad("optimizerStepBytesPerParam", optimizerStepBytesPerParam, "a number of bytes above 0 and at most 1000 (fused Adam moves about 30 per parameter)");
   }
+  checkTensorKnobs(tp, input);
   const tpSyncBackward = tp > 1 && (input.tpSyncBackward ?? false);
   const sequenceParallel = tp > 1 && (input.sequenceParallel ?? true);
   // Off unless asked for (Megatron-LM before Megatron-Core, DeepSpeed's pipeline engine); moot under SP.
@@ -246,6 +253,18 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     // Present only when it shards over fewer ranks than dp * cp (hybrid sharding); absent: full sharding.
     ...(shardGroup !== undefined ? { shardGroup } : {}),
   };
+}
+
+/**
+ * Tensor-parallel knobs asked for without tensor parallelism would be dropped without a word: an error
+ * instead (resolvePlan; the search, for a pinned tp).
+ */
+export function checkTensorKnobs(tp: number, input: PlanInput): void {
+  if (tp !== 1) return;
+  const what = { sequenceParallel: "sequence parallel shards activations over the tp group", tpCommOverlap: "it overlaps the tp collectives", tpSyncBackward: "it times the tp collectives" } as const;
+  for (const key of ["sequenceParallel", "tpCommOverlap", "tpSyncBackward"] as const) {
+    if (input[key] === true) bad(key, true, "false (or left out) with tp 1", `${what[key]}, and tp is 1`);
+  }
 }
 
 /**

@@ -190,10 +190,11 @@ describe("communication volumes per GPU per step", () => {
     expect(resolvePlan(model, h100, { tp: 8, pp: 2, sequenceParallel: false, ppScatterGather: true }).ppScatterGather).toBe(true);
   });
 
-  it("tpSyncBackward is off by default, dropped at tp 1 and refused beside tpCommOverlap", () => {
+  it("tpSyncBackward is off by default, refused at tp 1 (it would be dropped) and beside tpCommOverlap", () => {
     const { model, plan } = planFor("llama3-70b", h100, { tp: 8, pp: 2, globalBatch: 64 });
     expect(plan.tpSyncBackward).toBeUndefined();
-    expect(resolvePlan(model, h100, { tp: 1, pp: 8, tpSyncBackward: true }).tpSyncBackward).toBeUndefined();
+    expect(() => resolvePlan(model, h100, { tp: 1, pp: 8, tpSyncBackward: true })).toThrow(/tpSyncBackward = true is not valid.*tp is 1/);
+    expect(resolvePlan(model, h100, { tp: 1, pp: 8, tpSyncBackward: false }).tpSyncBackward).toBeUndefined();
     expect(() => resolvePlan(model, h100, { tp: 8, pp: 2, tpSyncBackward: true, tpCommOverlap: true })).toThrow(/tpSyncBackward/);
   });
 

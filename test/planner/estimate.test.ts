@@ -21,7 +21,9 @@ const planArb = fc.record({
 describe("Estimate invariants (property)", () => {
   it("time breakdown adds up to the step; throughput, MFU and HFU agree with it", () => {
     fc.assert(fc.property(planArb, (input) => {
-      const { model, plan } = planFor("llama3-8b", h100, { ...input, globalBatch: 256 } as PlanInput);
+      // one stage runs gradient accumulation (1F1B); resolvePlan refuses a pipeline schedule there, and SP without tp
+      const valid = { ...input, schedule: input.pp === 1 ? "1f1b" : input.schedule, sequenceParallel: input.tp > 1 && input.sequenceParallel };
+      const { model, plan } = planFor("llama3-8b", h100, { ...valid, globalBatch: 256 } as PlanInput);
       const e = estimate(model, h100, plan);
       const b = e.time.breakdown;
       const sum = b.computeSeconds + b.tpCommSeconds + b.cpCommSeconds + b.ppCommSeconds + b.dpCommSeconds + b.bubbleSeconds + b.optimizerSeconds + b.epCommSeconds;

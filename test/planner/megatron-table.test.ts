@@ -41,7 +41,7 @@ function planInput(row: Row): PlanInput {
   if (row.hardware.gpu === "H100") {
     // 2024 Megatron-Core: bf16, flash attention (Transformer Engine), sequence parallel, distributed
     // optimizer (the README's --overlap-param-gather needs it); micro-batch and recompute unstated: 1, none.
-    return { ...common, precision: "bf16", zero: 1, recompute: "none", sequenceParallel: true, flashAttention: true };
+    return { ...common, precision: "bf16", zero: 1, recompute: "none", sequenceParallel: p.tp > 1, flashAttention: true };
   }
   // SC'21 (examples/sc21/run_table_1.sh): fp16, --checkpoint-activations, interleaved where vpp > 1, no SP or flash in 2021.
   const v = p.vpp ?? 1;

@@ -26,9 +26,10 @@ const planArb = fc.record({
 function resolve(input: ValueOf<typeof planArb>) {
   const { groups, ...rest } = input;
   const interleaved = rest.schedule === "interleaved";
-  const pp = interleaved ? Math.max(2, rest.pp) : rest.pp;
+  // a pipeline schedule needs a pipeline (one stage runs 1F1B: gradient accumulation); SP needs tp
+  const pp = rest.schedule === "1f1b" ? rest.pp : Math.max(2, rest.pp);
   const dp = 64 / (rest.tp * pp * rest.cp);
-  return planFor("llama3-8b", h100, { ...rest, pp, virtualStages: interleaved ? 2 : 1, globalBatch: dp * pp * groups } as PlanInput);
+  return planFor("llama3-8b", h100, { ...rest, pp, sequenceParallel: rest.tp > 1 && rest.sequenceParallel, virtualStages: interleaved ? 2 : 1, globalBatch: dp * pp * groups } as PlanInput);
 }
 
 function keys(x: unknown, prefix = ""): string[] {

@@ -46,7 +46,7 @@ function planOf(input: ValueOf<typeof planArb>) {
   const { batchGroups, ...rest } = input;
   const dp = 64 / (rest.tp * rest.pp * rest.cp);
   const virtualStages = rest.schedule === "interleaved" ? 3 : 1;
-  return planFor(gpt, h100, { ...rest, virtualStages, globalBatch: dp * rest.microBatch * rest.pp * batchGroups } as PlanInput);
+  return planFor(gpt, h100, { ...rest, sequenceParallel: rest.tp > 1 && rest.sequenceParallel, virtualStages, globalBatch: dp * rest.microBatch * rest.pp * batchGroups } as PlanInput);
 }
 
 describe("simulated activation memory against the cost model (src/planner/cost/memory.ts)", () => {

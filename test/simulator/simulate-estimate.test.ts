@@ -21,7 +21,7 @@ describe("simulateEstimate(): the planner's refinement, without the per-rank tim
       }),
       ({ groups, ...rest }) => {
         const interleaved = rest.schedule === "interleaved";
-        const pp = interleaved ? Math.max(2, rest.pp) : rest.pp;
+        const pp = rest.schedule === "1f1b" ? rest.pp : Math.max(2, rest.pp); // a pipeline schedule needs a pipeline
         const dp = 64 / (rest.tp * pp * rest.cp);
         const { model, plan } = planFor("llama3-8b", h100, { ...rest, pp, virtualStages: interleaved ? 2 : 1, globalBatch: dp * pp * groups } as PlanInput);
         expect(simulateEstimate(model, h100, plan)).toEqual(simulate(model, h100, plan).estimate);

@@ -138,6 +138,28 @@ describe("plan resolution", () => {
     expect(e.message).toContain("valid:");
   });
 
+  it("refuses what it would otherwise drop: a pipeline schedule with one stage, tensor-parallel knobs with tp 1, an asynchronous bound of 0", () => {
+    const model = planFor("llama3-8b", shapeOf("dgx-h100", 8), {}).model;
+    const shape8 = shapeOf("dgx-h100", 8);
+    for (const schedule of ["gpipe", "zb-h1", "naive"] as const) {
+      const e = rejection(() => resolvePlan(model, shape8, { schedule, zero: 2 }));
+      expect(e.field).toBe("schedule");
+      expect(e.valid).toBe("1f1b with pp 1, or pp >= 2");
+    }
+    expect(resolvePlan(model, shape8, { schedule: "1f1b" }).schedule).toBe("1f1b");
+    expect(resolvePlan(model, shape8, { schedule: "gpipe", pp: 2 }).schedule).toBe("gpipe");
+    // interleaved with one stage blames the stage count, not the virtual stages given
+    const e = rejection(() => resolvePlan(model, shape8, { tp: 8, schedule: "interleaved", virtualStages: 2 }));
+    expect([e.field, e.valid]).toEqual(["pp", "2 or more with the interleaved schedule"]);
+    for (const key of ["sequenceParallel", "tpCommOverlap", "tpSyncBackward"] as const) {
+      const t = rejection(() => resolvePlan(model, shape8, { tp: 1, [key]: true }));
+      expect([t.field, t.valid]).toEqual([key, "false (or left out) with tp 1"]);
+      expect(resolvePlan(model, shape8, { tp: 1, [key]: false }).tp).toBe(1);
+    }
+    const s = rejection(() => resolvePlan(model, shape8, { parameterServers: 2, asynchronous: true, staleness: 0 }));
+    expect([s.field, s.valid]).toEqual(["staleness", "an integer >= 1 with --async"]);
+  });
+
   it("fp8 needs a GPU with fp8 tensor cores", () => {
     const a100 = shapeOf("dgx-a100-80gb", 8);
     const e = rejection(() => resolvePlan(planFor("llama3-8b", a100, {}).model, a100, { precision: "fp8" }));

@@ -1,5 +1,5 @@
 import { InputError } from "../../spec/errors.js";
-import { defaultGlobalBatch, type PlanInput } from "../../spec/plan.js";
+import { checkTensorKnobs, defaultGlobalBatch, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Recompute, Schedule, ZeroStage } from "../../spec/types.js";
 import { balancedLayers } from "../partition/ilp.js";
 import { layoutExists } from "../partition/problem.js";
@@ -80,12 +80,15 @@ export function forEachCandidate(
   if (pinned.dpCommBlocking === true && pinned.dpCommExposed === true) {
     throw new InputError({ code: "out-of-range", field: "--dp-comm-blocking", value: true, valid: "false with --dp-comm-exposed", reason: "an exposed once-per-step reduction and collectives in line with every pass are two different engines" });
   }
+  checkPins(pinned);
   const recomputes = pick<Recompute>(pinned.recompute, flash ? ["none", "full"] : ["none", "selective", "full"]);
   const allZeros = pick(pinned.zero as ZeroStage | undefined, [0, 1, 2, 3] as ZeroStage[]);
   for (const tp of pick(pinned.tp, divisorsOf(gpus))) {
     if (model.attentionHeads % tp !== 0 || model.ffnHiddenSize % tp !== 0) continue;
     if (model.kvHeads % tp !== 0 && tp % model.kvHeads !== 0) continue;
     const sequenceParallel = tp > 1 ? (pinned.sequenceParallel ?? true) : undefined;
+    // The tensor-parallel knobs describe how a framework runs tp: the candidates without it run without them.
+    const tensor = tp > 1 ? { tpCommOverlap: pinned.tpCommOverlap, tpSyncBackward: pinned.tpSyncBackward } : { tpCommOverlap: undefined, tpSyncBackward: undefined };
     for (const pp of pick(pinned.pp, divisorsOf(gpus / tp))) {
       if (pp > model.layers) continue;
       // DeepSpeed's pipeline-engine knobs describe how it runs a pipeline; without one (pp = 1) its ZeRO
@@ -132,8 +135,8 @@ export function forEachCandidate(
                   visit({
                     dp, tp, pp, cp, ep, sequenceParallel, virtualStages, microBatch, globalBatch, seqLen, schedule, zero, recompute,
                     precision: pinned.precision, layersPerStage, recomputeLayersPerStage: pinned.recomputeLayersPerStage,
-                    parameterServers: undefined, asynchronous: undefined, staleness: undefined, flashAttention: flash, fp32Gradients: pinned.fp32Gradients, tpCommOverlap: pinned.tpCommOverlap,
-                    ppBlockingSends: engine.ppBlockingSends, dpCommExposed: engine.dpCommExposed, dpCommBlocking: pinned.dpCommBlocking, tpSyncBackward: pinned.tpSyncBackward, launchBlocking: pinned.launchBlocking,
+                    parameterServers: undefined, asynchronous: undefined, staleness: undefined, flashAttention: flash, fp32Gradients: pinned.fp32Gradients, tpCommOverlap: tensor.tpCommOverlap,
+                    ppBlockingSends: engine.ppBlockingSends, dpCommExposed: engine.dpCommExposed, dpCommBlocking: pinned.dpCommBlocking, tpSyncBackward: tensor.tpSyncBackward, launchBlocking: pinned.launchBlocking,
                     ppScatterGather: pinned.ppScatterGather, ppKeepOutputs: engine.ppKeepOutputs, keep16BitGrads: pinned.keep16BitGrads, optimizerStateBytes: pinned.optimizerStateBytes, optimizerStepBytesPerParam: pinned.optimizerStepBytesPerParam, shardGroup,
                   }, group);
                 }
@@ -143,6 +146,30 @@ export function forEachCandidate(
         }
       }
     }
+  }
+}
+
+/**
+ * Pins that contradict each other whatever the search picks for the rest: each would otherwise be dropped
+ * without a word (every candidate refusing it, or the search leaving it out), so they are errors, with
+ * resolvePlan's message where it has one.
+ */
+function checkPins(pinned: PlanInput): void {
+  for (const key of ["asynchronous", "staleness"] as const) {
+    const value = pinned[key];
+    if (value === undefined || value === false || value === 0) continue;
+    throw new InputError({ code: "unsupported", field: key, value, valid: "meshplan simulate --ps K --async", reason: "the search covers collective-based plans; evaluate parameter-server plans with simulate" });
+  }
+  if (pinned.tp !== undefined) checkTensorKnobs(pinned.tp, pinned);
+  const v = pinned.virtualStages;
+  if (v !== undefined && v > 1 && pinned.schedule !== undefined && pinned.schedule !== "interleaved") {
+    throw new InputError({ code: "out-of-range", field: "virtualStages", value: v, valid: "1", reason: `virtual stages need --schedule interleaved (got ${pinned.schedule})` });
+  }
+  if (pinned.schedule !== undefined && pinned.schedule !== "1f1b" && pinned.pp === 1) {
+    throw new InputError({ code: "out-of-range", field: "schedule", value: pinned.schedule, valid: "1f1b with pp 1, or pp >= 2", reason: "a pipeline schedule needs a pipeline: one stage runs its micro-batches as gradient accumulation" });
+  }
+  if (pinned.zero === 0 && pinned.shardGroup !== undefined) {
+    throw new InputError({ code: "out-of-range", field: "shardGroup", value: pinned.shardGroup, valid: "left out with ZeRO 0", reason: "ZeRO 0 shards nothing" });
   }
 }
 
@@ -171,7 +198,8 @@ function schedules(model: ModelSpec, pp: number, m: number, pinned: PlanInput): 
   };
   const schedule = pinnedSchedule(pinned);
   if (schedule === "interleaved") return interleaved();
-  if (schedule !== undefined) return [[schedule, 1]];
+  // a pinned pipeline schedule asks for a pipeline (resolvePlan refuses it with one stage)
+  if (schedule !== undefined) return schedule === "1f1b" || pp > 1 ? [[schedule, 1]] : [];
   // a pinned --vpp 1 rules the interleaved schedule out
   if (pinned.virtualStages === 1) return pp === 1 ? [["1f1b", 1]] : [["1f1b", 1], ["zb-h1", 1]];
   if (pp === 1) return [["1f1b", 1]];
