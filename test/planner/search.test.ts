@@ -194,6 +194,57 @@ describe("plan search: mechanics", () => {
     for (const e of v1) expect(e.plan.virtualStages).toBe(1);
   });
 
+  it("a pinned pipeline schedule searches pipelines only; pins that contradict each other are refused, not dropped", () => {
+    const model = loadModel("llama3-70b");
+    for (const schedule of ["gpipe", "naive", "zb-h1"] as const) {
+      // GPipe keeps every micro-batch's activations: none fits here, and the closest plans are pipelines too
+      const r = searchPlans(model, shape, { schedule }, { top: 3 });
+      expect(r.plans.length > 0).toBe(schedule !== "gpipe");
+      const listed = [...r.plans, ...r.closest];
+      expect(listed.length).toBeGreaterThan(0);
+      for (const e of listed) expect([e.plan.schedule, e.plan.pp > 1]).toEqual([schedule, true]);
+    }
+    const refused = (pins: PlanInput): InputError => {
+      try {
+        searchPlans(model, shape, pins, { top: 1 });
+      } catch (e) {
+        expect(e).toBeInstanceOf(InputError);
+        return e as InputError;
+      }
+      return expect.unreachable(`${JSON.stringify(pins)} should be refused`);
+    };
+    expect(refused({ asynchronous: true }).field).toBe("asynchronous");
+    expect(refused({ staleness: 2 }).field).toBe("staleness");
+    expect(refused({ virtualStages: 2, schedule: "1f1b" }).field).toBe("virtualStages");
+    expect(refused({ zero: 0, shardGroup: 4 }).field).toBe("shardGroup");
+    expect(refused({ schedule: "gpipe", pp: 1 }).field).toBe("schedule");
+    expect(refused({ tp: 1, sequenceParallel: true }).field).toBe("sequenceParallel");
+    // unpinned tp: the tensor-parallel knobs hold where tp > 1, and plans without tp are still searched
+    const seen = new Set<string>();
+    forEachCandidate(model, shape, { tpCommOverlap: true, tpSyncBackward: false, pp: 8 }, (input) => {
+      seen.add(`${input.tp === 1} ${input.tpCommOverlap} ${input.tpSyncBackward}`);
+    });
+    expect([...seen].sort()).toEqual(["false true false", "true undefined undefined"]);
+  });
+
+  it("feasible counts every candidate that fits, whatever --top: the plans a speed bound rules out included", () => {
+    const small = shapeOf("dgx-h100", 8);
+    const model = loadModel("llama3-8b");
+    let fits = 0;
+    forEachCandidate(model, small, {}, (input) => {
+      try {
+        if (quickMemory(model, small, resolvePlan(model, small, input)).fits) fits++;
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+      }
+    });
+    for (const top of [1, 5, 40]) {
+      const r = searchPlans(model, small, {}, { top });
+      expect(r.skipped.computeBound).toBeGreaterThan(0);
+      expect(r.feasible).toBe(fits);
+    }
+  });
+
   it("a pinned --vpp that no pipeline depth takes names the counts that would", () => {
     // 80 layers: pp x 7 chunks (the ends one layer less) fit no pp that divides 64
     try {

@@ -57,3 +57,14 @@ export function stepFlops(model: ModelSpec, plan: Plan): StepFlops {
   const recomputed = tokens * (fullLayers * layer + selective);
   return { modelFlops, hardwareFlops: modelFlops + recomputed };
 }
+
+/**
+ * The share of the model FLOPs (stepFlops) that a causal mask skips: half of the attention core, which
+ * the count takes over the full s x s square (Narayanan et al. 2021, as Megatron-LM logs it) while causal
+ * attention kernels compute about half of it (FlashAttention-2, Dao 2023, section 3.1.1: blocks above the
+ * diagonal are skipped). MFU times (1 - share) is the utilisation over the FLOPs that run.
+ */
+export function causalSkippedShare(model: ModelSpec, plan: Plan): number {
+  const f = forwardFlopsPerToken(model, plan.seqLen);
+  return (model.layers * f.attentionCore / 2) / (model.layers * layerForwardFlopsPerToken(f) + f.logits);
+}

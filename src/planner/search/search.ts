@@ -29,7 +29,7 @@ export interface SearchOptions {
 export interface SearchResult {
   /** Plans considered: evaluated by the analytic model, or ruled out by a bound (see `skipped`). */
   readonly searched: number;
-  /** Of those, how many fit in memory. */
+  /** Of those, how many fit in memory (the plans ruled out by a bound included: their memory is checked). */
   readonly feasible: number;
   /** Ranked plans left out because an earlier one has the same speed and memory (another equivalent layout). */
   readonly equivalent: number;
@@ -213,6 +213,19 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     return true;
   };
 
+  // A plan that a bound rules out is not timed, but its memory is checked so that `feasible` counts every
+  // candidate that fits, whatever --top is (the bounds depend on the shortlist, hence on top).
+  const ruledOut = (input: PlanInput) => {
+    searched++;
+    bounded++;
+    try {
+      const plan = resolvePlan(model, shape, input);
+      if (quickMemoryOf(model, shape, plan, memoryCosts(model, shape, plan)).fits) feasible++;
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+    }
+  };
+
   const visit = (input: PlanInput, group: string) => {
     if (input.recompute === "none") {
       lastNone = undefined; // set again below once this variant is scored
@@ -220,15 +233,13 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     }
     // Full recomputation only adds time: when the same plan without it fits, it cannot win.
     if (input.recompute === "full" && lastNone?.score.fits === true) {
-      searched++;
-      bounded++;
+      ruledOut(input);
       return;
     }
     // Recomputation only adds time and the bounds leave it out (tokensPerSecondBound holds for any
     // recomputation): when the same plan without it was ruled out, so is this one.
     if (input.recompute !== "none" && noneBounded) {
-      searched++;
-      bounded++;
+      ruledOut(input);
       return;
     }
     let scored: Scored;
@@ -241,8 +252,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     if (floor !== undefined && generatedLayouts) {
       const sum = stageSums.get(group);
       if (sum !== undefined && boundFromStageSum(input as Plan, sum) < floor.score.tokensPerSecond) {
-        searched++;
-        bounded++;
+        ruledOut(input);
         if (input.recompute === "none") noneBounded = true;
         return;
       }
@@ -256,8 +266,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
           stageSums.set(group, sum);
         }
         if (boundFromStageSum(plan, sum) < floor.score.tokensPerSecond) {
-          searched++;
-          bounded++;
+          ruledOut(plan);
           if (plan.recompute === "none") noneBounded = true;
           return;
         }
