@@ -2,6 +2,7 @@ import { builtinNames, clusterLoader, loadModel } from "./catalog.js";
 import type { ParsedArgs } from "./args.js";
 import type { Io } from "./io.js";
 import type { CalibrationFile } from "../validate/calibration.js";
+import { acceptanceChecks, formatChecks } from "../validate/checks.js";
 import { CALIBRATION_FILE, readCalibration, readMeasurements } from "../validate/files.js";
 import { RecordError, type MeasurementRecord } from "../validate/records.js";
 import { plannerReport, type PlannerReport } from "../validate/planner.js";
@@ -11,8 +12,9 @@ import { groupBy, type ErrorSummary } from "../validate/stats.js";
 
 /**
  * `meshplan validate [--json]`: predictions against the published runs of models/measurements/, with the
- * calibration layer of models/hardware/calibration.json when it exists. A report: exit 0, or 2 when the
- * measurements or the calibration file cannot be read.
+ * calibration layer of models/hardware/calibration.json when it exists, then the accuracy checks
+ * (validate/checks.ts). Exit 0 when every check passes, 1 when one fails, 2 when the measurements or the
+ * calibration file cannot be read.
  */
 const UNITS = { "iteration-seconds": "s/iter", "tokens-per-second-per-gpu": "tok/s/GPU", "tflops-per-gpu": "TFLOP/s" } as const;
 
@@ -116,9 +118,11 @@ export function validateCommand(args: ParsedArgs, io: Io, paths: ValidatePaths =
       if (done % 50 === 0 || done === total) io.err(`validate: planner ${done}/${total} settings`);
     })
     : undefined;
-  if (args.flags.json === true) io.out(JSON.stringify(planner === undefined ? report : { ...report, planner }, null, 2));
-  else io.out([formatReport(report, "models/hardware/calibration.json"), ...(planner === undefined ? [] : ["", formatPlanner(planner)])].join("\n"));
-  return 0;
+  const checks = acceptanceChecks(report, planner);
+  if (args.flags.json === true) io.out(JSON.stringify({ ...report, ...(planner === undefined ? {} : { planner }), checks }, null, 2));
+  else io.out([formatReport(report, "models/hardware/calibration.json"), ...(planner === undefined ? [] : ["", formatPlanner(planner)]), "", ...formatChecks(checks)].join("\n"));
+  // The contract's exit codes (design brief section 5): 1 for a failed check.
+  return checks.every((c) => c.pass) ? 0 : 1;
 }
 
 const tok = (x: number) => (x >= 1000 ? x.toFixed(0) : x.toFixed(1));

@@ -16,10 +16,14 @@ describe("meshplan validate", () => {
   const json = run({ json: true });
   const report = JSON.parse(json.out);
 
-  it("--json prints one report object and exits 0", () => {
-    expect(json.code).toBe(0);
+  it("--json prints one report object, its checks, and exits 1 exactly when a check fails", () => {
+    expect(json.code).toBe(report.checks.every((c: { pass: boolean }) => c.pass) ? 0 : 1);
     expect(json.err).toBe("");
-    expect(Object.keys(report).sort()).toEqual(["calibration", "compared", "compares", "outOfMemoryRecords", "records", "rows", "skipped", "summary", "violations"]);
+    expect(Object.keys(report).sort()).toEqual(["calibration", "checks", "compared", "compares", "outOfMemoryRecords", "records", "rows", "skipped", "summary", "violations"]);
+    // the checks read the summary's held-out figures and the violations
+    const check = (name: string) => report.checks.find((c: { name: string }) => c.name === name);
+    expect(check("held-out worst record").value).toBe(report.summary.heldOut.model.overall.max);
+    expect(check("published runs predicted to fit, reported out-of-memory runs not to").value).toBe(report.violations.length);
     expect(report.records).toBe(533);
     expect(report.compared + report.outOfMemoryRecords + report.skipped.length).toBe(533);
     expect(report.compares).toMatch(/hardware FLOPs/);
@@ -45,7 +49,8 @@ describe("meshplan validate", () => {
 
   it("prints a readable table and summary without --json", () => {
     const text = run({});
-    expect(text.code).toBe(0);
+    expect(text.code).toBe(json.code);
+    expect(text.out).toMatch(/Checks \(exit 1 when one fails\): /);
     expect(text.out).toContain("Absolute relative error of throughput, median / p90 / max");
     expect(text.out).toMatch(/\nall\s+\d+/);
     expect(text.out).toContain("Skipped");
