@@ -107,9 +107,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       name = name.slice(3);
       negated = true;
     }
-    if (!isFlag(name)) {
-      throw new InputError({ code: "bad-flag", field: "flag", value: arg, valid: Object.keys(FLAGS).map((f) => `--${f}`).join(" ") });
-    }
+    if (!isFlag(name)) throw unknownFlag(arg, name, command);
     const spec: FlagSpec = FLAGS[name];
     if (spec.type === "bool") {
       if (eq >= 0) throw new InputError({ code: "bad-flag", field: `--${name}`, value: arg.slice(eq + 1), valid: `--${name} or --no-${name} without a value` });
@@ -119,7 +117,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (negated) throw new InputError({ code: "bad-flag", field: "flag", value: arg, valid: `--${name} ${spec.valueName ?? "VALUE"}` });
     const text = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
     if (text === undefined || (eq < 0 && text.startsWith("--"))) {
-      throw new InputError({ code: "bad-flag", field: `--${name}`, value: undefined, valid: spec.valueName ?? "a value" });
+      const what = spec.type === "int" ? ", an integer" : spec.type === "list" ? ", integers separated by commas" : "";
+      throw new InputError({ code: "bad-flag", field: `--${name}`, value: undefined, valid: `--${name} ${spec.valueName ?? "VALUE"}${what}`, reason: "the flag needs a value" });
     }
     setOnce(name, spec.type === "int" ? parseInt10(name, text) : spec.type === "list" ? text.split(",").map((t) => parseInt10(name, t.trim())) : text);
   }
@@ -181,6 +180,31 @@ export const COMMAND_NAMES = Object.keys(COMMAND_FLAGS) as readonly CommandName[
 
 function isCommand(name: string): name is CommandName {
   return Object.hasOwn(COMMAND_FLAGS, name);
+}
+
+/**
+ * An unknown flag, with the flags the command reads (all of them before a command is named) and, when one
+ * is a typo away (two edits at most), that one first.
+ */
+function unknownFlag(arg: string, name: string, command: string | undefined): InputError {
+  const known: readonly string[] = command !== undefined && isCommand(command) ? [...COMMAND_FLAGS[command], "help"] : Object.keys(FLAGS);
+  const near = known.map((f) => ({ f, d: editDistance(name, f) })).filter((x) => x.d <= 2).sort((a, b) => a.d - b.d)[0];
+  const scope = command !== undefined && isCommand(command) ? `${command} reads` : "flags";
+  return new InputError({
+    code: "bad-flag", field: "flag", value: arg,
+    valid: `${near === undefined ? "" : `--${near.f} (the nearest); `}${scope}: ${known.map((f) => `--${f}`).join(" ")}`,
+  });
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions, one each. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    row = next;
+  }
+  return row[b.length]!;
 }
 
 /**

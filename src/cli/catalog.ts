@@ -3,7 +3,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { InputError } from "../spec/errors.js";
 import { assembleCluster, parseClusterFile, parseGpu, parseMeasuredLink } from "../spec/hardware.js";
-import { fromHuggingFaceConfig, isHuggingFaceConfig } from "../spec/huggingface.js";
+import { checkLooksLikeHuggingFace, fromHuggingFaceConfig, isHuggingFaceConfig } from "../spec/huggingface.js";
 import { parseMeasuredGpu } from "../spec/measured.js";
 import { parseModel } from "../spec/model.js";
 import type { ClusterSpec, GpuSpec, ModelSpec } from "../spec/types.js";
@@ -67,13 +67,14 @@ function resolveFile(kind: Kind, arg: string, field: string): { file: string; na
 export function loadModel(arg: string): ModelSpec {
   const { file, name } = resolveFile("model", arg, "--model");
   const json = readJson(file, "--model");
+  checkLooksLikeHuggingFace(json, file);
   return isHuggingFaceConfig(json) ? fromHuggingFaceConfig(json, file, name) : parseModel(json, file, name);
 }
 
 /** A GPU file, with the measurement file it links (`measured.file`, relative to it) read in. */
-export function loadGpu(arg: string): GpuSpec {
-  const { file, name } = resolveFile("gpu", arg, "--gpu");
-  const json = readJson(file, "--gpu");
+export function loadGpu(arg: string, field = "--gpu"): GpuSpec {
+  const { file, name } = resolveFile("gpu", arg, field);
+  const json = readJson(file, field);
   const gpu = parseGpu(json, file, name);
   const link = parseMeasuredLink(json, file);
   if (link === undefined) return gpu;
@@ -85,7 +86,13 @@ export function loadGpu(arg: string): GpuSpec {
 export function loadCluster(arg: string, gpuOverride?: string): ClusterSpec {
   const { file, name } = resolveFile("cluster", arg, "--cluster");
   const parsed = parseClusterFile(readJson(file, "--cluster"), file, name);
-  return assembleCluster(parsed, loadGpu(gpuOverride ?? parsed.gpuName));
+  // A GPU the cluster file names is that file's field, not a flag the user gave.
+  if (gpuOverride !== undefined) return assembleCluster(parsed, loadGpu(gpuOverride));
+  try {
+    return assembleCluster(parsed, loadGpu(parsed.gpuName, "gpu"));
+  } catch (e) {
+    throw e instanceof InputError && e.field === "gpu" && e.file === undefined ? new InputError({ code: e.code, field: "gpu", value: e.value, valid: e.valid, file, ...(e.reason === undefined ? {} : { reason: e.reason }) }) : e;
+  }
 }
 
 /**

@@ -50,9 +50,14 @@ export function frameworkFlags(p: Plan): string[] {
   return [...flags, ...valued];
 }
 
-/** Says that the efficiencies are the calibration layer's, not the priors (the default; --no-calibrated drops the layer). */
-export function calibratedLine(fittedAt: string): string {
-  return `efficiency calibrated on published runs (models/hardware/calibration.json, fitted ${fittedAt}; accuracy: meshplan validate)`;
+/**
+ * Says whose efficiencies predict: the calibration layer's (the default, fitted at `fittedAt`) or, with
+ * --no-calibrated (fittedAt undefined), the priors alone.
+ */
+export function calibratedLine(fittedAt: string | undefined): string {
+  return fittedAt === undefined
+    ? "efficiency: the priors alone (--no-calibrated: datasheet and benchmark figures; steps typically 20-35% shorter than runs take)"
+    : `efficiency calibrated on published runs (models/hardware/calibration.json, fitted ${fittedAt}; accuracy: meshplan validate)`;
 }
 
 /** The human view of one estimate: memory against capacity, time breakdown, throughput. */

@@ -25,7 +25,7 @@ export function planCommand(args: ParsedArgs, io: Io): number {
   const elapsedSeconds = (performance.now() - start) / 1e3;
   const cluster = { name: shape.spec.name, gpu: shape.spec.gpu.name, gpus: shape.gpus, gpusPerNode: shape.gpusPerNode };
   const fits = result.plans.length > 0;
-  const advice = fits ? [] : fitAdvice(model, shape, pinned, result.closest[0]!, builtinNames("gpu").map(loadGpu));
+  const advice = fits ? [] : fitAdvice(model, shape, pinned, result.closest[0]!, builtinNames("gpu").map((name) => loadGpu(name)));
 
   if (args.flags.json === true) {
     io.out(JSON.stringify({
@@ -37,7 +37,8 @@ export function planCommand(args: ParsedArgs, io: Io): number {
   const lines = [
     `${model.name} on ${shape.gpus} x ${shape.spec.gpu.name} (${shape.spec.name}), global batch ${result.plans[0]?.plan.globalBatch ?? result.closest[0]?.plan.globalBatch} x ${result.plans[0]?.plan.seqLen ?? result.closest[0]?.plan.seqLen} tokens: ` +
       `${searchSummary({ ...result, bounded: result.skipped.computeBound })}, ${seconds(elapsedSeconds)}`,
-    ...(calibratedAt === undefined ? [] : [calibratedLine(calibratedAt)]),
+    calibratedLine(calibratedAt),
+    ...(model.defaultSeqNote !== undefined && args.flags.seq === undefined ? [`${model.name}: ${model.defaultSeqNote}`] : []),
     "",
   ];
   if (!fits) {

@@ -1,4 +1,5 @@
 import { estimate } from "../planner/cost/estimate.js";
+import { causalNote } from "../planner/explain/explain.js";
 import { simulate } from "../simulator/simulate.js";
 import { traceChunks } from "../simulator/trace.js";
 import type { Timeline } from "../simulator/types.js";
@@ -93,10 +94,12 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
   }
   const analytic = estimate(model, shape, plan).time.stepSeconds;
   const view = { columns: terminalColumns(), color: useColor() };
+  const causal = causalNote(model, simulated);
   const lines = [
-    ...(calibratedAt === undefined ? [] : [calibratedLine(calibratedAt)]),
+    calibratedLine(calibratedAt),
+    ...(model.defaultSeqNote !== undefined && args.flags.seq === undefined ? [`${model.name}: ${model.defaultSeqNote}`] : []),
     ...batchNote,
-    formatEstimate(simulated), summary(timeline, simulated.time.stepSeconds, analytic), "", renderTimeline(timeline, view),
+    formatEstimate(simulated), ...(causal === undefined ? [] : [causal]), summary(timeline, simulated.time.stepSeconds, analytic), "", renderTimeline(timeline, view),
   ];
   const zoom = zoomSeconds(timeline, view.columns);
   if (zoom !== undefined) {

@@ -13,8 +13,36 @@ type HfModelType = (typeof HF_MODEL_TYPES)[number];
  */
 const DEFAULT_SEQ_CAP = 8192;
 
+/**
+ * The default sequence of an imported config, at most DEFAULT_SEQ_CAP (and the sliding window, where one
+ * applies), and when that is shorter than the config's positions, the sentence that says so.
+ */
+function defaultSeq(positionsField: string, positions: number, window?: number): { seqLen: number; defaultSeqNote?: string } {
+  const seqLen = Math.min(positions, DEFAULT_SEQ_CAP, window ?? positions);
+  if (seqLen === positions) return { seqLen };
+  const why = seqLen === window ? `its sliding_window (attention is full within it)` : `capped at ${DEFAULT_SEQ_CAP}: long-context models mostly pre-train shorter and extend later (Llama 3: 8K, then a long-context stage)`;
+  return { seqLen, defaultSeqNote: `sequence ${seqLen} tokens by default, not ${positionsField} ${positions}: ${why}; --seq sets it` };
+}
+
 export function isHuggingFaceConfig(json: unknown): boolean {
   return typeof json === "object" && json !== null && "model_type" in json;
+}
+
+/** Field names that only a Hugging Face config.json uses (meshplan's model JSON spells them in camelCase). */
+const HF_ONLY_FIELDS = ["hidden_size", "num_hidden_layers", "num_attention_heads", "n_embd", "n_layer", "n_head"];
+
+/**
+ * A file that reads like a Hugging Face config.json but has no model_type would be read as a meshplan
+ * model and fail on a camelCase field the user never meant to write: name model_type instead.
+ */
+export function checkLooksLikeHuggingFace(json: unknown, file: string): void {
+  if (typeof json !== "object" || json === null || Array.isArray(json) || "model_type" in json) return;
+  const hf = HF_ONLY_FIELDS.filter((k) => k in json);
+  if (hf.length === 0 || "hiddenSize" in json) return;
+  throw new InputError({
+    code: "missing-field", field: "model_type", value: undefined, file, valid: HF_MODEL_TYPES.join(", "),
+    reason: `the file has Hugging Face fields (${hf.join(", ")}) but no model_type, which says how to read them`,
+  });
 }
 
 /** Converts a Hugging Face config.json (parsed) into a meshplan model. */
@@ -47,9 +75,10 @@ function fromLlamaFamily(r: FieldReader, modelType: HfModelType, name: string, s
   // Mistral's sliding_window: each position attends to at most that many before it, which the cost
   // model does not represent; up to the window attention is full, so the default sequence stops there
   // (Qwen2's configs carry a window with use_sliding_window false).
-  const usual = Math.min(r.number("max_position_embeddings", MODEL_SIZE), DEFAULT_SEQ_CAP);
+  const positions = r.number("max_position_embeddings", MODEL_SIZE);
+  const usual = Math.min(positions, DEFAULT_SEQ_CAP);
   const window = r.raw("use_sliding_window") === false ? undefined : r.optionalNumber("sliding_window", MODEL_SIZE);
-  const seqLen = Math.min(usual, window ?? usual);
+  const seq = defaultSeq("max_position_embeddings", positions, window);
   const windowNote = window !== undefined && window < usual
     ? `; sliding_window ${window}: the default sequence is the window, within which attention is full (a longer --seq is counted as full attention)` : "";
   const biasNote = attentionBias && !mlpBias ? "; attention_bias: its o_proj bias (hidden_size per layer) is not counted"
@@ -71,7 +100,7 @@ function fromLlamaFamily(r: FieldReader, modelType: HfModelType, name: string, s
     linearBias: mlpBias,
     qkvBias: modelType === "qwen2" || attentionBias,
     dropout: (r.optionalNumber("attention_dropout", { min: 0 }) ?? 0) > 0,
-    seqLen,
+    ...seq,
     globalBatch: undefined,
     moe: experts === undefined ? undefined : { experts, topK: r.number("num_experts_per_tok", { integer: true, min: 1, max: experts }) },
     publishedParameters: undefined,
@@ -101,7 +130,7 @@ function fromGpt2(r: FieldReader, name: string, source: string): ModelSpec {
     linearBias: true,
     qkvBias: false,
     dropout: (r.optionalNumber("resid_pdrop", { min: 0 }) ?? 0) > 0,
-    seqLen: Math.min(positions, DEFAULT_SEQ_CAP),
+    ...defaultSeq("n_positions", positions),
     globalBatch: undefined,
     moe: undefined,
     publishedParameters: undefined,
@@ -129,7 +158,7 @@ function fromNeox(r: FieldReader, name: string, source: string): ModelSpec {
     linearBias: true,
     qkvBias: false,
     dropout: (r.optionalNumber("hidden_dropout", { min: 0 }) ?? 0) > 0,
-    seqLen: Math.min(r.number("max_position_embeddings", MODEL_SIZE), DEFAULT_SEQ_CAP),
+    ...defaultSeq("max_position_embeddings", r.number("max_position_embeddings", MODEL_SIZE)),
     globalBatch: undefined,
     moe: undefined,
     publishedParameters: undefined,

@@ -28,6 +28,8 @@ export interface ModelSpec {
   readonly dropout: boolean;
   /** Training context length (tokens per sequence) of the published run; the default `--seq`. */
   readonly seqLen: number;
+  /** Why the default sequence is shorter than the file's positions, when it is (a Hugging Face import). */
+  readonly defaultSeqNote?: string;
   /** Published global batch in sequences, when known; the default `--global-batch`. */
   readonly globalBatch: number | undefined;
   readonly moe: MoeSpec | undefined;

@@ -43,7 +43,9 @@ describe("the efficiency factors fitted on published runs (default; --no-calibra
       const text = meshplan(command, ...args.slice(1));
       expect(text.code).toBe(0);
       expect(text.stdout).toMatch(/^efficiency calibrated on published runs \(models\/hardware\/calibration.json, fitted \d{4}-\d{2}-\d{2}/m);
-      expect(meshplan(command, ...args.slice(1), "--no-calibrated").stdout).not.toContain("calibrated");
+      const priors = meshplan(command, ...args.slice(1), "--no-calibrated").stdout;
+      expect(priors).not.toContain("efficiency calibrated");
+      expect(priors).toMatch(/^efficiency: the priors alone \(--no-calibrated/m);
     }
   });
 });
@@ -167,6 +169,29 @@ describe("bad input", () => {
     expectBadInput(meshplan("frobnicate"), "command", "frobnicate", "plan", "simulate", "explore", "execute", "calibrate", "validate", "models");
     // --help does not turn an unknown command into a success
     expectBadInput(meshplan("estimate", "--help"), "command", "estimate", "unknown command");
+  });
+
+  it("names what is really wrong: a Hugging Face config without model_type, a cluster file's GPU, a flag without its value, a typo", () => {
+    const hf = file("config.json", JSON.stringify({ hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32 }));
+    expectBadInput(meshplan("simulate", "--model", hf), "model_type = (missing)", "hidden_size", "llama, mistral");
+    const cluster = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "models", "hardware", "clusters", "dgx-h100.json"), "utf8"));
+    const r = meshplan("simulate", "--cluster", file("h900.json", JSON.stringify({ ...cluster, gpu: "h900" })), "--gpus", "8");
+    expectBadInput(r, "h900.json: gpu = \"h900\"", "h100-sxm");
+    expect(r.stderr).not.toContain("--gpu");
+    expectBadInput(meshplan("plan", "--gpus"), "--gpus = (missing)", "the flag needs a value", "--gpus N, an integer");
+    // an unknown flag lists the command's flags only, the nearest first
+    const typo = meshplan("models", "--jsn");
+    expectBadInput(typo, "--jsn", "--json (the nearest)", "models reads: --json --help");
+  });
+
+  it("plan refuses pins that the search would drop, as simulate refuses them", () => {
+    expectBadInput(meshplan("plan", "--gpus", "64", "--async"), "--async", "evaluate parameter-server plans with simulate");
+    expectBadInput(meshplan("plan", "--gpus", "64", "--staleness", "2"), "--staleness", "simulate");
+    expectBadInput(meshplan("plan", "--gpus", "64", "--vpp", "2", "--schedule", "1f1b"), "--vpp", "interleaved");
+    expectBadInput(meshplan("plan", "--gpus", "64", "--zero", "0", "--shard-group", "4"), "--shard-group", "ZeRO 0 shards nothing");
+    expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--zero", "2", "--schedule", "gpipe"), "--schedule", "1f1b with pp 1, or pp >= 2");
+    expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--tp", "1", "--sp"), "--sp", "with tp 1");
+    expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--ps", "2", "--async", "--staleness", "0"), "--staleness", ">= 1 with --async");
   });
 
   it("a flag the command does not read is refused, naming that command's flags", () => {

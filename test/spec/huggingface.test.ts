@@ -65,6 +65,13 @@ describe("Hugging Face config.json import", () => {
     expect(loadModel(fixture("mixtral-8x7b")).seqLen).toBe(8192);
   });
 
+  it("says why the default sequence is shorter than the config's positions, and says nothing when it is not", () => {
+    expect(loadModel(fixture("mistral-7b")).defaultSeqNote).toBe("sequence 4096 tokens by default, not max_position_embeddings 32768: its sliding_window (attention is full within it); --seq sets it");
+    expect(loadModel(fixture("mixtral-8x7b")).defaultSeqNote).toMatch(/^sequence 8192 tokens by default, not max_position_embeddings 32768: capped at 8192/);
+    expect(loadModel(fixture("llama3-8b")).defaultSeqNote).toBeUndefined(); // its max_position_embeddings is 8192
+    expect(loadModel(fixture("gpt2-large")).defaultSeqNote).toBeUndefined();
+  });
+
   it("Mixtral's experts and top-k come through; Qwen2's q/k/v biases too", () => {
     expect(loadModel(fixture("mixtral-8x7b")).moe).toEqual({ experts: 8, topK: 2 });
     expect(loadModel(fixture("qwen2-7b")).qkvBias).toBe(true);
