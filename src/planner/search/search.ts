@@ -215,12 +215,21 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
 
   // A plan that a bound rules out is not timed, but its memory is checked so that `feasible` counts every
   // candidate that fits, whatever --top is (the bounds depend on the shortlist, hence on top).
+  // Recomputation only lowers memory (a property test holds the cost model to it): a variant of a plan
+  // whose "none" variant fits fits too, without a check.
+  let noneFits: boolean | undefined; // whether the last "none" variant visited fits (undefined: not known)
   const ruledOut = (input: PlanInput) => {
     searched++;
     bounded++;
+    if (input.recompute !== "none" && noneFits === true) {
+      feasible++;
+      return;
+    }
     try {
       const plan = resolvePlan(model, shape, input);
-      if (quickMemoryOf(model, shape, plan, memoryCosts(model, shape, plan)).fits) feasible++;
+      const fits = quickMemoryOf(model, shape, plan, memoryCosts(model, shape, plan)).fits;
+      if (fits) feasible++;
+      if (input.recompute === "none") noneFits = fits;
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
     }
@@ -229,6 +238,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   const visit = (input: PlanInput, group: string) => {
     if (input.recompute === "none") {
       lastNone = undefined; // set again below once this variant is scored
+      noneFits = undefined;
       noneBounded = false;
     }
     // Full recomputation only adds time: when the same plan without it fits, it cannot win.
@@ -301,7 +311,10 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     // forEachCandidate visits recompute none just before full for the same mesh and knobs: a mesh that
     // fits only with full recomputation is ranked by its speed without it, since the integer program may
     // fit it by recomputing only some layers.
-    if (scored.plan.recompute === "none") lastNone = scored;
+    if (scored.plan.recompute === "none") {
+      lastNone = scored;
+      noneFits = scored.score.fits;
+    }
     else if (scored.plan.recompute === "full" && scored.score.fits && lastNone !== undefined && !lastNone.score.fits) {
       // Timed only if it could enter: the compute bound (an upper bound on its speed) tells when it cannot.
       const floorRepairable = repairable.last();
