@@ -1,5 +1,6 @@
 import { InputError } from "../spec/errors.js";
 import type { PlanInput } from "../spec/plan.js";
+import { EXECUTE_DEFAULT_GLOBAL_BATCH } from "../executor/measure/fit-plan.js";
 
 /** The command line's vocabulary (design brief section 5). Adding is fine; renaming is not. */
 type FlagType = "int" | "string" | "bool" | "list";
@@ -152,22 +153,35 @@ const CONTEXT_FLAGS: readonly FlagName[] = ["model", "gpus", "cluster", "gpu", "
 /** The plan flags: every plan field's flag, less the context's (global batch, sequence, precision). */
 const PLAN_FLAGS: readonly FlagName[] = Object.values(FLAG_OF_PLAN_FIELD).filter((f) => !CONTEXT_FLAGS.includes(f));
 
+const OWN_WAY = "its ranks train in float32 on this machine's cores, predicted on its calibrated profile, with collectives of their own";
+
 /**
- * Flags `execute` cannot honour, refused rather than ignored: the ranks train in float32 on this machine's
- * cores, predicted on its calibrated profile (not a GPU or cluster file), and run their collectives their
- * own way (src/executor/measure/profile.ts asExecuted), whatever another framework's knobs say.
+ * Flags `execute` cannot honour, refused rather than ignored, and why: the ranks train in float32 on this
+ * machine's cores, predicted on its calibrated profile (not a GPU or cluster file), and run their
+ * collectives their own way (src/executor/measure/profile.ts asExecuted), whatever another framework's knobs
+ * say; and the knobs whose every value but the default the executor refuses (src/executor/validate.ts),
+ * whose default is what it does anyway. The one list: execute's flags, its help and its errors read it.
  */
-const NOT_EXECUTED: readonly FlagName[] = [
-  "gpu", "cluster", "gpus-per-node", "precision", "fp32-grads", "tp-comm-overlap", "tp-sync-backward", "dp-comm-exposed",
-  "dp-comm-blocking", "pp-blocking-sends", "launch-blocking", "recompute-early-stop", "pp-keep-outputs", "keep-16bit-grads",
-];
+const NOT_EXECUTED: Readonly<Partial<Record<FlagName, string>>> = {
+  ...Object.fromEntries((["gpu", "cluster", "gpus-per-node", "precision", "fp32-grads", "tp-comm-overlap", "tp-sync-backward", "dp-comm-exposed",
+    "dp-comm-blocking", "pp-blocking-sends", "launch-blocking", "recompute-early-stop", "pp-keep-outputs", "keep-16bit-grads"] as const).map((f) => [f, OWN_WAY])),
+  "optimizer-state-bytes": "its Adam keeps 12 bytes per parameter (fp32 master weights, momentum and variance), the default",
+  "optimizer-step-bytes": "it measures its own optimizer step (meshplan calibrate)",
+  "pp-scatter-gather": "its pipeline sends whole activations, the default",
+  "shard-group": "its ZeRO shards over the whole data-parallel group, the default; hybrid sharding is not executed",
+  ep: "it has no mixture-of-experts layers yet",
+};
+
+function notExecuted(f: FlagName): boolean {
+  return NOT_EXECUTED[f] !== undefined;
+}
 
 /** The flags each command reads (help for one command lists these). */
 const COMMAND_FLAGS = {
   plan: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "top", "calibrated", "json"],
   simulate: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "trace", "calibrated", "json"],
   explore: [...CONTEXT_FLAGS, ...PLAN_FLAGS, "top", "calibrated"],
-  execute: [...CONTEXT_FLAGS.filter((f) => !NOT_EXECUTED.includes(f)), ...PLAN_FLAGS.filter((f) => !NOT_EXECUTED.includes(f)), "steps", "warmup", "timeout", "profile", "seed", "backend", "shared-heap", "json"],
+  execute: [...CONTEXT_FLAGS.filter((f) => !notExecuted(f)), ...PLAN_FLAGS.filter((f) => !notExecuted(f)), "steps", "warmup", "timeout", "profile", "seed", "backend", "shared-heap", "json"],
   calibrate: ["profile", "backend", "json"],
   validate: ["planner", "json"],
   models: ["json"],
@@ -222,9 +236,7 @@ export function checkCommandFlags(args: ParsedArgs): void {
     if (name === "help" || allowed.includes(name)) continue;
     throw new InputError({
       code: "bad-flag", field: `--${name}`, value: args.flags[name],
-      reason: command === "execute" && NOT_EXECUTED.includes(name)
-        ? `execute does not read --${name}: its ranks train in float32 on this machine's cores, predicted on its calibrated profile, with collectives of their own`
-        : `${command} does not read --${name}`,
+      reason: command === "execute" && notExecuted(name) ? `execute does not read --${name}: ${NOT_EXECUTED[name]}` : `${command} does not read --${name}`,
       valid: `a flag of ${command}: ${allowed.map((f) => `--${f}`).join(" ")}`,
     });
   }
@@ -235,6 +247,7 @@ const COMMAND_FLAG_HELP: Readonly<Partial<Record<CommandName, Partial<Record<Fla
   execute: {
     model: "built-in model name, a meshplan model JSON or a Hugging Face config.json (default tiny-gpt)",
     gpus: "ranks to run, one per GPU of the plan (default dp * tp * pp * cp)",
+    "global-batch": `sequences per step (default: the model's, else ${EXECUTE_DEFAULT_GLOBAL_BATCH}, tiny-gpt's)`,
     flash: "fused (flash) attention: refused here (the executor has no fused kernel; it stores the score matrix)",
   },
 };
@@ -262,6 +275,7 @@ export function helpText(command?: string): string {
     return [
       `usage: meshplan ${command} [flags]`, "", line.trim().replace(/^\S+\s+/, ""), "", "flags:",
       ...[...only, "help" as const].map((name) => flagRow(name, { ...FLAGS[name], help: COMMAND_FLAG_HELP[command]?.[name] ?? FLAGS[name].help })),
+      ...(command === "execute" ? ["", `refused (execute --FLAG says why): ${Object.keys(NOT_EXECUTED).map((f) => `--${f}`).join(" ")}`] : []),
       "", "exit codes: 0 success, 1 no feasible plan or a failed check, 2 bad input",
     ].join("\n");
   }

@@ -1,18 +1,21 @@
 import { totalmem } from "node:os";
-import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, stepLabel, type ProgressEvent } from "../executor/execute.js";
+import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, EXECUTE_DEFAULT_GLOBAL_BATCH, stepLabel, type ProgressEvent } from "../executor/execute.js";
 import { executeAndReport } from "../executor/index.js";
 import { formatReport } from "../executor/measure/table.js";
 import { otherMachine } from "../executor/measure/machine.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import { calibrate } from "../executor/measure/calibrate.js";
-import { missingBackendPackage, type BackendChoice } from "../executor/run/backend.js";
+import { backendNameOf, missingBackendPackage, type BackendChoice } from "../executor/run/backend.js";
 import { ExecutionError } from "../executor/run/launch.js";
-import { validateForExecutor } from "../executor/validate.js";
+import { checkExecutorLayers, validateForExecutor } from "../executor/validate.js";
 import { InputError } from "../spec/errors.js";
-import { resolvePlan } from "../spec/plan.js";
+import { DEFAULT_BATCH_TOKENS, resolvePlan } from "../spec/plan.js";
+import type { ModelSpec, Plan } from "../spec/types.js";
+import { grouped } from "../math/digits.js";
 import { planFieldAsFlag, type ParsedArgs } from "./args.js";
 import { loadModel } from "./catalog.js";
 import { loadContext, planInputFrom } from "./context.js";
+import { batchRoundedNote, roundedTo } from "./format.js";
 import type { Io } from "./io.js";
 import { DEFAULT_PROFILE_FILE, profileOnDisk, readProfile } from "./profile-file.js";
 
@@ -58,39 +61,108 @@ export function backendFlag(args: ParsedArgs): BackendChoice {
   return v as BackendChoice;
 }
 
-/** Draws one line per completed step: every rank has reported it; the first `warmup` of `steps` are named so. */
-export function progressReporter(io: Io, ranks: number, steps: number, warmup = 0): (e: ProgressEvent) => void {
+/**
+ * The least time between two progress lines inside a step: a step of a large batch runs for minutes (tiny-gpt
+ * at 131,072 sequences on dp2: 131,072 passes a rank at about 100 a second here, 22 minutes a step), and a
+ * line a second would fill a log with a thousand of them.
+ */
+export const PROGRESS_LINE_EVERY_MS = 5000;
+
+/**
+ * Draws one line per completed step: every rank has reported it; the first `warmup` of `steps` are named so.
+ * Inside a long step (ranks report their passes once a second after its first, run/rank.ts), a line every
+ * `everyMs` at most with the passes the furthest-behind rank has begun; and for the one-rank reference,
+ * which runs after the ranks, its pass reports and each step that took `everyMs` or more (a run of the
+ * usual sizes, whose steps take milliseconds, shows none of these).
+ */
+export function progressReporter(io: Io, ranks: number, steps: number, warmup = 0, everyMs = PROGRESS_LINE_EVERY_MS, now = () => performance.now()): (e: ProgressEvent) => void {
   const done = new Array<number>(ranks).fill(-1);
+  const passes = new Map<number, { step: number; done: number; of: number }>();
   let shown = -1;
+  let lastLine = now();
+  /** When the reference's last step ended (its first starts about when the ranks' last line was drawn). */
+  let referenceStepEnd: number | undefined;
+  const width = 30;
+  const bar = (fraction: number) => {
+    const filled = Math.max(0, Math.min(width, Math.round(fraction * width)));
+    return `[${"#".repeat(filled)}${".".repeat(width - filled)}]`;
+  };
+  const line = (text: string) => {
+    lastLine = now();
+    io.err(text);
+  };
   return (e) => {
-    if (e.phase !== "step" || e.rank >= ranks) return;
+    if (e.phase.startsWith("reference ")) {
+      // Shown where its steps are long: its pass reports (a step past its first second), and a step that took everyMs.
+      const stepMs = now() - (referenceStepEnd ?? lastLine);
+      if (e.passes === undefined) referenceStepEnd = now();
+      if (e.passes === undefined ? stepMs < everyMs : now() - lastLine < everyMs) return;
+      const where = e.passes === undefined ? `step ${e.step + 1}/${steps} done` : `step ${e.step + 1}/${steps}, pass ${grouped(e.passes.done)} of ${grouped(e.passes.of)}`;
+      line(`execute: the one-rank reference (the same steps on one rank, for the numerics): ${where}`);
+      return;
+    }
+    if (e.rank >= ranks) return;
+    if (e.phase === "passes" && e.passes !== undefined) {
+      passes.set(e.rank, { step: e.step, ...e.passes });
+      if (now() - lastLine < everyMs) return;
+      // The furthest-behind rank on the step the bar is at (ranks done with it have moved on).
+      const all = Math.min(...done);
+      let behind: { done: number; of: number } | undefined;
+      for (let r = 0; r < ranks; r++) {
+        const p = passes.get(r);
+        if (done[r] === all && p?.step === all + 1 && (behind === undefined || p.done / p.of < behind.done / behind.of)) behind = p;
+      }
+      if (behind === undefined) return;
+      line(`execute ${bar((all + 1 + behind.done / behind.of) / steps)} ${stepLabel(all + 1, steps, warmup)}: pass ${grouped(behind.done)} of ${grouped(behind.of)}`);
+      return;
+    }
+    if (e.phase !== "step") return;
     done[e.rank] = Math.max(done[e.rank]!, e.step);
     const all = Math.min(...done);
     if (all <= shown) return;
     shown = all;
-    const width = 30;
-    const filled = Math.round(((all + 1) / steps) * width);
-    io.err(`execute [${"#".repeat(filled)}${".".repeat(width - filled)}] ${stepLabel(all, steps, warmup)}`);
+    line(`execute ${bar((all + 1) / steps)} ${stepLabel(all, steps, warmup)}`);
   };
 }
 
 /**
- * The device profile the prediction uses: --profile FILE as given (with a warning when another machine
- * measured it), else the saved meshplan-profile.json where this machine measured it, else one measured now.
+ * The lines that say where the global batch came from when --global-batch did not give it: the model's
+ * (or, where the model file has none, EXECUTE_DEFAULT_GLOBAL_BATCH), rounded up to what the split takes.
  */
-async function profileFor(args: ParsedArgs, io: Io, backend: BackendChoice): Promise<DeviceProfile> {
+export function batchNotes(model: ModelSpec, plan: Plan, asked: number | undefined): string[] {
+  if (asked !== undefined) return [];
+  if (model.globalBatch !== undefined) {
+    const rounded = batchRoundedNote(plan, model.globalBatch, undefined);
+    return rounded === undefined ? [] : [rounded];
+  }
+  const planner = Math.max(1, Math.round(DEFAULT_BATCH_TOKENS / plan.seqLen));
+  const rounded = plan.globalBatch === EXECUTE_DEFAULT_GLOBAL_BATCH ? "" : `, ${roundedTo(plan)}`;
+  return [`global batch ${plan.globalBatch} sequences: ${model.name} gives none, so execute runs its default of ${EXECUTE_DEFAULT_GLOBAL_BATCH}${rounded} (--global-batch sets it); the planner's default, 4M tokens, would be ${grouped(planner)} sequences a step`];
+}
+
+/**
+ * The device profile the prediction uses: --profile FILE as given (with a warning when another machine or
+ * another backend measured it: the report says so too), else the saved meshplan-profile.json where this
+ * machine measured it on the run's backend, else one measured now (src/executor/README.md, "`meshplan
+ * execute`: its profile ...").
+ */
+async function profileFor(args: ParsedArgs, io: Io, backend: BackendChoice, ranks: number): Promise<DeviceProfile> {
+  const runs = backendNameOf(backend, ranks);
   const given = extraFlag(args, "profile");
   if (typeof given === "string") {
     const profile = readProfile(given);
     const other = otherMachine(profile);
     if (other !== undefined) io.err(`execute: warning: --profile ${given}: ${other}; predictions use its rates`);
+    if (profile.backend !== runs) io.err(`execute: warning: --profile ${given} was calibrated on the ${profile.backend} backend and this run uses ${runs}; predictions use the ${profile.backend} backend's rates`);
     return profile;
   }
   const saved = profileOnDisk(DEFAULT_PROFILE_FILE);
-  if (saved.kind === "usable") return saved.profile;
+  if (saved.kind === "usable" && saved.profile.backend === runs) return saved.profile;
   if (saved.kind === "unreadable") throw saved.error;
-  const why = saved.kind === "missing" ? `no device profile (${saved.file})` : `${saved.file} does not describe this machine (${saved.why})`;
-  io.err(`execute: ${why}; calibrating this machine first (meshplan calibrate saves one)`);
+  const why = saved.kind === "missing" ? `no device profile (${saved.file})`
+    : saved.kind === "other-machine" ? `${saved.file} does not describe this machine (${saved.why})`
+      : `${saved.file} was calibrated on the ${saved.profile.backend} backend and this run uses ${runs}`;
+  io.err(`execute: ${why}; calibrating this machine first (meshplan calibrate${backend === "wasm" ? "" : ` --backend ${backend}`} saves one)`);
   return calibrate({ backend, base: loadModel("tiny-gpt") });
 }
 
@@ -102,8 +174,13 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
       const degree = (n: unknown) => (typeof n === "number" ? n : 1);
       flags.gpus = degree(flags.dp) * degree(flags.tp) * degree(flags.pp) * degree(flags.cp);
     }
-    const { model, shape } = loadContext(flags);
+    const { model: loaded, shape } = loadContext(flags);
+    // A model file without a batch (a Hugging Face config.json): the executor's small default, which
+    // resolvePlan rounds up as it rounds any default, instead of the planner's 4M tokens.
+    const model = loaded.globalBatch === undefined ? { ...loaded, globalBatch: EXECUTE_DEFAULT_GLOBAL_BATCH } : loaded;
     const input = planInputFrom(flags);
+    // Before resolvePlan, whose hint for an uneven interleaved split is a layout the executor does not run.
+    if (input.schedule === undefined || input.schedule === "interleaved") checkExecutorLayers(model.layers, input.pp ?? 1, input.virtualStages ?? 1, input.layersPerStage);
     const plan = resolvePlan(model, shape, { flashAttention: false, ...input });
     const steps = positiveFlag(args, "steps", DEFAULT_TIMED_STEPS);
     const warmupSteps = countFlag(args, "warmup", DEFAULT_WARMUP_STEPS);
@@ -112,16 +189,18 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     const backend = backendFlag(args);
     // Before calibrating: a plan the executor cannot run is bad input, said at once.
     validateForExecutor(model, plan, totalmem());
-    const profile = await profileFor(args, io, backend);
+    const notes = batchNotes(loaded, plan, input.globalBatch);
     const workers = plan.dp * plan.tp * plan.pp * plan.cp;
-    const { ex, report } = await executeAndReport({
+    const profile = await profileFor(args, io, backend, workers);
+    const run = await executeAndReport({
       model, plan, steps, warmupSteps, seed, timeoutSeconds, backend,
       sharedHeap: extraFlag(args, "shared-heap") !== false,
       reference: !plan.asynchronous,
       onProgress: progressReporter(io, workers, warmupSteps + steps, warmupSteps),
     }, profile);
-    io.out(flags.json === true ? JSON.stringify(report, null, 2) : formatReport(report, model.name));
-    const n = ex.numerics;
+    const full = { ...run.report, notes: [...notes, ...run.report.notes] };
+    io.out(flags.json === true ? JSON.stringify(full, null, 2) : formatReport(full, model.name));
+    const n = run.ex.numerics;
     if (n !== undefined && (n.maxRelativeError > LOSS_TOLERANCE || n.maxWeightError > WEIGHT_TOLERANCE)) {
       io.err(`execute: the split does not reproduce the one-rank run: loss difference ${n.maxRelativeError.toExponential(2)} (limit ${LOSS_TOLERANCE}), weight difference ${n.maxWeightError.toExponential(2)} in ${n.worstTensor} (limit ${WEIGHT_TOLERANCE})`);
       return 1;

@@ -43,6 +43,20 @@ export function planSummary(e: Estimate): string {
   return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${zeroLabel(p)}, recompute ${rc}${perStage}${ps}`;
 }
 
+/**
+ * Where the plan's global batch is a default the user did not give (`defaultBatch`) rounded up to what the
+ * split takes (resolvePlan), the line that says so; undefined where it was given or is the default itself.
+ */
+export function batchRoundedNote(p: Plan, defaultBatch: number, given: number | undefined): string | undefined {
+  if (given !== undefined || p.globalBatch === defaultBatch) return undefined;
+  return `global batch ${p.globalBatch} sequences: the default ${defaultBatch} ${roundedTo(p)} (--global-batch sets it)`;
+}
+
+/** What resolvePlan rounds a default batch up to a multiple of (spec/plan.ts batchMultiple), in words. */
+export function roundedTo(p: Plan): string {
+  return `rounded up to a multiple of dp x micro-batch${p.schedule === "interleaved" ? " x pp (interleaved)" : ""}`;
+}
+
 /** The framework knobs a plan has on, as their flags (doc/cost-model.md): how a stack runs the split. */
 export function frameworkFlags(p: Plan): string[] {
   const flags = FRAMEWORK_SWITCHES.filter((k) => p[k] === true).map((k) => `--${FLAG_OF_PLAN_FIELD[k]}`);

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { otherMachine } from "../executor/measure/machine.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import { InputError } from "../spec/errors.js";
-import { FieldReader, POSITIVE, POSITIVE_INT } from "../spec/read.js";
+import { checkProfileFields } from "./profile-schema.js";
 
 /** Where `meshplan calibrate` saves this machine's device profile, and `execute` and the explorer's `x` read it. */
 export const DEFAULT_PROFILE_FILE = "meshplan-profile.json";
@@ -24,37 +24,6 @@ export function readProfile(file: string): DeviceProfile {
   }
   checkProfileFields(json, file);
   return p as DeviceProfile;
-}
-
-/**
- * The fields every prediction reads, checked so that an edited or truncated profile is bad input at once
- * (it used to fail after the whole run, inside the simulator, or predict a collective as free), and every
- * number anywhere in it finite and not negative (a profile holds rates, times, sizes and spreads).
- */
-function checkProfileFields(json: unknown, file: string): void {
-  const r = FieldReader.of(json, file);
-  const machine = r.child("machine");
-  machine.number("cpus", POSITIVE_INT);
-  machine.string("cpuModel");
-  r.string("backend");
-  for (const key of ["peakFlopsPerSecond", "elementwiseBytesPerSecond", "memcpyBytesPerSecond", "collectiveBytesPerSecond"]) r.number(key, POSITIVE);
-  for (const key of ["opOverheadSeconds", "collectiveLatencySeconds"]) r.number(key, { min: 0 });
-  r.optionalNumber("optimizerBytesPerSecond", POSITIVE);
-  for (const key of ["matmul", "fit"]) {
-    const list = r.raw(key);
-    if (!Array.isArray(list) || list.length === 0) {
-      throw new InputError({ code: "bad-type", file, field: key, value: list, valid: "a non-empty list, as meshplan calibrate writes it" });
-    }
-  }
-  const walk = (value: unknown, path: string): void => {
-    if (typeof value === "number" && !(Number.isFinite(value) && value >= 0)) {
-      throw new InputError({ code: "out-of-range", file, field: path, value, valid: "a finite number >= 0 (run meshplan calibrate again)" });
-    }
-    if (typeof value === "object" && value !== null) {
-      for (const [k, v] of Object.entries(value)) walk(v, path === "" ? k : Array.isArray(value) ? `${path}[${k}]` : `${path}.${k}`);
-    }
-  };
-  walk(json, "");
 }
 
 /** A saved profile and the file it came from. */

@@ -8,7 +8,7 @@ import { InputError } from "../spec/errors.js";
 import type { ParsedArgs } from "./args.js";
 import { loadContext, planInputFrom } from "./context.js";
 import { outputTarget, writeOutput } from "./output-file.js";
-import { bytesHuman, calibratedLine, formatEstimate, pct, seconds } from "./format.js";
+import { batchRoundedNote, bytesHuman, calibratedLine, formatEstimate, pct, seconds } from "./format.js";
 import type { Io } from "./io.js";
 import { renderTimeline, zoomSeconds } from "./timeline.js";
 import { grouped } from "../math/digits.js";
@@ -78,10 +78,8 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
       reason: `one step would be ${grouped(passes)} forward and backward passes to simulate, above ${grouped(MAX_SIMULATED_PASSES)}; \`meshplan plan\` estimates any batch analytically`,
     });
   }
-  const defaultBatch = defaultGlobalBatch(model, plan.seqLen);
-  const batchNote = input.globalBatch === undefined && plan.globalBatch !== defaultBatch
-    ? [`global batch ${plan.globalBatch} sequences: the default ${defaultBatch} rounded up to a multiple of dp x micro-batch (--global-batch sets it)`]
-    : [];
+  const rounded = batchRoundedNote(plan, defaultGlobalBatch(model, plan.seqLen), input.globalBatch);
+  const batchNote = rounded === undefined ? [] : [rounded];
   const { estimate: simulated, timeline } = simulate(model, shape, plan);
   const traceBytes = traceTarget === undefined ? 0 : writeOutput(traceTarget, traceChunks(timeline));
   const traceWarning = traceSizeWarning(traceBytes);

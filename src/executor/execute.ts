@@ -7,7 +7,7 @@ import { fabricFor, workerCount } from "./parallel/grid.js";
 import type { BackendChoice } from "./run/backend.js";
 import { heapCollectivesIn, type RankJob, type RankResult } from "./run/job.js";
 import { launch } from "./run/launch.js";
-import type { FaultSpec } from "./run/protocol.js";
+import type { FaultSpec, PassCount } from "./run/protocol.js";
 import { rankProgram } from "./run/rank.js";
 import type { SpeedProbeSpec } from "./run/speed-probe.js";
 import { DEFAULT_TIMEOUT_SECONDS } from "./comm/sync.js";
@@ -65,10 +65,16 @@ export interface ExecuteOptions {
   readonly onOutput?: (rank: number, text: string) => void;
 }
 
+/**
+ * `phase`: "step" when `rank` has finished step `step`; "passes" inside a long step, with the passes it has
+ * begun (run/rank.ts PASS_PROGRESS_EVERY_MS); "reference step" and "reference passes" the same for the
+ * one-rank reference, which runs after the ranks (its `rank` is 0); "server" a parameter server's update.
+ */
 export interface ProgressEvent {
   readonly rank: number;
   readonly step: number;
   readonly phase: string;
+  readonly passes?: PassCount;
 }
 
 export interface Numerics {
@@ -100,6 +106,9 @@ export interface Execution {
  */
 export const DEFAULT_WARMUP_STEPS = 15;
 
+/** The global batch execute runs where neither --global-batch nor the model gives one (fit-plan.ts). */
+export { EXECUTE_DEFAULT_GLOBAL_BATCH } from "./measure/fit-plan.js";
+
 /** The seed of every run unless another is asked for. */
 export const DEFAULT_SEED = 1234;
 
@@ -119,7 +128,7 @@ export async function runReference(o: ExecuteOptions): Promise<{ losses: number[
   const memory = allocateFabric(layoutFabric(fabric));
   const result = (await rankProgram(
     { program: "rank", rank: 0, memory, fabric, timeoutSeconds: o.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS, payload: job(o, plan, false) },
-    () => {},
+    (step, phase, passes) => o.onProgress?.({ rank: 0, step, phase: `reference ${phase}`, ...(passes === undefined ? {} : { passes }) }),
     () => Promise.reject(new Error("internal: the one-rank reference shares no heap")),
   )) as RankResult;
   return { losses: stepLosses([result]), weights: assembleWeights(o.model, 1, [result]), result };
@@ -143,7 +152,9 @@ export async function execute(o: ExecuteOptions): Promise<Execution> {
   const ranks = Array.from({ length: fabric.ranks }, (_, r) => (r < workers ? { program: "rank" as const, payload: j, shareHeap } : { program: "server" as const, payload: j }));
   const results = (await launch({
     fabric, ranks, timeoutSeconds: o.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
-    ...(o.onProgress === undefined ? {} : { onProgress: (rank: number, step: number, phase: string) => o.onProgress!({ rank, step, phase }) }),
+    ...(o.onProgress === undefined ? {} : {
+      onProgress: (rank: number, step: number, phase: string, passes?: PassCount) => o.onProgress!({ rank, step, phase, ...(passes === undefined ? {} : { passes }) }),
+    }),
     ...(o.onOutput === undefined ? {} : { onOutput: o.onOutput }),
   })) as RankResult[];
   const losses = stepLosses(results);

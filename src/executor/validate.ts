@@ -57,8 +57,29 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
   }
   if (plan.ppScatterGather === true) unsupported("ppScatterGather", true, "false (leave out --pp-scatter-gather)", "the executor's pipeline sends whole activations");
   if (model.tiedEmbeddings && plan.pp > 1) unsupported("pp", plan.pp, "1 for a model with tied embeddings", "the tied copy on the last stage is not executed yet");
-  if (plan.virtualStages > 1 && new Set(plan.layersPerStage).size > 1) {
-    unsupported("layersPerStage", plan.layersPerStage, "equal stages under the interleaved schedule", "interleaved chunks are taken to be equal");
+  checkExecutorLayers(model.layers, plan.pp, plan.virtualStages, plan.layersPerStage);
+}
+
+/**
+ * The layer layouts the executor runs under the interleaved schedule: its chunks are equal and of whole
+ * layers (model/layout.ts chunkLayers gives every chunk of stage s layersPerStage[s] / v layers and numbers
+ * the global chunks as if all were that size), so every stage holds layers / pp layers, a multiple of v.
+ * The cost model also takes the first and last stages one layer short (spec/plan.ts fillsChunks, for the
+ * embedding and the output); the executor does not run that layout. Without interleaving (v = 1) any
+ * layout runs. `given`: the layers per stage asked for, absent where resolvePlan is still to choose them
+ * (execute checks the flags before resolvePlan, whose own hint is the end-short layout).
+ */
+export function checkExecutorLayers(layers: number, pp: number, v: number, given: readonly number[] | undefined): void {
+  if (v < 2 || pp < 2) return;
+  if (layers % (pp * v) !== 0) {
+    const ok = Array.from({ length: layers }, (_, i) => i + 1).filter((w) => layers % (pp * w) === 0);
+    const valid = ok.length === 0 ? `1 (no interleaving), with layersPerStage since pp(${pp}) does not divide ${layers} layers`
+      : `${ok.join(", ")} (pp * virtualStages dividing ${layers} layers; 1 is no interleaving)`;
+    unsupported("virtualStages", v, valid, `the executor interleaves equal chunks of whole layers, and ${layers} layers do not split into pp(${pp}) * virtualStages(${v}) = ${pp * v} of them; stages one layer short at the ends, which the cost model takes, are not executed`);
+  }
+  const even = layers / pp;
+  if (given !== undefined && (given.length !== pp || given.some((n) => n !== even))) {
+    unsupported("layersPerStage", given, `${new Array<number>(pp).fill(even).join(",")} (every stage the same multiple of virtualStages(${v}))`, "the executor's interleaved chunks are equal and of whole layers");
   }
 }
 

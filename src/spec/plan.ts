@@ -138,7 +138,8 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
 
   const microBatch = positiveInt("microBatch", input.microBatch, 1);
   const perStep = dp * microBatch;
-  const globalBatch = input.globalBatch ?? roundUp(defaultGlobalBatch(model, seqLen), perStep);
+  // A default the user did not give is rounded to what the schedule takes (interleaving: whole rounds of pp).
+  const globalBatch = input.globalBatch ?? roundUp(defaultGlobalBatch(model, seqLen), batchMultiple(schedule, dp, microBatch, pp));
   positiveInt("globalBatch", globalBatch, 1);
   if (globalBatch > MAX_GLOBAL_BATCH) bad("globalBatch", globalBatch, `an integer from 1 to ${grouped(MAX_GLOBAL_BATCH)} (sequences)`);
   if (globalBatch % perStep !== 0) {
@@ -303,6 +304,11 @@ export function defaultGlobalBatch(model: ModelSpec, seqLen: number): number {
   return model.globalBatch ?? Math.max(1, Math.round(DEFAULT_BATCH_TOKENS / seqLen));
 }
 
+/** What a global batch must be a multiple of: dp x micro-batch, and x pp under the interleaved schedule. */
+function batchMultiple(schedule: Schedule, dp: number, microBatch: number, pp: number): number {
+  return dp * microBatch * (schedule === "interleaved" ? pp : 1);
+}
+
 function roundUp(value: number, multiple: number): number {
   return Math.ceil(value / multiple) * multiple;
 }
@@ -344,7 +350,11 @@ function resolveLayers(model: ModelSpec, pp: number, v: number, given: readonly 
     // With virtual stages the count of them is what to change (pp was chosen for the GPUs); without, pp.
     if (v > 1) {
       const even = divisors(model.layers).filter((w) => w > 1 && model.layers % (pp * w) === 0);
-      notDivisible("virtualStages", v, even.length === 0 ? `none splits ${model.layers} layers evenly over pp(${pp}); give layersPerStage` : `one of ${even.join(", ")} (pp * virtualStages dividing ${model.layers})`, reason);
+      // 1 (no interleaving) is valid wherever pp divides the layers; only without that is there none.
+      const valid = even.length > 0 ? `one of ${even.join(", ")} (pp * virtualStages dividing ${model.layers})`
+        : model.layers % pp === 0 ? `1 (no interleaving: no virtualStages of 2 or more splits ${model.layers} layers evenly over pp(${pp})), or give layersPerStage`
+          : `none splits ${model.layers} layers evenly over pp(${pp}); give layersPerStage`;
+      notDivisible("virtualStages", v, valid, reason);
     }
     notDivisible("pp", pp, `a divisor of ${model.layers}`, reason);
   }

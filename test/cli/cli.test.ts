@@ -206,6 +206,20 @@ describe("bad input", () => {
     expectBadInput(meshplan("execute", "--precision", "fp8"), "--precision", "train in float32");
     expectBadInput(meshplan("execute", "--gpu", "b200"), "--gpu", "calibrated profile");
     expectBadInput(meshplan("execute", "--tp", "2", "--tp-comm-overlap"), "--tp-comm-overlap", "collectives of their own");
+    // knobs whose every value but the default the executor refuses: refused by name, each with its reason
+    expectBadInput(meshplan("execute", "--dp", "2", "--zero", "3", "--shard-group", "2"), "--shard-group = 2", "execute does not read --shard-group", "hybrid sharding is not executed");
+    expectBadInput(meshplan("execute", "--optimizer-state-bytes", "6"), "execute does not read --optimizer-state-bytes", "12 bytes per parameter");
+    expectBadInput(meshplan("execute", "--optimizer-step-bytes", "30"), "execute does not read --optimizer-step-bytes", "measures its own optimizer step");
+    expectBadInput(meshplan("execute", "--tp", "2", "--pp", "2", "--no-sp", "--pp-scatter-gather"), "execute does not read --pp-scatter-gather", "whole activations");
+  });
+
+  it("execute refuses an interleaved layout it cannot run, and does not suggest one (the cost model's ends one layer short)", () => {
+    expectBadInput(meshplan("execute", "--pp", "2", "--vpp", "2", "--layers-per-stage", "1,1"), "--vpp (virtualStages) = 2", "equal chunks of whole layers", "valid: 1 (");
+    const r = meshplan("execute", "--pp", "2", "--vpp", "2");
+    expectBadInput(r, "--vpp (virtualStages) = 2", "not executed");
+    expect(r.stderr).not.toContain("e.g. 1,1");
+    // simulate takes that layout and still names it
+    expectBadInput(meshplan("simulate", "--model", "tiny-gpt", "--gpus", "2", "--pp", "2", "--vpp", "2"), "e.g. 1,1", "valid: 1 (no interleaving");
   });
 
   it("a native TensorFlow.js backend that is not installed is refused before any work, naming the package", () => {
@@ -293,6 +307,11 @@ describe("meshplan COMMAND --help", () => {
     expect(p.stdout).toContain("--tp N");
     expect(p.stdout).toContain("--top K");
     expect(p.stdout).not.toContain("--steps");
+    // execute lists apart the flags it refuses, not among those it reads
+    const e = meshplan("execute", "--help");
+    for (const refused of ["--shard-group N", "--optimizer-state-bytes N", "--optimizer-step-bytes N", "--pp-scatter-gather", "--ep N"]) expect(e.stdout).not.toMatch(new RegExp(`^  ${refused}`, "m"));
+    expect(e.stdout).toMatch(/^refused \(execute --FLAG says why\): .*--optimizer-state-bytes --optimizer-step-bytes --pp-scatter-gather --shard-group/m);
+    expect(e.stdout).toMatch(/^  --global-batch N +sequences per step \(default: the model's, else 8, tiny-gpt's\)$/m);
     const all = meshplan("--help");
     expect(all.stdout).toContain("commands (meshplan COMMAND --help for one):");
     expect(all.stdout).toContain("--steps");

@@ -88,6 +88,20 @@ export function expectActivationMemory(ex: Execution): void {
   }
 }
 
+/**
+ * Model states per rank as the cost model counts them for its stage: gradients and optimizer states to the
+ * byte, parameters at 4 bytes where it counts 2 (the executor's float32 weights against 16-bit ones).
+ */
+export function expectStateBytes(ex: Execution): void {
+  const shape = shapeOf("dgx-h100", ex.workers);
+  const report = buildReport(ex, { shape, estimate: estimate(ex.model, shape, ex.plan) }, 2);
+  for (const r of report.measured.ranks) {
+    const m = r.memory;
+    expect({ parameters: m.parametersBytes, gradients: m.gradientsBytes, optimizer: m.optimizerBytes }, `rank ${r.rank}`)
+      .toEqual({ parameters: 2 * m.costModel.parametersBytes, gradients: m.costModel.gradientsBytes, optimizer: m.costModel.optimizerBytes });
+  }
+}
+
 /** A split as the issue asks it to be checked: the reference's numerics, every byte, the activation memory. */
 export function expectFaithful(ex: Execution): void {
   expectSameNumerics(ex);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -25,6 +25,12 @@ function args(command: string, flags: Record<string, unknown>): ParsedArgs {
 }
 
 const profile = join(mkdtempSync(join(tmpdir(), "meshplan-exec-")), "profile.json");
+
+type Probe = { model: Record<string, unknown>; plan: Record<string, unknown> };
+function withProbe(p: Record<string, unknown>, edit: (probe: Probe) => unknown): Record<string, unknown> {
+  const c = p.concurrency as { probe: Probe };
+  return { ...p, concurrency: { ...c, probe: edit(c.probe) } };
+}
 
 describe("meshplan calibrate and execute", () => {
   it("calibrate measures this machine and saves a profile", async () => {
@@ -152,6 +158,16 @@ describe("meshplan calibrate and execute", () => {
       [{ ...good, collectiveBytesPerSecond: "fast" }, 'collectiveBytesPerSecond = "fast" is not valid'],
       [{ ...good, fit: null }, "fit = null is not valid; valid: a non-empty list"],
       [{ ...good, matmul: [{ n: 64, seconds: -1, flopsPerSecond: 1e9 }] }, "matmul[0].seconds = -1 is not valid"],
+      // Each of these was an internal error (exit 70) or a failure inside a rank (exit 1).
+      [{ ...good, syncWaits: "x" }, 'syncWaits = "x" is not valid; valid: an object as meshplan calibrate writes it'],
+      [{ ...good, passJitter: null }, "passJitter = null is not valid"],
+      [{ ...good, concurrency: { probe: "zzz" } }, "concurrency.ranks = (missing) is not valid"],
+      [{ ...good, concurrency: { ...(good.concurrency as object), probe: "zzz" } }, 'concurrency.probe = "zzz" is not valid'],
+      [withProbe(good, (p) => ({ ...p, plan: { ...p.plan, dp: 2 } })), "concurrency.probe.plan.dp = 2 is not valid; valid: 1: the probe is the one-rank step"],
+      [withProbe(good, (p) => ({ ...p, model: { ...p.model, hiddenSize: "big" } })), 'concurrency.probe.model.hiddenSize = "big" is not valid'],
+      [{ ...good, syncWaits: { members: 2, ranks: 2, points: [{ segmentSeconds: 1e-3, waitSeconds: 1e-4, group: "dp" }] } }, 'syncWaits.points[0].group = "dp" is not valid; valid: tp, cp'],
+      [{ ...good, passJitter: { ...(good.passJitter as object), forward: { meanSeconds: 0.01 } } }, "passJitter.forward.logSd = (missing) is not valid"],
+      [{ ...good, loss: { overheadSeconds: 1e-4 } }, "loss.bytesPerSecond = (missing) is not valid"],
     ];
     for (const [json, message] of cases) {
       const file = join(dir, "p.json");
@@ -227,6 +243,56 @@ describe("meshplan calibrate and execute", () => {
     expect(await executeCommand(args("execute", { model: "tiny-gpt", dp: 2, "global-batch": 2, profile: file, steps: 1, warmup: 0 }), out)).toBe(0);
     expect(out.stderr.join("\n")).toMatch(/warning: --profile .*: it was measured on Another CPU .*predictions use its rates/);
   }, 60_000);
+
+  it("says when --profile was calibrated on another backend than the run's, before the run and in the report", async () => {
+    const saved = JSON.parse(readFileSync(profile, "utf8"));
+    const file = join(mkdtempSync(join(tmpdir(), "meshplan-backend-")), "cpu-profile.json");
+    writeFileSync(file, JSON.stringify({ ...saved, backend: "cpu" }));
+    const out = io();
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", dp: 2, "global-batch": 2, profile: file, steps: 1, warmup: 0, json: true }), out)).toBe(0);
+    expect(out.stderr.join("\n")).toContain(`execute: warning: --profile ${file} was calibrated on the cpu backend and this run uses wasm; predictions use the cpu backend's rates`);
+    const r = JSON.parse(out.stdout.join("\n")) as ExecuteReport;
+    expect(r.notes[0]).toBe("the profile was calibrated on the cpu backend and this run's ranks ran on wasm: the prediction uses the cpu backend's rates (meshplan calibrate --backend wasm measures this one)");
+    // The speed probe's ratio is then mostly the backends' difference: its note says so, not the machine's speed.
+    if (r.speed !== undefined) expect(r.notes.join("\n")).toMatch(/on wasm against .* at calibration on cpu \(x[\d.]+, the two backends' difference more than the machine's speed\)/);
+    // On its own backend, no such note.
+    const same = io();
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", dp: 2, "global-batch": 2, profile, steps: 1, warmup: 0, json: true }), same)).toBe(0);
+    expect((JSON.parse(same.stdout.join("\n")) as ExecuteReport).notes.join("\n")).not.toMatch(/backend/);
+  }, 60_000);
+
+  it("a model without a batch runs the executor's default of 8 sequences and says so; a rounded default is said too", async () => {
+    // A Hugging Face config has no batch: the planner's 4M tokens would be 131,072 sequences a step.
+    const dir = join(mkdtempSync(join(tmpdir(), "meshplan-hf-")), "tiny-llama");
+    mkdirSync(dir);
+    const config = join(dir, "config.json");
+    writeFileSync(config, JSON.stringify({
+      model_type: "llama", hidden_size: 64, intermediate_size: 172, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 4, vocab_size: 256, max_position_embeddings: 32, tie_word_embeddings: false, hidden_act: "silu",
+    }));
+    const out = io();
+    expect(await executeCommand(args("execute", { model: config, profile, steps: 1, warmup: 0, json: true }), out)).toBe(0);
+    const r = JSON.parse(out.stdout.join("\n")) as ExecuteReport;
+    expect(r.plan.globalBatch).toBe(8);
+    expect(r.notes[0]).toBe("global batch 8 sequences: tiny-llama gives none, so execute runs its default of 8 (--global-batch sets it); the planner's default, 4M tokens, would be 131,072 sequences a step");
+    // tiny-gpt's 8 over dp 3 becomes 9 (it did so without a word).
+    const dp3 = io();
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", dp: 3, profile, steps: 1, warmup: 0, json: true }), dp3)).toBe(0);
+    const r3 = JSON.parse(dp3.stdout.join("\n")) as ExecuteReport;
+    expect(r3.plan.globalBatch).toBe(9);
+    expect(r3.notes[0]).toBe("global batch 9 sequences: the default 8 rounded up to a multiple of dp x micro-batch (--global-batch sets it)");
+  }, 120_000);
+
+  it("refuses an interleaved layout it would run wrongly, without suggesting one (exit 2, before any run)", async () => {
+    const out = io();
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", pp: 2, vpp: 2, "layers-per-stage": [1, 1], profile }), out)).toBe(2);
+    expect(out.stderr).toEqual([expect.stringMatching(/^meshplan: --vpp \(virtualStages\) = 2 is not valid \(the executor interleaves equal chunks of whole layers.*valid: 1 \(/)]);
+    const bare = io();
+    expect(await executeCommand(args("execute", { model: "tiny-gpt", pp: 2, vpp: 2, profile }), bare)).toBe(2);
+    expect(bare.stderr).toHaveLength(1);
+    expect(bare.stderr[0]).not.toContain("e.g. 1,1");
+    expect(bare.stderr[0]).not.toContain("none splits");
+  });
 
   it("says how old a saved profile is", () => {
     const at = "2026-11-22T10:00:00.000Z";

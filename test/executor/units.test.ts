@@ -6,7 +6,9 @@ import { expectedElements } from "../../src/executor/measure/accounting.js";
 import { lineFit } from "../../src/executor/measure/stats.js";
 import { costModelElements } from "../../src/executor/measure/cost-map.js";
 import { TokenSource, tokenSlice } from "../../src/executor/model/data.js";
-import { joinRanks, modelUnits, sliceForRank, stageUnits, unitSlots } from "../../src/executor/model/layout.js";
+import { chunkLayers, joinRanks, modelUnits, sliceForRank, stageUnits, unitSlots } from "../../src/executor/model/layout.js";
+import { checkExecutorLayers, validateForExecutor } from "../../src/executor/validate.js";
+import { InputError } from "../../src/spec/errors.js";
 import { gradientBucket } from "../../src/executor/parallel/bucket.js";
 import { adamState, adamStep, DEFAULT_ADAM } from "../../src/executor/parallel/adam.js";
 import { coordsOf, fabricFor, groupMembers, rankOf, workerCount } from "../../src/executor/parallel/grid.js";
@@ -73,7 +75,8 @@ describe("pipeline schedules", () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }),
       fc.constantFrom("naive", "gpipe", "1f1b", "interleaved", "zb-h1"), (p, v0, k, schedule) => {
         const v = schedule === "interleaved" ? Math.max(2, v0) : 1;
-        if (schedule === "interleaved" && p < 2) return;
+        // One stage runs 1f1b only (resolvePlan refuses a pipeline schedule without a pipeline).
+        if (schedule !== "1f1b" && p < 2) return;
         const m = schedule === "interleaved" ? p * k : k + p - 1;
         const layers = p * v;
         const plan = resolvePlan(tinyGpt(layers), shapeOf("dgx-h100", p), { pp: p, virtualStages: v, schedule: schedule as PlanInput["schedule"], globalBatch: m });
@@ -156,6 +159,56 @@ describe("layout, data and optimizer", () => {
 
   it("fits a line", () => {
     expect(lineFit([1, 2, 3], [5, 7, 9])).toEqual({ a: 3, b: 2 });
+  });
+});
+
+describe("interleaved layouts the executor runs (validate.ts checkExecutorLayers)", () => {
+  const refusal = (f: () => void): InputError => {
+    try {
+      f();
+    } catch (e) {
+      if (e instanceof InputError) return e;
+      throw e;
+    }
+    throw new Error("not refused");
+  };
+
+  it("refuses the cost model's stages one layer short at the ends, which it would run with half-layer chunks", () => {
+    // resolvePlan takes them (spec/plan.ts fillsChunks); chunkLayers gave tiny-gpt's [1, 1] no layer at all
+    // and a 6-layer [3, 3] chunks of 1.5 layers, which failed inside a rank.
+    for (const [layers, given] of [[2, [1, 1]], [6, [3, 3]]] as const) {
+      const model = tinyGpt(layers);
+      const plan = resolvePlan(model, shapeOf("dgx-h100", 2), { pp: 2, virtualStages: 2, layersPerStage: [...given], flashAttention: false });
+      const e = refusal(() => validateForExecutor(model, plan));
+      expect(e.field).toBe("virtualStages");
+      expect(e.message).toContain("equal chunks of whole layers");
+    }
+    // Without a layout (execute checks the flags before resolvePlan): what is valid is what the executor runs.
+    const e = refusal(() => checkExecutorLayers(2, 2, 2, undefined));
+    expect(e.valid).toBe("1 (pp * virtualStages dividing 2 layers; 1 is no interleaving)");
+    expect(refusal(() => checkExecutorLayers(6, 2, 2, undefined)).valid).toContain("1, 3 (");
+    // Equal stages of whole chunks run (6 layers, pp 2, v 3: a layer a chunk); stages of whole chunks but of
+    // different sizes do not (the chunks are taken to be equal).
+    expect(() => checkExecutorLayers(6, 2, 3, [3, 3])).not.toThrow();
+    const uneven = refusal(() => checkExecutorLayers(12, 2, 2, [4, 8]));
+    expect([uneven.field, uneven.valid]).toEqual(["layersPerStage", "6,6 (every stage the same multiple of virtualStages(2))"]);
+  });
+
+  it("every layout it accepts gives each layer to exactly one chunk, in order", () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 24 }), fc.integer({ min: 2, max: 4 }), fc.integer({ min: 2, max: 4 }), (layers, pp, v) => {
+      let accepted = true;
+      try {
+        checkExecutorLayers(layers, pp, v, undefined);
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        accepted = false;
+      }
+      expect(accepted).toBe(layers % (pp * v) === 0);
+      if (!accepted) return;
+      const plan = resolvePlan(tinyGpt(layers), shapeOf("dgx-h100", pp), { pp, virtualStages: v, globalBatch: 4 * pp });
+      const order = Array.from({ length: v }, (_, c) => Array.from({ length: pp }, (_, s) => chunkLayers(plan, s, c))).flat(2);
+      expect(order).toEqual(Array.from({ length: layers }, (_, i) => i));
+    }));
   });
 });
 

@@ -117,6 +117,17 @@ describe("plan resolution", () => {
     expect(none.message).toContain("none splits 126 layers evenly over pp(16)");
     const twoLess = [6, ...new Array<number>(14).fill(8), 8];
     expect(rejection(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048, layersPerStage: twoLess })).field).toBe("layersPerStage");
+    // Where pp divides the layers, no interleaving (1) is valid: not "none" (tiny-gpt, 2 layers on pp 2).
+    const tiny = rejection(() => planFor("tiny-gpt", shapeOf("dgx-h100", 2), { pp: 2, virtualStages: 2 }));
+    expect(tiny.valid).toBe("1 (no interleaving: no virtualStages of 2 or more splits 2 layers evenly over pp(2)), or give layersPerStage");
+    expect(tiny.message).toContain("e.g. 1,1");
+  });
+
+  it("rounds a default global batch to whole rounds of pp under the interleaved schedule", () => {
+    // tiny-gpt's 8 over pp 3: 8 micro-batches are not a multiple of 3, and the user gave no batch to change.
+    const model = { ...parseModel(JSON.parse('{"hiddenSize":64,"attentionHeads":4,"ffnHiddenSize":256,"mlp":"gelu","vocabSize":256,"seqLen":32,"layers":6,"globalBatch":8}'), "six.json", "six") };
+    expect(resolvePlan(model, shapeOf("dgx-h100", 3), { pp: 3, virtualStages: 2 }).globalBatch).toBe(9);
+    expect(resolvePlan(model, shapeOf("dgx-h100", 3), { pp: 3 }).globalBatch).toBe(8);
   });
 
   it.each([

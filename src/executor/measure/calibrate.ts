@@ -11,6 +11,7 @@ import { matmulSeconds } from "./matmul.js";
 import { collectiveWaits } from "./waits.js";
 import type { StepRecord } from "../run/job.js";
 import { thisMachine } from "./machine.js";
+import { FIT_MICRO_BATCHES, fitPlan } from "./fit-plan.js";
 import { fitShapeName, predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
 import { lineFit, mean, pooledLogSd, upperMedian } from "./stats.js";
 import { minimize } from "../../math/nelder-mead.js";
@@ -93,12 +94,6 @@ export function linkLatencySeconds(rounds: readonly number[]): number {
   return Math.min(...rounds);
 }
 
-/**
- * Micro-batches per fit step: as many as the plans checked against the fit run per rank (tiny-gpt's
- * global batch 8: 4 to 8), so that what a step pays once (the update) and per micro-batch are in the
- * proportion those plans have.
- */
-const FIT_MICRO_BATCHES = 8;
 
 /**
  * The fit shapes' steps are timed in rounds, each shape in turn in every round: on a shared VM whose
@@ -117,12 +112,7 @@ export function fitShapes(base: ModelSpec): { shape: string; model: ModelSpec; p
   const shapes: [number, number, number][] = [[64, 32, 2], [64, 8, 2], [128, 32, 2], [64, 64, 4]];
   return shapes.map(([h, s, layers]) => {
     const model: ModelSpec = { ...base, name: `fit-${h}x${s}x${layers}`, hiddenSize: h, headDim: h / base.attentionHeads, ffnHiddenSize: 4 * h, seqLen: s, layers };
-    const plan: Plan = {
-      dp: 1, tp: 1, pp: 1, cp: 1, ep: 1, sequenceParallel: false, virtualStages: 1, microBatch: 1, globalBatch: FIT_MICRO_BATCHES, seqLen: s,
-      schedule: "1f1b", zero: 0, recompute: "none", precision: "bf16", layersPerStage: [layers], recomputeLayersPerStage: [0],
-      parameterServers: 0, asynchronous: false, staleness: 0, flashAttention: false, fp32Gradients: true,
-    };
-    return { shape: fitShapeName(model), model, plan };
+    return { shape: fitShapeName(model), model, plan: fitPlan(layers, s, FIT_MICRO_BATCHES) };
   });
 }
 

@@ -359,7 +359,9 @@ export function runSpeedProbe(p: DeviceProfile, workers: number, cores: number):
  */
 export function predictForRun(model: ModelSpec, p: DeviceProfile, ex: Execution): ReportedPrediction {
   const ranks = ex.results.length;
-  const calibrated = predictOnProfile(model, p, ranks, ex.plan);
+  // A profile of another backend predicts with that backend's rates: the report says so.
+  const backend = p.backend === ex.backend ? {} : { profileBackend: p.backend };
+  const calibrated = { ...predictOnProfile(model, p, ranks, ex.plan), ...backend };
   const probe = runProbe(ex);
   const atRun = probe === undefined ? undefined : atRunSpeed(p, probe.ranks, probe.seconds);
   const c = p.concurrency;
@@ -367,6 +369,7 @@ export function predictForRun(model: ModelSpec, p: DeviceProfile, ex: Execution)
   const shape = c.probe === undefined ? "calibrate's concurrency step" : `${c.probe.shape ?? fitShapeName(c.probe.model)}, ${c.probe.plan.globalBatch} micro-batches`;
   return {
     ...predictOnProfile(model, atRun, ranks, ex.plan),
+    ...backend,
     speed: {
       probe: `${shape}, ${probe.ranks} at once`,
       calibrationSeconds: c.fittedSeconds * concurrencySlowdown(p, probe.ranks),

@@ -22,6 +22,8 @@ export interface ReportedPrediction {
   readonly note?: string | undefined;
   /** The machine's speed during the run, where the run measured it and the prediction is made at it. */
   readonly speed?: RunSpeed | undefined;
+  /** The backend the profile was calibrated on, where it is not the one the run's ranks ran on. */
+  readonly profileBackend?: string | undefined;
 }
 
 /**
@@ -220,10 +222,18 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   const predictedCritical = ranks.find((r) => r.stage === criticalStage);
   const timedSteps = workers.map((r) => timed(r.steps, ex.warmupSteps));
   const stepSeconds = upperMedian(timedSteps[0]!.map((_, i) => Math.max(...timedSteps.map((steps) => steps[i]!.seconds))));
-  const notes: string[] = predictionNote === undefined ? [] : [predictionNote];
+  const other = prediction.profileBackend !== undefined && prediction.profileBackend !== ex.backend ? prediction.profileBackend : undefined;
+  const notes: string[] = [
+    ...(other === undefined ? [] : [`the profile was calibrated on the ${other} backend and this run's ranks ran on ${ex.backend}: the prediction uses the ${other} backend's rates (meshplan calibrate --backend ${ex.backend} measures this one)`]),
+    ...(predictionNote === undefined ? [] : [predictionNote]),
+  ];
   const speed = prediction.speed;
   if (speed !== undefined) {
-    notes.push(`predicted at the machine's speed during the run: the speed probe (${speed.probe}) took ${seconds(speed.runSeconds)} against ${seconds(speed.calibrationSeconds)} at calibration (x${(speed.runSeconds / speed.calibrationSeconds).toFixed(2)}); at calibration's speed the step would be predicted at ${seconds(speed.stepSecondsAtCalibration)}`);
+    const ratio = `x${(speed.runSeconds / speed.calibrationSeconds).toFixed(2)}`;
+    const against = other === undefined
+      ? `took ${seconds(speed.runSeconds)} against ${seconds(speed.calibrationSeconds)} at calibration (${ratio})`
+      : `took ${seconds(speed.runSeconds)} on ${ex.backend} against ${seconds(speed.calibrationSeconds)} at calibration on ${other} (${ratio}, the two backends' difference more than the machine's speed)`;
+    notes.push(`predicted at the machine's speed during the run: the speed probe (${speed.probe}) ${against}; at calibration's speed the step would be predicted at ${seconds(speed.stepSecondsAtCalibration)}`);
   }
   const threads = ex.results.length;
   if (threads > cores) notes.push(`${threads} ranks share ${cores} cores: the timing comparison is not meaningful (ranks wait for a core, not for each other)`);

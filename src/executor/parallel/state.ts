@@ -45,9 +45,12 @@ interface UnitState {
   readonly bucketOffset: number | undefined;
   /** ZeRO 2/3: the accumulated gradient of the owned block. */
   readonly ownedGrad: Float32Array | undefined;
-  /** The master weights of the owned block. */
-  readonly master: Float32Array;
-  readonly adam: AdamState;
+  /**
+   * The master weights of the owned block and Adam's moments for them; undefined on a parameter-server
+   * worker (StateOptions.optimizer false), whose weights are its tensors alone.
+   */
+  readonly master: Float32Array | undefined;
+  readonly adam: AdamState | undefined;
   /** ZeRO 3: the weight shard (gathered before use); else undefined. */
   readonly shard: Float32Array | undefined;
   tensors: Map<string, Tensor> | undefined;
@@ -63,6 +66,12 @@ export interface StateOptions {
   readonly dp: Group | undefined;
   readonly initial: (name: string) => Float32Array;
   readonly adam: AdamConfig;
+  /**
+   * Whether this rank updates its weights (default true). False on a parameter-server worker: the servers
+   * hold the master weights and Adam's states (ps-server.ts) and send back new weights, which become this
+   * rank's tensors (replaceWeights); it keeps no optimizer state, as the cost model counts none on it.
+   */
+  readonly optimizer?: boolean;
   /**
    * This rank's shared wasm heap (run/tensor-group.ts), when the ranks share theirs: the ZeRO master
    * (1/2) or shard (3) then lives in it, and the weight gathers copy every member's block straight into
@@ -86,6 +95,7 @@ export class ModelState implements ParamProvider {
     const bucket = o.dp !== undefined && o.dp.size > 1 ? gradientBucket(o.units, o.tp, o.zero) : undefined;
     // Every dp member decides alike: useHeaps is true only if all of them share their heaps.
     this.heapGathers = o.heap !== undefined && o.dp !== undefined && o.dp.size > 1 && o.zero >= 1 && o.heap.enable(o.dp);
+    const optimizer = o.optimizer !== false;
     o.units.forEach((unit, u) => {
       const slots = unitSlots(unit, o.tp);
       const flat = new Float32Array(slots.size);
@@ -100,8 +110,8 @@ export class ModelState implements ParamProvider {
         slots, owned, bucketOffset,
         grad: o.zero <= 1 ? this.gradBuffer(bucketOffset, slots.size) : undefined,
         ownedGrad: o.zero >= 2 ? new Float32Array(count) : undefined,
-        master: source !== undefined && o.zero < 3 ? source.view : flat.slice(owned.first, owned.end),
-        adam: adamState(count),
+        master: !optimizer ? undefined : source !== undefined && o.zero < 3 ? source.view : flat.slice(owned.first, owned.end),
+        adam: optimizer ? adamState(count) : undefined,
         shard: o.zero === 3 ? source?.view ?? flat.slice(owned.first, owned.end) : undefined,
         tensors: undefined,
       };
@@ -213,13 +223,15 @@ export class ModelState implements ParamProvider {
   update(grads: readonly Float32Array[]): void {
     this.step++;
     [...this.units.values()].forEach((s, i) => {
-      adamStep(s.master, grads[i]!, s.adam, this.step, this.o.adam);
-      if (this.o.zero === 3) s.shard!.set(s.master);
+      const master = s.master;
+      if (master === undefined || s.adam === undefined) throw new Error("internal: update() on a rank without optimizer state (a parameter-server worker)");
+      adamStep(master, grads[i]!, s.adam, this.step, this.o.adam);
+      if (this.o.zero === 3) s.shard!.set(master);
       else if (this.heapGathers) {
         for (const t of s.tensors!.values()) t.dispose();
         s.tensors = this.gatherTensors(s, "dp.zero-gather");
       } else {
-        const full = this.o.zero === 0 || this.o.dp === undefined ? s.master : this.o.dp.allGatherView(s.master, s.slots.size, "dp.zero-gather");
+        const full = this.o.zero === 0 || this.o.dp === undefined ? master : this.o.dp.allGatherView(master, s.slots.size, "dp.zero-gather");
         this.setWeights(s, full);
       }
       if (s.grad !== undefined) s.grad.fill(0);
@@ -245,8 +257,8 @@ export class ModelState implements ParamProvider {
 
   replaceWeights(flats: readonly Float32Array[]): void {
     [...this.units.values()].forEach((s, i) => {
-      s.master.set(flats[i]!);
-      this.setWeights(s, s.master);
+      s.master?.set(flats[i]!);
+      this.setWeights(s, flats[i]!);
       s.grad?.fill(0);
     });
   }
@@ -256,9 +268,17 @@ export class ModelState implements ParamProvider {
     return [...this.units.values()].map((s) => ({ slots: s.slots, owned: s.owned }));
   }
 
-  /** This rank's final weights, unit by unit: the owned block (the whole unit without sharding). */
+  /**
+   * This rank's final weights, unit by unit: the owned block (the whole unit without sharding); read from
+   * the tensors where there is no master copy (a parameter-server worker).
+   */
   ownedWeights(): Float32Array[] {
-    return [...this.units.values()].map((s) => s.master.slice());
+    return [...this.units.values()].map((s) => {
+      if (s.master !== undefined) return s.master.slice();
+      const flat = new Float32Array(s.slots.size);
+      for (const t of s.slots.tensors) flat.set(s.tensors!.get(t.spec.name)!.dataSync() as Float32Array, t.offset);
+      return flat;
+    });
   }
 
   bytes(): StateBytes {
@@ -268,7 +288,7 @@ export class ModelState implements ParamProvider {
     for (const s of this.units.values()) {
       params += this.o.zero === 3 ? s.shard!.length : s.slots.size;
       grads += this.o.zero >= 2 ? s.ownedGrad!.length : s.slots.size;
-      owned += s.master.length;
+      owned += s.master?.length ?? 0;
     }
     return { parametersBytes: 4 * params, gradientsBytes: 4 * grads, optimizerBytes: 12 * owned };
   }

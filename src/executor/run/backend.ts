@@ -110,9 +110,23 @@ async function tryLoad(c: Candidate, options: BackendOptions): Promise<LoadedBac
   }
 }
 
+/** The candidates a choice tries, in order; `ranks` > 1 skips tfjs-node-gpu. */
+function candidatesFor(choice: BackendChoice, ranks: number): readonly Candidate[] {
+  return choice === "auto" ? CANDIDATES.filter((c) => !(c.choice === "tensorflow-gpu" && ranks > 1)) : CANDIDATES.filter((c) => c.choice === choice);
+}
+
+/**
+ * tfjs's name of the backend `choice` will load for `ranks` ranks (LoadedBackend.backend), as far as it can
+ * be told before loading: under "auto", the first candidate whose package is installed.
+ */
+export function backendNameOf(choice: BackendChoice, ranks: number): string {
+  const order = candidatesFor(choice, ranks);
+  return (order.find((c) => missingBackendPackage(c.choice) === undefined) ?? order[order.length - 1]!).backend;
+}
+
 /** Loads the chosen backend, or under "auto" the first that loads; `ranks` > 1 skips tfjs-node-gpu. */
 export async function loadBackend(choice: BackendChoice, ranks: number, options: BackendOptions = {}): Promise<LoadedBackend> {
-  const order = choice === "auto" ? CANDIDATES.filter((c) => !(c.choice === "tensorflow-gpu" && ranks > 1)) : CANDIDATES.filter((c) => c.choice === choice);
+  const order = candidatesFor(choice, ranks);
   for (const c of order) {
     const loaded = await tryLoad(c, options);
     if (loaded !== undefined) return loaded;

@@ -1,7 +1,7 @@
 import type { Worker } from "node:worker_threads";
 import { allocateFabric, CONTROL, layoutFabric, type FabricSpec } from "../comm/fabric.js";
 import { readStatus, type StatusReading } from "../comm/sync.js";
-import type { FromWorker, HeapsMessage, ProgramName, WorkerInput } from "./protocol.js";
+import type { FromWorker, HeapsMessage, PassCount, ProgramName, WorkerInput } from "./protocol.js";
 import { sharedHeapFile } from "./shared-heap.js";
 import { spawnWorker } from "./spawn.js";
 
@@ -19,7 +19,7 @@ export interface LaunchSpec {
    */
   readonly ranks: readonly { readonly program: ProgramName; readonly payload: unknown; readonly shareHeap?: boolean }[];
   readonly timeoutSeconds: number;
-  readonly onProgress?: (rank: number, step: number, phase: string) => void;
+  readonly onProgress?: (rank: number, step: number, phase: string, passes?: PassCount) => void;
   /** What workers print (tfjs banners and the like); dropped when absent. */
   readonly onOutput?: (rank: number, text: string) => void;
 }
@@ -92,7 +92,7 @@ export function launch(spec: LaunchSpec): Promise<unknown[]> {
       setTimeout(() => workers.forEach((w) => void w.terminate()), GRACE_MS).unref();
     };
     const onMessage = (rank: number, m: FromWorker) => {
-      if (m.type === "progress") spec.onProgress?.(rank, m.step, m.phase);
+      if (m.type === "progress") spec.onProgress?.(rank, m.step, m.phase, m.passes);
       else if (m.type === "heap") offered(rank, m.heap);
       else if (m.type === "result") {
         // A sharing rank that finished without offering its heap (a probe with no tensor op) shares none.

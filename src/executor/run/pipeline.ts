@@ -81,6 +81,8 @@ export function stageModel(tf: Tf, model: ModelSpec, plan: Plan, coords: Coords,
   const init = initialParameters(model, seed);
   const state = new ModelState({
     tf, units: chunks.flat(), tp: plan.tp, tpRank: coords.tp, zero: plan.zero, dp, initial: (name) => init.get(name)!, adam,
+    // The parameter servers hold the optimizer (ps-server.ts): a worker keeps none.
+    optimizer: plan.parameterServers === 0,
     ...(heap === undefined ? {} : { heap }),
   });
   init.clear();

@@ -26,7 +26,7 @@ export interface SerializedError {
 }
 
 export type FromWorker =
-  | { readonly type: "progress"; readonly rank: number; readonly step: number; readonly phase: string }
+  | { readonly type: "progress"; readonly rank: number; readonly step: number; readonly phase: string; readonly passes?: PassCount }
   | { readonly type: "result"; readonly rank: number; readonly result: unknown }
   | { readonly type: "error"; readonly rank: number; readonly error: SerializedError }
   /** This rank's shared wasm heap (null: it has none), once its backend is loaded. */
@@ -44,8 +44,17 @@ export interface HeapsMessage {
  */
 export type HeapExchange = (own: WebAssembly.Memory | undefined) => Promise<readonly (WebAssembly.Memory | null)[]>;
 
+/** Passes of one step a rank has begun, of all it runs in that step (a progress report inside a long step). */
+export interface PassCount {
+  readonly done: number;
+  readonly of: number;
+}
+
+/** How a program reports progress: a step or phase reached, with the passes begun where it reports them. */
+export type Progress = (step: number, phase: string, passes?: PassCount) => void;
+
 /** A program a worker runs: gets its input and a way to report progress, returns its result. */
-export type Program = (input: WorkerInput, progress: (step: number, phase: string) => void, exchangeHeaps: HeapExchange) => Promise<unknown>;
+export type Program = (input: WorkerInput, progress: Progress, exchangeHeaps: HeapExchange) => Promise<unknown>;
 
 /** Deliberate failures, for testing the fault handling. */
 export interface FaultSpec {

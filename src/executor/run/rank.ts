@@ -8,7 +8,7 @@ import { loadBackend } from "./backend.js";
 import type { RankJob, RankResult, StepRecord } from "./job.js";
 import { runStage, stageModel } from "./pipeline.js";
 import { speedProbe } from "./speed-probe.js";
-import type { FaultSpec, Program } from "./protocol.js";
+import type { FaultSpec, Program, Progress } from "./protocol.js";
 import { joinHeaps, tensorGroup } from "./tensor-group.js";
 
 /**
@@ -28,6 +28,27 @@ function maybeGroup(ep: Endpoint, rank: number, job: RankJob, kind: "tp" | "cp" 
   if (members.length === 1) return undefined;
   if (kind === "dp" && job.plan.parameterServers > 0) return undefined;
   return ep.group(groupName(kind, members));
+}
+
+/**
+ * How often a rank reports the passes it has begun, once a step has run that long: a step of the usual
+ * sizes (tiny-gpt's CI plans: 60 to 300 ms a step on this machine, README "Time") never reports one, while
+ * a step of a large global batch (minutes to hours) shows where it is once a second.
+ */
+export const PASS_PROGRESS_EVERY_MS = 1000;
+
+/** Called before each of a step's `of` passes: reports the count begun, once a second after the step's first second. */
+function passReporter(progress: Progress, step: number, of: number): () => void {
+  const start = performance.now();
+  let last = start;
+  let done = 0;
+  return () => {
+    done++;
+    const now = performance.now();
+    if (now - last < PASS_PROGRESS_EVERY_MS) return;
+    last = now;
+    progress(step, "passes", { done, of });
+  };
 }
 
 export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
@@ -66,6 +87,7 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
       world.barrier();
     }
     ep.traffic.reset();
+    const passBegun = passReporter(progress, step, actions.length);
     const t0 = performance.now();
     const stage = runStage({
       tf, model, plan, coords, chunks, state, tp: tpOps, cp: cpOps, tokens, ledger, traffic: ep.traffic,
@@ -73,6 +95,7 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
       before: (phase) => {
         ep.status.set(phase, -1, step);
         strike(job.fault, rank, step, phase);
+        passBegun();
       },
     }, step, actions);
     ep.status.set("optimizer", -1, step);

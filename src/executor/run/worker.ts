@@ -33,7 +33,7 @@ const exchangeHeaps: HeapExchange = (own) => {
 };
 try {
   const program = await PROGRAMS[input.program]();
-  const result = await program(input, (step, phase) => post({ type: "progress", rank: input.rank, step, phase }), exchangeHeaps);
+  const result = await program(input, (step, phase, passes) => post({ type: "progress", rank: input.rank, step, phase, ...(passes === undefined ? {} : { passes }) }), exchangeHeaps);
   post({ type: "result", rank: input.rank, result });
 } catch (e) {
   post({ type: "error", rank: input.rank, error: serialize(e) });
