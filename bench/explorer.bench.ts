@@ -45,7 +45,7 @@ const READY = "ranked by the simulator";
  * within 150 ms (median). The whole app runs as `meshplan explore` runs it (Ink and React in production
  * mode, the two search workers) but without the result cache, from the key reaching stdin to the frame
  * that shows the new request's list: the analytic ranking first, then the simulator's. Keys pin and
- * free tp, pp, ZeRO and recompute in turn.
+ * free tp, pp, ZeRO and recompute in turn; then + and - change the GPU count (64 and 128 in turn).
  */
 export async function bench(): Promise<BenchRow[]> {
   process.env.NODE_ENV ??= "production"; // as exploreCommand does, before React loads
@@ -59,13 +59,30 @@ export async function bench(): Promise<BenchRow[]> {
     planner: workerPlanner({ cacheSize: 0 }), debug: true,
     stdout: screen as unknown as NodeJS.WriteStream, stdin: keyboard as unknown as NodeJS.ReadStream,
   });
-  const until = (test: (f: string) => boolean) => new Promise<number>((resolve) => {
+  // A frame that never comes fails the bench with the screen's last lines (it waited silently before);
+  // waits left behind on purpose (superseded requests) are dropped with dropWaits.
+  const waits = new Set<() => void>();
+  const dropWaits = () => {
+    for (const drop of waits) drop();
+    waits.clear();
+  };
+  const until = (test: (f: string) => boolean) => new Promise<number>((resolve, reject) => {
     if (test(screen.frame)) return resolve(performance.now());
+    const stalled = setTimeout(() => {
+      drop();
+      reject(new Error(`explorer bench: no matching frame in 60 s; the screen ends:\n${screen.frame.split("\n").slice(-4).join("\n")}`));
+    }, 60_000);
     const on = (f: string) => {
       if (!test(f)) return;
-      screen.off("frame", on);
+      drop();
       resolve(performance.now());
     };
+    const drop = () => {
+      screen.off("frame", on);
+      clearTimeout(stalled);
+      waits.delete(drop);
+    };
+    waits.add(drop);
     screen.on("frame", on);
   });
   await until((f) => f.includes(READY));
@@ -105,6 +122,29 @@ export async function bench(): Promise<BenchRow[]> {
     last = r;
   }
   await last?.ranked;
+  dropWaits(); // the superseded requests' rankings never come
+
+  // the GPU count: h moves the knob cursor to gpus; + and - double and halve it (64 and 128 GPUs in turn).
+  // A new context: another mesh space, the model and cluster loaded again.
+  while (!screen.frame.includes("[gpus ")) {
+    keyboard.press("h");
+    await new Promise((r) => setTimeout(r, 50)); // one key per read
+  }
+  const gpusList: number[] = [];
+  const gpusRanked: number[] = [];
+  for (let i = 0; i < 2 + 12; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const message = i % 2 === 0 ? "gpus 128 |" : "gpus 64 |";
+    const t0 = performance.now();
+    const listed = until((f) => f.includes(message) && (f.includes(QUICK) || f.includes(READY)));
+    const final = until((f) => f.includes(message) && f.includes(READY));
+    keyboard.press(i % 2 === 0 ? "+" : "-");
+    const [l, r] = [(await listed) - t0, (await final) - t0];
+    if (i < 2) continue;
+    gpusList.push(l);
+    gpusRanked.push(r);
+  }
+  dropWaits();
   app.close();
 
   const row = (name: string, xs: number[], target?: number): BenchRow => {
@@ -115,5 +155,7 @@ export async function bench(): Promise<BenchRow[]> {
     row(`explore llama3-70b on 64 GPUs: key press to the new list (${firstList.length} re-plans)`, firstList, 0.15),
     row("  key press to the simulator's ranking (meshplan plan's list)", ranked),
     row(`  key press while the simulator still ranks, to the new list (${busy.length})`, busy),
+    row(`  GPU count 64 <-> 128 (+/-), key press to the new list (${gpusList.length})`, gpusList),
+    row("  GPU count, key press to the simulator's ranking", gpusRanked),
   ];
 }

@@ -46,6 +46,21 @@ export function contextKeepingLoader(): (flags: Flags) => { readonly context: Co
 
 const ALT_SCREEN_ON = "\x1b[?1049h\x1b[H";
 const ALT_SCREEN_OFF = "\x1b[?1049l";
+const SHOW_CURSOR = "\x1b[?25h";
+
+/**
+ * Ink hides the cursor through cli-cursor, whose restore-cursor writes the show-cursor sequence to stderr
+ * when the process exits (a stray escape in a redirected stderr, `2>log`). The cursor was hidden on stdout,
+ * the terminal: from the explorer's exit on, that one write goes there; every other stderr write is left as it is.
+ */
+export function cursorRestoreToStdout(stderr: Writable, stdout: Writable): void {
+  const write = stderr.write.bind(stderr);
+  stderr.write = (chunk, ...rest) => (chunk === SHOW_CURSOR ? stdout.write(SHOW_CURSOR) : write(chunk, ...rest));
+}
+
+interface Writable {
+  write(chunk: unknown, ...rest: unknown[]): boolean;
+}
 
 /**
  * `meshplan explore`: the interactive terminal UI (src/ui). Full screen on the alternate screen, which
@@ -69,20 +84,18 @@ export async function exploreCommand(args: ParsedArgs, io: Io): Promise<number> 
   const restore = () => process.stdout.write(ALT_SCREEN_OFF);
   process.stdout.write(ALT_SCREEN_ON);
   process.once("exit", restore);
-  let stopRun = false;
+  let stopped = false;
   try {
     const app = openExplorer({ flags, loaded, load, top, color: colorEnabled(process.env, process.stdout), saveDir: process.cwd() });
     await app.waitUntilExit();
-    stopRun = app.running();
+    // q during a run of x: its thread and the ranks it started are stopped with it (they would keep the
+    // process alive, silent, until the run ended).
+    stopped = app.stopRun();
   } finally {
     process.off("exit", restore);
     restore();
+    cursorRestoreToStdout(process.stderr, process.stdout);
   }
-  if (stopRun) {
-    // q during a run of x: its ranks are worker threads of this process and would keep it alive, silent,
-    // until the run ended (a minute when it calibrates first). Stop them with the process.
-    io.err("meshplan: explore: the run in progress (x) was stopped");
-    process.exit(0);
-  }
+  if (stopped) io.err("meshplan: explore: the run in progress (x) was stopped");
   return 0;
 }

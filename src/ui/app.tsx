@@ -4,7 +4,7 @@ import { builtinNames } from "../cli/catalog.js";
 import type { PlanInput } from "../spec/plan.js";
 import type { ExplorerEnv } from "./commands.js";
 import { Explorer } from "./components/explorer.js";
-import { executePlan } from "./executor.js";
+import { sessionExecutor } from "./executor.js";
 import type { Flags } from "./knobs.js";
 import { createPlanner, type Planner } from "./planner.js";
 import { initialState } from "./state.js";
@@ -23,14 +23,16 @@ export interface OpenOptions {
   readonly stdin?: NodeJS.ReadStream;
   /** Ink's debug mode: every frame written whole (benchmarks read them). */
   readonly debug?: boolean;
+  /** Default: the session's executor (a worker thread per run, the profile kept for the session). */
+  readonly execute?: ExplorerEnv["execute"];
 }
 
 export interface ExplorerApp {
   readonly waitUntilExit: () => Promise<unknown>;
   /** Unmounts and stops the planner's threads. */
   readonly close: () => void;
-  /** Whether a run of `x` is still going (its ranks are worker threads of this process). */
-  readonly running: () => boolean;
+  /** Stops a run of `x` still going (its ranks are worker threads of this process); whether there was one. */
+  readonly stopRun: () => boolean;
 }
 
 /** A name given on the command line that is not built in (a file) leads its list. */
@@ -47,8 +49,8 @@ export function openExplorer(o: OpenOptions): ExplorerApp {
     clusterNames: withGiven(builtinNames("cluster"), o.flags.cluster),
     saveDir: o.saveDir,
     load: o.load,
-    execute: executePlan,
-    runs: { active: 0 },
+    execute: o.execute ?? sessionExecutor(),
+    runs: { active: 0, stop: undefined },
   };
   const app = render(<Explorer {...env} initial={initialState(o.flags, o.loaded.context, o.loaded.pinned)} color={o.color} />, {
     exitOnCtrlC: true,
@@ -59,6 +61,12 @@ export function openExplorer(o: OpenOptions): ExplorerApp {
   const close = () => {
     app.unmount();
     env.planner.close();
+    env.runs.stop?.();
   };
-  return { waitUntilExit: () => app.waitUntilExit().finally(() => env.planner.close()), close, running: () => env.runs.active > 0 };
+  const stopRun = () => {
+    const running = env.runs.active > 0;
+    env.runs.stop?.();
+    return running;
+  };
+  return { waitUntilExit: () => app.waitUntilExit().finally(() => env.planner.close()), close, stopRun };
 }

@@ -70,8 +70,22 @@ export function timeSegments(e: Estimate): Segment[] {
   return all.filter((s, i) => i === 0 || s.value > 0);
 }
 
-export function memoryLegend(e: Estimate): string {
-  return memorySegments(e).map((s) => `${s.glyph} ${s.label} ${(s.value / GIB).toFixed(1)}`).join("  ") + "  GiB";
+/**
+ * A legend within `width` characters: every part with its label ("P params 16.9"), else with single spaces
+ * between the parts, else the glyphs alone ("P 16.9": the help screen names them), so that no amount is cut.
+ */
+export function fitLegend(parts: readonly { readonly glyph: string; readonly label: string; readonly amount: string }[], unit: string, width: number): string {
+  const tail = unit === "" ? "" : ` ${unit}`;
+  const forms = [
+    parts.map((p) => `${p.glyph} ${p.label} ${p.amount}`).join("  ") + (unit === "" ? "" : `  ${unit}`),
+    parts.map((p) => `${p.glyph} ${p.label} ${p.amount}`).join(" ") + tail,
+    parts.map((p) => `${p.glyph} ${p.amount}`).join("  ") + tail,
+  ];
+  return forms.find((f) => f.length <= width) ?? forms[forms.length - 1]!;
+}
+
+export function memoryLegend(e: Estimate, width = Number.POSITIVE_INFINITY): string {
+  return fitLegend(memorySegments(e).map((s) => ({ glyph: s.glyph, label: s.label, amount: (s.value / GIB).toFixed(1) })), "GiB", width);
 }
 
 export function memoryTotal(e: Estimate): string {
@@ -81,9 +95,9 @@ export function memoryTotal(e: Estimate): string {
   return m.fits ? head : `${head} OVER by ${((m.peakBytesPerGpu - m.capacityBytes) / GIB).toFixed(1)}`;
 }
 
-export function timeLegend(e: Estimate): string {
+export function timeLegend(e: Estimate, width = Number.POSITIVE_INFINITY): string {
   const step = e.time.stepSeconds;
-  return timeSegments(e).map((s) => `${s.glyph} ${s.label} ${pct(s.value / step)}`).join("  ");
+  return fitLegend(timeSegments(e).map((s) => ({ glyph: s.glyph, label: s.label, amount: pct(s.value / step) })), "", width);
 }
 
 export function timeTotal(e: Estimate): string {

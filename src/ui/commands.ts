@@ -4,10 +4,9 @@ import { describePlan } from "../planner/explain/explain.js";
 import { simulate } from "../simulator/simulate.js";
 import { InputError } from "../spec/errors.js";
 import type { PlanInput } from "../spec/plan.js";
-import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
-import type { Execution, PredictedVsMeasured, Progress } from "./executor.js";
+import { ExecuteError, type ExecuteFn, type Execution } from "./executor.js";
 import type { Command } from "./keys.js";
-import { freeAll, isPinned, KNOBS, knobOptions, knobValue, showValue, stepValue, withFlag, type Flags, type KnobContext } from "./knobs.js";
+import { freeAll, isPinned, knobApplies, KNOBS, knobOptions, knobValue, nextKnob, showValue, stepValue, withFlag, type Flags, type KnobContext } from "./knobs.js";
 import type { Planner } from "./planner.js";
 import { savePlan } from "./save.js";
 import { selectedEstimate, type Action, type ExplorerState } from "./state.js";
@@ -23,10 +22,19 @@ export interface ExplorerEnv {
   readonly saveDir: string;
   /** Loads the model and cluster the flags name, and the knobs they pin; throws InputError. */
   readonly load: (flags: Flags) => { readonly context: Context; readonly pinned: PlanInput };
-  readonly execute: (model: ModelSpec, shape: ClusterShape, plan: Plan, onProgress: Progress) => Promise<PredictedVsMeasured>;
-  /** Runs of `x` still going: one at a time (two would share the cores and time each other). */
-  readonly runs: { active: number };
+  readonly execute: ExecuteFn;
+  /** The run of `x` in progress, if any: one at a time (two would share the cores and time each other). */
+  readonly runs: Runs;
 }
+
+export interface Runs {
+  active: number;
+  /** Stops the run in progress (its threads end). */
+  stop: (() => void) | undefined;
+}
+
+/** What every key but Esc and q says while `x` runs: other work would share the cores and skew its timings. */
+export const RUN_IN_PROGRESS = "a run is in progress: Esc stops it, q quits";
 
 type Apply = (a: Action) => void;
 
@@ -43,6 +51,10 @@ function setFlags(env: ExplorerEnv, apply: Apply, flags: Flags, message?: string
 
 function pin(s: ExplorerState, env: ExplorerEnv, apply: Apply, index: number): void {
   const knob = KNOBS[index]!;
+  if (!knobApplies(knob, s.context.model)) {
+    apply({ type: "message", message: `${knob.label} applies only to ${knob.onlyWith ?? "other models"}: ${s.context.model.name} has none` });
+    return;
+  }
   apply({ type: "focus", index });
   if (knob.kind === "context") {
     apply({ type: "message", message: `+ and - change ${knob.label}` });
@@ -55,7 +67,7 @@ function pin(s: ExplorerState, env: ExplorerEnv, apply: Apply, index: number): v
   const plan = selectedEstimate(s)?.plan;
   const value = plan === undefined ? undefined : knob.ofPlan?.(plan);
   if (value === undefined) {
-    apply({ type: "message", message: plan === undefined ? "no plan selected to pin from" : `${knob.label} applies only with tp > 1` });
+    apply({ type: "message", message: plan === undefined ? "no plan selected to pin from" : `${knob.label} applies only with ${knob.onlyWith ?? "other plans"}: + and - pin a value` });
     return;
   }
   setFlags(env, apply, withFlag(s.flags, knob.flag, value), `${knob.label} pinned at ${showValue(value)}`);
@@ -63,6 +75,10 @@ function pin(s: ExplorerState, env: ExplorerEnv, apply: Apply, index: number): v
 
 function step(s: ExplorerState, knobs: KnobContext, env: ExplorerEnv, apply: Apply, delta: 1 | -1): void {
   const knob = KNOBS[s.focus]!;
+  if (!knobApplies(knob, s.context.model)) {
+    apply({ type: "message", message: `${knob.label} applies only to ${knob.onlyWith ?? "other models"}` });
+    return;
+  }
   const current = knobValue(knob, s.flags, knobs, selectedEstimate(s)?.plan);
   const next = stepValue(knobOptions(knob, knobs), current, delta);
   if (next === undefined || next === current) {
@@ -90,31 +106,72 @@ function save(s: ExplorerState, env: ExplorerEnv, apply: Apply): void {
   }
 }
 
+/** The status line's word for how a run ended. */
+function ended(err: unknown): string {
+  if (!(err instanceof ExecuteError)) return "x: the run failed (why above)";
+  switch (err.code) {
+    case "stopped": return "x: run stopped (Esc); its threads ended";
+    case "too-large": return "x: not run: too large for this machine (why above)";
+    case "unavailable": return "x: not run: the executor is not available";
+    case "failed": return "x: the run failed (why above)";
+  }
+}
+
 function execute(s: ExplorerState, env: ExplorerEnv, apply: Apply, setRun: (r: Execution) => void): void {
   const e = selectedEstimate(s);
   if (e === undefined) {
     apply({ type: "message", message: "no plan selected" });
     return;
   }
-  if (env.runs.active > 0) {
-    apply({ type: "message", message: "a run is in progress: its table comes when it ends (q quits and stops it)" });
-    return;
-  }
   const title = `${e.model}: ${describePlan(e.plan)}`;
   setRun({ title, state: "running", fraction: 0, label: "starting" });
   if (s.view !== "execute") apply({ type: "view", view: "execute" });
+  apply({ type: "message", message: "x: running the selected plan (Esc stops it)" });
+  const controller = new AbortController();
+  let live = true;
+  const finish = () => {
+    if (!live) return false;
+    live = false;
+    env.runs.active--;
+    env.runs.stop = undefined;
+    return true;
+  };
   env.runs.active++;
-  env.execute(s.resultContext.model, s.resultContext.shape, e.plan, (fraction, label) => setRun({ title, state: "running", fraction, label }))
-    .then((table) => setRun({ title, state: "done", table }))
-    .catch((err: unknown) => setRun({ title, state: "failed", message: err instanceof Error ? err.message : String(err) }))
-    .finally(() => env.runs.active--);
+  env.runs.stop = () => {
+    if (!finish()) return;
+    controller.abort();
+    setRun({ title, state: "failed", message: "stopped before its end: nothing measured" });
+    apply({ type: "message", message: ended(new ExecuteError("stopped", "")) });
+  };
+  env.execute(s.resultContext.model, s.resultContext.shape, e.plan, (fraction, label) => {
+    if (live) setRun({ title, state: "running", fraction, label });
+  }, controller.signal)
+    .then((table) => {
+      if (!finish()) return;
+      setRun({ title, state: "done", table });
+      apply({ type: "message", message: "x: done: predicted against measured" });
+    })
+    .catch((err: unknown) => {
+      if (!finish()) return;
+      setRun({ title, state: "failed", message: err instanceof Error ? err.message : String(err) });
+      apply({ type: "message", message: ended(err) });
+    });
 }
 
 /** Carries out one command against the latest state. */
 export function runCommand(cmd: Command, s: ExplorerState, knobs: KnobContext, env: ExplorerEnv, apply: Apply, setRun: (r: Execution) => void): void {
+  if (env.runs.active > 0) {
+    // Esc stops the run; nothing else starts beside it (a re-plan would share the cores and skew its timings).
+    if (cmd.kind === "back") {
+      env.runs.stop?.();
+      if (s.view === "execute") apply({ type: "view", view: "execute" }); // and back to the list
+      return;
+    }
+    if (cmd.kind !== "quit") return apply({ type: "message", message: RUN_IN_PROGRESS });
+  }
   switch (cmd.kind) {
     case "move": return apply({ type: "move", delta: cmd.delta });
-    case "focus": return apply({ type: "focus", index: s.focus + cmd.delta });
+    case "focus": return apply({ type: "focus", index: nextKnob(s.focus, cmd.delta, s.context.model) });
     case "step": return step(s, knobs, env, apply, cmd.delta);
     case "pin": return pin(s, env, apply, cmd.knob);
     case "freeAll": return setFlags(env, apply, freeAll(s.flags), "every knob free");

@@ -1,26 +1,25 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import { totalParams } from "../planner/cost/params.js";
-import { savedProfile, type SavedProfile } from "../cli/profile-file.js";
+import { DEFAULT_PROFILE_FILE, profileOnDisk, type ProfileOnDisk, type SavedProfile } from "../cli/profile-file.js";
+import type { DeviceProfile } from "../executor/measure/profile.js";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
+import { runJob, SESSION_PROFILE, type PredictedVsMeasured, type Progress, type RunJob, type RunMessage } from "./run-job.js";
+
+export type { PredictedVsMeasured, Progress } from "./run-job.js";
 
 /**
- * The explorer's one seam to the executor (`x`). The executor is built separately; the explorer loads
- * `src/executor/index.js` at run time only, and expects it to export
+ * The explorer's one seam to the executor (`x`). A run is a job (run-job.ts) on a worker thread of its
+ * own, which loads `src/executor/index.js` and calls its
  *
- *   executePlan(model, shape, plan, { onProgress(fraction, label), saved? }): Promise<PredictedVsMeasured>
+ *   executePlan(model, shape, plan, { onProgress(fraction, label), saved })
  *
- * (`saved`: the device profile `meshplan calibrate` saved, when there is one.)
- *
- * Until that exists, `x` says the executor is not available yet.
+ * Like `meshplan execute`, it predicts on the profile `meshplan calibrate` saved in the working directory
+ * (meshplan-profile.json) where this machine measured it, and calibrates first otherwise; the profile it
+ * measured then serves the session's later runs. Stopping a run terminates its thread and the executor's
+ * ranks with it.
  */
-export interface PredictedVsMeasured {
-  readonly title: string;
-  readonly rows: readonly { readonly quantity: string; readonly predicted: string; readonly measured: string }[];
-  readonly notes?: readonly string[];
-}
-
-export type Progress = (fraction: number, label: string) => void;
 
 /** What the `x` view shows: the plan, progress while it runs, then the table or why it did not run. */
 export type Execution = { readonly title: string } & (
@@ -29,15 +28,17 @@ export type Execution = { readonly title: string } & (
   | { readonly state: "failed"; readonly message: string }
 );
 
-export interface ExecutorModule {
-  executePlan(model: ModelSpec, shape: ClusterShape, plan: Plan, options: { onProgress: Progress; saved?: SavedProfile }): Promise<PredictedVsMeasured>;
-}
-
 export class ExecuteError extends Error {
-  constructor(readonly code: "unavailable" | "too-large" | "failed", message: string) {
+  constructor(readonly code: "unavailable" | "too-large" | "failed" | "stopped", message: string) {
     super(message);
   }
 }
+
+/**
+ * Runs a plan for real and returns predicted against measured; rejects with an ExecuteError. Once
+ * `signal` aborts, the run's work stops and the promise rejects with code "stopped".
+ */
+export type ExecuteFn = (model: ModelSpec, shape: ClusterShape, plan: Plan, onProgress: Progress, signal: AbortSignal) => Promise<PredictedVsMeasured>;
 
 /**
  * What runs here: the executor trains on this machine's CPU with one worker thread per rank, so a model
@@ -57,34 +58,128 @@ export function tooLargeToExecute(model: ModelSpec, plan: Plan): string | undefi
   return undefined;
 }
 
-const EXECUTOR_INDEX = new URL("../executor/index.js", import.meta.url);
+/** The profile a run predicts on, or why it calibrates first, or why it cannot run (an unreadable profile). */
+export type ProfileChoice =
+  | { readonly kind: "use"; readonly saved: SavedProfile }
+  | { readonly kind: "calibrate"; readonly because: string }
+  | { readonly kind: "refuse"; readonly message: string };
 
-/** Loads the executor's entry point where it exists and exports `executePlan`; undefined otherwise. */
-export async function loadExecutor(): Promise<ExecutorModule | undefined> {
-  if (EXECUTOR_INDEX.protocol !== "file:" || !existsSync(fileURLToPath(EXECUTOR_INDEX))) return undefined;
-  const mod = (await import(EXECUTOR_INDEX.href)) as Partial<ExecutorModule>;
-  return typeof mod.executePlan === "function" ? (mod as ExecutorModule) : undefined;
+/**
+ * As `meshplan execute` chooses (src/cli/execute.ts profileFor): the saved profile where this machine
+ * measured it; an unreadable file is an error (execute exits 2 with it); else calibrate, saying why. A
+ * profile measured earlier in this session stands in for the calibration.
+ */
+export function chooseProfile(disk: ProfileOnDisk, session: DeviceProfile | undefined): ProfileChoice {
+  switch (disk.kind) {
+    case "usable": return { kind: "use", saved: { profile: disk.profile, file: disk.file } };
+    case "unreadable": return { kind: "refuse", message: disk.error.message };
+    case "missing":
+    case "other-machine":
+      if (session !== undefined) return { kind: "use", saved: { profile: session, file: SESSION_PROFILE } };
+      return { kind: "calibrate", because: disk.kind === "missing" ? `no device profile (${disk.file})` : `${disk.file} does not describe this machine (${disk.why})` };
+  }
+}
+
+/** A run in progress: stop() ends its work. */
+export interface RunHandle {
+  stop(): void;
+}
+
+/** Starts a job and passes on its messages. */
+export type StartRun = (job: RunJob, onMessage: (m: RunMessage) => void) => RunHandle;
+
+const RUN_WORKER = new URL("./run-worker.js", import.meta.url);
+
+/** True where the compiled run worker exists (the built package; not the TypeScript sources under test). */
+export function runWorkerAvailable(): boolean {
+  return RUN_WORKER.protocol === "file:" && existsSync(fileURLToPath(RUN_WORKER));
+}
+
+/** The job on a worker thread of its own: terminating it ends the executor's ranks too (they are its threads). */
+export const workerRun: StartRun = (job, onMessage) => {
+  const worker = new Worker(RUN_WORKER, { workerData: job });
+  let ended = false;
+  worker.on("message", (m: RunMessage) => {
+    onMessage(m);
+    if (m.type === "done" || m.type === "failed") {
+      ended = true;
+      void worker.terminate(); // ranks or timers the run left behind go with it
+    }
+  });
+  worker.on("error", (e) => {
+    ended = true;
+    onMessage({ type: "failed", code: "failed", message: `execution failed: ${e.message}` });
+  });
+  worker.on("exit", (code) => {
+    if (!ended) onMessage({ type: "failed", code: "failed", message: `execution failed: its thread exited (code ${code})` });
+    ended = true;
+  });
+  return {
+    stop: () => {
+      ended = true;
+      void worker.terminate();
+    },
+  };
+};
+
+/**
+ * The job on this thread (where the worker is not built: the TypeScript sources): it cannot be stopped
+ * midway; its messages stop counting.
+ */
+export const inlineRun: StartRun = (job, onMessage) => {
+  let live = true;
+  void runJob(job, (m) => {
+    if (live) onMessage(m);
+  });
+  return {
+    stop: () => {
+      live = false;
+    },
+  };
+};
+
+export interface SessionOptions {
+  /** Default: the worker where it is built, else this thread. */
+  readonly start?: StartRun;
+  /** Default: meshplan-profile.json in the working directory, read at every run as execute reads it. */
+  readonly disk?: () => ProfileOnDisk;
 }
 
 /**
- * Runs the plan for real and returns predicted against measured; rejects with an ExecuteError. Like
- * `meshplan execute`, it predicts on the profile `meshplan calibrate` saved in the working directory where
- * there is one (`saved`), and otherwise has the executor measure one first.
+ * `x` for one explorer session: each run checks the saved profile as `meshplan execute` does, and the
+ * profile a run had to measure is kept for the session's later runs (calibrating takes about a minute
+ * on 2 cores; it is not written to disk, as `meshplan execute` writes none).
  */
-export async function executePlan(
-  model: ModelSpec, shape: ClusterShape, plan: Plan, onProgress: Progress, load: () => Promise<ExecutorModule | undefined> = loadExecutor,
-  saved: () => SavedProfile | undefined = savedProfile,
-): Promise<PredictedVsMeasured> {
-  const large = tooLargeToExecute(model, plan);
-  if (large !== undefined) throw new ExecuteError("too-large", large);
-  const executor = await load();
-  if (executor === undefined) {
-    throw new ExecuteError("unavailable", "executor not available yet: src/executor/index.ts does not export executePlan");
-  }
-  try {
-    const profile = saved();
-    return await executor.executePlan(model, shape, plan, { onProgress, ...(profile === undefined ? {} : { saved: profile }) });
-  } catch (e) {
-    throw new ExecuteError("failed", `execution failed: ${e instanceof Error ? e.message : String(e)}`);
-  }
+export function sessionExecutor(o: SessionOptions = {}): ExecuteFn {
+  let session: DeviceProfile | undefined;
+  const start = o.start ?? (runWorkerAvailable() ? workerRun : inlineRun);
+  const disk = o.disk ?? (() => profileOnDisk(DEFAULT_PROFILE_FILE));
+  return (model, shape, plan, onProgress, signal) => new Promise((resolve, reject) => {
+    const large = tooLargeToExecute(model, plan);
+    if (large !== undefined) return reject(new ExecuteError("too-large", large));
+    const choice = chooseProfile(disk(), session);
+    if (choice.kind === "refuse") return reject(new ExecuteError("failed", choice.message));
+    const job: RunJob = { model, shape, plan, ...(choice.kind === "use" ? { saved: choice.saved } : { calibrateBecause: choice.because }) };
+    let settled = false;
+    const handle = start(job, (m) => {
+      if (m.type === "profile") session = m.profile; // kept even when the run then fails
+      if (settled) return;
+      if (m.type === "progress") onProgress(m.fraction, m.label);
+      else if (m.type === "done") {
+        settled = true;
+        resolve(m.table);
+      } else if (m.type === "failed") {
+        settled = true;
+        reject(new ExecuteError(m.code, m.message));
+      }
+    });
+    const stop = () => {
+      if (settled) return;
+      settled = true;
+      handle.stop();
+      reject(new ExecuteError("stopped", "stopped before its end"));
+    };
+    if (signal.aborted) stop();
+    else signal.addEventListener("abort", stop, { once: true });
+  });
 }

@@ -56,6 +56,15 @@ export function commandFor(input: string, key: KeyLike, focus: number): Command 
   return knob >= 0 ? { kind: "pin", knob } : undefined;
 }
 
+/**
+ * What an unbound key says: a printable character that is no command names itself (the key did nothing,
+ * which is worth knowing); other unbound keys (function keys, Tab) stay silent.
+ */
+export function unboundKey(input: string, key: KeyLike & { readonly meta?: boolean }): string | undefined {
+  if (key.ctrl === true || key.meta === true || !/^[\x21-\x7e]$/.test(input)) return undefined;
+  return `${input}: no such key (? shows the keys)`;
+}
+
 /** The help screen, in the order a first-time user needs it. Kept beside the mapping it describes. */
 export const KEY_HELP: readonly (readonly [string, string])[] = [
   ["j/k  up/down", "select a plan (PgUp/PgDn, g/G: first/last)"],
@@ -68,7 +77,7 @@ export const KEY_HELP: readonly (readonly [string, string])[] = [
   ["v", "compare the two marked plans side by side"],
   ["w", "timeline: start of the step, whole step, end of it"],
   ["s", "save the selected plan (simulated, as JSON) here"],
-  ["x", "run the selected plan on this machine (small models)"],
+  ["x", "run the selected plan here (small models; Esc stops it)"],
   ["? Esc", "this help / back"],
   ["q", "quit"],
 ];

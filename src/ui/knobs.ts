@@ -1,5 +1,6 @@
 import type { FlagName, FlagValue } from "../cli/args.js";
 import type { Context } from "../cli/context.js";
+import { layoutExists } from "../planner/partition/problem.js";
 import { divisorsOf, searchGlobalBatch } from "../planner/search/space.js";
 import type { PlanInput } from "../spec/plan.js";
 import { RECOMPUTES, SCHEDULES, type ModelSpec, type Plan } from "../spec/types.js";
@@ -18,8 +19,12 @@ export interface KnobSpec {
   readonly kind: "context" | "plan";
   /** Key that pins or frees it (plan knobs). */
   readonly shortcut?: string;
-  /** The selected plan's value of a plan knob, as the flag takes it. */
+  /** The selected plan's value of a plan knob, as the flag takes it; undefined where it does not apply ("-"). */
   readonly ofPlan?: (p: Plan) => FlagValue | undefined;
+  /** Shown only for models it applies to (expert parallelism: models with experts). */
+  readonly appliesTo?: (m: ModelSpec) => boolean;
+  /** Why a plan has no value of it (said when it is pinned from such a plan). */
+  readonly onlyWith?: string;
 }
 
 export const KNOBS: readonly KnobSpec[] = [
@@ -32,13 +37,34 @@ export const KNOBS: readonly KnobSpec[] = [
   { flag: "pp", label: "pp", kind: "plan", shortcut: "p", ofPlan: (p) => p.pp },
   { flag: "dp", label: "dp", kind: "plan", shortcut: "d", ofPlan: (p) => p.dp },
   { flag: "cp", label: "cp", kind: "plan", shortcut: "c", ofPlan: (p) => p.cp },
+  // expert parallelism: carved out of dp * cp for the MoE layers (design brief section 3)
+  { flag: "ep", label: "ep", kind: "plan", shortcut: "m", ofPlan: (p) => p.ep, appliesTo: (m) => m.moe !== undefined, onlyWith: "models with experts (MoE)" },
   { flag: "micro-batch", label: "mb", kind: "plan", shortcut: "b", ofPlan: (p) => p.microBatch },
-  { flag: "schedule", label: "sched", kind: "plan", shortcut: "e", ofPlan: (p) => p.schedule },
+  // one stage has no pipeline schedule (the list shows "-"; a schedule pinned with pp 1 is refused)
+  { flag: "schedule", label: "sched", kind: "plan", shortcut: "e", ofPlan: (p) => (p.pp > 1 ? p.schedule : undefined), onlyWith: "pp > 1" },
+  // the interleaved schedule's virtual stages (chunks per stage): the list's int/v
+  { flag: "vpp", label: "vpp", kind: "plan", shortcut: "i", ofPlan: (p) => (p.pp > 1 && p.schedule === "interleaved" ? p.virtualStages : undefined), onlyWith: "the interleaved schedule" },
   { flag: "zero", label: "ZeRO", kind: "plan", shortcut: "z", ofPlan: (p) => p.zero },
   { flag: "recompute", label: "rc", kind: "plan", shortcut: "r", ofPlan: (p) => p.recompute },
   // sequence parallel only exists with tp > 1
-  { flag: "sp", label: "SP", kind: "plan", shortcut: "o", ofPlan: (p) => (p.tp > 1 ? p.sequenceParallel : undefined) },
+  { flag: "sp", label: "SP", kind: "plan", shortcut: "o", ofPlan: (p) => (p.tp > 1 ? p.sequenceParallel : undefined), onlyWith: "tp > 1" },
 ];
+
+/** Whether a knob is shown (and can be chosen) for this model. */
+export function knobApplies(knob: KnobSpec, model: ModelSpec): boolean {
+  return knob.appliesTo?.(model) ?? true;
+}
+
+/** The knob `delta` places from `from` (an index into KNOBS), skipping those that do not apply to the model, wrapping around. */
+export function nextKnob(from: number, delta: number, model: ModelSpec): number {
+  const n = KNOBS.length;
+  let i = from;
+  for (let moved = 0; moved < Math.abs(delta); moved++) {
+    do i = (((i + Math.sign(delta)) % n) + n) % n;
+    while (!knobApplies(KNOBS[i]!, model));
+  }
+  return i;
+}
 
 export const FIRST_PLAN_KNOB = KNOBS.findIndex((k) => k.kind === "plan");
 
@@ -52,13 +78,15 @@ export interface KnobContext {
   /** The values in use where the flags leave them to defaults (the model's sequence, the search's batch). */
   readonly seqLen: number;
   readonly globalBatch: number;
+  /** The pinned pipeline depth, which decides the virtual stages a layout exists for. */
+  readonly pp?: number | undefined;
 }
 
 export function knobContext(context: Context, pinned: PlanInput, names: { readonly modelNames: readonly string[]; readonly clusterNames: readonly string[] }): KnobContext {
   const { model, shape } = context;
   return {
     model, cluster: shape.spec.name, gpus: shape.gpus, modelNames: names.modelNames, clusterNames: names.clusterNames,
-    seqLen: pinned.seqLen ?? model.seqLen, globalBatch: searchGlobalBatch(model, pinned),
+    seqLen: pinned.seqLen ?? model.seqLen, globalBatch: searchGlobalBatch(model, pinned), pp: pinned.pp,
   };
 }
 
@@ -81,13 +109,28 @@ export function knobOptions(knob: KnobSpec, c: KnobContext): readonly FlagValue[
     case "pp": return divisorsOf(c.gpus).filter((p) => p <= m.layers);
     case "dp": return divisorsOf(c.gpus);
     case "cp": return divisorsOf(c.gpus).filter((x) => c.seqLen % x === 0);
+    case "ep": return m.moe === undefined ? [1] : divisorsOf(m.moe.experts).filter((e) => c.gpus % e === 0);
     case "micro-batch": return powersOfTwo(1, 64).filter((b) => c.globalBatch % b === 0);
     case "schedule": return SCHEDULES;
+    case "vpp": return virtualStageOptions(m.layers, c.pp);
     case "zero": return [0, 1, 2, 3];
     case "recompute": return RECOMPUTES;
     case "sp": return [true, false];
     default: return [];
   }
+}
+
+/** Most virtual stages the knob offers (the search tries 2, 3, 4 and 8 by itself). */
+const MAX_VIRTUAL_STAGES = 16;
+
+/**
+ * Virtual stages the search can lay out (layoutExists: the layers fill pp * v chunks, the ends allowed
+ * one layer less) for the pinned pipeline depth, or for the shallowest pipeline (2 stages) when pp is free.
+ */
+export function virtualStageOptions(layers: number, pp: number | undefined): number[] {
+  const out: number[] = [];
+  for (let v = 2; v <= MAX_VIRTUAL_STAGES; v++) if (layoutExists(layers, pp ?? 2, v)) out.push(v);
+  return out;
 }
 
 /**
@@ -117,6 +160,13 @@ export function knobValue(knob: KnobSpec, flags: Flags, c: KnobContext, selected
   return selected === undefined ? undefined : knob.ofPlan?.(selected);
 }
 
+/** A value in the knob line: as the list's columns write it (int, sel), so that the line fits 80 columns. */
+export function shortValue(v: FlagValue | undefined): string {
+  if (v === "interleaved") return "int";
+  if (v === "selective") return "sel";
+  return showValue(v);
+}
+
 export function showValue(v: FlagValue | undefined): string {
   if (v === undefined) return "-";
   if (typeof v === "boolean") return v ? "on" : "off";
@@ -129,8 +179,12 @@ export function withFlag(flags: Flags, flag: FlagName, value: FlagValue | undefi
   const next: Flags = { ...flags };
   if (value === undefined) delete next[flag];
   else next[flag] = value;
-  // The interleaved schedule's virtual stages go with it: a pinned --vpp without it is invalid.
-  if (flag === "schedule" && value !== "interleaved") delete next.vpp;
+  // The interleaved schedule's virtual stages go with it: a pinned --vpp with another schedule is invalid
+  // (a freed schedule keeps them: the search pins the interleaved one for them).
+  if (flag === "schedule" && value !== undefined && value !== "interleaved") delete next.vpp;
+  // Virtual stages ask for the interleaved schedule (the search pins it for a --vpp above 1): another
+  // pinned schedule gives way instead of contradicting them.
+  if (flag === "vpp" && typeof value === "number" && value > 1 && next.schedule !== undefined && next.schedule !== "interleaved") delete next.schedule;
   return next;
 }
 

@@ -30,49 +30,70 @@ function exposedComm(e: Estimate): number {
 
 interface Column {
   readonly head: string;
-  readonly width: number;
   readonly cell: (e: Estimate, rank: number) => string;
   /** Only in terminals at least this wide. */
   readonly minColumns?: number;
+  /** Only for models with experts (MoE). */
+  readonly experts?: true;
 }
 
 const COLUMNS: readonly Column[] = [
-  { head: "#", width: 3, cell: (_, i) => String(i + 1) },
-  { head: "dp", width: 4, cell: (e) => String(e.plan.dp) },
-  { head: "tp", width: 3, cell: (e) => String(e.plan.tp) },
-  { head: "pp", width: 3, cell: (e) => String(e.plan.pp) },
-  { head: "cp", width: 3, cell: (e) => String(e.plan.cp) },
-  { head: "mb", width: 3, cell: (e) => String(e.plan.microBatch) },
-  { head: "sched", width: 6, cell: (e) => scheduleShort(e.plan) },
-  { head: "Z", width: 2, cell: (e) => String(e.plan.zero) },
-  { head: "rc", width: 9, cell: (e) => recomputeShort(e.plan) },
-  { head: "layers", width: 11, cell: (e) => (new Set(e.plan.layersPerStage).size === 1 ? "even" : clip(e.plan.layersPerStage.join("/"), 11)), minColumns: 120 },
-  { head: "SP", width: 3, cell: (e) => (e.plan.tp > 1 ? (e.plan.sequenceParallel ? "on" : "off") : "-"), minColumns: 100 },
-  { head: "GiB/GPU", width: 9, cell: (e) => `${(e.memory.peakBytesPerGpu / GIB).toFixed(1)}/${(e.memory.capacityBytes / GIB).toFixed(0)}${e.memory.fits ? "" : "!"}` },
-  { head: "step", width: 9, cell: (e) => seconds(e.time.stepSeconds) },
-  { head: "MFU", width: 6, cell: (e) => pct(e.throughput.mfu) },
-  { head: "tokens/s", width: 10, cell: (e) => grouped(e.throughput.tokensPerSecond), minColumns: 100 },
-  { head: "bubble", width: 7, cell: (e) => pct(e.pipeline.bubbleFraction), minColumns: 110 },
-  { head: "comm", width: 7, cell: (e) => pct(exposedComm(e) / e.time.stepSeconds), minColumns: 110 },
+  { head: "#", cell: (_, i) => String(i + 1) },
+  { head: "dp", cell: (e) => String(e.plan.dp) },
+  { head: "tp", cell: (e) => String(e.plan.tp) },
+  { head: "pp", cell: (e) => String(e.plan.pp) },
+  { head: "cp", cell: (e) => String(e.plan.cp) },
+  { head: "ep", cell: (e) => String(e.plan.ep), experts: true },
+  { head: "mb", cell: (e) => String(e.plan.microBatch) },
+  { head: "sched", cell: (e) => scheduleShort(e.plan) },
+  { head: "Z", cell: (e) => String(e.plan.zero) },
+  { head: "rc", cell: (e) => recomputeShort(e.plan) },
+  { head: "layers", cell: (e) => (new Set(e.plan.layersPerStage).size === 1 ? "even" : clip(e.plan.layersPerStage.join("/"), 11)), minColumns: 120 },
+  { head: "SP", cell: (e) => (e.plan.tp > 1 ? (e.plan.sequenceParallel ? "on" : "off") : "-"), minColumns: 100 },
+  { head: "GiB/GPU", cell: (e) => `${(e.memory.peakBytesPerGpu / GIB).toFixed(1)}/${(e.memory.capacityBytes / GIB).toFixed(0)}${e.memory.fits ? "" : "!"}` },
+  { head: "step", cell: (e) => seconds(e.time.stepSeconds) },
+  { head: "MFU", cell: (e) => pct(e.throughput.mfu) },
+  { head: "tokens/s", cell: (e) => grouped(e.throughput.tokensPerSecond), minColumns: 100 },
+  { head: "bubble", cell: (e) => pct(e.pipeline.bubbleFraction), minColumns: 110 },
+  { head: "comm", cell: (e) => pct(exposedComm(e) / e.time.stepSeconds), minColumns: 110 },
 ];
 
-function columnsFor(width: number): Column[] {
-  return COLUMNS.filter((c) => c.minColumns === undefined || width >= c.minColumns);
+/** The list's columns for a terminal width and a list: each as wide as its widest cell, two spaces apart. */
+export interface ListTable {
+  readonly columns: readonly Column[];
+  readonly widths: readonly number[];
+  /** Spaces between columns: two, or one where two would leave no room for the page indicator. */
+  readonly gap: number;
 }
 
-function fmt(cells: readonly string[], cols: readonly Column[]): string {
-  return cells.map((c, i) => c.padStart(cols[i]!.width)).join(" ");
+/** The marker gutter before a row, and room kept after the header for the page indicator (" 96-100/100"). */
+const GUTTER = 2;
+const INDICATOR = 11;
+
+/**
+ * Columns sized to the list they show (the widest cell of every plan listed, not only the visible ones,
+ * so that scrolling never moves them): a list fits 80 columns with room for the page indicator. `experts`:
+ * the model has experts, and the list gets an ep column.
+ */
+export function listTable(plans: readonly Estimate[], width: number, experts: boolean): ListTable {
+  const columns = COLUMNS.filter((c) => (c.minColumns === undefined || width >= c.minColumns) && (c.experts !== true || experts));
+  const widths = columns.map((c) => Math.max(c.head.length, ...plans.map((e, i) => c.cell(e, i).length)));
+  const cells = widths.reduce((a, w) => a + w, 0);
+  const gap = GUTTER + cells + 2 * (columns.length - 1) + INDICATOR <= width ? 2 : 1;
+  return { columns, widths, gap };
+}
+
+function fmt(cells: readonly string[], t: ListTable): string {
+  return cells.map((c, i) => c.padStart(t.widths[i]!)).join(" ".repeat(t.gap));
 }
 
 /** The list's header, after the two-character marker gutter. */
-export function listHeader(width: number): string {
-  const cols = columnsFor(width);
-  return fmt(cols.map((c) => c.head), cols);
+export function listHeader(t: ListTable): string {
+  return fmt(t.columns.map((c) => c.head), t);
 }
 
-export function listRow(e: Estimate, rank: number, width: number): string {
-  const cols = columnsFor(width);
-  return fmt(cols.map((c) => c.cell(e, rank)), cols);
+export function listRow(t: ListTable, e: Estimate, rank: number): string {
+  return fmt(t.columns.map((c) => c.cell(e, rank)), t);
 }
 
 const GROUPS = ["tp", "cp", "ep", "pp", "dp"] as const;
@@ -107,7 +128,8 @@ export function compareRows(a: Estimate, b: Estimate): [string, string, string, 
   const mb = (e: Estimate) => e.memory.breakdown;
   return [
     text("model", (e) => `${e.model} ${e.cluster.gpus}x${e.cluster.gpu}`),
-    text("mesh", (e) => `dp ${e.plan.dp} tp ${e.plan.tp} pp ${e.plan.pp} cp ${e.plan.cp}`),
+    // ep where either plan splits its experts (a model without experts always has ep 1)
+    text("mesh", (e) => `dp ${e.plan.dp} tp ${e.plan.tp} pp ${e.plan.pp} cp ${e.plan.cp}${a.plan.ep > 1 || b.plan.ep > 1 ? ` ep ${e.plan.ep}` : ""}`),
     text("knobs", (e) => `mb ${e.plan.microBatch} ${scheduleShort(e.plan)} Z${e.plan.zero} ${recomputeShort(e.plan)}${e.plan.tp > 1 && !e.plan.sequenceParallel ? " noSP" : ""}`),
     num("step", (e) => e.time.stepSeconds, seconds),
     num("tokens/s", (e) => e.throughput.tokensPerSecond, grouped),

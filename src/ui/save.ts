@@ -5,7 +5,7 @@ import { scheduleShort } from "./rows.js";
 import { outputTarget, writeOutput } from "../cli/output-file.js";
 
 /**
- * A file name that says which plan it holds (model, GPUs, the main knobs) and ends with 8 hex digits of a
+ * A file name that says which plan it holds (model, GPUs, the main knobs; ep where the experts are split) and ends with 8 hex digits of a
  * hash of the whole model name, cluster and plan (sequence, batch, layers per stage, every framework knob):
  * two plans that differ in anything the name leaves out get two files, the same plan saved again the same.
  */
@@ -14,7 +14,7 @@ export function planFileName(e: Estimate): string {
   const safe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "_");
   const sched = p.pp === 1 ? "" : `-${scheduleShort(p).replace("/", "v")}`;
   const id = createHash("sha256").update(JSON.stringify({ model: e.model, cluster: e.cluster, plan: p })).digest("hex").slice(0, 8);
-  return safe(`meshplan-${e.model}-${e.cluster.gpus}x${e.cluster.gpu}-tp${p.tp}-pp${p.pp}-dp${p.dp}-cp${p.cp}-mb${p.microBatch}${sched}-z${p.zero}-${p.recompute}${p.tp > 1 && !p.sequenceParallel ? "-nosp" : ""}-${id}.json`);
+  return safe(`meshplan-${e.model}-${e.cluster.gpus}x${e.cluster.gpu}-tp${p.tp}-pp${p.pp}-dp${p.dp}-cp${p.cp}${p.ep > 1 ? `-ep${p.ep}` : ""}-mb${p.microBatch}${sched}-z${p.zero}-${p.recompute}${p.tp > 1 && !p.sequenceParallel ? "-nosp" : ""}-${id}.json`);
 }
 
 /**

@@ -3,7 +3,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { colorEnabled, loadFlags } from "../../src/cli/explore.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { resolvePlan } from "../../src/spec/plan.js";
+import { statusText } from "../../src/ui/components/explorer.js";
 import { KnobBar } from "../../src/ui/components/knob-bar.js";
+import { KNOBS } from "../../src/ui/knobs.js";
+import { initialState } from "../../src/ui/state.js";
 import { ExecuteView } from "../../src/ui/components/panels.js";
 import { PlanList } from "../../src/ui/components/plan-list.js";
 import { ColorContext } from "../../src/ui/components/styled.js";
@@ -43,6 +46,35 @@ describe("components", () => {
   });
 });
 
+describe("at 80 columns", () => {
+  it("the page indicator stays on the last page", () => {
+    const plans = [4, 8, 16, 32, 64].flatMap((tp) => [est({ tp: Math.min(tp, 8), pp: 4, zero: 1 }), est({ tp: 8, pp: 2, cp: 2, recompute: "full" })]);
+    const frame = (selected: number) => render(<ColorContext.Provider value={false}><PlanList plans={plans} selected={selected} marked={() => false} rows={5} columns={80} empty="none" /></ColorContext.Provider>).lastFrame()!;
+    expect(frame(0).split("\n")[0]).toMatch(/ 1-5\/10$/);
+    expect(frame(9).split("\n")[0]).toMatch(/ 6-10\/10$/);
+    for (const l of frame(9).split("\n")) expect(l.length).toBeLessThanOrEqual(80);
+  });
+
+  it("the status line shows the simulator's timing first, where a cut line keeps it", () => {
+    const { context, pinned } = loadFlags({ model: "llama3-70b", gpus: 64 });
+    const result = { searched: 12_148, feasible: 3_807, bounded: 5_269, plans: [est({ tp: 8, pp: 4 })], closest: [], seconds: 5.65, timelines: [] };
+    const s = { ...initialState({}, context, pinned), phase: "ready" as const, result };
+    const text = statusText(s);
+    expect(text.slice(0, 78 - " tp pinned at 8 |".length)).toContain("ranked by the simulator in 5.65 s");
+  });
+
+  it("the knob line fits with ep and vpp shown, dropping the second space between knobs where it must", () => {
+    const mixtral = loadFlags({ model: "mixtral-8x7b", gpus: 32 }).context;
+    const plan = resolvePlan(mixtral.model, mixtral.shape, { tp: 2, pp: 4, cp: 4, ep: 2, schedule: "interleaved", virtualStages: 8, recompute: "selective" });
+    const knobs = { model: mixtral.model, cluster: "dgx-h100", gpus: 32, modelNames: [], clusterNames: [], seqLen: 32768, globalBatch: 128 };
+    const vpp = KNOBS.findIndex((k) => k.flag === "vpp");
+    const flags = { tp: 2, pp: 4, cp: 4, ep: 2, vpp: 8 };
+    const line = render(<ColorContext.Provider value={false}><KnobBar flags={flags} knobs={knobs} selected={plan} focus={vpp} title={false} columns={80} /></ColorContext.Provider>).lastFrame()!.split("\n")[1]!;
+    expect(line.length).toBeLessThanOrEqual(80);
+    expect(line).toMatch(/^ tp 2\* pp 4\* dp 1 cp 4\* ep 2\* mb \d+ sched int \[vpp 8\*\] ZeRO \d rc sel SP on ?$/);
+  });
+});
+
 describe("the x view", () => {
   it("wraps a failure and the notes to the terminal's width instead of cutting their ends off", () => {
     const message = 'execution failed: recompute = "full" is not valid (the executor keeps every activation (recomputation is not executed yet)); valid: none';
@@ -54,6 +86,15 @@ describe("the x view", () => {
     const table = { title: "t", rows: [{ quantity: "step time", predicted: "1 ms", measured: "1 ms" }], notes: [note] };
     const done = render(<ColorContext.Provider value={false}><ExecuteView run={{ title: "t", state: "done", table }} columns={60} /></ColorContext.Provider>);
     expect(done.lastFrame()!.split("\n").slice(4).join(" ")).toBe(note);
+  });
+
+  it("shows the progress label whole, wrapped below the bar", () => {
+    const label = "no device profile (meshplan-profile.json); calibrating this machine first (about a minute; once a session): training steps of 4 small GPTs, round 1 of 3";
+    const f = render(<ColorContext.Provider value={false}><ExecuteView run={{ title: "t", state: "running", fraction: 0.25, label }} columns={80} /></ColorContext.Provider>).lastFrame()!;
+    const lines = f.split("\n");
+    for (const l of lines) expect(l.length).toBeLessThanOrEqual(80);
+    expect(lines[1]).toMatch(/^\[#+\.+\] 25%$/);
+    expect(lines.slice(2).join(" ")).toBe(label);
   });
 });
 

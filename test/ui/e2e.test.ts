@@ -58,7 +58,8 @@ describe.skipIf(!hasTmux)("meshplan explore in tmux", () => {
     dir = mkdtempSync(join(tmpdir(), "meshplan-e2e-"));
     socket = join(dir, "tmux.sock");
     const env = "env -u CI -u FORCE_COLOR NO_COLOR=1 TERM=xterm-256color";
-    const command = `${env} node ${entry()} explore --model llama3-8b --gpus 8; echo "explorer exited with $?"; sleep 60`;
+    // stderr to a file: nothing may be written there (Ink's cursor restore wrote an escape sequence)
+    const command = `${env} node ${entry()} explore --model llama3-8b --gpus 8 2>stderr.txt; echo "explorer exited with $?"; sleep 60`;
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", "-c", dir, command);
   }, 60_000);
   afterAll(() => {
@@ -95,5 +96,6 @@ describe.skipIf(!hasTmux)("meshplan explore in tmux", () => {
     const after = await waitFor((s) => s.includes("explorer exited with"), "the explorer to exit");
     expect(after).toContain("explorer exited with 0");
     expect(after).not.toContain("plans searched"); // the alternate screen is gone: the shell's screen is back
+    expect(JSON.stringify(readFileSync(join(dir, "stderr.txt"), "utf8"))).toBe('""');
   }, 90_000);
 });

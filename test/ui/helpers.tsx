@@ -6,7 +6,7 @@ import { loadFlags } from "../../src/cli/explore.js";
 import { builtinNames } from "../../src/cli/catalog.js";
 import type { ExplorerEnv } from "../../src/ui/commands.js";
 import { Explorer, type Size } from "../../src/ui/components/explorer.js";
-import { executePlan } from "../../src/ui/executor.js";
+import { sessionExecutor } from "../../src/ui/executor.js";
 import type { Flags } from "../../src/ui/knobs.js";
 import { inlinePlanner } from "../../src/ui/planner.js";
 import { initialState } from "../../src/ui/state.js";
@@ -30,7 +30,7 @@ export async function startExplorer(flags: Flags, o: { size?: Size; color?: bool
   const loaded = loadFlags(flags);
   const env: ExplorerEnv = {
     planner: inlinePlanner(), top: 10, modelNames: builtinNames("model"), clusterNames: builtinNames("cluster"),
-    saveDir: dir, load: loadFlags, execute: executePlan, runs: { active: 0 }, ...o.env,
+    saveDir: dir, load: loadFlags, execute: sessionExecutor(), runs: { active: 0, stop: undefined }, ...o.env,
   };
   const app = render(<Explorer {...env} initial={initialState(flags, loaded.context, loaded.pinned)} color={o.color ?? false} size={o.size ?? { columns: 100, rows: 30 }} />);
   const frame = () => app.lastFrame() ?? "";

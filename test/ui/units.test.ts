@@ -4,12 +4,13 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadFlags } from "../../src/cli/explore.js";
 import { loadModel } from "../../src/cli/catalog.js";
-import { barCells, memorySegments, runs, timeSegments } from "../../src/ui/bars.js";
-import { ExecuteError, executePlan, tooLargeToExecute } from "../../src/ui/executor.js";
-import { commandFor } from "../../src/ui/keys.js";
-import { KNOBS, knobOptions, stepValue, withFlag, freeAll, type KnobContext } from "../../src/ui/knobs.js";
+import { barCells, memoryLegend, memorySegments, runs, timeLegend, timeSegments } from "../../src/ui/bars.js";
+import { whyLines } from "../../src/ui/components/detail.js";
+import { commandFor, unboundKey } from "../../src/ui/keys.js";
+import { KNOBS, knobApplies, knobOptions, knobValue, nextKnob, showValue, stepValue, virtualStageOptions, withFlag, freeAll, type KnobContext } from "../../src/ui/knobs.js";
+import { layoutExists } from "../../src/planner/partition/problem.js";
 import { layout, scrollTop, timelineRows, tooSmall } from "../../src/ui/layout.js";
-import { compareRows, listHeader, listRow, linkLines } from "../../src/ui/rows.js";
+import { compareRows, listHeader, listRow, listTable, linkLines, scheduleShort } from "../../src/ui/rows.js";
 import { planFileName, savePlan } from "../../src/ui/save.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { resolvePlan } from "../../src/spec/plan.js";
@@ -40,6 +41,44 @@ describe("knobs", () => {
   });
 });
 
+describe("the ep, vpp and schedule knobs", () => {
+  const knob = (flag: string) => KNOBS.find((k) => k.flag === flag)!;
+  it("offer the virtual stages the search can lay out, and ep only for models with experts", () => {
+    const vpp = knob("vpp");
+    expect(knobOptions(vpp, knobCtx)).toEqual(virtualStageOptions(80, undefined));
+    for (const pp of [2, 4, 8]) {
+      const options = knobOptions(vpp, { ...knobCtx, pp });
+      expect(options.length).toBeGreaterThan(2);
+      for (const v of options) expect(layoutExists(80, pp, v as number)).toBe(true);
+    }
+    expect(knobOptions(vpp, { ...knobCtx, pp: 4 })).toEqual(expect.arrayContaining([2, 4, 8]));
+    const mixtral = loadModel("mixtral-8x7b");
+    expect(knobOptions(knob("ep"), { ...knobCtx, model: mixtral, gpus: 32 })).toEqual([1, 2, 4, 8]);
+    expect(knobApplies(knob("ep"), mixtral)).toBe(true);
+    expect(knobApplies(knob("ep"), model)).toBe(false);
+    // h/l pass over ep for a dense model, and stop on it for one with experts
+    const cp = KNOBS.findIndex((k) => k.flag === "cp");
+    expect(KNOBS[nextKnob(cp, 1, model)]!.flag).toBe("micro-batch");
+    expect(KNOBS[nextKnob(cp, 1, mixtral)]!.flag).toBe("ep");
+    expect(KNOBS[nextKnob(cp + 2, -1, model)]!.flag).toBe("cp");
+  });
+  it("show '-' for the schedule and its virtual stages where the plan has no pipeline, as the list does", () => {
+    const flat = est({ tp: 8, pp: 1 }).plan;
+    expect(scheduleShort(flat)).toBe("-");
+    expect(showValue(knobValue(knob("schedule"), {}, knobCtx, flat))).toBe("-");
+    expect(showValue(knobValue(knob("vpp"), {}, knobCtx, flat))).toBe("-");
+    const interleaved = est({ tp: 8, pp: 4, virtualStages: 4, schedule: "interleaved" }).plan;
+    expect(knobValue(knob("schedule"), {}, knobCtx, interleaved)).toBe("interleaved");
+    expect(knobValue(knob("vpp"), {}, knobCtx, interleaved)).toBe(4);
+    expect(knobValue(knob("vpp"), {}, knobCtx, est({ tp: 8, pp: 4, schedule: "1f1b" }).plan)).toBeUndefined();
+  });
+  it("pinning virtual stages frees a pinned schedule that has none", () => {
+    expect(withFlag({ schedule: "1f1b" }, "vpp", 4)).toEqual({ vpp: 4 });
+    expect(withFlag({ schedule: "interleaved" }, "vpp", 8)).toEqual({ schedule: "interleaved", vpp: 8 });
+    expect(withFlag({ schedule: "interleaved", vpp: 8 }, "schedule", undefined)).toEqual({ vpp: 8 }); // still interleaved
+  });
+});
+
 describe("keys", () => {
   it("map arrows, vim keys and knob shortcuts", () => {
     expect(commandFor("", { downArrow: true }, 5)).toEqual({ kind: "move", delta: 1 });
@@ -49,6 +88,12 @@ describe("keys", () => {
     expect(commandFor("z", {}, 0)).toEqual({ kind: "pin", knob: KNOBS.findIndex((k) => k.flag === "zero") });
     expect(commandFor("c", { ctrl: true }, 0)).toEqual({ kind: "quit" });
     expect(commandFor("Q", {}, 0)).toBeUndefined();
+    expect(commandFor("m", {}, 0)).toEqual({ kind: "pin", knob: KNOBS.findIndex((k) => k.flag === "ep") });
+    expect(commandFor("i", {}, 0)).toEqual({ kind: "pin", knob: KNOBS.findIndex((k) => k.flag === "vpp") });
+    // an unbound key says so; keys that are no characters stay silent
+    expect(unboundKey("a", {})).toBe("a: no such key (? shows the keys)");
+    expect(unboundKey("\t", {})).toBeUndefined();
+    expect(unboundKey("a", { ctrl: true })).toBeUndefined();
     // every plan knob has its own shortcut
     const shortcuts = KNOBS.filter((k) => k.kind === "plan").map((k) => k.shortcut);
     expect(new Set(shortcuts).size).toBe(shortcuts.length);
@@ -94,18 +139,56 @@ describe("bars and rows", () => {
   });
   it("list rows fit 80 columns and line up with the header", () => {
     const e = est({ tp: 8, pp: 4, virtualStages: 2, schedule: "interleaved" });
-    const row = listRow(e, 9, 80);
+    const t = listTable([e], 80, false);
+    const row = listRow(t, e, 0);
     expect(row.length + 2).toBeLessThanOrEqual(80);
-    expect(row.length).toBe(listHeader(80).length);
-    expect(listRow(e, 0, 120).length).toBe(listHeader(120).length);
+    expect(row.length).toBe(listHeader(t).length);
+    const wide = listTable([e], 120, false);
+    expect(listRow(wide, e, 0).length).toBe(listHeader(wide).length);
     expect(row).toContain("int/2");
   });
   it("a layer list too long for its column ends in '..', not cut where it reads as a whole list", () => {
     // llama3-70b: 80 layers over 8 stages
     const e = est({ tp: 8, pp: 8, layersPerStage: [8, 8, 12, 12, 12, 12, 8, 8] });
-    const cells = listRow(e, 0, 160).split(/\s+/);
+    const cells = listRow(listTable([e], 160, false), e, 0).split(/\s+/);
     expect(cells).toContain("8/8/12/12..");
     expect(cells.some((c) => c.startsWith("8/8/12/12/1"))).toBe(false);
+  });
+  it("an ep column for models with experts, and ep in the compare view's mesh and the saved file's name", () => {
+    const mixtral = loadFlags({ model: "mixtral-8x7b", gpus: 32 }).context;
+    const moe = (input: Parameters<typeof resolvePlan>[2]) => estimate(mixtral.model, mixtral.shape, resolvePlan(mixtral.model, mixtral.shape, input));
+    const a = moe({ tp: 2, pp: 4, cp: 4, ep: 2 }), b = moe({ tp: 2, pp: 4, cp: 4, ep: 4 });
+    const t = listTable([a, b], 80, true);
+    const head = listHeader(t).trim().split(/\s+/);
+    expect(head.slice(0, 7)).toEqual(["#", "dp", "tp", "pp", "cp", "ep", "mb"]);
+    expect([a, b].map((e, i) => listRow(t, e, i).trim().split(/\s+/)[5])).toEqual(["2", "4"]);
+    expect(listHeader(listTable([a], 80, false))).not.toMatch(/\bep\b/); // dense models: no column
+    const mesh = compareRows(a, b).find((r) => r[0] === "mesh")!;
+    expect(mesh.slice(1)).toEqual(["dp 1 tp 2 pp 4 cp 4 ep 2", "dp 1 tp 2 pp 4 cp 4 ep 4", "differs"]);
+    expect(planFileName(a)).toMatch(/-cp4-ep2-mb/);
+    expect(planFileName(b)).toMatch(/-cp4-ep4-mb/);
+  });
+  it("keeps room for the page indicator at 80 columns, the ep column included", () => {
+    const plans = [est({ tp: 8, pp: 4 }), est({ tp: 8, pp: 2, recompute: "full" }), est({ tp: 4, pp: 4, virtualStages: 4, schedule: "interleaved" })];
+    for (const experts of [false, true]) expect(2 + listHeader(listTable(plans, 80, experts)).length + " 96-100/100".length).toBeLessThanOrEqual(80);
+  });
+  it("legends that fit their width: labels where there is room, every amount always", () => {
+    const e = est({ tp: 2, pp: 4, cp: 8, zero: 1 });
+    const amounts = memorySegments(e).map((s) => (s.value / 2 ** 30).toFixed(1));
+    for (const width of [200, 72, 50]) {
+      const legend = memoryLegend(e, width);
+      expect(legend.length).toBeLessThanOrEqual(width);
+      for (const a of amounts) expect(legend).toContain(a);
+      expect(legend).toMatch(/GiB$/);
+    }
+    expect(memoryLegend(e, 200)).toMatch(/^P params [\d.]+  G grads/);
+    expect(timeLegend(e, 72).length).toBeLessThanOrEqual(72);
+  });
+  it("the why sentences: whole ones only, as many as the spare lines hold", () => {
+    const sentences = ["one two three", "four five six seven eight nine ten eleven twelve", "end"];
+    expect(whyLines(sentences, 20, 10)).toEqual(["- one two three", "- four five six", "  seven eight nine", "  ten eleven twelve", "- end"]);
+    expect(whyLines(sentences, 20, 3)).toEqual(["- one two three"]); // the second needs 3 more lines: left out, not cut
+    expect(whyLines(sentences, 20, 1)).toEqual([]);
   });
   it("bytes per link name the link each group crosses", () => {
     const lines = linkLines(est({ tp: 8, pp: 4 }), shape);
@@ -136,38 +219,5 @@ describe("save", () => {
     expect(() => savePlan(join(dir, "missing"), e)).toThrow();
     expect(readdirSync(dir)).toHaveLength(1);
     rmSync(dir, { recursive: true });
-  });
-});
-
-describe("the executor seam", () => {
-  const tiny = loadFlags({ model: "tiny-gpt", gpus: 4 }).context;
-  const plan = resolvePlan(tiny.model, tiny.shape, { dp: 4 });
-  it("refuses models too large to run here", async () => {
-    expect(tooLargeToExecute(model, resolvePlan(model, shape, { tp: 8, pp: 8 }))).toMatch(/70\.6 B parameters/);
-    expect(tooLargeToExecute(tiny.model, plan)).toBeUndefined();
-    await expect(executePlan(model, shape, resolvePlan(model, shape, { tp: 8 }), () => {})).rejects.toMatchObject({ code: "too-large" });
-  });
-  it("says the executor is not available when it exports nothing usable, and passes its table through", async () => {
-    const err = await executePlan(tiny.model, tiny.shape, plan, () => {}, async () => undefined).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ExecuteError);
-    expect((err as ExecuteError).code).toBe("unavailable");
-    expect((err as Error).message).toContain("executor not available yet");
-    const table = { title: "t", rows: [] };
-    await expect(executePlan(tiny.model, tiny.shape, plan, () => {}, async () => ({ executePlan: async () => table }))).resolves.toBe(table);
-    const failing = async () => ({ executePlan: async () => Promise.reject(new Error("rank 2 died")) });
-    await expect(executePlan(tiny.model, tiny.shape, plan, () => {}, failing)).rejects.toMatchObject({ code: "failed", message: "execution failed: rank 2 died" });
-  });
-  it("hands the executor the profile meshplan calibrate saved, and none where there is none", async () => {
-    const seen: unknown[] = [];
-    const executor = async () => ({
-      executePlan: async (_m: unknown, _s: unknown, _p: unknown, o: { saved?: unknown }) => {
-        seen.push(o.saved);
-        return { title: "t", rows: [] };
-      },
-    });
-    const saved = { profile: { version: 1 } as never, file: "meshplan-profile.json" };
-    await executePlan(tiny.model, tiny.shape, plan, () => {}, executor, () => saved);
-    await executePlan(tiny.model, tiny.shape, plan, () => {}, executor, () => undefined);
-    expect(seen).toEqual([saved, undefined]);
   });
 });

@@ -54,6 +54,21 @@ export function wrap(text: string, width: number): string[] {
   return out;
 }
 
+/**
+ * The sentences of why the first plan wins, wrapped to `columns` ("- " before each), as many whole
+ * sentences as `spare` lines hold: a sentence that does not fit whole is left out, not cut.
+ */
+export function whyLines(sentences: readonly string[], columns: number, spare: number): string[] {
+  if (spare < 2) return [];
+  const out: string[] = [];
+  for (const s of sentences) {
+    const lines = wrap(s, columns - 2).map((l, k) => `${k === 0 ? "- " : "  "}${l}`);
+    if (out.length + lines.length > spare) break;
+    out.push(...lines);
+  }
+  return out;
+}
+
 /** The selected plan: memory and time bars, bytes per link, the simulated timeline, then spare lines. */
 export function Detail(p: DetailProps) {
   const e = p.estimate;
@@ -67,12 +82,12 @@ export function Detail(p: DetailProps) {
     return <Line> </Line>;
   }
   const body = timeline.length > 0 ? timeline : [`Timeline: ${p.noTimeline}`];
-  const spare = p.lines - body.length - 1;
-  const why = spare >= 2 ? p.why.flatMap((s) => wrap(s, p.columns - 2).map((l, k) => `${k === 0 ? "- " : "  "}${l}`)).slice(0, spare) : [];
+  const why = whyLines(p.why, p.columns, p.lines - body.length - 1);
+  const legendWidth = p.columns - LABEL.length - 2;
   return (
     <>
-      <Bar label={LABEL} segments={memorySegments(e)} scale={e.memory.capacityBytes} width={barWidth} total={memoryTotal(e)} legend={memoryLegend(e)} />
-      <Bar label={"time".padEnd(LABEL.length)} segments={timeSegments(e)} scale={e.time.stepSeconds} width={barWidth} total={timeTotal(e)} legend={timeLegend(e)} />
+      <Bar label={LABEL} segments={memorySegments(e)} scale={e.memory.capacityBytes} width={barWidth} total={memoryTotal(e)} legend={memoryLegend(e, legendWidth)} />
+      <Bar label={"time".padEnd(LABEL.length)} segments={timeSegments(e)} scale={e.time.stepSeconds} width={barWidth} total={timeTotal(e)} legend={timeLegend(e, legendWidth)} />
       {[0, 1].map((i) => (
         <Line key={`l${i}`}>
           <Styled bold>{i === 0 ? "sent per GPU per step  " : "                       "}</Styled>

@@ -5,7 +5,7 @@ import { knobContext } from "../knobs.js";
 import { layout, tooSmall, MIN_COLUMNS, MIN_ROWS } from "../layout.js";
 import { runCommand, type ExplorerEnv } from "../commands.js";
 import type { Execution } from "../executor.js";
-import { commandFor } from "../keys.js";
+import { commandFor, unboundKey } from "../keys.js";
 import { entries, isMarked, reduce, selectedEstimate, selectedTimeline, type Action, type ExplorerState } from "../state.js";
 import { Detail } from "./detail.js";
 import { KnobBar } from "./knob-bar.js";
@@ -42,7 +42,8 @@ function useTerminalSize(fixed: Size | undefined): Size {
   return fixed ?? size;
 }
 
-function statusText(s: ExplorerState): string {
+/** What the planner is doing, or what it found: the status line after the latest message. */
+export function statusText(s: ExplorerState): string {
   const r = s.result;
   switch (s.phase) {
     case "searching": return "searching the plan space...";
@@ -51,7 +52,8 @@ function statusText(s: ExplorerState): string {
     case "ready":
       if (r === undefined) return "";
       if (r.plans.length === 0) return `nothing fits in memory (${grouped(r.searched)} plans searched): the closest are listed`;
-      return `${searchSummary(r)}, ranked by the simulator in ${r.seconds.toFixed(2)} s`;
+      // the timing first: an 80-column line cuts the end
+      return `ranked by the simulator in ${r.seconds.toFixed(2)} s: ${searchSummary(r)}`;
   }
 }
 
@@ -80,13 +82,17 @@ export function Explorer(props: ExplorerProps) {
     const presses = input.length > 1 && key.ctrl !== true && key.meta !== true ? [...input] : [input];
     for (const press of presses) {
       const cmd = commandFor(press, key, latest.current.focus);
-      if (cmd === undefined) continue;
-      if (cmd.kind === "quit") {
+      if (cmd?.kind === "quit") {
         exit();
         return;
       }
       // The too-small screen shows nothing to act on and says only q: other keys (s saves, x runs) wait.
       if (tooSmall(size.columns, size.rows)) continue;
+      if (cmd === undefined) {
+        const said = unboundKey(press, key);
+        if (said !== undefined) apply({ type: "message", message: said });
+        continue;
+      }
       const s = latest.current;
       runCommand(cmd, s, knobContext(s.context, s.pinned, props), props, apply, setRun);
     }
@@ -117,7 +123,7 @@ export function Explorer(props: ExplorerProps) {
     const noTimeline = selected?.memory.fits === false ? "this plan does not fit in memory; not simulated" : "simulating...";
     body = (
       <>
-        <PlanList plans={list} selected={state.selected} marked={(e) => isMarked(state, e)} rows={L.listRows} columns={L.columns} empty={empty} />
+        <PlanList plans={list} selected={state.selected} marked={(e) => isMarked(state, e)} rows={L.listRows} columns={L.columns} empty={empty} experts={shown.model.moe !== undefined} />
         <Detail estimate={selected} timeline={selectedTimeline(state)} noTimeline={noTimeline} shape={shown.shape} columns={L.columns}
           lines={L.detailLines} window={state.window} color={props.color} why={why} />
       </>
@@ -126,7 +132,7 @@ export function Explorer(props: ExplorerProps) {
   return (
     <ColorContext.Provider value={props.color}>
       <Box flexDirection="column" width={L.columns} height={L.height} overflow="hidden">
-        <KnobBar flags={state.flags} knobs={knobs} selected={selected?.plan} focus={state.focus} title={L.wide} calibrated={state.context.calibratedAt !== undefined} gpu={typeof state.flags.gpu === "string" ? state.context.shape.spec.gpu.name : undefined} />
+        <KnobBar flags={state.flags} knobs={knobs} selected={selected?.plan} focus={state.focus} title={L.wide} columns={L.columns} calibrated={state.context.calibratedAt !== undefined} gpu={typeof state.flags.gpu === "string" ? state.context.shape.spec.gpu.name : undefined} />
         <Box flexDirection="column" flexGrow={1} overflow="hidden">{body}</Box>
         <StatusLine busy={state.phase === "searching" || state.phase === "refining"} text={statusText(state)} error={state.phase === "error"} message={state.message} />
         <Hints columns={L.columns} />

@@ -46,13 +46,21 @@ export function Help() {
 
 /** `x`: a progress bar while the plan runs, then predicted against measured. */
 export function ExecuteView({ run, columns }: { readonly run: Execution; readonly columns: number }) {
-  const head = <Line><Styled bold>{`Execute ${run.title} (Esc: back)`}</Styled></Line>;
-  // Messages and notes wrap rather than lose their ends (which name what would be valid).
+  const title = `Execute ${run.title} (${run.state === "running" ? "Esc stops the run" : "Esc: back"})`;
+  const head = <>{wrap(title, columns).map((l, i) => <Line key={`h${i}`}><Styled bold>{l}</Styled></Line>)}</>;
+  // Messages, notes and the progress label wrap rather than lose their ends (which name what would be valid).
   if (run.state === "failed") return <>{head}{wrap(run.message, columns).map((l, i) => <Line key={i}><Styled color="red">{l}</Styled></Line>)}</>;
   if (run.state === "running") {
-    const width = Math.max(10, columns - 30);
+    const percent = `${(100 * run.fraction).toFixed(0)}%`;
+    const width = Math.max(10, columns - 3 - percent.length);
     const filled = Math.round(Math.max(0, Math.min(1, run.fraction)) * width);
-    return <>{head}<Line>{`[${"#".repeat(filled)}${".".repeat(width - filled)}] ${(100 * run.fraction).toFixed(0)}% ${run.label}`}</Line></>;
+    return (
+      <>
+        {head}
+        <Line>{`[${"#".repeat(filled)}${".".repeat(width - filled)}] ${percent}`}</Line>
+        {wrap(run.label, columns).map((l, i) => <Line key={`p${i}`}>{l}</Line>)}
+      </>
+    );
   }
   const t = run.table;
   const q = Math.max(8, ...t.rows.map((r) => r.quantity.length));

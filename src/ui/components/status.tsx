@@ -1,4 +1,5 @@
 import { useEffect, useState } from "react";
+import { KNOBS } from "../knobs.js";
 import { Line, Styled } from "./styled.js";
 
 const FRAMES = ["|", "/", "-", "\\"];
@@ -31,7 +32,8 @@ export function StatusLine({ busy, text, error, message }: StatusProps) {
   );
 }
 
-const HINTS = ["j/k plan", "h/l knob", "+/- value", "enter pin", "t/p/d/c/b/e/z/r/o pin", "space mark", "v compare", "s save", "x run", "w window"];
+const SHORTCUTS = KNOBS.flatMap((k) => (k.shortcut === undefined ? [] : [k.shortcut])).join("/");
+const HINTS = ["j/k plan", "h/l knob", "+/- value", "enter pin", `${SHORTCUTS} pin`, "space mark", "v compare", "s save", "x run", "w window"];
 const ALWAYS = ["? help", "q quit"];
 
 /** As many key hints as fit, always ending with help and quit. */

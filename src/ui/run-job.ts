@@ -1,0 +1,99 @@
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { SavedProfile } from "../cli/profile-file.js";
+import type { DeviceProfile } from "../executor/measure/profile.js";
+import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
+
+/**
+ * One run of `x`: what crosses to the thread that runs it (plain data) and what comes back. The job runs
+ * on its own worker thread (run-worker.ts) so that stopping it (Esc) ends it and every rank it started.
+ */
+export interface PredictedVsMeasured {
+  readonly title: string;
+  readonly rows: readonly { readonly quantity: string; readonly predicted: string; readonly measured: string }[];
+  readonly notes?: readonly string[];
+}
+
+export type Progress = (fraction: number, label: string) => void;
+
+export interface RunJob {
+  readonly model: ModelSpec;
+  readonly shape: ClusterShape;
+  readonly plan: Plan;
+  /** The profile to predict on: saved by `meshplan calibrate`, or measured earlier in this session. */
+  readonly saved?: SavedProfile;
+  /** No profile to use: calibrate this machine first, saying why (the line `meshplan execute` prints). */
+  readonly calibrateBecause?: string;
+}
+
+export type RunMessage =
+  | { readonly type: "progress"; readonly fraction: number; readonly label: string }
+  | { readonly type: "profile"; readonly profile: DeviceProfile }
+  | { readonly type: "done"; readonly table: PredictedVsMeasured }
+  | { readonly type: "failed"; readonly code: "unavailable" | "failed"; readonly message: string };
+
+/**
+ * The executor's entry (`src/executor/index.ts`): it predicts on `saved` where given, else calibrates
+ * this machine itself (with the run's model as the base; the explorer calibrates first, below, so that it
+ * keeps the profile).
+ */
+export interface ExecutorModule {
+  executePlan(model: ModelSpec, shape: ClusterShape, plan: Plan, options: { onProgress: Progress; saved?: SavedProfile }): Promise<PredictedVsMeasured>;
+}
+
+const EXECUTOR_INDEX = new URL("../executor/index.js", import.meta.url);
+
+/** Loads the executor's entry point where it exists and exports `executePlan`; undefined otherwise. */
+export async function loadExecutor(): Promise<ExecutorModule | undefined> {
+  if (EXECUTOR_INDEX.protocol !== "file:" || !existsSync(fileURLToPath(EXECUTOR_INDEX))) return undefined;
+  const mod = (await import(EXECUTOR_INDEX.href)) as Partial<ExecutorModule>;
+  return typeof mod.executePlan === "function" ? (mod as ExecutorModule) : undefined;
+}
+
+/**
+ * Measures this machine as `meshplan execute` does where it has no profile: `meshplan calibrate`'s
+ * measurements on the wasm backend with tiny-gpt as the base of its fitted GPTs (so that the profile
+ * serves every model x runs, as a saved one does). Loaded lazily: the executor loads only for `x`.
+ */
+export async function calibrateHere(onProgress: (what: string) => void): Promise<DeviceProfile> {
+  const [{ calibrate }, { loadModel }] = await Promise.all([import("../executor/measure/calibrate.js"), import("../cli/catalog.js")]);
+  return calibrate({ backend: "wasm", base: loadModel("tiny-gpt"), onProgress });
+}
+
+/** Where a profile measured by `x` is said to come from (the executor's note: "predicted on the profile in ..."). */
+export const SESSION_PROFILE = "memory, which x measured in this session (not saved: meshplan calibrate saves one)";
+
+export interface RunDeps {
+  readonly load: () => Promise<ExecutorModule | undefined>;
+  readonly calibrate: (onProgress: (what: string) => void) => Promise<DeviceProfile>;
+}
+
+/**
+ * Runs one job and reports every step through `post`: progress, the profile it measured (kept by the
+ * session for the next run), then the table or why there is none. Never throws.
+ */
+export async function runJob(job: RunJob, post: (m: RunMessage) => void, deps: RunDeps = { load: loadExecutor, calibrate: calibrateHere }): Promise<void> {
+  try {
+    const executor = await deps.load();
+    if (executor === undefined) {
+      post({ type: "failed", code: "unavailable", message: "executor not available yet: src/executor/index.ts does not export executePlan" });
+      return;
+    }
+    let saved = job.saved;
+    if (saved === undefined) {
+      const why = job.calibrateBecause ?? "no device profile";
+      const say = (what: string) => post({ type: "progress", fraction: 0, label: `${why}; calibrating this machine first (about a minute; once a session): ${what}` });
+      say("starting");
+      const profile = await deps.calibrate(say);
+      post({ type: "profile", profile });
+      saved = { profile, file: SESSION_PROFILE };
+    }
+    const table = await executor.executePlan(job.model, job.shape, job.plan, {
+      onProgress: (fraction, label) => post({ type: "progress", fraction, label }),
+      saved,
+    });
+    post({ type: "done", table });
+  } catch (e) {
+    post({ type: "failed", code: "failed", message: `execution failed: ${e instanceof Error ? e.message : String(e)}` });
+  }
+}
