@@ -6,6 +6,7 @@ import { readNow } from "../src/executor/model/ops.js";
 import { loadBackend } from "../src/executor/run/backend.js";
 import { launch } from "../src/executor/run/launch.js";
 import { timePerCall, type BenchRow } from "./util.js";
+import { copyCeiling } from "./copy-ceiling.js";
 
 /**
  * The executor's speed targets (issue 5):
@@ -69,6 +70,11 @@ export async function bench(): Promise<BenchRow[]> {
   const memcpy = memcpyBytesPerSecond(64 * MIB, 21);
   rows.push({ name: "memcpy, one thread, 64 MiB (the reference)", target: "-", median: gb(memcpy), ratio: "-" });
   rows.push({ name: "memcpy, one thread, 4 MiB (from cache; for comparison)", target: "-", median: gb(memcpyBytesPerSecond(4 * MIB, 41)), ratio: "-" });
+  // The ceiling of the tensor-to-tensor forms: two threads doing nothing but an all-gather's copies.
+  for (const mib of [4, 16, 64]) {
+    const c = await copyCeiling(mib * MIB, REPEAT);
+    rows.push({ name: `ceiling, 2 threads, ${mib} MiB: memcpy per thread with both copying / an all-gather's copies alone (bus bandwidth)`, target: "-", median: `${gb(c.copyPerThread)} / ${gb(c.allGatherBus)}`, ratio: `${(c.copyPerThread / memcpy).toFixed(2)} / ${(c.allGatherBus / memcpy).toFixed(2)} x memcpy` });
+  }
   const names: Record<BenchOp, string> = {
     "all-reduce-bucket": "ZeRO-0 gradient all-reduce as training runs it (accumulated in the dp bucket, reduced and read in place)",
     "reduce-scatter-bucket": "ZeRO-1/2/3 gradient reduce-scatter as training runs it (accumulated in the dp bucket, reduced and read in place)",
