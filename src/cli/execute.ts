@@ -9,7 +9,7 @@ import { backendNameOf, missingBackendPackage, type BackendChoice } from "../exe
 import { ExecutionError } from "../executor/run/launch.js";
 import { checkExecutorLayers, validateForExecutor } from "../executor/validate.js";
 import { InputError } from "../spec/errors.js";
-import { DEFAULT_BATCH_TOKENS, resolvePlan } from "../spec/plan.js";
+import { defaultGlobalBatch, resolvePlan } from "../spec/plan.js";
 import type { ModelSpec, Plan } from "../spec/types.js";
 import { grouped } from "../math/digits.js";
 import { planFieldAsFlag, type ParsedArgs } from "./args.js";
@@ -17,7 +17,7 @@ import { loadModel } from "./catalog.js";
 import { loadContext, planInputFrom } from "./context.js";
 import { batchRoundedNote, roundedTo } from "./format.js";
 import type { Io } from "./io.js";
-import { DEFAULT_PROFILE_FILE, profileOnDisk, readProfile } from "./profile-file.js";
+import { chooseSavedProfile, DEFAULT_PROFILE_FILE, profileOnDisk, readProfile } from "./profile-file.js";
 
 /**
  * `meshplan execute`: runs a plan for real on this machine's ranks (TensorFlow.js, one worker thread per
@@ -135,7 +135,7 @@ export function batchNotes(model: ModelSpec, plan: Plan, asked: number | undefin
     const rounded = batchRoundedNote(plan, model.globalBatch, undefined);
     return rounded === undefined ? [] : [rounded];
   }
-  const planner = Math.max(1, Math.round(DEFAULT_BATCH_TOKENS / plan.seqLen));
+  const planner = defaultGlobalBatch(model, plan.seqLen); // the model has no batch: the planner's 4M tokens
   const rounded = plan.globalBatch === EXECUTE_DEFAULT_GLOBAL_BATCH ? "" : `, ${roundedTo(plan)}`;
   return [`global batch ${plan.globalBatch} sequences: ${model.name} gives none, so execute runs its default of ${EXECUTE_DEFAULT_GLOBAL_BATCH}${rounded} (--global-batch sets it); the planner's default, 4M tokens, would be ${grouped(planner)} sequences a step`];
 }
@@ -156,13 +156,10 @@ async function profileFor(args: ParsedArgs, io: Io, backend: BackendChoice, rank
     if (profile.backend !== runs) io.err(`execute: warning: --profile ${given} was calibrated on the ${profile.backend} backend and this run uses ${runs}; predictions use the ${profile.backend} backend's rates`);
     return profile;
   }
-  const saved = profileOnDisk(DEFAULT_PROFILE_FILE);
-  if (saved.kind === "usable" && saved.profile.backend === runs) return saved.profile;
-  if (saved.kind === "unreadable") throw saved.error;
-  const why = saved.kind === "missing" ? `no device profile (${saved.file})`
-    : saved.kind === "other-machine" ? `${saved.file} does not describe this machine (${saved.why})`
-      : `${saved.file} was calibrated on the ${saved.profile.backend} backend and this run uses ${runs}`;
-  io.err(`execute: ${why}; calibrating this machine first (meshplan calibrate${backend === "wasm" ? "" : ` --backend ${backend}`} saves one)`);
+  const choice = chooseSavedProfile(profileOnDisk(DEFAULT_PROFILE_FILE), runs);
+  if (choice.kind === "use") return choice.saved.profile;
+  if (choice.kind === "refuse") throw choice.error;
+  io.err(`execute: ${choice.because}; calibrating this machine first (meshplan calibrate${backend === "wasm" ? "" : ` --backend ${backend}`} saves one)`);
   return calibrate({ backend, base: loadModel("tiny-gpt") });
 }
 

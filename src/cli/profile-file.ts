@@ -56,8 +56,25 @@ export function profileOnDisk(file = DEFAULT_PROFILE_FILE): ProfileOnDisk {
   return why === undefined ? { kind: "usable", profile, file } : { kind: "other-machine", file, why };
 }
 
-/** The profile saved in `file` for this machine, or undefined for anything else (profileOnDisk). */
-export function savedProfile(file = DEFAULT_PROFILE_FILE): SavedProfile | undefined {
-  const saved = profileOnDisk(file);
-  return saved.kind === "usable" ? { profile: saved.profile, file: saved.file } : undefined;
+/** What a run predicts on: a saved profile, or a calibration first (and why), or nothing (an unreadable file). */
+export type ProfileChoice =
+  | { readonly kind: "use"; readonly saved: SavedProfile }
+  | { readonly kind: "calibrate"; readonly because: string }
+  | { readonly kind: "refuse"; readonly error: InputError };
+
+/**
+ * The choice `execute` and the explorer's `x` both make from what the disk holds, for a run on `backend`
+ * (tfjs's name): the saved profile where this machine measured it on that backend; an unreadable file
+ * refused; else calibrate first, saying why.
+ */
+export function chooseSavedProfile(disk: ProfileOnDisk, backend: string): ProfileChoice {
+  switch (disk.kind) {
+    case "usable":
+      return disk.profile.backend === backend
+        ? { kind: "use", saved: { profile: disk.profile, file: disk.file } }
+        : { kind: "calibrate", because: `${disk.file} was calibrated on the ${disk.profile.backend} backend and this run uses ${backend}` };
+    case "unreadable": return { kind: "refuse", error: disk.error };
+    case "missing": return { kind: "calibrate", because: `no device profile (${disk.file})` };
+    case "other-machine": return { kind: "calibrate", because: `${disk.file} does not describe this machine (${disk.why})` };
+  }
 }

@@ -1,4 +1,5 @@
 import { InputError } from "../spec/errors.js";
+import { divisorsOf } from "../math/divisors.js";
 import { totalParams } from "../planner/cost/params.js";
 import type { ModelSpec, Plan } from "../spec/types.js";
 
@@ -72,7 +73,7 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
 export function checkExecutorLayers(layers: number, pp: number, v: number, given: readonly number[] | undefined): void {
   if (v < 2 || pp < 2) return;
   if (layers % (pp * v) !== 0) {
-    const ok = Array.from({ length: layers }, (_, i) => i + 1).filter((w) => layers % (pp * w) === 0);
+    const ok = divisorsOf(layers).filter((w) => layers % (pp * w) === 0);
     const valid = ok.length === 0 ? `1 (no interleaving), with layersPerStage since pp(${pp}) does not divide ${layers} layers`
       : `${ok.join(", ")} (pp * virtualStages dividing ${layers} layers; 1 is no interleaving)`;
     unsupported("virtualStages", v, valid, `the executor interleaves equal chunks of whole layers, and ${layers} layers do not split into pp(${pp}) * virtualStages(${v}) = ${pp * v} of them; stages one layer short at the ends, which the cost model takes, are not executed`);

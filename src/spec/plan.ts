@@ -1,4 +1,5 @@
 import { InputError } from "./errors.js";
+import { divisorsOf } from "../math/divisors.js";
 import {
   RECOMPUTES, SCHEDULES, TRAINING_PRECISIONS,
   type ClusterShape, type ModelSpec, type Plan, type Precision, type Recompute, type Schedule, type ZeroStage,
@@ -73,14 +74,8 @@ function positiveInt(field: string, value: number | undefined, fallback: number)
   return v;
 }
 
-function divisors(n: number): number[] {
-  const out: number[] = [];
-  for (let d = 1; d <= n; d++) if (n % d === 0) out.push(d);
-  return out;
-}
-
 function listDivisors(n: number): string {
-  const ds = divisors(n);
+  const ds = divisorsOf(n);
   return ds.length > 12 ? `${ds.slice(0, 12).join(", ")}, ... (divisors of ${n})` : ds.join(", ");
 }
 
@@ -122,17 +117,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   const virtualStages = positiveInt("virtualStages", input.virtualStages, 1);
   const schedule = input.schedule ?? (pp > 1 && virtualStages > 1 ? "interleaved" : "1f1b");
   if (!SCHEDULES.includes(schedule)) bad("schedule", schedule, SCHEDULES.join(", "));
-  if (schedule === "interleaved" && pp < 2) bad("pp", pp, "2 or more with the interleaved schedule", "it interleaves the virtual stages of a pipeline");
-  if (schedule === "interleaved" && virtualStages < 2) bad("virtualStages", virtualStages, "2 or more with the interleaved schedule", "the interleaved schedule needs virtual stages");
-  // With one stage there is no pipeline: its micro-batches run one after the other, each forward then its
-  // backward (gradient accumulation, what 1F1B reduces to). GPipe's all-forwards-first order, ZB-H1's
-  // deferred weight gradients and naive model parallelism would only change memory, not what runs.
-  if (pp === 1 && schedule !== "1f1b" && schedule !== "interleaved") {
-    bad("schedule", schedule, "1f1b with pp 1, or pp >= 2", "a pipeline schedule needs a pipeline: one stage runs its micro-batches as gradient accumulation");
-  }
-  if (schedule !== "interleaved" && virtualStages !== 1) {
-    bad("virtualStages", virtualStages, "1", `virtual stages need --schedule interleaved (got ${schedule})`);
-  }
+  checkSchedule(schedule, pp, virtualStages);
 
   const layersPerStage = resolveLayers(model, pp, virtualStages, input.layersPerStage);
 
@@ -257,6 +242,25 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
 }
 
 /**
+ * The schedule against the pipeline stages and virtual stages, each checked where it is known (resolvePlan
+ * knows both; the search, only what is pinned). With one stage there is no pipeline: its micro-batches run
+ * one after the other, each forward then its backward (gradient accumulation, what 1F1B reduces to);
+ * GPipe's all-forwards-first order, ZB-H1's deferred weight gradients and naive model parallelism would
+ * only change memory, not what runs.
+ */
+export function checkSchedule(schedule: Schedule, pp: number | undefined, virtualStages: number | undefined): void {
+  if (schedule === "interleaved") {
+    if (pp !== undefined && pp < 2) bad("pp", pp, "2 or more with the interleaved schedule", "it interleaves the virtual stages of a pipeline");
+    if (virtualStages !== undefined && virtualStages < 2) bad("virtualStages", virtualStages, "2 or more with the interleaved schedule", "the interleaved schedule needs virtual stages");
+    return;
+  }
+  if (pp === 1 && schedule !== "1f1b") {
+    bad("schedule", schedule, "1f1b with pp 1, or pp >= 2", "a pipeline schedule needs a pipeline: one stage runs its micro-batches as gradient accumulation");
+  }
+  if (virtualStages !== undefined && virtualStages !== 1) bad("virtualStages", virtualStages, "1", `virtual stages need --schedule interleaved (got ${schedule})`);
+}
+
+/**
  * Tensor-parallel knobs asked for without tensor parallelism would be dropped without a word: an error
  * instead (resolvePlan; the search, for a pinned tp).
  */
@@ -349,7 +353,7 @@ function resolveLayers(model: ModelSpec, pp: number, v: number, given: readonly 
     const reason = `${model.layers} layers do not split evenly into pp(${pp}) * virtualStages(${v}) chunks; give layersPerStage (--layers-per-stage) for an uneven split${hint}`;
     // With virtual stages the count of them is what to change (pp was chosen for the GPUs); without, pp.
     if (v > 1) {
-      const even = divisors(model.layers).filter((w) => w > 1 && model.layers % (pp * w) === 0);
+      const even = divisorsOf(model.layers).filter((w) => w > 1 && model.layers % (pp * w) === 0);
       // 1 (no interleaving) is valid wherever pp divides the layers; only without that is there none.
       const valid = even.length > 0 ? `one of ${even.join(", ")} (pp * virtualStages dividing ${model.layers})`
         : model.layers % pp === 0 ? `1 (no interleaving: no virtualStages of 2 or more splits ${model.layers} layers evenly over pp(${pp})), or give layersPerStage`

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { totalParams } from "../planner/cost/params.js";
-import { DEFAULT_PROFILE_FILE, profileOnDisk, type ProfileOnDisk, type SavedProfile } from "../cli/profile-file.js";
+import { chooseSavedProfile, DEFAULT_PROFILE_FILE, profileOnDisk, type ProfileOnDisk, type SavedProfile } from "../cli/profile-file.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import { runJob, SESSION_PROFILE, type PredictedVsMeasured, type Progress, type RunJob, type RunMessage } from "./run-job.js";
@@ -64,20 +64,18 @@ export type ProfileChoice =
   | { readonly kind: "calibrate"; readonly because: string }
   | { readonly kind: "refuse"; readonly message: string };
 
+/** The backend `x` runs on (src/executor/index.ts executePlan). */
+const X_BACKEND = "wasm";
+
 /**
- * As `meshplan execute` chooses (src/cli/execute.ts profileFor): the saved profile where this machine
- * measured it; an unreadable file is an error (execute exits 2 with it); else calibrate, saying why. A
- * profile measured earlier in this session stands in for the calibration.
+ * As `meshplan execute` chooses (profile-file.ts chooseSavedProfile); a profile measured earlier in this
+ * session stands in for the calibration.
  */
 export function chooseProfile(disk: ProfileOnDisk, session: DeviceProfile | undefined): ProfileChoice {
-  switch (disk.kind) {
-    case "usable": return { kind: "use", saved: { profile: disk.profile, file: disk.file } };
-    case "unreadable": return { kind: "refuse", message: disk.error.message };
-    case "missing":
-    case "other-machine":
-      if (session !== undefined) return { kind: "use", saved: { profile: session, file: SESSION_PROFILE } };
-      return { kind: "calibrate", because: disk.kind === "missing" ? `no device profile (${disk.file})` : `${disk.file} does not describe this machine (${disk.why})` };
-  }
+  const choice = chooseSavedProfile(disk, X_BACKEND);
+  if (choice.kind === "refuse") return { kind: "refuse", message: choice.error.message };
+  if (choice.kind === "calibrate" && session !== undefined) return { kind: "use", saved: { profile: session, file: SESSION_PROFILE } };
+  return choice;
 }
 
 /** A run in progress: stop() ends its work. */

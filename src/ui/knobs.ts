@@ -1,7 +1,8 @@
 import type { FlagName, FlagValue } from "../cli/args.js";
 import type { Context } from "../cli/context.js";
 import { layoutExists } from "../planner/partition/problem.js";
-import { divisorsOf, searchGlobalBatch } from "../planner/search/space.js";
+import { searchGlobalBatch } from "../planner/search/space.js";
+import { divisorsOf } from "../math/divisors.js";
 import type { PlanInput } from "../spec/plan.js";
 import { RECOMPUTES, SCHEDULES, type ModelSpec, type Plan } from "../spec/types.js";
 

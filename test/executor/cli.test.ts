@@ -10,7 +10,7 @@ import { loadModel } from "../../src/cli/catalog.js";
 import { ageOf, executePlan } from "../../src/executor/index.js";
 import { otherMachine } from "../../src/executor/measure/machine.js";
 import type { ExecuteReport } from "../../src/executor/measure/report.js";
-import { profileOnDisk, savedProfile } from "../../src/cli/profile-file.js";
+import { profileOnDisk } from "../../src/cli/profile-file.js";
 import { resolvePlan } from "../../src/spec/plan.js";
 import { shapeOf } from "../helpers.js";
 
@@ -228,11 +228,9 @@ describe("meshplan calibrate and execute", () => {
     expect(otherMachine(other)).toBe(`it was measured on Another CPU (${saved.machine.cpus + 62} cores), this machine is ${saved.machine.cpuModel} (${saved.machine.cpus} cores)`);
     const file = join(mkdtempSync(join(tmpdir(), "meshplan-other-")), "meshplan-profile.json");
     writeFileSync(file, JSON.stringify(other));
-    expect(savedProfile(file)).toBeUndefined();
-    expect(savedProfile(profile)?.profile.machine).toEqual(saved.machine);
     // The four states execute and the explorer's x start from.
     expect(profileOnDisk(file)).toEqual({ kind: "other-machine", file, why: otherMachine(other) });
-    expect(profileOnDisk(profile)).toMatchObject({ kind: "usable", file: profile });
+    expect(profileOnDisk(profile)).toMatchObject({ kind: "usable", file: profile, profile: { machine: saved.machine } });
     expect(profileOnDisk(join(dirname(file), "absent.json"))).toEqual({ kind: "missing", file: join(dirname(file), "absent.json") });
     const broken = join(dirname(file), "broken.json");
     writeFileSync(broken, "{ not json");

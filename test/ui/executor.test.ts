@@ -15,7 +15,7 @@ const shape = big.shape;
 describe("the executor seam", () => {
   const tiny = loadFlags({ model: "tiny-gpt", gpus: 4 }).context;
   const plan = resolvePlan(tiny.model, tiny.shape, { dp: 4 });
-  const profile = (n: number) => ({ version: 1, n }) as unknown as DeviceProfile;
+  const profile = (n: number) => ({ version: 1, n, backend: "wasm" }) as unknown as DeviceProfile;
   const never = new AbortController().signal;
   it("refuses models too large to run here", async () => {
     expect(tooLargeToExecute(model, resolvePlan(model, shape, { tp: 8, pp: 8 }))).toMatch(/70\.6 B parameters/);

@@ -222,7 +222,7 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   const predictedCritical = ranks.find((r) => r.stage === criticalStage);
   const timedSteps = workers.map((r) => timed(r.steps, ex.warmupSteps));
   const stepSeconds = upperMedian(timedSteps[0]!.map((_, i) => Math.max(...timedSteps.map((steps) => steps[i]!.seconds))));
-  const other = prediction.profileBackend !== undefined && prediction.profileBackend !== ex.backend ? prediction.profileBackend : undefined;
+  const other = prediction.profileBackend; // set only where it is not the run's (predictForRun)
   const notes: string[] = [
     ...(other === undefined ? [] : [`the profile was calibrated on the ${other} backend and this run's ranks ran on ${ex.backend}: the prediction uses the ${other} backend's rates (meshplan calibrate --backend ${ex.backend} measures this one)`]),
     ...(predictionNote === undefined ? [] : [predictionNote]),

@@ -10,7 +10,8 @@ import { memoryCosts, planCosts, type MemoryCosts } from "../cost/stages.js";
 import type { Estimate } from "../cost/types.js";
 import { solvePartition } from "../partition/ilp.js";
 import { layoutExists, partitionProblem, type PartitionSolution } from "../partition/problem.js";
-import { divisorsOf, forEachCandidate, pinnedSchedule, searchGlobalBatch, type MeshChoice } from "./space.js";
+import { forEachCandidate, pinnedSchedule, searchGlobalBatch, type MeshChoice } from "./space.js";
+import { divisorsOf } from "../../math/divisors.js";
 import { TopList } from "./top-list.js";
 
 /** Evaluates one plan; the analytic estimate by default, the event simulator when the caller passes it. */

@@ -1,18 +1,10 @@
 import { InputError } from "../../spec/errors.js";
-import { checkTensorKnobs, defaultGlobalBatch, type PlanInput } from "../../spec/plan.js";
+import { checkSchedule, checkTensorKnobs, defaultGlobalBatch, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Recompute, Schedule, ZeroStage } from "../../spec/types.js";
 import { balancedLayers } from "../partition/ilp.js";
 import { layoutExists } from "../partition/problem.js";
+import { divisorsOf } from "../../math/divisors.js";
 
-export function divisorsOf(n: number): number[] {
-  const out: number[] = [];
-  for (let d = 1; d * d <= n; d++) {
-    if (n % d !== 0) continue;
-    out.push(d);
-    if (d * d !== n) out.push(n / d);
-  }
-  return out.sort((a, b) => a - b);
-}
 
 /** The global batch a search holds fixed, so that every plan does the same work per step. */
 export function searchGlobalBatch(model: ModelSpec, pinned: PlanInput): number {
@@ -161,13 +153,7 @@ function checkPins(pinned: PlanInput): void {
     throw new InputError({ code: "unsupported", field: key, value, valid: "meshplan simulate --ps K --async", reason: "the search covers collective-based plans; evaluate parameter-server plans with simulate" });
   }
   if (pinned.tp !== undefined) checkTensorKnobs(pinned.tp, pinned);
-  const v = pinned.virtualStages;
-  if (v !== undefined && v > 1 && pinned.schedule !== undefined && pinned.schedule !== "interleaved") {
-    throw new InputError({ code: "out-of-range", field: "virtualStages", value: v, valid: "1", reason: `virtual stages need --schedule interleaved (got ${pinned.schedule})` });
-  }
-  if (pinned.schedule !== undefined && pinned.schedule !== "1f1b" && pinned.pp === 1) {
-    throw new InputError({ code: "out-of-range", field: "schedule", value: pinned.schedule, valid: "1f1b with pp 1, or pp >= 2", reason: "a pipeline schedule needs a pipeline: one stage runs its micro-batches as gradient accumulation" });
-  }
+  if (pinned.schedule !== undefined) checkSchedule(pinned.schedule, pinned.pp, pinned.virtualStages);
   if (pinned.zero === 0 && pinned.shardGroup !== undefined) {
     throw new InputError({ code: "out-of-range", field: "shardGroup", value: pinned.shardGroup, valid: "left out with ZeRO 0", reason: "ZeRO 0 shards nothing" });
   }
