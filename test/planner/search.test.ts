@@ -6,7 +6,7 @@ import { quickMemory, quickScore } from "../../src/planner/cost/estimate.js";
 import { memoryCosts, planCosts } from "../../src/planner/cost/stages.js";
 import { pipelineFillFactor, searchPlans, stageSumLowerBound, tokensPerSecondBound } from "../../src/planner/search/search.js";
 import { forEachCandidate } from "../../src/planner/search/space.js";
-import { resolvePlan, type PlanInput } from "../../src/spec/plan.js";
+import { FRAMEWORK_SWITCHES, resolvePlan, type PlanInput } from "../../src/spec/plan.js";
 import { InputError } from "../../src/spec/errors.js";
 import type { Plan } from "../../src/spec/types.js";
 import { shapeOf } from "../helpers.js";
@@ -192,6 +192,28 @@ describe("plan search: mechanics", () => {
     const v1 = searchPlans(model, shape, { virtualStages: 1 }, { top: 5 }).plans;
     expect(v1.length).toBeGreaterThan(0);
     for (const e of v1) expect(e.plan.virtualStages).toBe(1);
+  });
+
+  it.each(FRAMEWORK_SWITCHES.map((k) => [k]))("a pinned framework switch (%s) is kept by every plan where resolvePlan keeps it, never dropped", (key) => {
+    // --recompute-early-stop was read and then left out of every searched plan; this holds each switch to what resolvePlan does
+    const model = loadModel("llama2-7b");
+    const small = shapeOf("dgx-a100-80gb", 8);
+    // each switch where it can apply: the tp knobs on tp 2, the pipeline engine's on two stages (scatter/gather without SP)
+    const where: Partial<Record<typeof key, PlanInput>> = {
+      tpCommOverlap: { tp: 2 }, tpSyncBackward: { tp: 2 }, ppBlockingSends: { pp: 2 }, ppKeepOutputs: { pp: 2 },
+      ppScatterGather: { tp: 2, pp: 2, sequenceParallel: false }, dpCommExposed: { pp: 2, zero: 1 }, dpCommBlocking: { zero: 2 }, keep16BitGrads: { zero: 1 },
+    };
+    const pins: PlanInput = { [key]: true, globalBatch: 64, seqLen: 2048, ...where[key] };
+    const r = searchPlans(model, small, pins, { top: 8 });
+    const listed = [...r.plans, ...r.closest];
+    expect(listed.length).toBeGreaterThan(0);
+    let kept = 0;
+    for (const e of listed) {
+      const wanted = resolvePlan(model, small, { ...(e.plan as PlanInput), [key]: true })[key] === true;
+      expect([e.plan.tp, e.plan.pp, e.plan[key] === true]).toEqual([e.plan.tp, e.plan.pp, wanted]);
+      if (wanted) kept++;
+    }
+    expect(kept).toBeGreaterThan(0);
   });
 
   it("a pinned pipeline schedule searches pipelines only; pins that contradict each other are refused, not dropped", () => {
