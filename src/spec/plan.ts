@@ -39,6 +39,8 @@ export interface PlanInput {
   recomputeEarlyStop?: boolean | undefined;
   ppKeepOutputs?: boolean | undefined;
   keep16BitGrads?: boolean | undefined;
+  fusedCrossEntropy?: boolean | undefined;
+  fp8Keep16BitInputs?: boolean | undefined;
   optimizerStateBytes?: number | undefined;
   optimizerStepBytesPerParam?: number | undefined;
   shardGroup?: number | undefined;
@@ -178,6 +180,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   const fp32Gradients = input.fp32Gradients ?? precision !== "fp16";
   const keep16BitGrads = input.keep16BitGrads ?? false;
   if (keep16BitGrads && !fp32Gradients) bad("keep16BitGrads", true, "false without fp32 gradients", "with 16-bit gradients there is no fp32 accumulator to keep them beside");
+  if (input.fp8Keep16BitInputs === true && precision !== "fp8") bad("fp8Keep16BitInputs", true, "false (or left out) unless the precision is fp8", "it says how fp8 linears keep their inputs");
   if (keep16BitGrads && zero > 1) bad("zero", zero, "0 or 1 with keep16BitGrads", "it describes DeepSpeed's BF16_Optimizer, which runs ZeRO 0 and 1 only");
   const optimizerStateBytes = input.optimizerStateBytes;
   if (optimizerStateBytes !== undefined && (!Number.isInteger(optimizerStateBytes) || optimizerStateBytes < 1 || optimizerStateBytes > 16)) {
@@ -232,6 +235,10 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     // Both off unless asked for: they describe DeepSpeed's pipeline engine and BF16_Optimizer.
     ...(ppKeepOutputs ? { ppKeepOutputs } : {}),
     ...(keep16BitGrads ? { keep16BitGrads } : {}),
+    // Off unless asked for: it describes flash-attn's fused loss (llm-foundry), not Megatron-LM's.
+    ...(input.fusedCrossEntropy === true ? { fusedCrossEntropy: true } : {}),
+    // Off unless asked for: fp8 linears keep their input's fp8 cast (Transformer Engine), not torchao's 16-bit input.
+    ...(input.fp8Keep16BitInputs === true ? { fp8Keep16BitInputs: true } : {}),
     // Absent unless it differs from mixed-precision Adam's 12 bytes.
     ...(optimizerStateBytes !== undefined && optimizerStateBytes !== OPTIMIZER_STATE_BYTES ? { optimizerStateBytes } : {}),
     // Absent unless given: fused Adam's traffic (optimizerBytesPerParam).
@@ -280,7 +287,7 @@ export function checkTensorKnobs(tp: number, input: PlanInput): void {
  */
 export const FRAMEWORK_SWITCHES = [
   "tpCommOverlap", "tpSyncBackward", "ppBlockingSends", "ppScatterGather", "dpCommExposed", "dpCommBlocking", "launchBlocking",
-  "recomputeEarlyStop", "ppKeepOutputs", "keep16BitGrads",
+  "recomputeEarlyStop", "ppKeepOutputs", "keep16BitGrads", "fusedCrossEntropy", "fp8Keep16BitInputs",
 ] as const satisfies readonly (keyof PlanInput)[];
 
 /** The framework knobs that take a number (how many bytes the optimizer keeps and moves), shown and pinned like the switches. */

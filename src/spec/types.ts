@@ -293,6 +293,21 @@ export interface Plan {
    */
   readonly keep16BitGrads?: boolean;
   /**
+   * Extension: the loss is a fused cross-entropy kernel that keeps the 16-bit logits for its backward and
+   * writes a 16-bit gradient there, with no fp32 copy (flash-attn's CrossEntropyLoss, flash_attn/losses/
+   * cross_entropy.py, which llm-foundry's MPT uses by default: llmfoundry/models/mpt/modeling_mpt.py,
+   * loss_fn 'fused_crossentropy'): 2 + 2 bytes per logit at the loss's backward (memory.ts lossBytes).
+   * Absent or false: Megatron-LM's vocabulary-parallel cross-entropy, which keeps an fp32 copy (2 + 4).
+   */
+  readonly fusedCrossEntropy?: boolean;
+  /**
+   * Extension, fp8 only: the linears keep their 16-bit input for the weight gradient, as torchao's
+   * Float8Linear does (torchao/float8/float8_linear.py: save_for_backward(input_hp, ...); torchtitan's
+   * float8). Absent or false: Transformer Engine's, which keeps only the input's fp8 cast, 1 byte per
+   * element (planner/cost/activations.ts).
+   */
+  readonly fp8Keep16BitInputs?: boolean;
+  /**
    * Extension: bytes of optimizer state per parameter the optimizer keeps (before ZeRO shards them).
    * Absent: 12, mixed-precision Adam's fp32 master weight, momentum and variance (Rajbhandari et al. 2020,
    * section 3.1, "K = 12"). Apex's DistributedFusedAdam with a bf16 state dtype keeps 6 (bf16 master

@@ -186,6 +186,14 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     assumptions.push(profile.recomputeEarlyStop);
     plan.recomputeEarlyStop = true;
   }
+  if (profile.fusedCrossEntropy !== undefined) {
+    assumptions.push(profile.fusedCrossEntropy);
+    plan.fusedCrossEntropy = true;
+  }
+  if (profile.fp8Keep16BitInputs !== undefined && plan.precision === "fp8") {
+    assumptions.push(profile.fp8Keep16BitInputs);
+    plan.fp8Keep16BitInputs = true;
+  }
   const blocking = profile.launchBlocking?.(r);
   if (blocking !== undefined) {
     assumptions.push(blocking);

@@ -49,7 +49,7 @@ export function planText(x: Plan): string {
   const rc = x.recompute === "full" ? "full" : full > 0 ? `${full} layers full` : x.recompute;
   const knobs = [x.sequenceParallel ? " sp" : "", x.tpCommOverlap === true ? " tp-overlap" : "", x.ppBlockingSends === true ? " blocking-sends" : "", x.dpCommExposed === true ? " dp-exposed" : "",
     x.tpSyncBackward === true ? " tp-sync" : "", x.ppScatterGather === true ? " scatter-gather" : "", x.launchBlocking === true ? " launch-blocking" : "", x.recomputeEarlyStop === true ? " early-stop" : "", x.ppKeepOutputs === true ? " keep-outputs" : "",
-    x.keep16BitGrads === true ? " keep-16bit-grads" : "", x.optimizerStateBytes !== undefined ? ` optimizer-${x.optimizerStateBytes}B` : "",
+    x.keep16BitGrads === true ? " keep-16bit-grads" : "", x.fusedCrossEntropy === true ? " fused-ce" : "", x.fp8Keep16BitInputs === true ? " fp8-16bit-inputs" : "", x.optimizerStateBytes !== undefined ? ` optimizer-${x.optimizerStateBytes}B` : "",
     x.optimizerStepBytesPerParam !== undefined ? ` optimizer-step-${x.optimizerStepBytesPerParam}B` : ""].join("");
   return `tp${x.tp} pp${x.pp}${v} dp${x.dp}${x.cp > 1 ? ` cp${x.cp}` : ""} mb${x.microBatch} ${x.schedule} z${x.zero} ${rc}${knobs}`;
 }

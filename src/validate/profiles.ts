@@ -50,6 +50,10 @@ export interface SourceProfile {
    * record that recomputes (undefined: the whole forward runs again).
    */
   readonly recomputeEarlyStop?: string;
+  /** The loss is flash-attn's fused cross-entropy (plan knob fusedCrossEntropy), with the reason printed as every record's assumption. */
+  readonly fusedCrossEntropy?: string;
+  /** Under fp8, the linears keep their 16-bit inputs (plan knob fp8Keep16BitInputs, torchao), with the reason printed as the fp8 records' assumption. */
+  readonly fp8Keep16BitInputs?: string;
   /**
    * The fused attention kernel the framework ran (the GPU priors describe their generation's best), for
    * every record or per record (undefined: the GPU's prior kernel).
@@ -273,6 +277,9 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     // correction and add_(eps) into a new denominator (8 + 8 + 8), addcdiv_ into the parameter (16): 80.
     // FSDP's clip_grad_norm_ reads every gradient for the norm and scales it in place (4 + 8): 92 in all,
     // where a fused Adam moves 30.
+    // ComposerMPTCausalLM's loss_fn defaults to 'fused_crossentropy', flash-attn's CrossEntropyLoss
+    // (llmfoundry/models/mpt/modeling_mpt.py, 2023), which the benchmark yamls never override.
+    fusedCrossEntropy: "loss: flash-attn's fused cross-entropy, 16-bit logits and gradient, no fp32 copy (llm-foundry's MPT default loss_fn 'fused_crossentropy')",
     optimizerStep: {
       bytesPerParam: 92,
       why: "optimizer step: Composer's DecoupledAdamW, one kernel per operation, and gradient clipping move 92 bytes per parameter of the shard (fused Adam: 30)",
@@ -283,6 +290,9 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     // attention output and every other matmul output and recomputes the rest (torchtitan
     // parallelize_llama.py `_save_list`, "mm_count % 2"): about half the forward's matmuls are redone.
     framework: "torchtitan (FSDP2)", ...FSDP, recompute: "selective", selectiveShare: 0.5,
+    // torchtitan's float8 is torchao's Float8Linear, whose autograd function saves the high-precision input
+    // (torchao/float8/float8_linear.py, matmul_with_hp_or_float8_args: save_for_backward(input_hp, weight_hp_t)).
+    fp8Keep16BitInputs: "fp8 linears keep their 16-bit inputs (torchao Float8Linear saves input_hp)",
     // Full and per-layer checkpointing wrap each block in ptd_checkpoint_wrapper(module, preserve_rng_state=False)
     // (parallelize_llama.py _apply_ac_to_transformer_block): torch's checkpoint_wrapper, NO_REENTRANT by default
     // since torch 2.2 (pytorch PR #108435), whose non-reentrant checkpoint stops early by default since 2.1

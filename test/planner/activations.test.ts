@@ -128,3 +128,35 @@ describe("ZB-H1's weight-gradient inputs (kept from each B to its W)", () => {
     expect(stageActivationBytes(gpt175, ofb, 1, m, layerActivationBytes(gpt175, ofb))).toBeCloseTo(3 * kept, 0);
   });
 });
+
+describe("activation memory under fp8: what Transformer Engine's linears keep (TE linear.py, layernorm_linear.py)", () => {
+  const h100 = shapeOf("dgx-h100", 64);
+  const llama = "llama3-70b";
+
+  it("each linear keeps its input's fp8 cast (1 byte) for the weight gradient; the projection also an fp8 copy of the attention output", () => {
+    for (const tp of [1, 4, 8]) for (const sequenceParallel of tp > 1 ? [true, false] : [false]) {
+      const input = { tp, sequenceParallel, microBatch: 2, seqLen: 4096 } as const;
+      const bf16 = planFor(llama, h100, { ...input, precision: "bf16" });
+      const fp8 = planFor(llama, h100, { ...input, precision: "fp8" });
+      const m = bf16.model;
+      const x = 2 * 4096;
+      const r = sequenceParallel ? tp : 1;
+      const q = (m.attentionHeads * m.headDim) / tp;
+      const f = m.ffnHiddenSize / tp;
+      // QKV input and FC1 input: 2 -> 1 byte of x h / r each; FC2 input: 2 -> 1 byte of x f; projection: + 1 byte of x q
+      const difference = -(x * m.hiddenSize) / r - (x * m.hiddenSize) / r - x * f + x * q;
+      const a16 = layerActivationBytes(m, bf16.plan);
+      const a8 = layerActivationBytes(fp8.model, fp8.plan);
+      expect(a8.none - a16.none).toBeCloseTo(difference, 0);
+      expect(a8.full).toBe(a16.full); // a recomputed layer keeps its 16-bit input either way
+    }
+  });
+
+  it("with fp8Keep16BitInputs (torchao's Float8Linear) the count is bf16's, and the switch is refused without fp8", () => {
+    const bf16 = planFor(llama, h100, { tp: 4, precision: "bf16" });
+    const hp = planFor(llama, h100, { tp: 4, precision: "fp8", fp8Keep16BitInputs: true });
+    expect(hp.plan.fp8Keep16BitInputs).toBe(true);
+    expect(layerActivationBytes(hp.model, hp.plan)).toEqual(layerActivationBytes(bf16.model, bf16.plan));
+    expect(() => planFor(llama, h100, { tp: 4, precision: "bf16", fp8Keep16BitInputs: true })).toThrow(/fp8Keep16BitInputs = true is not valid/);
+  });
+});

@@ -5,7 +5,7 @@ import { searchPlans } from "../../src/planner/search/search.js";
 import { memoryTotal } from "../../src/ui/bars.js";
 import { estimate, stageMemory } from "../../src/planner/cost/estimate.js";
 import { inFlightMicroBatches } from "../../src/planner/cost/activations.js";
-import { gradientCastPeak, stageActivationBytes, stagePerMicroBatchBytes, totalBytes } from "../../src/planner/cost/memory.js";
+import { gradientCastPeak, lossBytes, stageActivationBytes, stagePerMicroBatchBytes, totalBytes } from "../../src/planner/cost/memory.js";
 import { planCosts } from "../../src/planner/cost/stages.js";
 import { InputError } from "../../src/spec/errors.js";
 import type { PlanInput } from "../../src/spec/plan.js";
@@ -228,5 +228,21 @@ describe("DeepSpeed's pipeline engine keeps each in-flight micro-batch's output 
     const kept = (x: typeof whole) => stageMemory(x.model, x.plan, planCosts(x.model, big, x.plan), 0).activationsBytes;
     const output = 2 * 2 * 2048 * whole.model.hiddenSize;
     expect(kept(whole) - kept(sliced)).toBeCloseTo((4 * output) / 2, 0); // 4 in flight on stage 0, tp 2
+  });
+});
+
+describe("a fused cross-entropy (flash-attn's CrossEntropyLoss, llm-foundry's default loss)", () => {
+  it("holds 4 bytes per logit at the loss's backward (16-bit logits and the 16-bit gradient), not Megatron-LM's 6 (16-bit logits and an fp32 copy)", () => {
+    const input = { tp: 2, pp: 1, microBatch: 4, globalBatch: 32, seqLen: 2048, zero: 1 } as const;
+    const megatron = planFor("llama2-7b", shape, input);
+    const fused = planFor("llama2-7b", shape, { ...input, fusedCrossEntropy: true });
+    expect(fused.plan.fusedCrossEntropy).toBe(true);
+    expect(megatron.plan.fusedCrossEntropy).toBeUndefined();
+    const logits = (4 * 2048 * megatron.model.vocabSize) / 2; // one micro-batch's logits on one tp rank
+    expect(lossBytes(megatron.model, megatron.plan) - lossBytes(fused.model, fused.plan)).toBe(2 * logits);
+    // the stage's peak falls by as much: the loss is counted once, at the backward's start
+    const peak = (p: typeof megatron) => estimate(p.model, shape, p.plan).memory.peakBytesPerGpu;
+    expect(peak(megatron) - peak(fused)).toBe(2 * logits);
+    expect(frameworkFlags(fused.plan)).toContain("--fused-cross-entropy");
   });
 });

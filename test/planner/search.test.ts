@@ -197,13 +197,14 @@ describe("plan search: mechanics", () => {
   it.each(FRAMEWORK_SWITCHES.map((k) => [k]))("a pinned framework switch (%s) is kept by every plan where resolvePlan keeps it, never dropped", (key) => {
     // --recompute-early-stop was read and then left out of every searched plan; this holds each switch to what resolvePlan does
     const model = loadModel("llama2-7b");
-    const small = shapeOf("dgx-a100-80gb", 8);
     // each switch where it can apply: the tp knobs on tp 2, the pipeline engine's on two stages (scatter/gather without SP)
     const where: Partial<Record<typeof key, PlanInput>> = {
       tpCommOverlap: { tp: 2 }, tpSyncBackward: { tp: 2 }, ppBlockingSends: { pp: 2 }, ppKeepOutputs: { pp: 2 },
       ppScatterGather: { tp: 2, pp: 2, sequenceParallel: false }, dpCommExposed: { pp: 2, zero: 1 }, dpCommBlocking: { zero: 2 }, keep16BitGrads: { zero: 1 },
+      fp8Keep16BitInputs: { precision: "fp8" },
     };
     const pins: PlanInput = { [key]: true, globalBatch: 64, seqLen: 2048, ...where[key] };
+    const small = shapeOf(key === "fp8Keep16BitInputs" ? "dgx-h100" : "dgx-a100-80gb", 8);
     const r = searchPlans(model, small, pins, { top: 8 });
     const listed = [...r.plans, ...r.closest];
     expect(listed.length).toBeGreaterThan(0);

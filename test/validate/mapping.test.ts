@@ -127,6 +127,23 @@ describe("published records as meshplan plans", () => {
     for (const id of ["r1337", "r1310", "r0204", "r1074", "r1411"]) expect(mapped(id).plan.recomputeEarlyStop).toBeUndefined();
   });
 
+  it("llm-foundry's loss is flash-attn's fused cross-entropy; torchtitan's fp8 linears keep 16-bit inputs (torchao); other rows keep the defaults", () => {
+    for (const id of ["r1186", "r1002", "r1053"]) {
+      const c = mapped(id);
+      expect(c.plan.fusedCrossEntropy).toBe(true);
+      expect(c.assumptions.some((a) => a.includes("fused_crossentropy"))).toBe(true);
+    }
+    for (const id of ["r1334", "r1335"]) {
+      const c = mapped(id);
+      expect(c.plan.precision).toBe("fp8");
+      expect(c.plan.fp8Keep16BitInputs).toBe(true);
+      expect(c.assumptions.some((a) => a.includes("Float8Linear"))).toBe(true);
+    }
+    // torchtitan's bf16 rows have no fp8 linears; NeMo's and llm-foundry's fp8 run Transformer Engine's
+    for (const id of ["r1310", "r1357", "r1053"]) expect(mapped(id).plan.fp8Keep16BitInputs).toBeUndefined();
+    for (const id of ["r1310", "r1357", "r0204"]) expect(mapped(id).plan.fusedCrossEntropy).toBeUndefined();
+  });
+
   it("llm-foundry's optimizer step moves Composer's per-operation DecoupledAdamW and clipping traffic; other sources keep fused Adam's", () => {
     for (const id of ["r1014", "r1074"]) {
       const c = mapped(id);

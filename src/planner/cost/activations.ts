@@ -8,6 +8,14 @@ import type { ModelSpec, Plan } from "../../spec/types.js";
  * test/planner/activations.test.ts). The counting generalises to GQA (smaller K and V), SwiGLU (two saved
  * projections), MoE (topK routed copies), context parallel (sequence split over cp) and flash attention
  * (no s x s tensors; the fp32 log-sum-exp per row instead, Dao et al. 2022, algorithm 2).
+ *
+ * Under fp8, Transformer Engine's linears keep for their weight gradient only the fp8 cast of their input,
+ * 1 byte per element (transformer_engine/pytorch/module/linear.py; layernorm_linear.py keeps the norm's
+ * 16-bit input for its own backward and its fp8 output): the QKV and FC1 inputs and the FC2 input take 1
+ * byte, and the output projection keeps an fp8 copy of the attention output beside the 16-bit one the
+ * attention kernel saved (2 + 1). The FC1 output stays 16-bit (Megatron-Core's SwiGLU saves its input
+ * unless activation_func_fp8_input_store). plan.fp8Keep16BitInputs: torchao's Float8Linear, which saves
+ * the 16-bit input (torchao/float8/float8_linear.py, matmul_with_hp_or_float8_args), as under bf16.
  */
 export interface LayerActivationBytes {
   /** Everything kept when nothing is recomputed. */
@@ -20,6 +28,7 @@ export interface LayerActivationBytes {
 
 export const BYTES_16 = 2;
 const BYTES_MASK = 1;
+const BYTES_FP8 = 1;
 const BYTES_FP32 = 4;
 
 /** KV heads a tensor-parallel rank holds: split when there are enough, else one replicated head. */
@@ -48,10 +57,14 @@ export function layerActivationBytes(model: ModelSpec, plan: Plan): LayerActivat
   const drop = model.dropout;
   const k = model.moe?.topK ?? 1;
   const f = model.ffnHiddenSize / t;
+  // What a linear keeps of its input for the weight gradient, and the extra fp8 copy of the attention output.
+  const fp8Inputs = plan.precision === "fp8" && plan.fp8Keep16BitInputs !== true;
+  const linearIn = fp8Inputs ? BYTES_FP8 : BYTES_16;
+  const projCopy = fp8Inputs ? BYTES_FP8 * x * q : 0;
 
   // Attention block: norm input, QKV input, Q, K, V, output-projection input, dropout mask.
   const attnLinear =
-    BYTES_16 * x * h / r + BYTES_16 * x * h / r + BYTES_16 * x * (q + 2 * kv) + BYTES_16 * x * q + (drop ? BYTES_MASK * x * h / r : 0);
+    BYTES_16 * x * h / r + linearIn * x * h / r + BYTES_16 * x * (q + 2 * kv) + BYTES_16 * x * q + projCopy + (drop ? BYTES_MASK * x * h / r : 0);
   // Scores: softmax output, and with dropout its mask and output (the 5*a*s^2*b of Korthikanti et al.).
   const scores = headsPerRank * x * s * (BYTES_16 + (drop ? BYTES_MASK + BYTES_16 : 0));
   const core = plan.flashAttention ? BYTES_FP32 * headsPerRank * x : scores;
@@ -59,7 +72,7 @@ export function layerActivationBytes(model: ModelSpec, plan: Plan): LayerActivat
   const fc1Outputs = model.mlp === "swiglu" ? 2 : 1;
   const router = model.moe === undefined ? 0 : BYTES_FP32 * x * model.moe.experts / r;
   const mlp =
-    BYTES_16 * x * h / r + BYTES_16 * x * k * h / r + BYTES_16 * x * k * f * fc1Outputs + BYTES_16 * x * k * f +
+    BYTES_16 * x * h / r + linearIn * x * k * h / r + BYTES_16 * x * k * f * fc1Outputs + linearIn * x * k * f +
     (drop ? BYTES_MASK * x * h / r : 0) + router;
 
   const none = attnLinear + core + mlp;

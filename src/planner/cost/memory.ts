@@ -237,14 +237,21 @@ export function keptOutputBytes(model: ModelSpec, plan: Plan, stage: number): nu
 }
 
 /**
- * The last stage's output for one micro-batch: the final norm's input and output (16-bit) and the
- * logits, 16-bit from the output layer plus the fp32 copy that vocabulary-parallel cross-entropy
- * keeps for its backward (Megatron-LM cross_entropy.py): 2 + 4 bytes per logit.
+ * Bytes per logit the loss holds when its backward runs. Megatron-LM's vocabulary-parallel cross-entropy
+ * (cross_entropy.py): the 16-bit logits from the output layer and the fp32 copy it keeps for its backward,
+ * whose softmax gradient it writes in place, 2 + 4. A fused cross-entropy (plan.fusedCrossEntropy,
+ * flash-attn's CrossEntropyLoss): the 16-bit logits it saved and the new 16-bit gradient its backward
+ * writes, 2 + 2.
  */
+export function lossBytesPerLogit(plan: Pick<Plan, "fusedCrossEntropy">): number {
+  return plan.fusedCrossEntropy === true ? 2 + 2 : 2 + 4;
+}
+
+/** The last stage's output for one micro-batch: the final norm's input and output (16-bit) and the logits (lossBytesPerLogit). */
 export function lossBytes(model: ModelSpec, plan: Plan): number {
   const x = (plan.microBatch * plan.seqLen) / plan.cp;
   const r = plan.sequenceParallel ? plan.tp : 1;
-  return (2 * 2 * x * model.hiddenSize) / r + (6 * x * model.vocabSize) / plan.tp;
+  return (2 * 2 * x * model.hiddenSize) / r + (lossBytesPerLogit(plan) * x * model.vocabSize) / plan.tp;
 }
 
 /**

@@ -129,7 +129,7 @@ export function forEachCandidate(
                     precision: pinned.precision, layersPerStage, recomputeLayersPerStage: pinned.recomputeLayersPerStage,
                     parameterServers: undefined, asynchronous: undefined, staleness: undefined, flashAttention: flash, fp32Gradients: pinned.fp32Gradients, tpCommOverlap: tensor.tpCommOverlap,
                     ppBlockingSends: engine.ppBlockingSends, dpCommExposed: engine.dpCommExposed, dpCommBlocking: pinned.dpCommBlocking, tpSyncBackward: tensor.tpSyncBackward, launchBlocking: pinned.launchBlocking, recomputeEarlyStop: pinned.recomputeEarlyStop,
-                    ppScatterGather: pinned.ppScatterGather, ppKeepOutputs: engine.ppKeepOutputs, keep16BitGrads: pinned.keep16BitGrads, optimizerStateBytes: pinned.optimizerStateBytes, optimizerStepBytesPerParam: pinned.optimizerStepBytesPerParam, shardGroup,
+                    ppScatterGather: pinned.ppScatterGather, ppKeepOutputs: engine.ppKeepOutputs, keep16BitGrads: pinned.keep16BitGrads, fusedCrossEntropy: pinned.fusedCrossEntropy, fp8Keep16BitInputs: pinned.fp8Keep16BitInputs, optimizerStateBytes: pinned.optimizerStateBytes, optimizerStepBytesPerParam: pinned.optimizerStepBytesPerParam, shardGroup,
                   }, group);
                 }
               }
