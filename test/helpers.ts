@@ -1,4 +1,5 @@
 import { loadCluster, loadModel } from "../src/cli/catalog.js";
+import { InputError } from "../src/spec/errors.js";
 import { resolvePlan, type PlanInput } from "../src/spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../src/spec/types.js";
 
@@ -25,4 +26,15 @@ export function planFor(model: ModelSpec | string, shape: ClusterShape, input: P
 
 export function relErr(actual: number, expected: number): number {
   return Math.abs(actual - expected) / Math.abs(expected);
+}
+
+/** The InputError `fn` throws (any other error is rethrown); fails the test when nothing is thrown. */
+export function inputErrorOf(fn: () => unknown): InputError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof InputError) return e;
+    throw e;
+  }
+  throw new Error("expected an InputError");
 }

@@ -180,8 +180,8 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   const fp32Gradients = input.fp32Gradients ?? precision !== "fp16";
   const keep16BitGrads = input.keep16BitGrads ?? false;
   if (keep16BitGrads && !fp32Gradients) bad("keep16BitGrads", true, "false without fp32 gradients", "with 16-bit gradients there is no fp32 accumulator to keep them beside");
-  if (input.fp8Keep16BitInputs === true && precision !== "fp8") bad("fp8Keep16BitInputs", true, "false (or left out) unless the precision is fp8", "it says how fp8 linears keep their inputs");
   if (keep16BitGrads && zero > 1) bad("zero", zero, "0 or 1 with keep16BitGrads", "it describes DeepSpeed's BF16_Optimizer, which runs ZeRO 0 and 1 only");
+  if (input.fp8Keep16BitInputs === true && precision !== "fp8") bad("fp8Keep16BitInputs", true, "false (or left out) unless the precision is fp8", "it says how fp8 linears keep their inputs");
   const optimizerStateBytes = input.optimizerStateBytes;
   if (optimizerStateBytes !== undefined && (!Number.isInteger(optimizerStateBytes) || optimizerStateBytes < 1 || optimizerStateBytes > 16)) {
     bad("optimizerStateBytes", optimizerStateBytes, "an integer from 1 to 16 (12: fp32 master weight, momentum and variance)");

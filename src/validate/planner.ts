@@ -43,13 +43,19 @@ export interface PlannerReport {
   readonly rows: readonly PlannerRow[];
 }
 
+/** Each framework switch's short name in a plan's text, in the order printed; typed over FRAMEWORK_SWITCHES so none goes unshown. */
+const SWITCH_NAMES: Readonly<Record<(typeof FRAMEWORK_SWITCHES)[number], string>> = {
+  tpCommOverlap: "tp-overlap", ppBlockingSends: "blocking-sends", dpCommExposed: "dp-exposed", dpCommBlocking: "dp-blocking", tpSyncBackward: "tp-sync",
+  ppScatterGather: "scatter-gather", launchBlocking: "launch-blocking", recomputeEarlyStop: "early-stop", ppKeepOutputs: "keep-outputs",
+  keep16BitGrads: "keep-16bit-grads", fusedCrossEntropy: "fused-ce", fp8Keep16BitInputs: "fp8-16bit-inputs",
+};
+
 export function planText(x: Plan): string {
   const v = x.virtualStages > 1 ? ` v${x.virtualStages}` : "";
   const full = x.recomputeLayersPerStage.reduce((a, b) => a + b, 0);
   const rc = x.recompute === "full" ? "full" : full > 0 ? `${full} layers full` : x.recompute;
-  const knobs = [x.sequenceParallel ? " sp" : "", x.tpCommOverlap === true ? " tp-overlap" : "", x.ppBlockingSends === true ? " blocking-sends" : "", x.dpCommExposed === true ? " dp-exposed" : "",
-    x.tpSyncBackward === true ? " tp-sync" : "", x.ppScatterGather === true ? " scatter-gather" : "", x.launchBlocking === true ? " launch-blocking" : "", x.recomputeEarlyStop === true ? " early-stop" : "", x.ppKeepOutputs === true ? " keep-outputs" : "",
-    x.keep16BitGrads === true ? " keep-16bit-grads" : "", x.fusedCrossEntropy === true ? " fused-ce" : "", x.fp8Keep16BitInputs === true ? " fp8-16bit-inputs" : "", x.optimizerStateBytes !== undefined ? ` optimizer-${x.optimizerStateBytes}B` : "",
+  const switches = Object.entries(SWITCH_NAMES).filter(([k]) => x[k as keyof typeof SWITCH_NAMES] === true).map(([, name]) => ` ${name}`);
+  const knobs = [x.sequenceParallel ? " sp" : "", ...switches, x.optimizerStateBytes !== undefined ? ` optimizer-${x.optimizerStateBytes}B` : "",
     x.optimizerStepBytesPerParam !== undefined ? ` optimizer-step-${x.optimizerStepBytesPerParam}B` : ""].join("");
   return `tp${x.tp} pp${x.pp}${v} dp${x.dp}${x.cp > 1 ? ` cp${x.cp}` : ""} mb${x.microBatch} ${x.schedule} z${x.zero} ${rc}${knobs}`;
 }

@@ -15,7 +15,7 @@ import { coordsOf, fabricFor, groupMembers, rankOf, workerCount } from "../../sr
 import { peakInFlightChunks, stageSchedule } from "../../src/executor/parallel/schedule.js";
 import { microBatchCount, resolvePlan, type PlanInput } from "../../src/spec/plan.js";
 import type { ModelSpec } from "../../src/spec/types.js";
-import { shapeOf } from "../helpers.js";
+import { inputErrorOf, shapeOf } from "../helpers.js";
 import { tinyGpt } from "./check.js";
 
 describe("the rank grid", () => {
@@ -163,15 +163,6 @@ describe("layout, data and optimizer", () => {
 });
 
 describe("interleaved layouts the executor runs (validate.ts checkExecutorLayers)", () => {
-  const refusal = (f: () => void): InputError => {
-    try {
-      f();
-    } catch (e) {
-      if (e instanceof InputError) return e;
-      throw e;
-    }
-    throw new Error("not refused");
-  };
 
   it("refuses the cost model's stages one layer short at the ends, which it would run with half-layer chunks", () => {
     // resolvePlan takes them (spec/plan.ts fillsChunks); chunkLayers gave tiny-gpt's [1, 1] no layer at all
@@ -179,18 +170,18 @@ describe("interleaved layouts the executor runs (validate.ts checkExecutorLayers
     for (const [layers, given] of [[2, [1, 1]], [6, [3, 3]]] as const) {
       const model = tinyGpt(layers);
       const plan = resolvePlan(model, shapeOf("dgx-h100", 2), { pp: 2, virtualStages: 2, layersPerStage: [...given], flashAttention: false });
-      const e = refusal(() => validateForExecutor(model, plan));
+      const e = inputErrorOf(() => validateForExecutor(model, plan));
       expect(e.field).toBe("virtualStages");
       expect(e.message).toContain("equal chunks of whole layers");
     }
     // Without a layout (execute checks the flags before resolvePlan): what is valid is what the executor runs.
-    const e = refusal(() => checkExecutorLayers(2, 2, 2, undefined));
+    const e = inputErrorOf(() => checkExecutorLayers(2, 2, 2, undefined));
     expect(e.valid).toBe("1 (pp * virtualStages dividing 2 layers; 1 is no interleaving)");
-    expect(refusal(() => checkExecutorLayers(6, 2, 2, undefined)).valid).toContain("1, 3 (");
+    expect(inputErrorOf(() => checkExecutorLayers(6, 2, 2, undefined)).valid).toContain("1, 3 (");
     // Equal stages of whole chunks run (6 layers, pp 2, v 3: a layer a chunk); stages of whole chunks but of
     // different sizes do not (the chunks are taken to be equal).
     expect(() => checkExecutorLayers(6, 2, 3, [3, 3])).not.toThrow();
-    const uneven = refusal(() => checkExecutorLayers(12, 2, 2, [4, 8]));
+    const uneven = inputErrorOf(() => checkExecutorLayers(12, 2, 2, [4, 8]));
     expect([uneven.field, uneven.valid]).toEqual(["layersPerStage", "6,6 (every stage the same multiple of virtualStages(2))"]);
   });
 

@@ -9,7 +9,7 @@ import { gradientCastPeak, lossBytes, stageActivationBytes, stagePerMicroBatchBy
 import { planCosts } from "../../src/planner/cost/stages.js";
 import { InputError } from "../../src/spec/errors.js";
 import type { PlanInput } from "../../src/spec/plan.js";
-import { planFor, shapeOf } from "../helpers.js";
+import { inputErrorOf, planFor, shapeOf } from "../helpers.js";
 
 /**
  * Memory that depends on how a framework runs the split rather than on the split: the optimizer step's
@@ -19,13 +19,7 @@ import { planFor, shapeOf } from "../helpers.js";
 const shape = shapeOf("dgx-a100-80gb", 8);
 
 function rejection(input: PlanInput): InputError {
-  try {
-    planFor("llama2-7b", shape, input);
-  } catch (e) {
-    if (e instanceof InputError) return e;
-    throw e;
-  }
-  throw new Error("expected an InputError");
+  return inputErrorOf(() => planFor("llama2-7b", shape, input));
 }
 
 describe("the optimizer step's fp32 copy of 16-bit gradients", () => {

@@ -1,22 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { InputError } from "../../src/spec/errors.js";
 import { parseClusterFile, parseGpu } from "../../src/spec/hardware.js";
 import { fromHuggingFaceConfig } from "../../src/spec/huggingface.js";
 import { parseModel } from "../../src/spec/model.js";
 import { resolvePlan } from "../../src/spec/plan.js";
-import { planFor, shapeOf } from "../helpers.js";
+import { inputErrorOf, planFor, shapeOf } from "../helpers.js";
 
 const good = { layers: 2, hiddenSize: 64, attentionHeads: 4, ffnHiddenSize: 256, mlp: "gelu", vocabSize: 256, seqLen: 32 };
 
-function rejection(fn: () => unknown): InputError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof InputError) return e;
-    throw e;
-  }
-  throw new Error("expected an InputError");
-}
 
 describe("model file validation", () => {
   it("accepts a minimal model and fills the defaults", () => {
@@ -38,7 +28,7 @@ describe("model file validation", () => {
     [{ ...good, layers: 100000 }, "layers", "out-of-range"],
     [{ ...good, vocabSize: 2 ** 24 + 1 }, "vocabSize", "out-of-range"],
   ])("rejects %j at %s", (json, field, code) => {
-    const e = rejection(() => parseModel(json, "bad.json", "bad"));
+    const e = inputErrorOf(() => parseModel(json, "bad.json", "bad"));
     expect(e.field).toBe(field);
     expect(e.code).toBe(code);
     expect(e.message).toContain("bad.json");
@@ -46,21 +36,21 @@ describe("model file validation", () => {
   });
 
   it("rejects an unknown Hugging Face model_type, naming the ones it knows", () => {
-    const e = rejection(() => fromHuggingFaceConfig({ model_type: "t5" }, "config.json", "x"));
+    const e = inputErrorOf(() => fromHuggingFaceConfig({ model_type: "t5" }, "config.json", "x"));
     expect(e.message).toContain("model_type");
     expect(e.message).toContain("llama, mistral, mixtral, qwen2, gpt2, gpt_neox");
   });
 
   it("rejects a Hugging Face config whose key/value heads do not divide its heads, naming the field", () => {
     const config = { model_type: "llama", hidden_size: 4096, num_attention_heads: 32, num_key_value_heads: 5, num_hidden_layers: 2, intermediate_size: 11008, vocab_size: 32000, max_position_embeddings: 4096 };
-    const e = rejection(() => fromHuggingFaceConfig(config, "config.json", "x"));
+    const e = inputErrorOf(() => fromHuggingFaceConfig(config, "config.json", "x"));
     expect(e.field).toBe("num_key_value_heads");
     expect(e.message).toContain("a divisor of num_attention_heads (32)");
     expect(fromHuggingFaceConfig({ ...config, num_key_value_heads: 8 }, "config.json", "x").kvHeads).toBe(8);
   });
 
   it("rejects a GPU without any peak", () => {
-    const e = rejection(() => parseGpu({ memoryBytes: 1, hbmBytesPerSecond: 1, peakFlopsPerSecond: {}, nvlinkBytesPerSecond: 0, efficiency: { matmulMax: 0.8, matmulOverheadSeconds: 0, attentionMax: 0.5, memoryBandwidth: 0.9 }, runtimeReserveBytes: 0 }, "g.json", "g"));
+    const e = inputErrorOf(() => parseGpu({ memoryBytes: 1, hbmBytesPerSecond: 1, peakFlopsPerSecond: {}, nvlinkBytesPerSecond: 0, efficiency: { matmulMax: 0.8, matmulOverheadSeconds: 0, attentionMax: 0.5, memoryBandwidth: 0.9 }, runtimeReserveBytes: 0 }, "g.json", "g"));
     expect(e.field).toBe("peakFlopsPerSecond");
   });
 
@@ -69,7 +59,7 @@ describe("model file validation", () => {
     const base = { matmulMax: 0.8, matmulOverheadSeconds: 0, attentionMax: 0.5, memoryBandwidth: 0.9 };
     expect(parseGpu(gpu({ ...base, commOverlapSlowdown: 0.2 }), "g.json", "g").efficiency.commOverlapSlowdown).toBe(0.2);
     expect(parseGpu(gpu(base), "g.json", "g").efficiency).not.toHaveProperty("commOverlapSlowdown");
-    const e = rejection(() => parseGpu(gpu({ ...base, commOverlapSlowdown: 1.5 }), "g.json", "g"));
+    const e = inputErrorOf(() => parseGpu(gpu({ ...base, commOverlapSlowdown: 1.5 }), "g.json", "g"));
     expect(e.field).toMatch(/commOverlapSlowdown/);
     expect(e.value).toBe(1.5);
   });
@@ -79,10 +69,10 @@ describe("model file validation", () => {
     const cluster = (intraNode: object, interNode: object) => ({ gpu: "a100-sxm-80gb", gpusPerNode: 8, intraNode, interNode });
     expect(parseClusterFile(cluster(link, { ...link, maxBytesPerSecondPerGroup: 12.5e9 }), "c.json", "c").interNode.maxBytesPerSecondPerGroup).toBe(12.5e9);
     expect(parseClusterFile(cluster(link, link), "c.json", "c").interNode).not.toHaveProperty("maxBytesPerSecondPerGroup");
-    const negative = rejection(() => parseClusterFile(cluster(link, { ...link, maxBytesPerSecondPerGroup: -1 }), "c.json", "c"));
+    const negative = inputErrorOf(() => parseClusterFile(cluster(link, { ...link, maxBytesPerSecondPerGroup: -1 }), "c.json", "c"));
     expect(negative.field).toBe("interNode.maxBytesPerSecondPerGroup");
     expect(negative.value).toBe(-1);
-    const inside = rejection(() => parseClusterFile(cluster({ ...link, maxBytesPerSecondPerGroup: 1e9 }, link), "c.json", "c"));
+    const inside = inputErrorOf(() => parseClusterFile(cluster({ ...link, maxBytesPerSecondPerGroup: 1e9 }, link), "c.json", "c"));
     expect(inside.field).toBe("intraNode.maxBytesPerSecondPerGroup");
     expect(inside.message).toContain("interNode only");
   });
@@ -108,17 +98,17 @@ describe("plan resolution", () => {
     const layersPerStage = [7, ...new Array<number>(14).fill(8), 7];
     const { plan } = planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048, layersPerStage });
     expect(plan.layersPerStage).toEqual(layersPerStage);
-    const middle = rejection(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048, layersPerStage: [8, 7, ...new Array<number>(14).fill(8)] }));
+    const middle = inputErrorOf(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048, layersPerStage: [8, 7, ...new Array<number>(14).fill(8)] }));
     expect(middle.field).toBe("layersPerStage");
     // without a layout, the error names the one that works
-    const none = rejection(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048 }));
+    const none = inputErrorOf(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048 }));
     expect(none.field).toBe("virtualStages"); // with virtual stages, their count is what to change
     expect(none.message).toContain(`e.g. ${layersPerStage.join(",")}`);
     expect(none.message).toContain("none splits 126 layers evenly over pp(16)");
     const twoLess = [6, ...new Array<number>(14).fill(8), 8];
-    expect(rejection(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048, layersPerStage: twoLess })).field).toBe("layersPerStage");
+    expect(inputErrorOf(() => planFor("llama3-405b", big, { tp: 8, pp: 16, virtualStages: 8, globalBatch: 2048, layersPerStage: twoLess })).field).toBe("layersPerStage");
     // Where pp divides the layers, no interleaving (1) is valid: not "none" (tiny-gpt, 2 layers on pp 2).
-    const tiny = rejection(() => planFor("tiny-gpt", shapeOf("dgx-h100", 2), { pp: 2, virtualStages: 2 }));
+    const tiny = inputErrorOf(() => planFor("tiny-gpt", shapeOf("dgx-h100", 2), { pp: 2, virtualStages: 2 }));
     expect(tiny.valid).toBe("1 (no interleaving: no virtualStages of 2 or more splits 2 layers evenly over pp(2)), or give layersPerStage");
     expect(tiny.message).toContain("e.g. 1,1");
   });
@@ -144,7 +134,7 @@ describe("plan resolution", () => {
     [{ staleness: 2 }, "staleness"],
     [{ precision: "fp32" as const }, "precision"],
   ])("rejects %j at %s", (input, field) => {
-    const e = rejection(() => planFor("llama3-70b", shape, input));
+    const e = inputErrorOf(() => planFor("llama3-70b", shape, input));
     expect(e.field).toBe(field);
     expect(e.message).toContain("valid:");
   });
@@ -153,27 +143,27 @@ describe("plan resolution", () => {
     const model = planFor("llama3-8b", shapeOf("dgx-h100", 8), {}).model;
     const shape8 = shapeOf("dgx-h100", 8);
     for (const schedule of ["gpipe", "zb-h1", "naive"] as const) {
-      const e = rejection(() => resolvePlan(model, shape8, { schedule, zero: 2 }));
+      const e = inputErrorOf(() => resolvePlan(model, shape8, { schedule, zero: 2 }));
       expect(e.field).toBe("schedule");
       expect(e.valid).toBe("1f1b with pp 1, or pp >= 2");
     }
     expect(resolvePlan(model, shape8, { schedule: "1f1b" }).schedule).toBe("1f1b");
     expect(resolvePlan(model, shape8, { schedule: "gpipe", pp: 2 }).schedule).toBe("gpipe");
     // interleaved with one stage blames the stage count, not the virtual stages given
-    const e = rejection(() => resolvePlan(model, shape8, { tp: 8, schedule: "interleaved", virtualStages: 2 }));
+    const e = inputErrorOf(() => resolvePlan(model, shape8, { tp: 8, schedule: "interleaved", virtualStages: 2 }));
     expect([e.field, e.valid]).toEqual(["pp", "2 or more with the interleaved schedule"]);
     for (const key of ["sequenceParallel", "tpCommOverlap", "tpSyncBackward"] as const) {
-      const t = rejection(() => resolvePlan(model, shape8, { tp: 1, [key]: true }));
+      const t = inputErrorOf(() => resolvePlan(model, shape8, { tp: 1, [key]: true }));
       expect([t.field, t.valid]).toEqual([key, "false (or left out) with tp 1"]);
       expect(resolvePlan(model, shape8, { tp: 1, [key]: false }).tp).toBe(1);
     }
-    const s = rejection(() => resolvePlan(model, shape8, { parameterServers: 2, asynchronous: true, staleness: 0 }));
+    const s = inputErrorOf(() => resolvePlan(model, shape8, { parameterServers: 2, asynchronous: true, staleness: 0 }));
     expect([s.field, s.valid]).toEqual(["staleness", "an integer >= 1 with --async"]);
   });
 
   it("fp8 needs a GPU with fp8 tensor cores", () => {
     const a100 = shapeOf("dgx-a100-80gb", 8);
-    const e = rejection(() => resolvePlan(planFor("llama3-8b", a100, {}).model, a100, { precision: "fp8" }));
+    const e = inputErrorOf(() => resolvePlan(planFor("llama3-8b", a100, {}).model, a100, { precision: "fp8" }));
     expect(e.message).toContain("a100-sxm-80gb has no fp8");
     expect(e.valid).toBe("bf16, fp16");
   });
