@@ -49,6 +49,7 @@ export const FLAGS = {
   "keep-16bit-grads": { type: "bool", help: "16-bit gradients kept beside the fp32 accumulators, 2 bytes per parameter more (DeepSpeed BF16_Optimizer)" },
   "fused-cross-entropy": { type: "bool", help: "the loss keeps 16-bit logits and no fp32 copy, 4 bytes per logit at its backward instead of 6 (flash-attn's fused cross-entropy, llm-foundry's default)" },
   "fp8-keep-16bit-inputs": { type: "bool", help: "fp8 only: linears keep their 16-bit inputs for the weight gradient (torchao Float8Linear, torchtitan), not their fp8 casts (Transformer Engine, the default)" },
+  "fp32-shard-only": { type: "bool", help: "ZeRO 3 only: weights stored only as their fp32 master shard, cast to 16 bits as each layer is gathered, 2 bytes per parameter less (PyTorch FSDP mixed precision)" },
   "optimizer-state-bytes": { type: "int", help: "optimizer state per parameter before ZeRO sharding (default 12: fp32 master, momentum, variance; 6: bf16 ones, as NeMo's SFT recipe)", valueName: "N" },
   "optimizer-step-bytes": { type: "int", help: "HBM bytes the optimizer step moves per parameter of the shard (default: fused Adam's, about 30; Composer's per-operation DecoupledAdamW with clipping 92)", valueName: "N" },
   "shard-group": { type: "int", help: "hybrid sharding: ZeRO shards over groups of N data-parallel ranks, replicated across groups (FSDP HYBRID_SHARD)", valueName: "N" },
@@ -138,7 +139,7 @@ export const FLAG_OF_PLAN_FIELD = {
   layersPerStage: "layers-per-stage", recomputeLayersPerStage: "recompute-layers", parameterServers: "ps", asynchronous: "async",
   staleness: "staleness", flashAttention: "flash", fp32Gradients: "fp32-grads", tpCommOverlap: "tp-comm-overlap",
   dpCommExposed: "dp-comm-exposed", dpCommBlocking: "dp-comm-blocking", ppBlockingSends: "pp-blocking-sends", ppScatterGather: "pp-scatter-gather", tpSyncBackward: "tp-sync-backward",
-  launchBlocking: "launch-blocking", recomputeEarlyStop: "recompute-early-stop", ppKeepOutputs: "pp-keep-outputs", keep16BitGrads: "keep-16bit-grads", fusedCrossEntropy: "fused-cross-entropy", fp8Keep16BitInputs: "fp8-keep-16bit-inputs", optimizerStateBytes: "optimizer-state-bytes", optimizerStepBytesPerParam: "optimizer-step-bytes", shardGroup: "shard-group",
+  launchBlocking: "launch-blocking", recomputeEarlyStop: "recompute-early-stop", ppKeepOutputs: "pp-keep-outputs", keep16BitGrads: "keep-16bit-grads", fusedCrossEntropy: "fused-cross-entropy", fp8Keep16BitInputs: "fp8-keep-16bit-inputs", fp32ShardOnly: "fp32-shard-only", optimizerStateBytes: "optimizer-state-bytes", optimizerStepBytesPerParam: "optimizer-step-bytes", shardGroup: "shard-group",
 } as const satisfies Readonly<Record<keyof PlanInput, FlagName>>;
 
 /**
@@ -166,7 +167,7 @@ const OWN_WAY = "its ranks train in float32 on this machine's cores, predicted o
  */
 const NOT_EXECUTED: Readonly<Partial<Record<FlagName, string>>> = {
   ...Object.fromEntries((["gpu", "cluster", "gpus-per-node", "precision", "fp32-grads", "tp-comm-overlap", "tp-sync-backward", "dp-comm-exposed",
-    "dp-comm-blocking", "pp-blocking-sends", "launch-blocking", "recompute-early-stop", "pp-keep-outputs", "keep-16bit-grads", "fused-cross-entropy", "fp8-keep-16bit-inputs"] as const).map((f) => [f, OWN_WAY])),
+    "dp-comm-blocking", "pp-blocking-sends", "launch-blocking", "recompute-early-stop", "pp-keep-outputs", "keep-16bit-grads", "fused-cross-entropy", "fp8-keep-16bit-inputs", "fp32-shard-only"] as const).map((f) => [f, OWN_WAY])),
   "optimizer-state-bytes": "its Adam keeps 12 bytes per parameter (fp32 master weights, momentum and variance), the default",
   "optimizer-step-bytes": "it measures its own optimizer step (meshplan calibrate)",
   "pp-scatter-gather": "its pipeline sends whole activations, the default",

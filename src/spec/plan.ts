@@ -41,6 +41,7 @@ export interface PlanInput {
   keep16BitGrads?: boolean | undefined;
   fusedCrossEntropy?: boolean | undefined;
   fp8Keep16BitInputs?: boolean | undefined;
+  fp32ShardOnly?: boolean | undefined;
   optimizerStateBytes?: number | undefined;
   optimizerStepBytesPerParam?: number | undefined;
   shardGroup?: number | undefined;
@@ -54,6 +55,9 @@ export const DEFAULT_BATCH_TOKENS = 4 * 1024 * 1024;
 
 /** Optimizer state per parameter for mixed-precision Adam: fp32 master weight, momentum and variance (ZeRO, section 3.1, "K = 12"). */
 export const OPTIMIZER_STATE_BYTES = 12;
+
+/** fp32 bytes per parameter of the master copy (part of OPTIMIZER_STATE_BYTES), which fp32ShardOnly makes the stored parameter. */
+export const MASTER_PARAM_BYTES = 4;
 
 /**
  * Largest global batch a plan may have, in sequences (2^24, about 16.8 million): three orders of
@@ -181,10 +185,14 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   const keep16BitGrads = input.keep16BitGrads ?? false;
   if (keep16BitGrads && !fp32Gradients) bad("keep16BitGrads", true, "false without fp32 gradients", "with 16-bit gradients there is no fp32 accumulator to keep them beside");
   if (keep16BitGrads && zero > 1) bad("zero", zero, "0 or 1 with keep16BitGrads", "it describes DeepSpeed's BF16_Optimizer, which runs ZeRO 0 and 1 only");
+  if (input.fp32ShardOnly === true && zero !== 3) bad("zero", zero, "3 with fp32ShardOnly", "it describes FSDP's full sharding, where each layer's 16-bit weights exist only while gathered");
   if (input.fp8Keep16BitInputs === true && precision !== "fp8") bad("fp8Keep16BitInputs", true, "false (or left out) unless the precision is fp8", "it says how fp8 linears keep their inputs");
   const optimizerStateBytes = input.optimizerStateBytes;
   if (optimizerStateBytes !== undefined && (!Number.isInteger(optimizerStateBytes) || optimizerStateBytes < 1 || optimizerStateBytes > 16)) {
     bad("optimizerStateBytes", optimizerStateBytes, "an integer from 1 to 16 (12: fp32 master weight, momentum and variance)");
+  }
+  if (input.fp32ShardOnly === true && optimizerStateBytes !== undefined && optimizerStateBytes < MASTER_PARAM_BYTES) {
+    bad("optimizerStateBytes", optimizerStateBytes, `at least ${MASTER_PARAM_BYTES} with fp32ShardOnly`, "the fp32 shard it keeps is the optimizer's master copy, part of the optimizer state");
   }
   const optimizerStepBytesPerParam = input.optimizerStepBytesPerParam;
   if (optimizerStepBytesPerParam !== undefined && !(Number.isFinite(optimizerStepBytesPerParam) && optimizerStepBytesPerParam > 0 && optimizerStepBytesPerParam <= 1000)) {
@@ -239,6 +247,8 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     ...(input.fusedCrossEntropy === true ? { fusedCrossEntropy: true } : {}),
     // Off unless asked for: fp8 linears keep their input's fp8 cast (Transformer Engine), not torchao's 16-bit input.
     ...(input.fp8Keep16BitInputs === true ? { fp8Keep16BitInputs: true } : {}),
+    // Off unless asked for: ZeRO-3 as DeepSpeed runs it keeps a 16-bit shard beside the fp32 master.
+    ...(input.fp32ShardOnly === true ? { fp32ShardOnly: true } : {}),
     // Absent unless it differs from mixed-precision Adam's 12 bytes.
     ...(optimizerStateBytes !== undefined && optimizerStateBytes !== OPTIMIZER_STATE_BYTES ? { optimizerStateBytes } : {}),
     // Absent unless given: fused Adam's traffic (optimizerBytesPerParam).
@@ -287,7 +297,7 @@ export function checkTensorKnobs(tp: number, input: PlanInput): void {
  */
 export const FRAMEWORK_SWITCHES = [
   "tpCommOverlap", "tpSyncBackward", "ppBlockingSends", "ppScatterGather", "dpCommExposed", "dpCommBlocking", "launchBlocking",
-  "recomputeEarlyStop", "ppKeepOutputs", "keep16BitGrads", "fusedCrossEntropy", "fp8Keep16BitInputs",
+  "recomputeEarlyStop", "ppKeepOutputs", "keep16BitGrads", "fusedCrossEntropy", "fp8Keep16BitInputs", "fp32ShardOnly",
 ] as const satisfies readonly (keyof PlanInput)[];
 
 /** The framework knobs that take a number (how many bytes the optimizer keeps and moves), shown and pinned like the switches. */

@@ -308,6 +308,16 @@ export interface Plan {
    */
   readonly fp8Keep16BitInputs?: boolean;
   /**
+   * Extension, ZeRO 3 only: each parameter is stored once, as its fp32 shard, which is also the
+   * optimizer's master copy; its 16-bit form exists only while a layer is gathered (PyTorch FSDP with a
+   * 16-bit param_dtype: "the optimizer step uses the sharded parameter in the original dtype" and FSDP
+   * "does not require any extra memory to keep a high-precision copy", MixedPrecisionPolicy's docstring,
+   * torch/distributed/fsdp/_fully_shard/_fsdp_api.py; FSDP1's MixedPrecision likewise keeps the sharded
+   * FlatParameter in full precision and casts it for the all-gather). torchtitan, llm-foundry, fms-fsdp. Parameters 4 bytes per parameter of the shard, optimizer states 4 fewer:
+   * 2 bytes less than ZeRO-3 as the ZeRO paper and DeepSpeed keep it (a 16-bit shard beside the fp32 master).
+   */
+  readonly fp32ShardOnly?: boolean;
+  /**
    * Extension: bytes of optimizer state per parameter the optimizer keeps (before ZeRO shards them).
    * Absent: 12, mixed-precision Adam's fp32 master weight, momentum and variance (Rajbhandari et al. 2020,
    * section 3.1, "K = 12"). Apex's DistributedFusedAdam with a bf16 state dtype keeps 6 (bf16 master

@@ -194,6 +194,10 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     assumptions.push(profile.fp8Keep16BitInputs);
     plan.fp8Keep16BitInputs = true;
   }
+  if (profile.fp32ShardOnly !== undefined && plan.zero === 3) {
+    assumptions.push(profile.fp32ShardOnly);
+    plan.fp32ShardOnly = true;
+  }
   const blocking = profile.launchBlocking?.(r);
   if (blocking !== undefined) {
     assumptions.push(blocking);

@@ -47,7 +47,7 @@ export interface PlannerReport {
 const SWITCH_NAMES: Readonly<Record<(typeof FRAMEWORK_SWITCHES)[number], string>> = {
   tpCommOverlap: "tp-overlap", ppBlockingSends: "blocking-sends", dpCommExposed: "dp-exposed", dpCommBlocking: "dp-blocking", tpSyncBackward: "tp-sync",
   ppScatterGather: "scatter-gather", launchBlocking: "launch-blocking", recomputeEarlyStop: "early-stop", ppKeepOutputs: "keep-outputs",
-  keep16BitGrads: "keep-16bit-grads", fusedCrossEntropy: "fused-ce", fp8Keep16BitInputs: "fp8-16bit-inputs",
+  keep16BitGrads: "keep-16bit-grads", fusedCrossEntropy: "fused-ce", fp8Keep16BitInputs: "fp8-16bit-inputs", fp32ShardOnly: "fp32-shard",
 };
 
 export function planText(x: Plan): string {

@@ -54,6 +54,8 @@ export interface SourceProfile {
   readonly fusedCrossEntropy?: string;
   /** Under fp8, the linears keep their 16-bit inputs (plan knob fp8Keep16BitInputs, torchao), with the reason printed as the fp8 records' assumption. */
   readonly fp8Keep16BitInputs?: string;
+  /** Under ZeRO 3, the weights are stored only as their fp32 shard (plan knob fp32ShardOnly, PyTorch FSDP), with the reason printed. */
+  readonly fp32ShardOnly?: string;
   /**
    * The fused attention kernel the framework ran (the GPU priors describe their generation's best), for
    * every record or per record (undefined: the GPU's prior kernel).
@@ -212,8 +214,12 @@ const NVIDIA_RECIPES = {
 
 // PyTorch FSDP stacks (llm-foundry, torchtitan, the IBM blogs): FULL_SHARD is ZeRO-3; attention through
 // scaled_dot_product_attention, whose flash backend is FlashAttention-2 since PyTorch 2.2 (release notes).
+// Each builds its model in fp32 and gives FSDP a bf16 param_dtype (Composer's 'PURE' mixed precision,
+// torchtitan's MixedPrecisionPolicy, fms-fsdp's bfSixteen): the sharded parameters keep fp32 and are cast
+// for each all-gather, so the fp32 shard is the only stored copy and the optimizer's master.
 const FSDP = {
   flashAttention: true, dropout: false, zero: 3, recompute: "none", precision: "bf16", sequenceParallel: false, attentionKernel: "flash-attention-2",
+  fp32ShardOnly: "weights stored only as their fp32 shard, cast to bf16 as each layer is gathered (FSDP MixedPrecision: no 16-bit shard)",
 } as const;
 
 const skipAll = (why: string) => () => why;

@@ -110,6 +110,50 @@ describe("DeepSpeed's BF16_Optimizer keeps the 16-bit gradients (keep16BitGrads)
   });
 });
 
+describe("FSDP stores each weight once, as its fp32 shard (fp32ShardOnly)", () => {
+  const base = { tp: 1, pp: 1, zero: 3, precision: "bf16", microBatch: 1, globalBatch: 8 } as const;
+
+  it("holds 4 + 4 + 8 bytes per parameter of the shard where DeepSpeed's ZeRO-3 holds 2 + 4 + 12", () => {
+    const deepspeed = planFor("llama2-7b", shape, base);
+    const fsdp = planFor("llama2-7b", shape, { ...base, fp32ShardOnly: true });
+    const a = planCosts(deepspeed.model, shape, deepspeed.plan).stages[0]!;
+    const b = planCosts(fsdp.model, shape, fsdp.plan).stages[0]!;
+    expect(b.params).toBe(a.params);
+    const shard = a.params / 8; // ZeRO-3 over dp 8
+    expect(a.states.parametersBytes).toBeCloseTo(2 * shard, 0);
+    expect(a.states.optimizerBytes).toBeCloseTo(12 * shard, 0);
+    expect(b.states.parametersBytes).toBeCloseTo(4 * shard, 0); // the fp32 shard is the parameter
+    expect(b.states.gradientsBytes).toBeCloseTo(4 * shard, 0); // sharded fp32 gradients, as before
+    expect(b.states.optimizerBytes).toBeCloseTo(8 * shard, 0); // momentum and variance only
+    const ea = estimate(deepspeed.model, shape, deepspeed.plan);
+    const eb = estimate(fsdp.model, shape, fsdp.plan);
+    expect(ea.memory.peakBytesPerGpu - eb.memory.peakBytesPerGpu).toBeCloseTo(2 * shard, 0);
+    // storage only: the same gathers and the same step
+    expect(eb.time.stepSeconds).toBe(ea.time.stepSeconds);
+    expect(frameworkFlags(fsdp.plan)).toContain("--fp32-shard-only");
+    expect(deepspeed.plan.fp32ShardOnly).toBeUndefined();
+  });
+
+  it("is refused below ZeRO 3 and with fewer optimizer bytes than the fp32 master it keeps, naming the field", () => {
+    const zero2 = rejection({ ...base, zero: 2, fp32ShardOnly: true });
+    expect(zero2.field).toBe("zero");
+    expect(zero2.message).toContain("3 with fp32ShardOnly");
+    const small = rejection({ ...base, fp32ShardOnly: true, optimizerStateBytes: 2 });
+    expect(small.field).toBe("optimizerStateBytes");
+    expect(small.message).toContain("at least 4");
+    expect(planFor("llama2-7b", shape, { ...base, fp32ShardOnly: true, optimizerStateBytes: 4 }).plan.optimizerStateBytes).toBe(4);
+  });
+
+  it("is searched at ZeRO 3 only, even with one data-parallel rank, where the stage otherwise does not matter", () => {
+    const one = shapeOf("dgx-a100-80gb", 1);
+    const { model } = planFor("llama2-7b", one, base);
+    const r = searchPlans(model, one, { fp32ShardOnly: true, globalBatch: 4, seqLen: 1024 }, { top: 3 });
+    const listed = [...r.plans, ...r.closest];
+    expect(listed.length).toBeGreaterThan(0);
+    for (const e of listed) expect([e.plan.zero, e.plan.fp32ShardOnly]).toEqual([3, true]);
+  });
+});
+
 describe("optimizer state per parameter (optimizerStateBytes)", () => {
   const base = { tp: 1, pp: 1, zero: 1, precision: "bf16", microBatch: 1, globalBatch: 8 } as const;
 

@@ -37,7 +37,8 @@ function predictedSecondsPerBlock(row: Row, spec: ClusterSpec): number {
     const model = { ...c.case.model, layers };
     const shape = { spec, gpus: 1, gpusPerNode: spec.gpusPerNode };
     const plan = resolvePlan(model, shape, {
-      ...c.case.plan, dp: 1, tp: 1, pp: 1, zero: 0, microBatch: row.microBatch, seqLen: row.seqLen, globalBatch: row.microBatch,
+      // one GPU, nothing sharded: FSDP's fp32-shard storage (a ZeRO-3 switch) does not apply, nor change the time
+      ...c.case.plan, dp: 1, tp: 1, pp: 1, zero: 0, fp32ShardOnly: undefined, microBatch: row.microBatch, seqLen: row.seqLen, globalBatch: row.microBatch,
       recompute: row.checkpoint ? "full" : "none", layersPerStage: undefined, recomputeLayersPerStage: undefined,
       recomputeEarlyStop: row.checkpoint && row.earlyStop !== false,
     });

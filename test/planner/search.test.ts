@@ -201,7 +201,7 @@ describe("plan search: mechanics", () => {
     const where: Partial<Record<typeof key, PlanInput>> = {
       tpCommOverlap: { tp: 2 }, tpSyncBackward: { tp: 2 }, ppBlockingSends: { pp: 2 }, ppKeepOutputs: { pp: 2 },
       ppScatterGather: { tp: 2, pp: 2, sequenceParallel: false }, dpCommExposed: { pp: 2, zero: 1 }, dpCommBlocking: { zero: 2 }, keep16BitGrads: { zero: 1 },
-      fp8Keep16BitInputs: { precision: "fp8" },
+      fp8Keep16BitInputs: { precision: "fp8" }, fp32ShardOnly: { zero: 3 },
     };
     const pins: PlanInput = { [key]: true, globalBatch: 64, seqLen: 2048, ...where[key] };
     const small = shapeOf(key === "fp8Keep16BitInputs" ? "dgx-h100" : "dgx-a100-80gb", 8);

@@ -144,6 +144,17 @@ describe("published records as meshplan plans", () => {
     for (const id of ["r1310", "r1357", "r0204"]) expect(mapped(id).plan.fusedCrossEntropy).toBeUndefined();
   });
 
+  it("the FSDP stacks store each weight only as its fp32 shard (no 16-bit shard); ZeRO under Megatron and DeepSpeed keeps both", () => {
+    // llm-foundry (Composer FSDP), torchtitan (FSDP2), IBM's fms-fsdp (HYBRID_SHARD over a node included)
+    for (const id of ["r1002", "r1186", "r1310", "r1334", "r1336", "r1342"]) {
+      const c = mapped(id);
+      expect([c.plan.zero, c.plan.fp32ShardOnly]).toEqual([3, true]);
+      expect(c.assumptions.some((a) => a.includes("fp32 shard"))).toBe(true);
+    }
+    // Llama 3's ZeRO-2, Megatron's distributed optimizer (NeMo), BLOOM's DeepSpeed ZeRO-1
+    for (const id of ["r1407", "r1357", "r0204"]) expect(mapped(id).plan.fp32ShardOnly).toBeUndefined();
+  });
+
   it("llm-foundry's optimizer step moves Composer's per-operation DecoupledAdamW and clipping traffic; other sources keep fused Adam's", () => {
     for (const id of ["r1014", "r1074"]) {
       const c = mapped(id);

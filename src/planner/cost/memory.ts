@@ -1,4 +1,4 @@
-import { OPTIMIZER_STATE_BYTES } from "../../spec/plan.js";
+import { MASTER_PARAM_BYTES, OPTIMIZER_STATE_BYTES } from "../../spec/plan.js";
 import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
 import { attentionWidthsPerRank, BYTES_16, inFlightMicroBatches, keptBytes, weightGradInputBytes, type LayerActivationBytes } from "./activations.js";
 import { layerParams, normParams } from "./params.js";
@@ -92,7 +92,7 @@ export function zeroShardRanks(plan: Pick<Plan, "dp" | "cp" | "shardGroup">): nu
 }
 
 /** Model states on one GPU: ZeRO stage 1 shards optimizer states, 2 also gradients, 3 also parameters. */
-export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients" | "keep16BitGrads" | "shardGroup" | "optimizerStateBytes">;
+export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients" | "keep16BitGrads" | "shardGroup" | "optimizerStateBytes" | "fp32ShardOnly">;
 
 /** Parameters one GPU holds a shard of at ZeRO stage `stage` (all of them below it). */
 function shardedParams(plan: StatePlan, params: RankParams, stage: number): number {
@@ -101,7 +101,24 @@ function shardedParams(plan: StatePlan, params: RankParams, stage: number): numb
   return params.dense / denseShard + params.expert / (denseShard / plan.ep);
 }
 
+/**
+ * Under plan.fp32ShardOnly (FSDP) the fp32 master shard is the parameter: counted as parameters
+ * (MASTER_PARAM_BYTES) and taken out of the optimizer states, with no 16-bit copy stored.
+ */
+/** Parameters whose optimizer state one GPU updates: its shard at ZeRO 1 and above, else all it holds. */
+export function optimizerShardParams(plan: StatePlan, params: RankParams): number {
+  return shardedParams(plan, params, 1);
+}
+
 export function modelStateBytes(plan: StatePlan, params: RankParams): Pick<MemoryBreakdown, "parametersBytes" | "gradientsBytes" | "optimizerBytes"> {
+  if (plan.fp32ShardOnly === true) {
+    const shard = shardedParams(plan, params, 3);
+    return {
+      parametersBytes: MASTER_PARAM_BYTES * shard,
+      gradientsBytes: gradientMemoryBytesPerParam(plan) * shard,
+      optimizerBytes: (optimizerStateBytesPerParam(plan) - MASTER_PARAM_BYTES) * shard, // resolvePlan keeps it >= 4
+    };
+  }
   return {
     parametersBytes: PARAM_BYTES * shardedParams(plan, params, 3),
     gradientsBytes: gradientMemoryBytesPerParam(plan) * shardedParams(plan, params, 2),

@@ -9,7 +9,7 @@ import {
 import { embeddingTimes, headTimes, layerTimes } from "./compute.js";
 import { blockingLaunchSeconds } from "./launch.js";
 import {
-  gradientBytesPerParam, layerParamsPerRank, modelStateBytes, optimizerStateBytesPerParam, optimizerStepCopyBytes, otherBytes, PARAM_BYTES,
+  gradientBytesPerParam, layerParamsPerRank, modelStateBytes, optimizerShardParams, optimizerStateBytesPerParam, optimizerStepCopyBytes, otherBytes, PARAM_BYTES,
   stageParams, type MemoryBreakdown, type RankParams,
 } from "./memory.js";
 
@@ -180,7 +180,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
       blockingTransferSeconds: plan.ppBlockingSends === true && plan.schedule !== "naive" ? 2 * ppSendsOfStage(plan, i) * transfer.seconds : 0,
       blockingDpSeconds: plan.dpCommBlocking === true ? dp.perMicroBatchForward.seconds + dp.perMicroBatchBackward.seconds : 0,
       dp,
-      optimizerSeconds: optimizerSeconds(plan, states.optimizerBytes / optimizerStateBytesPerParam(plan), optimizerBytesPerSecond),
+      optimizerSeconds: optimizerSeconds(plan, optimizerShardParams(plan, params), optimizerBytesPerSecond),
       states,
       optimizerStepBytes: held.optimizerStepBytes,
       params: held.params,

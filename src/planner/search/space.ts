@@ -104,13 +104,15 @@ export function forEachCandidate(
         if (seqLen % cp !== 0) continue;
         const dp = gpus / (tp * pp * cp);
         if (pinned.dp !== undefined && pinned.dp !== dp) continue;
-        // with one data-parallel rank there is nothing to shard: every ZeRO stage is the same plan
-        const zeros = dp * cp > 1 || pinned.zero !== undefined ? allZeros : [0 as ZeroStage];
+        // with one data-parallel rank there is nothing to shard: every ZeRO stage is the same plan (but
+        // fp32ShardOnly, FSDP's storage, is stated as ZeRO 3)
+        const zeros = dp * cp > 1 || pinned.zero !== undefined || pinned.fp32ShardOnly === true ? allZeros : [0 as ZeroStage];
         const eps = model.moe === undefined ? [1] : divisorsOf(model.moe.experts).filter((e) => (dp * cp) % e === 0);
         for (const ep of pick(pinned.ep, eps)) {
           for (const zero of zeros) {
             if (engine.dpCommExposed === true && zero > 1) continue; // resolvePlan refuses it
             if (pinned.keep16BitGrads === true && zero > 1) continue; // resolvePlan refuses this too
+            if (pinned.fp32ShardOnly === true && zero !== 3) continue; // and this
             // In line: ZeRO 2/3 only (resolvePlan refuses the rest); with one data-parallel rank it is off.
             if (pinned.dpCommBlocking === true && dp * cp > 1 && zero < 2) continue;
             const shardGroups = shardGroupsFor(zero, dp * cp, ep, pinned.shardGroup);
@@ -129,7 +131,7 @@ export function forEachCandidate(
                     precision: pinned.precision, layersPerStage, recomputeLayersPerStage: pinned.recomputeLayersPerStage,
                     parameterServers: undefined, asynchronous: undefined, staleness: undefined, flashAttention: flash, fp32Gradients: pinned.fp32Gradients, tpCommOverlap: tensor.tpCommOverlap,
                     ppBlockingSends: engine.ppBlockingSends, dpCommExposed: engine.dpCommExposed, dpCommBlocking: pinned.dpCommBlocking, tpSyncBackward: tensor.tpSyncBackward, launchBlocking: pinned.launchBlocking, recomputeEarlyStop: pinned.recomputeEarlyStop,
-                    ppScatterGather: pinned.ppScatterGather, ppKeepOutputs: engine.ppKeepOutputs, keep16BitGrads: pinned.keep16BitGrads, fusedCrossEntropy: pinned.fusedCrossEntropy, fp8Keep16BitInputs: pinned.fp8Keep16BitInputs, optimizerStateBytes: pinned.optimizerStateBytes, optimizerStepBytesPerParam: pinned.optimizerStepBytesPerParam, shardGroup,
+                    ppScatterGather: pinned.ppScatterGather, ppKeepOutputs: engine.ppKeepOutputs, keep16BitGrads: pinned.keep16BitGrads, fusedCrossEntropy: pinned.fusedCrossEntropy, fp8Keep16BitInputs: pinned.fp8Keep16BitInputs, fp32ShardOnly: pinned.fp32ShardOnly, optimizerStateBytes: pinned.optimizerStateBytes, optimizerStepBytesPerParam: pinned.optimizerStepBytesPerParam, shardGroup,
                   }, group);
                 }
               }
