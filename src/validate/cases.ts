@@ -182,21 +182,11 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
   if (plan.ppScatterGather === true && p.pp > 1 && p.tp > 1 && !sp) {
     assumptions.push(`pipeline transfers as 1/tp slices, all-gathered over tp by the receiver (${profile.deepspeedPipeline === true ? "DeepSpeed's pipe_partitioned default" : "Megatron-LM's scatter/gather default"})`);
   }
-  if (profile.recomputeEarlyStop !== undefined && (rc.mode === "full" || rc.fullShare !== undefined)) {
-    assumptions.push(profile.recomputeEarlyStop);
-    plan.recomputeEarlyStop = true;
-  }
-  if (profile.fusedCrossEntropy !== undefined) {
-    assumptions.push(profile.fusedCrossEntropy);
-    plan.fusedCrossEntropy = true;
-  }
-  if (profile.fp8Keep16BitInputs !== undefined && plan.precision === "fp8") {
-    assumptions.push(profile.fp8Keep16BitInputs);
-    plan.fp8Keep16BitInputs = true;
-  }
-  if (profile.fp32ShardOnly !== undefined && plan.zero === 3) {
-    assumptions.push(profile.fp32ShardOnly);
-    plan.fp32ShardOnly = true;
+  for (const [key, applies] of Object.entries(REASONED_SWITCHES) as [ReasonedSwitch, (plan: PlanInput) => boolean][]) {
+    const why = profile[key];
+    if (why === undefined || !applies(plan)) continue;
+    assumptions.push(why);
+    plan[key] = true;
   }
   const blocking = profile.launchBlocking?.(r);
   if (blocking !== undefined) {
@@ -236,6 +226,19 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     },
   };
 }
+
+/**
+ * The plan switches a profile gives as the reason to print, each set where it applies to the record's
+ * plan: a recomputation that stops early needs layers recomputed in full, the fp8 input storage fp8,
+ * FSDP's fp32-shard storage ZeRO 3; the fused loss applies to every record.
+ */
+const REASONED_SWITCHES = {
+  recomputeEarlyStop: (plan) => plan.recompute === "full" || plan.recomputeLayersPerStage !== undefined,
+  fusedCrossEntropy: () => true,
+  fp8Keep16BitInputs: (plan) => plan.precision === "fp8",
+  fp32ShardOnly: (plan) => plan.zero === 3,
+} as const satisfies Partial<Record<keyof SourceProfile & keyof PlanInput, (plan: PlanInput) => boolean>>;
+type ReasonedSwitch = keyof typeof REASONED_SWITCHES;
 
 /** The profile's virtual stages per GPU where the record states no count (an assumption, printed). */
 function virtualStagesOf(r: MeasurementRecord, profile: SourceProfile, layers: number, assumptions: string[]): number {
