@@ -1,4 +1,5 @@
 import { Worker } from "node:worker_threads";
+import { upperMedian } from "../src/executor/measure/stats.js";
 
 /**
  * What two threads can do with this machine's memory at best, as a ceiling for the collectives' speed
@@ -18,8 +19,7 @@ export async function copyCeiling(bytes: number, repeat: number): Promise<{ copy
       w.once("error", fail);
     })));
     // a call lasts until the slower thread ends it
-    const slowest = times[0]!.map((t, i) => Math.max(t, times[1]![i]!)).sort((a, b) => a - b);
-    return slowest[slowest.length >> 1]!;
+    return upperMedian(times[0]!.map((t, i) => Math.max(t, times[1]![i]!)));
   };
   return { copyPerThread: bytes / (await run("copy")), allGatherBus: (0.5 * bytes) / (await run("all-gather")) };
 }

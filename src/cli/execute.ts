@@ -15,7 +15,7 @@ import { grouped } from "../math/digits.js";
 import { planFieldAsFlag, type ParsedArgs } from "./args.js";
 import { loadModel } from "./catalog.js";
 import { loadContext, planInputFrom } from "./context.js";
-import { batchRoundedNote, roundedTo } from "./format.js";
+import { bar, batchRoundedNote, roundedTo } from "./format.js";
 import type { Io } from "./io.js";
 import { chooseSavedProfile, DEFAULT_PROFILE_FILE, profileOnDisk, readProfile } from "./profile-file.js";
 
@@ -83,10 +83,7 @@ export function progressReporter(io: Io, ranks: number, steps: number, warmup = 
   /** When the reference's last step ended (its first starts about when the ranks' last line was drawn). */
   let referenceStepEnd: number | undefined;
   const width = 30;
-  const bar = (fraction: number) => {
-    const filled = Math.max(0, Math.min(width, Math.round(fraction * width)));
-    return `[${"#".repeat(filled)}${".".repeat(width - filled)}]`;
-  };
+  const progressBar = (fraction: number) => `[${bar(fraction, width)}]`;
   const line = (text: string) => {
     lastLine = now();
     io.err(text);
@@ -113,7 +110,7 @@ export function progressReporter(io: Io, ranks: number, steps: number, warmup = 
         if (done[r] === all && p?.step === all + 1 && (behind === undefined || p.done / p.of < behind.done / behind.of)) behind = p;
       }
       if (behind === undefined) return;
-      line(`execute ${bar((all + 1 + behind.done / behind.of) / steps)} ${stepLabel(all + 1, steps, warmup)}: pass ${grouped(behind.done)} of ${grouped(behind.of)}`);
+      line(`execute ${progressBar((all + 1 + behind.done / behind.of) / steps)} ${stepLabel(all + 1, steps, warmup)}: pass ${grouped(behind.done)} of ${grouped(behind.of)}`);
       return;
     }
     if (e.phase !== "step") return;
@@ -121,7 +118,7 @@ export function progressReporter(io: Io, ranks: number, steps: number, warmup = 
     const all = Math.min(...done);
     if (all <= shown) return;
     shown = all;
-    line(`execute ${bar((all + 1) / steps)} ${stepLabel(all, steps, warmup)}`);
+    line(`execute ${progressBar((all + 1) / steps)} ${stepLabel(all, steps, warmup)}`);
   };
 }
 

@@ -1,6 +1,6 @@
 import { recomputeLabel, zeroLabel } from "../planner/explain/explain.js";
 import type { Estimate } from "../planner/cost/types.js";
-import type { Plan } from "../spec/types.js";
+import type { ModelSpec, Plan } from "../spec/types.js";
 import { FLAG_OF_PLAN_FIELD } from "./args.js";
 import { FRAMEWORK_SWITCHES, FRAMEWORK_VALUES } from "../spec/plan.js";
 import { counted, grouped } from "../math/digits.js";
@@ -28,7 +28,8 @@ export function pct(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
 }
 
-function bar(fraction: number, width: number): string {
+/** A text bar of `width` cells, `fraction` of them filled (clamped to the bar). */
+export function bar(fraction: number, width: number): string {
   const filled = Math.max(0, Math.min(width, Math.round(fraction * width)));
   return "#".repeat(filled) + ".".repeat(width - filled);
 }
@@ -50,6 +51,11 @@ export function planSummary(e: Estimate): string {
 export function batchRoundedNote(p: Plan, defaultBatch: number, given: number | undefined): string | undefined {
   if (given !== undefined || p.globalBatch === defaultBatch) return undefined;
   return `global batch ${p.globalBatch} sequences: the default ${defaultBatch} ${roundedTo(p)} (--global-batch sets it)`;
+}
+
+/** The note that an imported model's default sequence is shorter than its positions, unless --seq was given. */
+export function defaultSeqLines(model: ModelSpec, seqGiven: boolean): string[] {
+  return model.defaultSeqNote !== undefined && !seqGiven ? [`${model.name}: ${model.defaultSeqNote}`] : [];
 }
 
 /** What resolvePlan rounds a default batch up to a multiple of (spec/plan.ts batchMultiple), in words. */

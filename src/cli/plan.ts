@@ -8,7 +8,7 @@ import { InputError } from "../spec/errors.js";
 import type { ParsedArgs } from "./args.js";
 import { builtinNames, loadGpu } from "./catalog.js";
 import { loadContext, planInputFrom } from "./context.js";
-import { calibratedLine, pct, seconds } from "./format.js";
+import { calibratedLine, defaultSeqLines, pct, seconds } from "./format.js";
 import type { Io } from "./io.js";
 import { grouped } from "../math/digits.js";
 
@@ -38,7 +38,7 @@ export function planCommand(args: ParsedArgs, io: Io): number {
     `${model.name} on ${shape.gpus} x ${shape.spec.gpu.name} (${shape.spec.name}), global batch ${result.plans[0]?.plan.globalBatch ?? result.closest[0]?.plan.globalBatch} x ${result.plans[0]?.plan.seqLen ?? result.closest[0]?.plan.seqLen} tokens: ` +
       `${searchSummary({ ...result, bounded: result.skipped.computeBound })}, ${seconds(elapsedSeconds)}`,
     calibratedLine(calibratedAt),
-    ...(model.defaultSeqNote !== undefined && args.flags.seq === undefined ? [`${model.name}: ${model.defaultSeqNote}`] : []),
+    ...defaultSeqLines(model, args.flags.seq !== undefined),
     "",
   ];
   if (!fits) {

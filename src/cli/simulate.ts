@@ -8,7 +8,7 @@ import { InputError } from "../spec/errors.js";
 import type { ParsedArgs } from "./args.js";
 import { loadContext, planInputFrom } from "./context.js";
 import { outputTarget, writeOutput } from "./output-file.js";
-import { batchRoundedNote, bytesHuman, calibratedLine, formatEstimate, pct, seconds } from "./format.js";
+import { batchRoundedNote, bytesHuman, calibratedLine, defaultSeqLines, formatEstimate, pct, seconds } from "./format.js";
 import type { Io } from "./io.js";
 import { renderTimeline, zoomSeconds } from "./timeline.js";
 import { grouped } from "../math/digits.js";
@@ -95,7 +95,7 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
   const causal = causalNote(model, simulated);
   const lines = [
     calibratedLine(calibratedAt),
-    ...(model.defaultSeqNote !== undefined && args.flags.seq === undefined ? [`${model.name}: ${model.defaultSeqNote}`] : []),
+    ...defaultSeqLines(model, args.flags.seq !== undefined),
     ...batchNote,
     formatEstimate(simulated), ...(causal === undefined ? [] : [causal]), summary(timeline, simulated.time.stepSeconds, analytic), "", renderTimeline(timeline, view),
   ];

@@ -101,15 +101,15 @@ function shardedParams(plan: StatePlan, params: RankParams, stage: number): numb
   return params.dense / denseShard + params.expert / (denseShard / plan.ep);
 }
 
-/**
- * Under plan.fp32ShardOnly (FSDP) the fp32 master shard is the parameter: counted as parameters
- * (MASTER_PARAM_BYTES) and taken out of the optimizer states, with no 16-bit copy stored.
- */
 /** Parameters whose optimizer state one GPU updates: its shard at ZeRO 1 and above, else all it holds. */
 export function optimizerShardParams(plan: StatePlan, params: RankParams): number {
   return shardedParams(plan, params, 1);
 }
 
+/**
+ * Under plan.fp32ShardOnly (FSDP) the fp32 master shard is the parameter: counted as parameters
+ * (MASTER_PARAM_BYTES) and taken out of the optimizer states, with no 16-bit copy stored.
+ */
 export function modelStateBytes(plan: StatePlan, params: RankParams): Pick<MemoryBreakdown, "parametersBytes" | "gradientsBytes" | "optimizerBytes"> {
   if (plan.fp32ShardOnly === true) {
     const shard = shardedParams(plan, params, 3);

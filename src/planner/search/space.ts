@@ -5,7 +5,6 @@ import { balancedLayers } from "../partition/ilp.js";
 import { layoutExists } from "../partition/problem.js";
 import { divisorsOf } from "../../math/divisors.js";
 
-
 /** The global batch a search holds fixed, so that every plan does the same work per step. */
 export function searchGlobalBatch(model: ModelSpec, pinned: PlanInput): number {
   return pinned.globalBatch ?? defaultGlobalBatch(model, pinned.seqLen ?? model.seqLen);
