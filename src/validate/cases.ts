@@ -2,7 +2,7 @@ import { endShortLayout, type PlanInput } from "../spec/plan.js";
 import type { ModelSpec, Precision, Recompute } from "../spec/types.js";
 import { recordMeasurement, type Measurement } from "./conventions.js";
 import { recordModel } from "./model.js";
-import { attentionKernelOf, profileOf, type AttentionKernelName, type SourceProfile } from "./profiles.js";
+import { attentionKernelOf, profileOf, reasonFor, type AttentionKernelName, type SourceProfile } from "./profiles.js";
 import type { MeasurementRecord } from "./records.js";
 
 /** One record made reproducible: the model, the built-in cluster, the plan, what was measured. */
@@ -183,7 +183,7 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     assumptions.push(`pipeline transfers as 1/tp slices, all-gathered over tp by the receiver (${profile.deepspeedPipeline === true ? "DeepSpeed's pipe_partitioned default" : "Megatron-LM's scatter/gather default"})`);
   }
   for (const [key, applies] of Object.entries(REASONED_SWITCHES) as [ReasonedSwitch, (plan: PlanInput) => boolean][]) {
-    const why = profile[key];
+    const why = reasonFor(profile[key], r);
     if (why === undefined || !applies(plan)) continue;
     assumptions.push(why);
     plan[key] = true;

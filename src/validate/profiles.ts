@@ -8,6 +8,16 @@ import type { MeasurementRecord } from "./records.js";
  */
 export type FlopConvention = "megatron-hardware" | "megatron-model" | "palm";
 
+/**
+ * Why a framework switch holds, printed as the record's assumption: for every record of the source, or
+ * per record (undefined: the switch is off for that record).
+ */
+export type Reason = string | ((r: MeasurementRecord) => string | undefined);
+
+export function reasonFor(reason: Reason | undefined, r: MeasurementRecord): string | undefined {
+  return typeof reason === "function" ? reason(r) : reason;
+}
+
 export interface SourceProfile {
   /** The framework, in words, for the report. */
   readonly framework: string;
@@ -49,13 +59,13 @@ export interface SourceProfile {
    * tensor is back (plan knob recomputeEarlyStop), with the reason printed as the assumption of every
    * record that recomputes (undefined: the whole forward runs again).
    */
-  readonly recomputeEarlyStop?: string;
+  readonly recomputeEarlyStop?: Reason;
   /** The loss is flash-attn's fused cross-entropy (plan knob fusedCrossEntropy), with the reason printed as every record's assumption. */
-  readonly fusedCrossEntropy?: string;
+  readonly fusedCrossEntropy?: Reason;
   /** Under fp8, the linears keep their 16-bit inputs (plan knob fp8Keep16BitInputs, torchao), with the reason printed as the fp8 records' assumption. */
-  readonly fp8Keep16BitInputs?: string;
+  readonly fp8Keep16BitInputs?: Reason;
   /** Under ZeRO 3, the weights are stored only as their fp32 shard (plan knob fp32ShardOnly, PyTorch FSDP), with the reason printed. */
-  readonly fp32ShardOnly?: string;
+  readonly fp32ShardOnly?: Reason;
   /**
    * The fused attention kernel the framework ran (the GPU priors describe their generation's best), for
    * every record or per record (undefined: the GPU's prior kernel).
@@ -96,6 +106,24 @@ export interface SourceProfile {
 function bloomLaunchBlocking(r: MeasurementRecord): string | undefined {
   if (r.table?.includes("Best TFLOPs") === true) return undefined;
   return "blocking kernel launches (CUDA_LAUNCH_BLOCKING=1, BigScience's workaround for hangs)";
+}
+
+/**
+ * llm-foundry's benchmark rows were measured twice. The README's first tables (MPT-7B release, "TODO:
+ * Update tables with torch 2.0 after next Composer release"; submit_benchmarks.py's image default
+ * mosaicml/pytorch:1.13.1) are all bf16 with FSDP mixed_precision PURE, and the A100 40GB table and the
+ * A100 80GB 70b rows still are those rows, number for number. The A100 80GB and H100 tables were measured
+ * again later, as amp_bf16/amp_fp8 with mixed_precision DEFAULT, on the torch 2 images whose fp8 rows
+ * install flash-attn 2.4.2 and Transformer Engine 0.10 (submit_benchmarks.py). The MPT yamls checkpoint
+ * with activation_checkpointing_reentrant: false, and torch >= 2.1's non-reentrant checkpoint stops early
+ * (PR #96866). It shows in the tables: against the first A100 80GB table, the re-measured rows that
+ * recompute are 4-10% faster at 1-16k tokens (13b at 1024: MFU 55.23 to 59.48; 7b: 53.66 to 58.01; 13b
+ * at 4096: 53.62 to 57.62) and 0-2% at 64k, where attention outweighs the skipped down projection, while
+ * rows without recomputation moved 0-2% (3b at 1024: 61.56 to 62.73; 1b at 512: 60.38 to 60.68).
+ */
+function llmFoundryEarlyStop(r: MeasurementRecord): string | undefined {
+  if (r.parallel.precision?.includes("DEFAULT") !== true) return undefined;
+  return "re-measured rows (amp, FSDP mixed_precision DEFAULT) on torch 2: the non-reentrant checkpoint (activation_checkpointing_reentrant: false) stops before each block's last product";
 }
 
 /**
@@ -286,6 +314,7 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     // ComposerMPTCausalLM's loss_fn defaults to 'fused_crossentropy', flash-attn's CrossEntropyLoss
     // (llmfoundry/models/mpt/modeling_mpt.py, 2023), which the benchmark yamls never override.
     fusedCrossEntropy: "loss: flash-attn's fused cross-entropy, 16-bit logits and gradient, no fp32 copy (llm-foundry's MPT default loss_fn 'fused_crossentropy')",
+    recomputeEarlyStop: llmFoundryEarlyStop,
     optimizerStep: {
       bytesPerParam: 92,
       why: "optimizer step: Composer's DecoupledAdamW, one kernel per operation, and gradient clipping move 92 bytes per parameter of the shard (fused Adam: 30)",

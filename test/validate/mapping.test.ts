@@ -123,8 +123,18 @@ describe("published records as meshplan plans", () => {
       expect(c.plan.recomputeEarlyStop).toBe(true);
       expect(c.assumptions.some((a) => a.includes("ptd_checkpoint_wrapper"))).toBe(true);
     }
-    // llm-foundry's tables predate torch 2.1's early stop (torch 1.13 image); Megatron and DeepSpeed re-run whole layers.
-    for (const id of ["r1337", "r1310", "r0204", "r1074", "r1411"]) expect(mapped(id).plan.recomputeEarlyStop).toBeUndefined();
+    // Megatron and DeepSpeed re-run whole layers; IBM's r1337 and torchtitan's r1310 do not recompute.
+    for (const id of ["r1337", "r1310", "r0204", "r1411"]) expect(mapped(id).plan.recomputeEarlyStop).toBeUndefined();
+  });
+
+  it("llm-foundry's re-measured (amp, DEFAULT) rows that recompute stop early; its first, torch 1.13 rows (bf16, PURE) and rows without recomputation do not", () => {
+    for (const id of ["r1074", "r1002", "r1000"]) {
+      const c = mapped(id);
+      expect(c.plan.recomputeEarlyStop).toBe(true);
+      expect(c.assumptions.some((a) => a.includes("re-measured rows"))).toBe(true);
+    }
+    // r1062: the A100 80GB table's 70b row kept from the first measurement; r1127: the A100 40GB table; r1011: no recomputation.
+    for (const id of ["r1062", "r1127", "r1011"]) expect(mapped(id).plan.recomputeEarlyStop).toBeUndefined();
   });
 
   it("llm-foundry's loss is flash-attn's fused cross-entropy; torchtitan's fp8 linears keep 16-bit inputs (torchao); other rows keep the defaults", () => {
