@@ -39,6 +39,8 @@ class Keyboard extends EventEmitter {
 
 const QUICK = "analytic ranking shown";
 const READY = "ranked by the simulator";
+/** h moves the knob cursor one knob a press, every 50 ms: the whole knob line takes about a second. */
+const GPUS_CURSOR_LIMIT_MS = 10_000;
 
 /**
  * Issue 6's target: after a key press that re-plans llama3-70b on 64 GPUs, the new list is on screen
@@ -126,7 +128,12 @@ export async function bench(): Promise<BenchRow[]> {
 
   // the GPU count: h moves the knob cursor to gpus; + and - double and halve it (64 and 128 GPUs in turn).
   // A new context: another mesh space, the model and cluster loaded again.
+  const cursorDeadlineMs = performance.now() + GPUS_CURSOR_LIMIT_MS;
   while (!screen.frame.includes("[gpus ")) {
+    if (performance.now() > cursorDeadlineMs) {
+      app.close();
+      throw new Error(`explorer bench: the knob cursor never reached gpus ("[gpus " on screen) within ${GPUS_CURSOR_LIMIT_MS / 1e3} s of pressing h; the screen ends:\n${screen.frame.split("\n").slice(-4).join("\n")}`);
+    }
     keyboard.press("h");
     await new Promise((r) => setTimeout(r, 50)); // one key per read
   }

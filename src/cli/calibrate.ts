@@ -1,8 +1,7 @@
-import { calibrate } from "../executor/measure/calibrate.js";
+import { calibrateMachine } from "./calibrate-machine.js";
 import { LOSS_BYTES_PER_LOGIT } from "../planner/cost/compute.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import type { ParsedArgs } from "./args.js";
-import { loadModel } from "./catalog.js";
 import { backendFlag, extraFlag } from "./execute.js";
 import { DEFAULT_PROFILE_FILE } from "./profile-file.js";
 import type { Io } from "./io.js";
@@ -50,7 +49,7 @@ export async function calibrateCommand(args: ParsedArgs, io: Io): Promise<number
   // Checked before the minute of measuring; written through a temporary file renamed into place, so an
   // interrupted write never leaves half a profile (output-file.ts).
   const target = outputTarget("--profile", file);
-  const profile = await calibrate({ backend: backendFlag(args), base: loadModel("tiny-gpt"), onProgress: (what) => io.err(`calibrate: ${what}`) });
+  const profile = await calibrateMachine(backendFlag(args), (what) => io.err(`calibrate: ${what}`));
   writeOutput(target, [`${JSON.stringify(profile, null, 2)}\n`]);
   io.out(args.flags.json === true ? JSON.stringify(profile, null, 2) : formatProfile(profile, target.given));
   return 0;

@@ -1,7 +1,6 @@
 import { availableParallelism } from "node:os";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel, type Execution, type ExecuteOptions } from "./execute.js";
-import { calibrate } from "./measure/calibrate.js";
 import { cpuSnapshot, otherWorkShare } from "./measure/machine.js";
 import { predictForRun, runSpeedProbe, type DeviceProfile } from "./measure/profile.js";
 import { buildReport, worstMemoryRank, type ExecuteReport } from "./measure/report.js";
@@ -21,8 +20,11 @@ const fmt = {
 
 export interface ExecutePlanOptions {
   readonly onProgress: (fraction: number, label: string) => void;
-  /** A profile `meshplan calibrate` saved, and its file: used instead of calibrating (as `meshplan execute` does). */
-  readonly saved?: { readonly profile: DeviceProfile; readonly file: string };
+  /**
+   * The device profile to predict on and where it came from: the one `meshplan calibrate` saved, or the one
+   * the explorer measured for its session (src/ui/run-job.ts, the one place `x` calibrates).
+   */
+  readonly saved: { readonly profile: DeviceProfile; readonly file: string };
   /** Now, for the saved profile's age (default: the clock). */
   readonly now?: () => Date;
 }
@@ -81,25 +83,15 @@ export function ageOf(iso: string, now: Date): string {
 
 /**
  * Runs `plan` for a few steps on local ranks and its one-rank reference, and returns predicted against
- * measured, on the saved device profile where one is given, else on one measured now (about a minute). The
- * cluster shape of the caller is not used for the prediction: the comparison is made on this machine's
+ * measured, on the given device profile. The cluster shape of the caller is not used for the prediction: the comparison is made on this machine's
  * profile, as `meshplan execute` does.
  */
 export async function executePlan(model: ModelSpec, _shape: ClusterShape, searched: Plan, options: ExecutePlanOptions): Promise<PredictedVsMeasured> {
   // The executor has no fused attention kernel (validateForExecutor refuses flash attention): a searched
   // plan runs, and is predicted, with the score matrix stored, and the report says so.
   const plan: Plan = { ...searched, flashAttention: false };
-  let profile: DeviceProfile;
-  let source: string;
-  if (options.saved !== undefined) {
-    profile = options.saved.profile;
-    source = `predicted on the profile in ${options.saved.file}, measured ${ageOf(profile.measuredAt, (options.now ?? (() => new Date()))())} (meshplan calibrate measures it again)`;
-  } else {
-    options.onProgress(0, "calibrating this machine");
-    // calibrate names each measurement as it starts (about a minute in all); the bar shows which
-    profile = await calibrate({ backend: "wasm", base: model, onProgress: (what) => options.onProgress(0, `calibrating this machine: ${what}`) });
-    source = "predicted on a profile of this machine measured just now (meshplan calibrate saves one, which x then uses)";
-  }
+  const profile = options.saved.profile;
+  const source = `predicted on the profile in ${options.saved.file}, measured ${ageOf(profile.measuredAt, (options.now ?? (() => new Date()))())} (meshplan calibrate measures it again)`;
   const ranks = plan.dp * plan.tp * plan.pp * plan.cp;
   let done = 0;
   const all = DEFAULT_WARMUP_STEPS + DEFAULT_TIMED_STEPS;

@@ -2,7 +2,7 @@ import { render } from "ink";
 import type { Context } from "../cli/context.js";
 import { builtinNames } from "../cli/catalog.js";
 import type { PlanInput } from "../spec/plan.js";
-import type { ExplorerEnv } from "./commands.js";
+import { running, type ExplorerEnv } from "./commands.js";
 import { Explorer } from "./components/explorer.js";
 import { sessionExecutor } from "./executor.js";
 import type { Flags } from "./knobs.js";
@@ -50,7 +50,7 @@ export function openExplorer(o: OpenOptions): ExplorerApp {
     saveDir: o.saveDir,
     load: o.load,
     execute: o.execute ?? sessionExecutor(),
-    runs: { active: 0, stop: undefined },
+    runs: { stop: undefined },
   };
   const app = render(<Explorer {...env} initial={initialState(o.flags, o.loaded.context, o.loaded.pinned)} color={o.color} />, {
     exitOnCtrlC: true,
@@ -64,9 +64,9 @@ export function openExplorer(o: OpenOptions): ExplorerApp {
     env.runs.stop?.();
   };
   const stopRun = () => {
-    const running = env.runs.active > 0;
+    const was = running(env.runs);
     env.runs.stop?.();
-    return running;
+    return was;
   };
   return { waitUntilExit: () => app.waitUntilExit().finally(() => env.planner.close()), close, stopRun };
 }

@@ -28,9 +28,13 @@ export interface ExplorerEnv {
 }
 
 export interface Runs {
-  active: number;
-  /** Stops the run in progress (its threads end). */
+  /** Stops the run in progress (its threads end); undefined when none runs. */
   stop: (() => void) | undefined;
+}
+
+/** Whether a run of `x` is in progress: it holds a way to stop it until it ends. */
+export function running(runs: Runs): boolean {
+  return runs.stop !== undefined;
 }
 
 /** What every key but Esc and q says while `x` runs: other work would share the cores and skew its timings. */
@@ -106,13 +110,17 @@ function save(s: ExplorerState, env: ExplorerEnv, apply: Apply): void {
   }
 }
 
-/** The status line's word for how a run ended. */
-function ended(err: unknown): string {
+/** The status line's word for a run the user stopped (Esc, or q on the way out). */
+const STOPPED = "x: run stopped (Esc); its threads ended";
+
+/** The status line's word for a run that ended without its table. */
+function failed(err: unknown): string {
   if (!(err instanceof ExecuteError)) return "x: the run failed (why above)";
   switch (err.code) {
-    case "stopped": return "x: run stopped (Esc); its threads ended";
     case "too-large": return "x: not run: too large for this machine (why above)";
     case "unavailable": return "x: not run: the executor is not available";
+    // "stopped" answers an aborted signal, and only this file aborts it, after the run has ended here.
+    case "stopped":
     case "failed": return "x: the run failed (why above)";
   }
 }
@@ -129,19 +137,18 @@ function execute(s: ExplorerState, env: ExplorerEnv, apply: Apply, setRun: (r: E
   apply({ type: "message", message: "x: running the selected plan (Esc stops it)" });
   const controller = new AbortController();
   let live = true;
+  /** Ends the run here, once: false when it had already ended (the user's stop and the executor's answer race). */
   const finish = () => {
     if (!live) return false;
     live = false;
-    env.runs.active--;
     env.runs.stop = undefined;
     return true;
   };
-  env.runs.active++;
   env.runs.stop = () => {
     if (!finish()) return;
-    controller.abort();
-    setRun({ title, state: "failed", message: "stopped before its end: nothing measured" });
-    apply({ type: "message", message: ended(new ExecuteError("stopped", "")) });
+    controller.abort(); // the executor's work stops; its answer (a rejection) comes after the end and is not heard
+    setRun({ title, state: "stopped" });
+    apply({ type: "message", message: STOPPED });
   };
   env.execute(s.resultContext.model, s.resultContext.shape, e.plan, (fraction, label) => {
     if (live) setRun({ title, state: "running", fraction, label });
@@ -154,20 +161,17 @@ function execute(s: ExplorerState, env: ExplorerEnv, apply: Apply, setRun: (r: E
     .catch((err: unknown) => {
       if (!finish()) return;
       setRun({ title, state: "failed", message: err instanceof Error ? err.message : String(err) });
-      apply({ type: "message", message: ended(err) });
+      apply({ type: "message", message: failed(err) });
     });
 }
 
 /** Carries out one command against the latest state. */
 export function runCommand(cmd: Command, s: ExplorerState, knobs: KnobContext, env: ExplorerEnv, apply: Apply, setRun: (r: Execution) => void): void {
-  if (env.runs.active > 0) {
-    // Esc stops the run; nothing else starts beside it (a re-plan would share the cores and skew its timings).
-    if (cmd.kind === "back") {
-      env.runs.stop?.();
-      if (s.view === "execute") apply({ type: "view", view: "execute" }); // and back to the list
-      return;
-    }
-    if (cmd.kind !== "quit") return apply({ type: "message", message: RUN_IN_PROGRESS });
+  if (running(env.runs)) {
+    // Esc stops the run, then goes back as it does at any time (below); nothing else starts beside the run
+    // (a re-plan would share the cores and skew its timings).
+    if (cmd.kind === "back") env.runs.stop?.();
+    else if (cmd.kind !== "quit") return apply({ type: "message", message: RUN_IN_PROGRESS });
   }
   switch (cmd.kind) {
     case "move": return apply({ type: "move", delta: cmd.delta });

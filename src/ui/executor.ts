@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { totalParams } from "../planner/cost/params.js";
-import { chooseSavedProfile, DEFAULT_PROFILE_FILE, profileOnDisk, type ProfileOnDisk, type SavedProfile } from "../cli/profile-file.js";
+import { chooseSavedProfile, DEFAULT_PROFILE_FILE, profileOnDisk, type ProfileChoice, type ProfileOnDisk } from "../cli/profile-file.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import { runJob, SESSION_PROFILE, type PredictedVsMeasured, type Progress, type RunJob, type RunMessage } from "./run-job.js";
@@ -21,11 +21,15 @@ export type { PredictedVsMeasured, Progress } from "./run-job.js";
  * ranks with it.
  */
 
-/** What the `x` view shows: the plan, progress while it runs, then the table or why it did not run. */
+/**
+ * What the `x` view shows: the plan, progress while it runs, then the table, why it did not run, or that
+ * the user stopped it.
+ */
 export type Execution = { readonly title: string } & (
   | { readonly state: "running"; readonly fraction: number; readonly label: string }
   | { readonly state: "done"; readonly table: PredictedVsMeasured }
   | { readonly state: "failed"; readonly message: string }
+  | { readonly state: "stopped" }
 );
 
 export class ExecuteError extends Error {
@@ -58,12 +62,6 @@ export function tooLargeToExecute(model: ModelSpec, plan: Plan): string | undefi
   return undefined;
 }
 
-/** The profile a run predicts on, or why it calibrates first, or why it cannot run (an unreadable profile). */
-export type ProfileChoice =
-  | { readonly kind: "use"; readonly saved: SavedProfile }
-  | { readonly kind: "calibrate"; readonly because: string }
-  | { readonly kind: "refuse"; readonly message: string };
-
 /** The backend `x` runs on (src/executor/index.ts executePlan). */
 const X_BACKEND = "wasm";
 
@@ -73,7 +71,6 @@ const X_BACKEND = "wasm";
  */
 export function chooseProfile(disk: ProfileOnDisk, session: DeviceProfile | undefined): ProfileChoice {
   const choice = chooseSavedProfile(disk, X_BACKEND);
-  if (choice.kind === "refuse") return { kind: "refuse", message: choice.error.message };
   if (choice.kind === "calibrate" && session !== undefined) return { kind: "use", saved: { profile: session, file: SESSION_PROFILE } };
   return choice;
 }
@@ -156,7 +153,7 @@ export function sessionExecutor(o: SessionOptions = {}): ExecuteFn {
     const large = tooLargeToExecute(model, plan);
     if (large !== undefined) return reject(new ExecuteError("too-large", large));
     const choice = chooseProfile(disk(), session);
-    if (choice.kind === "refuse") return reject(new ExecuteError("failed", choice.message));
+    if (choice.kind === "refuse") return reject(new ExecuteError("failed", choice.error.message));
     const job: RunJob = { model, shape, plan, ...(choice.kind === "use" ? { saved: choice.saved } : { calibrateBecause: choice.because }) };
     let settled = false;
     const handle = start(job, (m) => {

@@ -1,21 +1,18 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { SavedProfile } from "../cli/profile-file.js";
+import type { ExecutePlanOptions, PredictedVsMeasured } from "../executor/index.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
+
+// The executor's own types (type-only: the executor still loads only for `x`, below).
+export type { PredictedVsMeasured };
+export type Progress = ExecutePlanOptions["onProgress"];
 
 /**
  * One run of `x`: what crosses to the thread that runs it (plain data) and what comes back. The job runs
  * on its own worker thread (run-worker.ts) so that stopping it (Esc) ends it and every rank it started.
  */
-export interface PredictedVsMeasured {
-  readonly title: string;
-  readonly rows: readonly { readonly quantity: string; readonly predicted: string; readonly measured: string }[];
-  readonly notes?: readonly string[];
-}
-
-export type Progress = (fraction: number, label: string) => void;
-
 export interface RunJob {
   readonly model: ModelSpec;
   readonly shape: ClusterShape;
@@ -33,12 +30,11 @@ export type RunMessage =
   | { readonly type: "failed"; readonly code: "unavailable" | "failed"; readonly message: string };
 
 /**
- * The executor's entry (`src/executor/index.ts`): it predicts on `saved` where given, else calibrates
- * this machine itself (with the run's model as the base; the explorer calibrates first, below, so that it
- * keeps the profile).
+ * The executor's entry (`src/executor/index.ts`), as `x` calls it: it predicts on `options.saved`, which
+ * runJob (below) finds or measures, the one place `x` calibrates, so that the session keeps the profile.
  */
 export interface ExecutorModule {
-  executePlan(model: ModelSpec, shape: ClusterShape, plan: Plan, options: { onProgress: Progress; saved?: SavedProfile }): Promise<PredictedVsMeasured>;
+  executePlan(model: ModelSpec, shape: ClusterShape, plan: Plan, options: ExecutePlanOptions): Promise<PredictedVsMeasured>;
 }
 
 const EXECUTOR_INDEX = new URL("../executor/index.js", import.meta.url);
@@ -51,13 +47,12 @@ export async function loadExecutor(): Promise<ExecutorModule | undefined> {
 }
 
 /**
- * Measures this machine as `meshplan execute` does where it has no profile: `meshplan calibrate`'s
- * measurements on the wasm backend with tiny-gpt as the base of its fitted GPTs (so that the profile
- * serves every model x runs, as a saved one does). Loaded lazily: the executor loads only for `x`.
+ * Measures this machine as `meshplan execute` does where it has no profile, on the wasm backend `x` runs
+ * (cli/calibrate-machine.ts). Loaded lazily: the executor loads only for `x`.
  */
 export async function calibrateHere(onProgress: (what: string) => void): Promise<DeviceProfile> {
-  const [{ calibrate }, { loadModel }] = await Promise.all([import("../executor/measure/calibrate.js"), import("../cli/catalog.js")]);
-  return calibrate({ backend: "wasm", base: loadModel("tiny-gpt"), onProgress });
+  const { calibrateMachine } = await import("../cli/calibrate-machine.js");
+  return calibrateMachine("wasm", onProgress);
 }
 
 /** Where a profile measured by `x` is said to come from (the executor's note: "predicted on the profile in ..."). */

@@ -88,6 +88,13 @@ describe("the x view", () => {
     expect(done.lastFrame()!.split("\n").slice(4).join(" ")).toBe(note);
   });
 
+  it("says a run the user stopped was stopped, not that it failed", () => {
+    const f = render(<ColorContext.Provider value={false}><ExecuteView run={{ title: "t", state: "stopped" }} columns={60} /></ColorContext.Provider>).lastFrame()!;
+    expect(f).toContain("(Esc: back)");
+    expect(f).toContain("stopped before its end");
+    expect(f).not.toMatch(/fail/);
+  });
+
   it("shows the progress label whole, wrapped below the bar", () => {
     const label = "no device profile (meshplan-profile.json); calibrating this machine first (about a minute; once a session): training steps of 4 small GPTs, round 1 of 3";
     const f = render(<ColorContext.Provider value={false}><ExecuteView run={{ title: "t", state: "running", fraction: 0.25, label }} columns={80} /></ColorContext.Provider>).lastFrame()!;

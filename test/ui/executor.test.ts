@@ -49,7 +49,7 @@ describe("the executor seam", () => {
     expect(chooseProfile({ kind: "other-machine", file: "f.json", why: "another CPU" }, undefined)).toEqual({ kind: "calibrate", because: "f.json does not describe this machine (another CPU)" });
     expect(chooseProfile({ kind: "missing", file: "f.json" }, profile(2))).toEqual({ kind: "use", saved: { profile: profile(2), file: SESSION_PROFILE } });
     const error = new InputError({ code: "bad-json", field: "--profile", value: "f.json", valid: "a profile" });
-    expect(chooseProfile({ kind: "unreadable", file: "f.json", error }, profile(2))).toEqual({ kind: "refuse", message: error.message });
+    expect(chooseProfile({ kind: "unreadable", file: "f.json", error }, profile(2))).toEqual({ kind: "refuse", error });
   });
   it("calibrates once a session: the profile a run measured serves the next runs", async () => {
     const jobs: RunJob[] = [];

@@ -30,7 +30,7 @@ export async function startExplorer(flags: Flags, o: { size?: Size; color?: bool
   const loaded = loadFlags(flags);
   const env: ExplorerEnv = {
     planner: inlinePlanner(), top: 10, modelNames: builtinNames("model"), clusterNames: builtinNames("cluster"),
-    saveDir: dir, load: loadFlags, execute: sessionExecutor(), runs: { active: 0, stop: undefined }, ...o.env,
+    saveDir: dir, load: loadFlags, execute: sessionExecutor(), runs: { stop: undefined }, ...o.env,
   };
   const app = render(<Explorer {...env} initial={initialState(flags, loaded.context, loaded.pinned)} color={o.color ?? false} size={o.size ?? { columns: 100, rows: 30 }} />);
   const frame = () => app.lastFrame() ?? "";

@@ -122,6 +122,37 @@ describe("layout", () => {
   });
 });
 
+/**
+ * A list row read as the screen shows it: each column right-aligned under its head, so a cell is the row's
+ * text between the end of the previous head and the end of its own (a row off its header reads wrong).
+ */
+function cellsUnderHeads(header: string, row: string): Record<string, string> {
+  const cells: Record<string, string> = {};
+  let from = 0;
+  for (const head of header.matchAll(/\S+/g)) {
+    const end = head.index + head[0].length;
+    cells[head[0]] = row.slice(from, end).trim();
+    from = end;
+  }
+  if (row.slice(from).trim() !== "") cells["(past the last head)"] = row.slice(from).trim();
+  return cells;
+}
+
+/** "1.23 s", "45.6 ms", "7.8 us": the seconds shown, and half the last digit shown (the rounding), in seconds. */
+function secondsOf(cell: string): { readonly seconds: number; readonly rounding: number } {
+  const m = /^(\d+)\.?(\d*) (s|ms|us)$/.exec(cell);
+  if (m === null) throw new Error(`not a time: ${cell}`);
+  const unitSeconds = { s: 1, ms: 1e-3, us: 1e-6 }[m[3] as "s" | "ms" | "us"];
+  return { seconds: Number(`${m[1]}.${m[2]}`) * unitSeconds, rounding: 0.5 * 10 ** -m[2]!.length * unitSeconds };
+}
+
+/** "41.2%" as 41.2. */
+function percentOf(cell: string): number {
+  const m = /^(-?[\d.]+)%$/.exec(cell);
+  if (m === null) throw new Error(`not a percentage: ${cell}`);
+  return Number(m[1]);
+}
+
 describe("bars and rows", () => {
   it("split the cells in proportion, adding up exactly, and draw free space up to the capacity", () => {
     const e = est({ tp: 8, pp: 4, zero: 1 });
@@ -138,15 +169,27 @@ describe("bars and rows", () => {
     expect(e.memory.fits).toBe(false);
     expect(barCells(memorySegments(e), e.memory.capacityBytes, 30).every((c) => c >= 0)).toBe(true);
   });
-  it("list rows fit 80 columns and line up with the header", () => {
-    const e = est({ tp: 8, pp: 4, virtualStages: 2, schedule: "interleaved" });
+  it("list rows fit 80 columns and show each plan's values under their heads", () => {
+    // llama3-70b on 64 GPUs: dp = 64 / (tp 8 * pp 4) = 2; 80 layers over 4 stages, 20 each
+    const e = est({ tp: 8, pp: 4, virtualStages: 2, schedule: "interleaved", microBatch: 1, zero: 1, recompute: "selective", sequenceParallel: true });
     const t = listTable([e], 80, false);
     const row = listRow(t, e, 0);
     expect(row.length + 2).toBeLessThanOrEqual(80);
-    expect(row.length).toBe(listHeader(t).length);
-    const wide = listTable([e], 120, false);
-    expect(listRow(wide, e, 0).length).toBe(listHeader(wide).length);
-    expect(row).toContain("int/2");
+    const cells = cellsUnderHeads(listHeader(t), row);
+    const gib = `${(e.memory.peakBytesPerGpu / 2 ** 30).toFixed(1)}/80${e.memory.fits ? "" : "!"}`; // h100-sxm: 81,559 MiB = 79.6 GiB
+    expect(cells).toEqual({ "#": "1", dp: "2", tp: "8", pp: "4", cp: "1", mb: "1", sched: "int/2", Z: "1", rc: "sel", "GiB/GPU": gib, step: expect.any(String), MFU: expect.any(String) });
+    const step = secondsOf(cells["step"]!);
+    expect(Math.abs(step.seconds - e.time.stepSeconds)).toBeLessThanOrEqual(step.rounding * (1 + 1e-9));
+    expect(Math.abs(percentOf(cells["MFU"]!) - 100 * e.throughput.mfu)).toBeLessThanOrEqual(0.05);
+    // 120 columns add the layers, SP, tokens/s, bubble and comm columns
+    const wide = cellsUnderHeads(listHeader(listTable([e], 120, false)), listRow(listTable([e], 120, false), e, 0));
+    expect(Object.keys(wide)).toEqual(["#", "dp", "tp", "pp", "cp", "mb", "sched", "Z", "rc", "layers", "SP", "GiB/GPU", "step", "MFU", "tokens/s", "bubble", "comm"]);
+    expect([wide["layers"], wide["SP"], wide["GiB/GPU"]]).toEqual(["even", "on", gib]);
+    expect(Number(wide["tokens/s"]!.replaceAll(",", ""))).toBe(Math.round(e.throughput.tokensPerSecond));
+    expect(Math.abs(percentOf(wide["bubble"]!) - 100 * e.pipeline.bubbleFraction)).toBeLessThanOrEqual(0.05);
+    const b = e.time.breakdown;
+    const exposed = b.tpCommSeconds + b.cpCommSeconds + b.epCommSeconds + b.ppCommSeconds + b.dpCommSeconds;
+    expect(Math.abs(percentOf(wide["comm"]!) - (100 * exposed) / e.time.stepSeconds)).toBeLessThanOrEqual(0.05);
   });
   it("a layer list too long for its column ends in '..', not cut where it reads as a whole list", () => {
     // llama3-70b: 80 layers over 8 stages

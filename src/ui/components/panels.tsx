@@ -50,6 +50,7 @@ export function ExecuteView({ run, columns }: { readonly run: Execution; readonl
   const head = <>{wrap(title, columns).map((l, i) => <Line key={`h${i}`}><Styled bold>{l}</Styled></Line>)}</>;
   // Messages, notes and the progress label wrap rather than lose their ends (which name what would be valid).
   if (run.state === "failed") return <>{head}{wrap(run.message, columns).map((l, i) => <Line key={i}><Styled color="red">{l}</Styled></Line>)}</>;
+  if (run.state === "stopped") return <>{head}{wrap("stopped before its end: nothing measured", columns).map((l, i) => <Line key={i}>{l}</Line>)}</>;
   if (run.state === "running") {
     const percent = `${(100 * run.fraction).toFixed(0)}%`;
     const width = Math.max(10, columns - 3 - percent.length);
