@@ -2,9 +2,9 @@ import { totalmem } from "node:os";
 import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, EXECUTE_DEFAULT_GLOBAL_BATCH, stepLabel, type ProgressEvent } from "../executor/execute.js";
 import { executeAndReport } from "../executor/index.js";
 import { formatReport } from "../executor/measure/table.js";
-import { otherMachine } from "../executor/measure/machine.js";
+import { otherBackend, otherMachine } from "../executor/measure/machine.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
-import { calibrate } from "../executor/measure/calibrate.js";
+import { calibrateMachine } from "./calibrate-machine.js";
 import { backendNameOf, missingBackendPackage, type BackendChoice } from "../executor/run/backend.js";
 import { ExecutionError } from "../executor/run/launch.js";
 import { checkExecutorLayers, validateForExecutor } from "../executor/validate.js";
@@ -13,7 +13,6 @@ import { defaultGlobalBatch, resolvePlan } from "../spec/plan.js";
 import type { ModelSpec, Plan } from "../spec/types.js";
 import { grouped } from "../math/digits.js";
 import { planFieldAsFlag, type ParsedArgs } from "./args.js";
-import { loadModel } from "./catalog.js";
 import { loadContext, planInputFrom } from "./context.js";
 import { bar, batchRoundedNote, roundedTo } from "./format.js";
 import type { Io } from "./io.js";
@@ -79,29 +78,41 @@ export function progressReporter(io: Io, ranks: number, steps: number, warmup = 
   const done = new Array<number>(ranks).fill(-1);
   const passes = new Map<number, { step: number; done: number; of: number }>();
   let shown = -1;
-  let lastLine = now();
-  /** When the reference's last step ended (its first starts about when the ranks' last line was drawn). */
-  let referenceStepEnd: number | undefined;
+  let lastLineMs = now();
+  /** When the reference's last step ended; undefined before its first ends (that one began about at the last line). */
+  let referenceStepEndMs: number | undefined;
   const width = 30;
   const progressBar = (fraction: number) => `[${bar(fraction, width)}]`;
-  const line = (text: string) => {
-    lastLine = now();
+  const line = (text: string, atMs: number) => {
+    lastLineMs = atMs;
     io.err(text);
   };
+  /**
+   * What the reference's event `e` at `atMs` shows, or undefined: a pass report where everyMs have passed
+   * since the last line; a step's end where that step took everyMs or more.
+   */
+  const referenceLine = (e: ProgressEvent, atMs: number): string | undefined => {
+    const step = `step ${e.step + 1}/${steps}`;
+    if (e.passes !== undefined) {
+      if (atMs - lastLineMs < everyMs) return undefined;
+      return `${step}, pass ${grouped(e.passes.done)} of ${grouped(e.passes.of)}`;
+    }
+    const stepMs = atMs - (referenceStepEndMs ?? lastLineMs);
+    referenceStepEndMs = atMs;
+    if (stepMs < everyMs) return undefined;
+    return `${step} done`;
+  };
   return (e) => {
+    const atMs = now();
     if (e.phase.startsWith("reference ")) {
-      // Shown where its steps are long: its pass reports (a step past its first second), and a step that took everyMs.
-      const stepMs = now() - (referenceStepEnd ?? lastLine);
-      if (e.passes === undefined) referenceStepEnd = now();
-      if (e.passes === undefined ? stepMs < everyMs : now() - lastLine < everyMs) return;
-      const where = e.passes === undefined ? `step ${e.step + 1}/${steps} done` : `step ${e.step + 1}/${steps}, pass ${grouped(e.passes.done)} of ${grouped(e.passes.of)}`;
-      line(`execute: the one-rank reference (the same steps on one rank, for the numerics): ${where}`);
+      const where = referenceLine(e, atMs);
+      if (where !== undefined) line(`execute: the one-rank reference (the same steps on one rank, for the numerics): ${where}`, atMs);
       return;
     }
     if (e.rank >= ranks) return;
     if (e.phase === "passes" && e.passes !== undefined) {
       passes.set(e.rank, { step: e.step, ...e.passes });
-      if (now() - lastLine < everyMs) return;
+      if (atMs - lastLineMs < everyMs) return;
       // The furthest-behind rank on the step the bar is at (ranks done with it have moved on).
       const all = Math.min(...done);
       let behind: { done: number; of: number } | undefined;
@@ -110,7 +121,7 @@ export function progressReporter(io: Io, ranks: number, steps: number, warmup = 
         if (done[r] === all && p?.step === all + 1 && (behind === undefined || p.done / p.of < behind.done / behind.of)) behind = p;
       }
       if (behind === undefined) return;
-      line(`execute ${progressBar((all + 1 + behind.done / behind.of) / steps)} ${stepLabel(all + 1, steps, warmup)}: pass ${grouped(behind.done)} of ${grouped(behind.of)}`);
+      line(`execute ${progressBar((all + 1 + behind.done / behind.of) / steps)} ${stepLabel(all + 1, steps, warmup)}: pass ${grouped(behind.done)} of ${grouped(behind.of)}`, atMs);
       return;
     }
     if (e.phase !== "step") return;
@@ -118,7 +129,7 @@ export function progressReporter(io: Io, ranks: number, steps: number, warmup = 
     const all = Math.min(...done);
     if (all <= shown) return;
     shown = all;
-    line(`execute ${progressBar((all + 1) / steps)} ${stepLabel(all, steps, warmup)}`);
+    line(`execute ${progressBar((all + 1) / steps)} ${stepLabel(all, steps, warmup)}`, atMs);
   };
 }
 
@@ -150,14 +161,15 @@ async function profileFor(args: ParsedArgs, io: Io, backend: BackendChoice, rank
     const profile = readProfile(given);
     const other = otherMachine(profile);
     if (other !== undefined) io.err(`execute: warning: --profile ${given}: ${other}; predictions use its rates`);
-    if (profile.backend !== runs) io.err(`execute: warning: --profile ${given} was calibrated on the ${profile.backend} backend and this run uses ${runs}; predictions use the ${profile.backend} backend's rates`);
+    const calibratedOn = otherBackend(profile, runs);
+    if (calibratedOn !== undefined) io.err(`execute: warning: --profile ${given} was calibrated on the ${calibratedOn} backend and this run uses ${runs}; predictions use the ${calibratedOn} backend's rates`);
     return profile;
   }
   const choice = chooseSavedProfile(profileOnDisk(DEFAULT_PROFILE_FILE), runs);
   if (choice.kind === "use") return choice.saved.profile;
   if (choice.kind === "refuse") throw choice.error;
   io.err(`execute: ${choice.because}; calibrating this machine first (meshplan calibrate${backend === "wasm" ? "" : ` --backend ${backend}`} saves one)`);
-  return calibrate({ backend, base: loadModel("tiny-gpt") });
+  return calibrateMachine(backend);
 }
 
 export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> {

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { otherMachine } from "../executor/measure/machine.js";
+import { otherBackend, otherMachine } from "../executor/measure/machine.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import { InputError } from "../spec/errors.js";
 import { checkProfileFields } from "./profile-schema.js";
@@ -69,10 +69,12 @@ export type ProfileChoice =
  */
 export function chooseSavedProfile(disk: ProfileOnDisk, backend: string): ProfileChoice {
   switch (disk.kind) {
-    case "usable":
-      return disk.profile.backend === backend
+    case "usable": {
+      const calibratedOn = otherBackend(disk.profile, backend);
+      return calibratedOn === undefined
         ? { kind: "use", saved: { profile: disk.profile, file: disk.file } }
-        : { kind: "calibrate", because: `${disk.file} was calibrated on the ${disk.profile.backend} backend and this run uses ${backend}` };
+        : { kind: "calibrate", because: `${disk.file} was calibrated on the ${calibratedOn} backend and this run uses ${backend}` };
+    }
     case "unreadable": return { kind: "refuse", error: disk.error };
     case "missing": return { kind: "calibrate", because: `no device profile (${disk.file})` };
     case "other-machine": return { kind: "calibrate", because: `${disk.file} does not describe this machine (${disk.why})` };

@@ -122,6 +122,6 @@ function within<T>(file: string, prefix: string, read: () => T): T {
     if (!(e instanceof InputError)) throw e;
     // parseModel names the model's fields, validateForExecutor "model" or "model.headDim" for them.
     const field = e.field === "(top level)" || e.field === "model" ? prefix : `${prefix}.${e.field.replace(/^model\./, "")}`;
-    throw new InputError({ code: e.code, file, field, value: e.value, valid: e.valid, ...(e.reason === undefined ? {} : { reason: e.reason }) });
+    throw e.renamed(field, file);
   }
 }

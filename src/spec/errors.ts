@@ -42,9 +42,12 @@ export class InputError extends Error {
     this.reason = details.reason;
   }
 
-  /** The same error with its field named another way (a plan field as the CLI flag that sets it). */
-  renamed(field: string): InputError {
-    return new InputError({ code: this.code, field, value: this.value, valid: this.valid, ...(this.file === undefined ? {} : { file: this.file }), ...(this.reason === undefined ? {} : { reason: this.reason }) });
+  /**
+   * The same error with its field named another way (a plan field as the CLI flag that sets it), and named
+   * in `file` where one is given (a part of a file read on its own, its field then under the part's path).
+   */
+  renamed(field: string, file: string | undefined = this.file): InputError {
+    return new InputError({ code: this.code, field, value: this.value, valid: this.valid, ...(file === undefined ? {} : { file }), ...(this.reason === undefined ? {} : { reason: this.reason }) });
   }
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { execute, type Execution } from "../../src/executor/execute.js";
 import { fitShapes } from "../../src/executor/measure/calibrate.js";
 import { atRunSpeed, concurrencySlowdown, predictForRun, predictOnProfile, profileShape, runSpeedProbe, type DeviceProfile } from "../../src/executor/measure/profile.js";
-import { runProbe } from "../../src/executor/measure/report.js";
+import { buildReport, runProbe } from "../../src/executor/measure/report.js";
 import type { RankResult, StepRecord } from "../../src/executor/run/job.js";
 import { loadModel } from "../../src/cli/catalog.js";
 import type { Plan } from "../../src/spec/types.js";
@@ -96,6 +96,23 @@ describe("speed probe: the machine's speed during a run", () => {
     expect(probed.losses).toEqual(plain.losses);
     expect(probed.results.map((r) => r.memory)).toEqual(plain.results.map((r) => r.memory));
     expect(probed.results.map((r) => r.steps.map((s) => s.commBytesByPurpose))).toEqual(plain.results.map((r) => r.steps.map((s) => s.commBytesByPurpose)));
+  });
+
+  it("says when the probe compares two backends: on a profile calibrated on another than the run's", async () => {
+    const plan = dp2(4);
+    // Given the probe, every rank times it each step (on any core count, unlike execute, which runs it only
+    // where the ranks have a core each): the report's speed note is always there to read.
+    const ex = await execute({ model: tiny, plan, steps: 1, warmupSteps: 0, backend: "wasm", reference: false, speedProbe: { model: probe.model, plan: probe.plan } });
+    // At calibration, 2 ranks at once: the fitted 48 ms step times the slowdown of 1.25.
+    const ratio = `x${(runProbe(ex)!.seconds / (0.048 * 1.25)).toFixed(2)}`.replace(".", "\\.");
+    const notes = (backend: string) => buildReport(ex, predictForRun(tiny, { ...profile, backend }, ex), 2).notes;
+    const other = notes("cpu");
+    expect(other[0]).toBe("the profile was calibrated on the cpu backend and this run's ranks ran on wasm: the prediction uses the cpu backend's rates (meshplan calibrate --backend wasm measures this one)");
+    expect(other).toContainEqual(expect.stringMatching(new RegExp(`^predicted at the machine's speed during the run: the speed probe \\(.*, 2 at once\\) took .* on wasm against 60\\.0 ms at calibration on cpu \\(${ratio}, the two backends' difference more than the machine's speed\\)`)));
+    // On the run's own backend: the machine's speed alone, and no word of backends.
+    const same = notes("wasm");
+    expect(same).toContainEqual(expect.stringMatching(new RegExp(`^predicted at the machine's speed during the run: the speed probe \\(.*, 2 at once\\) took .* against 60\\.0 ms at calibration \\(${ratio}\\);`)));
+    expect(same.join("\n")).not.toMatch(/backend/);
   });
 
   it("keeps synchronous parameter servers in step: they pass the probe's barrier too", async () => {

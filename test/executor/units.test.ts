@@ -8,7 +8,6 @@ import { costModelElements } from "../../src/executor/measure/cost-map.js";
 import { TokenSource, tokenSlice } from "../../src/executor/model/data.js";
 import { chunkLayers, joinRanks, modelUnits, sliceForRank, stageUnits, unitSlots } from "../../src/executor/model/layout.js";
 import { checkExecutorLayers, validateForExecutor } from "../../src/executor/validate.js";
-import { InputError } from "../../src/spec/errors.js";
 import { gradientBucket } from "../../src/executor/parallel/bucket.js";
 import { adamState, adamStep, DEFAULT_ADAM } from "../../src/executor/parallel/adam.js";
 import { coordsOf, fabricFor, groupMembers, rankOf, workerCount } from "../../src/executor/parallel/grid.js";
@@ -185,20 +184,27 @@ describe("interleaved layouts the executor runs (validate.ts checkExecutorLayers
     expect([uneven.field, uneven.valid]).toEqual(["layersPerStage", "6,6 (every stage the same multiple of virtualStages(2))"]);
   });
 
-  it("every layout it accepts gives each layer to exactly one chunk, in order", () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 24 }), fc.integer({ min: 2, max: 4 }), fc.integer({ min: 2, max: 4 }), (layers, pp, v) => {
-      let accepted = true;
-      try {
-        checkExecutorLayers(layers, pp, v, undefined);
-      } catch (e) {
-        if (!(e instanceof InputError)) throw e;
-        accepted = false;
-      }
-      expect(accepted).toBe(layers % (pp * v) === 0);
-      if (!accepted) return;
+  // Layouts built from their definition: pp x v equal chunks of `size` whole layers each, or `short` layers
+  // fewer than such a layout (1 .. pp*v - 1), which cannot be cut into pp x v equal chunks of whole layers.
+  const degrees = fc.record({ pp: fc.integer({ min: 2, max: 4 }), v: fc.integer({ min: 2, max: 4 }) });
+
+  it("runs pp x v equal chunks of whole layers, each layer in exactly one chunk, in order", () => {
+    fc.assert(fc.property(degrees, fc.integer({ min: 1, max: 3 }), ({ pp, v }, size) => {
+      const layers = pp * v * size;
+      expect(() => checkExecutorLayers(layers, pp, v, undefined)).not.toThrow();
       const plan = resolvePlan(tinyGpt(layers), shapeOf("dgx-h100", pp), { pp, virtualStages: v, globalBatch: 4 * pp });
-      const order = Array.from({ length: v }, (_, c) => Array.from({ length: pp }, (_, s) => chunkLayers(plan, s, c))).flat(2);
-      expect(order).toEqual(Array.from({ length: layers }, (_, i) => i));
+      const chunks = Array.from({ length: v }, (_, c) => Array.from({ length: pp }, (_, s) => chunkLayers(plan, s, c))).flat();
+      for (const chunk of chunks) expect(chunk).toHaveLength(size);
+      expect(chunks.flat()).toEqual(Array.from({ length: layers }, (_, i) => i));
+    }));
+  });
+
+  it("refuses a layer count that does not cut into pp x v equal chunks, naming virtualStages", () => {
+    fc.assert(fc.property(degrees, fc.integer({ min: 0, max: 2 }), fc.integer({ min: 1, max: 15 }), ({ pp, v }, size, short) => {
+      fc.pre(short < pp * v);
+      const layers = pp * v * (size + 1) - short;
+      const e = inputErrorOf(() => checkExecutorLayers(layers, pp, v, undefined));
+      expect([e.field, e.value]).toEqual(["virtualStages", v]);
     }));
   });
 });

@@ -2,8 +2,9 @@ import { cpus } from "node:os";
 import type { DeviceProfile } from "./profile.js";
 
 /*
- * Which machine a device profile describes. Kept apart from profile.ts (which pulls in the simulator) so
- * that the explorer can check a saved profile at start without loading the executor (src/ui/executor.ts).
+ * Which machine, and which backend, a device profile describes. Kept apart from profile.ts (which pulls in
+ * the simulator) so that the explorer can check a saved profile at start without loading the executor
+ * (src/ui/executor.ts).
  */
 
 /** This machine as `meshplan calibrate` records it in DeviceProfile.machine. */
@@ -19,6 +20,16 @@ export function otherMachine(p: DeviceProfile, here: DeviceProfile["machine"] = 
   const m = p.machine;
   if (m.cpus === here.cpus && m.cpuModel === here.cpuModel) return undefined;
   return `it was measured on ${m.cpuModel} (${m.cpus} cores), this machine is ${here.cpuModel} (${here.cpus} cores)`;
+}
+
+/**
+ * The backend `p` was calibrated on (tfjs's name) where it is not `runs`, the one a run uses (its rates are
+ * that backend's), or undefined when they are the same. The one place this is decided, for execute's warning
+ * about --profile, its choice of the saved profile (cli/profile-file.ts chooseSavedProfile) and the report's
+ * note (profile.ts predictForRun).
+ */
+export function otherBackend(p: DeviceProfile, runs: string): string | undefined {
+  return p.backend === runs ? undefined : p.backend;
 }
 
 /** CPU time at one moment: every core's busy and total milliseconds (os.cpus) and this process's own. */

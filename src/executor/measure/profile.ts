@@ -9,6 +9,7 @@ import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
 import type { SpeedProbeSpec } from "../run/speed-probe.js";
 import type { LossCost } from "./loss.js";
+import { otherBackend } from "./machine.js";
 
 /**
  * A device profile: what `meshplan calibrate` measured on this machine for one executor rank, and the
@@ -360,7 +361,8 @@ export function runSpeedProbe(p: DeviceProfile, workers: number, cores: number):
 export function predictForRun(model: ModelSpec, p: DeviceProfile, ex: Execution): ReportedPrediction {
   const ranks = ex.results.length;
   // A profile of another backend predicts with that backend's rates: the report says so.
-  const backend = p.backend === ex.backend ? {} : { profileBackend: p.backend };
+  const other = otherBackend(p, ex.backend);
+  const backend = other === undefined ? {} : { profileBackend: other };
   const calibrated = { ...predictOnProfile(model, p, ranks, ex.plan), ...backend };
   const probe = runProbe(ex);
   const atRun = probe === undefined ? undefined : atRunSpeed(p, probe.ranks, probe.seconds);

@@ -49,8 +49,7 @@ interface UnitState {
    * The master weights of the owned block and Adam's moments for them; undefined on a parameter-server
    * worker (StateOptions.optimizer false), whose weights are its tensors alone.
    */
-  readonly master: Float32Array | undefined;
-  readonly adam: AdamState | undefined;
+  readonly optimizer: { readonly master: Float32Array; readonly adam: AdamState } | undefined;
   /** ZeRO 3: the weight shard (gathered before use); else undefined. */
   readonly shard: Float32Array | undefined;
   tensors: Map<string, Tensor> | undefined;
@@ -95,7 +94,7 @@ export class ModelState implements ParamProvider {
     const bucket = o.dp !== undefined && o.dp.size > 1 ? gradientBucket(o.units, o.tp, o.zero) : undefined;
     // Every dp member decides alike: useHeaps is true only if all of them share their heaps.
     this.heapGathers = o.heap !== undefined && o.dp !== undefined && o.dp.size > 1 && o.zero >= 1 && o.heap.enable(o.dp);
-    const optimizer = o.optimizer !== false;
+    const updates = o.optimizer !== false;
     o.units.forEach((unit, u) => {
       const slots = unitSlots(unit, o.tp);
       const flat = new Float32Array(slots.size);
@@ -110,8 +109,10 @@ export class ModelState implements ParamProvider {
         slots, owned, bucketOffset,
         grad: o.zero <= 1 ? this.gradBuffer(bucketOffset, slots.size) : undefined,
         ownedGrad: o.zero >= 2 ? new Float32Array(count) : undefined,
-        master: !optimizer ? undefined : source !== undefined && o.zero < 3 ? source.view : flat.slice(owned.first, owned.end),
-        adam: optimizer ? adamState(count) : undefined,
+        optimizer: !updates ? undefined : {
+          master: source !== undefined && o.zero < 3 ? source.view : flat.slice(owned.first, owned.end),
+          adam: adamState(count),
+        },
         shard: o.zero === 3 ? source?.view ?? flat.slice(owned.first, owned.end) : undefined,
         tensors: undefined,
       };
@@ -223,9 +224,9 @@ export class ModelState implements ParamProvider {
   update(grads: readonly Float32Array[]): void {
     this.step++;
     [...this.units.values()].forEach((s, i) => {
-      const master = s.master;
-      if (master === undefined || s.adam === undefined) throw new Error("internal: update() on a rank without optimizer state (a parameter-server worker)");
-      adamStep(master, grads[i]!, s.adam, this.step, this.o.adam);
+      if (s.optimizer === undefined) throw new Error("internal: update() on a rank without optimizer state (a parameter-server worker)");
+      const { master, adam } = s.optimizer;
+      adamStep(master, grads[i]!, adam, this.step, this.o.adam);
       if (this.o.zero === 3) s.shard!.set(master);
       else if (this.heapGathers) {
         for (const t of s.tensors!.values()) t.dispose();
@@ -257,7 +258,7 @@ export class ModelState implements ParamProvider {
 
   replaceWeights(flats: readonly Float32Array[]): void {
     [...this.units.values()].forEach((s, i) => {
-      s.master?.set(flats[i]!);
+      s.optimizer?.master.set(flats[i]!);
       this.setWeights(s, flats[i]!);
       s.grad?.fill(0);
     });
@@ -274,7 +275,7 @@ export class ModelState implements ParamProvider {
    */
   ownedWeights(): Float32Array[] {
     return [...this.units.values()].map((s) => {
-      if (s.master !== undefined) return s.master.slice();
+      if (s.optimizer !== undefined) return s.optimizer.master.slice();
       const flat = new Float32Array(s.slots.size);
       for (const t of s.slots.tensors) flat.set(s.tensors!.get(t.spec.name)!.dataSync() as Float32Array, t.offset);
       return flat;
@@ -288,7 +289,7 @@ export class ModelState implements ParamProvider {
     for (const s of this.units.values()) {
       params += this.o.zero === 3 ? s.shard!.length : s.slots.size;
       grads += this.o.zero >= 2 ? s.ownedGrad!.length : s.slots.size;
-      owned += s.master?.length ?? 0;
+      owned += s.optimizer?.master.length ?? 0;
     }
     return { parametersBytes: 4 * params, gradientsBytes: 4 * grads, optimizerBytes: 12 * owned };
   }
