@@ -83,8 +83,8 @@ export function ageOf(iso: string, now: Date): string {
 
 /**
  * Runs `plan` for a few steps on local ranks and its one-rank reference, and returns predicted against
- * measured, on the given device profile. The cluster shape of the caller is not used for the prediction: the comparison is made on this machine's
- * profile, as `meshplan execute` does.
+ * measured, on the given device profile. The cluster shape of the caller is not used for the prediction:
+ * the comparison is made on this machine's profile, as `meshplan execute` does.
  */
 export async function executePlan(model: ModelSpec, _shape: ClusterShape, searched: Plan, options: ExecutePlanOptions): Promise<PredictedVsMeasured> {
   // The executor has no fused attention kernel (validateForExecutor refuses flash attention): a searched

@@ -188,11 +188,6 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     assumptions.push(why);
     plan[key] = true;
   }
-  const blocking = profile.launchBlocking?.(r);
-  if (blocking !== undefined) {
-    assumptions.push(blocking);
-    plan.launchBlocking = true;
-  }
   if (profile.deepspeedPipeline === true && p.pp > 1) {
     assumptions.push("DeepSpeed pipeline engine: blocking sends and receives, data-parallel reduction after the schedule, stage outputs kept until their backward");
     plan.ppBlockingSends = true;
@@ -230,13 +225,14 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
 /**
  * The plan switches a profile gives as the reason to print, each set where it applies to the record's
  * plan: a recomputation that stops early needs layers recomputed in full, the fp8 input storage fp8,
- * FSDP's fp32-shard storage ZeRO 3; the fused loss applies to every record.
+ * FSDP's fp32-shard storage ZeRO 3; the fused loss and blocking launches wherever the profile gives a reason.
  */
 const REASONED_SWITCHES = {
   recomputeEarlyStop: (plan) => plan.recompute === "full" || plan.recomputeLayersPerStage !== undefined,
   fusedCrossEntropy: () => true,
   fp8Keep16BitInputs: (plan) => plan.precision === "fp8",
   fp32ShardOnly: (plan) => plan.zero === 3,
+  launchBlocking: () => true,
 } as const satisfies Partial<Record<keyof SourceProfile & keyof PlanInput, (plan: PlanInput) => boolean>>;
 type ReasonedSwitch = keyof typeof REASONED_SWITCHES;
 

@@ -53,7 +53,7 @@ export interface SourceProfile {
    * Blocking kernel launches (plan knob launchBlocking, CUDA_LAUNCH_BLOCKING=1) for this record, with the
    * reason printed as its assumption (undefined: asynchronous).
    */
-  readonly launchBlocking?: (r: MeasurementRecord) => string | undefined;
+  readonly launchBlocking?: Reason;
   /**
    * Layers recomputed in full through PyTorch's non-reentrant checkpoint, which stops once every saved
    * tensor is back (plan knob recomputeEarlyStop), with the reason printed as the assumption of every

@@ -182,7 +182,8 @@ describe("bars and rows", () => {
     expect(Math.abs(step.seconds - e.time.stepSeconds)).toBeLessThanOrEqual(step.rounding * (1 + 1e-9));
     expect(Math.abs(percentOf(cells["MFU"]!) - 100 * e.throughput.mfu)).toBeLessThanOrEqual(0.05);
     // 120 columns add the layers, SP, tokens/s, bubble and comm columns
-    const wide = cellsUnderHeads(listHeader(listTable([e], 120, false)), listRow(listTable([e], 120, false), e, 0));
+    const wideTable = listTable([e], 120, false);
+    const wide = cellsUnderHeads(listHeader(wideTable), listRow(wideTable, e, 0));
     expect(Object.keys(wide)).toEqual(["#", "dp", "tp", "pp", "cp", "mb", "sched", "Z", "rc", "layers", "SP", "GiB/GPU", "step", "MFU", "tokens/s", "bubble", "comm"]);
     expect([wide["layers"], wide["SP"], wide["GiB/GPU"]]).toEqual(["even", "on", gib]);
     expect(Number(wide["tokens/s"]!.replaceAll(",", ""))).toBe(Math.round(e.throughput.tokensPerSecond));
