@@ -56,7 +56,7 @@ export const FLAGS = {
   "tp-sync-backward": { type: "bool", help: "tensor-parallel backward collectives not hidden behind the gradient GEMMs (Megatron-DeepSpeed, Megatron-LM before 2022)" },
   "fp32-grads": { type: "bool", help: "fp32 gradient accumulation (default on for bf16/fp8)" },
   calibrated: { type: "bool", help: "plan/simulate/explore with the efficiency factors fitted on published runs (models/hardware/calibration.json; the default); --no-calibrated predicts with the sourced priors alone" },
-  planner: { type: "bool", help: "validate: also search the best plan of every published setting and compare (slow: about 30 s)" },
+  planner: { type: "bool", help: "validate: also search the best plan of every published setting and compare (slow: 30-70 s)" },
   trace: { type: "string", help: "write a Chrome trace-event JSON (simulate)", valueName: "FILE" },
   top: { type: "int", help: "plans to show (plan: default 5; explore: default 10)", valueName: "K" },
   steps: { type: "int", help: "timed training steps to run (execute; default 12)", valueName: "K" },
@@ -246,7 +246,13 @@ export function checkCommandFlags(args: ParsedArgs): void {
 }
 
 /** Where a command's default differs from the flag's general one, its own help line. */
+/** The search ranks collective-based plans only (planner/search/space.ts refuses these pins). */
+const SEARCH_REFUSES = "refused here: the search ranks collective-based plans; evaluate parameter servers with simulate";
+const SEARCH_FLAG_HELP: Partial<Record<FlagName, string>> = { ps: SEARCH_REFUSES, async: SEARCH_REFUSES, staleness: SEARCH_REFUSES };
+
 const COMMAND_FLAG_HELP: Readonly<Partial<Record<CommandName, Partial<Record<FlagName, string>>>>> = {
+  plan: SEARCH_FLAG_HELP,
+  explore: SEARCH_FLAG_HELP,
   execute: {
     model: "built-in model name, a meshplan model JSON or a Hugging Face config.json (default tiny-gpt)",
     gpus: "ranks to run, one per GPU of the plan (default dp * tp * pp * cp)",
