@@ -270,6 +270,18 @@ describe("meshplan plan: pins that cannot hold say why", () => {
     expectBadInput(r, "--micro-batch (microBatch) = 3", "a divisor of the per-replica batch", "1, 2, 4, 8");
   });
 
+  it("with dp pinned and the other degrees free, a too-large micro-batch is blamed, not a made-up mesh", () => {
+    // tp, pp and cp are free: dp 4 fits 64 GPUs (e.g. tp 8 x pp 2); only the micro-batch cannot split 512 / 4
+    const r = meshplan("plan", "--model", "llama3-70b", "--gpus", "64", "--dp", "4", "--micro-batch", "256");
+    expectBadInput(r, "--micro-batch (microBatch) = 256", "global batch 512 / dp 4 = 128");
+    expect(r.stderr).not.toContain("--dp");
+  });
+
+  it("a pinned dp that the GPUs cannot hold with the other pins lists the dp values that can", () => {
+    const r = meshplan("plan", "--model", "llama3-70b", "--gpus", "64", "--dp", "3", "--tp", "8");
+    expectBadInput(r, "--dp = 3", "pinned degrees (24) must divide gpus(64)", "valid: 1, 2, 4, 8");
+  });
+
   it("a tensor-parallel degree the heads do not split over names the heads", () => {
     const r = meshplan("plan", "--model", "llama3-8b", "--gpus", "6", "--tp", "3");
     expectBadInput(r, "--tp = 3", "attention heads (32)");

@@ -143,6 +143,27 @@ export function stageSumLowerBound(model: ModelSpec, shape: ClusterShape, plan: 
   return compute + exposed(0) + (p > 1 ? exposed(p - 1) : 0);
 }
 
+/**
+ * Resolves the pins as a plan, so that an error the pins alone cause names its field (heads that do not
+ * split over tp, degrees that do not divide the GPUs). resolvePlan fills a free tp, pp or cp with 1, so
+ * with a degree free its "dp * tp * pp * cp != gpus" is about those ones, not the pins: when the pinned
+ * degrees divide the GPUs, that error is not the pins' and is passed over.
+ */
+function resolvePinsAlone(model: ModelSpec, shape: ClusterShape, pinned: PlanInput): void {
+  try {
+    resolvePlan(model, shape, pinned);
+  } catch (err) {
+    const free = pinned.tp === undefined || pinned.pp === undefined || pinned.cp === undefined;
+    if (!(err instanceof InputError) || err.field !== "dp" || !free || pinned.dp === undefined) throw err;
+    const others = (pinned.tp ?? 1) * (pinned.pp ?? 1) * (pinned.cp ?? 1);
+    if (shape.gpus % (pinned.dp * others) === 0) return;
+    throw new InputError({
+      code: "not-divisible", field: "dp", value: pinned.dp, valid: divisorsOf(shape.gpus / others).join(", "),
+      reason: `dp times the pinned degrees (${pinned.dp * others}) must divide gpus(${shape.gpus})`,
+    });
+  }
+}
+
 /** A plan and its memory; its speed too where it was timed (every plan that fits). */
 interface Scored {
   readonly plan: Plan;
@@ -343,12 +364,14 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
         if (!works.includes(v)) throw virtualStagesError(model, shape, v, works);
       }
       const schedule = pinnedSchedule(pinned);
-      resolvePlan(model, shape, schedule === undefined ? pinned : { ...pinned, schedule });
+      resolvePinsAlone(model, shape, schedule === undefined ? pinned : { ...pinned, schedule });
       if (pinned.microBatch !== undefined) {
         const batch = searchGlobalBatch(model, pinned);
+        const perReplica = pinned.dp === undefined ? `global batch ${batch} / dp` : `global batch ${batch} / dp ${pinned.dp} = ${batch / pinned.dp}`;
+        const divisors = divisorsOf(pinned.dp === undefined ? batch : Math.floor(batch / pinned.dp)).filter((d) => d <= 64);
         throw new InputError({
           code: "not-divisible", field: "microBatch", value: pinned.microBatch,
-          valid: `a divisor of the per-replica batch (global batch ${batch} / dp) of some mesh, e.g. ${divisorsOf(batch).filter((d) => d <= 64).join(", ")}`,
+          valid: `a divisor of the per-replica batch (${perReplica}) of some mesh, e.g. ${divisors.join(", ")}`,
           reason: "the search keeps the global batch and splits it into whole micro-batches",
         });
       }
