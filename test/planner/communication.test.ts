@@ -56,6 +56,22 @@ describe("rank placement: tp fastest, then cp, dp, pp (Megatron order)", () => {
     expect(l.bytesPerSecond).toBeLessThanOrEqual(shape.spec.intraNode.bytesPerSecondPerGpu);
   });
 
+  it("groups that do not tile the nodes are placed as their worst group: the one straddling a node boundary", () => {
+    const { plan } = planFor("llama3-8b", h100, { tp: 4 });
+    // 6-GPU nodes: ranks 4,5 | 6,7 form the second tp group (2 nodes, 2 members on each)
+    expect(groupPlacement("tp", plan, 6)).toMatchObject({ nodes: 2, membersPerNode: 2 });
+    // 3-GPU nodes: ranks 0,1,2 | 3 (2 nodes, 1 member on the second); 5-GPU nodes: 4 | 5,6,7 likewise
+    expect(groupPlacement("tp", plan, 3)).toMatchObject({ nodes: 2, membersPerNode: 1 });
+    expect(groupPlacement("tp", plan, 5)).toMatchObject({ nodes: 2, membersPerNode: 1 });
+    // tiling layouts keep their closed forms: a group per node, or members a node apart
+    expect(groupPlacement("tp", plan, 4)).toMatchObject({ nodes: 1, membersPerNode: 4 });
+    expect(groupPlacement("tp", plan, 2)).toMatchObject({ nodes: 2, membersPerNode: 2 });
+    expect(groupPlacement("tp", plan, 1)).toMatchObject({ nodes: 4, membersPerNode: 1 });
+    // the straddling group crosses the network, at the rate of the NICs of its thinnest node
+    const six = shapeOf("dgx-h100", 24);
+    expect(effectiveLink(groupPlacement("tp", plan, 6), six)).toEqual(effectiveLink(groupPlacement("tp", plan, 2), six));
+  });
+
   it("a cluster's per-group cap bounds the line rate one group's ring drives across nodes (Jean Zay: one Omni-Path port)", () => {
     const jz = shapeOf("jean-zay-a100-80gb", 384);
     const inter = jz.spec.interNode;

@@ -23,12 +23,55 @@ export interface GroupPlacement {
 
 export function groupPlacement(kind: GroupKind, plan: Plan, gpusPerNode: number): GroupPlacement {
   const { degree, stride } = groupShape(kind, plan);
-  if (degree * stride <= gpusPerNode && gpusPerNode % (degree * stride) === 0) {
+  const span = degree * stride;
+  if (span <= gpusPerNode && gpusPerNode % span === 0) {
     return { degree, stride, membersPerNode: degree, nodes: 1 };
   }
-  const membersPerNode = stride >= gpusPerNode ? 1 : Math.max(1, Math.floor(gpusPerNode / stride));
-  const perNode = Math.min(membersPerNode, degree);
-  return { degree, stride, membersPerNode: perNode, nodes: Math.ceil(degree / perNode) };
+  if (stride % gpusPerNode === 0) return { degree, stride, membersPerNode: 1, nodes: degree };
+  if (span % gpusPerNode === 0 && gpusPerNode % stride === 0) {
+    const perNode = gpusPerNode / stride;
+    return { degree, stride, membersPerNode: perNode, nodes: degree / perNode };
+  }
+  // Groups that do not tile the nodes (6-GPU nodes with tp 4): some straddle a node boundary, and the
+  // slowest group sets the collective's pace.
+  return { degree, stride, ...straddlingWorst(degree, stride, gpusPerNode) };
+}
+
+const worstCache = new Map<string, { membersPerNode: number; nodes: number }>();
+
+/**
+ * The worst-placed group when groups of `degree` ranks, `stride` apart, do not tile nodes of
+ * `gpusPerNode`: the one spanning the most nodes and, among those, with the fewest members on one of its
+ * nodes (the node whose NICs its ring shares). The layout repeats every lcm(gpusPerNode, degree*stride)
+ * ranks, so one period's groups are all the cases.
+ */
+function straddlingWorst(degree: number, stride: number, gpusPerNode: number): { membersPerNode: number; nodes: number } {
+  const key = `${degree} ${stride} ${gpusPerNode}`;
+  const held = worstCache.get(key);
+  if (held !== undefined) return held;
+  const span = degree * stride;
+  let worst = { membersPerNode: degree, nodes: 1 };
+  for (let block = 0; block < lcm(gpusPerNode, span) / span; block++) {
+    for (let offset = 0; offset < stride; offset++) {
+      const perNode = new Map<number, number>();
+      for (let i = 0; i < degree; i++) {
+        const node = Math.floor((block * span + offset + i * stride) / gpusPerNode);
+        perNode.set(node, (perNode.get(node) ?? 0) + 1);
+      }
+      const nodes = perNode.size;
+      const fewest = Math.min(...perNode.values());
+      if (nodes > worst.nodes || (nodes === worst.nodes && fewest < worst.membersPerNode)) worst = { membersPerNode: fewest, nodes };
+    }
+  }
+  worstCache.set(key, worst);
+  return worst;
+}
+
+function lcm(a: number, b: number): number {
+  let x = a;
+  let y = b;
+  while (y !== 0) [x, y] = [y, x % y];
+  return (a / x) * b;
 }
 
 function groupShape(kind: GroupKind, plan: Plan): { degree: number; stride: number } {
