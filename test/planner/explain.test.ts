@@ -38,6 +38,14 @@ describe("explainRanking: what it says is true of the numbers", () => {
     expect(explainRanking(lean.model, shape, [win, lighter]).at(-1)).toMatch(/is as fast \(0\.01% slower\) and needs 2\.0 GiB less memory .*: the one to take for headroom\.$/);
   });
 
+  it("'slower' is in time: a runner-up at half the throughput takes twice as long, 100% slower (it said 50%)", () => {
+    const shape = shapeOf("dgx-h100", 16);
+    const { model, plan } = planFor("llama3-8b", shape, { tp: 2, pp: 1, dp: 8, microBatch: 1, globalBatch: 64, zero: 1 });
+    const win = estimate(model, shape, plan);
+    const half = { ...win, throughput: { ...win.throughput, tokensPerSecond: win.throughput.tokensPerSecond / 2 } };
+    expect(explainRanking(model, shape, [win, half]).at(-1)).toMatch(/ is 100\.0% slower: /);
+  });
+
   it("names recomputation as the limit when it costs more than any overhead", () => {
     const shape = shapeOf("dgx-a100-40gb", 32);
     const { model, plan } = planFor("llama3-70b", shape, { tp: 8, pp: 4, dp: 1, microBatch: 1, globalBatch: 32, recompute: "full" });
