@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { Estimate } from "../planner/cost/types.js";
 import { describePlan, explainRanking, recomputeLabel, searchSummary, zeroLabel } from "../planner/explain/explain.js";
 import { fitAdvice } from "../planner/explain/fit-advice.js";
-import { searchPlans } from "../planner/search/search.js";
+import { MAX_REFINED_PASSES, searchPlans } from "../planner/search/search.js";
 import { simulateEstimate, type StepCache } from "../simulator/simulate.js";
 import { InputError } from "../spec/errors.js";
 import type { ParsedArgs } from "./args.js";
@@ -47,6 +47,9 @@ export function planCommand(args: ParsedArgs, io: Io): number {
     return 1;
   }
   lines.push(table(result.plans));
+  if (result.unrefined > 0) {
+    lines.push(`(${result.unrefined} of the plans ranked keep the analytic model's step: more than ${grouped(MAX_REFINED_PASSES)} passes a step, too many to simulate event by event)`);
+  }
   if (result.equivalent > 0) lines.push(`(${result.equivalent} more layouts with the same speed and memory by another split of dp, cp and micro-batch are not listed)`);
   const engine = [pinned.ppBlockingSends === true ? "--pp-blocking-sends" : "", pinned.dpCommExposed === true ? "--dp-comm-exposed" : ""].filter((f) => f !== "");
   if (engine.length > 0 && result.plans.some((e) => e.plan.pp === 1)) {

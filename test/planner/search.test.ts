@@ -4,7 +4,7 @@ import { loadModel } from "../../src/cli/catalog.js";
 import { groupPlacement } from "../../src/planner/cost/placement.js";
 import { quickMemory, quickScore } from "../../src/planner/cost/estimate.js";
 import { memoryCosts, planCosts } from "../../src/planner/cost/stages.js";
-import { pipelineFillFactor, searchPlans, stageSumLowerBound, tokensPerSecondBound } from "../../src/planner/search/search.js";
+import { MAX_REFINED_PASSES, passesPerStep, pipelineFillFactor, searchPlans, stageSumLowerBound, tokensPerSecondBound } from "../../src/planner/search/search.js";
 import { forEachCandidate } from "../../src/planner/search/space.js";
 import { FRAMEWORK_SWITCHES, resolvePlan, type PlanInput } from "../../src/spec/plan.js";
 import { InputError } from "../../src/spec/errors.js";
@@ -51,6 +51,29 @@ describe("plan search: mechanics", () => {
         expect(same).toBe(false);
       }
     }
+  });
+
+  it("refine replays only plans of at most refineMaxPasses passes a step; the others keep their analytic estimate and are counted", () => {
+    // llama3-8b on 8 GPUs shortlists plans with and without a pipeline: steps of different passes
+    const model = loadModel("llama3-8b");
+    const small = shapeOf("dgx-h100", 8);
+    const given: Plan[] = [];
+    const refine = (m: typeof model, s: typeof small, p: Plan) => {
+      given.push(p);
+      return simulateEstimate(m, s, p);
+    };
+    const all = searchPlans(model, small, {}, { top: 3, refine });
+    expect(all.unrefined).toBe(0);
+    const counts = [...new Set(given.map(passesPerStep))].sort((x, y) => x - y);
+    expect(counts.length).toBeGreaterThan(1);
+    const limit = counts[0]!;
+    given.length = 0;
+    const capped = searchPlans(model, small, {}, { top: 3, refine, refineMaxPasses: limit });
+    expect(given.length).toBeGreaterThan(0);
+    for (const p of given) expect(passesPerStep(p)).toBeLessThanOrEqual(limit);
+    expect(capped.unrefined).toBeGreaterThan(0);
+    // the default budget is far above what a built-in default setting needs
+    expect(MAX_REFINED_PASSES).toBeGreaterThanOrEqual(8 * Math.max(...all.plans.map((e) => passesPerStep(e.plan))));
   });
 
   it("ranks by tokens/s, best first, every plan fitting; pinned flags hold", () => {

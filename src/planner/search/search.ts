@@ -25,6 +25,23 @@ export interface SearchOptions {
   readonly refine?: Evaluate;
   /** How many of the analytic best go through `refine` (default top + 3). */
   readonly refineCount?: number;
+  /** Plans of more passes per step than this keep their analytic estimate (default MAX_REFINED_PASSES). */
+  readonly refineMaxPasses?: number;
+}
+
+/**
+ * The most forward, backward and weight passes per step `refine` is given one plan of: 2^16, eight times
+ * the passes of the largest built-in defaults (Llama 3 405B on 16384 GPUs, 70B on 64: 8192), about a
+ * quarter of a second of the simulator on one core. A step of a huge batch (2^24 sequences on 8 GPUs:
+ * millions of micro-batches) took minutes and gigabytes to replay event by event (llama3-8b, 2^20
+ * sequences: 11 s and 1 GB); its analytic estimate is the closed form the simulator agrees with, and
+ * such a plan keeps it.
+ */
+export const MAX_REFINED_PASSES = 2 ** 16;
+
+/** Forward, backward and weight passes in one step of a plan: what the simulator replays. */
+export function passesPerStep(p: Plan): number {
+  return p.pp * p.virtualStages * microBatchCount(p) * (p.schedule === "zb-h1" ? 3 : 2);
 }
 
 export interface SearchResult {
@@ -44,6 +61,8 @@ export interface SearchResult {
   readonly partitionSeconds: readonly number[];
   /** What settled each of those programs: the cuts alone, javascript-lp-solver or the threshold algorithm ("none" when no layout exists). */
   readonly partitionSolvers: readonly string[];
+  /** Plans that kept their analytic estimate because their step has more passes than refineMaxPasses (0 without refine). */
+  readonly unrefined: number;
 }
 
 /** Speeds closer than this share (relative) rank as equal, and the smaller memory goes first. */
@@ -448,12 +467,19 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   };
   while (chosen.length < refineCount && takeNext() !== undefined);
   const results = chosen.slice();
+  let unrefined = 0;
   if (options.refine !== undefined) {
+    const refine = options.refine;
+    const maxPasses = options.refineMaxPasses ?? MAX_REFINED_PASSES;
+    const refined = (e: Estimate): Estimate => {
+      if (passesPerStep(e.plan) <= maxPasses) return refine(model, shape, e.plan);
+      unrefined++;
+      return e;
+    };
     // Smallest steps first (passes per stage times stages), so that a fresh process's JIT has compiled the
     // simulator on them before the largest run; each result keeps its place in the analytic order.
-    const passes = (p: Plan) => p.pp * p.virtualStages * microBatchCount(p) * (p.schedule === "zb-h1" ? 3 : 2);
-    const order = chosen.map((_, i) => i).sort((a, b) => passes(chosen[a]!.plan) - passes(chosen[b]!.plan) || a - b);
-    for (const i of order) results[i] = options.refine(model, shape, chosen[i]!.plan);
+    const order = chosen.map((_, i) => i).sort((a, b) => passesPerStep(chosen[a]!.plan) - passesPerStep(chosen[b]!.plan) || a - b);
+    for (const i of order) results[i] = refined(chosen[i]!);
     // A simulated step is at least its analytic one, less at most 0.5%: the simulator adds the waits and
     // overlaps the analytic model averages (over the plans refined in searches of llama3-8b, llama3-70b,
     // llama3-405b, gpt3-175b and mixtral-8x7b on 8 to 16384 H100s, top 30 each, simulated / analytic
@@ -467,7 +493,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       const candidate = takeNext();
       if (candidate === undefined) break;
       if (kth !== undefined && candidate.time.stepSeconds >= kth) break;
-      results.push(options.refine(model, shape, candidate.plan));
+      results.push(refined(candidate));
     }
   }
   const final = rankDistinct(results, options.top);
@@ -482,6 +508,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     closest: ranked.length > 0 ? [] : closest.items().map((c) => estimate(model, shape, c.plan)),
     partitionSeconds,
     partitionSolvers,
+    unrefined,
   };
 }
 
