@@ -18,6 +18,8 @@ const io = {
 try {
   process.exitCode = await run(process.argv.slice(2), io);
 } catch (e) {
+  // A closed pipe met by a direct write (`simulate --trace /dev/stdout | head`): as above.
+  if (e?.code === "EPIPE") process.exit(141);
   // A bug, not bad input: say so in one line; MESHPLAN_DEBUG=1 shows the stack.
   io.err(`meshplan: internal error: ${e instanceof Error ? e.message : String(e)} (please report; MESHPLAN_DEBUG=1 shows details)`);
   if (process.env.MESHPLAN_DEBUG === "1" && e instanceof Error) io.err(e.stack ?? "");

@@ -1,4 +1,4 @@
-import { type Stats, accessSync, closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { type Stats, accessSync, closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { InputError } from "../spec/errors.js";
 
@@ -72,6 +72,21 @@ export function outputTarget(flag: string, given: unknown): OutputTarget {
     throw refuse(flag, given, errnoReason(e, path));
   }
   return { flag, given, path, stream: false };
+}
+
+/**
+ * Whether a target writes where this process's stdout goes: /dev/stdout and its aliases, or the very file
+ * stdout is redirected to (`--trace t.json > t.json`); a command whose stdout carries --json refuses it.
+ */
+export function writesToStdout(t: OutputTarget): boolean {
+  if (t.fd === 1) return true;
+  try {
+    const out = fstatSync(1);
+    const st = statSync(t.path);
+    return (out.isFile() || out.isFIFO()) && out.dev === st.dev && out.ino === st.ino;
+  } catch {
+    return false; // no such file yet, or no stdout to compare with
+  }
 }
 
 function lstatOrUndefined(path: string) {
@@ -148,6 +163,8 @@ export function writeOutput(target: OutputTarget, chunks: Iterable<string>): num
         // nothing was written
       }
     }
+    // A reader that stopped early (`--trace /dev/stdout | head`) is not bad input: the binary ends quietly.
+    if ((e as NodeJS.ErrnoException).code === "EPIPE") throw e;
     throw refuse(flag, given, errnoReason(e, path));
   }
 }

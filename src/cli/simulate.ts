@@ -7,7 +7,7 @@ import { defaultGlobalBatch, microBatchCount, resolvePlan } from "../spec/plan.j
 import { InputError } from "../spec/errors.js";
 import type { ParsedArgs } from "./args.js";
 import { loadContext, planInputFrom } from "./context.js";
-import { outputTarget, writeOutput } from "./output-file.js";
+import { outputTarget, writeOutput, writesToStdout } from "./output-file.js";
 import { batchRoundedNote, bytesHuman, calibratedLine, defaultSeqLines, formatEstimate, pct, seconds } from "./format.js";
 import type { Io } from "./io.js";
 import { renderTimeline, zoomSeconds } from "./timeline.js";
@@ -67,6 +67,12 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
   const trace = args.flags.trace;
   // checked before the simulation, which can take a while
   const traceTarget = trace === undefined ? undefined : outputTarget("--trace", trace);
+  if (traceTarget !== undefined && args.flags.json === true && writesToStdout(traceTarget)) {
+    throw new InputError({
+      code: "bad-flag", field: "--trace", value: trace, valid: "a file other than stdout, or no --json",
+      reason: "--json prints the estimate on stdout, and a trace there too would make it two JSON documents",
+    });
+  }
   const { model, shape, calibratedAt } = loadContext(args.flags, true);
   const input = planInputFrom(args.flags);
   const plan = resolvePlan(model, shape, input);

@@ -98,13 +98,21 @@ describe("meshplan simulate (the event simulator)", () => {
   });
 
   it("--trace /dev/stdout writes the trace on stdout, before the report, and replaces no file", () => {
-    const r = meshplan([...PLAN, "--json", "--trace", "/dev/stdout"]);
+    const r = meshplan([...PLAN, "--trace", "/dev/stdout"]);
     expect(r.code).toBe(0);
     const end = r.stdout.indexOf("\n]}\n") + 4;
     const trace = JSON.parse(r.stdout.slice(0, end));
-    const estimate = JSON.parse(r.stdout.slice(end));
     expect(trace.traceEvents.length).toBeGreaterThan(100);
-    expect(estimate.time.stepSeconds).toBeGreaterThan(0);
+    expect(r.stdout.slice(end)).toMatch(/^Memory per GPU|\nMemory per GPU/);
+  });
+
+  it("--json with the trace on stdout too is refused: stdout would hold two JSON documents", () => {
+    const r = meshplan([...PLAN, "--json", "--trace", "/dev/stdout"]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain("--trace");
+    expect(r.stderr).toContain("two JSON documents");
   });
 
   it("an output path that is a device is written in place, never renamed over (checked without writing)", () => {
