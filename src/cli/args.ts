@@ -19,7 +19,7 @@ export const FLAGS = {
   "gpus-per-node": { type: "int", help: "override the cluster's GPUs per node", valueName: "N" },
   seq: { type: "int", help: "sequence length in tokens (default: the model's)", valueName: "N" },
   "global-batch": { type: "int", help: "sequences per step (default: the model's, else 4M tokens)", valueName: "N" },
-  precision: { type: "string", help: "bf16 | fp16 | fp8 (default bf16)", valueName: "P" },
+  precision: { type: "string", help: "bf16 | fp16 | fp8 (default bf16; fp16 on a GPU without bf16, the V100)", valueName: "P" },
   json: { type: "bool", help: "machine output on stdout (the JSON contract)" },
   tp: { type: "int", help: "tensor-parallel degree", valueName: "N" },
   pp: { type: "int", help: "pipeline stages", valueName: "N" },

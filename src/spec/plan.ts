@@ -2,7 +2,7 @@ import { InputError } from "./errors.js";
 import { divisorsOf } from "../math/divisors.js";
 import {
   RECOMPUTES, SCHEDULES, TRAINING_PRECISIONS,
-  type ClusterShape, type ModelSpec, type Plan, type Precision, type Recompute, type Schedule, type ZeroStage,
+  type ClusterShape, type GpuSpec, type ModelSpec, type Plan, type Precision, type Recompute, type Schedule, type ZeroStage,
 } from "./types.js";
 import { grouped } from "../math/digits.js";
 
@@ -85,6 +85,11 @@ function listDivisors(n: number): string {
   return ds.length > 12 ? `${ds.slice(0, 12).join(", ")}, ... (divisors of ${n})` : ds.join(", ");
 }
 
+/** The precision a plan trains in unless told: bf16, or fp16 on a GPU without bf16 tensor cores (V100). */
+export function defaultPrecision(gpu: GpuSpec): Precision {
+  return gpu.peakFlopsPerSecond.bf16 !== undefined ? "bf16" : "fp16";
+}
+
 /** Resolves and validates a plan for a model on a cluster shape. Throws InputError naming the field. */
 export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanInput): Plan {
   const gpus = shape.gpus;
@@ -150,7 +155,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   if (!RECOMPUTES.includes(recompute)) bad("recompute", recompute, RECOMPUTES.join(", "));
   const recomputeLayersPerStage = resolveRecompute(recompute, layersPerStage, input.recomputeLayersPerStage);
 
-  const precision = input.precision ?? "bf16";
+  const precision = input.precision ?? defaultPrecision(shape.spec.gpu);
   if (!TRAINING_PRECISIONS.includes(precision)) bad("precision", precision, TRAINING_PRECISIONS.join(", "));
   const gpu = shape.spec.gpu;
   if (gpu.peakFlopsPerSecond[precision] === undefined) {

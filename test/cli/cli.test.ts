@@ -168,6 +168,10 @@ describe("bad input", () => {
     expectBadInput(meshplan("simulate", "--schedule", "zb-v"), "--schedule", "ZB-V", "not modelled yet");
     expectBadInput(meshplan("simulate", "--tp", "eight"), "--tp", '"eight"', "an integer");
     expectBadInput(meshplan("simulate", "--gpu", "v100-sxm-32gb", "--precision", "bf16"), "precision", "fp16");
+    // unasked, a GPU without bf16 trains in fp16 (the default used to be bf16 everywhere, refused on a V100)
+    const v100 = meshplan("simulate", "--model", "gpt2-large", "--gpu", "v100-sxm-32gb", "--gpus", "8", "--json");
+    expect(v100.code).toBe(0);
+    expect(JSON.parse(v100.stdout).plan.precision).toBe("fp16");
     expectBadInput(meshplan("frobnicate"), "command", "frobnicate", "plan", "simulate", "explore", "execute", "calibrate", "validate", "models");
     // --help does not turn an unknown command into a success
     expectBadInput(meshplan("estimate", "--help"), "command", "estimate", "unknown command");

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { InputError } from "../../spec/errors.js";
-import { microBatchCount, resolvePlan, type PlanInput } from "../../spec/plan.js";
+import { defaultPrecision, microBatchCount, resolvePlan, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { estimate, quickMemoryOf, quickTokensPerSecond, type QuickMemory, type QuickScore } from "../cost/estimate.js";
 import { cpCostPerMicroBatch, epCostPerMicroBatch, resolveLinks, tpCostPerMicroBatch } from "../cost/communication.js";
@@ -239,7 +239,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   const generatedLayouts = pinned.layersPerStage === undefined && pinned.recomputeLayersPerStage === undefined;
 
   const gpu = shape.spec.gpu;
-  const fp32Gradients = pinned.fp32Gradients ?? (pinned.precision ?? "bf16") !== "fp16"; // resolvePlan's default
+  const fp32Gradients = pinned.fp32Gradients ?? (pinned.precision ?? defaultPrecision(gpu)) !== "fp16"; // resolvePlan's default
   const optimizerState = pinned.optimizerStateBytes === undefined ? {} : { optimizerStateBytes: pinned.optimizerStateBytes };
   let pruned = 0;
   let bounded = 0;
