@@ -369,7 +369,11 @@ function resolveLayers(model: ModelSpec, pp: number, v: number, given: readonly 
     return [...given];
   }
   const ends = endShortLayout(model.layers, pp, v);
-  if (pp * v > model.layers && ends === undefined) bad("pp", pp, `at most ${Math.floor(model.layers / v)}`, `${model.layers} layers cannot fill ${pp * v} stages`);
+  if (pp * v > model.layers && ends === undefined) {
+    // With virtual stages, their count is what overflows the layers when pp alone fits them (pp 2, vpp 32, 32 layers).
+    if (v > 1 && pp <= model.layers) bad("virtualStages", v, `at most ${Math.floor(model.layers / pp)}`, `${model.layers} layers cannot fill pp(${pp}) * virtualStages(${v}) = ${pp * v} chunks`);
+    bad("pp", pp, `at most ${Math.floor(model.layers / v)}`, `${model.layers} layers cannot fill ${pp * v} stages`);
+  }
   if (model.layers % (pp * v) !== 0) {
     const hint = ends === undefined ? "" : ` (e.g. ${ends.join(",")}: the first and last stages one short, for the embedding and the output)`;
     const reason = `${model.layers} layers do not split evenly into pp(${pp}) * virtualStages(${v}) chunks; give layersPerStage (--layers-per-stage) for an uneven split${hint}`;

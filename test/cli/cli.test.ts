@@ -281,6 +281,17 @@ describe("meshplan plan: pins that cannot hold say why", () => {
     expect(r.stderr).not.toContain("--dp");
   });
 
+  it("a pinned degree the GPUs cannot hold is named, not the GPU count, nor degrees the search would choose", () => {
+    expectBadInput(meshplan("plan", "--model", "llama3-8b", "--gpus", "4", "--tp", "8"), "--tp = 8", "must divide gpus(4)", "valid: 1, 2, 4");
+    expectBadInput(meshplan("plan", "--model", "llama3-8b", "--gpus", "8", "--tp", "2", "--pp", "8"), "--pp = 8", "pinned degrees before it (2)", "valid: 1, 2, 4");
+    // where every degree is given, the GPU count is still what is named, as a flag
+    expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "4", "--tp", "8"), "--gpus = 4", "a multiple of tp * pp * cp = 8");
+  });
+
+  it("virtual stages that overflow the layers are named as --vpp, not pp", () => {
+    expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--pp", "2", "--vpp", "32"), "--vpp (virtualStages) = 32", "valid: at most 16");
+  });
+
   it("a pinned dp that the GPUs cannot hold with the other pins lists the dp values that can", () => {
     const r = meshplan("plan", "--model", "llama3-70b", "--gpus", "64", "--dp", "3", "--tp", "8");
     expectBadInput(r, "--dp = 3", "pinned degrees (24) must divide gpus(64)", "valid: 1, 2, 4, 8");

@@ -173,6 +173,7 @@ function resolvePinsAlone(model: ModelSpec, shape: ClusterShape, pinned: PlanInp
     resolvePlan(model, shape, pinned);
   } catch (err) {
     const free = pinned.tp === undefined || pinned.pp === undefined || pinned.cp === undefined;
+    if (err instanceof InputError && err.field === "gpus" && free) throw pinnedDegreeError(shape, pinned) ?? err;
     if (!(err instanceof InputError) || err.field !== "dp" || !free || pinned.dp === undefined) throw err;
     const others = (pinned.tp ?? 1) * (pinned.pp ?? 1) * (pinned.cp ?? 1);
     if (shape.gpus % (pinned.dp * others) === 0) return;
@@ -181,6 +182,26 @@ function resolvePinsAlone(model: ModelSpec, shape: ClusterShape, pinned: PlanInp
       reason: `dp times the pinned degrees (${pinned.dp * others}) must divide gpus(${shape.gpus})`,
     });
   }
+}
+
+/**
+ * With tp, pp or cp free, "tp * pp * cp must divide gpus" names degrees the search would choose: the
+ * error is the first pinned degree that, with the pinned ones before it, no longer divides the GPUs.
+ */
+function pinnedDegreeError(shape: ClusterShape, pinned: PlanInput): InputError | undefined {
+  let before = 1;
+  for (const field of ["tp", "pp", "cp"] as const) {
+    const d = pinned[field];
+    if (d === undefined) continue;
+    if (shape.gpus % (before * d) !== 0) {
+      return new InputError({
+        code: "not-divisible", field, value: d, valid: divisorsOf(shape.gpus / before).join(", "),
+        reason: `${before > 1 ? `with the pinned degrees before it (${before}), ` : ""}it must divide gpus(${shape.gpus})`,
+      });
+    }
+    before *= d;
+  }
+  return undefined;
 }
 
 /** A plan and its memory; its speed too where it was timed (every plan that fits). */
