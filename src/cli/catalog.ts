@@ -34,13 +34,16 @@ function looksLikePath(arg: string): boolean {
 }
 
 /** Reads and parses a JSON file; errors name the file and what went wrong, never a stack trace. */
-export function readJson(file: string, field: string): unknown {
+export function readJson(file: string, field: string, linkedFrom?: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "unreadable";
-    throw new InputError({ code: "bad-flag", field, value: file, valid: "a readable JSON file or a built-in name", reason: code === "ENOENT" ? "no such file" : code });
+    const reason = code === "ENOENT" ? "no such file" : code;
+    // A file another file names (a GPU file's measured.file): that file is where the fix goes.
+    if (linkedFrom !== undefined) throw new InputError({ code: "bad-flag", file: linkedFrom, field, value: file, valid: "a readable JSON file (a path relative to this file)", reason });
+    throw new InputError({ code: "bad-flag", field, value: file, valid: "a readable JSON file or a built-in name", reason });
   }
   try {
     return JSON.parse(text) as unknown;
@@ -79,7 +82,7 @@ export function loadGpu(arg: string, field = "--gpu"): GpuSpec {
   const link = parseMeasuredLink(json, file);
   if (link === undefined) return gpu;
   const measuredFile = resolve(dirname(file), link.file);
-  return { ...gpu, measured: parseMeasuredGpu(readJson(measuredFile, "measured.file"), measuredFile, link.attentionKernel) };
+  return { ...gpu, measured: parseMeasuredGpu(readJson(measuredFile, "measured.file", file), measuredFile, link.attentionKernel) };
 }
 
 /** A cluster with its own GPU, or with `gpuOverride` swapped in (the topology is kept). */

@@ -39,6 +39,12 @@ export function parseGpu(json: unknown, file: string, fallbackName: string): Gpu
   };
   eff.rejectUnread();
   r.rejectUnread(["measured"]);
+  if (gpu.runtimeReserveBytes >= gpu.memoryBytes) {
+    throw new InputError({
+      code: "out-of-range", file, field: "runtimeReserveBytes", value: gpu.runtimeReserveBytes,
+      valid: `below memoryBytes (${gpu.memoryBytes}); a few GB at most`, reason: "the reserve (context, libraries, communication buffers) is a part of the GPU's memory",
+    });
+  }
   return gpu;
 }
 

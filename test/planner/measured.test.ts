@@ -156,6 +156,9 @@ describe("a GPU file's measured link", () => {
     writeFileSync(file, JSON.stringify({ ...own, name: "my-h100", measured: { file: "missing.json" } }));
     expect(() => loadGpu(file)).toThrow(InputError);
     expect(() => loadGpu(file)).toThrow(/measured\.file.*no such file/);
+    // the GPU file that names it is where the fix goes; a built-in name is no answer there
+    expect(() => loadGpu(file)).toThrow(new RegExp(`^${file}: measured\\.file .*relative to this file`));
+    expect(() => loadGpu(file)).not.toThrow(/built-in name/);
   });
 });
 

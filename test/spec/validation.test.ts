@@ -64,6 +64,16 @@ describe("model file validation", () => {
     expect(e.value).toBe(1.5);
   });
 
+  it("rejects a runtime reserve that is not below the GPU's memory, naming the field and the file", () => {
+    const efficiency = { matmulMax: 0.8, matmulOverheadSeconds: 0, attentionMax: 0.5, memoryBandwidth: 0.9 };
+    const gpu = (runtimeReserveBytes: number) => ({ memoryBytes: 80e9, hbmBytesPerSecond: 1, peakFlopsPerSecond: { bf16: 1 }, nvlinkBytesPerSecond: 0, efficiency, runtimeReserveBytes });
+    expect(parseGpu(gpu(1.5e9), "g.json", "g").runtimeReserveBytes).toBe(1.5e9);
+    const e = inputErrorOf(() => parseGpu(gpu(1e12), "g.json", "g"));
+    expect(e.field).toBe("runtimeReserveBytes");
+    expect(e.file).toBe("g.json");
+    expect(e.message).toContain("below memoryBytes (80000000000)");
+  });
+
   it("reads the optional per-group cap on an inter-node link, and rejects one that is not positive or sits on the intra-node link", () => {
     const link = { link: "net", bytesPerSecondPerGpu: 6.25e9, latencySeconds: 1e-5, busBandwidthEfficiency: 0.4 };
     const cluster = (intraNode: object, interNode: object) => ({ gpu: "a100-sxm-80gb", gpusPerNode: 8, intraNode, interNode });
