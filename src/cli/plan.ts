@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Estimate } from "../planner/cost/types.js";
+import type { Plan } from "../spec/types.js";
 import { describePlan, explainRanking, recomputeLabel, searchSummary, zeroLabel } from "../planner/explain/explain.js";
 import { fitAdvice } from "../planner/explain/fit-advice.js";
 import { MAX_REFINED_PASSES, searchPlans } from "../planner/search/search.js";
@@ -60,8 +61,28 @@ export function planCommand(args: ParsedArgs, io: Io): number {
   return 0;
 }
 
+/**
+ * Layers per stage, runs of three or more equal counts written n x k ("7,8x14,7"), so that a plan the
+ * integer program laid out unevenly can be replayed (`simulate --layers-per-stage`); "-" without a pipeline.
+ */
+export function layersLabel(p: Plan): string {
+  if (p.pp === 1) return "-";
+  const parts: string[] = [];
+  const l = p.layersPerStage;
+  for (let i = 0; i < l.length; ) {
+    let j = i;
+    while (j < l.length && l[j] === l[i]) j++;
+    const run = j - i;
+    parts.push(run >= 3 ? `${l[i]}x${run}` : Array(run).fill(String(l[i])).join(","));
+    i = j;
+  }
+  return parts.join(",");
+}
+
 function table(plans: readonly Estimate[]): string {
-  const head = ["#", "dp", "tp", "pp", "cp", "ep", "mb", "schedule", "ZeRO", "recompute", "memory/GPU", "step", "tokens/s", "MFU", "bubble", "exposed comm"];
+  // The layers column only where a listed plan has a pipeline (its layout is then part of the plan).
+  const layers = plans.some((e) => e.plan.pp > 1);
+  const head = ["#", "dp", "tp", "pp", "cp", "ep", "mb", "schedule", ...(layers ? ["layers"] : []), "ZeRO", "recompute", "memory/GPU", "step", "tokens/s", "MFU", "bubble", "exposed comm"];
   const rows = plans.map((e, i) => {
     const p = e.plan;
     const b = e.time.breakdown;
@@ -69,6 +90,7 @@ function table(plans: readonly Estimate[]): string {
     return [
       String(i + 1), String(p.dp), String(p.tp), String(p.pp), String(p.cp), String(p.ep), String(p.microBatch),
       p.schedule === "interleaved" ? `interleaved/${p.virtualStages}` : p.pp === 1 ? "-" : p.schedule,
+      ...(layers ? [layersLabel(p)] : []),
       zeroLabel(p, true), recomputeLabel(p),
       `${(e.memory.peakBytesPerGpu / 2 ** 30).toFixed(1)}/${(e.memory.capacityBytes / 2 ** 30).toFixed(1)} GiB`,
       seconds(e.time.stepSeconds),

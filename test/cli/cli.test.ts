@@ -344,3 +344,32 @@ describe("meshplan COMMAND --help", () => {
     expect(all.stdout).toContain("--steps");
   });
 });
+
+describe("meshplan plan: the table says enough to replay each plan", () => {
+  it("layersLabel writes runs of three or more as n x k, and nothing without a pipeline", async () => {
+    const { layersLabel } = await import("../../src/cli/plan.js");
+    const plan = (pp: number, layersPerStage: number[]) => ({ pp, layersPerStage }) as unknown as Parameters<typeof layersLabel>[0];
+    expect(layersLabel(plan(1, [32]))).toBe("-");
+    expect(layersLabel(plan(2, [17, 15]))).toBe("17,15");
+    expect(layersLabel(plan(16, [7, ...Array(14).fill(8), 7]))).toBe("7,8x14,7");
+    expect(layersLabel(plan(4, [8, 8, 9, 7]))).toBe("8,8,9,7");
+  });
+
+  it("each listed pipeline's layers cell is the layout of the same plan in --json (runners-up laid out unevenly included)", () => {
+    const args = ["plan", "--model", "llama3-8b", "--gpus", "8", "--top", "5"];
+    const text = meshplan(...args);
+    const json = JSON.parse(meshplan(...args, "--json").stdout) as { plans: { plan: { pp: number; layersPerStage: number[] } }[] };
+    const lines = text.stdout.split("\n");
+    const head = lines.findIndex((l) => l.startsWith("#  dp"));
+    const at = lines[head]!.indexOf("layers");
+    expect(at).toBeGreaterThan(0);
+    const expand = (cell: string) => cell === "-" ? [] : cell.split(",").flatMap((x) => (x.includes("x") ? Array(Number(x.split("x")[1])).fill(Number(x.split("x")[0])) : [Number(x)]));
+    let uneven = 0;
+    json.plans.forEach((e, i) => {
+      const cell = lines[head + 1 + i]!.slice(at).split(/\s+/)[0]!;
+      expect(expand(cell)).toEqual(e.plan.pp > 1 ? e.plan.layersPerStage : []);
+      if (e.plan.pp > 1 && new Set(e.plan.layersPerStage).size > 1) uneven++;
+    });
+    expect(uneven).toBeGreaterThan(0); // the case that could not be replayed from the table before
+  });
+});
