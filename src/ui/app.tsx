@@ -7,6 +7,7 @@ import { Explorer } from "./components/explorer.js";
 import { sessionExecutor } from "./executor.js";
 import type { Flags } from "./knobs.js";
 import { createPlanner, type Planner } from "./planner.js";
+import { createSimulate } from "./simulate-job.js";
 import { initialState } from "./state.js";
 
 export interface OpenOptions {
@@ -51,6 +52,7 @@ export function openExplorer(o: OpenOptions): ExplorerApp {
     load: o.load,
     execute: o.execute ?? sessionExecutor(),
     runs: { stop: undefined },
+    simulate: createSimulate(),
   };
   const app = render(<Explorer {...env} initial={initialState(o.flags, o.loaded.context, o.loaded.pinned)} color={o.color} />, {
     exitOnCtrlC: true,

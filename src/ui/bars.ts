@@ -91,8 +91,8 @@ export function memoryLegend(e: Estimate, width = Number.POSITIVE_INFINITY): str
 export function memoryTotal(e: Estimate): string {
   const m = e.memory;
   const at = m.atOptimizerStep === true ? " (step peak)" : ""; // during the optimizer step
-  const head = `${(m.peakBytesPerGpu / GIB).toFixed(1)}/${(m.capacityBytes / GIB).toFixed(0)} GiB${at}`;
-  return m.fits ? head : `${head} OVER by ${((m.peakBytesPerGpu - m.capacityBytes) / GIB).toFixed(1)}`;
+  const head = `${(m.peakBytesPerGpu / GIB).toFixed(1)}/${(m.capacityBytes / GIB).toFixed(1)} GiB${at}`;
+  return m.fits ? head : `${head} OVER by ${((m.peakBytesPerGpu - m.capacityBytes) / GIB).toFixed(1)} GiB`;
 }
 
 export function timeLegend(e: Estimate, width = Number.POSITIVE_INFINITY): string {

@@ -1,15 +1,18 @@
 import { relative, isAbsolute } from "node:path";
+import { planFieldAsFlag } from "../cli/args.js";
 import type { Context } from "../cli/context.js";
+import type { Estimate } from "../planner/cost/types.js";
 import { describePlan } from "../planner/explain/explain.js";
-import { simulate } from "../simulator/simulate.js";
 import { InputError } from "../spec/errors.js";
 import type { PlanInput } from "../spec/plan.js";
+import { freeStale, nextKnobValue, noValueMessage, stalePins } from "./choices.js";
 import { ExecuteError, type ExecuteFn, type Execution } from "./executor.js";
 import type { Command } from "./keys.js";
-import { freeAll, isPinned, knobApplies, KNOBS, knobOptions, knobValue, nextKnob, showValue, stepValue, withFlag, type Flags, type KnobContext } from "./knobs.js";
+import { freeAll, isPinned, knobApplies, KNOBS, knobValue, nextKnob, showValue, withFlag, type Flags, type KnobContext } from "./knobs.js";
 import type { Planner } from "./planner.js";
 import { savePlan } from "./save.js";
-import { selectedEstimate, type Action, type ExplorerState } from "./state.js";
+import { deferredSimulate, type SimulateFn } from "./simulate-job.js";
+import { recomputing, selectedEstimate, waitMessage, type Action, type ExplorerState } from "./state.js";
 
 /** What the explorer reaches outside itself: the planner, files, the executor. Injected, so tests can. */
 export interface ExplorerEnv {
@@ -25,6 +28,8 @@ export interface ExplorerEnv {
   readonly execute: ExecuteFn;
   /** The run of `x` in progress, if any: one at a time (two would share the cores and time each other). */
   readonly runs: Runs;
+  /** How `s` simulates a plan the list has not simulated (default: on this thread, after the screen says so). */
+  readonly simulate?: SimulateFn;
 }
 
 export interface Runs {
@@ -49,13 +54,28 @@ function setFlags(env: ExplorerEnv, apply: Apply, flags: Flags, message?: string
     apply({ type: "flags", flags, context, pinned, ...(message === undefined ? {} : { message }) });
   } catch (e) {
     if (!(e instanceof InputError)) throw e;
-    apply({ type: "message", message: e.message });
+    apply({ type: "message", message: planFieldAsFlag(e).message });
   }
+}
+
+/** A new model or cluster: the pins it cannot keep (ep without experts, a tp its heads do not split into) are freed, and the status line says so. */
+function setContext(env: ExplorerEnv, apply: Apply, flags: Flags, message: string): void {
+  let loaded: { readonly context: Context };
+  try {
+    loaded = env.load(flags);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    return apply({ type: "message", message: planFieldAsFlag(e).message });
+  }
+  const freed = freeStale(flags, stalePins(flags, loaded.context.model, loaded.context.shape));
+  setFlags(env, apply, freed.flags, `${message}${freed.said}`);
 }
 
 function pin(s: ExplorerState, env: ExplorerEnv, apply: Apply, index: number): void {
   const knob = KNOBS[index]!;
   if (!knobApplies(knob, s.context.model)) {
+    // a pin from the command line that the model cannot have is freed (the knob is not on screen)
+    if (isPinned(s.flags, knob)) return setFlags(env, apply, withFlag(s.flags, knob.flag, undefined), `${knob.label} free (${s.context.model.name} has none)`);
     apply({ type: "message", message: `${knob.label} applies only to ${knob.onlyWith ?? "other models"}: ${s.context.model.name} has none` });
     return;
   }
@@ -83,13 +103,19 @@ function step(s: ExplorerState, knobs: KnobContext, env: ExplorerEnv, apply: App
     apply({ type: "message", message: `${knob.label} applies only to ${knob.onlyWith ?? "other models"}` });
     return;
   }
-  const current = knobValue(knob, s.flags, knobs, selectedEstimate(s)?.plan);
-  const next = stepValue(knobOptions(knob, knobs), current, delta);
+  const plan = selectedEstimate(s)?.plan;
+  // where the plan shows no value ("-": a schedule with one stage), + and - start from the one it runs with
+  const current = knobValue(knob, s.flags, knobs, plan) ?? (plan === undefined ? undefined : knob.stepFrom?.(plan));
+  const next = nextKnobValue(knob, s.flags, knobs, current, delta);
   if (next === undefined || next === current) {
-    apply({ type: "message", message: `${knob.label}: no ${delta > 0 ? "larger" : "smaller"} value` });
+    const which = typeof current === "number" ? (delta > 0 ? "larger" : "smaller") : "other";
+    apply({ type: "message", message: noValueMessage(knob, s.flags, which, plan) });
     return;
   }
-  setFlags(env, apply, withFlag(s.flags, knob.flag, next), `${knob.label} ${showValue(next)}${knob.kind === "plan" ? " (pinned)" : ""}`);
+  const flags = withFlag(s.flags, knob.flag, next);
+  const message = `${knob.label} ${showValue(next)}${knob.kind === "plan" ? " (pinned)" : ""}`;
+  if (knob.flag === "model" || knob.flag === "cluster") return setContext(env, apply, flags, message);
+  setFlags(env, apply, flags, message);
 }
 
 function save(s: ExplorerState, env: ExplorerEnv, apply: Apply): void {
@@ -98,16 +124,24 @@ function save(s: ExplorerState, env: ExplorerEnv, apply: Apply): void {
     apply({ type: "message", message: "nothing to save yet" });
     return;
   }
-  try {
-    // The list's plans are simulated once the ranking is final; before that (or for a plan that does
-    // not fit) simulate it now, so the file always holds what `meshplan simulate` gives.
-    const simulated = s.result?.timelines !== undefined && s.result.plans.includes(e) ? e : simulate(s.resultContext.model, s.resultContext.shape, e.plan).estimate;
-    const path = savePlan(env.saveDir, simulated);
-    const rel = relative(process.cwd(), path);
-    apply({ type: "message", message: `saved ${rel.startsWith("..") || isAbsolute(rel) ? path : rel}` });
-  } catch (err) {
+  const write = (simulated: Estimate) => {
+    try {
+      const path = savePlan(env.saveDir, simulated);
+      const rel = relative(process.cwd(), path);
+      apply({ type: "message", message: `saved ${rel.startsWith("..") || isAbsolute(rel) ? path : rel}` });
+    } catch (err) {
+      apply({ type: "message", message: `could not save: ${err instanceof Error ? err.message : String(err)}` });
+    }
+  };
+  // The list's plans are simulated once the ranking is final; before that (or for a plan that does not
+  // fit) simulate it now, so the file always holds what `meshplan simulate` gives. That takes seconds for
+  // a large plan: the status line says so first, and keys keep working meanwhile.
+  if (s.result?.timelines !== undefined && s.result.plans.includes(e)) return write(e);
+  apply({ type: "message", message: "saving: simulating the plan first..." });
+  const { model, shape } = s.resultContext;
+  (env.simulate ?? deferredSimulate)(model, shape, e.plan).then(write, (err: unknown) => {
     apply({ type: "message", message: `could not save: ${err instanceof Error ? err.message : String(err)}` });
-  }
+  });
 }
 
 /** The status line's word for a run the user stopped (Esc, or q on the way out). */
@@ -165,6 +199,19 @@ function execute(s: ExplorerState, env: ExplorerEnv, apply: Apply, setRun: (r: E
     });
 }
 
+/**
+ * Whether a command acts on the selected plan (saves, runs, marks it, or pins a knob at its value): while
+ * the list on screen is the previous one, that plan may not be in the new ranking at all.
+ */
+function actsOnPlan(cmd: Command, s: ExplorerState): boolean {
+  switch (cmd.kind) {
+    case "save": case "execute": case "mark": return true;
+    case "pin": return KNOBS[cmd.knob]!.kind === "plan" && !isPinned(s.flags, KNOBS[cmd.knob]!);
+    case "step": return KNOBS[s.focus]!.kind === "plan" && !isPinned(s.flags, KNOBS[s.focus]!);
+    default: return false;
+  }
+}
+
 /** Carries out one command against the latest state. */
 export function runCommand(cmd: Command, s: ExplorerState, knobs: KnobContext, env: ExplorerEnv, apply: Apply, setRun: (r: Execution) => void): void {
   if (running(env.runs)) {
@@ -173,6 +220,7 @@ export function runCommand(cmd: Command, s: ExplorerState, knobs: KnobContext, e
     if (cmd.kind === "back") env.runs.stop?.();
     else if (cmd.kind !== "quit") return apply({ type: "message", message: RUN_IN_PROGRESS });
   }
+  if (recomputing(s) !== undefined && actsOnPlan(cmd, s)) return apply({ type: "message", message: waitMessage(s.change) });
   switch (cmd.kind) {
     case "move": return apply({ type: "move", delta: cmd.delta });
     case "focus": return apply({ type: "focus", index: nextKnob(s.focus, cmd.delta, s.context.model) });

@@ -4,7 +4,7 @@ import { layoutExists } from "../planner/partition/problem.js";
 import { searchGlobalBatch } from "../planner/search/space.js";
 import { divisorsOf } from "../math/divisors.js";
 import type { PlanInput } from "../spec/plan.js";
-import { RECOMPUTES, SCHEDULES, type ModelSpec, type Plan } from "../spec/types.js";
+import { RECOMPUTES, SCHEDULES, type ClusterShape, type ModelSpec, type Plan } from "../spec/types.js";
 
 /**
  * The explorer's knobs. Its whole input is a set of command-line flags (the same vocabulary as
@@ -26,6 +26,8 @@ export interface KnobSpec {
   readonly appliesTo?: (m: ModelSpec) => boolean;
   /** Why a plan has no value of it (said when it is pinned from such a plan). */
   readonly onlyWith?: string;
+  /** Where + and - start from when the plan shows no value ("-"): the value it runs with (1f1b with one stage). */
+  readonly stepFrom?: (p: Plan) => FlagValue;
 }
 
 export const KNOBS: readonly KnobSpec[] = [
@@ -42,13 +44,13 @@ export const KNOBS: readonly KnobSpec[] = [
   { flag: "ep", label: "ep", kind: "plan", shortcut: "m", ofPlan: (p) => p.ep, appliesTo: (m) => m.moe !== undefined, onlyWith: "models with experts (MoE)" },
   { flag: "micro-batch", label: "mb", kind: "plan", shortcut: "b", ofPlan: (p) => p.microBatch },
   // one stage has no pipeline schedule (the list shows "-"; a schedule pinned with pp 1 is refused)
-  { flag: "schedule", label: "sched", kind: "plan", shortcut: "e", ofPlan: (p) => (p.pp > 1 ? p.schedule : undefined), onlyWith: "pp > 1" },
+  { flag: "schedule", label: "sched", kind: "plan", shortcut: "e", ofPlan: (p) => (p.pp > 1 ? p.schedule : undefined), onlyWith: "pp > 1", stepFrom: (p) => p.schedule },
   // the interleaved schedule's virtual stages (chunks per stage): the list's int/v
-  { flag: "vpp", label: "vpp", kind: "plan", shortcut: "i", ofPlan: (p) => (p.pp > 1 && p.schedule === "interleaved" ? p.virtualStages : undefined), onlyWith: "the interleaved schedule" },
+  { flag: "vpp", label: "vpp", kind: "plan", shortcut: "i", ofPlan: (p) => (p.pp > 1 && p.schedule === "interleaved" ? p.virtualStages : undefined), onlyWith: "the interleaved schedule", stepFrom: (p) => p.virtualStages },
   { flag: "zero", label: "ZeRO", kind: "plan", shortcut: "z", ofPlan: (p) => p.zero },
   { flag: "recompute", label: "rc", kind: "plan", shortcut: "r", ofPlan: (p) => p.recompute },
   // sequence parallel only exists with tp > 1
-  { flag: "sp", label: "SP", kind: "plan", shortcut: "o", ofPlan: (p) => (p.tp > 1 ? p.sequenceParallel : undefined), onlyWith: "tp > 1" },
+  { flag: "sp", label: "SP", kind: "plan", shortcut: "o", ofPlan: (p) => (p.tp > 1 ? p.sequenceParallel : undefined), onlyWith: "tp > 1", stepFrom: (p) => p.sequenceParallel },
 ];
 
 /** Whether a knob is shown (and can be chosen) for this model. */
@@ -74,6 +76,8 @@ export interface KnobContext {
   readonly model: ModelSpec;
   readonly cluster: string;
   readonly gpus: number;
+  /** The cluster shape the knobs' choices are checked against (choices.ts). */
+  readonly shape: ClusterShape;
   readonly modelNames: readonly string[];
   readonly clusterNames: readonly string[];
   /** The values in use where the flags leave them to defaults (the model's sequence, the search's batch). */
@@ -86,7 +90,7 @@ export interface KnobContext {
 export function knobContext(context: Context, pinned: PlanInput, names: { readonly modelNames: readonly string[]; readonly clusterNames: readonly string[] }): KnobContext {
   const { model, shape } = context;
   return {
-    model, cluster: shape.spec.name, gpus: shape.gpus, modelNames: names.modelNames, clusterNames: names.clusterNames,
+    model, cluster: shape.spec.name, gpus: shape.gpus, shape, modelNames: names.modelNames, clusterNames: names.clusterNames,
     seqLen: pinned.seqLen ?? model.seqLen, globalBatch: searchGlobalBatch(model, pinned), pp: pinned.pp,
   };
 }
@@ -104,7 +108,8 @@ export function knobOptions(knob: KnobSpec, c: KnobContext): readonly FlagValue[
     case "model": return c.modelNames;
     case "cluster": return c.clusterNames;
     case "gpus": return powersOfTwo(1, 32768);
-    case "seq": return powersOfTwo(128, 1 << 20);
+    // every power of two (tiny-gpt's sequence is 32) and the model's own length
+    case "seq": return [...new Set([...powersOfTwo(1, 1 << 20), m.seqLen])].sort((a, b) => a - b);
     case "global-batch": return powersOfTwo(1, 1 << 16);
     case "tp": return divisorsOf(c.gpus).filter((t) => m.attentionHeads % t === 0 && m.ffnHiddenSize % t === 0 && (m.kvHeads % t === 0 || t % m.kvHeads === 0));
     case "pp": return divisorsOf(c.gpus).filter((p) => p <= m.layers);
@@ -135,18 +140,25 @@ export function virtualStageOptions(layers: number, pp: number | undefined): num
 }
 
 /**
- * The next (+1) or previous (-1) value from `current`. Numeric options step to the nearest value
- * beyond the current one, so a value not in the list (say 96 GPUs) still moves sensibly; others cycle.
+ * The next (+1) or previous (-1) value from `current` that `allowed` accepts. Numeric options step to the
+ * nearest value beyond the current one, so a value not in the list (say 96 GPUs) still moves sensibly;
+ * others cycle (from no value, + gives the first and - the last). `current` where no other is allowed.
  */
-export function stepValue(options: readonly FlagValue[], current: FlagValue | undefined, delta: 1 | -1): FlagValue | undefined {
+export function stepValue(options: readonly FlagValue[], current: FlagValue | undefined, delta: 1 | -1, allowed: (v: FlagValue) => boolean = () => true): FlagValue | undefined {
   if (options.length === 0) return current;
   if (typeof current === "number" && options.every((o) => typeof o === "number")) {
     const nums = options as readonly number[];
-    return delta > 0 ? (nums.find((v) => v > current) ?? current) : ([...nums].reverse().find((v) => v < current) ?? current);
+    const beyond = delta > 0 ? nums.filter((v) => v > current) : nums.filter((v) => v < current).reverse();
+    return beyond.find(allowed) ?? current;
   }
+  const n = options.length;
   const i = options.findIndex((o) => o === current);
-  if (i < 0) return options[0];
-  return options[(i + delta + options.length) % options.length];
+  const start = i >= 0 ? i : delta > 0 ? -1 : n;
+  for (let k = 1; k <= (i >= 0 ? n - 1 : n); k++) {
+    const v = options[(((start + delta * k) % n) + n) % n]!;
+    if (allowed(v)) return v;
+  }
+  return current;
 }
 
 /** The value a knob shows: the flag when set, else what is in use (context) or the selected plan's (plan). */

@@ -1,4 +1,5 @@
 import { performance } from "node:perf_hooks";
+import { planFieldAsFlag } from "../cli/args.js";
 import type { Estimate } from "../planner/cost/types.js";
 import { planKey, searchPlans } from "../planner/search/search.js";
 import { simulate } from "../simulator/simulate.js";
@@ -40,8 +41,9 @@ export type PlanUpdate =
   | { readonly id: number; readonly phase: "quick" | "refined"; readonly result: PlanResult }
   | { readonly id: number; readonly phase: "error"; readonly message: string };
 
+/** Why there is no plan, with plan fields named as their flags, as the CLI says it (`--sp (sequenceParallel) = true ...`). */
 function failed(id: number, e: unknown): PlanUpdate {
-  return { id, phase: "error", message: e instanceof InputError ? e.message : `internal error: ${e instanceof Error ? e.message : String(e)}` };
+  return { id, phase: "error", message: e instanceof InputError ? planFieldAsFlag(e).message : `internal error: ${e instanceof Error ? e.message : String(e)}` };
 }
 
 /**

@@ -50,7 +50,8 @@ const COLUMNS: readonly Column[] = [
   { head: "rc", cell: (e) => recomputeShort(e.plan) },
   { head: "layers", cell: (e) => (new Set(e.plan.layersPerStage).size === 1 ? "even" : clip(e.plan.layersPerStage.join("/"), 11)), minColumns: 120 },
   { head: "SP", cell: (e) => (e.plan.tp > 1 ? (e.plan.sequenceParallel ? "on" : "off") : "-"), minColumns: 100 },
-  { head: "GiB/GPU", cell: (e) => `${(e.memory.peakBytesPerGpu / GIB).toFixed(1)}/${(e.memory.capacityBytes / GIB).toFixed(0)}${e.memory.fits ? "" : "!"}` },
+  // the capacity as precise as the use: 79.7 of 79.6 GiB must not read 79.7/80
+  { head: "GiB/GPU", cell: (e) => `${(e.memory.peakBytesPerGpu / GIB).toFixed(1)}/${(e.memory.capacityBytes / GIB).toFixed(1)}${e.memory.fits ? "" : "!"}` },
   { head: "step", cell: (e) => seconds(e.time.stepSeconds) },
   { head: "MFU", cell: (e) => pct(e.throughput.mfu) },
   { head: "tokens/s", cell: (e) => grouped(e.throughput.tokensPerSecond), minColumns: 100 },
@@ -100,7 +101,9 @@ const GROUPS = ["tp", "cp", "ep", "pp", "dp"] as const;
 
 /**
  * Bytes each GPU sends per step, one line per link they cross (NVLink or PCIe inside a node, the
- * network between nodes), with the link's achieved bandwidth per GPU.
+ * network between nodes), with the achieved bandwidth per GPU: the link's first group's after its name,
+ * and a group's own after its bytes where it differs (pipeline sends on the network reach less than the
+ * collectives of another group there).
  */
 export function linkLines(e: Estimate, shape: ClusterShape): string[] {
   const links = resolveLinks(e.plan, shape);
@@ -110,11 +113,16 @@ export function linkLines(e: Estimate, shape: ClusterShape): string[] {
     if (sent[g] <= 0) continue;
     const link = links[g === "dp" && e.plan.ep > 1 ? "edp" : g];
     const entry = byLink.get(link.name) ?? { bandwidth: link.bytesPerSecond, parts: [] };
-    entry.parts.push(`${g} ${bytesHuman(sent[g])}`);
+    const own = gbPerSecond(link.bytesPerSecond) === gbPerSecond(entry.bandwidth) ? "" : ` (${gbPerSecond(link.bytesPerSecond)})`;
+    entry.parts.push(`${g} ${bytesHuman(sent[g])}${own}`);
     byLink.set(link.name, entry);
   }
   if (byLink.size === 0) return ["nothing sent: one GPU, no data parallel"];
-  return [...byLink].map(([name, v]) => `${name} (${(v.bandwidth / 1e9).toFixed(0)} GB/s): ${v.parts.join(", ")}`);
+  return [...byLink].map(([name, v]) => `${name} (${gbPerSecond(v.bandwidth)}): ${v.parts.join(", ")}`);
+}
+
+function gbPerSecond(bytesPerSecond: number): string {
+  return `${(bytesPerSecond / 1e9).toFixed(0)} GB/s`;
 }
 
 /** The compare table: one row per quantity, the two plans side by side and B against A. */

@@ -32,6 +32,8 @@ export interface ExplorerState {
   readonly view: View;
   readonly window: TimelineWindow;
   readonly message: string | undefined;
+  /** What the latest change of flags was ("gpus 128"): what the re-plan in progress is for. */
+  readonly change: string | undefined;
 }
 
 export type Action =
@@ -69,11 +71,24 @@ export function selectedTimeline(s: ExplorerState): Timeline | undefined {
   return s.result?.plans.length === 0 ? undefined : s.result?.timelines?.[s.selected];
 }
 
+/**
+ * While a re-plan searches, the list on screen is the previous one (for other knobs, another GPU count):
+ * what the new ranking is for; undefined when the list shown is the current one (or there is none).
+ */
+export function recomputing(s: ExplorerState): string | undefined {
+  return s.phase === "searching" && s.result !== undefined ? (s.change ?? "the new knobs") : undefined;
+}
+
+/** What a key that acts on a plan says while the list is the previous one. */
+export function waitMessage(change: string | undefined): string {
+  return `the list is being recomputed (${change ?? "the new knobs"}): wait for it`;
+}
+
 export function initialState(flags: Flags, context: Context, pinned: PlanInput): ExplorerState {
   return {
     flags, context, pinned, request: 1, phase: "searching", result: undefined, resultContext: context, error: undefined,
     selected: 0, selectedPlan: undefined, focus: FIRST_PLAN_KNOB, marks: [],
-    view: "main", window: "start", message: undefined,
+    view: "main", window: "start", message: undefined, change: undefined,
   };
 }
 
@@ -84,9 +99,11 @@ function select(s: ExplorerState, index: number): ExplorerState {
   return { ...s, selected: e === undefined ? 0 : i, selectedPlan: e === undefined ? s.selectedPlan : e.plan };
 }
 
-function applyUpdate(s: ExplorerState, u: PlanUpdate): ExplorerState {
-  if (u.id !== s.request) return s; // a superseded request
-  if (u.phase === "quick" && s.phase === "ready") return s; // the simulator's ranking came first
+function applyUpdate(s0: ExplorerState, u: PlanUpdate): ExplorerState {
+  if (u.id !== s0.request) return s0; // a superseded request
+  if (u.phase === "quick" && s0.phase === "ready") return s0; // the simulator's ranking came first
+  // "wait for it" is over once the new list is out: the change it waited for is said again
+  const s = s0.message === waitMessage(s0.change) ? { ...s0, message: s0.change } : s0;
   if (u.phase === "error") return { ...s, phase: "error", error: u.message, result: undefined, resultContext: s.context, selected: 0 };
   const next: ExplorerState = { ...s, phase: u.phase === "quick" ? "refining" : "ready", error: undefined, result: u.result, resultContext: s.context };
   // The same plan when it is still listed, else one with the same knobs (another layout), else the best.
@@ -103,7 +120,7 @@ function applyUpdate(s: ExplorerState, u: PlanUpdate): ExplorerState {
 export function reduce(s: ExplorerState, a: Action): ExplorerState {
   switch (a.type) {
     case "flags":
-      return { ...s, flags: a.flags, context: a.context, pinned: a.pinned, request: s.request + 1, phase: "searching", message: a.message };
+      return { ...s, flags: a.flags, context: a.context, pinned: a.pinned, request: s.request + 1, phase: "searching", message: a.message, change: a.message?.split(";")[0] };
     case "update":
       return applyUpdate(s, a.update);
     case "move":

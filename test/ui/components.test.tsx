@@ -1,3 +1,4 @@
+import { Box } from "ink";
 import { render } from "ink-testing-library";
 import { afterEach, describe, expect, it } from "vitest";
 import { colorEnabled, loadFlags } from "../../src/cli/explore.js";
@@ -6,7 +7,8 @@ import { resolvePlan } from "../../src/spec/plan.js";
 import { statusText } from "../../src/ui/components/explorer.js";
 import { KnobBar } from "../../src/ui/components/knob-bar.js";
 import { KNOBS } from "../../src/ui/knobs.js";
-import { initialState } from "../../src/ui/state.js";
+import { initialState, reduce } from "../../src/ui/state.js";
+import { Detail } from "../../src/ui/components/detail.js";
 import { ExecuteView } from "../../src/ui/components/panels.js";
 import { PlanList } from "../../src/ui/components/plan-list.js";
 import { ColorContext } from "../../src/ui/components/styled.js";
@@ -32,7 +34,7 @@ describe("components", () => {
   });
 
   it("the knob bar shows pinned knobs with * and the focused one in brackets", () => {
-    const knobs = { model: big.model, cluster: "dgx-h100", gpus: 64, modelNames: [], clusterNames: [], seqLen: 8192, globalBatch: 512 };
+    const knobs = { model: big.model, cluster: "dgx-h100", gpus: 64, shape: big.shape, modelNames: [], clusterNames: [], seqLen: 8192, globalBatch: 512 };
     const { lastFrame } = render(<ColorContext.Provider value={false}><KnobBar flags={{ tp: 8 }} knobs={knobs} selected={est({ tp: 8, pp: 4 }).plan} focus={6} title={false} /></ColorContext.Provider>);
     const [context, plan] = lastFrame()!.split("\n");
     expect(context).toContain("model llama3-70b");
@@ -66,12 +68,58 @@ describe("at 80 columns", () => {
   it("the knob line fits with ep and vpp shown, dropping the second space between knobs where it must", () => {
     const mixtral = loadFlags({ model: "mixtral-8x7b", gpus: 32 }).context;
     const plan = resolvePlan(mixtral.model, mixtral.shape, { tp: 2, pp: 4, cp: 4, ep: 2, schedule: "interleaved", virtualStages: 8, recompute: "selective" });
-    const knobs = { model: mixtral.model, cluster: "dgx-h100", gpus: 32, modelNames: [], clusterNames: [], seqLen: 32768, globalBatch: 128 };
+    const knobs = { model: mixtral.model, cluster: "dgx-h100", gpus: 32, shape: mixtral.shape, modelNames: [], clusterNames: [], seqLen: 32768, globalBatch: 128 };
     const vpp = KNOBS.findIndex((k) => k.flag === "vpp");
     const flags = { tp: 2, pp: 4, cp: 4, ep: 2, vpp: 8 };
     const line = render(<ColorContext.Provider value={false}><KnobBar flags={flags} knobs={knobs} selected={plan} focus={vpp} title={false} columns={80} /></ColorContext.Provider>).lastFrame()!.split("\n")[1]!;
     expect(line.length).toBeLessThanOrEqual(80);
     expect(line).toMatch(/^ tp 2\* pp 4\* dp 1 cp 4\* ep 2\* mb \d+ sched int \[vpp 8\*\] ZeRO \d rc sel SP on ?$/);
+  });
+});
+
+describe("the screen says everything it has room for", () => {
+  it("an error wraps over the empty list, naming plan fields as their flags (80x24)", async () => {
+    ui = await startExplorer({ model: "tiny-gpt", gpus: 4, tp: 1, sp: true }, { size: { columns: 80, rows: 24 } });
+    const f = await ui.waitFor((x) => x.includes("no plan:"), "the error");
+    const text = f.split("\n").map((l) => l.trim()).join(" ");
+    expect(text).toContain("no plan: --sp (sequenceParallel) = true is not valid (sequence parallel shards activations over the tp group, and tp is 1); valid: false (or left out) with tp 1 (u frees every pin)");
+    for (const l of f.split("\n")) expect(l.length).toBeLessThanOrEqual(80);
+  });
+
+  it("the context line keeps the focused knob whole at 80 columns, cutting other values first", () => {
+    const { context } = loadFlags({ model: "mixtral-8x7b", gpus: 64, cluster: "dgx-h100" });
+    const knobs = { model: context.model, cluster: "dgx-h100", gpus: 64, shape: context.shape, modelNames: [], clusterNames: [], seqLen: 32768, globalBatch: 1024 };
+    const gpu = "a100-sxm-40gb";
+    for (const flag of ["model", "cluster", "global-batch"]) {
+      const focus = KNOBS.findIndex((k) => k.flag === flag);
+      const line = render(<ColorContext.Provider value={false}><KnobBar flags={{ seq: 32768, "global-batch": 1024 }} knobs={knobs} selected={undefined} focus={focus} title={false} columns={80} calibrated gpu={gpu} /></ColorContext.Provider>).lastFrame()!.split("\n")[0]!;
+      expect(line.length).toBeLessThanOrEqual(80);
+      expect(line).toContain({ model: "[model mixtral-8x7b]", cluster: "[cluster dgx-h100]", "global-batch": "[batch 1024]" }[flag]);
+      expect(line).toContain(`gpu ${gpu}`);
+    }
+  });
+
+  it("the memory total keeps its OVER amount", () => {
+    const over = est({ tp: 1, pp: 1 });
+    expect(over.memory.fits).toBe(false);
+    const amount = ((over.memory.peakBytesPerGpu - over.memory.capacityBytes) / 2 ** 30).toFixed(1);
+    for (const columns of [80, 160]) {
+      const f = render(<ColorContext.Provider value={false}><Box width={columns} flexDirection="column"><Detail estimate={over} timeline={undefined} noTimeline="not simulated" shape={big.shape} columns={columns} lines={6} window="start" color={false} why={[]} /></Box></ColorContext.Provider>).lastFrame()!;
+      const memory = f.split("\n").find((l) => l.startsWith("memory ["))!;
+      expect(memory.length).toBeLessThanOrEqual(columns);
+      expect(memory).toMatch(new RegExp(`OVER by ${amount} GiB$`));
+    }
+  });
+
+  it("a list kept while a re-plan runs is marked as the previous one, and the status line says what is ranked", () => {
+    const plans = [est({ tp: 8, pp: 4 }), est({ tp: 8, pp: 2 })];
+    const f = render(<ColorContext.Provider value={false}><PlanList plans={plans} selected={0} marked={() => false} rows={5} columns={80} empty="none" stale /></ColorContext.Provider>).lastFrame()!;
+    expect(f.split("\n")[0]).toMatch(/ \(old list\)$/);
+    const { context, pinned } = loadFlags({ model: "llama3-70b", gpus: 64 });
+    const result = { searched: 2, feasible: 2, bounded: 0, plans, closest: [], seconds: 1, timelines: [] };
+    const shown = { ...initialState({}, context, pinned), phase: "ready" as const, result };
+    const s = reduce(shown, { type: "flags", flags: { gpus: 128 }, context, pinned, message: "gpus 128" });
+    expect(statusText(s)).toBe("ranking for gpus 128...: the list shown is the previous one");
   });
 });
 

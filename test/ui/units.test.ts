@@ -15,11 +15,13 @@ import { planFileName, savePlan } from "../../src/ui/save.js";
 import { estimate } from "../../src/planner/cost/estimate.js";
 import { resolvePlan } from "../../src/spec/plan.js";
 import { shapeOf } from "../helpers.js";
+import { resolveLinks } from "../../src/planner/cost/communication.js";
+import { hintText } from "../../src/ui/components/status.js";
 
 const model = loadModel("llama3-70b");
 const shape = shapeOf("dgx-h100", 64);
 const est = (input: Parameters<typeof resolvePlan>[2]) => estimate(model, shape, resolvePlan(model, shape, input));
-const knobCtx: KnobContext = { model, cluster: "dgx-h100", gpus: 64, modelNames: ["a", "b", "c"], clusterNames: ["x", "y"], seqLen: 8192, globalBatch: 512 };
+const knobCtx: KnobContext = { model, cluster: "dgx-h100", gpus: 64, shape, modelNames: ["a", "b", "c"], clusterNames: ["x", "y"], seqLen: 8192, globalBatch: 512 };
 
 describe("knobs", () => {
   it("step numeric values to the nearest beyond the current one, and cycle the others", () => {
@@ -101,6 +103,18 @@ describe("keys", () => {
   });
 });
 
+describe("key hints", () => {
+  it("a wider terminal adds hints in order of use, never trades one for another", () => {
+    const hints = (w: number) => hintText(w).split("  ");
+    for (let w = 80; w < 200; w++) {
+      expect(hintText(w).length).toBeLessThanOrEqual(w);
+      expect(hints(w + 1)).toEqual(expect.arrayContaining(hints(w)));
+    }
+    expect(hints(80)).toEqual(expect.arrayContaining(["j/k plan", "enter pin", "v compare", "? help", "q quit"]));
+    expect(hints(100)).toEqual(expect.arrayContaining(["v compare", "s save", "x run"]));
+  });
+});
+
 describe("layout", () => {
   it("fits 80x24 and gives larger terminals more list and timeline", () => {
     expect(tooSmall(79, 24)).toBe(true);
@@ -176,7 +190,8 @@ describe("bars and rows", () => {
     const row = listRow(t, e, 0);
     expect(row.length + 2).toBeLessThanOrEqual(80);
     const cells = cellsUnderHeads(listHeader(t), row);
-    const gib = `${(e.memory.peakBytesPerGpu / 2 ** 30).toFixed(1)}/80${e.memory.fits ? "" : "!"}`; // h100-sxm: 81,559 MiB = 79.6 GiB
+    // the capacity as precise as the use (h100-sxm: 81,559 MiB = 79.6 GiB): 79.7 GiB must not read 79.7/80
+    const gib = `${(e.memory.peakBytesPerGpu / 2 ** 30).toFixed(1)}/79.6${e.memory.fits ? "" : "!"}`;
     expect(cells).toEqual({ "#": "1", dp: "2", tp: "8", pp: "4", cp: "1", mb: "1", sched: "int/2", Z: "1", rc: "sel", "GiB/GPU": gib, step: expect.any(String), MFU: expect.any(String) });
     const step = secondsOf(cells["step"]!);
     expect(Math.abs(step.seconds - e.time.stepSeconds)).toBeLessThanOrEqual(step.rounding * (1 + 1e-9));
@@ -240,6 +255,19 @@ describe("bars and rows", () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^nvlink4 \(369 GB\/s\): tp /);
     expect(lines[1]).toMatch(/^infiniband-ndr \(47 GB\/s\): pp .*, dp /);
+  });
+  it("each group's own achieved rate where it differs from its link's first group (pp sends reach less than cp's collectives)", () => {
+    const e = est({ tp: 4, pp: 2, cp: 4 }); // cp, pp and dp all cross the network
+    const links = resolveLinks(e.plan, shape);
+    const gb = (g: "tp" | "cp" | "pp" | "dp") => `${(links[g].bytesPerSecond / 1e9).toFixed(0)} GB/s`;
+    expect(gb("pp")).not.toBe(gb("cp")); // the case the line used to get wrong
+    for (const line of linkLines(e, shape)) {
+      const [, head, parts] = /^\S+ \(([\d]+ GB\/s)\): (.*)$/.exec(line)!;
+      for (const part of parts!.split(", ")) {
+        const [, group, own] = /^(\w+) [\d.]+ \w?B(?: \((\d+ GB\/s)\))?$/.exec(part)!;
+        expect(own ?? head, `${group} in "${line}"`).toBe(gb(group as "tp" | "cp" | "pp" | "dp"));
+      }
+    }
   });
   it("compare shows B against A", () => {
     const rows = compareRows(est({ tp: 8, pp: 4 }), est({ tp: 4, pp: 8 }));

@@ -25,7 +25,14 @@ export interface DetailProps {
 }
 
 const LABEL = "memory";
+/** Room after the bars for their totals: at least this, more for a longer total ("... OVER by 23.4 GiB"). */
 const TOTAL_WIDTH = 28;
+
+/** Width of each bar: what is left after the label and the longer of the two totals, which are never cut. */
+export function barWidth(columns: number, totals: readonly string[]): number {
+  const total = Math.max(TOTAL_WIDTH, ...totals.map((t) => t.length + 1));
+  return Math.max(10, columns - LABEL.length - 3 - total);
+}
 
 /** The timeline's lines for a window: title, one row per stage (elided in the middle), the axis. */
 export function timelineLines(t: Timeline, window: TimelineWindow, columns: number, lines: number, color: boolean): string[] {
@@ -72,7 +79,6 @@ export function whyLines(sentences: readonly string[], columns: number, spare: n
 /** The selected plan: memory and time bars, bytes per link, the simulated timeline, then spare lines. */
 export function Detail(p: DetailProps) {
   const e = p.estimate;
-  const barWidth = Math.max(10, p.columns - LABEL.length - 3 - TOTAL_WIDTH);
   const timeline = useMemo(
     () => (p.timeline === undefined ? [] : timelineLines(p.timeline, p.window, p.columns, p.lines, p.color)),
     [p.timeline, p.window, p.columns, p.lines, p.color],
@@ -84,10 +90,12 @@ export function Detail(p: DetailProps) {
   const body = timeline.length > 0 ? timeline : [`Timeline: ${p.noTimeline}`];
   const why = whyLines(p.why, p.columns, p.lines - body.length - 1);
   const legendWidth = p.columns - LABEL.length - 2;
+  const totals = [memoryTotal(e), timeTotal(e)] as const;
+  const width = barWidth(p.columns, totals);
   return (
     <>
-      <Bar label={LABEL} segments={memorySegments(e)} scale={e.memory.capacityBytes} width={barWidth} total={memoryTotal(e)} legend={memoryLegend(e, legendWidth)} />
-      <Bar label={"time".padEnd(LABEL.length)} segments={timeSegments(e)} scale={e.time.stepSeconds} width={barWidth} total={timeTotal(e)} legend={timeLegend(e, legendWidth)} />
+      <Bar label={LABEL} segments={memorySegments(e)} scale={e.memory.capacityBytes} width={width} total={totals[0]} legend={memoryLegend(e, legendWidth)} />
+      <Bar label={"time".padEnd(LABEL.length)} segments={timeSegments(e)} scale={e.time.stepSeconds} width={width} total={totals[1]} legend={timeLegend(e, legendWidth)} />
       {[0, 1].map((i) => (
         <Line key={`l${i}`}>
           <Styled bold>{i === 0 ? "sent per GPU per step  " : "                       "}</Styled>

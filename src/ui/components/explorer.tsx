@@ -6,7 +6,7 @@ import { layout, tooSmall, MIN_COLUMNS, MIN_ROWS } from "../layout.js";
 import { runCommand, type ExplorerEnv } from "../commands.js";
 import type { Execution } from "../executor.js";
 import { commandFor, unboundKey } from "../keys.js";
-import { entries, isMarked, reduce, selectedEstimate, selectedTimeline, type Action, type ExplorerState } from "../state.js";
+import { entries, isMarked, recomputing, reduce, selectedEstimate, selectedTimeline, type Action, type ExplorerState } from "../state.js";
 import { Detail } from "./detail.js";
 import { KnobBar } from "./knob-bar.js";
 import { Compare, ExecuteView, Help } from "./panels.js";
@@ -45,10 +45,12 @@ function useTerminalSize(fixed: Size | undefined): Size {
 /** What the planner is doing, or what it found: the status line after the latest message. */
 export function statusText(s: ExplorerState): string {
   const r = s.result;
+  const pending = recomputing(s);
   switch (s.phase) {
-    case "searching": return "searching the plan space...";
+    case "searching": return pending === undefined ? "searching the plan space..." : `ranking for ${pending}...: the list shown is the previous one`;
     case "refining": return "analytic ranking shown; the simulator ranks the best plans...";
-    case "error": return s.error ?? "error";
+    // the list's place shows the whole reason, wrapped
+    case "error": return s.view === "main" ? "no plan with these knobs (why above; u frees every pin)" : `no plan: ${s.error ?? "error"}`;
     case "ready":
       if (r === undefined) return "";
       if (r.plans.length === 0) return `nothing fits in memory (${grouped(r.searched)} plans searched): the closest are listed`;
@@ -123,7 +125,8 @@ export function Explorer(props: ExplorerProps) {
     const noTimeline = selected?.memory.fits === false ? "this plan does not fit in memory; not simulated" : "simulating...";
     body = (
       <>
-        <PlanList plans={list} selected={state.selected} marked={(e) => isMarked(state, e)} rows={L.listRows} columns={L.columns} empty={empty} experts={shown.model.moe !== undefined} />
+        <PlanList plans={list} selected={state.selected} marked={(e) => isMarked(state, e)} rows={L.listRows} columns={L.columns} empty={empty} experts={shown.model.moe !== undefined}
+          stale={recomputing(state) !== undefined} />
         <Detail estimate={selected} timeline={selectedTimeline(state)} noTimeline={noTimeline} shape={shown.shape} columns={L.columns}
           lines={L.detailLines} window={state.window} color={props.color} why={why} />
       </>

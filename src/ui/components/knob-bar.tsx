@@ -17,11 +17,16 @@ export interface KnobBarProps {
 }
 
 const MAX_VALUE = 24;
+const CALIBRATED = " calibrated";
 
 export interface KnobCell {
   readonly index: number;
   readonly text: string;
   readonly pinned: boolean;
+}
+
+function cellText(label: string, value: string, pinned: boolean): string {
+  return `${label} ${value}${pinned ? "*" : ""}`;
 }
 
 /** The cells of one knob line: "label value", `*` when pinned; knobs that do not apply to the model are left out. */
@@ -31,8 +36,33 @@ export function knobCells(kind: "context" | "plan", flags: Flags, knobs: KnobCon
     const pinned = isPinned(flags, k);
     let value = shortValue(knobValue(k, flags, knobs, selected));
     if (value.length > MAX_VALUE) value = `...${value.slice(-(MAX_VALUE - 3))}`;
-    return [{ index, text: `${k.label} ${value}${pinned ? "*" : ""}`, pinned }];
+    return [{ index, text: cellText(k.label, value, pinned), pinned }];
   });
+}
+
+/** Shortest a value other than the focused one is cut to ("mi.."), so that the focused knob fits. */
+const MIN_VALUE = 4;
+
+/**
+ * The cells within `room` columns: as they are, else with one space between cells away from the focus
+ * (`compact`), else with the longest other values cut ("mixtr.."), so the focused knob is always shown whole.
+ */
+export function fitCells(cells: readonly KnobCell[], focus: number, room: number): { readonly cells: readonly KnobCell[]; readonly compact: boolean } {
+  if (knobLineWidth(cells) <= room) return { cells, compact: false };
+  const out = [...cells];
+  const label = (c: KnobCell) => KNOBS[c.index]!.label;
+  const valueOf = (c: KnobCell) => c.text.slice(label(c).length + 1, c.pinned ? -1 : undefined);
+  while (compactLineWidth(out, focus) > room) {
+    let longest = -1;
+    for (const [i, c] of out.entries()) {
+      if (c.index !== focus && valueOf(c).length > MIN_VALUE && (longest < 0 || valueOf(c).length > valueOf(out[longest]!).length)) longest = i;
+    }
+    if (longest < 0) break; // nothing left to cut: the line's end is cut
+    const c = out[longest]!;
+    const v = valueOf(c);
+    out[longest] = { ...c, text: cellText(label(c), `${v.slice(0, -3)}..`, c.pinned) };
+  }
+  return { cells: out, compact: true };
 }
 
 /**
@@ -55,13 +85,19 @@ export function knobLineWidth(cells: readonly KnobCell[]): number {
   return cells.reduce((a, c) => a + c.text.length, 0) + 2 * cells.length;
 }
 
+/** Width of a line of cells drawn compact (one space between cells away from the focus). */
+function compactLineWidth(cells: readonly KnobCell[], focus: number): number {
+  return separators(cells, focus, true).reduce((a, x) => a + x.length, 0) + cells.reduce((a, c) => a + c.text.length, 0);
+}
+
 /**
  * Two lines: the context (model, GPUs, cluster, sequence, batch) and the plan knobs. A pinned knob shows
  * its value with `*`; a free one shows the selected plan's value. The focused knob is in brackets.
  */
 export function KnobBar({ flags, knobs, selected, focus, title, columns, calibrated, gpu }: KnobBarProps) {
-  const line = (cells: readonly KnobCell[], room: number) => {
-    const seps = separators(cells, focus, knobLineWidth(cells) > room);
+  const line = (all: readonly KnobCell[], room: number) => {
+    const { cells, compact } = fitCells(all, focus, room);
+    const seps = separators(cells, focus, compact);
     const out = [];
     for (const [i, c] of cells.entries()) {
       const k = KNOBS[c.index]!;
@@ -77,13 +113,19 @@ export function KnobBar({ flags, knobs, selected, focus, title, columns, calibra
     return out;
   };
   const room = columns ?? Number.POSITIVE_INFINITY;
+  const head = title ? "meshplan explore " : "";
+  const gpuText = gpu === undefined ? "" : ` gpu ${gpu} `;
+  const context = knobCells("context", flags, knobs, selected);
+  // "calibrated" gives way first where the context would not fit, then the other values are cut
+  const showCalibrated = calibrated === true && head.length + compactLineWidth(context, focus) + gpuText.length + CALIBRATED.length <= room;
+  const contextRoom = room - head.length - gpuText.length - (showCalibrated ? CALIBRATED.length : 0);
   return (
     <>
       <Line>
-        {title ? <Styled color="cyan" bold>meshplan explore </Styled> : null}
-        {line(knobCells("context", flags, knobs, selected), Number.POSITIVE_INFINITY)}
-        {gpu !== undefined ? <Styled bold> gpu {gpu} </Styled> : null}
-        {calibrated === true ? <Styled color="cyan"> calibrated</Styled> : null}
+        {title ? <Styled color="cyan" bold>{head}</Styled> : null}
+        {line(context, contextRoom)}
+        {gpu !== undefined ? <Styled bold>{gpuText}</Styled> : null}
+        {showCalibrated ? <Styled color="cyan">{CALIBRATED}</Styled> : null}
       </Line>
       <Line>{line(knobCells("plan", flags, knobs, selected), room)}</Line>
     </>

@@ -33,16 +33,17 @@ export function StatusLine({ busy, text, error, message }: StatusProps) {
 }
 
 const SHORTCUTS = KNOBS.flatMap((k) => (k.shortcut === undefined ? [] : [k.shortcut])).join("/");
-const HINTS = ["j/k plan", "h/l knob", "+/- value", "enter pin", `${SHORTCUTS} pin`, "space mark", "v compare", "s save", "x run", "w window"];
+/** The most useful first: a wider terminal adds hints, never trades one for another. */
+const HINTS = ["j/k plan", "h/l knob", "+/- value", "enter pin", "space mark", "v compare", "s save", "x run", "w window", `${SHORTCUTS} pin`];
 const ALWAYS = ["? help", "q quit"];
 
-/** As many key hints as fit, always ending with help and quit. */
+/** The key hints in order of use, as many as fit, always ending with help and quit. */
 export function hintText(columns: number): string {
   const tail = ALWAYS.join("  ");
   let line = "";
   for (const h of HINTS) {
     const next = line === "" ? h : `${line}  ${h}`;
-    if (next.length + 2 + tail.length > columns) continue;
+    if (next.length + 2 + tail.length > columns) break;
     line = next;
   }
   return line === "" ? tail : `${line}  ${tail}`;
