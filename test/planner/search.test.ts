@@ -273,7 +273,7 @@ describe("plan search: mechanics", () => {
     expect([...seen].sort()).toEqual(["false true false", "true undefined undefined"]);
   });
 
-  it("feasible counts every candidate that fits, whatever --top: the plans a speed bound rules out included", () => {
+  it("feasible counts every candidate that fits, whatever --top (the plans a speed bound rules out included), and the program's further layouts", () => {
     const small = shapeOf("dgx-h100", 8);
     const model = loadModel("llama3-8b");
     let fits = 0;
@@ -287,8 +287,12 @@ describe("plan search: mechanics", () => {
     for (const top of [1, 5, 40]) {
       const r = searchPlans(model, small, {}, { top });
       expect(r.skipped.computeBound).toBeGreaterThan(0);
-      expect(r.feasible).toBe(fits);
+      expect(r.feasible - r.laidOut).toBe(fits);
+      expect(r.laidOut).toBeGreaterThan(0); // llama3-8b's pipelines are laid out 17/15
     }
+    // the list never holds more plans than fit (it listed 1169 against 1028 'fit' with every plan asked for)
+    const all = searchPlans(model, small, {}, { top: 100000 });
+    expect(all.plans.length).toBeLessThanOrEqual(all.feasible);
   });
 
   it("a pinned --vpp that no pipeline depth takes names the counts that would", () => {

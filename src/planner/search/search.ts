@@ -45,10 +45,15 @@ export function passesPerStep(p: Plan): number {
 }
 
 export interface SearchResult {
-  /** Plans considered: evaluated by the analytic model, or ruled out by a bound (see `skipped`). */
+  /** Plans considered: evaluated by the analytic model, or ruled out by a bound (see `skipped`); the `laidOut` layouts included. */
   readonly searched: number;
-  /** Of those, how many fit in memory (the plans ruled out by a bound included: their memory is checked). */
+  /**
+   * Plans that fit in memory: every candidate that fits (those ruled out by a bound included: their memory
+   * is checked), plus the `laidOut` layouts of the integer program.
+   */
   readonly feasible: number;
+  /** Fitting layouts the integer program found beyond the candidates (uneven or partly recomputed; more with a longer shortlist). */
+  readonly laidOut: number;
   /** Ranked plans left out because an earlier one has the same speed and memory (another equivalent layout). */
   readonly equivalent: number;
   /** Candidates ruled out before evaluation: meshes whose model states alone overflow; plans that a bound shows cannot enter the shortlist (compute and tp/cp/ep collectives alone too slow, in any layout; or full recomputation where none fits). */
@@ -202,6 +207,10 @@ function pinnedDegreeError(shape: ClusterShape, pinned: PlanInput): InputError |
     before *= d;
   }
   return undefined;
+}
+
+function sameLayout(a: Plan, b: Plan): boolean {
+  return a.layersPerStage.every((n, i) => n === b.layersPerStage[i]) && a.recomputeLayersPerStage.every((n, i) => n === b.recomputeLayersPerStage[i]);
 }
 
 /** A plan and its memory; its speed too where it was timed (every plan that fits). */
@@ -437,6 +446,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   // Shortlisted meshes often pose the same program (another split of dp, cp and micro-batch with the same
   // per-stage costs): solve each once.
   const layouts = new Map<string, PartitionSolution | undefined>();
+  let laidOut = 0; // fitting layouts the integer program adds to the candidates
   const keep = (plan: Plan) => {
     const e = estimate(model, shape, plan);
     if (e.memory.fits) analytic.set(planKey(plan), e);
@@ -464,7 +474,11 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       layouts.set(key, layout);
     }
     if (layout === undefined) continue;
-    keep(resolvePlan(model, shape, { ...base, layersPerStage: layout.layersPerStage, recomputeLayersPerStage: layout.recomputeLayersPerStage }));
+    const laid = resolvePlan(model, shape, { ...base, layersPerStage: layout.layersPerStage, recomputeLayersPerStage: layout.recomputeLayersPerStage });
+    const known = analytic.size;
+    keep(laid);
+    // A layout of the program's that fits and is none of the candidates (theirs are even) is one more plan that fits.
+    if (analytic.size > known && !sameLayout(laid, base)) laidOut++;
   }
   // Pass 3: `refine` (the simulator) on the analytic best, which sets the final order.
   const refineCount = options.refineCount ?? options.top + 3;
@@ -521,8 +535,9 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   const ranked = final.plans;
   equivalent += final.repeats;
   return {
-    searched,
-    feasible,
+    searched: searched + laidOut,
+    feasible: feasible + laidOut,
+    laidOut,
     skipped: { statesOverflow: pruned, computeBound: bounded },
     equivalent,
     plans: ranked,
