@@ -147,7 +147,8 @@ export const FLAG_OF_PLAN_FIELD = {
  * is not valid ...`. Errors from a file, or about anything else, are returned as they are.
  */
 export function planFieldAsFlag(e: InputError): InputError {
-  if (e.file === undefined && e.field === "gpus") return e.renamed("--gpus"); // the context's, not a plan field
+  // the context's flags, not plan fields
+  if (e.file === undefined && (e.field === "gpus" || e.field === "model")) return e.renamed(`--${e.field}`);
   if (e.file !== undefined || !Object.hasOwn(FLAG_OF_PLAN_FIELD, e.field)) return e;
   const flag = FLAG_OF_PLAN_FIELD[e.field as keyof PlanInput];
   return e.renamed(flag === e.field ? `--${flag}` : `--${flag} (${e.field})`);

@@ -288,6 +288,10 @@ describe("meshplan plan: pins that cannot hold say why", () => {
     expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "4", "--tp", "8"), "--gpus = 4", "a multiple of tp * pp * cp = 8");
   });
 
+  it("execute names a model too large for this machine as the --model flag", () => {
+    expectBadInput(meshplan("execute", "--model", "llama3-70b", "--steps", "1"), '--model = "llama3-70b', "M parameters on this machine");
+  });
+
   it("virtual stages that overflow the layers are named as --vpp, not pp", () => {
     expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--pp", "2", "--vpp", "32"), "--vpp (virtualStages) = 32", "valid: at most 16");
   });
