@@ -1,7 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Estimate } from "../planner/cost/types.js";
-import type { Plan } from "../spec/types.js";
-import { describePlan, explainRanking, recomputeLabel, searchSummary, zeroLabel } from "../planner/explain/explain.js";
+import { describePlan, explainRanking, layersLabel, recomputeLabel, searchSummary, zeroLabel } from "../planner/explain/explain.js";
 import { fitAdvice } from "../planner/explain/fit-advice.js";
 import { MAX_REFINED_PASSES, searchPlans } from "../planner/search/search.js";
 import { simulateEstimate, type StepCache } from "../simulator/simulate.js";
@@ -59,24 +58,6 @@ export function planCommand(args: ParsedArgs, io: Io): number {
   lines.push("", ...explainRanking(model, shape, result.plans));
   io.out(lines.join("\n"));
   return 0;
-}
-
-/**
- * Layers per stage, runs of three or more equal counts written n x k ("7,8x14,7"), so that a plan the
- * integer program laid out unevenly can be replayed (`simulate --layers-per-stage`); "-" without a pipeline.
- */
-export function layersLabel(p: Plan): string {
-  if (p.pp === 1) return "-";
-  const parts: string[] = [];
-  const l = p.layersPerStage;
-  for (let i = 0; i < l.length; ) {
-    let j = i;
-    while (j < l.length && l[j] === l[i]) j++;
-    const run = j - i;
-    parts.push(run >= 3 ? `${l[i]}x${run}` : Array(run).fill(String(l[i])).join(","));
-    i = j;
-  }
-  return parts.join(",");
 }
 
 function table(plans: readonly Estimate[]): string {

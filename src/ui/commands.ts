@@ -47,11 +47,14 @@ export const RUN_IN_PROGRESS = "a run is in progress: Esc stops it, q quits";
 
 type Apply = (a: Action) => void;
 
-/** New flags: loaded and validated the way the CLI does, then re-planned; bad ones only say why. */
-function setFlags(env: ExplorerEnv, apply: Apply, flags: Flags, message?: string): void {
+/**
+ * New flags: loaded and validated the way the CLI does, then re-planned; bad ones only say why. `change`,
+ * what the re-plan is for, is the message unless told (a message that also lists freed pins).
+ */
+function setFlags(env: ExplorerEnv, apply: Apply, flags: Flags, message?: string, change?: string): void {
   try {
     const { context, pinned } = env.load(flags);
-    apply({ type: "flags", flags, context, pinned, ...(message === undefined ? {} : { message }) });
+    apply({ type: "flags", flags, context, pinned, ...(message === undefined ? {} : { message }), ...(change === undefined ? {} : { change }) });
   } catch (e) {
     if (!(e instanceof InputError)) throw e;
     apply({ type: "message", message: planFieldAsFlag(e).message });
@@ -60,15 +63,17 @@ function setFlags(env: ExplorerEnv, apply: Apply, flags: Flags, message?: string
 
 /** A new model or cluster: the pins it cannot keep (ep without experts, a tp its heads do not split into) are freed, and the status line says so. */
 function setContext(env: ExplorerEnv, apply: Apply, flags: Flags, message: string): void {
-  let loaded: { readonly context: Context };
+  let loaded: { readonly context: Context; readonly pinned: PlanInput };
   try {
     loaded = env.load(flags);
   } catch (e) {
     if (!(e instanceof InputError)) throw e;
     return apply({ type: "message", message: planFieldAsFlag(e).message });
   }
-  const freed = freeStale(flags, stalePins(flags, loaded.context.model, loaded.context.shape));
-  setFlags(env, apply, freed.flags, `${message}${freed.said}`);
+  const stale = stalePins(flags, loaded.context.model, loaded.context.shape);
+  if (stale.length === 0) return apply({ type: "flags", flags, context: loaded.context, pinned: loaded.pinned, message });
+  const freed = freeStale(flags, stale);
+  setFlags(env, apply, freed.flags, `${message}${freed.said}`, message);
 }
 
 function pin(s: ExplorerState, env: ExplorerEnv, apply: Apply, index: number): void {

@@ -1,5 +1,4 @@
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { builtFileExists } from "./built-file.js";
 import { Worker } from "node:worker_threads";
 import { totalParams } from "../planner/cost/params.js";
 import { chooseSavedProfile, DEFAULT_PROFILE_FILE, profileOnDisk, type ProfileChoice, type ProfileOnDisk } from "../cli/profile-file.js";
@@ -87,7 +86,7 @@ const RUN_WORKER = new URL("./run-worker.js", import.meta.url);
 
 /** True where the compiled run worker exists (the built package; not the TypeScript sources under test). */
 export function runWorkerAvailable(): boolean {
-  return RUN_WORKER.protocol === "file:" && existsSync(fileURLToPath(RUN_WORKER));
+  return builtFileExists(RUN_WORKER);
 }
 
 /** The job on a worker thread of its own: terminating it ends the executor's ranks too (they are its threads). */

@@ -1,5 +1,4 @@
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { builtFileExists } from "./built-file.js";
 import { Worker } from "node:worker_threads";
 import { planJob, type PlanRequest, type PlanUpdate } from "./plan-job.js";
 
@@ -96,7 +95,7 @@ const WORKER_FILE = new URL("./plan-worker.js", import.meta.url);
 
 /** True where the compiled worker script exists (the built package; not the TypeScript sources). */
 export function workerAvailable(): boolean {
-  return WORKER_FILE.protocol === "file:" && existsSync(fileURLToPath(WORKER_FILE));
+  return builtFileExists(WORKER_FILE);
 }
 
 /**

@@ -1,5 +1,4 @@
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { builtFileExists } from "./built-file.js";
 import type { SavedProfile } from "../cli/profile-file.js";
 import type { ExecutePlanOptions, PredictedVsMeasured } from "../executor/index.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
@@ -41,7 +40,7 @@ const EXECUTOR_INDEX = new URL("../executor/index.js", import.meta.url);
 
 /** Loads the executor's entry point where it exists and exports `executePlan`; undefined otherwise. */
 export async function loadExecutor(): Promise<ExecutorModule | undefined> {
-  if (EXECUTOR_INDEX.protocol !== "file:" || !existsSync(fileURLToPath(EXECUTOR_INDEX))) return undefined;
+  if (!builtFileExists(EXECUTOR_INDEX)) return undefined;
   const mod = (await import(EXECUTOR_INDEX.href)) as Partial<ExecutorModule>;
   return typeof mod.executePlan === "function" ? (mod as ExecutorModule) : undefined;
 }

@@ -1,5 +1,4 @@
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { builtFileExists } from "./built-file.js";
 import { Worker } from "node:worker_threads";
 import type { Estimate } from "../planner/cost/types.js";
 import { simulate } from "../simulator/simulate.js";
@@ -46,5 +45,5 @@ export const workerSimulate: SimulateFn = (model, shape, plan) => new Promise((r
 
 /** The worker where it is built (the package), else on this thread after a draw. */
 export function createSimulate(): SimulateFn {
-  return WORKER_FILE.protocol === "file:" && existsSync(fileURLToPath(WORKER_FILE)) ? workerSimulate : deferredSimulate;
+  return builtFileExists(WORKER_FILE) ? workerSimulate : deferredSimulate;
 }

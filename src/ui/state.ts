@@ -37,7 +37,7 @@ export interface ExplorerState {
 }
 
 export type Action =
-  | { readonly type: "flags"; readonly flags: Flags; readonly context: Context; readonly pinned: PlanInput; readonly message?: string }
+  | { readonly type: "flags"; readonly flags: Flags; readonly context: Context; readonly pinned: PlanInput; readonly message?: string; readonly change?: string }
   | { readonly type: "update"; readonly update: PlanUpdate }
   | { readonly type: "move"; readonly delta: number }
   | { readonly type: "focus"; readonly index: number }
@@ -120,7 +120,7 @@ function applyUpdate(s0: ExplorerState, u: PlanUpdate): ExplorerState {
 export function reduce(s: ExplorerState, a: Action): ExplorerState {
   switch (a.type) {
     case "flags":
-      return { ...s, flags: a.flags, context: a.context, pinned: a.pinned, request: s.request + 1, phase: "searching", message: a.message, change: a.message?.split(";")[0] };
+      return { ...s, flags: a.flags, context: a.context, pinned: a.pinned, request: s.request + 1, phase: "searching", message: a.message, change: a.change ?? a.message };
     case "update":
       return applyUpdate(s, a.update);
     case "move":

@@ -350,15 +350,6 @@ describe("meshplan COMMAND --help", () => {
 });
 
 describe("meshplan plan: the table says enough to replay each plan", () => {
-  it("layersLabel writes runs of three or more as n x k, and nothing without a pipeline", async () => {
-    const { layersLabel } = await import("../../src/cli/plan.js");
-    const plan = (pp: number, layersPerStage: number[]) => ({ pp, layersPerStage }) as unknown as Parameters<typeof layersLabel>[0];
-    expect(layersLabel(plan(1, [32]))).toBe("-");
-    expect(layersLabel(plan(2, [17, 15]))).toBe("17,15");
-    expect(layersLabel(plan(16, [7, ...Array(14).fill(8), 7]))).toBe("7,8x14,7");
-    expect(layersLabel(plan(4, [8, 8, 9, 7]))).toBe("8,8,9,7");
-  });
-
   it("each listed pipeline's layers cell is the layout of the same plan in --json (runners-up laid out unevenly included)", () => {
     const args = ["plan", "--model", "llama3-8b", "--gpus", "8", "--top", "5"];
     const text = meshplan(...args);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { estimate } from "../../src/planner/cost/estimate.js";
-import { explainRanking, searchSummary } from "../../src/planner/explain/explain.js";
+import { explainRanking, layersLabel, searchSummary } from "../../src/planner/explain/explain.js";
 import { gptModel, planFor, shapeOf } from "../helpers.js";
 
 describe("explainRanking: the runner-up in words", () => {
@@ -107,5 +107,15 @@ describe("explainRanking under hybrid sharding", () => {
     const { model, plan } = planFor("llama3-8b", shape, { tp: 1, pp: 1, dp: 64, zero: 3, shardGroup: 8, globalBatch: 64 });
     const text = explainRanking(model, shape, [estimate(model, shape, plan)]).join("\n");
     expect(text).toMatch(/reduce-scattered 8 ways over nvlink4 and all-reduced 8 ways across the replicas over infiniband-ndr/);
+  });
+});
+
+describe("layersLabel: a layout the table can be replayed from", () => {
+  it("layersLabel writes runs of three or more as n x k, and nothing without a pipeline", () => {
+    const plan = (pp: number, layersPerStage: number[]) => ({ pp, layersPerStage }) as unknown as Parameters<typeof layersLabel>[0];
+    expect(layersLabel(plan(1, [32]))).toBe("-");
+    expect(layersLabel(plan(2, [17, 15]))).toBe("17,15");
+    expect(layersLabel(plan(16, [7, ...Array(14).fill(8), 7]))).toBe("7,8x14,7");
+    expect(layersLabel(plan(4, [8, 8, 9, 7]))).toBe("8,8,9,7");
   });
 });

@@ -44,6 +44,24 @@ export function describePlan(p: Plan): string {
   return `${parts.join(" x ")}, micro-batch ${p.microBatch}${sched}, ZeRO ${zeroLabel(p)}, recompute ${recomputeLabel(p)}`;
 }
 
+/**
+ * Layers per stage, runs of three or more equal counts written n x k ("7,8x14,7"), so that a plan the
+ * integer program laid out unevenly can be replayed (`simulate --layers-per-stage`); "-" without a pipeline.
+ */
+export function layersLabel(p: Plan): string {
+  if (p.pp === 1) return "-";
+  const parts: string[] = [];
+  const l = p.layersPerStage;
+  for (let i = 0; i < l.length; ) {
+    let j = i;
+    while (j < l.length && l[j] === l[i]) j++;
+    const run = j - i;
+    parts.push(run >= 3 ? `${l[i]}x${run}` : Array(run).fill(String(l[i])).join(","));
+    i = j;
+  }
+  return parts.join(",");
+}
+
 /** The ZeRO stage, with the shard groups under hybrid sharding: "3", or "3 hybrid (8-way shards, 8 replicas)". */
 export function zeroLabel(p: Plan, short = false): string {
   if (p.shardGroup === undefined) return String(p.zero);
