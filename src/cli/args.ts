@@ -29,7 +29,7 @@ export const FLAGS = {
   vpp: { type: "int", help: "virtual stages per pipeline stage (interleaved schedule)", valueName: "N" },
   "micro-batch": { type: "int", help: "sequences per micro-batch (default 1)", valueName: "N" },
   sp: { type: "bool", help: "Megatron sequence parallel (default on when tp > 1); --no-sp turns it off" },
-  schedule: { type: "string", help: "naive | gpipe | 1f1b | interleaved | zb-h1", valueName: "S" },
+  schedule: { type: "string", help: "naive | gpipe | 1f1b | interleaved | zb-h1 | zb-v", valueName: "S" },
   zero: { type: "int", help: "ZeRO stage 0-3", valueName: "Z" },
   recompute: { type: "string", help: "none | selective | full", valueName: "R" },
   "layers-per-stage": { type: "list", help: "uneven layer split, e.g. 19,21,21,19", valueName: "L,L,..." },

@@ -118,10 +118,6 @@ export function planInputFrom(flags: Flags): PlanInput {
   set("globalBatch", positive(flags, f.globalBatch));
   set("seqLen", positive(flags, f.seqLen));
   set("sequenceParallel", bool(flags, f.sequenceParallel));
-  if (str(flags, f.schedule) === "zb-v") {
-    // The design brief names it among the schedules; the cost model and the simulator do not have it yet.
-    throw new InputError({ code: "unsupported", field: `--${f.schedule}`, value: "zb-v", valid: SCHEDULES.join(", "), reason: "ZB-V (the V-shaped zero-bubble schedule, Qi et al. 2024) is not modelled yet; zb-h1 is its one-chunk relative" });
-  }
   set("schedule", choice<Schedule>(flags, f.schedule, SCHEDULES));
   const zero = int(flags, f.zero);
   if (zero !== undefined && ![0, 1, 2, 3].includes(zero)) throw new InputError({ code: "bad-flag", field: `--${f.zero}`, value: zero, valid: "0, 1, 2, 3" });

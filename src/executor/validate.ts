@@ -53,6 +53,9 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
   if (plan.flashAttention) {
     unsupported("flashAttention", true, "false (leave out --flash)", "the executor has no fused attention kernel: it stores the score matrix, and predicts with flash attention off");
   }
+  if (plan.schedule === "zb-v") {
+    unsupported("schedule", "zb-v", "naive, gpipe, 1f1b, interleaved or zb-h1", "the executor's ranks lay chunks out Megatron's way (chunk c of stage s is virtual stage c pp + s); ZB-V's V layout is predicted and simulated, not executed yet");
+  }
   if (plan.schedule === "zb-h1" && plan.recomputeLayersPerStage.some((n) => n > 0)) {
     unsupported("recompute", plan.recompute, "none or selective under ZB-H1", "full recomputation with the split backward is not executed yet");
   }

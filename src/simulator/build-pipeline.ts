@@ -1,6 +1,8 @@
 import { GraphBuilder } from "./graph.js";
 import { MemoryLog } from "./memory.js";
 import { Pass, splitsBackward, stagePrograms, type StageProgram } from "./schedules.js";
+import { chunkOfVirtual, virtualStageOf } from "../spec/virtual-stages.js";
+import { vPassRatios, type VPassRatios } from "../planner/cost/zb-v.js";
 import { OpKind, RECV_ACTIVATION, RECV_GRADIENT, SEND_ACTIVATION, SEND_GRADIENT, Stream, type OpKindCode, type RankRole, type SimInput, type SimStage } from "./types.js";
 
 /** A built step: the graph, who the ranks are, their memory logs, and which ops end each simulated step. */
@@ -97,6 +99,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
   const m = input.microBatches;
   const v = input.virtualStages;
   const lastVirtual = p * v - 1;
+  const shape = { pp: p, virtualStages: v, schedule: input.schedule };
   const st = input.stages[s]!;
   const split = splitsBackward(input.schedule);
   const cost = chunkCosts(st, v, split);
@@ -130,11 +133,14 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     const pass = prog.pass[k]!;
     const mb = prog.microBatch[k]!;
     const c = prog.chunk[k]!;
-    const vs = c * p + s; // virtual stage
+    const vs = virtualStageOf(shape, s, c);
     const slot = vs * m + mb;
     const n = pieces(k);
     const seconds = cost.pass[pass]! / n;
-    const receives = (pass === Pass.forward && vs > 0) || (pass === Pass.backward && vs < lastVirtual);
+    // The neighbouring virtual stage this pass takes its input from, and gives its output to, when on another GPU.
+    const from = pass === Pass.forward ? vs - 1 : vs + 1;
+    const to = pass === Pass.forward ? vs + 1 : vs - 1;
+    const receives = pass !== Pass.weight && from >= 0 && from <= lastVirtual && chunkOfVirtual(shape, from).stage !== s;
     if (receives && input.blockingSends === true) {
       // A blocking receive holds this stage for the transfer before the pass that needs it (DeepSpeed's
       // engine: p2p.recv without async_op); the pass also waits for the send itself (buildPipeline).
@@ -201,11 +207,11 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     prevDone = done;
     if (pass === Pass.forward) links.doneForward[slot] = done;
     else if (pass === Pass.backward) links.doneBackward[slot] = done;
-    const sends = (pass === Pass.forward && vs < lastVirtual) || (pass === Pass.backward && vs > 0);
-    if (sends) {
+    const target = pass !== Pass.weight && to >= 0 && to <= lastVirtual ? chunkOfVirtual(shape, to).stage : s;
+    if (target !== s) {
       const blocking = input.blockingSends === true;
       const x = b.op(OpKind.pp, s, blocking ? Stream.compute : Stream.send, input.ppTransferSeconds, mb, c, pass === Pass.forward ? SEND_ACTIVATION : SEND_GRADIENT);
-      b.fifo(x, pass === Pass.forward ? (s + 1) % p : (s - 1 + p) % p, Stream.recv);
+      b.fifo(x, target, Stream.recv);
       b.edge(done, x);
       b.edge(sendPrev, x);
       sendPrev = x;
@@ -224,9 +230,15 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
   return { compute: prevDone, dp: dpPrev };
 }
 
+/** ZB-V's pass lengths from the stages' mean chunk passes (a B with its recomputation), when the input gives none. */
+function meanPassRatios(input: SimInput): VPassRatios {
+  const mean = (f: (s: SimStage) => number) => input.stages.reduce((a, s) => a + f(s), 0) / input.stages.length;
+  return vPassRatios(mean((s) => s.forwardSeconds), mean((s) => s.backwardInputSeconds + s.recomputeSeconds), mean((s) => s.backwardWeightSeconds));
+}
+
 /**
  * A pipelined step: every stage's program, the activations and gradients between virtual stages (chunk c
- * of stage s is virtual stage c p + s, Megatron-LM's layout), then a barrier over all stages (the
+ * of stage s is virtual stage c p + s, Megatron-LM's layout, or ZB-V's V: spec/virtual-stages.ts), then a barrier over all stages (the
  * gradient-norm all-reduce of gradient clipping, Megatron-LM optimizer clip_grad_norm; its scalar costs
  * nothing here) and each stage's optimizer step (with dpExposed, followed by its whole ZeRO-1 gather).
  */
@@ -235,7 +247,7 @@ export function buildPipeline(input: SimInput, recordMemory = true): Built {
   const m = input.microBatches;
   const v = input.virtualStages;
   const slots = p * v * m;
-  const programs = stagePrograms(input.schedule, p, m, v);
+  const programs = stagePrograms(input.schedule, p, m, v, input.vPassRatios ?? meanPassRatios(input));
   // Each pass: its compute, a send, and usually one blocking collective (data-parallel pieces grow past this).
   const b = new GraphBuilder(p, programs.reduce((n, prog) => n + 3 * prog.length, 4 * p + 1));
   const links: Links = {
@@ -251,12 +263,15 @@ export function buildPipeline(input: SimInput, recordMemory = true): Built {
   for (let vs = 0; vs < p * v; vs++) {
     for (let mb = 0; mb < m; mb++) {
       const slot = vs * m + mb;
+      // Across GPUs the pass waits for the transfer; within one (ZB-V's turn) for the pass before it.
       if (vs > 0) {
-        b.edge(links.sendForward[slot - m]!, links.firstForward[slot]!);
+        const send = links.sendForward[slot - m]!;
+        b.edge(send >= 0 ? send : links.doneForward[slot - m]!, links.firstForward[slot]!);
         if (links.receiveForward[slot]! >= 0) b.edge(links.doneForward[slot - m]!, links.receiveForward[slot]!);
       }
       if (vs < p * v - 1) {
-        b.edge(links.sendBackward[slot + m]!, links.firstBackward[slot]!);
+        const send = links.sendBackward[slot + m]!;
+        b.edge(send >= 0 ? send : links.doneBackward[slot + m]!, links.firstBackward[slot]!);
         if (links.receiveBackward[slot]! >= 0) b.edge(links.doneBackward[slot + m]!, links.receiveBackward[slot]!);
       } else b.edge(links.doneForward[slot]!, links.firstBackward[slot]!);
     }

@@ -1,4 +1,6 @@
 import type { DpCosts } from "../planner/cost/communication.js";
+import { holdsHead, splitsBackward } from "../spec/virtual-stages.js";
+import { planVPassRatios } from "../planner/cost/zb-v.js";
 import { gradientBytesPerParam, lossBytes, PARAM_BYTES, stagePerMicroBatchBytes, stageWeightGradInputBytes } from "../planner/cost/memory.js";
 import { achievedBytesPerSecond } from "../planner/cost/placement.js";
 import type { PlanCosts } from "../planner/cost/stages.js";
@@ -62,8 +64,8 @@ export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: P
       memory: {
         perMicroBatchBytes: stagePerMicroBatchBytes(model, plan, i, costs.activations),
         backwardTransientBytes: full > 0 ? costs.activations.none : 0,
-        lossBytes: i === plan.pp - 1 ? lossBytes(model, plan) : 0,
-        ...(plan.schedule === "zb-h1" ? { weightGradInputBytes: stageWeightGradInputBytes(model, plan, i) } : {}),
+        lossBytes: holdsHead(plan, i) ? lossBytes(model, plan) : 0,
+        ...(splitsBackward(plan.schedule) ? { weightGradInputBytes: stageWeightGradInputBytes(model, plan, i) } : {}),
         ...(s.optimizerStepBytes > 0 ? { optimizerStepBytes: s.optimizerStepBytes } : {}),
       },
     };
@@ -79,6 +81,7 @@ export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: P
     ...(plan.dpCommExposed === true ? { dpExposed: true } : {}),
     ...(plan.dpCommBlocking === true ? { dpBlocking: true } : {}),
     stageNames,
+    ...(plan.schedule === "zb-v" ? { vPassRatios: planVPassRatios(model, plan) } : {}),
     ...(plan.parameterServers > 0 ? { parameterServers: parameterServers(plan, shape, costs.stages[0]!.params) } : {}),
   };
 }

@@ -1,4 +1,6 @@
 import type { Schedule } from "../spec/types.js";
+import { splitsBackward } from "../spec/virtual-stages.js";
+import { EQUAL_PASSES, zbvOrder, type VPassRatios } from "../planner/cost/zb-v.js";
 
 /** Passes of a stage's program: forward, backward (input gradient, plus the weight gradient unless split), weight gradient. */
 export const Pass = { forward: 0, backward: 1, weight: 2 } as const;
@@ -30,10 +32,7 @@ class ProgramWriter {
   }
 }
 
-/** Does the schedule split the backward into B and W (Qi et al. 2023)? */
-export function splitsBackward(schedule: Schedule): boolean {
-  return schedule === "zb-h1";
-}
+export { splitsBackward };
 
 /**
  * Warm-up forwards of stage i in 1F1B (PipeDream-Flush; Narayanan et al. 2021, section 2.2.1; Megatron-LM
@@ -62,7 +61,11 @@ function pushInterleaved(w: ProgramWriter, pass: PassCode, k: number, p: number,
   w.push(pass, group * p + (within % p), pass === Pass.backward ? v - 1 - c : c);
 }
 
-function program(schedule: Schedule, p: number, i: number, m: number, v: number): StageProgram {
+function program(schedule: Schedule, p: number, i: number, m: number, v: number, ratios: VPassRatios): StageProgram {
+  if (schedule === "zb-v") {
+    const prog = zbvOrder(p, m, ratios).programs[i]!;
+    return { length: prog.pass.length, pass: prog.pass, microBatch: prog.microBatch, chunk: prog.chunk };
+  }
   const w = new ProgramWriter(m * v * (splitsBackward(schedule) ? 3 : 2));
   switch (schedule) {
     case "naive": // one micro-batch in flight: forward through all stages, backward, then the next
@@ -128,9 +131,12 @@ function zeroBubbleH1(w: ProgramWriter, p: number, i: number, m: number): void {
   while (pendingW.length > 0) w.push(Pass.weight, pendingW.shift()!);
 }
 
-/** Each stage's program for p stages, m micro-batches and v chunks per stage (v = 1 except interleaved). */
-export function stagePrograms(schedule: Schedule, p: number, m: number, v: number): StageProgram[] {
+/**
+ * Each stage's program for p stages, m micro-batches and v chunks per stage (v = 1 except interleaved and
+ * ZB-V); ZB-V's order is found for the pass lengths `ratios` (planner/cost/zb-v.ts).
+ */
+export function stagePrograms(schedule: Schedule, p: number, m: number, v: number, ratios: VPassRatios = EQUAL_PASSES): StageProgram[] {
   const out: StageProgram[] = [];
-  for (let i = 0; i < p; i++) out.push(program(schedule, p, i, m, v));
+  for (let i = 0; i < p; i++) out.push(program(schedule, p, i, m, v, ratios));
   return out;
 }

@@ -23,7 +23,8 @@ function check(input: SimInput): void {
   if (input.stages.length < 1) bad("at least one stage");
   if (!Number.isInteger(input.microBatches) || input.microBatches < 1) bad(`microBatches = ${input.microBatches}, want an integer >= 1`);
   if (!Number.isInteger(input.virtualStages) || input.virtualStages < 1) bad(`virtualStages = ${input.virtualStages}, want an integer >= 1`);
-  if (input.schedule !== "interleaved" && input.virtualStages !== 1) bad(`virtualStages = ${input.virtualStages} needs the interleaved schedule`);
+  if (input.schedule === "zb-v" && (input.virtualStages !== 2 || input.stages.length < 2)) bad(`zb-v needs 2 virtual stages and 2 or more stages (got ${input.virtualStages}, ${input.stages.length})`);
+  if (input.schedule !== "interleaved" && input.schedule !== "zb-v" && input.virtualStages !== 1) bad(`virtualStages = ${input.virtualStages} needs the interleaved schedule`);
   if (input.schedule === "interleaved" && input.microBatches % input.stages.length !== 0) {
     bad(`interleaved needs micro-batches (${input.microBatches}) to be a multiple of the stages (${input.stages.length})`);
   }

@@ -1,3 +1,4 @@
+import type { VPassRatios } from "../planner/cost/zb-v.js";
 import type { Schedule } from "../spec/types.js";
 
 /**
@@ -139,6 +140,11 @@ export interface SimInput {
   readonly parameterServers?: SimParameterServers;
   /** Display names of the stages (e.g. their layers); defaults to "stage i". */
   readonly stageNames?: readonly string[];
+  /**
+   * ZB-V: the pass lengths its order is found for (planner/cost/zb-v.ts); from-costs gives the plan's
+   * (planVPassRatios, as the cost model's memory reads them). Absent: from the stages' mean passes.
+   */
+  readonly vPassRatios?: VPassRatios;
 }
 
 /** Every operation of a simulated step, column by column (typed arrays; index = operation id). */

@@ -5,6 +5,7 @@ import {
   type ClusterShape, type GpuSpec, type ModelSpec, type Plan, type Precision, type Recompute, type Schedule, type ZeroStage,
 } from "./types.js";
 import { grouped } from "../math/digits.js";
+import { endsOnStage, headStage, isVShape, type PipelineShape } from "./virtual-stages.js";
 
 /** Knobs as a user gives them: anything left out gets a default. Field names follow the contract's plan object. */
 export interface PlanInput {
@@ -125,12 +126,12 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   }
   if ((dp * cp) % ep !== 0) notDivisible("ep", ep, listDivisors(dp * cp), `ep is carved out of dp * cp = ${dp * cp}`);
 
-  const virtualStages = positiveInt("virtualStages", input.virtualStages, 1);
+  const virtualStages = positiveInt("virtualStages", input.virtualStages, input.schedule === "zb-v" ? ZB_V_CHUNKS : 1);
   const schedule = input.schedule ?? (pp > 1 && virtualStages > 1 ? "interleaved" : "1f1b");
   if (!SCHEDULES.includes(schedule)) bad("schedule", schedule, SCHEDULES.join(", "));
   checkSchedule(schedule, pp, virtualStages);
 
-  const layersPerStage = resolveLayers(model, pp, virtualStages, input.layersPerStage);
+  const layersPerStage = resolveLayers(model, { pp, virtualStages, schedule }, input.layersPerStage);
 
   const microBatch = positiveInt("microBatch", input.microBatch, 1);
   const perStep = dp * microBatch;
@@ -271,6 +272,11 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
  * only change memory, not what runs.
  */
 export function checkSchedule(schedule: Schedule, pp: number | undefined, virtualStages: number | undefined): void {
+  if (schedule === "zb-v") {
+    if (pp !== undefined && pp < 2) bad("pp", pp, "2 or more with the zb-v schedule", "its V runs down the pipeline's stages and back");
+    if (virtualStages !== undefined && virtualStages !== ZB_V_CHUNKS) bad("virtualStages", virtualStages, `${ZB_V_CHUNKS} with the zb-v schedule`, "ZB-V runs exactly two chunks on every stage");
+    return;
+  }
   if (schedule === "interleaved") {
     if (pp !== undefined && pp < 2) bad("pp", pp, "2 or more with the interleaved schedule", "it interleaves the virtual stages of a pipeline");
     if (virtualStages !== undefined && virtualStages < 2) bad("virtualStages", virtualStages, "2 or more with the interleaved schedule", "the interleaved schedule needs virtual stages");
@@ -339,46 +345,62 @@ function roundUp(value: number, multiple: number): number {
   return Math.ceil(value / multiple) * multiple;
 }
 
+/** Chunks per stage under ZB-V (Qi et al. 2023: "each device is assigned exactly 2 chunks"). */
+export const ZB_V_CHUNKS = 2;
+
 /**
- * Whether a stage's `layers` fill its v chunks evenly. The first and last stages may count their
- * embedding or output as one layer (Megatron-Core's account_for_embedding_in_pipeline_split and
+ * Whether a stage's `layers` fill its v chunks evenly. A stage holding the embedding or the output layer
+ * may count each as one layer (Megatron-Core's account_for_embedding_in_pipeline_split and
  * account_for_loss_in_pipeline_split; Llama 3's "one Transformer layer less" on those stages, Dubey et al.
- * 2024, section 3.3.2), so v = 1 takes any count and v > 1 takes a multiple of v or, at the ends, one less.
+ * 2024, section 3.3.2), so v = 1 takes any count and v > 1 takes a multiple of v or one less per model end
+ * the stage holds (`ends`: spec/virtual-stages.ts endsOnStage; both on ZB-V's first stage).
  */
-export function fillsChunks(layers: number, v: number, end: boolean): boolean {
+export function fillsChunks(layers: number, v: number, ends: number): boolean {
   if (layers < 1) return false;
-  return layers % v === 0 || (end && v > 1 && (layers + 1) % v === 0);
+  if (layers % v === 0) return true;
+  if (v < 2) return false;
+  return (ends >= 1 && (layers + 1) % v === 0) || (ends >= 2 && (layers + 2) % v === 0);
 }
 
-/** Under interleaving, the even layout with the first (and last) stage one layer short, when the layers allow it. */
-export function endShortLayout(layers: number, pp: number, v: number): number[] | undefined {
+/** Under virtual stages, the even layout with the stages holding the model's ends one layer short per end, when the layers allow it. */
+export function endShortLayout(layers: number, shape: PipelineShape): number[] | undefined {
+  const { pp, virtualStages: v } = shape;
   if (v < 2 || pp < 2) return undefined;
   const short = (pp * v - (layers % (pp * v))) % (pp * v);
   if (short < 1 || short > 2) return undefined;
   const per = (layers + short) / pp;
-  return Array.from({ length: pp }, (_, i) => per - (i === 0 ? 1 : 0) - (short === 2 && i === pp - 1 ? 1 : 0));
+  // Shortened stages, the embedding's first: the first stage, then the one holding the output layer.
+  const cuts = [0, headStage(shape)].slice(0, short);
+  const out = Array.from({ length: pp }, (_, i) => per - cuts.filter((c) => c === i).length);
+  return out.every((n) => n >= 1) ? out : undefined;
 }
 
-function resolveLayers(model: ModelSpec, pp: number, v: number, given: readonly number[] | undefined): number[] {
+function resolveLayers(model: ModelSpec, shape: PipelineShape, given: readonly number[] | undefined): number[] {
+  const { pp, virtualStages: v } = shape;
   if (given !== undefined) {
     const sum = given.reduce((a, b) => a + b, 0);
-    if (given.length !== pp || sum !== model.layers || given.some((n, i) => !Number.isInteger(n) || !fillsChunks(n, v, i === 0 || i === pp - 1))) {
-      const ends = v > 1 ? " (the first and last may hold one layer less: their embedding or output takes a layer's place)" : "";
+    if (given.length !== pp || sum !== model.layers || given.some((n, i) => !Number.isInteger(n) || !fillsChunks(n, v, endsOnStage(shape, i)))) {
+      const ends = v <= 1 ? "" : isVShape(shape.schedule)
+        ? " (the first may hold one or two layers less: its embedding and output take layers' places)"
+        : " (the first and last may hold one layer less: their embedding or output takes a layer's place)";
       bad("layersPerStage", given, `${pp} multiples of virtualStages (${v}), each >= ${v}${ends}, adding up to ${model.layers} layers`);
     }
     return [...given];
   }
-  const ends = endShortLayout(model.layers, pp, v);
+  const ends = endShortLayout(model.layers, shape);
   if (pp * v > model.layers && ends === undefined) {
     // With virtual stages, their count is what overflows the layers when pp alone fits them (pp 2, vpp 32, 32 layers).
+    if (isVShape(shape.schedule)) bad("pp", pp, `at most ${Math.floor((model.layers + 1) / v)} with zb-v`, `${model.layers} layers cannot fill pp(${pp}) * ${v} chunks (the first stage may hold one less)`);
     if (v > 1 && pp <= model.layers) bad("virtualStages", v, `at most ${Math.floor(model.layers / pp)}`, `${model.layers} layers cannot fill pp(${pp}) * virtualStages(${v}) = ${pp * v} chunks`);
     bad("pp", pp, `at most ${Math.floor(model.layers / v)}`, `${model.layers} layers cannot fill ${pp * v} stages`);
   }
   if (model.layers % (pp * v) !== 0) {
-    const hint = ends === undefined ? "" : ` (e.g. ${ends.join(",")}: the first and last stages one short, for the embedding and the output)`;
+    const where = isVShape(shape.schedule) ? "the first stage short, for the embedding and the output" : "the first and last stages one short, for the embedding and the output";
+    const hint = ends === undefined ? "" : ` (e.g. ${ends.join(",")}: ${where})`;
     const reason = `${model.layers} layers do not split evenly into pp(${pp}) * virtualStages(${v}) chunks; give layersPerStage (--layers-per-stage) for an uneven split${hint}`;
     // With virtual stages the count of them is what to change (pp was chosen for the GPUs); without, pp.
-    if (v > 1) {
+    // ZB-V's two chunks are the schedule's own.
+    if (v > 1 && !isVShape(shape.schedule)) {
       const even = divisorsOf(model.layers).filter((w) => w > 1 && model.layers % (pp * w) === 0);
       // 1 (no interleaving) is valid wherever pp divides the layers; only without that is there none.
       const valid = even.length > 0 ? `one of ${even.join(", ")} (pp * virtualStages dividing ${model.layers})`

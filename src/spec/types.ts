@@ -176,8 +176,8 @@ export interface ClusterSpec {
   readonly sources: Readonly<Record<string, string>>;
 }
 
-export type Schedule = "naive" | "gpipe" | "1f1b" | "interleaved" | "zb-h1";
-export const SCHEDULES: readonly Schedule[] = ["naive", "gpipe", "1f1b", "interleaved", "zb-h1"];
+export type Schedule = "naive" | "gpipe" | "1f1b" | "interleaved" | "zb-h1" | "zb-v";
+export const SCHEDULES: readonly Schedule[] = ["naive", "gpipe", "1f1b", "interleaved", "zb-h1", "zb-v"];
 export type Recompute = "none" | "selective" | "full";
 export const RECOMPUTES: readonly Recompute[] = ["none", "selective", "full"];
 export type ZeroStage = 0 | 1 | 2 | 3;

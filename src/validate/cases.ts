@@ -119,7 +119,7 @@ function zeroOf(r: MeasurementRecord, profile: SourceProfile, assumptions: strin
  */
 export function unevenLayers(layers: number, pp: number, v: number): number[] | undefined {
   if (pp < 2 || layers % (pp * v) === 0) return undefined;
-  if (v > 1) return (layers + 2) % (pp * v) === 0 ? endShortLayout(layers, pp, v) : undefined;
+  if (v > 1) return (layers + 2) % (pp * v) === 0 ? endShortLayout(layers, { pp, virtualStages: v, schedule: "interleaved" }) : undefined;
   // DeepSpeed's partition_uniform: the first (units mod pp) stages take one unit more.
   const units = layers + 2;
   const base = Math.floor(units / pp);

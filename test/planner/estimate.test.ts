@@ -15,7 +15,7 @@ const planArb = fc.record({
   recompute: fc.constantFrom<"none" | "selective" | "full">("none", "selective", "full"),
   sequenceParallel: fc.boolean(),
   flashAttention: fc.boolean(),
-  schedule: fc.constantFrom<"1f1b" | "gpipe" | "zb-h1" | "naive">("1f1b", "gpipe", "zb-h1", "naive"),
+  schedule: fc.constantFrom<"1f1b" | "gpipe" | "zb-h1" | "zb-v" | "naive">("1f1b", "gpipe", "zb-h1", "zb-v", "naive"),
 });
 
 describe("Estimate invariants (property)", () => {

@@ -26,9 +26,9 @@ function randomLayout(model: ModelSpec, plan: Plan, seed: number) {
 describe("the stage-layout problem read off the cost model", () => {
   it("is exact: for random layouts, its stage time and memory equal the cost model's (property)", () => {
     fc.assert(fc.property(
-      fc.constantFrom(2, 4, 8), fc.constantFrom<Plan["schedule"]>("1f1b", "gpipe", "zb-h1", "interleaved"), fc.constantFrom<Plan["recompute"]>("none", "selective"), fc.boolean(), fc.integer({ min: 0, max: 1000 }),
+      fc.constantFrom(2, 4, 8), fc.constantFrom<Plan["schedule"]>("1f1b", "gpipe", "zb-h1", "interleaved", "zb-v"), fc.constantFrom<Plan["recompute"]>("none", "selective"), fc.boolean(), fc.integer({ min: 0, max: 1000 }),
       (pp, schedule, recompute, flash, seed) => {
-        const v = schedule === "interleaved" ? 2 : 1;
+        const v = schedule === "interleaved" || schedule === "zb-v" ? 2 : 1;
         const { model, plan } = planFor("llama3-8b", shape, { tp: 2, pp, schedule, virtualStages: v, recompute, flashAttention: flash, globalBatch: 128 });
         const { problem, layers, recomputed, probe, costs } = randomLayout(model, plan, seed);
         for (let i = 0; i < pp; i++) {
@@ -43,10 +43,10 @@ describe("the stage-layout problem read off the cost model", () => {
   it("its memory is exact with 16-bit gradients (the optimizer step's copy), ZeRO-1 and DeepSpeed's kept outputs and 16-bit grads (property)", () => {
     // Memory only: at 512 tokens the stage time is not affine (dpContention's min of traffic and compute).
     fc.assert(fc.property(
-      fc.constantFrom(2, 4, 8), fc.constantFrom<Plan["schedule"]>("1f1b", "gpipe", "zb-h1", "interleaved"), fc.constantFrom<Plan["recompute"]>("none", "selective"),
+      fc.constantFrom(2, 4, 8), fc.constantFrom<Plan["schedule"]>("1f1b", "gpipe", "zb-h1", "interleaved", "zb-v"), fc.constantFrom<Plan["recompute"]>("none", "selective"),
       fc.constantFrom<Plan["precision"]>("bf16", "fp16"), fc.constantFrom(0, 1), fc.boolean(), fc.constantFrom(512, 8192), fc.integer({ min: 0, max: 1000 }),
       (pp, schedule, recompute, precision, zero, deepspeed, seqLen, seed) => {
-        const v = schedule === "interleaved" ? 2 : 1;
+        const v = schedule === "interleaved" || schedule === "zb-v" ? 2 : 1;
         const { model, plan } = planFor("llama3-8b", shape, {
           tp: 2, pp, schedule, virtualStages: v, recompute, globalBatch: 128, precision, zero, seqLen,
           ppKeepOutputs: deepspeed, keep16BitGrads: deepspeed && precision === "bf16",
@@ -78,6 +78,11 @@ const coefficientArb: fc.Arbitrary<StageCoefficients> = fc.record({
   transientBytes: fc.double({ min: 0, max: 3, noNaN: true }),
 });
 
+/** Coefficients in GiB units, for readability, scaled to bytes. */
+function gib(c: StageCoefficients): StageCoefficients {
+  return { ...c, fixedBytes: c.fixedBytes * 2 ** 30, perLayerBytes: c.perLayerBytes * 2 ** 30, perRecomputedLayerBytes: c.perRecomputedLayerBytes * 2 ** 30, transientBytes: c.transientBytes * 2 ** 30 };
+}
+
 const problemArb: fc.Arbitrary<PartitionProblem> = fc
   .record({
     stages: fc.integer({ min: 1, max: 4 }),
@@ -88,18 +93,30 @@ const problemArb: fc.Arbitrary<PartitionProblem> = fc
     capacity: fc.double({ min: 10, max: 80, noNaN: true }),
     schedule: fc.constantFrom([7, 1, 0], [0, 4, 0], [7.5, 0.5, 0], [7, 1, 2]),
     coefficients: fc.array(coefficientArb, { minLength: 4, maxLength: 4 }),
+    // ZB-V's shape: two chunks, both ends on the first stage, memory as the largest of several moments
+    vShape: fc.boolean(),
+    moments: fc.array(coefficientArb, { minLength: 8, maxLength: 8 }),
   })
-  .map(({ stages, v, extra, short, capacity, schedule, coefficients }) => ({
+  .map(({ stages: s, v: vIn, extra, short, capacity, schedule, coefficients, vShape: vWanted, moments }) => {
+    const vShape = vWanted && s >= 2;
+    const v = vShape ? 2 : vIn;
+    return { stages: s, v, extra, short, capacity, schedule, coefficients, vShape, moments };
+  })
+  .map(({ stages, v, extra, short, capacity, schedule, coefficients, vShape, moments }) => ({
     layers: v * (stages + extra) - (v > 1 && stages > 1 ? short : 0),
     stages,
     layerMultiple: v,
+    schedule: vShape ? "zb-v" as const : "interleaved" as const,
     capacityBytes: capacity * 2 ** 30,
     allowRecompute: true,
     maxWeight: schedule[0]!,
     sumWeight: schedule[1]!,
     weightGradFactor: schedule[2]!,
     // bytes in GiB units for readability, scaled to bytes here
-    coefficients: coefficients.slice(0, stages).map((c) => ({ ...c, fixedBytes: c.fixedBytes * 2 ** 30, perLayerBytes: c.perLayerBytes * 2 ** 30, perRecomputedLayerBytes: c.perRecomputedLayerBytes * 2 ** 30, transientBytes: c.transientBytes * 2 ** 30 })),
+    coefficients: coefficients.slice(0, stages).map((c, i) => ({
+      ...gib(c),
+      ...(vShape ? { moments: [gib(c), gib(moments[2 * i]!), gib(moments[2 * i + 1]!)] } : {}),
+    })),
   }));
 
 describe("the integer program (javascript-lp-solver)", () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { inFlightMicroBatches } from "../../src/planner/cost/activations.js";
 import { pipelineSeconds } from "../../src/planner/cost/pipeline.js";
+import { vPassRatios, zbvOrder } from "../../src/planner/cost/zb-v.js";
 import { simulateInput } from "../../src/simulator/simulate.js";
 import type { Timeline } from "../../src/simulator/types.js";
 import type { Plan, Schedule } from "../../src/spec/types.js";
@@ -69,6 +70,37 @@ describe("bubbles measured on the timeline (uniform stages, free communication)"
         expect(t.stepSeconds).toBeCloseTo(pipelineSeconds(plan, times, m).seconds, 9);
       }
     }), { numRuns: 40 });
+  });
+});
+
+describe("ZB-V (Qi et al. 2023, the V-shaped zero-bubble schedule)", () => {
+  const quarter = fc.integer({ min: 1, max: 8 }).map((k) => k / 4);
+
+  it("with uniform stages its step is the analytic formula of src/planner/cost/pipeline.ts: its order's own play", () => {
+    fc.assert(fc.property(fc.integer({ min: 2, max: 8 }), fc.integer({ min: 1, max: 4 }), quarter, quarter, (p, k, b, w) => {
+      const m = k * p;
+      const s = stage({ f: 1, b, w });
+      const t = simulateInput(uniform("zb-v", p, m, 2, s));
+      const plan = { pp: p, virtualStages: 2, schedule: "zb-v" } as Plan;
+      const times = Array.from({ length: p }, () => ({ totalSeconds: perMicroBatch(s), weightGradSeconds: s.backwardWeightSeconds }));
+      const ratios = vPassRatios(1, b, w);
+      expect(t.stepSeconds).toBeCloseTo(pipelineSeconds(plan, times, m, ratios).seconds, 9);
+      // The chunks are half a stage: the play is in their forwards.
+      expect(t.stepSeconds).toBeCloseTo(zbvOrder(p, m, ratios).playLength * 0.5, 9);
+    }), { numRuns: 60 });
+  });
+
+  it("with equal passes and m >= p it idles less than ZB-H1 and 1F1B, at 1F1B's peak activation memory", () => {
+    fc.assert(fc.property(fc.integer({ min: 2, max: 8 }), fc.integer({ min: 1, max: 4 }), (p, k) => {
+      const m = k * p;
+      const v = simulateInput(uniform("zb-v", p, m, 2));
+      const h1 = simulateInput(uniform("zb-h1", p, m));
+      const ofb = simulateInput(uniform("1f1b", p, m));
+      expect(v.stepSeconds).toBeLessThan(h1.stepSeconds);
+      expect(h1.stepSeconds).toBeLessThan(ofb.stepSeconds);
+      // One byte per micro-batch through a stage, half a byte per chunk: at most p, 1F1B's first stage.
+      expect(Math.max(...v.ranks.map((r) => r.peakActivationBytes))).toBe(Math.max(...ofb.ranks.map((r) => r.peakActivationBytes)));
+    }), { numRuns: 30 });
   });
 });
 

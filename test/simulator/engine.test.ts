@@ -58,7 +58,7 @@ describe("event engine", () => {
   });
 });
 
-const scheduleArb = fc.constantFrom<Schedule>("naive", "gpipe", "1f1b", "interleaved", "zb-h1");
+const scheduleArb = fc.constantFrom<Schedule>("naive", "gpipe", "1f1b", "interleaved", "zb-h1", "zb-v");
 const jitter = fc.double({ min: 0.5, max: 2, noNaN: true });
 
 /** Random non-uniform stages with tp/cp/ep, data-parallel traffic and pipeline transfers. */
@@ -67,14 +67,14 @@ const inputArb = fc.record({
   scales: fc.array(jitter, { minLength: 6, maxLength: 6 }), comm: fc.double({ min: 0, max: 0.3, noNaN: true }),
   zero: fc.integer({ min: 0, max: 3 }), buckets: fc.integer({ min: 1, max: 4 }),
 }).map(({ schedule, p, k, v, scales, comm, zero, buckets }): SimInput => {
-  const pp = schedule === "interleaved" ? Math.max(2, p) : p;
+  const pp = schedule === "interleaved" || schedule === "zb-v" ? Math.max(2, p) : p;
   const dp = {
     reduceOnceSeconds: zero <= 1 ? comm * 3 : 0, gatherOnceSeconds: zero === 1 || zero === 2 ? comm : 0,
     gatherForwardSeconds: zero === 3 ? comm : 0, gatherBackwardSeconds: zero === 3 ? comm : 0,
     reducePerMicroBatchSeconds: zero >= 2 ? comm : 0, buckets,
   };
   return {
-    schedule, microBatches: k * pp, virtualStages: schedule === "interleaved" ? v : 1, ppTransferSeconds: comm / 4,
+    schedule, microBatches: k * pp, virtualStages: schedule === "interleaved" ? v : schedule === "zb-v" ? 2 : 1, ppTransferSeconds: comm / 4,
     stages: Array.from({ length: pp }, (_, i) => stage({
       f: scales[i % 6]!, b: 2 * scales[(i + 1) % 6]!, w: scales[(i + 2) % 6]!, recomputeSeconds: comm,
       tp: { forward: comm / 2, backward: comm / 2 }, cp: { forward: comm / 8, backward: 0 }, ep: { forward: 0, backward: comm / 8 },

@@ -19,17 +19,17 @@ const planArb = fc.record({
   zero: fc.constantFrom(0, 1, 2, 3),
   recompute: fc.constantFrom<"none" | "selective" | "full">("none", "selective", "full"),
   sequenceParallel: fc.boolean(),
-  schedule: fc.constantFrom<Schedule>("naive", "gpipe", "1f1b", "interleaved", "zb-h1"),
+  schedule: fc.constantFrom<Schedule>("naive", "gpipe", "1f1b", "interleaved", "zb-h1", "zb-v"),
   groups: fc.integer({ min: 1, max: 4 }),
 });
 
 function resolve(input: ValueOf<typeof planArb>) {
   const { groups, ...rest } = input;
-  const interleaved = rest.schedule === "interleaved";
+  const chunked = rest.schedule === "interleaved" || rest.schedule === "zb-v";
   // a pipeline schedule needs a pipeline (one stage runs 1F1B: gradient accumulation); SP needs tp
   const pp = rest.schedule === "1f1b" ? rest.pp : Math.max(2, rest.pp);
   const dp = 64 / (rest.tp * pp * rest.cp);
-  return planFor("llama3-8b", h100, { ...rest, pp, sequenceParallel: rest.tp > 1 && rest.sequenceParallel, virtualStages: interleaved ? 2 : 1, globalBatch: dp * pp * groups } as PlanInput);
+  return planFor("llama3-8b", h100, { ...rest, pp, sequenceParallel: rest.tp > 1 && rest.sequenceParallel, virtualStages: chunked ? 2 : 1, globalBatch: dp * pp * groups } as PlanInput);
 }
 
 function keys(x: unknown, prefix = ""): string[] {

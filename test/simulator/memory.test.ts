@@ -35,7 +35,7 @@ const planArb = fc.record({
   recompute: fc.constantFrom<"none" | "selective" | "full">("none", "selective", "full"),
   sequenceParallel: fc.boolean(),
   flashAttention: fc.boolean(),
-  schedule: fc.constantFrom<Schedule>("naive", "gpipe", "1f1b", "interleaved", "zb-h1"),
+  schedule: fc.constantFrom<Schedule>("naive", "gpipe", "1f1b", "interleaved", "zb-h1", "zb-v"),
   batchGroups: fc.integer({ min: 1, max: 3 }),
   ppKeepOutputs: fc.boolean(),
   precision: fc.constantFrom<"bf16" | "fp16">("bf16", "fp16"),
@@ -45,7 +45,9 @@ const planArb = fc.record({
 function planOf(input: ValueOf<typeof planArb>) {
   const { batchGroups, ...rest } = input;
   const dp = 64 / (rest.tp * rest.pp * rest.cp);
-  const virtualStages = rest.schedule === "interleaved" ? 3 : 1;
+  // ZB-V's 2p chunks of 24 layers: pp 8 would leave 3 layers a stage, which two chunks do not split.
+  const virtualStages = rest.schedule === "interleaved" ? 3 : rest.schedule === "zb-v" ? 2 : 1;
+  if (rest.schedule === "zb-v" && rest.pp === 8) rest.pp = 4;
   return planFor(gpt, h100, { ...rest, sequenceParallel: rest.tp > 1 && rest.sequenceParallel, virtualStages, globalBatch: dp * rest.microBatch * rest.pp * batchGroups } as PlanInput);
 }
 

@@ -1,16 +1,18 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { interleavedWarmup, Pass, stagePrograms, warmupForwards } from "../../src/simulator/schedules.js";
+import { zbvOrder } from "../../src/planner/cost/zb-v.js";
 import type { Schedule } from "../../src/spec/types.js";
 
-const SCHEDULES: Schedule[] = ["naive", "gpipe", "1f1b", "interleaved", "zb-h1"];
+const SCHEDULES: Schedule[] = ["naive", "gpipe", "1f1b", "interleaved", "zb-h1", "zb-v"];
 
 describe("stage programs", () => {
-  it("every stage runs each (micro-batch, chunk) forward, backward (and W for ZB-H1) exactly once, in that order", () => {
-    fc.assert(fc.property(fc.constantFrom(...SCHEDULES), fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 2, max: 4 }), (schedule, p, k, vIn) => {
-      const v = schedule === "interleaved" ? vIn : 1;
+  it("every stage runs each (micro-batch, chunk) forward, backward (and W for ZB-H1, ZB-V) exactly once, in that order", () => {
+    fc.assert(fc.property(fc.constantFrom(...SCHEDULES), fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 2, max: 4 }), (schedule, pIn, k, vIn) => {
+      const p = schedule === "zb-v" ? Math.max(2, pIn) : pIn;
+      const v = schedule === "interleaved" ? vIn : schedule === "zb-v" ? 2 : 1;
       const m = schedule === "interleaved" ? k * p : k * 3;
-      const passes = schedule === "zb-h1" ? 3 : 2;
+      const passes = schedule === "zb-h1" || schedule === "zb-v" ? 3 : 2;
       for (const prog of stagePrograms(schedule, p, m, v)) {
         expect(prog.length).toBe(m * v * passes);
         const seen = new Int32Array(m * v * 3).fill(-1); // position of each (pass, mb, chunk)
@@ -64,5 +66,56 @@ describe("stage programs", () => {
         expect(most).toBeLessThanOrEqual(i);
       });
     }), { numRuns: 40 });
+  });
+
+  it("ZB-V's order: each pass after its inputs, on any stage, and never more than 2p chunks' activations held", () => {
+    fc.assert(fc.property(fc.integer({ min: 2, max: 12 }), fc.integer({ min: 1, max: 40 }), (p, m) => {
+      const progs = stagePrograms("zb-v", p, m, 2);
+      // Play the orders with unit passes: a pass may run once its inputs ran, so a stall is a bad order.
+      const vs = (s: number, c: number) => (c === 0 ? s : 2 * p - 1 - s);
+      const done = new Set<string>();
+      const key = (pass: number, v: number, mb: number) => `${pass}.${v}.${mb}`;
+      const ready = (pass: number, s: number, c: number, mb: number) => {
+        const v = vs(s, c);
+        if (pass === Pass.forward) return v === 0 || done.has(key(Pass.forward, v - 1, mb));
+        if (pass === Pass.backward) return done.has(key(Pass.forward, v, mb)) && (v === 2 * p - 1 || done.has(key(Pass.backward, v + 1, mb)));
+        return done.has(key(Pass.backward, v, mb));
+      };
+      const next = new Array<number>(p).fill(0);
+      let left = progs.reduce((n, prog) => n + prog.length, 0);
+      while (left > 0) {
+        const ran: string[] = [];
+        progs.forEach((prog, s) => {
+          const k = next[s]!;
+          if (k < prog.length && ready(prog.pass[k]!, s, prog.chunk[k]!, prog.microBatch[k]!)) {
+            ran.push(key(prog.pass[k]!, vs(s, prog.chunk[k]!), prog.microBatch[k]!));
+            next[s]!++;
+          }
+        });
+        expect(ran.length).toBeGreaterThan(0);
+        for (const r of ran) done.add(r);
+        left -= ran.length;
+      }
+      for (const prog of progs) {
+        let held = 0;
+        for (let k = 0; k < prog.length; k++) {
+          held += prog.pass[k] === Pass.forward ? 1 : prog.pass[k] === Pass.weight ? -1 : 0;
+          expect(held).toBeLessThanOrEqual(Math.min(2 * p, 2 * m));
+        }
+      }
+    }), { numRuns: 60 });
+  });
+
+  it("ZB-V with equal passes ends p - 1 passes after the work itself once m >= p (the last stage's wait for the first micro-batch), at most ceil(p/4) more", () => {
+    for (const p of [2, 3, 4, 8]) {
+      for (const m of [p, 2 * p, 4 * p]) expect([p, m, zbvOrder(p, m).playLength - 6 * m]).toEqual([p, m, p - 1]);
+    }
+    for (let p = 2; p <= 16; p++) {
+      for (const m of [p, 2 * p, 3 * p, 8 * p]) {
+        const late = zbvOrder(p, m).playLength - 6 * m - (p - 1);
+        expect(late).toBeGreaterThanOrEqual(0);
+        expect(late).toBeLessThanOrEqual(Math.ceil(p / 4));
+      }
+    }
   });
 });

@@ -16,14 +16,14 @@ describe("simulateEstimate(): the planner's refinement, without the per-rank tim
         cp: fc.constantFrom(1, 2),
         zero: fc.constantFrom(0, 1, 2, 3),
         recompute: fc.constantFrom<"none" | "full">("none", "full"),
-        schedule: fc.constantFrom<Schedule>("naive", "gpipe", "1f1b", "interleaved", "zb-h1"),
+        schedule: fc.constantFrom<Schedule>("naive", "gpipe", "1f1b", "interleaved", "zb-h1", "zb-v"),
         groups: fc.integer({ min: 1, max: 3 }),
       }),
       ({ groups, ...rest }) => {
-        const interleaved = rest.schedule === "interleaved";
+        const chunked = rest.schedule === "interleaved" || rest.schedule === "zb-v";
         const pp = rest.schedule === "1f1b" ? rest.pp : Math.max(2, rest.pp); // a pipeline schedule needs a pipeline
         const dp = 64 / (rest.tp * pp * rest.cp);
-        const { model, plan } = planFor("llama3-8b", h100, { ...rest, pp, virtualStages: interleaved ? 2 : 1, globalBatch: dp * pp * groups } as PlanInput);
+        const { model, plan } = planFor("llama3-8b", h100, { ...rest, pp, virtualStages: chunked ? 2 : 1, globalBatch: dp * pp * groups } as PlanInput);
         expect(simulateEstimate(model, h100, plan)).toEqual(simulate(model, h100, plan).estimate);
       },
     ), { numRuns: 40 });

@@ -65,6 +65,8 @@ export function stageSchedule(plan: Plan, stage: number, microBatches: number): 
       const name = ["F", "B", "W"] as const;
       return Array.from({ length: prog.length }, (_, k) => ({ pass: name[prog.pass[k]!]!, microBatch: prog.microBatch[k]!, chunk: 0 }));
     }
+    case "zb-v":
+      throw new Error("internal: the executor does not run zb-v (executor/validate.ts refuses it)");
   }
 }
 

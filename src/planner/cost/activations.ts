@@ -1,4 +1,5 @@
 import type { ModelSpec, Plan } from "../../spec/types.js";
+import { EQUAL_PASSES, zbvOrder, type VPassRatios } from "./zb-v.js";
 
 /**
  * Activation memory that one transformer layer keeps for its backward pass, for one micro-batch on one
@@ -112,9 +113,11 @@ export function keptBytes(a: LayerActivationBytes, plan: Plan): number {
  *   the same worst-stage peak as 1F1B (Qi et al. 2023).
  * - Interleaved: stage i runs 2(p - i - 1) + (v - 1)p warm-up chunks plus one (Megatron-LM schedules.py),
  *   each holding 1/v of the stage; for i = 0 this is p(1 + (p - 1)/(p v)) micro-batches (Korthikanti et al., eq. 5 note).
+ * - ZB-V: read off its order (zb-v.ts): min(2p, 2m) chunks of half a stage, p micro-batches where m >= p,
+ *   1F1B's worst stage (Qi et al. 2023: ZB-V's activation memory is 1F1B's).
  * - GPipe: all m; naive model parallel: one.
  */
-export function inFlightMicroBatches(plan: Plan, stage: number, microBatches: number): number {
+export function inFlightMicroBatches(plan: Plan, stage: number, microBatches: number, vRatios: VPassRatios = EQUAL_PASSES): number {
   const p = plan.pp;
   const m = microBatches;
   switch (plan.schedule) {
@@ -133,5 +136,9 @@ export function inFlightMicroBatches(plan: Plan, stage: number, microBatches: nu
       const chunks = Math.min(2 * (p - stage - 1) + (v - 1) * p + 1, m * v);
       return chunks / v;
     }
+    case "zb-v":
+      // Read off the schedule's order: at most 2p chunks held until their W (zb-v.ts), min(2p, 2m).
+      return zbvOrder(p, m, vRatios).heldChunks[stage]! / plan.virtualStages;
   }
 }
+

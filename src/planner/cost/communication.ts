@@ -1,5 +1,6 @@
 import { microBatchCount } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
+import { crossingsOfStage, holdsHead } from "../../spec/virtual-stages.js";
 import { attentionWidthsPerRank } from "./activations.js";
 import { collective, FREE, plus, times, type CollectiveCost } from "./collectives.js";
 import type { HeadTimes, LayerTimes } from "./compute.js";
@@ -125,7 +126,7 @@ export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
     forward = plus(forward, sp ? rs : ar); // vocabulary-parallel embedding output
     if (sp) backward = plus(backward, ag);
   }
-  if (stage === plan.pp - 1) {
+  if (holdsHead(plan, stage)) {
     if (sp) forward = plus(forward, ag); // gather the output layer's input
     forward = plus(forward, vocabCrossEntropyCost(plan, links));
     // The output layer is column-parallel over the vocabulary: its input gradient's reduction (SP: and its
@@ -144,14 +145,14 @@ export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
  * _exec_forward_pass, PartitionedTensor.full()) and each gradient before the backward; under DeepSpeed's
  * engine (ppBlockingSends) the sender also re-gathers its own output before that micro-batch's backward
  * (_exec_backward_pass, "Reconstruct if we previously partitioned the output"). One per model chunk that
- * receives: v activations (none into stage 0's first chunk), v gradients (none into the last stage's last).
+ * receives from another stage: v activations (none into stage 0's first chunk), v gradients (none into the
+ * head stage's last chunk; ZB-V's turn of the V stays on the GPU).
  */
 export function ppScatterGatherCounts(plan: Plan, stage: number): { forward: number; backward: number } {
   // resolvePlan keeps the knob only for tp > 1, pp > 1 without SP.
   if (plan.ppScatterGather !== true) return { forward: 0, backward: 0 };
-  const v = plan.virtualStages;
-  const gradients = v - (stage === plan.pp - 1 ? 1 : 0);
-  return { forward: v - (stage === 0 ? 1 : 0), backward: gradients * (plan.ppBlockingSends === true ? 2 : 1) };
+  const c = crossingsOfStage(plan, stage);
+  return { forward: c.forwardReceives, backward: c.backwardReceives * (plan.ppBlockingSends === true ? 2 : 1) };
 }
 
 /**
@@ -189,7 +190,7 @@ export function spReplicatedGradCost(model: ModelSpec, plan: Plan, links: Links,
   const perLayer = lp.norms + lp.router + (model.linearBias ? 2 * h : 0);
   let count = (plan.layersPerStage[stage] ?? 0) * perLayer;
   if (stage === 0 && model.positionEmbedding === "learned") count += model.seqLen * h;
-  if (stage === plan.pp - 1) count += normParams(model);
+  if (holdsHead(plan, stage)) count += normParams(model);
   return collective("all-reduce", plan.tp, gradientBytesPerParam(plan) * count, links.tp);
 }
 
@@ -238,11 +239,11 @@ export function ppTransfer(model: ModelSpec, plan: Plan, links: Links): Collecti
   return collective("send", 2, (2 * tokensPerRank(plan) * model.hiddenSize) / r, links.pp);
 }
 
-/** Sends per micro-batch by stage i: v forward (none out of the last chunk) and v backward (none out of the first). */
+/** Sends per micro-batch by stage i: v forward (none out of the model's last chunk) and v backward (none out of its first), less ZB-V's turn, which stays on the GPU. */
 export function ppSendsOfStage(plan: Plan, i: number): number {
   if (plan.pp <= 1) return 0;
-  const v = plan.virtualStages;
-  return v - (i === plan.pp - 1 ? 1 : 0) + v - (i === 0 ? 1 : 0);
+  const c = crossingsOfStage(plan, i);
+  return c.forwardSends + c.backwardSends;
 }
 
 /** Sends per micro-batch by the busiest stage. */

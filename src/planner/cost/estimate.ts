@@ -7,6 +7,7 @@ import { parameterServerCost, parameterServerStepSeconds } from "./parameter-ser
 import { pipelineSeconds, ppCriticalTransfers, type StageTime } from "./pipeline.js";
 import { memoryCosts, planCosts, stageComputeSeconds, stageMicroBatchSeconds, type MemoryCosts, type PlanCosts, type StageCost } from "./stages.js";
 import type { Estimate } from "./types.js";
+import { splitsBackward } from "../../spec/virtual-stages.js";
 
 /**
  * Peak memory of each stage's GPUs: model states, activations in flight (schedule-dependent) and the rest,
@@ -60,20 +61,21 @@ export function offPipeline(shape: ClusterShape, plan: Plan, costs: PlanCosts, p
   let dpBytesPerGpu = 0;
   let optimizerSeconds = 0;
   const v = plan.virtualStages;
+  const split = splitsBackward(plan.schedule);
   // Stage i's first forward waits for the earlier stages' first forwards; after its last backward its own
   // collectives and the earlier stages' last backwards still run (GPipe, 1F1B, interleaved, naive). ZB-H1
-  // ends on weight-gradient passes whose order is not fixed, so it gets no drain credit.
+  // and ZB-V end on weight-gradient passes whose order is not fixed, so they get no drain credit.
   let fillSeconds = 0;
   let drainSeconds = 0;
   for (const s of costs.stages) {
     const forwardSeconds = s.forwardSeconds;
     const backwardSeconds = s.backwardInputSeconds + s.backwardWeightSeconds + s.recomputeSeconds;
-    // ZB-H1 reduces behind the weight-gradient pass W, the only one that produces gradients.
-    const reduceWindow = plan.schedule === "zb-h1" ? s.backwardWeightSeconds : backwardSeconds;
+    // A split backward (ZB-H1, ZB-V) reduces behind the weight-gradient pass W, the only one that produces gradients.
+    const reduceWindow = split ? s.backwardWeightSeconds : backwardSeconds;
     // The stage's own tensor/context/expert collectives after its backward run beside the last reduction.
     const trailing = (s.tp.backward.seconds + s.cp.backward.seconds + s.ep.backward.seconds) / v;
     // Exposed, the reduction waits for those collectives too.
-    const drain = plan.schedule === "zb-h1" ? 0 : drainSeconds + (plan.dpCommExposed === true ? 0 : trailing);
+    const drain = split ? 0 : drainSeconds + (plan.dpCommExposed === true ? 0 : trailing);
     const windows = { forwardSeconds, backwardSeconds: reduceWindow, virtualStages: v, fillSeconds, drainSeconds: drain, exposed: plan.dpCommExposed === true, blocking: plan.dpCommBlocking === true };
     fillSeconds += forwardSeconds / v;
     drainSeconds += backwardSeconds / v;
@@ -97,7 +99,7 @@ export function analyticTiming(shape: ClusterShape, plan: Plan, costs: PlanCosts
     const totalSeconds = stageMicroBatchSeconds(s);
     return { totalSeconds, weightGradSeconds: s.backwardWeightSeconds, chainSeconds: totalSeconds - s.blockingTransferSeconds };
   });
-  const pipe = pipelineSeconds(plan, times, m);
+  const pipe = pipelineSeconds(plan, times, m, costs.vPassRatios);
   const crit = costs.stages[pipe.critical]!;
   const off = offPipeline(shape, plan, costs, pipe.seconds, crit);
   // Blocking transfers (plan.ppBlockingSends) and in-line data-parallel collectives (plan.dpCommBlocking)

@@ -1,7 +1,9 @@
 import { MASTER_PARAM_BYTES, OPTIMIZER_STATE_BYTES } from "../../spec/plan.js";
 import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
+import { holdsHead, separateHeadCopy, splitsBackward } from "../../spec/virtual-stages.js";
 import { attentionWidthsPerRank, BYTES_16, inFlightMicroBatches, keptBytes, weightGradInputBytes, type LayerActivationBytes } from "./activations.js";
 import { layerParams, normParams } from "./params.js";
+import { planVPassRatios, zbvOrder } from "./zb-v.js";
 
 /** Parameters one GPU holds, split by how they are sharded for ZeRO (dense over dp*cp, experts over dp*cp/ep). */
 export interface RankParams {
@@ -54,7 +56,7 @@ export function layerParamsPerRank(model: ModelSpec, plan: Pick<Plan, "tp" | "ep
   return { dense: attention + replicated, expert: (mlp * model.moe.experts) / plan.ep };
 }
 
-/** Parameters on one GPU of pipeline stage `stage` (embedding on the first, output layer and final norm on the last). */
+/** Parameters on one GPU of pipeline stage `stage` (embedding on the first, output layer and final norm on the head stage: the last, or ZB-V's first). */
 export function stageParams(model: ModelSpec, plan: Plan, stage: number, perLayer: RankParams): RankParams {
   const layers = plan.layersPerStage[stage] ?? 0;
   let dense = layers * perLayer.dense;
@@ -62,11 +64,11 @@ export function stageParams(model: ModelSpec, plan: Plan, stage: number, perLaye
   if (stage === 0) {
     dense += (model.vocabSize * h) / plan.tp + (model.positionEmbedding === "learned" ? model.seqLen * h : 0);
   }
-  if (stage === plan.pp - 1) {
+  if (holdsHead(plan, stage)) {
     // A tied output layer still needs its own copy when it sits on another stage than the embedding
-    // (Megatron-LM keeps a copy on the last stage and all-reduces the two gradients).
-    const needsCopy = !model.tiedEmbeddings || plan.pp > 1;
-    dense += (needsCopy ? (model.vocabSize * h) / plan.tp : 0) + normParams(model);
+    // (Megatron-LM keeps a copy on the last stage and all-reduces the two gradients); ZB-V's V brings it
+    // back to the embedding's stage.
+    dense += (separateHeadCopy(plan, model.tiedEmbeddings) ? (model.vocabSize * h) / plan.tp : 0) + normParams(model);
   }
   return { dense, expert: layers * perLayer.expert };
 }
@@ -153,9 +155,9 @@ export function gradientCastPeak(model: ModelSpec, plan: Plan, stage: number, mi
   if (plan.keep16BitGrads !== true) return undefined;
   const h = model.hiddenSize;
   let largest = h * Math.max(model.ffnHiddenSize / plan.tp, attentionWidthsPerRank(model, plan.tp).qkv);
-  const end = stage === 0 || (stage === plan.pp - 1 && (!model.tiedEmbeddings || plan.pp > 1));
+  const end = stage === 0 || (holdsHead(plan, stage) && separateHeadCopy(plan, model.tiedEmbeddings));
   if (end) largest = Math.max(largest, (model.vocabSize * h) / plan.tp);
-  const inFlight = inFlightMicroBatches(plan, stage, microBatches);
+  const inFlight = inFlightMicroBatches(plan, stage, microBatches, planVPassRatios(model, plan));
   return { activationsBytes: Math.max(0, inFlight - 1) * stagePerMicroBatchBytes(model, plan, stage, a), castBytes: 4 * largest };
 }
 
@@ -167,8 +169,9 @@ export function gradientCastPeak(model: ModelSpec, plan: Plan, stage: number, mi
 export function peakBytesLowerBound(model: ModelSpec, gpu: GpuSpec, plan: StatePlan & Pick<Plan, "tp" | "pp">): number {
   const perLayer = layerParamsPerRank(model, plan);
   const h = model.hiddenSize;
+  // A tied output layer's copy is left out: ZB-V, which the mesh does not rule out, keeps none.
   const ends = (model.vocabSize * h) / plan.tp + (model.positionEmbedding === "learned" ? model.seqLen * h : 0) +
-    (!model.tiedEmbeddings || plan.pp > 1 ? (model.vocabSize * h) / plan.tp : 0) + normParams(model);
+    (!model.tiedEmbeddings ? (model.vocabSize * h) / plan.tp : 0) + normParams(model);
   const average: RankParams = {
     dense: (model.layers * perLayer.dense + ends) / plan.pp,
     expert: (model.layers * perLayer.expert) / plan.pp,
@@ -178,23 +181,24 @@ export function peakBytesLowerBound(model: ModelSpec, gpu: GpuSpec, plan: StateP
 }
 
 /**
- * What stage `stage` keeps from one micro-batch's B to its W under a split backward (ZB-H1), 16-bit: its layers'
- * weightGradInputBytes and, on the last stage, the output layer's (its logits' gradient x V / tp, and under
+ * What stage `stage` keeps from one micro-batch's B to its W under a split backward (ZB-H1, ZB-V), 16-bit: its
+ * layers' weightGradInputBytes and, on the head stage, the output layer's (its logits' gradient x V / tp, and under
  * SP its input gathered again, x h); 0 for schedules that do not split the backward.
  */
 export function stageWeightGradInputBytes(model: ModelSpec, plan: Plan, stage: number): number {
-  if (plan.schedule !== "zb-h1") return 0;
+  if (!splitsBackward(plan.schedule)) return 0;
   const x = (plan.microBatch * plan.seqLen) / plan.cp;
-  const head = stage === plan.pp - 1
+  const head = holdsHead(plan, stage)
     ? BYTES_16 * x * (model.vocabSize / plan.tp + (plan.sequenceParallel && plan.tp > 1 ? model.hiddenSize : 0))
     : 0;
   return (plan.layersPerStage[stage] ?? 0) * weightGradInputBytes(model, plan) + head;
 }
 
 /**
- * Activation bytes of stage `stage` at its peak. Under ZB-H1 a micro-batch's weight-gradient inputs stay
- * from its B to its W: stage i holds those of min(i, m - 1) micro-batches when a backward starts (with
- * the backward's transient and, on the last stage, the micro-batch's logits) and min(i + 1, m) when it ends.
+ * Activation bytes of stage `stage` at its peak. Under a split backward a micro-batch's weight-gradient
+ * inputs stay from its B to its W: ZB-H1's stage i holds those of min(i, m - 1) micro-batches when a
+ * backward starts (with the backward's transient and, on the head stage, the micro-batch's logits) and
+ * min(i + 1, m) when it ends; ZB-V's, what its order owes (activations.ts deferredWeightGrads).
  */
 export function stageActivationBytes(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes): number {
   const b = stageActivationBranches(model, plan, stage, microBatches, a);
@@ -219,11 +223,12 @@ export function stagePerMicroBatchBytes(model: ModelSpec, plan: Plan, stage: num
  */
 export function stageActivationBranches(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes): { backwardStart: number; backwardEnd: number } {
   const full = plan.recomputeLayersPerStage[stage] ?? 0;
-  const inFlight = inFlightMicroBatches(plan, stage, microBatches) * stagePerMicroBatchBytes(model, plan, stage, a);
   // Backward through a fully recomputed layer rebuilds that one layer's activations.
   const transient = full > 0 ? a.none : 0;
-  const last = stage === plan.pp - 1;
+  const last = holdsHead(plan, stage);
   const w = stageWeightGradInputBytes(model, plan, stage);
+  if (plan.schedule === "zb-v") return vActivationBranches(model, plan, stage, microBatches, a, w, transient);
+  const inFlight = inFlightMicroBatches(plan, stage, microBatches) * stagePerMicroBatchBytes(model, plan, stage, a);
   if (w > 0) {
     const m = microBatches;
     return {
@@ -236,19 +241,55 @@ export function stageActivationBranches(model: ModelSpec, plan: Plan, stage: num
 }
 
 /**
+ * ZB-V's branches, from the candidate peaks its order gives each stage (zb-v.ts VOrder.peaks): chunks held
+ * (half a stage's per-micro-batch bytes each, as the simulator splits them), weight-gradient inputs owed
+ * (half the stage's each), logits held, and the backward's transient. The backward-end branch is the
+ * moments right after a B; the other, right after a forward or a B starts.
+ */
+function vActivationBranches(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes, w: number, transient: number): { backwardStart: number; backwardEnd: number } {
+  const peaks = zbvOrder(plan.pp, microBatches, planVPassRatios(model, plan)).peaks[stage]!;
+  let backwardStart = 0;
+  let backwardEnd = 0;
+  vMomentBytes(model, plan, stage, microBatches, a, w, transient).forEach((bytes, k) => {
+    if (peaks[k]!.afterBackward) backwardEnd = Math.max(backwardEnd, bytes);
+    else backwardStart = Math.max(backwardStart, bytes);
+  });
+  return { backwardStart, backwardEnd };
+}
+
+function vMomentBytes(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes, w: number, transient: number): number[] {
+  const v = plan.virtualStages;
+  const chunk = stagePerMicroBatchBytes(model, plan, stage, a) / v;
+  const loss = lossBytes(model, plan);
+  return zbvOrder(plan.pp, microBatches, planVPassRatios(model, plan)).peaks[stage]!.map((peak) =>
+    peak.heldChunks * chunk + (peak.pendingChunks * w) / v + peak.logits * loss + (peak.inBackward ? transient : 0));
+}
+
+/**
+ * ZB-V: the activation bytes of each of stage `stage`'s candidate peaks (zb-v.ts VOrder.peaks, in that
+ * order); each is affine in the stage's layers and recomputed layers, which the stage-layout program
+ * reads off one by one (their maximum is not). Undefined under the other schedules.
+ */
+export function vActivationMoments(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes): number[] | undefined {
+  if (plan.schedule !== "zb-v") return undefined;
+  const transient = (plan.recomputeLayersPerStage[stage] ?? 0) > 0 ? a.none : 0;
+  return vMomentBytes(model, plan, stage, microBatches, a, stageWeightGradInputBytes(model, plan, stage), transient);
+}
+
+/**
  * What stage `stage` keeps of one micro-batch's outputs until that micro-batch's backward, under
  * plan.ppKeepOutputs: DeepSpeed's pipeline engine holds each forward's output in buffers['outputs'] for
  * its BackwardPass and drops it only after (deepspeed/runtime/pipe/engine.py _exec_backward_pass, "Free up
  * the memory from the output of forward()"), while Megatron-LM frees an output's data once it is sent
  * (deallocate_output_tensor, megatron/core/pipeline_parallel/schedules.py). One 16-bit tensor of the
  * hidden state (split over tp under SP) per model chunk that hands its output to another stage: every
- * chunk but the last stage's last, which ends in the loss. Under ppScatterGather the engine keeps only the
+ * chunk but the head stage's last, which ends in the loss. Under ppScatterGather the engine keeps only the
  * rank's slice (engine.py _exec_forward_pass: `first_output.data = torch.zeros(1)`, the PartitionedTensor
  * kept in its place) and re-gathers the whole just before the backward.
  */
 export function keptOutputBytes(model: ModelSpec, plan: Plan, stage: number): number {
   if (plan.ppKeepOutputs !== true || plan.pp === 1) return 0;
-  const chunks = plan.virtualStages - (stage === plan.pp - 1 ? 1 : 0);
+  const chunks = plan.virtualStages - (holdsHead(plan, stage) ? 1 : 0);
   const r = plan.sequenceParallel || plan.ppScatterGather === true ? plan.tp : 1;
   return (chunks * BYTES_16 * plan.microBatch * plan.seqLen * model.hiddenSize) / (plan.cp * r);
 }

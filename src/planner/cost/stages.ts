@@ -1,5 +1,7 @@
 import { microBatchCount } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
+import { holdsHead } from "../../spec/virtual-stages.js";
+import { planVPassRatios, type VPassRatios } from "./zb-v.js";
 import { layerActivationBytes, type LayerActivationBytes } from "./activations.js";
 import type { CollectiveCost } from "./collectives.js";
 import {
@@ -70,6 +72,8 @@ export interface PlanCosts extends MemoryCosts {
   readonly stages: readonly StageCost[];
   /** One activation (or gradient) crossing a stage boundary. */
   readonly ppTransfer: CollectiveCost;
+  /** ZB-V: the pass lengths its order is found for (zb-v.ts planVPassRatios). */
+  readonly vPassRatios?: VPassRatios;
 }
 
 export function stageComputeSeconds(s: StageCost): number {
@@ -151,7 +155,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
   function evaluate(i: number): StageCost {
     const n = plan.layersPerStage[i] ?? 0;
     const r = plan.recomputeLayersPerStage[i] ?? 0;
-    const last = i === plan.pp - 1;
+    const last = holdsHead(plan, i); // the output layer's stage: the last, or ZB-V's first
     const first = i === 0;
     const params = stageParams(model, plan, i, perLayer);
     const held = memory?.stages[i] ?? stageStates(plan, params);
@@ -187,5 +191,8 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
     };
   }
 
-  return { ...(memory ?? beyondStates(model, shape, plan, perLayer)), links, stages: perStage(plan, evaluate), ppTransfer: transfer };
+  return {
+    ...(memory ?? beyondStates(model, shape, plan, perLayer)), links, stages: perStage(plan, evaluate), ppTransfer: transfer,
+    ...(plan.schedule === "zb-v" ? { vPassRatios: planVPassRatios(model, plan) } : {}),
+  };
 }

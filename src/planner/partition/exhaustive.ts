@@ -6,7 +6,7 @@ import { fitsCapacity, layerCounts, objectiveSeconds, stageBytes, type Partition
  */
 export function solveExhaustively(p: PartitionProblem): PartitionSolution | undefined {
   let best: PartitionSolution | undefined;
-  const counts = Array.from({ length: p.stages }, (_, i) => layerCounts(p.layers, p.stages, p.layerMultiple, i));
+  const counts = Array.from({ length: p.stages }, (_, i) => layerCounts(p, i));
   const layers = new Array<number>(p.stages).fill(0);
   const recomputed = new Array<number>(p.stages).fill(0);
 

@@ -1,5 +1,6 @@
 import lpModule from "javascript-lp-solver";
 import { solveByThreshold } from "./threshold.js";
+import { headStage, type PipelineShape } from "../../spec/virtual-stages.js";
 import { fitsCapacity, layerCounts, objectiveSeconds, stageBytes, stageSeconds, type PartitionProblem, type PartitionSolution, type StageCoefficients } from "./problem.js";
 
 /** The part of javascript-lp-solver's JSON model format used here. */
@@ -45,7 +46,7 @@ export function fewestRecomputed(p: PartitionProblem, c: StageCoefficients, l: n
 function stageOptions(p: PartitionProblem, i: number): Option[] {
   const c = p.coefficients[i]!;
   const out: Option[] = [];
-  for (const l of layerCounts(p.layers, p.stages, p.layerMultiple, i)) {
+  for (const l of layerCounts(p, i)) {
     const r = fewestRecomputed(p, c, l);
     if (r === undefined) continue;
     const seconds = stageSeconds(c, l, r);
@@ -222,15 +223,17 @@ function minimumSumTerm(p: PartitionProblem, all: Option[][]): number | undefine
 /**
  * Layers as even as multiples of v allow, the remainder given to the middle stages first (the first and
  * last stages also carry the embedding and the output layer). When the layers fall one or two short of a
- * multiple of v, the first (then the last) stage holds one less (layerCounts).
+ * multiple of v, the first (then the stage holding the output layer: the last, or ZB-V's first) holds one
+ * less (layerCounts).
  */
-export function balancedLayers(layers: number, stages: number, v: number): number[] {
+export function balancedLayers(layers: number, shape: PipelineShape): number[] {
+  const { pp: stages, virtualStages: v } = shape;
   const short = (v - (layers % v)) % v;
   const units = (layers + short) / v;
   const base = Math.floor(units / stages);
   const out = new Array<number>(stages).fill(base * v);
   if (short >= 1) out[0]! -= 1;
-  if (short >= 2) out[stages - 1]! -= 1;
+  if (short >= 2) out[headStage(shape)]! -= 1;
   let extra = units - base * stages;
   const order = Array.from({ length: stages }, (_, i) => i).sort((a, b) => Math.abs(a - (stages - 1) / 2) - Math.abs(b - (stages - 1) / 2));
   for (const i of order) {

@@ -1,6 +1,7 @@
 import { fillsChunks } from "../../spec/plan.js";
-import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
-import { gradientCastPeak, stageActivationBranches } from "../cost/memory.js";
+import type { ClusterShape, ModelSpec, Plan, Schedule } from "../../spec/types.js";
+import { endsOnStage } from "../../spec/virtual-stages.js";
+import { gradientCastPeak, stageActivationBranches, vActivationMoments } from "../cost/memory.js";
 import { planCosts, stageMicroBatchSeconds } from "../cost/stages.js";
 
 /**
@@ -42,6 +43,18 @@ export interface StageCoefficients {
    * gradientCastPeak), fixed + perLayer * l + perRecomputedLayer * r with one micro-batch fewer in flight.
    */
   readonly gradientCast?: { readonly fixedBytes: number; readonly perLayerBytes: number; readonly perRecomputedLayerBytes: number };
+  /**
+   * ZB-V: each candidate peak of its order (memory.ts vActivationMoments) as its own affine form with its
+   * transient; these replace the backward-start and backward-end forms, whose maximum is not affine.
+   */
+  readonly moments?: readonly MomentForm[];
+}
+
+export interface MomentForm {
+  readonly fixedBytes: number;
+  readonly perLayerBytes: number;
+  readonly perRecomputedLayerBytes: number;
+  readonly transientBytes: number;
 }
 
 /**
@@ -49,12 +62,15 @@ export interface StageCoefficients {
  * subject to sum_i l_i = layers, l_i in layerCounts (multiples of v; at the ends also one less),
  * 0 <= r_i <= l_i, M_i <= capacity.
  * The weights make the objective the schedule's pipelined time (pipeline.ts): 1F1B/GPipe (m-1, 1, 0);
- * interleaved (m - 1/v, 1/v, 0); ZB-H1 (m-1, 1, 2), dropping the critical stage's 2W; naive (0, m, 0).
+ * interleaved (m - 1/v, 1/v, 0); ZB-H1 (m-1, 1, 2), dropping the critical stage's 2W; ZB-V (m - 1/2, 1/2, 2),
+ * dropping its W; naive (0, m, 0).
  */
 export interface PartitionProblem {
   readonly layers: number;
   readonly stages: number;
   readonly layerMultiple: number;
+  /** Where the model's ends sit (spec/virtual-stages.ts): ZB-V's first stage holds both. */
+  readonly schedule: Schedule;
   readonly capacityBytes: number;
   readonly allowRecompute: boolean;
   readonly maxWeight: number;
@@ -86,18 +102,20 @@ export function fitsCapacity(p: PartitionProblem, bytes: number): boolean {
  * account_for_embedding_in_pipeline_split / account_for_loss_in_pipeline_split; the same rule as
  * resolvePlan's). Bounded by the layers the other stages leave at their fewest.
  */
-export function layerCounts(layers: number, stages: number, v: number, stage: number): number[] {
-  const end = (i: number) => stages > 1 && (i === 0 || i === stages - 1);
-  const fewest = (i: number) => (v > 1 && end(i) ? v - 1 : v);
+export function layerCounts(p: Pick<PartitionProblem, "layers" | "stages" | "layerMultiple" | "schedule">, stage: number): number[] {
+  const v = p.layerMultiple;
+  const shape = { pp: p.stages, virtualStages: v, schedule: p.schedule };
+  const fewest = (i: number) => Math.max(1, v - Math.min(endsOnStage(shape, i), v - 1));
   let others = 0;
-  for (let i = 0; i < stages; i++) if (i !== stage) others += fewest(i);
+  for (let i = 0; i < p.stages; i++) if (i !== stage) others += fewest(i);
   const out: number[] = [];
-  for (let l = fewest(stage); l <= layers - others; l++) if (fillsChunks(l, v, end(stage))) out.push(l);
+  for (let l = fewest(stage); l <= p.layers - others; l++) if (fillsChunks(l, v, endsOnStage(shape, stage))) out.push(l);
   return out;
 }
 
-/** Whether `layers` can be laid out on pp stages of v chunks by layerCounts' rule. */
-export function layoutExists(layers: number, pp: number, v: number): boolean {
+/** Whether `layers` can be laid out on pp stages of v chunks by layerCounts' rule (ZB-V: its two chunks, both ends on the first stage). */
+export function layoutExists(layers: number, pp: number, v: number, schedule: Schedule = "interleaved"): boolean {
+  if (schedule === "zb-v") return pp >= 2 && layers >= 2 * pp - 1;
   if (v === 1) return layers >= pp;
   const short = (v - (layers % v)) % v; // layers one short of a multiple of v at one or both ends
   return pp >= 2 && short <= 2 && layers + short >= pp * v;
@@ -108,7 +126,8 @@ export function stageSeconds(c: StageCoefficients, l: number, r: number): number
 }
 
 export function stageBytes(c: StageCoefficients, l: number, r: number): number {
-  const start = c.fixedBytes + c.perLayerBytes * l + c.perRecomputedLayerBytes * r + (r > 0 ? c.transientBytes : 0);
+  const form = (f: MomentForm) => f.fixedBytes + f.perLayerBytes * l + f.perRecomputedLayerBytes * r + (r > 0 ? f.transientBytes : 0);
+  const start = c.moments === undefined ? form(c) : Math.max(...c.moments.map(form));
   const end = c.backwardEnd === undefined ? start : c.backwardEnd.fixedBytes + c.backwardEnd.perLayerBytes * l + c.perRecomputedLayerBytes * r;
   const step = c.optimizerStep === undefined ? start : c.optimizerStep.fixedBytes + c.optimizerStep.perLayerBytes * l;
   const g = c.gradientCast;
@@ -137,6 +156,8 @@ export function objectiveWeights(plan: Plan, microBatches: number): Pick<Partiti
       return { maxWeight: m - 1 / plan.virtualStages, sumWeight: 1 / plan.virtualStages, weightGradFactor: 0 };
     case "zb-h1":
       return { maxWeight: m - 1, sumWeight: 1, weightGradFactor: 2 };
+    case "zb-v":
+      return { maxWeight: m - 1 / plan.virtualStages, sumWeight: 1 / plan.virtualStages, weightGradFactor: 2 };
     case "gpipe":
     case "1f1b":
       return { maxWeight: m - 1, sumWeight: 1, weightGradFactor: 0 };
@@ -173,6 +194,7 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
         stepBytes: rest + s.optimizerStepBytes,
         stepCopies: s.optimizerStepBytes > 0,
         castBytes: cast === undefined ? undefined : rest + cast.activationsBytes + cast.castBytes,
+        moments: vActivationMoments(model, probePlan, i, costs.microBatches, costs.activations)?.map((bytes) => rest + bytes),
       };
     });
   };
@@ -181,6 +203,12 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
   const c = probe(2 * v, 1);
   const d = probe(2 * v, 2);
   const coefficients = a.map((_, i): StageCoefficients => {
+    const momentForm = (k: number): MomentForm => {
+      const [at, bt, ct, dt] = [a, b, c, d].map((x) => x[i]!.moments![k]!) as [number, number, number, number];
+      const perLayer = (bt - at) / v;
+      const perRecomputed = dt - ct;
+      return { fixedBytes: at - perLayer * v, perLayerBytes: perLayer, perRecomputedLayerBytes: perRecomputed, transientBytes: ct - bt - perRecomputed };
+    };
     const perLayerSeconds = (b[i]!.seconds - a[i]!.seconds) / v;
     const perLayerBytes = (b[i]!.bytes - a[i]!.bytes) / v;
     const perRecomputedLayerBytes = d[i]!.bytes - c[i]!.bytes;
@@ -195,6 +223,7 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
       perRecomputedLayerBytes,
       transientBytes: c[i]!.bytes - b[i]!.bytes - perRecomputedLayerBytes,
       ...(plan.schedule === "zb-h1" ? { backwardEnd: layerForm(a[i]!.endBytes, b[i]!.endBytes, v) } : {}),
+      ...(a[i]!.moments === undefined ? {} : { moments: a[i]!.moments!.map((_, k) => momentForm(k)) }),
       ...(a[i]!.stepCopies ? { optimizerStep: layerForm(a[i]!.stepBytes, b[i]!.stepBytes, v) } : {}),
       ...(a[i]!.castBytes === undefined ? {} : {
         gradientCast: { ...layerForm(a[i]!.castBytes!, b[i]!.castBytes!, v), perRecomputedLayerBytes: c[i]!.castBytes! - b[i]!.castBytes! },
@@ -205,6 +234,7 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
     layers: model.layers,
     stages: p,
     layerMultiple: v,
+    schedule: plan.schedule,
     capacityBytes: shape.spec.gpu.memoryBytes,
     allowRecompute: true,
     ...objectiveWeights(plan, planCosts(model, shape, plan).microBatches),

@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { InputError } from "../../spec/errors.js";
 import { defaultPrecision, microBatchCount, resolvePlan, type PlanInput } from "../../spec/plan.js";
+import { splitsBackward } from "../../spec/virtual-stages.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { estimate, quickMemoryOf, quickTokensPerSecond, type QuickMemory, type QuickScore } from "../cost/estimate.js";
 import { cpCostPerMicroBatch, epCostPerMicroBatch, resolveLinks, tpCostPerMicroBatch } from "../cost/communication.js";
@@ -41,7 +42,7 @@ export const MAX_REFINED_PASSES = 2 ** 16;
 
 /** Forward, backward and weight passes in one step of a plan: what the simulator replays. */
 export function passesPerStep(p: Plan): number {
-  return p.pp * p.virtualStages * microBatchCount(p) * (p.schedule === "zb-h1" ? 3 : 2);
+  return p.pp * p.virtualStages * microBatchCount(p) * (splitsBackward(p.schedule) ? 3 : 2);
 }
 
 export interface SearchResult {
@@ -102,7 +103,7 @@ export function planKey(p: Plan): string {
  * - GPipe, 1F1B: (m - 1) T_max + S >= (m + p - 1) S / p;
  * - interleaved: m T_max + (S - T_max) / v = (m - 1/v) T_max + S / v >= (m + (p - 1) / v) S / p;
  * - naive: m S = p (m S / p);
- * - ZB-H1: m T_max + max(0, fill) >= m S / p (its fill may be 0).
+ * - ZB-H1, ZB-V: m T_max + max(0, fill) >= m S / p (its fill may be 0).
  * So tokens/s is at most the step's tokens over pipelineFillFactor * m * S / p, S at least its lower bound
  * (tokensPerSecondBound, below; test/planner/search.test.ts checks it on every candidate of several searches).
  */
@@ -118,6 +119,7 @@ export function pipelineFillFactor(plan: Pick<Plan, "pp" | "dp" | "microBatch" |
     case "naive":
       return p;
     case "zb-h1":
+    case "zb-v":
       return 1;
   }
 }

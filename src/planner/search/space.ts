@@ -1,5 +1,5 @@
 import { InputError } from "../../spec/errors.js";
-import { checkSchedule, checkTensorKnobs, defaultGlobalBatch, type PlanInput } from "../../spec/plan.js";
+import { checkSchedule, checkTensorKnobs, defaultGlobalBatch, ZB_V_CHUNKS, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Recompute, Schedule, ZeroStage } from "../../spec/types.js";
 import { balancedLayers } from "../partition/ilp.js";
 import { layoutExists } from "../partition/problem.js";
@@ -89,13 +89,15 @@ export function forEachCandidate(
         : { ppBlockingSends: undefined, dpCommExposed: undefined, ppKeepOutputs: undefined };
       // The starting split of an uneven mesh depends only on pp and v: build it once per v, not per
       // candidate (resolvePlan copies it, so the candidates may share it).
-      const splits = new Map<number, readonly number[]>();
-      const startingLayers = (v: number): readonly number[] | undefined => {
+      const splits = new Map<string, readonly number[]>();
+      const startingLayers = (v: number, schedule: Schedule): readonly number[] | undefined => {
         if (model.layers % (pp * v) === 0) return undefined;
-        let split = splits.get(v);
+        // ZB-V puts both ends on the first stage; the other layouts, one on each end stage.
+        const key = `${v},${schedule === "zb-v"}`;
+        let split = splits.get(key);
         if (split === undefined) {
-          split = balancedLayers(model.layers, pp, v);
-          splits.set(v, split);
+          split = balancedLayers(model.layers, { pp, virtualStages: v, schedule });
+          splits.set(key, split);
         }
         return split;
       };
@@ -122,7 +124,7 @@ export function forEachCandidate(
               const m = globalBatch / (dp * microBatch);
               const group = `${tp} ${pp} ${cp} ${dp} ${ep} ${microBatch}`;
               for (const [schedule, virtualStages] of schedules(model, pp, m, pinned)) {
-                const layersPerStage = pinned.layersPerStage ?? startingLayers(virtualStages);
+                const layersPerStage = pinned.layersPerStage ?? startingLayers(virtualStages, schedule);
                 for (const recompute of recomputes) for (const shardGroup of shardGroups) {
                   // one object shape for every candidate (a literal, not a spread) keeps this loop fast
                   visit({
@@ -172,6 +174,10 @@ export function pinnedSchedule(pinned: PlanInput): Schedule | undefined {
 /**
  * Schedules worth evaluating for a mesh: 1F1B, ZB-H1 and interleaved (v in VIRTUAL_STAGES, when the
  * micro-batches are a multiple of pp and the layers fill pp*v chunks, the ends allowed one layer less).
+ * ZB-V is evaluated only when pinned (--schedule zb-v), where the layers fill its two chunks a stage: its
+ * order is found per (pp, micro-batches, pass lengths) by playing it (cost/zb-v.ts), which across every
+ * mesh of a search took `plan --model llama3-70b --gpus 64` from 0.6 to 1.3 s and 405B on 16,384 GPUs to
+ * 2.6 s (2026-11-24), past the speed targets.
  * GPipe and naive model parallelism are evaluated only when pinned: the cost model makes GPipe as fast as 1F1B with more memory in flight, and
  * naive model parallelism idles (p-1)/p of the time.
  */
@@ -183,11 +189,14 @@ function schedules(model: ModelSpec, pp: number, m: number, pinned: PlanInput): 
     const tried = pinned.virtualStages === undefined && fits.includes(4) ? fits.filter((v) => v !== 3) : fits;
     return tried.map((v): [Schedule, number] => ["interleaved", v]);
   };
+  // ZB-V: two chunks per stage, where the layers fill them (the first stage may hold one or two less).
+  const vShape = (): [Schedule, number][] => (pp > 1 && layoutExists(model.layers, pp, ZB_V_CHUNKS, "zb-v") ? [["zb-v", ZB_V_CHUNKS]] : []);
   const schedule = pinnedSchedule(pinned);
   if (schedule === "interleaved") return interleaved();
+  if (schedule === "zb-v") return vShape();
   // a pinned pipeline schedule asks for a pipeline (resolvePlan refuses it with one stage)
   if (schedule !== undefined) return schedule === "1f1b" || pp > 1 ? [[schedule, 1]] : [];
-  // a pinned --vpp 1 rules the interleaved schedule out
+  // a pinned --vpp 1 rules the interleaved schedule and ZB-V out
   if (pinned.virtualStages === 1) return pp === 1 ? [["1f1b", 1]] : [["1f1b", 1], ["zb-h1", 1]];
   if (pp === 1) return [["1f1b", 1]];
   return [["1f1b", 1], ["zb-h1", 1], ...interleaved()];

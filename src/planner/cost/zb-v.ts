@@ -1,0 +1,338 @@
+import type { ModelSpec, Plan } from "../../spec/types.js";
+import { forwardFlopsPerToken, layerForwardFlopsPerToken } from "./flops.js";
+
+/**
+ * The order in which each stage runs its passes under ZB-V (Qi et al. 2023, "Zero Bubble Pipeline
+ * Parallelism", the V-shaped schedule of its repository, sail-sg/zero-bubble-pipeline-parallelism): two
+ * chunks per stage laid out as a V (spec/virtual-stages.ts), the backward split into B (input gradient)
+ * and W (weight gradient), and at most 2p chunks' activations held on any stage (the repository's memory
+ * limit, f_mem * 2 * n_stage: one micro-batch through p whole stages, 1F1B's peak on its first stage).
+ *
+ * The order is found once per (p, m, pass lengths) by playing the schedule with each pass taking its
+ * length (a chunk's B and W in units of its forward: VPassRatios; the cost model takes them from the
+ * layer's FLOPs) and transfers none, greedily: whenever a stage is free, in this order of preference:
+ *   1. a B whose inputs are there (the earliest micro-batch; its second chunk first, which is earlier on
+ *      the backward's way);
+ *   2. a forward, while the stage holds fewer than 2p chunks' activations (the second chunk first, which
+ *      finishes a micro-batch's forward);
+ *   3. the oldest deferred W (it fills what would be idle, and frees its chunk's activations);
+ * and again with a forward preferred right after a B (a steady one-B-one-F rhythm), keeping the shorter.
+ * With F = B = W it ends p - 1 units after the ideal 6m on m >= p micro-batches for p of 2, 3, 4 and 8
+ * (the last stage's unavoidable wait for the first micro-batch), and at most ceil(p/4) units later than that
+ * for other p up to 16, whatever m (tested): the paper's "zero bubble" up to that fill.
+ * Deterministic: the simulator then plays the order with each pass's real duration and transfers, and the
+ * cost model reads its memory off it. (An order found with equal lengths and played with B twice F ran up
+ * to 65% past the ideal, slower than 1F1B: the order has to fit the passes' shape.)
+ */
+
+/** Pass codes as in src/simulator/schedules.ts (forward, input-gradient backward, weight gradient). */
+const FORWARD = 0;
+const BACKWARD = 1;
+const WEIGHT = 2;
+
+/**
+ * What a stage holds at a moment its memory may peak, counted as the simulator's memory log counts it
+ * (src/simulator/build-pipeline.ts): chunks whose activations it holds (from a forward's start to its W's
+ * end), chunks whose weight-gradient inputs it holds (from a B's end to its W's end), micro-batches whose
+ * logits it holds (the loss chunk's forward start to its B's end) and whether a backward's transient is
+ * there (during a B). The moments: right after a forward or a B starts, right after a B ends.
+ */
+export interface VPeak {
+  readonly heldChunks: number;
+  readonly pendingChunks: number;
+  readonly logits: number;
+  readonly inBackward: boolean;
+  /** The moment right after a B ends (ZB's backward-end branch); otherwise a pass has just started. */
+  readonly afterBackward: boolean;
+}
+
+export interface VOrder {
+  /** Per stage, its passes in order: pass code, micro-batch, chunk. */
+  readonly programs: readonly { readonly pass: Uint8Array; readonly microBatch: Int32Array; readonly chunk: Int32Array }[];
+  /** When the play ends, in forward lengths (6m + p - 1 with equal passes when the fill is the only idle time). */
+  readonly playLength: number;
+  /** Per stage: most chunks whose activations it held at once (a forward's start until its W's end). */
+  readonly heldChunks: Int32Array;
+  /** Per stage: the moments no other moment holds as much of everything (the memory's candidate peaks). */
+  readonly peaks: readonly (readonly VPeak[])[];
+}
+
+/** Chunks' activations a stage may hold under ZB-V, in chunks: 2p (the repository's max_mem). */
+export function vHeldLimit(p: number): number {
+  return 2 * p;
+}
+
+/**
+ * The lengths of a chunk's B and W in units of its forward, which shape the order: the play runs each
+ * pass for its length. Rounded to quarters (and kept within 1/4 to 8) so that plans of about the same shape
+ * share one order.
+ */
+export interface VPassRatios {
+  readonly backward: number;
+  readonly weight: number;
+}
+
+export const EQUAL_PASSES: VPassRatios = { backward: 1, weight: 1 };
+
+/**
+ * A plan's pass lengths, from one layer's FLOPs per token (flops.ts): the forward; B, the input gradients
+ * (the linear layers once, the attention core twice: the gradients of both its products) plus what the
+ * plan's recompute mode runs again (full: the forward; selective without flash attention: the core); W,
+ * the linear layers' weight gradients. From the recompute mode, not per-stage counts, so that every
+ * layout of a plan shares one order.
+ */
+export function planVPassRatios(model: ModelSpec, plan: Plan): VPassRatios {
+  const f = forwardFlopsPerToken(model, plan.seqLen);
+  const linear = f.attentionLinear + f.mlp;
+  const forward = layerForwardFlopsPerToken(f);
+  const recompute = plan.recompute === "full" ? forward : plan.recompute === "selective" && !plan.flashAttention ? f.attentionCore : 0;
+  return vPassRatios(forward, linear + 2 * f.attentionCore + recompute, linear);
+}
+
+export function vPassRatios(forward: number, backward: number, weight: number): VPassRatios {
+  const quarter = (x: number) => Math.min(8, Math.max(0.25, Math.round((4 * x) / forward) / 4));
+  return forward > 0 ? { backward: quarter(backward), weight: quarter(weight) } : EQUAL_PASSES;
+}
+
+const cache = new Map<string, VOrder>();
+const CACHE_ENTRIES = 256;
+
+/** ZB-V's order for p stages and m micro-batches, passes of the given lengths (cached). */
+export function zbvOrder(p: number, m: number, ratios: VPassRatios = EQUAL_PASSES): VOrder {
+  const key = `${p},${m},${ratios.backward},${ratios.weight}`;
+  const hit = cache.get(key);
+  if (hit !== undefined) return hit;
+  // Two orders of preference, the shorter play kept (ties: the first), as the repository's create_schedule
+  // tries its variants: B first always, or after a B a forward first (the steady one-B-one-F rhythm).
+  // The second is played only where the first leaves time beyond the fill (B much longer than F).
+  const first = playV(p, m, ratios, false);
+  const bound = 2 * m * (1 + ratios.backward + ratios.weight) + Math.max(0, (p - 1) * (1 + ratios.backward - ratios.weight));
+  const second = first.playLength > bound ? playV(p, m, ratios, true) : first;
+  const order = second.playLength < first.playLength ? second : first;
+  if (cache.size >= CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+  cache.set(key, order);
+  return order;
+}
+
+function playV(p: number, m: number, ratios: VPassRatios, alternate: boolean): VOrder {
+  const limit = vHeldLimit(p);
+  const length = [1, ratios.backward, ratios.weight];
+  // End time of pass (kind, chunk, stage, micro-batch); -1 until it has run.
+  const ends = new Float64Array(3 * 2 * p * m).fill(-1);
+  const at = (kind: number, chunk: number, stage: number, mb: number) => ((kind * 2 + chunk) * p + stage) * m + mb;
+  const doneBy = (kind: number, chunk: number, stage: number, mb: number, t: number) => {
+    const e = ends[at(kind, chunk, stage, mb)]!;
+    return e >= 0 && e <= t;
+  };
+  // Next micro-batch of each (stage, chunk): index 2s + c.
+  const nextForward = new Int32Array(2 * p);
+  const nextBackward = new Int32Array(2 * p);
+  // Each stage's deferred Ws, oldest first: a queue of 2m slots (chunk, micro-batch) per stage.
+  const slots = 2 * m;
+  const pendingChunk = new Int32Array(p * slots);
+  const pendingMb = new Int32Array(p * slots);
+  const pendingHead = new Int32Array(p);
+  const pendingCount = new Int32Array(p);
+  const held = new Int32Array(p);
+  const heldChunks = new Int32Array(p);
+  const logits = new Int32Array(p);
+  const busyUntil = new Float64Array(p);
+  const lastPass = new Int32Array(p).fill(-1);
+  // Candidate peaks as numbers: ((held * (6m + 1) + pending) * 4 + logits) * 4 + flags (at most 2 logits held).
+  const moments = Array.from({ length: p }, () => new Set<number>());
+  const note = (s: number, inBackward: boolean, afterBackward: boolean) => {
+    moments[s]!.add(((held[s]! * (6 * m + 1) + pendingCount[s]!) * 4 + logits[s]!) * 4 + (inBackward ? 1 : 0) + (afterBackward ? 2 : 0));
+  };
+  // The loss ends the model's last chunk: the first stage's second (the V's end).
+  const lossChunk = (s: number, c: number) => s === 0 && c === 1;
+  const size = 6 * m;
+  const programs = Array.from({ length: p }, () => ({ pass: new Uint8Array(size), microBatch: new Int32Array(size), chunk: new Int32Array(size), length: 0 }));
+
+  // Inputs of a B: its forward, and the gradient from the next virtual stage (the loss on the first stage's chunk 1).
+  const backwardReady = (s: number, c: number, j: number, t: number) => {
+    if (!doneBy(FORWARD, c, s, j, t)) return false;
+    if (c === 1) return s === 0 || doneBy(BACKWARD, 1, s - 1, j, t);
+    return s === p - 1 ? doneBy(BACKWARD, 1, s, j, t) : doneBy(BACKWARD, 0, s + 1, j, t);
+  };
+  const forwardReady = (s: number, c: number, j: number, t: number) => {
+    if (c === 0) return s === 0 || doneBy(FORWARD, 0, s - 1, j, t);
+    return s === p - 1 ? doneBy(FORWARD, 0, s, j, t) : doneBy(FORWARD, 1, s + 1, j, t);
+  };
+
+  let remaining = 6 * p * m;
+  let t = 0;
+  // Stages to look at, at time t: at the start all; later a stage whose pass ended and its two neighbours,
+  // the only ones a pass's end can give an input (or free capacity) to. Every pass's end is in `events`.
+  let wake = Array.from({ length: p }, (_, s) => s);
+  const events = new EndQueue();
+  const woken = new Uint8Array(p);
+  while (remaining > 0) {
+    for (const s of wake) {
+      if (busyUntil[s]! > t) continue;
+      let kind = -1;
+      let chunk = 0;
+      let mb = 0;
+      // A B: the earliest micro-batch, its second chunk first on a tie.
+      const pickBackward = () => {
+        if (kind >= 0) return;
+        const j1 = nextBackward[2 * s + 1]!;
+        const j0 = nextBackward[2 * s]!;
+        if (j1 < m && backwardReady(s, 1, j1, t)) [kind, chunk, mb] = [BACKWARD, 1, j1];
+        if (j0 < m && (kind < 0 || j0 < mb) && backwardReady(s, 0, j0, t)) [kind, chunk, mb] = [BACKWARD, 0, j0];
+      };
+      // A forward under the cap: the second chunk first.
+      const pickForward = () => {
+        if (kind >= 0 || held[s]! >= limit) return;
+        const j1 = nextForward[2 * s + 1]!;
+        const j0 = nextForward[2 * s]!;
+        if (j1 < m && forwardReady(s, 1, j1, t)) [kind, chunk, mb] = [FORWARD, 1, j1];
+        else if (j0 < m && forwardReady(s, 0, j0, t)) [kind, chunk, mb] = [FORWARD, 0, j0];
+      };
+      if (alternate && lastPass[s] === BACKWARD) pickForward();
+      pickBackward();
+      pickForward();
+      if (kind < 0 && pendingCount[s]! > 0) {
+        const k = s * slots + pendingHead[s]!;
+        [kind, chunk, mb] = [WEIGHT, pendingChunk[k]!, pendingMb[k]!];
+        pendingHead[s] = (pendingHead[s]! + 1) % slots;
+        pendingCount[s]!--;
+      }
+      if (kind < 0) continue;
+      if (kind !== WEIGHT) lastPass[s] = kind;
+      if (kind === FORWARD) {
+        nextForward[2 * s + chunk]!++;
+        held[s]!++;
+        if (lossChunk(s, chunk)) logits[s]!++;
+        heldChunks[s] = Math.max(heldChunks[s]!, held[s]!);
+        note(s, false, false);
+      } else if (kind === BACKWARD) {
+        note(s, true, false);
+        nextBackward[2 * s + chunk]!++;
+        const k = s * slots + ((pendingHead[s]! + pendingCount[s]!) % slots);
+        pendingChunk[k] = chunk;
+        pendingMb[k] = mb;
+        pendingCount[s]!++;
+        if (lossChunk(s, chunk)) logits[s]!--;
+        note(s, false, true);
+      } else {
+        held[s]!--;
+      }
+      const end = t + length[kind]!;
+      ends[at(kind, chunk, s, mb)] = end;
+      busyUntil[s] = end;
+      events.push(end, s);
+      const prog = programs[s]!;
+      prog.pass[prog.length] = kind;
+      prog.microBatch[prog.length] = mb;
+      prog.chunk[prog.length] = chunk;
+      prog.length++;
+      remaining--;
+    }
+    if (remaining === 0) break;
+    // On to the next end of a pass; a stage that found nothing ready waits for one.
+    if (events.size === 0) throw new Error(`internal: the ZB-V order for pp ${p}, ${m} micro-batches stalls at ${t}`);
+    t = events.peekTime();
+    woken.fill(0);
+    while (events.size > 0 && events.peekTime() === t) {
+      const s = events.pop();
+      if (s > 0) woken[s - 1] = 1;
+      woken[s] = 1;
+      if (s + 1 < p) woken[s + 1] = 1;
+    }
+    // In stage order, as a scan of every stage would meet them.
+    wake = [];
+    for (let s = 0; s < p; s++) if (woken[s] === 1) wake.push(s);
+  }
+  t = Math.max(t, ...busyUntil);
+  const size1 = 6 * m + 1;
+  const peaks = moments.map((keys) => undominated([...keys].map((k): VPeak => {
+    const flags = k % 4;
+    const rest = (k - flags) / 4;
+    const logitsHeld = rest % 4;
+    const pair = (rest - logitsHeld) / 4;
+    return { heldChunks: Math.floor(pair / size1), pendingChunks: pair % size1, logits: logitsHeld, inBackward: (flags & 1) === 1, afterBackward: (flags & 2) === 2 };
+  })));
+  return {
+    programs: programs.map((prog) => ({ pass: prog.pass, microBatch: prog.microBatch, chunk: prog.chunk })),
+    playLength: t,
+    heldChunks,
+    peaks,
+  };
+}
+
+/** The moments no other moment of the same branch matches or exceeds in every count. */
+function undominated(all: VPeak[]): VPeak[] {
+  const covers = (a: VPeak, b: VPeak) => a.afterBackward === b.afterBackward && a.heldChunks >= b.heldChunks &&
+    a.pendingChunks >= b.pendingChunks && a.logits >= b.logits && (a.inBackward || !b.inBackward);
+  // First the two-count front within each group of equal flags and logits (the moments are distinct):
+  // most held first, a moment kept when it owes more than every one kept before it.
+  const groups = new Map<number, VPeak[]>();
+  for (const x of all) {
+    const key = (x.logits * 2 + (x.inBackward ? 1 : 0)) * 2 + (x.afterBackward ? 1 : 0);
+    let g = groups.get(key);
+    if (g === undefined) groups.set(key, (g = []));
+    g.push(x);
+  }
+  const fronts: VPeak[] = [];
+  for (const g of groups.values()) {
+    g.sort((a, b) => b.heldChunks - a.heldChunks || b.pendingChunks - a.pendingChunks);
+    let most = -1;
+    for (const x of g) {
+      if (x.pendingChunks > most) fronts.push(x);
+      most = Math.max(most, x.pendingChunks);
+    }
+  }
+  // Then across groups, among the few left.
+  return fronts.filter((b) => !fronts.some((a) => a !== b && covers(a, b)));
+}
+
+/** A min-heap of pass ends (time, stage), earliest first; ties in insertion order do not matter (the caller sorts). */
+class EndQueue {
+  private readonly times: number[] = [];
+  private readonly stages: number[] = [];
+  get size(): number {
+    return this.times.length;
+  }
+  peekTime(): number {
+    return this.times[0]!;
+  }
+  push(time: number, stage: number): void {
+    const ts = this.times;
+    const ss = this.stages;
+    let k = ts.length;
+    ts.push(time);
+    ss.push(stage);
+    while (k > 0) {
+      const up = (k - 1) >> 1;
+      if (ts[up]! <= time) break;
+      ts[k] = ts[up]!;
+      ss[k] = ss[up]!;
+      k = up;
+    }
+    ts[k] = time;
+    ss[k] = stage;
+  }
+  pop(): number {
+    const ts = this.times;
+    const ss = this.stages;
+    const top = ss[0]!;
+    const lastT = ts.pop()!;
+    const lastS = ss.pop()!;
+    const n = ts.length;
+    if (n > 0) {
+      let k = 0;
+      for (;;) {
+        const l = 2 * k + 1;
+        if (l >= n) break;
+        const c = l + 1 < n && ts[l + 1]! < ts[l]! ? l + 1 : l;
+        if (ts[c]! >= lastT) break;
+        ts[k] = ts[c]!;
+        ss[k] = ss[c]!;
+        k = c;
+      }
+      ts[k] = lastT;
+      ss[k] = lastS;
+    }
+    return top;
+  }
+}
