@@ -17,6 +17,8 @@ import { forwardFlopsPerToken, layerForwardFlopsPerToken } from "./flops.js";
  *      finishes a micro-batch's forward);
  *   3. the oldest deferred W (it fills what would be idle, and frees its chunk's activations);
  * and again with a forward preferred right after a B (a steady one-B-one-F rhythm), keeping the shorter.
+ * Where the limit closes a cycle (every stage idle, nothing ready: seen with 2 stages, 6 micro-batches and
+ * B = 2.25F) one forward runs past it; the memory read off the play counts it.
  * With F = B = W it ends p - 1 units after the ideal 6m on m >= p micro-batches for p of 2, 3, 4 and 8
  * (the last stage's unavoidable wait for the first micro-batch), and at most ceil(p/4) units later than that
  * for other p up to 16, whatever m (tested): the paper's "zero bubble" up to that fill.
@@ -165,6 +167,7 @@ function playV(p: number, m: number, ratios: VPassRatios, alternate: boolean): V
   // the only ones a pass's end can give an input (or free capacity) to. Every pass's end is in `events`.
   let wake = Array.from({ length: p }, (_, s) => s);
   const events = new EndQueue();
+  let relaxed = false;
   const woken = new Uint8Array(p);
   while (remaining > 0) {
     for (const s of wake) {
@@ -182,7 +185,7 @@ function playV(p: number, m: number, ratios: VPassRatios, alternate: boolean): V
       };
       // A forward under the cap: the second chunk first.
       const pickForward = () => {
-        if (kind >= 0 || held[s]! >= limit) return;
+        if (kind >= 0 || (held[s]! >= limit && !relaxed)) return;
         const j1 = nextForward[2 * s + 1]!;
         const j0 = nextForward[2 * s]!;
         if (j1 < m && forwardReady(s, 1, j1, t)) [kind, chunk, mb] = [FORWARD, 1, j1];
@@ -198,6 +201,7 @@ function playV(p: number, m: number, ratios: VPassRatios, alternate: boolean): V
         pendingCount[s]!--;
       }
       if (kind < 0) continue;
+      relaxed = false;
       if (kind !== WEIGHT) lastPass[s] = kind;
       if (kind === FORWARD) {
         nextForward[2 * s + chunk]!++;
@@ -230,7 +234,15 @@ function playV(p: number, m: number, ratios: VPassRatios, alternate: boolean): V
     }
     if (remaining === 0) break;
     // On to the next end of a pass; a stage that found nothing ready waits for one.
-    if (events.size === 0) throw new Error(`internal: the ZB-V order for pp ${p}, ${m} micro-batches stalls at ${t}`);
+    if (events.size === 0) {
+      // Every stage idle and nothing ready: the held-chunk limit has closed a cycle (a stage full of first
+      // chunks waits for second chunks that need room on it). One forward past the limit, on the first
+      // stage that has one ready, breaks it; the memory read off the play counts it.
+      if (relaxed) throw new Error(`internal: the ZB-V order for pp ${p}, ${m} micro-batches stalls at ${t}`);
+      relaxed = true;
+      wake = Array.from({ length: p }, (_, s) => s);
+      continue;
+    }
     t = events.peekTime();
     woken.fill(0);
     while (events.size > 0 && events.peekTime() === t) {
