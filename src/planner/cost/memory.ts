@@ -198,7 +198,7 @@ export function stageWeightGradInputBytes(model: ModelSpec, plan: Plan, stage: n
  * Activation bytes of stage `stage` at its peak. Under a split backward a micro-batch's weight-gradient
  * inputs stay from its B to its W: ZB-H1's stage i holds those of min(i, m - 1) micro-batches when a
  * backward starts (with the backward's transient and, on the head stage, the micro-batch's logits) and
- * min(i + 1, m) when it ends; ZB-V's, what its order owes (activations.ts deferredWeightGrads).
+ * min(i + 1, m) when it ends; ZB-V's, what its order owes at each candidate peak (vActivationBranches).
  */
 export function stageActivationBytes(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes): number {
   const b = stageActivationBranches(model, plan, stage, microBatches, a);
@@ -247,22 +247,24 @@ export function stageActivationBranches(model: ModelSpec, plan: Plan, stage: num
  * moments right after a B; the other, right after a forward or a B starts.
  */
 function vActivationBranches(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes, w: number, transient: number): { backwardStart: number; backwardEnd: number } {
-  const peaks = zbvOrder(plan.pp, microBatches, planVPassRatios(model, plan)).peaks[stage]!;
   let backwardStart = 0;
   let backwardEnd = 0;
-  vMomentBytes(model, plan, stage, microBatches, a, w, transient).forEach((bytes, k) => {
-    if (peaks[k]!.afterBackward) backwardEnd = Math.max(backwardEnd, bytes);
+  for (const { bytes, afterBackward } of vMoments(model, plan, stage, microBatches, a, w, transient)) {
+    if (afterBackward) backwardEnd = Math.max(backwardEnd, bytes);
     else backwardStart = Math.max(backwardStart, bytes);
-  });
+  }
   return { backwardStart, backwardEnd };
 }
 
-function vMomentBytes(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes, w: number, transient: number): number[] {
+/** Each candidate peak of stage `stage` under ZB-V, in the order's order: its activation bytes and its branch. */
+function vMoments(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes, w: number, transient: number): { bytes: number; afterBackward: boolean }[] {
   const v = plan.virtualStages;
   const chunk = stagePerMicroBatchBytes(model, plan, stage, a) / v;
   const loss = lossBytes(model, plan);
-  return zbvOrder(plan.pp, microBatches, planVPassRatios(model, plan)).peaks[stage]!.map((peak) =>
-    peak.heldChunks * chunk + (peak.pendingChunks * w) / v + peak.logits * loss + (peak.inBackward ? transient : 0));
+  return zbvOrder(plan.pp, microBatches, planVPassRatios(model, plan)).peaks[stage]!.map((peak) => ({
+    bytes: peak.heldChunks * chunk + (peak.pendingChunks * w) / v + peak.logits * loss + (peak.inBackward ? transient : 0),
+    afterBackward: peak.afterBackward,
+  }));
 }
 
 /**
@@ -273,7 +275,7 @@ function vMomentBytes(model: ModelSpec, plan: Plan, stage: number, microBatches:
 export function vActivationMoments(model: ModelSpec, plan: Plan, stage: number, microBatches: number, a: LayerActivationBytes): number[] | undefined {
   if (plan.schedule !== "zb-v") return undefined;
   const transient = (plan.recomputeLayersPerStage[stage] ?? 0) > 0 ? a.none : 0;
-  return vMomentBytes(model, plan, stage, microBatches, a, stageWeightGradInputBytes(model, plan, stage), transient);
+  return vMoments(model, plan, stage, microBatches, a, stageWeightGradInputBytes(model, plan, stage), transient).map((x) => x.bytes);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Plan } from "../../spec/types.js";
 import { crossingBoundaries } from "../../spec/virtual-stages.js";
-import { EQUAL_PASSES, zbvOrder, type VPassRatios } from "./zb-v.js";
+import { EQUAL_PASSES, vFillLength, vWorkLength, zbvOrder, type VPassRatios } from "./zb-v.js";
 
 /** One stage's time for one micro-batch, split as the zero-bubble schedules need it. */
 export interface StageTime {
@@ -77,8 +77,8 @@ export function pipelineSeconds(plan: Plan, stages: readonly StageTime[], microB
  * pipelineSeconds gives the play's own length for uniform stages.
  */
 function vOrderExcess(p: number, m: number, r: VPassRatios): number {
-  const ideal = 2 * m * (1 + r.backward + r.weight);
-  return (zbvOrder(p, m, r).playLength - ideal - Math.max(0, (p - 1) * (1 + r.backward - r.weight))) / ideal;
+  const work = vWorkLength(m, r);
+  return (zbvOrder(p, m, r).playLength - work - vFillLength(p, r)) / work;
 }
 
 /** Transfers of one activation on the critical path: the fill and drain chains, or every hop for naive. */

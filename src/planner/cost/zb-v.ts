@@ -96,6 +96,16 @@ export function vPassRatios(forward: number, backward: number, weight: number): 
   return forward > 0 ? { backward: quarter(backward), weight: quarter(weight) } : EQUAL_PASSES;
 }
 
+/** The work of m micro-batches on one stage, in chunk forwards: two chunks, each F + B + W. */
+export function vWorkLength(m: number, r: VPassRatios): number {
+  return 2 * m * (1 + r.backward + r.weight);
+}
+
+/** The fill the cost model charges ZB-V with uniform stages, in chunk forwards: (p - 1)(F + B - W), at least 0 (pipeline.ts). */
+export function vFillLength(p: number, r: VPassRatios): number {
+  return Math.max(0, (p - 1) * (1 + r.backward - r.weight));
+}
+
 const cache = new Map<string, VOrder>();
 const CACHE_ENTRIES = 256;
 
@@ -106,10 +116,9 @@ export function zbvOrder(p: number, m: number, ratios: VPassRatios = EQUAL_PASSE
   if (hit !== undefined) return hit;
   // Two orders of preference, the shorter play kept (ties: the first), as the repository's create_schedule
   // tries its variants: B first always, or after a B a forward first (the steady one-B-one-F rhythm).
-  // The second is played only where the first leaves time beyond the fill (B much longer than F).
+  // The second is played only where the first leaves time beyond the work and its fill (B much longer than F).
   const first = playV(p, m, ratios, false);
-  const bound = 2 * m * (1 + ratios.backward + ratios.weight) + Math.max(0, (p - 1) * (1 + ratios.backward - ratios.weight));
-  const second = first.playLength > bound ? playV(p, m, ratios, true) : first;
+  const second = first.playLength > vWorkLength(m, ratios) + vFillLength(p, ratios) ? playV(p, m, ratios, true) : first;
   const order = second.playLength < first.playLength ? second : first;
   if (cache.size >= CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
   cache.set(key, order);
@@ -140,10 +149,10 @@ function playV(p: number, m: number, ratios: VPassRatios, alternate: boolean): V
   const logits = new Int32Array(p);
   const busyUntil = new Float64Array(p);
   const lastPass = new Int32Array(p).fill(-1);
-  // Candidate peaks as numbers: ((held * (6m + 1) + pending) * 4 + logits) * 4 + flags (at most 2 logits held).
+  // Candidate peaks as numbers: ((held * (6m + 1) + pending) * (m + 1) + logits) * 4 + flags.
   const moments = Array.from({ length: p }, () => new Set<number>());
   const note = (s: number, inBackward: boolean, afterBackward: boolean) => {
-    moments[s]!.add(((held[s]! * (6 * m + 1) + pendingCount[s]!) * 4 + logits[s]!) * 4 + (inBackward ? 1 : 0) + (afterBackward ? 2 : 0));
+    moments[s]!.add(((held[s]! * (6 * m + 1) + pendingCount[s]!) * (m + 1) + logits[s]!) * 4 + (inBackward ? 1 : 0) + (afterBackward ? 2 : 0));
   };
   // The loss ends the model's last chunk: the first stage's second (the V's end).
   const lossChunk = (s: number, c: number) => s === 0 && c === 1;
@@ -260,8 +269,8 @@ function playV(p: number, m: number, ratios: VPassRatios, alternate: boolean): V
   const peaks = moments.map((keys) => undominated([...keys].map((k): VPeak => {
     const flags = k % 4;
     const rest = (k - flags) / 4;
-    const logitsHeld = rest % 4;
-    const pair = (rest - logitsHeld) / 4;
+    const logitsHeld = rest % (m + 1);
+    const pair = (rest - logitsHeld) / (m + 1);
     return { heldChunks: Math.floor(pair / size1), pendingChunks: pair % size1, logits: logitsHeld, inBackward: (flags & 1) === 1, afterBackward: (flags & 2) === 2 };
   })));
   return {
