@@ -264,7 +264,6 @@ function playV(p: number, m: number, ratios: VPassRatios, alternate: boolean): V
     wake = [];
     for (let s = 0; s < p; s++) if (woken[s] === 1) wake.push(s);
   }
-  t = Math.max(t, ...busyUntil);
   const size1 = 6 * m + 1;
   const peaks = moments.map((keys) => undominated([...keys].map((k): VPeak => {
     const flags = k % 4;
@@ -275,10 +274,53 @@ function playV(p: number, m: number, ratios: VPassRatios, alternate: boolean): V
   })));
   return {
     programs: programs.map((prog) => ({ pass: prog.pass, microBatch: prog.microBatch, chunk: prog.chunk })),
-    playLength: t,
+    playLength: replayLength(programs, p, m, length),
     heldChunks,
     peaks,
   };
+}
+
+/**
+ * How long the order takes when each pass starts as soon as its stage is free and its inputs are there
+ * (what the simulator does with uniform stages and free transfers). The greedy play's own clock can be
+ * longer: where the held-chunk limit closed a cycle, it lets the forward past the limit only once every
+ * stage has gone idle, later than the order alone needs.
+ */
+function replayLength(programs: readonly { readonly pass: Uint8Array; readonly microBatch: Int32Array; readonly chunk: Int32Array }[], p: number, m: number, length: readonly number[]): number {
+  const ends = new Float64Array(3 * 2 * p * m).fill(-1);
+  const at = (kind: number, chunk: number, stage: number, mb: number) => ((kind * 2 + chunk) * p + stage) * m + mb;
+  // The end of the pass on another stage (or the same stage's other chunk) that this one needs; -1 until run; 0 when none.
+  const input = (kind: number, c: number, s: number, j: number): number => {
+    if (kind === WEIGHT) return ends[at(BACKWARD, c, s, j)]!;
+    if (kind === FORWARD) {
+      if (c === 0) return s === 0 ? 0 : ends[at(FORWARD, 0, s - 1, j)]!;
+      return ends[at(FORWARD, s === p - 1 ? 0 : 1, s === p - 1 ? s : s + 1, j)]!;
+    }
+    const own = ends[at(FORWARD, c, s, j)]!;
+    const next = c === 1 ? (s === 0 ? 0 : ends[at(BACKWARD, 1, s - 1, j)]!) : ends[at(BACKWARD, s === p - 1 ? 1 : 0, s === p - 1 ? s : s + 1, j)]!;
+    return own < 0 || next < 0 ? -1 : Math.max(own, next);
+  };
+  const next = new Int32Array(p);
+  const free = new Float64Array(p);
+  const stack = Array.from({ length: p }, (_, s) => s);
+  while (stack.length > 0) {
+    const s = stack.pop()!;
+    const prog = programs[s]!;
+    let advanced = false;
+    for (let k = next[s]!; k < prog.pass.length; k++) {
+      const kind = prog.pass[k]!;
+      const ready = input(kind, prog.chunk[k]!, s, prog.microBatch[k]!);
+      if (ready < 0) break;
+      const end = Math.max(free[s]!, ready) + length[kind]!;
+      ends[at(kind, prog.chunk[k]!, s, prog.microBatch[k]!)] = end;
+      free[s] = end;
+      next[s] = k + 1;
+      advanced = true;
+    }
+    if (advanced) for (const n of [s - 1, s + 1]) if (n >= 0 && n < p && next[n]! < programs[n]!.pass.length) stack.push(n);
+  }
+  if (next.some((k, s) => k < programs[s]!.pass.length)) throw new Error(`internal: the ZB-V order for pp ${p}, ${m} micro-batches does not replay`);
+  return Math.max(...free);
 }
 
 /** The moments no other moment of the same branch matches or exceeds in every count. */
