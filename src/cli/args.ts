@@ -248,9 +248,10 @@ export function checkCommandFlags(args: ParsedArgs): void {
 }
 
 /** Where a command's default differs from the flag's general one, its own help line. */
-/** The search ranks collective-based plans only (planner/search/space.ts refuses these pins). */
-const SEARCH_REFUSES = "refused here: the search ranks collective-based plans; evaluate parameter servers with simulate";
-const SEARCH_FLAG_HELP: Partial<Record<FlagName, string>> = { ps: SEARCH_REFUSES, async: SEARCH_REFUSES, staleness: SEARCH_REFUSES };
+/** Pinned parameter servers turn the search to pure data-parallel plans (planner/search/space.ts). */
+const SEARCH_FLAG_HELP: Partial<Record<FlagName, string>> = {
+  ps: "parameter servers: the search then ranks pure data-parallel plans (dp = every GPU) served by K servers",
+};
 
 const COMMAND_FLAG_HELP: Readonly<Partial<Record<CommandName, Partial<Record<FlagName, string>>>>> = {
   plan: SEARCH_FLAG_HELP,

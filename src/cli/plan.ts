@@ -60,10 +60,18 @@ export function planCommand(args: ParsedArgs, io: Io): number {
   return 0;
 }
 
+/** Parameter servers as the table shows them: "4 sync", "4 async/2" (staleness bound 2), "-" without. */
+function serversLabel(p: Estimate["plan"]): string {
+  if (p.parameterServers === 0) return "-";
+  return `${p.parameterServers} ${p.asynchronous ? `async/${p.staleness}` : "sync"}`;
+}
+
 function table(plans: readonly Estimate[]): string {
   // The layers column only where a listed plan has a pipeline (its layout is then part of the plan).
   const layers = plans.some((e) => e.plan.pp > 1);
-  const head = ["#", "dp", "tp", "pp", "cp", "ep", "mb", "schedule", ...(layers ? ["layers"] : []), "ZeRO", "recompute", "memory/GPU", "step", "tokens/s", "MFU", "bubble", "exposed comm"];
+  // The servers column only where a listed plan has parameter servers (plan --ps).
+  const servers = plans.some((e) => e.plan.parameterServers > 0);
+  const head = ["#", "dp", "tp", "pp", "cp", "ep", "mb", "schedule", ...(layers ? ["layers"] : []), "ZeRO", ...(servers ? ["servers"] : []), "recompute", "memory/GPU", "step", "tokens/s", "MFU", "bubble", "exposed comm"];
   const rows = plans.map((e, i) => {
     const p = e.plan;
     const b = e.time.breakdown;
@@ -72,7 +80,7 @@ function table(plans: readonly Estimate[]): string {
       String(i + 1), String(p.dp), String(p.tp), String(p.pp), String(p.cp), String(p.ep), String(p.microBatch),
       p.schedule === "interleaved" ? `interleaved/${p.virtualStages}` : p.pp === 1 ? "-" : p.schedule,
       ...(layers ? [layersLabel(p)] : []),
-      zeroLabel(p, true), recomputeLabel(p),
+      zeroLabel(p, true), ...(servers ? [serversLabel(p)] : []), recomputeLabel(p),
       `${(e.memory.peakBytesPerGpu / 2 ** 30).toFixed(1)}/${(e.memory.capacityBytes / 2 ** 30).toFixed(1)} GiB`,
       seconds(e.time.stepSeconds),
       grouped(e.throughput.tokensPerSecond),

@@ -165,23 +165,13 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   }
 
   const parameterServers = input.parameterServers ?? 0;
-  if (!Number.isInteger(parameterServers) || parameterServers < 0) bad("parameterServers", parameterServers, "an integer >= 0");
-  if (parameterServers > 0 && (tp > 1 || pp > 1 || cp > 1 || ep > 1)) {
-    bad("parameterServers", parameterServers, "0 when tp, pp, cp or ep > 1", "parameter servers serve pure data parallel workers");
-  }
-  if (parameterServers > 0 && zero !== 0) bad("zero", zero, "0 with parameter servers", "the servers hold the optimizer");
   const asynchronous = input.asynchronous ?? false;
-  if (asynchronous && parameterServers === 0) bad("asynchronous", true, "false without --ps", "asynchronous updates need parameter servers");
   const staleness = input.staleness ?? (asynchronous ? 1 : 0);
-  if (!Number.isInteger(staleness) || staleness < 0) bad("staleness", staleness, "an integer >= 0");
-  if (asynchronous && staleness === 0) bad("staleness", staleness, "an integer >= 1 with --async", "a bound of 0 is synchronous: leave --async out");
-  if (!asynchronous && staleness !== 0) bad("staleness", staleness, "0 without --async", "synchronous updates are never stale");
   const dpCommExposed = input.dpCommExposed ?? false;
   if (dpCommExposed && zero > 1) bad("zero", zero, "0 or 1 with dpCommExposed", "an exposed once-per-step reduction is DeepSpeed's pipeline engine, which runs ZeRO 0 and 1 only");
-  if (dpCommExposed && parameterServers > 0) bad("dpCommExposed", true, "false with parameter servers", "the servers carry the data-parallel traffic");
   const dpCommBlocking = dp * cp > 1 && (input.dpCommBlocking ?? false);
   if (dpCommBlocking && dpCommExposed) bad("dpCommBlocking", true, "false with dpCommExposed", "an exposed once-per-step reduction and collectives in line with every pass are two different engines");
-  if (dpCommBlocking && parameterServers > 0) bad("dpCommBlocking", true, "false with parameter servers", "the servers carry the data-parallel traffic");
+  checkParameterServers({ parameterServers, tp, pp, cp, ep, zero, asynchronous, staleness, dpCommExposed, dpCommBlocking });
   if (dpCommBlocking && zero < 2) bad("zero", zero, "2 or 3 with dpCommBlocking", "in-line collectives describe ZeRO-2/3's per-micro-batch traffic; ZeRO 0/1 in line after the schedule is dpCommExposed");
   const ppBlockingSends = pp > 1 && (input.ppBlockingSends ?? false);
   const ppKeepOutputs = pp > 1 && (input.ppKeepOutputs ?? false);
@@ -319,6 +309,40 @@ export const FRAMEWORK_VALUES = ["optimizerStateBytes", "optimizerStepBytesPerPa
  * the model states over groups of `shardGroup` of the dp * cp ranks that share weights and replicates
  * them across the groups. Undefined when it is the whole dp * cp group (ordinary ZeRO).
  */
+/** The knobs a parameter-server plan depends on (resolvePlan's values, or the search's pins with its defaults). */
+export interface ParameterServerKnobs {
+  readonly parameterServers: number;
+  readonly tp: number;
+  readonly pp: number;
+  readonly cp: number;
+  readonly ep: number;
+  readonly zero: number;
+  readonly asynchronous: boolean;
+  readonly staleness: number;
+  readonly dpCommExposed: boolean;
+  readonly dpCommBlocking: boolean;
+}
+
+/**
+ * Parameter servers (design brief: TensorFlow's ParameterServerStrategy) serve pure data-parallel workers
+ * and hold the optimizer; asynchronous updates need them, and only those are stale. One rule set for a
+ * resolved plan and for the search's pins, so both refuse the same input with the same words.
+ */
+export function checkParameterServers(k: ParameterServerKnobs): void {
+  const { parameterServers, asynchronous, staleness } = k;
+  if (!Number.isInteger(parameterServers) || parameterServers < 0) bad("parameterServers", parameterServers, "an integer >= 0");
+  if (parameterServers > 0 && (k.tp > 1 || k.pp > 1 || k.cp > 1 || k.ep > 1)) {
+    bad("parameterServers", parameterServers, "0 when tp, pp, cp or ep > 1", "parameter servers serve pure data parallel workers");
+  }
+  if (parameterServers > 0 && k.zero !== 0) bad("zero", k.zero, "0 with parameter servers", "the servers hold the optimizer");
+  if (asynchronous && parameterServers === 0) bad("asynchronous", true, "false without --ps", "asynchronous updates need parameter servers");
+  if (!Number.isInteger(staleness) || staleness < 0) bad("staleness", staleness, "an integer >= 0");
+  if (asynchronous && staleness === 0) bad("staleness", staleness, "an integer >= 1 with --async", "a bound of 0 is synchronous: leave --async out");
+  if (!asynchronous && staleness !== 0) bad("staleness", staleness, "0 without --async", "synchronous updates are never stale");
+  if (k.dpCommExposed && parameterServers > 0) bad("dpCommExposed", true, "false with parameter servers", "the servers carry the data-parallel traffic");
+  if (k.dpCommBlocking && parameterServers > 0) bad("dpCommBlocking", true, "false with parameter servers", "the servers carry the data-parallel traffic");
+}
+
 function resolveShardGroup(raw: number | undefined, ranks: number, zero: ZeroStage, ep: number, parameterServers: number): number | undefined {
   if (raw === undefined || raw === ranks) return undefined;
   if (!Number.isInteger(raw) || raw < 1 || ranks % raw !== 0) {

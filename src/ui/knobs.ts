@@ -13,6 +13,17 @@ import { RECOMPUTES, SCHEDULES, type ClusterShape, type ModelSpec, type Plan } f
  */
 export type Flags = Partial<Record<FlagName, FlagValue>>;
 
+/**
+ * Parameter servers pinned by --ps, as the knob bar shows them ("4 sync", "4 async/2"; the staleness bound
+ * is resolvePlan's default 1 where --async comes without --staleness); undefined without servers.
+ */
+export function serversText(flags: Flags): string | undefined {
+  const ps = flags.ps;
+  if (typeof ps !== "number" || ps === 0) return undefined;
+  if (flags.async !== true) return `${ps} sync`;
+  return `${ps} async/${typeof flags.staleness === "number" ? flags.staleness : 1}`;
+}
+
 export interface KnobSpec {
   readonly flag: FlagName;
   readonly label: string;

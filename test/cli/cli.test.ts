@@ -185,6 +185,25 @@ describe("bad input", () => {
     expectBadInput(meshplan("execute", "--model", four, "--pp", "2", "--schedule", "zb-v"), "--schedule", "zb-v", "not executed yet");
   });
 
+  it("plan --ps K: pure data-parallel plans served by K servers, ranked and explained; no fit names the split plans that would", () => {
+    const args = ["plan", "--model", "llama3-8b", "--gpus", "16", "--ps", "4"];
+    const text = meshplan(...args, "--async", "--staleness", "2", "--top", "2");
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/ZeRO\s+servers\s+recompute/);
+    expect(text.stdout).toContain("4 async/2");
+    expect(text.stdout).toContain("Workers push gradients to 4 parameter servers");
+    const json = JSON.parse(meshplan(...args, "--json").stdout);
+    expect(json.plans.length).toBeGreaterThan(0);
+    for (const e of json.plans) expect(e.plan).toMatchObject({ dp: 16, tp: 1, pp: 1, parameterServers: 4, asynchronous: false, zero: 0 });
+    expectBadInput(meshplan(...args, "--tp", "2"), "--ps", "4", "0 when tp, pp, cp or ep > 1");
+    expectBadInput(meshplan("plan", "--model", "llama3-8b", "--gpus", "16", "--async"), "--async", "without --ps");
+    // 70B's whole weights and gradients overflow every worker: the advice searches again without servers
+    const none = meshplan("plan", "--model", "llama3-70b", "--gpus", "64", "--ps", "8");
+    expect(none.code).toBe(1);
+    expect(none.stdout).toContain("No plan fits");
+    expect(none.stdout).toMatch(/Without parameter servers \(leave out --ps\): a plan fits \(tp \d+ x pp \d+ x dp \d+/);
+  });
+
   it("unknown flags, bad enum values and non-numbers", () => {
     expectBadInput(meshplan("simulate", "--tpp", "2"), "--tpp", "--tp");
     expectBadInput(meshplan("simulate", "--schedule", "zigzag"), "--schedule", "1f1b", "zb-h1");
@@ -216,8 +235,8 @@ describe("bad input", () => {
   });
 
   it("plan refuses pins that the search would drop, as simulate refuses them", () => {
-    expectBadInput(meshplan("plan", "--gpus", "64", "--async"), "--async", "evaluate parameter-server plans with simulate");
-    expectBadInput(meshplan("plan", "--gpus", "64", "--staleness", "2"), "--staleness", "simulate");
+    expectBadInput(meshplan("plan", "--gpus", "64", "--async"), "--async", "asynchronous updates need parameter servers");
+    expectBadInput(meshplan("plan", "--gpus", "64", "--staleness", "2"), "--staleness", "0 without --async");
     expectBadInput(meshplan("plan", "--gpus", "64", "--vpp", "2", "--schedule", "1f1b"), "--vpp", "interleaved");
     expectBadInput(meshplan("plan", "--gpus", "64", "--zero", "0", "--shard-group", "4"), "--shard-group", "ZeRO 0 shards nothing");
     expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--zero", "2", "--schedule", "gpipe"), "--schedule", "1f1b with pp 1, or pp >= 2");

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { loadModel } from "../../src/cli/catalog.js";
 import { groupPlacement } from "../../src/planner/cost/placement.js";
-import { quickMemory, quickScore } from "../../src/planner/cost/estimate.js";
+import { estimate, quickMemory, quickScore } from "../../src/planner/cost/estimate.js";
 import { memoryCosts, planCosts } from "../../src/planner/cost/stages.js";
 import { MAX_REFINED_PASSES, passesPerStep, pipelineFillFactor, searchPlans, stageSumLowerBound, tokensPerSecondBound } from "../../src/planner/search/search.js";
 import { forEachCandidate } from "../../src/planner/search/space.js";
@@ -271,6 +271,59 @@ describe("plan search: mechanics", () => {
       seen.add(`${input.tp === 1} ${input.tpCommOverlap} ${input.tpSyncBackward}`);
     });
     expect([...seen].sort()).toEqual(["false true false", "true undefined undefined"]);
+  });
+
+  it("pinned parameter servers: the search ranks pure data-parallel plans, the best of every micro-batch and recomputation estimated one by one", () => {
+    const model = loadModel("llama3-8b");
+    const small = shapeOf("dgx-h100", 16);
+    for (const pins of [{ parameterServers: 4 }, { parameterServers: 2, asynchronous: true, staleness: 2 }] as PlanInput[]) {
+      const r = searchPlans(model, small, pins, { top: 3 });
+      expect(r.plans.length).toBeGreaterThan(0);
+      // the servers keep the optimizer off the GPUs: the bound that rules meshes out by their model states
+      // must not count it (8B's 12 bytes of Adam state per parameter alone would overflow 80 GB)
+      expect(r.skipped.statesOverflow).toBe(0);
+      for (const e of r.plans) {
+        expect(e.plan).toMatchObject({ dp: 16, tp: 1, pp: 1, cp: 1, ep: 1, zero: 0, parameterServers: pins.parameterServers, asynchronous: pins.asynchronous ?? false, staleness: pins.staleness ?? 0 });
+      }
+      // by hand: every micro-batch that divides the replica's 32 sequences, every count of layers recomputed in full
+      let best = 0;
+      let fitting = 0;
+      for (const microBatch of [1, 2, 4, 8, 16, 32]) {
+        for (let full = 0; full <= model.layers; full++) {
+          const input: PlanInput = { ...pins, dp: 16, microBatch, recompute: full === model.layers ? "full" : "none", recomputeLayersPerStage: [full] };
+          const e = estimate(model, small, resolvePlan(model, small, input)); // the search's model without `refine`
+          if (!e.memory.fits) continue;
+          fitting++;
+          best = Math.max(best, e.throughput.tokensPerSecond);
+        }
+      }
+      expect(fitting).toBeGreaterThan(0);
+      expect(r.plans[0]!.throughput.tokensPerSecond).toBeCloseTo(best, 6);
+    }
+    // the same split without servers keeps the optimizer on the GPUs and fits nowhere
+    const noServers = searchPlans(model, small, { tp: 1, pp: 1, cp: 1, zero: 0 }, { top: 1 });
+    expect(noServers.plans).toHaveLength(0);
+  });
+
+  it("pins that contradict parameter servers are refused with the field, not searched to nothing", () => {
+    const model = loadModel("llama3-8b");
+    const small = shapeOf("dgx-h100", 16);
+    const fieldOf = (pins: PlanInput): string => {
+      try {
+        searchPlans(model, small, pins, { top: 1 });
+      } catch (e) {
+        expect(e).toBeInstanceOf(InputError);
+        return (e as InputError).field;
+      }
+      return expect.unreachable(`${JSON.stringify(pins)} should be refused`);
+    };
+    expect(fieldOf({ parameterServers: 2, tp: 2 })).toBe("parameterServers");
+    expect(fieldOf({ parameterServers: 2, pp: 2 })).toBe("parameterServers");
+    expect(fieldOf({ parameterServers: 2, zero: 1 })).toBe("zero");
+    expect(fieldOf({ parameterServers: 2, fp32ShardOnly: true })).toBe("zero");
+    expect(fieldOf({ parameterServers: 2, shardGroup: 4 })).toBe("shardGroup");
+    expect(fieldOf({ parameterServers: 2, asynchronous: true, staleness: 0 })).toBe("staleness");
+    expect(fieldOf({ parameterServers: 2, dpCommBlocking: true })).toBe("dpCommBlocking");
   });
 
   it("feasible counts every candidate that fits, whatever --top (the plans a speed bound rules out included), and the program's further layouts", () => {

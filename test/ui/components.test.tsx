@@ -6,7 +6,7 @@ import { estimate } from "../../src/planner/cost/estimate.js";
 import { resolvePlan } from "../../src/spec/plan.js";
 import { statusText } from "../../src/ui/components/explorer.js";
 import { KnobBar } from "../../src/ui/components/knob-bar.js";
-import { KNOBS } from "../../src/ui/knobs.js";
+import { KNOBS, serversText } from "../../src/ui/knobs.js";
 import { initialState, reduce } from "../../src/ui/state.js";
 import { Detail } from "../../src/ui/components/detail.js";
 import { ExecuteView } from "../../src/ui/components/panels.js";
@@ -45,6 +45,12 @@ describe("components", () => {
     // --gpu swapped the cluster's GPU: the bar says which, where the cluster alone would name its own
     const swapped = render(<ColorContext.Provider value={false}><KnobBar flags={{ gpu: "a100-sxm-40gb" }} knobs={knobs} selected={undefined} focus={6} title={false} gpu="a100-sxm-40gb" /></ColorContext.Provider>);
     expect(swapped.lastFrame()!.split("\n")[0]).toMatch(/cluster dgx-h100 .* gpu a100-sxm-40gb/);
+    // --ps pinned: the servers are part of every plan listed, so the context line names them
+    for (const [flags, shown] of [[{ ps: 4 }, "ps 4 sync"], [{ ps: 2, async: true }, "ps 2 async/1"], [{ ps: 2, async: true, staleness: 3 }, "ps 2 async/3"]] as const) {
+      const bar = render(<ColorContext.Provider value={false}><KnobBar flags={flags} knobs={knobs} selected={undefined} focus={6} title={false} servers={serversText(flags)} /></ColorContext.Provider>);
+      expect(bar.lastFrame()!.split("\n")[0]).toContain(shown);
+    }
+    expect(serversText({ tp: 2 })).toBeUndefined();
   });
 });
 

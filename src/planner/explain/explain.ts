@@ -5,7 +5,9 @@ import { misalignedAttentionRate, peak16Flops } from "../cost/compute.js";
 import { estimate } from "../cost/estimate.js";
 import { causalSkippedShare } from "../cost/flops.js";
 import { zeroShardRanks } from "../cost/memory.js";
+import { parameterServerCost } from "../cost/parameter-server.js";
 import { groupPlacement } from "../cost/placement.js";
+import { memoryCosts } from "../cost/stages.js";
 import type { Estimate } from "../cost/types.js";
 import { counted, grouped } from "../../math/digits.js";
 
@@ -36,12 +38,31 @@ export function searchSummary(r: { readonly searched: number; readonly feasible:
   return r.bounded === 0 ? head : `${head}, ${n(r.searched - r.bounded)} timed`;
 }
 
+/**
+ * Where the data-parallel traffic of a parameter-server plan goes (planner/cost/parameter-server.ts): each
+ * worker pushes its gradients and pulls the weights through its own network link, each server carries
+ * dp / K workers' share through its one link; synchronous workers wait for the exchange, asynchronous ones
+ * overlap it with their next step up to the staleness bound.
+ */
+function serversLine(model: ModelSpec, shape: ClusterShape, win: Estimate): string {
+  const p = win.plan;
+  const ps = parameterServerCost(p, shape, memoryCosts(model, shape, p).stages[0]!.params);
+  const share = pct(win.time.breakdown.dpCommSeconds / win.time.stepSeconds);
+  const busy = ps.serverSeconds >= ps.seconds ? "the servers' links are the bottleneck" : "the workers' links are the bottleneck";
+  const mode = p.asynchronous
+    ? `asynchronous (staleness ${p.staleness}): a worker computes on weights up to ${counted(p.staleness, "step")} old while its exchange runs, so its step is the slower of the two; ${share} of the step waits on the exchange`
+    : `synchronous: every step waits for its exchange, ${share} of the step`;
+  return `Workers push gradients to ${counted(p.parameterServers, "parameter server")} and pull the weights back over ${shape.spec.interNode.link}, ` +
+    `${ps.seconds.toFixed(2)} s per step (${busy}, each server serving ${p.dp / p.parameterServers} workers); ${mode}.`;
+}
+
 export function describePlan(p: Plan): string {
   const parts = [`tp ${p.tp}`, `pp ${p.pp}`, `dp ${p.dp}`];
   if (p.cp > 1) parts.push(`cp ${p.cp}`);
   if (p.ep > 1) parts.push(`ep ${p.ep}`);
   const sched = p.pp > 1 ? `, ${p.schedule === "interleaved" ? `interleaved (v ${p.virtualStages})` : p.schedule}` : "";
-  return `${parts.join(" x ")}, micro-batch ${p.microBatch}${sched}, ZeRO ${zeroLabel(p)}, recompute ${recomputeLabel(p)}`;
+  const servers = p.parameterServers > 0 ? `, ${counted(p.parameterServers, "parameter server")} ${p.asynchronous ? `async (staleness ${p.staleness})` : "sync"}` : "";
+  return `${parts.join(" x ")}, micro-batch ${p.microBatch}${sched}, ZeRO ${zeroLabel(p)}, recompute ${recomputeLabel(p)}${servers}`;
 }
 
 /**
@@ -119,7 +140,9 @@ export function explainRanking(model: ModelSpec, shape: ClusterShape, plans: rea
     out.push(`${p.pp} pipeline stages, ${p.schedule} over ${counted(win.pipeline.microBatches, "micro-batch", "micro-batches")}: bubble ${pct(win.pipeline.bubbleFraction)} of the pipelined time; layers per stage ${p.layersPerStage.join("/")}.`);
   }
   const dpWays = p.dp * p.cp;
-  if (dpWays > 1) {
+  if (p.parameterServers > 0) {
+    out.push(serversLine(model, shape, win));
+  } else if (dpWays > 1) {
     const exposed = `${pct(win.time.breakdown.dpCommSeconds / win.time.stepSeconds)} of the step is exposed data-parallel traffic.`;
     const group = zeroShardRanks(p);
     const expertWays = model.moe !== undefined && p.ep > 1 ? ` (the experts' ${dpWays / p.ep} ways)` : "";

@@ -12,7 +12,11 @@ const GIB = 2 ** 30;
  */
 export function fitAdvice(model: ModelSpec, shape: ClusterShape, pinned: PlanInput, closest: Estimate, largerGpus: readonly GpuSpec[]): string[] {
   const over = closest.memory.peakBytesPerGpu - closest.memory.capacityBytes;
-  const out = [`The closest plan needs ${(closest.memory.peakBytesPerGpu / GIB).toFixed(1)} GiB per GPU, ${(over / GIB).toFixed(1)} GiB more than the ${(closest.memory.capacityBytes / GIB).toFixed(1)} GiB there is, with recompute and ZeRO already searched.`];
+  const servers = (pinned.parameterServers ?? 0) > 0;
+  const searched = servers
+    ? "with recompute already searched; parameter servers leave every worker the whole model's weights and gradients (no ZeRO, tensor or pipeline split)"
+    : "with recompute and ZeRO already searched";
+  const out = [`The closest plan needs ${(closest.memory.peakBytesPerGpu / GIB).toFixed(1)} GiB per GPU, ${(over / GIB).toFixed(1)} GiB more than the ${(closest.memory.capacityBytes / GIB).toFixed(1)} GiB there is, ${searched}.`];
   const fits = (s: ClusterShape, input: PlanInput) => {
     try {
       return searchPlans(model, s, input, { top: 1, shortlist: 1 }).plans[0];
@@ -20,6 +24,11 @@ export function fitAdvice(model: ModelSpec, shape: ClusterShape, pinned: PlanInp
       return undefined;
     }
   };
+  if (servers) {
+    const { parameterServers: _ps, asynchronous: _async, staleness: _staleness, ...collective } = pinned;
+    const found = fits(shape, collective);
+    if (found !== undefined) out.push(`Without parameter servers (leave out --ps): a plan fits (${describeShort(found)}).`);
+  }
   for (const factor of [2, 4, 8]) {
     const bigger = { ...shape, gpus: shape.gpus * factor };
     const { dp: _pinnedDp, ...unpinned } = pinned; // dp follows the GPU count

@@ -280,7 +280,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   let revisited: Set<string> | undefined;
   const skipMesh = (mesh: MeshChoice) => {
     if (!prune) return false;
-    const bound = peakBytesLowerBound(model, gpu, { ...mesh, parameterServers: 0, fp32Gradients, keep16BitGrads: pinned.keep16BitGrads === true, fp32ShardOnly: pinned.fp32ShardOnly === true, ...optimizerState });
+    const bound = peakBytesLowerBound(model, gpu, { ...mesh, parameterServers: pinned.parameterServers ?? 0, fp32Gradients, keep16BitGrads: pinned.keep16BitGrads === true, fp32ShardOnly: pinned.fp32ShardOnly === true, ...optimizerState });
     if (bound <= gpu.memoryBytes) return false;
     pruned++;
     return true;

@@ -1,5 +1,5 @@
 import { InputError } from "../../spec/errors.js";
-import { checkSchedule, checkTensorKnobs, defaultGlobalBatch, ZB_V_CHUNKS, type PlanInput } from "../../spec/plan.js";
+import { checkParameterServers, checkSchedule, checkTensorKnobs, defaultGlobalBatch, ZB_V_CHUNKS, type PlanInput } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Recompute, Schedule, ZeroStage } from "../../spec/types.js";
 import { balancedLayers } from "../partition/ilp.js";
 import { layoutExists } from "../partition/problem.js";
@@ -65,22 +65,23 @@ export function forEachCandidate(
   const globalBatch = searchGlobalBatch(model, pinned);
   const flash = pinned.flashAttention ?? true;
   const pick = <T>(value: T | undefined, all: readonly T[]): readonly T[] => (value === undefined ? all : [value]);
-  if (pinned.parameterServers !== undefined && pinned.parameterServers > 0) {
-    throw new InputError({ code: "unsupported", field: "--ps", value: pinned.parameterServers, valid: "meshplan simulate --ps K", reason: "the search covers collective-based plans; evaluate parameter-server plans with simulate" });
-  }
+  // With parameter servers pinned the workers are pure data parallel (checkPins refuses a pinned split):
+  // the search chooses the micro-batch and recomputation, over dp = every GPU.
+  const servers = pinned.parameterServers ?? 0;
+  const split = (all: () => readonly number[]): readonly number[] => (servers > 0 ? [1] : all());
   if (pinned.dpCommBlocking === true && pinned.dpCommExposed === true) {
     throw new InputError({ code: "out-of-range", field: "--dp-comm-blocking", value: true, valid: "false with --dp-comm-exposed", reason: "an exposed once-per-step reduction and collectives in line with every pass are two different engines" });
   }
   checkPins(pinned);
   const recomputes = pick<Recompute>(pinned.recompute, flash ? ["none", "full"] : ["none", "selective", "full"]);
-  const allZeros = pick(pinned.zero as ZeroStage | undefined, [0, 1, 2, 3] as ZeroStage[]);
-  for (const tp of pick(pinned.tp, divisorsOf(gpus))) {
+  const allZeros = pick(pinned.zero as ZeroStage | undefined, (servers > 0 ? [0] : [0, 1, 2, 3]) as ZeroStage[]);
+  for (const tp of pick(pinned.tp, split(() => divisorsOf(gpus)))) {
     if (model.attentionHeads % tp !== 0 || model.ffnHiddenSize % tp !== 0) continue;
     if (model.kvHeads % tp !== 0 && tp % model.kvHeads !== 0) continue;
     const sequenceParallel = tp > 1 ? (pinned.sequenceParallel ?? true) : undefined;
     // The tensor-parallel knobs describe how a framework runs tp: the candidates without it run without them.
     const tensor = tp > 1 ? { tpCommOverlap: pinned.tpCommOverlap, tpSyncBackward: pinned.tpSyncBackward } : { tpCommOverlap: undefined, tpSyncBackward: undefined };
-    for (const pp of pick(pinned.pp, divisorsOf(gpus / tp))) {
+    for (const pp of pick(pinned.pp, split(() => divisorsOf(gpus / tp)))) {
       if (pp > model.layers) continue;
       // DeepSpeed's pipeline-engine knobs describe how it runs a pipeline; without one (pp = 1) its ZeRO
       // optimizer overlaps the reduction with the backward (overlap_comm) as the other frameworks do.
@@ -101,14 +102,14 @@ export function forEachCandidate(
         }
         return split;
       };
-      for (const cp of pick(pinned.cp, divisorsOf(gpus / (tp * pp)))) {
+      for (const cp of pick(pinned.cp, split(() => divisorsOf(gpus / (tp * pp))))) {
         if (seqLen % cp !== 0) continue;
         const dp = gpus / (tp * pp * cp);
         if (pinned.dp !== undefined && pinned.dp !== dp) continue;
         // with one data-parallel rank there is nothing to shard: every ZeRO stage is the same plan (but
         // fp32ShardOnly, FSDP's storage, is stated as ZeRO 3)
         const zeros = dp * cp > 1 || pinned.zero !== undefined || pinned.fp32ShardOnly === true ? allZeros : [0 as ZeroStage];
-        const eps = model.moe === undefined ? [1] : divisorsOf(model.moe.experts).filter((e) => (dp * cp) % e === 0);
+        const eps = model.moe === undefined || servers > 0 ? [1] : divisorsOf(model.moe.experts).filter((e) => (dp * cp) % e === 0);
         for (const ep of pick(pinned.ep, eps)) {
           for (const zero of zeros) {
             if (engine.dpCommExposed === true && zero > 1) continue; // resolvePlan refuses it
@@ -130,7 +131,7 @@ export function forEachCandidate(
                   visit({
                     dp, tp, pp, cp, ep, sequenceParallel, virtualStages, microBatch, globalBatch, seqLen, schedule, zero, recompute,
                     precision: pinned.precision, layersPerStage, recomputeLayersPerStage: pinned.recomputeLayersPerStage,
-                    parameterServers: undefined, asynchronous: undefined, staleness: undefined, flashAttention: flash, fp32Gradients: pinned.fp32Gradients, tpCommOverlap: tensor.tpCommOverlap,
+                    parameterServers: pinned.parameterServers, asynchronous: pinned.asynchronous, staleness: pinned.staleness, flashAttention: flash, fp32Gradients: pinned.fp32Gradients, tpCommOverlap: tensor.tpCommOverlap,
                     ppBlockingSends: engine.ppBlockingSends, dpCommExposed: engine.dpCommExposed, dpCommBlocking: pinned.dpCommBlocking, tpSyncBackward: tensor.tpSyncBackward, launchBlocking: pinned.launchBlocking, recomputeEarlyStop: pinned.recomputeEarlyStop,
                     ppScatterGather: pinned.ppScatterGather, ppKeepOutputs: engine.ppKeepOutputs, keep16BitGrads: pinned.keep16BitGrads, fusedCrossEntropy: pinned.fusedCrossEntropy, fp8Keep16BitInputs: pinned.fp8Keep16BitInputs, fp32ShardOnly: pinned.fp32ShardOnly, optimizerStateBytes: pinned.optimizerStateBytes, optimizerStepBytesPerParam: pinned.optimizerStepBytesPerParam, shardGroup,
                   }, group);
@@ -150,10 +151,15 @@ export function forEachCandidate(
  * resolvePlan's message where it has one.
  */
 function checkPins(pinned: PlanInput): void {
-  for (const key of ["asynchronous", "staleness"] as const) {
-    const value = pinned[key];
-    if (value === undefined || value === false || value === 0) continue;
-    throw new InputError({ code: "unsupported", field: key, value, valid: "meshplan simulate --ps K --async", reason: "the search covers collective-based plans; evaluate parameter-server plans with simulate" });
+  // The search's own choices where a pin is left out: a split of 1 and ZeRO 0 under parameter servers.
+  const asynchronous = pinned.asynchronous ?? false;
+  checkParameterServers({
+    parameterServers: pinned.parameterServers ?? 0, tp: pinned.tp ?? 1, pp: pinned.pp ?? 1, cp: pinned.cp ?? 1, ep: pinned.ep ?? 1,
+    zero: pinned.zero ?? (pinned.fp32ShardOnly === true ? 3 : 0), asynchronous, staleness: pinned.staleness ?? (asynchronous ? 1 : 0),
+    dpCommExposed: pinned.dpCommExposed ?? false, dpCommBlocking: pinned.dpCommBlocking ?? false,
+  });
+  if ((pinned.parameterServers ?? 0) > 0 && pinned.shardGroup !== undefined) {
+    throw new InputError({ code: "out-of-range", field: "shardGroup", value: pinned.shardGroup, valid: "left out with parameter servers", reason: "the servers hold the optimizer" });
   }
   if (pinned.tp !== undefined) checkTensorKnobs(pinned.tp, pinned);
   if (pinned.schedule !== undefined) checkSchedule(pinned.schedule, pinned.pp, pinned.virtualStages);

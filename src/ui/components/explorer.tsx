@@ -1,7 +1,7 @@
 import { Box, useApp, useInput, useStdout } from "ink";
 import { useEffect, useMemo, useReducer, useRef, useState } from "react";
 import { explainRanking, searchSummary } from "../../planner/explain/explain.js";
-import { knobContext } from "../knobs.js";
+import { knobContext, serversText } from "../knobs.js";
 import { layout, tooSmall, MIN_COLUMNS, MIN_ROWS } from "../layout.js";
 import { runCommand, type ExplorerEnv } from "../commands.js";
 import type { Execution } from "../executor.js";
@@ -135,7 +135,7 @@ export function Explorer(props: ExplorerProps) {
   return (
     <ColorContext.Provider value={props.color}>
       <Box flexDirection="column" width={L.columns} height={L.height} overflow="hidden">
-        <KnobBar flags={state.flags} knobs={knobs} selected={selected?.plan} focus={state.focus} title={L.wide} columns={L.columns} calibrated={state.context.calibratedAt !== undefined} gpu={typeof state.flags.gpu === "string" ? state.context.shape.spec.gpu.name : undefined} />
+        <KnobBar flags={state.flags} knobs={knobs} selected={selected?.plan} focus={state.focus} title={L.wide} columns={L.columns} calibrated={state.context.calibratedAt !== undefined} gpu={typeof state.flags.gpu === "string" ? state.context.shape.spec.gpu.name : undefined} servers={serversText(state.flags)} />
         <Box flexDirection="column" flexGrow={1} overflow="hidden">{body}</Box>
         <StatusLine busy={state.phase === "searching" || state.phase === "refining"} text={statusText(state)} error={state.phase === "error"} message={state.message} />
         <Hints columns={L.columns} />

@@ -14,6 +14,8 @@ export interface KnobBarProps {
   readonly calibrated?: boolean;
   /** The GPU when --gpu swapped the cluster's: shown after the cluster, which names its own GPU otherwise. */
   readonly gpu?: string | undefined;
+  /** Parameter servers where --ps pinned them ("4 sync", "4 async/2"): shown after the GPU. */
+  readonly servers?: string | undefined;
 }
 
 const MAX_VALUE = 24;
@@ -94,7 +96,7 @@ function compactLineWidth(cells: readonly KnobCell[], focus: number): number {
  * Two lines: the context (model, GPUs, cluster, sequence, batch) and the plan knobs. A pinned knob shows
  * its value with `*`; a free one shows the selected plan's value. The focused knob is in brackets.
  */
-export function KnobBar({ flags, knobs, selected, focus, title, columns, calibrated, gpu }: KnobBarProps) {
+export function KnobBar({ flags, knobs, selected, focus, title, columns, calibrated, gpu, servers }: KnobBarProps) {
   const line = (all: readonly KnobCell[], room: number) => {
     const { cells, compact } = fitCells(all, focus, room);
     const seps = separators(cells, focus, compact);
@@ -114,7 +116,7 @@ export function KnobBar({ flags, knobs, selected, focus, title, columns, calibra
   };
   const room = columns ?? Number.POSITIVE_INFINITY;
   const head = title ? "meshplan explore " : "";
-  const gpuText = gpu === undefined ? "" : ` gpu ${gpu} `;
+  const gpuText = [gpu === undefined ? "" : ` gpu ${gpu} `, servers === undefined ? "" : ` ps ${servers} `].join("");
   const context = knobCells("context", flags, knobs, selected);
   // "calibrated" gives way first where the context would not fit, then the other values are cut
   const showCalibrated = calibrated === true && head.length + compactLineWidth(context, focus) + gpuText.length + CALIBRATED.length <= room;
@@ -124,7 +126,7 @@ export function KnobBar({ flags, knobs, selected, focus, title, columns, calibra
       <Line>
         {title ? <Styled color="cyan" bold>{head}</Styled> : null}
         {line(context, contextRoom)}
-        {gpu !== undefined ? <Styled bold>{gpuText}</Styled> : null}
+        {gpuText !== "" ? <Styled bold>{gpuText}</Styled> : null}
         {showCalibrated ? <Styled color="cyan">{CALIBRATED}</Styled> : null}
       </Line>
       <Line>{line(knobCells("plan", flags, knobs, selected), room)}</Line>
