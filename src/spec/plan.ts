@@ -118,6 +118,11 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   }
 
   const seqLen = positiveInt("seqLen", input.seqLen, model.seqLen);
+  // A learned position table has one row per position it was built for: a longer sequence has no rows to
+  // read (GPT-2's wpe, GPT-3), and growing it is a different model (its parameters and memory change).
+  if (model.positionEmbedding === "learned" && seqLen > model.seqLen) {
+    bad("seqLen", seqLen, `at most ${model.seqLen}`, `${model.name} learns its position embeddings for ${model.seqLen} positions; a longer sequence needs a model file with a larger seqLen`);
+  }
   if (seqLen % cp !== 0) notDivisible("cp", cp, listDivisors(seqLen), `the sequence (${seqLen} tokens) is split over cp`);
 
   if (ep > 1 && model.moe === undefined) bad("ep", ep, "1", `${model.name} has no experts`);

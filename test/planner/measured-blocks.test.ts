@@ -34,7 +34,9 @@ const scales = readCalibration(CALIBRATION_FILE())!.scales;
 function predictedSecondsPerBlock(row: Row, spec: ClusterSpec): number {
   const c = cases.find((x) => x.case.id === SHAPE_OF[row.model])!;
   const at = (layers: number) => {
-    const model = { ...c.case.model, layers };
+    // MPT's ALiBi has no position table (validate's GPT family is given a learned one, which would bound
+    // the sequence): the model is taken at the timed sequence length
+    const model = { ...c.case.model, layers, seqLen: Math.max(c.case.model.seqLen, row.seqLen) };
     const shape = { spec, gpus: 1, gpusPerNode: spec.gpusPerNode };
     const plan = resolvePlan(model, shape, {
       // one GPU, nothing sharded: FSDP's fp32-shard storage (a ZeRO-3 switch) does not apply, nor change the time

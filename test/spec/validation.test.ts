@@ -171,6 +171,17 @@ describe("plan resolution", () => {
     expect([s.field, s.valid]).toEqual(["staleness", "an integer >= 1 with --async"]);
   });
 
+  it("a learned position table bounds the sequence: longer is refused, shorter and rotary models are not", () => {
+    const shape8 = shapeOf("dgx-h100", 8);
+    const gpt3 = planFor("gpt3-175b", shape8, {}).model;
+    expect(gpt3.positionEmbedding).toBe("learned");
+    const e = inputErrorOf(() => resolvePlan(gpt3, shape8, { seqLen: 2 * gpt3.seqLen }));
+    expect([e.field, e.value, e.valid]).toEqual(["seqLen", 2 * gpt3.seqLen, `at most ${gpt3.seqLen}`]);
+    expect(resolvePlan(gpt3, shape8, { seqLen: gpt3.seqLen / 2 }).seqLen).toBe(gpt3.seqLen / 2);
+    const llama = planFor("llama3-8b", shape8, {}).model;
+    expect(resolvePlan(llama, shape8, { seqLen: 4 * llama.seqLen }).seqLen).toBe(4 * llama.seqLen);
+  });
+
   it("fp8 needs a GPU with fp8 tensor cores", () => {
     const a100 = shapeOf("dgx-a100-80gb", 8);
     const e = inputErrorOf(() => resolvePlan(planFor("llama3-8b", a100, {}).model, a100, { precision: "fp8" }));
