@@ -9,7 +9,7 @@ import { backendNameOf, missingBackendPackage, type BackendChoice } from "../exe
 import { ExecutionError } from "../executor/run/launch.js";
 import { checkExecutorLayers, validateForExecutor } from "../executor/validate.js";
 import { InputError } from "../spec/errors.js";
-import { defaultGlobalBatch, resolvePlan } from "../spec/plan.js";
+import { defaultGlobalBatch, resolvePlan, ZB_V_CHUNKS } from "../spec/plan.js";
 import type { ModelSpec, Plan } from "../spec/types.js";
 import { grouped } from "../math/digits.js";
 import { planFieldAsFlag, type ParsedArgs } from "./args.js";
@@ -186,7 +186,11 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     const model = loaded.globalBatch === undefined ? { ...loaded, globalBatch: EXECUTE_DEFAULT_GLOBAL_BATCH } : loaded;
     const input = planInputFrom(flags);
     // Before resolvePlan, whose hint for an uneven interleaved split is a layout the executor does not run.
-    if (input.schedule === undefined || input.schedule === "interleaved") checkExecutorLayers(model.layers, input.pp ?? 1, input.virtualStages ?? 1, input.layersPerStage);
+    const schedule = input.schedule ?? ((input.virtualStages ?? 1) > 1 ? "interleaved" : "1f1b");
+    if (schedule === "interleaved" || schedule === "zb-v") {
+      const virtualStages = schedule === "zb-v" ? input.virtualStages ?? ZB_V_CHUNKS : input.virtualStages ?? 1;
+      checkExecutorLayers(model.layers, { pp: input.pp ?? 1, virtualStages, schedule, layersPerStage: input.layersPerStage });
+    }
     const plan = resolvePlan(model, shape, { flashAttention: false, ...input });
     const steps = positiveFlag(args, "steps", DEFAULT_TIMED_STEPS);
     const warmupSteps = countFlag(args, "warmup", DEFAULT_WARMUP_STEPS);

@@ -1,7 +1,8 @@
 import { InputError } from "../spec/errors.js";
 import { divisorsOf } from "../math/divisors.js";
 import { totalParams } from "../planner/cost/params.js";
-import type { ModelSpec, Plan } from "../spec/types.js";
+import type { ModelSpec, Plan, Schedule } from "../spec/types.js";
+import { isVShape, splitsBackward } from "../spec/virtual-stages.js";
 
 /**
  * What the TensorFlow.js executor runs, beyond what resolvePlan already checks. Each rejection names the
@@ -53,15 +54,16 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
   if (plan.flashAttention) {
     unsupported("flashAttention", true, "false (leave out --flash)", "the executor has no fused attention kernel: it stores the score matrix, and predicts with flash attention off");
   }
-  if (plan.schedule === "zb-v") {
-    unsupported("schedule", "zb-v", "naive, gpipe, 1f1b, interleaved or zb-h1", "the executor's ranks lay chunks out Megatron's way (chunk c of stage s is virtual stage c pp + s); ZB-V's V layout is predicted and simulated, not executed yet");
-  }
-  if (plan.schedule === "zb-h1" && plan.recomputeLayersPerStage.some((n) => n > 0)) {
-    unsupported("recompute", plan.recompute, "none or selective under ZB-H1", "full recomputation with the split backward is not executed yet");
+  if (splitsBackward(plan.schedule) && plan.recomputeLayersPerStage.some((n) => n > 0)) {
+    unsupported("recompute", plan.recompute, `none or selective under ${plan.schedule}`, "full recomputation with the split backward is not executed yet");
   }
   if (plan.ppScatterGather === true) unsupported("ppScatterGather", true, "false (leave out --pp-scatter-gather)", "the executor's pipeline sends whole activations");
-  if (model.tiedEmbeddings && plan.pp > 1) unsupported("pp", plan.pp, "1 for a model with tied embeddings", "the tied copy on the last stage is not executed yet");
-  checkExecutorLayers(model.layers, plan.pp, plan.virtualStages, plan.layersPerStage);
+  if (model.tiedEmbeddings && plan.pp > 1) {
+    unsupported("pp", plan.pp, "1 for a model with tied embeddings", isVShape(plan.schedule)
+      ? "under ZB-V the output layer would read the embedding's weights on the first stage, which the executor's units do not share yet"
+      : "the tied copy on the last stage is not executed yet");
+  }
+  checkExecutorLayers(model.layers, plan);
 }
 
 /**
@@ -73,8 +75,22 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
  * layout runs. `given`: the layers per stage asked for, absent where resolvePlan is still to choose them
  * (execute checks the flags before resolvePlan, whose own hint is the end-short layout).
  */
-export function checkExecutorLayers(layers: number, pp: number, v: number, given: readonly number[] | undefined): void {
+/** The pipeline shape checkExecutorLayers reads: a resolved plan's, or the flags' before resolvePlan (no layout given: undefined). */
+export interface ExecutorLayout {
+  readonly pp: number;
+  readonly virtualStages: number;
+  readonly schedule: Schedule;
+  readonly layersPerStage?: readonly number[] | undefined;
+}
+
+export function checkExecutorLayers(layers: number, plan: ExecutorLayout): void {
+  const { pp, virtualStages: v, layersPerStage: given } = plan;
   if (v < 2 || pp < 2) return;
+  if (isVShape(plan.schedule) && layers % (pp * v) !== 0) {
+    const ok = divisorsOf(layers).filter((d) => d >= 2 && layers % (2 * d) === 0);
+    unsupported("pp", pp, ok.length === 0 ? `none: ${layers} layers do not split into 2 x pp equal chunks` : `${ok.join(", ")} (2 x pp dividing ${layers} layers)`,
+      `the executor runs ZB-V's two chunks per stage equal and of whole layers, and ${layers} layers do not split into 2 x pp(${pp}) = ${2 * pp} of them; the first stage two layers short, which the cost model takes, is not executed`);
+  }
   if (layers % (pp * v) !== 0) {
     const ok = divisorsOf(layers).filter((w) => layers % (pp * w) === 0);
     const valid = ok.length === 0 ? `1 (no interleaving), with layersPerStage since pp(${pp}) does not divide ${layers} layers`
@@ -83,7 +99,7 @@ export function checkExecutorLayers(layers: number, pp: number, v: number, given
   }
   const even = layers / pp;
   if (given !== undefined && (given.length !== pp || given.some((n) => n !== even))) {
-    unsupported("layersPerStage", given, `${new Array<number>(pp).fill(even).join(",")} (every stage the same multiple of virtualStages(${v}))`, "the executor's interleaved chunks are equal and of whole layers");
+    unsupported("layersPerStage", given, `${new Array<number>(pp).fill(even).join(",")} (every stage the same multiple of virtualStages(${v}))`, `the executor's ${plan.schedule} chunks are equal and of whole layers`);
   }
 }
 

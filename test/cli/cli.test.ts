@@ -161,7 +161,7 @@ describe("bad input", () => {
     expectBadInput(meshplan("simulate", "--micro-batch", "0"), "--micro-batch", "0");
   });
 
-  it("ZB-V: simulated with the embedding and the output layer on the first stage, searched when pinned, refused by the executor", () => {
+  it("ZB-V: simulated with the embedding and the output layer on the first stage, searched when pinned, executed where its chunks are equal", () => {
     const args = ["--model", "llama3-8b", "--gpus", "8", "--pp", "4", "--dp", "2", "--micro-batch", "1", "--global-batch", "32", "--zero", "1", "--recompute", "full"];
     const sim = meshplan("simulate", ...args, "--schedule", "zb-v");
     expect(sim.code).toBe(0);
@@ -179,10 +179,12 @@ describe("bad input", () => {
     const ranked = JSON.parse(plan.stdout);
     expect(ranked.plans.length).toBeGreaterThan(0);
     for (const p of ranked.plans) expect(p.plan.schedule).toBe("zb-v");
-    // tiny-gpt's 2 layers cannot fill 2 stages of 2 chunks: 4 layers can
+    // the executor runs ZB-V's chunks equal and of whole layers (test/executor/splits.test.ts runs 4 layers
+    // on 2 stages): tiny-gpt's 2 layers and 6 layers on 2 stages are refused before anything runs
+    expectBadInput(meshplan("execute", "--pp", "2", "--schedule", "zb-v"), "--pp", "2 layers do not split into 2 x pp equal chunks");
     const tiny = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "models", "models", "tiny-gpt.json"), "utf8"));
-    const four = file("tiny-gpt-4.json", JSON.stringify({ ...tiny, name: "tiny-gpt-4", layers: 4 }));
-    expectBadInput(meshplan("execute", "--model", four, "--pp", "2", "--schedule", "zb-v"), "--schedule", "zb-v", "not executed yet");
+    const six = file("tiny-gpt-6.json", JSON.stringify({ ...tiny, name: "tiny-gpt-6", layers: 6 }));
+    expectBadInput(meshplan("execute", "--model", six, "--pp", "2", "--schedule", "zb-v"), "--pp = 2", "valid: 3 (2 x pp dividing 6 layers)");
   });
 
   it("plan --ps K: pure data-parallel plans served by K servers, ranked and explained; no fit names the split plans that would", () => {

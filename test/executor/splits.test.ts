@@ -72,6 +72,19 @@ describe("pipeline parallel", () => {
     const ex = await runPlan(2, { pp: 2, virtualStages: 2 }, { layers: 4 });
     expectFaithful(ex);
   });
+  it("pp2, ZB-V: chunks laid out as a V, the loss on the first stage, the turn kept on the last (4 layers)", async () => {
+    const ex = await runPlan(2, { pp: 2, schedule: "zb-v" }, { layers: 4 });
+    expectFaithful(ex);
+    // the first stage holds the embedding and the head, so its rank reports the loss
+    expect(ex.results.filter((r) => r.holdsLoss).map((r) => r.coords.pp)).toEqual([0]);
+    // per micro-batch each stage sends one activation and one gradient: the turn of the V is not a send
+    const m = ex.plan.globalBatch / ex.plan.microBatch;
+    const rows = ex.plan.microBatch * ex.plan.seqLen;
+    for (const r of ex.results) {
+      const sent = r.steps[0]!.commBytesByPurpose;
+      expect([sent["pp.activation"], sent["pp.gradient"]]).toEqual([4 * m * rows * ex.model.hiddenSize, 4 * m * rows * ex.model.hiddenSize]);
+    }
+  });
 });
 
 describe("selective recomputation", () => {

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { inFlightMicroBatches } from "../../src/planner/cost/activations.js";
+import { planVPassRatios } from "../../src/planner/cost/zb-v.js";
 import { blockOf, layoutFabric } from "../../src/executor/comm/fabric.js";
 import { expectedElements } from "../../src/executor/measure/accounting.js";
 import { lineFit } from "../../src/executor/measure/stats.js";
@@ -72,8 +73,8 @@ describe("the rank grid", () => {
 describe("pipeline schedules", () => {
   it("run every pass once, forward before backward, holding the cost model's micro-batches at the peak", () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }),
-      fc.constantFrom("naive", "gpipe", "1f1b", "interleaved", "zb-h1"), (p, v0, k, schedule) => {
-        const v = schedule === "interleaved" ? Math.max(2, v0) : 1;
+      fc.constantFrom("naive", "gpipe", "1f1b", "interleaved", "zb-h1", "zb-v"), (p, v0, k, schedule) => {
+        const v = schedule === "interleaved" ? Math.max(2, v0) : schedule === "zb-v" ? 2 : 1;
         // One stage runs 1f1b only (resolvePlan refuses a pipeline schedule without a pipeline).
         if (schedule !== "1f1b" && p < 2) return;
         const m = schedule === "interleaved" ? p * k : k + p - 1;
@@ -81,20 +82,22 @@ describe("pipeline schedules", () => {
         const plan = resolvePlan(tinyGpt(layers), shapeOf("dgx-h100", p), { pp: p, virtualStages: v, schedule: schedule as PlanInput["schedule"], globalBatch: m });
         expect(microBatchCount(plan)).toBe(m);
         for (let s = 0; s < p; s++) {
-          const actions = stageSchedule(plan, s, m);
-          const split = schedule === "zb-h1";
+          const actions = stageSchedule(tinyGpt(layers), plan, s, m);
+          const split = schedule === "zb-h1" || schedule === "zb-v";
           expect(actions).toHaveLength((split ? 3 : 2) * m * v);
           const seen = new Set<string>();
           for (const a of actions) {
             const key = `${a.microBatch}:${a.chunk}`;
             if (a.pass === "F") expect(seen.has(key)).toBe(false);
             else expect(seen.has(key)).toBe(true);
-            // Under ZB-H1 each W follows its micro-batch's B.
+            // Under ZB-H1 and ZB-V each W follows its micro-batch's B.
             if (a.pass === "W") expect(seen.has(`B${key}`)).toBe(true);
             if (a.pass === "B") seen.add(`B${key}`);
             seen.add(key);
           }
-          expect(peakInFlightChunks(actions) / v).toBeCloseTo(inFlightMicroBatches(plan, s, m), 9);
+          // ZB-V: the order the cost model plays for this plan's pass lengths, which the executor runs
+          const ratios = schedule === "zb-v" ? planVPassRatios(tinyGpt(layers), plan) : undefined;
+          expect(peakInFlightChunks(actions) / v).toBeCloseTo(inFlightMicroBatches(plan, s, m, ratios), 9);
         }
       }), { numRuns: 60 });
   });
@@ -174,13 +177,13 @@ describe("interleaved layouts the executor runs (validate.ts checkExecutorLayers
       expect(e.message).toContain("equal chunks of whole layers");
     }
     // Without a layout (execute checks the flags before resolvePlan): what is valid is what the executor runs.
-    const e = inputErrorOf(() => checkExecutorLayers(2, 2, 2, undefined));
+    const e = inputErrorOf(() => checkExecutorLayers(2, { pp: 2, virtualStages: 2, schedule: "interleaved", layersPerStage: undefined }));
     expect(e.valid).toBe("1 (pp * virtualStages dividing 2 layers; 1 is no interleaving)");
-    expect(inputErrorOf(() => checkExecutorLayers(6, 2, 2, undefined)).valid).toContain("1, 3 (");
+    expect(inputErrorOf(() => checkExecutorLayers(6, { pp: 2, virtualStages: 2, schedule: "interleaved", layersPerStage: undefined })).valid).toContain("1, 3 (");
     // Equal stages of whole chunks run (6 layers, pp 2, v 3: a layer a chunk); stages of whole chunks but of
     // different sizes do not (the chunks are taken to be equal).
-    expect(() => checkExecutorLayers(6, 2, 3, [3, 3])).not.toThrow();
-    const uneven = inputErrorOf(() => checkExecutorLayers(12, 2, 2, [4, 8]));
+    expect(() => checkExecutorLayers(6, { pp: 2, virtualStages: 3, schedule: "interleaved", layersPerStage: [3, 3] })).not.toThrow();
+    const uneven = inputErrorOf(() => checkExecutorLayers(12, { pp: 2, virtualStages: 2, schedule: "interleaved", layersPerStage: [4, 8] }));
     expect([uneven.field, uneven.valid]).toEqual(["layersPerStage", "6,6 (every stage the same multiple of virtualStages(2))"]);
   });
 
@@ -191,7 +194,7 @@ describe("interleaved layouts the executor runs (validate.ts checkExecutorLayers
   it("runs pp x v equal chunks of whole layers, each layer in exactly one chunk, in order", () => {
     fc.assert(fc.property(degrees, fc.integer({ min: 1, max: 3 }), ({ pp, v }, size) => {
       const layers = pp * v * size;
-      expect(() => checkExecutorLayers(layers, pp, v, undefined)).not.toThrow();
+      expect(() => checkExecutorLayers(layers, { pp: pp, virtualStages: v, schedule: "interleaved", layersPerStage: undefined })).not.toThrow();
       const plan = resolvePlan(tinyGpt(layers), shapeOf("dgx-h100", pp), { pp, virtualStages: v, globalBatch: 4 * pp });
       const chunks = Array.from({ length: v }, (_, c) => Array.from({ length: pp }, (_, s) => chunkLayers(plan, s, c))).flat();
       for (const chunk of chunks) expect(chunk).toHaveLength(size);
@@ -203,7 +206,7 @@ describe("interleaved layouts the executor runs (validate.ts checkExecutorLayers
     fc.assert(fc.property(degrees, fc.integer({ min: 0, max: 2 }), fc.integer({ min: 1, max: 15 }), ({ pp, v }, size, short) => {
       fc.pre(short < pp * v);
       const layers = pp * v * (size + 1) - short;
-      const e = inputErrorOf(() => checkExecutorLayers(layers, pp, v, undefined));
+      const e = inputErrorOf(() => checkExecutorLayers(layers, { pp: pp, virtualStages: v, schedule: "interleaved", layersPerStage: undefined }));
       expect([e.field, e.value]).toEqual(["virtualStages", v]);
     }));
   });

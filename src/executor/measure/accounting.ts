@@ -5,6 +5,7 @@ import { chunkUnits, recomputedLayers, unitSlots, type UnitSpec } from "../model
 import { coordsOf } from "../parallel/grid.js";
 import { replicatedCount } from "../parallel/sp-sync.js";
 import { stageSchedule } from "../parallel/schedule.js";
+import { crossingsOfStage, holdsHead } from "../../spec/virtual-stages.js";
 
 /**
  * What the executor's algorithms send, per rank per step, in float32 elements, by purpose: derived from
@@ -43,7 +44,7 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
   const units = chunks.flat();
   const layers = units.filter((u) => u.kind === "layer").length;
   const first = c.pp === 0;
-  const last = c.pp === plan.pp - 1;
+  const last = holdsHead(plan, c.pp);
   const act = rows * h;
 
   // Tensor parallel, per micro-batch: each layer's two row-parallel reductions forward and its two
@@ -65,16 +66,13 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
   const cpg = plan.cp;
   add(out, "cp.kv", m * (layers * (4 * ag(cpg * kv, cpg, c.cp) + 2 * rs(cpg * kv, cpg, c.cp)) + recomputed * 2 * ag(cpg * kv, cpg, c.cp)));
 
-  // Pipeline: an activation forward out of every chunk but the model's last, a gradient backward out of every chunk but its first.
-  const p = plan.pp;
-  const v = plan.virtualStages;
+  // Pipeline: an activation forward out of every chunk but the model's last, a gradient backward out of
+  // every chunk but its first, where the next (previous) chunk is on another stage (ZB-V's turn is not).
   const pipe = act / (sp ? t : 1);
-  if (p > 1) {
-    for (let k = 0; k < v; k++) {
-      const g = k * p + c.pp;
-      if (g !== p * v - 1) add(out, "pp.activation", m * pipe);
-      if (g !== 0) add(out, "pp.gradient", m * pipe);
-    }
+  if (plan.pp > 1) {
+    const x = crossingsOfStage(plan, c.pp);
+    add(out, "pp.activation", m * x.forwardSends * pipe);
+    add(out, "pp.gradient", m * x.backwardSends * pipe);
   }
 
   // Data parallel over dp x cp, unit by unit (ZeRO), or the parameter-server push.
@@ -208,7 +206,7 @@ export function peakActivationElements(model: ModelSpec, plan: Plan, stage: numb
   const perChunk = chunks.map((units) =>
     units.reduce((a, u) => a + (u.kind === "layer" ? (recomputed.has(u.layer) ? input : layer) : u.kind === "head" ? headActivationElements(model, plan) : 0), 0));
   const transient = chunks.map((units) => (units.some((u) => u.kind === "layer" && recomputed.has(u.layer)) ? layer - input : 0));
-  const actions = stageSchedule(plan, stage, microBatchCount(plan));
+  const actions = stageSchedule(model, plan, stage, microBatchCount(plan));
   const split = actions.some((a) => a.pass === "W");
   const deferred = chunks.map((units) => (split ? units.reduce((a, u) => a + deferredWeightElements(model, plan, u), 0) : 0));
   let live = 0;

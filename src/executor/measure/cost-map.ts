@@ -4,6 +4,7 @@ import { planCosts } from "../../planner/cost/stages.js";
 import { estimate } from "../../planner/cost/estimate.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { COMM_KINDS, type CommKind } from "../comm/fabric.js";
+import { holdsHead } from "../../spec/virtual-stages.js";
 
 /** Cross-entropy's all-reduces are fp32 in the cost model too (planner/cost/communication.ts vocabCrossEntropyCost). */
 const FP32_BYTES = 4;
@@ -33,7 +34,7 @@ export function costModelElements(model: ModelSpec, shape: ClusterShape, plan: P
   const ce = vocabCrossEntropyCost(plan, costs.links).bytes;
   const perStage = costs.stages.map((s, i) => {
     const sync = spReplicatedGradCost(model, plan, costs.links, i).bytes;
-    const last = i === plan.pp - 1;
+    const last = holdsHead(plan, i);
     const tpActivations = m * (s.tp.forward.bytes + s.tp.backward.bytes - (last ? ce : 0));
     const tp = tpActivations / PARAM_BYTES + (last ? (m * ce) / FP32_BYTES : 0) + sync / g;
     const d = s.dp;

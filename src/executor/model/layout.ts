@@ -1,4 +1,5 @@
 import type { ModelSpec, Plan } from "../../spec/types.js";
+import { chunkOfVirtual, virtualStageOf } from "../../spec/virtual-stages.js";
 
 /**
  * The executor's GPT as a list of parameter tensors grouped into units (the embedding, each layer, the
@@ -123,14 +124,17 @@ export function joinRanks(blocks: readonly Float32Array[], spec: TensorSpec): Fl
   return full;
 }
 
-/** Layers of model chunk `chunk` (0..v-1) on pipeline stage `stage`: global chunk chunk*p + stage (Megatron's interleaving). */
+/**
+ * Layers of model chunk `chunk` (0..v-1) on pipeline stage `stage`: the chunk is virtual stage
+ * virtualStageOf(...) along the model (Megatron's interleaving c p + s, or ZB-V's V), each chunk of stage s
+ * layersPerStage[s] / v layers.
+ */
 export function chunkLayers(plan: Plan, stage: number, chunk: number): number[] {
-  const p = plan.pp;
   const v = plan.virtualStages;
   const size = (s: number) => (plan.layersPerStage[s] ?? 0) / v;
-  const global = chunk * p + stage;
+  const global = virtualStageOf(plan, stage, chunk);
   let first = 0;
-  for (let k = 0; k < global; k++) first += size(k % p);
+  for (let k = 0; k < global; k++) first += size(chunkOfVirtual(plan, k).stage);
   return Array.from({ length: size(stage) }, (_, i) => first + i);
 }
 
@@ -149,9 +153,10 @@ export function chunkUnits(model: ModelSpec, plan: Plan, stage: number, chunk: n
   const all = modelUnits(model);
   const layers = chunkLayers(plan, stage, chunk);
   const out: UnitSpec[] = [];
-  if (stage === 0 && chunk === 0) out.push(all[0]!);
+  const at = virtualStageOf(plan, stage, chunk);
+  if (at === 0) out.push(all[0]!);
   for (const l of layers) out.push(all[1 + l]!);
-  if (stage === plan.pp - 1 && chunk === plan.virtualStages - 1) out.push(all[all.length - 1]!);
+  if (at === plan.pp * plan.virtualStages - 1) out.push(all[all.length - 1]!);
   return out;
 }
 

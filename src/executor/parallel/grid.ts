@@ -2,6 +2,7 @@ import type { ModelSpec, Plan } from "../../spec/types.js";
 import type { ChannelSpec, FabricSpec, GroupSpec } from "../comm/fabric.js";
 import { microBatchCount } from "../../spec/plan.js";
 import { elements, modelUnits, stageUnits, unitSlots } from "../model/layout.js";
+import { isVShape } from "../../spec/virtual-stages.js";
 import { gradientBucket } from "./bucket.js";
 
 /**
@@ -103,7 +104,8 @@ export function fabricFor(model: ModelSpec, plan: Plan): FabricSpec {
     for (let r = 0; r < workers; r++) {
       const c = coordsOf(plan, r);
       const next = rankOf(plan, { ...c, pp: (c.pp + 1) % plan.pp });
-      if (c.pp === plan.pp - 1 && plan.virtualStages === 1) continue;
+      // The last stage feeds the first only when chunks wrap round (interleaved); ZB-V's V turns on the last stage.
+      if (c.pp === plan.pp - 1 && (plan.virtualStages === 1 || isVShape(plan.schedule))) continue;
       pairs.add(`${r},${next}`);
       pairs.add(`${next},${r}`);
     }

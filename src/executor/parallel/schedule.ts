@@ -1,5 +1,6 @@
 import { stagePrograms } from "../../simulator/schedules.js";
-import type { Plan } from "../../spec/types.js";
+import { planVPassRatios } from "../../planner/cost/zb-v.js";
+import type { ModelSpec, Plan } from "../../spec/types.js";
 
 /**
  * The order in which one pipeline stage runs forward (F) and backward (B) passes of (micro-batch, model
@@ -14,6 +15,8 @@ import type { Plan } from "../../spec/types.js";
  *   forwards, in groups of p micro-batches per chunk.
  * - ZB-H1 (Qi et al. 2023, section 3.1): 1F1B's forwards and input-gradient passes B, each weight-gradient
  *   pass W deferred while stage i has at most i pending.
+ * - ZB-V (Qi et al. 2023, the V-shaped schedule): two chunks per stage laid out as a V (spec/virtual-stages.ts),
+ *   in the order the cost model plays for the plan's pass lengths (planner/cost/zb-v.ts).
  */
 export interface Action {
   /** Forward, backward (input gradients; with the weight gradients unless the schedule splits them), weight gradients (ZB-H1's W). */
@@ -38,7 +41,7 @@ function oneFOneB(total: number, warmup: number, f: (k: number) => Action, b: (k
   return out;
 }
 
-export function stageSchedule(plan: Plan, stage: number, microBatches: number): Action[] {
+export function stageSchedule(model: ModelSpec, plan: Plan, stage: number, microBatches: number): Action[] {
   const m = microBatches;
   const p = plan.pp;
   const F = (microBatch: number, chunk = 0): Action => ({ pass: "F", microBatch, chunk });
@@ -59,14 +62,14 @@ export function stageSchedule(plan: Plan, stage: number, microBatches: number): 
       };
       return oneFOneB(m * v, 2 * (p - stage - 1) + (v - 1) * p, (k) => at(k, false), (k) => at(k, true));
     }
-    case "zb-h1": {
-      // The simulator's order (simulator/schedules.ts zeroBubbleH1), so that prediction and run agree pass by pass.
-      const prog = stagePrograms("zb-h1", p, m, 1)[stage]!;
+    case "zb-h1":
+    case "zb-v": {
+      // The simulator's order (simulator/schedules.ts; ZB-V's from the pass lengths the prediction plays,
+      // planner/cost/zb-v.ts), so that prediction and run agree pass by pass.
+      const prog = stagePrograms(plan.schedule, p, m, plan.virtualStages, plan.schedule === "zb-v" ? planVPassRatios(model, plan) : undefined)[stage]!;
       const name = ["F", "B", "W"] as const;
-      return Array.from({ length: prog.length }, (_, k) => ({ pass: name[prog.pass[k]!]!, microBatch: prog.microBatch[k]!, chunk: 0 }));
+      return Array.from({ length: prog.length }, (_, k) => ({ pass: name[prog.pass[k]!]!, microBatch: prog.microBatch[k]!, chunk: prog.chunk[k]! }));
     }
-    case "zb-v":
-      throw new Error("internal: the executor does not run zb-v (executor/validate.ts refuses it)");
   }
 }
 

@@ -11,6 +11,7 @@ import type { GroupOps, ModelContext } from "../model/context.js";
 import { initialParameters, tokenSlice, TokenSource } from "../model/data.js";
 import { recomputedLayers, stageUnits, type UnitSpec } from "../model/layout.js";
 import { readNow, type Tf } from "../model/ops.js";
+import { chunkOfVirtual, virtualStageOf } from "../../spec/virtual-stages.js";
 import type { AdamConfig } from "../parallel/adam.js";
 import { ModelState } from "../parallel/state.js";
 import { rankOf, type Coords } from "../parallel/grid.js";
@@ -18,8 +19,9 @@ import { stageSchedule, type Action } from "../parallel/schedule.js";
 
 /**
  * Runs one stage's schedule for one step: forwards and backwards of (micro-batch, chunk) pairs, with
- * activations and their gradients crossing stage boundaries as tagged messages. Global chunk g = c p + s
- * (chunk c of stage s) feeds g + 1; the message carries the receiver's (pass, micro-batch, chunk).
+ * activations and their gradients crossing stage boundaries as tagged messages. Virtual stage g (chunk c of
+ * stage s: c p + s, or ZB-V's V, spec/virtual-stages.ts) feeds g + 1; the message carries the receiver's
+ * (pass, micro-batch, chunk). ZB-V's turn, from the last stage's first chunk to its second, stays local.
  */
 export interface StageDeps {
   readonly tf: Tf;
@@ -86,7 +88,15 @@ export function stageModel(tf: Tf, model: ModelSpec, plan: Plan, coords: Coords,
     ...(heap === undefined ? {} : { heap }),
   });
   init.clear();
-  return { chunks, state, tokens: new TokenSource(model, plan.seqLen, seed, plan.globalBatch), actions: stageSchedule(plan, coords.pp, microBatchCount(plan)) };
+  return { chunks, state, tokens: new TokenSource(model, plan.seqLen, seed, plan.globalBatch), actions: stageSchedule(model, plan, coords.pp, microBatchCount(plan)) };
+}
+
+/** What one chunk of this stage handed to another; the schedule runs the giver first (an internal error if not). */
+function takeHanded(handed: Map<number, Tensor>, key: number): Tensor {
+  const t = handed.get(key);
+  if (t === undefined) throw new Error(`internal: a pass of this stage ran before the pass of its other chunk that feeds it (tag ${key})`);
+  handed.delete(key);
+  return t;
 }
 
 export function runStage(d: StageDeps, step: number, actions: readonly Action[]): StageTimes {
@@ -95,7 +105,13 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
   const v = plan.virtualStages;
   const tokensPerRank = plan.seqLen / plan.cp;
   const rows = (plan.microBatch * tokensPerRank) / (plan.sequenceParallel ? plan.tp : 1);
-  const neighbour = (g: number) => ({ rank: rankOf(plan, { ...coords, pp: g % p }), chunk: Math.floor(g / p) });
+  // The stage and chunk that run virtual stage g; under ZB-V the turn of the V stays on this stage.
+  const neighbour = (g: number) => {
+    const at = chunkOfVirtual(plan, g);
+    return { rank: rankOf(plan, { ...coords, pp: at.stage }), chunk: at.chunk, local: at.stage === coords.pp };
+  };
+  // Activations and gradients handed from one of this stage's chunks to another (ZB-V's turn), by tag.
+  const handed = new Map<number, Tensor>();
   const data = new Map<number, MicroBatchTokens>();
   const tokensOf = (mb: number) => {
     let t = data.get(mb);
@@ -120,7 +136,7 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
   const before = commSeconds(d.traffic);
   const self = rankOf(plan, coords);
   for (const a of actions) {
-    const g = a.chunk * p + coords.pp;
+    const g = virtualStageOf(plan, coords.pp, a.chunk);
     const first = g === 0;
     const last = g === p * v - 1;
     const units = d.chunks[a.chunk]!;
@@ -132,14 +148,19 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
       let input: Tensor | null = null;
       if (!first) {
         const prev = neighbour(g - 1);
-        input = tf.tensor(d.channel(prev.rank, self).recv(tag("F", a.microBatch, a.chunk), "pp.activation"), [rows, d.model.hiddenSize]);
+        input = prev.local
+          ? takeHanded(handed, tag("F", a.microBatch, a.chunk))
+          : tf.tensor(d.channel(prev.rank, self).recv(tag("F", a.microBatch, a.chunk), "pp.activation"), [rows, d.model.hiddenSize]);
       }
       const r = forwardChunk(units, d.state, input, tokensOf(a.microBatch), context);
       loss += r.loss;
       if (r.output !== null) {
         const next = neighbour(g + 1);
-        d.channel(self, next.rank).send(tag("F", a.microBatch, next.chunk), readNow(tf, r.output), "pp.activation");
-        r.output.dispose();
+        if (next.local) handed.set(tag("F", a.microBatch, next.chunk), r.output);
+        else {
+          d.channel(self, next.rank).send(tag("F", a.microBatch, next.chunk), readNow(tf, r.output), "pp.activation");
+          r.output.dispose();
+        }
       }
       acts.set(key, r.activations);
       forwardPassSeconds.push((performance.now() - t0) / 1e3 - (commSeconds(d.traffic).total - c0));
@@ -159,7 +180,9 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
       let dout: Tensor | null = null;
       if (!last) {
         const next = neighbour(g + 1);
-        dout = tf.tensor(d.channel(next.rank, self).recv(tag("B", a.microBatch, a.chunk), "pp.gradient"), [rows, d.model.hiddenSize]);
+        dout = next.local
+          ? takeHanded(handed, tag("B", a.microBatch, a.chunk))
+          : tf.tensor(d.channel(next.rank, self).recv(tag("B", a.microBatch, a.chunk), "pp.gradient"), [rows, d.model.hiddenSize]);
       }
       const saved = acts.get(key)!;
       // A split backward (ZB-H1) keeps the activations and what its weight gradients need until W.
@@ -172,8 +195,11 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
       } else deferred.set(key, w);
       if (dinput !== null) {
         const prev = neighbour(g - 1);
-        d.channel(self, prev.rank).send(tag("B", a.microBatch, prev.chunk), readNow(tf, dinput), "pp.gradient");
-        dinput.dispose();
+        if (prev.local) handed.set(tag("B", a.microBatch, prev.chunk), dinput);
+        else {
+          d.channel(self, prev.rank).send(tag("B", a.microBatch, prev.chunk), readNow(tf, dinput), "pp.gradient");
+          dinput.dispose();
+        }
       }
       backwardPassSeconds.push((performance.now() - t0) / 1e3 - (commSeconds(d.traffic).total - c0));
     }

@@ -8,6 +8,7 @@ import { loadBackend } from "./backend.js";
 import type { RankJob, RankResult, StepRecord } from "./job.js";
 import { runStage, stageModel } from "./pipeline.js";
 import { speedProbe } from "./speed-probe.js";
+import { holdsHead } from "../../spec/virtual-stages.js";
 import type { FaultSpec, Program, Progress } from "./protocol.js";
 import { joinHeaps, tensorGroup } from "./tensor-group.js";
 
@@ -135,7 +136,7 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
   const result: RankResult = {
     rank, coords, backend: loaded.backend, heapCollectives,
     ...(loaded.heapNote === undefined ? {} : { heapNote: loaded.heapNote }),
-    holdsLoss: coords.tp === 0 && coords.pp === plan.pp - 1,
+    holdsLoss: coords.tp === 0 && holdsHead(plan, coords.pp),
     steps,
     memory: { peakTensorBytes: ledger.peakTfBytes - baseline, peakActivationBytes: ledger.peakActivationBytes, states: state.bytes() },
     weights: job.collectWeights ? layout.map((u, i) => ({ unit: u.slots.unit.name, tpRank: coords.tp, first: u.owned.first, data: owned[i]! })) : [],
