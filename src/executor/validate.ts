@@ -55,7 +55,7 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
     unsupported("flashAttention", true, "false (leave out --flash)", "the executor has no fused attention kernel: it stores the score matrix, and predicts with flash attention off");
   }
   if (splitsBackward(plan.schedule) && plan.recomputeLayersPerStage.some((n) => n > 0)) {
-    unsupported("recompute", plan.recompute, `none or selective under ${plan.schedule}`, "full recomputation with the split backward is not executed yet");
+    unsupported("recompute", plan.recompute, `none or selective under ${plan.schedule === "zb-v" ? "ZB-V" : "ZB-H1"}`, "full recomputation with the split backward is not executed yet");
   }
   if (plan.ppScatterGather === true) unsupported("ppScatterGather", true, "false (leave out --pp-scatter-gather)", "the executor's pipeline sends whole activations");
   if (model.tiedEmbeddings && plan.pp > 1) {

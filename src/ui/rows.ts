@@ -103,22 +103,27 @@ const GROUPS = ["tp", "cp", "ep", "pp", "dp"] as const;
  * Bytes each GPU sends per step, one line per link they cross (NVLink or PCIe inside a node, the
  * network between nodes), with the achieved bandwidth per GPU: the link's first group's after its name,
  * and a group's own after its bytes where it differs (pipeline sends on the network reach less than the
- * collectives of another group there).
+ * collectives of another group there). Given `width`, a line that would not fit drops the groups' own
+ * rates, then the link's, before anything is cut: the bytes are what the line is for.
  */
-export function linkLines(e: Estimate, shape: ClusterShape): string[] {
+export function linkLines(e: Estimate, shape: ClusterShape, width = Number.POSITIVE_INFINITY): string[] {
   const links = resolveLinks(e.plan, shape);
   const sent = e.communication.bytesPerGpuPerStep;
-  const byLink = new Map<string, { bandwidth: number; parts: string[] }>();
+  const byLink = new Map<string, { bandwidth: number; parts: { group: string; bytes: string; own: string }[] }>();
   for (const g of GROUPS) {
     if (sent[g] <= 0) continue;
     const link = links[g === "dp" && e.plan.ep > 1 ? "edp" : g];
     const entry = byLink.get(link.name) ?? { bandwidth: link.bytesPerSecond, parts: [] };
     const own = gbPerSecond(link.bytesPerSecond) === gbPerSecond(entry.bandwidth) ? "" : ` (${gbPerSecond(link.bytesPerSecond)})`;
-    entry.parts.push(`${g} ${bytesHuman(sent[g])}${own}`);
+    entry.parts.push({ group: g, bytes: bytesHuman(sent[g]), own });
     byLink.set(link.name, entry);
   }
   if (byLink.size === 0) return ["nothing sent: one GPU, no data parallel"];
-  return [...byLink].map(([name, v]) => `${name} (${gbPerSecond(v.bandwidth)}): ${v.parts.join(", ")}`);
+  return [...byLink].map(([name, v]) => {
+    const line = (owns: boolean, rate: boolean) =>
+      `${name}${rate ? ` (${gbPerSecond(v.bandwidth)})` : ""}: ${v.parts.map((x) => `${x.group} ${x.bytes}${owns ? x.own : ""}`).join(", ")}`;
+    return [line(true, true), line(false, true), line(false, false)].find((l) => l.length <= width) ?? line(false, false);
+  });
 }
 
 function gbPerSecond(bytesPerSecond: number): string {

@@ -134,13 +134,17 @@ describe("parameter servers", () => {
     expectStateBytes(ex);
   });
   it("2 workers, 2 servers, asynchronous with staleness 1: the loss still falls and staleness is measured", async () => {
-    const ex = await runPlan(2, { dp: 2, parameterServers: 2, asynchronous: true, staleness: 1 }, { reference: false });
-    // Updates arrive in a timing-dependent order, so the losses vary from run to run; they fall by 0.5 to 1.2 here.
-    expect(ex.losses[ex.losses.length - 1]!, ex.losses.join(" ")).toBeLessThan(ex.losses[0]! - 0.2);
+    const steps = 8;
+    const ex = await runPlan(2, { dp: 2, parameterServers: 2, asynchronous: true, staleness: 1 }, { reference: false, steps });
+    // Updates arrive in a timing-dependent order, so the losses vary from run to run, a step's by up to 1.5
+    // (CI drew 5.55 4.35 5.86 over the first, fourth and fifth of 5 steps, and failed a check of the last
+    // step alone); over 8 steps the last three averaged 4.25-4.58 from 5.55 in six runs (2026-11-24).
+    const tail = ex.losses.slice(-3).reduce((a, b) => a + b, 0) / 3;
+    expect(tail, ex.losses.join(" ")).toBeLessThan(ex.losses[0]! - 0.5);
     const servers = ex.results.filter((r) => r.staleness !== undefined);
     expect(servers).toHaveLength(2);
     for (const s of servers) {
-      expect(s.staleness).toHaveLength(2 * 5);
+      expect(s.staleness).toHaveLength(2 * steps);
       // A worker may be one step (the bound) ahead of the slowest, so while one computes a step the other
       // can push up to bound + 2 = 3 updates: staleness in updates is at most (workers - 1) (bound + 2).
       expect(Math.max(...s.staleness!), JSON.stringify(s.staleness)).toBeLessThanOrEqual(3);

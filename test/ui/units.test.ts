@@ -269,6 +269,23 @@ describe("bars and rows", () => {
       }
     }
   });
+  it("bytes per link fit the room the screen gives them: the rates go before the bytes", () => {
+    const e = est({ tp: 4, pp: 2, cp: 4 }); // three groups on the network, one with its own rate
+    const full = linkLines(e, shape);
+    const network = full.find((l) => l.startsWith("infiniband"))!;
+    expect(network).toMatch(/\(\d+ GB\/s\):.*\(\d+ GB\/s\)/); // the link's rate and a group's own
+    const bytes = (l: string) => [...l.matchAll(/(\w+) ([\d.]+ \w?B)/g)].map((m) => `${m[1]} ${m[2]}`);
+    // 80 columns less the label: 57 characters
+    for (const width of [network.length, network.length - 1, 57, 40]) {
+      const fitted = linkLines(e, shape, width).find((l) => l.startsWith("infiniband"))!;
+      expect(bytes(fitted)).toEqual(bytes(network));
+      if (width >= network.length) expect(fitted).toBe(network);
+      else expect(fitted.length < network.length).toBe(true);
+    }
+    // with room for the link's rate but not a group's own, the link's stays
+    const noOwn = linkLines(e, shape, network.length - 1).find((l) => l.startsWith("infiniband"))!;
+    expect(noOwn).toMatch(/^infiniband-ndr \(\d+ GB\/s\): [^(]*$/);
+  });
   it("compare shows B against A", () => {
     const rows = compareRows(est({ tp: 8, pp: 4 }), est({ tp: 4, pp: 8 }));
     expect(rows.find((r) => r[0] === "mesh")![3]).toBe("differs");

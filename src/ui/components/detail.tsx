@@ -76,6 +76,8 @@ export function whyLines(sentences: readonly string[], columns: number, spare: n
   return out;
 }
 
+const LINKS_LABEL = "sent per GPU per step  ";
+
 /** The selected plan: memory and time bars, bytes per link, the simulated timeline, then spare lines. */
 export function Detail(p: DetailProps) {
   const e = p.estimate;
@@ -83,7 +85,7 @@ export function Detail(p: DetailProps) {
     () => (p.timeline === undefined ? [] : timelineLines(p.timeline, p.window, p.columns, p.lines, p.color)),
     [p.timeline, p.window, p.columns, p.lines, p.color],
   );
-  const links = useMemo(() => (e === undefined ? [] : linkLines(e, p.shape)), [e, p.shape]);
+  const links = useMemo(() => (e === undefined ? [] : linkLines(e, p.shape, p.columns - LINKS_LABEL.length)), [e, p.shape, p.columns]);
   if (e === undefined) {
     return <Line> </Line>;
   }
@@ -98,7 +100,7 @@ export function Detail(p: DetailProps) {
       <Bar label={"time".padEnd(LABEL.length)} segments={timeSegments(e)} scale={e.time.stepSeconds} width={width} total={totals[1]} legend={timeLegend(e, legendWidth)} />
       {[0, 1].map((i) => (
         <Line key={`l${i}`}>
-          <Styled bold>{i === 0 ? "sent per GPU per step  " : "                       "}</Styled>
+          <Styled bold>{i === 0 ? LINKS_LABEL : " ".repeat(LINKS_LABEL.length)}</Styled>
           {links[i] ?? ""}
         </Line>
       ))}
