@@ -8,6 +8,7 @@ import { calibrateMachine } from "./calibrate-machine.js";
 import { backendNameOf, missingBackendPackage, type BackendChoice } from "../executor/run/backend.js";
 import { ExecutionError } from "../executor/run/launch.js";
 import { checkExecutorLayers, validateForExecutor } from "../executor/validate.js";
+import { pinnedSchedule } from "../planner/search/space.js";
 import { InputError } from "../spec/errors.js";
 import { defaultGlobalBatch, resolvePlan, ZB_V_CHUNKS } from "../spec/plan.js";
 import type { ModelSpec, Plan } from "../spec/types.js";
@@ -186,9 +187,9 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     const model = loaded.globalBatch === undefined ? { ...loaded, globalBatch: EXECUTE_DEFAULT_GLOBAL_BATCH } : loaded;
     const input = planInputFrom(flags);
     // Before resolvePlan, whose hint for an uneven interleaved split is a layout the executor does not run.
-    const schedule = input.schedule ?? ((input.virtualStages ?? 1) > 1 ? "interleaved" : "1f1b");
+    const schedule = pinnedSchedule(input);
     if (schedule === "interleaved" || schedule === "zb-v") {
-      const virtualStages = schedule === "zb-v" ? input.virtualStages ?? ZB_V_CHUNKS : input.virtualStages ?? 1;
+      const virtualStages = schedule === "zb-v" ? ZB_V_CHUNKS : input.virtualStages ?? 1; // zb-v's own (resolvePlan refuses another --vpp)
       checkExecutorLayers(model.layers, { pp: input.pp ?? 1, virtualStages, schedule, layersPerStage: input.layersPerStage });
     }
     const plan = resolvePlan(model, shape, { flashAttention: false, ...input });

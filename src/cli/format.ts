@@ -1,4 +1,4 @@
-import { recomputeLabel, zeroLabel } from "../planner/explain/explain.js";
+import { recomputeLabel, serversWords, zeroLabel } from "../planner/explain/explain.js";
 import type { Estimate } from "../planner/cost/types.js";
 import type { ModelSpec, Plan } from "../spec/types.js";
 import { FLAG_OF_PLAN_FIELD } from "./args.js";
@@ -38,10 +38,9 @@ export function planSummary(e: Estimate): string {
   const p = e.plan;
   const degrees = `dp ${p.dp} x tp ${p.tp} x pp ${p.pp} x cp ${p.cp}${p.ep > 1 ? ` (ep ${p.ep})` : ""}`;
   const sched = p.schedule === "interleaved" ? `interleaved (v=${p.virtualStages})` : p.schedule;
-  const ps = p.parameterServers > 0 ? `, ${counted(p.parameterServers, "parameter server")}${p.asynchronous ? ` async (staleness ${p.staleness})` : " sync"}` : "";
   const rc = recomputeLabel(p);
   const perStage = rc.includes("+") ? ` (full per stage ${p.recomputeLayersPerStage.join("/")})` : "";
-  return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${zeroLabel(p)}, recompute ${rc}${perStage}${ps}`;
+  return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${zeroLabel(p)}, recompute ${rc}${perStage}${serversWords(p)}`;
 }
 
 /**

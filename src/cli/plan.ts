@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Estimate } from "../planner/cost/types.js";
-import { describePlan, explainRanking, layersLabel, recomputeLabel, searchSummary, zeroLabel } from "../planner/explain/explain.js";
+import { describePlan, explainRanking, layersLabel, recomputeLabel, searchSummary, serversLabel, zeroLabel } from "../planner/explain/explain.js";
 import { fitAdvice } from "../planner/explain/fit-advice.js";
 import { MAX_REFINED_PASSES, searchPlans } from "../planner/search/search.js";
 import { simulateEstimate, type StepCache } from "../simulator/simulate.js";
@@ -60,12 +60,6 @@ export function planCommand(args: ParsedArgs, io: Io): number {
   return 0;
 }
 
-/** Parameter servers as the table shows them: "4 sync", "4 async/2" (staleness bound 2), "-" without. */
-function serversLabel(p: Estimate["plan"]): string {
-  if (p.parameterServers === 0) return "-";
-  return `${p.parameterServers} ${p.asynchronous ? `async/${p.staleness}` : "sync"}`;
-}
-
 function table(plans: readonly Estimate[]): string {
   // The layers column only where a listed plan has a pipeline (its layout is then part of the plan).
   const layers = plans.some((e) => e.plan.pp > 1);
@@ -80,7 +74,7 @@ function table(plans: readonly Estimate[]): string {
       String(i + 1), String(p.dp), String(p.tp), String(p.pp), String(p.cp), String(p.ep), String(p.microBatch),
       p.schedule === "interleaved" ? `interleaved/${p.virtualStages}` : p.pp === 1 ? "-" : p.schedule,
       ...(layers ? [layersLabel(p)] : []),
-      zeroLabel(p, true), ...(servers ? [serversLabel(p)] : []), recomputeLabel(p),
+      zeroLabel(p, true), ...(servers ? [p.parameterServers === 0 ? "-" : serversLabel(p.parameterServers, p.asynchronous, p.staleness)] : []), recomputeLabel(p),
       `${(e.memory.peakBytesPerGpu / 2 ** 30).toFixed(1)}/${(e.memory.capacityBytes / 2 ** 30).toFixed(1)} GiB`,
       seconds(e.time.stepSeconds),
       grouped(e.throughput.tokensPerSecond),

@@ -2,9 +2,9 @@ import type { Schedule } from "../spec/types.js";
 import { splitsBackward } from "../spec/virtual-stages.js";
 import { EQUAL_PASSES, zbvOrder, type VPassRatios } from "../planner/cost/zb-v.js";
 
-/** Passes of a stage's program: forward, backward (input gradient, plus the weight gradient unless split), weight gradient. */
-export const Pass = { forward: 0, backward: 1, weight: 2 } as const;
-export type PassCode = (typeof Pass)[keyof typeof Pass];
+import { Pass, type PassCode } from "../spec/passes.js";
+
+export { Pass, type PassCode };
 
 /** The order in which one stage runs its passes: entry k is (pass, micro-batch, chunk). */
 export interface StageProgram {

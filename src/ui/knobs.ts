@@ -2,6 +2,7 @@ import type { FlagName, FlagValue } from "../cli/args.js";
 import type { Context } from "../cli/context.js";
 import { layoutExists } from "../planner/partition/problem.js";
 import { searchGlobalBatch } from "../planner/search/space.js";
+import { serversLabel } from "../planner/explain/explain.js";
 import { divisorsOf } from "../math/divisors.js";
 import type { PlanInput } from "../spec/plan.js";
 import { RECOMPUTES, SCHEDULES, type ClusterShape, type ModelSpec, type Plan } from "../spec/types.js";
@@ -20,8 +21,8 @@ export type Flags = Partial<Record<FlagName, FlagValue>>;
 export function serversText(flags: Flags): string | undefined {
   const ps = flags.ps;
   if (typeof ps !== "number" || ps === 0) return undefined;
-  if (flags.async !== true) return `${ps} sync`;
-  return `${ps} async/${typeof flags.staleness === "number" ? flags.staleness : 1}`;
+  const asynchronous = flags.async === true;
+  return serversLabel(ps, asynchronous, typeof flags.staleness === "number" ? flags.staleness : asynchronous ? 1 : 0);
 }
 
 export interface KnobSpec {

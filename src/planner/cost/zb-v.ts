@@ -1,3 +1,4 @@
+import { Pass } from "../../spec/passes.js";
 import type { ModelSpec, Plan } from "../../spec/types.js";
 import { forwardFlopsPerToken, layerForwardFlopsPerToken } from "./flops.js";
 
@@ -27,10 +28,7 @@ import { forwardFlopsPerToken, layerForwardFlopsPerToken } from "./flops.js";
  * to 65% past the ideal, slower than 1F1B: the order has to fit the passes' shape.)
  */
 
-/** Pass codes as in src/simulator/schedules.ts (forward, input-gradient backward, weight gradient). */
-const FORWARD = 0;
-const BACKWARD = 1;
-const WEIGHT = 2;
+const { forward: FORWARD, backward: BACKWARD, weight: WEIGHT } = Pass;
 
 /**
  * What a stage holds at a moment its memory may peak, counted as the simulator's memory log counts it

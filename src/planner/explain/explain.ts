@@ -61,8 +61,18 @@ export function describePlan(p: Plan): string {
   if (p.cp > 1) parts.push(`cp ${p.cp}`);
   if (p.ep > 1) parts.push(`ep ${p.ep}`);
   const sched = p.pp > 1 ? `, ${p.schedule === "interleaved" ? `interleaved (v ${p.virtualStages})` : p.schedule}` : "";
-  const servers = p.parameterServers > 0 ? `, ${counted(p.parameterServers, "parameter server")} ${p.asynchronous ? `async (staleness ${p.staleness})` : "sync"}` : "";
-  return `${parts.join(" x ")}, micro-batch ${p.microBatch}${sched}, ZeRO ${zeroLabel(p)}, recompute ${recomputeLabel(p)}${servers}`;
+  return `${parts.join(" x ")}, micro-batch ${p.microBatch}${sched}, ZeRO ${zeroLabel(p)}, recompute ${recomputeLabel(p)}${serversWords(p)}`;
+}
+
+/** A plan's parameter servers in words after the rest of it (", 2 parameter servers async (staleness 1)"); "" without. */
+export function serversWords(p: Pick<Plan, "parameterServers" | "asynchronous" | "staleness">): string {
+  if (p.parameterServers === 0) return "";
+  return `, ${counted(p.parameterServers, "parameter server")} ${p.asynchronous ? `async (staleness ${p.staleness})` : "sync"}`;
+}
+
+/** Parameter servers in a table cell or the explorer's context line: "4 sync", "4 async/2" (the staleness bound). */
+export function serversLabel(servers: number, asynchronous: boolean, staleness: number): string {
+  return `${servers} ${asynchronous ? `async/${staleness}` : "sync"}`;
 }
 
 /**

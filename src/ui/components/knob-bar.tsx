@@ -116,17 +116,18 @@ export function KnobBar({ flags, knobs, selected, focus, title, columns, calibra
   };
   const room = columns ?? Number.POSITIVE_INFINITY;
   const head = title ? "meshplan explore " : "";
-  const gpuText = [gpu === undefined ? "" : ` gpu ${gpu} `, servers === undefined ? "" : ` ps ${servers} `].join("");
+  // what the context knobs do not show: a swapped GPU, pinned parameter servers
+  const extraText = (gpu === undefined ? "" : ` gpu ${gpu} `) + (servers === undefined ? "" : ` ps ${servers} `);
   const context = knobCells("context", flags, knobs, selected);
   // "calibrated" gives way first where the context would not fit, then the other values are cut
-  const showCalibrated = calibrated === true && head.length + compactLineWidth(context, focus) + gpuText.length + CALIBRATED.length <= room;
-  const contextRoom = room - head.length - gpuText.length - (showCalibrated ? CALIBRATED.length : 0);
+  const showCalibrated = calibrated === true && head.length + compactLineWidth(context, focus) + extraText.length + CALIBRATED.length <= room;
+  const contextRoom = room - head.length - extraText.length - (showCalibrated ? CALIBRATED.length : 0);
   return (
     <>
       <Line>
         {title ? <Styled color="cyan" bold>{head}</Styled> : null}
         {line(context, contextRoom)}
-        {gpuText !== "" ? <Styled bold>{gpuText}</Styled> : null}
+        {extraText !== "" ? <Styled bold>{extraText}</Styled> : null}
         {showCalibrated ? <Styled color="cyan">{CALIBRATED}</Styled> : null}
       </Line>
       <Line>{line(knobCells("plan", flags, knobs, selected), room)}</Line>
