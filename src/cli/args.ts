@@ -52,6 +52,7 @@ export const FLAGS = {
   "fp32-shard-only": { type: "bool", help: "ZeRO 3 only: weights stored only as their fp32 master shard, cast to 16 bits as each layer is gathered, 2 bytes per parameter less (PyTorch FSDP mixed precision)" },
   "optimizer-state-bytes": { type: "int", help: "optimizer state per parameter before ZeRO sharding (default 12: fp32 master, momentum, variance; 6: bf16 ones, as NeMo's SFT recipe)", valueName: "N" },
   "optimizer-step-bytes": { type: "int", help: "HBM bytes the optimizer step moves per parameter of the shard (default: fused Adam's, about 30; Composer's per-operation DecoupledAdamW with clipping 92)", valueName: "N" },
+  "grad-accum-bytes": { type: "int", help: "HBM bytes per parameter held that each micro-batch moves to add its gradients into the accumulated ones (default: none, fused into the gradient GEMM; PyTorch autograd with 16-bit gradients 6, DeepSpeed's BF16_Optimizer 18)", valueName: "N" },
   "shard-group": { type: "int", help: "hybrid sharding: ZeRO shards over groups of N data-parallel ranks, replicated across groups (FSDP HYBRID_SHARD)", valueName: "N" },
   "tp-sync-backward": { type: "bool", help: "tensor-parallel backward collectives not hidden behind the gradient GEMMs (Megatron-DeepSpeed, Megatron-LM before 2022)" },
   "fp32-grads": { type: "bool", help: "fp32 gradient accumulation (default on for bf16/fp8)" },
@@ -139,7 +140,7 @@ export const FLAG_OF_PLAN_FIELD = {
   layersPerStage: "layers-per-stage", recomputeLayersPerStage: "recompute-layers", parameterServers: "ps", asynchronous: "async",
   staleness: "staleness", flashAttention: "flash", fp32Gradients: "fp32-grads", tpCommOverlap: "tp-comm-overlap",
   dpCommExposed: "dp-comm-exposed", dpCommBlocking: "dp-comm-blocking", ppBlockingSends: "pp-blocking-sends", ppScatterGather: "pp-scatter-gather", tpSyncBackward: "tp-sync-backward",
-  launchBlocking: "launch-blocking", recomputeEarlyStop: "recompute-early-stop", ppKeepOutputs: "pp-keep-outputs", keep16BitGrads: "keep-16bit-grads", fusedCrossEntropy: "fused-cross-entropy", fp8Keep16BitInputs: "fp8-keep-16bit-inputs", fp32ShardOnly: "fp32-shard-only", optimizerStateBytes: "optimizer-state-bytes", optimizerStepBytesPerParam: "optimizer-step-bytes", shardGroup: "shard-group",
+  launchBlocking: "launch-blocking", recomputeEarlyStop: "recompute-early-stop", ppKeepOutputs: "pp-keep-outputs", keep16BitGrads: "keep-16bit-grads", fusedCrossEntropy: "fused-cross-entropy", fp8Keep16BitInputs: "fp8-keep-16bit-inputs", fp32ShardOnly: "fp32-shard-only", optimizerStateBytes: "optimizer-state-bytes", optimizerStepBytesPerParam: "optimizer-step-bytes", gradientAccumulationBytesPerParam: "grad-accum-bytes", shardGroup: "shard-group",
 } as const satisfies Readonly<Record<keyof PlanInput, FlagName>>;
 
 /**
@@ -172,6 +173,7 @@ const NOT_EXECUTED: Readonly<Partial<Record<FlagName, string>>> = {
     "dp-comm-blocking", "pp-blocking-sends", "launch-blocking", "recompute-early-stop", "pp-keep-outputs", "keep-16bit-grads", "fused-cross-entropy", "fp8-keep-16bit-inputs", "fp32-shard-only"] as const).map((f) => [f, OWN_WAY])),
   "optimizer-state-bytes": "its Adam keeps 12 bytes per parameter (fp32 master weights, momentum and variance), the default",
   "optimizer-step-bytes": "it measures its own optimizer step (meshplan calibrate)",
+  "grad-accum-bytes": "its gradient accumulation is its own, timed by its calibrated profile",
   "pp-scatter-gather": "its pipeline sends whole activations, the default",
   "shard-group": "its ZeRO shards over the whole data-parallel group, the default; hybrid sharding is not executed",
   ep: "it has no mixture-of-experts layers yet",

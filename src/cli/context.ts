@@ -134,6 +134,7 @@ export function planInputFrom(flags: Flags): PlanInput {
   set("shardGroup", positive(flags, f.shardGroup));
   set("optimizerStateBytes", int(flags, f.optimizerStateBytes));
   set("optimizerStepBytesPerParam", positive(flags, f.optimizerStepBytesPerParam));
+  set("gradientAccumulationBytesPerParam", positive(flags, f.gradientAccumulationBytesPerParam));
   for (const key of ["flashAttention", "fp32Gradients", ...FRAMEWORK_SWITCHES] as const) {
     set(key, bool(flags, f[key]));
   }

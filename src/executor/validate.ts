@@ -39,6 +39,9 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
   if (ranks > MAX_EXECUTOR_RANKS) unsupported("gpus", ranks, `at most ${MAX_EXECUTOR_RANKS} ranks (workers plus servers)`, "each rank is a worker thread on this machine");
   if (model.moe !== undefined || plan.ep > 1) unsupported("model", model.name, "a dense model", "the executor has no mixture-of-experts layers yet");
   if (plan.optimizerStepBytesPerParam !== undefined) unsupported("optimizerStepBytesPerParam", plan.optimizerStepBytesPerParam, "absent (fused Adam's traffic)", "the executor measures its own optimizer step");
+  if (plan.gradientAccumulationBytesPerParam !== undefined) {
+    unsupported("gradientAccumulationBytesPerParam", plan.gradientAccumulationBytesPerParam, "absent", "the executor's gradient accumulation is its own, timed by its calibrated profile");
+  }
   if (plan.optimizerStateBytes !== undefined) unsupported("optimizerStateBytes", plan.optimizerStateBytes, "12 (fp32 Adam states)", "the executor's Adam keeps fp32 master weights, momentum and variance");
   if (plan.shardGroup !== undefined) unsupported("shardGroup", plan.shardGroup, `${plan.dp * plan.cp} (all data-parallel ranks)`, "the executor shards over the whole data-parallel group; hybrid sharding is not implemented");
   if (model.kvHeads % plan.tp !== 0) unsupported("tp", plan.tp, `a divisor of the ${model.kvHeads} KV heads`, "the executor splits K/V heads, it does not replicate them");

@@ -45,6 +45,7 @@ export interface PlanInput {
   fp32ShardOnly?: boolean | undefined;
   optimizerStateBytes?: number | undefined;
   optimizerStepBytesPerParam?: number | undefined;
+  gradientAccumulationBytesPerParam?: number | undefined;
   shardGroup?: number | undefined;
 }
 
@@ -199,6 +200,11 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
   if (optimizerStepBytesPerParam !== undefined && !(Number.isFinite(optimizerStepBytesPerParam) && optimizerStepBytesPerParam > 0 && optimizerStepBytesPerParam <= 1000)) {
     bad("optimizerStepBytesPerParam", optimizerStepBytesPerParam, "a number of bytes above 0 and at most 1000 (fused Adam moves about 30 per parameter)");
   }
+  const gradientAccumulationBytesPerParam = input.gradientAccumulationBytesPerParam;
+  if (gradientAccumulationBytesPerParam !== undefined && !(Number.isFinite(gradientAccumulationBytesPerParam) && gradientAccumulationBytesPerParam > 0 && gradientAccumulationBytesPerParam <= 100)) {
+    bad("gradientAccumulationBytesPerParam", gradientAccumulationBytesPerParam,
+      "a number of bytes above 0 and at most 100 (autograd adding 16-bit gradients moves 6 per parameter, DeepSpeed's BF16_Optimizer 18), or left out when the accumulation is fused");
+  }
   checkTensorKnobs(tp, input);
   const tpSyncBackward = tp > 1 && (input.tpSyncBackward ?? false);
   const sequenceParallel = tp > 1 && (input.sequenceParallel ?? true);
@@ -254,6 +260,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     ...(optimizerStateBytes !== undefined && optimizerStateBytes !== OPTIMIZER_STATE_BYTES ? { optimizerStateBytes } : {}),
     // Absent unless given: fused Adam's traffic (optimizerBytesPerParam).
     ...(optimizerStepBytesPerParam !== undefined ? { optimizerStepBytesPerParam } : {}),
+    ...(gradientAccumulationBytesPerParam !== undefined ? { gradientAccumulationBytesPerParam } : {}),
     // Present only when it shards over fewer ranks than dp * cp (hybrid sharding); absent: full sharding.
     ...(shardGroup !== undefined ? { shardGroup } : {}),
   };
@@ -306,8 +313,8 @@ export const FRAMEWORK_SWITCHES = [
   "recomputeEarlyStop", "ppKeepOutputs", "keep16BitGrads", "fusedCrossEntropy", "fp8Keep16BitInputs", "fp32ShardOnly",
 ] as const satisfies readonly (keyof PlanInput)[];
 
-/** The framework knobs that take a number (how many bytes the optimizer keeps and moves), shown and pinned like the switches. */
-export const FRAMEWORK_VALUES = ["optimizerStateBytes", "optimizerStepBytesPerParam"] as const satisfies readonly (keyof PlanInput)[];
+/** The framework knobs that take a number (how many bytes the optimizer keeps and moves, and the gradient accumulation moves), shown and pinned like the switches. */
+export const FRAMEWORK_VALUES = ["optimizerStateBytes", "optimizerStepBytesPerParam", "gradientAccumulationBytesPerParam"] as const satisfies readonly (keyof PlanInput)[];
 
 /**
  * Hybrid sharding (PyTorch FSDP HYBRID_SHARD / FSDP2 HSDP; DeepSpeed ZeRO++ hpZ and MiCS): ZeRO shards

@@ -332,6 +332,16 @@ export interface Plan {
    */
   readonly optimizerStepBytesPerParam?: number;
   /**
+   * Extension: bytes of HBM traffic per parameter held on the rank that each micro-batch's backward moves
+   * to add its weight gradients into the accumulated ones, where the framework does that as a pass of its
+   * own (planner/cost/stages.ts gradientAccumulationSeconds). Absent: none, the accumulation is fused into
+   * the weight-gradient GEMM (Megatron-LM's gradient_accumulation_fusion) or the gradients leave each
+   * micro-batch reduce-scattered (FSDP). PyTorch's autograd adding a 16-bit gradient into the one it holds
+   * moves 6 (read 2 + 2, write 2) from the second micro-batch on; DeepSpeed's BF16_Optimizer, which casts
+   * each micro-batch's bf16 gradient to fp32 and adds it into its fp32 accumulator, 18.
+   */
+  readonly gradientAccumulationBytesPerParam?: number;
+  /**
    * Extension: hybrid sharding. ZeRO shards the model states over groups of this many of the dp * cp ranks
    * and replicates them across the groups (PyTorch FSDP HYBRID_SHARD, FSDP2 HSDP; DeepSpeed ZeRO++ hpZ,
    * MiCS): the gathers and reduce-scatters stay inside a group, and each rank's gradient shard is then

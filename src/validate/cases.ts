@@ -194,9 +194,15 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     plan.ppKeepOutputs = true;
     if ((plan.zero ?? 0) <= 1) plan.dpCommExposed = true;
   }
-  if (profile.deepspeedBf16Optimizer === true && plan.precision === "bf16" && (plan.zero ?? 0) <= 1) {
+  const bf16Optimizer = profile.deepspeedBf16Optimizer === true && plan.precision === "bf16" && (plan.zero ?? 0) <= 1;
+  if (bf16Optimizer) {
     assumptions.push("DeepSpeed BF16_Optimizer: 16-bit gradients kept beside the fp32 accumulators");
     plan.keep16BitGrads = true;
+  }
+  const accumulation = profile.deepspeedAccumulation === true && (plan.zero ?? 0) <= 1 ? deepspeedAccumulation(bf16Optimizer, globalBatch / (dp * microBatch)) : undefined;
+  if (accumulation !== undefined) {
+    assumptions.push(accumulation.why);
+    plan.gradientAccumulationBytesPerParam = accumulation.bytesPerParam;
   }
   const optimizer = profile.optimizer?.(r);
   if (optimizer !== undefined) {
@@ -219,6 +225,28 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
       publishedMemoryBytes: x.memory_per_gpu_gib !== null ? x.memory_per_gpu_gib * 2 ** 30 : x.memory_per_gpu_gb !== null ? x.memory_per_gpu_gb * 1e9 : undefined,
       ...(kernel === undefined ? {} : { attentionKernel: kernel }),
     },
+  };
+}
+
+/**
+ * What DeepSpeed's engine (ZeRO 0/1) moves per parameter and micro-batch to accumulate weight gradients,
+ * averaged over the step's `microBatches`. BF16_Optimizer's update_hp_grads, after every micro-batch's
+ * backward, casts each bf16 gradient to fp32 and adds it into its fp32 accumulator (`hp_grad.data.add_(
+ * lp.grad.data.to(hp_grad.dtype))`, deepspeed/runtime/bf16_optimizer.py): the cast reads 2 and writes 4,
+ * the add reads 4 + 4 and writes 4, 18 bytes. With fp16 the ZeRO-1 optimizer registers no gradient hooks
+ * (stage_1_and_2.py: only for partitioned gradients or overlap_comm) and zero_grad sets the gradients to
+ * None, so PyTorch's autograd keeps the first micro-batch's gradient and adds each later one into it in place
+ * (AccumulateGrad: read 2 + 2, write 2): 6 bytes on all but the first micro-batch, none with one.
+ */
+export function deepspeedAccumulation(bf16Optimizer: boolean, microBatches: number): { bytesPerParam: number; why: string } | undefined {
+  if (bf16Optimizer) {
+    return { bytesPerParam: 18, why: "gradient accumulation: BF16_Optimizer casts each micro-batch's gradients to fp32 and adds them in, 18 bytes per parameter" };
+  }
+  const m = microBatches;
+  if (m <= 1) return undefined; // one micro-batch: nothing to add into
+  return {
+    bytesPerParam: (6 * (m - 1)) / m,
+    why: "gradient accumulation: autograd adds each micro-batch's fp16 gradients into the ones held, 6 bytes per parameter after the first micro-batch",
   };
 }
 

@@ -45,6 +45,11 @@ export interface SourceProfile {
    * accumulators (plan knob keep16BitGrads, deepspeed/runtime/bf16_optimizer.py).
    */
   readonly deepspeedBf16Optimizer?: boolean;
+  /**
+   * DeepSpeed's engine with ZeRO 0/1 accumulates the weight gradients across micro-batches as passes of their
+   * own (plan knob gradientAccumulationBytesPerParam; validate/cases.ts deepspeedAccumulation gives the bytes).
+   */
+  readonly deepspeedAccumulation?: boolean;
   /** Tensor-parallel backward collectives all synchronous (plan knob tpSyncBackward), when tp > 1. */
   readonly tpSyncBackward?: boolean;
   /** Stage outputs sent as 1/tp slices and all-gathered by the receiver (plan knob ppScatterGather), when tp > 1 without SP. */
@@ -269,14 +274,14 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
   },
   "mt-nlg-530b": {
     // Megatron-DeepSpeed with full recomputation (the 96*B*s*l*h^2 formula reproduces the time); GPT-2 vocabulary padded to 51,200.
-    framework: "Megatron-DeepSpeed 2021", ...MEGATRON_2021, zero: 1, vocab: 51200, deepspeedPipeline: true,
+    framework: "Megatron-DeepSpeed 2021", ...MEGATRON_2021, zero: 1, vocab: 51200, deepspeedPipeline: true, deepspeedAccumulation: true,
   },
   "bloom-176b": {
     // Megatron-DeepSpeed 2022 (no flash attention, no SP), ZeRO-1, full checkpointing (tr11 README); BLOOM's
     // released config has hidden_dropout = attention_dropout = 0.0; the prequel's earlier runs used fp16.
     framework: "Megatron-DeepSpeed 2022 (BigScience tr11)", flashAttention: false, dropout: false, zero: 1, recompute: "full",
     precision: "fp16", sequenceParallel: false, vocab: 250000, heads: 64, seqLen: 2048, deepspeedPipeline: true,
-    deepspeedBf16Optimizer: true, tpSyncBackward: true, launchBlocking: bloomLaunchBlocking,
+    deepspeedBf16Optimizer: true, deepspeedAccumulation: true, tpSyncBackward: true, launchBlocking: bloomLaunchBlocking,
     // tr11's ds_config has no "pipeline" section, so DeepSpeed's defaults partition the transfers.
     ppScatterGather: true,
   },

@@ -386,8 +386,8 @@ describe("meshplan COMMAND --help", () => {
     expect(p.stdout).not.toContain("--steps");
     // execute lists apart the flags it refuses, not among those it reads
     const e = meshplan("execute", "--help");
-    for (const refused of ["--shard-group N", "--optimizer-state-bytes N", "--optimizer-step-bytes N", "--pp-scatter-gather", "--ep N"]) expect(e.stdout).not.toMatch(new RegExp(`^  ${refused}`, "m"));
-    expect(e.stdout).toMatch(/^refused \(execute --FLAG says why\): .*--optimizer-state-bytes --optimizer-step-bytes --pp-scatter-gather --shard-group/m);
+    for (const refused of ["--shard-group N", "--optimizer-state-bytes N", "--optimizer-step-bytes N", "--grad-accum-bytes N", "--pp-scatter-gather", "--ep N"]) expect(e.stdout).not.toMatch(new RegExp(`^  ${refused}`, "m"));
+    expect(e.stdout).toMatch(/^refused \(execute --FLAG says why\): .*--optimizer-state-bytes --optimizer-step-bytes --grad-accum-bytes --pp-scatter-gather --shard-group/m);
     expect(e.stdout).toMatch(/^  --global-batch N +sequences per step \(default: the model's, else 8, tiny-gpt's\)$/m);
     const all = meshplan("--help");
     expect(all.stdout).toContain("commands (meshplan COMMAND --help for one):");

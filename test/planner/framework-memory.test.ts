@@ -284,3 +284,48 @@ describe("a fused cross-entropy (flash-attn's CrossEntropyLoss, llm-foundry's de
     expect(frameworkFlags(fused.plan)).toContain("--fused-cross-entropy");
   });
 });
+
+describe("gradient accumulation as a pass of its own (gradientAccumulationBytesPerParam)", () => {
+  const big = shapeOf("dgx-a100-80gb", 16);
+  const base = { tp: 2, pp: 4, microBatch: 1, globalBatch: 32, seqLen: 2048, recompute: "full", precision: "fp16" } as const;
+  const bandwidth = big.spec.gpu.hbmBytesPerSecond * big.spec.gpu.efficiency.memoryBandwidth;
+
+  it("adds the bytes per parameter held to every micro-batch's weight-gradient pass, the input embedding's tables left to its own backward", () => {
+    const fused = planFor("llama2-7b", big, base);
+    const own = planFor("llama2-7b", big, { ...base, gradientAccumulationBytesPerParam: 6 });
+    const a = planCosts(fused.model, big, fused.plan).stages;
+    const b = planCosts(own.model, big, own.plan).stages;
+    const { hiddenSize: h, vocabSize: V } = fused.model;
+    for (let i = 0; i < 4; i++) {
+      const added = b[i]!.backwardWeightSeconds - a[i]!.backwardWeightSeconds;
+      // The first stage also holds the token table (V/tp rows of h); llama2-7b's positions are rotary.
+      const accumulated = a[i]!.params - (i === 0 ? (V * h) / 2 : 0);
+      expect(added).toBeCloseTo((6 * accumulated) / bandwidth, 12);
+      expect(added).toBeGreaterThan(0);
+      expect(b[i]!.forwardSeconds).toBe(a[i]!.forwardSeconds);
+      expect(b[i]!.backwardInputSeconds).toBe(a[i]!.backwardInputSeconds);
+      expect(b[i]!.states).toEqual(a[i]!.states);
+    }
+    const step = (p: typeof fused) => estimate(p.model, big, p.plan).time.stepSeconds;
+    expect(step(own)).toBeGreaterThan(step(fused));
+    expect(frameworkFlags(own.plan)).toContain("--grad-accum-bytes 6");
+    expect(frameworkFlags(fused.plan).join(" ")).not.toContain("grad-accum-bytes");
+  });
+
+  it("is refused when not a positive number of bytes up to 100, naming the field", () => {
+    for (const bad of [0, -6, Number.NaN, 101]) {
+      const e = inputErrorOf(() => planFor("llama2-7b", big, { ...base, gradientAccumulationBytesPerParam: bad }));
+      expect(e.field).toBe("gradientAccumulationBytesPerParam");
+      expect(e.message).toContain("BF16_Optimizer");
+    }
+  });
+
+  it("is kept by the search when pinned, and the executor refuses it", () => {
+    const { model } = planFor("llama2-7b", big, base);
+    const found = searchPlans(model, big, { globalBatch: 32, gradientAccumulationBytesPerParam: 18 }, { top: 3 }).plans;
+    expect(found.length).toBeGreaterThan(0);
+    for (const e of found) expect(e.plan.gradientAccumulationBytesPerParam).toBe(18);
+    const tiny = planFor("tiny-gpt", shapeOf("dgx-h100", 1), { gradientAccumulationBytesPerParam: 6 });
+    expect(() => validateForExecutor(tiny.model, tiny.plan)).toThrow(/gradient accumulation is its own/);
+  });
+});

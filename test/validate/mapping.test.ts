@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { builtinNames, loadModel } from "../../src/cli/catalog.js";
-import { clusterFor, recordCase, unevenLayers, type ValidationCase } from "../../src/validate/cases.js";
+import { clusterFor, deepspeedAccumulation, recordCase, unevenLayers, type ValidationCase } from "../../src/validate/cases.js";
 import { readMeasurements } from "../../src/validate/files.js";
 import type { MeasurementRecord } from "../../src/validate/records.js";
 
@@ -181,6 +181,20 @@ describe("published records as meshplan plans", () => {
     expect(mapped("r0205").plan.keep16BitGrads).toBeUndefined(); // fp16
     expect(mapped("r1411").plan.keep16BitGrads).toBeUndefined(); // MT-NLG: no BF16_Optimizer in 2021
     for (const id of ["r0015", "r1362", "r1231"]) expect(mapped(id).plan.ppKeepOutputs).toBeUndefined(); // Megatron-LM, NeMo, BLOOM pp 1
+  });
+
+  it("DeepSpeed's engine accumulates gradients as passes of their own: 18 bytes under BF16_Optimizer, 6 after the first fp16 micro-batch", () => {
+    expect(mapped("r1296").plan.gradientAccumulationBytesPerParam).toBe(18); // BLOOM bf16
+    // r0205: BLOOM fp16, global batch 2048 over dp 4 at micro-batch 1, 512 micro-batches; r1411: MT-NLG, 1920 over dp 8, 240.
+    expect(record("r0205").parallel).toMatchObject({ dp: 4, micro_batch_size: 1, global_batch_size: 2048 });
+    expect(mapped("r0205").plan.gradientAccumulationBytesPerParam).toBeCloseTo((6 * 511) / 512, 12);
+    expect(mapped("r1411").plan).toMatchObject({ dp: 8, microBatch: 1, globalBatch: 1920 }); // micro-batch 1 assumed (not published)
+    expect(mapped("r1411").plan.gradientAccumulationBytesPerParam).toBeCloseTo((6 * 239) / 240, 12);
+    expect(mapped("r0205").assumptions.some((a) => a.includes("autograd adds each micro-batch's fp16 gradients"))).toBe(true);
+    expect(deepspeedAccumulation(false, 1)).toBeUndefined(); // one micro-batch: nothing is added
+    expect(deepspeedAccumulation(true, 1)?.bytesPerParam).toBe(18); // BF16_Optimizer adds the first one too
+    // Megatron-LM, NeMo, llm-foundry (FSDP), torchtitan: fused or reduce-scattered, no pass of its own.
+    for (const id of ["r0015", "r1362", "r1002", "r1334"]) expect(mapped(id).plan.gradientAccumulationBytesPerParam).toBeUndefined();
   });
 
   it("NeMo's SFT rows run as the launcher's SFT scripts and recipe: one layer per virtual stage, Apex's bf16 optimizer", () => {

@@ -57,13 +57,17 @@ export function layerParamsPerRank(model: ModelSpec, plan: Pick<Plan, "tp" | "ep
 }
 
 /** Parameters on one GPU of pipeline stage `stage` (embedding on the first, output layer and final norm on the head stage: the last, or ZB-V's first). */
+/** The input embedding's tables on the first stage, per rank: the token table's V/tp rows and a learned position table. */
+export function inputEmbeddingParams(model: ModelSpec, plan: Pick<Plan, "tp">): number {
+  const h = model.hiddenSize;
+  return (model.vocabSize * h) / plan.tp + (model.positionEmbedding === "learned" ? model.seqLen * h : 0);
+}
+
 export function stageParams(model: ModelSpec, plan: Plan, stage: number, perLayer: RankParams): RankParams {
   const layers = plan.layersPerStage[stage] ?? 0;
   let dense = layers * perLayer.dense;
   const h = model.hiddenSize;
-  if (stage === 0) {
-    dense += (model.vocabSize * h) / plan.tp + (model.positionEmbedding === "learned" ? model.seqLen * h : 0);
-  }
+  if (stage === 0) dense += inputEmbeddingParams(model, plan);
   if (holdsHead(plan, stage)) {
     // A tied output layer still needs its own copy when it sits on another stage than the embedding
     // (Megatron-LM keeps a copy on the last stage and all-reduces the two gradients); ZB-V's V brings it

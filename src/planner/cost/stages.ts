@@ -11,7 +11,7 @@ import {
 import { embeddingTimes, headTimes, layerTimes } from "./compute.js";
 import { blockingLaunchSeconds } from "./launch.js";
 import {
-  gradientBytesPerParam, layerParamsPerRank, modelStateBytes, optimizerShardParams, optimizerStateBytesPerParam, optimizerStepCopyBytes, otherBytes, PARAM_BYTES,
+  gradientBytesPerParam, inputEmbeddingParams, layerParamsPerRank, modelStateBytes, optimizerShardParams, optimizerStateBytesPerParam, optimizerStepCopyBytes, otherBytes, PARAM_BYTES,
   stageParams, type MemoryBreakdown, type RankParams,
 } from "./memory.js";
 
@@ -100,6 +100,15 @@ export function optimizerBytesPerParam(plan: Pick<Plan, "fp32Gradients" | "optim
   return plan.optimizerStepBytesPerParam ?? 2 * optimizerStateBytesPerParam(plan) + gradientBytesPerParam(plan) + PARAM_BYTES;
 }
 
+/**
+ * Each micro-batch's addition of its weight gradients into the accumulated ones, where the framework runs it
+ * as a pass of its own (plan.gradientAccumulationBytesPerParam, spec/types.ts): that many bytes per
+ * parameter the stage holds, streamed at the GPU's element-wise HBM bandwidth. Zero when absent.
+ */
+export function gradientAccumulationSeconds(plan: Pick<Plan, "gradientAccumulationBytesPerParam">, params: number, bytesPerSecond: number): number {
+  return ((plan.gradientAccumulationBytesPerParam ?? 0) * params) / bytesPerSecond;
+}
+
 function optimizerSeconds(plan: Plan, paramsInShard: number, bytesPerSecond: number): number {
   if (plan.parameterServers > 0) return 0;
   return (paramsInShard * optimizerBytesPerParam(plan)) / bytesPerSecond;
@@ -150,6 +159,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
   const embedding = embeddingTimes(model, gpu, plan);
   const perLayer = layerParamsPerRank(model, plan);
   const optimizerBytesPerSecond = gpu.hbmBytesPerSecond * (gpu.efficiency.optimizerBandwidth ?? gpu.efficiency.memoryBandwidth);
+  const elementwiseBytesPerSecond = gpu.hbmBytesPerSecond * gpu.efficiency.memoryBandwidth;
   const transfer = ppTransfer(model, plan, links);
 
   function evaluate(i: number): StageCost {
@@ -163,7 +173,11 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
     const coreBackward = layer.backwardInputSeconds - layer.backwardWeightSeconds; // attention core + element-wise
     const forward = n * layer.forwardSeconds + (last ? head.forwardSeconds : 0) + (first ? embedding.forwardSeconds : 0);
     const backwardInput = n * layer.backwardInputSeconds + (last ? head.backwardSeconds / 2 : 0);
-    const backwardWeight = n * layer.backwardWeightSeconds + (last ? head.backwardSeconds / 2 : 0) + (first ? embedding.backwardSeconds : 0);
+    // The weight gradients' pass ends with their addition into the accumulated gradients, where that is a pass
+    // of its own; the input embedding's own backward already adds its tables' gradients in (embeddingTimes).
+    const accumulated = params.dense + params.expert - (first ? inputEmbeddingParams(model, plan) : 0);
+    const backwardWeight = n * layer.backwardWeightSeconds + (last ? head.backwardSeconds / 2 : 0) + (first ? embedding.backwardSeconds : 0) +
+      gradientAccumulationSeconds(plan, accumulated, elementwiseBytesPerSecond);
     const recomputedLayerSeconds = layer.forwardSeconds - (plan.recomputeEarlyStop === true ? layer.lastGemmSeconds : 0);
     const recompute = r * recomputedLayerSeconds + (n - r) * layer.selectiveRecomputeSeconds;
     const dp = dpCosts(plan, links, params, n, spReplicatedGradCost(model, plan, links, i), inLineBucketCount(plan, n, first, last));
