@@ -69,6 +69,12 @@ export function frameworkFlags(p: Plan): string[] {
   return [...flags, ...valued];
 }
 
+/** The best plan's framework knobs as one line of `plan`'s and the explorer's explanation; undefined where it has none. */
+export function frameworkLine(p: Plan): string | undefined {
+  const knobs = frameworkFlags(p);
+  return knobs.length === 0 ? undefined : `Framework, as given (doc/cost-model.md): ${knobs.join(" ")}.`;
+}
+
 /**
  * Says whose efficiencies predict: the calibration layer's (the default, fitted at `fittedAt`) or, with
  * --no-calibrated (fittedAt undefined), the priors alone.

@@ -8,7 +8,7 @@ import { InputError } from "../spec/errors.js";
 import type { ParsedArgs } from "./args.js";
 import { builtinNames, loadGpu } from "./catalog.js";
 import { loadContext, planInputFrom } from "./context.js";
-import { calibratedLine, defaultSeqLines, pct, seconds } from "./format.js";
+import { calibratedLine, defaultSeqLines, frameworkLine, pct, seconds } from "./format.js";
 import type { Io } from "./io.js";
 import { grouped } from "../math/digits.js";
 
@@ -55,7 +55,8 @@ export function planCommand(args: ParsedArgs, io: Io): number {
   if (engine.length > 0 && result.plans.some((e) => e.plan.pp === 1)) {
     lines.push(`(${engine.join(" and ")} ${engine.length > 1 ? "describe" : "describes"} DeepSpeed's pipeline engine: the plans without a pipeline (pp 1) run without ${engine.length > 1 ? "them" : "it"})`);
   }
-  lines.push("", ...explainRanking(model, shape, result.plans));
+  const framework = frameworkLine(result.plans[0]!.plan);
+  lines.push("", ...(framework === undefined ? [] : [framework]), ...explainRanking(model, shape, result.plans));
   io.out(lines.join("\n"));
   return 0;
 }

@@ -395,6 +395,20 @@ describe("meshplan COMMAND --help", () => {
   });
 });
 
+describe("meshplan plan: the framework knobs given are said", () => {
+  it("names the best plan's framework flags before the explanation, and nothing without them", () => {
+    const given = meshplan("plan", "--model", "llama3-8b", "--gpus", "8", "--top", "2", "--grad-accum-bytes", "6", "--launch-blocking");
+    expect(given.code).toBe(0);
+    const lines = given.stdout.split("\n");
+    const at = lines.findIndex((l) => l.startsWith("Framework, as given"));
+    expect(lines[at]).toBe("Framework, as given (doc/cost-model.md): --launch-blocking --grad-accum-bytes 6.");
+    expect(lines[at + 1]).toMatch(/^Best: /);
+    const json = JSON.parse(meshplan("plan", "--model", "llama3-8b", "--gpus", "8", "--top", "2", "--grad-accum-bytes", "6", "--json").stdout) as { plans: { plan: { gradientAccumulationBytesPerParam?: number } }[] };
+    for (const e of json.plans) expect(e.plan.gradientAccumulationBytesPerParam).toBe(6);
+    expect(meshplan("plan", "--model", "llama3-8b", "--gpus", "8", "--top", "2").stdout).not.toContain("Framework, as given");
+  });
+});
+
 describe("meshplan plan: the table says enough to replay each plan", () => {
   it("each listed pipeline's layers cell is the layout of the same plan in --json (runners-up laid out unevenly included)", () => {
     const args = ["plan", "--model", "llama3-8b", "--gpus", "8", "--top", "5"];

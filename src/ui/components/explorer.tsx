@@ -1,6 +1,7 @@
 import { Box, useApp, useInput, useStdout } from "ink";
 import { useEffect, useMemo, useReducer, useRef, useState } from "react";
 import { explainRanking, searchSummary } from "../../planner/explain/explain.js";
+import { frameworkLine } from "../../cli/format.js";
 import { knobContext, serversText } from "../knobs.js";
 import { layout, tooSmall, MIN_COLUMNS, MIN_ROWS } from "../layout.js";
 import { runCommand, type ExplorerEnv } from "../commands.js";
@@ -103,7 +104,11 @@ export function Explorer(props: ExplorerProps) {
   const list = entries(state.result);
   const selected = selectedEstimate(state);
   const shown = state.resultContext;
-  const why = useMemo(() => (state.result?.timelines === undefined ? [] : explainRanking(shown.model, shown.shape, state.result.plans)), [state.result]);
+  const why = useMemo(() => {
+    if (state.result?.timelines === undefined) return [];
+    const framework = state.result.plans[0] === undefined ? undefined : frameworkLine(state.result.plans[0].plan);
+    return [...(framework === undefined ? [] : [framework]), ...explainRanking(shown.model, shown.shape, state.result.plans)];
+  }, [state.result]);
 
   if (tooSmall(size.columns, size.rows)) {
     return (
