@@ -249,12 +249,12 @@ export function checkCommandFlags(args: ParsedArgs): void {
   }
 }
 
-/** Where a command's default differs from the flag's general one, its own help line. */
 /** Pinned parameter servers turn the search to pure data-parallel plans (planner/search/space.ts). */
 const SEARCH_FLAG_HELP: Partial<Record<FlagName, string>> = {
   ps: "parameter servers: the search then ranks pure data-parallel plans (dp = every GPU) served by K servers",
 };
 
+/** Where a command's default differs from the flag's general one, its own help line. */
 const COMMAND_FLAG_HELP: Readonly<Partial<Record<CommandName, Partial<Record<FlagName, string>>>>> = {
   plan: SEARCH_FLAG_HELP,
   explore: SEARCH_FLAG_HELP,

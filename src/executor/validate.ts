@@ -69,6 +69,14 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
   checkExecutorLayers(model.layers, plan);
 }
 
+/** The pipeline shape checkExecutorLayers reads: a resolved plan's, or the flags' before resolvePlan (no layout given: undefined). */
+export interface ExecutorLayout {
+  readonly pp: number;
+  readonly virtualStages: number;
+  readonly schedule: Schedule;
+  readonly layersPerStage?: readonly number[] | undefined;
+}
+
 /**
  * The layer layouts the executor runs under the interleaved schedule: its chunks are equal and of whole
  * layers (model/layout.ts chunkLayers gives every chunk of stage s layersPerStage[s] / v layers and numbers
@@ -78,14 +86,6 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
  * layout runs. `given`: the layers per stage asked for, absent where resolvePlan is still to choose them
  * (execute checks the flags before resolvePlan, whose own hint is the end-short layout).
  */
-/** The pipeline shape checkExecutorLayers reads: a resolved plan's, or the flags' before resolvePlan (no layout given: undefined). */
-export interface ExecutorLayout {
-  readonly pp: number;
-  readonly virtualStages: number;
-  readonly schedule: Schedule;
-  readonly layersPerStage?: readonly number[] | undefined;
-}
-
 export function checkExecutorLayers(layers: number, plan: ExecutorLayout): void {
   const { pp, virtualStages: v, layersPerStage: given } = plan;
   if (v < 2 || pp < 2) return;

@@ -316,11 +316,6 @@ export const FRAMEWORK_SWITCHES = [
 /** The framework knobs that take a number (how many bytes the optimizer keeps and moves, and the gradient accumulation moves), shown and pinned like the switches. */
 export const FRAMEWORK_VALUES = ["optimizerStateBytes", "optimizerStepBytesPerParam", "gradientAccumulationBytesPerParam"] as const satisfies readonly (keyof PlanInput)[];
 
-/**
- * Hybrid sharding (PyTorch FSDP HYBRID_SHARD / FSDP2 HSDP; DeepSpeed ZeRO++ hpZ and MiCS): ZeRO shards
- * the model states over groups of `shardGroup` of the dp * cp ranks that share weights and replicates
- * them across the groups. Undefined when it is the whole dp * cp group (ordinary ZeRO).
- */
 /** The knobs a parameter-server plan depends on (resolvePlan's values, or the search's pins with its defaults). */
 export interface ParameterServerKnobs {
   readonly parameterServers: number;
@@ -355,6 +350,11 @@ export function checkParameterServers(k: ParameterServerKnobs): void {
   if (k.dpCommBlocking && parameterServers > 0) bad("dpCommBlocking", true, "false with parameter servers", "the servers carry the data-parallel traffic");
 }
 
+/**
+ * Hybrid sharding (PyTorch FSDP HYBRID_SHARD / FSDP2 HSDP; DeepSpeed ZeRO++ hpZ and MiCS): ZeRO shards
+ * the model states over groups of `shardGroup` of the dp * cp ranks that share weights and replicates
+ * them across the groups. Undefined when it is the whole dp * cp group (ordinary ZeRO).
+ */
 function resolveShardGroup(raw: number | undefined, ranks: number, zero: ZeroStage, ep: number, parameterServers: number): number | undefined {
   if (raw === undefined || raw === ranks) return undefined;
   if (!Number.isInteger(raw) || raw < 1 || ranks % raw !== 0) {

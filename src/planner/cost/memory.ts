@@ -56,13 +56,13 @@ export function layerParamsPerRank(model: ModelSpec, plan: Pick<Plan, "tp" | "ep
   return { dense: attention + replicated, expert: (mlp * model.moe.experts) / plan.ep };
 }
 
-/** Parameters on one GPU of pipeline stage `stage` (embedding on the first, output layer and final norm on the head stage: the last, or ZB-V's first). */
 /** The input embedding's tables on the first stage, per rank: the token table's V/tp rows and a learned position table. */
 export function inputEmbeddingParams(model: ModelSpec, plan: Pick<Plan, "tp">): number {
   const h = model.hiddenSize;
   return (model.vocabSize * h) / plan.tp + (model.positionEmbedding === "learned" ? model.seqLen * h : 0);
 }
 
+/** Parameters on one GPU of pipeline stage `stage` (embedding on the first, output layer and final norm on the head stage: the last, or ZB-V's first). */
 export function stageParams(model: ModelSpec, plan: Plan, stage: number, perLayer: RankParams): RankParams {
   const layers = plan.layersPerStage[stage] ?? 0;
   let dense = layers * perLayer.dense;
@@ -174,8 +174,7 @@ export function peakBytesLowerBound(model: ModelSpec, gpu: GpuSpec, plan: StateP
   const perLayer = layerParamsPerRank(model, plan);
   const h = model.hiddenSize;
   // A tied output layer's copy is left out: ZB-V, which the mesh does not rule out, keeps none.
-  const ends = (model.vocabSize * h) / plan.tp + (model.positionEmbedding === "learned" ? model.seqLen * h : 0) +
-    (!model.tiedEmbeddings ? (model.vocabSize * h) / plan.tp : 0) + normParams(model);
+  const ends = inputEmbeddingParams(model, plan) + (!model.tiedEmbeddings ? (model.vocabSize * h) / plan.tp : 0) + normParams(model);
   const average: RankParams = {
     dense: (model.layers * perLayer.dense + ends) / plan.pp,
     expert: (model.layers * perLayer.expert) / plan.pp,
