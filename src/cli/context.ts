@@ -2,7 +2,7 @@ import { InputError } from "../spec/errors.js";
 import { FRAMEWORK_SWITCHES, type PlanInput } from "../spec/plan.js";
 import {
   RECOMPUTES, SCHEDULES, TRAINING_PRECISIONS,
-  type ClusterShape, type ClusterSpec, type ModelSpec, type Precision, type Recompute, type Schedule,
+  type ClusterShape, type ClusterSpec, type ModelSpec, type Precision, type Recompute, type Schedule, type VPassRatios,
 } from "../spec/types.js";
 import { calibratedCluster, type CalibrationFile } from "../validate/calibration.js";
 import { CALIBRATION_FILE, readCalibration } from "../validate/files.js";
@@ -101,6 +101,17 @@ export function loadContext(flags: Flags, calibratedByDefault = false): Context 
   return { model, shape: { spec, gpus, gpusPerNode }, ...(calibrated === undefined ? {} : { calibratedAt: calibrated.fittedAt }) };
 }
 
+/** `--zbv-passes B,W`: two numbers (resolvePlan checks their range). */
+function passRatios(flags: Flags, name: FlagName): VPassRatios | undefined {
+  const text = str(flags, name);
+  if (text === undefined) return undefined;
+  const parts = text.split(",").map((t) => (t.trim() === "" ? NaN : Number(t)));
+  if (parts.length !== 2 || parts.some((x) => !Number.isFinite(x))) {
+    throw new InputError({ code: "bad-flag", field: `--${name}`, value: text, valid: "two numbers B,W, e.g. 2,0.5 (B and W in chunk forwards)" });
+  }
+  return { backward: parts[0]!, weight: parts[1]! };
+}
+
 /** The plan knobs the flags pin; the rest stay undefined for defaults (simulate) or search (plan). */
 export function planInputFrom(flags: Flags): PlanInput {
   const input: PlanInput = {};
@@ -135,6 +146,7 @@ export function planInputFrom(flags: Flags): PlanInput {
   set("optimizerStateBytes", int(flags, f.optimizerStateBytes));
   set("optimizerStepBytesPerParam", positive(flags, f.optimizerStepBytesPerParam));
   set("gradientAccumulationBytesPerParam", positive(flags, f.gradientAccumulationBytesPerParam));
+  set("vPassRatios", passRatios(flags, f.vPassRatios));
   for (const key of ["flashAttention", "fp32Gradients", ...FRAMEWORK_SWITCHES] as const) {
     set(key, bool(flags, f[key]));
   }

@@ -60,6 +60,17 @@ export function checkProfileFields(json: unknown, file: string): void {
       if (p.raw("group") !== undefined) p.oneOf("group", ["tp", "cp"]);
     });
   });
+  section(r, "layerPasses", (l) => {
+    const shares = l.child("shares");
+    const sum = ["forward", "backwardInput", "backwardWeight"].reduce((a, key) => a + shares.number(key, { above: 0, max: 1 }), 0);
+    if (Math.abs(sum - 1) > 1e-6) {
+      throw new InputError({ code: "out-of-range", file, field: shares.path("forward"), value: sum, valid: `shares of forward, backwardInput and backwardWeight summing to 1 ${AS_WRITTEN}`, reason: `they sum to ${sum}` });
+    }
+    list(l, "measured", (m) => {
+      m.string("shape");
+      for (const key of ["forwardSeconds", "backwardInputSeconds", "backwardWeightSeconds"]) m.number(key, POSITIVE);
+    });
+  });
   const walk = (value: unknown, path: string): void => {
     if (typeof value === "number" && !(Number.isFinite(value) && value >= 0)) {
       throw new InputError({ code: "out-of-range", file, field: path, value, valid: "a finite number >= 0 (run meshplan calibrate again)" });

@@ -2,7 +2,7 @@ import { availableParallelism } from "node:os";
 import type { ClusterShape, ModelSpec, Plan } from "../spec/types.js";
 import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel, type Execution, type ExecuteOptions } from "./execute.js";
 import { cpuSnapshot, otherWorkShare } from "./measure/machine.js";
-import { predictForRun, runSpeedProbe, type DeviceProfile } from "./measure/profile.js";
+import { predictForRun, runSpeedProbe, withPricedPasses, type DeviceProfile } from "./measure/profile.js";
 import { buildReport, worstMemoryRank, type ExecuteReport } from "./measure/report.js";
 
 /** The executor's entry for other front ends (the explorer's `x`): run a plan here and compare. */
@@ -64,9 +64,12 @@ export function onTimer(show: (fraction: number, label: string) => void, everyMs
  * prediction at the run's speed, noting other processes' share of the cores during the run: what
  * `meshplan execute` and the explorer's `x` both do once they have a plan and a profile.
  */
-export async function executeAndReport(o: Omit<ExecuteOptions, "speedProbe">, profile: DeviceProfile): Promise<{ ex: Execution; report: ExecuteReport }> {
+export async function executeAndReport(given: Omit<ExecuteOptions, "speedProbe">, profile: DeviceProfile): Promise<{ ex: Execution; report: ExecuteReport }> {
   const cores = availableParallelism();
-  const probe = runSpeedProbe(profile, o.plan.dp * o.plan.tp * o.plan.pp * o.plan.cp, cores);
+  const ranks = given.plan.dp * given.plan.tp * given.plan.pp * given.plan.cp;
+  // ZB-V in the order found for this machine's passes, run and predicted alike (measure/profile.ts).
+  const o = { ...given, plan: withPricedPasses(given.model, profile, ranks, given.plan) };
+  const probe = runSpeedProbe(profile, ranks, cores);
   const before = cpuSnapshot();
   const ex = await execute({ ...o, ...(probe === undefined ? {} : { speedProbe: probe }) });
   return { ex, report: buildReport(ex, predictForRun(o.model, profile, ex), cores, otherWorkShare(before, cpuSnapshot())) };

@@ -2,7 +2,7 @@ import { InputError } from "./errors.js";
 import { divisorsOf } from "../math/divisors.js";
 import {
   RECOMPUTES, SCHEDULES, TRAINING_PRECISIONS,
-  type ClusterShape, type GpuSpec, type ModelSpec, type Plan, type Precision, type Recompute, type Schedule, type ZeroStage,
+  type ClusterShape, type GpuSpec, type ModelSpec, type Plan, type Precision, type Recompute, type Schedule, type VPassRatios, type ZeroStage,
 } from "./types.js";
 import { grouped } from "../math/digits.js";
 import { endsOnStage, headStage, isVShape, type PipelineShape } from "./virtual-stages.js";
@@ -46,6 +46,7 @@ export interface PlanInput {
   optimizerStateBytes?: number | undefined;
   optimizerStepBytesPerParam?: number | undefined;
   gradientAccumulationBytesPerParam?: number | undefined;
+  vPassRatios?: VPassRatios | undefined;
   shardGroup?: number | undefined;
 }
 
@@ -205,6 +206,7 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     bad("gradientAccumulationBytesPerParam", gradientAccumulationBytesPerParam,
       "a number of bytes above 0 and at most 100 (autograd adding 16-bit gradients moves 6 per parameter, DeepSpeed's BF16_Optimizer 18), or left out when the accumulation is fused");
   }
+  const vPassRatios = checkVPassRatios(input.vPassRatios, schedule);
   checkTensorKnobs(tp, input);
   const tpSyncBackward = tp > 1 && (input.tpSyncBackward ?? false);
   const sequenceParallel = tp > 1 && (input.sequenceParallel ?? true);
@@ -263,7 +265,23 @@ export function resolvePlan(model: ModelSpec, shape: ClusterShape, input: PlanIn
     ...(gradientAccumulationBytesPerParam !== undefined ? { gradientAccumulationBytesPerParam } : {}),
     // Present only when it shards over fewer ranks than dp * cp (hybrid sharding); absent: full sharding.
     ...(shardGroup !== undefined ? { shardGroup } : {}),
+    // Absent unless given (ZB-V only): the order then follows the layer's FLOPs.
+    ...(vPassRatios !== undefined ? { vPassRatios } : {}),
   };
+}
+
+/** ZB-V's pass lengths, where given: ZB-V only, each a multiple of 1/4 from 1/4 to 8 (VPassRatios). */
+function checkVPassRatios(r: VPassRatios | undefined, schedule: Schedule): VPassRatios | undefined {
+  if (r === undefined) return undefined;
+  const text = `${r.backward},${r.weight}`;
+  if (schedule !== "zb-v") bad("vPassRatios", text, "left out unless the schedule is zb-v", "only ZB-V's order is found from the pass lengths");
+  for (const key of ["backward", "weight"] as const) {
+    const x = r[key];
+    if (!(Number.isFinite(x) && x >= 0.25 && x <= 8 && Number.isInteger(4 * x))) {
+      bad("vPassRatios", text, "B,W each a multiple of 0.25 from 0.25 to 8 (the pass's length in chunk forwards)", `${key === "backward" ? "B" : "W"} = ${x}`);
+    }
+  }
+  return { backward: r.backward, weight: r.weight };
 }
 
 /**

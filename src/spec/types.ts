@@ -76,6 +76,13 @@ export interface GpuEfficiency {
    * CPU profile, whose collectives never overlap its passes).
    */
   readonly commOverlapSlowdown?: number;
+  /**
+   * Extension: how one transformer layer's forward + input-gradient (B) + weight-gradient (W) time splits
+   * between the three passes, measured where the roofline's split is known to be off (the executor's
+   * TensorFlow.js profile: src/executor/measure/passes.ts); the three sum to 1. The layer's total stays
+   * the roofline's. Absent: each pass as the roofline prices it.
+   */
+  readonly layerPassShares?: { readonly forward: number; readonly backwardInput: number; readonly backwardWeight: number };
 }
 
 /**
@@ -181,6 +188,16 @@ export const SCHEDULES: readonly Schedule[] = ["naive", "gpipe", "1f1b", "interl
 export type Recompute = "none" | "selective" | "full";
 export const RECOMPUTES: readonly Recompute[] = ["none", "selective", "full"];
 export type ZeroStage = 0 | 1 | 2 | 3;
+
+/**
+ * The lengths of a ZB-V chunk's B (input gradients, with whatever recomputation runs before it) and W
+ * (weight gradients) in units of its forward: multiples of 1/4 from 1/4 to 8, so that plans of about the
+ * same shape share one order (planner/cost/zb-v.ts vPassRatios).
+ */
+export interface VPassRatios {
+  readonly backward: number;
+  readonly weight: number;
+}
 
 /** A fully resolved plan: the `plan` object of the JSON contract, plus extensions. */
 export interface Plan {
@@ -348,6 +365,12 @@ export interface Plan {
    * all-reduced across the replicas. Absent: one group of all dp * cp ranks. ZeRO >= 1, ep = 1.
    */
   readonly shardGroup?: number;
+  /**
+   * Extension: ZB-V only. The lengths of a chunk's B and W, in units of its forward, that the schedule's
+   * order is found for (planner/cost/zb-v.ts). Absent: from one layer's FLOPs (planVPassRatios). The
+   * executor sets them from its device profile's priced passes, whose B and W differ from the FLOP ratios.
+   */
+  readonly vPassRatios?: VPassRatios;
 }
 
 /** A cluster of a given size: the topology with the number of GPUs in use. */

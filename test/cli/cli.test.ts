@@ -409,6 +409,25 @@ describe("meshplan plan: the framework knobs given are said", () => {
   });
 });
 
+describe("meshplan simulate --zbv-passes: ZB-V's order found for the pass lengths given", () => {
+  const tiny4 = JSON.stringify({ ...JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "models", "models", "tiny-gpt.json"), "utf8")), name: "tiny-gpt-4", layers: 4 });
+  it("plays the order found for them (in the plan's JSON), and refuses lengths off the grid or without ZB-V, naming the flag", () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshplan-zbv-"));
+    const file = join(dir, "tiny4.json");
+    writeFileSync(file, tiny4);
+    const args = ["simulate", "--model", file, "--gpus", "2", "--pp", "2", "--schedule", "zb-v", "--no-flash", "--json"];
+    type Out = { plan: { vPassRatios?: { backward: number; weight: number } }; pipeline: { bubbleFraction: number } };
+    const flops = JSON.parse(meshplan(...args).stdout) as Out;
+    const given = JSON.parse(meshplan(...args, "--zbv-passes", "2,0.5").stdout) as Out;
+    expect(flops.plan.vPassRatios).toBeUndefined();
+    expect(given.plan.vPassRatios).toEqual({ backward: 2, weight: 0.5 });
+    expect(given.pipeline.bubbleFraction).not.toBeCloseTo(flops.pipeline.bubbleFraction, 3);
+    expectBadInput(meshplan(...args, "--zbv-passes", "2,0.3"), "--zbv-passes", "2,0.3", "multiple of 0.25");
+    expectBadInput(meshplan(...args, "--zbv-passes", "2"), "--zbv-passes", "two numbers B,W");
+    expectBadInput(meshplan("simulate", "--model", file, "--gpus", "2", "--pp", "2", "--zbv-passes", "2,0.5"), "--zbv-passes", "unless the schedule is zb-v");
+  });
+});
+
 describe("meshplan plan: the table says enough to replay each plan", () => {
   it("each listed pipeline's layers cell is the layout of the same plan in --json (runners-up laid out unevenly included)", () => {
     const args = ["plan", "--model", "llama3-8b", "--gpus", "8", "--top", "5"];

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { expectBytes, expectFaithful, expectSameNumerics, expectStateBytes, runPlan } from "./check.js";
+import { stageSchedule } from "../../src/executor/parallel/schedule.js";
+import { planVPassRatios } from "../../src/planner/cost/zb-v.js";
 
 /**
  * Every split of tiny-gpt (2 layers, hidden 64, 4 heads, vocab 256, 32 tokens; global batch 4) against
@@ -84,6 +86,18 @@ describe("pipeline parallel", () => {
       const sent = r.steps[0]!.commBytesByPurpose;
       expect([sent["pp.activation"], sent["pp.gradient"]]).toEqual([4 * m * rows * ex.model.hiddenSize, 4 * m * rows * ex.model.hiddenSize]);
     }
+  });
+  it("pp2, ZB-V with its order found for B = 2 and W = 0.5 forwards (the executor's priced passes, execute's default): the same numerics, bytes and memory", async () => {
+    const vPassRatios = { backward: 2, weight: 0.5 };
+    const ex = await runPlan(2, { pp: 2, schedule: "zb-v", vPassRatios }, { layers: 4 });
+    expect(ex.plan.vPassRatios).toEqual(vPassRatios);
+    expectFaithful(ex);
+    // The order is the plan's: not the one the FLOP ratios (1 and 1 here) give.
+    const { vPassRatios: _, ...flops } = ex.plan;
+    const m = ex.plan.globalBatch / ex.plan.microBatch;
+    const order = (plan: typeof ex.plan) => [0, 1].map((stage) => stageSchedule(ex.model, plan, stage, m).map((a) => `${a.pass}${a.microBatch}.${a.chunk}`).join(" "));
+    expect(planVPassRatios(ex.model, flops)).toEqual({ backward: 1, weight: 1 });
+    expect(order(ex.plan)).not.toEqual(order(flops));
   });
 });
 

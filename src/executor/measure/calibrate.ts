@@ -7,6 +7,7 @@ import { loadBackend, type BackendChoice } from "../run/backend.js";
 import { launch } from "../run/launch.js";
 import { optimizerBytesPerSecond } from "./optimizer.js";
 import { lossCost } from "./loss.js";
+import { layerPassSeconds, passShares, type LayerPassSeconds } from "./passes.js";
 import { matmulSeconds } from "./matmul.js";
 import { collectiveWaits } from "./waits.js";
 import type { StepRecord } from "../run/job.js";
@@ -104,6 +105,8 @@ export function linkLatencySeconds(rounds: readonly number[]): number {
  */
 const FIT_ROUNDS = 3;
 const FIT_STEPS = 6;
+/** Timed rounds of each layer pass measurement (after as many untimed). */
+const LAYER_PASS_REPEATS = 21;
 /** Alternating alone / all-cores measurements of the concurrency slowdown (one of each: 1.00 to 1.46 over six calibrations). */
 const CONCURRENCY_ROUNDS = 3;
 
@@ -225,9 +228,16 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
     }
   }
   const runs: FitRun[] = shapes.map((s, i) => ({ ...s, measuredSeconds: upperMedian(timedSteps[i]!) }));
+  say(`one layer's forward, input and weight gradients at ${shapes.length} sizes`);
+  const measured: ({ shape: string } & LayerPassSeconds)[] = [];
+  for (const s of shapes) {
+    await betweenMeasurements();
+    measured.push({ shape: s.shape, ...layerPassSeconds(loaded.tf, s.model, s.plan, LAYER_PASS_REPEATS) });
+  }
+  const layerPasses = { shares: passShares(measured), measured };
   latencies.push(await messageLatencySeconds(LATENCY_PINGS, 60));
   say("fitting");
-  const fitted = fitConstants({ ...base, optimizerBytesPerSecond: optimizerRate, loss }, runs);
+  const fitted = fitConstants({ ...base, optimizerBytesPerSecond: optimizerRate, loss, layerPasses }, runs);
   const cores = cpus().length;
   if (cores < 2) return { ...fitted, collectiveLatencySeconds: linkLatencySeconds(latencies) };
   // The first fit shape, in worker threads as execute runs ranks: alone, then one copy per core at once,

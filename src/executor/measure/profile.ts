@@ -7,9 +7,11 @@ import type { SyncWaitPoint } from "./waits.js";
 import { expectedMaxOfNormals, lineFit, mean, total } from "./stats.js";
 import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
+import { pricedVPassRatios } from "../../planner/cost/compute.js";
 import type { SpeedProbeSpec } from "../run/speed-probe.js";
 import type { LossCost } from "./loss.js";
 import { otherBackend } from "./machine.js";
+import type { LayerPassSeconds, LayerPassShares } from "./passes.js";
 
 /**
  * A device profile: what `meshplan calibrate` measured on this machine for one executor rank, and the
@@ -44,6 +46,16 @@ export interface DeviceProfile {
    * the element-wise rate).
    */
   readonly loss?: LossCost;
+  /**
+   * Measured: one layer's forward, B and W on one rank (passes.ts layerPassSeconds) at each fit shape, and
+   * the median share of each pass in their sum, which splits the cost model's layer time between the
+   * passes (GpuEfficiency.layerPassShares): what ZB-H1's and ZB-V's orders and idle depend on. Absent in
+   * profiles written before 2026-11-24: the roofline's split.
+   */
+  readonly layerPasses?: {
+    readonly shares: LayerPassShares;
+    readonly measured: readonly ({ readonly shape: string } & LayerPassSeconds)[];
+  };
   /** One thread's memory copy of 64 MiB (TypedArray.set). */
   readonly memcpyBytesPerSecond: number;
   /** Shared-memory all-reduce between two ranks, alpha-beta fit: bus bytes per second and latency per step. */
@@ -137,7 +149,11 @@ export function profileGpu(p: DeviceProfile, opOverheadSeconds = p.opOverheadSec
     hbmBytesPerSecond: hbm,
     peakFlopsPerSecond: { fp32: peak, tf32: peak, bf16: peak, fp16: peak, fp8: peak },
     nvlinkBytesPerSecond: p.collectiveBytesPerSecond,
-    efficiency: { matmulMax: 1, matmulOverheadSeconds: opOverheadSeconds, attentionMax: 1, memoryBandwidth: elementwise / hbm, optimizerBandwidth: optimizer / hbm, lossBandwidth: loss / hbm, lossOverheadSeconds: p.loss?.overheadSeconds ?? 0 },
+    efficiency: {
+      matmulMax: 1, matmulOverheadSeconds: opOverheadSeconds, attentionMax: 1, memoryBandwidth: elementwise / hbm, optimizerBandwidth: optimizer / hbm,
+      lossBandwidth: loss / hbm, lossOverheadSeconds: p.loss?.overheadSeconds ?? 0,
+      ...(p.layerPasses === undefined ? {} : { layerPassShares: p.layerPasses.shares }),
+    },
     runtimeReserveBytes: 0,
     sources: { all: SOURCE },
   };
@@ -337,6 +353,17 @@ export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks
       note: predictionNote(jitter, plan),
     }),
   };
+}
+
+/**
+ * A ZB-V plan with its order found for the passes as this profile prices them (compute.ts
+ * pricedVPassRatios), unless it gives its own: TensorFlow.js's B is about twice its F and its W about
+ * half (src/executor/README.md "Time"), where the FLOP ratios say 1 and 1, and the order found for
+ * those idled 0.17-0.23 of a step on tiny-gpt-4 against 0.04-0.06 predicted. Other plans as they are.
+ */
+export function withPricedPasses(model: ModelSpec, profile: DeviceProfile, ranks: number, plan: Plan): Plan {
+  if (plan.schedule !== "zb-v" || plan.vPassRatios !== undefined) return plan;
+  return { ...plan, vPassRatios: pricedVPassRatios(model, profileShape(profile, ranks).spec.gpu, plan) };
 }
 
 /** A fit shape's name as calibrate gives it: width, sequence length and depth ("h64 s32 L2"). */

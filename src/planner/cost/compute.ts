@@ -1,9 +1,10 @@
-import type { GpuSpec, ModelSpec, Plan } from "../../spec/types.js";
+import type { GpuSpec, ModelSpec, Plan, VPassRatios } from "../../spec/types.js";
 import { headDimAligned } from "../../spec/alignment.js";
 import { attentionWidthsPerRank, BYTES_16 } from "./activations.js";
 import { attentionLengthFactor } from "./attention-length.js";
 import { efficiencyGrid, gridEfficiency, type EfficiencyGrid } from "./gemm-grid.js";
 import { gradientBytesPerParam } from "./memory.js";
+import { vPassRatios } from "./zb-v.js";
 
 /**
  * Time of one layer's forward and backward on one GPU for one micro-batch, from a roofline per kernel:
@@ -236,11 +237,13 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
   const castForward = fp8 ? streamSeconds(gpu, FP8_CAST_BYTES * x * ((2 * h) / r + q + k * f)) : 0;
   const castBackward = fp8 ? streamSeconds(gpu, FP8_CAST_BYTES * x * (q + 2 * kv + (2 * h) / r + k * up * f)) : 0;
 
-  const forwardSeconds = linear + coreForward + elementwise + castForward;
-  return {
-    forwardSeconds,
+  const passes = splitPasses(gpu, {
+    forwardSeconds: linear + coreForward + elementwise + castForward,
     backwardInputSeconds: linear + coreBackward + ELEMENTWISE_BACKWARD_RATIO * elementwise + castBackward,
     backwardWeightSeconds: linear,
+  });
+  return {
+    ...passes,
     // Selective recomputation redoes the attention core: QK^T, softmax, its dropout and the product with V
     // (Korthikanti et al. 2022, section 4.2), the memory-bound softmax and dropout included.
     selectiveRecomputeSeconds: plan.recompute === "selective" && !plan.flashAttention ? coreForward + softmaxSeconds : 0,
@@ -248,6 +251,29 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
     columnGemmSeconds,
     lastGemmSeconds,
   };
+}
+
+type LayerPasses = Pick<LayerTimes, "forwardSeconds" | "backwardInputSeconds" | "backwardWeightSeconds">;
+
+/** The three passes as the roofline prices them, or their total split by the GPU's measured shares. */
+function splitPasses(gpu: GpuSpec, p: LayerPasses): LayerPasses {
+  const shares = gpu.efficiency.layerPassShares;
+  if (shares === undefined) return p;
+  const total = p.forwardSeconds + p.backwardInputSeconds + p.backwardWeightSeconds;
+  return { forwardSeconds: total * shares.forward, backwardInputSeconds: total * shares.backwardInput, backwardWeightSeconds: total * shares.backwardWeight };
+}
+
+/**
+ * ZB-V's pass lengths as this GPU prices them (layerTimes): a layer's B, with what the plan's recompute
+ * mode runs again before it (full: the forward; selective: the attention core), and its W, each in units
+ * of its forward, rounded as zb-v.ts rounds them. Where element-wise work or fixed costs weigh (small
+ * layers; the executor's TensorFlow.js passes, whose B is about twice its F) they differ from the FLOP
+ * ratios (zb-v.ts planVPassRatios), and an order found for the wrong lengths idles.
+ */
+export function pricedVPassRatios(model: ModelSpec, gpu: GpuSpec, plan: Plan): VPassRatios {
+  const t = layerTimes(model, gpu, plan);
+  const recompute = plan.recompute === "full" ? t.forwardSeconds : t.selectiveRecomputeSeconds;
+  return vPassRatios(t.forwardSeconds, t.backwardInputSeconds + recompute, t.backwardWeightSeconds);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Pass } from "../../spec/passes.js";
-import type { ModelSpec, Plan } from "../../spec/types.js";
+import type { ModelSpec, Plan, VPassRatios } from "../../spec/types.js";
 import { forwardFlopsPerToken, layerForwardFlopsPerToken } from "./flops.js";
 
 /**
@@ -67,21 +67,20 @@ export function vHeldLimit(p: number): number {
  * pass for its length. Rounded to quarters (and kept within 1/4 to 8) so that plans of about the same shape
  * share one order.
  */
-export interface VPassRatios {
-  readonly backward: number;
-  readonly weight: number;
-}
+export type { VPassRatios };
 
 export const EQUAL_PASSES: VPassRatios = { backward: 1, weight: 1 };
 
 /**
- * A plan's pass lengths, from one layer's FLOPs per token (flops.ts): the forward; B, the input gradients
+ * A plan's pass lengths: the ones it gives (Plan.vPassRatios, the executor's priced passes), else from one
+ * layer's FLOPs per token (flops.ts): the forward; B, the input gradients
  * (the linear layers once, the attention core twice: the gradients of both its products) plus what the
  * plan's recompute mode runs again (full: the forward; selective without flash attention: the core); W,
  * the linear layers' weight gradients. From the recompute mode, not per-stage counts, so that every
  * layout of a plan shares one order.
  */
 export function planVPassRatios(model: ModelSpec, plan: Plan): VPassRatios {
+  if (plan.vPassRatios !== undefined) return plan.vPassRatios;
   const f = forwardFlopsPerToken(model, plan.seqLen);
   const linear = f.attentionLinear + f.mlp;
   const forward = layerForwardFlopsPerToken(f);

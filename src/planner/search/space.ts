@@ -134,6 +134,7 @@ export function forEachCandidate(
                     parameterServers: pinned.parameterServers, asynchronous: pinned.asynchronous, staleness: pinned.staleness, flashAttention: flash, fp32Gradients: pinned.fp32Gradients, tpCommOverlap: tensor.tpCommOverlap,
                     ppBlockingSends: engine.ppBlockingSends, dpCommExposed: engine.dpCommExposed, dpCommBlocking: pinned.dpCommBlocking, tpSyncBackward: tensor.tpSyncBackward, launchBlocking: pinned.launchBlocking, recomputeEarlyStop: pinned.recomputeEarlyStop,
                     ppScatterGather: pinned.ppScatterGather, ppKeepOutputs: engine.ppKeepOutputs, keep16BitGrads: pinned.keep16BitGrads, fusedCrossEntropy: pinned.fusedCrossEntropy, fp8Keep16BitInputs: pinned.fp8Keep16BitInputs, fp32ShardOnly: pinned.fp32ShardOnly, optimizerStateBytes: pinned.optimizerStateBytes, optimizerStepBytesPerParam: pinned.optimizerStepBytesPerParam, gradientAccumulationBytesPerParam: pinned.gradientAccumulationBytesPerParam, shardGroup,
+                    vPassRatios: schedule === "zb-v" ? pinned.vPassRatios : undefined,
                   }, group);
                 }
               }

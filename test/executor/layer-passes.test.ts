@@ -1,0 +1,127 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { layerPassSeconds, passShares } from "../../src/executor/measure/passes.js";
+import { profileGpu, profileShape, withPricedPasses, type DeviceProfile } from "../../src/executor/measure/profile.js";
+import { layerTimes, pricedVPassRatios } from "../../src/planner/cost/compute.js";
+import { planVPassRatios, vPassRatios } from "../../src/planner/cost/zb-v.js";
+import { checkProfileFields } from "../../src/cli/profile-schema.js";
+import { InputError } from "../../src/spec/errors.js";
+import { resolvePlan } from "../../src/spec/plan.js";
+import type { Tf } from "../../src/executor/model/ops.js";
+import { loadBackend } from "../../src/executor/run/backend.js";
+import { fitShapes } from "../../src/executor/measure/calibrate.js";
+import { shapeOf } from "../helpers.js";
+import { tinyGpt } from "./check.js";
+
+const base: DeviceProfile = {
+  version: 1, measuredAt: "2026-11-24T00:00:00Z", machine: { cpus: 2, cpuModel: "test", node: "v20", platform: "linux" }, backend: "wasm",
+  matmul: [{ n: 64, seconds: 1e-4, flopsPerSecond: 5e9 }], peakFlopsPerSecond: 5e9, opOverheadSeconds: 1e-6, elementwiseBytesPerSecond: 1e9,
+  memcpyBytesPerSecond: 8e9, collectiveBytesPerSecond: 3e9, collectiveLatencySeconds: 3e-6, fit: [],
+};
+const sample = (f: number, b: number, w: number) => ({ forwardSeconds: f, backwardInputSeconds: b, backwardWeightSeconds: w });
+const shares = { forward: 0.25, backwardInput: 0.5, backwardWeight: 0.25 };
+const withShares: DeviceProfile = { ...base, layerPasses: { shares, measured: [{ shape: "h64 s32 L2", ...sample(1e-3, 2e-3, 1e-3) }] } };
+
+describe("layer pass shares: calibrate's measured split of a layer between forward, B and W", () => {
+  it("are the median share of each pass over the measured sizes, renormalised to sum to 1", () => {
+    const s = passShares([sample(1, 2, 1), sample(1, 3, 1), sample(2, 2, 1)]);
+    // shares per sample: F .25 .2 .4, B .5 .6 .4, W .25 .2 .2; the upper medians .25, .5, .2, over 0.95
+    expect(s.forward).toBeCloseTo(0.25 / 0.95, 12);
+    expect(s.backwardInput).toBeCloseTo(0.5 / 0.95, 12);
+    expect(s.backwardWeight).toBeCloseTo(0.2 / 0.95, 12);
+    expect(() => passShares([])).toThrow(RangeError);
+  });
+
+  it("split the roofline's layer time between the passes and keep its total", () => {
+    const model = tinyGpt(4);
+    const plan = resolvePlan(model, profileShape(base, 2), { pp: 2, schedule: "zb-h1", flashAttention: false });
+    const roofline = layerTimes(model, profileGpu(base), plan);
+    const split = layerTimes(model, profileGpu(withShares), plan);
+    const total = (t: typeof roofline) => t.forwardSeconds + t.backwardInputSeconds + t.backwardWeightSeconds;
+    expect(total(split)).toBeCloseTo(total(roofline), 15);
+    expect(split.forwardSeconds / total(split)).toBeCloseTo(0.25, 12);
+    expect(split.backwardInputSeconds / total(split)).toBeCloseTo(0.5, 12);
+    expect(split.backwardWeightSeconds / total(split)).toBeCloseTo(0.25, 12);
+    // the roofline's own split is not that one, so the shares change something
+    expect(roofline.backwardInputSeconds / roofline.forwardSeconds).not.toBeCloseTo(2, 1);
+    // what other terms read is the roofline's
+    expect(split.attentionCoreForwardSeconds).toBe(roofline.attentionCoreForwardSeconds);
+  });
+
+  it("are checked on reading a profile: each in (0, 1], summing to 1, with the measured passes", () => {
+    const fit = [{ shape: "h64 s32 L2", measuredSeconds: 0.05, fittedSeconds: 0.05 }];
+    const json = (layerPasses: unknown) => JSON.parse(JSON.stringify({ ...base, fit, layerPasses }));
+    expect(() => checkProfileFields(json(withShares.layerPasses), "p.json")).not.toThrow();
+    const bad = (layerPasses: unknown) => {
+      try {
+        checkProfileFields(json(layerPasses), "p.json");
+      } catch (e) {
+        return e instanceof InputError ? e.message : `not an input error: ${String(e)}`;
+      }
+      return "accepted";
+    };
+    expect(bad({ ...withShares.layerPasses, shares: { forward: 0.5, backwardInput: 0.5, backwardWeight: 0.25 } })).toMatch(/layerPasses\.shares\.forward.*sum to 1\.25/);
+    expect(bad({ ...withShares.layerPasses, shares: { forward: 0, backwardInput: 0.75, backwardWeight: 0.25 } })).toMatch(/layerPasses\.shares\.forward/);
+    expect(bad({ shares })).toMatch(/layerPasses\.measured/);
+  });
+});
+
+describe("ZB-V's order for the passes as priced", () => {
+  const model = tinyGpt(4);
+  const zbv = (input = {}) => resolvePlan(model, profileShape(base, 2), { pp: 2, schedule: "zb-v", flashAttention: false, ...input });
+
+  it("takes the GPU's priced layer: B and W in forwards, rounded to quarters", () => {
+    const plan = zbv();
+    expect(pricedVPassRatios(model, profileGpu(withShares), plan)).toEqual({ backward: 2, weight: 1 });
+    const t = layerTimes(model, profileGpu(base), plan);
+    expect(pricedVPassRatios(model, profileGpu(base), plan)).toEqual(vPassRatios(t.forwardSeconds, t.backwardInputSeconds, t.backwardWeightSeconds));
+    // full recomputation runs the forward again before B
+    const full = { ...plan, recompute: "full" as const };
+    expect(pricedVPassRatios(model, profileGpu(withShares), full)).toEqual({ backward: 3, weight: 1 });
+  });
+
+  it("is what execute runs a ZB-V plan with (its profile's), unless the plan gives its own; other schedules unchanged", () => {
+    const plan = zbv();
+    expect(planVPassRatios(model, plan)).toEqual({ backward: 1, weight: 1 });
+    const priced = withPricedPasses(model, withShares, 2, plan);
+    expect(priced.vPassRatios).toEqual({ backward: 2, weight: 1 });
+    expect(planVPassRatios(model, priced)).toEqual({ backward: 2, weight: 1 });
+    const pinned = zbv({ vPassRatios: { backward: 1.5, weight: 0.5 } });
+    expect(withPricedPasses(model, withShares, 2, pinned).vPassRatios).toEqual({ backward: 1.5, weight: 0.5 });
+    const oneF = resolvePlan(model, profileShape(base, 2), { pp: 2, schedule: "1f1b", flashAttention: false });
+    expect(withPricedPasses(model, withShares, 2, oneF)).toBe(oneF);
+  });
+
+  it("refuses pass lengths on another schedule, or off the quarter grid, naming the field", () => {
+    const shape = shapeOf("dgx-h100", 8);
+    const err = (input: object) => {
+      try {
+        resolvePlan(tinyGpt(8), shape, { pp: 2, flashAttention: false, ...input });
+      } catch (e) {
+        return e instanceof InputError ? e.message : String(e);
+      }
+      return "accepted";
+    };
+    expect(err({ schedule: "1f1b", vPassRatios: { backward: 2, weight: 1 } })).toMatch(/vPassRatios = "2,1".*left out unless the schedule is zb-v/);
+    expect(err({ schedule: "zb-v", vPassRatios: { backward: 2, weight: 0.3 } })).toMatch(/vPassRatios = "2,0.3".*W = 0.3.*multiple of 0.25/);
+    expect(err({ schedule: "zb-v", vPassRatios: { backward: 9, weight: 1 } })).toMatch(/B = 9/);
+    expect(err({ schedule: "zb-v", vPassRatios: { backward: 2, weight: 0.5 } })).toBe("accepted");
+  });
+});
+
+describe("one layer's passes measured on the wasm backend", () => {
+  let tf: Tf;
+  beforeAll(async () => {
+    tf = (await loadBackend("wasm", 1)).tf;
+  });
+
+  it("times the forward, B and W of the fit shape's first layer, leaving no tensor behind", () => {
+    const s = fitShapes(tinyGpt(2))[1]!; // h64 s8, the smallest
+    const before = tf.memory().numTensors;
+    const t = layerPassSeconds(tf, s.model, s.plan, 3);
+    expect(tf.memory().numTensors).toBe(before);
+    for (const x of [t.forwardSeconds, t.backwardInputSeconds, t.backwardWeightSeconds]) {
+      expect(x).toBeGreaterThan(0);
+      expect(x).toBeLessThan(1);
+    }
+  });
+});
