@@ -29,7 +29,7 @@ export function parseModel(json: unknown, file: string, fallbackName: string): M
     norm: r.oneOf("norm", ["rmsnorm", "layernorm"], "layernorm"),
     vocabSize: r.number("vocabSize", MODEL_SIZE),
     tiedEmbeddings: r.boolean("tiedEmbeddings", false),
-    positionEmbedding: r.oneOf("positionEmbedding", ["rope", "learned"], "rope"),
+    positionEmbedding: r.oneOf("positionEmbedding", ["rope", "learned", "alibi"], "rope"),
     linearBias: r.boolean("linearBias", false),
     qkvBias: r.boolean("qkvBias", false),
     dropout: r.boolean("dropout", false),

@@ -2,7 +2,12 @@
 
 export type MlpKind = "swiglu" | "gelu";
 export type NormKind = "rmsnorm" | "layernorm";
-export type PositionEmbedding = "rope" | "learned";
+/**
+ * How positions enter: rotary (RoPE, Su et al. 2021) on Q and K; a learned table added to the embedding
+ * (GPT-2, GPT-3); or ALiBi (Press et al. 2022, "Train Short, Test Long"), a fixed bias on the attention
+ * scores proportional to the query-key distance, with neither parameters nor an extra pass (BLOOM, MPT).
+ */
+export type PositionEmbedding = "rope" | "learned" | "alibi";
 
 export interface MoeSpec {
   readonly experts: number;

@@ -5,8 +5,8 @@ import type { MeasurementRecord } from "./records.js";
 /**
  * A record's model as a meshplan ModelSpec: the published shape, the architecture of its family (Llama:
  * SwiGLU, RMSNorm, RoPE, no biases, untied output; Nemotron: plain MLP, RoPE, untied; GPT, BLOOM and MPT:
- * GeLU 4h MLP, LayerNorm, biases, tied embeddings, Megatron-LM defaults) and the profile's defaults for
- * what the record leaves out. A built-in model with the same shape is used instead when there is one.
+ * GeLU 4h MLP, LayerNorm, biases, tied embeddings, a learned position table, Megatron-LM defaults; BLOOM's
+ * profile gives ALiBi instead) and the profile's defaults for what the record leaves out. A built-in model with the same shape is used instead when there is one.
  */
 export interface ModelResult {
   readonly model?: ModelSpec;
@@ -65,7 +65,7 @@ export function recordModel(r: MeasurementRecord, profile: SourceProfile, builti
     norm: llama ? "rmsnorm" : "layernorm",
     vocabSize: vocab,
     tiedEmbeddings: fam === "gpt",
-    positionEmbedding: fam === "gpt" ? "learned" : "rope",
+    positionEmbedding: profile.positionEmbedding ?? (fam === "gpt" ? "learned" : "rope"),
     linearBias: fam === "gpt",
     qkvBias: false,
     dropout: profile.dropout,

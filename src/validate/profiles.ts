@@ -1,4 +1,4 @@
-import type { Precision, Recompute } from "../spec/types.js";
+import type { PositionEmbedding, Precision, Recompute } from "../spec/types.js";
 import type { MeasurementRecord } from "./records.js";
 
 /**
@@ -50,6 +50,11 @@ export interface SourceProfile {
    * own (plan knob gradientAccumulationBytesPerParam; validate/cases.ts deepspeedAccumulation gives the bytes).
    */
   readonly deepspeedAccumulation?: boolean;
+  /**
+   * How the source's models take positions, where not as their family does (GPT: a learned table; Llama,
+   * Nemotron: rotary).
+   */
+  readonly positionEmbedding?: PositionEmbedding;
   /** Tensor-parallel backward collectives all synchronous (plan knob tpSyncBackward), when tp > 1. */
   readonly tpSyncBackward?: boolean;
   /** Stage outputs sent as 1/tp slices and all-gathered by the receiver (plan knob ppScatterGather), when tp > 1 without SP. */
@@ -284,6 +289,9 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     deepspeedBf16Optimizer: true, deepspeedAccumulation: true, tpSyncBackward: true, launchBlocking: bloomLaunchBlocking,
     // tr11's ds_config has no "pipeline" section, so DeepSpeed's defaults partition the transfers.
     ppScatterGather: true,
+    // ALiBi, no position table: "--position-embedding-type alibi" in the tr11 README's "Misc features" and its
+    // slurm script (bigscience-workshop/bigscience train/tr11-176B-ml), as in the released BLOOM.
+    positionEmbedding: "alibi",
   },
   "megatron-h100-2024": {
     // As test/planner/megatron-table.test.ts: bf16, Transformer Engine attention, SP, distributed optimizer.

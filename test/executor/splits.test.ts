@@ -101,6 +101,15 @@ describe("pipeline parallel", () => {
   });
 });
 
+describe("ALiBi (BLOOM, MPT): the bias follows each rank's heads and positions", () => {
+  it("tp2: each rank's query heads keep their own slopes", async () => {
+    expectFaithful(await runPlan(2, { tp: 2 }, { model: { positionEmbedding: "alibi" }, steps: 3 }));
+  });
+  it("cp2: each rank's queries are biased by their distance to every key, wherever it sits", async () => {
+    expectFaithful(await runPlan(2, { cp: 2 }, { model: { positionEmbedding: "alibi" }, steps: 3 }));
+  });
+});
+
 describe("selective recomputation", () => {
   it("tp2 x pp2 keeping no attention scores: the backward computes them again", async () => {
     const ex = await runPlan(4, { tp: 2, pp: 2, recompute: "selective" });

@@ -14,6 +14,21 @@ export interface AttentionGeometry {
   readonly headDim: number;
   /** Absolute position of the first query position. */
   readonly qPos0: number;
+  /** ALiBi: the slope of each of this rank's query heads (alibiSlopes); absent without ALiBi. */
+  readonly alibi?: readonly number[];
+}
+
+/**
+ * ALiBi's slope for each of `heads` heads (Press et al. 2022, section 3): for a power of two n, the
+ * geometric sequence starting at and multiplied by 2^(-8/n); otherwise that sequence for the largest power
+ * of two p below n, followed by every other term (the odd powers) of the sequence for 2p, up to n heads in
+ * all (the authors' code, and BLOOM's build_alibi_tensor).
+ */
+export function alibiSlopes(heads: number): number[] {
+  const p = 2 ** Math.floor(Math.log2(heads));
+  const first = Array.from({ length: p }, (_, i) => 2 ** ((-8 * (i + 1)) / p));
+  const extra = Array.from({ length: Math.min(p, heads - p) }, (_, i) => 2 ** ((-8 * (2 * i + 1)) / (2 * p)));
+  return [...first, ...extra];
 }
 
 /** [len*batch, heads*d] (position-major rows) to [batch, heads, len, d]. */
@@ -47,6 +62,22 @@ function causalMask(tf: Tf, queries: number, keys: number, qPos0: number): Tenso
   return tf.tensor(m, [queries, keys]);
 }
 
+/**
+ * The causal mask with ALiBi's bias, [heads, queries, keys]: slope x (key position - query position) where
+ * the key is at or before the query (0 at the query itself, more negative further back), -1e9 elsewhere.
+ * The bias is a constant, so the backward is the one without it.
+ */
+function alibiMask(tf: Tf, slopes: readonly number[], queries: number, keys: number, qPos0: number): Tensor {
+  const m = new Float32Array(slopes.length * queries * keys);
+  slopes.forEach((slope, h) => {
+    for (let i = 0; i < queries; i++) {
+      const row = (h * queries + i) * keys;
+      for (let j = 0; j < keys; j++) m[row + j] = j <= qPos0 + i ? slope * (j - qPos0 - i) : -1e9;
+    }
+  });
+  return tf.tensor(m, [slopes.length, queries, keys]);
+}
+
 export interface AttentionOut {
   readonly out: Tensor;
   readonly probs: Tensor;
@@ -61,7 +92,8 @@ export function attention(tf: Tf, q: Tensor, k: Tensor, v: Tensor, g: AttentionG
     const vh = expand(tf, toHeads(tf, v, g.batch, g.kvHeads, d), group);
     const queries = qh.shape[2]!;
     const keys = kh.shape[2]!;
-    const scores = tf.add(tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(d)), causalMask(tf, queries, keys, g.qPos0));
+    const mask = g.alibi === undefined ? causalMask(tf, queries, keys, g.qPos0) : alibiMask(tf, g.alibi, queries, keys, g.qPos0);
+    const scores = tf.add(tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(d)), mask);
     const probs = tf.softmax(scores);
     return { out: fromHeads(tf, tf.matMul(probs, vh)), probs };
   }) as AttentionOut;

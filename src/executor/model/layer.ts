@@ -1,5 +1,5 @@
 import type { Tensor } from "@tensorflow/tfjs";
-import { attention, attentionBackward } from "./attention.js";
+import { alibiSlopes, attention, attentionBackward, type AttentionGeometry } from "./attention.js";
 import type { Grads, ModelContext, UnitParams } from "./context.js";
 import { gelu, geluBackward, linear, linearInputBackward, norm, normBackward, rope, swiglu, swigluBackward } from "./ops.js";
 
@@ -35,9 +35,12 @@ export function layerName(layer: number): string {
   return `layers.${layer}`;
 }
 
-function geometry(ctx: ModelContext) {
+function geometry(ctx: ModelContext): AttentionGeometry {
   const m = ctx.model;
-  return { batch: ctx.batch, heads: m.attentionHeads / ctx.tp.size, kvHeads: m.kvHeads / ctx.tp.size, headDim: m.headDim, qPos0: ctx.pos0 };
+  const heads = m.attentionHeads / ctx.tp.size;
+  // Tensor parallel: this rank's query heads are the tp rank's block, and each keeps its own ALiBi slope.
+  const alibi = m.positionEmbedding === "alibi" ? alibiSlopes(m.attentionHeads).slice(ctx.tp.rank * heads, (ctx.tp.rank + 1) * heads) : undefined;
+  return { batch: ctx.batch, heads, kvHeads: m.kvHeads / ctx.tp.size, headDim: m.headDim, qPos0: ctx.pos0, ...(alibi === undefined ? {} : { alibi }) };
 }
 
 function gatherSp(ctx: ModelContext, x: Tensor, purpose: string): Tensor {
