@@ -53,7 +53,7 @@ export const FLAGS = {
   "optimizer-state-bytes": { type: "int", help: "optimizer state per parameter before ZeRO sharding (default 12: fp32 master, momentum, variance; 6: bf16 ones, as NeMo's SFT recipe)", valueName: "N" },
   "optimizer-step-bytes": { type: "int", help: "HBM bytes the optimizer step moves per parameter of the shard (default: fused Adam's, about 30; Composer's per-operation DecoupledAdamW with clipping 92)", valueName: "N" },
   "grad-accum-bytes": { type: "int", help: "HBM bytes per parameter held that each micro-batch moves to add its gradients into the accumulated ones (default: none, fused into the gradient GEMM; PyTorch autograd with 16-bit gradients 6, DeepSpeed's BF16_Optimizer 18)", valueName: "N" },
-  "zbv-passes": { type: "string", help: "ZB-V only: the lengths of a chunk's B and W in chunk forwards that its order is found for, multiples of 0.25 (default: from the layer's FLOPs; execute: from the profile's priced passes)", valueName: "B,W" },
+  "zbv-passes": { type: "string", help: "ZB-V only: the lengths of a chunk's B and W in chunk forwards that its order is found for, multiples of 0.25 (default: the layer's passes as priced on the plan's GPU; execute: on its profile)", valueName: "B,W" },
   "shard-group": { type: "int", help: "hybrid sharding: ZeRO shards over groups of N data-parallel ranks, replicated across groups (FSDP HYBRID_SHARD)", valueName: "N" },
   "tp-sync-backward": { type: "bool", help: "tensor-parallel backward collectives not hidden behind the gradient GEMMs (Megatron-DeepSpeed, Megatron-LM before 2022)" },
   "fp32-grads": { type: "bool", help: "fp32 gradient accumulation (default on for bf16/fp8)" },

@@ -37,7 +37,8 @@ export function bar(fraction: number, width: number): string {
 export function planSummary(e: Estimate): string {
   const p = e.plan;
   const degrees = `dp ${p.dp} x tp ${p.tp} x pp ${p.pp} x cp ${p.cp}${p.ep > 1 ? ` (ep ${p.ep})` : ""}`;
-  const sched = p.schedule === "interleaved" ? `interleaved (v=${p.virtualStages})` : p.schedule;
+  const sched = p.schedule === "interleaved" ? `interleaved (v=${p.virtualStages})`
+    : p.vPassRatios !== undefined ? `${p.schedule} (order for B ${p.vPassRatios.backward}, W ${p.vPassRatios.weight})` : p.schedule;
   const rc = recomputeLabel(p);
   const perStage = rc.includes("+") ? ` (full per stage ${p.recomputeLayersPerStage.join("/")})` : "";
   return `${degrees}, SP ${p.sequenceParallel ? "on" : "off"}, micro-batch ${p.microBatch}, ${sched}, ZeRO ${zeroLabel(p)}, recompute ${rc}${perStage}${serversWords(p)}`;

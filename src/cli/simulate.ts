@@ -1,4 +1,5 @@
 import { estimate } from "../planner/cost/estimate.js";
+import { withPricedVPasses } from "../planner/cost/compute.js";
 import { causalNote } from "../planner/explain/explain.js";
 import { simulate } from "../simulator/simulate.js";
 import { traceChunks } from "../simulator/trace.js";
@@ -75,7 +76,7 @@ export function simulateCommand(args: ParsedArgs, io: Io): number {
   }
   const { model, shape, calibratedAt } = loadContext(args.flags, true);
   const input = planInputFrom(args.flags);
-  const plan = resolvePlan(model, shape, input);
+  const plan = withPricedVPasses(model, shape.spec.gpu, resolvePlan(model, shape, input));
   const passes = 2 * microBatchCount(plan) * plan.pp * plan.virtualStages;
   if (passes > MAX_SIMULATED_PASSES) {
     throw new InputError({

@@ -372,8 +372,9 @@ export interface Plan {
   readonly shardGroup?: number;
   /**
    * Extension: ZB-V only. The lengths of a chunk's B and W, in units of its forward, that the schedule's
-   * order is found for (planner/cost/zb-v.ts). Absent: from one layer's FLOPs (planVPassRatios). The
-   * executor sets them from its device profile's priced passes, whose B and W differ from the FLOP ratios.
+   * order is found for (planner/cost/zb-v.ts): pinned (--zbv-passes), or the layer's passes as priced on
+   * the plan's GPU (planner/cost/compute.ts withPricedVPasses: the search, simulate and execute, on its
+   * device profile, set them). Absent: from one layer's FLOPs (planVPassRatios).
    */
   readonly vPassRatios?: VPassRatios;
 }

@@ -11,6 +11,8 @@ import { InputError } from "../../src/spec/errors.js";
 import type { Plan } from "../../src/spec/types.js";
 import { shapeOf } from "../helpers.js";
 import { simulateEstimate } from "../../src/simulator/simulate.js";
+import { pricedVPassRatios } from "../../src/planner/cost/compute.js";
+import { planVPassRatios } from "../../src/planner/cost/zb-v.js";
 import { loadContext } from "../../src/cli/context.js";
 
 const hf = (name: string) => join(import.meta.dirname, "..", "fixtures", "hf", name, "config.json");
@@ -426,5 +428,27 @@ describe("plan search: mechanics", () => {
     expect(closest).toBeLessThan(1.1);
     // (the zero-bubble schedules' bound takes no fill: pinned to ZB-V, no candidate has one)
     if ((pinned as PlanInput).schedule !== "zb-v") expect(filled).toBeGreaterThan(0);
+  });
+});
+
+describe("ZB-V in the search: its order for the passes as priced", () => {
+  const model = loadModel("llama3-8b");
+  const shape = shapeOf("dgx-h100", 8);
+  const strip = (p: Plan) => {
+    const { vPassRatios: _, ...rest } = p;
+    return rest;
+  };
+
+  it("gives each plan the lengths its GPU prices, which may differ from the FLOP ratios; a pinned --zbv-passes is kept", () => {
+    const seqLen = 2048; // short enough that element-wise work moves B and W off the FLOP ratios
+    const found = searchPlans(model, shape, { schedule: "zb-v", seqLen }, { top: 3 });
+    expect(found.plans.length).toBeGreaterThan(0);
+    for (const e of found.plans) {
+      expect(e.plan.vPassRatios).toEqual(pricedVPassRatios(model, shape.spec.gpu, e.plan));
+      expect(e.plan.vPassRatios).not.toEqual(planVPassRatios(model, strip(e.plan)));
+    }
+    const given = { backward: 2, weight: 0.5 };
+    const pinned = searchPlans(model, shape, { schedule: "zb-v", seqLen, vPassRatios: given }, { top: 3 });
+    for (const e of pinned.plans) expect(e.plan.vPassRatios).toEqual(given);
   });
 });

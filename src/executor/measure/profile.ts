@@ -7,7 +7,7 @@ import type { SyncWaitPoint } from "./waits.js";
 import { expectedMaxOfNormals, lineFit, mean, total } from "./stats.js";
 import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
-import { pricedVPassRatios } from "../../planner/cost/compute.js";
+import { withPricedVPasses } from "../../planner/cost/compute.js";
 import type { SpeedProbeSpec } from "../run/speed-probe.js";
 import type { LossCost } from "./loss.js";
 import { otherBackend } from "./machine.js";
@@ -362,8 +362,7 @@ export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks
  * those idled 0.17-0.23 of a step on tiny-gpt-4 against 0.04-0.06 predicted. Other plans as they are.
  */
 export function withPricedPasses(model: ModelSpec, profile: DeviceProfile, ranks: number, plan: Plan): Plan {
-  if (plan.schedule !== "zb-v" || plan.vPassRatios !== undefined) return plan;
-  return { ...plan, vPassRatios: pricedVPassRatios(model, profileShape(profile, ranks).spec.gpu, plan) };
+  return withPricedVPasses(model, profileShape(profile, ranks).spec.gpu, plan);
 }
 
 /** A fit shape's name as calibrate gives it: width, sequence length and depth ("h64 s32 L2"). */

@@ -42,7 +42,9 @@ function stepsRun(r: ExecuteReport): string {
 export function formatReport(r: ExecuteReport, modelName: string): string {
   const p = r.plan;
   const lines: string[] = [];
-  const sched = p.pp > 1 ? `, ${p.schedule}${p.virtualStages > 1 ? ` (v=${p.virtualStages})` : ""}` : "";
+  // ZB-V: the pass lengths its order was found for (the profile's priced passes unless given).
+  const order = p.vPassRatios === undefined ? "" : `, order for B ${p.vPassRatios.backward}, W ${p.vPassRatios.weight}`;
+  const sched = p.pp > 1 ? `, ${p.schedule}${p.virtualStages > 1 ? ` (v=${p.virtualStages}${order})` : ""}` : "";
   const ps = p.parameterServers > 0 ? `, ${counted(p.parameterServers, "parameter server")}${p.asynchronous ? ` async (staleness ${p.staleness})` : " sync"}` : "";
   lines.push(`${modelName}: dp ${p.dp} x tp ${p.tp} x pp ${p.pp} x cp ${p.cp}, SP ${p.sequenceParallel ? "on" : "off"}, ZeRO ${p.zero}${sched}${ps}`);
   lines.push(`  ${r.engine.devices} ${r.engine.name} ranks on the ${r.engine.backend} backend, micro-batch ${p.microBatch}, global batch ${p.globalBatch} x ${p.seqLen} tokens, ${stepsRun(r)}`);

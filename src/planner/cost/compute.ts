@@ -277,6 +277,16 @@ export function pricedVPassRatios(model: ModelSpec, gpu: GpuSpec, plan: Plan): V
 }
 
 /**
+ * A ZB-V plan with its order found for the passes as `gpu` prices them, unless it gives its own lengths
+ * (`--zbv-passes`); any other plan as it is. What plan, simulate, the explorer and execute (on its
+ * profile's GPU) run ZB-V with.
+ */
+export function withPricedVPasses(model: ModelSpec, gpu: GpuSpec, plan: Plan): Plan {
+  if (plan.schedule !== "zb-v" || plan.vPassRatios !== undefined) return plan;
+  return { ...plan, vPassRatios: pricedVPassRatios(model, gpu, plan) };
+}
+
+/**
  * Bytes per logit that the vocabulary-parallel cross-entropy streams each way: it reads the 16-bit logits
  * and makes fp32 copies, read 2 + write 4 + read 4 + write 4 forward, the same again backward.
  */

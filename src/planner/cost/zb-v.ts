@@ -72,8 +72,9 @@ export type { VPassRatios };
 export const EQUAL_PASSES: VPassRatios = { backward: 1, weight: 1 };
 
 /**
- * A plan's pass lengths: the ones it gives (Plan.vPassRatios, the executor's priced passes), else from one
- * layer's FLOPs per token (flops.ts): the forward; B, the input gradients
+ * A plan's pass lengths: the ones it gives (Plan.vPassRatios: pinned, or priced on its GPU by
+ * compute.ts withPricedVPasses, which the search, simulate and execute apply), else from one layer's FLOPs
+ * per token (flops.ts): the forward; B, the input gradients
  * (the linear layers once, the attention core twice: the gradients of both its products) plus what the
  * plan's recompute mode runs again (full: the forward; selective without flash attention: the core); W,
  * the linear layers' weight gradients. From the recompute mode, not per-stage counts, so that every

@@ -147,7 +147,9 @@ export function explainRanking(model: ModelSpec, shape: ClusterShape, plans: rea
     out.push(`No tensor parallel: every GPU holds the attention and dense weights of its layers whole${experts}; the traffic per layer is ${traffic.join(" and ")}.`);
   }
   if (p.pp > 1) {
-    out.push(`${p.pp} pipeline stages, ${p.schedule} over ${counted(win.pipeline.microBatches, "micro-batch", "micro-batches")}: bubble ${pct(win.pipeline.bubbleFraction)} of the pipelined time; layers per stage ${p.layersPerStage.join("/")}.`);
+    // ZB-V's order depends on the pass lengths it was found for: say which.
+    const order = p.vPassRatios === undefined ? "" : ` (its order found for B = ${p.vPassRatios.backward} and W = ${p.vPassRatios.weight} chunk forwards)`;
+    out.push(`${p.pp} pipeline stages, ${p.schedule}${order} over ${counted(win.pipeline.microBatches, "micro-batch", "micro-batches")}: bubble ${pct(win.pipeline.bubbleFraction)} of the pipelined time; layers per stage ${p.layersPerStage.join("/")}.`);
   }
   const dpWays = p.dp * p.cp;
   if (p.parameterServers > 0) {

@@ -5,7 +5,7 @@ import { splitsBackward } from "../../spec/virtual-stages.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { estimate, quickMemoryOf, quickTokensPerSecond, type QuickMemory, type QuickScore } from "../cost/estimate.js";
 import { cpCostPerMicroBatch, epCostPerMicroBatch, resolveLinks, tpCostPerMicroBatch } from "../cost/communication.js";
-import { embeddingTimes, headTimes, layerTimes } from "../cost/compute.js";
+import { embeddingTimes, headTimes, layerTimes, withPricedVPasses } from "../cost/compute.js";
 import { peakBytesLowerBound } from "../cost/memory.js";
 import { memoryCosts, planCosts, type MemoryCosts } from "../cost/stages.js";
 import type { Estimate } from "../cost/types.js";
@@ -341,7 +341,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       }
     }
     try {
-      const plan = resolvePlan(model, shape, input);
+      const plan = withPricedVPasses(model, shape.spec.gpu, resolvePlan(model, shape, input));
       if (floor !== undefined) {
         let sum = stageSums.get(group);
         if (sum === undefined) {
@@ -462,8 +462,13 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
     // it would trade recomputation for memory), under "none" or "selective" the program adds none. A
     // pinned layout (layers or recomputed layers per stage) is kept as given: no program either.
     if (pinned.recompute === "full" || !generatedLayouts) continue;
+    // (ZB-V's lengths priced again without the full recomputation, unless pinned, as a plan of that mode has them)
+    const { vPassRatios: _priced, ...unpriced } = candidate.plan;
     const base: Plan = candidate.plan.recompute === "full"
-      ? { ...candidate.plan, recompute: "none", recomputeLayersPerStage: candidate.plan.layersPerStage.map(() => 0) }
+      ? withPricedVPasses(model, shape.spec.gpu, {
+        ...unpriced, recompute: "none", recomputeLayersPerStage: candidate.plan.layersPerStage.map(() => 0),
+        ...(pinned.vPassRatios === undefined ? {} : { vPassRatios: pinned.vPassRatios }),
+      })
       : candidate.plan;
     const problem = { ...partitionProblem(model, shape, base), ...(pinned.recompute === undefined ? {} : { allowRecompute: false }) };
     const key = JSON.stringify(problem);
@@ -476,6 +481,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       layouts.set(key, layout);
     }
     if (layout === undefined) continue;
+    // base carries ZB-V's lengths, so the laid-out plan keeps the order its layout was found for.
     const laid = resolvePlan(model, shape, { ...base, layersPerStage: layout.layersPerStage, recomputeLayersPerStage: layout.recomputeLayersPerStage });
     const known = analytic.size;
     keep(laid);
