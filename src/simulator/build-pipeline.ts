@@ -3,7 +3,7 @@ import { MemoryLog } from "./memory.js";
 import { Pass, splitsBackward, stagePrograms, type StageProgram } from "./schedules.js";
 import { chunkOfVirtual, virtualStageOf } from "../spec/virtual-stages.js";
 import { vPassRatios, type VPassRatios } from "../planner/cost/zb-v.js";
-import { OpKind, RECV_ACTIVATION, RECV_GRADIENT, SEND_ACTIVATION, SEND_GRADIENT, Stream, type OpKindCode, type RankRole, type SimInput, type SimStage } from "./types.js";
+import { OpKind, RECV_ACTIVATION, RECV_GRADIENT, SEND_ACTIVATION, SEND_GRADIENT, Stream, TIED_SYNC, type OpKindCode, type RankRole, type SimInput, type SimStage } from "./types.js";
 
 /** A built step: the graph, who the ranks are, their memory logs, and which ops end each simulated step. */
 export interface Built {
@@ -281,6 +281,17 @@ export function buildPipeline(input: SimInput, recordMemory = true): Built {
   for (const t of tails) {
     b.edge(t.compute, barrier);
     b.edge(t.dp, barrier);
+  }
+  // A tied embedding's gradient sum between the stages that hold a copy: each starts once both have
+  // finished their backward and reduction, and the step's barrier waits for it.
+  const tied = input.stages.flatMap((st, s) => ((st.tiedSyncSeconds ?? 0) > 0 ? [s] : []));
+  for (const s of tied) {
+    const op = b.op(OpKind.pp, s, Stream.send, input.stages[s]!.tiedSyncSeconds!, 0, 0, TIED_SYNC);
+    for (const other of tied) {
+      b.edge(tails[other]!.compute, op);
+      b.edge(tails[other]!.dp, op);
+    }
+    b.edge(op, barrier);
   }
   const optimizers = new Int32Array(p);
   const optimizerStepMemory = programs.map(() => new MemoryLog(recordMemory));

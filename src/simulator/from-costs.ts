@@ -59,6 +59,7 @@ export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: P
       cp: { forward: s.cp.forward.seconds, backward: s.cp.backward.seconds },
       ep: { forward: s.ep.forward.seconds, backward: s.ep.backward.seconds },
       dp: simDp(plan, s.dp),
+      ...(s.tiedSync.seconds > 0 ? { tiedSyncSeconds: s.tiedSync.seconds } : {}),
       optimizerSeconds: s.optimizerSeconds,
       // The same terms as stageActivationBytes (src/planner/cost/memory.ts), per micro-batch.
       memory: {

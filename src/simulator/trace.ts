@@ -1,4 +1,4 @@
-import { OpKind, RECV_ACTIVATION, RECV_GRADIENT, SEND_ACTIVATION, STREAMS, Stream, type OpTable, type RankRole, type Timeline } from "./types.js";
+import { OpKind, RECV_ACTIVATION, RECV_GRADIENT, SEND_ACTIVATION, STREAMS, Stream, TIED_SYNC, type OpTable, type RankRole, type Timeline } from "./types.js";
 
 /**
  * Chrome trace-event JSON (the Trace Event Format, as chrome://tracing and Perfetto read it): one process
@@ -36,6 +36,7 @@ export function opName(t: Timeline, op: number, asPeer: boolean): string {
     case OpKind.ep: return "ep all-to-all";
     case OpKind.pp: {
       const index = o.index[op]!;
+      if (index === TIED_SYNC) return "tied embedding gradient all-reduce";
       const activation = index === SEND_ACTIVATION || index === RECV_ACTIVATION;
       const what = `${activation ? "act" : "grad"} ${mb}${suffix}`;
       if (index === RECV_ACTIVATION || index === RECV_GRADIENT) {

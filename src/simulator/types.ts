@@ -51,6 +51,8 @@ export const SEND_ACTIVATION = 0;
 export const SEND_GRADIENT = 1;
 export const RECV_ACTIVATION = 2;
 export const RECV_GRADIENT = 3;
+/** `index` of the pp op that sums a tied embedding's two copies' gradients (once per step). */
+export const TIED_SYNC = 4;
 
 /** Seconds per micro-batch through a whole stage (all its virtual chunks), exposed parts only for tp/cp/ep. */
 export interface PassSeconds {
@@ -100,6 +102,12 @@ export interface SimStage {
   readonly cp: PassSeconds;
   readonly ep: PassSeconds;
   readonly dp: SimDp;
+  /**
+   * Once per step, after this stage's last backward and its data-parallel reduction and before the
+   * optimizer: its part in the sum of a tied embedding's two copies' gradients with the other stage that
+   * has one (planner/cost/tied.ts; the first stage and the head's). Absent or 0: none.
+   */
+  readonly tiedSyncSeconds?: number;
   readonly optimizerSeconds: number;
   readonly memory: SimMemory;
 }

@@ -1,5 +1,5 @@
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
-import { dpBytes, dpExposedSeconds, passTotal, ppSendsPerMicroBatch } from "./communication.js";
+import { dpBytes, dpExposedSeconds, passTotal, ppSendsOfStage } from "./communication.js";
 import { peakFlops } from "./compute.js";
 import { stepFlops } from "./flops.js";
 import { gradientCastPeak, stageActivationBytes, type MemoryBreakdown } from "./memory.js";
@@ -89,7 +89,15 @@ export function offPipeline(shape: ClusterShape, plan: Plan, costs: PlanCosts, p
     dpCommSeconds = parameterServerStepSeconds(plan, busy, ps.seconds) - busy;
     dpBytesPerGpu = ps.pushBytesPerWorker;
   }
-  return { ppCommSeconds: ppCriticalTransfers(plan, m) * costs.ppTransfer.seconds, dpCommSeconds, optimizerSeconds, dpBytesPerGpu };
+  // A tied embedding's gradient sum (tied.ts) runs after the pipeline and before the optimizer, exposed.
+  const tiedSeconds = Math.max(0, ...costs.stages.map((s) => s.tiedSync.seconds));
+  return { ppCommSeconds: ppCriticalTransfers(plan, m) * costs.ppTransfer.seconds + tiedSeconds, dpCommSeconds, optimizerSeconds, dpBytesPerGpu };
+}
+
+/** The busiest stage's pipeline bytes per step: its sends, and a tied embedding's gradient sum where it has one. */
+function ppBytesPerGpu(plan: Plan, costs: PlanCosts): number {
+  const m = costs.microBatches;
+  return Math.max(0, ...costs.stages.map((s, i) => m * ppSendsOfStage(plan, i) * costs.ppTransfer.bytes + s.tiedSync.bytes));
 }
 
 /** The analytic step timing of a plan, before it is dressed as an Estimate. */
@@ -233,7 +241,7 @@ export function assembleEstimate(model: ModelSpec, shape: ClusterShape, plan: Pl
     },
     pipeline: { bubbleFraction: timing.pipelineSeconds > 0 ? timing.bubbleSeconds / timing.pipelineSeconds : 0, microBatches: m },
     communication: {
-      bytesPerGpuPerStep: { tp: m * tpBytes, cp: m * cpBytes, pp: m * ppSendsPerMicroBatch(plan) * costs.ppTransfer.bytes, dp: off.dpBytesPerGpu, ep: m * epBytes },
+      bytesPerGpuPerStep: { tp: m * tpBytes, cp: m * cpBytes, pp: ppBytesPerGpu(plan, costs), dp: off.dpBytesPerGpu, ep: m * epBytes },
     },
   };
 }

@@ -10,6 +10,7 @@ import {
 } from "./communication.js";
 import { embeddingTimes, headTimes, layerTimes } from "./compute.js";
 import { blockingLaunchSeconds } from "./launch.js";
+import { tiedEmbeddingSync } from "./tied.js";
 import {
   gradientBytesPerParam, inputEmbeddingParams, layerParamsPerRank, modelStateBytes, optimizerShardParams, optimizerStateBytesPerParam, optimizerStepCopyBytes, otherBytes, PARAM_BYTES,
   stageParams, type MemoryBreakdown, type RankParams,
@@ -48,6 +49,11 @@ export interface StageCost {
   readonly blockingDpSeconds: number;
   /** Data-parallel traffic, grouped by what it can hide behind. */
   readonly dp: DpCosts;
+  /**
+   * Once per step after the pipeline, before the optimizer: the sum of a tied word embedding's two copies'
+   * gradients (tied.ts), on the first stage and the head's; FREE elsewhere.
+   */
+  readonly tiedSync: CollectiveCost;
   readonly optimizerSeconds: number;
   readonly states: ModelStates;
   /** Held only while the optimizer step runs, on top of the states (memory.ts optimizerStepCopyBytes). */
@@ -198,6 +204,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
       blockingTransferSeconds: plan.ppBlockingSends === true && plan.schedule !== "naive" ? 2 * ppSendsOfStage(plan, i) * transfer.seconds : 0,
       blockingDpSeconds: plan.dpCommBlocking === true ? dp.perMicroBatchForward.seconds + dp.perMicroBatchBackward.seconds : 0,
       dp,
+      tiedSync: tiedEmbeddingSync(model, plan, links.pp, i),
       optimizerSeconds: optimizerSeconds(plan, optimizerShardParams(plan, params), optimizerBytesPerSecond),
       states,
       optimizerStepBytes: held.optimizerStepBytes,
