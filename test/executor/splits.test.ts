@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { expectBytes, expectFaithful, expectSameNumerics, expectStateBytes, runPlan } from "./check.js";
 import { stageSchedule } from "../../src/executor/parallel/schedule.js";
+import { modelUnits, unitSlots } from "../../src/executor/model/layout.js";
+import type { Execution } from "../../src/executor/execute.js";
 import { planVPassRatios } from "../../src/planner/cost/zb-v.js";
 
 /**
@@ -98,6 +100,28 @@ describe("pipeline parallel", () => {
     const order = (plan: typeof ex.plan) => [0, 1].map((stage) => stageSchedule(ex.model, plan, stage, m).map((a) => `${a.pass}${a.microBatch}.${a.chunk}`).join(" "));
     expect(planVPassRatios(ex.model, flops)).toEqual({ backward: 1, weight: 1 });
     expect(order(ex.plan)).not.toEqual(order(flops));
+  });
+});
+
+describe("tied embeddings on more than one stage: the head's copy of the word table (Megatron-LM's embedding group)", () => {
+  /** The head unit's tied copy on a last-stage rank: the floats of its flat vector past final.norm. */
+  const copyOf = (ex: Execution, rank: number) => {
+    const head = ex.results[rank]!.weights.find((w) => w.unit === "head")!;
+    const own = unitSlots(modelUnits(ex.model).at(-1)!, ex.plan.tp).size;
+    return head.data.subarray(own);
+  };
+  it("pp2: the two copies' gradients are summed each step, so they stay one weight (the same losses as one rank, and the copy equal to the embedding)", async () => {
+    const ex = await runPlan(2, { pp: 2 }, { model: { tiedEmbeddings: true } });
+    expectFaithful(ex);
+    expect(Array.from(copyOf(ex, 1))).toEqual(Array.from(ex.weights.get("embed.word")!));
+    // each of the pair sends the whole V x h gradient once (a two-member all-reduce)
+    for (const r of ex.results) expect(r.steps[0]!.commBytesByPurpose["pp.tied-grad"]).toBe(4 * ex.model.vocabSize * ex.model.hiddenSize);
+  });
+  it("dp2 x pp2 under ZeRO 1 (4 ranks): each replica's pair sums its copies, then the replicas reduce as for any gradient", async () => {
+    expectFaithful(await runPlan(4, { dp: 2, pp: 2, zero: 1 }, { model: { tiedEmbeddings: true }, steps: 3 }));
+  });
+  it("tp2 x pp2 with interleaving (4 layers): each tp rank's pair sums its vocabulary block", async () => {
+    expectFaithful(await runPlan(4, { tp: 2, pp: 2, virtualStages: 2 }, { layers: 4, model: { tiedEmbeddings: true }, steps: 3 }));
   });
 });
 

@@ -1,8 +1,8 @@
 import { microBatchCount } from "../../spec/plan.js";
 import type { ModelSpec, Plan } from "../../spec/types.js";
 import { blockOf } from "../comm/fabric.js";
-import { chunkUnits, recomputedLayers, unitSlots, type UnitSpec } from "../model/layout.js";
-import { coordsOf } from "../parallel/grid.js";
+import { chunkUnits, headKeepsTiedCopy, recomputedLayers, unitSlots, type UnitSpec } from "../model/layout.js";
+import { coordsOf, tiedCopyFloats } from "../parallel/grid.js";
 import { replicatedCount } from "../parallel/sp-sync.js";
 import { stageSchedule } from "../parallel/schedule.js";
 import { crossingsOfStage, holdsHead } from "../../spec/virtual-stages.js";
@@ -73,6 +73,8 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
     const x = crossingsOfStage(plan, c.pp);
     add(out, "pp.activation", m * x.forwardSends * pipe);
     add(out, "pp.gradient", m * x.backwardSends * pipe);
+    // A tied embedding's two copies (the first stage's and the head's): their gradients summed once per step.
+    if (headKeepsTiedCopy(model, plan) && (first || last)) add(out, "pp.tied-grad", ar(tiedCopyFloats(model, plan), 2, first ? 0 : 1));
   }
 
   // Data parallel over dp x cp, unit by unit (ZeRO), or the parameter-server push.

@@ -1,5 +1,5 @@
 import { gradientBytesPerParam, PARAM_BYTES } from "../../planner/cost/memory.js";
-import { spReplicatedGradCost, vocabCrossEntropyCost } from "../../planner/cost/communication.js";
+import { ppSendsOfStage, spReplicatedGradCost, vocabCrossEntropyCost } from "../../planner/cost/communication.js";
 import { planCosts } from "../../planner/cost/stages.js";
 import { estimate } from "../../planner/cost/estimate.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
@@ -17,7 +17,8 @@ const FP32_BYTES = 4;
  * mixes gradients and weights, so it is taken apart by ZeRO stage from the per-stage costs
  * (planner/cost/communication.ts dpCosts); the sequence-parallel sum of tp-replicated gradients, which the
  * cost model adds to the once-per-step reduction (spReplicatedGradCost), crosses the tp group, so it is
- * counted here as tp, in gradients (bytes / gradientBytesPerParam). Parameter servers: the push of gradients.
+ * counted here as tp, in gradients (bytes / gradientBytesPerParam); so is a tied embedding's gradient sum,
+ * which the cost model counts as pp (planner/cost/tied.ts). Parameter servers: the push of gradients.
  * Per kind, the busiest stage's figure (as the estimate's).
  */
 export function costModelElements(model: ModelSpec, shape: ClusterShape, plan: Plan): Record<CommKind, number> {
@@ -49,5 +50,7 @@ export function costModelElements(model: ModelSpec, shape: ClusterShape, plan: P
   });
   out.tp = Math.max(0, ...perStage.map((s) => s.tp));
   out.dp = Math.max(0, ...perStage.map((s) => s.dp));
+  // Pipeline traffic is activations, but for a tied embedding's gradient sum (tied.ts), in gradients.
+  out.pp = Math.max(0, ...costs.stages.map((s, i) => (m * ppSendsOfStage(plan, i) * costs.ppTransfer.bytes) / PARAM_BYTES + s.tiedSync.bytes / g));
   return out;
 }

@@ -13,8 +13,13 @@ function splitUnit(slots: UnitSlots, flat: Float32Array): Map<string, Float32Arr
   return new Map(slots.tensors.map((t) => [t.spec.name, flat.subarray(t.offset, t.offset + t.size)]));
 }
 
+/**
+ * A unit's flat vector from its blocks: `size` floats, or more where the blocks run past it (the head's
+ * copy of a tied embedding, after its own tensors, which splitUnit leaves out: the copy trains as the
+ * embedding does, and the losses would show it if it did not).
+ */
 function fromBlocks(blocks: { first: number; data: Float32Array }[], size: number): Float32Array {
-  const flat = new Float32Array(size);
+  const flat = new Float32Array(Math.max(size, ...blocks.map((b) => b.first + b.data.length)));
   for (const b of blocks) flat.set(b.data, b.first);
   return flat;
 }

@@ -1,5 +1,5 @@
 import type { ModelSpec, Plan } from "../../spec/types.js";
-import { chunkOfVirtual, virtualStageOf } from "../../spec/virtual-stages.js";
+import { chunkOfVirtual, headStage, virtualStageOf } from "../../spec/virtual-stages.js";
 
 /**
  * The executor's GPT as a list of parameter tensors grouped into units (the embedding, each layer, the
@@ -148,6 +148,17 @@ export function recomputedLayers(plan: Plan, stage: number): Set<number> {
   return new Set(layers.slice(0, r));
 }
 
+/**
+ * Whether the head keeps its own copy of a tied word embedding: tied, and on another stage than the
+ * embedding (not ZB-V's first stage). The copy is the head unit's last tensor, named as the embedding's
+ * (same initial values, and the head's gradient for it lands in it); each step the two copies' gradients
+ * are summed over the pair of ranks that hold them (run/rank.ts), so both take the same update, as
+ * Megatron-LM's embedding group does (planner/cost/tied.ts).
+ */
+export function headKeepsTiedCopy(model: ModelSpec, plan: Plan): boolean {
+  return model.tiedEmbeddings && headStage(plan) !== 0;
+}
+
 /** The units of one model chunk, in forward order. */
 export function chunkUnits(model: ModelSpec, plan: Plan, stage: number, chunk: number): UnitSpec[] {
   const all = modelUnits(model);
@@ -156,7 +167,10 @@ export function chunkUnits(model: ModelSpec, plan: Plan, stage: number, chunk: n
   const at = virtualStageOf(plan, stage, chunk);
   if (at === 0) out.push(all[0]!);
   for (const l of layers) out.push(all[1 + l]!);
-  if (at === plan.pp * plan.virtualStages - 1) out.push(all[all.length - 1]!);
+  if (at === plan.pp * plan.virtualStages - 1) {
+    const head = all[all.length - 1]!;
+    out.push(headKeepsTiedCopy(model, plan) ? { ...head, tensors: [...head.tensors, all[0]!.tensors[0]!] } : head);
+  }
   return out;
 }
 

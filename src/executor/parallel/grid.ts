@@ -1,8 +1,8 @@
 import type { ModelSpec, Plan } from "../../spec/types.js";
 import type { ChannelSpec, FabricSpec, GroupSpec } from "../comm/fabric.js";
 import { microBatchCount } from "../../spec/plan.js";
-import { elements, modelUnits, stageUnits, unitSlots } from "../model/layout.js";
-import { isVShape } from "../../spec/virtual-stages.js";
+import { elements, headKeepsTiedCopy, modelUnits, stageUnits, unitSlots } from "../model/layout.js";
+import { headStage, isVShape } from "../../spec/virtual-stages.js";
 import { gradientBucket } from "./bucket.js";
 
 /**
@@ -46,8 +46,12 @@ export function groupMembers(plan: Plan, rank: number, axes: readonly Axis[]): n
   return out;
 }
 
-/** Group names: the tp group, the cp group, the data-parallel (dp x cp) group and the world. */
-export function groupName(kind: "tp" | "cp" | "dp" | "world", members: readonly number[]): string {
+/**
+ * Group names: the tp group, the cp group, the data-parallel (dp x cp) group, the pair that sums a tied
+ * embedding's two copies (the first stage's rank and the head's, of the same tp, cp and dp coordinates)
+ * and the world.
+ */
+export function groupName(kind: "tp" | "cp" | "dp" | "tied" | "world", members: readonly number[]): string {
   return `${kind}[${members.join(",")}]`;
 }
 
@@ -65,7 +69,9 @@ export function capacities(model: ModelSpec, plan: Plan): { tp: number; cp: numb
   const rows = (plan.microBatch * plan.seqLen) / plan.cp;
   const h = model.hiddenSize;
   const units = modelUnits(model).map((u) => unitSlots(u, plan.tp));
-  const largestUnit = Math.max(...units.map((u) => u.size));
+  // The head's unit grows by a tied embedding's copy on its stage (layout.ts headKeepsTiedCopy).
+  const stages = Array.from({ length: plan.pp }, (_, s) => stageUnits(model, plan, s).flat().map((u) => unitSlots(u, plan.tp).size));
+  const largestUnit = Math.max(...units.map((u) => u.size), ...stages.flat());
   const replicated = units.reduce((a, u) => a + u.tensors.filter((t) => t.spec.splitAxis === null).reduce((b, t) => b + elements(t.shape), 0), 0);
   const kv = (model.kvHeads / plan.tp) * model.headDim;
   const all = units.reduce((a, u) => a + u.size, 0);
@@ -76,6 +82,22 @@ export function capacities(model: ModelSpec, plan: Plan): { tp: number; cp: numb
     pp: (rows * h) / (plan.sequenceParallel ? plan.tp : 1),
     ps: plan.parameterServers > 0 ? Math.ceil(all / plan.parameterServers) + units.length : 0,
   };
+}
+
+/** Floats of a tied embedding's copy on one tp rank: V/tp x h. */
+export function tiedCopyFloats(model: ModelSpec, plan: Plan): number {
+  return (model.vocabSize / plan.tp) * model.hiddenSize;
+}
+
+/** The pairs of ranks that hold a tied embedding's two copies (none unless the head keeps one). */
+export function tiedPairs(model: ModelSpec, plan: Plan): number[][] {
+  if (!headKeepsTiedCopy(model, plan)) return [];
+  const out: number[][] = [];
+  for (let r = 0; r < workerCount(plan); r++) {
+    const c = coordsOf(plan, r);
+    if (c.pp === 0) out.push([r, rankOf(plan, { ...c, pp: headStage(plan) })]);
+  }
+  return out;
 }
 
 /**
@@ -95,6 +117,9 @@ export function fabricFor(model: ModelSpec, plan: Plan): FabricSpec {
       bucketFloats: gradientBucket(stageUnits(model, plan, coordsOf(plan, m[0]!).pp).flat(), plan.tp, plan.zero).floats,
     }))),
   ];
+  for (const pair of tiedPairs(model, plan)) {
+    groups.push({ name: groupName("tied", pair), kind: "pp", members: pair, capacityFloats: tiedCopyFloats(model, plan) });
+  }
   const all = Array.from({ length: workers + plan.parameterServers }, (_, r) => r);
   groups.push({ name: groupName("world", all), kind: "dp", members: all, capacityFloats: 16 });
   const channels: ChannelSpec[] = [];

@@ -202,6 +202,19 @@ export class ModelState implements ParamProvider {
   }
 
   /**
+   * A tied word embedding held twice (layout.ts headKeepsTiedCopy): sums this rank's copy's accumulated
+   * gradient with the other copy's holder's, in place, so that both copies take the same update; the
+   * data-parallel reduction then sums the replicas as for any gradient. ZeRO 0/1 only, whose gradients stay
+   * whole until the step (validate.ts refuses ZeRO 2/3 with it).
+   */
+  sumTiedCopies(pair: Group): void {
+    const s = this.owner.get("embed.word");
+    const slot = s?.slots.tensors.find((t) => t.spec.name === "embed.word");
+    if (s === undefined || slot === undefined || s.grad === undefined) throw new Error("internal: no whole embed.word gradient on a rank of the tied pair");
+    pair.allReduce(s.grad.subarray(slot.offset, slot.offset + slot.size), "pp.tied-grad");
+  }
+
+  /**
    * The gradient of each unit's owned block after the data-parallel reduction (ZeRO 0/1 reduce here, in
    * place in the bucket: every unit has its own region, so each result stays valid, a view of the bucket,
    * until update() has consumed it and zeroes it).

@@ -1,7 +1,7 @@
 import { attachFabric, type Endpoint } from "../comm/endpoint.js";
 import type { Group } from "../comm/group.js";
 import { MemoryLedger } from "../measure/ledger.js";
-import { coordsOf, groupMembers, groupName, workerCount, type Axis } from "../parallel/grid.js";
+import { coordsOf, groupMembers, groupName, tiedPairs, workerCount, type Axis } from "../parallel/grid.js";
 import { exchangeWithServers } from "../parallel/ps.js";
 import { syncReplicatedGradients } from "../parallel/sp-sync.js";
 import { loadBackend } from "./backend.js";
@@ -70,6 +70,8 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
   const cp = maybeGroup(ep, rank, job, "cp", ["cp"]);
   const dp = maybeGroup(ep, rank, job, "dp", ["dp", "cp"]);
   const world = ep.group(input.fabric.groups[input.fabric.groups.length - 1]!.name);
+  const pair = tiedPairs(model, plan).find((m) => m.includes(rank));
+  const tied = pair === undefined ? undefined : ep.group(groupName("tied", pair));
   const { chunks, state, tokens, actions } = stageModel(tf, model, plan, coords, job.seed, job.adam, dp, heap);
   const ledger = new MemoryLedger(tf);
   const tpOps = tensorGroup(tf, tp, heap);
@@ -105,6 +107,7 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
     const commBefore = ep.traffic.snapshot();
     if (plan.parameterServers > 0) exchangeWithServers(ep, plan, state, step);
     else {
+      if (tied !== undefined) state.sumTiedCopies(tied);
       const grads = state.reduceGradients();
       if (plan.sequenceParallel && tp !== undefined) syncReplicatedGradients(tp, state.layout(), grads);
       state.update(grads);
