@@ -3,6 +3,7 @@ import { divisorsOf } from "../math/divisors.js";
 import { totalParams } from "../planner/cost/params.js";
 import type { ModelSpec, Plan, Schedule } from "../spec/types.js";
 import { isVShape, splitsBackward } from "../spec/virtual-stages.js";
+import { headKeepsTiedCopy } from "./model/layout.js";
 
 /**
  * What the TensorFlow.js executor runs, beyond what resolvePlan already checks. Each rejection names the
@@ -61,14 +62,15 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
     unsupported("recompute", plan.recompute, `none or selective under ${plan.schedule === "zb-v" ? "ZB-V" : "ZB-H1"}`, "full recomputation with the split backward is not executed yet");
   }
   if (plan.ppScatterGather === true) unsupported("ppScatterGather", true, "false (leave out --pp-scatter-gather)", "the executor's pipeline sends whole activations");
-  if (model.tiedEmbeddings && plan.pp > 1 && isVShape(plan.schedule)) {
-    unsupported("pp", plan.pp, "1 for a model with tied embeddings under ZB-V", "under ZB-V the output layer would read the embedding's weights on the first stage, which the executor's units do not share yet");
+  if (model.tiedEmbeddings && !headKeepsTiedCopy(model, plan) && plan.zero === 3) {
+    unsupported("zero", plan.zero, "0, 1 or 2 for a model with tied embeddings whose output layer is on the embedding's stage",
+      "under ZeRO 3 the output layer gathers the embedding's weights again, two all-gathers per micro-batch more than the cost model counts (FSDP keeps its root unit's weights gathered)");
   }
-  if (model.tiedEmbeddings && plan.pp > 1 && !isVShape(plan.schedule) && plan.zero >= 2) {
+  if (headKeepsTiedCopy(model, plan) && plan.zero >= 2) {
     unsupported("zero", plan.zero, "0 or 1 for a model with tied embeddings on more than one stage",
       "the last stage's copy of the word embedding is summed with the first stage's once per step, which needs the whole gradient that ZeRO 2 and 3 reduce-scatter after each micro-batch");
   }
-  if (model.tiedEmbeddings && plan.pp > 1 && plan.parameterServers > 0) {
+  if (headKeepsTiedCopy(model, plan) && plan.parameterServers > 0) {
     unsupported("parameterServers", plan.parameterServers, "0 for a model with tied embeddings on more than one stage", "the servers would keep the word embedding's two copies apart");
   }
   checkExecutorLayers(model.layers, plan);

@@ -120,6 +120,11 @@ describe("tied embeddings on more than one stage: the head's copy of the word ta
   it("dp2 x pp2 under ZeRO 1 (4 ranks): each replica's pair sums its copies, then the replicas reduce as for any gradient", async () => {
     expectFaithful(await runPlan(4, { dp: 2, pp: 2, zero: 1 }, { model: { tiedEmbeddings: true }, steps: 3 }));
   });
+  it("pp2 under ZB-V (4 layers): the output layer reads the embedding's own weights on the first stage, no copy, nothing to sum", async () => {
+    const ex = await runPlan(2, { pp: 2, schedule: "zb-v" }, { layers: 4, model: { tiedEmbeddings: true }, steps: 3 });
+    expectFaithful(ex);
+    for (const r of ex.results) expect(r.steps[0]!.commBytesByPurpose["pp.tied-grad"]).toBeUndefined();
+  });
   it("tp2 x pp2 with interleaving (4 layers): each tp rank's pair sums its vocabulary block", async () => {
     expectFaithful(await runPlan(4, { tp: 2, pp: 2, virtualStages: 2 }, { layers: 4, model: { tiedEmbeddings: true }, steps: 3 }));
   });
