@@ -92,7 +92,10 @@ export function ageOf(iso: string, now: Date): string {
 export async function executePlan(model: ModelSpec, _shape: ClusterShape, searched: Plan, options: ExecutePlanOptions): Promise<PredictedVsMeasured> {
   // The executor has no fused attention kernel (validateForExecutor refuses flash attention): a searched
   // plan runs, and is predicted, with the score matrix stored, and the report says so.
-  const plan: Plan = { ...searched, flashAttention: false };
+  // ZB-V's order was found for the passes as the cluster's GPU prices them; here it is found again for
+  // this machine's (executeAndReport), and the report says so where that changes it.
+  const { vPassRatios: clusterPasses, ...unpriced } = searched;
+  const plan: Plan = { ...unpriced, flashAttention: false };
   const profile = options.saved.profile;
   const source = `predicted on the profile in ${options.saved.file}, measured ${ageOf(profile.measuredAt, (options.now ?? (() => new Date()))())} (meshplan calibrate measures it again)`;
   const ranks = plan.dp * plan.tp * plan.pp * plan.cp;
@@ -124,6 +127,9 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
       .map(([kind, b]) => ({ quantity: `${kind} bytes sent per step`, predicted: fmt.bytes(b.predictedBytes), measured: fmt.bytes(b.measuredBytes) })),
   ];
   if (r.numerics !== null) rows.push({ quantity: "loss vs one rank (max rel.)", predicted: "<= 1e-4", measured: r.numerics.maxRelativeError.toExponential(1) });
-  const notes = [...(searched.flashAttention ? ["ran with flash attention off: the executor has no fused attention kernel"] : []), source, ...r.notes];
+  const ran = ex.plan.vPassRatios;
+  const reordered = clusterPasses !== undefined && ran !== undefined && (ran.backward !== clusterPasses.backward || ran.weight !== clusterPasses.weight)
+    ? [`ZB-V ran in the order found for this machine's passes (B ${ran.backward}, W ${ran.weight} forwards), not the cluster's (B ${clusterPasses.backward}, W ${clusterPasses.weight})`] : [];
+  const notes = [...(searched.flashAttention ? ["ran with flash attention off: the executor has no fused attention kernel"] : []), ...reordered, source, ...r.notes];
   return { title: `${model.name}: ${ranks} ranks, ${DEFAULT_TIMED_STEPS} timed steps after ${DEFAULT_WARMUP_STEPS} warm-up on ${ex.backend}`, rows, notes };
 }

@@ -222,6 +222,16 @@ describe("meshplan calibrate and execute", () => {
     expect(table.rows.map((r) => r.quantity)).toEqual(expect.arrayContaining(["step time", "peak memory, worst rank (float32)"]));
   }, 180_000);
 
+  it("the explorer's run (x) finds a searched ZB-V plan's order again for this machine's passes, and says so", async () => {
+    const model = { ...loadModel("tiny-gpt"), layers: 4 };
+    const shape = shapeOf("dgx-h100", 2);
+    // lengths no profile prices a layer at: the order must change
+    const plan = resolvePlan(model, shape, { pp: 2, schedule: "zb-v", globalBatch: 8, flashAttention: false, vPassRatios: { backward: 8, weight: 8 } });
+    const saved = { profile: JSON.parse(readFileSync(profile, "utf8")), file: profile };
+    const table = await executePlan(model, shape, plan, { onProgress: () => {}, saved });
+    expect(table.notes?.[0]).toMatch(/^ZB-V ran in the order found for this machine's passes \(B [\d.]+, W [\d.]+ forwards\), not the cluster's \(B 8, W 8\)$/);
+  }, 180_000);
+
   it("warns when --profile was measured on another machine, and a saved profile of another machine is not used", async () => {
     const saved = JSON.parse(readFileSync(profile, "utf8"));
     expect(otherMachine(saved)).toBeUndefined();
