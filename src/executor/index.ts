@@ -90,11 +90,11 @@ export function ageOf(iso: string, now: Date): string {
  * the comparison is made on this machine's profile, as `meshplan execute` does.
  */
 export async function executePlan(model: ModelSpec, _shape: ClusterShape, searched: Plan, options: ExecutePlanOptions): Promise<PredictedVsMeasured> {
-  // The executor has no fused attention kernel (validateForExecutor refuses flash attention): a searched
-  // plan runs, and is predicted, with the score matrix stored, and the report says so.
   // ZB-V's order was found for the passes as the cluster's GPU prices them; here it is found again for
   // this machine's (executeAndReport), and the report says so where that changes it.
   const { vPassRatios: clusterPasses, ...unpriced } = searched;
+  // The executor has no fused attention kernel (validateForExecutor refuses flash attention): a searched
+  // plan runs, and is predicted, with the score matrix stored, and the report says so.
   const plan: Plan = { ...unpriced, flashAttention: false };
   const profile = options.saved.profile;
   const source = `predicted on the profile in ${options.saved.file}, measured ${ageOf(profile.measuredAt, (options.now ?? (() => new Date()))())} (meshplan calibrate measures it again)`;

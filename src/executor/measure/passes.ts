@@ -1,5 +1,5 @@
 import type { Tensor } from "@tensorflow/tfjs";
-import type { ModelSpec, Plan } from "../../spec/types.js";
+import type { GpuEfficiency, ModelSpec, Plan } from "../../spec/types.js";
 import { backwardChunk, DeferredWeights, forwardChunk, weightChunk, type ParamProvider } from "../model/chunk.js";
 import { soloGroup, type ModelContext } from "../model/context.js";
 import { initialParameters, TokenSource, tokenSlice } from "../model/data.js";
@@ -23,12 +23,8 @@ export interface LayerPassSeconds {
   readonly backwardWeightSeconds: number;
 }
 
-/** Each pass's share of a layer's forward + B + W time (DeviceProfile.layerPasses.shares). */
-export interface LayerPassShares {
-  readonly forward: number;
-  readonly backwardInput: number;
-  readonly backwardWeight: number;
-}
+/** Each pass's share of a layer's forward + B + W time (DeviceProfile.layerPasses.shares), as the cost model reads it. */
+export type LayerPassShares = NonNullable<GpuEfficiency["layerPassShares"]>;
 
 /**
  * Median seconds of each pass of `model`'s first layer on one rank for one micro-batch of `plan`, `repeats`
