@@ -33,6 +33,7 @@ export function parseModel(json: unknown, file: string, fallbackName: string): M
     linearBias: r.boolean("linearBias", false),
     qkvBias: r.boolean("qkvBias", false),
     dropout: r.boolean("dropout", false),
+    ...(r.boolean("embeddingNorm", false) ? { embeddingNorm: true } : {}),
     seqLen: r.number("seqLen", MODEL_SIZE),
     globalBatch: r.optionalNumber("globalBatch", POSITIVE_INT),
     moe: r.has("moe") ? parseMoe(r.child("moe")) : undefined,

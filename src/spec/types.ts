@@ -31,6 +31,11 @@ export interface ModelSpec {
   readonly linearBias: boolean;
   readonly qkvBias: boolean;
   readonly dropout: boolean;
+  /**
+   * Extension: a norm of the model's kind right after the input embedding (BLOOM's
+   * word_embeddings_layernorm, Megatron-DeepSpeed's --embed-layernorm). Absent or false: none.
+   */
+  readonly embeddingNorm?: boolean;
   /** Training context length (tokens per sequence) of the published run; the default `--seq`. */
   readonly seqLen: number;
   /** Why the default sequence is shorter than the file's positions, when it is (a Hugging Face import). */

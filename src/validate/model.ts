@@ -69,6 +69,7 @@ export function recordModel(r: MeasurementRecord, profile: SourceProfile, builti
     linearBias: fam === "gpt",
     qkvBias: false,
     dropout: profile.dropout,
+    ...(profile.embeddingNorm === true ? { embeddingNorm: true } : {}),
     seqLen,
     globalBatch: r.parallel.global_batch_size ?? undefined,
     moe: undefined,

@@ -55,6 +55,8 @@ export interface SourceProfile {
    * Nemotron: rotary).
    */
   readonly positionEmbedding?: PositionEmbedding;
+  /** A norm right after the input embedding (ModelSpec.embeddingNorm). */
+  readonly embeddingNorm?: boolean;
   /** Tensor-parallel backward collectives all synchronous (plan knob tpSyncBackward), when tp > 1. */
   readonly tpSyncBackward?: boolean;
   /** Stage outputs sent as 1/tp slices and all-gathered by the receiver (plan knob ppScatterGather), when tp > 1 without SP. */
@@ -292,6 +294,8 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     // ALiBi, no position table: "--position-embedding-type alibi" in the tr11 README's "Misc features" and its
     // slurm script (bigscience-workshop/bigscience train/tr11-176B-ml), as in the released BLOOM.
     positionEmbedding: "alibi",
+    // "We use the added by us embedding norm" (the same README: --embed-layernorm), BLOOM's word_embeddings_layernorm.
+    embeddingNorm: true,
   },
   "megatron-h100-2024": {
     // As test/planner/megatron-table.test.ts: bf16, Transformer Engine attention, SP, distributed optimizer.

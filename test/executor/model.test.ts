@@ -47,6 +47,7 @@ function autodiffLoss(model: ModelSpec, P: Record<string, Tensor>, ids: Int32Arr
   const lin = (x: Tensor, n: string) => (P[`${n}.b`] ? tf.add(tf.matMul(x as never, P[`${n}.w`]! as never), P[`${n}.b`]!) : tf.matMul(x as never, P[`${n}.w`]! as never));
   let x = tf.matMul(oh(ids), P["embed.word"]! as never);
   if (P["embed.pos"]) x = tf.reshape(tf.add(tf.reshape(x, [s, b, h]), tf.reshape(tf.slice(P["embed.pos"]!, [0, 0], [s, h]), [s, 1, h])), [s * b, h]);
+  if (model.embeddingNorm === true) x = ln(x, "embed.norm");
   const heads = (t: Tensor, nh: number) => tf.transpose(tf.reshape(t, [s, b, nh, d]), [1, 2, 0, 3]);
   // ALiBi written out for 4 heads (Press et al. 2022: slopes 1/4, 1/16, 1/64, 1/256), key minus query position.
   const slopes = [2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8];
@@ -99,7 +100,7 @@ const VARIANTS: [string, Partial<ModelSpec>][] = [
   ["Qwen-style: biases on Q, K and V only", { norm: "rmsnorm", mlp: "swiglu", positionEmbedding: "rope", linearBias: false, qkvBias: true }],
   // Without biases: the K bias's gradient is zero in exact arithmetic (a shift of every key's score by the
   // same amount per query), so its float32 value is rounding noise that a relative check cannot judge.
-  ["BLOOM-style: ALiBi, no position table, tied embeddings", { positionEmbedding: "alibi", tiedEmbeddings: true, linearBias: false }],
+  ["BLOOM-style: ALiBi, no position table, a norm after the embedding, tied embeddings", { positionEmbedding: "alibi", embeddingNorm: true, tiedEmbeddings: true, linearBias: false }],
 ];
 
 describe("the hand-written backward", () => {

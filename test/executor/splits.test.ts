@@ -130,9 +130,12 @@ describe("tied embeddings on more than one stage: the head's copy of the word ta
   });
 });
 
-describe("ALiBi (BLOOM, MPT): the bias follows each rank's heads and positions", () => {
-  it("tp2: each rank's query heads keep their own slopes", async () => {
-    expectFaithful(await runPlan(2, { tp: 2 }, { model: { positionEmbedding: "alibi" }, steps: 3 }));
+describe("BLOOM's architecture: ALiBi, and a norm after the embedding", () => {
+  it("tp2 with SP: each rank's query heads keep their own slopes; the embedding norm's gradients, partial over the rank's positions, are summed with the other replicated weights'", async () => {
+    expectFaithful(await runPlan(2, { tp: 2 }, { model: { positionEmbedding: "alibi", embeddingNorm: true }, steps: 3 }));
+  });
+  it("pp2 under ZB-H1: the embedding norm's gradients come in B, its input kept until then", async () => {
+    expectFaithful(await runPlan(2, { pp: 2, schedule: "zb-h1" }, { model: { positionEmbedding: "alibi", embeddingNorm: true }, steps: 3 }));
   });
   it("cp2: each rank's queries are biased by their distance to every key, wherever it sits", async () => {
     expectFaithful(await runPlan(2, { cp: 2 }, { model: { positionEmbedding: "alibi" }, steps: 3 }));

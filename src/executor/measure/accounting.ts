@@ -205,8 +205,10 @@ export function peakActivationElements(model: ModelSpec, plan: Plan, stage: numb
   // again while it runs (model/chunk.ts).
   const input = (plan.microBatch * plan.seqLen * model.hiddenSize) / plan.cp / (plan.sequenceParallel ? plan.tp : 1);
   const recomputed = recomputedLayers(plan, stage);
+  // A norm after the embedding (BLOOM's) keeps its input, x h / r (model/ends.ts embedForward).
+  const embed = model.embeddingNorm === true ? input : 0;
   const perChunk = chunks.map((units) =>
-    units.reduce((a, u) => a + (u.kind === "layer" ? (recomputed.has(u.layer) ? input : layer) : u.kind === "head" ? headActivationElements(model, plan) : 0), 0));
+    units.reduce((a, u) => a + (u.kind === "layer" ? (recomputed.has(u.layer) ? input : layer) : u.kind === "head" ? headActivationElements(model, plan) : embed), 0));
   const transient = chunks.map((units) => (units.some((u) => u.kind === "layer" && recomputed.has(u.layer)) ? layer - input : 0));
   const actions = stageSchedule(model, plan, stage, microBatchCount(plan));
   const split = actions.some((a) => a.pass === "W");

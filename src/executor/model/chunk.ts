@@ -23,7 +23,7 @@ export interface MicroBatchTokens {
   readonly targets: Int32Array;
 }
 
-type Saved = { kind: "embed" } | { kind: "layer"; saved: LayerSaved } | { kind: "checkpoint"; xin: Tensor } | { kind: "head"; saved: HeadSaved };
+type Saved = { kind: "embed"; normIn?: Tensor } | { kind: "layer"; saved: LayerSaved } | { kind: "checkpoint"; xin: Tensor } | { kind: "head"; saved: HeadSaved };
 
 export interface ChunkActivations {
   readonly saved: readonly Saved[];
@@ -62,8 +62,9 @@ export function forwardChunk(
   for (const unit of units) {
     const p = params.acquire(unit);
     if (unit.kind === "embed") {
-      x = embedForward(ctx, p, data.ids);
-      saved.push({ kind: "embed" });
+      const e = embedForward(ctx, p, data.ids);
+      x = e.out;
+      saved.push(e.normIn === undefined ? { kind: "embed" } : { kind: "embed", normIn: e.normIn });
     } else if (unit.kind === "layer" && ctx.fullRecompute?.layers.has(unit.layer) === true) {
       // Full recomputation: keep the input only; the rest of this forward goes as soon as it is done.
       const xin = ctx.save(x!);
@@ -162,7 +163,7 @@ export function backwardChunk(
       grads = r.grads;
       next = r.dx;
     } else {
-      grads = embedBackward(c, p, data.ids, d!);
+      grads = embedBackward(c, p, data.ids, d!, s.normIn);
       next = null;
     }
     if (d !== null && deferred?.holds(d) !== true) d.dispose();

@@ -27,10 +27,15 @@ function vocabBlock(ctx: Pick<CrossEntropyContext, "tp" | "model">): { local: nu
   return { local, offset: ctx.tp.rank * local };
 }
 
-export function embedForward(ctx: ModelContext, p: UnitParams, ids: Int32Array): Tensor {
+/**
+ * The embedding's output, and, where the model has a norm after the embedding (BLOOM's), that norm's
+ * input, kept for its backward (through ctx.save: an activation).
+ */
+export function embedForward(ctx: ModelContext, p: UnitParams, ids: Int32Array): { out: Tensor; normIn?: Tensor } {
   const { tf } = ctx;
   const h = ctx.model.hiddenSize;
-  return tf.tidy(() => {
+  let normIn: Tensor | undefined;
+  const out = tf.tidy(() => {
     const { local, offset } = vocabBlock(ctx);
     const partial = tf.matMul(oneHot(tf, ids, local, offset), p.get("embed.word"));
     let x = ctx.sp ? ctx.tp.reduceScatter(partial, "tp.embedding") : ctx.tp.allReduce(partial, "tp.embedding");
@@ -40,15 +45,28 @@ export function embedForward(ctx: ModelContext, p: UnitParams, ids: Int32Array):
       const rows = tf.reshape(tf.slice(pos, [first, 0], [count, h]), [count, 1, h]);
       x = tf.reshape(tf.add(tf.reshape(x, [count, ctx.batch, h]), rows), [count * ctx.batch, h]);
     }
-    return x;
+    const g = p.maybe("embed.norm.g");
+    if (g === undefined) return x;
+    normIn = ctx.save(x);
+    return norm(tf, x, g, p.maybe("embed.norm.b"));
   });
+  return normIn === undefined ? { out } : { out, normIn };
 }
 
-export function embedBackward(ctx: ModelContext, p: UnitParams, ids: Int32Array, dout: Tensor): Grads {
+export function embedBackward(ctx: ModelContext, p: UnitParams, ids: Int32Array, given: Tensor, normIn?: Tensor): Grads {
   const { tf } = ctx;
   const h = ctx.model.hiddenSize;
   const grads: Grads = new Map();
   tf.tidy(() => {
+    // Through the norm after the embedding first, where there is one: its weight gradients now (as a layer's
+    // norms, also under a split backward), and the embedding's output gradient for what follows.
+    let dout = given;
+    if (normIn !== undefined) {
+      const n = normBackward(tf, normIn, p.get("embed.norm.g"), given, ctx.model.norm === "layernorm");
+      grads.set("embed.norm.g", tf.keep(n.dg));
+      if (n.db !== undefined) grads.set("embed.norm.b", tf.keep(n.db));
+      dout = n.dx;
+    }
     if (p.maybe("embed.pos") !== undefined) {
       const { first, count } = residualPositions(ctx);
       const rows = tf.sum(tf.reshape(dout, [count, ctx.batch, h]), 1);

@@ -71,6 +71,7 @@ export function modelUnits(model: ModelSpec): UnitSpec[] {
   const h = model.hiddenSize;
   const embed: TensorSpec[] = [t("embed.word", [model.vocabSize, h], 0, "normal")];
   if (model.positionEmbedding === "learned") embed.push(t("embed.pos", [model.seqLen, h], null, "normal"));
+  if (model.embeddingNorm === true) embed.push(...norm(model, "embed.norm"));
   const units: UnitSpec[] = [{ kind: "embed", layer: -1, name: "embed", tensors: embed }];
   for (let l = 0; l < model.layers; l++) units.push({ kind: "layer", layer: l, name: `layers.${l}`, tensors: layerTensors(model, l) });
   const head = [...norm(model, "final.norm")];

@@ -177,7 +177,7 @@ export function vocabCrossEntropyCost(plan: Plan, links: Links): CollectiveCost 
 /**
  * Under sequence parallel the weights every tp rank holds whole (both norms, the row-parallel biases of
  * attention output and MLP output, the MoE router, the final norm; learned position embeddings, which the
- * cost model's embedding adds after its reduce-scatter) see only the rank's block of positions, so their
+ * cost model's embedding adds after its reduce-scatter, and a norm after the embedding) see only the rank's block of positions, so their
  * gradients are partial sums and are all-reduced over tp once per step, after the data-parallel reduction,
  * whole (not only a ZeRO shard): Megatron-LM core/distributed/finalize_model_grads.py
  * _allreduce_layernorm_grads (every parameter marked `sequence_parallel`, main-grad dtype). Small: a few
@@ -190,6 +190,8 @@ export function spReplicatedGradCost(model: ModelSpec, plan: Plan, links: Links,
   const perLayer = lp.norms + lp.router + (model.linearBias ? 2 * h : 0);
   let count = (plan.layersPerStage[stage] ?? 0) * perLayer;
   if (stage === 0 && model.positionEmbedding === "learned") count += model.seqLen * h;
+  // A norm after the embedding (BLOOM's) works on the reduce-scattered rows too.
+  if (stage === 0 && model.embeddingNorm === true) count += normParams(model);
   if (holdsHead(plan, stage)) count += normParams(model);
   return collective("all-reduce", plan.tp, gradientBytesPerParam(plan) * count, links.tp);
 }

@@ -329,7 +329,9 @@ export function embeddingTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): Embe
   const position = model.positionEmbedding === "learned";
   const table = (model.vocabSize / plan.tp) * h;
   const g = gradientBytesPerParam(plan);
-  const forward = 2 * rows + (position ? 3 * rows : 0);
-  const backward = rows + table * (BYTES_16 + BYTES_16 + 2 * g) + (position ? rows + plan.seqLen * h * (BYTES_16 + BYTES_16 + 2 * g) : 0);
+  // A norm after the embedding (ModelSpec.embeddingNorm): read and write the rows, its backward 1.5x.
+  const norm = model.embeddingNorm === true ? 2 * rows : 0;
+  const forward = 2 * rows + (position ? 3 * rows : 0) + norm;
+  const backward = rows + table * (BYTES_16 + BYTES_16 + 2 * g) + (position ? rows + plan.seqLen * h * (BYTES_16 + BYTES_16 + 2 * g) : 0) + ELEMENTWISE_BACKWARD_RATIO * norm;
   return { forwardSeconds: streamSeconds(gpu, forward), backwardSeconds: streamSeconds(gpu, backward) };
 }

@@ -67,7 +67,7 @@ export function stageParams(model: ModelSpec, plan: Plan, stage: number, perLaye
   const layers = plan.layersPerStage[stage] ?? 0;
   let dense = layers * perLayer.dense;
   const h = model.hiddenSize;
-  if (stage === 0) dense += inputEmbeddingParams(model, plan);
+  if (stage === 0) dense += inputEmbeddingParams(model, plan) + (model.embeddingNorm === true ? normParams(model) : 0);
   if (holdsHead(plan, stage)) {
     // A tied output layer still needs its own copy when it sits on another stage than the embedding
     // (Megatron-LM keeps a copy on the last stage and all-reduces the two gradients); ZB-V's V brings it
@@ -215,7 +215,19 @@ export function stageActivationBytes(model: ModelSpec, plan: Plan, stage: number
 export function stagePerMicroBatchBytes(model: ModelSpec, plan: Plan, stage: number, a: LayerActivationBytes): number {
   const layers = plan.layersPerStage[stage] ?? 0;
   const full = plan.recomputeLayersPerStage[stage] ?? 0;
-  return full * a.full + (layers - full) * keptBytes(a, plan) + keptOutputBytes(model, plan, stage);
+  return full * a.full + (layers - full) * keptBytes(a, plan) + keptOutputBytes(model, plan, stage) + embeddingNormBytes(model, plan, stage);
+}
+
+/**
+ * A norm after the input embedding (ModelSpec.embeddingNorm) keeps its 16-bit input for its backward, on
+ * the first stage, per micro-batch: the embedding's output, whole on every tp rank (its all-reduce
+ * replicates it; under SP its reduce-scatter leaves 1/tp). Outside the transformer layers, recomputation
+ * does not drop it (Megatron-DeepSpeed checkpoints the layers only).
+ */
+export function embeddingNormBytes(model: ModelSpec, plan: Plan, stage: number): number {
+  if (model.embeddingNorm !== true || stage !== 0) return 0;
+  const tokens = (plan.microBatch * plan.seqLen) / plan.cp;
+  return (BYTES_16 * tokens * model.hiddenSize) / (plan.sequenceParallel ? plan.tp : 1);
 }
 
 /**

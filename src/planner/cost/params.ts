@@ -50,9 +50,10 @@ export function layerTotal(lp: LayerParams): number {
   return lp.attention + lp.mlpPerExpert * lp.experts + lp.router + lp.norms;
 }
 
+/** The input embedding: the token table, a learned position table and a norm after them, where the model has them. */
 export function embeddingParams(model: ModelSpec): number {
   const positions = model.positionEmbedding === "learned" ? model.seqLen * model.hiddenSize : 0;
-  return model.vocabSize * model.hiddenSize + positions;
+  return model.vocabSize * model.hiddenSize + positions + (model.embeddingNorm === true ? normParams(model) : 0);
 }
 
 /** The output projection (absent when tied to the input embedding) plus the final norm. */
