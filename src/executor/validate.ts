@@ -2,7 +2,7 @@ import { InputError } from "../spec/errors.js";
 import { divisorsOf } from "../math/divisors.js";
 import { totalParams } from "../planner/cost/params.js";
 import type { ModelSpec, Plan, Schedule } from "../spec/types.js";
-import { isVShape, splitsBackward } from "../spec/virtual-stages.js";
+import { isVShape } from "../spec/virtual-stages.js";
 import { headKeepsTiedCopy } from "./model/layout.js";
 
 /**
@@ -57,9 +57,6 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
   }
   if (plan.flashAttention) {
     unsupported("flashAttention", true, "false (leave out --flash)", "the executor has no fused attention kernel: it stores the score matrix, and predicts with flash attention off");
-  }
-  if (splitsBackward(plan.schedule) && plan.recomputeLayersPerStage.some((n) => n > 0)) {
-    unsupported("recompute", plan.recompute, `none or selective under ${plan.schedule === "zb-v" ? "ZB-V" : "ZB-H1"}`, "full recomputation with the split backward is not executed yet");
   }
   if (plan.ppScatterGather === true) unsupported("ppScatterGather", true, "false (leave out --pp-scatter-gather)", "the executor's pipeline sends whole activations");
   if (model.tiedEmbeddings && !headKeepsTiedCopy(model, plan) && plan.zero === 3) {

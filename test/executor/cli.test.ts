@@ -190,9 +190,12 @@ describe("meshplan calibrate and execute", () => {
 
   it("a plan the executor cannot run is bad input (exit 2, one line)", async () => {
     const out = io();
-    expect(await executeCommand(args("execute", { model: "tiny-gpt", pp: 2, schedule: "zb-h1", recompute: "full", profile }), out)).toBe(2);
+    // tied embeddings on two stages under ZeRO 2: the copies' sum needs whole gradients
+    const tied = join(mkdtempSync(join(tmpdir(), "meshplan-tied-")), "tiny-tied.json");
+    writeFileSync(tied, JSON.stringify({ ...JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "models", "models", "tiny-gpt.json"), "utf8")), tiedEmbeddings: true }));
+    expect(await executeCommand(args("execute", { model: tied, pp: 2, dp: 2, zero: 2, profile }), out)).toBe(2);
     expect(out.stderr).toHaveLength(1);
-    expect(out.stderr[0]).toMatch(/^meshplan: --recompute = "full" is not valid .*under ZB-H1/);
+    expect(out.stderr[0]).toMatch(/^meshplan: --zero = 2 is not valid .*whole gradient.*valid: 0 or 1 for a model with tied embeddings on more than one stage/);
   });
 
   it("--flash is refused by name: the executor has no fused attention kernel", async () => {

@@ -142,6 +142,16 @@ describe("BLOOM's architecture: ALiBi, and a norm after the embedding", () => {
   });
 });
 
+describe("full recomputation under a split backward", () => {
+  it("pp2, ZB-H1: B rebuilds the layer's forward, and W keeps the linears' inputs from it (the same numerics, exact bytes and activations)", async () => {
+    expectFaithful(await runPlan(2, { pp: 2, schedule: "zb-h1", recompute: "full" }, { steps: 3 }));
+  });
+  it("pp2, ZB-V (4 layers) and tp2 x pp2 ZB-H1 with SP (W keeps the gathered inputs instead)", async () => {
+    expectFaithful(await runPlan(2, { pp: 2, schedule: "zb-v", recompute: "full" }, { layers: 4, steps: 3 }));
+    expectFaithful(await runPlan(4, { tp: 2, pp: 2, schedule: "zb-h1", recompute: "full" }, { steps: 3 }));
+  });
+});
+
 describe("selective recomputation", () => {
   it("tp2 x pp2 keeping no attention scores: the backward computes them again", async () => {
     const ex = await runPlan(4, { tp: 2, pp: 2, recompute: "selective" });

@@ -195,6 +195,19 @@ export function deferredWeightElements(model: ModelSpec, plan: Plan, unit: UnitS
 }
 
 /**
+ * What a fully recomputed layer's split backward hands from its rebuilt forward to W, beyond
+ * deferredWeightElements: the linears' inputs that a kept layer saves anyway, the attention output x q / tp
+ * and the MLP activation x f / tp, and without SP the two norms' outputs x h (under SP W takes the inputs
+ * gathered again, counted there).
+ */
+export function recomputedWeightInputElements(model: ModelSpec, plan: Plan): number {
+  const t = plan.tp;
+  const sp = plan.sequenceParallel && t > 1;
+  const x = (plan.microBatch * plan.seqLen) / plan.cp;
+  return x * ((model.attentionHeads * model.headDim) / t + model.ffnHiddenSize / t + (sp ? 0 : 2 * model.hiddenSize));
+}
+
+/**
  * Peak activation elements of stage `stage`: its schedule walked pass by pass (F keeps a chunk's, B frees
  * it; a split backward's B adds what W needs, and W frees both).
  */
@@ -209,14 +222,29 @@ export function peakActivationElements(model: ModelSpec, plan: Plan, stage: numb
   const embed = model.embeddingNorm === true ? input : 0;
   const perChunk = chunks.map((units) =>
     units.reduce((a, u) => a + (u.kind === "layer" ? (recomputed.has(u.layer) ? input : layer) : u.kind === "head" ? headActivationElements(model, plan) : embed), 0));
-  const transient = chunks.map((units) => (units.some((u) => u.kind === "layer" && recomputed.has(u.layer)) ? layer - input : 0));
+  const transientOf = (units: readonly UnitSpec[]) => (units.some((u) => u.kind === "layer" && recomputed.has(u.layer)) ? layer - input : 0);
   const actions = stageSchedule(model, plan, stage, microBatchCount(plan));
   const split = actions.some((a) => a.pass === "W");
-  const deferred = chunks.map((units) => (split ? units.reduce((a, u) => a + deferredWeightElements(model, plan, u), 0) : 0));
+  const handed = recomputedWeightInputElements(model, plan);
+  const deferredOf = (u: UnitSpec) => deferredWeightElements(model, plan, u) + (u.kind === "layer" && recomputed.has(u.layer) ? handed : 0);
+  const deferred = chunks.map((units) => (split ? units.reduce((a, u) => a + deferredOf(u), 0) : 0));
+  // A split backward through a recomputed layer holds, at the end of that layer's backward, the rebuilt
+  // forward (of which W keeps the linears' inputs), that layer's kept output gradients and what W keeps of
+  // the units whose backward ran before it in the chunk (backward order: last unit first).
+  const duringB = chunks.map((units) => {
+    if (!split) return transientOf(units);
+    let before = 0;
+    let most = 0;
+    for (const u of [...units].reverse()) {
+      if (u.kind === "layer" && recomputed.has(u.layer)) most = Math.max(most, before + (layer - input) + deferredWeightElements(model, plan, u));
+      before += deferredOf(u);
+    }
+    return most;
+  });
   let live = 0;
   let peak = 0;
   for (const a of actions) {
-    if (a.pass === "B") peak = Math.max(peak, live + transient[a.chunk]!);
+    if (a.pass === "B") peak = Math.max(peak, live + duringB[a.chunk]!);
     if (a.pass === "F") live += perChunk[a.chunk]!;
     else if (a.pass === "W") live -= perChunk[a.chunk]! + deferred[a.chunk]!;
     else live += split ? deferred[a.chunk]! : -perChunk[a.chunk]!;

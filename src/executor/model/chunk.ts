@@ -98,6 +98,11 @@ export class DeferredWeights implements WeightDeferral {
   /** Tensors kept for W beyond the saved activations: the caller releases them after W. */
   readonly kept: Tensor[] = [];
   private readonly held = new Set<Tensor>();
+  /**
+   * While a fully recomputed layer's backward runs: the tensors its rebuilt forward holds, counted already
+   * (FullRecompute.keepIn). W takes over those it needs instead of counting them again (keep).
+   */
+  adopting: ReadonlySet<Tensor> | undefined;
 
   constructor(private readonly saved: ReadonlySet<Tensor>, private readonly keepTensor: (t: Tensor, into: Tensor[]) => Tensor) {}
 
@@ -108,6 +113,11 @@ export class DeferredWeights implements WeightDeferral {
   keep(t: Tensor): Tensor {
     if (this.saved.has(t) || this.held.has(t)) return t;
     this.held.add(t);
+    if (this.adopting?.has(t) === true) {
+      // Counted and kept already by the recomputation, which leaves it to W (backwardChunk).
+      this.kept.push(t);
+      return t;
+    }
     return this.keepTensor(t, this.kept);
   }
 
@@ -158,8 +168,11 @@ export function backwardChunk(
       const held: Tensor[] = [];
       const again = layerForward({ ...c, save: (t) => (t === s.xin ? t : full.keepIn(t, held)) }, p, unit.layer, s.xin);
       again.out.dispose();
+      // A split backward's W needs some of the rebuilt tensors (the linears' inputs): they pass to it.
+      if (deferred !== undefined) deferred.adopting = new Set(held);
       const r = layerBackward(c, p, unit.layer, again.saved, d!);
-      full.release(held);
+      if (deferred !== undefined) deferred.adopting = undefined;
+      full.release(held.filter((t) => deferred?.holds(t) !== true));
       grads = r.grads;
       next = r.dx;
     } else {
