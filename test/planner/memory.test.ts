@@ -78,12 +78,14 @@ describe("recomputation only lowers memory (the search counts a recomputed varia
       fc.record({
         model: fc.constantFrom("llama3-8b", "llama3-70b", "gpt3-175b", "mixtral-8x7b"),
         tp: fc.constantFrom(1, 2, 8), pp: fc.constantFrom(1, 2, 4), cp: fc.constantFrom(1, 2), microBatch: fc.constantFrom(1, 2, 4),
-        zero: fc.constantFrom(0, 1, 2, 3), flashAttention: fc.boolean(), schedule: fc.constantFrom("1f1b", "gpipe", "zb-h1", "interleaved", "zb-v"),
+        // Not ZB-V: recomputation lengthens B and so changes its order, which may defer more W passes, each
+        // keeping its layers' rebuilt inputs (memory.ts stageWeightGradInputBytes; the search does not assume it there).
+        zero: fc.constantFrom(0, 1, 2, 3), flashAttention: fc.boolean(), schedule: fc.constantFrom("1f1b", "gpipe", "zb-h1", "interleaved"),
         groups: fc.constantFrom(1, 3),
       }),
       ({ model: name, groups, ...k }) => {
         const schedule = k.pp === 1 ? "1f1b" : k.schedule;
-        const virtualStages = schedule === "interleaved" || schedule === "zb-v" ? 2 : 1;
+        const virtualStages = schedule === "interleaved" ? 2 : 1;
         const dp = 64 / (k.tp * k.pp * k.cp);
         const input = { ...k, schedule, virtualStages, globalBatch: dp * k.microBatch * k.pp * groups } as const;
         const peak = (recompute: "none" | "selective" | "full") => {

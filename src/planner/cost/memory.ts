@@ -186,7 +186,11 @@ export function peakBytesLowerBound(model: ModelSpec, gpu: GpuSpec, plan: StateP
 /**
  * What stage `stage` keeps from one micro-batch's B to its W under a split backward (ZB-H1, ZB-V), 16-bit: its
  * layers' weightGradInputBytes and, on the head stage, the output layer's (its logits' gradient x V / tp, and under
- * SP its input gathered again, x h); 0 for schedules that do not split the backward.
+ * SP its input gathered again, x h); 0 for schedules that do not split the backward. A fully recomputed layer
+ * keeps no activations of its own, so W also keeps the inputs of its linears from the forward rebuilt for B
+ * (Qi et al.'s WeightGradStore holds every linear's input; the executor hands them over, model/chunk.ts): the
+ * attention output x q, the MLP activation x k f and, without SP, the two norms' outputs x h (under SP the
+ * gathered ones are counted already).
  */
 export function stageWeightGradInputBytes(model: ModelSpec, plan: Plan, stage: number): number {
   if (!splitsBackward(plan.schedule)) return 0;
@@ -194,7 +198,9 @@ export function stageWeightGradInputBytes(model: ModelSpec, plan: Plan, stage: n
   const head = holdsHead(plan, stage)
     ? BYTES_16 * x * (model.vocabSize / plan.tp + (plan.sequenceParallel && plan.tp > 1 ? model.hiddenSize : 0))
     : 0;
-  return (plan.layersPerStage[stage] ?? 0) * weightGradInputBytes(model, plan) + head;
+  const { q } = attentionWidthsPerRank(model, plan.tp);
+  const rebuilt = BYTES_16 * x * (q + (model.moe?.topK ?? 1) * (model.ffnHiddenSize / plan.tp) + (plan.sequenceParallel && plan.tp > 1 ? 0 : 2 * model.hiddenSize));
+  return (plan.layersPerStage[stage] ?? 0) * weightGradInputBytes(model, plan) + (plan.recomputeLayersPerStage[stage] ?? 0) * rebuilt + head;
 }
 
 /**

@@ -32,7 +32,7 @@ export interface StageCoefficients {
    * ZB-H1: the peak when a backward ends (its weight-gradient inputs kept for W) is a second affine form,
    * fixed + perLayer * l + perRecomputedLayerBytes * r (no transient); M_i is the larger of the two.
    */
-  readonly backwardEnd?: { readonly fixedBytes: number; readonly perLayerBytes: number };
+  readonly backwardEnd?: { readonly fixedBytes: number; readonly perLayerBytes: number; readonly perRecomputedLayerBytes: number };
   /**
    * 16-bit gradients: the peak during the optimizer step (states and their fp32 gradient copy, no
    * activations), fixed + perLayer * l; M_i is the larger of it and the others.
@@ -128,7 +128,7 @@ export function stageSeconds(c: StageCoefficients, l: number, r: number): number
 export function stageBytes(c: StageCoefficients, l: number, r: number): number {
   const form = (f: MomentForm) => f.fixedBytes + f.perLayerBytes * l + f.perRecomputedLayerBytes * r + (r > 0 ? f.transientBytes : 0);
   const start = c.moments === undefined ? form(c) : Math.max(...c.moments.map(form));
-  const end = c.backwardEnd === undefined ? start : c.backwardEnd.fixedBytes + c.backwardEnd.perLayerBytes * l + c.perRecomputedLayerBytes * r;
+  const end = c.backwardEnd === undefined ? start : c.backwardEnd.fixedBytes + c.backwardEnd.perLayerBytes * l + c.backwardEnd.perRecomputedLayerBytes * r;
   const step = c.optimizerStep === undefined ? start : c.optimizerStep.fixedBytes + c.optimizerStep.perLayerBytes * l;
   const g = c.gradientCast;
   const cast = g === undefined ? start : g.fixedBytes + g.perLayerBytes * l + g.perRecomputedLayerBytes * r;
@@ -222,7 +222,8 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
       perLayerBytes,
       perRecomputedLayerBytes,
       transientBytes: c[i]!.bytes - b[i]!.bytes - perRecomputedLayerBytes,
-      ...(plan.schedule === "zb-h1" ? { backwardEnd: layerForm(a[i]!.endBytes, b[i]!.endBytes, v) } : {}),
+      // W keeps a recomputed layer's rebuilt inputs (memory.ts stageWeightGradInputBytes): its own slope in r.
+      ...(plan.schedule === "zb-h1" ? { backwardEnd: { ...layerForm(a[i]!.endBytes, b[i]!.endBytes, v), perRecomputedLayerBytes: d[i]!.endBytes - c[i]!.endBytes } } : {}),
       ...(a[i]!.moments === undefined ? {} : { moments: a[i]!.moments!.map((_, k) => momentForm(k)) }),
       ...(a[i]!.stepCopies ? { optimizerStep: layerForm(a[i]!.stepBytes, b[i]!.stepBytes, v) } : {}),
       ...(a[i]!.castBytes === undefined ? {} : {

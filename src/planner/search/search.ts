@@ -289,12 +289,14 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   // A plan that a bound rules out is not timed, but its memory is checked so that `feasible` counts every
   // candidate that fits, whatever --top is (the bounds depend on the shortlist, hence on top).
   // Recomputation only lowers memory (a property test holds the cost model to it): a variant of a plan
-  // whose "none" variant fits fits too, without a check.
+  // whose "none" variant fits fits too, without a check. Not under ZB-V, whose order recomputation changes
+  // (a longer B defers more W passes, each keeping its layers' rebuilt inputs: memory.ts
+  // stageWeightGradInputBytes), so that a fully recomputed plan may hold more.
   let noneFits: boolean | undefined; // whether the last "none" variant visited fits (undefined: not known)
   const ruledOut = (input: PlanInput) => {
     searched++;
     bounded++;
-    if (input.recompute !== "none" && noneFits === true) {
+    if (input.recompute !== "none" && noneFits === true && input.schedule !== "zb-v") {
       feasible++;
       return;
     }
