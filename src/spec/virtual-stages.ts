@@ -58,6 +58,14 @@ export function separateHeadCopy(shape: PipelineShape, tiedEmbeddings: boolean):
 }
 
 /**
+ * Whether a tied embedding is held twice, by the first stage and by the output layer's on another stage,
+ * whose two copies' gradients are then summed once per step (planner/cost/tied.ts, the executor's pair).
+ */
+export function tiedCopyOnHead(shape: PipelineShape, tiedEmbeddings: boolean): boolean {
+  return tiedEmbeddings && headStage(shape) !== 0;
+}
+
+/**
  * Per micro-batch, the chunk boundaries of stage `stage` that cross to another stage: its sends of
  * activations (forward) and of gradients (backward). Each is also the receiving stage's receive. Under
  * ZB-V the turn of the V (the last stage's chunk 0 into its chunk 1) stays on the GPU.

@@ -1,5 +1,5 @@
 import type { ModelSpec, Plan } from "../../spec/types.js";
-import { chunkOfVirtual, headStage, virtualStageOf } from "../../spec/virtual-stages.js";
+import { chunkOfVirtual, tiedCopyOnHead, virtualStageOf } from "../../spec/virtual-stages.js";
 
 /**
  * The executor's GPT as a list of parameter tensors grouped into units (the embedding, each layer, the
@@ -157,7 +157,7 @@ export function recomputedLayers(plan: Plan, stage: number): Set<number> {
  * Megatron-LM's embedding group does (planner/cost/tied.ts).
  */
 export function headKeepsTiedCopy(model: ModelSpec, plan: Plan): boolean {
-  return model.tiedEmbeddings && headStage(plan) !== 0;
+  return tiedCopyOnHead(plan, model.tiedEmbeddings);
 }
 
 /** The units of one model chunk, in forward order. */

@@ -69,9 +69,8 @@ export function capacities(model: ModelSpec, plan: Plan): { tp: number; cp: numb
   const rows = (plan.microBatch * plan.seqLen) / plan.cp;
   const h = model.hiddenSize;
   const units = modelUnits(model).map((u) => unitSlots(u, plan.tp));
-  // The head's unit grows by a tied embedding's copy on its stage (layout.ts headKeepsTiedCopy).
-  const stages = Array.from({ length: plan.pp }, (_, s) => stageUnits(model, plan, s).flat().map((u) => unitSlots(u, plan.tp).size));
-  const largestUnit = Math.max(...units.map((u) => u.size), ...stages.flat());
+  // Every unit as its stage holds it: the head's grows by a tied embedding's copy (layout.ts headKeepsTiedCopy).
+  const largestUnit = Math.max(...Array.from({ length: plan.pp }, (_, s) => stageUnits(model, plan, s).flat().map((u) => unitSlots(u, plan.tp).size)).flat());
   const replicated = units.reduce((a, u) => a + u.tensors.filter((t) => t.spec.splitAxis === null).reduce((b, t) => b + elements(t.shape), 0), 0);
   const kv = (model.kvHeads / plan.tp) * model.headDim;
   const all = units.reduce((a, u) => a + u.size, 0);

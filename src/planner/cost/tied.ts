@@ -1,5 +1,5 @@
 import type { ModelSpec, Plan } from "../../spec/types.js";
-import { headStage } from "../../spec/virtual-stages.js";
+import { headStage, tiedCopyOnHead } from "../../spec/virtual-stages.js";
 import { collective, FREE, type CollectiveCost } from "./collectives.js";
 import type { EffectiveLink } from "./placement.js";
 import { gradientBytesPerParam } from "./memory.js";
@@ -16,8 +16,7 @@ import { gradientBytesPerParam } from "./memory.js";
  * FREE for every other stage and plan (no pipeline, untied, or the head on the embedding's stage: ZB-V).
  */
 export function tiedEmbeddingSync(model: ModelSpec, plan: Plan, link: EffectiveLink, stage: number): CollectiveCost {
-  const head = headStage(plan);
-  if (!model.tiedEmbeddings || plan.pp <= 1 || head === 0 || (stage !== 0 && stage !== head)) return FREE;
+  if (!tiedCopyOnHead(plan, model.tiedEmbeddings) || (stage !== 0 && stage !== headStage(plan))) return FREE;
   const elements = (model.vocabSize / plan.tp) * model.hiddenSize;
   return collective("all-reduce", 2, elements * gradientBytesPerParam(plan), link);
 }

@@ -293,6 +293,8 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   // (a longer B defers more W passes, each keeping its layers' rebuilt inputs: memory.ts
   // stageWeightGradInputBytes), so that a fully recomputed plan may hold more.
   let noneFits: boolean | undefined; // whether the last "none" variant visited fits (undefined: not known)
+  // A candidate as a plan: ZB-V's order for the passes as this GPU prices them, unless pinned.
+  const resolved = (input: PlanInput) => withPricedVPasses(model, gpu, resolvePlan(model, shape, input));
   const ruledOut = (input: PlanInput) => {
     searched++;
     bounded++;
@@ -301,7 +303,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       return;
     }
     try {
-      const plan = resolvePlan(model, shape, input);
+      const plan = resolved(input);
       const fits = quickMemoryOf(model, shape, plan, memoryCosts(model, shape, plan)).fits;
       if (fits) feasible++;
       if (input.recompute === "none") noneFits = fits;
@@ -343,7 +345,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
       }
     }
     try {
-      const plan = withPricedVPasses(model, shape.spec.gpu, resolvePlan(model, shape, input));
+      const plan = resolved(input);
       if (floor !== undefined) {
         let sum = stageSums.get(group);
         if (sum === undefined) {
