@@ -3,7 +3,7 @@ import type { PlanInput } from "../spec/plan.js";
 import { EXECUTE_DEFAULT_GLOBAL_BATCH } from "../executor/measure/fit-plan.js";
 
 /** The command line's vocabulary (design brief section 5). Adding is fine; renaming is not. */
-type FlagType = "int" | "string" | "bool" | "list";
+type FlagType = "int" | "number" | "string" | "bool" | "list";
 
 interface FlagSpec {
   readonly type: FlagType;
@@ -53,6 +53,8 @@ export const FLAGS = {
   "optimizer-state-bytes": { type: "int", help: "optimizer state per parameter before ZeRO sharding (default 12: fp32 master, momentum, variance; 6: bf16 ones, as NeMo's SFT recipe)", valueName: "N" },
   "optimizer-step-bytes": { type: "int", help: "HBM bytes the optimizer step moves per parameter of the shard (default: fused Adam's, about 30; Composer's per-operation DecoupledAdamW with clipping 92)", valueName: "N" },
   "grad-accum-bytes": { type: "int", help: "HBM bytes per parameter held that each micro-batch moves to add its gradients into the accumulated ones (default: none, fused into the gradient GEMM; PyTorch autograd with 16-bit gradients 6, DeepSpeed's BF16_Optimizer 18)", valueName: "N" },
+  "runtime-reserve-bytes": { type: "int", help: "bytes each GPU holds outside the tensors: CUDA context, kernels, communicators' buffers (default: the GPU file's, lazy loading and one communicator)", valueName: "N" },
+  "allocator-cache-share": { type: "number", help: "share of the tensors' peak bytes the caching allocator holds on top, fragmented (default 0; PyTorch's default allocator measured 0.03-0.14, median 0.059)", valueName: "F" },
   "zbv-passes": { type: "string", help: "ZB-V only: the lengths of a chunk's B and W in chunk forwards that its order is found for, multiples of 0.25 (default: the layer's passes as priced on the plan's GPU; execute: on its profile)", valueName: "B,W" },
   "shard-group": { type: "int", help: "hybrid sharding: ZeRO shards over groups of N data-parallel ranks, replicated across groups (FSDP HYBRID_SHARD)", valueName: "N" },
   "tp-sync-backward": { type: "bool", help: "tensor-parallel backward collectives not hidden behind the gradient GEMMs (Megatron-DeepSpeed, Megatron-LM before 2022)" },
@@ -85,6 +87,11 @@ function isFlag(name: string): name is FlagName {
 
 function parseInt10(flag: string, text: string): number {
   if (!/^-?\d+$/.test(text)) throw new InputError({ code: "bad-flag", field: `--${flag}`, value: text, valid: "an integer" });
+  return Number(text);
+}
+
+function parseDecimal(flag: string, text: string): number {
+  if (!/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text)) throw new InputError({ code: "bad-flag", field: `--${flag}`, value: text, valid: "a number" });
   return Number(text);
 }
 
@@ -123,10 +130,11 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (negated) throw new InputError({ code: "bad-flag", field: "flag", value: arg, valid: `--${name} ${spec.valueName ?? "VALUE"}` });
     const text = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
     if (text === undefined || (eq < 0 && text.startsWith("--"))) {
-      const what = spec.type === "int" ? ", an integer" : spec.type === "list" ? ", integers separated by commas" : "";
+      const what = spec.type === "int" ? ", an integer" : spec.type === "number" ? ", a number" : spec.type === "list" ? ", integers separated by commas" : "";
       throw new InputError({ code: "bad-flag", field: `--${name}`, value: undefined, valid: `--${name} ${spec.valueName ?? "VALUE"}${what}`, reason: "the flag needs a value" });
     }
-    setOnce(name, spec.type === "int" ? parseInt10(name, text) : spec.type === "list" ? text.split(",").map((t) => parseInt10(name, t.trim())) : text);
+    setOnce(name, spec.type === "int" ? parseInt10(name, text) : spec.type === "number" ? parseDecimal(name, text)
+      : spec.type === "list" ? text.split(",").map((t) => parseInt10(name, t.trim())) : text);
   }
   return { command, flags };
 }
@@ -141,7 +149,7 @@ export const FLAG_OF_PLAN_FIELD = {
   layersPerStage: "layers-per-stage", recomputeLayersPerStage: "recompute-layers", parameterServers: "ps", asynchronous: "async",
   staleness: "staleness", flashAttention: "flash", fp32Gradients: "fp32-grads", tpCommOverlap: "tp-comm-overlap",
   dpCommExposed: "dp-comm-exposed", dpCommBlocking: "dp-comm-blocking", ppBlockingSends: "pp-blocking-sends", ppScatterGather: "pp-scatter-gather", tpSyncBackward: "tp-sync-backward",
-  launchBlocking: "launch-blocking", recomputeEarlyStop: "recompute-early-stop", ppKeepOutputs: "pp-keep-outputs", keep16BitGrads: "keep-16bit-grads", fusedCrossEntropy: "fused-cross-entropy", fp8Keep16BitInputs: "fp8-keep-16bit-inputs", fp32ShardOnly: "fp32-shard-only", optimizerStateBytes: "optimizer-state-bytes", optimizerStepBytesPerParam: "optimizer-step-bytes", gradientAccumulationBytesPerParam: "grad-accum-bytes", shardGroup: "shard-group",
+  launchBlocking: "launch-blocking", recomputeEarlyStop: "recompute-early-stop", ppKeepOutputs: "pp-keep-outputs", keep16BitGrads: "keep-16bit-grads", fusedCrossEntropy: "fused-cross-entropy", fp8Keep16BitInputs: "fp8-keep-16bit-inputs", fp32ShardOnly: "fp32-shard-only", optimizerStateBytes: "optimizer-state-bytes", optimizerStepBytesPerParam: "optimizer-step-bytes", gradientAccumulationBytesPerParam: "grad-accum-bytes", runtimeReserveBytes: "runtime-reserve-bytes", allocatorCacheShare: "allocator-cache-share", shardGroup: "shard-group",
   vPassRatios: "zbv-passes",
 } as const satisfies Readonly<Record<keyof PlanInput, FlagName>>;
 
@@ -176,6 +184,8 @@ const NOT_EXECUTED: Readonly<Partial<Record<FlagName, string>>> = {
   "optimizer-state-bytes": "its Adam keeps 12 bytes per parameter (fp32 master weights, momentum and variance), the default",
   "optimizer-step-bytes": "it measures its own optimizer step (meshplan calibrate)",
   "grad-accum-bytes": "its gradient accumulation is its own, timed by its calibrated profile",
+  "runtime-reserve-bytes": "its memory is what TensorFlow.js holds, counted tensor by tensor, with no GPU runtime around it",
+  "allocator-cache-share": "its memory is what TensorFlow.js holds, counted tensor by tensor, with no caching allocator",
   "pp-scatter-gather": "its pipeline sends whole activations, the default",
   "shard-group": "its ZeRO shards over the whole data-parallel group, the default; hybrid sharding is not executed",
   ep: "it has no mixture-of-experts layers yet",

@@ -24,6 +24,10 @@ function int(flags: Flags, name: FlagName): number | undefined {
   const v = flags[name];
   return typeof v === "number" ? v : undefined;
 }
+/** A number flag (FlagType "number"): a decimal, checked for range where the plan is resolved. */
+function num(flags: Flags, name: FlagName): number | undefined {
+  return int(flags, name);
+}
 function bool(flags: Flags, name: FlagName): boolean | undefined {
   const v = flags[name];
   return typeof v === "boolean" ? v : undefined;
@@ -146,6 +150,8 @@ export function planInputFrom(flags: Flags): PlanInput {
   set("optimizerStateBytes", int(flags, f.optimizerStateBytes));
   set("optimizerStepBytesPerParam", positive(flags, f.optimizerStepBytesPerParam));
   set("gradientAccumulationBytesPerParam", positive(flags, f.gradientAccumulationBytesPerParam));
+  set("runtimeReserveBytes", int(flags, f.runtimeReserveBytes));
+  set("allocatorCacheShare", num(flags, f.allocatorCacheShare));
   set("vPassRatios", passRatios(flags, f.vPassRatios));
   for (const key of ["flashAttention", "fp32Gradients", ...FRAMEWORK_SWITCHES] as const) {
     set(key, bool(flags, f[key]));

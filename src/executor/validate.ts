@@ -43,6 +43,8 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
   if (plan.gradientAccumulationBytesPerParam !== undefined) {
     unsupported("gradientAccumulationBytesPerParam", plan.gradientAccumulationBytesPerParam, "absent", "the executor's gradient accumulation is its own, timed by its calibrated profile");
   }
+  if (plan.runtimeReserveBytes !== undefined) unsupported("runtimeReserveBytes", plan.runtimeReserveBytes, "absent", "the executor's memory is what TensorFlow.js holds, counted tensor by tensor, with no GPU runtime around it");
+  if (plan.allocatorCacheShare !== undefined) unsupported("allocatorCacheShare", plan.allocatorCacheShare, "absent", "the executor's memory is what TensorFlow.js holds, counted tensor by tensor, with no caching allocator");
   if (plan.optimizerStateBytes !== undefined) unsupported("optimizerStateBytes", plan.optimizerStateBytes, "12 (fp32 Adam states)", "the executor's Adam keeps fp32 master weights, momentum and variance");
   if (plan.shardGroup !== undefined) unsupported("shardGroup", plan.shardGroup, `${plan.dp * plan.cp} (all data-parallel ranks)`, "the executor shards over the whole data-parallel group; hybrid sharding is not implemented");
   if (model.kvHeads % plan.tp !== 0) unsupported("tp", plan.tp, `a divisor of the ${model.kvHeads} KV heads`, "the executor splits K/V heads, it does not replicate them");

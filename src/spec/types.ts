@@ -369,6 +369,20 @@ export interface Plan {
    */
   readonly gradientAccumulationBytesPerParam?: number;
   /**
+   * Extension: bytes on each GPU outside the tensors the cost model counts (the CUDA context, the kernels
+   * loaded, the communicators' buffers), where the training stack's differ from the GPU file's
+   * runtimeReserveBytes (lazy kernel loading and one NCCL communicator). Absent: the GPU's.
+   */
+  readonly runtimeReserveBytes?: number;
+  /**
+   * Extension: the share of the tensors' bytes at the peak that the framework's caching allocator holds on
+   * top, as cached blocks it cannot hand to the allocation at hand (fragmentation): a stage's peak is the
+   * runtime reserve plus (1 + share) x its tensors (planner/cost/memory.ts withAllocatorCache). Absent: 0.
+   * PyTorch's default allocator, measured on eight emulated BLOOM stages: 2.8-14.0% of the bytes allocated,
+   * median 5.9%; with expandable segments 1.1-5.9%, median 2.8% (models/hardware/measured/README.md).
+   */
+  readonly allocatorCacheShare?: number;
+  /**
    * Extension: hybrid sharding. ZeRO shards the model states over groups of this many of the dp * cp ranks
    * and replicates them across the groups (PyTorch FSDP HYBRID_SHARD, FSDP2 HSDP; DeepSpeed ZeRO++ hpZ,
    * MiCS): the gathers and reduce-scatters stay inside a group, and each rank's gradient shard is then

@@ -210,6 +210,12 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     plan.fp32Gradients = optimizer.fp32Gradients;
     plan.optimizerStateBytes = optimizer.optimizerStateBytes;
   }
+  const runtime = profile.runtime?.({ tp: p.tp, pp: p.pp, dp });
+  if (runtime !== undefined) {
+    assumptions.push(runtime.why);
+    plan.runtimeReserveBytes = runtime.runtimeReserveBytes;
+    plan.allocatorCacheShare = runtime.allocatorCacheShare;
+  }
   if (profile.optimizerStep !== undefined) {
     assumptions.push(profile.optimizerStep.why);
     plan.optimizerStepBytesPerParam = profile.optimizerStep.bytesPerParam;

@@ -107,6 +107,59 @@ export interface SourceProfile {
   readonly optimizerStep?: { readonly bytesPerParam: number; readonly why: string };
   /** Micro-batch when the record gives none (default 1). */
   readonly microBatch?: (r: MeasurementRecord) => number | undefined;
+  /**
+   * The stack's memory outside the tensors and its allocator's cache, where they are not the GPU file's
+   * (plan knobs runtimeReserveBytes and allocatorCacheShare), for a plan of these degrees, with the reason
+   * printed as the record's assumption.
+   */
+  readonly runtime?: (degrees: { tp: number; pp: number; dp: number }) => { runtimeReserveBytes: number; allocatorCacheShare: number; why: string };
+}
+
+/**
+ * Device bytes outside the tensors in a training step, measured: device used minus the allocator's reserved
+ * bytes, 1.78 GiB in every one of our emulated BLOOM stages (models/hardware/measured/h100-sxm-memory.json,
+ * CUDA 13 with its kernels loaded lazily). A lower bound for 2022's stack: before CUDA 11.7 every kernel was
+ * loaded into the context, "which took >1000MB" against about 300 MB with lazy loading (ptrblck,
+ * pytorch/pytorch issue #107667).
+ */
+const STEP_RUNTIME_BYTES = 1_911_000_000;
+/**
+ * NCCL's buffers for one communicator: 544 MB for a group of 2 and 688 MB for a larger one, measured on 4
+ * A100s over NVLink (NVIDIA/nccl issue #964); our one-rank group took 589 MB on the H100 (the same file's
+ * context section). The smallest figure is taken.
+ */
+const NCCL_COMMUNICATOR_BYTES = 544_000_000;
+/**
+ * PyTorch's default caching allocator (expandable segments came with PyTorch 2.1; tr11 ran 1.11): reserved
+ * minus allocated over our eight emulated BLOOM stages that ran, 2.8-14.0% of the allocated bytes, median
+ * 5.9% (h100-sxm-memory.json, default allocator).
+ */
+const DEFAULT_ALLOCATOR_CACHE_SHARE = 0.059;
+
+/**
+ * The NCCL communicators a first-stage rank of Megatron-DeepSpeed under DeepSpeed's pipeline engine runs a
+ * collective on, each created on first use: the world's (Megatron's barriers); Megatron's tensor-parallel
+ * group (the layers' all-reduces); DeepSpeed's PipelineParallelGrid groups (deepspeed/runtime/pipe/
+ * topology.py): the slice group (PartitionedTensor's all-gather of a stage's input over tp), the
+ * data-parallel group (the gradient reduction), the model-parallel group (pp x tp: the gradient norm and
+ * the overflow check) and the pipeline group (the loss broadcast from the last stage); PipelineModule's
+ * tied-weights group of the first and last stages; and one point-to-point communicator per neighbouring
+ * stage (ProcessGroupNCCL keys send/recv by the pair of ranks). A group of one rank runs no collective here.
+ */
+export function deepspeedPipelineCommunicators(d: { tp: number; pp: number; dp: number }): number {
+  const pipelined = d.pp > 1 ? 1 : 0;
+  return 1 + (d.tp > 1 ? 1 : 0) + (d.tp > 1 && d.pp > 1 ? 1 : 0) + (d.dp > 1 ? 1 : 0) + (d.tp * d.pp > 1 ? 1 : 0) + 3 * pipelined;
+}
+
+/** BLOOM's stack (PyTorch 1.11, CUDA 11, Megatron-DeepSpeed on DeepSpeed's pipeline engine): its runtime reserve and allocator cache. */
+function bloomRuntime(d: { tp: number; pp: number; dp: number }): { runtimeReserveBytes: number; allocatorCacheShare: number; why: string } {
+  const communicators = deepspeedPipelineCommunicators(d);
+  return {
+    runtimeReserveBytes: STEP_RUNTIME_BYTES + communicators * NCCL_COMMUNICATOR_BYTES,
+    allocatorCacheShare: DEFAULT_ALLOCATOR_CACHE_SHARE,
+    why: `outside the tensors ${((STEP_RUNTIME_BYTES + communicators * NCCL_COMMUNICATOR_BYTES) / 1e9).toFixed(2)} GB (the step's CUDA runtime 1.91 GB, measured; ` +
+      `${communicators} NCCL communicators x 0.54 GB), and PyTorch 1.11's caching allocator holding ${100 * DEFAULT_ALLOCATOR_CACHE_SHARE}% of the tensors on top (measured median)`,
+  };
 }
 
 /**
@@ -296,6 +349,7 @@ export const PROFILES: Readonly<Record<string, SourceProfile>> = {
     positionEmbedding: "alibi",
     // "We use the added by us embedding norm" (the same README: --embed-layernorm), BLOOM's word_embeddings_layernorm.
     embeddingNorm: true,
+    runtime: bloomRuntime,
   },
   "megatron-h100-2024": {
     // As test/planner/megatron-table.test.ts: bf16, Transformer Engine attention, SP, distributed optimizer.

@@ -213,6 +213,8 @@ describe("bad input", () => {
     expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--pp", "4", "--schedule", "zb-v", "--vpp", "4"), "--vpp", "4", "2 with the zb-v schedule");
     expectBadInput(meshplan("simulate", "--model", "llama3-8b", "--gpus", "8", "--pp", "1", "--schedule", "zb-v"), "--pp", "2 or more with the zb-v schedule");
     expectBadInput(meshplan("simulate", "--tp", "eight"), "--tp", '"eight"', "an integer");
+    expectBadInput(meshplan("simulate", "--allocator-cache-share", "6%"), "--allocator-cache-share", '"6%"', "a number");
+    expectBadInput(meshplan("simulate", "--allocator-cache-share", "1.5"), "--allocator-cache-share (allocatorCacheShare)", "1.5", "a share from 0 to 1");
     expectBadInput(meshplan("simulate", "--gpu", "v100-sxm-32gb", "--precision", "bf16"), "precision", "fp16");
     // unasked, a GPU without bf16 trains in fp16 (the default used to be bf16 everywhere, refused on a V100)
     const v100 = meshplan("simulate", "--model", "gpt2-large", "--gpu", "v100-sxm-32gb", "--gpus", "8", "--json");
@@ -386,8 +388,8 @@ describe("meshplan COMMAND --help", () => {
     expect(p.stdout).not.toContain("--steps");
     // execute lists apart the flags it refuses, not among those it reads
     const e = meshplan("execute", "--help");
-    for (const refused of ["--shard-group N", "--optimizer-state-bytes N", "--optimizer-step-bytes N", "--grad-accum-bytes N", "--pp-scatter-gather", "--ep N"]) expect(e.stdout).not.toMatch(new RegExp(`^  ${refused}`, "m"));
-    expect(e.stdout).toMatch(/^refused \(execute --FLAG says why\): .*--optimizer-state-bytes --optimizer-step-bytes --grad-accum-bytes --pp-scatter-gather --shard-group/m);
+    for (const refused of ["--shard-group N", "--optimizer-state-bytes N", "--optimizer-step-bytes N", "--grad-accum-bytes N", "--runtime-reserve-bytes N", "--allocator-cache-share F", "--pp-scatter-gather", "--ep N"]) expect(e.stdout).not.toMatch(new RegExp(`^  ${refused}`, "m"));
+    expect(e.stdout).toMatch(/^refused \(execute --FLAG says why\): .*--optimizer-state-bytes --optimizer-step-bytes --grad-accum-bytes --runtime-reserve-bytes --allocator-cache-share --pp-scatter-gather --shard-group/m);
     expect(e.stdout).toMatch(/^  --global-batch N +sequences per step \(default: the model's, else 8, tiny-gpt's\)$/m);
     const all = meshplan("--help");
     expect(all.stdout).toContain("commands (meshplan COMMAND --help for one):");

@@ -37,7 +37,7 @@ describe("the optimizer step's fp32 copy of 16-bit gradients", () => {
     expect(memoryTotal(estimate(model, shape, plan))).toMatch(/GiB \(step peak\)$/); // the explorer's memory bar
     expect(m.breakdown.gradientsBytes).toBe((2 + 4) * params);
     expect(m.peakBytesPerGpu).toBe(totalBytes(m.breakdown));
-    expect(m.peakBytesPerGpu).toBe((2 + 2 + 12 + 4) * params + costs.otherBytes);
+    expect(m.peakBytesPerGpu).toBe((2 + 2 + 12 + 4) * params + (costs.otherTensorBytes + costs.reserveBytes));
   });
 
   it("copies only the optimizer's shard under ZeRO-1", () => {
@@ -94,7 +94,7 @@ describe("DeepSpeed's BF16_Optimizer keeps the 16-bit gradients (keep16BitGrads)
       const states = costs.stages[stage]!.states;
       expect(memory.activationsBytes).toBeCloseTo(cast.activationsBytes, 0);
       expect(memory.gradientsBytes).toBeCloseTo(states.gradientsBytes + cast.castBytes, 0);
-      expect(totalBytes(memory)).toBeGreaterThan(states.parametersBytes + states.gradientsBytes + states.optimizerBytes + costs.otherBytes +
+      expect(totalBytes(memory)).toBeGreaterThan(states.parametersBytes + states.gradientsBytes + states.optimizerBytes + (costs.otherTensorBytes + costs.reserveBytes) +
         stageActivationBytes(m, on.plan, stage, costs.microBatches, costs.activations));
     }
     expect(gradientCastPeak(off.model, off.plan, 0, costs.microBatches, costs.activations)).toBeUndefined();
@@ -327,5 +327,59 @@ describe("gradient accumulation as a pass of its own (gradientAccumulationBytesP
     for (const e of found) expect(e.plan.gradientAccumulationBytesPerParam).toBe(18);
     const tiny = planFor("tiny-gpt", shapeOf("dgx-h100", 1), { gradientAccumulationBytesPerParam: 6 });
     expect(() => validateForExecutor(tiny.model, tiny.plan)).toThrow(/gradient accumulation is its own/);
+  });
+});
+
+describe("the stack's runtime reserve and its caching allocator's share (runtimeReserveBytes, allocatorCacheShare)", () => {
+  const base = { tp: 2, pp: 4, microBatch: 1, globalBatch: 16, seqLen: 2048, precision: "fp16" } as const;
+
+  it("every stage's peak is the reserve plus (1 + share) x the tensors it holds, the addition shown as other", () => {
+    const plain = planFor("llama2-7b", shape, base);
+    const tuned = planFor("llama2-7b", shape, { ...base, runtimeReserveBytes: 3_000_000_000, allocatorCacheShare: 0.059 });
+    const plainCosts = planCosts(plain.model, shape, plain.plan);
+    const costs = planCosts(tuned.model, shape, tuned.plan);
+    expect(plainCosts.reserveBytes).toBe(shape.spec.gpu.runtimeReserveBytes);
+    expect(costs.reserveBytes).toBe(3_000_000_000);
+    for (let stage = 0; stage < base.pp; stage++) {
+      const before = stageMemory(plain.model, plain.plan, plainCosts, stage);
+      const after = stageMemory(tuned.model, tuned.plan, costs, stage);
+      const tensors = totalBytes(before) - plainCosts.reserveBytes;
+      expect(totalBytes(after)).toBeCloseTo(3_000_000_000 + 1.059 * tensors, 0);
+      // States and activations are the same; the reserve and the cache are in "other".
+      expect(after.parametersBytes + after.gradientsBytes + after.optimizerBytes + after.activationsBytes)
+        .toBe(before.parametersBytes + before.gradientsBytes + before.optimizerBytes + before.activationsBytes);
+    }
+    const e = estimate(tuned.model, shape, tuned.plan).memory;
+    expect(e.peakBytesPerGpu).toBeCloseTo(totalBytes(e.breakdown), 0);
+    expect(e.peakBytesPerGpu).toBeGreaterThan(estimate(plain.model, shape, plain.plan).memory.peakBytesPerGpu);
+  });
+
+  it("is refused out of range, naming the field, and printed back as flags", () => {
+    expect(rejection({ ...base, allocatorCacheShare: 1.5 }).field).toBe("allocatorCacheShare");
+    expect(rejection({ ...base, allocatorCacheShare: -0.1 }).field).toBe("allocatorCacheShare");
+    expect(rejection({ ...base, runtimeReserveBytes: -1 }).field).toBe("runtimeReserveBytes");
+    expect(rejection({ ...base, runtimeReserveBytes: shape.spec.gpu.memoryBytes }).field).toBe("runtimeReserveBytes");
+    expect(rejection({ ...base, runtimeReserveBytes: 1.5 }).field).toBe("runtimeReserveBytes");
+    const { plan } = planFor("llama2-7b", shape, { ...base, runtimeReserveBytes: 3_000_000_000, allocatorCacheShare: 0.059 });
+    expect(frameworkFlags(plan)).toContain("--runtime-reserve-bytes 3000000000");
+    expect(frameworkFlags(plan)).toContain("--allocator-cache-share 0.059");
+    // A zero share is the default, left out of the plan.
+    expect(planFor("llama2-7b", shape, { ...base, allocatorCacheShare: 0 }).plan.allocatorCacheShare).toBeUndefined();
+  });
+
+  it("is kept by the search when pinned (fewer plans fit), and the executor refuses both", () => {
+    const { model } = planFor("llama2-7b", shape, base);
+    const plain = searchPlans(model, shape, { globalBatch: 16, seqLen: 4096 }, { top: 3 });
+    const tuned = searchPlans(model, shape, { globalBatch: 16, seqLen: 4096, runtimeReserveBytes: 8_000_000_000, allocatorCacheShare: 0.1 }, { top: 3 });
+    expect(tuned.feasible).toBeLessThan(plain.feasible);
+    for (const e of tuned.plans) {
+      expect(e.plan.allocatorCacheShare).toBe(0.1);
+      expect(e.plan.runtimeReserveBytes).toBe(8_000_000_000);
+      expect(e.memory.fits).toBe(true);
+    }
+    const tiny = planFor("tiny-gpt", shapeOf("dgx-h100", 1), { allocatorCacheShare: 0.05 });
+    expect(() => validateForExecutor(tiny.model, tiny.plan)).toThrow(/caching allocator/);
+    const reserved = planFor("tiny-gpt", shapeOf("dgx-h100", 1), { runtimeReserveBytes: 1 });
+    expect(() => validateForExecutor(reserved.model, reserved.plan)).toThrow(/no GPU runtime/);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { builtinNames, loadModel } from "../../src/cli/catalog.js";
 import { clusterFor, deepspeedAccumulation, recordCase, unevenLayers, type ValidationCase } from "../../src/validate/cases.js";
 import { readMeasurements } from "../../src/validate/files.js";
+import { deepspeedPipelineCommunicators } from "../../src/validate/profiles.js";
 import type { MeasurementRecord } from "../../src/validate/records.js";
 
 const records = readMeasurements();
@@ -101,6 +102,24 @@ describe("published records as meshplan plans", () => {
     expect(single.dpCommExposed).toBeUndefined();
     // Megatron-LM's own pipeline overlaps both.
     expect(mapped("r1362").plan.ppBlockingSends).toBeUndefined();
+  });
+
+  it("BLOOM's stack holds its runtime and NCCL communicators outside the tensors, and PyTorch 1.11's allocator a cache on top; other sources keep the GPU file's", () => {
+    // A first stage with tp, pp and dp: world, Megatron's tp group, DeepSpeed's slice, dp, model-parallel
+    // and pipeline groups, the tied-weights group and its one pipeline neighbour.
+    expect(deepspeedPipelineCommunicators({ tp: 4, pp: 12, dp: 8 })).toBe(8);
+    // One node, tp only: world, tp and the model-parallel group.
+    expect(deepspeedPipelineCommunicators({ tp: 8, pp: 1, dp: 1 })).toBe(3);
+    expect(deepspeedPipelineCommunicators({ tp: 1, pp: 48, dp: 8 })).toBe(6); // no tp groups
+    const bloom = mapped("r0204");
+    expect(bloom.plan.runtimeReserveBytes).toBe(1_911_000_000 + 8 * 544_000_000);
+    expect(bloom.plan.allocatorCacheShare).toBe(0.059);
+    expect(bloom.assumptions.some((a) => a.includes("8 NCCL communicators") && a.includes("caching allocator"))).toBe(true);
+    expect(mapped("r1201").plan.runtimeReserveBytes).toBe(1_911_000_000 + 3 * 544_000_000);
+    for (const id of ["r1407", "r1362", "r1315"]) {
+      expect(mapped(id).plan.runtimeReserveBytes).toBeUndefined();
+      expect(mapped(id).plan.allocatorCacheShare).toBeUndefined();
+    }
   });
 
   it("BLOOM's launches block from the prequel's hang workaround on; its earlier 'Best TFLOPs' runs and other sources do not", () => {

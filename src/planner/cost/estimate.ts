@@ -2,7 +2,7 @@ import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
 import { dpBytes, dpExposedSeconds, passTotal, ppSendsOfStage } from "./communication.js";
 import { peakFlops } from "./compute.js";
 import { stepFlops } from "./flops.js";
-import { gradientCastPeak, stageActivationBytes, type MemoryBreakdown } from "./memory.js";
+import { gradientCastPeak, stageActivationBytes, withAllocatorCache, type MemoryBreakdown } from "./memory.js";
 import { parameterServerCost, parameterServerStepSeconds } from "./parameter-server.js";
 import { pipelineSeconds, ppCriticalTransfers, type StageTime } from "./pipeline.js";
 import { memoryCosts, planCosts, stageComputeSeconds, stageMicroBatchSeconds, type MemoryCosts, type PlanCosts, type StageCost } from "./stages.js";
@@ -35,12 +35,18 @@ function peakAddition(model: ModelSpec, plan: Plan, costs: MemoryCosts, stage: n
   return best;
 }
 
-/** stageMemory's breakdown, and whether it is the optimizer step's peak rather than the backward's. */
+/**
+ * stageMemory's breakdown, and whether it is the optimizer step's peak rather than the backward's. "Other"
+ * is what lies beside states and activations: the other tensors, the runtime's reserve and the caching
+ * allocator's share (memory.ts withAllocatorCache).
+ */
 function stagePeak(model: ModelSpec, plan: Plan, costs: MemoryCosts, stage: number): { breakdown: MemoryBreakdown; atOptimizerStep: boolean } {
   const s = costs.stages[stage]!;
   const add = peakAddition(model, plan, costs, stage);
   const gradientsBytes = s.states.gradientsBytes + add.addedGradientsBytes;
-  return { breakdown: { ...s.states, gradientsBytes, activationsBytes: add.activationsBytes, otherBytes: costs.otherBytes }, atOptimizerStep: add.atOptimizerStep };
+  const held = s.states.parametersBytes + gradientsBytes + s.states.optimizerBytes + add.activationsBytes;
+  const otherBytes = withAllocatorCache(plan, costs.reserveBytes, held + costs.otherTensorBytes) - held;
+  return { breakdown: { ...s.states, gradientsBytes, activationsBytes: add.activationsBytes, otherBytes }, atOptimizerStep: add.atOptimizerStep };
 }
 
 /** The step's time pieces that do not come from the pipeline schedule itself. */
@@ -136,7 +142,7 @@ export function worstStageMemory(model: ModelSpec, plan: Plan, costs: MemoryCost
     const st = s.states;
     // stageMemory's total, without building the breakdown (this runs for every candidate of a search)
     const add = peakAddition(model, plan, costs, i);
-    const b = st.parametersBytes + st.gradientsBytes + st.optimizerBytes + costs.otherBytes + add.activationsBytes + add.addedGradientsBytes;
+    const b = withAllocatorCache(plan, costs.reserveBytes, st.parametersBytes + st.gradientsBytes + st.optimizerBytes + costs.otherTensorBytes + add.activationsBytes + add.addedGradientsBytes);
     if (b > bytes) [stage, bytes] = [i, b];
   }
   return { stage, bytes };

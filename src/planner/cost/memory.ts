@@ -98,7 +98,7 @@ export function zeroShardRanks(plan: Pick<Plan, "dp" | "cp" | "shardGroup">): nu
 }
 
 /** Model states on one GPU: ZeRO stage 1 shards optimizer states, 2 also gradients, 3 also parameters. */
-export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients" | "keep16BitGrads" | "shardGroup" | "optimizerStateBytes" | "fp32ShardOnly">;
+export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients" | "keep16BitGrads" | "shardGroup" | "optimizerStateBytes" | "fp32ShardOnly" | "runtimeReserveBytes" | "allocatorCacheShare">;
 
 /** Parameters one GPU holds a shard of at ZeRO stage `stage` (all of them below it). */
 function shardedParams(plan: StatePlan, params: RankParams, stage: number): number {
@@ -180,7 +180,21 @@ export function peakBytesLowerBound(model: ModelSpec, gpu: GpuSpec, plan: StateP
     expert: (model.layers * perLayer.expert) / plan.pp,
   };
   const s = modelStateBytes(plan, average);
-  return s.parametersBytes + s.gradientsBytes + s.optimizerBytes + gpu.runtimeReserveBytes;
+  return withAllocatorCache(plan, runtimeReserveBytes(gpu, plan), s.parametersBytes + s.gradientsBytes + s.optimizerBytes);
+}
+
+/** Bytes outside the tensors (context, kernels, communicators): the plan's stack's where it gives them, else the GPU file's. */
+export function runtimeReserveBytes(gpu: GpuSpec, plan: Pick<Plan, "runtimeReserveBytes">): number {
+  return plan.runtimeReserveBytes ?? gpu.runtimeReserveBytes;
+}
+
+/**
+ * A stage's peak device bytes from the bytes of the tensors it holds then: the runtime reserve, the tensors,
+ * and the caching allocator's share of them held on top (plan.allocatorCacheShare, 0 when absent). Affine in
+ * the tensors, so the stage-layout program can read it off the cost model as it reads the rest.
+ */
+export function withAllocatorCache(plan: Pick<Plan, "allocatorCacheShare">, reserveBytes: number, tensorBytes: number): number {
+  return reserveBytes + (1 + (plan.allocatorCacheShare ?? 0)) * tensorBytes;
 }
 
 /**
@@ -336,12 +350,12 @@ export function lossBytes(model: ModelSpec, plan: Plan): number {
 }
 
 /**
- * Memory outside model states and saved activations: the runtime's reserve (context, BLAS workspace,
- * communication buffers; per GPU file), ZeRO-3's gathered weights of the current and the prefetched
- * layer, and the sequence-parallel all-gather buffer of one layer input.
+ * Tensors outside model states and saved activations: ZeRO-3's gathered weights of the current and the
+ * prefetched layer, and the sequence-parallel all-gather buffer of one layer input. (The runtime's reserve,
+ * outside the tensors, is runtimeReserveBytes.)
  */
-export function otherBytes(model: ModelSpec, gpu: GpuSpec, plan: Plan, perLayer: RankParams): number {
-  let bytes = gpu.runtimeReserveBytes;
+export function otherTensorBytes(model: ModelSpec, plan: Plan, perLayer: RankParams): number {
+  let bytes = 0;
   if (plan.zero >= 3) bytes += 2 * PARAM_BYTES * (perLayer.dense + perLayer.expert);
   if (plan.sequenceParallel) bytes += (2 * plan.microBatch * plan.seqLen * model.hiddenSize) / plan.cp;
   return bytes;

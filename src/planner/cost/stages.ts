@@ -12,7 +12,7 @@ import { embeddingTimes, headTimes, layerTimes } from "./compute.js";
 import { blockingLaunchSeconds } from "./launch.js";
 import { tiedEmbeddingSync } from "./tied.js";
 import {
-  gradientBytesPerParam, inputEmbeddingParams, layerParamsPerRank, modelStateBytes, optimizerShardParams, optimizerStateBytesPerParam, optimizerStepCopyBytes, otherBytes, PARAM_BYTES,
+  gradientBytesPerParam, inputEmbeddingParams, layerParamsPerRank, modelStateBytes, optimizerShardParams, optimizerStateBytesPerParam, optimizerStepCopyBytes, otherTensorBytes, PARAM_BYTES, runtimeReserveBytes,
   stageParams, type MemoryBreakdown, type RankParams,
 } from "./memory.js";
 
@@ -70,7 +70,10 @@ export interface MemoryCosts {
   readonly microBatches: number;
   readonly stages: readonly StageStates[];
   readonly activations: LayerActivationBytes;
-  readonly otherBytes: number;
+  /** Tensors besides states and activations (memory.ts otherTensorBytes). */
+  readonly otherTensorBytes: number;
+  /** Bytes outside the tensors (memory.ts runtimeReserveBytes). */
+  readonly reserveBytes: number;
 }
 
 export interface PlanCosts extends MemoryCosts {
@@ -150,7 +153,10 @@ export function memoryCosts(model: ModelSpec, shape: ClusterShape, plan: Plan): 
 
 /** What memory needs besides the stages' states: the micro-batches, one layer's activations, the rest. */
 function beyondStates(model: ModelSpec, shape: ClusterShape, plan: Plan, perLayer: RankParams): Omit<MemoryCosts, "stages"> {
-  return { microBatches: microBatchCount(plan), activations: layerActivationBytes(model, plan), otherBytes: otherBytes(model, shape.spec.gpu, plan, perLayer) };
+  return {
+    microBatches: microBatchCount(plan), activations: layerActivationBytes(model, plan),
+    otherTensorBytes: otherTensorBytes(model, plan, perLayer), reserveBytes: runtimeReserveBytes(shape.spec.gpu, plan),
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { fillsChunks } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan, Schedule } from "../../spec/types.js";
 import { endsOnStage } from "../../spec/virtual-stages.js";
-import { gradientCastPeak, stageActivationBranches, vActivationMoments } from "../cost/memory.js";
+import { gradientCastPeak, stageActivationBranches, vActivationMoments, withAllocatorCache } from "../cost/memory.js";
 import { planCosts, stageMicroBatchSeconds } from "../cost/stages.js";
 
 /**
@@ -183,18 +183,20 @@ export function partitionProblem(model: ModelSpec, shape: ClusterShape, plan: Pl
     const probePlan: Plan = { ...plan, layersPerStage: new Array<number>(p).fill(l), recomputeLayersPerStage: new Array<number>(p).fill(r) };
     const costs = planCosts(model, shape, probePlan);
     return costs.stages.map((s, i) => {
-      const rest = s.states.parametersBytes + s.states.gradientsBytes + s.states.optimizerBytes + costs.otherBytes;
+      const rest = s.states.parametersBytes + s.states.gradientsBytes + s.states.optimizerBytes + costs.otherTensorBytes;
+      // The device bytes with `added` beside the states (estimate.ts: reserve and allocator cache included).
+      const peak = (added: number) => withAllocatorCache(probePlan, costs.reserveBytes, rest + added);
       const branches = stageActivationBranches(model, probePlan, i, costs.microBatches, costs.activations);
       const cast = gradientCastPeak(model, probePlan, i, costs.microBatches, costs.activations);
       return {
         seconds: stageMicroBatchSeconds(s),
         weight: s.backwardWeightSeconds,
-        bytes: rest + branches.backwardStart,
-        endBytes: rest + branches.backwardEnd,
-        stepBytes: rest + s.optimizerStepBytes,
+        bytes: peak(branches.backwardStart),
+        endBytes: peak(branches.backwardEnd),
+        stepBytes: peak(s.optimizerStepBytes),
         stepCopies: s.optimizerStepBytes > 0,
-        castBytes: cast === undefined ? undefined : rest + cast.activationsBytes + cast.castBytes,
-        moments: vActivationMoments(model, probePlan, i, costs.microBatches, costs.activations)?.map((bytes) => rest + bytes),
+        castBytes: cast === undefined ? undefined : peak(cast.activationsBytes + cast.castBytes),
+        moments: vActivationMoments(model, probePlan, i, costs.microBatches, costs.activations)?.map((bytes) => peak(bytes)),
       };
     });
   };

@@ -273,6 +273,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   const gpu = shape.spec.gpu;
   const fp32Gradients = pinned.fp32Gradients ?? (pinned.precision ?? defaultPrecision(gpu)) !== "fp16"; // resolvePlan's default
   const optimizerState = pinned.optimizerStateBytes === undefined ? {} : { optimizerStateBytes: pinned.optimizerStateBytes };
+  const runtime = { ...(pinned.runtimeReserveBytes === undefined ? {} : { runtimeReserveBytes: pinned.runtimeReserveBytes }), ...(pinned.allocatorCacheShare === undefined ? {} : { allocatorCacheShare: pinned.allocatorCacheShare }) };
   let pruned = 0;
   let bounded = 0;
   let prune = true;
@@ -280,7 +281,7 @@ export function searchPlans(model: ModelSpec, shape: ClusterShape, pinned: PlanI
   let revisited: Set<string> | undefined;
   const skipMesh = (mesh: MeshChoice) => {
     if (!prune) return false;
-    const bound = peakBytesLowerBound(model, gpu, { ...mesh, parameterServers: pinned.parameterServers ?? 0, fp32Gradients, keep16BitGrads: pinned.keep16BitGrads === true, fp32ShardOnly: pinned.fp32ShardOnly === true, ...optimizerState });
+    const bound = peakBytesLowerBound(model, gpu, { ...mesh, parameterServers: pinned.parameterServers ?? 0, fp32Gradients, keep16BitGrads: pinned.keep16BitGrads === true, fp32ShardOnly: pinned.fp32ShardOnly === true, ...optimizerState, ...runtime });
     if (bound <= gpu.memoryBytes) return false;
     pruned++;
     return true;
