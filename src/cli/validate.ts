@@ -30,7 +30,8 @@ function row(r: ReportRow): string {
   const unit = r.measured === null ? "" : UNITS[r.measured.kind];
   const measured = r.measured === null ? (r.ran ? "-" : "OOM") : `${num(r.measured.value)} ${unit}`;
   const predicted = r.predicted === null ? (r.fits ? "fits" : "no fit") : `${num(r.predicted)} ${unit}`;
-  const mem = `${r.peakGiB.toFixed(1)}/${r.capacityGiB.toFixed(0)} GiB${r.violation === null ? "" : " !"}`;
+  // "!" a memory violation, "?" a miss on a disputed record (listed below the table)
+  const mem = `${r.peakGiB.toFixed(1)}/${r.capacityGiB.toFixed(0)} GiB${r.violation !== null ? " !" : r.disputed !== null ? " ?" : ""}`;
   return [r.id.padEnd(6), r.source.slice(0, 22).padEnd(22), r.model.slice(0, 22).padEnd(22), String(r.gpus).padStart(5), r.plan.padEnd(46),
     measured.padStart(17), predicted.padStart(17), pct(r.error).padStart(8), pct(r.heldOutError).padStart(8), pct(r.heldOutBaselineError).padStart(8), pct(r.priorError).padStart(8), mem.padStart(16)].join("  ");
 }
@@ -74,9 +75,11 @@ export function formatReport(rep: ValidateReport, calibrationFile: string): stri
     `Memory against published peaks (${rep.summary.memory.overall.count} records: BLOOM's nvidia-smi "GB", torchtitan's GiB): ` +
       Object.entries(rep.summary.memory.bySource).map(([src, e]) => `${src} median ${abs(e.median)}, max ${abs(e.max)}`).join("; "),
     rep.violations.length === 0
-      ? "Memory: every published run is predicted to fit and every reported out-of-memory run not to."
+      ? `Memory: every published run is predicted to fit and every reported out-of-memory run not to${rep.disputed.length === 0 ? "" : ", the disputed records below apart"}.`
       : `Memory violations (${rep.violations.length}):`,
     ...rep.violations.map((v) => `  ${v.id} ${v.source}: ${v.violation} (predicted ${v.peakGiB.toFixed(1)} GiB of ${v.capacityGiB.toFixed(1)})`),
+    ...(rep.disputed.length === 0 ? [] : [`Memory misses on disputed records, not counted (${rep.disputed.length}):`]),
+    ...rep.disputed.map((v) => `  ${v.id} ${v.source}: predicted ${v.peakGiB.toFixed(1)} GiB of ${v.capacityGiB.toFixed(1)}: ${v.disputed}`),
     "",
     `Skipped (${rep.skipped.length}):`,
     ...[...groupBy(rep.skipped, (s) => s.reason)].map(([reason, list]) => `  ${String(list.length).padStart(3)}  ${reason} (${list.slice(0, 4).map((s) => s.id).join(", ")}${list.length > 4 ? ", ..." : ""})`),

@@ -25,6 +25,12 @@ export interface ValidationCase {
   readonly publishedMemoryBytes: number | undefined;
   /** The framework's fused attention kernel, when the source's profile names one. */
   readonly attentionKernel?: AttentionKernelName;
+  /**
+   * Why the published outcome (ran, or out of memory) is contradicted by stronger evidence, where the
+   * source's profile says so: the record is kept and reported, and a memory miss on it is listed as
+   * disputed rather than counted as a violation.
+   */
+  readonly disputed?: string;
 }
 
 export interface Skipped {
@@ -221,6 +227,7 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
     plan.optimizerStepBytesPerParam = profile.optimizerStep.bytesPerParam;
   }
   const ran = r.measured.oom !== true;
+  const disputed = profile.disputed?.(r);
   const kernel = plan.flashAttention === true ? attentionKernelOf(profile, r) : undefined;
   if (kernel !== undefined) assumptions.push(`attention kernel ${kernel} (${profile.framework})`);
   const measurement = recordMeasurement(r, profile, model, globalBatch, seqLen, gpus);
@@ -230,6 +237,7 @@ export function recordCase(r: MeasurementRecord, builtins: readonly ModelSpec[])
       id: r.id, source: r.source, model, cluster: hw.cluster, gpus, gpusPerNode: r.hardware.gpus_per_node ?? undefined, plan, measurement, ran, assumptions,
       publishedMemoryBytes: x.memory_per_gpu_gib !== null ? x.memory_per_gpu_gib * 2 ** 30 : x.memory_per_gpu_gb !== null ? x.memory_per_gpu_gb * 1e9 : undefined,
       ...(kernel === undefined ? {} : { attentionKernel: kernel }),
+      ...(disputed === undefined ? {} : { disputed }),
     },
   };
 }

@@ -81,6 +81,8 @@ export interface CasePrediction {
   readonly error: number | undefined;
   /** A published run predicted not to fit, or a reported out-of-memory run predicted to fit. */
   readonly violation: string | undefined;
+  /** Such a miss on a record whose published outcome is disputed (ValidationCase.disputed): the miss and the evidence, not a violation. */
+  readonly disputed: string | undefined;
   readonly assumptions: readonly string[];
 }
 
@@ -95,7 +97,9 @@ export function predictCase(p: PreparedCase, predictor: Predictor, spec: Cluster
   const out = predictor(c.model, shape, p.plan);
   const perGpu = out.tokensPerSecond / c.gpus;
   const m = c.measurement;
-  const violation = c.ran && !out.fits ? "ran, but predicted not to fit" : !c.ran && out.fits ? "ran out of memory, but predicted to fit" : undefined;
+  const miss = c.ran && !out.fits ? "ran, but predicted not to fit" : !c.ran && out.fits ? "ran out of memory, but predicted to fit" : undefined;
+  const violation = c.disputed === undefined ? miss : undefined;
+  const disputed = c.disputed !== undefined && miss !== undefined ? `${miss}; disputed: ${c.disputed}` : undefined;
   return {
     id: c.id,
     source: c.source,
@@ -112,6 +116,7 @@ export function predictCase(p: PreparedCase, predictor: Predictor, spec: Cluster
     predictedTokensPerSecondPerGpu: perGpu,
     error: m === undefined || !c.ran ? undefined : relativeError(perGpu, m.tokensPerSecondPerGpu),
     violation,
+    disputed,
     assumptions: c.assumptions,
   };
 }

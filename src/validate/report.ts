@@ -38,6 +38,8 @@ export interface ReportRow {
   readonly publishedGiB: number | null;
   readonly ran: boolean;
   readonly violation: string | null;
+  /** A memory miss on a record whose published outcome is disputed, with the evidence (not a violation). */
+  readonly disputed: string | null;
   readonly assumptions: readonly string[];
 }
 
@@ -62,6 +64,8 @@ export interface ValidateReport {
     readonly memory: Errors;
   };
   readonly violations: readonly { readonly id: string; readonly source: string; readonly violation: string; readonly peakGiB: number; readonly capacityGiB: number }[];
+  /** Memory misses on records whose published outcome stronger evidence contradicts: listed with it, not counted as violations. */
+  readonly disputed: readonly { readonly id: string; readonly source: string; readonly disputed: string; readonly peakGiB: number; readonly capacityGiB: number }[];
   readonly rows: readonly ReportRow[];
 }
 
@@ -119,6 +123,7 @@ export function buildReport(records: PreparedRecords, calibration: CalibrationFi
       fits: pred.fits, peakGiB: pred.peakBytesPerGpu / GIB, capacityGiB: pred.capacityBytes / GIB,
       publishedGiB: p.case.publishedMemoryBytes === undefined ? null : p.case.publishedMemoryBytes / GIB, ran: pred.ran,
       violation: pred.violation ?? null,
+      disputed: pred.disputed ?? null,
       assumptions: pred.assumptions,
     };
   });
@@ -139,6 +144,7 @@ export function buildReport(records: PreparedRecords, calibration: CalibrationFi
       memory: pick((r) => (r.publishedGiB === null ? null : r.peakGiB / r.publishedGiB - 1)),
     },
     violations: rows.filter((r) => r.violation !== null).map((r) => ({ id: r.id, source: r.source, violation: r.violation!, peakGiB: r.peakGiB, capacityGiB: r.capacityGiB })),
+    disputed: rows.filter((r) => r.disputed !== null).map((r) => ({ id: r.id, source: r.source, disputed: r.disputed!, peakGiB: r.peakGiB, capacityGiB: r.capacityGiB })),
     rows,
   };
 }

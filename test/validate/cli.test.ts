@@ -19,7 +19,7 @@ describe("meshplan validate", () => {
   it("--json prints one report object, its checks, and exits 1 exactly when a check fails", () => {
     expect(json.code).toBe(report.checks.every((c: { pass: boolean }) => c.pass) ? 0 : 1);
     expect(json.err).toBe("");
-    expect(Object.keys(report).sort()).toEqual(["calibration", "checks", "compared", "compares", "outOfMemoryRecords", "records", "rows", "skipped", "summary", "violations"]);
+    expect(Object.keys(report).sort()).toEqual(["calibration", "checks", "compared", "compares", "disputed", "outOfMemoryRecords", "records", "rows", "skipped", "summary", "violations"]);
     // the checks read the summary's held-out figures and the violations
     const check = (name: string) => report.checks.find((c: { name: string }) => c.name === name);
     expect(check("held-out worst record").value).toBe(report.summary.heldOut.model.overall.max);

@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { builtinNames, loadModel } from "../../src/cli/catalog.js";
+import { builtinNames, clusterLoader, loadModel } from "../../src/cli/catalog.js";
 import { clusterFor, deepspeedAccumulation, recordCase, unevenLayers, type ValidationCase } from "../../src/validate/cases.js";
 import { readMeasurements } from "../../src/validate/files.js";
 import { deepspeedPipelineCommunicators } from "../../src/validate/profiles.js";
+import { prepareCases, predictCase } from "../../src/validate/predict.js";
+import { quickScore } from "../../src/planner/cost/estimate.js";
 import type { MeasurementRecord } from "../../src/validate/records.js";
 
 const records = readMeasurements();
@@ -120,6 +122,24 @@ describe("published records as meshplan plans", () => {
       expect(mapped(id).plan.runtimeReserveBytes).toBeUndefined();
       expect(mapped(id).plan.allocatorCacheShare).toBeUndefined();
     }
+  });
+
+  it("BLOOM's 206B out-of-memory row is disputed, with its evidence; a miss on it is listed apart, a right prediction on a disputed record is neither", () => {
+    const c = mapped("r1306");
+    expect(c.ran).toBe(false);
+    expect(c.disputed).toMatch(/r1300.*ran at 67 GB.*59\.5 GiB of 79\.2/);
+    for (const id of ["r1255", "r1256", "r1291", "r1292", "r1248", "r1300"]) expect(mapped(id).disputed).toBeUndefined();
+    const [disputed, oom] = prepareCases([c, mapped("r1255")], clusterLoader()).prepared;
+    const miss = predictCase(disputed!, quickScore);
+    expect(miss.fits).toBe(true);
+    expect(miss.violation).toBeUndefined();
+    expect(miss.disputed).toMatch(/^ran out of memory, but predicted to fit; disputed: published out of memory/);
+    const right = predictCase({ ...oom!, case: { ...oom!.case, disputed: "for the test" } }, quickScore);
+    expect(right.fits).toBe(false);
+    expect([right.violation, right.disputed]).toEqual([undefined, undefined]);
+    // the same record undisputed would be a violation
+    const { disputed: _evidence, ...undisputed } = c;
+    expect(predictCase({ ...disputed!, case: undisputed }, quickScore).violation).toBe("ran out of memory, but predicted to fit");
   });
 
   it("BLOOM's launches block from the prequel's hang workaround on; its earlier 'Best TFLOPs' runs and other sources do not", () => {
