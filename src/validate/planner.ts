@@ -57,7 +57,9 @@ export function planText(x: Plan): string {
   const switches = Object.entries(SWITCH_NAMES).filter(([k]) => x[k as keyof typeof SWITCH_NAMES] === true).map(([, name]) => ` ${name}`);
   const knobs = [x.sequenceParallel ? " sp" : "", ...switches, x.optimizerStateBytes !== undefined ? ` optimizer-${x.optimizerStateBytes}B` : "",
     x.optimizerStepBytesPerParam !== undefined ? ` optimizer-step-${x.optimizerStepBytesPerParam}B` : "",
-    x.gradientAccumulationBytesPerParam !== undefined ? ` grad-accum-${+x.gradientAccumulationBytesPerParam.toFixed(2)}B` : ""].join("");
+    x.gradientAccumulationBytesPerParam !== undefined ? ` grad-accum-${+x.gradientAccumulationBytesPerParam.toFixed(2)}B` : "",
+    x.runtimeReserveBytes !== undefined ? ` reserve-${(x.runtimeReserveBytes / 1e9).toFixed(2)}GB` : "",
+    x.allocatorCacheShare !== undefined ? ` cache-${+(100 * x.allocatorCacheShare).toFixed(1)}%` : ""].join("");
   return `tp${x.tp} pp${x.pp}${v} dp${x.dp}${x.cp > 1 ? ` cp${x.cp}` : ""} mb${x.microBatch} ${x.schedule} z${x.zero} ${rc}${knobs}`;
 }
 
