@@ -98,7 +98,7 @@ export function zeroShardRanks(plan: Pick<Plan, "dp" | "cp" | "shardGroup">): nu
 }
 
 /** Model states on one GPU: ZeRO stage 1 shards optimizer states, 2 also gradients, 3 also parameters. */
-export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients" | "keep16BitGrads" | "shardGroup" | "optimizerStateBytes" | "fp32ShardOnly" | "runtimeReserveBytes" | "allocatorCacheShare">;
+export type StatePlan = Pick<Plan, "zero" | "dp" | "cp" | "ep" | "parameterServers" | "fp32Gradients" | "keep16BitGrads" | "shardGroup" | "optimizerStateBytes" | "fp32ShardOnly">;
 
 /** Parameters one GPU holds a shard of at ZeRO stage `stage` (all of them below it). */
 function shardedParams(plan: StatePlan, params: RankParams, stage: number): number {
@@ -168,9 +168,9 @@ export function gradientCastPeak(model: ModelSpec, plan: Plan, stage: number, mi
 /**
  * A lower bound on any stage's peak for a mesh, whatever its micro-batch, schedule, recompute and layout:
  * the model states of the average stage (the worst stage holds at least the average, and states are
- * linear in parameters) plus the runtime's reserve. The search uses it to skip meshes early.
+ * linear in parameters) with the runtime's reserve and the allocator's cache. The search uses it to skip meshes early.
  */
-export function peakBytesLowerBound(model: ModelSpec, gpu: GpuSpec, plan: StatePlan & Pick<Plan, "tp" | "pp">): number {
+export function peakBytesLowerBound(model: ModelSpec, gpu: GpuSpec, plan: StatePlan & Pick<Plan, "tp" | "pp" | "runtimeReserveBytes" | "allocatorCacheShare">): number {
   const perLayer = layerParamsPerRank(model, plan);
   const h = model.hiddenSize;
   // A tied output layer's copy is left out: ZB-V, which the mesh does not rule out, keeps none.
