@@ -1,11 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import fc from "fast-check";
 import { layerPassSeconds, passShares } from "../../src/executor/measure/passes.js";
 import { profileGpu, profileShape, withPricedPasses, type DeviceProfile } from "../../src/executor/measure/profile.js";
 import { layerTimes, pricedVPassRatios } from "../../src/planner/cost/compute.js";
-import { planVPassRatios, vPassRatios } from "../../src/planner/cost/zb-v.js";
+import { fittedVPassRatios, planVPassRatios, replayLength, vPassRatios, zbvOrder } from "../../src/planner/cost/zb-v.js";
 import { checkProfileFields } from "../../src/cli/profile-schema.js";
 import { InputError } from "../../src/spec/errors.js";
-import { resolvePlan } from "../../src/spec/plan.js";
+import { microBatchCount, resolvePlan } from "../../src/spec/plan.js";
 import type { Tf } from "../../src/executor/model/ops.js";
 import { loadBackend } from "../../src/executor/run/backend.js";
 import { fitShapes } from "../../src/executor/measure/calibrate.js";
@@ -69,14 +70,35 @@ describe("ZB-V's order for the passes as priced", () => {
   const model = tinyGpt(4);
   const zbv = (input = {}) => resolvePlan(model, profileShape(base, 2), { pp: 2, schedule: "zb-v", flashAttention: false, ...input });
 
-  it("takes the GPU's priced layer: B and W in forwards, rounded to quarters", () => {
+  it("takes the GPU's priced layer: B and W in forwards, on quarters", () => {
     const plan = zbv();
     expect(pricedVPassRatios(model, profileGpu(withShares), plan)).toEqual({ backward: 2, weight: 1 });
+    // Without measured shares (the roofline's passes): the nearest quarters; with them, the fitted ones.
     const t = layerTimes(model, profileGpu(base), plan);
     expect(pricedVPassRatios(model, profileGpu(base), plan)).toEqual(vPassRatios(t.forwardSeconds, t.backwardInputSeconds, t.backwardWeightSeconds));
+    const m = layerTimes(model, profileGpu(withShares), plan);
+    expect(pricedVPassRatios(model, profileGpu(withShares), plan)).toEqual(fittedVPassRatios(2, microBatchCount(plan), m.forwardSeconds, m.backwardInputSeconds, m.backwardWeightSeconds));
     // full recomputation runs the forward again before B
     const full = { ...plan, recompute: "full" as const };
     expect(pricedVPassRatios(model, profileGpu(withShares), full)).toEqual({ backward: 3, weight: 1 });
+  });
+
+  it("takes, of the quarters around each priced ratio, those whose order runs the real lengths soonest", () => {
+    // This machine's TensorFlow.js layer (calibrate, 2026-11-24): B 2.04 and W 0.36 forwards. The nearest
+    // quarters (2, 0.25) give an order that idles more than the order for (2, 0.5), measured too (executor README).
+    const real = [1, 2.04, 0.36];
+    const lengthOf = (r: { backward: number; weight: number }) => replayLength(zbvOrder(2, 8, r).programs, 2, 8, real);
+    expect(vPassRatios(1, 2.04, 0.36)).toEqual({ backward: 2, weight: 0.25 });
+    expect(fittedVPassRatios(2, 8, 1, 2.04, 0.36)).toEqual({ backward: 2, weight: 0.5 });
+    expect(lengthOf({ backward: 2, weight: 0.5 })).toBeLessThan(lengthOf({ backward: 2, weight: 0.25 }));
+    // In general: one of the neighbouring quarters, never slower than the nearest rounding (property).
+    fc.assert(fc.property(fc.constantFrom(2, 3, 4), fc.integer({ min: 2, max: 16 }), fc.double({ min: 0.3, max: 4, noNaN: true }), fc.double({ min: 0.1, max: 2, noNaN: true }), (p, m, b, w) => {
+      const got = fittedVPassRatios(p, m, 1, b, w);
+      const runs = (r: { backward: number; weight: number }) => replayLength(zbvOrder(p, m, r).programs, p, m, [1, b, w]);
+      expect(Math.abs(got.backward - b)).toBeLessThanOrEqual(0.25);
+      expect(Math.abs(got.weight - Math.max(0.25, w))).toBeLessThanOrEqual(0.25);
+      expect(runs(got)).toBeLessThanOrEqual(runs(vPassRatios(1, b, w)) + 1e-9);
+    }), { numRuns: 60 });
   });
 
   it("is what execute runs a ZB-V plan with (its profile's), unless the plan gives its own; other schedules unchanged", () => {

@@ -1,10 +1,11 @@
 import type { GpuSpec, ModelSpec, Plan, VPassRatios } from "../../spec/types.js";
 import { headDimAligned } from "../../spec/alignment.js";
+import { microBatchCount } from "../../spec/plan.js";
 import { attentionWidthsPerRank, BYTES_16 } from "./activations.js";
 import { attentionLengthFactor } from "./attention-length.js";
 import { efficiencyGrid, gridEfficiency, type EfficiencyGrid } from "./gemm-grid.js";
 import { gradientBytesPerParam } from "./memory.js";
-import { vPassRatios } from "./zb-v.js";
+import { fittedVPassRatios, vPassRatios } from "./zb-v.js";
 
 /**
  * Time of one layer's forward and backward on one GPU for one micro-batch, from a roofline per kernel:
@@ -266,14 +267,21 @@ function splitPasses(gpu: GpuSpec, p: LayerPasses): LayerPasses {
 /**
  * ZB-V's pass lengths as this GPU prices them (layerTimes): a layer's B, with what the plan's recompute
  * mode runs again before it (full: the forward; selective: the attention core), and its W, each in units
- * of its forward, rounded as zb-v.ts rounds them. Where element-wise work or fixed costs weigh (small
- * layers; the executor's TensorFlow.js passes, whose B is about twice its F) they differ from the FLOP
- * ratios (zb-v.ts planVPassRatios), and an order found for the wrong lengths idles.
+ * of its forward, rounded to quarters as zb-v.ts rounds them. Where element-wise work or fixed costs weigh
+ * (small layers; the executor's TensorFlow.js passes, whose B is about twice its F) they differ from the
+ * FLOP ratios (zb-v.ts planVPassRatios), and an order found for the wrong lengths idles. Where the GPU's
+ * passes are measured (efficiency.layerPassShares: the executor's profile) the quarters are those whose
+ * order runs the measured lengths soonest (zb-v.ts fittedVPassRatios; tiny-gpt-4 on 2 stages measured a
+ * bubble of 0.06-0.11 with it against 0.10-0.21 with the nearest quarters). Where the roofline prices
+ * them, the nearest: the replay that fitting compares leaves out transfers and the end stages, and on
+ * Llama 3 70B over 64 H100s it chose orders the simulator then found 0.1% slower, for a pinned ZB-V
+ * search 1.7 times as long.
  */
 export function pricedVPassRatios(model: ModelSpec, gpu: GpuSpec, plan: Plan): VPassRatios {
   const t = layerTimes(model, gpu, plan);
   const recompute = plan.recompute === "full" ? t.forwardSeconds : t.selectiveRecomputeSeconds;
-  return vPassRatios(t.forwardSeconds, t.backwardInputSeconds + recompute, t.backwardWeightSeconds);
+  const [f, b, w] = [t.forwardSeconds, t.backwardInputSeconds + recompute, t.backwardWeightSeconds];
+  return gpu.efficiency.layerPassShares === undefined ? vPassRatios(f, b, w) : fittedVPassRatios(plan.pp, microBatchCount(plan), f, b, w);
 }
 
 /**
