@@ -159,11 +159,13 @@ export function deepspeedPipelineCommunicators(d: { tp: number; pp: number; dp: 
 /** BLOOM's stack (PyTorch 1.11, CUDA 11, Megatron-DeepSpeed on DeepSpeed's pipeline engine): its runtime reserve and allocator cache. */
 function bloomRuntime(d: { tp: number; pp: number; dp: number }): { runtimeReserveBytes: number; allocatorCacheShare: number; why: string } {
   const communicators = deepspeedPipelineCommunicators(d);
+  const runtimeReserveBytes = STEP_RUNTIME_BYTES + communicators * NCCL_COMMUNICATOR_BYTES;
+  const gb = (bytes: number) => (bytes / 1e9).toFixed(2);
   return {
-    runtimeReserveBytes: STEP_RUNTIME_BYTES + communicators * NCCL_COMMUNICATOR_BYTES,
+    runtimeReserveBytes,
     allocatorCacheShare: DEFAULT_ALLOCATOR_CACHE_SHARE,
-    why: `outside the tensors ${((STEP_RUNTIME_BYTES + communicators * NCCL_COMMUNICATOR_BYTES) / 1e9).toFixed(2)} GB (the step's CUDA runtime 1.91 GB, measured; ` +
-      `${communicators} NCCL communicators x 0.54 GB), and PyTorch 1.11's caching allocator holding ${100 * DEFAULT_ALLOCATOR_CACHE_SHARE}% of the tensors on top (measured median)`,
+    why: `outside the tensors ${gb(runtimeReserveBytes)} GB (the step's CUDA runtime ${gb(STEP_RUNTIME_BYTES)} GB, measured; ` +
+      `${communicators} NCCL communicators x ${gb(NCCL_COMMUNICATOR_BYTES)} GB), and PyTorch 1.11's caching allocator holding ${+(100 * DEFAULT_ALLOCATOR_CACHE_SHARE).toFixed(1)}% of the tensors on top (measured median)`,
   };
 }
 

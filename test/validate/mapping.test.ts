@@ -116,7 +116,7 @@ describe("published records as meshplan plans", () => {
     const bloom = mapped("r0204");
     expect(bloom.plan.runtimeReserveBytes).toBe(1_911_000_000 + 8 * 544_000_000);
     expect(bloom.plan.allocatorCacheShare).toBe(0.059);
-    expect(bloom.assumptions.some((a) => a.includes("8 NCCL communicators") && a.includes("caching allocator"))).toBe(true);
+    expect(bloom.assumptions.some((a) => a.includes("8 NCCL communicators") && a.includes("caching allocator holding 5.9% of the tensors"))).toBe(true);
     expect(mapped("r1201").plan.runtimeReserveBytes).toBe(1_911_000_000 + 3 * 544_000_000);
     for (const id of ["r1407", "r1362", "r1315"]) {
       expect(mapped(id).plan.runtimeReserveBytes).toBeUndefined();

@@ -272,7 +272,7 @@ function splitPasses(gpu: GpuSpec, p: LayerPasses): LayerPasses {
  * FLOP ratios (zb-v.ts planVPassRatios), and an order found for the wrong lengths idles. Where the GPU's
  * passes are measured (efficiency.layerPassShares: the executor's profile) the quarters are those whose
  * order runs the measured lengths soonest (zb-v.ts fittedVPassRatios; tiny-gpt-4 on 2 stages measured a
- * bubble of 0.06-0.11 with it against 0.10-0.21 with the nearest quarters). Where the roofline prices
+ * bubble of 0.055-0.133 with it against 0.10-0.21 with the nearest quarters). Where the roofline prices
  * them, the nearest: the replay that fitting compares leaves out transfers and the end stages, and on
  * Llama 3 70B over 64 H100s it chose orders the simulator then found 0.1% slower, for a pinned ZB-V
  * search 1.7 times as long.

@@ -106,8 +106,8 @@ const fittedCache = new Map<string, VPassRatios>();
  * within 1/16 of it), the pair whose order, replayed with
  * the real lengths (replayLength), ends soonest; on a tie the nearest rounding (vPassRatios). The nearest
  * quarter alone can pick an order that idles: the executor's W at 0.36 of its forward, rounded to 0.25,
- * ran tiny-gpt with 4 layers on 2 stages (8 micro-batches) with a measured bubble of 0.10-0.19 (six runs),
- * the order for 0.5 with 0.07-0.09 (four runs). Cached by (p, m, ratios to 1/32).
+ * ran tiny-gpt with 4 layers on 2 stages (8 micro-batches) with a measured bubble of 0.10-0.21, the order
+ * for 0.5 with 0.055-0.133 (src/executor/README.md, Time). Cached by (p, m, ratios to 1/32).
  */
 export function fittedVPassRatios(p: number, m: number, forward: number, backward: number, weight: number): VPassRatios {
   if (!(forward > 0)) return EQUAL_PASSES;
@@ -129,6 +129,7 @@ export function fittedVPassRatios(p: number, m: number, forward: number, backwar
   let bestLength = replayLength(zbvOrder(p, m, nearest).programs, p, m, real);
   for (const backwardQuarter of around(b)) {
     for (const weightQuarter of around(w)) {
+      if (backwardQuarter === nearest.backward && weightQuarter === nearest.weight) continue; // replayed above
       const r = { backward: backwardQuarter, weight: weightQuarter };
       const length = replayLength(zbvOrder(p, m, r).programs, p, m, real);
       if (length < bestLength - 1e-9) [best, bestLength] = [r, length];
