@@ -5,7 +5,7 @@ import { memcpyBytesPerSecond } from "../src/executor/measure/calibrate.js";
 import { readNow } from "../src/executor/model/ops.js";
 import { loadBackend } from "../src/executor/run/backend.js";
 import { launch } from "../src/executor/run/launch.js";
-import { timePerCall, type BenchRow } from "./util.js";
+import { median, timePerCall, type BenchRow } from "./util.js";
 import { copyCeiling } from "./copy-ceiling.js";
 
 /**
@@ -20,9 +20,45 @@ import { copyCeiling } from "./copy-ceiling.js";
  * - with as many ranks as cores, each rank keeps at least 80% of the matrix-multiply throughput (float32,
  *   256^3, TensorFlow.js wasm) that one rank has alone.
  * Medians over repeated runs; the ratio column is measured / target (>= 1 meets it).
+ *
+ * This machine's memory bandwidth is not one number: on the 2-core development VM one thread's 64 MiB copy
+ * measured 11.3 GB/s at the start of a bench run and 16-23 GB/s a minute later (15 samples 0.3 s apart on
+ * 2026-11-24: 22.3 23.3 22.8 23.2 20.6 23.1 16.4 16.3 15.9 16.1 23.3 22.9 22.1 22.6 22.8), so a collective
+ * compared with a copy timed once, minutes away, passed or failed with the neighbours' load. Each collective
+ * row is therefore LAUNCHES launches, each between two memcpy measurements, and its ratio the median of
+ * (bus bandwidth / the mean of the two copies around it): the same memory, the same minute.
  */
 const MIB = 2 ** 20;
 const REPEAT = 21;
+/** Launches per collective row, each timed between two memcpy measurements (againstMemcpy). */
+const LAUNCHES = 3;
+/** The memcpy reference: one thread copying 64 MiB (out of cache), median of this many copies. */
+const REFERENCE_BYTES = 64 * MIB;
+const REFERENCE_REPEAT = 9;
+
+/** A measured bandwidth and its share of the memcpy bandwidth measured around it (both medians over the launches). */
+interface Paired {
+  readonly bytesPerSecond: number;
+  readonly ofMemcpy: number;
+  /** The memcpy measurements taken around the launches. */
+  readonly references: readonly number[];
+}
+
+/** Runs `measure` LAUNCHES times, each between two memcpy measurements (see the header). */
+async function againstMemcpy(measure: () => Promise<number>): Promise<Paired> {
+  const bandwidths: number[] = [];
+  const shares: number[] = [];
+  const references: number[] = [];
+  for (let i = 0; i < LAUNCHES; i++) {
+    const before = memcpyBytesPerSecond(REFERENCE_BYTES, REFERENCE_REPEAT);
+    const bw = await measure();
+    const after = memcpyBytesPerSecond(REFERENCE_BYTES, REFERENCE_REPEAT);
+    bandwidths.push(bw);
+    shares.push(bw / ((before + after) / 2));
+    references.push(before, after);
+  }
+  return { bytesPerSecond: median(bandwidths), ofMemcpy: median(shares), references };
+}
 
 function gb(bytesPerSecond: number): string {
   return `${(bytesPerSecond / 1e9).toFixed(2)} GB/s`;
@@ -65,15 +101,26 @@ export async function bench(): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const cores = availableParallelism();
   rows.push({ name: `machine: ${cores} cores, load average before the run`, target: "-", median: loadavg()[0]!.toFixed(2), ratio: "-" });
-  // The reference is memory bandwidth: one thread copying 64 MiB (out of cache). Smaller copies run
-  // from the caches and are shown for comparison.
-  const memcpy = memcpyBytesPerSecond(64 * MIB, 21);
-  rows.push({ name: "memcpy, one thread, 64 MiB (the reference)", target: "-", median: gb(memcpy), ratio: "-" });
+  // The reference is memory bandwidth: one thread copying 64 MiB (out of cache), measured around each
+  // collective (againstMemcpy); every reference taken is summarized below. Smaller copies run from the
+  // caches and are shown for comparison.
+  const references: number[] = [];
+  const paired = async (measure: () => Promise<number>): Promise<Paired> => {
+    const p = await againstMemcpy(measure);
+    references.push(...p.references);
+    return p;
+  };
+  const at = rows.length;
   rows.push({ name: "memcpy, one thread, 4 MiB (from cache; for comparison)", target: "-", median: gb(memcpyBytesPerSecond(4 * MIB, 41)), ratio: "-" });
   // The ceiling of the tensor-to-tensor forms: two threads doing nothing but an all-gather's copies.
   for (const mib of [4, 16, 64]) {
-    const c = await copyCeiling(mib * MIB, REPEAT);
-    rows.push({ name: `ceiling, 2 threads, ${mib} MiB: memcpy per thread with both copying / an all-gather's copies alone (bus bandwidth)`, target: "-", median: `${gb(c.copyPerThread)} / ${gb(c.allGatherBus)}`, ratio: `${(c.copyPerThread / memcpy).toFixed(2)} / ${(c.allGatherBus / memcpy).toFixed(2)} x memcpy` });
+    let copyPerThread = 0;
+    const ceiling = await paired(async () => {
+      const c = await copyCeiling(mib * MIB, REPEAT);
+      copyPerThread = c.copyPerThread;
+      return c.allGatherBus;
+    });
+    rows.push({ name: `ceiling, 2 threads, ${mib} MiB: an all-gather's copies alone (bus bandwidth); memcpy per thread with both copying (last launch)`, target: "-", median: `${gb(ceiling.bytesPerSecond)}; ${gb(copyPerThread)}`, ratio: `${ceiling.ofMemcpy.toFixed(2)} x memcpy` });
   }
   const names: Record<BenchOp, string> = {
     "all-reduce-bucket": "ZeRO-0 gradient all-reduce as training runs it (accumulated in the dp bucket, reduced and read in place)",
@@ -89,21 +136,26 @@ export async function bench(): Promise<BenchRow[]> {
     "all-gather-tensor": "tp/cp all-gather as training runs it, tensor to tensor",
     "all-gather-params-tensor": "ZeRO weight gather as training runs it, master block to 4 parameter tensors",
   };
-  const row = (name: string, mib: number, bw: number): BenchRow =>
-    ({ name: `${name}, 2 ranks, ${mib} MiB: bus bandwidth`, target: `${gb(0.5 * memcpy)} (0.5 x memcpy)`, median: `${gb(bw)} (${(bw / memcpy).toFixed(2)} x)`, ratio: (bw / memcpy / 0.5).toFixed(2) });
+  const row = (name: string, mib: number, p: Paired): BenchRow =>
+    ({ name: `${name}, 2 ranks, ${mib} MiB: bus bandwidth`, target: "0.5 x memcpy", median: `${gb(p.bytesPerSecond)} (${p.ofMemcpy.toFixed(2)} x)`, ratio: (p.ofMemcpy / 0.5).toFixed(2) });
   for (const mib of [4, 16, 64]) {
     // The tensor- and context-parallel collectives as training runs them (run/tensor-group.ts): reading
     // the other ranks' shared wasm heaps, then (for comparison) through the slots with unshared heaps.
     for (const heap of [true, false]) {
       for (const op of ["all-reduce-tensor", "reduce-scatter-tensor", "all-gather-tensor", "all-gather-params-tensor"] as const) {
         const how = heap ? "in the ranks' shared wasm heaps" : "unshared heaps: copied into the slot and out into a new tensor";
-        rows.push(row(`${names[op]} (${how})`, mib, await collectiveBusBandwidth(2, op, mib * MIB, heap)));
+        rows.push(row(`${names[op]} (${how})`, mib, await paired(() => collectiveBusBandwidth(2, op, mib * MIB, heap))));
       }
     }
     const ops: BenchOp[] = mib === 16 ? ["all-reduce-view", "reduce-scatter-view", "all-gather-view"]
       : ["all-reduce-bucket", "reduce-scatter-bucket", "all-reduce-slot", "all-gather-slot", "all-reduce-view", "reduce-scatter-view", "all-gather-view", "all-reduce"];
-    for (const op of ops) rows.push(row(names[op], mib, await collectiveBusBandwidth(2, op, mib * MIB)));
+    for (const op of ops) rows.push(row(names[op], mib, await paired(() => collectiveBusBandwidth(2, op, mib * MIB))));
   }
+  const sorted = [...references].sort((a, b) => a - b);
+  rows.splice(at, 0, {
+    name: `memcpy, one thread, 64 MiB (the reference; ${references.length} measurements, two around each launch below: lowest-highest)`,
+    target: "-", median: `${gb(median(references))} (${gb(sorted[0]!)}-${gb(sorted[sorted.length - 1]!)})`, ratio: "-",
+  });
   // How a tensor's values reach a slot (the pipeline's sends; tp and cp with unshared heaps): dataSync's fresh buffer, then the
   // copy, against the copy straight out of the wasm heap (ops.ts readNow). No target: the ratio is shown.
   const { tf } = await loadBackend("wasm", 1);

@@ -392,7 +392,8 @@ export class Group {
   /**
    * Copies floats [range.first, range.end) of the gathered vector, which lie at float `at` of `from`
    * (`at` holding element `origin`), into the parts of the segments they cover, the segments lying in
-   * `to`. Within one heap a memmove (set on views of one buffer may copy the source aside first).
+   * `to`. Within one heap a memmove (set on views of one buffer may copy the source aside first), which
+   * must be this member's own (the only heap its kernels address).
    */
   private copyBlockInto(from: Float32Array, segments: readonly HeapSegment[], at: number, range: { readonly first: number; readonly end: number }, to: Float32Array, origin: number): void {
     for (const s of segments) {
@@ -401,7 +402,8 @@ export class Group {
       if (lo >= hi) continue;
       const src = at + lo - origin;
       const dst = s.byte / 4 + lo - s.first;
-      if (from.buffer === to.buffer) to.copyWithin(dst, src, src + hi - lo);
+      // within this member's own heap: memory.copy, a memmove (kernels.ts), not copyWithin's relaxed copy
+      if (from.buffer === to.buffer) this.heaps!.scratch.kernels.copy(4 * src, 4 * dst, hi - lo);
       else to.set(from.subarray(src, src + hi - lo), dst);
     }
   }
@@ -572,7 +574,7 @@ export class Group {
       if (k === this.index) continue;
       const { first, end } = this.block(n, k);
       const at = base(k);
-      this.floats.copyWithin(mine + first, at + first, at + end);
+      this.kernels.copy(4 * (at + first), 4 * (mine + first), end - first);
     }
   }
 
