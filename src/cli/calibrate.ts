@@ -1,5 +1,6 @@
 import { calibrateMachine } from "./calibrate-machine.js";
 import { LOSS_BYTES_PER_LOGIT } from "../planner/cost/compute.js";
+import { grouped } from "../math/digits.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import type { ParsedArgs } from "./args.js";
 import { backendFlag, extraFlag } from "./execute.js";
@@ -28,6 +29,9 @@ export function formatProfile(p: DeviceProfile, file: string): string {
     `  memcpy (one thread, 64 MiB)      ${rate(p.memcpyBytesPerSecond, "B/s")}`,
     ...(p.optimizerBytesPerSecond === undefined ? [] : [`  optimizer step (Adam, float32)   ${rate(p.optimizerBytesPerSecond, "B/s")} (the cost model's 30 bytes per parameter)`]),
     ...(p.loss === undefined ? [] : [`  cross-entropy (float32)          ${rate(p.loss.bytesPerSecond, "B/s")} (the cost model's ${LOSS_BYTES_PER_LOGIT} bytes per logit each way) and ${(p.loss.overheadSeconds * 1e6).toFixed(1)} us per pass`]),
+    ...(p.weightFirstUse === undefined ? [] : [
+      `  new weights' first use (one layer's forward, new tensors against used ones): ${p.weightFirstUse.measured.map((m) => `${(m.seconds * 1e3).toFixed(3)} ms (${m.shape}, ${grouped(m.params)} weights)`).join(", ")}: ${(p.weightFirstUse.secondsPerParam * 1e9).toFixed(2)} ns per weight, paid by each chunk's first forward of a step`,
+    ]),
     `  all-reduce, 2 ranks, shared memory: ${rate(p.collectiveBytesPerSecond, "B/s")} bus bandwidth, ${(p.collectiveLatencySeconds * 1e6).toFixed(1)} us per step`,
     `  fitted: ${(p.opOverheadSeconds * 1e6).toFixed(1)} us per GEMM of the cost model, element-wise rate ${rate(p.elementwiseBytesPerSecond, "B/s")} (16-bit bytes)`,
     ...p.fit.map((f) => `    ${f.shape.padEnd(14)} step measured ${(f.measuredSeconds * 1e3).toFixed(1)} ms, fitted ${(f.fittedSeconds * 1e3).toFixed(1)} ms`),

@@ -71,6 +71,14 @@ export function checkProfileFields(json: unknown, file: string): void {
       for (const key of ["forwardSeconds", "backwardInputSeconds", "backwardWeightSeconds"]) m.number(key, POSITIVE);
     });
   });
+  section(r, "weightFirstUse", (w) => {
+    w.number("secondsPerParam", NOT_NEGATIVE);
+    list(w, "measured", (m) => {
+      m.string("shape");
+      m.number("params", POSITIVE_INT);
+      m.number("seconds", NOT_NEGATIVE);
+    });
+  });
   const walk = (value: unknown, path: string): void => {
     if (typeof value === "number" && !(Number.isFinite(value) && value >= 0)) {
       throw new InputError({ code: "out-of-range", file, field: path, value, valid: "a finite number >= 0 (run meshplan calibrate again)" });

@@ -3,6 +3,7 @@ import { MemoryLog } from "./memory.js";
 import { Pass, splitsBackward, stagePrograms, type StageProgram } from "./schedules.js";
 import { chunkOfVirtual, virtualStageOf } from "../spec/virtual-stages.js";
 import { vPassRatios, type VPassRatios } from "../planner/cost/zb-v.js";
+import type { ChunkEndSeconds } from "../planner/cost/stages.js";
 import { OpKind, RECV_ACTIVATION, RECV_GRADIENT, SEND_ACTIVATION, SEND_GRADIENT, Stream, TIED_SYNC, type OpKindCode, type RankRole, type SimInput, type SimStage } from "./types.js";
 
 /** A built step: the graph, who the ranks are, their memory logs, and which ops end each simulated step. */
@@ -28,14 +29,27 @@ interface ChunkCosts {
   readonly afterBackward: readonly Collective[];
 }
 
-function chunkCosts(st: SimStage, v: number, split: boolean): ChunkCosts {
-  const backward = st.backwardInputSeconds + (split ? 0 : st.backwardWeightSeconds) + st.recomputeSeconds;
+/**
+ * Each chunk's costs: 1/v of the stage's layers (and of its collectives, per layer), plus the model ends
+ * the chunk runs (SimStage.ends): ZB-V's first stage runs the embedding in its first chunk and the output
+ * layer and loss in its second, which the V's turn makes the critical path's.
+ */
+function chunkCosts(st: SimStage, v: number, split: boolean): ChunkCosts[] {
+  const passes = (f: number, b: number, w: number, recompute: number): [number, number, number] => [f, b + (split ? 0 : w) + recompute, split ? w : 0];
+  const ends = st.ends ?? [];
+  const sum = (pick: (e: ChunkEndSeconds) => number, of = ends) => of.reduce((a, e) => a + pick(e), 0);
+  const endPasses = (of: readonly ChunkEndSeconds[]) =>
+    passes(sum((e) => e.forwardSeconds, of), sum((e) => e.backwardInputSeconds, of), sum((e) => e.backwardWeightSeconds, of), 0);
+  const stage = passes(st.forwardSeconds, st.backwardInputSeconds, st.backwardWeightSeconds, st.recomputeSeconds);
+  const allEnds = endPasses(ends);
   const nonzero = (xs: Collective[]) => xs.filter(([, s]) => s > 0);
-  return {
-    pass: [st.forwardSeconds / v, backward / v, (split ? st.backwardWeightSeconds : 0) / v],
-    afterForward: nonzero([[OpKind.tp, st.tp.forward / v], [OpKind.cp, st.cp.forward / v], [OpKind.ep, st.ep.forward / v]]),
-    afterBackward: nonzero([[OpKind.tp, st.tp.backward / v], [OpKind.cp, st.cp.backward / v], [OpKind.ep, st.ep.backward / v]]),
-  };
+  const afterForward = nonzero([[OpKind.tp, st.tp.forward / v], [OpKind.cp, st.cp.forward / v], [OpKind.ep, st.ep.forward / v]]);
+  const afterBackward = nonzero([[OpKind.tp, st.tp.backward / v], [OpKind.cp, st.cp.backward / v], [OpKind.ep, st.ep.backward / v]]);
+  return Array.from({ length: v }, (_, c) => {
+    const own = endPasses(ends.filter((e) => e.chunk === c));
+    const pass = stage.map((x, i) => (x - allEnds[i]!) / v + own[i]!) as [number, number, number];
+    return { pass, afterForward, afterBackward };
+  });
 }
 
 /**
@@ -129,6 +143,8 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
   };
   if (prog.length > 0 && !inLine) issueGather(0, 0, -1);
 
+  // Each chunk's first forward of the step pays its new weights' first use (SimStage.firstForwardSeconds).
+  const firstForwardDone = new Uint8Array(v);
   for (let k = 0; k < prog.length; k++) {
     const pass = prog.pass[k]!;
     const mb = prog.microBatch[k]!;
@@ -136,7 +152,12 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     const vs = virtualStageOf(shape, s, c);
     const slot = vs * m + mb;
     const n = pieces(k);
-    const seconds = cost.pass[pass]! / n;
+    let passSeconds = cost[c]!.pass[pass]!;
+    if (pass === Pass.forward && firstForwardDone[c] === 0) {
+      firstForwardDone[c] = 1;
+      passSeconds += st.firstForwardSeconds?.[c] ?? 0;
+    }
+    const seconds = passSeconds / n;
     // The neighbouring virtual stage this pass takes its input from, and gives its output to, when on another GPU.
     const from = pass === Pass.forward ? vs - 1 : vs + 1;
     const to = pass === Pass.forward ? vs + 1 : vs - 1;
@@ -198,7 +219,7 @@ function emitStage(b: GraphBuilder, input: SimInput, s: number, prog: StageProgr
     }
     let done = link;
     if (pass !== Pass.weight) {
-      for (const [kind, sec] of pass === Pass.forward ? cost.afterForward : cost.afterBackward) {
+      for (const [kind, sec] of pass === Pass.forward ? cost[c]!.afterForward : cost[c]!.afterBackward) {
         const op = b.op(kind, s, Stream.collective, sec, mb, c);
         b.edge(done, op);
         done = op;

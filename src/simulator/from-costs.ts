@@ -60,6 +60,8 @@ export function simInputFromCosts(model: ModelSpec, shape: ClusterShape, plan: P
       ep: { forward: s.ep.forward.seconds, backward: s.ep.backward.seconds },
       dp: simDp(plan, s.dp),
       ...(s.tiedSync.seconds > 0 ? { tiedSyncSeconds: s.tiedSync.seconds } : {}),
+      ...(s.ends.length > 0 ? { ends: s.ends } : {}),
+      ...(s.firstForwardSeconds.some((x) => x > 0) ? { firstForwardSeconds: s.firstForwardSeconds } : {}),
       optimizerSeconds: s.optimizerSeconds,
       // The same terms as stageActivationBytes (src/planner/cost/memory.ts), per micro-batch.
       memory: {

@@ -1,3 +1,4 @@
+import type { ChunkEndSeconds } from "../planner/cost/stages.js";
 import type { VPassRatios } from "../planner/cost/zb-v.js";
 import type { Schedule } from "../spec/types.js";
 
@@ -108,6 +109,17 @@ export interface SimStage {
    * has one (planner/cost/tied.ts; the first stage and the head's). Absent or 0: none.
    */
   readonly tiedSyncSeconds?: number;
+  /**
+   * The part of the pass seconds above that the model's ends take, by the chunk that runs each
+   * (planner/cost/stages.ts StageCost.ends): with several chunks, each gets 1/v of the rest and its own
+   * ends. Absent: every chunk 1/v of the stage.
+   */
+  readonly ends?: readonly ChunkEndSeconds[];
+  /**
+   * Once per step, the extra seconds of the first forward of each chunk (index): new weight tensors' first
+   * use (planner/cost/stages.ts StageCost.firstForwardSeconds). Absent: none.
+   */
+  readonly firstForwardSeconds?: readonly number[];
   readonly optimizerSeconds: number;
   readonly memory: SimMemory;
 }

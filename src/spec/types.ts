@@ -93,6 +93,14 @@ export interface GpuEfficiency {
    * the roofline's. Absent: each pass as the roofline prices it.
    */
   readonly layerPassShares?: { readonly forward: number; readonly backwardInput: number; readonly backwardWeight: number };
+  /**
+   * Extension: seconds per weight parameter that a GEMM's weights cost the first time a forward uses a
+   * new weight tensor: TensorFlow.js's wasm backend (XNNPACK) creates an operator and packs the weights
+   * for each weight tensor it has not multiplied before, and the executor's weights are new tensors
+   * after every optimizer step (under ZeRO 3 after every gather). Measured by the executor's calibrate
+   * (src/executor/measure/passes.ts firstUseSeconds). Absent: 0 (a GPU's GEMMs read the weights as they lie).
+   */
+  readonly weightFirstUseSecondsPerParam?: number;
 }
 
 /**

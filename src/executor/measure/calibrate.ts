@@ -7,7 +7,7 @@ import { loadBackend, type BackendChoice } from "../run/backend.js";
 import { launch } from "../run/launch.js";
 import { optimizerBytesPerSecond } from "./optimizer.js";
 import { lossCost } from "./loss.js";
-import { layerPassSeconds, passShares, type LayerPassSeconds } from "./passes.js";
+import { firstUsePerParam, firstUseSeconds, layerPassSeconds, passShares, type LayerPassSeconds } from "./passes.js";
 import { matmulSeconds } from "./matmul.js";
 import { collectiveWaits } from "./waits.js";
 import type { StepRecord } from "../run/job.js";
@@ -235,9 +235,17 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
     measured.push({ shape: s.shape, ...layerPassSeconds(loaded.tf, s.model, s.plan, LAYER_PASS_REPEATS) });
   }
   const layerPasses = { shares: passShares(measured), measured };
+  say(`one layer's forward with new weight tensors at ${shapes.length} sizes`);
+  const firstUse: { shape: string; params: number; seconds: number }[] = [];
+  for (const s of shapes) {
+    await betweenMeasurements();
+    firstUse.push({ shape: s.shape, ...firstUseSeconds(loaded.tf, s.model, s.plan, LAYER_PASS_REPEATS) });
+  }
+  const weightFirstUse = { secondsPerParam: firstUsePerParam(firstUse), measured: firstUse };
   latencies.push(await messageLatencySeconds(LATENCY_PINGS, 60));
   say("fitting");
-  const fitted = fitConstants({ ...base, optimizerBytesPerSecond: optimizerRate, loss, layerPasses }, runs);
+  // The fit's steps include each layer's first forward of the step with new weights, so it sees that cost too.
+  const fitted = fitConstants({ ...base, optimizerBytesPerSecond: optimizerRate, loss, layerPasses, weightFirstUse }, runs);
   const cores = cpus().length;
   if (cores < 2) return { ...fitted, collectiveLatencySeconds: linkLatencySeconds(latencies) };
   // The first fit shape, in worker threads as execute runs ranks: alone, then one copy per core at once,

@@ -6,10 +6,13 @@ import { initialParameters, TokenSource, tokenSlice } from "../model/data.js";
 import { modelUnits } from "../model/layout.js";
 import type { Tf } from "../model/ops.js";
 import { upperMedian } from "./stats.js";
+import { accumulateGradient } from "../parallel/state.js";
 
 /**
  * One transformer layer's three passes as the executor runs them under a split backward (ZB-H1, ZB-V):
- * the forward, B (input gradients, with the norm, bias and softmax work) and W (the weight gradients).
+ * the forward, B (input gradients, with the norm, bias and softmax work) and W (the weight gradients,
+ * summed into the rank's float32 gradient as ModelState.accept sums them, then the micro-batch's tensors
+ * freed, as run/pipeline.ts's W frees them).
  * Their split differs from the roofline's: TensorFlow.js's wasm backend runs each kernel to its end before
  * the next is issued, B issues about 100 kernels a layer against the forward's 57 and W's 12 (counted with
  * tf.profile on tiny-gpt's layer), and B transposes each weight before its product where the forward
@@ -32,16 +35,51 @@ export type LayerPassShares = NonNullable<GpuEfficiency["layerPassShares"]>;
  * kernels have run.
  */
 export function layerPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: number): LayerPassSeconds {
-  const all = modelUnits(model);
-  const units = all.filter((u) => u.kind === "layer").slice(0, 1);
-  const specs = new Map(all.flatMap((u) => u.tensors).map((t) => [t.name, t]));
-  const params = new Map([...initialParameters(model, 1)].filter(([name]) => units[0]!.tensors.some((t) => t.name === name))
-    .map(([name, data]) => [name, tf.tensor(data, specs.get(name)!.shape as number[])]));
+  const { units, params, data, context } = oneLayer(tf, model, plan);
+  const tokens = plan.seqLen;
+  const batch = plan.microBatch;
+  // The weight gradients are summed into float32 buffers, as a rank's ModelState sums them (its W ends so).
+  const accumulated = new Map([...params].map(([name, t]) => [name, new Float32Array(t.size)]));
   const provider: ParamProvider = {
     acquire: () => ({ get: (n) => params.get(n)!, maybe: (n) => params.get(n) }),
     release: () => {},
-    accept: (_u, grads) => { for (const t of grads.values()) t.dispose(); },
+    accept: (_u, grads) => { for (const [name, t] of grads) accumulateGradient(tf, t, accumulated.get(name)!, 0); },
   };
+  const times: [number[], number[], number[]] = [[], [], []];
+  for (let round = 0; round < 2 * repeats; round++) {
+    const x = tf.randomNormal([tokens * batch, model.hiddenSize], 0, 1, "float32", round);
+    const dout = tf.randomNormal([tokens * batch, model.hiddenSize], 0, 1, "float32", round + 1);
+    // Each pass frees what the pipeline's frees at its end (run/pipeline.ts): the forward its output once
+    // sent, B the input gradient once sent, W the micro-batch's activations and what B kept for it.
+    const t0 = performance.now();
+    const fwd = forwardChunk(units, provider, x, data, context);
+    fwd.output!.dataSync();
+    fwd.output!.dispose();
+    const t1 = performance.now();
+    const deferred = new DeferredWeights(new Set(fwd.activations.kept), (t, into) => { into.push(tf.keep(t)); return t; });
+    const dx = backwardChunk(units, provider, fwd.activations, dout, data, context([]), deferred)!;
+    dx.dataSync();
+    dx.dispose();
+    const t2 = performance.now();
+    weightChunk(tf, provider, deferred);
+    for (const t of [...fwd.activations.kept, ...deferred.kept]) t.dispose();
+    const t3 = performance.now();
+    if (round >= repeats) [t1 - t0, t2 - t1, t3 - t2].forEach((ms, i) => times[i]!.push(ms / 1e3));
+    x.dispose();
+    dout.dispose();
+  }
+  for (const t of params.values()) t.dispose();
+  const [f, b, w] = times.map(upperMedian) as [number, number, number];
+  return { forwardSeconds: f, backwardInputSeconds: b, backwardWeightSeconds: w };
+}
+
+/** `model`'s first layer on one rank, its parameters as tensors, one micro-batch of `plan`'s tokens and a context for its passes. */
+function oneLayer(tf: Tf, model: ModelSpec, plan: Plan) {
+  const all = modelUnits(model);
+  const units = all.filter((u) => u.kind === "layer").slice(0, 1);
+  const specs = new Map(all.flatMap((u) => u.tensors).map((t) => [t.name, t]));
+  const initial = new Map([...initialParameters(model, 1)].filter(([name]) => units[0]!.tensors.some((t) => t.name === name)));
+  const tensors = () => new Map([...initial].map(([name, values]) => [name, tf.tensor(values, specs.get(name)!.shape as number[])]));
   const tokens = plan.seqLen;
   const batch = plan.microBatch;
   const data = new TokenSource(model, tokens, 1, batch).tokens(0, tokenSlice(plan, 0, 0, 0));
@@ -49,26 +87,60 @@ export function layerPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: 
     tf, model, batch, tokens, pos0: 0, stepTokens: tokens * batch, tp: soloGroup(tf), cp: soloGroup(tf), sp: false,
     save: (t) => { kept.push(tf.keep(t)); return t; },
   });
-  const times: [number[], number[], number[]] = [[], [], []];
-  for (let round = 0; round < 2 * repeats; round++) {
-    const x = tf.randomNormal([tokens * batch, model.hiddenSize], 0, 1, "float32", round);
-    const dout = tf.randomNormal([tokens * batch, model.hiddenSize], 0, 1, "float32", round + 1);
+  return { units, params: tensors(), tensors, data, context };
+}
+
+/**
+ * Median seconds that one forward of `model`'s first layer takes more with its parameters as new tensors
+ * than with tensors it has already multiplied by (TensorFlow.js's wasm backend creates and packs an
+ * XNNPACK operator for each new weight: the executor's weights are new after every optimizer step, and
+ * after every gather under ZeRO 3), `repeats` pairs after as many untimed ones; and the layer's GEMM
+ * weight elements (its two-dimensional parameters), which the cost model prices it by
+ * (GpuEfficiency.weightFirstUseSecondsPerParam). On the 2-core VM, 2026-11-24: a single 32 x 64 x 256
+ * product took 80 us more with a new weight (247 against 327 us), 32 x 128 x 512 335 us more, about 5 ns
+ * per weight element; a tiny-gpt layer's first forward in each pipelined step 0.37 ms more than its others.
+ */
+export function firstUseSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: number): { seconds: number; params: number } {
+  const { units, params, tensors, data, context } = oneLayer(tf, model, plan);
+  const provider = (p: Map<string, Tensor>): ParamProvider => ({
+    acquire: () => ({ get: (n) => p.get(n)!, maybe: (n) => p.get(n) }),
+    release: () => {},
+    accept: (_u, grads) => { for (const t of grads.values()) t.dispose(); },
+  });
+  // Each forward on its own handle of x: what it keeps for a backward (its input among them) is freed after it.
+  const forward = (p: Map<string, Tensor>, x: Tensor): number => {
+    const input = x.clone();
     const t0 = performance.now();
-    const fwd = forwardChunk(units, provider, x, data, context);
-    fwd.output!.dataSync();
-    const t1 = performance.now();
-    const deferred = new DeferredWeights(new Set(fwd.activations.kept), (t, into) => { into.push(tf.keep(t)); return t; });
-    const dx = backwardChunk(units, provider, fwd.activations, dout, data, context([]), deferred)!;
-    dx.dataSync();
-    const t2 = performance.now();
-    weightChunk(tf, provider, deferred);
-    const t3 = performance.now();
-    if (round >= repeats) [t1 - t0, t2 - t1, t3 - t2].forEach((ms, i) => times[i]!.push(ms / 1e3));
-    for (const t of [...fwd.activations.kept, ...deferred.kept, fwd.output!, dx]) t.dispose();
+    const r = forwardChunk(units, provider(p), input, data, context);
+    r.output!.dataSync();
+    const ms = performance.now() - t0;
+    for (const t of [...r.activations.kept, r.output!, input]) t.dispose();
+    return ms / 1e3;
+  };
+  const excess: number[] = [];
+  for (let round = 0; round < 2 * repeats; round++) {
+    const x = tf.randomNormal([plan.seqLen * plan.microBatch, model.hiddenSize], 0, 1, "float32", round);
+    const reused = forward(params, x);
+    const fresh = tensors();
+    const first = forward(fresh, x);
+    for (const t of fresh.values()) t.dispose();
+    x.dispose();
+    if (round >= repeats) excess.push(first - reused);
   }
   for (const t of params.values()) t.dispose();
-  const [f, b, w] = times.map(upperMedian) as [number, number, number];
-  return { forwardSeconds: f, backwardInputSeconds: b, backwardWeightSeconds: w };
+  const weights = [...params.values()].filter((t) => t.shape.length === 2).reduce((a, t) => a + t.size, 0);
+  return { seconds: Math.max(0, upperMedian(excess)), params: weights };
+}
+
+/**
+ * Seconds per GEMM weight element of a weight's first use, fitted through the origin to every measurement
+ * (least squares: sum of seconds x params over sum of params squared).
+ */
+export function firstUsePerParam(samples: readonly { readonly seconds: number; readonly params: number }[]): number {
+  if (samples.length === 0) throw new RangeError("weight first use: no measurement");
+  const xy = samples.reduce((a, s) => a + s.seconds * s.params, 0);
+  const xx = samples.reduce((a, s) => a + s.params * s.params, 0);
+  return xx > 0 ? xy / xx : 0;
 }
 
 /** The shares of each measurement's three passes, their median over the measurements, summing to 1. */

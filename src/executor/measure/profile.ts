@@ -56,6 +56,18 @@ export interface DeviceProfile {
     readonly shares: LayerPassShares;
     readonly measured: readonly ({ readonly shape: string } & LayerPassSeconds)[];
   };
+  /**
+   * Measured: what one layer's forward takes more when its weights are new tensors (passes.ts
+   * firstUseSeconds: TensorFlow.js's wasm backend creates and packs an XNNPACK operator for each weight
+   * it has not multiplied before), at each fit shape with the layer's GEMM weight elements, and the
+   * seconds per element fitted through them (GpuEfficiency.weightFirstUseSecondsPerParam): every chunk's
+   * first forward of a step pays it (every forward under ZeRO 3). Absent in profiles written before
+   * 2026-11-24: not priced.
+   */
+  readonly weightFirstUse?: {
+    readonly secondsPerParam: number;
+    readonly measured: readonly { readonly shape: string; readonly params: number; readonly seconds: number }[];
+  };
   /** One thread's memory copy of 64 MiB (TypedArray.set). */
   readonly memcpyBytesPerSecond: number;
   /** Shared-memory all-reduce between two ranks, alpha-beta fit: bus bytes per second and latency per step. */
@@ -153,6 +165,7 @@ export function profileGpu(p: DeviceProfile, opOverheadSeconds = p.opOverheadSec
       matmulMax: 1, matmulOverheadSeconds: opOverheadSeconds, attentionMax: 1, memoryBandwidth: elementwise / hbm, optimizerBandwidth: optimizer / hbm,
       lossBandwidth: loss / hbm, lossOverheadSeconds: p.loss?.overheadSeconds ?? 0,
       ...(p.layerPasses === undefined ? {} : { layerPassShares: p.layerPasses.shares }),
+      ...(p.weightFirstUse === undefined ? {} : { weightFirstUseSecondsPerParam: p.weightFirstUse.secondsPerParam }),
     },
     runtimeReserveBytes: 0,
     sources: { all: SOURCE },
@@ -171,6 +184,7 @@ export function profileShape(p: DeviceProfile, ranks: number): ClusterShape {
     ...p, peakFlopsPerSecond: p.peakFlopsPerSecond / f, opOverheadSeconds: p.opOverheadSeconds * f, elementwiseBytesPerSecond: p.elementwiseBytesPerSecond / f,
     ...(p.optimizerBytesPerSecond === undefined ? {} : { optimizerBytesPerSecond: p.optimizerBytesPerSecond / f }),
     ...(p.loss === undefined ? {} : { loss: { overheadSeconds: p.loss.overheadSeconds * f, bytesPerSecond: p.loss.bytesPerSecond / f } }),
+    ...(p.weightFirstUse === undefined ? {} : { weightFirstUse: { ...p.weightFirstUse, secondsPerParam: p.weightFirstUse.secondsPerParam * f } }),
   };
   return { spec: profileCluster(slowed), gpus: ranks, gpusPerNode: 1024 };
 }

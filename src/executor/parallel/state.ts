@@ -79,6 +79,17 @@ export interface StateOptions {
   readonly heap?: HeapPath;
 }
 
+/**
+ * Adds a weight gradient tensor into a rank's accumulated gradient (floats [offset, offset + size) of
+ * `into`) and frees the tensor: what every weight-gradient pass ends with (ModelState.accept), and what the
+ * calibration's pass timings include (measure/passes.ts).
+ */
+export function accumulateGradient(tf: Tf, t: Tensor, into: Float32Array, offset: number): void {
+  const data = readNow(tf, t); // summed below before any other TensorFlow.js call
+  for (let i = 0; i < data.length; i++) into[offset + i]! += data[i]!;
+  t.dispose();
+}
+
 export class ModelState implements ParamProvider {
   private readonly units = new Map<string, UnitState>();
   private readonly owner = new Map<string, UnitState>();
@@ -182,10 +193,7 @@ export class ModelState implements ParamProvider {
       const s = this.owner.get(name)!;
       const slot = s.slots.tensors.find((x) => x.spec.name === name)!;
       s.grad ??= this.gradBuffer(s.bucketOffset, s.slots.size);
-      const data = readNow(this.o.tf, t); // summed below before any other TensorFlow.js call
-      const g = s.grad;
-      for (let i = 0; i < slot.size; i++) g[slot.offset + i]! += data[i]!;
-      t.dispose();
+      accumulateGradient(this.o.tf, t, s.grad, slot.offset);
     }
     const own = this.state(unit);
     if (this.o.zero >= 2 && own.grad !== undefined) {

@@ -39,11 +39,23 @@ export interface LayerTimes {
    * (Plan.recomputeEarlyStop) does not run it again.
    */
   readonly lastGemmSeconds: number;
+  /**
+   * What the layer's GEMM weights cost at the first forward that uses new weight tensors (GpuEfficiency
+   * weightFirstUseSecondsPerParam): once per step, or every forward under ZeRO 3 (stages.ts). 0 on GPUs.
+   */
+  readonly firstUseSeconds: number;
+}
+
+/** The first use of new weight tensors: seconds per parameter (GpuEfficiency) times the GEMM weights. */
+function firstUseSeconds(gpu: GpuSpec, weights: number): number {
+  return (gpu.efficiency.weightFirstUseSecondsPerParam ?? 0) * weights;
 }
 
 export interface HeadTimes {
   readonly forwardSeconds: number;
   readonly backwardSeconds: number;
+  /** The output projection's weights at their first use (LayerTimes.firstUseSeconds). */
+  readonly firstUseSeconds: number;
   /** The output projection's GEMM alone, one pass (a column-parallel linear over the vocabulary). */
   readonly projectionSeconds: number;
 }
@@ -192,17 +204,21 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
   const columnGemmSeconds = [qkv];
   let linear = qkv + gemmSeconds(gpu, rate, x, q, h);
   let lastGemmSeconds: number;
+  // The GEMMs' weight elements on this rank (firstUseSeconds).
+  let weights = h * (q + 2 * kv) + q * h;
   if (moe === undefined) {
     const fc1 = gemmSeconds(gpu, rate, x, h, up * f);
     columnGemmSeconds.push(fc1);
     lastGemmSeconds = gemmSeconds(gpu, rate, x, f, h);
     linear += fc1 + lastGemmSeconds;
+    weights += (up + 1) * h * f;
   } else {
     const local = moe.experts / plan.ep;
     const tokens = (x * k * plan.ep) / moe.experts;
     lastGemmSeconds = local * gemmSeconds(gpu, rate, tokens, f, h);
     linear += local * gemmSeconds(gpu, rate, tokens, h, up * f) + lastGemmSeconds;
     linear += gemmSeconds(gpu, rate16, x, h, moe.experts);
+    weights += local * (up + 1) * h * f + h * moe.experts;
   }
 
   // Attention core: Q K^T and P V over the full key length (keys arrive over the cp ring).
@@ -251,6 +267,7 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
     attentionCoreForwardSeconds: coreForward,
     columnGemmSeconds,
     lastGemmSeconds,
+    firstUseSeconds: firstUseSeconds(gpu, weights),
   };
 }
 
@@ -312,7 +329,7 @@ export function headTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): HeadTimes
   const proj = gemmSeconds(gpu, gemm16Rate(gpu, plan), x, model.hiddenSize, vocab);
   const e = gpu.efficiency;
   const loss = (e.lossOverheadSeconds ?? 0) + streamSeconds(gpu, LOSS_BYTES_PER_LOGIT * x * vocab, e.lossBandwidth ?? e.memoryBandwidth);
-  return { forwardSeconds: proj + loss, backwardSeconds: 2 * proj + loss, projectionSeconds: proj };
+  return { forwardSeconds: proj + loss, backwardSeconds: 2 * proj + loss, projectionSeconds: proj, firstUseSeconds: firstUseSeconds(gpu, model.hiddenSize * vocab) };
 }
 
 export interface EmbeddingTimes {

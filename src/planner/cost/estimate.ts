@@ -121,8 +121,10 @@ export function analyticTiming(shape: ClusterShape, plan: Plan, costs: PlanCosts
   // pipeline and data-parallel traffic, so its parts still add up to the step.
   const transfers = m * crit.blockingTransferSeconds;
   const inLineDp = m * crit.blockingDpSeconds;
+  // Once a step, the critical stage's chunks' first forwards (new weights' first use: the executor's profile).
+  const firstForwards = crit.firstForwardSeconds.reduce((a, x) => a + x, 0);
   return {
-    pipelineSeconds: pipe.seconds - transfers - inLineDp,
+    pipelineSeconds: pipe.seconds - transfers - inLineDp + firstForwards,
     bubbleSeconds: pipe.seconds - m * stageMicroBatchSeconds(crit),
     critical: crit,
     off: { ...off, ppCommSeconds: off.ppCommSeconds + transfers, dpCommSeconds: off.dpCommSeconds + inLineDp },

@@ -1,6 +1,6 @@
 import { microBatchCount } from "../../spec/plan.js";
 import type { ClusterShape, ModelSpec, Plan } from "../../spec/types.js";
-import { holdsHead } from "../../spec/virtual-stages.js";
+import { chunkOfVirtual, holdsHead } from "../../spec/virtual-stages.js";
 import { planVPassRatios, type VPassRatios } from "./zb-v.js";
 import { layerActivationBytes, type LayerActivationBytes } from "./activations.js";
 import type { CollectiveCost } from "./collectives.js";
@@ -54,12 +54,36 @@ export interface StageCost {
    * gradients (tied.ts), on the first stage and the head's; FREE elsewhere.
    */
   readonly tiedSync: CollectiveCost;
+  /**
+   * The part of the pass seconds above that the model's ends take (the input embedding; the output layer
+   * with the final norm and the loss), each with the chunk of this stage that runs it: the first virtual
+   * stage's and the last's (spec/virtual-stages.ts chunkOfVirtual). With several chunks per stage
+   * (interleaved, ZB-V, whose first stage runs both ends) the simulator gives each chunk its share of the
+   * layers and its own ends, not a 1/v share of the stage (simulator/build-pipeline.ts chunkCosts).
+   * Empty where the stage holds no end.
+   */
+  readonly ends: readonly ChunkEndSeconds[];
+  /**
+   * Once per step, what the first forward of each chunk (index) takes on top of forwardSeconds / v: its
+   * GEMM weights' first use as new tensors after the optimizer step (LayerTimes.firstUseSeconds; the
+   * executor's TensorFlow.js profile, 0 on GPUs). Under ZeRO 3 every forward gathers new weights, so
+   * there it is in forwardSeconds instead and these are 0.
+   */
+  readonly firstForwardSeconds: readonly number[];
   readonly optimizerSeconds: number;
   readonly states: ModelStates;
   /** Held only while the optimizer step runs, on top of the states (memory.ts optimizerStepCopyBytes). */
   readonly optimizerStepBytes: number;
   /** Parameters on one GPU of this stage. */
   readonly params: number;
+}
+
+/** One end of the model (StageCost.ends): the chunk that runs it and its seconds in each pass. */
+export interface ChunkEndSeconds {
+  readonly chunk: number;
+  readonly forwardSeconds: number;
+  readonly backwardInputSeconds: number;
+  readonly backwardWeightSeconds: number;
 }
 
 /** What one stage's GPUs hold besides activations: its model states and the optimizer step's copy. */
@@ -183,7 +207,14 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
     const held = memory?.stages[i] ?? stageStates(plan, params);
     const states = held.states;
     const coreBackward = layer.backwardInputSeconds - layer.backwardWeightSeconds; // attention core + element-wise
-    const forward = n * layer.forwardSeconds + (last ? head.forwardSeconds : 0) + (first ? embedding.forwardSeconds : 0);
+    // New weight tensors' first use: every forward under ZeRO 3 (gathered each time), else once a step per chunk.
+    const v = plan.virtualStages;
+    const headChunk = last ? chunkOfVirtual(plan, plan.pp * v - 1).chunk : -1;
+    const firstUse = (layers: number, withHead: boolean) => layers * layer.firstUseSeconds + (withHead ? head.firstUseSeconds : 0);
+    const everyForward = plan.zero >= 3;
+    const forward = n * layer.forwardSeconds + (last ? head.forwardSeconds : 0) + (first ? embedding.forwardSeconds : 0) +
+      (everyForward ? firstUse(n, last) : 0);
+    const firstForward = Array.from({ length: v }, (_, c) => (everyForward ? 0 : firstUse(n / v, c === headChunk)));
     const backwardInput = n * layer.backwardInputSeconds + (last ? head.backwardSeconds / 2 : 0);
     // The weight gradients' pass ends with their addition into the accumulated gradients, where that is a pass
     // of its own; the input embedding's own backward already adds its tables' gradients in (embeddingTimes).
@@ -197,6 +228,9 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
     const c = dpContention(plan, dp, forward, backwardInput + backwardWeight + recompute, gpu.efficiency.commOverlapSlowdown ?? 0);
     // Blocking launches (plan.launchBlocking) leave the host's time to issue each kernel exposed.
     const launch = blockingLaunchSeconds(plan, n, r);
+    const ends: ChunkEndSeconds[] = [];
+    if (first) ends.push({ chunk: 0, forwardSeconds: embedding.forwardSeconds, backwardInputSeconds: 0, backwardWeightSeconds: embedding.backwardSeconds });
+    if (last) ends.push({ chunk: headChunk, forwardSeconds: head.forwardSeconds, backwardInputSeconds: head.backwardSeconds / 2, backwardWeightSeconds: head.backwardSeconds / 2 });
     return {
       forwardSeconds: forward + c.forwardSeconds + launch.forwardSeconds,
       backwardInputSeconds: backwardInput + launch.backwardSeconds,
@@ -211,6 +245,8 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
       blockingDpSeconds: plan.dpCommBlocking === true ? dp.perMicroBatchForward.seconds + dp.perMicroBatchBackward.seconds : 0,
       dp,
       tiedSync: tiedEmbeddingSync(model, plan, links.pp, i),
+      ends,
+      firstForwardSeconds: firstForward,
       optimizerSeconds: optimizerSeconds(plan, optimizerShardParams(plan, params), optimizerBytesPerSecond),
       states,
       optimizerStepBytes: held.optimizerStepBytes,
