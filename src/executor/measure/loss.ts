@@ -46,11 +46,33 @@ export function lossSeconds(tf: Tf, tokens: number, vocab: number, repeats: numb
  * its intercept is the fixed part (half of it per pass), its slope the streaming rate (stats.ts
  * fixedAndPerUnit, which leaves the larger size's time all to the rate where noise bent the line).
  */
-export function lossCost(tf: Tf, vocab: number, repeats = 21): LossCost {
+export function lossCost(tf: Tf, vocab: number, repeats = LOSS_REPEATS): LossCost {
   const bytes = LOSS_TOKENS.map((t) => 2 * LOSS_BYTES_PER_LOGIT * t * vocab);
-  const seconds = LOSS_TOKENS.map((t) => lossSeconds(tf, t, vocab, repeats));
-  return lossCostFrom(bytes, seconds);
+  const rounds = LOSS_TOKENS.map(() => [] as number[]);
+  // round 0 untimed, as every timing of calibrate warms up first
+  for (let round = 0; round <= LOSS_ROUNDS; round++) {
+    LOSS_TOKENS.forEach((t, i) => {
+      const seconds = lossSeconds(tf, t, vocab, repeats);
+      if (round > 0) rounds[i]!.push(seconds);
+    });
+  }
+  return lossCostFrom(bytes, rounds.map(upperMedian));
 }
+
+/**
+ * The sizes are timed in turn, LOSS_ROUNDS rounds of LOSS_REPEATS each after one untimed round, and each
+ * size's figure is the median of its rounds: timed one after the other (21 each), a slow spell landed on
+ * one size and moved the line's two ends apart. On the 2-core VM (2026-11-24) the 256-token pair's median
+ * of 9 ran at 0.8-1.0 ms or at 2.6-3.8 ms from one round to the next, in spells. Three calibrations within
+ * 4 minutes, sizes one after the other, fitted the line to 0 us and 1.94, 1.95 and 1.25 GB/s (the
+ * intercept came out negative, so the larger size's time went all to the rate), one an hour before 338 us
+ * and 0.61 GB/s: priced tiny-gpt's last stage 4% below its first or 34% above, and the pp2 bubble 0.21 or
+ * 0.13. In turn, two calibrations fitted 44 us and 0.55 GB/s, 51 us and 0.62 GB/s: 0.50 ms for the
+ * forward and backward of 32 x 256 logits, where the pipelined ZB-V steps ran the output layer and the
+ * loss in about 0.5 ms at the profile's speed.
+ */
+const LOSS_ROUNDS = 5;
+const LOSS_REPEATS = 9;
 
 export function lossCostFrom(bytes: readonly number[], seconds: readonly number[]): LossCost {
   const c = fixedAndPerUnit(bytes, seconds);
