@@ -36,15 +36,17 @@ interface ChunkCosts {
  */
 function chunkCosts(st: SimStage, v: number, split: boolean): ChunkCosts[] {
   const passes = (f: number, b: number, w: number, recompute: number): [number, number, number] => [f, b + (split ? 0 : w) + recompute, split ? w : 0];
-  const ends = st.ends ?? [];
-  const sum = (pick: (e: ChunkEndSeconds) => number, of = ends) => of.reduce((a, e) => a + pick(e), 0);
-  const endPasses = (of: readonly ChunkEndSeconds[]) =>
-    passes(sum((e) => e.forwardSeconds, of), sum((e) => e.backwardInputSeconds, of), sum((e) => e.backwardWeightSeconds, of), 0);
-  const stage = passes(st.forwardSeconds, st.backwardInputSeconds, st.backwardWeightSeconds, st.recomputeSeconds);
-  const allEnds = endPasses(ends);
   const nonzero = (xs: Collective[]) => xs.filter(([, s]) => s > 0);
   const afterForward = nonzero([[OpKind.tp, st.tp.forward / v], [OpKind.cp, st.cp.forward / v], [OpKind.ep, st.ep.forward / v]]);
   const afterBackward = nonzero([[OpKind.tp, st.tp.backward / v], [OpKind.cp, st.cp.backward / v], [OpKind.ep, st.ep.backward / v]]);
+  const stage = passes(st.forwardSeconds, st.backwardInputSeconds, st.backwardWeightSeconds, st.recomputeSeconds);
+  const ends = st.ends ?? [];
+  // every chunk alike (one chunk, or no end on this stage): 1/v of the stage
+  if (v === 1 || ends.length === 0) return new Array<ChunkCosts>(v).fill({ pass: stage.map((x) => x / v) as [number, number, number], afterForward, afterBackward });
+  const sum = (pick: (e: ChunkEndSeconds) => number, of: readonly ChunkEndSeconds[]) => of.reduce((a, e) => a + pick(e), 0);
+  const endPasses = (of: readonly ChunkEndSeconds[]) =>
+    passes(sum((e) => e.forwardSeconds, of), sum((e) => e.backwardInputSeconds, of), sum((e) => e.backwardWeightSeconds, of), 0);
+  const allEnds = endPasses(ends);
   return Array.from({ length: v }, (_, c) => {
     const own = endPasses(ends.filter((e) => e.chunk === c));
     const pass = stage.map((x, i) => (x - allEnds[i]!) / v + own[i]!) as [number, number, number];

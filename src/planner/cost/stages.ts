@@ -151,6 +151,24 @@ function stageStates(plan: Plan, params: RankParams): StageStates {
   return { states: modelStateBytes(plan, params), optimizerStepBytes: optimizerStepCopyBytes(plan, params), params: params.dense + params.expert };
 }
 
+/** A middle stage's ends: none (shared, as the search prices thousands of stages). */
+const NO_ENDS: readonly ChunkEndSeconds[] = Object.freeze([]);
+
+/** No first-use cost in any of v chunks (GPUs): one shared array per v, the search prices thousands of stages. */
+const NO_FIRST_USE: (readonly number[])[] = [];
+
+/**
+ * New weight tensors' first use once a step on each chunk's first forward (StageCost.firstForwardSeconds):
+ * the chunk's share of `layers` layers and, on `headChunk`, the output layer's. Zeros (shared) where there
+ * is none, or under ZeRO 3, whose every forward pays it instead (planCosts).
+ */
+function firstForwardSeconds(plan: Plan, layers: number, headChunk: number, layerSeconds: number, headSeconds: number): readonly number[] {
+  const v = plan.virtualStages;
+  if (plan.zero >= 3 || (layerSeconds === 0 && headSeconds === 0)) return (NO_FIRST_USE[v] ??= Object.freeze(new Array<number>(v).fill(0)));
+  const perChunk = (layers / v) * layerSeconds;
+  return Array.from({ length: v }, (_, c) => perChunk + (c === headChunk ? headSeconds : 0));
+}
+
 /**
  * A middle stage with the layers and recomputed layers of the one before it costs the same: the first and
  * last differ by the embedding and the output layer. Builds each stage once, reusing such repeats.
@@ -207,14 +225,11 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
     const held = memory?.stages[i] ?? stageStates(plan, params);
     const states = held.states;
     const coreBackward = layer.backwardInputSeconds - layer.backwardWeightSeconds; // attention core + element-wise
-    // New weight tensors' first use: every forward under ZeRO 3 (gathered each time), else once a step per chunk.
-    const v = plan.virtualStages;
-    const headChunk = last ? chunkOfVirtual(plan, plan.pp * v - 1).chunk : -1;
-    const firstUse = (layers: number, withHead: boolean) => layers * layer.firstUseSeconds + (withHead ? head.firstUseSeconds : 0);
-    const everyForward = plan.zero >= 3;
-    const forward = n * layer.forwardSeconds + (last ? head.forwardSeconds : 0) + (first ? embedding.forwardSeconds : 0) +
-      (everyForward ? firstUse(n, last) : 0);
-    const firstForward = Array.from({ length: v }, (_, c) => (everyForward ? 0 : firstUse(n / v, c === headChunk)));
+    const headChunk = last ? chunkOfVirtual(plan, plan.pp * plan.virtualStages - 1).chunk : -1;
+    // New weight tensors' first use: in every forward under ZeRO 3 (gathered each time), else once a step per chunk.
+    const headFirstUse = last ? head.firstUseSeconds : 0;
+    const everyForward = plan.zero >= 3 ? n * layer.firstUseSeconds + headFirstUse : 0;
+    const forward = n * layer.forwardSeconds + (last ? head.forwardSeconds : 0) + (first ? embedding.forwardSeconds : 0) + everyForward;
     const backwardInput = n * layer.backwardInputSeconds + (last ? head.backwardSeconds / 2 : 0);
     // The weight gradients' pass ends with their addition into the accumulated gradients, where that is a pass
     // of its own; the input embedding's own backward already adds its tables' gradients in (embeddingTimes).
@@ -228,9 +243,9 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
     const c = dpContention(plan, dp, forward, backwardInput + backwardWeight + recompute, gpu.efficiency.commOverlapSlowdown ?? 0);
     // Blocking launches (plan.launchBlocking) leave the host's time to issue each kernel exposed.
     const launch = blockingLaunchSeconds(plan, n, r);
-    const ends: ChunkEndSeconds[] = [];
-    if (first) ends.push({ chunk: 0, forwardSeconds: embedding.forwardSeconds, backwardInputSeconds: 0, backwardWeightSeconds: embedding.backwardSeconds });
-    if (last) ends.push({ chunk: headChunk, forwardSeconds: head.forwardSeconds, backwardInputSeconds: head.backwardSeconds / 2, backwardWeightSeconds: head.backwardSeconds / 2 });
+    const ends: ChunkEndSeconds[] | readonly ChunkEndSeconds[] = first || last ? [] : NO_ENDS;
+    if (first) (ends as ChunkEndSeconds[]).push({ chunk: 0, forwardSeconds: embedding.forwardSeconds, backwardInputSeconds: 0, backwardWeightSeconds: embedding.backwardSeconds });
+    if (last) (ends as ChunkEndSeconds[]).push({ chunk: headChunk, forwardSeconds: head.forwardSeconds, backwardInputSeconds: head.backwardSeconds / 2, backwardWeightSeconds: head.backwardSeconds / 2 });
     return {
       forwardSeconds: forward + c.forwardSeconds + launch.forwardSeconds,
       backwardInputSeconds: backwardInput + launch.backwardSeconds,
@@ -246,7 +261,7 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
       dp,
       tiedSync: tiedEmbeddingSync(model, plan, links.pp, i),
       ends,
-      firstForwardSeconds: firstForward,
+      firstForwardSeconds: firstForwardSeconds(plan, n, headChunk, layer.firstUseSeconds, headFirstUse),
       optimizerSeconds: optimizerSeconds(plan, optimizerShardParams(plan, params), optimizerBytesPerSecond),
       states,
       optimizerStepBytes: held.optimizerStepBytes,
