@@ -14,7 +14,14 @@ import { norm, normBackward, product, weightGradient, type Tf } from "./ops.js";
 
 /** Rows of one-hot codes for the ids that fall into this rank's vocabulary block; other rows are zero. */
 function oneHot(tf: Tf, ids: Int32Array, vocabLocal: number, offset: number): Tensor {
-  const m = new Float32Array(ids.length * vocabLocal);
+  if (vocabLocal >= 2) {
+    // The backend's kernel: a target outside this rank's vocabulary block gives a row of zeros. Built in
+    // JavaScript instead, the tokens x V/tp floats were a fresh array at every pass (256 KB for 256 tokens
+    // of tiny-gpt), and the loss's time ran in spells 3-4x apart (measure/loss.ts). Made int32 and cast:
+    // tfjs-backend-wasm 4.22's OneHot asked for float32 writes the integer 1's bits (1.4e-45).
+    return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(ids.map((id) => id - offset), "int32"), vocabLocal), "float32"));
+  }
+  const m = new Float32Array(ids.length * vocabLocal); // tf.oneHot wants a depth of 2 or more
   ids.forEach((id, row) => {
     const col = id - offset;
     if (col >= 0 && col < vocabLocal) m[row * vocabLocal + col] = 1;
