@@ -243,9 +243,10 @@ export function planCosts(model: ModelSpec, shape: ClusterShape, plan: Plan, mem
     const c = dpContention(plan, dp, forward, backwardInput + backwardWeight + recompute, gpu.efficiency.commOverlapSlowdown ?? 0);
     // Blocking launches (plan.launchBlocking) leave the host's time to issue each kernel exposed.
     const launch = blockingLaunchSeconds(plan, n, r);
-    const ends: ChunkEndSeconds[] | readonly ChunkEndSeconds[] = first || last ? [] : NO_ENDS;
-    if (first) (ends as ChunkEndSeconds[]).push({ chunk: 0, forwardSeconds: embedding.forwardSeconds, backwardInputSeconds: 0, backwardWeightSeconds: embedding.backwardSeconds });
-    if (last) (ends as ChunkEndSeconds[]).push({ chunk: headChunk, forwardSeconds: head.forwardSeconds, backwardInputSeconds: head.backwardSeconds / 2, backwardWeightSeconds: head.backwardSeconds / 2 });
+    const ends: readonly ChunkEndSeconds[] = !first && !last ? NO_ENDS : [
+      ...(first ? [{ chunk: 0, forwardSeconds: embedding.forwardSeconds, backwardInputSeconds: 0, backwardWeightSeconds: embedding.backwardSeconds }] : []),
+      ...(last ? [{ chunk: headChunk, forwardSeconds: head.forwardSeconds, backwardInputSeconds: head.backwardSeconds / 2, backwardWeightSeconds: head.backwardSeconds / 2 }] : []),
+    ];
     return {
       forwardSeconds: forward + c.forwardSeconds + launch.forwardSeconds,
       backwardInputSeconds: backwardInput + launch.backwardSeconds,
