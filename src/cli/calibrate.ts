@@ -1,7 +1,8 @@
 import { calibrateMachine } from "./calibrate-machine.js";
 import { LOSS_BYTES_PER_LOGIT } from "../planner/cost/compute.js";
 import { grouped } from "../math/digits.js";
-import type { DeviceProfile } from "../executor/measure/profile.js";
+import type { DeviceProfile, PassSpreads } from "../executor/measure/profile.js";
+import type { SyncWaitPoint } from "../executor/measure/waits.js";
 import type { ParsedArgs } from "./args.js";
 import { backendFlag, extraFlag } from "./execute.js";
 import { DEFAULT_PROFILE_FILE } from "./profile-file.js";
@@ -36,14 +37,20 @@ export function formatProfile(p: DeviceProfile, file: string): string {
     `  fitted: ${(p.opOverheadSeconds * 1e6).toFixed(1)} us per GEMM of the cost model, element-wise rate ${rate(p.elementwiseBytesPerSecond, "B/s")} (16-bit bytes)`,
     ...p.fit.map((f) => `    ${f.shape.padEnd(14)} step measured ${(f.measuredSeconds * 1e3).toFixed(1)} ms, fitted ${(f.fittedSeconds * 1e3).toFixed(1)} ms`),
     ...(p.concurrency === undefined ? [] : [concurrencyLine(p.concurrency)]),
-    ...(p.passJitter === undefined ? [] : [
-      `  pass times with every core busy (${p.passJitter.shape}, ${p.passJitter.samples} passes): log-sd ${p.passJitter.forward.logSd.toFixed(3)} for forwards of ${(p.passJitter.forward.meanSeconds * 1e3).toFixed(2)} ms, ${p.passJitter.backward.logSd.toFixed(3)} for backwards of ${(p.passJitter.backward.meanSeconds * 1e3).toFixed(2)} ms (pipeline predictions simulate it)`,
-    ]),
-    ...(p.syncWaits === undefined ? [] : [
-      `  waits at a collective of ${p.syncWaits.members} with ${p.syncWaits.ranks} ranks busy: ${p.syncWaits.points.map((x) => `${(x.waitSeconds * 1e3).toFixed(3)} ms after ${(x.segmentSeconds * 1e3).toFixed(2)} ms${x.group === undefined ? "" : ` (${x.group})`}`).join(", ")} (tp, cp and dp predictions add them)`,
-    ]),
+    ...(p.passJitter === undefined ? [] : [spreadLine(p.passJitter, `every core busy (${p.passJitter.shape}, ${p.passJitter.samples} passes)`)]),
+    ...(p.passJitter?.fewerRanks === undefined ? [] : [spreadLine(p.passJitter.fewerRanks, `${p.passJitter.fewerRanks.ranks} ranks at once (${p.passJitter.fewerRanks.samples} passes)`)]),
+    ...(p.syncWaits === undefined ? [] : [waitsLine(p.syncWaits.members, p.syncWaits.ranks, p.syncWaits.points)]),
+    ...(p.syncWaits?.fewerRanks === undefined ? [] : [waitsLine(p.syncWaits.members, p.syncWaits.fewerRanks.ranks, p.syncWaits.fewerRanks.points)]),
   ];
   return lines.join("\n");
+}
+
+function spreadLine(s: PassSpreads, when: string): string {
+  return `  pass times with ${when}: log-sd ${s.forward.logSd.toFixed(3)} for forwards of ${(s.forward.meanSeconds * 1e3).toFixed(2)} ms, ${s.backward.logSd.toFixed(3)} for backwards of ${(s.backward.meanSeconds * 1e3).toFixed(2)} ms (pipeline predictions simulate it)`;
+}
+
+function waitsLine(members: number, ranks: number, points: readonly SyncWaitPoint[]): string {
+  return `  waits at a collective of ${members} with ${ranks} ranks busy: ${points.map((x) => `${(x.waitSeconds * 1e3).toFixed(3)} ms after ${(x.segmentSeconds * 1e3).toFixed(2)} ms${x.group === undefined ? "" : ` (${x.group})`}`).join(", ")} (tp, cp and dp predictions add them)`;
 }
 
 export async function calibrateCommand(args: ParsedArgs, io: Io): Promise<number> {

@@ -44,20 +44,20 @@ export function checkProfileFields(json: unknown, file: string): void {
   });
   section(r, "passJitter", (j) => {
     j.string("shape");
-    j.number("samples", POSITIVE_INT);
-    for (const pass of ["forward", "backward"]) {
-      const s = j.child(pass);
-      s.number("meanSeconds", POSITIVE);
-      s.number("logSd", NOT_NEGATIVE);
-    }
+    j.optionalNumber("ranks", POSITIVE_INT);
+    checkSpreads(j);
+    section(j, "fewerRanks", (f) => {
+      f.number("ranks", POSITIVE_INT);
+      checkSpreads(f);
+    });
   });
   section(r, "syncWaits", (w) => {
     w.number("members", { integer: true, min: 2 });
     w.number("ranks", POSITIVE_INT);
-    list(w, "points", (p) => {
-      p.number("segmentSeconds", NOT_NEGATIVE);
-      p.number("waitSeconds", NOT_NEGATIVE);
-      if (p.raw("group") !== undefined) p.oneOf("group", ["tp", "cp"]);
+    checkWaitPoints(w);
+    section(w, "fewerRanks", (f) => {
+      f.number("ranks", POSITIVE_INT);
+      checkWaitPoints(f);
     });
   });
   section(r, "layerPasses", (l) => {
@@ -101,6 +101,25 @@ function section(r: FieldReader, key: string, check: (child: FieldReader) => voi
     throw new InputError({ code: "bad-type", file: r.file, field: r.path(key), value, valid: `an object ${AS_WRITTEN}, or the field left out` });
   }
   check(r.child(key));
+}
+
+/** A pass-time spread measurement (PassSpreads): its pass count and each kind's mean and log-sd. */
+function checkSpreads(j: FieldReader): void {
+  j.number("samples", POSITIVE_INT);
+  for (const pass of ["forward", "backward"]) {
+    const s = j.child(pass);
+    s.number("meanSeconds", POSITIVE);
+    s.number("logSd", NOT_NEGATIVE);
+  }
+}
+
+/** The measured waits at collectives (SyncWaitPoint), each after a segment of work, of a group where named. */
+function checkWaitPoints(w: FieldReader): void {
+  list(w, "points", (p) => {
+    p.number("segmentSeconds", NOT_NEGATIVE);
+    p.number("waitSeconds", NOT_NEGATIVE);
+    if (p.raw("group") !== undefined) p.oneOf("group", ["tp", "cp"]);
+  });
 }
 
 /** A non-empty list of objects, each read by `check`. */

@@ -54,7 +54,12 @@ describe("meshplan calibrate and execute", () => {
       expect(p.passJitter.forward.meanSeconds).toBeLessThan(p.passJitter.backward.meanSeconds);
       expect(p.passJitter.forward.logSd).toBeGreaterThan(0);
       expect(p.passJitter.backward.logSd).toBeGreaterThan(0);
-      expect(p.passJitter.samples).toBe(cpus().length * 10 * 16);
+      // Each step's 8 forwards but the first (its new weights' first use is priced apart) and 8 backwards.
+      expect(p.passJitter.samples).toBe(cpus().length * 10 * 15);
+      expect(p.passJitter.ranks).toBe(cpus().length);
+      // With more cores than two, the same again with two copies (for runs of fewer ranks than cores).
+      if (cpus().length > 2) expect(p.passJitter.fewerRanks).toMatchObject({ ranks: 2, samples: 2 * 10 * 15 });
+      else expect(p.passJitter.fewerRanks).toBeUndefined();
       // The concurrency step names its model and plan, so that execute can run it again as its speed probe.
       expect(p.concurrency.probe.model.hiddenSize).toBe(64);
       expect(p.concurrency.probe.plan.globalBatch).toBe(8);
@@ -169,6 +174,9 @@ describe("meshplan calibrate and execute", () => {
       [{ ...good, syncWaits: { members: 2, ranks: 2, points: [{ segmentSeconds: 1e-3, waitSeconds: 1e-4, group: "dp" }] } }, 'syncWaits.points[0].group = "dp" is not valid; valid: tp, cp'],
       [{ ...good, passJitter: { ...(good.passJitter as object), forward: { meanSeconds: 0.01 } } }, "passJitter.forward.logSd = (missing) is not valid"],
       [{ ...good, loss: { overheadSeconds: 1e-4 } }, "loss.bytesPerSecond = (missing) is not valid"],
+      [{ ...good, passJitter: { ...(good.passJitter as object), fewerRanks: { ranks: 0, samples: 1, forward: { meanSeconds: 1e-3, logSd: 0.1 }, backward: { meanSeconds: 2e-3, logSd: 0.1 } } } }, "passJitter.fewerRanks.ranks = 0 is not valid"],
+      [{ ...good, passJitter: { ...(good.passJitter as object), fewerRanks: { ranks: 2, samples: 1, forward: { meanSeconds: 1e-3, logSd: -0.1 }, backward: { meanSeconds: 2e-3, logSd: 0.1 } } } }, "passJitter.fewerRanks.forward.logSd = -0.1 is not valid"],
+      [{ ...good, syncWaits: { ...(good.syncWaits as object), fewerRanks: { ranks: 2, points: [] } } }, "syncWaits.fewerRanks.points = [] is not valid; valid: a non-empty list"],
     ];
     for (const [json, message] of cases) {
       const file = join(dir, "p.json");

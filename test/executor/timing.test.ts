@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { bubbleOf, pipelineWindows } from "../../src/executor/measure/report.js";
-import { concurrencySlowdown, dataParallelWaitAt, JITTER_SAMPLES, predictOnProfile, profileJitter, profileShape, spreadAt, syncWaitAt, type DeviceProfile } from "../../src/executor/measure/profile.js";
+import { concurrencySlowdown, dataParallelWaitAt, JITTER_SAMPLES, loadShare, passSpreadAt, predictOnProfile, profileJitter, profileShape, spreadAt, syncWaitAt, syncWaitsAt, type DeviceProfile } from "../../src/executor/measure/profile.js";
+import { passSpreads } from "../../src/executor/measure/calibrate.js";
 import type { RankResult, StepRecord } from "../../src/executor/run/job.js";
 
 const profile: DeviceProfile = {
@@ -51,6 +52,59 @@ describe("device profile: pass-time jitter", () => {
     expect(steep(1e-6)).toBe(1);
   });
 
+  it("takes a run's spread and waits at its load: the measurement with fewer ranks, every core's, or linearly between", async () => {
+    expect(loadShare(2, 2, 16)).toBe(0);
+    expect(loadShare(1, 2, 16)).toBe(0);
+    expect(loadShare(9, 2, 16)).toBeCloseTo(0.5, 12);
+    expect(loadShare(32, 2, 16)).toBe(1);
+    expect(loadShare(2, 2, 2)).toBe(1);
+    const fewer = { ranks: 2, samples: 300, forward: { meanSeconds: 0.002, logSd: 0.1 }, backward: { meanSeconds: 0.008, logSd: 0.05 } };
+    const busy = { shape: "test", ranks: 6, samples: 900, forward, backward };
+    const at = (ranks: number, j: NonNullable<DeviceProfile["passJitter"]> = { ...busy, fewerRanks: fewer }) => passSpreadAt(j, 4, ranks)(0.002);
+    expect(at(2)).toBeCloseTo(0.1, 12);
+    expect(at(6)).toBeCloseTo(0.3, 12);
+    expect(at(4)).toBeCloseTo(0.2, 12);
+    expect(at(64)).toBeCloseTo(0.3, 12);
+    expect(passSpreadAt({ ...busy, fewerRanks: fewer }, 4, 2)(0.008)).toBeCloseTo(0.05, 12);
+    // Without the second measurement (a 2-core machine, older profiles): every core's at any load; an
+    // older profile's copies were the machine's cores.
+    expect(at(2, busy)).toBeCloseTo(0.3, 12);
+    const { ranks: _, ...older } = busy;
+    expect(at(3, { ...older, fewerRanks: fewer })).toBeCloseTo(0.2, 12);
+    const busyPoints = [{ segmentSeconds: 1e-4, waitSeconds: 1e-4 }, { segmentSeconds: 1e-3, waitSeconds: 4e-4 }];
+    const fewerPoints = [{ segmentSeconds: 1e-4, waitSeconds: 5e-5 }, { segmentSeconds: 1e-3, waitSeconds: 2e-4 }];
+    const waits = { members: 2, ranks: 16, points: busyPoints, fewerRanks: { ranks: 2, points: fewerPoints } };
+    for (const [ranks, want] of [[2, syncWaitAt(fewerPoints, 2)(5e-4, 2)], [16, syncWaitAt(busyPoints, 2)(5e-4, 2)]] as const) {
+      expect(syncWaitsAt(waits, ranks).sync(5e-4, 2), `${ranks} ranks`).toBeCloseTo(want, 15);
+    }
+    expect(syncWaitsAt(waits, 9).sync(5e-4, 2)).toBeCloseTo((syncWaitAt(fewerPoints, 2)(5e-4, 2) + syncWaitAt(busyPoints, 2)(5e-4, 2)) / 2, 15);
+    expect(syncWaitsAt(waits, 2).dataParallel(1e-3, 2)).toBeCloseTo(dataParallelWaitAt(fewerPoints)(1e-3, 2), 15);
+    // The prediction of a pp2 run on a 16-core machine simulates the two-rank spread.
+    const { planFor } = await import("../helpers.js");
+    const p: DeviceProfile = { ...profile, machine: { ...profile.machine, cpus: 16 }, passJitter: { ...busy, ranks: 16, fewerRanks: fewer }, syncWaits: waits };
+    const { model, plan } = planFor("tiny-gpt", profileShape(p, 2), { pp: 2, globalBatch: 8, flashAttention: false });
+    expect(profileJitter(p, model, plan, 2)!.logSdAt(0.002)).toBeCloseTo(0.1, 12);
+    expect(profileJitter(p, model, plan, 16)!.logSdAt(0.002)).toBeCloseTo(0.3, 12);
+  });
+
+  it("measures the spread within each step, without each step's first forward (its weights' first use, priced apart)", () => {
+    const step = (first: number, forwards: number[], backwards: number[]) => ({ forwardPassSeconds: [first, ...forwards], backwardPassSeconds: backwards });
+    const copies = [
+      // Within each step, forwards of 1 and 2 ms (and 10 and 20): log 2 apart about each step's mean.
+      [step(0.05, [0.001, 0.002], [0.002, 0.008]), step(0.05, [0.01, 0.02], [0.004, 0.004])],
+      // Whole steps at two levels, nothing varying within either: no spread.
+      [step(0.09, [0.004, 0.004], [0.004, 0.004]), step(0.09, [0.008, 0.008], [0.016, 0.016])],
+    ];
+    const s = passSpreads(copies);
+    expect(s.samples).toBe(4 * 2 + 4 * 2);
+    expect(s.forward.meanSeconds).toBeCloseTo((0.001 + 0.002 + 0.01 + 0.02 + 0.004 * 2 + 0.008 * 2) / 8, 12);
+    // Four steps of two forwards: 4 degrees of freedom, two steps each deviating by ln 2 / 2 twice.
+    expect(s.forward.logSd).toBeCloseTo(Math.sqrt((4 * (Math.LN2 / 2) ** 2) / 4), 12);
+    // Backwards: only the first step of the first copy varies within (2 and 8 ms: ln 4 / 2 each side).
+    expect(s.backward.logSd).toBeCloseTo(Math.sqrt((2 * Math.LN2 ** 2) / 4), 12);
+    expect(() => passSpreads([[{ forwardPassSeconds: [0.05], backwardPassSeconds: [0.004] }]])).toThrow(/0 passes/);
+  });
+
   it("applies where ranks wait on one another inside a step (stages, tp and cp replicas), and to profiles that measured it", async () => {
     const { planFor } = await import("../helpers.js");
     const waits = { members: 2, ranks: 4, points: [{ segmentSeconds: 1e-4, waitSeconds: 5e-5 }, { segmentSeconds: 1e-3, waitSeconds: 2e-4 }] };
@@ -59,31 +113,31 @@ describe("device profile: pass-time jitter", () => {
     const plan = (input: Record<string, number>) => planFor("tiny-gpt", profileShape(p, 2), { globalBatch: 8, flashAttention: false, ...input });
     for (const split of [{ pp: 2 }, { tp: 2 }, { cp: 2 }]) {
       const { model, plan: pl } = plan(split);
-      expect(profileJitter(p, model, pl), JSON.stringify(split)).toBeDefined();
-      expect(profileJitter(profile, model, pl), JSON.stringify(split)).toBeUndefined();
+      expect(profileJitter(p, model, pl, 2), JSON.stringify(split)).toBeDefined();
+      expect(profileJitter(profile, model, pl, 2), JSON.stringify(split)).toBeUndefined();
     }
     // One stage: the pass-time spread has nothing to turn into waits; only the collectives' waits, once.
     const tp = plan({ tp: 2 });
-    const once = profileJitter(p, tp.model, tp.plan)!;
+    const once = profileJitter(p, tp.model, tp.plan, 2)!;
     expect(once.samples).toBe(1);
     expect(once.logSdAt(1e-3)).toBe(0);
-    expect(profileJitter(noWaits, tp.model, tp.plan)).toBeUndefined();
+    expect(profileJitter(noWaits, tp.model, tp.plan, 2)).toBeUndefined();
     // Data parallel alone: its collectives are the sync points (dp replicas drifting apart), the waits added
     // once; both measurements needed (the passes' spread for the drift, the collectives' hand-over).
     const dp = plan({ dp: 2 });
-    const dpJitter = profileJitter(p, dp.model, dp.plan)!;
+    const dpJitter = profileJitter(p, dp.model, dp.plan, 2)!;
     expect(dpJitter.dataParallel?.members).toBe(2);
     expect(dpJitter.dataParallel?.passLogSdAt(0.002)).toBeCloseTo(0.3, 12);
     expect(dpJitter.samples).toBe(1);
-    expect(profileJitter(noWaits, dp.model, dp.plan)).toBeUndefined();
+    expect(profileJitter(noWaits, dp.model, dp.plan, 2)).toBeUndefined();
     const { passJitter: __, ...noSpread } = p;
-    expect(profileJitter(noSpread, dp.model, dp.plan)).toBeUndefined();
+    expect(profileJitter(noSpread, dp.model, dp.plan, 2)).toBeUndefined();
     // cp alone: its ranks reduce gradients together but meet at every layer, so they do not drift apart.
     const cpOnly = plan({ cp: 2 });
-    expect(profileJitter(p, cpOnly.model, cpOnly.plan)!.dataParallel).toBeUndefined();
+    expect(profileJitter(p, cpOnly.model, cpOnly.plan, 2)!.dataParallel).toBeUndefined();
     // Parameter servers: workers push and pull without waiting for one another.
     const ps = plan({ dp: 2, parameterServers: 1 });
-    expect(profileJitter(p, ps.model, ps.plan)).toBeUndefined();
+    expect(profileJitter(p, ps.model, ps.plan, 2)).toBeUndefined();
     // Sync points per micro-batch are the executor's blocking collectives (accounting.ts passCalls):
     // tp2 with SP 13 forward and 15 backward; cp2 K and V gathered per layer forward (2 x 2), again
     // backward with their gradients reduce-scattered (4 x 2).
@@ -92,7 +146,7 @@ describe("device profile: pass-time jitter", () => {
       backward: [{ group: "tp", members: 2, count: 15 }, { group: "cp", members: 1, count: 0 }],
     }]);
     const cp = plan({ cp: 2 });
-    expect(profileJitter(p, cp.model, cp.plan)!.syncs).toEqual([{
+    expect(profileJitter(p, cp.model, cp.plan, 2)!.syncs).toEqual([{
       forward: [{ group: "tp", members: 1, count: 0 }, { group: "cp", members: 2, count: 4 }],
       backward: [{ group: "tp", members: 1, count: 0 }, { group: "cp", members: 2, count: 8 }],
     }]);

@@ -13,7 +13,7 @@ import { collectiveWaits } from "./waits.js";
 import type { StepRecord } from "../run/job.js";
 import { thisMachine } from "./machine.js";
 import { FIT_MICRO_BATCHES, fitPlan } from "./fit-plan.js";
-import { fitShapeName, predict, profileCluster, type DeviceProfile, type PassSpread } from "./profile.js";
+import { FEWER_RANKS, fitShapeName, predict, profileCluster, type DeviceProfile, type PassSpread, type PassSpreads } from "./profile.js";
 import { lineFit, mean, pooledLogSd, upperMedian } from "./stats.js";
 import { minimize } from "../../math/nelder-mead.js";
 
@@ -263,10 +263,12 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
     together.push(upperMedian(await Promise.all(Array.from({ length: cores }, stepOf))));
   }
   const concurrency = { ...concurrencyFigures(cores, alone, together, fitted.fit[0]!.fittedSeconds), probe: { shape: probe.shape, model: probe.model, plan: probe.plan } };
-  say(`pass times with ${cores} ranks at once`);
+  say(`pass times with ${cores} ranks at once${cores > FEWER_RANKS ? ` and with ${FEWER_RANKS}` : ""}`);
   const passJitter = await measurePassJitter(o, cores);
-  say(`waits at collectives with ${cores} ranks at once`);
-  const waits = await collectiveWaits(o.backend, shapes, fitted, cores);
+  say(`waits at collectives with ${cores} ranks at once${cores > FEWER_RANKS ? ` and with ${FEWER_RANKS}` : ""}`);
+  const busyWaits = await collectiveWaits(o.backend, shapes, fitted, cores);
+  const fewerWaits = busyWaits.ranks > FEWER_RANKS ? await collectiveWaits(o.backend, shapes, fitted, FEWER_RANKS) : undefined;
+  const waits = fewerWaits === undefined ? busyWaits : { ...busyWaits, fewerRanks: { ranks: fewerWaits.ranks, points: fewerWaits.points } };
   latencies.push(await messageLatencySeconds(LATENCY_PINGS, 60));
   return {
     ...fitted, collectiveLatencySeconds: linkLatencySeconds(latencies), concurrency, passJitter,
@@ -296,21 +298,43 @@ async function timedCopy(o: CalibrateOptions, model: ModelSpec, plan: Plan): Pro
 /**
  * How much single passes vary with every core busy, which decides how long pipeline stages wait on each
  * other (the simulator's PassJitter): one copy per core of the smallest fit shape's step (the size of
- * tiny-gpt's, whose passes take milliseconds) with 8 micro-batches; of each copy's 10 timed steps (timedCopy), the forwards and the backwards: mean time, and the log-time spread about
- * the copy's own mean. Forwards and backwards give two pass lengths, so the spread's dependence on length.
+ * tiny-gpt's, whose passes take milliseconds) with 8 micro-batches, passSpreads of their timed steps; and
+ * the same with FEWER_RANKS copies where the machine has more cores than that (profile.ts passSpreadAt
+ * takes a run's spread between the two by its ranks).
  */
 const JITTER_MICRO_BATCHES = 8;
 
 async function measurePassJitter(o: CalibrateOptions, cores: number): Promise<NonNullable<DeviceProfile["passJitter"]>> {
   const probe = fitShapes(o.base)[0]!;
   const plan: Plan = { ...probe.plan, globalBatch: JITTER_MICRO_BATCHES };
-  const copies = await Promise.all(Array.from({ length: cores }, () => timedCopy(o, probe.model, plan)));
-  const spread = (pass: (s: StepRecord) => readonly number[]): PassSpread & { count: number } => {
-    const groups = copies.map((steps) => steps.flatMap(pass));
+  const measure = async (copies: number) => passSpreads(await Promise.all(Array.from({ length: copies }, () => timedCopy(o, probe.model, plan))));
+  const busy = await measure(cores);
+  const fewerRanks = cores > FEWER_RANKS ? { ranks: FEWER_RANKS, ...(await measure(FEWER_RANKS)) } : undefined;
+  return { shape: `${probe.shape}, ${JITTER_MICRO_BATCHES} micro-batches`, ranks: cores, ...busy, ...(fewerRanks === undefined ? {} : { fewerRanks }) };
+}
+
+/**
+ * The pass-time spread of copies run side by side (each copy's timed steps of a one-rank plan): for the
+ * forwards and the backwards, the mean time and the log-time spread about each step's own mean (pooled
+ * over the steps of every copy). Within a step, since that is the part that makes pipeline stages wait:
+ * a rank slow for a whole step (about half of the spread about a copy's mean on a 16-core machine, log-sd
+ * 0.13-0.21 of a step's pass sum) makes that stage the step's bottleneck, whose own bubble stays the
+ * schedule's, and pp2 runs measured bubbles well under what the whole spread simulated as independent
+ * passes predicts (src/executor/README.md,
+ * "Pass-time jitter within a step, and at a run's load").
+ * Each step's first forward is left out: it carries the new weights' first use (XNNPACK's repacking after
+ * the update), which the cost model prices apart (StageCost.firstForwardSeconds) and which would otherwise
+ * count twice, as a cost and as spread. Forwards and backwards give two pass lengths, so the spread's
+ * dependence on length (profile.ts spreadAt).
+ */
+export function passSpreads(copies: readonly (readonly Pick<StepRecord, "forwardPassSeconds" | "backwardPassSeconds">[])[]): PassSpreads {
+  const spread = (pass: (s: Pick<StepRecord, "forwardPassSeconds" | "backwardPassSeconds">) => readonly number[]): PassSpread & { count: number } => {
+    const groups = copies.flatMap((steps) => steps.map(pass));
     const all = groups.flat();
+    if (all.length < 2) throw new RangeError(`pass spread: ${all.length} passes; want at least 2 of each kind`);
     return { meanSeconds: mean(all), logSd: pooledLogSd(groups), count: all.length };
   };
-  const { count: forwards, ...forward } = spread((s) => s.forwardPassSeconds);
+  const { count: forwards, ...forward } = spread((s) => s.forwardPassSeconds.slice(1));
   const { count: backwards, ...backward } = spread((s) => s.backwardPassSeconds);
-  return { shape: `${probe.shape}, ${JITTER_MICRO_BATCHES} micro-batches`, samples: forwards + backwards, forward, backward };
+  return { samples: forwards + backwards, forward, backward };
 }

@@ -97,22 +97,38 @@ export interface DeviceProfile {
   };
   /**
    * Measured: how much one pass's time varies while every core runs a rank (calibrate.ts measurePassJitter):
-   * for the forwards and for the backwards of one copy of the `shape` step per core, their mean seconds and
-   * the standard deviation of the log of each one's time about its copy's mean (`samples` passes in all).
-   * Absent in older profiles: exact pass times.
+   * for the forwards (each step's first left out: it carries the new weights' first use, priced apart) and
+   * for the backwards of one copy of the `shape` step per core, their mean seconds and the standard
+   * deviation of the log of each one's time about its step's mean (`samples` passes in all; calibrate.ts
+   * passSpreads). `ranks`: the
+   * copies run at once (absent in older profiles: the machine's cores). `fewerRanks`: the same with
+   * FEWER_RANKS copies, where the machine has more cores (runs of fewer ranks than cores take the spread
+   * between the two, profile.ts passSpreadAt). Absent in older profiles: exact pass times.
    */
-  readonly passJitter?: {
+  readonly passJitter?: PassSpreads & {
     readonly shape: string;
-    readonly samples: number;
-    readonly forward: PassSpread;
-    readonly backward: PassSpread;
+    readonly ranks?: number;
+    readonly fewerRanks?: PassSpreads & { readonly ranks: number };
   };
   /**
    * Measured: the mean wait of a rank at a collective of two while every core runs a rank, after segments
-   * of work of several lengths (waits.ts collectiveWaits). Absent in older profiles: collectives inside a pass
-   * cost their transfer only.
+   * of work of several lengths (waits.ts collectiveWaits). `fewerRanks`: the same with one pair of ranks
+   * alone, where the machine has more cores (syncWaitsAt blends the two by a run's ranks). Absent in older
+   * profiles: collectives inside a pass cost their transfer only.
    */
-  readonly syncWaits?: { readonly members: number; readonly ranks: number; readonly points: readonly SyncWaitPoint[] };
+  readonly syncWaits?: {
+    readonly members: number;
+    readonly ranks: number;
+    readonly points: readonly SyncWaitPoint[];
+    readonly fewerRanks?: { readonly ranks: number; readonly points: readonly SyncWaitPoint[] };
+  };
+}
+
+/** One measurement of the pass-time spread: `samples` passes, forwards and backwards. */
+export interface PassSpreads {
+  readonly samples: number;
+  readonly forward: PassSpread;
+  readonly backward: PassSpread;
 }
 
 export interface PassSpread {
@@ -276,6 +292,48 @@ export function dataParallelWaitAt(points: readonly SyncWaitPoint[]): (driftSdSe
 }
 
 /**
+ * The ranks calibrate also measures the pass-time spread and the waits at collectives with, besides every
+ * core (profile fields `fewerRanks`): the smallest run in which ranks wait on one another. On a 16-core
+ * machine a pair of ranks alone waited a third as long at their collectives as a pair among sixteen busy
+ * ones (0.03-0.05 ms against 0.08-0.14 after 0.2-0.6 ms segments), and with the waits of every core busy
+ * tiny-gpt tp2 and cp2 were predicted 12-26% slower than they ran; the two-copy pass spread was also lower
+ * there, if less clearly (src/executor/README.md, "Pass-time jitter within a step, and at a run's load").
+ */
+export const FEWER_RANKS = 2;
+
+/**
+ * Where a run of `ranks` ranks lies between a measurement with `fewer` ranks at once (0) and one with
+ * `busy` (1): linear in the ranks, as concurrencySlowdown interpolates the slowdown, and clamped.
+ */
+export function loadShare(ranks: number, fewer: number, busy: number): number {
+  if (busy <= fewer) return 1;
+  return Math.min(1, Math.max(0, (ranks - fewer) / (busy - fewer)));
+}
+
+/** Blends two measured functions by loadShare: the `fewer` one at a share of 0, the `busy` one at 1. */
+function blend<A extends unknown[]>(share: number, fewer: (...a: A) => number, busy: (...a: A) => number): (...a: A) => number {
+  if (share >= 1) return busy;
+  if (share <= 0) return fewer;
+  return (...a) => (1 - share) * fewer(...a) + share * busy(...a);
+}
+
+/** The pass-time spread (spreadAt) for a run of `ranks` ranks: the measurement with every core busy, blended with the one with fewer ranks where the profile has it. */
+export function passSpreadAt(j: NonNullable<DeviceProfile["passJitter"]>, cpus: number, ranks: number): (seconds: number) => number {
+  const busy = spreadAt(j.forward, j.backward);
+  const f = j.fewerRanks;
+  return f === undefined ? busy : blend(loadShare(ranks, f.ranks, j.ranks ?? cpus), spreadAt(f.forward, f.backward), busy);
+}
+
+/** The waits at tp and cp collectives (syncWaitAt) and at data-parallel ones (dataParallelWaitAt) for a run of `ranks` ranks, blended as passSpreadAt. */
+export function syncWaitsAt(w: NonNullable<DeviceProfile["syncWaits"]>, ranks: number): { sync: ReturnType<typeof syncWaitAt>; dataParallel: ReturnType<typeof dataParallelWaitAt> } {
+  const busy = { sync: syncWaitAt(w.points, w.members), dataParallel: dataParallelWaitAt(w.points) };
+  const f = w.fewerRanks;
+  if (f === undefined) return busy;
+  const share = loadShare(ranks, f.ranks, w.ranks);
+  return { sync: blend(share, syncWaitAt(f.points, w.members), busy.sync), dataParallel: blend(share, dataParallelWaitAt(f.points), busy.dataParallel) };
+}
+
+/**
  * The measured pass-time jitter as the simulator takes it, for a plan whose ranks wait on one another
  * inside a step: pipeline stages on their neighbours' activations and gradients (the pass-time spread),
  * tensor- and context-parallel replicas at every blocking collective of their passes (the measured wait;
@@ -283,20 +341,21 @@ export function dataParallelWaitAt(points: readonly SyncWaitPoint[]): (driftSdSe
  * data-parallel replicas at their gradient reductions and ZeRO gathers (after drifting by the measured
  * pass-time spread of every pass since the previous one, dataParallelWaitAt; not with parameter servers,
  * whose pushes and pulls wait for no peer).
+ * Both at the load of a run of `ranks` ranks (passSpreadAt, syncWaitsAt).
  * With one stage the spread has nothing to turn into waits, so only the collectives' waits are added,
  * once. Undefined where nothing waits (one rank) or the profile lacks the measurement. Fresh seeded draws
  * each call: a prediction repeats.
  */
-export function profileJitter(p: DeviceProfile, model: ModelSpec, plan: Plan): PassJitter | undefined {
-  const j = p.passJitter;
-  const w = p.syncWaits;
+export function profileJitter(p: DeviceProfile, model: ModelSpec, plan: Plan, ranks: number): PassJitter | undefined {
+  const spread = p.passJitter === undefined ? undefined : passSpreadAt(p.passJitter, p.machine.cpus, ranks);
+  const waits = p.syncWaits === undefined ? undefined : syncWaitsAt(p.syncWaits, ranks);
   // The replicas that drift apart: the dp pipelines (a replica's cp ranks meet at every layer's collectives).
   const dataParallelMembers = plan.parameterServers === 0 ? plan.dp : 1;
-  const dataParallel = dataParallelMembers > 1 && j !== undefined && w !== undefined
-    ? { members: dataParallelMembers, passLogSdAt: spreadAt(j.forward, j.backward), waitSeconds: dataParallelWaitAt(w.points) } : undefined;
+  const dataParallel = dataParallelMembers > 1 && spread !== undefined && waits !== undefined
+    ? { members: dataParallelMembers, passLogSdAt: spread, waitSeconds: waits.dataParallel } : undefined;
   const replicas = plan.tp > 1 || plan.cp > 1 || dataParallel !== undefined;
-  const stages = plan.pp > 1 && j !== undefined;
-  if (!stages && !(replicas && w !== undefined)) return undefined;
+  const stages = plan.pp > 1 && spread !== undefined;
+  if (!stages && !(replicas && waits !== undefined)) return undefined;
   const syncs: StageSyncs[] = Array.from({ length: plan.pp }, (_, stage) => {
     const { tp, cp } = passCalls(model, plan, stage);
     return {
@@ -305,11 +364,11 @@ export function profileJitter(p: DeviceProfile, model: ModelSpec, plan: Plan): P
     };
   });
   return {
-    logSdAt: stages ? spreadAt(j.forward, j.backward) : () => 0,
+    logSdAt: stages ? spread : () => 0,
     samples: stages ? JITTER_SAMPLES : 1,
     normal: standardNormal(mulberry32(JITTER_SEED)),
     syncs,
-    ...(w === undefined ? {} : { syncWaitSeconds: syncWaitAt(w.points, w.members) }),
+    ...(waits === undefined ? {} : { syncWaitSeconds: waits.sync }),
     ...(dataParallel === undefined ? {} : { dataParallel }),
   };
 }
@@ -359,7 +418,7 @@ function predictionNote(jitter: PassJitter, plan: Plan): string {
 /** The prediction for `plan` on `ranks` ranks of the profiled machine, pass-time jitter included where it applies. */
 export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks: number, plan: Plan): ReportedPrediction {
   const shape = profileShape(profile, ranks);
-  const jitter = profileJitter(profile, model, plan);
+  const jitter = profileJitter(profile, model, plan, ranks);
   const p = predictWithStage(model, shape, plan, jitter);
   return {
     shape, estimate: p.estimate, criticalStage: plan.pp > 1 ? p.criticalStage : undefined,
