@@ -30,6 +30,7 @@ export function formatProfile(p: DeviceProfile, file: string): string {
     `  memcpy (one thread, 64 MiB)      ${rate(p.memcpyBytesPerSecond, "B/s")}`,
     ...(p.optimizerBytesPerSecond === undefined ? [] : [`  optimizer step (Adam, float32)   ${rate(p.optimizerBytesPerSecond, "B/s")} (the cost model's 30 bytes per parameter)`]),
     ...(p.loss === undefined ? [] : [`  cross-entropy (float32)          ${rate(p.loss.bytesPerSecond, "B/s")} (the cost model's ${LOSS_BYTES_PER_LOGIT} bytes per logit each way) and ${(p.loss.overheadSeconds * 1e6).toFixed(1)} us per pass`]),
+    ...(p.embedding === undefined ? [] : [`  input embedding (float32)        ${rate(p.embedding.bytesPerSecond, "B/s")} (the cost model's bytes: rows forward, the table's gradient backward) and ${(p.embedding.overheadSeconds * 1e6).toFixed(1)} us per pass`]),
     ...(p.weightFirstUse === undefined ? [] : [
       `  new weights' first use (one layer's forward, new tensors against used ones): ${p.weightFirstUse.measured.map((m) => `${(m.seconds * 1e3).toFixed(3)} ms (${m.shape}, ${grouped(m.params)} weights)`).join(", ")}: ${(p.weightFirstUse.secondsPerParam * 1e9).toFixed(2)} ns per weight, paid by each chunk's first forward of a step`,
     ]),

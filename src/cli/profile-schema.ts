@@ -31,6 +31,15 @@ export function checkProfileFields(json: unknown, file: string): void {
     l.number("overheadSeconds", NOT_NEGATIVE);
     l.number("bytesPerSecond", POSITIVE);
   });
+  section(r, "embedding", (e) => {
+    e.number("overheadSeconds", NOT_NEGATIVE);
+    e.number("bytesPerSecond", POSITIVE);
+    list(e, "measured", (m) => {
+      m.string("shape");
+      m.number("bytes", POSITIVE);
+      m.number("seconds", POSITIVE);
+    });
+  });
   list(r, "fit", (f) => {
     f.string("shape");
     f.number("measuredSeconds", POSITIVE);

@@ -81,6 +81,15 @@ export interface GpuEfficiency {
   /** Extension: fixed time of the cross-entropy per pass (forward or backward). Absent: 0. Set with lossBandwidth. */
   readonly lossOverheadSeconds?: number;
   /**
+   * Extension: achieved fraction of HBM bandwidth for the input embedding's passes, in the bytes
+   * compute.ts embeddingBytes counts (the lookup's rows forward; the table's dense gradient backward).
+   * Absent: memoryBandwidth. Set by the executor's device profile, which times its own embedding: a few
+   * TensorFlow.js calls whose table-sized gradient streams far faster than the layers' many small kernels.
+   */
+  readonly embeddingBandwidth?: number;
+  /** Extension: fixed time of the input embedding per pass (forward or backward). Absent: 0. Set with embeddingBandwidth. */
+  readonly embeddingOverheadSeconds?: number;
+  /**
    * Extension: fraction by which compute slows while a data-parallel collective runs beside it (SM and HBM
    * contention; src/planner/cost/communication.ts dpContention). Absent: 0, no contention (the executor's
    * CPU profile, whose collectives never overlap its passes).

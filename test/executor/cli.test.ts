@@ -49,6 +49,12 @@ describe("meshplan calibrate and execute", () => {
       expect(f.fittedSeconds / f.measuredSeconds, f.shape).toBeGreaterThan(2 / 3);
       expect(f.fittedSeconds / f.measuredSeconds, f.shape).toBeLessThan(3 / 2);
     }
+    // The input embedding timed at each fit shape against the cost model's bytes, and the line through them.
+    expect(p.embedding.measured.map((e: { shape: string }) => e.shape)).toEqual(p.fit.map((f: { shape: string }) => f.shape));
+    for (const e of p.embedding.measured) expect(e.seconds, e.shape).toBeGreaterThan(0);
+    expect(p.embedding.bytesPerSecond).toBeGreaterThan(0);
+    expect(p.embedding.overheadSeconds).toBeGreaterThanOrEqual(0);
+    expect(out.stdout.join("\n")).toMatch(/input embedding \(float32\) .* us per pass/);
     // Pass-time jitter with every core busy: two pass lengths (forwards shorter than backwards), a spread each.
     if (cpus().length > 1) {
       expect(p.passJitter.forward.meanSeconds).toBeLessThan(p.passJitter.backward.meanSeconds);
@@ -174,6 +180,8 @@ describe("meshplan calibrate and execute", () => {
       [{ ...good, syncWaits: { members: 2, ranks: 2, points: [{ segmentSeconds: 1e-3, waitSeconds: 1e-4, group: "dp" }] } }, 'syncWaits.points[0].group = "dp" is not valid; valid: tp, cp'],
       [{ ...good, passJitter: { ...(good.passJitter as object), forward: { meanSeconds: 0.01 } } }, "passJitter.forward.logSd = (missing) is not valid"],
       [{ ...good, loss: { overheadSeconds: 1e-4 } }, "loss.bytesPerSecond = (missing) is not valid"],
+      [{ ...good, embedding: { overheadSeconds: 1e-5, bytesPerSecond: 0, measured: [{ shape: "h64 s32 L2", bytes: 2e5, seconds: 1e-4 }] } }, "embedding.bytesPerSecond = 0 is not valid"],
+      [{ ...good, embedding: { overheadSeconds: 1e-5, bytesPerSecond: 2e9, measured: [{ shape: "h64 s32 L2", bytes: 2e5 }] } }, "embedding.measured[0].seconds = (missing) is not valid"],
       [{ ...good, passJitter: { ...(good.passJitter as object), fewerRanks: { ranks: 0, samples: 1, forward: { meanSeconds: 1e-3, logSd: 0.1 }, backward: { meanSeconds: 2e-3, logSd: 0.1 } } } }, "passJitter.fewerRanks.ranks = 0 is not valid"],
       [{ ...good, passJitter: { ...(good.passJitter as object), fewerRanks: { ranks: 2, samples: 1, forward: { meanSeconds: 1e-3, logSd: -0.1 }, backward: { meanSeconds: 2e-3, logSd: 0.1 } } } }, "passJitter.fewerRanks.forward.logSd = -0.1 is not valid"],
       [{ ...good, syncWaits: { ...(good.syncWaits as object), fewerRanks: { ranks: 2, points: [] } } }, "syncWaits.fewerRanks.points = [] is not valid; valid: a non-empty list"],

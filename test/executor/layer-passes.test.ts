@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { firstUsePerParam, firstUseSeconds, layerPassSeconds, passShares } from "../../src/executor/measure/passes.js";
+import { embeddingPassSeconds, firstUsePerParam, firstUseSeconds, layerPassSeconds, passShares } from "../../src/executor/measure/passes.js";
 import { profileGpu, profileShape, withPricedPasses, type DeviceProfile } from "../../src/executor/measure/profile.js";
 import { layerTimes, pricedVPassRatios } from "../../src/planner/cost/compute.js";
 import { fittedVPassRatios, planVPassRatios, replayLength, vPassRatios, zbvOrder } from "../../src/planner/cost/zb-v.js";
@@ -140,16 +140,19 @@ describe("one layer's passes measured on the wasm backend", () => {
     tf = (await loadBackend("wasm", 1)).tf;
   });
 
-  it("times the forward, B and W of the fit shape's first layer, leaving no tensor behind", () => {
-    const s = fitShapes(tinyGpt(2))[1]!; // h64 s8, the smallest
-    const before = tf.memory().numTensors;
-    const t = layerPassSeconds(tf, s.model, s.plan, 3);
-    expect(tf.memory().numTensors).toBe(before);
-    for (const x of [t.forwardSeconds, t.backwardInputSeconds, t.backwardWeightSeconds]) {
-      expect(x).toBeGreaterThan(0);
-      expect(x).toBeLessThan(1);
-    }
-  });
+  // The layer, and the input embedding (B: the position table's gradient; W: the word table's).
+  for (const [what, time] of [["the fit shape's first layer", layerPassSeconds], ["the input embedding", embeddingPassSeconds]] as const) {
+    it(`times the forward, B and W of ${what}, leaving no tensor behind`, () => {
+      const s = fitShapes(tinyGpt(2))[1]!; // h64 s8, the smallest
+      const before = tf.memory().numTensors;
+      const t = time(tf, s.model, s.plan, 3);
+      expect(tf.memory().numTensors).toBe(before);
+      for (const x of [t.forwardSeconds, t.backwardInputSeconds, t.backwardWeightSeconds]) {
+        expect(x).toBeGreaterThan(0);
+        expect(x).toBeLessThan(1);
+      }
+    });
+  }
 
   it("times a layer's forward with new weight tensors against used ones, and counts the GEMM weights as the cost model does", () => {
     const s = fitShapes(tinyGpt(2))[1]!;

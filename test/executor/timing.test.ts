@@ -371,7 +371,7 @@ describe("device profile: the cross-entropy at its own measured cost", () => {
   });
 
   it("takes the fixed time and the rate from the line through the two timed sizes", async () => {
-    const { lossCostFrom } = await import("../../src/executor/measure/loss.js");
+    const { passCostFrom: lossCostFrom } = await import("../../src/executor/measure/stats.js");
     // 0.3 ms fixed (0.15 per pass) and 2 GB/s: exactly on the line.
     const line = lossCostFrom([1e5, 8e5], [3e-4 + 1e5 / 2e9, 3e-4 + 8e5 / 2e9]);
     expect(line.overheadSeconds).toBeCloseTo(1.5e-4, 12);
@@ -382,6 +382,43 @@ describe("device profile: the cross-entropy at its own measured cost", () => {
       expect(c.overheadSeconds).toBe(0);
       expect(c.bytesPerSecond / rate).toBeCloseTo(1, 12);
     }
+  });
+});
+
+describe("device profile: the input embedding at its own measured cost", () => {
+  it("prices its passes with the profile's fixed time per pass and rate in the cost model's bytes, slowed like the rest", async () => {
+    const { embeddingBytes, embeddingTimes } = await import("../../src/planner/cost/compute.js");
+    const { planFor } = await import("../helpers.js");
+    const withEmbedding: DeviceProfile = { ...profile, embedding: { overheadSeconds: 3e-5, bytesPerSecond: 2e9, measured: [{ shape: "h64 s32 L2", bytes: 2e5, seconds: 1.6e-4 }] } };
+    const timesOf = (p: DeviceProfile, ranks: number) => {
+      const shape = profileShape(p, ranks);
+      const { model, plan } = planFor("tiny-gpt", shape, { globalBatch: 16, microBatch: 4 });
+      return { times: embeddingTimes(model, shape.spec.gpu, plan), bytes: embeddingBytes(model, plan) };
+    };
+    const one = timesOf(withEmbedding, 1);
+    // tiny-gpt's learned positions: the lookup's rows and the position add forward; the tables' gradients backward.
+    const rows = 4 * 32 * 64 * 2;
+    expect(one.bytes.forwardBytes).toBe(5 * rows);
+    expect(one.bytes.backwardBytes).toBe(rows + 256 * 64 * (2 + 2 + 8) + rows + 32 * 64 * (2 + 2 + 8));
+    expect(one.times.forwardSeconds).toBeCloseTo(3e-5 + one.bytes.forwardBytes / 2e9, 12);
+    expect(one.times.backwardSeconds).toBeCloseTo(3e-5 + one.bytes.backwardBytes / 2e9, 12);
+    // Four ranks at once: 1.6x, as every other constant.
+    expect(timesOf(withEmbedding, 4).times.backwardSeconds).toBeCloseTo(1.6 * one.times.backwardSeconds, 12);
+    // An older profile without the measurement: no fixed time, the layers' element-wise rate, as before.
+    const old = timesOf(profile, 1);
+    expect(old.times.backwardSeconds).toBeCloseTo(old.bytes.backwardBytes / 1e9, 12);
+  });
+
+  it("fits the line through the timed sizes in whatever order they come, its larger size's time all streaming where noise bends it", async () => {
+    const { passCostFrom } = await import("../../src/executor/measure/stats.js");
+    const bytes = [2e5, 5e4, 4e5, 3e5];
+    const line = passCostFrom(bytes, bytes.map((b) => 1e-4 + b / 4e9));
+    expect(line.overheadSeconds).toBeCloseTo(5e-5, 12);
+    expect(line.bytesPerSecond / 4e9).toBeCloseTo(1, 9);
+    // The largest by bytes (4e5, third here), not the last given, carries the rate when the line falls.
+    const bent = passCostFrom(bytes, [3e-4, 4e-4, 2e-4, 2.5e-4]);
+    expect(bent.overheadSeconds).toBe(0);
+    expect(bent.bytesPerSecond).toBeCloseTo(4e5 / 2e-4, 3);
   });
 });
 

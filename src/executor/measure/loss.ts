@@ -2,7 +2,7 @@ import { LOSS_BYTES_PER_LOGIT } from "../../planner/cost/compute.js";
 import { soloGroup } from "../model/context.js";
 import { crossEntropyBackward, crossEntropyForward } from "../model/ends.js";
 import type { Tf } from "../model/ops.js";
-import { fixedAndPerUnit, upperMedian } from "./stats.js";
+import { passCostFrom, upperMedian, type PassCost } from "./stats.js";
 
 /**
  * Tokens per micro-batch the cross-entropy is timed at: one and eight 32-token sequences, the fit shapes'
@@ -13,13 +13,8 @@ import { fixedAndPerUnit, upperMedian } from "./stats.js";
  */
 export const LOSS_TOKENS: readonly number[] = [32, 256];
 
-/** The executor's cross-entropy as the cost model prices it: a fixed time per pass and a streaming rate. */
-export interface LossCost {
-  /** Fixed seconds per pass (forward or backward); the cost model splits the measured pair evenly. */
-  readonly overheadSeconds: number;
-  /** The cost model's LOSS_BYTES_PER_LOGIT each way, per second. */
-  readonly bytesPerSecond: number;
-}
+/** The executor's cross-entropy as the cost model prices it: a fixed time per pass and a rate in LOSS_BYTES_PER_LOGIT. */
+export type LossCost = PassCost;
 
 /** The executor's cross-entropy forward and backward over `tokens` x `vocab` float32 logits: median seconds. */
 export function lossSeconds(tf: Tf, tokens: number, vocab: number, repeats: number): number {
@@ -44,7 +39,7 @@ export function lossSeconds(tf: Tf, tokens: number, vocab: number, repeats: numb
 /**
  * The line through the cross-entropy's times at LOSS_TOKENS against the cost model's bytes (both passes):
  * its intercept is the fixed part (half of it per pass), its slope the streaming rate (stats.ts
- * fixedAndPerUnit, which leaves the larger size's time all to the rate where noise bent the line).
+ * passCostFrom, which leaves the larger size's time all to the rate where noise bent the line).
  */
 export function lossCost(tf: Tf, vocab: number, repeats = LOSS_REPEATS): LossCost {
   const bytes = LOSS_TOKENS.map((t) => 2 * LOSS_BYTES_PER_LOGIT * t * vocab);
@@ -56,7 +51,7 @@ export function lossCost(tf: Tf, vocab: number, repeats = LOSS_REPEATS): LossCos
       if (round > 0) rounds[i]!.push(seconds);
     });
   }
-  return lossCostFrom(bytes, rounds.map(upperMedian));
+  return passCostFrom(bytes, rounds.map(upperMedian));
 }
 
 /**
@@ -74,7 +69,3 @@ export function lossCost(tf: Tf, vocab: number, repeats = LOSS_REPEATS): LossCos
 const LOSS_ROUNDS = 5;
 const LOSS_REPEATS = 9;
 
-export function lossCostFrom(bytes: readonly number[], seconds: readonly number[]): LossCost {
-  const c = fixedAndPerUnit(bytes, seconds);
-  return { overheadSeconds: c.fixedSeconds / 2, bytesPerSecond: 1 / c.secondsPerUnit };
-}

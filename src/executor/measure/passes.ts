@@ -35,7 +35,20 @@ export type LayerPassShares = NonNullable<GpuEfficiency["layerPassShares"]>;
  * kernels have run.
  */
 export function layerPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: number): LayerPassSeconds {
-  const { units, params, data, context } = oneLayer(tf, model, plan);
+  return unitPassSeconds(tf, model, plan, "layer", repeats);
+}
+
+/**
+ * The same for `model`'s input embedding: its forward (the one-hot product and the position rows), B (the
+ * position table's gradient) and W (the word table's, a one-hot product of the incoming rows), each table's
+ * gradient summed into the rank's float32 gradient as ModelState sums it.
+ */
+export function embeddingPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: number): LayerPassSeconds {
+  return unitPassSeconds(tf, model, plan, "embed", repeats);
+}
+
+function unitPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, kind: "layer" | "embed", repeats: number): LayerPassSeconds {
+  const { units, params, data, context } = oneUnit(tf, model, plan, kind);
   const tokens = plan.seqLen;
   const batch = plan.microBatch;
   // The weight gradients are summed into float32 buffers, as a rank's ModelState sums them (its W ends so).
@@ -47,7 +60,8 @@ export function layerPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: 
   };
   const times: [number[], number[], number[]] = [[], [], []];
   for (let round = 0; round < 2 * repeats; round++) {
-    const x = tf.randomNormal([tokens * batch, model.hiddenSize], 0, 1, "float32", round);
+    // The embedding takes token ids (data), not an input tensor, and gives no input gradient.
+    const x = kind === "embed" ? null : tf.randomNormal([tokens * batch, model.hiddenSize], 0, 1, "float32", round);
     const dout = tf.randomNormal([tokens * batch, model.hiddenSize], 0, 1, "float32", round + 1);
     // Each pass frees what the pipeline's frees at its end (run/pipeline.ts): the forward its output once
     // sent, B the input gradient once sent, W the micro-batch's activations and what B kept for it.
@@ -57,15 +71,15 @@ export function layerPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: 
     fwd.output!.dispose();
     const t1 = performance.now();
     const deferred = new DeferredWeights(new Set(fwd.activations.kept), (t, into) => { into.push(tf.keep(t)); return t; });
-    const dx = backwardChunk(units, provider, fwd.activations, dout, data, context([]), deferred)!;
-    dx.dataSync();
-    dx.dispose();
+    const dx = backwardChunk(units, provider, fwd.activations, dout, data, context([]), deferred);
+    dx?.dataSync();
+    dx?.dispose();
     const t2 = performance.now();
     weightChunk(tf, provider, deferred);
     for (const t of [...fwd.activations.kept, ...deferred.kept]) t.dispose();
     const t3 = performance.now();
     if (round >= repeats) [t1 - t0, t2 - t1, t3 - t2].forEach((ms, i) => times[i]!.push(ms / 1e3));
-    x.dispose();
+    x?.dispose();
     dout.dispose();
   }
   for (const t of params.values()) t.dispose();
@@ -73,10 +87,10 @@ export function layerPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: 
   return { forwardSeconds: f, backwardInputSeconds: b, backwardWeightSeconds: w };
 }
 
-/** `model`'s first layer on one rank, its parameters as tensors, one micro-batch of `plan`'s tokens and a context for its passes. */
-function oneLayer(tf: Tf, model: ModelSpec, plan: Plan) {
+/** `model`'s first unit of `kind` on one rank, its parameters as tensors, one micro-batch of `plan`'s tokens and a context for its passes. */
+function oneUnit(tf: Tf, model: ModelSpec, plan: Plan, kind: "layer" | "embed" = "layer") {
   const all = modelUnits(model);
-  const units = all.filter((u) => u.kind === "layer").slice(0, 1);
+  const units = all.filter((u) => u.kind === kind).slice(0, 1);
   const specs = new Map(all.flatMap((u) => u.tensors).map((t) => [t.name, t]));
   const initial = new Map([...initialParameters(model, 1)].filter(([name]) => units[0]!.tensors.some((t) => t.name === name)));
   const tensors = () => new Map([...initial].map(([name, values]) => [name, tf.tensor(values, specs.get(name)!.shape as number[])]));
@@ -101,7 +115,7 @@ function oneLayer(tf: Tf, model: ModelSpec, plan: Plan) {
  * per weight element; a tiny-gpt layer's first forward in each pipelined step 0.37 ms more than its others.
  */
 export function firstUseSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: number): { seconds: number; params: number } {
-  const { units, params, tensors, data, context } = oneLayer(tf, model, plan);
+  const { units, params, tensors, data, context } = oneUnit(tf, model, plan);
   const provider = (p: Map<string, Tensor>): ParamProvider => ({
     acquire: () => ({ get: (n) => p.get(n)!, maybe: (n) => p.get(n) }),
     release: () => {},

@@ -4,7 +4,7 @@ import { passCalls } from "./accounting.js";
 import { runProbe, type ReportedPrediction } from "./report.js";
 import type { Execution } from "../execute.js";
 import type { SyncWaitPoint } from "./waits.js";
-import { expectedMaxOfNormals, lineFit, mean, total } from "./stats.js";
+import { expectedMaxOfNormals, lineFit, mean, total, type PassCost } from "./stats.js";
 import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
 import { withPricedVPasses } from "../../planner/cost/compute.js";
@@ -46,6 +46,15 @@ export interface DeviceProfile {
    * the element-wise rate).
    */
   readonly loss?: LossCost;
+  /**
+   * Measured: the executor's input embedding (model/ends.ts) forward, B and W on one rank at each fit shape
+   * (passes.ts embeddingPassSeconds), against the cost model's bytes of its passes (compute.ts
+   * embeddingBytes), and the line through them (stats.ts passCostFrom): a fixed time per pass and a rate
+   * (GpuEfficiency.embeddingOverheadSeconds, embeddingBandwidth). Absent in older profiles: the
+   * layers' element-wise rate, which priced the table's gradient 5x over its time
+   * (src/executor/README.md, "The ends measured").
+   */
+  readonly embedding?: PassCost & { readonly measured: readonly { readonly shape: string; readonly bytes: number; readonly seconds: number }[] };
   /**
    * Measured: one layer's forward, B and W on one rank (passes.ts layerPassSeconds) at each fit shape, and
    * the median share of each pass in their sum, which splits the cost model's layer time between the
@@ -169,7 +178,8 @@ export function profileGpu(p: DeviceProfile, opOverheadSeconds = p.opOverheadSec
   // "HBM" is the faster of the two measured streams; each is a fraction of it.
   const optimizer = p.optimizerBytesPerSecond ?? elementwise;
   const loss = p.loss?.bytesPerSecond ?? elementwise;
-  const hbm = Math.max(elementwise, optimizer, loss);
+  const embedding = p.embedding?.bytesPerSecond ?? elementwise;
+  const hbm = Math.max(elementwise, optimizer, loss, embedding);
   return {
     name: `local-${p.backend}`,
     displayName: `${p.machine.cpuModel} core, TensorFlow.js ${p.backend}`,
@@ -180,6 +190,7 @@ export function profileGpu(p: DeviceProfile, opOverheadSeconds = p.opOverheadSec
     efficiency: {
       matmulMax: 1, matmulOverheadSeconds: opOverheadSeconds, attentionMax: 1, memoryBandwidth: elementwise / hbm, optimizerBandwidth: optimizer / hbm,
       lossBandwidth: loss / hbm, lossOverheadSeconds: p.loss?.overheadSeconds ?? 0,
+      embeddingBandwidth: embedding / hbm, embeddingOverheadSeconds: p.embedding?.overheadSeconds ?? 0,
       ...(p.layerPasses === undefined ? {} : { layerPassShares: p.layerPasses.shares }),
       ...(p.weightFirstUse === undefined ? {} : { weightFirstUseSecondsPerParam: p.weightFirstUse.secondsPerParam }),
     },
@@ -200,6 +211,7 @@ export function profileShape(p: DeviceProfile, ranks: number): ClusterShape {
     ...p, peakFlopsPerSecond: p.peakFlopsPerSecond / f, opOverheadSeconds: p.opOverheadSeconds * f, elementwiseBytesPerSecond: p.elementwiseBytesPerSecond / f,
     ...(p.optimizerBytesPerSecond === undefined ? {} : { optimizerBytesPerSecond: p.optimizerBytesPerSecond / f }),
     ...(p.loss === undefined ? {} : { loss: { overheadSeconds: p.loss.overheadSeconds * f, bytesPerSecond: p.loss.bytesPerSecond / f } }),
+    ...(p.embedding === undefined ? {} : { embedding: { ...p.embedding, overheadSeconds: p.embedding.overheadSeconds * f, bytesPerSecond: p.embedding.bytesPerSecond / f } }),
     ...(p.weightFirstUse === undefined ? {} : { weightFirstUse: { ...p.weightFirstUse, secondsPerParam: p.weightFirstUse.secondsPerParam * f } }),
   };
   return { spec: profileCluster(slowed), gpus: ranks, gpusPerNode: 1024 };

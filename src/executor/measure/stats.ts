@@ -82,3 +82,21 @@ export function fixedAndPerUnit(units: readonly number[], seconds: readonly numb
   const last = units.length - 1;
   return { fixedSeconds: 0, secondsPerUnit: seconds[last]! / units[last]! };
 }
+
+/** A kind of pass priced as the cost model counts its bytes: a fixed time per pass and a streaming rate. */
+export interface PassCost {
+  /** Fixed seconds per pass (forward or backward); the cost model splits the measured pair evenly. */
+  readonly overheadSeconds: number;
+  /** The cost model's bytes per second. */
+  readonly bytesPerSecond: number;
+}
+
+/**
+ * A forward and a backward pass together, timed at several sizes against the cost model's bytes of both:
+ * half the line's intercept per pass and its slope's rate (fixedAndPerUnit, the points taken by size).
+ */
+export function passCostFrom(bytes: readonly number[], seconds: readonly number[]): PassCost {
+  const order = bytes.map((_, i) => i).sort((i, j) => bytes[i]! - bytes[j]!);
+  const c = fixedAndPerUnit(order.map((i) => bytes[i]!), order.map((i) => seconds[i]!));
+  return { overheadSeconds: c.fixedSeconds / 2, bytesPerSecond: 1 / c.secondsPerUnit };
+}

@@ -338,6 +338,12 @@ export interface EmbeddingTimes {
   readonly backwardSeconds: number;
 }
 
+/** The input embedding's memory traffic per micro-batch (embeddingTimes' accounting), forward and backward. */
+export interface EmbeddingBytes {
+  readonly forwardBytes: number;
+  readonly backwardBytes: number;
+}
+
 /**
  * The input embedding on the first stage, bound by memory traffic (16-bit activations). Forward: the
  * lookup reads and writes x rows of h, and a learned position embedding's add reads two and writes one.
@@ -347,7 +353,7 @@ export interface EmbeddingTimes {
  * is then added into the accumulated gradient (Megatron's main_grad, 4 bytes with fp32 gradients):
  * write 2, then read 2 + read g + write g bytes per table element, besides reading the x incoming rows.
  */
-export function embeddingTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): EmbeddingTimes {
+export function embeddingBytes(model: ModelSpec, plan: Plan): EmbeddingBytes {
   const x = (plan.microBatch * plan.seqLen) / plan.cp;
   const h = model.hiddenSize;
   const rows = x * h * BYTES_16;
@@ -356,7 +362,22 @@ export function embeddingTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): Embe
   const g = gradientBytesPerParam(plan);
   // A norm after the embedding (ModelSpec.embeddingNorm): read and write the rows, its backward 1.5x.
   const norm = model.embeddingNorm === true ? 2 * rows : 0;
-  const forward = 2 * rows + (position ? 3 * rows : 0) + norm;
-  const backward = rows + table * (BYTES_16 + BYTES_16 + 2 * g) + (position ? rows + plan.seqLen * h * (BYTES_16 + BYTES_16 + 2 * g) : 0) + ELEMENTWISE_BACKWARD_RATIO * norm;
-  return { forwardSeconds: streamSeconds(gpu, forward), backwardSeconds: streamSeconds(gpu, backward) };
+  return {
+    forwardBytes: 2 * rows + (position ? 3 * rows : 0) + norm,
+    backwardBytes: rows + table * (BYTES_16 + BYTES_16 + 2 * g) + (position ? rows + plan.seqLen * h * (BYTES_16 + BYTES_16 + 2 * g) : 0) + ELEMENTWISE_BACKWARD_RATIO * norm,
+  };
+}
+
+/**
+ * The embedding's passes (embeddingBytes) at the GPU's element-wise rate; where the GPU gives the
+ * embedding's own rate and fixed time per pass (the executor's profile, which times its own embedding:
+ * a one-hot product forward and its transpose backward, a few TensorFlow.js calls whose table-sized
+ * gradient streams far faster than the layers' many small kernels), at those.
+ */
+export function embeddingTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): EmbeddingTimes {
+  const b = embeddingBytes(model, plan);
+  const e = gpu.efficiency;
+  const fixed = e.embeddingOverheadSeconds ?? 0;
+  const rate = e.embeddingBandwidth ?? e.memoryBandwidth;
+  return { forwardSeconds: fixed + streamSeconds(gpu, b.forwardBytes, rate), backwardSeconds: fixed + streamSeconds(gpu, b.backwardBytes, rate) };
 }
