@@ -7,16 +7,15 @@ import { loadBackend, type BackendChoice } from "../run/backend.js";
 import { launch } from "../run/launch.js";
 import { optimizerBytesPerSecond } from "./optimizer.js";
 import { lossCost } from "./loss.js";
-import { embeddingPassSeconds, firstUsePerParam, firstUseSeconds, layerPassSeconds, passShares, type LayerPassSeconds } from "./passes.js";
+import { embeddingCost, firstUsePerParam, firstUseSeconds, layerPassSeconds, passShares, type LayerPassSeconds } from "./passes.js";
 import { matmulSeconds } from "./matmul.js";
 import { collectiveWaits } from "./waits.js";
 import type { StepRecord } from "../run/job.js";
 import { thisMachine } from "./machine.js";
 import { FIT_MICRO_BATCHES, fitPlan } from "./fit-plan.js";
 import { FEWER_RANKS, fitShapeName, predict, profileCluster, type DeviceProfile, type PassSpread, type PassSpreads } from "./profile.js";
-import { lineFit, mean, passCostFrom, pooledLogSd, upperMedian } from "./stats.js";
+import { lineFit, mean, pooledLogSd, upperMedian } from "./stats.js";
 import { minimize } from "../../math/nelder-mead.js";
-import { embeddingBytes } from "../../planner/cost/compute.js";
 
 /**
  * `meshplan calibrate`: measures this machine as the executor uses it and sets the cost model's two
@@ -237,14 +236,8 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   }
   const layerPasses = { shares: passShares(measured), measured };
   say(`the input embedding's passes at ${shapes.length} sizes`);
-  const embedded: { shape: string; bytes: number; seconds: number }[] = [];
-  for (const s of shapes) {
-    await betweenMeasurements();
-    const t = embeddingPassSeconds(loaded.tf, s.model, s.plan, LAYER_PASS_REPEATS);
-    const b = embeddingBytes(s.model, s.plan);
-    embedded.push({ shape: s.shape, bytes: b.forwardBytes + b.backwardBytes, seconds: t.forwardSeconds + t.backwardInputSeconds + t.backwardWeightSeconds });
-  }
-  const embedding = { ...passCostFrom(embedded.map((e) => e.bytes), embedded.map((e) => e.seconds)), measured: embedded };
+  await betweenMeasurements();
+  const embedding = embeddingCost(loaded.tf, shapes, LAYER_PASS_REPEATS);
   say(`one layer's forward with new weight tensors at ${shapes.length} sizes`);
   const firstUse: { shape: string; params: number; seconds: number }[] = [];
   for (const s of shapes) {

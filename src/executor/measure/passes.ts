@@ -5,7 +5,9 @@ import { soloGroup, type ModelContext } from "../model/context.js";
 import { initialParameters, TokenSource, tokenSlice } from "../model/data.js";
 import { modelUnits } from "../model/layout.js";
 import type { Tf } from "../model/ops.js";
-import { upperMedian } from "./stats.js";
+import { passCostFrom, upperMedian } from "./stats.js";
+import { embeddingBytes } from "../../planner/cost/compute.js";
+import type { DeviceProfile } from "./profile.js";
 import { accumulateGradient } from "../parallel/state.js";
 
 /**
@@ -45,6 +47,20 @@ export function layerPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: 
  */
 export function embeddingPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: number): LayerPassSeconds {
   return unitPassSeconds(tf, model, plan, "embed", repeats);
+}
+
+/**
+ * The input embedding's measured cost (DeviceProfile.embedding): embeddingPassSeconds at each shape, its three
+ * passes' sum against the cost model's bytes of both passes (compute.ts embeddingBytes), and the line through
+ * them (stats.ts passCostFrom).
+ */
+export function embeddingCost(tf: Tf, shapes: readonly { shape: string; model: ModelSpec; plan: Plan }[], repeats: number): NonNullable<DeviceProfile["embedding"]> {
+  const measured = shapes.map((s) => {
+    const t = embeddingPassSeconds(tf, s.model, s.plan, repeats);
+    const b = embeddingBytes(s.model, s.plan);
+    return { shape: s.shape, bytes: b.forwardBytes + b.backwardBytes, seconds: t.forwardSeconds + t.backwardInputSeconds + t.backwardWeightSeconds };
+  });
+  return { ...passCostFrom(measured.map((m) => m.bytes), measured.map((m) => m.seconds)), measured };
 }
 
 function unitPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, kind: "layer" | "embed", repeats: number): LayerPassSeconds {

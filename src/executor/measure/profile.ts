@@ -109,10 +109,9 @@ export interface DeviceProfile {
    * for the forwards (each step's first left out: it carries the new weights' first use, priced apart) and
    * for the backwards of one copy of the `shape` step per core, their mean seconds and the standard
    * deviation of the log of each one's time about its step's mean (`samples` passes in all; calibrate.ts
-   * passSpreads). `ranks`: the
-   * copies run at once (absent in older profiles: the machine's cores). `fewerRanks`: the same with
-   * FEWER_RANKS copies, where the machine has more cores (runs of fewer ranks than cores take the spread
-   * between the two, profile.ts passSpreadAt). Absent in older profiles: exact pass times.
+   * passSpreads). `ranks`: the copies run at once (absent in older profiles: the machine's cores).
+   * `fewerRanks`: the same with FEWER_RANKS copies, where the machine has more cores (runs of fewer ranks
+   * than cores take the spread between the two, passSpreadAt). Absent in older profiles: exact pass times.
    */
   readonly passJitter?: PassSpreads & {
     readonly shape: string;
@@ -210,11 +209,16 @@ export function profileShape(p: DeviceProfile, ranks: number): ClusterShape {
   const slowed: DeviceProfile = {
     ...p, peakFlopsPerSecond: p.peakFlopsPerSecond / f, opOverheadSeconds: p.opOverheadSeconds * f, elementwiseBytesPerSecond: p.elementwiseBytesPerSecond / f,
     ...(p.optimizerBytesPerSecond === undefined ? {} : { optimizerBytesPerSecond: p.optimizerBytesPerSecond / f }),
-    ...(p.loss === undefined ? {} : { loss: { overheadSeconds: p.loss.overheadSeconds * f, bytesPerSecond: p.loss.bytesPerSecond / f } }),
-    ...(p.embedding === undefined ? {} : { embedding: { ...p.embedding, overheadSeconds: p.embedding.overheadSeconds * f, bytesPerSecond: p.embedding.bytesPerSecond / f } }),
+    ...(p.loss === undefined ? {} : { loss: slowedCost(p.loss, f) }),
+    ...(p.embedding === undefined ? {} : { embedding: slowedCost(p.embedding, f) }),
     ...(p.weightFirstUse === undefined ? {} : { weightFirstUse: { ...p.weightFirstUse, secondsPerParam: p.weightFirstUse.secondsPerParam * f } }),
   };
   return { spec: profileCluster(slowed), gpus: ranks, gpusPerNode: 1024 };
+}
+
+/** A measured pass cost `f` times slower: its fixed time longer and its rate lower by that factor. */
+function slowedCost<C extends PassCost>(c: C, f: number): C {
+  return { ...c, overheadSeconds: c.overheadSeconds * f, bytesPerSecond: c.bytesPerSecond / f };
 }
 
 /** Simulated steps per jittered prediction, and the seed of their draws (a prediction repeats exactly). */
