@@ -44,7 +44,8 @@ export function lossSeconds(tf: Tf, tokens: number, vocab: number, repeats: numb
 export function lossCost(tf: Tf, vocab: number, repeats = LOSS_REPEATS): LossCost {
   const bytes = LOSS_TOKENS.map((t) => 2 * LOSS_BYTES_PER_LOGIT * t * vocab);
   const rounds = LOSS_TOKENS.map(() => [] as number[]);
-  // round 0 untimed, as every timing of calibrate warms up first
+  for (let i = 0; i < LOSS_WARMUP_PAIRS; i++) LOSS_TOKENS.forEach((t) => lossSeconds(tf, t, vocab, 0));
+  // round 0 untimed as well, as every timing of calibrate warms up first
   for (let round = 0; round <= LOSS_ROUNDS; round++) {
     LOSS_TOKENS.forEach((t, i) => {
       const seconds = lossSeconds(tf, t, vocab, repeats);
@@ -67,5 +68,18 @@ export function lossCost(tf: Tf, vocab: number, repeats = LOSS_REPEATS): LossCos
  * loss in about 0.5 ms at the profile's speed.
  */
 const LOSS_ROUNDS = 5;
+
+/**
+ * Untimed forward-and-backward pairs at each size before the rounds. Calibrate measures the loss before
+ * anything else has run the cross-entropy's kernels, and the first few hundred pairs run slow: on the 2-core
+ * VM (2026-11-24, fresh processes, 32 x 256 logits, medians of 10 pairs in turn) 1.5-2.1 ms at first, then
+ * 0.3-0.6 with spells near 1 ms, and 0.14-0.23 from about the 250th pair on, with wasm's lazy tiering turned
+ * off as with it on (so not only the wasm compiler's warm-up). lossCost's line without this warm-up priced
+ * the pair at 260-300 us in three fresh processes (and 0.49 ms inside a calibration, 195 us fixed per pass),
+ * after 200 pairs at 142-146 us (25-27 us per pass, 2.5 GB/s) and after 400 at 137-163: the executor's
+ * steps run the loss warm, after 15 warm-up steps of layers whose kernels and dispatch it shares. Costs about
+ * 0.7 s here.
+ */
+const LOSS_WARMUP_PAIRS = 200;
 const LOSS_REPEATS = 9;
 
