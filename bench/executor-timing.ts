@@ -1,15 +1,16 @@
 /**
- * `npm run timing-check [-- CALIBRATIONS ROUNDS]`: the executor's timing check as a user would make it,
+ * `npm run timing-check [-- CALIBRATIONS ROUNDS [KEEP_DIR]]`: the executor's timing check as a user would make it,
  * each command line in a process of its own: `meshplan calibrate` into a fresh profile, then ROUNDS rounds of
  * the CI's four executions (tiny-gpt dp2, tp2, pp2 1F1B, cp2; `meshplan execute --json`, 12 timed steps),
  * CALIBRATIONS times (defaults 3 and 2). Prints each execution's step error (measured - predicted over
  * predicted) and bubble error (measured - predicted), then how many came within 25% and 0.05
  * (src/executor/measure/accuracy.ts). Not a test and not a benchmark: it takes about 2.5 minutes per
  * calibration on a 2-core machine and its figures move with the machine's load; src/executor/README.md
- * ("Time") records what it gave.
+ * ("Time") records what it gave. With KEEP_DIR, each profile and each execution's JSON report are written
+ * there (profile-C.json, C-ROUND-PLAN.json) and kept, to see afterwards why a prediction missed.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -47,7 +48,16 @@ function run(name: string, flags: Record<string, string | number | boolean>): st
 
 const calibrations = count(process.argv[2], 3, "CALIBRATIONS");
 const rounds = count(process.argv[3], 2, "ROUNDS");
-const dir = mkdtempSync(join(tmpdir(), "meshplan-timing-"));
+const keep = process.argv[4];
+if (keep !== undefined) {
+  try {
+    mkdirSync(keep, { recursive: true });
+  } catch (e) {
+    console.error(`timing-check: KEEP_DIR = ${JSON.stringify(keep)} cannot be made a folder (${(e as Error).message}); want a folder path`);
+    process.exit(2);
+  }
+}
+const dir = keep ?? mkdtempSync(join(tmpdir(), "meshplan-timing-"));
 const rows: TimingRow[] = [];
 const pct = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}%`;
 try {
@@ -57,7 +67,9 @@ try {
     run("calibrate", { profile });
     for (let round = 1; round <= rounds; round++) {
       for (const p of PLANS) {
-        const report = JSON.parse(run("execute", { model: "tiny-gpt", ...p.flags, profile, json: true })) as ExecuteReport;
+        const json = run("execute", { model: "tiny-gpt", ...p.flags, profile, json: true });
+        if (keep !== undefined) writeFileSync(join(keep, `${c + 1}-${round}-${p.name}.json`), json);
+        const report = JSON.parse(json) as ExecuteReport;
         const row = timingRow(`${c + 1}`, round, p.name, report);
         rows.push(row);
         // The bubble compared (the run's bottleneck, the stage with the least) and every stage's, to see the choice.
@@ -68,7 +80,7 @@ try {
     }
   }
 } finally {
-  rmSync(dir, { recursive: true, force: true });
+  if (keep === undefined) rmSync(dir, { recursive: true, force: true });
 }
 const s = summarizeTiming(rows);
 console.log(`steps within 25%: ${s.steps.within} of ${s.steps.count} (median error ${(100 * s.steps.medianAbsError).toFixed(1)}%, largest ${(100 * s.steps.maxAbsError).toFixed(1)}%)`);
