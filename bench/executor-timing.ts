@@ -16,6 +16,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { summarizeTiming, timingRow, type TimingRow } from "../src/executor/measure/accuracy.js";
 import type { ExecuteReport } from "../src/executor/measure/report.js";
+import type { MedianInterval } from "../src/executor/measure/stats.js";
 
 const PLANS: readonly { name: string; flags: Record<string, string | number> }[] = [
   { name: "dp2", flags: { dp: 2 } }, { name: "tp2", flags: { tp: 2 } }, { name: "pp2", flags: { pp: 2, schedule: "1f1b" } }, { name: "cp2", flags: { cp: 2 } },
@@ -60,6 +61,8 @@ if (keep !== undefined) {
 const dir = keep ?? mkdtempSync(join(tmpdir(), "meshplan-timing-"));
 const rows: TimingRow[] = [];
 const pct = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}%`;
+/** The interval of the run's median (report.ts stepSecondsInterval), where it has one. */
+const range = (i: MedianInterval | undefined, show: (x: number) => string) => (i === undefined ? "" : `; median in ${show(i.low)}-${show(i.high)} at ${(100 * i.confidence).toFixed(0)}%`);
 try {
   for (let c = 0; c < calibrations; c++) {
     const profile = join(dir, `profile-${c + 1}.json`);
@@ -74,8 +77,9 @@ try {
         rows.push(row);
         // The bubble compared (the run's bottleneck, the stage with the least) and every stage's, to see the choice.
         const stages = report.measured.ranks.map((r) => `s${r.stage} ${r.bubbleFraction.toFixed(3)}`).join(", ");
-        const bubble = row.bubbleError === undefined ? "" : `  bubble ${report.predicted.pipeline.bubbleFraction.toFixed(3)} predicted, ${report.measured.bubbleFraction.toFixed(3)} measured (${row.bubbleError >= 0 ? "+" : ""}${row.bubbleError.toFixed(3)}; ${stages})`;
-        console.log(`calibration ${row.calibration} round ${round} ${p.name.padEnd(4)} predicted ${(1e3 * row.predictedStepSeconds).toFixed(1)} ms, measured ${(1e3 * row.measuredStepSeconds).toFixed(1)} ms (${pct(row.stepError)})${bubble}`);
+        const m = report.measured;
+        const bubble = row.bubbleError === undefined ? "" : `  bubble ${report.predicted.pipeline.bubbleFraction.toFixed(3)} predicted, ${m.bubbleFraction.toFixed(3)} measured (${row.bubbleError >= 0 ? "+" : ""}${row.bubbleError.toFixed(3)}${range(m.bubbleFractionInterval, (x) => x.toFixed(3))}; ${stages})`;
+        console.log(`calibration ${row.calibration} round ${round} ${p.name.padEnd(4)} predicted ${(1e3 * row.predictedStepSeconds).toFixed(1)} ms, measured ${(1e3 * row.measuredStepSeconds).toFixed(1)} ms (${pct(row.stepError)}${range(m.stepSecondsInterval, (x) => (1e3 * x).toFixed(1))})${bubble}`);
       }
     }
   }
@@ -85,3 +89,5 @@ try {
 const s = summarizeTiming(rows);
 console.log(`steps within 25%: ${s.steps.within} of ${s.steps.count} (median error ${(100 * s.steps.medianAbsError).toFixed(1)}%, largest ${(100 * s.steps.maxAbsError).toFixed(1)}%)`);
 console.log(`bubbles within 0.05: ${s.bubbles.within} of ${s.bubbles.count} (largest ${s.bubbles.maxAbsError.toFixed(3)})`);
+// Against the runs' own spread: a prediction outside the interval of a run's median missed by more than its steps vary.
+console.log(`predictions inside the interval of the run's median: steps ${s.steps.inInterval} of ${s.steps.intervals}, bubbles ${s.bubbles.inInterval} of ${s.bubbles.intervals}`);

@@ -4,6 +4,7 @@ import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel, type Exe
 import { cpuSnapshot, otherWorkShare } from "./measure/machine.js";
 import { predictForRun, runSpeedProbe, withPricedPasses, type DeviceProfile } from "./measure/profile.js";
 import { buildReport, worstMemoryRank, type ExecuteReport } from "./measure/report.js";
+import type { MedianInterval } from "./measure/stats.js";
 
 /** The executor's entry for other front ends (the explorer's `x`): run a plan here and compare. */
 export interface PredictedVsMeasured {
@@ -17,6 +18,11 @@ const fmt = {
   bytes: (b: number) => (b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : `${(b / 1e3).toFixed(1)} kB`),
   share: (x: number) => `${(100 * x).toFixed(1)}%`,
 };
+
+/** A row under a median measured over the timed steps: the interval that holds it (report.ts stepSecondsInterval). */
+function intervalRow(quantity: string, i: MedianInterval | undefined, show: (x: number) => string): PredictedVsMeasured["rows"] {
+  return i === undefined ? [] : [{ quantity: `  ${quantity}: ${(100 * i.confidence).toFixed(0)}% interval`, predicted: "", measured: `${show(i.low)}-${show(i.high)}` }];
+}
 
 export interface ExecutePlanOptions {
   readonly onProgress: (fraction: number, label: string) => void;
@@ -119,7 +125,9 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
   const worst = worstMemoryRank(r);
   const rows = [
     { quantity: "step time", predicted: fmt.seconds(r.predicted.time.stepSeconds), measured: fmt.seconds(r.measured.stepSeconds) },
+    ...intervalRow("step time", r.measured.stepSecondsInterval, fmt.seconds),
     { quantity: "bubble", predicted: fmt.share(r.predicted.pipeline.bubbleFraction), measured: fmt.share(r.measured.bubbleFraction) },
+    ...intervalRow("bubble", r.measured.bubbleFractionInterval, fmt.share),
     // As `meshplan execute` compares it: float32, the executor's tensors counted by the tfjs accounting.
     { quantity: "peak memory, worst rank (float32)", predicted: fmt.bytes(worst.memory.predictedPeakBytes), measured: fmt.bytes(worst.memory.peakBytes) },
     ...Object.entries(r.bytes)

@@ -127,7 +127,8 @@ describe("meshplan calibrate and execute", () => {
     const text = out.stdout.join("\n");
     expect(text).toMatch(/2 timed steps after 1 warm-up step\b/);
     expect(text).toMatch(/predicted +measured +difference/);
-    expect(text).toMatch(/step time/);
+    // Two timed steps: the interval of their median is their range, which holds it with probability 1/2.
+    expect(text).toMatch(/^ +step time +[\d.]+ ms +[\d.]+ ms +[+-][\d.]+% +median's 50% interval [\d.]+ ms to [\d.]+ ms$/m);
     // tp bytes: the cost model counts everything the ranks send (re-gathers, cross-entropy, SP gradient sum).
     expect(text).toMatch(/^ +tp +[\d.]+ [kM]B +[\d.]+ [kM]B +\+0\.0%$/m);
     expect(text).toMatch(/^note: tp collectives read the other ranks' data in their shared wasm heaps/m);
@@ -239,6 +240,9 @@ describe("meshplan calibrate and execute", () => {
     expect(table.notes?.[0]).toMatch(/flash attention off/);
     expect(table.notes?.[1]).toBe(`predicted on the profile in ${profile}, measured 12 min ago (meshplan calibrate measures it again)`);
     expect(table.rows.map((r) => r.quantity)).toEqual(expect.arrayContaining(["step time", "peak memory, worst rank (float32)"]));
+    // Under the step time, the interval of its median over the 12 timed steps (the 3rd to the 10th: 0.961).
+    const at = table.rows.findIndex((r) => r.quantity === "step time");
+    expect(table.rows[at + 1]).toEqual({ quantity: "  step time: 96% interval", predicted: "", measured: expect.stringMatching(/^[\d.]+ ms-[\d.]+ ms$/) });
   }, 180_000);
 
   it("the explorer's run (x) finds a searched ZB-V plan's order again for this machine's passes, and says so", async () => {

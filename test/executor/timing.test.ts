@@ -309,6 +309,10 @@ describe("measured bubble: the stage's idle share of the whole pipelined window,
     expect(notes(0.35)).toMatch(/other processes kept 35% of the 2 cores busy during the run/);
     expect(notes(OTHER_WORK_NOTED)).not.toMatch(/other processes/);
     expect(notes(undefined)).not.toMatch(/other processes/);
+    // One timed step: no interval for its median, and one stage: no bubble to give one for.
+    const report = buildReport(ex, predictOnProfile(model, profile, 2, plan), 2);
+    expect(report.measured.stepSecondsInterval).toBeUndefined();
+    expect(report.measured.bubbleFractionInterval).toBeUndefined();
   });
 
   it("compares the run's bottleneck (the stage busiest outside its waits), and says so when another stage was predicted", async () => {
@@ -316,7 +320,7 @@ describe("measured bubble: the stage's idle share of the whole pipelined window,
     const { buildReport } = await import("../../src/executor/measure/report.js");
     const { planFor } = await import("../helpers.js");
     const { model, plan } = planFor("tiny-gpt", profileShape(profile, 2), { pp: 2, globalBatch: 4, flashAttention: false });
-    const ex = await execute({ model, plan, steps: 3, warmupSteps: 0, backend: "wasm", reference: false });
+    const ex = await execute({ model, plan, steps: 4, warmupSteps: 0, backend: "wasm", reference: false });
     const prediction = (criticalStage: number) => ({ ...predictOnProfile(model, profile, 2, plan), criticalStage });
     const ranks = buildReport(ex, prediction(0), 2).measured.ranks;
     // Busy outside its waits, over the step's pipelined window that every rank's bubble is a share of.
@@ -329,6 +333,13 @@ describe("measured bubble: the stage's idle share of the whole pipelined window,
     const differed = buildReport(ex, prediction(other.stage), 2);
     expect(differed.measured.bubbleFraction).toBe(busiest.bubbleFraction);
     expect(differed.notes.join("\n")).toMatch(new RegExp(`stage ${busiest.stage} was the busiest in the run, where stage ${other.stage} was predicted to be: .* idled ${(100 * other.bubbleFraction).toFixed(1)}%`));
+    // The bubble's interval is the busiest rank's, over its timed steps (the first left out): with three,
+    // their whole range, which holds the median with probability 1 - 2 / 8.
+    const { bubbleOf, pipelineWindows } = await import("../../src/executor/measure/report.js");
+    const windows = pipelineWindows(ex.results);
+    const bubbles = ex.results[busiest.rank]!.steps.map((s, i) => bubbleOf(s, windows[i]!)).slice(1);
+    expect(bubbles).toHaveLength(3);
+    expect(agreed.measured.bubbleFractionInterval).toEqual({ low: Math.min(...bubbles), high: Math.max(...bubbles), confidence: 0.75 });
   });
 });
 
@@ -464,5 +475,8 @@ describe("warm-up steps", () => {
     expect(report.measured.stepSeconds).toBe(upperMedian(slowest));
     for (const r of report.measured.ranks) expect(r.stepSeconds).toBe(upperMedian(ex.results[r.rank]!.steps.slice(2).map((s) => s.seconds)));
     expect(report.measured.warmupSteps).toBe(2);
+    // Three timed steps: the interval of their median is their whole range (1 - 2 / 8 = 0.75), no bubble's.
+    expect(report.measured.stepSecondsInterval).toEqual({ low: Math.min(...slowest), high: Math.max(...slowest), confidence: 0.75 });
+    expect(report.measured.bubbleFractionInterval).toBeUndefined();
   }, 60_000);
 });

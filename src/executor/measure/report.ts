@@ -8,7 +8,7 @@ import type { Execution } from "../execute.js";
 import { heapCollectiveKinds, type RankResult, type StepRecord } from "../run/job.js";
 import { peakActivationElements } from "./accounting.js";
 import { costModelElements } from "./cost-map.js";
-import { mean, total, upperMedian } from "./stats.js";
+import { mean, medianInterval, total, upperMedian, type MedianInterval } from "./stats.js";
 import { stageUnits, unitSlots } from "../model/layout.js";
 import { seconds } from "../../cli/format.js";
 
@@ -88,6 +88,15 @@ export interface ExecuteReport {
     readonly losses: number[];
     /** Leading steps not timed (warm-up); the step times and the bubble are medians over the rest. */
     readonly warmupSteps: number;
+    /**
+     * How well the timed steps pin those medians down (an extension): the interval that holds the median
+     * step, and the bubble's (with more than one stage), with the probability it gives, taking the steps as
+     * independent samples (stats.ts medianInterval: 12 timed steps, the 3rd to the 10th of them, 0.961).
+     * Absent with one timed step. A prediction outside it differs from the run by more than the run's own
+     * spread; one inside it cannot be told from the run by this run.
+     */
+    readonly stepSecondsInterval?: MedianInterval;
+    readonly bubbleFractionInterval?: MedianInterval;
     readonly ranks: RankMeasurement[];
     readonly staleness?: { readonly max: number; readonly mean: number };
   };
@@ -155,9 +164,14 @@ export function bubbleOf(s: StepRecord, window: { startMs: number; endMs: number
   return Math.min(1, Math.max(0, (windowSeconds - (s.pipelineSpanSeconds - s.pipelineIdleSeconds)) / windowSeconds));
 }
 
+/** A rank's bubble in each timed step (bubbleOf in that step's pipelined window). */
+function stepBubbles(ex: Execution, r: RankResult, windows: readonly { startMs: number; endMs: number }[]): number[] {
+  const stepWindows = timed(windows, ex.warmupSteps);
+  return timed(r.steps, ex.warmupSteps).map((s, i) => bubbleOf(s, stepWindows[i]!));
+}
+
 function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[], windows: readonly { startMs: number; endMs: number }[]): RankMeasurement {
   const steps = timed(r.steps, ex.warmupSteps);
-  const stepWindows = timed(windows, ex.warmupSteps);
   const pick = (f: (s: (typeof steps)[number]) => number) => upperMedian(steps.map(f));
   const comm = Object.fromEntries(COMM_KINDS.map((k) => [k, pick((s) => s.comm[k].seconds)])) as Record<CommKind, number>;
   const idle = pick((s) => COMM_KINDS.reduce((a, k) => a + s.comm[k].idleSeconds, 0));
@@ -174,7 +188,7 @@ function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[
     optimizerSeconds: pick((s) => s.optimizerSeconds),
     commSeconds: comm,
     idleSeconds: idle,
-    bubbleFraction: ex.plan.pp > 1 ? upperMedian(steps.map((s, i) => bubbleOf(s, stepWindows[i]!))) : 0,
+    bubbleFraction: ex.plan.pp > 1 ? upperMedian(stepBubbles(ex, r, windows)) : 0,
     memory: {
       ...st,
       activationsBytes: r.memory.peakActivationBytes,
@@ -221,7 +235,11 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   const critical = ranks.reduce((a, b) => (b.bubbleFraction < a.bubbleFraction ? b : a), ranks[0]!);
   const predictedCritical = ranks.find((r) => r.stage === criticalStage);
   const timedSteps = workers.map((r) => timed(r.steps, ex.warmupSteps));
-  const stepSeconds = upperMedian(timedSteps[0]!.map((_, i) => Math.max(...timedSteps.map((steps) => steps[i]!.seconds))));
+  const slowestSteps = timedSteps[0]!.map((_, i) => Math.max(...timedSteps.map((steps) => steps[i]!.seconds)));
+  const stepSeconds = upperMedian(slowestSteps);
+  const stepInterval = medianInterval(slowestSteps);
+  const criticalWorker = workers.find((r) => r.rank === critical.rank)!;
+  const bubbleInterval = ex.plan.pp > 1 ? medianInterval(stepBubbles(ex, criticalWorker, windows)) : undefined;
   const other = prediction.profileBackend; // set only where it is not the run's (predictForRun)
   const notes: string[] = [
     ...(other === undefined ? [] : [`the profile was calibrated on the ${other} backend and this run's ranks ran on ${ex.backend}: the prediction uses the ${other} backend's rates (meshplan calibrate --backend ${ex.backend} measures this one)`]),
@@ -258,6 +276,8 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
       commBytesPerRank: workers.map((r) => Object.fromEntries(COMM_KINDS.map((k) => [k, r.steps[r.steps.length - 1]!.comm[k].bytes])) as Record<CommKind, number>),
       losses: ex.losses,
       warmupSteps: ex.warmupSteps,
+      ...(stepInterval === undefined ? {} : { stepSecondsInterval: stepInterval }),
+      ...(bubbleInterval === undefined ? {} : { bubbleFractionInterval: bubbleInterval }),
       ranks,
       ...(servers.length > 0 ? { staleness: { max: Math.max(...servers), mean: mean(servers) } } : {}),
     },

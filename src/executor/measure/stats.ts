@@ -100,3 +100,39 @@ export function passCostFrom(bytes: readonly number[], seconds: readonly number[
   const c = fixedAndPerUnit(order.map((i) => bytes[i]!), order.map((i) => seconds[i]!));
   return { overheadSeconds: c.fixedSeconds / 2, bytesPerSecond: 1 / c.secondsPerUnit };
 }
+
+/** An interval that holds the median with probability `confidence` (medianInterval). */
+export interface MedianInterval {
+  readonly low: number;
+  readonly high: number;
+  readonly confidence: number;
+}
+
+/**
+ * A distribution-free confidence interval for the median of the population the samples come from: the
+ * order statistics x(k) and x(n + 1 - k) (1-based, sorted), which hold the median between them with
+ * probability 1 - 2 P(Binomial(n, 1/2) <= k - 1), whatever the distribution, for independent samples
+ * (the interval of the sign test, as in Lehmann, Nonparametrics: Statistical Methods Based on Ranks). k is the
+ * largest whose coverage reaches `confidence`; with too few samples for that (fewer than 6 at 0.95), the
+ * whole range and its smaller coverage (n = 5: 0.9375). `confidence` is the coverage achieved, which the
+ * discrete order statistics make at least the one asked for (12 samples at 0.95: x(3) to x(10), 0.961).
+ * Undefined for fewer than 2 samples.
+ */
+export function medianInterval(xs: readonly number[], confidence = 0.95): MedianInterval | undefined {
+  const n = xs.length;
+  if (n < 2) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  // 1 - 2 P(Binomial(n, 1/2) <= k - 1), the terms by C(n, j) = C(n, j - 1) (n - j + 1) / j.
+  const coverage = (k: number) => {
+    let term = 0.5 ** n;
+    let below = term;
+    for (let j = 1; j <= k - 1; j++) {
+      term = (term * (n - j + 1)) / j;
+      below += term;
+    }
+    return 1 - 2 * below;
+  };
+  let k = 1;
+  while (k + 1 <= Math.floor(n / 2) && coverage(k + 1) >= confidence) k++;
+  return { low: s[k - 1]!, high: s[n - k]!, confidence: coverage(k) };
+}

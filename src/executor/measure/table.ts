@@ -1,6 +1,7 @@
 import { COMM_KINDS } from "../comm/fabric.js";
 import { worstMemoryRank, type ExecuteReport } from "./report.js";
 import { counted } from "../../math/digits.js";
+import type { MedianInterval } from "./stats.js";
 
 /** The execute command's human view: predicted against measured, side by side, with the difference. */
 function seconds(s: number): string {
@@ -24,6 +25,11 @@ function diff(predicted: number, measured: number): string {
 
 function row(name: string, predicted: string, measured: string, difference: string): string {
   return `  ${name.padEnd(26)}${predicted.padStart(12)}  ${measured.padStart(12)}  ${difference}`.trimEnd();
+}
+
+/** The measured median's interval over the timed steps (report.ts stepSecondsInterval), where there is one. */
+function interval(i: MedianInterval | undefined, show: (x: number) => string): string {
+  return i === undefined ? "" : `median's ${(100 * i.confidence).toFixed(0)}% interval ${show(i.low)} to ${show(i.high)}`;
 }
 
 /** Step losses as a path; a long run's middle elided, with the step numbers kept (all are in --json). */
@@ -51,10 +57,12 @@ export function formatReport(r: ExecuteReport, modelName: string): string {
   lines.push("");
   lines.push(row("", "predicted", "measured", "difference"));
   const e = r.predicted;
-  lines.push(row("step time", seconds(e.time.stepSeconds), seconds(r.measured.stepSeconds), diff(e.time.stepSeconds, r.measured.stepSeconds)));
+  const stepDiff = diff(e.time.stepSeconds, r.measured.stepSeconds);
+  lines.push(row("step time", seconds(e.time.stepSeconds), seconds(r.measured.stepSeconds), `${stepDiff.padEnd(8)}${interval(r.measured.stepSecondsInterval, seconds)}`.trimEnd()));
   if (p.pp > 1) {
     const d = r.measured.bubbleFraction - e.pipeline.bubbleFraction;
-    lines.push(row("bubble fraction", e.pipeline.bubbleFraction.toFixed(3), r.measured.bubbleFraction.toFixed(3), `${d >= 0 ? "+" : ""}${d.toFixed(3)}`));
+    const bubbleDiff = `${d >= 0 ? "+" : ""}${d.toFixed(3)}`;
+    lines.push(row("bubble fraction", e.pipeline.bubbleFraction.toFixed(3), r.measured.bubbleFraction.toFixed(3), `${bubbleDiff.padEnd(8)}${interval(r.measured.bubbleFractionInterval, (x) => x.toFixed(3))}`.trimEnd()));
   }
   const worst = worstMemoryRank(r);
   const m = worst.memory;
