@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { embeddingPassSeconds, firstUsePerParam, firstUseSeconds, layerPassSeconds, passShares } from "../../src/executor/measure/passes.js";
+import { embeddingPassSeconds, firstUsePerParam, firstUseSeconds, layerPassSeconds, passShares, shapeOnlyGroup } from "../../src/executor/measure/passes.js";
 import { profileGpu, profileShape, withPricedPasses, type DeviceProfile } from "../../src/executor/measure/profile.js";
 import { layerTimes, pricedVPassRatios } from "../../src/planner/cost/compute.js";
 import { fittedVPassRatios, planVPassRatios, replayLength, vPassRatios, zbvOrder } from "../../src/planner/cost/zb-v.js";
@@ -153,6 +153,40 @@ describe("one layer's passes measured on the wasm backend", () => {
       }
     });
   }
+
+  it("times tensor-parallel rank 0's share of a layer, with and without SP, leaving no tensor behind", () => {
+    const s = fitShapes(tinyGpt(2))[1]!;
+    for (const sequenceParallel of [true, false]) {
+      const before = tf.memory().numTensors;
+      const t = layerPassSeconds(tf, s.model, { ...s.plan, tp: 2, sequenceParallel }, 3);
+      expect(tf.memory().numTensors).toBe(before);
+      for (const x of [t.forwardSeconds, t.backwardInputSeconds, t.backwardWeightSeconds]) {
+        expect(x).toBeGreaterThan(0);
+        expect(x).toBeLessThan(1);
+      }
+    }
+    // Its GEMM weights are rank 0's half: the first use prices what the rank holds.
+    const r = firstUseSeconds(tf, s.model, { ...s.plan, tp: 2 }, 2);
+    expect(r.params).toBe((12 * s.model.hiddenSize ** 2) / 2);
+  });
+
+  it("a shape-only group gives each collective's output shape and moves nothing", () => {
+    const g = shapeOnlyGroup(tf, 4);
+    const x = tf.ones([8, 3]);
+    const shapes = [g.allGather(x, "t"), g.reduceScatter(x, "t"), g.allReduce(x, "t"), g.allReduceMax(x, "t")].map((y) => {
+      const shape = y.shape;
+      y.dispose();
+      return shape;
+    });
+    expect(shapes).toEqual([[32, 3], [2, 3], [8, 3], [8, 3]]);
+    // Outputs of one shape are handles on one kept tensor: a second gather adds no data.
+    const kept = tf.memory().numBytes;
+    g.allGather(x, "t").dispose();
+    expect(tf.memory().numBytes).toBe(kept);
+    g.dispose();
+    x.dispose();
+    expect(tf.memory().numBytes).toBe(kept - 4 * (32 * 3 + 2 * 3) - 4 * 8 * 3);
+  });
 
   it("times a layer's forward with new weight tensors against used ones, and counts the GEMM weights as the cost model does", () => {
     const s = fitShapes(tinyGpt(2))[1]!;

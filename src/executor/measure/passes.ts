@@ -1,9 +1,9 @@
 import type { Tensor } from "@tensorflow/tfjs";
 import type { GpuEfficiency, ModelSpec, Plan } from "../../spec/types.js";
 import { backwardChunk, DeferredWeights, forwardChunk, weightChunk, type ParamProvider } from "../model/chunk.js";
-import { soloGroup, type ModelContext } from "../model/context.js";
+import { soloGroup, type GroupOps, type ModelContext } from "../model/context.js";
 import { initialParameters, TokenSource, tokenSlice } from "../model/data.js";
-import { modelUnits } from "../model/layout.js";
+import { localShape, modelUnits } from "../model/layout.js";
 import type { Tf } from "../model/ops.js";
 import { passCostFrom, upperMedian } from "./stats.js";
 import { embeddingBytes } from "../../planner/cost/compute.js";
@@ -34,7 +34,8 @@ export type LayerPassShares = NonNullable<GpuEfficiency["layerPassShares"]>;
 /**
  * Median seconds of each pass of `model`'s first layer on one rank for one micro-batch of `plan`, `repeats`
  * times after as many untimed rounds (the code warms up). Each pass ends with a read of its result, so its
- * kernels have run.
+ * kernels have run. With plan.tp > 1, tensor-parallel rank 0's share of the layer, its collectives moving
+ * nothing (oneUnit; bench/tp-layer.ts compares it with the cost model).
  */
 export function layerPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: number): LayerPassSeconds {
   return unitPassSeconds(tf, model, plan, "layer", repeats);
@@ -64,9 +65,7 @@ export function embeddingCost(tf: Tf, shapes: readonly { shape: string; model: M
 }
 
 function unitPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, kind: "layer" | "embed", repeats: number): LayerPassSeconds {
-  const { units, params, data, context } = oneUnit(tf, model, plan, kind);
-  const tokens = plan.seqLen;
-  const batch = plan.microBatch;
+  const { units, params, data, context, rows, dispose } = oneUnit(tf, model, plan, kind);
   // The weight gradients are summed into float32 buffers, as a rank's ModelState sums them (its W ends so).
   const accumulated = new Map([...params].map(([name, t]) => [name, new Float32Array(t.size)]));
   const provider: ParamProvider = {
@@ -77,8 +76,8 @@ function unitPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, kind: "layer" | "
   const times: [number[], number[], number[]] = [[], [], []];
   for (let round = 0; round < 2 * repeats; round++) {
     // The embedding takes token ids (data), not an input tensor, and gives no input gradient.
-    const x = kind === "embed" ? null : tf.randomNormal([tokens * batch, model.hiddenSize], 0, 1, "float32", round);
-    const dout = tf.randomNormal([tokens * batch, model.hiddenSize], 0, 1, "float32", round + 1);
+    const x = kind === "embed" ? null : tf.randomNormal([rows, model.hiddenSize], 0, 1, "float32", round);
+    const dout = tf.randomNormal([rows, model.hiddenSize], 0, 1, "float32", round + 1);
     // Each pass frees what the pipeline's frees at its end (run/pipeline.ts): the forward its output once
     // sent, B the input gradient once sent, W the micro-batch's activations and what B kept for it.
     const t0 = performance.now();
@@ -99,25 +98,66 @@ function unitPassSeconds(tf: Tf, model: ModelSpec, plan: Plan, kind: "layer" | "
     dout.dispose();
   }
   for (const t of params.values()) t.dispose();
+  dispose();
   const [f, b, w] = times.map(upperMedian) as [number, number, number];
   return { forwardSeconds: f, backwardInputSeconds: b, backwardWeightSeconds: w };
 }
 
-/** `model`'s first unit of `kind` on one rank, its parameters as tensors, one micro-batch of `plan`'s tokens and a context for its passes. */
+/**
+ * A tensor-parallel group of `size` that moves no data: each collective returns a tensor of the shape the
+ * real one would (an all-gather `size` times the rows, a reduce-scatter 1/size of them, an all-reduce the
+ * input's), a handle on one kept per shape, so no kernel runs. What a rank of a tp split computes between its
+ * collectives can then be timed in one thread, without a partner's waits or the transfers (those are timed
+ * apart: waits.ts, the collectives' bandwidth and latency). `dispose` frees the kept tensors.
+ */
+export function shapeOnlyGroup(tf: Tf, size: number): GroupOps & { dispose(): void } {
+  const kept = new Map<string, Tensor>();
+  const like = (shape: number[]) => {
+    const key = shape.join("x");
+    let t = kept.get(key);
+    if (t === undefined) kept.set(key, (t = tf.keep(tf.zeros(shape))));
+    return t.clone();
+  };
+  const rows = (x: Tensor, n: number) => like([n, ...x.shape.slice(1)]);
+  return {
+    size, rank: 0,
+    allReduce: (x) => x.clone(),
+    allReduceMax: (x) => x.clone(),
+    allGather: (x) => rows(x, x.shape[0]! * size),
+    reduceScatter: (x) => rows(x, x.shape[0]! / size),
+    dispose: () => {
+      for (const t of kept.values()) t.dispose();
+      kept.clear();
+    },
+  };
+}
+
+/**
+ * `model`'s first unit of `kind` on one rank, its parameters as tensors, one micro-batch of `plan`'s tokens
+ * and a context for its passes. With plan.tp > 1, tensor-parallel rank 0's unit: its parameters the first
+ * 1/tp of each split tensor (layout.ts localShape), its input this rank's rows (1/tp of the positions under
+ * sequence parallel), its collectives a shapeOnlyGroup's.
+ */
 function oneUnit(tf: Tf, model: ModelSpec, plan: Plan, kind: "layer" | "embed" = "layer") {
   const all = modelUnits(model);
   const units = all.filter((u) => u.kind === kind).slice(0, 1);
   const specs = new Map(all.flatMap((u) => u.tensors).map((t) => [t.name, t]));
   const initial = new Map([...initialParameters(model, 1)].filter(([name]) => units[0]!.tensors.some((t) => t.name === name)));
-  const tensors = () => new Map([...initial].map(([name, values]) => [name, tf.tensor(values, specs.get(name)!.shape as number[])]));
+  const local = (name: string, values: Float32Array) => {
+    const spec = specs.get(name)!;
+    return tf.tidy(() => tf.slice(tf.tensor(values, spec.shape as number[]), 0, localShape(spec, plan.tp)));
+  };
+  const tensors = () => new Map([...initial].map(([name, values]) => [name, local(name, values)]));
   const tokens = plan.seqLen;
   const batch = plan.microBatch;
   const data = new TokenSource(model, tokens, 1, batch).tokens(0, tokenSlice(plan, 0, 0, 0));
+  const tp = plan.tp > 1 ? shapeOnlyGroup(tf, plan.tp) : { ...soloGroup(tf), dispose: () => {} };
+  const sp = plan.tp > 1 && plan.sequenceParallel;
   const context = (kept: Tensor[]): ModelContext => ({
-    tf, model, batch, tokens, pos0: 0, stepTokens: tokens * batch, tp: soloGroup(tf), cp: soloGroup(tf), sp: false,
+    tf, model, batch, tokens, pos0: 0, stepTokens: tokens * batch, tp, cp: soloGroup(tf), sp,
     save: (t) => { kept.push(tf.keep(t)); return t; },
   });
-  return { units, params: tensors(), tensors, data, context };
+  return { units, params: tensors(), tensors, data, context, rows: (tokens * batch) / (sp ? plan.tp : 1), dispose: tp.dispose };
 }
 
 /**
@@ -131,7 +171,7 @@ function oneUnit(tf: Tf, model: ModelSpec, plan: Plan, kind: "layer" | "embed" =
  * per weight element; a tiny-gpt layer's first forward in each pipelined step 0.37 ms more than its others.
  */
 export function firstUseSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: number): { seconds: number; params: number } {
-  const { units, params, tensors, data, context } = oneUnit(tf, model, plan);
+  const { units, params, tensors, data, context, rows, dispose } = oneUnit(tf, model, plan);
   const provider = (p: Map<string, Tensor>): ParamProvider => ({
     acquire: () => ({ get: (n) => p.get(n)!, maybe: (n) => p.get(n) }),
     release: () => {},
@@ -149,7 +189,7 @@ export function firstUseSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: n
   };
   const excess: number[] = [];
   for (let round = 0; round < 2 * repeats; round++) {
-    const x = tf.randomNormal([plan.seqLen * plan.microBatch, model.hiddenSize], 0, 1, "float32", round);
+    const x = tf.randomNormal([rows, model.hiddenSize], 0, 1, "float32", round);
     const reused = forward(params, x);
     const fresh = tensors();
     const first = forward(fresh, x);
@@ -158,6 +198,7 @@ export function firstUseSeconds(tf: Tf, model: ModelSpec, plan: Plan, repeats: n
     if (round >= repeats) excess.push(first - reused);
   }
   for (const t of params.values()) t.dispose();
+  dispose();
   const weights = [...params.values()].filter((t) => t.shape.length === 2).reduce((a, t) => a + t.size, 0);
   return { seconds: Math.max(0, upperMedian(excess)), params: weights };
 }
