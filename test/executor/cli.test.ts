@@ -128,7 +128,7 @@ describe("meshplan calibrate and execute", () => {
     expect(text).toMatch(/2 timed steps after 1 warm-up step\b/);
     expect(text).toMatch(/predicted +measured +difference/);
     // Two timed steps: the interval of their median is their range, which holds it with probability 1/2.
-    expect(text).toMatch(/^ +step time +[\d.]+ ms +[\d.]+ ms +[+-][\d.]+% +median's 50% interval [\d.]+ ms to [\d.]+ ms$/m);
+    expect(text).toMatch(/^ +step time +[\d.]+ ms +[\d.]+ ms +[+-][\d.]+%\n +median, 50% interval +[\d.]+ ms-[\d.]+ ms$/m);
     // tp bytes: the cost model counts everything the ranks send (re-gathers, cross-entropy, SP gradient sum).
     expect(text).toMatch(/^ +tp +[\d.]+ [kM]B +[\d.]+ [kM]B +\+0\.0%$/m);
     expect(text).toMatch(/^note: tp collectives read the other ranks' data in their shared wasm heaps/m);

@@ -27,9 +27,12 @@ function row(name: string, predicted: string, measured: string, difference: stri
   return `  ${name.padEnd(26)}${predicted.padStart(12)}  ${measured.padStart(12)}  ${difference}`.trimEnd();
 }
 
-/** The measured median's interval over the timed steps (report.ts stepSecondsInterval), where there is one. */
-function interval(i: MedianInterval | undefined, show: (x: number) => string): string {
-  return i === undefined ? "" : `median's ${(100 * i.confidence).toFixed(0)}% interval ${show(i.low)} to ${show(i.high)}`;
+/**
+ * The row under a measured median: the interval that holds it over the timed steps (report.ts
+ * stepSecondsInterval), in the measured column, where there is one.
+ */
+function interval(i: MedianInterval | undefined, show: (x: number) => string): string[] {
+  return i === undefined ? [] : [row(`  median, ${(100 * i.confidence).toFixed(0)}% interval`, "", `${show(i.low)}-${show(i.high)}`, "")];
 }
 
 /** Step losses as a path; a long run's middle elided, with the step numbers kept (all are in --json). */
@@ -57,12 +60,12 @@ export function formatReport(r: ExecuteReport, modelName: string): string {
   lines.push("");
   lines.push(row("", "predicted", "measured", "difference"));
   const e = r.predicted;
-  const stepDiff = diff(e.time.stepSeconds, r.measured.stepSeconds);
-  lines.push(row("step time", seconds(e.time.stepSeconds), seconds(r.measured.stepSeconds), `${stepDiff.padEnd(8)}${interval(r.measured.stepSecondsInterval, seconds)}`.trimEnd()));
+  lines.push(row("step time", seconds(e.time.stepSeconds), seconds(r.measured.stepSeconds), diff(e.time.stepSeconds, r.measured.stepSeconds)));
+  lines.push(...interval(r.measured.stepSecondsInterval, seconds));
   if (p.pp > 1) {
     const d = r.measured.bubbleFraction - e.pipeline.bubbleFraction;
-    const bubbleDiff = `${d >= 0 ? "+" : ""}${d.toFixed(3)}`;
-    lines.push(row("bubble fraction", e.pipeline.bubbleFraction.toFixed(3), r.measured.bubbleFraction.toFixed(3), `${bubbleDiff.padEnd(8)}${interval(r.measured.bubbleFractionInterval, (x) => x.toFixed(3))}`.trimEnd()));
+    lines.push(row("bubble fraction", e.pipeline.bubbleFraction.toFixed(3), r.measured.bubbleFraction.toFixed(3), `${d >= 0 ? "+" : ""}${d.toFixed(3)}`));
+    lines.push(...interval(r.measured.bubbleFractionInterval, (x) => x.toFixed(3)));
   }
   const worst = worstMemoryRank(r);
   const m = worst.memory;
