@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { summarizeTiming, timingRow, type TimingRow } from "../src/executor/measure/accuracy.js";
 import type { ExecuteReport } from "../src/executor/measure/report.js";
 import type { MedianInterval } from "../src/executor/measure/stats.js";
+import { intervalText } from "../src/executor/measure/table.js";
 
 const PLANS: readonly { name: string; flags: Record<string, string | number> }[] = [
   { name: "dp2", flags: { dp: 2 } }, { name: "tp2", flags: { tp: 2 } }, { name: "pp2", flags: { pp: 2, schedule: "1f1b" } }, { name: "cp2", flags: { cp: 2 } },
@@ -62,7 +63,11 @@ const dir = keep ?? mkdtempSync(join(tmpdir(), "meshplan-timing-"));
 const rows: TimingRow[] = [];
 const pct = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}%`;
 /** The interval of the run's median (report.ts stepSecondsInterval), where it has one. */
-const range = (i: MedianInterval | undefined, show: (x: number) => string) => (i === undefined ? "" : `; median in ${show(i.low)}-${show(i.high)} at ${(100 * i.confidence).toFixed(0)}%`);
+const range = (i: MedianInterval | undefined, show: (x: number) => string) => {
+  if (i === undefined) return "";
+  const t = intervalText(i, show);
+  return `; median in ${t.range} at ${t.percent}`;
+};
 try {
   for (let c = 0; c < calibrations; c++) {
     const profile = join(dir, `profile-${c + 1}.json`);

@@ -9,7 +9,7 @@
  * rounds, its ratio to tp 1's, and the cost model's (compute.ts layerTimes on the profile's GPU). Not a test
  * and not a benchmark: src/executor/README.md ("tp2's compute") records what it gave.
  */
-import { layerPassSeconds } from "../src/executor/measure/passes.js";
+import { layerPassSeconds, passesTotalSeconds } from "../src/executor/measure/passes.js";
 import { profileShape, type DeviceProfile } from "../src/executor/measure/profile.js";
 import { upperMedian } from "../src/executor/measure/stats.js";
 import { loadBackend } from "../src/executor/run/backend.js";
@@ -47,16 +47,10 @@ for (const h of [64, 128]) {
   const plans: Plan[] = cases.map((c) => resolvePlan(model, { ...shape, gpus: c.tp }, { tp: c.tp, sequenceParallel: c.sp, globalBatch: 8, flashAttention: false, recompute: "none" }));
   const seconds = cases.map(() => [] as number[]);
   for (let r = 0; r < rounds; r++) {
-    plans.forEach((plan, i) => {
-      const t = layerPassSeconds(tf, model, plan, 21);
-      seconds[i]!.push(t.forwardSeconds + t.backwardInputSeconds + t.backwardWeightSeconds);
-    });
+    plans.forEach((plan, i) => seconds[i]!.push(passesTotalSeconds(layerPassSeconds(tf, model, plan, 21))));
   }
   const measured = seconds.map(upperMedian);
-  const priced = plans.map((plan) => {
-    const t = layerTimes(model, gpu, plan);
-    return t.forwardSeconds + t.backwardInputSeconds + t.backwardWeightSeconds;
-  });
+  const priced = plans.map((plan) => passesTotalSeconds(layerTimes(model, gpu, plan)));
   cases.forEach((c, i) => {
     const ms = (s: number) => `${(1e3 * s).toFixed(3)} ms`;
     console.log(`h${h} s32 tp ${c.tp}${c.tp > 1 ? ` SP ${c.sp ? "on " : "off"}` : "       "}  measured ${ms(measured[i]!)} (x${(measured[i]! / measured[0]!).toFixed(2)} of tp 1; rounds ${seconds[i]!.map((s) => (1e3 * s).toFixed(2)).join(" ")})  cost model ${ms(priced[i]!)} (x${(priced[i]! / priced[0]!).toFixed(2)})`);

@@ -5,6 +5,7 @@ import { cpuSnapshot, otherWorkShare } from "./measure/machine.js";
 import { predictForRun, runSpeedProbe, withPricedPasses, type DeviceProfile } from "./measure/profile.js";
 import { buildReport, worstMemoryRank, type ExecuteReport } from "./measure/report.js";
 import type { MedianInterval } from "./measure/stats.js";
+import { intervalText } from "./measure/table.js";
 
 /** The executor's entry for other front ends (the explorer's `x`): run a plan here and compare. */
 export interface PredictedVsMeasured {
@@ -21,7 +22,9 @@ const fmt = {
 
 /** A row under a median measured over the timed steps: the interval that holds it (report.ts stepSecondsInterval). */
 function intervalRow(quantity: string, i: MedianInterval | undefined, show: (x: number) => string): PredictedVsMeasured["rows"] {
-  return i === undefined ? [] : [{ quantity: `  ${quantity}: ${(100 * i.confidence).toFixed(0)}% interval`, predicted: "", measured: `${show(i.low)}-${show(i.high)}` }];
+  if (i === undefined) return [];
+  const t = intervalText(i, show);
+  return [{ quantity: `  ${quantity}: ${t.percent} interval`, predicted: "", measured: t.range }];
 }
 
 export interface ExecutePlanOptions {

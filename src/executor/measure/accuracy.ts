@@ -30,8 +30,9 @@ export interface TimingRow {
   readonly bubbleInInterval?: boolean;
 }
 
-function inside(x: number, i: MedianInterval | undefined): { readonly in?: boolean } {
-  return i === undefined ? {} : { in: i.low <= x && x <= i.high };
+/** Whether x lies in the interval; undefined without one. */
+function inside(x: number, i: MedianInterval | undefined): boolean | undefined {
+  return i === undefined ? undefined : i.low <= x && x <= i.high;
 }
 
 export function timingRow(calibration: string, round: number, plan: string, r: ExecuteReport): TimingRow {
@@ -41,9 +42,9 @@ export function timingRow(calibration: string, round: number, plan: string, r: E
   const bubble = inside(r.predicted.pipeline.bubbleFraction, r.measured.bubbleFractionInterval);
   return {
     calibration, round, plan, predictedStepSeconds: predicted, measuredStepSeconds: measured, stepError: (measured - predicted) / predicted,
-    ...(step.in === undefined ? {} : { stepInInterval: step.in }),
+    ...(step === undefined ? {} : { stepInInterval: step }),
     ...(r.plan.pp > 1 ? { bubbleError: r.measured.bubbleFraction - r.predicted.pipeline.bubbleFraction } : {}),
-    ...(r.plan.pp > 1 && bubble.in !== undefined ? { bubbleInInterval: bubble.in } : {}),
+    ...(r.plan.pp > 1 && bubble !== undefined ? { bubbleInInterval: bubble } : {}),
   };
 }
 

@@ -28,6 +28,11 @@ export interface LayerPassSeconds {
   readonly backwardWeightSeconds: number;
 }
 
+/** A layer's forward + B + W seconds: measured (LayerPassSeconds) or priced (compute.ts LayerTimes). */
+export function passesTotalSeconds(t: LayerPassSeconds): number {
+  return t.forwardSeconds + t.backwardInputSeconds + t.backwardWeightSeconds;
+}
+
 /** Each pass's share of a layer's forward + B + W time (DeviceProfile.layerPasses.shares), as the cost model reads it. */
 export type LayerPassShares = NonNullable<GpuEfficiency["layerPassShares"]>;
 
@@ -59,7 +64,7 @@ export function embeddingCost(tf: Tf, shapes: readonly { shape: string; model: M
   const measured = shapes.map((s) => {
     const t = embeddingPassSeconds(tf, s.model, s.plan, repeats);
     const b = embeddingBytes(s.model, s.plan);
-    return { shape: s.shape, bytes: b.forwardBytes + b.backwardBytes, seconds: t.forwardSeconds + t.backwardInputSeconds + t.backwardWeightSeconds };
+    return { shape: s.shape, bytes: b.forwardBytes + b.backwardBytes, seconds: passesTotalSeconds(t) };
   });
   return { ...passCostFrom(measured.map((m) => m.bytes), measured.map((m) => m.seconds)), measured };
 }
@@ -218,7 +223,7 @@ export function firstUsePerParam(samples: readonly { readonly seconds: number; r
 export function passShares(samples: readonly LayerPassSeconds[]): LayerPassShares {
   if (samples.length === 0) throw new RangeError("layer pass shares: no measurement");
   const share = (pick: (s: LayerPassSeconds) => number) =>
-    upperMedian(samples.map((s) => pick(s) / (s.forwardSeconds + s.backwardInputSeconds + s.backwardWeightSeconds)));
+    upperMedian(samples.map((s) => pick(s) / passesTotalSeconds(s)));
   const f = share((s) => s.forwardSeconds);
   const b = share((s) => s.backwardInputSeconds);
   const w = share((s) => s.backwardWeightSeconds);

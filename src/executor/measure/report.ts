@@ -170,7 +170,8 @@ function stepBubbles(ex: Execution, r: RankResult, windows: readonly { startMs: 
   return timed(r.steps, ex.warmupSteps).map((s, i) => bubbleOf(s, stepWindows[i]!));
 }
 
-function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[], windows: readonly { startMs: number; endMs: number }[]): RankMeasurement {
+/** `bubbles`: the rank's bubble in each timed step (stepBubbles). */
+function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[], bubbles: readonly number[]): RankMeasurement {
   const steps = timed(r.steps, ex.warmupSteps);
   const pick = (f: (s: (typeof steps)[number]) => number) => upperMedian(steps.map(f));
   const comm = Object.fromEntries(COMM_KINDS.map((k) => [k, pick((s) => s.comm[k].seconds)])) as Record<CommKind, number>;
@@ -188,7 +189,7 @@ function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[
     optimizerSeconds: pick((s) => s.optimizerSeconds),
     commSeconds: comm,
     idleSeconds: idle,
-    bubbleFraction: ex.plan.pp > 1 ? upperMedian(stepBubbles(ex, r, windows)) : 0,
+    bubbleFraction: ex.plan.pp > 1 ? upperMedian(bubbles) : 0,
     memory: {
       ...st,
       activationsBytes: r.memory.peakActivationBytes,
@@ -227,7 +228,8 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   const costs = planCosts(ex.model, shape, ex.plan);
   const stages = Array.from({ length: ex.plan.pp }, (_, i) => stageMemory(ex.model, ex.plan, costs, i));
   const windows = pipelineWindows(workers);
-  const ranks = workers.map((r) => perRank(ex, r, stages, windows));
+  const bubbles = workers.map((r) => (ex.plan.pp > 1 ? stepBubbles(ex, r, windows) : []));
+  const ranks = workers.map((r, i) => perRank(ex, r, stages, bubbles[i]!));
   // The critical stage: the rank busiest outside pipeline waits sets the pace and the bubble. Every rank's
   // bubble is a share of the same pipelined window, so that is the rank with the least bubble. (Not its own
   // step seconds times its busy share: a last stage's step ends with its update while the first stage still
@@ -238,8 +240,7 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   const slowestSteps = timedSteps[0]!.map((_, i) => Math.max(...timedSteps.map((steps) => steps[i]!.seconds)));
   const stepSeconds = upperMedian(slowestSteps);
   const stepInterval = medianInterval(slowestSteps);
-  const criticalWorker = workers.find((r) => r.rank === critical.rank)!;
-  const bubbleInterval = ex.plan.pp > 1 ? medianInterval(stepBubbles(ex, criticalWorker, windows)) : undefined;
+  const bubbleInterval = ex.plan.pp > 1 ? medianInterval(bubbles[ranks.indexOf(critical)]!) : undefined;
   const other = prediction.profileBackend; // set only where it is not the run's (predictForRun)
   const notes: string[] = [
     ...(other === undefined ? [] : [`the profile was calibrated on the ${other} backend and this run's ranks ran on ${ex.backend}: the prediction uses the ${other} backend's rates (meshplan calibrate --backend ${ex.backend} measures this one)`]),

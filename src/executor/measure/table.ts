@@ -27,12 +27,16 @@ function row(name: string, predicted: string, measured: string, difference: stri
   return `  ${name.padEnd(26)}${predicted.padStart(12)}  ${measured.padStart(12)}  ${difference}`.trimEnd();
 }
 
-/**
- * The row under a measured median: the interval that holds it over the timed steps (report.ts
- * stepSecondsInterval), in the measured column, where there is one.
- */
+/** A measured median's interval (report.ts stepSecondsInterval) as text: its probability, and its ends in `show`'s units. */
+export function intervalText(i: MedianInterval, show: (x: number) => string): { readonly percent: string; readonly range: string } {
+  return { percent: `${(100 * i.confidence).toFixed(0)}%`, range: `${show(i.low)}-${show(i.high)}` };
+}
+
+/** The row under a measured median: the interval that holds it over the timed steps, in the measured column, where there is one. */
 function interval(i: MedianInterval | undefined, show: (x: number) => string): string[] {
-  return i === undefined ? [] : [row(`  median, ${(100 * i.confidence).toFixed(0)}% interval`, "", `${show(i.low)}-${show(i.high)}`, "")];
+  if (i === undefined) return [];
+  const t = intervalText(i, show);
+  return [row(`  median, ${t.percent} interval`, "", t.range, "")];
 }
 
 /** Step losses as a path; a long run's middle elided, with the step numbers kept (all are in --json). */
