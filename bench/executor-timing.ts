@@ -6,7 +6,7 @@
  * predicted) and bubble error (measured - predicted), then how many came within 25% and 0.05
  * (src/executor/measure/accuracy.ts). Not a test and not a benchmark: it takes about 2.5 minutes per
  * calibration on a 2-core machine and its figures move with the machine's load; src/executor/README.md
- * ("Time") records what it gave. With KEEP_DIR, each profile and each execution's JSON report are written
+ * ("Time") summarises what it gave, src/executor/TIME-RECORD.md records each run. With KEEP_DIR, each profile and each execution's JSON report are written
  * there (profile-C.json, C-ROUND-PLAN.json) and kept, to see afterwards why a prediction missed.
  */
 import { spawnSync } from "node:child_process";

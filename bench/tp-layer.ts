@@ -7,7 +7,7 @@
  * each timing every case in turn (21 timed passes of each after 21 untimed, passes.ts layerPassSeconds), so a
  * slow spell of the machine lands on all cases alike; prints each case's median forward + B + W over the
  * rounds, its ratio to tp 1's, and the cost model's (compute.ts layerTimes on the profile's GPU). Not a test
- * and not a benchmark: src/executor/README.md ("tp2's compute") records what it gave.
+ * and not a benchmark: src/executor/TIME-RECORD.md ("tp2's compute") records what it gave.
  */
 import { layerPassSeconds, passesTotalSeconds } from "../src/executor/measure/passes.js";
 import { profileShape, type DeviceProfile } from "../src/executor/measure/profile.js";

@@ -85,7 +85,7 @@ describe("ZB-V's order for the passes as priced", () => {
 
   it("takes, of the quarters around each priced ratio, those whose order runs the real lengths soonest", () => {
     // This machine's TensorFlow.js layer (calibrate, 2026-11-24): B 2.04 and W 0.36 forwards. The nearest
-    // quarters (2, 0.25) give an order that idles more than the order for (2, 0.5), measured too (executor README).
+    // quarters (2, 0.25) give an order that idles more than the order for (2, 0.5), measured too (src/executor/TIME-RECORD.md, "How a layer's time splits between its passes").
     const real = [1, 2.04, 0.36];
     const lengthOf = (r: { backward: number; weight: number }) => replayLength(zbvOrder(2, 8, r).programs, 2, 8, real);
     expect(vPassRatios(1, 2.04, 0.36)).toEqual({ backward: 2, weight: 0.25 });

@@ -255,7 +255,7 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   // in turn for CONCURRENCY_ROUNDS rounds. The slowdown is the copies' step against the fitted constants'
   // prediction for it, not against the step alone: over two calibrations minutes apart the copies took
   // 79.3 and 79.5 ms, the step alone 77.2 and 50.8 ms, and the fit shapes in this thread moved as much,
-  // so a ratio to either carried their noise into every prediction (src/executor/README.md "Time").
+  // so a ratio to either carried their noise into every prediction (src/executor/TIME-RECORD.md, "The concurrency factor's anchor").
   const probe = shapes[0]!;
   const stepOf = async () => upperMedian((await timedCopy(o, probe.model, probe.plan)).map((x) => x.seconds));
   say(`the same step alone and ${cores} at once`);
@@ -323,7 +323,7 @@ async function measurePassJitter(o: CalibrateOptions, cores: number): Promise<No
  * a rank slow for a whole step (about half of the spread about a copy's mean on a 16-core machine, log-sd
  * 0.13-0.21 of a step's pass sum) makes that stage the step's bottleneck, whose own bubble stays the
  * schedule's, and pp2 runs measured bubbles well under what the whole spread simulated as independent
- * passes predicts (src/executor/README.md,
+ * passes predicts (src/executor/TIME-RECORD.md,
  * "Pass-time jitter within a step, and at a run's load").
  * Each step's first forward is left out: it carries the new weights' first use (XNNPACK's repacking after
  * the update), which the cost model prices apart (StageCost.firstForwardSeconds) and which would otherwise

@@ -9,7 +9,7 @@ import { passCostFrom, upperMedian, type PassCost } from "./stats.js";
  * micro-batch and tiny-gpt's largest. At these sizes a fixed part (a dozen TensorFlow.js calls and the
  * one-hot rows built in JavaScript) and a part that grows with the logits are both large: measured on the
  * 2-core VM, 0.52 ms for 64 x 256 logits and 1.34 ms for 256 x 256 forward and backward, where the cost
- * model at the layers' fitted element-wise rate charged 1.3 and 5.3 ms (src/executor/README.md "Time").
+ * model at the layers' fitted element-wise rate charged 1.3 and 5.3 ms (src/executor/TIME-RECORD.md, "The loss, measured").
  */
 export const LOSS_TOKENS: readonly number[] = [32, 256];
 

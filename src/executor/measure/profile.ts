@@ -52,7 +52,7 @@ export interface DeviceProfile {
    * embeddingBytes), and the line through them (stats.ts passCostFrom): a fixed time per pass and a rate
    * (GpuEfficiency.embeddingOverheadSeconds, embeddingBandwidth). Absent in older profiles: the
    * layers' element-wise rate, which priced the table's gradient 5x over its time
-   * (src/executor/README.md, "The ends measured").
+   * (src/executor/TIME-RECORD.md, "The ends measured").
    */
   readonly embedding?: PassCost & { readonly measured: readonly { readonly shape: string; readonly bytes: number; readonly seconds: number }[] };
   /**
@@ -313,7 +313,7 @@ export function dataParallelWaitAt(points: readonly SyncWaitPoint[]): (driftSdSe
  * machine a pair of ranks alone waited a third as long at their collectives as a pair among sixteen busy
  * ones (0.03-0.05 ms against 0.08-0.14 after 0.2-0.6 ms segments), and with the waits of every core busy
  * tiny-gpt tp2 and cp2 were predicted 12-26% slower than they ran; the two-copy pass spread was also lower
- * there, if less clearly (src/executor/README.md, "Pass-time jitter within a step, and at a run's load").
+ * there, if less clearly (src/executor/TIME-RECORD.md, "Pass-time jitter within a step, and at a run's load").
  */
 export const FEWER_RANKS = 2;
 
@@ -447,7 +447,7 @@ export function predictOnProfile(model: ModelSpec, profile: DeviceProfile, ranks
 /**
  * A ZB-V plan with its order found for the passes as this profile prices them (compute.ts
  * pricedVPassRatios), unless it gives its own: TensorFlow.js's B is about twice its F and its W about
- * half (src/executor/README.md "Time"), where the FLOP ratios say 1 and 1, and the order found for
+ * half (src/executor/TIME-RECORD.md, "How a layer's time splits between its passes"), where the FLOP ratios say 1 and 1, and the order found for
  * those idled 0.17-0.23 of a step on tiny-gpt-4 against 0.04-0.06 predicted. Other plans as they are.
  */
 export function withPricedPasses(model: ModelSpec, profile: DeviceProfile, ranks: number, plan: Plan): Plan {

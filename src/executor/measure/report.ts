@@ -216,7 +216,7 @@ export const OTHER_WORK_NOTED = 0.1;
  * says how it was made. The measured bubble is the run's bottleneck's: the stage busiest outside its
  * pipeline waits, which sets the step. Where the run's bottleneck is another stage than the predicted one
  * (the stages nearly balanced, and one rank slower for the whole run), the predicted one's idle share holds
- * that imbalance rather than the schedule's bubble; the report then notes both (src/executor/README.md,
+ * that imbalance rather than the schedule's bubble; the report then notes both (src/executor/TIME-RECORD.md,
  * "Which stage's bubble").
  * `otherWork`: the share of the machine's cores other processes kept busy during the run
  * (machine.ts otherWorkShare), when measured.

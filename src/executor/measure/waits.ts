@@ -21,7 +21,7 @@ import { total } from "./stats.js";
  * It replaced a probe of matrix-multiply chains meeting at barriers, whose mean waits (heavy-tailed: a
  * median of 3 to 40 us, a mean of 0.08 to 0.27 ms, rare waits of several ms) came out 1.5 to 2.5 times the
  * waits the executor's tp2 passes had and moved by 2x between calibrations, which decided whether tp2
- * predictions came within 25% (src/executor/README.md "Waits at collectives").
+ * predictions came within 25% (src/executor/TIME-RECORD.md, "Waits at collectives").
  */
 export interface SyncWaitPoint {
   readonly segmentSeconds: number;

@@ -15,7 +15,7 @@ export const NORM_EPS = 1e-5;
 /**
  * A 2-D product with either operand transposed, the transpose done by its own kernel: TensorFlow.js's
  * wasm backend runs a product with transposeA or transposeB 5-10 times slower than the transpose and the
- * plain product together (measured on the development machine, src/executor/README.md "Kernels": a
+ * plain product together (measured on the development machine, src/executor/TIME-RECORD.md "Kernels": a
  * [32 x 64]^T [32 x 256] weight gradient 779 us with the flag, 84 us as transpose + product; the plain
  * forward product 95 us). The backward's products all have a transposed operand.
  */

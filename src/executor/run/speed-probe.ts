@@ -10,8 +10,8 @@ import { tensorGroup } from "./tensor-group.js";
  * The machine's speed, measured inside an execution: the one-rank training step `meshplan calibrate` ran
  * on every core at once (DeviceProfile.concurrency.probe), run by every rank between two barriers before
  * each of its steps, so that all ranks run it together as calibrate did, at the moments the plan's steps
- * are timed. A shared VM's speed moves by a third from one minute to the next (src/executor/README.md,
- * "Time"); the ratio of this step now to the same step at calibration carries the profile's rates to the
+ * are timed. A shared VM's speed moves by a third from one minute to the next (src/executor/TIME-RECORD.md,
+ * "The machine's speed during the run"); the ratio of this step now to the same step at calibration carries the profile's rates to the
  * speed the run had (profile.ts atRunSpeed).
  *
  * The probe is a model of its own (its weights, tokens, Adam state, traffic and ledger), trained on one

@@ -107,7 +107,7 @@ const fittedCache = new Map<string, VPassRatios>();
  * the real lengths (replayLength), ends soonest; on a tie the nearest rounding (vPassRatios). The nearest
  * quarter alone can pick an order that idles: the executor's W at 0.36 of its forward, rounded to 0.25,
  * ran tiny-gpt with 4 layers on 2 stages (8 micro-batches) with a measured bubble of 0.10-0.21, the order
- * for 0.5 with 0.055-0.133 (src/executor/README.md, Time). Cached by (p, m, ratios to 1/32).
+ * for 0.5 with 0.055-0.133 (src/executor/TIME-RECORD.md, "How a layer's time splits between its passes"). Cached by (p, m, ratios to 1/32).
  */
 export function fittedVPassRatios(p: number, m: number, forward: number, backward: number, weight: number): VPassRatios {
   if (!(forward > 0)) return EQUAL_PASSES;
