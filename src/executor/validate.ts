@@ -38,7 +38,7 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
   }
   const ranks = plan.dp * plan.tp * plan.pp * plan.cp + plan.parameterServers;
   if (ranks > MAX_EXECUTOR_RANKS) unsupported("gpus", ranks, `at most ${MAX_EXECUTOR_RANKS} ranks (workers plus servers)`, "each rank is a worker thread on this machine");
-  if (model.moe !== undefined || plan.ep > 1) unsupported("model", model.name, "a dense model", "the executor has no mixture-of-experts layers yet");
+  if (model.moe !== undefined || plan.ep > 1) checkExecutorExperts(model, plan);
   if (plan.optimizerStepBytesPerParam !== undefined) unsupported("optimizerStepBytesPerParam", plan.optimizerStepBytesPerParam, "absent (fused Adam's traffic)", "the executor measures its own optimizer step");
   if (plan.gradientAccumulationBytesPerParam !== undefined) {
     unsupported("gradientAccumulationBytesPerParam", plan.gradientAccumulationBytesPerParam, "absent", "the executor's gradient accumulation is its own, timed by its calibrated profile");
@@ -73,6 +73,33 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
     unsupported("parameterServers", plan.parameterServers, "0 for a model with tied embeddings on more than one stage", "the servers would keep the word embedding's two copies apart");
   }
   checkExecutorLayers(model.layers, plan);
+}
+
+/**
+ * What the executor's mixture of experts runs (model/moe.ts): every expert on every rank (no expert
+ * parallelism yet: its all-to-all dispatch is not written), one tensor-parallel and one context-parallel
+ * rank (an expert's capacity is counted per whole sequence, and its matrices are not split over tp), the
+ * backward whole (the split backward's W does not know the experts' gradients), and a capacity
+ * (seqLen x topK / experts tokens of each sequence per expert) that is a whole number.
+ */
+function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
+  const moe = model.moe;
+  if (moe === undefined) unsupported("ep", plan.ep, "1 for a dense model", "expert parallelism splits a mixture of experts");
+  const why = "the executor's mixture of experts runs every expert on every rank";
+  if (plan.ep > 1) unsupported("ep", plan.ep, "1", `${why}: expert parallelism (the experts split over ranks, tokens sent to them by all-to-all) is not executed yet`);
+  if (plan.tp > 1) unsupported("tp", plan.tp, "1 for a mixture-of-experts model", `${why}, its matrices whole`);
+  if (plan.cp > 1) unsupported("cp", plan.cp, "1 for a mixture-of-experts model", "an expert's capacity is counted over each whole sequence, which context parallel splits");
+  if (plan.schedule === "zb-h1" || plan.schedule === "zb-v") {
+    unsupported("schedule", plan.schedule, "gpipe, 1f1b, interleaved or naive for a mixture-of-experts model", "the split backward's weight pass is not written for the experts");
+  }
+  if ((plan.seqLen * moe.topK) % moe.experts !== 0) {
+    unsupported("seqLen", plan.seqLen, `a multiple of ${moe.experts / gcd(moe.experts, moe.topK)} (so that seqLen x topK(${moe.topK}) / experts(${moe.experts}) is whole)`,
+      "each expert takes a whole number of tokens from each sequence (a capacity factor of 1)");
+  }
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
 }
 
 /** The pipeline shape checkExecutorLayers reads: a resolved plan's, or the flags' before resolvePlan (no layout given: undefined). */

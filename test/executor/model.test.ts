@@ -6,6 +6,7 @@ import { initialParameters, TokenSource, tokenSlice } from "../../src/executor/m
 import { modelUnits } from "../../src/executor/model/layout.js";
 import { product, readNow, type Tf } from "../../src/executor/model/ops.js";
 import { alibiSlopes } from "../../src/executor/model/attention.js";
+import { routeTokens } from "../../src/executor/model/moe.js";
 import { loadBackend } from "../../src/executor/run/backend.js";
 import type { ModelSpec } from "../../src/spec/types.js";
 import { loadModel } from "../../src/cli/catalog.js";
@@ -70,12 +71,31 @@ function autodiffLoss(model: ModelSpec, P: Record<string, Tensor>, ids: Int32Arr
     const o = tf.reshape(tf.transpose(tf.matMul(p, v), [2, 0, 1, 3]), [s * b, h]);
     x = tf.add(x, lin(o, `${n}.attn.o`));
     const bn = ln(x, `${n}.ln2`);
-    const u = lin(bn, `${n}.mlp.up`);
-    const gate = model.mlp === "swiglu" ? lin(bn, `${n}.mlp.gate`) : undefined;
-    const g = gate !== undefined
-      ? tf.mul(tf.mul(gate, tf.sigmoid(gate)), u)
-      : tf.mul(tf.mul(u, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(u, tf.mul(tf.pow(u, 3), 0.044715)), Math.sqrt(2 / Math.PI)))));
-    x = tf.add(x, lin(g, `${n}.mlp.down`));
+    const mlp = (input: Tensor, m: string) => {
+      const u = lin(input, `${m}.up`);
+      const gate = model.mlp === "swiglu" ? lin(input, `${m}.gate`) : undefined;
+      const g = gate !== undefined
+        ? tf.mul(tf.mul(gate, tf.sigmoid(gate)), u)
+        : tf.mul(tf.mul(u, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(u, tf.mul(tf.pow(u, 3), 0.044715)), Math.sqrt(2 / Math.PI)))));
+      return lin(g, `${m}.down`);
+    };
+    if (model.moe === undefined) {
+      x = tf.add(x, mlp(bn, `${n}.mlp`));
+      continue;
+    }
+    // A mixture of experts as GShard writes it: each expert's input is a one-hot dispatch matrix times the
+    // tokens, and each token gets back its experts' outputs times their router probabilities (the route,
+    // which autodiff does not differentiate, from the same probabilities).
+    const probs = tf.softmax(tf.matMul(bn as never, P[`${n}.moe.router.w`]! as never));
+    const route = routeTokens(probs.dataSync() as Float32Array, s, b, model.moe.experts, model.moe.topK);
+    for (let e = 0; e < model.moe.experts; e++) {
+      const dispatch = tf.tensor(Array.from({ length: route.perExpert * s * b }, (_, i) => {
+        const copy = route.source[e * route.perExpert + Math.floor(i / (s * b))]!;
+        return copy >= 0 && copy % (s * b) === i % (s * b) ? 1 : 0;
+      }), [route.perExpert, s * b]);
+      const back = tf.matMul(dispatch, mlp(tf.matMul(dispatch, bn as never), `${n}.moe.${e}`) as never, true, false);
+      x = tf.add(x, tf.mul(back, tf.slice(probs, [0, e], [s * b, 1])));
+    }
   }
   const logits = tf.matMul(ln(x, "final.norm") as never, (model.tiedEmbeddings ? tf.transpose(P["embed.word"]!) : P["head.w"]!) as never);
   const logp = tf.logSoftmax(logits);
@@ -101,6 +121,8 @@ const VARIANTS: [string, Partial<ModelSpec>][] = [
   // Without biases: the K bias's gradient is zero in exact arithmetic (a shift of every key's score by the
   // same amount per query), so its float32 value is rounding noise that a relative check cannot judge.
   ["BLOOM-style: ALiBi, no position table, a norm after the embedding, tied embeddings", { positionEmbedding: "alibi", embeddingNorm: true, tiedEmbeddings: true, linearBias: false }],
+  ["a mixture of 4 experts, top 2 (tiny-moe)", { moe: { experts: 4, topK: 2 } }],
+  ["a mixture of 4 SwiGLU experts without biases, top 1", { moe: { experts: 4, topK: 1 }, mlp: "swiglu", norm: "rmsnorm", linearBias: false, ffnHiddenSize: 96 }],
 ];
 
 describe("the hand-written backward", () => {

@@ -216,3 +216,17 @@ describe("parameter servers", () => {
     }
   });
 });
+
+describe("mixture of experts (tiny-moe: tiny-gpt's layers with 4 experts each, top 2; every expert on every rank)", () => {
+  const moe = { moe: { experts: 4, topK: 2 } };
+  it("dp2, ZeRO 2: the experts' gradients reduce-scattered with their layer's", async () => {
+    const ex = await runPlan(2, { dp: 2, zero: 2 }, { model: moe });
+    expectFaithful(ex);
+    expectStateBytes(ex);
+  });
+  it("pp2, 1F1B, every layer recomputed in full (the route made again from the recomputed router)", async () => {
+    const ex = await runPlan(2, { pp: 2, schedule: "1f1b", recompute: "full" }, { model: moe });
+    expectFaithful(ex);
+  });
+});
+

@@ -144,6 +144,11 @@ export function stepSyncCalls(plan: Plan): { readonly tp: number; readonly cp: n
  * second norm input and MLP input x h / r each; MLP pre-activation(s) x f / tp (two for SwiGLU); MLP
  * activation x f / tp. These are the cost model's per-layer terms (planner/cost/activations.ts) without
  * dropout and flash attention, which the executor does not have, counted in elements instead of bytes.
+ * A mixture of experts (model/moe.ts) keeps, in place of the dense MLP's tensors, the router's
+ * probabilities x E, the experts' input rows x k h, their pre-activation(s) x k f (two for SwiGLU) and
+ * their activations x k f: the cost model's routed copies, FC1 outputs, FC2 input and router terms; the MLP
+ * input (the second norm's output, x h) is kept as well, for the router's weight gradient, where the cost
+ * model counts the routed copies alone.
  */
 export function layerActivationElements(model: ModelSpec, plan: Plan): number {
   const t = plan.tp;
@@ -156,7 +161,8 @@ export function layerActivationElements(model: ModelSpec, plan: Plan): number {
   const up = model.mlp === "swiglu" ? 2 : 1;
   // Selective recomputation keeps no scores (model/layer.ts): the cost model's selective term.
   const scores = plan.recompute === "selective" ? 0 : (model.attentionHeads / t) * x * plan.seqLen;
-  return 4 * (x * h) / r + x * (q + 2 * kv) + scores + x * q + x * f * up + x * f;
+  const mlp = model.moe === undefined ? x * f * up + x * f : x * model.moe.experts + model.moe.topK * x * (h + f * up + f);
+  return 4 * (x * h) / r + x * (q + 2 * kv) + scores + x * q + mlp;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Tensor } from "@tensorflow/tfjs";
 import type { Grads, ModelContext, UnitParams, WeightDeferral } from "./context.js";
 import { embedBackward, embedForward, headBackward, headForward, type HeadSaved } from "./ends.js";
-import { layerBackward, layerForward, type LayerSaved } from "./layer.js";
+import { layerBackward, layerForward, layerSavedTensors, type LayerSaved } from "./layer.js";
 import type { UnitSpec } from "./layout.js";
 import type { Tf } from "./ops.js";
 
@@ -41,8 +41,8 @@ export interface ChunkForwardResult {
 
 /** Disposes what a layer's forward saved, all but `keep` (its input, kept for a recomputed backward). */
 function disposeSaved(saved: LayerSaved, keep: Tensor): void {
-  for (const t of [saved.xin, saved.a, saved.q, saved.k, saved.v, saved.probs, saved.o, saved.x1, saved.b2, ...saved.pre, saved.act]) {
-    if (t !== null && t !== keep) t.dispose();
+  for (const t of layerSavedTensors(saved)) {
+    if (t !== keep) t.dispose();
   }
 }
 

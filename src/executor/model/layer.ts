@@ -1,6 +1,7 @@
 import type { Tensor } from "@tensorflow/tfjs";
 import { alibiSlopes, attention, attentionBackward, type AttentionGeometry } from "./attention.js";
 import type { Grads, ModelContext, UnitParams } from "./context.js";
+import { moeBackward, moeForward, moeSavedTensors, type MoeSaved } from "./moe.js";
 import { gelu, geluBackward, linear, linearInputBackward, norm, normBackward, rope, swiglu, swigluBackward } from "./ops.js";
 
 /**
@@ -12,7 +13,8 @@ import { gelu, geluBackward, linear, linearInputBackward, norm, normBackward, ro
  * kept, so the backward gathers it again (the paper's extra all-gather, Megatron-LM's
  * LinearWithGradAccumulationAndAsyncCommunication). Context parallel gathers K and V over the cp group
  * forward (Llama 3, Dubey et al. 2024, section 3.3.2) and, keeping only the local blocks, again backward,
- * where the K and V gradients are reduce-scattered back to their owners.
+ * where the K and V gradients are reduce-scattered back to their owners. A model with experts has a
+ * mixture-of-experts MLP (model/moe.ts) in place of the dense one.
  */
 export interface LayerSaved {
   readonly xin: Tensor;
@@ -25,10 +27,21 @@ export interface LayerSaved {
   readonly o: Tensor;
   readonly x1: Tensor;
   readonly b2: Tensor;
+  readonly mlp: DenseMlpSaved | { readonly kind: "moe"; readonly saved: MoeSaved };
+}
+
+export interface DenseMlpSaved {
+  readonly kind: "dense";
   /** MLP pre-activation(s): [up] for GeLU, [gate, up] for SwiGLU. */
   readonly pre: readonly Tensor[];
   /** Input of the second MLP matrix. */
   readonly act: Tensor;
+}
+
+/** Every tensor a layer keeps for its backward (the softmax output where it is kept). */
+export function layerSavedTensors(s: LayerSaved): Tensor[] {
+  const mlp = s.mlp.kind === "moe" ? moeSavedTensors(s.mlp.saved) : [...s.mlp.pre, s.mlp.act];
+  return [s.xin, s.a, s.q, s.k, s.v, ...(s.probs === null ? [] : [s.probs]), s.o, s.x1, s.b2, ...mlp];
 }
 
 export function layerName(layer: number): string {
@@ -58,9 +71,11 @@ export function layerForward(ctx: ModelContext, p: UnitParams, layer: number, xi
   const g = geometry(ctx);
   const d = model.headDim;
   const isRope = model.positionEmbedding === "rope";
-  // Kept through ctx.save, so it outlives the tidy; outside its container, which cannot hold null.
+  // What the layer keeps, through ctx.save, so it outlives the tidy; outside its container, which holds
+  // tensors only (not null, nor the MoE route).
   let probs: Tensor | null = null;
-  const r = tf.tidy(() => {
+  let saved: Omit<LayerSaved, "probs"> | undefined;
+  const out = tf.tidy(() => {
     ctx.save(xin);
     const a = ctx.save(norm(tf, xin, p.get(`${n}.ln1.g`), p.maybe(`${n}.ln1.b`)));
     const aFull = gatherSp(ctx, a, "tp.layer");
@@ -83,6 +98,11 @@ export function layerForward(ctx: ModelContext, p: UnitParams, layer: number, xi
     if (ob !== undefined) y = tf.add(y, ob);
     const x1 = ctx.save(tf.add(xin, y));
     const b2 = ctx.save(norm(tf, x1, p.get(`${n}.ln2.g`), p.maybe(`${n}.ln2.b`)));
+    if (model.moe !== undefined) {
+      const r = moeForward(ctx, p, n, b2);
+      saved = { xin, a, q, k, v, o, x1, b2, mlp: { kind: "moe", saved: r.saved } };
+      return tf.add(x1, r.z);
+    }
     const bFull = gatherSp(ctx, b2, "tp.layer");
     const up = ctx.save(linear(tf, bFull, p.get(`${n}.mlp.up.w`), p.maybe(`${n}.mlp.up.b`)));
     let pre: Tensor[];
@@ -98,10 +118,10 @@ export function layerForward(ctx: ModelContext, p: UnitParams, layer: number, xi
     let z = reduceRow(ctx, linear(tf, act, p.get(`${n}.mlp.down.w`), undefined), "tp.layer");
     const db = p.maybe(`${n}.mlp.down.b`);
     if (db !== undefined) z = tf.add(z, db);
-    const out = tf.add(x1, z);
-    return { out, saved: { xin, a, q, k, v, o, x1, b2, pre, act } };
+    saved = { xin, a, q, k, v, o, x1, b2, mlp: { kind: "dense", pre, act } };
+    return tf.add(x1, z);
   });
-  return { out: r.out, saved: { ...r.saved, probs } };
+  return { out, saved: { ...saved!, probs } };
 }
 
 function put(grads: Grads, name: string, t: Tensor | undefined): void {
@@ -117,21 +137,7 @@ export function layerBackward(ctx: ModelContext, p: UnitParams, layer: number, s
   const isLayerNorm = model.norm === "layernorm";
   const grads: Grads = new Map();
   const dx = tf.tidy(() => {
-    // MLP: z = act W_down (+ b) reduced over tp.
-    const dzFull = gatherSp(ctx, dout, "tp.layer");
-    const dAct = linearInputBackward(ctx, grads, `${n}.mlp.down`, s.act, p.get(`${n}.mlp.down.w`), dzFull, false);
-    if (hasBias) put(grads, `${n}.mlp.down.b`, tf.keep(tf.sum(dout, 0)));
-    const bFull = gatherSp(ctx, s.b2, "tp.sp-regather");
-    let dbFull: Tensor;
-    if (model.mlp === "swiglu") {
-      const { da, du } = swigluBackward(tf, s.pre[0]!, s.pre[1]!, dAct);
-      const dGate = linearInputBackward(ctx, grads, `${n}.mlp.gate`, bFull, p.get(`${n}.mlp.gate.w`), da, hasBias);
-      dbFull = tf.add(dGate, linearInputBackward(ctx, grads, `${n}.mlp.up`, bFull, p.get(`${n}.mlp.up.w`), du, hasBias));
-    } else {
-      const du = geluBackward(tf, s.pre[0]!, dAct);
-      dbFull = linearInputBackward(ctx, grads, `${n}.mlp.up`, bFull, p.get(`${n}.mlp.up.w`), du, hasBias);
-    }
-    const db2 = reduceRow(ctx, dbFull, "tp.layer");
+    const db2 = s.mlp.kind === "moe" ? moeBackward(ctx, grads, p, n, s.mlp.saved, s.b2, dout) : denseMlpBackward(ctx, grads, p, n, s.mlp, s.b2, dout);
     const n2 = normBackward(tf, s.x1, p.get(`${n}.ln2.g`), db2, isLayerNorm);
     put(grads, `${n}.ln2.g`, tf.keep(n2.dg));
     put(grads, `${n}.ln2.b`, n2.db && tf.keep(n2.db));
@@ -166,4 +172,24 @@ export function layerBackward(ctx: ModelContext, p: UnitParams, layer: number, s
     return tf.add(dx1, n1.dx);
   });
   return { dx, grads };
+}
+
+/** The dense MLP's backward, z = act W_down (+ b) reduced over tp: the gradient of its input b2 (the second norm's output). */
+function denseMlpBackward(ctx: ModelContext, grads: Grads, p: UnitParams, n: string, s: DenseMlpSaved, b2: Tensor, dout: Tensor): Tensor {
+  const { tf, model } = ctx;
+  const hasBias = model.linearBias;
+  const dzFull = gatherSp(ctx, dout, "tp.layer");
+  const dAct = linearInputBackward(ctx, grads, `${n}.mlp.down`, s.act, p.get(`${n}.mlp.down.w`), dzFull, false);
+  if (hasBias) put(grads, `${n}.mlp.down.b`, tf.keep(tf.sum(dout, 0)));
+  const bFull = gatherSp(ctx, b2, "tp.sp-regather");
+  let dbFull: Tensor;
+  if (model.mlp === "swiglu") {
+    const { da, du } = swigluBackward(tf, s.pre[0]!, s.pre[1]!, dAct);
+    const dGate = linearInputBackward(ctx, grads, `${n}.mlp.gate`, bFull, p.get(`${n}.mlp.gate.w`), da, hasBias);
+    dbFull = tf.add(dGate, linearInputBackward(ctx, grads, `${n}.mlp.up`, bFull, p.get(`${n}.mlp.up.w`), du, hasBias));
+  } else {
+    const du = geluBackward(tf, s.pre[0]!, dAct);
+    dbFull = linearInputBackward(ctx, grads, `${n}.mlp.up`, bFull, p.get(`${n}.mlp.up.w`), du, hasBias);
+  }
+  return reduceRow(ctx, dbFull, "tp.layer");
 }

@@ -46,7 +46,6 @@ function layerTensors(model: ModelSpec, l: number): TensorSpec[] {
   const h = model.hiddenSize;
   const q = model.attentionHeads * model.headDim;
   const kv = model.kvHeads * model.headDim;
-  const f = model.ffnHiddenSize;
   const p = `layers.${l}`;
   const qkvBias = model.linearBias || model.qkvBias;
   const out: TensorSpec[] = [...norm(model, `${p}.ln1`)];
@@ -55,14 +54,26 @@ function layerTensors(model: ModelSpec, l: number): TensorSpec[] {
   out.push(t(`${p}.attn.o.w`, [q, h], 0, "normal"));
   if (model.linearBias) out.push(t(`${p}.attn.o.b`, [h], null, "zeros"));
   out.push(...norm(model, `${p}.ln2`));
+  if (model.moe === undefined) return [...out, ...mlpTensors(model, `${p}.mlp`)];
+  // A mixture of experts (model/moe.ts): the router's linear layer (no bias), then each expert's MLP.
+  out.push(t(`${p}.moe.router.w`, [h, model.moe.experts], null, "normal"));
+  for (let e = 0; e < model.moe.experts; e++) out.push(...mlpTensors(model, `${p}.moe.${e}`));
+  return out;
+}
+
+/** An MLP's matrices and biases: the first (and SwiGLU's gate) column-parallel, the second row-parallel. */
+function mlpTensors(model: ModelSpec, p: string): TensorSpec[] {
+  const h = model.hiddenSize;
+  const f = model.ffnHiddenSize;
+  const out: TensorSpec[] = [];
   if (model.mlp === "swiglu") {
-    out.push(t(`${p}.mlp.gate.w`, [h, f], 1, "normal"));
-    if (model.linearBias) out.push(t(`${p}.mlp.gate.b`, [f], 0, "zeros"));
+    out.push(t(`${p}.gate.w`, [h, f], 1, "normal"));
+    if (model.linearBias) out.push(t(`${p}.gate.b`, [f], 0, "zeros"));
   }
-  out.push(t(`${p}.mlp.up.w`, [h, f], 1, "normal"));
-  if (model.linearBias) out.push(t(`${p}.mlp.up.b`, [f], 0, "zeros"));
-  out.push(t(`${p}.mlp.down.w`, [f, h], 0, "normal"));
-  if (model.linearBias) out.push(t(`${p}.mlp.down.b`, [h], null, "zeros"));
+  out.push(t(`${p}.up.w`, [h, f], 1, "normal"));
+  if (model.linearBias) out.push(t(`${p}.up.b`, [f], 0, "zeros"));
+  out.push(t(`${p}.down.w`, [f, h], 0, "normal"));
+  if (model.linearBias) out.push(t(`${p}.down.b`, [h], null, "zeros"));
   return out;
 }
 
