@@ -188,7 +188,6 @@ const NOT_EXECUTED: Readonly<Partial<Record<FlagName, string>>> = {
   "allocator-cache-share": "its memory is what TensorFlow.js holds, counted tensor by tensor, with no caching allocator",
   "pp-scatter-gather": "its pipeline sends whole activations, the default",
   "shard-group": "its ZeRO shards over the whole data-parallel group, the default; hybrid sharding is not executed",
-  ep: "expert parallelism is not executed yet (a mixture of experts runs every expert on every rank)",
 };
 
 function notExecuted(f: FlagName): boolean {

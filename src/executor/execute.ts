@@ -158,7 +158,7 @@ export async function execute(o: ExecuteOptions): Promise<Execution> {
     ...(o.onOutput === undefined ? {} : { onOutput: o.onOutput }),
   })) as RankResult[];
   const losses = stepLosses(results);
-  const weights = assembleWeights(o.model, plan.tp, results);
+  const weights = assembleWeights(o.model, plan.tp, results, plan.ep);
   const numerics = o.reference === false ? undefined : compareNumerics(losses, weights, await runReference(o));
   return { model: o.model, plan, warmupSteps: o.warmupSteps ?? 0, backend: results[0]?.backend ?? "none", workers, results, losses, weights, numerics };
 }

@@ -131,7 +131,7 @@ export interface SyncPoints {
   readonly count: number;
 }
 
-export type SyncGroup = "tp" | "cp";
+export type SyncGroup = "tp" | "cp" | "ep";
 
 export interface JitteredSimulation {
   /** The Estimate of the median sample (by step time). */
@@ -149,7 +149,7 @@ interface ReplicaWaits {
 }
 
 /**
- * The mean waits at collectives (the same in every sample): at the tp and cp sync points inside passes
+ * The mean waits at collectives (the same in every sample): at the tp, cp and ep sync points inside passes
  * (passWaits) and at the data-parallel ops (dataParallelWaits). Undefined where nothing waits.
  */
 function replicaWaits(graph: Graph, columns: OpColumns, stages: readonly { readonly role: string }[], j: PassJitter): ReplicaWaits | undefined {
@@ -158,7 +158,7 @@ function replicaWaits(graph: Graph, columns: OpColumns, stages: readonly { reado
   const dp = j.dataParallel !== undefined && j.dataParallel.members > 1 ? j.dataParallel : undefined;
   if (!passes && dp === undefined) return undefined;
   const perOp = new Float64Array(graph.size);
-  const perRank: Record<SyncGroup, Float64Array> = { tp: new Float64Array(stages.length), cp: new Float64Array(stages.length) };
+  const perRank: Record<SyncGroup, Float64Array> = { tp: new Float64Array(stages.length), cp: new Float64Array(stages.length), ep: new Float64Array(stages.length) };
   if (passes) passWaits(graph, columns, stages, j.syncs!, waitAt!, perOp, perRank);
   if (dp !== undefined) dataParallelWaits(graph, columns, stages, dp, perOp);
   return { perOp, perRank };
@@ -167,7 +167,7 @@ function replicaWaits(graph: Graph, columns: OpColumns, stages: readonly { reado
 type WaitAt = (segmentSeconds: number, members: number, group: SyncGroup) => number;
 
 /**
- * The waits at the tp and cp collectives inside passes (replicaWaits). A pass that runs as several ops
+ * The waits at the tp, cp and ep collectives inside passes (replicaWaits). A pass that runs as several ops
  * (interleaved chunks, pieces between data-parallel buckets) shares its stage's sync points for that
  * micro-batch among them in proportion to their time, rounded cumulatively so the pass keeps its count;
  * its segments are the whole pass's time over its count plus one.
@@ -269,7 +269,7 @@ export function simulateJittered(model: ModelSpec, shape: ClusterShape, plan: Pl
     return summarize(built, opTable(g, columns, r), r);
   });
   samples.sort((a, b) => a.stepSeconds - b.stepSeconds);
-  const stageWaits = { tp: waits?.perRank.tp[stage] ?? 0, cp: waits?.perRank.cp[stage] ?? 0 };
+  const stageWaits = { tp: waits?.perRank.tp[stage] ?? 0, cp: waits?.perRank.cp[stage] ?? 0, ep: waits?.perRank.ep[stage] ?? 0 };
   return {
     estimate: estimateFrom(model, shape, plan, costs, samples[Math.floor(samples.length / 2)]!, stage, stageWaits),
     stepSeconds: samples.map((s) => s.stepSeconds),
@@ -301,15 +301,15 @@ export function simulateEstimate(model: ModelSpec, shape: ClusterShape, plan: Pl
 /** Simulated steps by their input, for simulateEstimate to reuse (one cache per model and cluster). */
 export type StepCache = Map<string, { readonly summary: StepSummary; readonly stage: number }>;
 
-function estimateFrom(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: PlanCosts, step: StepSummary, stage: number, waits: Record<SyncGroup, number> = { tp: 0, cp: 0 }): Estimate {
+function estimateFrom(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: PlanCosts, step: StepSummary, stage: number, waits: Record<SyncGroup, number> = { tp: 0, cp: 0, ep: 0 }): Estimate {
   const x = step.exposed;
   const critical = costs.stages[stage]!;
   // The critical stage's own work plus its idle time; summation noise must not make the bubble negative.
   // Blocking sends and receives and in-line dp collectives run on the compute stream and the timeline counts them as
   // pipeline and data-parallel traffic (x.ppSeconds, x.dpSeconds).
-  // Waits for slower replicas at tp and cp collectives (jittered steps only) count as that communication,
+  // Waits for slower replicas at tp, cp and ep collectives (jittered steps only) count as that communication,
   // as a rank measures its time in a collective, not as bubble.
-  const workSeconds = costs.microBatches * (stageMicroBatchSeconds(critical) - stageInLineCommSeconds(critical)) + waits.tp + waits.cp;
+  const workSeconds = costs.microBatches * (stageMicroBatchSeconds(critical) - stageInLineCommSeconds(critical)) + waits.tp + waits.cp + waits.ep;
   const idleSeconds = step.stepSeconds - x.ppSeconds - x.dpSeconds - x.optimizerSeconds - workSeconds;
   const bubbleSeconds = idleSeconds > 1e-12 * step.stepSeconds ? idleSeconds : 0;
   const pipelineSeconds = workSeconds + bubbleSeconds;
@@ -325,7 +325,7 @@ function estimateFrom(model: ModelSpec, shape: ClusterShape, plan: Plan, costs: 
     critical,
     off,
   });
-  if (waits.tp === 0 && waits.cp === 0) return e;
+  if (waits.tp === 0 && waits.cp === 0 && waits.ep === 0) return e;
   const b = e.time.breakdown;
-  return { ...e, time: { ...e.time, breakdown: { ...b, tpCommSeconds: b.tpCommSeconds + waits.tp, cpCommSeconds: b.cpCommSeconds + waits.cp } } };
+  return { ...e, time: { ...e.time, breakdown: { ...b, tpCommSeconds: b.tpCommSeconds + waits.tp, cpCommSeconds: b.cpCommSeconds + waits.cp, epCommSeconds: b.epCommSeconds + waits.ep } } };
 }

@@ -50,12 +50,12 @@ export function expectBytes(ex: Execution, o: { unevenDpBlocks?: boolean } = {})
         expect(measured[k] ?? 0, `rank ${r.rank} ${k}`).toBe(4 * (expected[k] ?? 0));
       }
     }
-    for (const kind of ["tp", "cp", "pp", "dp"] as const) {
+    for (const kind of ["tp", "cp", "pp", "dp", "ep"] as const) {
       worst[kind] = Math.max(worst[kind] ?? 0, r.steps[0]!.comm[kind].bytes / 4);
     }
     const pass = passCalls(ex.model, ex.plan, r.coords.pp);
     const once = stepSyncCalls(ex.plan);
-    for (const kind of ["tp", "cp"] as const) {
+    for (const kind of ["tp", "cp", "ep"] as const) {
       const calls = microBatchCount(ex.plan) * (pass[kind].forward + pass[kind].backward) + once[kind];
       for (const step of r.steps) {
         expect(step.comm[kind].calls, `rank ${r.rank} ${kind} calls`).toBe(calls);
@@ -67,7 +67,7 @@ export function expectBytes(ex: Execution, o: { unevenDpBlocks?: boolean } = {})
   // Blocks of a size the group does not divide (floor(j n / g)) give the members a share each a little off
   // the cost model's (g-1)/g of every unit: then the members' mean is the cost model's, exactly.
   const dp = o.unevenDpBlocks === true ? dpTotal / workers.length : worst.dp;
-  for (const kind of ["tp", "cp", "pp"] as const) expect(worst[kind], kind).toBeCloseTo(cost[kind], 6);
+  for (const kind of ["tp", "cp", "pp", "ep"] as const) expect(worst[kind], kind).toBeCloseTo(cost[kind], 6);
   expect(dp, "dp").toBeCloseTo(cost.dp, 6);
 }
 

@@ -224,6 +224,14 @@ describe("mixture of experts (tiny-moe: tiny-gpt's layers with 4 experts each, t
     expectFaithful(ex);
     expectStateBytes(ex);
   });
+  for (const zero of [1, 3] as const) {
+    it(`dp2 x ep2, ZeRO ${zero}: each rank two experts, tokens sent to them and back by all-to-all, their gradients its own`, async () => {
+      const ex = await runPlan(2, { dp: 2, ep: 2, zero }, { model: moe });
+      expectFaithful(ex);
+      expectStateBytes(ex);
+      expect(ex.results.every((r) => r.steps.every((s) => (s.commBytesByPurpose["ep.moe"] ?? 0) > 0))).toBe(true);
+    });
+  }
   it("pp2, 1F1B, every layer recomputed in full (the route made again from the recomputed router)", async () => {
     const ex = await runPlan(2, { pp: 2, schedule: "1f1b", recompute: "full" }, { model: moe });
     expectFaithful(ex);

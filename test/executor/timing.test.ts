@@ -142,13 +142,19 @@ describe("device profile: pass-time jitter", () => {
     // tp2 with SP 13 forward and 15 backward; cp2 K and V gathered per layer forward (2 x 2), again
     // backward with their gradients reduce-scattered (4 x 2).
     expect(once.syncs).toEqual([{
-      forward: [{ group: "tp", members: 2, count: 13 }, { group: "cp", members: 1, count: 0 }],
-      backward: [{ group: "tp", members: 2, count: 15 }, { group: "cp", members: 1, count: 0 }],
+      forward: [{ group: "tp", members: 2, count: 13 }, { group: "cp", members: 1, count: 0 }, { group: "ep", members: 1, count: 0 }],
+      backward: [{ group: "tp", members: 2, count: 15 }, { group: "cp", members: 1, count: 0 }, { group: "ep", members: 1, count: 0 }],
     }]);
     const cp = plan({ cp: 2 });
     expect(profileJitter(p, cp.model, cp.plan, 2)!.syncs).toEqual([{
-      forward: [{ group: "tp", members: 1, count: 0 }, { group: "cp", members: 2, count: 4 }],
-      backward: [{ group: "tp", members: 1, count: 0 }, { group: "cp", members: 2, count: 8 }],
+      forward: [{ group: "tp", members: 1, count: 0 }, { group: "cp", members: 2, count: 4 }, { group: "ep", members: 1, count: 0 }],
+      backward: [{ group: "tp", members: 1, count: 0 }, { group: "cp", members: 2, count: 8 }, { group: "ep", members: 1, count: 0 }],
+    }]);
+    // Expert parallel: each MoE layer's dispatch and combine all-to-alls forward, their gradients' backward (2 x 2 each).
+    const ep = planFor("tiny-moe", profileShape(p, 2), { dp: 2, ep: 2, globalBatch: 8, flashAttention: false });
+    expect(profileJitter(p, ep.model, ep.plan, 2)!.syncs).toEqual([{
+      forward: [{ group: "tp", members: 1, count: 0 }, { group: "cp", members: 1, count: 0 }, { group: "ep", members: 2, count: 4 }],
+      backward: [{ group: "tp", members: 1, count: 0 }, { group: "cp", members: 1, count: 0 }, { group: "ep", members: 2, count: 4 }],
     }]);
   });
 

@@ -2,7 +2,7 @@ import { microBatchCount } from "../../spec/plan.js";
 import type { ModelSpec, Plan } from "../../spec/types.js";
 import { blockOf } from "../comm/fabric.js";
 import { chunkUnits, headKeepsTiedCopy, recomputedLayers, unitSlots, type UnitSpec } from "../model/layout.js";
-import { coordsOf, tiedCopyFloats } from "../parallel/grid.js";
+import { coordsOf, epRankOf, tiedCopyFloats } from "../parallel/grid.js";
 import { replicatedCount } from "../parallel/sp-sync.js";
 import { stageSchedule } from "../parallel/schedule.js";
 import { crossingsOfStage, holdsHead } from "../../spec/virtual-stages.js";
@@ -77,8 +77,16 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
     if (headKeepsTiedCopy(model, plan) && (first || last)) add(out, "pp.tied-grad", ar(tiedCopyFloats(model, plan), 2, first ? 0 : 1));
   }
 
-  // Data parallel over dp x cp, unit by unit (ZeRO), or the parameter-server push.
-  const sizes = units.map((u) => unitSlots(u, t).size);
+  // Expert parallel: each layer's experts' two all-to-alls forward and two backward (and the forward's
+  // again in a fully recomputed layer's backward), every token copy's row, x k h (model/moe.ts).
+  if (plan.ep > 1 && model.moe !== undefined) {
+    const copies = rows * model.moe.topK * h;
+    add(out, "ep.moe", m * (layers * 4 + recomputed * 2) * rs(copies, plan.ep, epRankOf(plan, c)));
+  }
+
+  // Data parallel over dp x cp, unit by unit (ZeRO), or the parameter-server push; under expert
+  // parallelism each rank's experts are its own (edp of 1), outside the data-parallel reduction.
+  const sizes = units.filter((u) => !(u.kind === "experts" && plan.ep > 1)).map((u) => unitSlots(u, t).size);
   if (plan.parameterServers > 0) add(out, "dp.ps-push", sizes.reduce((a, b) => a + b, 0));
   const g = plan.dp * plan.cp;
   const j = c.cp + plan.cp * c.dp;
@@ -114,7 +122,7 @@ export interface PassCalls {
  * reduces its input gradient (SP: re-gather and reduce-scatter). The once-per-step sum of SP's replicated
  * gradients is not in a pass (stepSyncCalls).
  */
-export function passCalls(model: ModelSpec, plan: Plan, stage: number): { readonly tp: PassCalls; readonly cp: PassCalls } {
+export function passCalls(model: ModelSpec, plan: Plan, stage: number): { readonly tp: PassCalls; readonly cp: PassCalls; readonly ep: PassCalls } {
   const units = stageChunks(model, plan, stage).flat();
   const layers = units.filter((u) => u.kind === "layer").length;
   const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
@@ -129,12 +137,14 @@ export function passCalls(model: ModelSpec, plan: Plan, stage: number): { readon
     };
   }
   const cp = plan.cp > 1 ? { forward: 2 * layers, backward: 4 * layers + 2 * recomputed } : { forward: 0, backward: 0 };
-  return { tp, cp };
+  // A mixture of experts' all-to-alls: dispatch and combine forward, their gradients' backward (model/moe.ts).
+  const ep = plan.ep > 1 && model.moe !== undefined ? { forward: 2 * layers, backward: 2 * layers + 2 * recomputed } : { forward: 0, backward: 0 };
+  return { tp, cp, ep };
 }
 
 /** Collectives per step outside the passes, per group: the SP sum of tp-replicated gradients. */
-export function stepSyncCalls(plan: Plan): { readonly tp: number; readonly cp: number } {
-  return { tp: plan.sequenceParallel && plan.tp > 1 ? 1 : 0, cp: 0 };
+export function stepSyncCalls(plan: Plan): { readonly tp: number; readonly cp: number; readonly ep: number } {
+  return { tp: plan.sequenceParallel && plan.tp > 1 ? 1 : 0, cp: 0, ep: 0 };
 }
 
 /**
@@ -146,9 +156,11 @@ export function stepSyncCalls(plan: Plan): { readonly tp: number; readonly cp: n
  * dropout and flash attention, which the executor does not have, counted in elements instead of bytes.
  * A mixture of experts (model/moe.ts) keeps, in place of the dense MLP's tensors, the router's
  * probabilities x E, the experts' input rows x k h, their pre-activation(s) x k f (two for SwiGLU) and
- * their activations x k f: the cost model's routed copies, FC1 outputs, FC2 input and router terms; the MLP
- * input (the second norm's output, x h) is kept as well, for the router's weight gradient, where the cost
- * model counts the routed copies alone.
+ * their activations x k f: the cost model's routed copies, FC1 outputs, FC2 input and router terms; and
+ * beyond them the MLP input (the second norm's output, x h), for the router's weight gradient, and the
+ * experts' outputs for this rank's copies (x k h), for the gradient of the probabilities that weight them
+ * (the cost model counts neither). The same on every rank of an expert-parallel group: each holds E/ep
+ * experts of ep x as many rows.
  */
 export function layerActivationElements(model: ModelSpec, plan: Plan): number {
   const t = plan.tp;
@@ -161,7 +173,7 @@ export function layerActivationElements(model: ModelSpec, plan: Plan): number {
   const up = model.mlp === "swiglu" ? 2 : 1;
   // Selective recomputation keeps no scores (model/layer.ts): the cost model's selective term.
   const scores = plan.recompute === "selective" ? 0 : (model.attentionHeads / t) * x * plan.seqLen;
-  const mlp = model.moe === undefined ? x * f * up + x * f : x * model.moe.experts + model.moe.topK * x * (h + f * up + f);
+  const mlp = model.moe === undefined ? x * f * up + x * f : x * model.moe.experts + model.moe.topK * x * (2 * h + f * up + f);
   return 4 * (x * h) / r + x * (q + 2 * kv) + scores + x * q + mlp;
 }
 

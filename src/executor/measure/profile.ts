@@ -252,7 +252,8 @@ export function spreadAt(f: PassSpread, b: PassSpread): (seconds: number) => num
  * segments of the same mean length (cp2 runs of the fit shapes 0.10-0.17 ms, tp2 runs 0.06-0.09 ms; not
  * from uneven work, since every cp rank computes its queries against all keys under a mask; perhaps from
  * the passes' uneven cuts: cp's K and V gathers come back to back, so its other segments are longer than
- * the mean); else the line through all points (older profiles name no group).
+ * the mean); else the line through all points (older profiles name no group, and calibrate measures no
+ * point at an expert-parallel all-to-all, whose collectives take it too).
  */
 export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: number): (segmentSeconds: number, members: number, group?: SyncGroup) => number {
   const all = waitAtLine(waitLine(points), measuredMembers);
@@ -369,14 +370,14 @@ export function profileJitter(p: DeviceProfile, model: ModelSpec, plan: Plan, ra
   const dataParallelMembers = plan.parameterServers === 0 ? plan.dp : 1;
   const dataParallel = dataParallelMembers > 1 && spread !== undefined && waits !== undefined
     ? { members: dataParallelMembers, passLogSdAt: spread, waitSeconds: waits.dataParallel } : undefined;
-  const replicas = plan.tp > 1 || plan.cp > 1 || dataParallel !== undefined;
+  const replicas = plan.tp > 1 || plan.cp > 1 || plan.ep > 1 || dataParallel !== undefined;
   const stages = plan.pp > 1 && spread !== undefined;
   if (!stages && !(replicas && waits !== undefined)) return undefined;
   const syncs: StageSyncs[] = Array.from({ length: plan.pp }, (_, stage) => {
-    const { tp, cp } = passCalls(model, plan, stage);
+    const { tp, cp, ep } = passCalls(model, plan, stage);
     return {
-      forward: [{ group: "tp", members: plan.tp, count: tp.forward }, { group: "cp", members: plan.cp, count: cp.forward }],
-      backward: [{ group: "tp", members: plan.tp, count: tp.backward }, { group: "cp", members: plan.cp, count: cp.backward }],
+      forward: [{ group: "tp", members: plan.tp, count: tp.forward }, { group: "cp", members: plan.cp, count: cp.forward }, { group: "ep", members: plan.ep, count: ep.forward }],
+      backward: [{ group: "tp", members: plan.tp, count: tp.backward }, { group: "cp", members: plan.cp, count: cp.backward }, { group: "ep", members: plan.ep, count: ep.backward }],
     };
   });
   return {
@@ -425,7 +426,7 @@ function asExecuted(plan: Plan): Plan {
 }
 
 function predictionNote(jitter: PassJitter, plan: Plan): string {
-  const groups = [plan.tp > 1 ? "tp" : "", plan.cp > 1 ? "cp" : "", jitter.dataParallel !== undefined ? "dp" : ""].filter((g) => g !== "");
+  const groups = [plan.tp > 1 ? "tp" : "", plan.cp > 1 ? "cp" : "", plan.ep > 1 ? "ep" : "", jitter.dataParallel !== undefined ? "dp" : ""].filter((g) => g !== "");
   const waits = jitter.syncWaitSeconds !== undefined && groups.length > 0 ? `waits at ${groups.join("/")} collectives` : undefined;
   if (jitter.samples === 1) return `predicted with this machine's ${waits} (measured by calibrate with every core busy)`;
   return `predicted with this machine's pass-time jitter${waits === undefined ? "" : ` and ${waits}`} (measured by calibrate with every core busy): the median of ${jitter.samples} simulated steps`;

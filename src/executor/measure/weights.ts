@@ -24,10 +24,11 @@ function fromBlocks(blocks: { first: number; data: Float32Array }[], size: numbe
   return flat;
 }
 
-export function assembleWeights(model: ModelSpec, tp: number, results: readonly RankResult[]): Weights {
+/** `expertBlocks`: the plan's ep (each member's experts are a unit of their own, layout.ts modelUnits). */
+export function assembleWeights(model: ModelSpec, tp: number, results: readonly RankResult[], expertBlocks = 1): Weights {
   const out: Weights = new Map();
   const serverBlocks = results.flatMap((r) => r.weights.filter((w) => w.unit === "server"));
-  const units = modelUnits(model);
+  const units = modelUnits(model, expertBlocks);
   if (serverBlocks.length > 0) {
     const slots = units.map((u) => unitSlots(u, 1));
     const flat = fromBlocks(serverBlocks, slots.reduce((a, s) => a + s.size, 0));

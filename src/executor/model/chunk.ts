@@ -2,7 +2,7 @@ import type { Tensor } from "@tensorflow/tfjs";
 import type { Grads, ModelContext, UnitParams, WeightDeferral } from "./context.js";
 import { embedBackward, embedForward, headBackward, headForward, type HeadSaved } from "./ends.js";
 import { layerBackward, layerForward, layerSavedTensors, type LayerSaved } from "./layer.js";
-import type { UnitSpec } from "./layout.js";
+import { isExpertTensor, type UnitSpec } from "./layout.js";
 import type { Tf } from "./ops.js";
 
 /**
@@ -23,7 +23,29 @@ export interface MicroBatchTokens {
   readonly targets: Int32Array;
 }
 
-type Saved = { kind: "embed"; normIn?: Tensor } | { kind: "layer"; saved: LayerSaved } | { kind: "checkpoint"; xin: Tensor } | { kind: "head"; saved: HeadSaved };
+type Saved = { kind: "embed"; normIn?: Tensor } | { kind: "layer"; saved: LayerSaved } | { kind: "checkpoint"; xin: Tensor } | { kind: "head"; saved: HeadSaved }
+  // A layer's experts: run, forward and backward, by their layer.
+  | { kind: "experts" };
+
+/** The experts unit that follows layer unit i in the chunk, if the model has experts. */
+function expertsOf(units: readonly UnitSpec[], i: number): UnitSpec | undefined {
+  const next = units[i + 1];
+  return next?.kind === "experts" && next.layer === units[i]!.layer ? next : undefined;
+}
+
+/** A layer's parameters with its experts' (held in the experts unit) beside them. */
+function withExperts(layer: UnitParams, experts: UnitParams | undefined): UnitParams {
+  if (experts === undefined) return layer;
+  return { get: (n) => layer.maybe(n) ?? experts.get(n), maybe: (n) => layer.maybe(n) ?? experts.maybe(n) };
+}
+
+/** A layer's gradients split into its own and its experts'. */
+function splitExpertGrads(grads: Grads): { own: Grads; experts: Grads } {
+  const own: Grads = new Map();
+  const experts: Grads = new Map();
+  for (const [k, t] of grads) (isExpertTensor(k) ? experts : own).set(k, t);
+  return { own, experts };
+}
 
 export interface ChunkActivations {
   readonly saved: readonly Saved[];
@@ -59,8 +81,14 @@ export function forwardChunk(
   const saved: Saved[] = [];
   let x = input;
   let loss = 0;
-  for (const unit of units) {
-    const p = params.acquire(unit);
+  for (let i = 0; i < units.length; i++) {
+    const unit = units[i]!;
+    if (unit.kind === "experts") {
+      saved.push({ kind: "experts" });
+      continue;
+    }
+    const experts = expertsOf(units, i);
+    const p = withExperts(params.acquire(unit), experts === undefined ? undefined : params.acquire(experts));
     if (unit.kind === "embed") {
       const e = embedForward(ctx, p, data.ids);
       x = e.out;
@@ -83,6 +111,7 @@ export function forwardChunk(
       saved.push({ kind: "head", saved: r.saved });
     }
     params.release(unit);
+    if (experts !== undefined) params.release(experts);
   }
   return { output: x, loss, activations: { saved, kept } };
 }
@@ -146,7 +175,10 @@ export function backwardChunk(
   for (let i = units.length - 1; i >= 0; i--) {
     const unit = units[i]!;
     const s = acts.saved[i]!;
-    const p = params.acquire(unit);
+    if (s.kind === "experts") continue;
+    const experts = expertsOf(units, i);
+    if (experts !== undefined && deferred !== undefined) throw new Error("internal: a split backward through a layer with experts (validate.ts refuses it)");
+    const p = withExperts(params.acquire(unit), experts === undefined ? undefined : params.acquire(experts));
     let grads: Grads;
     let next: Tensor | null;
     // The unit's entry first: its weight gradients are recorded against it as its backward runs.
@@ -182,7 +214,12 @@ export function backwardChunk(
     if (d !== null && deferred?.holds(d) !== true) d.dispose();
     d = next;
     params.release(unit);
-    if (deferred === undefined) params.accept(unit, grads);
+    if (experts !== undefined) {
+      params.release(experts);
+      const split = splitExpertGrads(grads);
+      params.accept(experts, split.experts);
+      params.accept(unit, split.own);
+    } else if (deferred === undefined) params.accept(unit, grads);
     else for (const [k, t] of grads) entry.set(k, t);
   }
   return d;

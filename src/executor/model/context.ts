@@ -19,6 +19,17 @@ export interface GroupOps {
   reduceScatter(x: Tensor, purpose: string): Tensor;
 }
 
+/**
+ * An expert-parallel group (model/moe.ts): each member holds a block of every layer's experts and sends
+ * each token copy to the member that holds its expert.
+ */
+export interface ExpertGroup {
+  readonly size: number;
+  readonly rank: number;
+  /** Row block k of x goes to member k; row block k of the result came from member k (size divides the rows). */
+  allToAll(x: Tensor, purpose: string): Tensor;
+}
+
 /** A group of one: every collective is the identity. */
 export function soloGroup(tf: Tf): GroupOps {
   const same = (x: Tensor) => tf.clone(x);
@@ -47,6 +58,8 @@ export interface ModelContext {
   readonly cp: GroupOps;
   /** Megatron sequence parallel: the residual stream is split over the tp ranks by position. */
   readonly sp: boolean;
+  /** Expert parallel (a mixture of experts' experts split over its members); absent: every expert here. */
+  readonly ep?: ExpertGroup;
   /** Keeps a tensor for the backward (counted as activation memory) and returns it. */
   save(t: Tensor): Tensor;
   /**

@@ -19,11 +19,16 @@ export interface TensorSpec {
   readonly init: Init;
 }
 
-export type UnitKind = "embed" | "layer" | "head";
+/**
+ * A mixture of experts' experts are units of their own, beside their layer's (whose router stays with it):
+ * expert parallelism puts a block of them on each rank of an ep group, and their gradients are reduced over
+ * another group than the layer's (the cost model's edp).
+ */
+export type UnitKind = "embed" | "layer" | "experts" | "head";
 
 export interface UnitSpec {
   readonly kind: UnitKind;
-  /** Layer index for layers, -1 otherwise. */
+  /** Layer index for layers and their experts, -1 otherwise. */
   readonly layer: number;
   readonly name: string;
   readonly tensors: readonly TensorSpec[];
@@ -55,10 +60,21 @@ function layerTensors(model: ModelSpec, l: number): TensorSpec[] {
   if (model.linearBias) out.push(t(`${p}.attn.o.b`, [h], null, "zeros"));
   out.push(...norm(model, `${p}.ln2`));
   if (model.moe === undefined) return [...out, ...mlpTensors(model, `${p}.mlp`)];
-  // A mixture of experts (model/moe.ts): the router's linear layer (no bias), then each expert's MLP.
+  // A mixture of experts (model/moe.ts): the router's linear layer (no bias) here, the experts' MLPs in their units.
   out.push(t(`${p}.moe.router.w`, [h, model.moe.experts], null, "normal"));
-  for (let e = 0; e < model.moe.experts; e++) out.push(...mlpTensors(model, `${p}.moe.${e}`));
   return out;
+}
+
+/** Layer l's experts of block `block` of `blocks` (experts block x E/blocks onwards), as one unit. */
+function expertsUnit(model: ModelSpec, l: number, block: number, blocks: number): UnitSpec {
+  const per = model.moe!.experts / blocks;
+  const tensors = Array.from({ length: per }, (_, i) => mlpTensors(model, `layers.${l}.moe.${block * per + i}`)).flat();
+  return { kind: "experts", layer: l, name: `layers.${l}.experts.${block}`, tensors };
+}
+
+/** Whether a gradient's tensor belongs to a layer's experts unit (not to the layer's own: the router stays there). */
+export function isExpertTensor(name: string): boolean {
+  return /\.moe\.\d+\./.test(name);
 }
 
 /** An MLP's matrices and biases: the first (and SwiGLU's gate) column-parallel, the second row-parallel. */
@@ -77,14 +93,20 @@ function mlpTensors(model: ModelSpec, p: string): TensorSpec[] {
   return out;
 }
 
-/** Every unit of the model in order: embedding, layers, head (final norm and untied output layer). */
-export function modelUnits(model: ModelSpec): UnitSpec[] {
+/**
+ * Every unit of the model in order: embedding, layers (each followed by its experts, in `expertBlocks`
+ * units, one per rank of an expert-parallel group), head (final norm and untied output layer).
+ */
+export function modelUnits(model: ModelSpec, expertBlocks = 1): UnitSpec[] {
   const h = model.hiddenSize;
   const embed: TensorSpec[] = [t("embed.word", [model.vocabSize, h], 0, "normal")];
   if (model.positionEmbedding === "learned") embed.push(t("embed.pos", [model.seqLen, h], null, "normal"));
   if (model.embeddingNorm === true) embed.push(...norm(model, "embed.norm"));
   const units: UnitSpec[] = [{ kind: "embed", layer: -1, name: "embed", tensors: embed }];
-  for (let l = 0; l < model.layers; l++) units.push({ kind: "layer", layer: l, name: `layers.${l}`, tensors: layerTensors(model, l) });
+  for (let l = 0; l < model.layers; l++) {
+    units.push({ kind: "layer", layer: l, name: `layers.${l}`, tensors: layerTensors(model, l) });
+    if (model.moe !== undefined) for (let q = 0; q < expertBlocks; q++) units.push(expertsUnit(model, l, q, expertBlocks));
+  }
   const head = [...norm(model, "final.norm")];
   if (!model.tiedEmbeddings) head.push(t("head.w", [h, model.vocabSize], 1, "normal"));
   units.push({ kind: "head", layer: -1, name: "head", tensors: head });
@@ -171,14 +193,20 @@ export function headKeepsTiedCopy(model: ModelSpec, plan: Plan): boolean {
   return tiedCopyOnHead(plan, model.tiedEmbeddings);
 }
 
-/** The units of one model chunk, in forward order. */
-export function chunkUnits(model: ModelSpec, plan: Plan, stage: number, chunk: number): UnitSpec[] {
-  const all = modelUnits(model);
+/**
+ * The units of one model chunk, in forward order; a layer's experts are those of expert-parallel rank
+ * `epRank` (all of them without expert parallelism).
+ */
+export function chunkUnits(model: ModelSpec, plan: Plan, stage: number, chunk: number, epRank = 0): UnitSpec[] {
+  const all = modelUnits(model, plan.ep);
   const layers = chunkLayers(plan, stage, chunk);
   const out: UnitSpec[] = [];
   const at = virtualStageOf(plan, stage, chunk);
   if (at === 0) out.push(all[0]!);
-  for (const l of layers) out.push(all[1 + l]!);
+  for (const l of layers) {
+    out.push(all.find((u) => u.kind === "layer" && u.layer === l)!);
+    if (model.moe !== undefined) out.push(all.find((u) => u.name === `layers.${l}.experts.${epRank}`)!);
+  }
   if (at === plan.pp * plan.virtualStages - 1) {
     const head = all[all.length - 1]!;
     out.push(headKeepsTiedCopy(model, plan) ? { ...head, tensors: [...head.tensors, all[0]!.tensors[0]!] } : head);
@@ -212,7 +240,7 @@ export function unitSlots(unit: UnitSpec, tp: number): UnitSlots {
   return { unit, tensors, size: offset };
 }
 
-/** Every unit a pipeline stage holds, chunk by chunk (v chunks under the interleaved schedule). */
-export function stageUnits(model: ModelSpec, plan: Plan, stage: number): UnitSpec[][] {
-  return Array.from({ length: plan.virtualStages }, (_, c) => chunkUnits(model, plan, stage, c));
+/** Every unit a pipeline stage holds, chunk by chunk (v chunks under the interleaved schedule), on expert-parallel rank `epRank`. */
+export function stageUnits(model: ModelSpec, plan: Plan, stage: number, epRank = 0): UnitSpec[][] {
+  return Array.from({ length: plan.virtualStages }, (_, c) => chunkUnits(model, plan, stage, c, epRank));
 }

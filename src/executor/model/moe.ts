@@ -21,6 +21,13 @@ import { gelu, geluBackward, linear, linearInputBackward, readNow, swiglu, swigl
  * Dispatch and combine are row gathers with index lists made from the router's probabilities (one read of
  * them per micro-batch and layer), and their gradients are gathers too, since every buffer row belongs to
  * one token copy; no scatter is needed.
+ *
+ * Expert parallel (GShard; Megatron-LM's expert-parallel group): the members of an ep group hold equal,
+ * contiguous blocks of the experts (layout.ts, a unit of experts per member) and each routes its own
+ * tokens; one all-to-all sends every expert's rows to the member that holds it and another brings the
+ * outputs back, and the backward does the same with their gradients: the cost model's two all-to-alls
+ * forward and two backward of x k h each (planner/cost/communication.ts epCostPerMicroBatch), since every
+ * expert's buffer has its capacity's rows whatever the route.
  */
 
 /** Where each token copy went, for one micro-batch (rows are position-major: row = position x batch + sequence). */
@@ -85,17 +92,19 @@ export interface MoeSaved {
   readonly route: Route;
   /** The router's softmax output, rows x experts. */
   readonly probs: Tensor;
-  /** Each expert's input rows (its copies of the MLP input; zeros in empty slots). */
+  /** Each of this rank's experts' input rows (copies of the MLP input, from every member of the ep group; zeros in empty slots). */
   readonly inputs: readonly Tensor[];
-  /** Each expert's pre-activation(s): [up] for GeLU, [gate, up] for SwiGLU. */
+  /** Each of this rank's experts' pre-activation(s): [up] for GeLU, [gate, up] for SwiGLU. */
   readonly pre: readonly (readonly Tensor[])[];
-  /** Each expert's activation (the input of its second matrix). */
+  /** Each of this rank's experts' activation (the input of its second matrix). */
   readonly act: readonly Tensor[];
+  /** Every expert's output for this rank's token copies, stacked as the route's buffers (for the probabilities' gradient). */
+  readonly out: Tensor;
 }
 
 /** Every tensor MoeSaved holds. */
 export function moeSavedTensors(s: MoeSaved): Tensor[] {
-  return [s.probs, ...s.inputs, ...s.pre.flat(), ...s.act];
+  return [s.probs, ...s.inputs, ...s.pre.flat(), ...s.act, s.out];
 }
 
 const index = (tf: Tf, values: Int32Array) => tf.tensor1d(values, "int32");
@@ -122,9 +131,37 @@ function gateOf(tf: Tf, probs: Tensor, route: Route, j: number): Tensor {
   return tf.reshape(tf.gather(tf.reshape(probs, [-1]), index(tf, at)), [route.rows, 1]);
 }
 
-/** Expert e's output rows from its activation (its second matrix), stacked over the experts with a zero row last. */
-function expertOutputs(tf: Tf, p: UnitParams, n: string, act: readonly Tensor[]): Tensor {
-  return withZeroRow(tf, tf.concat(act.map((a, e) => linear(tf, a, p.get(`${n}.moe.${e}.down.w`), p.maybe(`${n}.moe.${e}.down.b`))), 0));
+/**
+ * Expert parallelism's two exchanges (GShard's dispatch and combine all-to-alls). `toExperts`: every
+ * expert's rows of this rank's tokens (experts x R rows, R = route.perExpert, in expert order, so block k
+ * holds member k's experts) in, each of this rank's experts' rows from every member out (its rows from
+ * member 0, then from member 1, ...). `fromExperts` is the inverse. Without an ep group, the identity.
+ */
+function toExperts(ctx: ModelContext, perExpert: readonly Tensor[], r: number): Tensor[] {
+  const { tf } = ctx;
+  const ep = ctx.ep;
+  if (ep === undefined) return [...perExpert];
+  const local = perExpert.length / ep.size;
+  const got = ep.allToAll(tf.concat([...perExpert], 0), "ep.moe");
+  return Array.from({ length: local }, (_, i) => tf.concat(Array.from({ length: ep.size }, (_, k) => tf.slice(got, [(k * local + i) * r, 0], [r, -1])), 0));
+}
+
+function fromExperts(ctx: ModelContext, mine: readonly Tensor[], r: number): Tensor {
+  const { tf } = ctx;
+  const ep = ctx.ep;
+  if (ep === undefined) return tf.concat([...mine], 0);
+  const send = Array.from({ length: ep.size }, (_, k) => mine.map((x) => tf.slice(x, [k * r, 0], [r, -1]))).flat();
+  return ep.allToAll(tf.concat(send, 0), "ep.moe");
+}
+
+/** Expert `e` (a global index) of layer `n`: the names of its parameters. */
+function expertName(n: string, e: number): string {
+  return `${n}.moe.${e}`;
+}
+
+/** The first expert this rank holds (experts are split over the ep group in equal, contiguous blocks). */
+function firstExpert(ctx: ModelContext, experts: number): number {
+  return ctx.ep === undefined ? 0 : (ctx.ep.rank * experts) / ctx.ep.size;
 }
 
 /** The MoE MLP's output (rows x h, before the residual add) from its input b (the second norm's output). */
@@ -135,37 +172,41 @@ export function moeForward(ctx: ModelContext, p: UnitParams, n: string, b: Tenso
   // Routed at once from a view of the heap, before any other TensorFlow.js call can move it (ops.ts readNow).
   const route = routeTokens(readNow(tf, probs), ctx.tokens, ctx.batch, moe.experts, moe.topK);
   const bz = withZeroRow(tf, b);
-  const inputs: Tensor[] = [];
+  const dispatched = Array.from({ length: moe.experts }, (_, e) =>
+    tf.gather(bz, index(tf, rowsOrZero(route.source, e * route.perExpert, route.perExpert, route.rows, (v) => v % route.rows))));
+  const inputs = toExperts(ctx, dispatched, route.perExpert).map((x) => ctx.save(x));
+  const first = firstExpert(ctx, moe.experts);
   const pre: Tensor[][] = [];
   const act: Tensor[] = [];
-  for (let e = 0; e < moe.experts; e++) {
-    const rows = rowsOrZero(route.source, e * route.perExpert, route.perExpert, route.rows, (v) => v % route.rows);
-    const x = ctx.save(tf.gather(bz, index(tf, rows)));
-    inputs.push(x);
-    const up = ctx.save(linear(tf, x, p.get(`${n}.moe.${e}.up.w`), p.maybe(`${n}.moe.${e}.up.b`)));
+  const outs = inputs.map((x, i) => {
+    const e = expertName(n, first + i);
+    const up = ctx.save(linear(tf, x, p.get(`${e}.up.w`), p.maybe(`${e}.up.b`)));
     if (model.mlp === "swiglu") {
-      const gate = ctx.save(linear(tf, x, p.get(`${n}.moe.${e}.gate.w`), p.maybe(`${n}.moe.${e}.gate.b`)));
+      const gate = ctx.save(linear(tf, x, p.get(`${e}.gate.w`), p.maybe(`${e}.gate.b`)));
       pre.push([gate, up]);
       act.push(ctx.save(swiglu(tf, gate, up)));
     } else {
       pre.push([up]);
       act.push(ctx.save(gelu(tf, up)));
     }
-  }
-  const out = expertOutputs(tf, p, n, act);
+    return linear(tf, act[i]!, p.get(`${e}.down.w`), p.maybe(`${e}.down.b`));
+  });
+  const out = ctx.save(fromExperts(ctx, outs, route.perExpert));
+  const outz = withZeroRow(tf, out);
   let z: Tensor | undefined;
   for (let j = 0; j < moe.topK; j++) {
-    const copy = tf.mul(gateOf(tf, probs, route, j), tf.gather(out, index(tf, rowsOrZero(route.slot, j * route.rows, route.rows, moe.experts * route.perExpert))));
+    const copy = tf.mul(gateOf(tf, probs, route, j), tf.gather(outz, index(tf, rowsOrZero(route.slot, j * route.rows, route.rows, moe.experts * route.perExpert))));
     z = z === undefined ? copy : tf.add(z, copy);
   }
-  return { z: z!, saved: { route, probs, inputs, pre, act } };
+  return { z: z!, saved: { route, probs, inputs, pre, act, out } };
 }
 
 /**
  * The MoE MLP's backward: the gradient of its input b (to which the caller adds nothing else: the router's
  * input is b too) from dz, the gradient of its output; the weight gradients go to `grads` (the router's and
- * every expert's, as linearInputBackward leaves them). Each expert's output is computed again from its kept
- * activation (one product per expert) for the gradient of the router probability that weighted it.
+ * this rank's experts', as linearInputBackward leaves them). Under expert parallelism the copies' output
+ * gradients go to their experts' members and the input gradients come back: the forward's two exchanges,
+ * reversed.
  */
 export function moeBackward(ctx: ModelContext, grads: Grads, p: UnitParams, n: string, s: MoeSaved, b: Tensor, dz: Tensor): Tensor {
   const { tf, model } = ctx;
@@ -173,12 +214,12 @@ export function moeBackward(ctx: ModelContext, grads: Grads, p: UnitParams, n: s
   const hasBias = model.linearBias;
   const experts = route.experts;
   const stackedZero = experts * route.perExpert;
-  const out = expertOutputs(tf, p, n, s.act);
+  const outz = withZeroRow(tf, s.out);
   // Per choice: the copy's output gradient (its gate times dz) and its gate's gradient (dz . its output).
   const dCopies: Tensor[] = [];
   let dProbs: Tensor | undefined;
   for (let j = 0; j < route.topK; j++) {
-    const taken = tf.gather(out, index(tf, rowsOrZero(route.slot, j * route.rows, route.rows, stackedZero)));
+    const taken = tf.gather(outz, index(tf, rowsOrZero(route.slot, j * route.rows, route.rows, stackedZero)));
     dCopies.push(tf.mul(gateOf(tf, s.probs, route, j), dz));
     const dGate = tf.sum(tf.mul(dz, taken), 1, true);
     const chosen = tf.cast(tf.oneHot(index(tf, route.choice.subarray(j * route.rows, (j + 1) * route.rows)), experts), "float32");
@@ -186,21 +227,22 @@ export function moeBackward(ctx: ModelContext, grads: Grads, p: UnitParams, n: s
     dProbs = dProbs === undefined ? part : tf.add(dProbs, part);
   }
   const dCopyRows = withZeroRow(tf, tf.concat(dCopies, 0));
-  const dInputs: Tensor[] = [];
-  for (let e = 0; e < experts; e++) {
-    const e0 = `${n}.moe.${e}`;
-    const dOut = tf.gather(dCopyRows, index(tf, rowsOrZero(route.source, e * route.perExpert, route.perExpert, route.topK * route.rows)));
-    const dAct = linearInputBackward(ctx, grads, `${e0}.down`, s.act[e]!, p.get(`${e0}.down.w`), dOut, hasBias);
-    const x = s.inputs[e]!;
+  const dDispatched = Array.from({ length: experts }, (_, e) =>
+    tf.gather(dCopyRows, index(tf, rowsOrZero(route.source, e * route.perExpert, route.perExpert, route.topK * route.rows))));
+  const dOuts = toExperts(ctx, dDispatched, route.perExpert);
+  const first = firstExpert(ctx, experts);
+  const dInputs = dOuts.map((dOut, i) => {
+    const e = expertName(n, first + i);
+    const dAct = linearInputBackward(ctx, grads, `${e}.down`, s.act[i]!, p.get(`${e}.down.w`), dOut, hasBias);
+    const x = s.inputs[i]!;
     if (model.mlp === "swiglu") {
-      const { da, du } = swigluBackward(tf, s.pre[e]![0]!, s.pre[e]![1]!, dAct);
-      dInputs.push(tf.add(linearInputBackward(ctx, grads, `${e0}.gate`, x, p.get(`${e0}.gate.w`), da, hasBias),
-        linearInputBackward(ctx, grads, `${e0}.up`, x, p.get(`${e0}.up.w`), du, hasBias)));
-    } else {
-      dInputs.push(linearInputBackward(ctx, grads, `${e0}.up`, x, p.get(`${e0}.up.w`), geluBackward(tf, s.pre[e]![0]!, dAct), hasBias));
+      const { da, du } = swigluBackward(tf, s.pre[i]![0]!, s.pre[i]![1]!, dAct);
+      return tf.add(linearInputBackward(ctx, grads, `${e}.gate`, x, p.get(`${e}.gate.w`), da, hasBias),
+        linearInputBackward(ctx, grads, `${e}.up`, x, p.get(`${e}.up.w`), du, hasBias));
     }
-  }
-  const dInputRows = withZeroRow(tf, tf.concat(dInputs, 0));
+    return linearInputBackward(ctx, grads, `${e}.up`, x, p.get(`${e}.up.w`), geluBackward(tf, s.pre[i]![0]!, dAct), hasBias);
+  });
+  const dInputRows = withZeroRow(tf, fromExperts(ctx, dInputs, route.perExpert));
   let db = linearInputBackward(ctx, grads, `${n}.moe.router`, b, p.get(`${n}.moe.router.w`), softmaxBackward(tf, s.probs, dProbs!), false);
   for (let j = 0; j < route.topK; j++) db = tf.add(db, tf.gather(dInputRows, index(tf, rowsOrZero(route.slot, j * route.rows, route.rows, stackedZero))));
   return db;

@@ -51,21 +51,36 @@ export function groupMembers(plan: Plan, rank: number, axes: readonly Axis[]): n
  * embedding's two copies (the first stage's rank and the head's, of the same tp, cp and dp coordinates)
  * and the world.
  */
-export function groupName(kind: "tp" | "cp" | "dp" | "tied" | "world", members: readonly number[]): string {
+export function groupName(kind: "tp" | "cp" | "dp" | "ep" | "tied" | "world", members: readonly number[]): string {
   return `${kind}[${members.join(",")}]`;
 }
 
-function uniqueGroups(plan: Plan, axes: readonly Axis[]): number[][] {
+/** Every group of more than one rank, each once: the groups along `axes`, or those `membersOf` gives each rank. */
+function uniqueGroups(plan: Plan, axes: readonly Axis[] | ((rank: number) => number[])): number[][] {
   const seen = new Map<string, number[]>();
   for (let r = 0; r < workerCount(plan); r++) {
-    const m = groupMembers(plan, r, axes);
+    const m = typeof axes === "function" ? axes(r) : groupMembers(plan, r, axes);
     seen.set(m.join(","), m);
   }
   return [...seen.values()].filter((m) => m.length > 1);
 }
 
+/**
+ * Expert parallel: a rank's place in its ep group (Megatron-LM's expert-parallel group: ep consecutive
+ * data-parallel ranks of the same tp, cp and pipeline coordinates), which names the block of experts it holds.
+ */
+export function epRankOf(plan: Plan, c: Coords): number {
+  return c.dp % plan.ep;
+}
+
+/** The members of `rank`'s ep group, in rank order (itself alone without expert parallelism). */
+export function expertMembers(plan: Plan, rank: number): number[] {
+  const c = coordsOf(plan, rank);
+  return groupMembers(plan, rank, ["dp"]).filter((r) => Math.floor(coordsOf(plan, r).dp / plan.ep) === Math.floor(c.dp / plan.ep));
+}
+
 /** Floats the largest tensor a collective of each group carries for this model and plan. */
-export function capacities(model: ModelSpec, plan: Plan): { tp: number; cp: number; dp: number; pp: number; ps: number } {
+export function capacities(model: ModelSpec, plan: Plan): { tp: number; cp: number; dp: number; pp: number; ps: number; ep: number } {
   const rows = (plan.microBatch * plan.seqLen) / plan.cp;
   const h = model.hiddenSize;
   const units = modelUnits(model).map((u) => unitSlots(u, plan.tp));
@@ -80,6 +95,8 @@ export function capacities(model: ModelSpec, plan: Plan): { tp: number; cp: numb
     dp: largestUnit,
     pp: (rows * h) / (plan.sequenceParallel ? plan.tp : 1),
     ps: plan.parameterServers > 0 ? Math.ceil(all / plan.parameterServers) + units.length : 0,
+    // The all-to-all of a mixture of experts: every token copy's row, x k h (model/moe.ts).
+    ep: rows * (model.moe?.topK ?? 0) * h,
   };
 }
 
@@ -100,7 +117,7 @@ export function tiedPairs(model: ModelSpec, plan: Plan): number[][] {
 }
 
 /**
- * Groups and channels of a plan: tp, cp, data-parallel (with the gradient buckets) and world groups;
+ * Groups and channels of a plan: tp, cp, data-parallel (with the gradient buckets), expert-parallel and world groups;
  * pipeline and parameter-server channels.
  */
 export function fabricFor(model: ModelSpec, plan: Plan): FabricSpec {
@@ -116,6 +133,7 @@ export function fabricFor(model: ModelSpec, plan: Plan): FabricSpec {
       bucketFloats: gradientBucket(stageUnits(model, plan, coordsOf(plan, m[0]!).pp).flat(), plan.tp, plan.zero).floats,
     }))),
   ];
+  for (const m of uniqueGroups(plan, (r) => expertMembers(plan, r))) groups.push({ name: groupName("ep", m), kind: "ep", members: m, capacityFloats: cap.ep });
   for (const pair of tiedPairs(model, plan)) {
     groups.push({ name: groupName("tied", pair), kind: "pp", members: pair, capacityFloats: tiedCopyFloats(model, plan) });
   }

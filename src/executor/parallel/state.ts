@@ -34,6 +34,8 @@ export interface StateBytes {
 
 interface UnitState {
   readonly slots: UnitSlots;
+  /** The group that reduces (and under ZeRO shards) the unit: the data-parallel one, or none (StateOptions.localExperts). */
+  readonly group: Group | undefined;
   /** This rank's block of the unit's flat vector (all of it without sharding). */
   readonly owned: { readonly first: number; readonly end: number };
   /**
@@ -77,6 +79,12 @@ export interface StateOptions {
    * the unit's new parameter tensors (Group.allGatherHeapInto) instead of through a slot and a flat copy.
    */
   readonly heap?: HeapPath;
+  /**
+   * Expert parallelism with every ep rank holding experts no other data-parallel rank holds (ep = dp x cp,
+   * the cost model's edp of 1): the experts units are this rank's alone, neither reduced nor sharded.
+   * Otherwise they are reduced and sharded over `dp` as every other unit.
+   */
+  readonly localExperts?: boolean;
 }
 
 /**
@@ -100,24 +108,26 @@ export class ModelState implements ParamProvider {
   private readonly sourceBytes = new Map<UnitState, number>();
 
   constructor(private readonly o: StateOptions) {
-    const n = o.dp?.size ?? 1;
-    const j = o.dp?.index ?? 0;
-    const bucket = o.dp !== undefined && o.dp.size > 1 ? gradientBucket(o.units, o.tp, o.zero) : undefined;
+    const dp = o.dp !== undefined && o.dp.size > 1 ? o.dp : undefined;
+    const groupOf = (unit: UnitSpec) => (unit.kind === "experts" && o.localExperts === true ? undefined : dp);
+    const grouped = o.units.filter((u) => groupOf(u) !== undefined);
+    const bucket = grouped.length > 0 ? gradientBucket(grouped, o.tp, o.zero) : undefined;
     // Every dp member decides alike: useHeaps is true only if all of them share their heaps.
-    this.heapGathers = o.heap !== undefined && o.dp !== undefined && o.dp.size > 1 && o.zero >= 1 && o.heap.enable(o.dp);
+    this.heapGathers = o.heap !== undefined && dp !== undefined && o.zero >= 1 && o.heap.enable(dp);
     const updates = o.optimizer !== false;
-    o.units.forEach((unit, u) => {
+    o.units.forEach((unit) => {
+      const group = groupOf(unit);
       const slots = unitSlots(unit, o.tp);
       const flat = new Float32Array(slots.size);
       for (const t of slots.tensors) flat.set(sliceForRank(o.initial(t.spec.name), t.spec, o.tp, o.tpRank), t.offset);
-      const owned = o.zero >= 1 ? blockOf(slots.size, n, j) : { first: 0, end: slots.size };
+      const owned = o.zero >= 1 && group !== undefined ? blockOf(slots.size, group.size, group.index) : { first: 0, end: slots.size };
       const count = owned.end - owned.first;
-      const bucketOffset = bucket?.offsets[u];
+      const bucketOffset = group === undefined ? undefined : bucket?.offsets[grouped.indexOf(unit)];
       // The block the weight gathers read: the master (ZeRO 1/2) or the shard (3), in the heap under heapGathers.
-      const source = this.heapGathers ? o.heap!.buffer(count) : undefined;
+      const source = this.heapGathers && group !== undefined ? o.heap!.buffer(count) : undefined;
       source?.view.set(flat.subarray(owned.first, owned.end));
       const state: UnitState = {
-        slots, owned, bucketOffset,
+        slots, group, owned, bucketOffset,
         grad: o.zero <= 1 ? this.gradBuffer(bucketOffset, slots.size) : undefined,
         ownedGrad: o.zero >= 2 ? new Float32Array(count) : undefined,
         optimizer: !updates ? undefined : {
@@ -163,8 +173,9 @@ export class ModelState implements ParamProvider {
     const states = this.reads(unit);
     if (this.o.zero === 3) {
       for (const s of states) {
-        if (this.heapGathers) s.tensors = this.gatherTensors(s, "dp.zero3-gather");
-        else s.tensors = this.toTensors(s.slots, this.o.dp!.allGatherView(s.shard!, s.slots.size, "dp.zero3-gather"));
+        if (s.group === undefined) s.tensors = this.toTensors(s.slots, s.shard!);
+        else if (this.heapGathers) s.tensors = this.gatherTensors(s, "dp.zero3-gather");
+        else s.tensors = this.toTensors(s.slots, s.group.allGatherView(s.shard!, s.slots.size, "dp.zero3-gather"));
       }
     }
     const find = (name: string) => {
@@ -197,7 +208,7 @@ export class ModelState implements ParamProvider {
     }
     const own = this.state(unit);
     if (this.o.zero >= 2 && own.grad !== undefined) {
-      const dp = this.o.dp;
+      const dp = own.group;
       const inBucket = own.bucketOffset !== undefined;
       const block = inBucket ? dp!.reduceScatterBucket(own.bucketOffset, own.slots.size, "dp.zero-grad")
         : dp === undefined ? own.grad : dp.reduceScatterView(own.grad, "dp.zero-grad");
@@ -231,7 +242,7 @@ export class ModelState implements ParamProvider {
     return [...this.units.values()].map((s) => {
       if (this.o.zero >= 2) return s.ownedGrad!;
       if (s.bucketOffset === undefined) return s.grad!;
-      const dp = this.o.dp!;
+      const dp = s.group!;
       return this.o.zero === 0 ? dp.allReduceBucket(s.bucketOffset, s.slots.size, "dp.grads") : dp.reduceScatterBucket(s.bucketOffset, s.slots.size, "dp.grads");
     });
   }
@@ -249,11 +260,11 @@ export class ModelState implements ParamProvider {
       const { master, adam } = s.optimizer;
       adamStep(master, grads[i]!, adam, this.step, this.o.adam);
       if (this.o.zero === 3) s.shard!.set(master);
-      else if (this.heapGathers) {
+      else if (this.heapGathers && s.group !== undefined) {
         for (const t of s.tensors!.values()) t.dispose();
         s.tensors = this.gatherTensors(s, "dp.zero-gather");
       } else {
-        const full = this.o.zero === 0 || this.o.dp === undefined ? master : this.o.dp.allGatherView(master, s.slots.size, "dp.zero-gather");
+        const full = this.o.zero === 0 || s.group === undefined ? master : s.group.allGatherView(master, s.slots.size, "dp.zero-gather");
         this.setWeights(s, full);
       }
       if (s.grad !== undefined) s.grad.fill(0);
@@ -263,7 +274,7 @@ export class ModelState implements ParamProvider {
 
   /** The unit's parameter tensors, every member's block copied straight into them from its heap. */
   private gatherTensors(s: UnitState, purpose: string): Map<string, Tensor> {
-    const tensors = gatherIntoTensors(this.o.heap!, this.o.dp!, this.sourceBytes.get(s)!, s.slots.size, s.slots.tensors, purpose);
+    const tensors = gatherIntoTensors(this.o.heap!, s.group!, this.sourceBytes.get(s)!, s.slots.size, s.slots.tensors, purpose);
     return new Map(s.slots.tensors.map((t, i) => [t.spec.name, tensors[i]!]));
   }
 

@@ -7,14 +7,14 @@ import type { Channel } from "../comm/p2p.js";
 import type { Traffic } from "../comm/traffic.js";
 import type { MemoryLedger } from "../measure/ledger.js";
 import { backwardChunk, DeferredWeights, forwardChunk, weightChunk, type ChunkActivations, type MicroBatchTokens } from "../model/chunk.js";
-import type { GroupOps, ModelContext } from "../model/context.js";
+import type { ExpertGroup, GroupOps, ModelContext } from "../model/context.js";
 import { initialParameters, tokenSlice, TokenSource } from "../model/data.js";
 import { recomputedLayers, stageUnits, type UnitSpec } from "../model/layout.js";
 import { readNow, type Tf } from "../model/ops.js";
 import { chunkOfVirtual, virtualStageOf } from "../../spec/virtual-stages.js";
 import type { AdamConfig } from "../parallel/adam.js";
 import { ModelState } from "../parallel/state.js";
-import { rankOf, type Coords } from "../parallel/grid.js";
+import { epRankOf, rankOf, type Coords } from "../parallel/grid.js";
 import { stageSchedule, type Action } from "../parallel/schedule.js";
 
 /**
@@ -33,6 +33,8 @@ export interface StageDeps {
   readonly state: ModelState;
   readonly tp: GroupOps;
   readonly cp: GroupOps;
+  /** The expert-parallel group; absent without expert parallelism. */
+  readonly ep?: ExpertGroup;
   readonly tokens: TokenSource;
   readonly ledger: MemoryLedger;
   readonly traffic: Traffic;
@@ -79,10 +81,12 @@ export interface StageModel {
  * ZeRO, whose weight gathers read the other ranks' heaps when `heap` is given and every dp member shares.
  */
 export function stageModel(tf: Tf, model: ModelSpec, plan: Plan, coords: Coords, seed: number, adam: AdamConfig, dp: Group | undefined, heap?: HeapPath): StageModel {
-  const chunks = stageUnits(model, plan, coords.pp);
+  const chunks = stageUnits(model, plan, coords.pp, epRankOf(plan, coords));
   const init = initialParameters(model, seed);
   const state = new ModelState({
     tf, units: chunks.flat(), tp: plan.tp, tpRank: coords.tp, zero: plan.zero, dp, initial: (name) => init.get(name)!, adam,
+    // Each member of an ep group holds its own experts (validate.ts: ep = dp x cp, the cost model's edp of 1).
+    localExperts: plan.ep > 1,
     // The parameter servers hold the optimizer (ps-server.ts): a worker keeps none.
     optimizer: plan.parameterServers === 0,
     ...(heap === undefined ? {} : { heap }),
@@ -121,7 +125,7 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
   const recomputed = recomputedLayers(plan, coords.pp);
   const context = (kept: Tensor[]): ModelContext => ({
     tf, model: d.model, batch: plan.microBatch, tokens: tokensPerRank, pos0: coords.cp * tokensPerRank,
-    stepTokens: plan.globalBatch * plan.seqLen, tp: d.tp, cp: d.cp, sp: plan.sequenceParallel,
+    stepTokens: plan.globalBatch * plan.seqLen, tp: d.tp, cp: d.cp, sp: plan.sequenceParallel, ...(d.ep === undefined ? {} : { ep: d.ep }),
     save: (t) => d.ledger.keep(t, kept),
     recomputeAttention: plan.recompute === "selective",
     fullRecompute: { layers: recomputed, keepIn: (t, into) => d.ledger.keep(t, into), release: (ts) => d.ledger.release(ts) },

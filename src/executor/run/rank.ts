@@ -1,7 +1,7 @@
 import { attachFabric, type Endpoint } from "../comm/endpoint.js";
 import type { Group } from "../comm/group.js";
 import { MemoryLedger } from "../measure/ledger.js";
-import { coordsOf, groupMembers, groupName, tiedPairs, workerCount, type Axis } from "../parallel/grid.js";
+import { coordsOf, expertMembers, groupMembers, groupName, tiedPairs, workerCount, type Axis } from "../parallel/grid.js";
 import { exchangeWithServers } from "../parallel/ps.js";
 import { syncReplicatedGradients } from "../parallel/sp-sync.js";
 import { loadBackend } from "./backend.js";
@@ -10,7 +10,7 @@ import { runStage, stageModel } from "./pipeline.js";
 import { speedProbe } from "./speed-probe.js";
 import { holdsHead } from "../../spec/virtual-stages.js";
 import type { FaultSpec, Program, Progress } from "./protocol.js";
-import { joinHeaps, tensorGroup } from "./tensor-group.js";
+import { expertGroup, joinHeaps, tensorGroup } from "./tensor-group.js";
 
 /**
  * One training rank: builds its share of the model, then runs the steps: its stage's schedule of passes,
@@ -76,6 +76,7 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
   const ledger = new MemoryLedger(tf);
   const tpOps = tensorGroup(tf, tp, heap);
   const cpOps = tensorGroup(tf, cp, heap);
+  const epOps = plan.ep > 1 ? expertGroup(tf, ep.group(groupName("ep", expertMembers(plan, rank)))) : undefined;
   // The groups whose collectives take tensors: tp, cp, and dp under ZeRO (its weight gathers).
   const tensorGroups = [tp, cp, plan.zero >= 1 ? dp : undefined].filter((g): g is Group => g !== undefined);
   const heapCollectives = tensorGroups.length > 0 && tensorGroups.every((g) => g.heapForms);
@@ -93,7 +94,7 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
     const passBegun = passReporter(progress, step, actions.length);
     const t0 = performance.now();
     const stage = runStage({
-      tf, model, plan, coords, chunks, state, tp: tpOps, cp: cpOps, tokens, ledger, traffic: ep.traffic,
+      tf, model, plan, coords, chunks, state, tp: tpOps, cp: cpOps, ...(epOps === undefined ? {} : { ep: epOps }), tokens, ledger, traffic: ep.traffic,
       channel: (from, to) => ep.channel(from, to),
       before: (phase) => {
         ep.status.set(phase, -1, step);

@@ -1,7 +1,7 @@
 import type { Tensor } from "@tensorflow/tfjs";
 import type { Group, HeapScratch } from "../comm/group.js";
 import { kernels } from "../comm/kernels.js";
-import { soloGroup, type GroupOps } from "../model/context.js";
+import { soloGroup, type ExpertGroup, type GroupOps } from "../model/context.js";
 import { readNow, tensorFromShared, type Tf } from "../model/ops.js";
 import type { LoadedBackend } from "./backend.js";
 import type { HeapExchange, WorkerInput } from "./protocol.js";
@@ -51,6 +51,19 @@ export function tensorGroup(tf: Tf, group: Group | undefined, heap?: HeapPath): 
       checkRows(x);
       return tensorFromShared(tf, group.reduceScatterView(data(x), purpose), rowsShape(x, x.shape[0]! / group.size));
     },
+  };
+}
+
+/**
+ * The model's view of an expert-parallel group, or undefined for a group of one: its all-to-all through
+ * the slots (readNow's view copied in, the result copied out into a new tensor).
+ */
+export function expertGroup(tf: Tf, group: Group | undefined): ExpertGroup | undefined {
+  if (group === undefined || group.size === 1) return undefined;
+  return {
+    size: group.size,
+    rank: group.index,
+    allToAll: (x, purpose) => tensorFromShared(tf, group.allToAll(readNow(tf, x), purpose), x.shape),
   };
 }
 
