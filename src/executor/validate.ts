@@ -76,19 +76,16 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
 }
 
 /**
- * What the executor's mixture of experts runs (model/moe.ts): every expert on every rank, or expert
- * parallelism over the whole data-parallel group (ep = dp x cp: each rank its own experts); one
+ * What the executor's mixture of experts runs (model/moe.ts): every expert on every rank, or its experts
+ * split over ep ranks (any ep resolvePlan takes: a divisor of dp x cp, no parameter servers); one
  * tensor-parallel and one context-parallel rank (an expert's capacity is counted per whole sequence, and
  * its matrices are not split over tp); the backward whole (the split backward's W does not know the
  * experts' gradients); and a capacity (seqLen x topK / experts tokens of each sequence per expert) that is
- * a whole number. (resolvePlan already refuses expert parallelism with parameter servers.)
+ * a whole number.
  */
 function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
   const moe = model.moe;
   if (moe === undefined) unsupported("ep", plan.ep, "1 for a dense model", "expert parallelism splits a mixture of experts");
-  if (plan.ep > 1 && plan.ep !== plan.dp * plan.cp) {
-    unsupported("ep", plan.ep, `1 or ${plan.dp * plan.cp} (dp x cp)`, "the executor's expert-parallel ranks each hold experts no other data-parallel rank holds (the experts' own data-parallel group, edp, of one)");
-  }
   if (plan.tp > 1) unsupported("tp", plan.tp, "1 for a mixture-of-experts model", "the executor's experts keep their matrices whole");
   if (plan.cp > 1) unsupported("cp", plan.cp, "1 for a mixture-of-experts model", "an expert's capacity is counted over each whole sequence, which context parallel splits");
   if (plan.schedule === "zb-h1" || plan.schedule === "zb-v") {

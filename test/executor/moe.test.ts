@@ -61,14 +61,14 @@ describe("routing a micro-batch to its experts (model/moe.ts routeTokens)", () =
 describe("what the executor runs of a mixture of experts (validate.ts)", () => {
   const moe = loadModel("tiny-moe");
   const plan = (gpus: number, input: PlanInput) => resolvePlan(moe, shapeOf("dgx-h100", gpus), { globalBatch: 4, flashAttention: false, ...input });
-  it("runs every expert on every rank under data and pipeline parallel, or the experts split over the whole data-parallel group", () => {
+  it("runs every expert on every rank under data and pipeline parallel, or the experts split over ep ranks", () => {
     expect(() => validateForExecutor(moe, plan(2, { dp: 2, zero: 3 }))).not.toThrow();
     expect(() => validateForExecutor(moe, plan(2, { pp: 2, schedule: "1f1b" }))).not.toThrow();
     expect(() => validateForExecutor(moe, plan(2, { dp: 2, ep: 2, zero: 1 }))).not.toThrow();
     expect(() => validateForExecutor(moe, plan(4, { dp: 2, pp: 2, ep: 2 }))).not.toThrow();
+    expect(() => validateForExecutor(moe, plan(4, { dp: 4, ep: 2 }))).not.toThrow();
   });
   it("refuses what it does not run, naming the field, the value and what is valid", () => {
-    expect(() => validateForExecutor(moe, plan(4, { dp: 4, ep: 2 }))).toThrow(/ep.*= 2.*edp.*valid: 1 or 4 \(dp x cp\)/);
     expect(() => validateForExecutor(moe, plan(2, { tp: 2 }))).toThrow(/tp.*= 2.*valid: 1 for a mixture-of-experts model/);
     expect(() => validateForExecutor(moe, plan(2, { cp: 2 }))).toThrow(/cp.*= 2.*valid: 1 for a mixture-of-experts model/);
     expect(() => validateForExecutor(moe, plan(2, { pp: 2, schedule: "zb-h1" }))).toThrow(/schedule.*zb-h1.*valid: gpipe, 1f1b, interleaved or naive/);

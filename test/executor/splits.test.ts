@@ -232,6 +232,11 @@ describe("mixture of experts (tiny-moe: tiny-gpt's layers with 4 experts each, t
       expect(ex.results.every((r) => r.steps.every((s) => (s.commBytesByPurpose["ep.moe"] ?? 0) > 0))).toBe(true);
     });
   }
+  it("dp4 x ep2, ZeRO 2: each expert on two ranks, its gradients reduce-scattered between them (edp), the rest over all four", async () => {
+    const ex = await runPlan(4, { dp: 4, ep: 2, zero: 2 }, { model: moe, steps: 3 });
+    expectFaithful(ex);
+    expectStateBytes(ex);
+  });
   it("pp2, 1F1B, every layer recomputed in full (the route made again from the recomputed router)", async () => {
     const ex = await runPlan(2, { pp: 2, schedule: "1f1b", recompute: "full" }, { model: moe });
     expectFaithful(ex);

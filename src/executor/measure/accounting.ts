@@ -85,13 +85,15 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
   }
 
   // Data parallel over dp x cp, unit by unit (ZeRO), or the parameter-server push; under expert
-  // parallelism each rank's experts are its own (edp of 1), outside the data-parallel reduction.
-  const sizes = units.filter((u) => !(u.kind === "experts" && plan.ep > 1)).map((u) => unitSlots(u, t).size);
+  // parallelism a layer's experts over the ranks that hold the same ones (edp: dp x cp / ep of them, this
+  // rank's place among them its data-parallel index over ep).
+  const sizes = units.map((u) => unitSlots(u, t).size);
   if (plan.parameterServers > 0) add(out, "dp.ps-push", sizes.reduce((a, b) => a + b, 0));
-  const g = plan.dp * plan.cp;
-  const j = c.cp + plan.cp * c.dp;
   if (plan.parameterServers === 0) {
-    for (const n of sizes) {
+    for (const [k, n] of sizes.entries()) {
+      const experts = units[k]!.kind === "experts" && plan.ep > 1;
+      const g = (plan.dp * plan.cp) / (experts ? plan.ep : 1);
+      const j = experts ? Math.floor((c.cp + plan.cp * c.dp) / plan.ep) : c.cp + plan.cp * c.dp;
       if (plan.zero === 0) add(out, "dp.grads", ar(n, g, j));
       if (plan.zero === 1) add(out, "dp.grads", rs(n, g, j));
       if (plan.zero >= 2) add(out, "dp.zero-grad", m * rs(n, g, j));

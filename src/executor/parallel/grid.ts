@@ -51,7 +51,7 @@ export function groupMembers(plan: Plan, rank: number, axes: readonly Axis[]): n
  * embedding's two copies (the first stage's rank and the head's, of the same tp, cp and dp coordinates)
  * and the world.
  */
-export function groupName(kind: "tp" | "cp" | "dp" | "ep" | "tied" | "world", members: readonly number[]): string {
+export function groupName(kind: "tp" | "cp" | "dp" | "ep" | "edp" | "tied" | "world", members: readonly number[]): string {
   return `${kind}[${members.join(",")}]`;
 }
 
@@ -77,6 +77,15 @@ export function epRankOf(plan: Plan, c: Coords): number {
 export function expertMembers(plan: Plan, rank: number): number[] {
   const c = coordsOf(plan, rank);
   return groupMembers(plan, rank, ["dp"]).filter((r) => Math.floor(coordsOf(plan, r).dp / plan.ep) === Math.floor(c.dp / plan.ep));
+}
+
+/**
+ * The members of `rank`'s expert data-parallel group (the cost model's edp: dp x cp / ep ranks), the
+ * data-parallel ranks that hold the same experts: the same place in their ep groups.
+ */
+export function expertDataMembers(plan: Plan, rank: number): number[] {
+  const c = coordsOf(plan, rank);
+  return groupMembers(plan, rank, ["dp", "cp"]).filter((r) => epRankOf(plan, coordsOf(plan, r)) === epRankOf(plan, c));
 }
 
 /** Floats the largest tensor a collective of each group carries for this model and plan. */
@@ -134,6 +143,17 @@ export function fabricFor(model: ModelSpec, plan: Plan): FabricSpec {
     }))),
   ];
   for (const m of uniqueGroups(plan, (r) => expertMembers(plan, r))) groups.push({ name: groupName("ep", m), kind: "ep", members: m, capacityFloats: cap.ep });
+  // The experts' own data-parallel groups (edp) where ep < dp x cp, each with a bucket for their gradients.
+  if (plan.ep > 1 && plan.parameterServers === 0) {
+    for (const m of uniqueGroups(plan, (r) => expertDataMembers(plan, r))) {
+      const c = coordsOf(plan, m[0]!);
+      const experts = stageUnits(model, plan, c.pp, epRankOf(plan, c)).flat().filter((u) => u.kind === "experts");
+      groups.push({
+        name: groupName("edp", m), kind: "dp", members: m, capacityFloats: Math.max(...experts.map((u) => unitSlots(u, plan.tp).size)),
+        bucketFloats: gradientBucket(experts, plan.tp, plan.zero).floats,
+      });
+    }
+  }
   for (const pair of tiedPairs(model, plan)) {
     groups.push({ name: groupName("tied", pair), kind: "pp", members: pair, capacityFloats: tiedCopyFloats(model, plan) });
   }

@@ -34,8 +34,10 @@ export interface StateBytes {
 
 interface UnitState {
   readonly slots: UnitSlots;
-  /** The group that reduces (and under ZeRO shards) the unit: the data-parallel one, or none (StateOptions.localExperts). */
+  /** The group that reduces (and under ZeRO shards) the unit: the data-parallel one, the experts' (StateOptions.experts), or none. */
   readonly group: Group | undefined;
+  /** Its weight gathers run in the heap form (StateOptions.heap, every member of its group sharing its heap). */
+  readonly heapGathers: boolean;
   /** This rank's block of the unit's flat vector (all of it without sharding). */
   readonly owned: { readonly first: number; readonly end: number };
   /**
@@ -80,11 +82,11 @@ export interface StateOptions {
    */
   readonly heap?: HeapPath;
   /**
-   * Expert parallelism with every ep rank holding experts no other data-parallel rank holds (ep = dp x cp,
-   * the cost model's edp of 1): the experts units are this rank's alone, neither reduced nor sharded.
-   * Otherwise they are reduced and sharded over `dp` as every other unit.
+   * Under expert parallelism, the group that reduces (and under ZeRO shards) the experts units: the ranks
+   * that hold the same experts (the cost model's edp, dp x cp / ep ranks), undefined where that is this rank
+   * alone (ep = dp x cp). Absent without expert parallelism: the experts units go with `dp` as every unit.
    */
-  readonly localExperts?: boolean;
+  readonly experts?: { readonly group: Group | undefined };
 }
 
 /**
@@ -102,33 +104,37 @@ export class ModelState implements ParamProvider {
   private readonly units = new Map<string, UnitState>();
   private readonly owner = new Map<string, UnitState>();
   private step = 0;
-  /** The weight gathers run in the heap form (StateOptions.heap, every dp member sharing its heap). */
-  private readonly heapGathers: boolean;
   /** Byte offsets of each unit's gathered block (master or shard) in this rank's heap, under heapGathers. */
   private readonly sourceBytes = new Map<UnitState, number>();
 
   constructor(private readonly o: StateOptions) {
-    const dp = o.dp !== undefined && o.dp.size > 1 ? o.dp : undefined;
-    const groupOf = (unit: UnitSpec) => (unit.kind === "experts" && o.localExperts === true ? undefined : dp);
-    const grouped = o.units.filter((u) => groupOf(u) !== undefined);
-    const bucket = grouped.length > 0 ? gradientBucket(grouped, o.tp, o.zero) : undefined;
-    // Every dp member decides alike: useHeaps is true only if all of them share their heaps.
-    this.heapGathers = o.heap !== undefined && dp !== undefined && o.zero >= 1 && o.heap.enable(dp);
+    const several = (g: Group | undefined) => (g !== undefined && g.size > 1 ? g : undefined);
+    const groupOf = (unit: UnitSpec) => (unit.kind === "experts" && o.experts !== undefined ? several(o.experts.group) : several(o.dp));
+    // One bucket per group, over the units it reduces; every member of a group decides alike whether its
+    // gathers read the heaps (useHeaps is true only if all of them share theirs).
+    const groups = new Map<Group, { bucket: ReturnType<typeof gradientBucket>; units: UnitSpec[]; heap: boolean }>();
+    for (const g of new Set(o.units.map(groupOf))) {
+      if (g === undefined) continue;
+      const units = o.units.filter((u) => groupOf(u) === g);
+      groups.set(g, { bucket: gradientBucket(units, o.tp, o.zero), units, heap: o.heap !== undefined && o.zero >= 1 && o.heap.enable(g) });
+    }
     const updates = o.optimizer !== false;
     o.units.forEach((unit) => {
       const group = groupOf(unit);
+      const of = group === undefined ? undefined : groups.get(group)!;
+      const heapGathers = of?.heap === true;
       const slots = unitSlots(unit, o.tp);
       const flat = new Float32Array(slots.size);
       for (const t of slots.tensors) flat.set(sliceForRank(o.initial(t.spec.name), t.spec, o.tp, o.tpRank), t.offset);
       const owned = o.zero >= 1 && group !== undefined ? blockOf(slots.size, group.size, group.index) : { first: 0, end: slots.size };
       const count = owned.end - owned.first;
-      const bucketOffset = group === undefined ? undefined : bucket?.offsets[grouped.indexOf(unit)];
+      const bucketOffset = of?.bucket.offsets[of.units.indexOf(unit)];
       // The block the weight gathers read: the master (ZeRO 1/2) or the shard (3), in the heap under heapGathers.
-      const source = this.heapGathers && group !== undefined ? o.heap!.buffer(count) : undefined;
+      const source = heapGathers ? o.heap!.buffer(count) : undefined;
       source?.view.set(flat.subarray(owned.first, owned.end));
       const state: UnitState = {
-        slots, group, owned, bucketOffset,
-        grad: o.zero <= 1 ? this.gradBuffer(bucketOffset, slots.size) : undefined,
+        slots, group, heapGathers, owned, bucketOffset,
+        grad: o.zero <= 1 ? this.gradBuffer(group, bucketOffset, slots.size) : undefined,
         ownedGrad: o.zero >= 2 ? new Float32Array(count) : undefined,
         optimizer: !updates ? undefined : {
           master: source !== undefined && o.zero < 3 ? source.view : flat.slice(owned.first, owned.end),
@@ -143,12 +149,12 @@ export class ModelState implements ParamProvider {
       for (const t of slots.tensors) this.owner.set(t.spec.name, state);
     });
     // The regions start zeroed (no other member reads this bucket before this rank's first collective on it).
-    if (bucket !== undefined) o.dp!.bucket(0, bucket.floats).fill(0);
+    for (const [g, { bucket }] of groups) g.bucket(0, bucket.floats).fill(0);
   }
 
-  /** A zeroed gradient buffer: the unit's region of the bucket (zero whenever not in use), or a new array. */
-  private gradBuffer(bucketOffset: number | undefined, size: number): Float32Array {
-    return bucketOffset === undefined ? new Float32Array(size) : this.o.dp!.bucket(bucketOffset, size);
+  /** A zeroed gradient buffer: the unit's region of its group's bucket (zero whenever not in use), or a new array. */
+  private gradBuffer(group: Group | undefined, bucketOffset: number | undefined, size: number): Float32Array {
+    return bucketOffset === undefined ? new Float32Array(size) : group!.bucket(bucketOffset, size);
   }
 
   private toTensors(slots: UnitSlots, flat: Float32Array): Map<string, Tensor> {
@@ -174,7 +180,7 @@ export class ModelState implements ParamProvider {
     if (this.o.zero === 3) {
       for (const s of states) {
         if (s.group === undefined) s.tensors = this.toTensors(s.slots, s.shard!);
-        else if (this.heapGathers) s.tensors = this.gatherTensors(s, "dp.zero3-gather");
+        else if (s.heapGathers) s.tensors = this.gatherTensors(s, "dp.zero3-gather");
         else s.tensors = this.toTensors(s.slots, s.group.allGatherView(s.shard!, s.slots.size, "dp.zero3-gather"));
       }
     }
@@ -203,7 +209,7 @@ export class ModelState implements ParamProvider {
     for (const [name, t] of grads) {
       const s = this.owner.get(name)!;
       const slot = s.slots.tensors.find((x) => x.spec.name === name)!;
-      s.grad ??= this.gradBuffer(s.bucketOffset, s.slots.size);
+      s.grad ??= this.gradBuffer(s.group, s.bucketOffset, s.slots.size);
       accumulateGradient(this.o.tf, t, s.grad, slot.offset);
     }
     const own = this.state(unit);
@@ -260,7 +266,7 @@ export class ModelState implements ParamProvider {
       const { master, adam } = s.optimizer;
       adamStep(master, grads[i]!, adam, this.step, this.o.adam);
       if (this.o.zero === 3) s.shard!.set(master);
-      else if (this.heapGathers && s.group !== undefined) {
+      else if (s.heapGathers) {
         for (const t of s.tensors!.values()) t.dispose();
         s.tensors = this.gatherTensors(s, "dp.zero-gather");
       } else {

@@ -78,15 +78,16 @@ export interface StageModel {
 
 /**
  * The stage at `coords` of `plan`, weights seeded by `seed` (the same on every split), sharded over `dp` by
- * ZeRO, whose weight gathers read the other ranks' heaps when `heap` is given and every dp member shares.
+ * ZeRO (a layer's experts, under expert parallelism, over `expertDp`, the ranks that hold the same ones),
+ * whose weight gathers read the other ranks' heaps when `heap` is given and every member shares.
  */
-export function stageModel(tf: Tf, model: ModelSpec, plan: Plan, coords: Coords, seed: number, adam: AdamConfig, dp: Group | undefined, heap?: HeapPath): StageModel {
+export function stageModel(tf: Tf, model: ModelSpec, plan: Plan, coords: Coords, seed: number, adam: AdamConfig, dp: Group | undefined, heap?: HeapPath, expertDp?: Group): StageModel {
   const chunks = stageUnits(model, plan, coords.pp, epRankOf(plan, coords));
   const init = initialParameters(model, seed);
   const state = new ModelState({
     tf, units: chunks.flat(), tp: plan.tp, tpRank: coords.tp, zero: plan.zero, dp, initial: (name) => init.get(name)!, adam,
-    // Each member of an ep group holds its own experts (validate.ts: ep = dp x cp, the cost model's edp of 1).
-    localExperts: plan.ep > 1,
+    // Under expert parallelism the experts' gradients are reduced over the ranks that hold the same ones (edp).
+    ...(plan.ep > 1 ? { experts: { group: expertDp } } : {}),
     // The parameter servers hold the optimizer (ps-server.ts): a worker keeps none.
     optimizer: plan.parameterServers === 0,
     ...(heap === undefined ? {} : { heap }),

@@ -1,7 +1,7 @@
 import { attachFabric, type Endpoint } from "../comm/endpoint.js";
 import type { Group } from "../comm/group.js";
 import { MemoryLedger } from "../measure/ledger.js";
-import { coordsOf, expertMembers, groupMembers, groupName, tiedPairs, workerCount, type Axis } from "../parallel/grid.js";
+import { coordsOf, expertDataMembers, expertMembers, groupMembers, groupName, tiedPairs, workerCount, type Axis } from "../parallel/grid.js";
 import { exchangeWithServers } from "../parallel/ps.js";
 import { syncReplicatedGradients } from "../parallel/sp-sync.js";
 import { loadBackend } from "./backend.js";
@@ -72,7 +72,9 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
   const world = ep.group(input.fabric.groups[input.fabric.groups.length - 1]!.name);
   const pair = tiedPairs(model, plan).find((m) => m.includes(rank));
   const tied = pair === undefined ? undefined : ep.group(groupName("tied", pair));
-  const { chunks, state, tokens, actions } = stageModel(tf, model, plan, coords, job.seed, job.adam, dp, heap);
+  const edpMembers = plan.ep > 1 ? expertDataMembers(plan, rank) : [];
+  const edp = edpMembers.length > 1 ? ep.group(groupName("edp", edpMembers)) : undefined;
+  const { chunks, state, tokens, actions } = stageModel(tf, model, plan, coords, job.seed, job.adam, dp, heap, edp);
   const ledger = new MemoryLedger(tf);
   const tpOps = tensorGroup(tf, tp, heap);
   const cpOps = tensorGroup(tf, cp, heap);
