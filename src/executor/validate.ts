@@ -79,8 +79,7 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
  * What the executor's mixture of experts runs (model/moe.ts): every expert on every rank, or its experts
  * split over ep ranks (any ep resolvePlan takes: a divisor of dp x cp, no parameter servers); one
  * tensor-parallel and one context-parallel rank (an expert's capacity is counted per whole sequence, and
- * its matrices are not split over tp); the backward whole (the split backward's W does not know the
- * experts' gradients); and a capacity (seqLen x topK / experts tokens of each sequence per expert) that is
+ * its matrices are not split over tp); and a capacity (seqLen x topK / experts tokens of each sequence per expert) that is
  * a whole number.
  */
 function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
@@ -88,9 +87,6 @@ function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
   if (moe === undefined) unsupported("ep", plan.ep, "1 for a dense model", "expert parallelism splits a mixture of experts");
   if (plan.tp > 1) unsupported("tp", plan.tp, "1 for a mixture-of-experts model", "the executor's experts keep their matrices whole");
   if (plan.cp > 1) unsupported("cp", plan.cp, "1 for a mixture-of-experts model", "an expert's capacity is counted over each whole sequence, which context parallel splits");
-  if (plan.schedule === "zb-h1" || plan.schedule === "zb-v") {
-    unsupported("schedule", plan.schedule, "gpipe, 1f1b, interleaved or naive for a mixture-of-experts model", "the split backward's weight pass is not written for the experts");
-  }
   if ((plan.seqLen * moe.topK) % moe.experts !== 0) {
     unsupported("seqLen", plan.seqLen, `a multiple of ${moe.experts / gcd(moe.experts, moe.topK)} (so that seqLen x topK(${moe.topK}) / experts(${moe.experts}) is whole)`,
       "each expert takes a whole number of tokens from each sequence (a capacity factor of 1)");

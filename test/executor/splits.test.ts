@@ -237,6 +237,14 @@ describe("mixture of experts (tiny-moe: tiny-gpt's layers with 4 experts each, t
     expectFaithful(ex);
     expectStateBytes(ex);
   });
+  it("pp2, ZB-H1: the experts' and the router's weight gradients left to W, each unit's to its own entry", async () => {
+    const ex = await runPlan(2, { pp: 2, schedule: "zb-h1" }, { model: moe });
+    expectFaithful(ex);
+  });
+  it("pp2, ZB-V with every layer recomputed in full (4 layers): W takes the rebuilt experts' inputs and activations", async () => {
+    const ex = await runPlan(2, { pp: 2, schedule: "zb-v", recompute: "full" }, { model: moe, layers: 4 });
+    expectFaithful(ex);
+  });
   it("pp2, 1F1B, every layer recomputed in full (the route made again from the recomputed router)", async () => {
     const ex = await runPlan(2, { pp: 2, schedule: "1f1b", recompute: "full" }, { model: moe });
     expectFaithful(ex);

@@ -211,7 +211,11 @@ export function deferredWeightElements(model: ModelSpec, plan: Plan, unit: UnitS
   const kv = (model.kvHeads * model.headDim) / t;
   const f = model.ffnHiddenSize / t;
   const up = model.mlp === "swiglu" ? 2 : 1;
-  return (sp ? 4 : 2) * x * h + up * x * f + x * (q + 2 * kv);
+  if (unit.kind === "experts") return 0; // counted with their layer's, whose backward makes them
+  // A mixture of experts (model/moe.ts): for W the experts' output gradients x k h, their pre-activation
+  // gradients x k f (two for SwiGLU) and the router logits' gradient x E, in place of the dense MLP's.
+  const mlp = model.moe === undefined ? x * h + up * x * f : model.moe.topK * x * (h + up * f) + x * model.moe.experts;
+  return (sp ? 4 : 2) * x * h - x * h + mlp + x * (q + 2 * kv);
 }
 
 /**
@@ -224,7 +228,9 @@ export function recomputedWeightInputElements(model: ModelSpec, plan: Plan): num
   const t = plan.tp;
   const sp = plan.sequenceParallel && t > 1;
   const x = (plan.microBatch * plan.seqLen) / plan.cp;
-  return x * ((model.attentionHeads * model.headDim) / t + model.ffnHiddenSize / t + (sp ? 0 : 2 * model.hiddenSize));
+  // A mixture of experts: its experts' activations x k f and inputs x k h in place of the MLP activation.
+  const mlp = model.moe === undefined ? model.ffnHiddenSize / t : model.moe.topK * (model.ffnHiddenSize + model.hiddenSize);
+  return x * ((model.attentionHeads * model.headDim) / t + mlp + (sp ? 0 : 2 * model.hiddenSize));
 }
 
 /**

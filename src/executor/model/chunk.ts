@@ -123,7 +123,7 @@ export function forwardChunk(
  * one of the chunk's saved activations already.
  */
 export class DeferredWeights implements WeightDeferral {
-  readonly units: { readonly unit: UnitSpec; readonly grads: Grads; readonly later: [string, () => Tensor][] }[] = [];
+  readonly units: { readonly unit: UnitSpec; readonly grads: Grads; readonly later: [string, () => Tensor][]; readonly owns?: (name: string) => boolean }[] = [];
   /** Tensors kept for W beyond the saved activations: the caller releases them after W. */
   readonly kept: Tensor[] = [];
   private readonly held = new Set<Tensor>();
@@ -135,8 +135,12 @@ export class DeferredWeights implements WeightDeferral {
 
   constructor(private readonly saved: ReadonlySet<Tensor>, private readonly keepTensor: (t: Tensor, into: Tensor[]) => Tensor) {}
 
-  begin(unit: UnitSpec, grads: Grads): void {
-    this.units.push({ unit, grads, later: [] });
+  /**
+   * The next unit's entry. `owns`: for a unit whose backward runs inside the one begun before it (a layer's
+   * experts, in their layer's), the gradients that are its; the rest go to that earlier entry.
+   */
+  begin(unit: UnitSpec, grads: Grads, owns?: (name: string) => boolean): void {
+    this.units.push({ unit, grads, later: [], ...(owns === undefined ? {} : { owns }) });
   }
 
   keep(t: Tensor): Tensor {
@@ -156,7 +160,8 @@ export class DeferredWeights implements WeightDeferral {
   }
 
   later(name: string, compute: () => Tensor): void {
-    this.units[this.units.length - 1]!.later.push([name, compute]);
+    const last = this.units[this.units.length - 1]!;
+    (last.owns === undefined || last.owns(name) ? last : this.units[this.units.length - 2]!).later.push([name, compute]);
   }
 }
 
@@ -177,13 +182,15 @@ export function backwardChunk(
     const s = acts.saved[i]!;
     if (s.kind === "experts") continue;
     const experts = expertsOf(units, i);
-    if (experts !== undefined && deferred !== undefined) throw new Error("internal: a split backward through a layer with experts (validate.ts refuses it)");
     const p = withExperts(params.acquire(unit), experts === undefined ? undefined : params.acquire(experts));
     let grads: Grads;
     let next: Tensor | null;
     // The unit's entry first: its weight gradients are recorded against it as its backward runs.
     const entry: Grads = new Map();
     deferred?.begin(unit, entry);
+    // A layer's experts: their own entry, which takes their gradients as the layer's backward makes them.
+    const expertEntry: Grads = new Map();
+    if (experts !== undefined) deferred?.begin(experts, expertEntry, isExpertTensor);
     if (s.kind === "head") {
       const r = headBackward(c, p, s.saved, data.targets);
       grads = r.grads;
@@ -214,13 +221,15 @@ export function backwardChunk(
     if (d !== null && deferred?.holds(d) !== true) d.dispose();
     d = next;
     params.release(unit);
-    if (experts !== undefined) {
-      params.release(experts);
-      const split = splitExpertGrads(grads);
-      params.accept(experts, split.experts);
+    if (experts !== undefined) params.release(experts);
+    const split = experts === undefined ? { own: grads, experts: new Map() as Grads } : splitExpertGrads(grads);
+    if (deferred === undefined) {
+      if (experts !== undefined) params.accept(experts, split.experts);
       params.accept(unit, split.own);
-    } else if (deferred === undefined) params.accept(unit, grads);
-    else for (const [k, t] of grads) entry.set(k, t);
+    } else {
+      for (const [k, t] of split.own) entry.set(k, t);
+      for (const [k, t] of split.experts) expertEntry.set(k, t);
+    }
   }
   return d;
 }
