@@ -77,15 +77,20 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
 
 /**
  * What the executor's mixture of experts runs (model/moe.ts): every expert on every rank, or its experts
- * split over ep ranks (any ep resolvePlan takes: a divisor of dp x cp, no parameter servers); one
- * tensor-parallel and one context-parallel rank (an expert's capacity is counted per whole sequence, and
- * its matrices are not split over tp); and a capacity (seqLen x topK / experts tokens of each sequence per expert) that is
+ * split over ep ranks (any ep resolvePlan takes: a divisor of dp x cp, no parameter servers); its experts
+ * split over tp (with sequence parallel, and ep 1); one context-parallel rank (an expert's capacity is
+ * counted per whole sequence); and a capacity (seqLen x topK / experts tokens of each sequence per expert) that is
  * a whole number.
  */
 function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
   const moe = model.moe;
   if (moe === undefined) unsupported("ep", plan.ep, "1 for a dense model", "expert parallelism splits a mixture of experts");
-  if (plan.tp > 1) unsupported("tp", plan.tp, "1 for a mixture-of-experts model", "the executor's experts keep their matrices whole");
+  if (plan.tp > 1 && !plan.sequenceParallel) {
+    unsupported("sequenceParallel", false, "true for a mixture-of-experts model with tp > 1 (as Megatron-LM requires)", "each tp rank's share of the router's gradient is a partial sum, added up by sequence parallel's once-per-step sum of the replicated weights' gradients");
+  }
+  if (plan.tp > 1 && plan.ep > 1) {
+    unsupported("ep", plan.ep, "1 for a mixture-of-experts model with tp > 1", "the executor's tp ranks each send every row to their experts, where the cost model sends each rank's 1/tp of them");
+  }
   if (plan.cp > 1) unsupported("cp", plan.cp, "1 for a mixture-of-experts model", "an expert's capacity is counted over each whole sequence, which context parallel splits");
   if ((plan.seqLen * moe.topK) % moe.experts !== 0) {
     unsupported("seqLen", plan.seqLen, `a multiple of ${moe.experts / gcd(moe.experts, moe.topK)} (so that seqLen x topK(${moe.topK}) / experts(${moe.experts}) is whole)`,

@@ -68,9 +68,11 @@ describe("what the executor runs of a mixture of experts (validate.ts)", () => {
     expect(() => validateForExecutor(moe, plan(4, { dp: 2, pp: 2, ep: 2 }))).not.toThrow();
     expect(() => validateForExecutor(moe, plan(4, { dp: 4, ep: 2 }))).not.toThrow();
     expect(() => validateForExecutor(moe, plan(2, { pp: 2, schedule: "zb-h1" }))).not.toThrow();
+    expect(() => validateForExecutor(moe, plan(2, { tp: 2 }))).not.toThrow();
   });
   it("refuses what it does not run, naming the field, the value and what is valid", () => {
-    expect(() => validateForExecutor(moe, plan(2, { tp: 2 }))).toThrow(/tp.*= 2.*valid: 1 for a mixture-of-experts model/);
+    expect(() => validateForExecutor(moe, plan(2, { tp: 2, sequenceParallel: false }))).toThrow(/sequenceParallel.*= false.*valid: true for a mixture-of-experts model with tp > 1/);
+    expect(() => validateForExecutor(moe, plan(4, { tp: 2, dp: 2, ep: 2 }))).toThrow(/ep.*= 2.*valid: 1 for a mixture-of-experts model with tp > 1/);
     expect(() => validateForExecutor(moe, plan(2, { cp: 2 }))).toThrow(/cp.*= 2.*valid: 1 for a mixture-of-experts model/);
     expect(() => validateForExecutor(moe, plan(1, { seqLen: 31 }))).toThrow(/seqLen.*= 31.*valid: a multiple of 2/);
   });

@@ -237,6 +237,15 @@ describe("mixture of experts (tiny-moe: tiny-gpt's layers with 4 experts each, t
     expectFaithful(ex);
     expectStateBytes(ex);
   });
+  it("tp2 with sequence parallel: each expert split as the MLP is, the router's and the outputs' biases' gradients summed over tp once per step", async () => {
+    const ex = await runPlan(2, { tp: 2 }, { model: moe });
+    expectFaithful(ex);
+    expectStateBytes(ex);
+  });
+  it("tp2 x pp2, ZB-H1 (4 ranks): W of the experts' shards", async () => {
+    const ex = await runPlan(4, { tp: 2, pp: 2, schedule: "zb-h1" }, { model: moe, steps: 3 });
+    expectFaithful(ex);
+  });
   it("pp2, ZB-H1: the experts' and the router's weight gradients left to W, each unit's to its own entry", async () => {
     const ex = await runPlan(2, { pp: 2, schedule: "zb-h1" }, { model: moe });
     expectFaithful(ex);

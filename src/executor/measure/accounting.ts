@@ -229,7 +229,7 @@ export function recomputedWeightInputElements(model: ModelSpec, plan: Plan): num
   const sp = plan.sequenceParallel && t > 1;
   const x = (plan.microBatch * plan.seqLen) / plan.cp;
   // A mixture of experts: its experts' activations x k f and inputs x k h in place of the MLP activation.
-  const mlp = model.moe === undefined ? model.ffnHiddenSize / t : model.moe.topK * (model.ffnHiddenSize + model.hiddenSize);
+  const mlp = model.moe === undefined ? model.ffnHiddenSize / t : model.moe.topK * (model.ffnHiddenSize / t + model.hiddenSize);
   return x * ((model.attentionHeads * model.headDim) / t + mlp + (sp ? 0 : 2 * model.hiddenSize));
 }
 

@@ -95,6 +95,16 @@ export interface WeightDeferral {
   later(name: string, compute: () => Tensor): void;
 }
 
+/** Before a column-parallel product under sequence parallel: every tp rank's rows (else x as it is). */
+export function gatherSp(ctx: ModelContext, x: Tensor, purpose: string): Tensor {
+  return ctx.sp ? ctx.tp.allGather(x, purpose) : x;
+}
+
+/** After a row-parallel product: reduce-scatter (SP) or all-reduce the partial sums over tp. */
+export function reduceRow(ctx: ModelContext, x: Tensor, purpose: string): Tensor {
+  return ctx.sp ? ctx.tp.reduceScatter(x, purpose) : ctx.tp.allReduce(x, purpose);
+}
+
 /** The block of positions this rank's residual stream holds: all `tokens`, or 1/tp of them under SP. */
 export function residualPositions(ctx: ModelContext): { first: number; count: number } {
   if (!ctx.sp) return { first: ctx.pos0, count: ctx.tokens };

@@ -1,6 +1,6 @@
 import type { Tensor } from "@tensorflow/tfjs";
 import { alibiSlopes, attention, attentionBackward, type AttentionGeometry } from "./attention.js";
-import type { Grads, ModelContext, UnitParams } from "./context.js";
+import { gatherSp, reduceRow, type Grads, type ModelContext, type UnitParams } from "./context.js";
 import { moeBackward, moeForward, moeSavedTensors, type MoeSaved } from "./moe.js";
 import { gelu, geluBackward, linear, linearInputBackward, norm, normBackward, rope, swiglu, swigluBackward } from "./ops.js";
 
@@ -56,14 +56,6 @@ function geometry(ctx: ModelContext): AttentionGeometry {
   return { batch: ctx.batch, heads, kvHeads: m.kvHeads / ctx.tp.size, headDim: m.headDim, qPos0: ctx.pos0, ...(alibi === undefined ? {} : { alibi }) };
 }
 
-function gatherSp(ctx: ModelContext, x: Tensor, purpose: string): Tensor {
-  return ctx.sp ? ctx.tp.allGather(x, purpose) : x;
-}
-
-/** After a row-parallel product: reduce-scatter (SP) or all-reduce the partial sums over tp. */
-function reduceRow(ctx: ModelContext, x: Tensor, purpose: string): Tensor {
-  return ctx.sp ? ctx.tp.reduceScatter(x, purpose) : ctx.tp.allReduce(x, purpose);
-}
 
 export function layerForward(ctx: ModelContext, p: UnitParams, layer: number, xin: Tensor): { out: Tensor; saved: LayerSaved } {
   const { tf, model } = ctx;

@@ -1,5 +1,5 @@
 import type { Tensor } from "@tensorflow/tfjs";
-import type { Grads, ModelContext, UnitParams } from "./context.js";
+import { gatherSp, reduceRow, residualPositions, type Grads, type ModelContext, type UnitParams } from "./context.js";
 import { gelu, geluBackward, linear, linearInputBackward, readNow, swiglu, swigluBackward, type Tf } from "./ops.js";
 
 /**
@@ -164,18 +164,64 @@ function firstExpert(ctx: ModelContext, experts: number): number {
   return ctx.ep === undefined ? 0 : (ctx.ep.rank * experts) / ctx.ep.size;
 }
 
-/** The MoE MLP's output (rows x h, before the residual add) from its input b (the second norm's output). */
+/** Rows [first, first + count) of x: this tp rank's block of the micro-batch under sequence parallel, else all. */
+function localRows(ctx: ModelContext, x: Tensor): Tensor {
+  if (!ctx.sp) return x;
+  const { first, count } = residualPositions(ctx);
+  return ctx.tf.slice(x, [(first - ctx.pos0) * ctx.batch, 0], [count * ctx.batch, -1]);
+}
+
+/** x's rows as this rank's block of a tensor of every rank's rows, zeros elsewhere (the inverse of localRows). */
+function fromLocalRows(ctx: ModelContext, x: Tensor, rows: number): Tensor {
+  if (!ctx.sp) return x;
+  const at = (residualPositions(ctx).first - ctx.pos0) * ctx.batch;
+  return ctx.tf.pad(x, [[at, rows - at - x.shape[0]!], [0, 0]]);
+}
+
+/**
+ * For each token row and expert, the router probability it was weighted by where a copy of it reached that
+ * expert (rows x experts; zero where the expert was not chosen or the copy dropped): the combine's weights.
+ */
+function combineWeights(tf: Tf, probs: Tensor, route: Route): Tensor {
+  const taken = new Float32Array(route.rows * route.experts);
+  for (let j = 0; j < route.topK; j++) {
+    for (let t = 0; t < route.rows; t++) if (route.slot[j * route.rows + t]! >= 0) taken[t * route.experts + route.choice[j * route.rows + t]!] = 1;
+  }
+  return tf.mul(probs, tf.tensor2d(taken, [route.rows, route.experts]));
+}
+
+/**
+ * Under tensor parallelism, the experts' second-matrix biases (whole on every tp rank), one row per expert,
+ * added after the reduction; else undefined: each expert adds its own to its output, so that it travels
+ * with it (expert parallel sends an expert's outputs to the ranks whose tokens they are; validate.ts
+ * refuses ep with tp, so here every expert is this rank's).
+ */
+function biasesAfterReduction(ctx: ModelContext, p: UnitParams, n: string, experts: number): Tensor | undefined {
+  if (!ctx.model.linearBias || ctx.tp.size === 1) return undefined;
+  return ctx.tf.stack(Array.from({ length: experts }, (_, e) => p.get(`${expertName(n, e)}.down.b`)));
+}
+
+/**
+ * The MoE MLP's output (its rows of this rank: 1/tp of them under SP, before the residual add) from its
+ * input b (the second norm's output, the same rows). Tensor parallel (Megatron-LM's expert tensor
+ * parallelism, the MLP's split: the first matrix by columns, the second by rows; sequence parallel
+ * required): every tp rank gathers the rows, routes them all alike, runs its shard of every expert and
+ * combines the partial outputs, which one reduce-scatter sums, as the dense MLP's; the outputs' biases,
+ * whole on every rank, are added after it, each weighted as its expert's output.
+ */
 export function moeForward(ctx: ModelContext, p: UnitParams, n: string, b: Tensor): { z: Tensor; saved: MoeSaved } {
   const { tf, model } = ctx;
   const moe = model.moe!;
-  const probs = ctx.save(tf.softmax(linear(tf, b, p.get(`${n}.moe.router.w`), undefined)));
+  const bFull = gatherSp(ctx, b, "tp.layer");
+  const probs = ctx.save(tf.softmax(linear(tf, bFull, p.get(`${n}.moe.router.w`), undefined)));
   // Routed at once from a view of the heap, before any other TensorFlow.js call can move it (ops.ts readNow).
   const route = routeTokens(readNow(tf, probs), ctx.tokens, ctx.batch, moe.experts, moe.topK);
-  const bz = withZeroRow(tf, b);
+  const bz = withZeroRow(tf, bFull);
   const dispatched = Array.from({ length: moe.experts }, (_, e) =>
     tf.gather(bz, index(tf, rowsOrZero(route.source, e * route.perExpert, route.perExpert, route.rows, (v) => v % route.rows))));
   const inputs = toExperts(ctx, dispatched, route.perExpert).map((x) => ctx.save(x));
   const first = firstExpert(ctx, moe.experts);
+  const biases = biasesAfterReduction(ctx, p, n, moe.experts);
   const pre: Tensor[][] = [];
   const act: Tensor[] = [];
   const outs = inputs.map((x, i) => {
@@ -189,7 +235,7 @@ export function moeForward(ctx: ModelContext, p: UnitParams, n: string, b: Tenso
       pre.push([up]);
       act.push(ctx.save(gelu(tf, up)));
     }
-    return linear(tf, act[i]!, p.get(`${e}.down.w`), p.maybe(`${e}.down.b`));
+    return linear(tf, act[i]!, p.get(`${e}.down.w`), biases === undefined ? p.maybe(`${e}.down.b`) : undefined);
   });
   const out = ctx.save(fromExperts(ctx, outs, route.perExpert));
   const outz = withZeroRow(tf, out);
@@ -198,42 +244,56 @@ export function moeForward(ctx: ModelContext, p: UnitParams, n: string, b: Tenso
     const copy = tf.mul(gateOf(tf, probs, route, j), tf.gather(outz, index(tf, rowsOrZero(route.slot, j * route.rows, route.rows, moe.experts * route.perExpert))));
     z = z === undefined ? copy : tf.add(z, copy);
   }
-  return { z: z!, saved: { route, probs, inputs, pre, act, out } };
+  z = reduceRow(ctx, z!, "tp.layer");
+  if (biases !== undefined) z = tf.add(z, tf.matMul(localRows(ctx, combineWeights(tf, probs, route)), biases));
+  return { z, saved: { route, probs, inputs, pre, act, out } };
 }
 
 /**
- * The MoE MLP's backward: the gradient of its input b (to which the caller adds nothing else: the router's
- * input is b too) from dz, the gradient of its output; the weight gradients go to `grads` (the router's and
- * this rank's experts', as linearInputBackward leaves them). Under expert parallelism the copies' output
- * gradients go to their experts' members and the input gradients come back: the forward's two exchanges,
- * reversed.
+ * The MoE MLP's backward: the gradient of its input b (this rank's rows, as moeForward took them; to which
+ * the caller adds nothing else: the router's input is b too) from dz, the gradient of its output; the
+ * weight gradients go to `grads` (the router's and this rank's experts', as linearInputBackward leaves them,
+ * the outputs' biases from this rank's rows). Under expert parallelism the copies' output gradients go to
+ * their experts' members and the input gradients come back: the forward's two exchanges, reversed. Under
+ * tensor parallelism each rank's gradients of the probabilities, of b and of the router are partial sums
+ * (from its shard of the experts, and the biases' part from its rows): the reduce-scatter of b's gradient
+ * and the once-per-step sum of the replicated weights' gradients (parallel/sp-sync.ts) add them up.
  */
 export function moeBackward(ctx: ModelContext, grads: Grads, p: UnitParams, n: string, s: MoeSaved, b: Tensor, dz: Tensor): Tensor {
   const { tf, model } = ctx;
   const { route } = s;
-  const hasBias = model.linearBias;
   const experts = route.experts;
   const stackedZero = experts * route.perExpert;
+  const dzFull = gatherSp(ctx, dz, "tp.layer");
   const outz = withZeroRow(tf, s.out);
   // Per choice: the copy's output gradient (its gate times dz) and its gate's gradient (dz . its output).
   const dCopies: Tensor[] = [];
   let dProbs: Tensor | undefined;
   for (let j = 0; j < route.topK; j++) {
     const taken = tf.gather(outz, index(tf, rowsOrZero(route.slot, j * route.rows, route.rows, stackedZero)));
-    dCopies.push(tf.mul(gateOf(tf, s.probs, route, j), dz));
-    const dGate = tf.sum(tf.mul(dz, taken), 1, true);
+    dCopies.push(tf.mul(gateOf(tf, s.probs, route, j), dzFull));
+    const dGate = tf.sum(tf.mul(dzFull, taken), 1, true);
     const chosen = tf.cast(tf.oneHot(index(tf, route.choice.subarray(j * route.rows, (j + 1) * route.rows)), experts), "float32");
     const part = tf.mul(chosen, dGate);
     dProbs = dProbs === undefined ? part : tf.add(dProbs, part);
+  }
+  // The outputs' biases, added after the reduction on this rank's rows: their gradients, and their part of the probabilities'.
+  const biases = biasesAfterReduction(ctx, p, n, experts);
+  if (biases !== undefined) {
+    const weights = localRows(ctx, combineWeights(tf, s.probs, route));
+    tf.unstack(tf.matMul(weights, dz, true, false)).forEach((d, e) => grads.set(`${expertName(n, e)}.down.b`, tf.keep(d)));
+    const taken = localRows(ctx, combineWeights(tf, tf.onesLike(s.probs), route));
+    dProbs = tf.add(dProbs!, fromLocalRows(ctx, tf.mul(taken, tf.matMul(dz, biases, false, true)), route.rows));
   }
   const dCopyRows = withZeroRow(tf, tf.concat(dCopies, 0));
   const dDispatched = Array.from({ length: experts }, (_, e) =>
     tf.gather(dCopyRows, index(tf, rowsOrZero(route.source, e * route.perExpert, route.perExpert, route.topK * route.rows))));
   const dOuts = toExperts(ctx, dDispatched, route.perExpert);
   const first = firstExpert(ctx, experts);
+  const hasBias = model.linearBias;
   const dInputs = dOuts.map((dOut, i) => {
     const e = expertName(n, first + i);
-    const dAct = linearInputBackward(ctx, grads, `${e}.down`, s.act[i]!, p.get(`${e}.down.w`), dOut, hasBias);
+    const dAct = linearInputBackward(ctx, grads, `${e}.down`, s.act[i]!, p.get(`${e}.down.w`), dOut, hasBias && biases === undefined);
     const x = s.inputs[i]!;
     if (model.mlp === "swiglu") {
       const { da, du } = swigluBackward(tf, s.pre[i]![0]!, s.pre[i]![1]!, dAct);
@@ -243,9 +303,10 @@ export function moeBackward(ctx: ModelContext, grads: Grads, p: UnitParams, n: s
     return linearInputBackward(ctx, grads, `${e}.up`, x, p.get(`${e}.up.w`), geluBackward(tf, s.pre[i]![0]!, dAct), hasBias);
   });
   const dInputRows = withZeroRow(tf, fromExperts(ctx, dInputs, route.perExpert));
-  let db = linearInputBackward(ctx, grads, `${n}.moe.router`, b, p.get(`${n}.moe.router.w`), softmaxBackward(tf, s.probs, dProbs!), false);
+  const bFull = gatherSp(ctx, b, "tp.sp-regather");
+  let db = linearInputBackward(ctx, grads, `${n}.moe.router`, bFull, p.get(`${n}.moe.router.w`), softmaxBackward(tf, s.probs, dProbs!), false);
   for (let j = 0; j < route.topK; j++) db = tf.add(db, tf.gather(dInputRows, index(tf, rowsOrZero(route.slot, j * route.rows, route.rows, stackedZero))));
-  return db;
+  return reduceRow(ctx, db, "tp.layer");
 }
 
 /** The softmax's input gradient from its output y and output gradient dy, row by row: y (dy - sum(dy y)). */

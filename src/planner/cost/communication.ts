@@ -176,7 +176,7 @@ export function vocabCrossEntropyCost(plan: Plan, links: Links): CollectiveCost 
 
 /**
  * Under sequence parallel the weights every tp rank holds whole (both norms, the row-parallel biases of
- * attention output and MLP output, the MoE router, the final norm; learned position embeddings, which the
+ * attention output and MLP output (every expert's, of this rank's experts), the MoE router, the final norm; learned position embeddings, which the
  * cost model's embedding adds after its reduce-scatter, and a norm after the embedding) see only the rank's block of positions, so their
  * gradients are partial sums and are all-reduced over tp once per step, after the data-parallel reduction,
  * whole (not only a ZeRO shard): Megatron-LM core/distributed/finalize_model_grads.py
@@ -187,7 +187,9 @@ export function spReplicatedGradCost(model: ModelSpec, plan: Plan, links: Links,
   if (!plan.sequenceParallel || plan.tp <= 1) return FREE;
   const lp = layerParams(model);
   const h = model.hiddenSize;
-  const perLayer = lp.norms + lp.router + (model.linearBias ? 2 * h : 0);
+  // Biases: the attention output's and the MLP output's, one per expert held for a mixture of experts.
+  const outputBiases = model.moe === undefined ? 1 : model.moe.experts / plan.ep;
+  const perLayer = lp.norms + lp.router + (model.linearBias ? h + outputBiases * h : 0);
   let count = (plan.layersPerStage[stage] ?? 0) * perLayer;
   if (stage === 0 && model.positionEmbedding === "learned") count += model.seqLen * h;
   // A norm after the embedding (BLOOM's) works on the reduce-scattered rows too.
