@@ -2,7 +2,8 @@ import type { Tensor } from "@tensorflow/tfjs";
 import { alibiSlopes, attention, attentionBackward, type AttentionGeometry } from "./attention.js";
 import { gatherSp, reduceRow, type Grads, type ModelContext, type UnitParams } from "./context.js";
 import { moeBackward, moeForward, moeSavedTensors, type MoeSaved } from "./moe.js";
-import { gelu, geluBackward, linear, linearInputBackward, norm, normBackward, rope, swiglu, swigluBackward } from "./ops.js";
+import { linear, linearInputBackward, norm, normBackward, rope } from "./ops.js";
+import { mlpActivation, mlpActivationBackward } from "./mlp.js";
 
 /**
  * One pre-norm decoder layer, Megatron tensor parallel (Shoeybi et al. 2019, fig. 3): Q/K/V and the first
@@ -96,17 +97,7 @@ export function layerForward(ctx: ModelContext, p: UnitParams, layer: number, xi
       return tf.add(x1, r.z);
     }
     const bFull = gatherSp(ctx, b2, "tp.layer");
-    const up = ctx.save(linear(tf, bFull, p.get(`${n}.mlp.up.w`), p.maybe(`${n}.mlp.up.b`)));
-    let pre: Tensor[];
-    let act: Tensor;
-    if (model.mlp === "swiglu") {
-      const gate = ctx.save(linear(tf, bFull, p.get(`${n}.mlp.gate.w`), p.maybe(`${n}.mlp.gate.b`)));
-      pre = [gate, up];
-      act = ctx.save(swiglu(tf, gate, up));
-    } else {
-      pre = [up];
-      act = ctx.save(gelu(tf, up));
-    }
+    const { pre, act } = mlpActivation(ctx, p, `${n}.mlp`, bFull);
     let z = reduceRow(ctx, linear(tf, act, p.get(`${n}.mlp.down.w`), undefined), "tp.layer");
     const db = p.maybe(`${n}.mlp.down.b`);
     if (db !== undefined) z = tf.add(z, db);
@@ -169,19 +160,9 @@ export function layerBackward(ctx: ModelContext, p: UnitParams, layer: number, s
 /** The dense MLP's backward, z = act W_down (+ b) reduced over tp: the gradient of its input b2 (the second norm's output). */
 function denseMlpBackward(ctx: ModelContext, grads: Grads, p: UnitParams, n: string, s: DenseMlpSaved, b2: Tensor, dout: Tensor): Tensor {
   const { tf, model } = ctx;
-  const hasBias = model.linearBias;
   const dzFull = gatherSp(ctx, dout, "tp.layer");
   const dAct = linearInputBackward(ctx, grads, `${n}.mlp.down`, s.act, p.get(`${n}.mlp.down.w`), dzFull, false);
-  if (hasBias) put(grads, `${n}.mlp.down.b`, tf.keep(tf.sum(dout, 0)));
+  if (model.linearBias) put(grads, `${n}.mlp.down.b`, tf.keep(tf.sum(dout, 0)));
   const bFull = gatherSp(ctx, b2, "tp.sp-regather");
-  let dbFull: Tensor;
-  if (model.mlp === "swiglu") {
-    const { da, du } = swigluBackward(tf, s.pre[0]!, s.pre[1]!, dAct);
-    const dGate = linearInputBackward(ctx, grads, `${n}.mlp.gate`, bFull, p.get(`${n}.mlp.gate.w`), da, hasBias);
-    dbFull = tf.add(dGate, linearInputBackward(ctx, grads, `${n}.mlp.up`, bFull, p.get(`${n}.mlp.up.w`), du, hasBias));
-  } else {
-    const du = geluBackward(tf, s.pre[0]!, dAct);
-    dbFull = linearInputBackward(ctx, grads, `${n}.mlp.up`, bFull, p.get(`${n}.mlp.up.w`), du, hasBias);
-  }
-  return reduceRow(ctx, dbFull, "tp.layer");
+  return reduceRow(ctx, mlpActivationBackward(ctx, grads, p, `${n}.mlp`, bFull, s.pre, dAct), "tp.layer");
 }

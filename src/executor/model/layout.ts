@@ -65,11 +65,16 @@ function layerTensors(model: ModelSpec, l: number): TensorSpec[] {
   return out;
 }
 
+/** The unit of layer l's experts of block `block` (the block expert-parallel rank `block` holds). */
+function expertsUnitName(l: number, block: number): string {
+  return `layers.${l}.experts.${block}`;
+}
+
 /** Layer l's experts of block `block` of `blocks` (experts block x E/blocks onwards), as one unit. */
 function expertsUnit(model: ModelSpec, l: number, block: number, blocks: number): UnitSpec {
   const per = model.moe!.experts / blocks;
   const tensors = Array.from({ length: per }, (_, i) => mlpTensors(model, `layers.${l}.moe.${block * per + i}`)).flat();
-  return { kind: "experts", layer: l, name: `layers.${l}.experts.${block}`, tensors };
+  return { kind: "experts", layer: l, name: expertsUnitName(l, block), tensors };
 }
 
 /** Whether a gradient's tensor belongs to a layer's experts unit (not to the layer's own: the router stays there). */
@@ -205,7 +210,7 @@ export function chunkUnits(model: ModelSpec, plan: Plan, stage: number, chunk: n
   if (at === 0) out.push(all[0]!);
   for (const l of layers) {
     out.push(all.find((u) => u.kind === "layer" && u.layer === l)!);
-    if (model.moe !== undefined) out.push(all.find((u) => u.name === `layers.${l}.experts.${epRank}`)!);
+    if (model.moe !== undefined) out.push(all.find((u) => u.name === expertsUnitName(l, epRank))!);
   }
   if (at === plan.pp * plan.virtualStages - 1) {
     const head = all[all.length - 1]!;

@@ -1,6 +1,7 @@
 import type { Tensor } from "@tensorflow/tfjs";
 import { gatherSp, reduceRow, residualPositions, type Grads, type ModelContext, type UnitParams } from "./context.js";
-import { gelu, geluBackward, linear, linearInputBackward, readNow, swiglu, swigluBackward, type Tf } from "./ops.js";
+import { mlpActivation, mlpActivationBackward } from "./mlp.js";
+import { linear, linearInputBackward, readNow, type Tf } from "./ops.js";
 
 /**
  * A mixture-of-experts MLP (Shazeer et al. 2017; GShard, Lepikhin et al. 2020; Switch, Fedus et al. 2022) in
@@ -124,6 +125,25 @@ function rowsOrZero(map: Int32Array, first: number, count: number, zeroRow: numb
   return out;
 }
 
+/** Gather indices of every token's j-th copy in the experts' stacked buffers, with a zero row appended (the dropped copies'). */
+function copyRows(tf: Tf, route: Route, j: number): Tensor {
+  return index(tf, rowsOrZero(route.slot, j * route.rows, route.rows, route.experts * route.perExpert));
+}
+
+/** Gather indices of expert e's buffer rows in a list of `zeroRow` rows with a zero row appended (the empty slots'); `of` maps a copy to its row. */
+function bufferRows(tf: Tf, route: Route, e: number, zeroRow: number, of?: (copy: number) => number): Tensor {
+  return index(tf, rowsOrZero(route.source, e * route.perExpert, route.perExpert, zeroRow, of));
+}
+
+/** 1 for each token row and expert a copy of it reached (chosen and not dropped), else 0 (rows x experts). */
+function takenMask(tf: Tf, route: Route): Tensor {
+  const taken = new Float32Array(route.rows * route.experts);
+  for (let j = 0; j < route.topK; j++) {
+    for (let t = 0; t < route.rows; t++) if (route.slot[j * route.rows + t]! >= 0) taken[t * route.experts + route.choice[j * route.rows + t]!] = 1;
+  }
+  return tf.tensor2d(taken, [route.rows, route.experts]);
+}
+
 /** The router probability of each token's j-th choice, as a column (rows x 1). */
 function gateOf(tf: Tf, probs: Tensor, route: Route, j: number): Tensor {
   const at = new Int32Array(route.rows);
@@ -179,18 +199,6 @@ function fromLocalRows(ctx: ModelContext, x: Tensor, rows: number): Tensor {
 }
 
 /**
- * For each token row and expert, the router probability it was weighted by where a copy of it reached that
- * expert (rows x experts; zero where the expert was not chosen or the copy dropped): the combine's weights.
- */
-function combineWeights(tf: Tf, probs: Tensor, route: Route): Tensor {
-  const taken = new Float32Array(route.rows * route.experts);
-  for (let j = 0; j < route.topK; j++) {
-    for (let t = 0; t < route.rows; t++) if (route.slot[j * route.rows + t]! >= 0) taken[t * route.experts + route.choice[j * route.rows + t]!] = 1;
-  }
-  return tf.mul(probs, tf.tensor2d(taken, [route.rows, route.experts]));
-}
-
-/**
  * Under tensor parallelism, the experts' second-matrix biases (whole on every tp rank), one row per expert,
  * added after the reduction; else undefined: each expert adds its own to its output, so that it travels
  * with it (expert parallel sends an expert's outputs to the ranks whose tokens they are; validate.ts
@@ -218,7 +226,7 @@ export function moeForward(ctx: ModelContext, p: UnitParams, n: string, b: Tenso
   const route = routeTokens(readNow(tf, probs), ctx.tokens, ctx.batch, moe.experts, moe.topK);
   const bz = withZeroRow(tf, bFull);
   const dispatched = Array.from({ length: moe.experts }, (_, e) =>
-    tf.gather(bz, index(tf, rowsOrZero(route.source, e * route.perExpert, route.perExpert, route.rows, (v) => v % route.rows))));
+    tf.gather(bz, bufferRows(tf, route, e, route.rows, (copy) => copy % route.rows)));
   const inputs = toExperts(ctx, dispatched, route.perExpert).map((x) => ctx.save(x));
   const first = firstExpert(ctx, moe.experts);
   const biases = biasesAfterReduction(ctx, p, n, moe.experts);
@@ -226,26 +234,21 @@ export function moeForward(ctx: ModelContext, p: UnitParams, n: string, b: Tenso
   const act: Tensor[] = [];
   const outs = inputs.map((x, i) => {
     const e = expertName(n, first + i);
-    const up = ctx.save(linear(tf, x, p.get(`${e}.up.w`), p.maybe(`${e}.up.b`)));
-    if (model.mlp === "swiglu") {
-      const gate = ctx.save(linear(tf, x, p.get(`${e}.gate.w`), p.maybe(`${e}.gate.b`)));
-      pre.push([gate, up]);
-      act.push(ctx.save(swiglu(tf, gate, up)));
-    } else {
-      pre.push([up]);
-      act.push(ctx.save(gelu(tf, up)));
-    }
-    return linear(tf, act[i]!, p.get(`${e}.down.w`), biases === undefined ? p.maybe(`${e}.down.b`) : undefined);
+    const m = mlpActivation(ctx, p, e, x);
+    pre.push(m.pre);
+    act.push(m.act);
+    return linear(tf, m.act, p.get(`${e}.down.w`), biases === undefined ? p.maybe(`${e}.down.b`) : undefined);
   });
   const out = ctx.save(fromExperts(ctx, outs, route.perExpert));
   const outz = withZeroRow(tf, out);
   let z: Tensor | undefined;
   for (let j = 0; j < moe.topK; j++) {
-    const copy = tf.mul(gateOf(tf, probs, route, j), tf.gather(outz, index(tf, rowsOrZero(route.slot, j * route.rows, route.rows, moe.experts * route.perExpert))));
+    const copy = tf.mul(gateOf(tf, probs, route, j), tf.gather(outz, copyRows(tf, route, j)));
     z = z === undefined ? copy : tf.add(z, copy);
   }
   z = reduceRow(ctx, z!, "tp.layer");
-  if (biases !== undefined) z = tf.add(z, tf.matMul(localRows(ctx, combineWeights(tf, probs, route)), biases));
+  // Each expert's bias weighted as its output: by the probability of every copy that reached it.
+  if (biases !== undefined) z = tf.add(z, tf.matMul(localRows(ctx, tf.mul(probs, takenMask(tf, route))), biases));
   return { z, saved: { route, probs, inputs, pre, act, out } };
 }
 
@@ -263,14 +266,13 @@ export function moeBackward(ctx: ModelContext, grads: Grads, p: UnitParams, n: s
   const { tf, model } = ctx;
   const { route } = s;
   const experts = route.experts;
-  const stackedZero = experts * route.perExpert;
   const dzFull = gatherSp(ctx, dz, "tp.layer");
   const outz = withZeroRow(tf, s.out);
   // Per choice: the copy's output gradient (its gate times dz) and its gate's gradient (dz . its output).
   const dCopies: Tensor[] = [];
   let dProbs: Tensor | undefined;
   for (let j = 0; j < route.topK; j++) {
-    const taken = tf.gather(outz, index(tf, rowsOrZero(route.slot, j * route.rows, route.rows, stackedZero)));
+    const taken = tf.gather(outz, copyRows(tf, route, j));
     dCopies.push(tf.mul(gateOf(tf, s.probs, route, j), dzFull));
     const dGate = tf.sum(tf.mul(dzFull, taken), 1, true);
     const chosen = tf.cast(tf.oneHot(index(tf, route.choice.subarray(j * route.rows, (j + 1) * route.rows)), experts), "float32");
@@ -280,32 +282,25 @@ export function moeBackward(ctx: ModelContext, grads: Grads, p: UnitParams, n: s
   // The outputs' biases, added after the reduction on this rank's rows: their gradients, and their part of the probabilities'.
   const biases = biasesAfterReduction(ctx, p, n, experts);
   if (biases !== undefined) {
-    const weights = localRows(ctx, combineWeights(tf, s.probs, route));
+    const taken = takenMask(tf, route);
+    const weights = localRows(ctx, tf.mul(s.probs, taken));
     tf.unstack(tf.matMul(weights, dz, true, false)).forEach((d, e) => grads.set(`${expertName(n, e)}.down.b`, tf.keep(d)));
-    const taken = localRows(ctx, combineWeights(tf, tf.onesLike(s.probs), route));
-    dProbs = tf.add(dProbs!, fromLocalRows(ctx, tf.mul(taken, tf.matMul(dz, biases, false, true)), route.rows));
+    dProbs = tf.add(dProbs!, fromLocalRows(ctx, tf.mul(localRows(ctx, taken), tf.matMul(dz, biases, false, true)), route.rows));
   }
   const dCopyRows = withZeroRow(tf, tf.concat(dCopies, 0));
   const dDispatched = Array.from({ length: experts }, (_, e) =>
-    tf.gather(dCopyRows, index(tf, rowsOrZero(route.source, e * route.perExpert, route.perExpert, route.topK * route.rows))));
+    tf.gather(dCopyRows, bufferRows(tf, route, e, route.topK * route.rows)));
   const dOuts = toExperts(ctx, dDispatched, route.perExpert);
   const first = firstExpert(ctx, experts);
-  const hasBias = model.linearBias;
   const dInputs = dOuts.map((dOut, i) => {
     const e = expertName(n, first + i);
-    const dAct = linearInputBackward(ctx, grads, `${e}.down`, s.act[i]!, p.get(`${e}.down.w`), dOut, hasBias && biases === undefined);
-    const x = s.inputs[i]!;
-    if (model.mlp === "swiglu") {
-      const { da, du } = swigluBackward(tf, s.pre[i]![0]!, s.pre[i]![1]!, dAct);
-      return tf.add(linearInputBackward(ctx, grads, `${e}.gate`, x, p.get(`${e}.gate.w`), da, hasBias),
-        linearInputBackward(ctx, grads, `${e}.up`, x, p.get(`${e}.up.w`), du, hasBias));
-    }
-    return linearInputBackward(ctx, grads, `${e}.up`, x, p.get(`${e}.up.w`), geluBackward(tf, s.pre[i]![0]!, dAct), hasBias);
+    const dAct = linearInputBackward(ctx, grads, `${e}.down`, s.act[i]!, p.get(`${e}.down.w`), dOut, model.linearBias && biases === undefined);
+    return mlpActivationBackward(ctx, grads, p, e, s.inputs[i]!, s.pre[i]!, dAct);
   });
   const dInputRows = withZeroRow(tf, fromExperts(ctx, dInputs, route.perExpert));
   const bFull = gatherSp(ctx, b, "tp.sp-regather");
   let db = linearInputBackward(ctx, grads, `${n}.moe.router`, bFull, p.get(`${n}.moe.router.w`), softmaxBackward(tf, s.probs, dProbs!), false);
-  for (let j = 0; j < route.topK; j++) db = tf.add(db, tf.gather(dInputRows, index(tf, rowsOrZero(route.slot, j * route.rows, route.rows, stackedZero))));
+  for (let j = 0; j < route.topK; j++) db = tf.add(db, tf.gather(dInputRows, copyRows(tf, route, j)));
   return reduceRow(ctx, db, "tp.layer");
 }
 

@@ -56,10 +56,10 @@ export function groupName(kind: "tp" | "cp" | "dp" | "ep" | "edp" | "tied" | "wo
 }
 
 /** Every group of more than one rank, each once: the groups along `axes`, or those `membersOf` gives each rank. */
-function uniqueGroups(plan: Plan, axes: readonly Axis[] | ((rank: number) => number[])): number[][] {
+function uniqueGroups(plan: Plan, membersOf: readonly Axis[] | ((rank: number) => number[])): number[][] {
   const seen = new Map<string, number[]>();
   for (let r = 0; r < workerCount(plan); r++) {
-    const m = typeof axes === "function" ? axes(r) : groupMembers(plan, r, axes);
+    const m = typeof membersOf === "function" ? membersOf(r) : groupMembers(plan, r, membersOf);
     seen.set(m.join(","), m);
   }
   return [...seen.values()].filter((m) => m.length > 1);
