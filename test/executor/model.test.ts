@@ -6,7 +6,7 @@ import { initialParameters, TokenSource, tokenSlice } from "../../src/executor/m
 import { modelUnits } from "../../src/executor/model/layout.js";
 import { product, readNow, type Tf } from "../../src/executor/model/ops.js";
 import { alibiSlopes } from "../../src/executor/model/attention.js";
-import { routeTokens } from "../../src/executor/model/moe.js";
+import { routeTokens } from "../../src/executor/model/routing.js";
 import { loadBackend } from "../../src/executor/run/backend.js";
 import type { ModelSpec } from "../../src/spec/types.js";
 import { loadModel } from "../../src/cli/catalog.js";

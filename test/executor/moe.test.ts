@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { expertCapacity, routeTokens } from "../../src/executor/model/moe.js";
+import { expertCapacity, routeTokens } from "../../src/executor/model/routing.js";
 import { validateForExecutor } from "../../src/executor/validate.js";
 import { loadModel } from "../../src/cli/catalog.js";
 import { resolvePlan, type PlanInput } from "../../src/spec/plan.js";
