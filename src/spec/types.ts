@@ -90,6 +90,15 @@ export interface GpuEfficiency {
   /** Extension: fixed time of the input embedding per pass (forward or backward). Absent: 0. Set with embeddingBandwidth. */
   readonly embeddingOverheadSeconds?: number;
   /**
+   * Extension: achieved fraction of HBM bandwidth for a mixture of experts' token routing (softmax, top-k,
+   * dispatch and combine), in the bytes planner/cost/moe-routing.ts counts. Absent: memoryBandwidth. Set
+   * by the executor's device profile, which times its own routing: gathers, concatenations and index lists,
+   * many small TensorFlow.js calls.
+   */
+  readonly moeRoutingBandwidth?: number;
+  /** Extension: fixed time of a mixture of experts' routing per layer and pass (forward or backward). Absent: 0. Set with moeRoutingBandwidth. */
+  readonly moeRoutingOverheadSeconds?: number;
+  /**
    * Extension: fraction by which compute slows while a data-parallel collective runs beside it (SM and HBM
    * contention; src/planner/cost/communication.ts dpContention). Absent: 0, no contention (the executor's
    * CPU profile, whose collectives never overlap its passes).

@@ -5,6 +5,7 @@ import { attentionWidthsPerRank, BYTES_16 } from "./activations.js";
 import { attentionLengthFactor } from "./attention-length.js";
 import { efficiencyGrid, gridEfficiency, type EfficiencyGrid } from "./gemm-grid.js";
 import { gradientBytesPerParam } from "./memory.js";
+import { moeRoutingTimes } from "./moe-routing.js";
 import { fittedVPassRatios, vPassRatios } from "./zb-v.js";
 
 /**
@@ -259,8 +260,13 @@ export function layerTimes(model: ModelSpec, gpu: GpuSpec, plan: Plan): LayerTim
     backwardInputSeconds: linear + coreBackward + ELEMENTWISE_BACKWARD_RATIO * elementwise + castBackward,
     backwardWeightSeconds: linear,
   });
+  // A mixture of experts' routing, priced on its own (moe-routing.ts), after the split: measured pass
+  // shares are a dense layer's.
+  const routing = moeRoutingTimes(model, gpu, plan);
   return {
     ...passes,
+    forwardSeconds: passes.forwardSeconds + routing.forwardSeconds,
+    backwardInputSeconds: passes.backwardInputSeconds + routing.backwardSeconds,
     // Selective recomputation redoes the attention core: QK^T, softmax, its dropout and the product with V
     // (Korthikanti et al. 2022, section 4.2), the memory-bound softmax and dropout included.
     selectiveRecomputeSeconds: plan.recompute === "selective" && !plan.flashAttention ? coreForward + softmaxSeconds : 0,
