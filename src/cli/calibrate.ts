@@ -31,6 +31,7 @@ export function formatProfile(p: DeviceProfile, file: string): string {
     ...(p.optimizerBytesPerSecond === undefined ? [] : [`  optimizer step (Adam, float32)   ${rate(p.optimizerBytesPerSecond, "B/s")} (the cost model's 30 bytes per parameter)`]),
     ...(p.loss === undefined ? [] : [`  cross-entropy (float32)          ${rate(p.loss.bytesPerSecond, "B/s")} (the cost model's ${LOSS_BYTES_PER_LOGIT} bytes per logit each way) and ${(p.loss.overheadSeconds * 1e6).toFixed(1)} us per pass`]),
     ...(p.embedding === undefined ? [] : [`  input embedding (float32)        ${rate(p.embedding.bytesPerSecond, "B/s")} (the cost model's bytes: rows forward, the table's gradient backward) and ${(p.embedding.overheadSeconds * 1e6).toFixed(1)} us per pass`]),
+    ...(p.moeRouting === undefined ? [] : [`  experts' routing (float32)       ${rate(p.moeRouting.bytesPerSecond, "B/s")} (the cost model's bytes: softmax, dispatch and combine) and ${(p.moeRouting.overheadSeconds * 1e6).toFixed(1)} us per pass`]),
     ...(p.weightFirstUse === undefined ? [] : [
       `  new weights' first use (one layer's forward, new tensors against used ones): ${p.weightFirstUse.measured.map((m) => `${(m.seconds * 1e3).toFixed(3)} ms (${m.shape}, ${grouped(m.params)} weights)`).join(", ")}: ${(p.weightFirstUse.secondsPerParam * 1e9).toFixed(2)} ns per weight, paid by each chunk's first forward of a step`,
     ]),
@@ -51,7 +52,7 @@ function spreadLine(s: PassSpreads, when: string): string {
 }
 
 function waitsLine(members: number, ranks: number, points: readonly SyncWaitPoint[]): string {
-  return `  waits at a collective of ${members} with ${ranks} ranks busy: ${points.map((x) => `${(x.waitSeconds * 1e3).toFixed(3)} ms after ${(x.segmentSeconds * 1e3).toFixed(2)} ms${x.group === undefined ? "" : ` (${x.group})`}`).join(", ")} (tp, cp and dp predictions add them)`;
+  return `  waits at a collective of ${members} with ${ranks} ranks busy: ${points.map((x) => `${(x.waitSeconds * 1e3).toFixed(3)} ms after ${(x.segmentSeconds * 1e3).toFixed(2)} ms${x.group === undefined ? "" : ` (${x.group})`}`).join(", ")} (tp, cp, ep and dp predictions add them)`;
 }
 
 export async function calibrateCommand(args: ParsedArgs, io: Io): Promise<number> {

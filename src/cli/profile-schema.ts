@@ -31,15 +31,7 @@ export function checkProfileFields(json: unknown, file: string): void {
     l.number("overheadSeconds", NOT_NEGATIVE);
     l.number("bytesPerSecond", POSITIVE);
   });
-  section(r, "embedding", (e) => {
-    e.number("overheadSeconds", NOT_NEGATIVE);
-    e.number("bytesPerSecond", POSITIVE);
-    list(e, "measured", (m) => {
-      m.string("shape");
-      m.number("bytes", POSITIVE);
-      m.number("seconds", POSITIVE);
-    });
-  });
+  for (const key of ["embedding", "moeRouting"]) section(r, key, checkMeasuredPassCost);
   list(r, "fit", (f) => {
     f.string("shape");
     f.number("measuredSeconds", POSITIVE);
@@ -122,12 +114,23 @@ function checkSpreads(j: FieldReader): void {
   }
 }
 
+/** A measured pass cost (stats.ts MeasuredPassCost): its fixed time, its rate and the points they were fitted to. */
+function checkMeasuredPassCost(c: FieldReader): void {
+  c.number("overheadSeconds", NOT_NEGATIVE);
+  c.number("bytesPerSecond", POSITIVE);
+  list(c, "measured", (m) => {
+    m.string("shape");
+    m.number("bytes", POSITIVE);
+    m.number("seconds", POSITIVE);
+  });
+}
+
 /** The measured waits at collectives (SyncWaitPoint), each after a segment of work, of a group where named. */
 function checkWaitPoints(w: FieldReader): void {
   list(w, "points", (p) => {
     p.number("segmentSeconds", NOT_NEGATIVE);
     p.number("waitSeconds", NOT_NEGATIVE);
-    if (p.raw("group") !== undefined) p.oneOf("group", ["tp", "cp"]);
+    if (p.raw("group") !== undefined) p.oneOf("group", ["tp", "cp", "ep"]);
   });
 }
 

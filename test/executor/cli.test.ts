@@ -55,6 +55,11 @@ describe("meshplan calibrate and execute", () => {
     expect(p.embedding.bytesPerSecond).toBeGreaterThan(0);
     expect(p.embedding.overheadSeconds).toBeGreaterThanOrEqual(0);
     expect(out.stdout.join("\n")).toMatch(/input embedding \(float32\) .* us per pass/);
+    // A mixture of experts' routing (tiny-moe's experts in each fit shape), the same way.
+    expect(p.moeRouting.measured.map((e: { shape: string }) => e.shape)).toEqual(p.fit.map((f: { shape: string }) => f.shape));
+    for (const e of p.moeRouting.measured) expect(e.seconds, e.shape).toBeGreaterThan(0);
+    expect(p.moeRouting.bytesPerSecond).toBeGreaterThan(0);
+    expect(out.stdout.join("\n")).toMatch(/experts' routing \(float32\) .* us per pass/);
     // Pass-time jitter with every core busy: two pass lengths (forwards shorter than backwards), a spread each.
     if (cpus().length > 1) {
       expect(p.passJitter.forward.meanSeconds).toBeLessThan(p.passJitter.backward.meanSeconds);
@@ -71,17 +76,19 @@ describe("meshplan calibrate and execute", () => {
       expect(p.concurrency.probe.plan.globalBatch).toBe(8);
       expect(p.concurrency.fittedSeconds).toBe(p.fit[0].fittedSeconds);
       // Waits at a collective of two, one point per wait run (waits.ts WAIT_RUNS: tp2 of h64 s8 L2 and of
-      // h128 s32 L2, cp2 of h64 s8 L2 and of h64 s64 L4), each group's segments lengthening in that order.
+      // h128 s32 L2, cp2 of h64 s8 L2 and of h64 s64 L4, dp2 x ep2 of h64 s8 L2 and h128 s32 L2 with
+      // experts), each group's segments lengthening in that order.
       expect(p.syncWaits.members).toBe(2);
       expect(p.syncWaits.ranks).toBe(2 * Math.floor(cpus().length / 2));
       const points = p.syncWaits.points as { segmentSeconds: number; waitSeconds: number; group: string }[];
-      expect(points.map((x) => x.group)).toEqual(["tp", "tp", "cp", "cp"]);
+      expect(points.map((x) => x.group)).toEqual(["tp", "tp", "cp", "cp", "ep", "ep"]);
       // Measured times on a shared machine: the order is the claim (the designed segments are about 0.15 and
       // 0.4 ms, but CI under load measured 1.49x), as for cp below.
       expect(points[1]!.segmentSeconds).toBeGreaterThan(points[0]!.segmentSeconds);
       expect(points[3]!.segmentSeconds).toBeGreaterThan(points[2]!.segmentSeconds);
+      expect(points[5]!.segmentSeconds).toBeGreaterThan(points[4]!.segmentSeconds);
       for (const x of points) expect(x.waitSeconds).toBeGreaterThan(0);
-      expect(out.stdout.join("\n")).toMatch(/waits at a collective of 2 with \d+ ranks busy: .* ms after .* ms \(tp\), .* \(cp\)/);
+      expect(out.stdout.join("\n")).toMatch(/waits at a collective of 2 with \d+ ranks busy: .* ms after .* ms \(tp\), .* \(cp\), .* \(ep\)/);
     }
     expect(out.stdout.join("\n")).toMatch(/matrix multiply/);
     // A whole calibration takes about a minute alone on a 2-core machine and more while the rest of the
@@ -178,7 +185,7 @@ describe("meshplan calibrate and execute", () => {
       [{ ...good, concurrency: { ...(good.concurrency as object), probe: "zzz" } }, 'concurrency.probe = "zzz" is not valid'],
       [withProbe(good, (p) => ({ ...p, plan: { ...p.plan, dp: 2 } })), "concurrency.probe.plan.dp = 2 is not valid; valid: 1: the probe is the one-rank step"],
       [withProbe(good, (p) => ({ ...p, model: { ...p.model, hiddenSize: "big" } })), 'concurrency.probe.model.hiddenSize = "big" is not valid'],
-      [{ ...good, syncWaits: { members: 2, ranks: 2, points: [{ segmentSeconds: 1e-3, waitSeconds: 1e-4, group: "dp" }] } }, 'syncWaits.points[0].group = "dp" is not valid; valid: tp, cp'],
+      [{ ...good, syncWaits: { members: 2, ranks: 2, points: [{ segmentSeconds: 1e-3, waitSeconds: 1e-4, group: "dp" }] } }, 'syncWaits.points[0].group = "dp" is not valid; valid: tp, cp, ep'],
       [{ ...good, passJitter: { ...(good.passJitter as object), forward: { meanSeconds: 0.01 } } }, "passJitter.forward.logSd = (missing) is not valid"],
       [{ ...good, loss: { overheadSeconds: 1e-4 } }, "loss.bytesPerSecond = (missing) is not valid"],
       [{ ...good, embedding: { overheadSeconds: 1e-5, bytesPerSecond: 0, measured: [{ shape: "h64 s32 L2", bytes: 2e5, seconds: 1e-4 }] } }, "embedding.bytesPerSecond = 0 is not valid"],

@@ -251,6 +251,10 @@ describe("device profile: waits at collectives", () => {
     const at = syncWaitAt([...tp, ...cp], 2);
     expect(at(0.0003, 2, "tp")).toBeCloseTo(5e-5 + 0.1 * 0.0003, 12);
     expect(at(0.0005, 2, "cp")).toBeCloseTo(8e-5 + 0.2 * 0.0005, 12);
+    // Expert-parallel all-to-alls: their own line where two points were measured at them, else every point's.
+    const ep = [0.0007, 0.0024].map((l) => ({ segmentSeconds: l, waitSeconds: 2e-4 + 0.02 * l, group: "ep" as const }));
+    expect(syncWaitAt([...tp, ...cp, ...ep], 2)(0.001, 2, "ep")).toBeCloseTo(2e-4 + 0.02 * 0.001, 12);
+    expect(syncWaitAt([...tp, ...cp], 2)(0.0003, 2, "ep")).toBeCloseTo(syncWaitAt([...tp, ...cp], 2)(0.0003, 2), 12);
     // One cp point only: cp collectives take the line through every point, as a group-less caller does.
     const oneCp = syncWaitAt([...tp, cp[0]!], 2);
     expect(oneCp(0.0003, 2, "cp")).toBeCloseTo(oneCp(0.0003, 2), 12);

@@ -4,7 +4,7 @@ import type { KindTotals } from "../../src/executor/comm/traffic.js";
 import type { Execution } from "../../src/executor/execute.js";
 import { passCalls } from "../../src/executor/measure/accounting.js";
 import type { DeviceProfile } from "../../src/executor/measure/profile.js";
-import { waitPoint, waitRunPlan } from "../../src/executor/measure/waits.js";
+import { waitPoint, waitRunModel, waitRunPlan } from "../../src/executor/measure/waits.js";
 import type { RankResult, StepRecord } from "../../src/executor/run/job.js";
 import { loadModel } from "../../src/cli/catalog.js";
 
@@ -40,6 +40,19 @@ describe("calibrate's waits at collectives (waits.ts)", () => {
     expect([five.dp, five.tp, five.cp]).toEqual([2, 1, 2]);
     expect(five.globalBatch).toBe(16);
     expect(five.flashAttention).toBe(false);
+  });
+
+  it("expert-parallel wait runs: the fit shape with tiny-moe's experts, two replicas per pair sharing theirs", () => {
+    const moe = waitRunModel(model, "ep");
+    expect(moe.moe).toEqual(loadModel("tiny-moe").moe);
+    expect(waitRunModel(model, "tp")).toBe(model);
+    const two = waitRunPlan(moe, profile, "ep", 2);
+    expect([two.dp, two.ep, two.tp, two.cp, two.pp]).toEqual([2, 2, 1, 1, 1]);
+    // 8 micro-batches per replica, as every wait run
+    expect(two.globalBatch).toBe(16);
+    const five = waitRunPlan(moe, profile, "ep", 5);
+    expect([five.dp, five.ep]).toEqual([4, 2]);
+    expect(five.globalBatch).toBe(32);
   });
 
   it("a point is the passes' time over their segments and the time blocked at their collectives over their count", () => {

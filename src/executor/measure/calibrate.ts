@@ -10,9 +10,10 @@ import { lossCost } from "./loss.js";
 import { embeddingCost, firstUsePerParam, firstUseSeconds, layerPassSeconds, passShares, type LayerPassSeconds } from "./passes.js";
 import { matmulSeconds } from "./matmul.js";
 import { collectiveWaits } from "./waits.js";
+import { routingCost } from "./routing.js";
 import type { StepRecord } from "../run/job.js";
 import { thisMachine } from "./machine.js";
-import { FIT_MICRO_BATCHES, fitPlan } from "./fit-plan.js";
+import { FIT_MICRO_BATCHES, fitPlan, withFitExperts } from "./fit-plan.js";
 import { FEWER_RANKS, fitShapeName, predict, profileCluster, type DeviceProfile, type PassSpread, type PassSpreads } from "./profile.js";
 import { lineFit, mean, pooledLogSd, upperMedian } from "./stats.js";
 import { minimize } from "../../math/nelder-mead.js";
@@ -238,6 +239,9 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   say(`the input embedding's passes at ${shapes.length} sizes`);
   await betweenMeasurements();
   const embedding = embeddingCost(loaded.tf, shapes, LAYER_PASS_REPEATS);
+  say(`a mixture of experts' routing at ${shapes.length} sizes`);
+  await betweenMeasurements();
+  const moeRouting = routingCost(loaded.tf, shapes.map((s) => ({ ...s, model: withFitExperts(s.model) })), LAYER_PASS_REPEATS);
   say(`one layer's forward with new weight tensors at ${shapes.length} sizes`);
   const firstUse: { shape: string; params: number; seconds: number }[] = [];
   for (const s of shapes) {
@@ -248,7 +252,7 @@ export async function calibrate(o: CalibrateOptions): Promise<DeviceProfile> {
   latencies.push(await messageLatencySeconds(LATENCY_PINGS, 60));
   say("fitting");
   // The fit's steps include each layer's first forward of the step with new weights, so it sees that cost too.
-  const fitted = fitConstants({ ...base, optimizerBytesPerSecond: optimizerRate, loss, embedding, layerPasses, weightFirstUse }, runs);
+  const fitted = fitConstants({ ...base, optimizerBytesPerSecond: optimizerRate, loss, embedding, moeRouting, layerPasses, weightFirstUse }, runs);
   const cores = cpus().length;
   if (cores < 2) return { ...fitted, collectiveLatencySeconds: linkLatencySeconds(latencies) };
   // The first fit shape, in worker threads as execute runs ranks: alone, then one copy per core at once,

@@ -1,4 +1,4 @@
-import type { Plan } from "../../spec/types.js";
+import type { ModelSpec, Plan } from "../../spec/types.js";
 
 /**
  * Micro-batches per fit step: as many as the plans checked against the fit run per rank (tiny-gpt's
@@ -29,4 +29,16 @@ export function fitPlan(layers: number, seqLen: number, globalBatch: number): Pl
     schedule: "1f1b", zero: 0, recompute: "none", precision: "bf16", layersPerStage: [layers], recomputeLayersPerStage: [0],
     parameterServers: 0, asynchronous: false, staleness: 0, flashAttention: false, fp32Gradients: true,
   };
+}
+
+/**
+ * The experts calibrate gives a fit shape where it measures a mixture of experts (the routing's cost,
+ * measure/routing.ts; the waits at expert-parallel all-to-alls, waits.ts): tiny-moe's
+ * (models/models/tiny-moe.json), 4 experts, top 2.
+ */
+export const FIT_EXPERTS = { experts: 4, topK: 2 } as const;
+
+/** A fit shape's model with FIT_EXPERTS in every layer's MLP. */
+export function withFitExperts(model: ModelSpec): ModelSpec {
+  return { ...model, name: `${model.name}-moe`, moe: FIT_EXPERTS };
 }

@@ -4,7 +4,7 @@ import { passCalls } from "./accounting.js";
 import { runProbe, type ReportedPrediction } from "./report.js";
 import type { Execution } from "../execute.js";
 import type { SyncWaitPoint } from "./waits.js";
-import { expectedMaxOfNormals, lineFit, mean, total, type PassCost } from "./stats.js";
+import { expectedMaxOfNormals, lineFit, mean, total, type MeasuredPassCost, type PassCost } from "./stats.js";
 import { mulberry32, standardNormal } from "../model/random.js";
 import type { Estimate } from "../../planner/cost/types.js";
 import { withPricedVPasses } from "../../planner/cost/compute.js";
@@ -54,7 +54,16 @@ export interface DeviceProfile {
    * layers' element-wise rate, which priced the table's gradient 5x over its time
    * (src/executor/TIME-RECORD.md, "The ends measured").
    */
-  readonly embedding?: PassCost & { readonly measured: readonly { readonly shape: string; readonly bytes: number; readonly seconds: number }[] };
+  readonly embedding?: MeasuredPassCost;
+  /**
+   * Measured: a mixture of experts' routing (model/routing.ts: softmax, route, dispatch, combine and their
+   * backward) on one rank at each fit shape with tiny-moe's experts (routing.ts routingPassSeconds), against
+   * the cost model's bytes of its passes (planner/cost/moe-routing.ts moeRoutingBytes), and the line through
+   * them: a fixed time per pass and a rate (GpuEfficiency.moeRoutingOverheadSeconds, moeRoutingBandwidth).
+   * Absent in older profiles: the element-wise rate and no fixed time, which priced tiny-moe's routing at
+   * about a tenth of its time.
+   */
+  readonly moeRouting?: MeasuredPassCost;
   /**
    * Measured: one layer's forward, B and W on one rank (passes.ts layerPassSeconds) at each fit shape, and
    * the median share of each pass in their sum, which splits the cost model's layer time between the
@@ -178,7 +187,8 @@ export function profileGpu(p: DeviceProfile, opOverheadSeconds = p.opOverheadSec
   const optimizer = p.optimizerBytesPerSecond ?? elementwise;
   const loss = p.loss?.bytesPerSecond ?? elementwise;
   const embedding = p.embedding?.bytesPerSecond ?? elementwise;
-  const hbm = Math.max(elementwise, optimizer, loss, embedding);
+  const routing = p.moeRouting?.bytesPerSecond ?? elementwise;
+  const hbm = Math.max(elementwise, optimizer, loss, embedding, routing);
   return {
     name: `local-${p.backend}`,
     displayName: `${p.machine.cpuModel} core, TensorFlow.js ${p.backend}`,
@@ -190,6 +200,7 @@ export function profileGpu(p: DeviceProfile, opOverheadSeconds = p.opOverheadSec
       matmulMax: 1, matmulOverheadSeconds: opOverheadSeconds, attentionMax: 1, memoryBandwidth: elementwise / hbm, optimizerBandwidth: optimizer / hbm,
       lossBandwidth: loss / hbm, lossOverheadSeconds: p.loss?.overheadSeconds ?? 0,
       embeddingBandwidth: embedding / hbm, embeddingOverheadSeconds: p.embedding?.overheadSeconds ?? 0,
+      moeRoutingBandwidth: routing / hbm, moeRoutingOverheadSeconds: p.moeRouting?.overheadSeconds ?? 0,
       ...(p.layerPasses === undefined ? {} : { layerPassShares: p.layerPasses.shares }),
       ...(p.weightFirstUse === undefined ? {} : { weightFirstUseSecondsPerParam: p.weightFirstUse.secondsPerParam }),
     },
@@ -211,6 +222,7 @@ export function profileShape(p: DeviceProfile, ranks: number): ClusterShape {
     ...(p.optimizerBytesPerSecond === undefined ? {} : { optimizerBytesPerSecond: p.optimizerBytesPerSecond / f }),
     ...(p.loss === undefined ? {} : { loss: slowedCost(p.loss, f) }),
     ...(p.embedding === undefined ? {} : { embedding: slowedCost(p.embedding, f) }),
+    ...(p.moeRouting === undefined ? {} : { moeRouting: slowedCost(p.moeRouting, f) }),
     ...(p.weightFirstUse === undefined ? {} : { weightFirstUse: { ...p.weightFirstUse, secondsPerParam: p.weightFirstUse.secondsPerParam * f } }),
   };
   return { spec: profileCluster(slowed), gpus: ranks, gpusPerNode: 1024 };
@@ -247,18 +259,18 @@ export function spreadAt(f: PassSpread, b: PassSpread): (seconds: number) => num
  * independent delays), since a line fitted to short segments would charge long ones a constant share.
  * For groups of m members instead of the measured `measuredMembers`, the spread term scales with the mean
  * of the largest of m normals (stats.ts expectedMaxOfNormals): the slowest of more members is slower.
- * Each group's collectives (tp, cp) take the line through the points measured at that group's collectives
- * where there are two or more of them: the executor's cp ranks wait longer than its tp ranks after
- * segments of the same mean length (cp2 runs of the fit shapes 0.10-0.17 ms, tp2 runs 0.06-0.09 ms; not
- * from uneven work, since every cp rank computes its queries against all keys under a mask; perhaps from
- * the passes' uneven cuts: cp's K and V gathers come back to back, so its other segments are longer than
- * the mean); else the line through all points (older profiles name no group, and calibrate measures no
- * point at an expert-parallel all-to-all, whose collectives take it too).
+ * Each group's collectives (tp, cp, ep) take the line through the points measured at that group's
+ * collectives where there are two or more of them: the executor's cp ranks wait longer than its tp ranks
+ * after segments of the same mean length (cp2 runs of the fit shapes 0.10-0.17 ms, tp2 runs 0.06-0.09 ms;
+ * not from uneven work, since every cp rank computes its queries against all keys under a mask; perhaps
+ * from the passes' uneven cuts: cp's K and V gathers come back to back, so its other segments are longer
+ * than the mean); else the line through all points (older profiles name no group, and profiles before
+ * 2026-11-25 have no point at an expert-parallel all-to-all).
  */
 export function syncWaitAt(points: readonly SyncWaitPoint[], measuredMembers: number): (segmentSeconds: number, members: number, group?: SyncGroup) => number {
   const all = waitAtLine(waitLine(points), measuredMembers);
   const byGroup = new Map<SyncGroup, (segmentSeconds: number, members: number) => number>();
-  for (const g of ["tp", "cp"] as const) {
+  for (const g of ["tp", "cp", "ep"] as const) {
     const own = points.filter((p) => p.group === g);
     if (own.length >= 2) byGroup.set(g, waitAtLine(waitLine(own), measuredMembers));
   }

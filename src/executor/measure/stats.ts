@@ -91,6 +91,9 @@ export interface PassCost {
   readonly bytesPerSecond: number;
 }
 
+/** A PassCost with the points it was fitted to: each shape's bytes and seconds of a forward and a backward together. */
+export type MeasuredPassCost = PassCost & { readonly measured: readonly { readonly shape: string; readonly bytes: number; readonly seconds: number }[] };
+
 /**
  * A forward and a backward pass together, timed at several sizes against the cost model's bytes of both:
  * half the line's intercept per pass and its slope's rate (fixedAndPerUnit, the points taken by size).

@@ -4,17 +4,18 @@ import type { SyncGroup } from "../../simulator/simulate.js";
 import { DEFAULT_WARMUP_STEPS, execute, type Execution } from "../execute.js";
 import type { BackendChoice } from "../run/backend.js";
 import { passCalls } from "./accounting.js";
+import { withFitExperts } from "./fit-plan.js";
 import { profileCluster, type DeviceProfile } from "./profile.js";
 import { timed } from "./report.js";
 import { total } from "./stats.js";
 
 /**
- * How long a rank waits at a tensor- or context-parallel collective for the other member while every core
- * runs a rank (DeviceProfile.syncWaits): the passes between two blocking collectives (0.1 to 1 ms in the
- * executor's small models) vary, and a blocked rank takes time to wake, so each collective costs its
- * members more than its transfer. Measured with the executor's own collectives: calibrate runs tp2 and cp2
- * executions of its fit shapes (never the plan later checked against it), one pair of ranks per two cores,
- * and takes from each a point: the mean segment (a pass's own time cut at its collectives, accounting.ts
+ * How long a rank waits at a tensor-, context- or expert-parallel collective for the other member while
+ * every core runs a rank (DeviceProfile.syncWaits): the passes between two blocking collectives (0.1 to 1
+ * ms in the executor's small models) vary, and a blocked rank takes time to wake, so each collective costs
+ * its members more than its transfer. Measured with the executor's own collectives: calibrate runs tp2,
+ * cp2 and dp2 x ep2 executions of its fit shapes (never the plan later checked against it), one pair of
+ * ranks per two cores, and takes from each a point: the mean segment (a pass's own time cut at its collectives, accounting.ts
  * passCalls) and the mean time a rank was blocked at one of those collectives (the fabric's idle time,
  * counted in the passes alone, StepRecord.passComm), over every rank's timed steps.
  *
@@ -30,13 +31,18 @@ export interface SyncWaitPoint {
   readonly group?: SyncGroup;
 }
 
-/** The fit shapes (calibrate.ts fitShapes, by index) and the axis each is split over to measure a point. */
+/**
+ * The fit shapes (calibrate.ts fitShapes, by index) and the axis each is split over to measure a point.
+ * The expert-parallel runs split the shape's mixture-of-experts variant (waitRunModel).
+ */
 export const WAIT_RUNS: readonly { readonly shape: number; readonly axis: SyncGroup }[] = [
   // Segments of about 0.15 and 0.4 ms on this machine: tp2 of h64 s8 L2 and of h128 s32 L2.
   { shape: 1, axis: "tp" }, { shape: 2, axis: "tp" },
   // cp2 of h64 s8 L2 and of h64 s64 L4, whose segments lie either side of tiny-gpt cp2's; cp ranks wait
   // longer than tp ranks after the same segment, so each group gets its own line (profile.ts syncWaitAt).
   { shape: 1, axis: "cp" }, { shape: 3, axis: "cp" },
+  // dp2 x ep2 of h64 s8 L2 and h128 s32 L2 with 4 experts, top 2, either side of tiny-moe's h64 s32 L2.
+  { shape: 1, axis: "ep" }, { shape: 2, axis: "ep" },
 ];
 
 /** Timed steps of each wait run (after the warm-up ones): 2300 to 5400 collectives per rank pair. */
@@ -44,14 +50,21 @@ const WAIT_STEPS = 12;
 /** Micro-batches per replica, as the fit shapes' steps have. */
 const WAIT_MICRO_BATCHES = 8;
 
+/** The model a wait run executes: the fit shape, with experts for an expert-parallel run (fit-plan.ts FIT_EXPERTS, tiny-moe's). */
+export function waitRunModel(model: ModelSpec, axis: SyncGroup): ModelSpec {
+  return axis === "ep" ? withFitExperts(model) : model;
+}
+
 /**
- * The plan a wait run executes: the fit shape split in two over `axis`, as many such pairs as whole pairs
- * of cores (data-parallel replicas, so that every core runs a rank as in the runs predicted), 8 micro-batches
- * per replica, the executor's defaults otherwise (sequence parallel with tp, no flash attention).
+ * The plan a wait run executes (on waitRunModel's model): the fit shape split in two over `axis`, as many
+ * such pairs as whole pairs of cores (data-parallel replicas, so that every core runs a rank as in the runs
+ * predicted), 8 micro-batches per replica, the executor's defaults otherwise (sequence parallel with tp, no
+ * flash attention). An expert-parallel pair is two data-parallel replicas, whose experts it splits.
  */
 export function waitRunPlan(model: ModelSpec, profile: DeviceProfile, axis: SyncGroup, cores: number): Plan {
-  const dp = Math.max(1, Math.floor(cores / 2));
-  const shape = { spec: profileCluster(profile), gpus: 2 * dp, gpusPerNode: 1024 };
+  const pairs = Math.max(1, Math.floor(cores / 2));
+  const shape = { spec: profileCluster(profile), gpus: 2 * pairs, gpusPerNode: 1024 };
+  const dp = axis === "ep" ? 2 * pairs : pairs;
   return resolvePlan(model, shape, { dp, [axis]: 2, microBatch: 1, globalBatch: WAIT_MICRO_BATCHES * dp, flashAttention: false });
 }
 
@@ -91,7 +104,7 @@ export async function collectiveWaits(
   const points: SyncWaitPoint[] = [];
   let ranks = 0;
   for (const run of WAIT_RUNS) {
-    const model = shapes[run.shape]!.model;
+    const model = waitRunModel(shapes[run.shape]!.model, run.axis);
     const plan = waitRunPlan(model, profile, run.axis, cores);
     const ex = await execute({ model, plan, steps: WAIT_STEPS, warmupSteps: DEFAULT_WARMUP_STEPS, backend, reference: false });
     points.push(waitPoint(ex, run.axis));
