@@ -12,9 +12,9 @@ import { copyCeiling } from "./copy-ceiling.js";
  * The executor's speed targets (issue 5):
  * - collectives over shared memory move data at no less than half of this machine's memcpy bandwidth for
  *   buffers of 4 MiB and more: NCCL's bus bandwidth (nccl-tests doc/PERFORMANCE.md: all-reduce
- *   2(n-1)/n S / t, all-gather and reduce-scatter (n-1)/n S / t) of two ranks, against one thread's
- *   TypedArray.set; the tensor- and context-parallel collectives as the training runs them (tensor to
- *   tensor, reading the other ranks' shared wasm heaps: Group's heap forms) first, then the data-parallel
+ *   2(n-1)/n S / t, all-gather, reduce-scatter and all-to-all (n-1)/n S / t) of two ranks, against one
+ *   thread's TypedArray.set; the tensor-, context- and expert-parallel collectives as the training runs them
+ *   (tensor to tensor, reading the other ranks' shared wasm heaps: Group's heap forms) first, then the data-parallel
  *   gradient reduction as the training runs it (in place in the gradient bucket, Group.allReduceBucket /
  *   reduceScatterBucket), then the other forms;
  * - with as many ranks as cores, each rank keeps at least 80% of the matrix-multiply throughput (float32,
@@ -65,7 +65,7 @@ function gb(bytesPerSecond: number): string {
 }
 
 type BenchOp = "all-reduce-bucket" | "reduce-scatter-bucket" | "all-reduce-slot" | "all-gather-slot" | "all-reduce" | "all-reduce-view" | "reduce-scatter-view" | "all-gather-view"
-  | "all-reduce-tensor" | "reduce-scatter-tensor" | "all-gather-tensor" | "all-gather-params-tensor";
+  | "all-reduce-tensor" | "reduce-scatter-tensor" | "all-gather-tensor" | "all-gather-params-tensor" | "all-to-all-tensor";
 
 /** heap: the *-tensor ops with the ranks' wasm heaps shared (Group's heap forms), else through the slots. */
 async function collectiveBusBandwidth(ranks: number, op: BenchOp, bytes: number, heap = false): Promise<number> {
@@ -135,6 +135,7 @@ export async function bench(): Promise<BenchRow[]> {
     "reduce-scatter-tensor": "tp/cp reduce-scatter as training runs it, tensor to tensor",
     "all-gather-tensor": "tp/cp all-gather as training runs it, tensor to tensor",
     "all-gather-params-tensor": "ZeRO weight gather as training runs it, master block to 4 parameter tensors",
+    "all-to-all-tensor": "ep all-to-all as training runs it, tensor to tensor",
   };
   const row = (name: string, mib: number, p: Paired): BenchRow =>
     ({ name: `${name}, 2 ranks, ${mib} MiB: bus bandwidth`, target: "0.5 x memcpy", median: `${gb(p.bytesPerSecond)} (${p.ofMemcpy.toFixed(2)} x)`, ratio: (p.ofMemcpy / 0.5).toFixed(2) });
@@ -142,7 +143,7 @@ export async function bench(): Promise<BenchRow[]> {
     // The tensor- and context-parallel collectives as training runs them (run/tensor-group.ts): reading
     // the other ranks' shared wasm heaps, then (for comparison) through the slots with unshared heaps.
     for (const heap of [true, false]) {
-      for (const op of ["all-reduce-tensor", "reduce-scatter-tensor", "all-gather-tensor", "all-gather-params-tensor"] as const) {
+      for (const op of ["all-reduce-tensor", "reduce-scatter-tensor", "all-gather-tensor", "all-gather-params-tensor", "all-to-all-tensor"] as const) {
         const how = heap ? "in the ranks' shared wasm heaps" : "unshared heaps: copied into the slot and out into a new tensor";
         rows.push(row(`${names[op]} (${how})`, mib, await paired(() => collectiveBusBandwidth(2, op, mib * MIB, heap))));
       }

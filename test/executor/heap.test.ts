@@ -85,13 +85,15 @@ describe("the heap forms of the tensor collectives (Group.*Heap through run/tens
     { op: "all-reduce-tensor", group: "all", n: n + 1 },
     // A ZeRO weight gather into 4 tensors of 258 floats: the members' blocks of 344 straddle them.
     { op: "all-gather-params-tensor", group: "all", n: 1032 },
+    // Expert parallel's all-to-all: block k of each member's input to member k, pulled whatever its size.
+    { op: "all-to-all-tensor", group: "all", n },
   ];
   const inputs = [0, 1, 2].map((r) => probeInput(r, n));
   const block = (r: number) => ({ first: (r * n) / 3, end: ((r + 1) * n) / 3 });
 
   // Small blocks are pulled from the other members' heaps, large ones pushed into them (Group.pushes):
   // every test runs both forms, the push by lowering its threshold to one float.
-  // `pushes`: how many of the script's collectives push (all but the reduce-scatter).
+  // `pushes`: how many of the script's collectives push (all but the reduce-scatter and the all-to-all).
   for (const [name, form, pushes] of [["blocks pulled", {}, 0], ["blocks pushed", { pushMinFloats: 1 }, 1]] as const) {
     it(`read the other ranks' tensors in their heaps and give what the collectives should (${name})`, async () => {
       // 32 MiB kept by every rank after the heaps are exchanged: the inputs then lie beyond the heap's first size.
@@ -103,7 +105,8 @@ describe("the heap forms of the tensor collectives (Group.*Heap through run/tens
       const max = Array.from(inputs[2]!);
       const longer = [0, 1, 2].map((r) => probeInput(r, n + 1));
       for (let r = 0; r < 3; r++) {
-        const [allReduce, allMax, scatter, gather, uneven, params] = heap[r]!.outputs;
+        const [allReduce, allMax, scatter, gather, uneven, params, toAll] = heap[r]!.outputs;
+        expect(toAll).toEqual([0, 1, 2].flatMap((k) => Array.from(inputs[k]!.subarray(block(r).first, block(r).end))));
         expect(params).toEqual([0, 1, 2].flatMap((k) => Array.from(probeInput(k, 1032).subarray(344 * k, 344 * (k + 1)))));
         expect(allReduce).toEqual(sum);
         expect(allMax).toEqual(max);

@@ -230,8 +230,19 @@ describe("mixture of experts (tiny-moe: tiny-gpt's layers with 4 experts each, t
       expectFaithful(ex);
       expectStateBytes(ex);
       expect(ex.results.every((r) => r.steps.every((s) => (s.commBytesByPurpose["ep.moe"] ?? 0) > 0))).toBe(true);
+      // The all-to-alls (and the ZeRO gathers) read the other rank's tensors in its shared wasm heap.
+      expect(ex.results.map((r) => r.heapCollectives)).toEqual([true, true]);
     });
   }
+  it("dp2 x ep2 with every heap unshared: the all-to-alls copy through the slots, with the same losses to the bit and the same bytes", async () => {
+    const shared = await runPlan(2, { dp: 2, ep: 2 }, { model: moe, steps: 3, reference: false });
+    const copied = await runPlan(2, { dp: 2, ep: 2 }, { model: moe, steps: 3, reference: false, sharedHeap: false });
+    expect(shared.results.map((r) => r.heapCollectives)).toEqual([true, true]);
+    expect(copied.results.map((r) => r.heapCollectives)).toEqual([false, false]);
+    expect(copied.losses).toEqual(shared.losses);
+    expect(copied.results.map((r) => r.weights)).toEqual(shared.results.map((r) => r.weights));
+    expect(copied.results.map((r) => r.steps.map((s) => s.commBytesByPurpose))).toEqual(shared.results.map((r) => r.steps.map((s) => s.commBytesByPurpose)));
+  });
   it("dp4 x ep2, ZeRO 2: each expert on two ranks, its gradients reduce-scattered between them (edp), the rest over all four", async () => {
     const ex = await runPlan(4, { dp: 4, ep: 2, zero: 2 }, { model: moe, steps: 3 });
     expectFaithful(ex);

@@ -73,9 +73,9 @@ export interface RankMeasurement {
 export interface ExecuteReport {
   readonly plan: Plan;
   /**
-   * heapCollectives (an extension): every training rank's tensor- and context-parallel collectives and
-   * ZeRO weight gathers read the other ranks' shared wasm heaps (false when they went through the slots,
-   * or when the plan has none).
+   * heapCollectives (an extension): every training rank's tensor- and context-parallel collectives,
+   * expert-parallel all-to-alls and ZeRO weight gathers read the other ranks' shared wasm heaps (false when
+   * they went through the slots, or when the plan has none).
    */
   readonly engine: { readonly name: string; readonly backend: string; readonly devices: number; readonly heapCollectives: boolean };
   readonly predicted: Estimate;
@@ -295,8 +295,8 @@ export function worstMemoryRank(r: ExecuteReport): ExecuteReport["measured"]["ra
 }
 
 /**
- * How the tensor- and context-parallel collectives and the ZeRO weight gathers reached the other ranks'
- * data (run/tensor-group.ts, parallel/state.ts).
+ * How the tensor- and context-parallel collectives, the expert-parallel all-to-alls and the ZeRO weight
+ * gathers reached the other ranks' data (run/tensor-group.ts, parallel/state.ts).
  */
 export function heapNote(plan: Plan, workers: readonly RankResult[]): string | undefined {
   const kinds = heapCollectiveKinds(plan);

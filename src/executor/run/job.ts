@@ -69,9 +69,9 @@ export interface RankResult {
   readonly coords: Coords;
   readonly backend: string;
   /**
-   * Whether every tensor- and context-parallel collective and every ZeRO weight gather of this rank read
-   * the other ranks' data straight from their shared wasm heaps (Group's heap forms) rather than through
-   * copies into the fabric's slots; false for a rank in no such group.
+   * Whether every tensor- and context-parallel collective, every expert-parallel all-to-all and every ZeRO
+   * weight gather of this rank read the other ranks' data straight from their shared wasm heaps (Group's
+   * heap forms) rather than through copies into the fabric's slots; false for a rank in no such group.
    */
   readonly heapCollectives: boolean;
   /** Why this rank's wasm heap could not be shared, when it was asked to be. */
@@ -85,10 +85,10 @@ export interface RankResult {
   readonly staleness?: readonly number[];
 }
 
-/** The plan's collectives that can read the ranks' shared heaps, by name: tp, cp, and ZeRO's weight gathers. */
+/** The plan's collectives that can read the ranks' shared heaps, by name: tp, cp, ep's all-to-alls, and ZeRO's weight gathers. */
 export function heapCollectiveKinds(plan: Plan): string[] {
   const zeroGathers = plan.zero >= 1 && plan.dp * plan.cp > 1 && plan.parameterServers === 0;
-  return [plan.tp > 1 ? "tp" : "", plan.cp > 1 ? "cp" : "", zeroGathers ? "ZeRO weight-gather" : ""].filter((x) => x !== "");
+  return [plan.tp > 1 ? "tp" : "", plan.cp > 1 ? "cp" : "", plan.ep > 1 ? "ep all-to-all" : "", zeroGathers ? "ZeRO weight-gather" : ""].filter((x) => x !== "");
 }
 
 /** Whether a plan has collectives that can read the ranks' shared heaps. */

@@ -1,10 +1,10 @@
 import { upperMedian } from "../measure/stats.js";
 import { attachFabric, type Endpoint } from "../comm/endpoint.js";
 import { blockOf } from "../comm/fabric.js";
-import type { GroupOps } from "../model/context.js";
+import type { ExpertGroup, GroupOps } from "../model/context.js";
 import { loadBackend, type BackendChoice } from "./backend.js";
 import type { HeapExchange, Program, WorkerInput } from "./protocol.js";
-import { joinHeaps, tensorGroup } from "./tensor-group.js";
+import { expertGroup, joinHeaps, tensorGroup } from "./tensor-group.js";
 import { gatherIntoTensors } from "../parallel/state.js";
 import { tensorFromShared } from "../model/ops.js";
 import type { Tensor } from "@tensorflow/tfjs";
@@ -29,9 +29,10 @@ export type ProbeOp =
   /**
    * The training path's tensor collectives (run/tensor-group.ts) on the wasm backend: the input becomes a
    * tensor of rank r's heap, and the result is read back from the output tensor. With ProbePayload.heap
-   * and every member sharing its heap, Group's heap forms; otherwise the slot (*View) forms.
+   * and every member sharing its heap, Group's heap forms; otherwise the slot (*View) forms, and for the
+   * all-to-all (expert parallel's, tensor-group.ts expertGroup) the copying one.
    */
-  | { readonly op: "all-reduce-tensor" | "all-reduce-max-tensor" | "reduce-scatter-tensor" | "all-gather-tensor"; readonly group: string; readonly n: number }
+  | { readonly op: "all-reduce-tensor" | "all-reduce-max-tensor" | "reduce-scatter-tensor" | "all-gather-tensor" | "all-to-all-tensor"; readonly group: string; readonly n: number }
   /**
    * A ZeRO weight gather as parallel/state.ts runs it: this member's block of n floats (a unit's master)
    * gathered into 4 new tensors of n/4 floats (its parameters). With the heaps shared, the block lies in
@@ -99,6 +100,7 @@ async function tensorSide(input: WorkerInput, payload: ProbePayload, ep: Endpoin
   const heap = await joinHeaps(loaded, input, exchangeHeaps, payload.pushMinFloats);
   const grown = payload.growBytes === undefined ? [] : [tf.zeros([payload.growBytes / 4])];
   const ops = new Map<string, GroupOps>();
+  const experts = new Map<string, ExpertGroup>();
   const sources = new Map<string, { readonly view: Float32Array; readonly byte: number }>();
   return {
     tf,
@@ -119,6 +121,10 @@ async function tensorSide(input: WorkerInput, payload: ProbePayload, ep: Endpoin
       if (!ops.has(name)) ops.set(name, tensorGroup(tf, ep.group(name), heap));
       return ops.get(name)!;
     },
+    experts(name: string): ExpertGroup {
+      if (!experts.has(name)) experts.set(name, expertGroup(tf, ep.group(name), heap)!);
+      return experts.get(name)!;
+    },
     dispose() {
       tf.dispose(grown);
       heap?.dispose();
@@ -134,6 +140,7 @@ function tensorOp(side: Awaited<ReturnType<typeof tensorSide>>, op: ProbeOp & { 
   const { tf } = side;
   const g = side.ops(op.group);
   const block = blockOf(op.n, g.size, g.rank);
+  if (op.op === "all-to-all-tensor" && op.n % g.size !== 0) throw new Error(`probe: an all-to-all of ${op.n} floats over ${g.size} ranks`);
   side.grow();
   const input = op.op === "all-gather-tensor" ? tf.tensor(x.subarray(block.first, block.end), [block.end - block.first, 1]) : tf.tensor(x, [op.n, 1]);
   // Every member starts the clock together: making the input and reading the last output back (untimed)
@@ -143,7 +150,8 @@ function tensorOp(side: Awaited<ReturnType<typeof tensorSide>>, op: ProbeOp & { 
   const y = op.op === "all-reduce-tensor" ? g.allReduce(input, "probe")
     : op.op === "all-reduce-max-tensor" ? g.allReduceMax(input, "probe")
       : op.op === "reduce-scatter-tensor" ? g.reduceScatter(input, "probe")
-        : g.allGather(input, "probe");
+        : op.op === "all-to-all-tensor" ? side.experts(op.group).allToAll(input, "probe")
+          : g.allGather(input, "probe");
   const seconds = (performance.now() - t0) / 1e3;
   const out = keep ? (y.dataSync() as Float32Array) : null;
   tf.dispose([input, y]);
@@ -240,6 +248,7 @@ export const probeProgram: Program = async (input, _progress, exchangeHeaps) => 
         case "all-reduce-max-tensor":
         case "reduce-scatter-tensor":
         case "all-gather-tensor":
+        case "all-to-all-tensor":
         case "all-gather-params-tensor": {
           const r = (op.op === "all-gather-params-tensor" ? paramsGatherOp : tensorOp)(tensors!, op, x!, payload.keepOutputs !== false);
           out = r.out;

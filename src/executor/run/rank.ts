@@ -78,9 +78,10 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
   const ledger = new MemoryLedger(tf);
   const tpOps = tensorGroup(tf, tp, heap);
   const cpOps = tensorGroup(tf, cp, heap);
-  const epOps = plan.ep > 1 ? expertGroup(tf, ep.group(groupName("ep", expertMembers(plan, rank)))) : undefined;
-  // The groups whose collectives take tensors: tp, cp, and dp under ZeRO (its weight gathers).
-  const tensorGroups = [tp, cp, plan.zero >= 1 ? dp : undefined].filter((g): g is Group => g !== undefined);
+  const experts = plan.ep > 1 ? ep.group(groupName("ep", expertMembers(plan, rank))) : undefined;
+  const epOps = expertGroup(tf, experts, heap);
+  // The groups whose collectives take tensors: tp, cp, ep, and dp under ZeRO (its weight gathers).
+  const tensorGroups = [tp, cp, experts, plan.zero >= 1 ? dp : undefined].filter((g): g is Group => g !== undefined);
   const heapCollectives = tensorGroups.length > 0 && tensorGroups.every((g) => g.heapForms);
   const steps: StepRecord[] = [];
 

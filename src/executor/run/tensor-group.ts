@@ -55,15 +55,20 @@ export function tensorGroup(tf: Tf, group: Group | undefined, heap?: HeapPath): 
 }
 
 /**
- * The model's view of an expert-parallel group, or undefined for a group of one: its all-to-all through
- * the slots (readNow's view copied in, the result copied out into a new tensor).
+ * The model's view of an expert-parallel group, or undefined for a group of one: its all-to-all, from the
+ * input tensor to a new one. When every member's heap is shared, Group's heap form (each member reads its
+ * blocks from the others' input tensors where they lie); otherwise through the slots (readNow's view copied
+ * in, the result copied out into a new tensor).
  */
-export function expertGroup(tf: Tf, group: Group | undefined): ExpertGroup | undefined {
+export function expertGroup(tf: Tf, group: Group | undefined, heap?: HeapPath): ExpertGroup | undefined {
   if (group === undefined || group.size === 1) return undefined;
+  const viaHeap = heap !== undefined && heap.enable(group);
   return {
     size: group.size,
     rank: group.index,
-    allToAll: (x, purpose) => tensorFromShared(tf, group.allToAll(readNow(tf, x), purpose), x.shape),
+    allToAll: viaHeap
+      ? (x, purpose) => heap.run(x, x.shape, (xb, yb) => group.allToAllHeap(xb, yb, x.size, purpose))
+      : (x, purpose) => tensorFromShared(tf, group.allToAll(readNow(tf, x), purpose), x.shape),
   };
 }
 
