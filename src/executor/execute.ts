@@ -118,6 +118,8 @@ function job(o: ExecuteOptions, plan: Plan, ranks: boolean): RankJob {
     model: o.model, plan, steps: (o.warmupSteps ?? 0) + o.steps, seed: o.seed ?? DEFAULT_SEED, adam: o.adam ?? DEFAULT_ADAM,
     backend: o.backend ?? "wasm", collectWeights: true, ...(o.fault === undefined || !ranks ? {} : { fault: o.fault }),
     ...(o.speedProbe === undefined || !ranks ? {} : { speedProbe: o.speedProbe }),
+    // The plan's routing groups (model/routing.ts), which the one-rank reference keeps: a cp rank's positions.
+    ...(o.model.moe === undefined ? {} : { routingTokens: o.plan.seqLen / o.plan.cp }),
   };
 }
 

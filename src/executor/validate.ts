@@ -78,9 +78,8 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
 /**
  * What the executor's mixture of experts runs (model/moe.ts): every expert on every rank, or its experts
  * split over ep ranks (any ep resolvePlan takes: a divisor of dp x cp, no parameter servers); its experts
- * split over tp (with sequence parallel, and ep 1); one context-parallel rank (an expert's capacity is
- * counted per whole sequence); and a capacity (seqLen x topK / experts tokens of each sequence per expert) that is
- * a whole number.
+ * split over tp (with sequence parallel, and ep 1); and a capacity (seqLen / cp x topK / experts tokens of
+ * each routing group per expert, model/routing.ts) that is a whole number.
  */
 function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
   const moe = model.moe;
@@ -91,10 +90,13 @@ function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
   if (plan.tp > 1 && plan.ep > 1) {
     unsupported("ep", plan.ep, "1 for a mixture-of-experts model with tp > 1", "the executor's tp ranks each send every row to their experts, where the cost model sends each rank's 1/tp of them");
   }
-  if (plan.cp > 1) unsupported("cp", plan.cp, "1 for a mixture-of-experts model", "an expert's capacity is counted over each whole sequence, which context parallel splits");
-  if ((plan.seqLen * moe.topK) % moe.experts !== 0) {
-    unsupported("seqLen", plan.seqLen, `a multiple of ${moe.experts / gcd(moe.experts, moe.topK)} (so that seqLen x topK(${moe.topK}) / experts(${moe.experts}) is whole)`,
-      "each expert takes a whole number of tokens from each sequence (a capacity factor of 1)");
+  const step = moe.experts / gcd(moe.experts, moe.topK);
+  if (((plan.seqLen / plan.cp) * moe.topK) % moe.experts !== 0) {
+    const field = plan.cp > 1 ? "cp" : "seqLen";
+    const valid = plan.cp > 1
+      ? `a divisor of seqLen(${plan.seqLen}) that leaves a multiple of ${step} positions per rank (so that seqLen / cp x topK(${moe.topK}) / experts(${moe.experts}) is whole)`
+      : `a multiple of ${step} (so that seqLen x topK(${moe.topK}) / experts(${moe.experts}) is whole)`;
+    unsupported(field, plan.cp > 1 ? plan.cp : plan.seqLen, valid, "each expert takes a whole number of tokens from each routing group, a context-parallel rank's positions of a sequence (a capacity factor of 1)");
   }
 }
 

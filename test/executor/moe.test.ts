@@ -56,6 +56,36 @@ describe("routing a micro-batch to its experts (model/moe.ts routeTokens)", () =
     expect(new Set(taken).size).toBe(taken.length);
     taken.forEach((row) => expect(together.slot[together.source[row]!]).toBe(row));
   });
+
+  it("routes in groups of a sequence's positions (a cp rank's) as each group would be routed alone", () => {
+    const tokens = 8;
+    const experts = 4;
+    const k = 2;
+    const batch = 2;
+    const group = 4; // cp2's positions of a sequence of 8
+    let seed = 11;
+    const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const rows = Array.from({ length: tokens * batch }, () => Array.from({ length: experts }, rand));
+    const grouped = routeTokens(probs(rows), tokens, batch, experts, k, group);
+    // capacity per group 4 x 2 / 4 = 2; each expert's buffer: 2 groups of positions x 2 sequences x 2 slots
+    expect(grouped.perExpert).toBe(8);
+    for (const chunk of [0, 1]) {
+      // The cp rank holding positions [4 chunk, 4 chunk + 4): rows of those positions, in the same order.
+      const mine = rows.slice(chunk * group * batch, (chunk + 1) * group * batch);
+      const alone = routeTokens(probs(mine), group, batch, experts, k);
+      for (let j = 0; j < k; j++) {
+        for (let t = 0; t < group * batch; t++) {
+          const dropped = (r: typeof alone, at: number) => r.slot[at]! < 0;
+          expect(grouped.choice[j * tokens * batch + chunk * group * batch + t]).toBe(alone.choice[j * group * batch + t]);
+          expect(dropped(grouped, j * tokens * batch + chunk * group * batch + t)).toBe(dropped(alone, j * group * batch + t));
+        }
+      }
+    }
+    // Groups change what is dropped: with every token preferring expert 0, each group keeps its own first two.
+    const same = probs(Array.from({ length: tokens }, () => [0.4, 0.3, 0.2, 0.1]));
+    expect([...routeTokens(same, tokens, 1, experts, k, group).slot.subarray(0, tokens)].map((s) => s >= 0)).toEqual([true, true, false, false, true, true, false, false]);
+    expect([...routeTokens(same, tokens, 1, experts, k).slot.subarray(0, tokens)].map((s) => s >= 0)).toEqual([true, true, true, true, false, false, false, false]);
+  });
 });
 
 describe("what the executor runs of a mixture of experts (validate.ts)", () => {
@@ -69,11 +99,18 @@ describe("what the executor runs of a mixture of experts (validate.ts)", () => {
     expect(() => validateForExecutor(moe, plan(4, { dp: 4, ep: 2 }))).not.toThrow();
     expect(() => validateForExecutor(moe, plan(2, { pp: 2, schedule: "zb-h1" }))).not.toThrow();
     expect(() => validateForExecutor(moe, plan(2, { tp: 2 }))).not.toThrow();
+    expect(() => validateForExecutor(moe, plan(2, { cp: 2 }))).not.toThrow();
+    expect(() => validateForExecutor(moe, plan(2, { cp: 2, ep: 2 }))).not.toThrow();
   });
   it("refuses what it does not run, naming the field, the value and what is valid", () => {
     expect(() => validateForExecutor(moe, plan(2, { tp: 2, sequenceParallel: false }))).toThrow(/sequenceParallel.*= false.*valid: true for a mixture-of-experts model with tp > 1/);
     expect(() => validateForExecutor(moe, plan(4, { tp: 2, dp: 2, ep: 2 }))).toThrow(/ep.*= 2.*valid: 1 for a mixture-of-experts model with tp > 1/);
-    expect(() => validateForExecutor(moe, plan(2, { cp: 2 }))).toThrow(/cp.*= 2.*valid: 1 for a mixture-of-experts model/);
+    // cp 16 leaves 2 positions a rank: 2 x 2 / 4 = 1 token per expert, whole. With 16 experts, top 1, cp 4
+    // leaves 8: half a token.
+    expect(() => validateForExecutor(moe, plan(16, { cp: 16 }))).not.toThrow();
+    const many = { ...moe, moe: { experts: 16, topK: 1 } };
+    const cp4 = resolvePlan(many, shapeOf("dgx-h100", 4), { globalBatch: 4, flashAttention: false, cp: 4 });
+    expect(() => validateForExecutor(many, cp4)).toThrow(/cp.*= 4.*valid: a divisor of seqLen\(32\) that leaves a multiple of 16 positions per rank/);
     expect(() => validateForExecutor(moe, plan(1, { seqLen: 31 }))).toThrow(/seqLen.*= 31.*valid: a multiple of 2/);
   });
 });

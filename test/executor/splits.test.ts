@@ -248,6 +248,20 @@ describe("mixture of experts (tiny-moe: tiny-gpt's layers with 4 experts each, t
     expectFaithful(ex);
     expectStateBytes(ex);
   });
+  it("cp2: each rank routes its own positions of every sequence as a group, as the one-rank run routes them", async () => {
+    const ex = await runPlan(2, { cp: 2 }, { model: moe });
+    expectFaithful(ex);
+  });
+  it("cp2 x ep2, ZeRO 1: the expert-parallel group made of the context-parallel ranks", async () => {
+    const ex = await runPlan(2, { cp: 2, ep: 2, zero: 1 }, { model: moe });
+    expectFaithful(ex);
+    expectStateBytes(ex);
+  });
+  it("dp2 x cp2 x ep4, ZeRO 2 (4 ranks): every expert on one rank of the four", async () => {
+    const ex = await runPlan(4, { dp: 2, cp: 2, ep: 4, zero: 2 }, { model: moe, steps: 3 });
+    expectFaithful(ex);
+    expectStateBytes(ex);
+  });
   it("tp2 with sequence parallel: each expert split as the MLP is, the router's and the outputs' biases' gradients summed over tp once per step", async () => {
     const ex = await runPlan(2, { tp: 2 }, { model: moe });
     expectFaithful(ex);

@@ -58,6 +58,12 @@ export interface ModelContext {
   readonly cp: GroupOps;
   /** Megatron sequence parallel: the residual stream is split over the tp ranks by position. */
   readonly sp: boolean;
+  /**
+   * Positions of each sequence a mixture of experts' routing group holds (model/routing.ts: an expert's
+   * capacity is counted per group): seqLen / cp of the plan run, in the one-rank run that checks it too;
+   * absent: `tokens`.
+   */
+  readonly routingTokens?: number;
   /** Expert parallel (a mixture of experts' experts split over its members); absent: every expert here. */
   readonly ep?: ExpertGroup;
   /** Keeps a tensor for the backward (counted as activation memory) and returns it. */

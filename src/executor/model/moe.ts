@@ -11,11 +11,11 @@ import { combine, combineBackward, dispatch, dispatchBackward, softmaxBackward, 
  * of its experts' outputs weighted by their router probabilities (GShard's combine; not renormalised over the
  * topK, as Mixtral does).
  *
- * Every expert takes seqLen x topK / experts tokens of each sequence, and a copy whose expert is full is
- * dropped (model/routing.ts, which routes, dispatches and combines). So every expert computes on exactly
- * the tokens x topK / experts rows the cost model prices for it (planner/cost/compute.ts: balanced
- * routing), and since a sequence's routing depends on its own tokens only, every split that keeps
- * sequences whole (data and pipeline parallel) routes every token as one rank does, and reproduces its
+ * Every expert takes G x topK / experts tokens of each routing group (G = seqLen / cp positions of a
+ * sequence), and a copy whose expert is full is dropped (model/routing.ts, which routes, dispatches and
+ * combines). So every expert computes on exactly the tokens x topK / experts rows the cost model prices for
+ * it (planner/cost/compute.ts: balanced routing), and since a group's routing depends on its own tokens
+ * only, every split routes every token as the one-rank run with the same groups does, and reproduces its
  * numerics.
  *
  * Expert parallel (GShard; Megatron-LM's expert-parallel group): the members of an ep group hold equal,
@@ -117,7 +117,7 @@ export function moeForward(ctx: ModelContext, p: UnitParams, n: string, b: Tenso
   const moe = model.moe!;
   const bFull = gatherSp(ctx, b, "tp.layer");
   const probs = ctx.save(tf.softmax(linear(tf, bFull, p.get(`${n}.moe.router.w`), undefined)));
-  const { route, buffers } = dispatch(tf, probs, bFull, ctx.tokens, ctx.batch, moe.topK);
+  const { route, buffers } = dispatch(tf, probs, bFull, ctx.tokens, ctx.batch, moe.topK, ctx.routingTokens ?? ctx.tokens);
   const inputs = toExperts(ctx, buffers, route.perExpert).map((x) => ctx.save(x));
   const first = firstExpert(ctx, moe.experts);
   const biases = biasesAfterReduction(ctx, p, n, moe.experts);

@@ -8,10 +8,13 @@ import { readNow, type Tf } from "./ops.js";
  * moe.ts's; what is here is what a mixture of experts adds besides GEMMs, which calibrate times on its own
  * (measure/routing.ts) so that the cost model can price it (planner/cost/compute.ts moeRoutingElements).
  *
- * Every expert takes a fixed number of tokens from every sequence, its capacity C = seqLen x topK / experts
- * (a capacity factor of 1, GShard section 2.2): the token copies are assigned in order of choice (every
- * token's first choice before any second choice, GShard's top-2 gating), then of position; a copy whose
- * expert is full is dropped (it adds nothing to the token's output), and a slot no copy takes holds zeros.
+ * Tokens are routed in groups (GShard section 2.2): each sequence's positions in contiguous runs of G, a
+ * context-parallel rank's share of it (G = seqLen / cp; the one-rank run that checks a cp plan routes by
+ * the same groups, so it drops the same copies). Every expert takes a fixed number of tokens from every
+ * group, its capacity C = G x topK / experts (a capacity factor of 1): the group's token copies are assigned
+ * in order of choice (every token's first choice before any second choice, GShard's top-2 gating), then of
+ * position; a copy whose expert is full is dropped (it adds nothing to the token's output), and a slot no
+ * copy takes holds zeros.
  * Dispatch and combine are row gathers with index lists made from the router's probabilities (one read of
  * them per micro-batch and layer), and their gradients are gathers too, since every buffer row belongs to
  * one token copy; no scatter is needed.
@@ -23,7 +26,7 @@ export interface Route {
   readonly topK: number;
   /** Token rows of the micro-batch. */
   readonly rows: number;
-  /** Rows of each expert's buffer: sequences x capacity. */
+  /** Rows of each expert's buffer: routing groups x capacity. */
   readonly perExpert: number;
   /** For choice j of token row t, at j x rows + t: the expert chosen. */
   readonly choice: Int32Array;
@@ -33,22 +36,25 @@ export interface Route {
   readonly source: Int32Array;
 }
 
-/** Tokens each expert takes from each sequence (a capacity factor of 1); the executor requires it whole (validate.ts). */
-export function expertCapacity(tokensPerSequence: number, topK: number, experts: number): number {
-  return (tokensPerSequence * topK) / experts;
+/** Tokens each expert takes from each routing group of `groupTokens` positions (a capacity factor of 1); the executor requires it whole (validate.ts). */
+export function expertCapacity(groupTokens: number, topK: number, experts: number): number {
+  return (groupTokens * topK) / experts;
 }
 
 /**
  * The route of a micro-batch of `batch` sequences of `tokens` positions, from the router's probabilities
  * (rows x experts, row-major): each row's topK experts by probability (ties to the lower index), assigned
  * choice by choice, then position by position, to the first free slot of that expert's block for the row's
- * sequence.
+ * routing group (its sequence's positions in runs of `groupTokens`, by default all of them).
  */
-export function routeTokens(probs: Float32Array, tokens: number, batch: number, experts: number, topK: number): Route {
+export function routeTokens(probs: Float32Array, tokens: number, batch: number, experts: number, topK: number, groupTokens = tokens): Route {
   const rows = tokens * batch;
-  const capacity = expertCapacity(tokens, topK, experts);
-  if (!Number.isInteger(capacity)) throw new Error(`internal: an expert capacity of ${capacity} tokens per sequence`);
-  const perExpert = batch * capacity;
+  const capacity = expertCapacity(groupTokens, topK, experts);
+  if (!Number.isInteger(capacity) || tokens % groupTokens !== 0) {
+    throw new Error(`internal: routing groups of ${groupTokens} of ${tokens} tokens, an expert capacity of ${capacity} tokens per group`);
+  }
+  const groups = batch * (tokens / groupTokens);
+  const perExpert = groups * capacity;
   const choice = new Int32Array(topK * rows);
   const order = Array.from({ length: experts }, (_, e) => e);
   for (let t = 0; t < rows; t++) {
@@ -58,15 +64,16 @@ export function routeTokens(probs: Float32Array, tokens: number, batch: number, 
   }
   const slot = new Int32Array(topK * rows).fill(-1);
   const source = new Int32Array(experts * perExpert).fill(-1);
-  const used = new Int32Array(experts * batch);
+  const used = new Int32Array(experts * groups);
   for (let j = 0; j < topK; j++) {
     for (let t = 0; t < rows; t++) {
       const e = choice[j * rows + t]!;
-      const seq = t % batch;
-      const n = used[e * batch + seq]!;
+      // rows are position-major: t = position x batch + sequence
+      const group = Math.floor(Math.floor(t / batch) / groupTokens) * batch + (t % batch);
+      const n = used[e * groups + group]!;
       if (n === capacity) continue;
-      used[e * batch + seq] = n + 1;
-      const row = e * perExpert + seq * capacity + n;
+      used[e * groups + group] = n + 1;
+      const row = e * perExpert + group * capacity + n;
       slot[j * rows + t] = row;
       source[row] = j * rows + t;
     }
@@ -118,13 +125,14 @@ function gateOf(tf: Tf, probs: Tensor, route: Route, j: number): Tensor {
 }
 
 /**
- * Routes a micro-batch of `batch` sequences of `tokens` positions by the router's probabilities (rows x
- * experts) and dispatches its rows x: every expert's buffer (perExpert rows each, zeros in empty slots).
+ * Routes a micro-batch of `batch` sequences of `tokens` positions, in groups of `groupTokens`, by the
+ * router's probabilities (rows x experts) and dispatches its rows x: every expert's buffer (perExpert rows
+ * each, zeros in empty slots).
  */
-export function dispatch(tf: Tf, probs: Tensor, x: Tensor, tokens: number, batch: number, topK: number): { route: Route; buffers: Tensor[] } {
+export function dispatch(tf: Tf, probs: Tensor, x: Tensor, tokens: number, batch: number, topK: number, groupTokens = tokens): { route: Route; buffers: Tensor[] } {
   const experts = probs.shape[1]!;
   // Routed at once from a view of the heap, before any other TensorFlow.js call can move it (ops.ts readNow).
-  const route = routeTokens(readNow(tf, probs), tokens, batch, experts, topK);
+  const route = routeTokens(readNow(tf, probs), tokens, batch, experts, topK, groupTokens);
   const xz = withZeroRow(tf, x);
   const buffers = Array.from({ length: experts }, (_, e) => tf.gather(xz, bufferRows(tf, route, e, route.rows, (copy) => copy % route.rows)));
   return { route, buffers };

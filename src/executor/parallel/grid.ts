@@ -66,17 +66,26 @@ function uniqueGroups(plan: Plan, membersOf: readonly Axis[] | ((rank: number) =
 }
 
 /**
+ * A rank's index among the dp x cp ranks of its tp and pipeline coordinates, cp varying fastest (the rank
+ * order's): the ranks a mixture of experts' expert-parallel groups are carved from.
+ */
+function dataContextIndex(plan: Plan, c: Coords): number {
+  return c.dp * plan.cp + c.cp;
+}
+
+/**
  * Expert parallel: a rank's place in its ep group (Megatron-LM's expert-parallel group: ep consecutive
- * data-parallel ranks of the same tp, cp and pipeline coordinates), which names the block of experts it holds.
+ * ranks of the dp x cp ranks of the same tp and pipeline coordinates, dataContextIndex), which names the
+ * block of experts it holds.
  */
 export function epRankOf(plan: Plan, c: Coords): number {
-  return c.dp % plan.ep;
+  return dataContextIndex(plan, c) % plan.ep;
 }
 
 /** The members of `rank`'s ep group, in rank order (itself alone without expert parallelism). */
 export function expertMembers(plan: Plan, rank: number): number[] {
-  const c = coordsOf(plan, rank);
-  return groupMembers(plan, rank, ["dp"]).filter((r) => Math.floor(coordsOf(plan, r).dp / plan.ep) === Math.floor(c.dp / plan.ep));
+  const block = (r: number) => Math.floor(dataContextIndex(plan, coordsOf(plan, r)) / plan.ep);
+  return groupMembers(plan, rank, ["dp", "cp"]).filter((r) => block(r) === block(rank));
 }
 
 /**

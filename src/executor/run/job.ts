@@ -21,6 +21,11 @@ export interface RankJob {
   readonly fault?: FaultSpec;
   /** Run this one-rank step between barriers before each step and time it (speed-probe.ts); absent: none. */
   readonly speedProbe?: SpeedProbeSpec;
+  /**
+   * A mixture of experts' routing group, in positions of a sequence (ModelContext.routingTokens): the
+   * checked plan's seqLen / cp, for its ranks and for the one-rank run that checks it. Absent: each rank's own tokens.
+   */
+  readonly routingTokens?: number;
 }
 
 /** One step as one rank saw it. */

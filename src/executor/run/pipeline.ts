@@ -35,6 +35,8 @@ export interface StageDeps {
   readonly cp: GroupOps;
   /** The expert-parallel group; absent without expert parallelism. */
   readonly ep?: ExpertGroup;
+  /** A mixture of experts' routing group, in positions of a sequence (ModelContext.routingTokens); absent: this rank's. */
+  readonly routingTokens?: number;
   readonly tokens: TokenSource;
   readonly ledger: MemoryLedger;
   readonly traffic: Traffic;
@@ -127,6 +129,7 @@ export function runStage(d: StageDeps, step: number, actions: readonly Action[])
   const context = (kept: Tensor[]): ModelContext => ({
     tf, model: d.model, batch: plan.microBatch, tokens: tokensPerRank, pos0: coords.cp * tokensPerRank,
     stepTokens: plan.globalBatch * plan.seqLen, tp: d.tp, cp: d.cp, sp: plan.sequenceParallel, ...(d.ep === undefined ? {} : { ep: d.ep }),
+    ...(d.routingTokens === undefined ? {} : { routingTokens: d.routingTokens }),
     save: (t) => d.ledger.keep(t, kept),
     recomputeAttention: plan.recompute === "selective",
     fullRecompute: { layers: recomputed, keepIn: (t, into) => d.ledger.keep(t, into), release: (ts) => d.ledger.release(ts) },

@@ -98,6 +98,7 @@ export const rankProgram: Program = async (input, progress, exchangeHeaps) => {
     const t0 = performance.now();
     const stage = runStage({
       tf, model, plan, coords, chunks, state, tp: tpOps, cp: cpOps, ...(epOps === undefined ? {} : { ep: epOps }), tokens, ledger, traffic: ep.traffic,
+      ...(job.routingTokens === undefined ? {} : { routingTokens: job.routingTokens }),
       channel: (from, to) => ep.channel(from, to),
       before: (phase) => {
         ep.status.set(phase, -1, step);
