@@ -65,6 +65,10 @@ describe("explainRanking: what it says is true of the numbers", () => {
     expect(line).toContain("context parallel's ring over 8 GPUs");
     expect(line).toContain("expert parallel's all-to-alls over 4 GPUs");
     expect(lines.find((l) => l.startsWith("Gradients are reduced"))).toContain("32 ways (the experts' 8 ways)");
+    // ep over every data-parallel GPU: each holds experts no other does, and nothing reduces their gradients.
+    const all = planFor("mixtral-8x7b", shapeOf("dgx-h100", 16), { tp: 1, pp: 2, dp: 8, ep: 8, microBatch: 1 });
+    const everyWay = explainRanking(all.model, shapeOf("dgx-h100", 16), [estimate(all.model, shapeOf("dgx-h100", 16), all.plan)]);
+    expect(everyWay.find((l) => l.startsWith("Gradients are reduced"))).toContain("8 ways (the experts' not at all: each GPU holds its own)");
   });
 });
 

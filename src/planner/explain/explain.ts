@@ -157,7 +157,8 @@ export function explainRanking(model: ModelSpec, shape: ClusterShape, plans: rea
   } else if (dpWays > 1) {
     const exposed = `${pct(win.time.breakdown.dpCommSeconds / win.time.stepSeconds)} of the step is exposed data-parallel traffic.`;
     const group = zeroShardRanks(p);
-    const expertWays = model.moe !== undefined && p.ep > 1 ? ` (the experts' ${dpWays / p.ep} ways)` : "";
+    // Where ep spans every data-parallel rank, each holds its own experts: nothing reduces their gradients.
+    const expertWays = model.moe === undefined || p.ep <= 1 ? "" : dpWays === p.ep ? " (the experts' not at all: each GPU holds its own)" : ` (the experts' ${dpWays / p.ep} ways)`;
     out.push(links.dpReplica === undefined
       ? `Gradients are reduced ${dpWays} ways${expertWays} over ${links.dp.name}; ${exposed}`
       : `Gradients are reduce-scattered ${group} ways over ${links.dp.name} and all-reduced ${dpWays / group} ways across the replicas over ${links.dpReplica.name}; ${exposed}`);
