@@ -88,7 +88,7 @@ function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
     unsupported("sequenceParallel", false, "true for a mixture-of-experts model with tp > 1 (as Megatron-LM requires)", "each tp rank's share of the router's gradient is a partial sum, added up by sequence parallel's once-per-step sum of the replicated weights' gradients");
   }
   if (plan.tp > 1 && plan.ep > 1) {
-    unsupported("ep", plan.ep, "1 for a mixture-of-experts model with tp > 1", "the executor's tp ranks each send every row to their experts, where the cost model sends each rank's 1/tp of them");
+    unsupported("ep", plan.ep, "1 for a mixture-of-experts model with tp > 1", "the executor's tp ranks each send every row to their experts, where the cost model (Megatron-Core's alltoall dispatcher) sends each rank's 1/tp of them and all-gathers the copies over tp after the exchange");
   }
   const step = moe.experts / gcd(moe.experts, moe.topK);
   if (((plan.seqLen / plan.cp) * moe.topK) % moe.experts !== 0) {

@@ -170,6 +170,28 @@ describe("communication volumes per GPU per step", () => {
     }
   });
 
+  it("a mixture of experts over ep with tp and SP (Megatron-Core's alltoall dispatcher): the MLP half moves the token copies' rows, k times a dense MLP's", () => {
+    const shape = shapeOf("dgx-h100", 16);
+    // Two stages: the first holds the embedding, not the output layer.
+    const dispatched = planFor("mixtral-8x7b", shape, { tp: 2, pp: 2, ep: 4, dp: 4, microBatch: 1, sequenceParallel: true });
+    const gathered = planFor("mixtral-8x7b", shape, { tp: 2, pp: 2, ep: 1, dp: 4, microBatch: 1, sequenceParallel: true });
+    const { model } = dispatched;
+    const k = model.moe!.topK;
+    const cost = (p: typeof dispatched) => tpCostPerMicroBatch(p.model, p.plan, resolveLinks(p.plan, shape), 0, windows(p.model, p.plan, shape));
+    const layers = dispatched.plan.layersPerStage[0]!;
+    const bytes = 2 * dispatched.plan.seqLen * model.hiddenSize;
+    const share = 1 / 2;
+    // Forward, per layer: the attention half's all-gather and reduce-scatter of x h, the MLP half's of x k h
+    // (ep 1: of x h, as a dense MLP's). The embedding's reduce-scatter besides.
+    expect(cost(dispatched).forward.bytes).toBeCloseTo(layers * (2 + 2 * k) * share * bytes + share * bytes, -2);
+    expect(cost(gathered).forward.bytes).toBeCloseTo(layers * 4 * share * bytes + share * bytes, -2);
+    // Backward, per layer: the attention half as a dense layer's (its out-projection's all-gather, the QKV's
+    // reduce-scatter and re-gather); the MLP half the copies' all-gather and reduce-scatter, no re-gather (ep 1:
+    // the down-projection's all-gather, the first matrices' reduce-scatter and re-gather). The embedding's all-gather.
+    expect(cost(dispatched).backward.bytes).toBeCloseTo(layers * (3 + 2 * k) * share * bytes + share * bytes, -2);
+    expect(cost(gathered).backward.bytes).toBeCloseTo(layers * 6 * share * bytes + share * bytes, -2);
+  });
+
   it("ppScatterGather sends 1/tp of each stage output and all-gathers it over tp at the receiver (SC'21 section 4.1; DeepSpeed pipe_partitioned)", () => {
     const base = { tp: 8, pp: 4, globalBatch: 64, sequenceParallel: false } as const;
     const { model, plan: whole } = planFor("llama3-70b", h100, base);

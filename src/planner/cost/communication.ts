@@ -93,6 +93,14 @@ export function passTotal(c: PassCosts): CollectiveCost {
  * The last stage's vocabulary-parallel cross-entropy all-reduces three fp32 numbers per token forward over
  * tp (the logits' max, the target logit and the sum of exponentials: Megatron-LM
  * tensor_parallel/cross_entropy.py _VocabParallelCrossEntropy.forward): vocabCrossEntropyCost.
+ *
+ * A mixture of experts split over ep > 1 with tp > 1 and SP (Megatron-Core's alltoall token dispatcher,
+ * moe/token_dispatcher.py, with the experts split over tp as the MLP is, its default expert tensor parallel
+ * size): the layer's input stays split over tp and each rank routes its own tokens; after the ep exchange
+ * the tp ranks all-gather the token copies' rows they received (the dispatcher's num_global_tokens =
+ * num_local_tokens x TP x EP) and reduce-scatter the experts' outputs before the exchange back. So the MLP
+ * half of the layer moves the copies, x k h, where a dense MLP moves x h; backward, the reverse pair. With
+ * ep 1 the experts take the dense MLP's collectives (its allgather dispatcher gathers the layer's input).
  */
 export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, stage: number, compute: TpWindows): PassCosts {
   const t = plan.tp;
@@ -102,7 +110,12 @@ export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
   const ag = collective("all-gather", t, bytes, links.tp);
   const rs = collective("reduce-scatter", t, bytes, links.tp);
   const sp = plan.sequenceParallel;
-  const perLayer = sp ? plus(times(ag, 2), times(rs, 2)) : times(ar, 2);
+  // The MLP half's pair: a dense MLP's (or the experts' with ep 1) all-gather and reduce-scatter of x h, or
+  // under the alltoall dispatcher those of the token copies' rows, x k h.
+  const copies = sp && plan.ep > 1 && model.moe !== undefined ? model.moe.topK : 1;
+  const agMlp = copies === 1 ? ag : collective("all-gather", t, copies * bytes, links.tp);
+  const rsMlp = copies === 1 ? rs : collective("reduce-scatter", t, copies * bytes, links.tp);
+  const perLayer = sp ? plus(plus(ag, rs), plus(agMlp, rsMlp)) : times(ar, 2);
   const layers = plan.layersPerStage[stage] ?? 0;
   const recomputed = plan.recomputeLayersPerStage[stage] ?? 0;
   const window = overlapWindow(plan, compute.layer);
@@ -111,14 +124,19 @@ export function tpCostPerMicroBatch(model: ModelSpec, plan: Plan, links: Links, 
   // Backward per layer: the row-parallel linears' collectives (SP: two all-gathers; none without SP), then
   // each column-parallel linear's input reduction (SP: reduce-scatter; else all-reduce) and SP re-gather.
   const column = sp ? plus(rs, ag) : ar;
+  // The alltoall dispatcher's MLP half backward: the copies' output gradients all-gathered, their input
+  // gradients reduce-scattered (no re-gather: the gathered copies are kept for the weight gradients).
+  const dispatcherBackward = copies === 1 ? undefined : plus(agMlp, rsMlp);
   let backwardLayer: CollectiveCost;
   if (async) {
     const gemms = compute.layer.columnGemmSeconds;
     const hidden = gemms.reduce((acc, g) => plus(acc, columnBackwardExposure(sp, ar, ag, rs, g)), FREE);
     // A column-parallel linear the layer does not have as such (an MoE's experts) keeps its collectives exposed.
-    backwardLayer = plus(plus(sp ? times(ag, 2) : FREE, hidden), times(column, 2 - gemms.length));
+    const mlp = dispatcherBackward ?? plus(sp ? ag : FREE, times(column, 2 - gemms.length));
+    backwardLayer = plus(plus(sp ? ag : FREE, hidden), mlp);
   } else {
-    backwardLayer = exposedBeyond(plus(sp ? times(ag, 2) : FREE, times(column, 2)), window.backward);
+    const mlp = dispatcherBackward ?? plus(sp ? ag : FREE, column);
+    backwardLayer = exposedBeyond(plus(plus(sp ? ag : FREE, column), mlp), window.backward);
   }
   let forward = times(forwardLayer, layers);
   let backward = plus(times(backwardLayer, layers), times(forwardLayer, recomputed));
