@@ -1,7 +1,8 @@
 /**
- * `npm run timing-check [-- CALIBRATIONS ROUNDS [KEEP_DIR]]`: the executor's timing check as a user would make it,
+ * `npm run timing-check [-- CALIBRATIONS ROUNDS [KEEP_DIR]] [--moe]`: the executor's timing check as a user would make it,
  * each command line in a process of its own: `meshplan calibrate` into a fresh profile, then ROUNDS rounds of
- * the CI's four executions (tiny-gpt dp2, tp2, pp2 1F1B, cp2; `meshplan execute --json`, 12 timed steps),
+ * the CI's four executions (tiny-gpt dp2, tp2, pp2 1F1B, cp2; `meshplan execute --json`, 12 timed steps;
+ * with --moe also tiny-moe dp2 x ep2 and cp2),
  * CALIBRATIONS times (defaults 3 and 2). Prints each execution's step error (measured - predicted over
  * predicted) and bubble error (measured - predicted), then how many came within 25% and 0.05
  * (src/executor/measure/accuracy.ts). Not a test and not a benchmark: it takes about 2.5 minutes per
@@ -19,8 +20,16 @@ import type { ExecuteReport } from "../src/executor/measure/report.js";
 import type { MedianInterval } from "../src/executor/measure/stats.js";
 import { intervalText } from "../src/executor/measure/table.js";
 
-const PLANS: readonly { name: string; flags: Record<string, string | number> }[] = [
-  { name: "dp2", flags: { dp: 2 } }, { name: "tp2", flags: { tp: 2 } }, { name: "pp2", flags: { pp: 2, schedule: "1f1b" } }, { name: "cp2", flags: { cp: 2 } },
+interface CheckedPlan { readonly name: string; readonly model: string; readonly flags: Record<string, string | number> }
+
+const PLANS: readonly CheckedPlan[] = [
+  { name: "dp2", model: "tiny-gpt", flags: { dp: 2 } }, { name: "tp2", model: "tiny-gpt", flags: { tp: 2 } },
+  { name: "pp2", model: "tiny-gpt", flags: { pp: 2, schedule: "1f1b" } }, { name: "cp2", model: "tiny-gpt", flags: { cp: 2 } },
+];
+
+/** With --moe, besides: tiny-moe (4 experts, top 2) with its experts split over two data-parallel ranks, and under cp2. */
+const MOE_PLANS: readonly CheckedPlan[] = [
+  { name: "moe dp2 ep2", model: "tiny-moe", flags: { dp: 2, ep: 2 } }, { name: "moe cp2", model: "tiny-moe", flags: { cp: 2 } },
 ];
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "meshplan.js");
@@ -48,9 +57,12 @@ function run(name: string, flags: Record<string, string | number | boolean>): st
   return r.stdout;
 }
 
-const calibrations = count(process.argv[2], 3, "CALIBRATIONS");
-const rounds = count(process.argv[3], 2, "ROUNDS");
-const keep = process.argv[4];
+const args = process.argv.slice(2);
+const plans = args.includes("--moe") ? [...PLANS, ...MOE_PLANS] : PLANS;
+const positional = args.filter((a) => a !== "--moe");
+const calibrations = count(positional[0], 3, "CALIBRATIONS");
+const rounds = count(positional[1], 2, "ROUNDS");
+const keep = positional[2];
 if (keep !== undefined) {
   try {
     mkdirSync(keep, { recursive: true });
@@ -59,6 +71,7 @@ if (keep !== undefined) {
     process.exit(2);
   }
 }
+const width = Math.max(...plans.map((p) => p.name.length));
 const dir = keep ?? mkdtempSync(join(tmpdir(), "meshplan-timing-"));
 const rows: TimingRow[] = [];
 const pct = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}%`;
@@ -74,9 +87,9 @@ try {
     console.error(`calibration ${c + 1} of ${calibrations}`);
     run("calibrate", { profile });
     for (let round = 1; round <= rounds; round++) {
-      for (const p of PLANS) {
-        const json = run("execute", { model: "tiny-gpt", ...p.flags, profile, json: true });
-        if (keep !== undefined) writeFileSync(join(keep, `${c + 1}-${round}-${p.name}.json`), json);
+      for (const p of plans) {
+        const json = run("execute", { model: p.model, ...p.flags, profile, json: true });
+        if (keep !== undefined) writeFileSync(join(keep, `${c + 1}-${round}-${p.name.replaceAll(" ", "-")}.json`), json);
         const report = JSON.parse(json) as ExecuteReport;
         const row = timingRow(`${c + 1}`, round, p.name, report);
         rows.push(row);
@@ -84,7 +97,7 @@ try {
         const stages = report.measured.ranks.map((r) => `s${r.stage} ${r.bubbleFraction.toFixed(3)}`).join(", ");
         const m = report.measured;
         const bubble = row.bubbleError === undefined ? "" : `  bubble ${report.predicted.pipeline.bubbleFraction.toFixed(3)} predicted, ${m.bubbleFraction.toFixed(3)} measured (${row.bubbleError >= 0 ? "+" : ""}${row.bubbleError.toFixed(3)}${range(m.bubbleFractionInterval, (x) => x.toFixed(3))}; ${stages})`;
-        console.log(`calibration ${row.calibration} round ${round} ${p.name.padEnd(4)} predicted ${(1e3 * row.predictedStepSeconds).toFixed(1)} ms, measured ${(1e3 * row.measuredStepSeconds).toFixed(1)} ms (${pct(row.stepError)}${range(m.stepSecondsInterval, (x) => (1e3 * x).toFixed(1))})${bubble}`);
+        console.log(`calibration ${row.calibration} round ${round} ${p.name.padEnd(width)} predicted ${(1e3 * row.predictedStepSeconds).toFixed(1)} ms, measured ${(1e3 * row.measuredStepSeconds).toFixed(1)} ms (${pct(row.stepError)}${range(m.stepSecondsInterval, (x) => (1e3 * x).toFixed(1))})${bubble}`);
       }
     }
   }

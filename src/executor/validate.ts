@@ -78,7 +78,8 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
 /**
  * What the executor's mixture of experts runs (model/moe.ts): every expert on every rank, or its experts
  * split over ep ranks (any ep resolvePlan takes: a divisor of dp x cp, no parameter servers); its experts
- * split over tp (with sequence parallel, and ep 1); and a capacity (seqLen / cp x topK / experts tokens of
+ * split over tp (with sequence parallel; with ep as well, Megatron-Core's alltoall dispatcher, under every
+ * schedule but the zero-bubble ones); and a capacity (seqLen / cp x topK / experts tokens of
  * each routing group per expert, model/routing.ts) that is a whole number.
  */
 function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
@@ -87,8 +88,8 @@ function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
   if (plan.tp > 1 && !plan.sequenceParallel) {
     unsupported("sequenceParallel", false, "true for a mixture-of-experts model with tp > 1 (as Megatron-LM requires)", "each tp rank's share of the router's gradient is a partial sum, added up by sequence parallel's once-per-step sum of the replicated weights' gradients");
   }
-  if (plan.tp > 1 && plan.ep > 1) {
-    unsupported("ep", plan.ep, "1 for a mixture-of-experts model with tp > 1", "the executor's tp ranks each send every row to their experts, where the cost model (Megatron-Core's alltoall dispatcher) sends each rank's 1/tp of them and all-gathers the copies over tp after the exchange");
+  if (plan.tp > 1 && plan.ep > 1 && (plan.schedule === "zb-h1" || plan.schedule === "zb-v")) {
+    unsupported("schedule", plan.schedule, "gpipe, 1f1b, interleaved or naive for a mixture-of-experts model with tp > 1 and ep > 1", "the weight gradients of experts whose rows are gathered over tp are not yet left to W");
   }
   const step = moe.experts / gcd(moe.experts, moe.topK);
   if (((plan.seqLen / plan.cp) * moe.topK) % moe.experts !== 0) {
@@ -97,6 +98,11 @@ function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
       ? `a divisor of seqLen(${plan.seqLen}) that leaves a multiple of ${step} positions per rank (so that seqLen / cp x topK(${moe.topK}) / experts(${moe.experts}) is whole)`
       : `a multiple of ${step} (so that seqLen x topK(${moe.topK}) / experts(${moe.experts}) is whole)`;
     unsupported(field, plan.cp > 1 ? plan.cp : plan.seqLen, valid, "each expert takes a whole number of tokens from each routing group, a context-parallel rank's positions of a sequence (a capacity factor of 1)");
+  }
+  // With tp and ep together each tp rank routes its own positions: a group of seqLen / cp / tp.
+  if (plan.tp > 1 && plan.ep > 1 && ((plan.seqLen / plan.cp / plan.tp) * moe.topK) % moe.experts !== 0) {
+    unsupported("tp", plan.tp, `a divisor of the ${plan.seqLen / plan.cp} positions per context-parallel rank that leaves a multiple of ${step} per tp rank`,
+      "with ep each tp rank routes its own positions as a group, from which each expert takes a whole number of tokens (a capacity factor of 1)");
   }
 }
 

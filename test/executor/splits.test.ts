@@ -267,6 +267,16 @@ describe("mixture of experts (tiny-moe: tiny-gpt's layers with 4 experts each, t
     expectFaithful(ex);
     expectStateBytes(ex);
   });
+  it("dp2 x tp2 x ep2, ZeRO 1 (4 ranks, Megatron-Core's alltoall dispatcher): each tp rank routes its own rows, the experts' rows gathered over tp", async () => {
+    const ex = await runPlan(4, { dp: 2, tp: 2, ep: 2, zero: 1 }, { model: moe, steps: 3 });
+    expectFaithful(ex);
+    expectStateBytes(ex);
+    expect(ex.results.every((r) => r.steps.every((s) => (s.commBytesByPurpose["tp.moe"] ?? 0) > 0))).toBe(true);
+  });
+  it("dp2 x tp2 x ep2, every layer recomputed in full (4 ranks)", async () => {
+    const ex = await runPlan(4, { dp: 2, tp: 2, ep: 2, recompute: "full" }, { model: moe, steps: 3 });
+    expectFaithful(ex);
+  });
   it("tp2 x pp2, ZB-H1 (4 ranks): W of the experts' shards", async () => {
     const ex = await runPlan(4, { tp: 2, pp: 2, schedule: "zb-h1" }, { model: moe, steps: 3 });
     expectFaithful(ex);

@@ -235,17 +235,21 @@ describe("the executor's bytes against the cost model's, for plans not executed 
   ];
   // Llama-style: RMSNorm, rotary positions, SwiGLU, no biases, grouped K/V heads (fewer replicated weights).
   const llama: Partial<ModelSpec> = { mlp: "swiglu", norm: "rmsnorm", positionEmbedding: "rope", linearBias: false, kvHeads: 2 };
+  const moe: Partial<ModelSpec> = { moe: { experts: 4, topK: 2 } };
   const cases: [number, PlanInput, number, Partial<ModelSpec>][] = [
     ...plans.map(([g, i, l]): [number, PlanInput, number, Partial<ModelSpec>] => [g, i, l, {}]),
     [8, { tp: 2, dp: 2, pp: 2, zero: 1 }, 2, llama], [4, { tp: 2, cp: 2, zero: 3 }, 2, llama],
+    // A mixture of experts with tp and ep together (the alltoall dispatcher), also over cp and pp.
+    [8, { tp: 2, dp: 4, ep: 4, zero: 1 }, 2, moe], [8, { tp: 2, cp: 2, dp: 2, ep: 2, zero: 2 }, 2, moe],
+    [8, { tp: 2, pp: 2, dp: 2, ep: 2, recompute: "full" }, 2, moe], [8, { tp: 4, dp: 2, zero: 3 }, 2, moe],
   ];
   for (const [gpus, input, layers, spec] of cases) {
-    it(`${JSON.stringify(input)}${Object.keys(spec).length > 0 ? " llama-style" : ""}`, () => {
+    it(`${JSON.stringify(input)}${spec === llama ? " llama-style" : spec === moe ? " experts" : ""}`, () => {
       const model = { ...tinyGpt(layers), ...spec };
       const shape = shapeOf("dgx-h100", gpus);
       const plan = resolvePlan(model, shape, { globalBatch: 8, ...input });
       const cost = costModelElements(model, shape, plan);
-      for (const kind of ["tp", "cp", "pp", "dp"] as const) {
+      for (const kind of ["tp", "cp", "pp", "dp", "ep"] as const) {
         let worst = 0;
         for (let r = 0; r < workerCount(plan); r++) {
           const e = expectedElements(model, plan, r);

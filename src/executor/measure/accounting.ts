@@ -32,6 +32,14 @@ function stageChunks(model: ModelSpec, plan: Plan, stage: number): UnitSpec[][] 
   return Array.from({ length: plan.virtualStages }, (_, c) => chunkUnits(model, plan, stage, c));
 }
 
+/**
+ * Whether a plan runs a mixture of experts with tp and ep together, through Megatron-Core's alltoall token
+ * dispatcher (model/moe.ts alltoallDispatch): the experts' rows all-gathered over tp after the ep exchange.
+ */
+export function alltoallExperts(model: ModelSpec, plan: Plan): boolean {
+  return model.moe !== undefined && plan.tp > 1 && plan.ep > 1;
+}
+
 export function expectedElements(model: ModelSpec, plan: Plan, rank: number): PurposeElements {
   const out: PurposeElements = {};
   const c = coordsOf(plan, rank);
@@ -52,14 +60,23 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
   const pair = sp ? ag(act, t, c.tp) + rs(act, t, c.tp) : ar(act, t, c.tp);
   // A fully recomputed layer runs its forward, and its two reductions, again in the backward.
   const recomputed = plan.recomputeLayersPerStage[c.pp] ?? 0;
-  add(out, "tp.layer", m * (layers * 4 + recomputed * 2) * pair);
+  // With ep as well (model/moe.ts alltoallDispatch), a mixture of experts' half of the layer all-gathers
+  // the rows its experts received and reduce-scatters their outputs, x k h each (backward: their
+  // gradients), in place of the dense MLP's pair and its re-gather.
+  const dispatched = alltoallExperts(model, plan);
+  const halves = dispatched ? 1 : 2;
+  add(out, "tp.layer", m * (layers * 2 * halves + recomputed * halves) * pair);
+  if (dispatched) {
+    const copies = rows * model.moe!.topK * h;
+    add(out, "tp.moe", m * (layers * 2 + recomputed) * (ag(copies, t, c.tp) + rs(copies, t, c.tp)));
+  }
   if (first && units.some((u) => u.kind === "embed")) add(out, "tp.embedding", m * (sp ? rs(act, t, c.tp) + ag(act, t, c.tp) : ar(act, t, c.tp)));
   if (last) {
     add(out, "tp.head", m * (sp ? ag(act, t, c.tp) + rs(act, t, c.tp) : ar(act, t, c.tp)));
     add(out, "tp.vocab-ce", m * 3 * ar(rows, t, c.tp));
     if (sp) add(out, "tp.sp-regather", m * ag(act, t, c.tp));
   }
-  if (sp) add(out, "tp.sp-regather", m * layers * 2 * ag(act, t, c.tp));
+  if (sp) add(out, "tp.sp-regather", m * layers * halves * ag(act, t, c.tp));
 
   // Context parallel: K and V gathered forward and backward, their gradients reduce-scattered backward.
   const kv = rows * (model.kvHeads / t) * model.headDim;
@@ -80,7 +97,8 @@ export function expectedElements(model: ModelSpec, plan: Plan, rank: number): Pu
   // Expert parallel: each layer's experts' two all-to-alls forward and two backward (and the forward's
   // again in a fully recomputed layer's backward), every token copy's row, x k h (model/moe.ts).
   if (plan.ep > 1 && model.moe !== undefined) {
-    const copies = rows * model.moe.topK * h;
+    // With tp as well each tp rank sends its own rows' copies (alltoallExperts).
+    const copies = (rows * model.moe.topK * h) / (dispatched ? t : 1);
     add(out, "ep.moe", m * (layers * 4 + recomputed * 2) * rs(copies, plan.ep, epRankOf(plan, c)));
   }
 
@@ -133,9 +151,12 @@ export function passCalls(model: ModelSpec, plan: Plan, stage: number): { readon
   if (plan.tp > 1) {
     const embed = units.some((u) => u.kind === "embed");
     const head = units.some((u) => u.kind === "head");
+    // The alltoall dispatcher's experts (alltoallExperts): backward, the copies' all-gather and
+    // reduce-scatter, no re-gather of the MLP input (SP: 5 a layer, not 6).
+    const regathers = alltoallExperts(model, plan) ? 1 : 2;
     tp = {
       forward: layers * (sp ? 4 : 2) + (embed ? 1 : 0) + (head ? (sp ? 1 : 0) + 3 : 0),
-      backward: layers * (sp ? 6 : 2) + recomputed * (sp ? 4 : 2) + (embed && sp ? 1 : 0) + (head ? (sp ? 2 : 1) : 0),
+      backward: layers * (sp ? 4 + regathers : 2) + recomputed * (sp ? 4 : 2) + (embed && sp ? 1 : 0) + (head ? (sp ? 2 : 1) : 0),
     };
   }
   const cp = plan.cp > 1 ? { forward: 2 * layers, backward: 4 * layers + 2 * recomputed } : { forward: 0, backward: 0 };
@@ -162,7 +183,9 @@ export function stepSyncCalls(plan: Plan): { readonly tp: number; readonly cp: n
  * beyond them the MLP input (the second norm's output, x h), for the router's weight gradient, and the
  * experts' outputs for this rank's copies (x k h), for the gradient of the probabilities that weight them
  * (the cost model counts neither). The same on every rank of an expert-parallel group: each holds E/ep
- * experts of ep x as many rows.
+ * experts of ep x as many rows. With tp as well (alltoallExperts), each rank keeps the probabilities of its
+ * own rows (x E / tp), the rows its experts' shards ran on, gathered over tp (x k h), and the outputs for
+ * its own copies (x k h / tp).
  */
 export function layerActivationElements(model: ModelSpec, plan: Plan): number {
   const t = plan.tp;
@@ -175,7 +198,12 @@ export function layerActivationElements(model: ModelSpec, plan: Plan): number {
   const up = model.mlp === "swiglu" ? 2 : 1;
   // Selective recomputation keeps no scores (model/layer.ts): the cost model's selective term.
   const scores = plan.recompute === "selective" ? 0 : (model.attentionHeads / t) * x * plan.seqLen;
-  const mlp = model.moe === undefined ? x * f * up + x * f : x * model.moe.experts + model.moe.topK * x * (2 * h + f * up + f);
+  const moe = model.moe;
+  // The alltoall dispatcher (alltoallExperts): the probabilities of this rank's rows x E / tp, the experts'
+  // rows gathered over tp x k h, their outputs for this rank's copies x k h / tp.
+  const mlp = moe === undefined ? x * f * up + x * f
+    : alltoallExperts(model, plan) ? (x * moe.experts) / t + moe.topK * x * (h + h / t + f * up + f)
+      : x * moe.experts + moe.topK * x * (2 * h + f * up + f);
   return 4 * (x * h) / r + x * (q + 2 * kv) + scores + x * q + mlp;
 }
 

@@ -113,6 +113,7 @@ function biasesAfterReduction(ctx: ModelContext, p: UnitParams, n: string, exper
  * whole on every rank, are added after it, each weighted as its expert's output.
  */
 export function moeForward(ctx: ModelContext, p: UnitParams, n: string, b: Tensor): { z: Tensor; saved: MoeSaved } {
+  if (alltoallDispatch(ctx)) return moeForwardAlltoall(ctx, p, n, b);
   const { tf, model } = ctx;
   const moe = model.moe!;
   const bFull = gatherSp(ctx, b, "tp.layer");
@@ -149,6 +150,7 @@ export function moeForward(ctx: ModelContext, p: UnitParams, n: string, b: Tenso
  * and the once-per-step sum of the replicated weights' gradients (parallel/sp-sync.ts) add them up.
  */
 export function moeBackward(ctx: ModelContext, grads: Grads, p: UnitParams, n: string, s: MoeSaved, b: Tensor, dz: Tensor): Tensor {
+  if (alltoallDispatch(ctx)) return moeBackwardAlltoall(ctx, grads, p, n, s, b, dz);
   const { tf, model } = ctx;
   const { route } = s;
   const experts = route.experts;
@@ -174,4 +176,85 @@ export function moeBackward(ctx: ModelContext, grads: Grads, p: UnitParams, n: s
   const dRouter = linearInputBackward(ctx, grads, `${n}.moe.router`, bFull, p.get(`${n}.moe.router.w`), softmaxBackward(tf, s.probs, dProbs), false);
   const db = tf.add(dRouter, dispatchBackward(tf, route, fromExperts(ctx, dInputs, route.perExpert)));
   return reduceRow(ctx, db, "tp.layer");
+}
+
+/**
+ * Tensor and expert parallel together (sequence parallel required): Megatron-Core's alltoall token
+ * dispatcher with the experts split over tp as the MLP is (moe/token_dispatcher.py; the cost model's
+ * planner/cost/communication.ts tpCostPerMicroBatch). The layer's input stays this tp rank's rows; each tp
+ * rank routes its own tokens (its positions of each sequence a routing group: the one-rank run that checks
+ * the plan routes by the same groups) and sends its copies to their experts' ep members; the tp ranks then
+ * all-gather the rows their experts received, run their shards of the experts on them, reduce-scatter the
+ * partial outputs and send them back, and each combines its own tokens' outputs. Backward, the same in
+ * reverse. So the experts' rows cross tp (x k h, each way) where the dense MLP's x h do.
+ */
+function alltoallDispatch(ctx: ModelContext): boolean {
+  return ctx.tp.size > 1 && ctx.ep !== undefined;
+}
+
+/**
+ * The rows every tp rank received for its local experts, all-gathered over tp: expert i's rows from every tp
+ * rank's block, in tp order (`rows` per expert and block). The inverse's layout: tpBlocks.
+ */
+function gatherExpertRows(ctx: ModelContext, perExpert: readonly Tensor[], rows: number): Tensor[] {
+  const { tf } = ctx;
+  const local = perExpert.length;
+  const all = ctx.tp.allGather(tf.concat([...perExpert], 0), "tp.moe");
+  return Array.from({ length: local }, (_, i) => tf.concat(Array.from({ length: ctx.tp.size }, (_, j) => tf.slice(all, [(j * local + i) * rows, 0], [rows, -1])), 0));
+}
+
+/** The partial sums of every local expert's rows (tp blocks of `rows`), reduce-scattered over tp: this rank's block of each. */
+function scatterExpertRows(ctx: ModelContext, perExpert: readonly Tensor[], rows: number): Tensor[] {
+  const { tf } = ctx;
+  const blocks = Array.from({ length: ctx.tp.size }, (_, j) => perExpert.map((x) => tf.slice(x, [j * rows, 0], [rows, -1]))).flat();
+  const mine = ctx.tp.reduceScatter(tf.concat(blocks, 0), "tp.moe");
+  return perExpert.map((_, i) => tf.slice(mine, [i * rows, 0], [rows, -1]));
+}
+
+function moeForwardAlltoall(ctx: ModelContext, p: UnitParams, n: string, b: Tensor): { z: Tensor; saved: MoeSaved } {
+  const { tf, model } = ctx;
+  const moe = model.moe!;
+  const { count } = residualPositions(ctx);
+  const probs = ctx.save(tf.softmax(linear(tf, b, p.get(`${n}.moe.router.w`), undefined)));
+  const { route, buffers } = dispatch(tf, probs, b, count, ctx.batch, moe.topK, ctx.routingTokens ?? count);
+  const received = toExperts(ctx, buffers, route.perExpert);
+  const rows = received[0]!.shape[0]!;
+  const inputs = gatherExpertRows(ctx, received, rows).map((x) => ctx.save(x));
+  const first = firstExpert(ctx, moe.experts);
+  const pre: Tensor[][] = [];
+  const act: Tensor[] = [];
+  const partial = inputs.map((x, i) => {
+    const m = mlpActivation(ctx, p, expertName(n, first + i), x);
+    pre.push(m.pre);
+    act.push(m.act);
+    return linear(tf, m.act, p.get(`${expertName(n, first + i)}.down.w`), undefined);
+  });
+  // Each expert's output bias, whole on every tp rank, added once: after the reduction, on this rank's rows.
+  const outs = scatterExpertRows(ctx, partial, rows).map((y, i) => {
+    const bias = p.maybe(`${expertName(n, first + i)}.down.b`);
+    return bias === undefined ? y : tf.add(y, bias);
+  });
+  const out = ctx.save(fromExperts(ctx, outs, route.perExpert));
+  return { z: combine(tf, probs, route, out), saved: { route, probs, inputs, pre, act, out } };
+}
+
+function moeBackwardAlltoall(ctx: ModelContext, grads: Grads, p: UnitParams, n: string, s: MoeSaved, b: Tensor, dz: Tensor): Tensor {
+  const { tf, model } = ctx;
+  const { route } = s;
+  const combined = combineBackward(tf, s.probs, route, s.out, dz);
+  const dOuts = toExperts(ctx, combined.dBuffers, route.perExpert);
+  const rows = dOuts[0]!.shape[0]!;
+  const first = firstExpert(ctx, route.experts);
+  // The output biases' gradients from this rank's rows: partial sums over tp, which SP's once-per-step sum of
+  // the replicated weights' gradients adds up (parallel/sp-sync.ts).
+  if (model.linearBias) dOuts.forEach((d, i) => grads.set(`${expertName(n, first + i)}.down.b`, tf.keep(tf.sum(d, 0))));
+  const dFull = gatherExpertRows(ctx, dOuts, rows);
+  const dInputs = dFull.map((dOut, i) => {
+    const e = expertName(n, first + i);
+    const dAct = linearInputBackward(ctx, grads, `${e}.down`, s.act[i]!, p.get(`${e}.down.w`), dOut, false);
+    return mlpActivationBackward(ctx, grads, p, e, s.inputs[i]!, s.pre[i]!, dAct);
+  });
+  const dReceived = scatterExpertRows(ctx, dInputs, rows);
+  const dRouter = linearInputBackward(ctx, grads, `${n}.moe.router`, b, p.get(`${n}.moe.router.w`), softmaxBackward(tf, s.probs, combined.dProbs), false);
+  return tf.add(dRouter, dispatchBackward(tf, route, fromExperts(ctx, dReceived, route.perExpert)));
 }
