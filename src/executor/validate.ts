@@ -78,8 +78,7 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
 /**
  * What the executor's mixture of experts runs (model/moe.ts): every expert on every rank, or its experts
  * split over ep ranks (any ep resolvePlan takes: a divisor of dp x cp, no parameter servers); its experts
- * split over tp (with sequence parallel; with ep as well, Megatron-Core's alltoall dispatcher, under every
- * schedule but the zero-bubble ones); and a capacity (seqLen / cp x topK / experts tokens of
+ * split over tp (with sequence parallel; with ep as well, Megatron-Core's alltoall dispatcher); and a capacity (seqLen / cp x topK / experts tokens of
  * each routing group per expert, model/routing.ts) that is a whole number.
  */
 function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
@@ -87,9 +86,6 @@ function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
   if (moe === undefined) unsupported("ep", plan.ep, "1 for a dense model", "expert parallelism splits a mixture of experts");
   if (plan.tp > 1 && !plan.sequenceParallel) {
     unsupported("sequenceParallel", false, "true for a mixture-of-experts model with tp > 1 (as Megatron-LM requires)", "each tp rank's share of the router's gradient is a partial sum, added up by sequence parallel's once-per-step sum of the replicated weights' gradients");
-  }
-  if (plan.tp > 1 && plan.ep > 1 && (plan.schedule === "zb-h1" || plan.schedule === "zb-v")) {
-    unsupported("schedule", plan.schedule, "gpipe, 1f1b, interleaved or naive for a mixture-of-experts model with tp > 1 and ep > 1", "the weight gradients of experts whose rows are gathered over tp are not yet left to W");
   }
   const step = moe.experts / gcd(moe.experts, moe.topK);
   if (((plan.seqLen / plan.cp) * moe.topK) % moe.experts !== 0) {

@@ -101,11 +101,12 @@ describe("what the executor runs of a mixture of experts (validate.ts)", () => {
     expect(() => validateForExecutor(moe, plan(2, { tp: 2 }))).not.toThrow();
     expect(() => validateForExecutor(moe, plan(2, { cp: 2 }))).not.toThrow();
     expect(() => validateForExecutor(moe, plan(2, { cp: 2, ep: 2 }))).not.toThrow();
+    // tp and ep together (Megatron-Core's alltoall dispatcher), under a zero-bubble schedule too
+    expect(() => validateForExecutor(moe, plan(4, { tp: 2, dp: 2, ep: 2 }))).not.toThrow();
+    expect(() => validateForExecutor(moe, plan(8, { tp: 2, dp: 2, ep: 2, pp: 2, schedule: "zb-h1" }))).not.toThrow();
   });
   it("refuses what it does not run, naming the field, the value and what is valid", () => {
     expect(() => validateForExecutor(moe, plan(2, { tp: 2, sequenceParallel: false }))).toThrow(/sequenceParallel.*= false.*valid: true for a mixture-of-experts model with tp > 1/);
-    expect(() => validateForExecutor(moe, plan(4, { tp: 2, dp: 2, ep: 2 }))).not.toThrow();
-    expect(() => validateForExecutor(moe, plan(8, { tp: 2, dp: 2, ep: 2, pp: 2, schedule: "zb-h1" }))).toThrow(/schedule.*= "zb-h1".*valid: gpipe, 1f1b, interleaved or naive for a mixture-of-experts model with tp > 1 and ep > 1/);
     // tp 4 with ep leaves 8 positions a tp rank: with 16 experts, top 1, half a token per expert.
     const sixteen = { ...moe, moe: { experts: 16, topK: 1 } };
     const tp4 = resolvePlan(sixteen, shapeOf("dgx-h100", 8), { globalBatch: 4, flashAttention: false, tp: 4, dp: 2, ep: 2 });
@@ -113,9 +114,8 @@ describe("what the executor runs of a mixture of experts (validate.ts)", () => {
     // cp 16 leaves 2 positions a rank: 2 x 2 / 4 = 1 token per expert, whole. With 16 experts, top 1, cp 4
     // leaves 8: half a token.
     expect(() => validateForExecutor(moe, plan(16, { cp: 16 }))).not.toThrow();
-    const many = { ...moe, moe: { experts: 16, topK: 1 } };
-    const cp4 = resolvePlan(many, shapeOf("dgx-h100", 4), { globalBatch: 4, flashAttention: false, cp: 4 });
-    expect(() => validateForExecutor(many, cp4)).toThrow(/cp.*= 4.*valid: a divisor of seqLen\(32\) that leaves a multiple of 16 positions per rank/);
+    const cp4 = resolvePlan(sixteen, shapeOf("dgx-h100", 4), { globalBatch: 4, flashAttention: false, cp: 4 });
+    expect(() => validateForExecutor(sixteen, cp4)).toThrow(/cp.*= 4.*valid: a divisor of seqLen\(32\) that leaves a multiple of 16 positions per rank/);
     expect(() => validateForExecutor(moe, plan(1, { seqLen: 31 }))).toThrow(/seqLen.*= 31.*valid: a multiple of 2/);
   });
 });

@@ -277,6 +277,14 @@ describe("mixture of experts (tiny-moe: tiny-gpt's layers with 4 experts each, t
     const ex = await runPlan(4, { dp: 2, tp: 2, ep: 2, recompute: "full" }, { model: moe, steps: 3 });
     expectFaithful(ex);
   });
+  it("dp2 x tp2 x pp2 x ep2, ZB-H1 (8 ranks): W of the shards run on the rows gathered over tp", async () => {
+    const ex = await runPlan(8, { dp: 2, tp: 2, pp: 2, ep: 2, schedule: "zb-h1" }, { model: moe, steps: 3 });
+    expectFaithful(ex);
+  });
+  it("dp2 x tp2 x pp2 x ep2, ZB-V, every layer recomputed in full (8 ranks, 4 layers): W takes the rebuilt router input", async () => {
+    const ex = await runPlan(8, { dp: 2, tp: 2, pp: 2, ep: 2, schedule: "zb-v", recompute: "full" }, { model: moe, layers: 4, steps: 3 });
+    expectFaithful(ex);
+  });
   it("tp2 x pp2, ZB-H1 (4 ranks): W of the experts' shards", async () => {
     const ex = await runPlan(4, { tp: 2, pp: 2, schedule: "zb-h1" }, { model: moe, steps: 3 });
     expectFaithful(ex);

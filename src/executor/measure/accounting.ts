@@ -241,9 +241,12 @@ export function deferredWeightElements(model: ModelSpec, plan: Plan, unit: UnitS
   const up = model.mlp === "swiglu" ? 2 : 1;
   if (unit.kind === "experts") return 0; // counted with their layer's, whose backward makes them
   // A mixture of experts (model/moe.ts): for W the experts' output gradients x k h, their pre-activation
-  // gradients x k f (two for SwiGLU) and the router logits' gradient x E, in place of the dense MLP's.
-  const mlp = model.moe === undefined ? x * h + up * x * f : model.moe.topK * x * (h + up * f) + x * model.moe.experts;
-  return (sp ? 4 : 2) * x * h - x * h + mlp + x * (q + 2 * kv);
+  // gradients x k f (two for SwiGLU) and the router logits' gradient x E, in place of the dense MLP's. With
+  // tp and ep together (alltoallExperts) the router's are this rank's rows', x E / tp, and its input is the
+  // kept MLP input, not gathered again.
+  const dispatched = alltoallExperts(model, plan);
+  const mlp = model.moe === undefined ? x * h + up * x * f : model.moe.topK * x * (h + up * f) + (x * model.moe.experts) / (dispatched ? t : 1);
+  return (sp ? (dispatched ? 3 : 4) : 2) * x * h - x * h + mlp + x * (q + 2 * kv);
 }
 
 /**
@@ -256,8 +259,11 @@ export function recomputedWeightInputElements(model: ModelSpec, plan: Plan): num
   const t = plan.tp;
   const sp = plan.sequenceParallel && t > 1;
   const x = (plan.microBatch * plan.seqLen) / plan.cp;
-  // A mixture of experts: its experts' activations x k f and inputs x k h in place of the MLP activation.
-  const mlp = model.moe === undefined ? model.ffnHiddenSize / t : model.moe.topK * (model.ffnHiddenSize / t + model.hiddenSize);
+  // A mixture of experts: its experts' activations x k f and inputs x k h in place of the MLP activation;
+  // with tp and ep together also the router's input, this rank's rows of the rebuilt MLP input (x h / tp).
+  const moe = model.moe;
+  const mlp = moe === undefined ? model.ffnHiddenSize / t
+    : moe.topK * (model.ffnHiddenSize / t + model.hiddenSize) + (alltoallExperts(model, plan) ? model.hiddenSize / t : 0);
   return x * ((model.attentionHeads * model.headDim) / t + mlp + (sp ? 0 : 2 * model.hiddenSize));
 }
 
