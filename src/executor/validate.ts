@@ -61,9 +61,11 @@ export function validateForExecutor(model: ModelSpec, plan: Plan, machineBytes?:
     unsupported("flashAttention", true, "false (leave out --flash)", "the executor has no fused attention kernel: it stores the score matrix, and predicts with flash attention off");
   }
   if (plan.ppScatterGather === true) unsupported("ppScatterGather", true, "false (leave out --pp-scatter-gather)", "the executor's pipeline sends whole activations");
-  if (model.tiedEmbeddings && !headKeepsTiedCopy(model, plan) && plan.zero === 3) {
-    unsupported("zero", plan.zero, "0, 1 or 2 for a model with tied embeddings whose output layer is on the embedding's stage",
-      "under ZeRO 3 the output layer gathers the embedding's weights again, two all-gathers per micro-batch more than the cost model counts (FSDP keeps its root unit's weights gathered)");
+  // One stage: the embedding's gathered weights are held through each pass for the tied output layer
+  // (parallel/state.ts heldRoot). ZB-V's first stage runs them in different passes.
+  if (model.tiedEmbeddings && !headKeepsTiedCopy(model, plan) && plan.zero === 3 && plan.pp > 1) {
+    unsupported("zero", plan.zero, "0, 1 or 2 for a model with tied embeddings whose output layer is on the embedding's stage of a pipeline (ZB-V)",
+      "under ZeRO 3 the output layer, in another pass than the embedding's, would gather the embedding's weights again, two all-gathers per micro-batch more than the cost model counts");
   }
   if (headKeepsTiedCopy(model, plan) && plan.zero >= 2) {
     unsupported("zero", plan.zero, "0 or 1 for a model with tied embeddings on more than one stage",

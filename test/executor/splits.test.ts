@@ -29,6 +29,10 @@ describe("data parallel", () => {
     expect(copied.results.map((r) => r.weights)).toEqual(shared.results.map((r) => r.weights));
     expect(copied.results.map((r) => r.steps.map((s) => s.commBytesByPurpose))).toEqual(shared.results.map((r) => r.steps.map((s) => s.commBytesByPurpose)));
   });
+  it("dp2, ZeRO 3, tied embeddings on one stage: the word table gathered once a pass, held for the output layer (FSDP's root unit)", async () => {
+    const ex = await runPlan(2, { dp: 2, zero: 3 }, { model: { tiedEmbeddings: true }, steps: 3 });
+    expectFaithful(ex);
+  });
   it("dp2, ZeRO 2, tied embeddings (the head's backward starts the embedding's gradient: its own bucket region)", async () => {
     const ex = await runPlan(2, { dp: 2, zero: 2 }, { model: { tiedEmbeddings: true }, steps: 3 });
     expectSameNumerics(ex);

@@ -58,7 +58,7 @@ export interface RankMeasurement {
     /** The executor's tfjs accounting of the activations (4 bytes per element the cost model counts). */
     readonly predictedActivationsBytes: number;
     readonly peakBytes: number;
-    /** The tfjs accounting's peak: model states, kept activations and, under ZeRO-3, one gathered unit. */
+    /** The tfjs accounting's peak: model states, kept activations and, under ZeRO-3, one gathered unit (and a tied embedding held beside it, gatheredFloats). */
     readonly predictedPeakBytes: number;
     /** The cost model's breakdown for this rank's stage (16-bit weights and activations). */
     readonly costModel: MemoryBreakdown;
@@ -141,9 +141,18 @@ export function runProbe(ex: Execution): { seconds: number; ranks: number } | un
   return perRank.length === 0 ? undefined : { seconds: upperMedian(perRank), ranks: perRank.length };
 }
 
-/** Elements of the largest unit a stage holds (ZeRO-3 gathers one at a time). */
-function largestUnit(ex: Execution, stage: number): number {
-  return Math.max(...stageUnits(ex.model, ex.plan, stage).flat().map((u) => unitSlots(u, ex.plan.tp).size));
+/**
+ * Floats of gathered weights a ZeRO 3 rank holds at most at once: its largest unit, or with a tied output
+ * layer in the embedding's pass (one stage) the embedding, held through the pass (parallel/state.ts
+ * heldRoot), and the largest other unit beside it.
+ */
+function gatheredFloats(ex: Execution, stage: number): number {
+  const units = stageUnits(ex.model, ex.plan, stage).flat();
+  const size = (u: (typeof units)[number]) => unitSlots(u, ex.plan.tp).size;
+  const embed = units.find((u) => u.kind === "embed");
+  const heldRoot = ex.model.tiedEmbeddings && ex.plan.pp === 1 && embed !== undefined;
+  if (!heldRoot) return Math.max(...units.map(size));
+  return size(embed) + Math.max(0, ...units.filter((u) => u !== embed).map(size));
 }
 
 /**
@@ -179,7 +188,7 @@ function perRank(ex: Execution, r: RankResult, stages: readonly MemoryBreakdown[
   const st = r.memory.states;
   const jsHeld = st.gradientsBytes + st.optimizerBytes + (ex.plan.zero === 3 ? st.parametersBytes : 0);
   const predictedActivations = 4 * peakActivationElements(ex.model, ex.plan, r.coords.pp);
-  const gathered = ex.plan.zero === 3 ? 4 * largestUnit(ex, r.coords.pp) : 0;
+  const gathered = ex.plan.zero === 3 ? 4 * gatheredFloats(ex, r.coords.pp) : 0;
   return {
     rank: r.rank,
     stage: r.coords.pp,

@@ -175,10 +175,34 @@ export class ModelState implements ParamProvider {
     return tied === undefined || tied === own ? [own] : [own, tied];
   }
 
+  /**
+   * Under ZeRO 3, the embedding's gathered weights when the tied output layer of the same pass reads them
+   * (the head of a tied model on the embedding's chunk): held from the first of the pass's two units to
+   * use them to the second, as FSDP holds its root unit's (the embedding and the tied output layer), so the
+   * pair gathers the word table once a pass, the gathers the cost model counts for the embedding's unit.
+   * `uses` counts this pass's uses so far.
+   */
+  private heldRoot: { readonly state: UnitState; uses: number } | undefined;
+
+  private rootOf(unit: UnitSpec): UnitState | undefined {
+    if (this.o.zero !== 3 || (unit.kind !== "embed" && unit.kind !== "head")) return undefined;
+    const embed = this.owner.get("embed.word");
+    const head = this.o.units.find((u) => u.kind === "head");
+    const tiedHead = head !== undefined && !this.owner.has("head.w") && this.owner.get("embed.word") === embed && this.units.has(head.name);
+    return tiedHead && this.o.units.some((u) => u.kind === "embed") ? embed : undefined;
+  }
+
   acquire(unit: UnitSpec): UnitParams {
     const states = this.reads(unit);
+    const root = this.rootOf(unit);
+    if (root !== undefined) {
+      this.heldRoot ??= { state: root, uses: 0 };
+      this.heldRoot.uses++;
+    }
     if (this.o.zero === 3) {
       for (const s of states) {
+        // The held root, gathered by the pass's first unit to use it.
+        if (s === root && s.tensors !== undefined) continue;
         if (s.group === undefined) s.tensors = this.toTensors(s.slots, s.shard!);
         else if (s.heapGathers) s.tensors = this.gatherTensors(s, "dp.zero3-gather");
         else s.tensors = this.toTensors(s.slots, s.group.allGatherView(s.shard!, s.slots.size, "dp.zero3-gather"));
@@ -199,10 +223,14 @@ export class ModelState implements ParamProvider {
 
   release(unit: UnitSpec): void {
     if (this.o.zero !== 3) return;
+    const root = this.rootOf(unit);
     for (const s of this.reads(unit)) {
+      // The held root stays gathered until the pass's second use of it is done.
+      if (s === root && this.heldRoot!.uses < 2) continue;
       for (const t of s.tensors!.values()) t.dispose();
       s.tensors = undefined;
     }
+    if (root !== undefined && this.heldRoot!.uses >= 2) this.heldRoot = undefined;
   }
 
   accept(unit: UnitSpec, grads: Grads): void {
