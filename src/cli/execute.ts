@@ -2,6 +2,7 @@ import { totalmem } from "node:os";
 import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, EXECUTE_DEFAULT_GLOBAL_BATCH, stepLabel, type ProgressEvent } from "../executor/execute.js";
 import { executeAndReport } from "../executor/index.js";
 import { formatReport } from "../executor/measure/table.js";
+import { LOSS_TOLERANCE, numericsVerdict, WEIGHT_TOLERANCE } from "../executor/measure/numerics.js";
 import { otherBackend, otherMachine } from "../executor/measure/machine.js";
 import type { DeviceProfile } from "../executor/measure/profile.js";
 import { calibrateMachine } from "./calibrate-machine.js";
@@ -25,9 +26,6 @@ import { chooseSavedProfile, DEFAULT_PROFILE_FILE, profileOnDisk, readProfile } 
  * 0 success, 1 a rank failed or a check failed, 2 bad input.
  */
 const BACKENDS: readonly BackendChoice[] = ["auto", "wasm", "cpu", "tensorflow", "tensorflow-gpu"];
-/** Loss agreement with the reference (fp32; issue 5): 1e-4 relative per step, 1e-3 absolute per weight. */
-const LOSS_TOLERANCE = 1e-4;
-const WEIGHT_TOLERANCE = 1e-3;
 
 /** Flags this command adds to the vocabulary (read loosely until args.ts registers them). */
 export function extraFlag(args: ParsedArgs, name: string): unknown {
@@ -212,7 +210,7 @@ export async function executeCommand(args: ParsedArgs, io: Io): Promise<number> 
     const full = { ...run.report, notes: [...notes, ...run.report.notes] };
     io.out(flags.json === true ? JSON.stringify(full, null, 2) : formatReport(full, model.name));
     const n = run.ex.numerics;
-    if (n !== undefined && (n.maxRelativeError > LOSS_TOLERANCE || n.maxWeightError > WEIGHT_TOLERANCE)) {
+    if (n !== undefined && !numericsVerdict(model, run.ex.losses, n).ok) {
       io.err(`execute: the split does not reproduce the one-rank run: loss difference ${n.maxRelativeError.toExponential(2)} (limit ${LOSS_TOLERANCE}), weight difference ${n.maxWeightError.toExponential(2)} in ${n.worstTensor} (limit ${WEIGHT_TOLERANCE})`);
       return 1;
     }

@@ -4,6 +4,7 @@ import { DEFAULT_TIMED_STEPS, DEFAULT_WARMUP_STEPS, execute, stepLabel, type Exe
 import { cpuSnapshot, otherWorkShare } from "./measure/machine.js";
 import { predictForRun, runSpeedProbe, withPricedPasses, type DeviceProfile } from "./measure/profile.js";
 import { buildReport, worstMemoryRank, type ExecuteReport } from "./measure/report.js";
+import { agreeingSteps, CHECKED_STEPS, LOSS_TOLERANCE } from "./measure/numerics.js";
 import type { MedianInterval } from "./measure/stats.js";
 import { intervalText } from "./measure/table.js";
 
@@ -137,7 +138,14 @@ export async function executePlan(model: ModelSpec, _shape: ClusterShape, search
       .filter(([, b]) => b.predictedBytes + b.measuredBytes > 0)
       .map(([kind, b]) => ({ quantity: `${kind} bytes sent per step`, predicted: fmt.bytes(b.predictedBytes), measured: fmt.bytes(b.measuredBytes) })),
   ];
-  if (r.numerics !== null) rows.push({ quantity: "loss vs one rank (max rel.)", predicted: "<= 1e-4", measured: r.numerics.maxRelativeError.toExponential(1) });
+  if (r.numerics !== null) {
+    rows.push({ quantity: "loss vs one rank (max rel.)", predicted: `<= ${LOSS_TOLERANCE}`, measured: r.numerics.maxRelativeError.toExponential(1) });
+    // A mixture of experts is checked over its first steps (measure/numerics.ts): say how many agreed.
+    if (model.moe !== undefined) {
+      const agree = agreeingSteps(r.measured.losses, r.numerics.referenceLosses);
+      rows.push({ quantity: "steps agreeing with one rank", predicted: `>= ${Math.min(CHECKED_STEPS, r.measured.losses.length)}`, measured: `${agree} of ${r.measured.losses.length}` });
+    }
+  }
   const ran = ex.plan.vPassRatios;
   const reordered = clusterPasses !== undefined && ran !== undefined && (ran.backward !== clusterPasses.backward || ran.weight !== clusterPasses.weight)
     ? [`ZB-V ran in the order found for this machine's passes (B ${ran.backward}, W ${ran.weight} forwards), not the cluster's (B ${clusterPasses.backward}, W ${clusterPasses.weight})`] : [];

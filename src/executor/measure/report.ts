@@ -8,6 +8,7 @@ import type { Execution } from "../execute.js";
 import { heapCollectiveKinds, type RankResult, type StepRecord } from "../run/job.js";
 import { peakActivationElements } from "./accounting.js";
 import { costModelElements } from "./cost-map.js";
+import { numericsVerdict } from "./numerics.js";
 import { mean, medianInterval, total, upperMedian, type MedianInterval } from "./stats.js";
 import { stageUnits, unitSlots } from "../model/layout.js";
 import { seconds } from "../../cli/format.js";
@@ -270,6 +271,10 @@ export function buildReport(ex: Execution, prediction: ReportedPrediction, cores
   }
   const collectivesNote = heapNote(ex.plan, workers);
   if (collectivesNote !== undefined) notes.push(collectivesNote);
+  if (ex.numerics !== undefined) {
+    const parted = numericsVerdict(ex.model, ex.losses, ex.numerics).note;
+    if (parted !== undefined) notes.push(parted);
+  }
   if (ex.plan.pp === 1) notes.push("one pipeline stage: no bubble to compare");
   else if (predictedCritical !== undefined && predictedCritical.stage !== critical.stage) {
     notes.push(`stage ${critical.stage} was the busiest in the run, where stage ${predictedCritical.stage} was predicted to be: the bubble compared is stage ${critical.stage}'s (stage ${predictedCritical.stage} idled ${(100 * predictedCritical.bubbleFraction).toFixed(1)}% of the pipelined window)`);
