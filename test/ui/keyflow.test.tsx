@@ -165,7 +165,7 @@ describe("explorer key flows (tiny-gpt on 4 GPUs, in-thread planner)", () => {
 
 describe("expert parallelism and virtual stages", () => {
   it("mixtral: an ep column tells apart plans that differ only in ep, and m pins it", async () => {
-    ui = await startExplorer({ model: "mixtral-8x7b", gpus: 32, tp: 2, pp: 4 }, { size: { columns: 80, rows: 24 } });
+    ui = await startExplorer({ model: "mixtral-8x7b", gpus: 64, tp: 2, pp: 4 }, { size: { columns: 80, rows: 24 } });
     const first = await ui.waitFor(ready, "the simulator's ranking", 60_000);
     const ep = column(first, "ep");
     expect(ep).toBe(5); // # dp tp pp cp ep

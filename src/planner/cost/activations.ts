@@ -70,10 +70,15 @@ export function layerActivationBytes(model: ModelSpec, plan: Plan): LayerActivat
   const scores = headsPerRank * x * s * (BYTES_16 + (drop ? BYTES_MASK + BYTES_16 : 0));
   const core = plan.flashAttention ? BYTES_FP32 * headsPerRank * x : scores;
   // MLP block: norm input, FC1 input (routed copies for MoE), FC1 output(s), FC2 input, dropout mask.
+  // Sequence parallel keeps a dense FC1's input split over tp (its backward gathers it again); a mixture of
+  // experts' FC1 input is its routed copies, gathered whole on every tp rank by either Megatron-Core token
+  // dispatcher (allgather: the layer's input gathered, then permuted; alltoall: the copies gathered over tp
+  // after the ep exchange, moe/token_dispatcher.py) and kept so for the experts' weight gradients.
   const fc1Outputs = model.mlp === "swiglu" ? 2 : 1;
   const router = model.moe === undefined ? 0 : BYTES_FP32 * x * model.moe.experts / r;
+  const fc1Input = model.moe === undefined ? linearIn * x * h / r : linearIn * x * k * h;
   const mlp =
-    BYTES_16 * x * h / r + linearIn * x * k * h / r + BYTES_16 * x * k * f * fc1Outputs + linearIn * x * k * f +
+    BYTES_16 * x * h / r + fc1Input + BYTES_16 * x * k * f * fc1Outputs + linearIn * x * k * f +
     (drop ? BYTES_MASK * x * h / r : 0) + router;
 
   const none = attnLinear + core + mlp;
