@@ -184,12 +184,11 @@ export class ModelState implements ParamProvider {
    */
   private heldRoot: { readonly state: UnitState; uses: number } | undefined;
 
+  /** The embedding's state where this rank holds the embedding and a tied output layer reading it, under ZeRO 3. */
   private rootOf(unit: UnitSpec): UnitState | undefined {
     if (this.o.zero !== 3 || (unit.kind !== "embed" && unit.kind !== "head")) return undefined;
-    const embed = this.owner.get("embed.word");
-    const head = this.o.units.find((u) => u.kind === "head");
-    const tiedHead = head !== undefined && !this.owner.has("head.w") && this.owner.get("embed.word") === embed && this.units.has(head.name);
-    return tiedHead && this.o.units.some((u) => u.kind === "embed") ? embed : undefined;
+    const both = this.o.units.some((u) => u.kind === "embed") && this.o.units.some((u) => u.kind === "head");
+    return both && !this.owner.has("head.w") ? this.owner.get("embed.word") : undefined;
   }
 
   acquire(unit: UnitSpec): UnitParams {
