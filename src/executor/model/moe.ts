@@ -194,7 +194,7 @@ function alltoallDispatch(ctx: ModelContext): boolean {
 
 /**
  * The rows every tp rank received for its local experts, all-gathered over tp: expert i's rows from every tp
- * rank's block, in tp order (`rows` per expert and block). The inverse's layout: tpBlocks.
+ * rank's block, in tp order (`rows` per expert and block); scatterExpertRows takes them back in that layout.
  */
 function gatherExpertRows(ctx: ModelContext, perExpert: readonly Tensor[], rows: number): Tensor[] {
   const { tf } = ctx;
