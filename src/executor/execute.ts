@@ -2,6 +2,7 @@ import { totalmem } from "node:os";
 import type { ModelSpec, Plan } from "../spec/types.js";
 import { allocateFabric, layoutFabric } from "./comm/fabric.js";
 import { assembleWeights, maxWeightDifference, stepLosses, type Weights } from "./measure/weights.js";
+import { routingGroupTokens } from "./model/layout.js";
 import { DEFAULT_ADAM, type AdamConfig } from "./parallel/adam.js";
 import { fabricFor, workerCount } from "./parallel/grid.js";
 import type { BackendChoice } from "./run/backend.js";
@@ -118,9 +119,8 @@ function job(o: ExecuteOptions, plan: Plan, ranks: boolean): RankJob {
     model: o.model, plan, steps: (o.warmupSteps ?? 0) + o.steps, seed: o.seed ?? DEFAULT_SEED, adam: o.adam ?? DEFAULT_ADAM,
     backend: o.backend ?? "wasm", collectWeights: true, ...(o.fault === undefined || !ranks ? {} : { fault: o.fault }),
     ...(o.speedProbe === undefined || !ranks ? {} : { speedProbe: o.speedProbe }),
-    // The plan's routing groups (model/routing.ts), which the one-rank reference keeps: a cp rank's positions,
-    // and with tp and ep together a tp rank's of them (each routes its own, model/moe.ts alltoallDispatch).
-    ...(o.model.moe === undefined ? {} : { routingTokens: o.plan.seqLen / o.plan.cp / (o.plan.tp > 1 && o.plan.ep > 1 ? o.plan.tp : 1) }),
+    // The plan's routing groups, which the one-rank reference keeps.
+    ...(o.model.moe === undefined ? {} : { routingTokens: routingGroupTokens(o.model, o.plan) }),
   };
 }
 

@@ -3,7 +3,7 @@ import { divisorsOf } from "../math/divisors.js";
 import { totalParams } from "../planner/cost/params.js";
 import type { ModelSpec, Plan, Schedule } from "../spec/types.js";
 import { isVShape } from "../spec/virtual-stages.js";
-import { headKeepsTiedCopy } from "./model/layout.js";
+import { alltoallExperts, headKeepsTiedCopy, routingGroupTokens } from "./model/layout.js";
 
 /**
  * What the TensorFlow.js executor runs, beyond what resolvePlan already checks. Each rejection names the
@@ -98,7 +98,7 @@ function checkExecutorExperts(model: ModelSpec, plan: Plan): void {
     unsupported(field, plan.cp > 1 ? plan.cp : plan.seqLen, valid, "each expert takes a whole number of tokens from each routing group, a context-parallel rank's positions of a sequence (a capacity factor of 1)");
   }
   // With tp and ep together each tp rank routes its own positions: a group of seqLen / cp / tp.
-  if (plan.tp > 1 && plan.ep > 1 && ((plan.seqLen / plan.cp / plan.tp) * moe.topK) % moe.experts !== 0) {
+  if (alltoallExperts(model, plan) && (routingGroupTokens(model, plan) * moe.topK) % moe.experts !== 0) {
     unsupported("tp", plan.tp, `a divisor of the ${plan.seqLen / plan.cp} positions per context-parallel rank that leaves a multiple of ${step} per tp rank`,
       "with ep each tp rank routes its own positions as a group, from which each expert takes a whole number of tokens (a capacity factor of 1)");
   }

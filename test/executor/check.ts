@@ -20,6 +20,23 @@ export async function runPlan(gpus: number, input: PlanInput, o: { layers?: numb
   return execute({ model, plan, steps: o.steps ?? 5, timeoutSeconds: 30, reference: o.reference ?? true, ...(o.sharedHeap === undefined ? {} : { sharedHeap: o.sharedHeap }) });
 }
 
+/**
+ * The same plan (3 steps) with the ranks' heaps shared and with none: its collectives read the other
+ * ranks' heaps in the first run and went through the slots in the second, with the same losses and
+ * weights to the bit and the same bytes per purpose. The copying run with the one-rank reference where
+ * `reference` (default false), for its caller to check.
+ */
+export async function expectHeapFormsAgree(gpus: number, input: PlanInput, o: { model?: Partial<ModelSpec>; reference?: boolean } = {}): Promise<Execution> {
+  const shared = await runPlan(gpus, input, { ...o, steps: 3, reference: false });
+  const copied = await runPlan(gpus, input, { ...o, steps: 3, reference: o.reference ?? false, sharedHeap: false });
+  expect(shared.results.map((r) => r.heapCollectives)).toEqual(shared.results.map(() => true));
+  expect(copied.results.map((r) => r.heapCollectives)).toEqual(copied.results.map(() => false));
+  expect(copied.losses).toEqual(shared.losses);
+  expect(copied.results.map((r) => r.weights)).toEqual(shared.results.map((r) => r.weights));
+  expect(copied.results.map((r) => r.steps.map((s) => s.commBytesByPurpose))).toEqual(shared.results.map((r) => r.steps.map((s) => s.commBytesByPurpose)));
+  return copied;
+}
+
 /** Per-step losses within 1e-4 relative of the one-rank run of the same seed, final weights within 1e-3. */
 export function expectSameNumerics(ex: Execution): void {
   expect(ex.numerics).toBeDefined();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { expectBytes, expectFaithful, expectSameNumerics, expectStateBytes, runPlan } from "./check.js";
+import { expectBytes, expectFaithful, expectHeapFormsAgree, expectSameNumerics, expectStateBytes, runPlan } from "./check.js";
 import { stageSchedule } from "../../src/executor/parallel/schedule.js";
 import { modelUnits, unitSlots } from "../../src/executor/model/layout.js";
 import type { Execution } from "../../src/executor/execute.js";
@@ -21,13 +21,7 @@ describe("data parallel", () => {
     });
   }
   it("dp2, ZeRO 3 with every heap unshared: the weight gathers go through the slots, with the same losses to the bit and the same bytes", async () => {
-    const shared = await runPlan(2, { dp: 2, zero: 3 }, { steps: 3, reference: false });
-    const copied = await runPlan(2, { dp: 2, zero: 3 }, { steps: 3, reference: false, sharedHeap: false });
-    expect(shared.results.map((r) => r.heapCollectives)).toEqual([true, true]);
-    expect(copied.results.map((r) => r.heapCollectives)).toEqual([false, false]);
-    expect(copied.losses).toEqual(shared.losses);
-    expect(copied.results.map((r) => r.weights)).toEqual(shared.results.map((r) => r.weights));
-    expect(copied.results.map((r) => r.steps.map((s) => s.commBytesByPurpose))).toEqual(shared.results.map((r) => r.steps.map((s) => s.commBytesByPurpose)));
+    await expectHeapFormsAgree(2, { dp: 2, zero: 3 });
   });
   it("dp2, ZeRO 3, tied embeddings on one stage: the word table gathered once a pass, held for the output layer (FSDP's root unit)", async () => {
     const ex = await runPlan(2, { dp: 2, zero: 3 }, { model: { tiedEmbeddings: true }, steps: 3 });
@@ -50,13 +44,7 @@ describe("tensor parallel", () => {
     });
   }
   it("tp2 with every heap unshared: the collectives copy through the slots, with the same losses to the bit and the same bytes", async () => {
-    const shared = await runPlan(2, { tp: 2 }, { steps: 3, reference: false });
-    const copied = await runPlan(2, { tp: 2 }, { steps: 3, sharedHeap: false });
-    expectFaithful(copied);
-    expect(copied.results.map((r) => r.heapCollectives)).toEqual([false, false]);
-    expect(shared.results.map((r) => r.heapCollectives)).toEqual([true, true]);
-    expect(copied.losses).toEqual(shared.losses);
-    expect(copied.results.map((r) => r.steps.map((s) => s.commBytesByPurpose))).toEqual(shared.results.map((r) => r.steps.map((s) => s.commBytesByPurpose)));
+    expectFaithful(await expectHeapFormsAgree(2, { tp: 2 }, { reference: true }));
   });
 });
 
@@ -239,13 +227,7 @@ describe("mixture of experts (tiny-moe: tiny-gpt's layers with 4 experts each, t
     });
   }
   it("dp2 x ep2 with every heap unshared: the all-to-alls copy through the slots, with the same losses to the bit and the same bytes", async () => {
-    const shared = await runPlan(2, { dp: 2, ep: 2 }, { model: moe, steps: 3, reference: false });
-    const copied = await runPlan(2, { dp: 2, ep: 2 }, { model: moe, steps: 3, reference: false, sharedHeap: false });
-    expect(shared.results.map((r) => r.heapCollectives)).toEqual([true, true]);
-    expect(copied.results.map((r) => r.heapCollectives)).toEqual([false, false]);
-    expect(copied.losses).toEqual(shared.losses);
-    expect(copied.results.map((r) => r.weights)).toEqual(shared.results.map((r) => r.weights));
-    expect(copied.results.map((r) => r.steps.map((s) => s.commBytesByPurpose))).toEqual(shared.results.map((r) => r.steps.map((s) => s.commBytesByPurpose)));
+    await expectHeapFormsAgree(2, { dp: 2, ep: 2 }, { model: moe });
   });
   it("dp4 x ep2, ZeRO 2: each expert on two ranks, its gradients reduce-scattered between them (edp), the rest over all four", async () => {
     const ex = await runPlan(4, { dp: 4, ep: 2, zero: 2 }, { model: moe, steps: 3 });

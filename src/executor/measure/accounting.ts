@@ -1,7 +1,7 @@
 import { microBatchCount } from "../../spec/plan.js";
 import type { ModelSpec, Plan } from "../../spec/types.js";
 import { blockOf } from "../comm/fabric.js";
-import { chunkUnits, headKeepsTiedCopy, recomputedLayers, unitSlots, type UnitSpec } from "../model/layout.js";
+import { alltoallExperts, chunkUnits, headKeepsTiedCopy, recomputedLayers, unitSlots, type UnitSpec } from "../model/layout.js";
 import { coordsOf, epRankOf, tiedCopyFloats } from "../parallel/grid.js";
 import { replicatedCount } from "../parallel/sp-sync.js";
 import { stageSchedule } from "../parallel/schedule.js";
@@ -30,14 +30,6 @@ function add(out: PurposeElements, purpose: string, n: number): void {
 /** The units of stage `stage`, chunk by chunk. */
 function stageChunks(model: ModelSpec, plan: Plan, stage: number): UnitSpec[][] {
   return Array.from({ length: plan.virtualStages }, (_, c) => chunkUnits(model, plan, stage, c));
-}
-
-/**
- * Whether a plan runs a mixture of experts with tp and ep together, through Megatron-Core's alltoall token
- * dispatcher (model/moe.ts alltoallDispatch): the experts' rows all-gathered over tp after the ep exchange.
- */
-export function alltoallExperts(model: ModelSpec, plan: Plan): boolean {
-  return model.moe !== undefined && plan.tp > 1 && plan.ep > 1;
 }
 
 export function expectedElements(model: ModelSpec, plan: Plan, rank: number): PurposeElements {

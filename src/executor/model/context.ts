@@ -60,8 +60,8 @@ export interface ModelContext {
   readonly sp: boolean;
   /**
    * Positions of each sequence a mixture of experts' routing group holds (model/routing.ts: an expert's
-   * capacity is counted per group): seqLen / cp of the plan run, in the one-rank run that checks it too;
-   * absent: `tokens`.
+   * capacity is counted per group): the plan run's (layout.ts routingGroupTokens), in the one-rank run that
+   * checks it too; absent: `tokens`.
    */
   readonly routingTokens?: number;
   /** Expert parallel (a mixture of experts' experts split over its members); absent: every expert here. */

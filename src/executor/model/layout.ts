@@ -199,6 +199,24 @@ export function headKeepsTiedCopy(model: ModelSpec, plan: Plan): boolean {
 }
 
 /**
+ * Whether a plan runs a mixture of experts with tp and ep together, through Megatron-Core's alltoall token
+ * dispatcher (model/moe.ts alltoallDispatch): each tp rank routes its own rows, and the experts' rows are
+ * all-gathered over tp after the ep exchange.
+ */
+export function alltoallExperts(model: ModelSpec, plan: Plan): boolean {
+  return model.moe !== undefined && plan.tp > 1 && plan.ep > 1;
+}
+
+/**
+ * Positions of a sequence in one of a mixture of experts' routing groups (model/routing.ts): a cp rank's
+ * share, and under the alltoall dispatcher a tp rank's of it. The ranks and the one-rank run that checks
+ * the plan route by the same groups (ModelContext.routingTokens).
+ */
+export function routingGroupTokens(model: ModelSpec, plan: Plan): number {
+  return plan.seqLen / plan.cp / (alltoallExperts(model, plan) ? plan.tp : 1);
+}
+
+/**
  * The units of one model chunk, in forward order; a layer's experts are those of expert-parallel rank
  * `epRank` (all of them without expert parallelism).
  */

@@ -11,8 +11,8 @@ import { combine, combineBackward, dispatch, dispatchBackward, softmaxBackward, 
  * of its experts' outputs weighted by their router probabilities (GShard's combine; not renormalised over the
  * topK, as Mixtral does).
  *
- * Every expert takes G x topK / experts tokens of each routing group (G = seqLen / cp positions of a
- * sequence), and a copy whose expert is full is dropped (model/routing.ts, which routes, dispatches and
+ * Every expert takes G x topK / experts tokens of each routing group (G positions of a sequence,
+ * layout.ts routingGroupTokens), and a copy whose expert is full is dropped (model/routing.ts, which routes, dispatches and
  * combines). So every expert computes on exactly the tokens x topK / experts rows the cost model prices for
  * it (planner/cost/compute.ts: balanced routing), and since a group's routing depends on its own tokens
  * only, every split routes every token as the one-rank run with the same groups does, and reproduces its
@@ -96,8 +96,8 @@ function fromLocalRows(ctx: ModelContext, x: Tensor, rows: number): Tensor {
 /**
  * Under tensor parallelism, the experts' second-matrix biases (whole on every tp rank), one row per expert,
  * added after the reduction; else undefined: each expert adds its own to its output, so that it travels
- * with it (expert parallel sends an expert's outputs to the ranks whose tokens they are; validate.ts
- * refuses ep with tp, so here every expert is this rank's).
+ * with it (expert parallel sends an expert's outputs to the ranks whose tokens they are). With tp this is
+ * the allgather path (ep 1), so every expert is this rank's; tp with ep takes moeForwardAlltoall.
  */
 function biasesAfterReduction(ctx: ModelContext, p: UnitParams, n: string, experts: number): Tensor | undefined {
   if (!ctx.model.linearBias || ctx.tp.size === 1) return undefined;
@@ -224,10 +224,11 @@ function moeForwardAlltoall(ctx: ModelContext, p: UnitParams, n: string, b: Tens
   const pre: Tensor[][] = [];
   const act: Tensor[] = [];
   const partial = inputs.map((x, i) => {
-    const m = mlpActivation(ctx, p, expertName(n, first + i), x);
+    const e = expertName(n, first + i);
+    const m = mlpActivation(ctx, p, e, x);
     pre.push(m.pre);
     act.push(m.act);
-    return linear(tf, m.act, p.get(`${expertName(n, first + i)}.down.w`), undefined);
+    return linear(tf, m.act, p.get(`${e}.down.w`), undefined);
   });
   // Each expert's output bias, whole on every tp rank, added once: after the reduction, on this rank's rows.
   const outs = scatterExpertRows(ctx, partial, rows).map((y, i) => {

@@ -6,11 +6,12 @@ import { readNow, type Tf } from "./ops.js";
  * of the copies into the experts' buffers, the combine of the experts' outputs into each token's output,
  * and the backward of both. The experts, the router's linear layer and the expert-parallel exchange are
  * moe.ts's; what is here is what a mixture of experts adds besides GEMMs, which calibrate times on its own
- * (measure/routing.ts) so that the cost model can price it (planner/cost/compute.ts moeRoutingElements).
+ * (measure/routing.ts) so that the cost model can price it (planner/cost/moe-routing.ts moeRoutingBytes).
  *
  * Tokens are routed in groups (GShard section 2.2): each sequence's positions in contiguous runs of G, a
- * context-parallel rank's share of it (G = seqLen / cp; the one-rank run that checks a cp plan routes by
- * the same groups, so it drops the same copies). Every expert takes a fixed number of tokens from every
+ * context-parallel rank's share of it (G = seqLen / cp, and a tp rank's share of that under the alltoall
+ * dispatcher: layout.ts routingGroupTokens; the one-rank run that checks the plan routes by the same
+ * groups, so it drops the same copies). Every expert takes a fixed number of tokens from every
  * group, its capacity C = G x topK / experts (a capacity factor of 1): the group's token copies are assigned
  * in order of choice (every token's first choice before any second choice, GShard's top-2 gating), then of
  * position; a copy whose expert is full is dropped (it adds nothing to the token's output), and a slot no

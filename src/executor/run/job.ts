@@ -23,7 +23,8 @@ export interface RankJob {
   readonly speedProbe?: SpeedProbeSpec;
   /**
    * A mixture of experts' routing group, in positions of a sequence (ModelContext.routingTokens): the
-   * checked plan's seqLen / cp, for its ranks and for the one-rank run that checks it. Absent: each rank's own tokens.
+   * checked plan's (layout.ts routingGroupTokens), for its ranks and for the one-rank run that checks it.
+   * Absent: each rank's own tokens.
    */
   readonly routingTokens?: number;
 }
